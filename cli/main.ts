@@ -1,0 +1,19 @@
+// rebootctl's composition root: each sub-command lives in cli/commands and registers itself here.
+import { Command } from 'commander';
+import { registerAgentCommand } from './commands/agent.ts';
+import { registerBmcCommands } from './commands/bmc.ts';
+import { registerReportCommand } from './commands/report.ts';
+import { registerDlqCommands } from './commands/dlq.ts';
+import { registerDemoCommand } from './commands/demo.ts';
+
+const program = new Command('rebootctl')
+  .description('Coordinates xPU (DPU/IPU/SmartNIC) and host reboots: operator CLI and edge agent')
+  .showHelpAfterError();
+
+registerAgentCommand(program);
+registerBmcCommands(program);
+registerReportCommand(program);
+registerDlqCommands(program);
+registerDemoCommand(program);
+
+await program.parseAsync(process.argv);

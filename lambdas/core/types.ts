@@ -1,0 +1,212 @@
+// The domain's shared shapes: inventory, native events, reboots and agent commands.
+
+export type RebootKind = 'xpu' | 'host';
+
+export const REBOOT_STATUSES = [
+  'notified',
+  'preparing',
+  'extended',
+  'rebooting',
+  'recovering',
+  'completed',
+  'denied',
+  'failed',
+  'cancelled',
+] as const;
+export type RebootStatus = (typeof REBOOT_STATUSES)[number];
+
+/** Statuses in which a reboot still holds its node (the notice phase and after). */
+export const ACTIVE_STATUSES: readonly RebootStatus[] = ['notified', 'preparing', 'extended', 'rebooting', 'recovering'];
+/** The notice phase: the only phase in which extensions may be granted. */
+export const NOTICE_STATUSES: readonly RebootStatus[] = ['notified', 'preparing', 'extended'];
+
+export const DENY_CONDITIONS = ['xpu-rebooting', 'reprovisioning'] as const;
+export type DenyCondition = (typeof DENY_CONDITIONS)[number];
+
+export interface XpuRebootPolicy {
+  noticeSeconds: number;
+  maxExtensionSeconds: number;
+  maxExtensions: number;
+  /** How long after the reboot the xPU may take to report `xpu.ready` before the reboot is `failed`. */
+  recoverySeconds: number;
+  /** How long the watchdog is held for a core dump after a crash. */
+  coredumpSeconds: number;
+  /** Silence from the host agent longer than this during the notice phase is recorded as a silent host. */
+  heartbeatSeconds: number;
+  /** Timeout of commands outside the notice phase (restore-pcie, resume-workloads, ...). */
+  commandSeconds: number;
+  /** After the xPU is back: resume workloads, or reboot the host gracefully. */
+  afterReady: 'resume-workloads' | 'reboot-host';
+}
+
+export interface HostRebootPolicy {
+  denyWhile: DenyCondition[];
+  /** How long the host may take from the request to `host.ready` before the reboot is `failed`. */
+  returnSeconds: number;
+  commandSeconds: number;
+  heartbeatSeconds: number;
+}
+
+export interface Policy {
+  xpuReboot: XpuRebootPolicy;
+  hostReboot: HostRebootPolicy;
+}
+
+export interface XpuDef {
+  id: string;
+  redfishSystem?: string;
+  persistentPower: boolean;
+}
+
+export interface NodeDef {
+  id: string;
+  rack?: string;
+  zone?: string;
+  tenant?: string;
+  trusted: boolean;
+  redfishSystem?: string;
+  bmcToken?: string;
+  agentToken?: string;
+  xpus: XpuDef[];
+  /** The node's effective policy: the inventory defaults with the node's overrides applied. */
+  policy: Policy;
+}
+
+export interface Inventory {
+  policy: Policy;
+  nodes: NodeDef[];
+}
+
+export const NATIVE_EVENT_TYPES = [
+  'xpu.reboot.pending',
+  'xpu.down',
+  'xpu.ready',
+  'xpu.crashed',
+  'host.reboot.requested',
+  'host.down',
+  'host.ready',
+] as const;
+export type NativeEventType = (typeof NATIVE_EVENT_TYPES)[number];
+
+/** A native event as it travels through the ingest queue, whatever its source. */
+export interface NativeEvent {
+  id: string;
+  type: NativeEventType;
+  node: string;
+  xpu?: string;
+  /** ISO 8601 time the event happened at its source (BMC or agent); the receive time when absent. */
+  time: string;
+  data?: Record<string, unknown>;
+  source: 'native' | 'redfish';
+  /** Durable idempotency key: the same key twice starts nothing new. */
+  dedupKey: string;
+  /** When the API accepted it. */
+  receivedAt: string;
+  /** For redfish-sourced events: the MessageId that mapped to this type. */
+  messageId?: string;
+}
+
+export interface HistoryEntry {
+  at: string;
+  phase: string;
+  detail: string;
+}
+
+export interface Extension {
+  at: string;
+  requested: number;
+  granted: number;
+  reason: string;
+  deadline: string;
+}
+
+export interface ExtensionRefusal {
+  at: string;
+  requested: number;
+  reason: string;
+}
+
+export const COMMAND_TYPES = [
+  'migrate-workloads',
+  'protect-pcie',
+  'allow-coredump',
+  'proceed-reboot',
+  'restore-pcie',
+  'resume-workloads',
+  'reboot-host',
+  'free-host-context',
+  'reprovision',
+  'deny-host-reboot',
+] as const;
+export type CommandType = (typeof COMMAND_TYPES)[number];
+
+export const COMMAND_RESULT_STATUSES = ['succeeded', 'failed', 'running', 'skipped'] as const;
+export type CommandResultStatus = (typeof COMMAND_RESULT_STATUSES)[number];
+/** `timed-out`: the workflow stopped waiting for it (deadline or heartbeat). */
+export type CommandStatus = 'pending' | 'delivered' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'timed-out';
+export const FINAL_COMMAND_STATUSES: readonly CommandStatus[] = ['succeeded', 'failed', 'skipped', 'timed-out'];
+
+/** A command as agents receive it (contract section 3). */
+export interface Command {
+  id: string;
+  type: CommandType;
+  rebootId: string;
+  node: string;
+  xpu: string | null;
+  args: Record<string, unknown>;
+  deadline: string;
+}
+
+/** What a reboot remembers of each command it sent. */
+export interface CommandSummary {
+  id: string;
+  type: CommandType;
+  agent: string;
+  step: string;
+  status: CommandStatus;
+  at: string;
+  output?: string;
+}
+
+export interface Reboot {
+  id: string;
+  kind: RebootKind;
+  node: string;
+  xpu: string | null;
+  status: RebootStatus;
+  /** xPU reboot: `planned` (announced) or `crash`. Host reboot: how it was requested. */
+  mode: 'planned' | 'crash' | 'shell' | 'ipmi' | 'perst' | 'other';
+  reason?: string;
+  rack?: string;
+  zone?: string;
+  tenant?: string;
+  /** When notice was given (the event time). */
+  notifiedAt: string;
+  /** xPU reboot: the time the watchdog fires; moves with extensions. Host reboot: null. */
+  deadline: string | null;
+  /** Notice the reboot was announced with, before any extension. */
+  noticeSeconds: number;
+  /** The policy's notice at the time of the reboot, for compliance. */
+  policyNoticeSeconds: number;
+  extensions: Extension[];
+  refusals: ExtensionRefusal[];
+  forced: boolean;
+  /** What was still outstanding when the reboot was forced. */
+  outstanding: string[];
+  commands: Record<string, CommandSummary>;
+  /** Signals seen from events, as event times. */
+  crashedAt?: string;
+  downAt?: string;
+  readyAt?: string;
+  hostDownAt?: string;
+  hostReadyAt?: string;
+  /** Host reboot: xPUs seen ready again after the host reset, by xPU id. */
+  xpuReadyAt?: Record<string, string>;
+  /** Host reboot: tenant before and after. */
+  nextTenant?: string;
+  denyReason?: string;
+  rebootingAt?: string;
+  endedAt?: string;
+  history: HistoryEntry[];
+  version: number;
+}
