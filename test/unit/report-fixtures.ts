@@ -155,3 +155,53 @@ export function recordedDay(): Reboot[] {
     xpuReboot('x-at-to', 'node-f', t('+1 00:00'), { status: 'notified' }),
   ];
 }
+
+/** A strict RFC 4180 reader, written here so the test does not trust the writer's own idea of CSV. */
+export function parseCsv(text: string): string[][] {
+  const records: string[][] = [];
+  let field = '';
+  let record: string[] = [];
+  let i = 0;
+  let quoted = false;
+  while (i < text.length) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i += 2;
+      } else if (c === '"') {
+        quoted = false;
+        i++;
+        if (i < text.length && text[i] !== ',' && text[i] !== '\r') throw new Error(`junk after closing quote at ${i}`);
+      } else {
+        field += c;
+        i++;
+      }
+    } else if (c === '"') {
+      if (field !== '') throw new Error(`quote inside an unquoted field at ${i}`);
+      quoted = true;
+      i++;
+    } else if (c === ',') {
+      record.push(field);
+      field = '';
+      i++;
+    } else if (c === '\r' && text[i + 1] === '\n') {
+      record.push(field);
+      records.push(record);
+      record = [];
+      field = '';
+      i += 2;
+    } else if (c === '\n' || c === '\r') {
+      throw new Error(`bare line break at ${i}`);
+    } else {
+      field += c;
+      i++;
+    }
+  }
+  if (quoted) throw new Error('unterminated quoted field');
+  if (field !== '' || record.length) {
+    record.push(field);
+    records.push(record);
+  }
+  return records;
+}
