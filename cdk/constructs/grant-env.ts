@@ -1,0 +1,95 @@
+// Wires a resource into a function: the env var naming it and the IAM grant that makes it usable, in one call.
+import { Validations } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
+import { nagArn } from './nag.ts';
+
+export type TableAccess = 'read' | 'readWrite';
+
+const ENV_NAME = /^[A-Z][A-Z0-9_]*$/;
+const wired = new WeakMap<LambdaFunction, Set<string>>();
+
+function claim(fn: LambdaFunction, name: string): void {
+  if (!ENV_NAME.test(name)) throw new Error(`${fn.node.path}: env var name ${name} is not UPPER_SNAKE`);
+  const names = wired.get(fn) ?? new Set<string>();
+  if (names.has(name)) throw new Error(`${fn.node.path}: ${name} is wired twice`);
+  names.add(name);
+  wired.set(fn, names);
+}
+
+/** The env vars grantEnv set on a function (for tests and for the report). */
+export function wiredEnv(fn: LambdaFunction): string[] {
+  return [...(wired.get(fn) ?? [])].sort();
+}
+
+/** TABLE_NAME-style: the table's name, with read or read/write data access. */
+export function grantEnv(fn: LambdaFunction, name: string, target: ITable, access: TableAccess): void;
+/** QUEUE_URL-style: the queue's URL, with sqs:SendMessage. */
+export function grantEnv(fn: LambdaFunction, name: string, target: IQueue, access: 'send'): void;
+/** REPORT_BUCKET-style: the bucket's name, with s3:PutObject only. */
+export function grantEnv(fn: LambdaFunction, name: string, target: IBucket, access: 'put'): void;
+/** *_WORKFLOW_ARN-style: the state machine's ARN, with states:StartExecution on it. */
+export function grantEnv(fn: LambdaFunction, name: string, target: IStateMachine, access: 'start'): void;
+export function grantEnv(
+  fn: LambdaFunction,
+  name: string,
+  target: ITable | IQueue | IBucket | IStateMachine,
+  access: TableAccess | 'send' | 'put' | 'start',
+): void {
+  claim(fn, name);
+  switch (access) {
+    case 'read':
+    case 'readWrite': {
+      const table = target as ITable;
+      if (access === 'read') table.grantReadData(fn);
+      else table.grantReadWriteData(fn);
+      fn.addEnvironment(name, table.tableName);
+      Validations.of(fn).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::${nagArn(table)}/index/*]`,
+        reason: `Queries on the secondary indexes of ${name} (index ARNs are <table>/index/<name>).`,
+      });
+      return;
+    }
+    case 'send': {
+      const queue = target as IQueue;
+      queue.grantSendMessages(fn);
+      fn.addEnvironment(name, queue.queueUrl);
+      return;
+    }
+    case 'put': {
+      const bucket = target as IBucket;
+      // grantPut would add s3:Abort* and PutObjectLegalHold/Retention/Tagging; a report writer needs none of them.
+      fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects('*')] }));
+      fn.addEnvironment(name, bucket.bucketName);
+      Validations.of(fn).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::${nagArn(bucket)}/*]`,
+        reason: `Writes new report objects into ${name}; put only, no read, list or delete.`,
+      });
+      return;
+    }
+    case 'start': {
+      const machine = target as IStateMachine;
+      machine.grantStartExecution(fn);
+      fn.addEnvironment(name, machine.stateMachineArn);
+      return;
+    }
+  }
+}
+
+export type TaskCallback = 'SendTaskSuccess' | 'SendTaskFailure' | 'SendTaskHeartbeat';
+
+/**
+ * Lets a function answer callback Tasks. The SendTask* actions take a task token, not a
+ * resource, so IAM accepts no narrower Resource than `*`.
+ */
+export function grantTaskCallbacks(fn: LambdaFunction, callbacks: TaskCallback[]): void {
+  fn.addToRolePolicy(new PolicyStatement({ actions: callbacks.map((c) => `states:${c}`), resources: ['*'] }));
+  Validations.of(fn).acknowledge({
+    id: 'AwsSolutions-IAM5[Resource::*]',
+    reason: 'states:SendTaskSuccess/Failure/Heartbeat act on task tokens and support no resource-level permissions.',
+  });
+}

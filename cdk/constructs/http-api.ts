@@ -1,0 +1,128 @@
+// The public HTTP API (CONTRACT.md §3): every route proxies to the one `api` function, all but /healthz behind the authorizer.
+import { Duration, Validations } from 'aws-cdk-lib';
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
+import {
+  HttpApi,
+  HttpMethod,
+  HttpNoneAuthorizer,
+  HttpStage,
+  LogGroupLogDestination,
+  type HttpRoute,
+} from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpLambdaAuthorizer, HttpLambdaResponseType } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { LogGroup } from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { removalPolicyOf, retentionOf, type StageConfig } from '../config.ts';
+
+/** The contract's routes. `public` routes skip the authorizer. */
+export const ROUTES: readonly { method: HttpMethod; path: string; public?: true }[] = [
+  { method: HttpMethod.GET, path: '/healthz', public: true },
+  { method: HttpMethod.POST, path: '/v1/events/redfish' },
+  { method: HttpMethod.POST, path: '/v1/events' },
+  { method: HttpMethod.GET, path: '/v1/reboots' },
+  { method: HttpMethod.GET, path: '/v1/reboots/{id}' },
+  { method: HttpMethod.POST, path: '/v1/reboots/{id}/extensions' },
+  { method: HttpMethod.GET, path: '/v1/agents/{agentId}/commands' },
+  { method: HttpMethod.POST, path: '/v1/agents/{agentId}/commands/{cmdId}' },
+  { method: HttpMethod.GET, path: '/v1/reports/compliance' },
+];
+
+/**
+ * API Gateway ends every integration at 30 s (a hard HTTP API limit), so the API caps an agent's
+ * `?wait=` long poll at 25 s server side: the empty answer then still reaches the agent, which polls again.
+ */
+export const LONG_POLL_MAX_SECONDS = 25;
+
+/**
+ * One JSON line per request. Deliberately no query string, headers or `$context.authorizer.*`
+ * values: BMCs that cannot send headers put their bearer token in `?access_token=`.
+ */
+const ACCESS_LOG_FORMAT = AccessLogFormat.custom(
+  JSON.stringify({
+    requestId: '$context.requestId',
+    requestTime: '$context.requestTime',
+    sourceIp: '$context.identity.sourceIp',
+    userAgent: '$context.identity.userAgent',
+    routeKey: '$context.routeKey',
+    path: '$context.path',
+    status: '$context.status',
+    responseLength: '$context.responseLength',
+    responseLatency: '$context.responseLatency',
+    integrationStatus: '$context.integrationStatus',
+    integrationLatency: '$context.integrationLatency',
+    integrationError: '$context.integrationErrorMessage',
+    authorizerError: '$context.authorizer.error',
+    authorizerLatency: '$context.authorizer.latency',
+  }),
+);
+
+export interface CoordinatorHttpApiProps {
+  config: StageConfig;
+  handler: IFunction;
+  authorizer: IFunction;
+}
+
+export class CoordinatorHttpApi extends Construct {
+  readonly api: HttpApi;
+  readonly stage: HttpStage;
+  readonly routes: HttpRoute[];
+  readonly accessLogs: LogGroup;
+
+  constructor(scope: Construct, id: string, props: CoordinatorHttpApiProps) {
+    super(scope, id);
+    const { config } = props;
+    this.api = new HttpApi(this, 'Api', {
+      apiName: `${config.stage}-xpu-reboot-coordinator`,
+      description: 'xPU reboot coordinator: Redfish webhook, native events, reboots, agent commands, reports',
+      createDefaultStage: false,
+    });
+
+    // A REQUEST authorizer with NO identity source and caching off. HTTP APIs answer 401 without
+    // calling the authorizer when any listed identity source is missing, so listing both
+    // `$request.header.Authorization` and `$request.querystring.access_token` would demand both,
+    // and listing only the header would lock out BMCs that can only put the token in the URL
+    // (RFC 6750 §2.3). Without an identity source API Gateway cannot cache, so the function runs on
+    // every request; it reads one hashed-token item, and may keep a short in-memory cache itself.
+    const authorizer = new HttpLambdaAuthorizer('TokenAuthorizer', props.authorizer, {
+      authorizerName: 'token',
+      responseTypes: [HttpLambdaResponseType.SIMPLE],
+      identitySource: [],
+      resultsCacheTtl: Duration.seconds(0),
+    });
+    // No `timeout`: unset is API Gateway's maximum, 30 s (CDK only accepts up to 29 s when set).
+    const integration = new HttpLambdaIntegration('ApiIntegration', props.handler);
+    this.routes = ROUTES.flatMap((r) =>
+      this.api.addRoutes({
+        path: r.path,
+        methods: [r.method],
+        integration,
+        authorizer: r.public ? new HttpNoneAuthorizer() : authorizer,
+      }),
+    );
+    const healthz = this.routes.find((r) => r.path === '/healthz');
+    if (healthz) {
+      Validations.of(healthz).acknowledge({
+        id: 'AwsSolutions-APIG4',
+        reason: 'GET /healthz is public by contract (load balancers and uptime checks) and reveals nothing.',
+      });
+    }
+
+    this.accessLogs = new LogGroup(this, 'AccessLogs', {
+      retention: retentionOf(config),
+      removalPolicy: removalPolicyOf(config),
+    });
+    this.stage = new HttpStage(this, 'DefaultStage', {
+      httpApi: this.api,
+      stageName: '$default',
+      autoDeploy: true,
+      throttle: { rateLimit: config.apiThrottleRate, burstLimit: config.apiThrottleBurst },
+      accessLogSettings: { destination: new LogGroupLogDestination(this.accessLogs), format: ACCESS_LOG_FORMAT },
+    });
+  }
+
+  get url(): string {
+    return this.stage.url;
+  }
+}

@@ -1,0 +1,137 @@
+// Alarms on everything that means a reboot went wrong or an event was lost, an encrypted SNS topic, and a dashboard.
+import { Duration } from 'aws-cdk-lib';
+import {
+  Alarm,
+  AlarmStatusWidget,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  Metric,
+  TreatMissingData,
+  type IMetric,
+} from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { removalPolicyOf, type StageConfig } from '../config.ts';
+import { METRICS_NAMESPACE, serviceName } from './coordinator-function.ts';
+import type { Workflow } from './workflows.ts';
+
+export interface MonitoringProps {
+  config: StageConfig;
+  deadLetterQueue: IQueue;
+  ingest: IFunction;
+  api: IFunction;
+  workflows: readonly Workflow[];
+}
+
+export class Monitoring extends Construct {
+  readonly topic: Topic;
+  readonly alarms: Alarm[] = [];
+  readonly dashboard: Dashboard;
+  private readonly config: StageConfig;
+
+  constructor(scope: Construct, id: string, props: MonitoringProps) {
+    super(scope, id);
+    this.config = props.config;
+    const { config } = props;
+
+    // CloudWatch alarms cannot publish to a topic under the AWS managed SNS key (its policy is
+    // fixed), so the topic gets a customer managed key that lets CloudWatch use it.
+    const key = new Key(this, 'AlarmTopicKey', {
+      description: `${config.stage} xpu-reboot-coordinator alarm topic`,
+      enableKeyRotation: true,
+      removalPolicy: removalPolicyOf(config),
+    });
+    key.grant(new ServicePrincipal('cloudwatch.amazonaws.com'), 'kms:Decrypt', 'kms:GenerateDataKey*');
+    this.topic = new Topic(this, 'AlarmTopic', {
+      displayName: `${config.stage} xPU reboot coordinator alarms`,
+      masterKey: key,
+      enforceSSL: true,
+    });
+    if (config.alarmEmail) this.topic.addSubscription(new EmailSubscription(config.alarmEmail));
+
+    const fiveMinutes = Duration.minutes(5);
+    const custom = (metricName: string, statistic: string) =>
+      new Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName,
+        dimensionsMap: { service: serviceName(config) },
+        statistic,
+        period: fiveMinutes,
+      });
+
+    const dlqDepth = props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+      period: Duration.minutes(1),
+      statistic: 'Maximum',
+    });
+    this.alarm('IngestDlqNotEmpty', dlqDepth, 'Events reached the ingest DLQ: they were not processed after 5 tries.');
+    const ingestErrors = props.ingest.metricErrors({ period: fiveMinutes, statistic: 'Sum' });
+    this.alarm('IngestErrors', ingestErrors, 'The ingest function failed (whole invocations, not single records).');
+    const rebootFailed = custom('RebootFailed', 'Sum');
+    this.alarm('RebootFailed', rebootFailed, 'A reboot ended as failed.');
+    const quietBmcs = custom('QuietBmcs', 'Maximum');
+    this.alarm('QuietBmcs', quietBmcs, 'BMCs sent nothing within their interval: reboots on those nodes go unseen.');
+
+    const failed: IMetric[] = [];
+    const timedOut: IMetric[] = [];
+    for (const wf of props.workflows) {
+      const name = wf.stateMachine.node.id;
+      // Labels only on the dashboard: a labelled metric turns an alarm into metric math.
+      const f = wf.stateMachine.metricFailed({ period: fiveMinutes, statistic: 'Sum' });
+      const t = wf.stateMachine.metricTimedOut({ period: fiveMinutes, statistic: 'Sum' });
+      this.alarm(`${name}ExecutionsFailed`, f, `A ${name} execution failed.`);
+      this.alarm(`${name}ExecutionsTimedOut`, t, `A ${name} execution timed out.`);
+      failed.push(f.with({ label: `${name} failed` }));
+      timedOut.push(t.with({ label: `${name} timed out` }));
+    }
+
+    this.dashboard = new Dashboard(this, 'Dashboard', {
+      dashboardName: `${config.stage}-xpu-reboot-coordinator`,
+      defaultInterval: Duration.hours(24),
+    });
+    this.dashboard.addWidgets(
+      new AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24, height: 4 }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({ title: 'Reboots failed / quiet BMCs', left: [rebootFailed], right: [quietBmcs], width: 12 }),
+      new GraphWidget({ title: 'Workflow executions failed / timed out', left: [...failed, ...timedOut], width: 12 }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Ingest',
+        left: [ingestErrors, props.ingest.metricInvocations({ period: fiveMinutes, statistic: 'Sum' })],
+        right: [dlqDepth],
+        width: 12,
+      }),
+      new GraphWidget({
+        title: 'API function',
+        left: [props.api.metricErrors({ period: fiveMinutes, statistic: 'Sum' })],
+        right: [props.api.metricDuration({ period: fiveMinutes, statistic: 'p99' })],
+        width: 12,
+      }),
+    );
+  }
+
+  /** Anything above zero alarms; no data (nothing happened) is fine. */
+  private alarm(id: string, metric: IMetric, description: string): Alarm {
+    const alarm = new Alarm(this, id, {
+      alarmName: `${this.config.stage}-xpu-reboot-coordinator-${id}`,
+      alarmDescription: description,
+      metric,
+      threshold: 0,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+    alarm.addAlarmAction(new SnsAction(this.topic));
+    alarm.addOkAction(new SnsAction(this.topic));
+    this.alarms.push(alarm);
+    return alarm;
+  }
+}

@@ -1,0 +1,39 @@
+// The DynamoDB tables: reboots/inventory/commands in one single-table design, and Powertools idempotency records.
+import { AttributeType, BillingMode, ProjectionType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import { Construct } from 'constructs';
+import { removalPolicyOf, type StageConfig } from '../config.ts';
+
+export class Tables extends Construct {
+  /** pk/sk, GSI gsi1 (gsi1pk/gsi1sk), TTL `ttl`. Items (nodes, hashed tokens) are written by `rebootctl inventory push`. */
+  readonly reboots: Table;
+  /** Powertools idempotency layout: pk `id`, TTL `expiration`. */
+  readonly idempotency: Table;
+
+  constructor(scope: Construct, id: string, props: { config: StageConfig }) {
+    super(scope, id);
+    const common = {
+      billingMode: BillingMode.PAY_PER_REQUEST,
+      encryption: TableEncryption.AWS_MANAGED,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      removalPolicy: removalPolicyOf(props.config),
+      deletionProtection: props.config.removalPolicy === 'retain',
+    };
+    this.reboots = new Table(this, 'RebootsTable', {
+      ...common,
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      sortKey: { name: 'sk', type: AttributeType.STRING },
+      timeToLiveAttribute: 'ttl',
+    });
+    this.reboots.addGlobalSecondaryIndex({
+      indexName: 'gsi1',
+      partitionKey: { name: 'gsi1pk', type: AttributeType.STRING },
+      sortKey: { name: 'gsi1sk', type: AttributeType.STRING },
+      projectionType: ProjectionType.ALL,
+    });
+    this.idempotency = new Table(this, 'IdempotencyTable', {
+      ...common,
+      partitionKey: { name: 'id', type: AttributeType.STRING },
+      timeToLiveAttribute: 'expiration',
+    });
+  }
+}

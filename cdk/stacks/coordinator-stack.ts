@@ -1,0 +1,199 @@
+// The whole AWS deployment of the coordinator in one env-agnostic stack: the production twin of `npm start`.
+import { Annotations, CfnOutput, Duration, Stack, TimeZone, Validations, type StackProps } from 'aws-cdk-lib';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { Schedule, ScheduleExpression } from 'aws-cdk-lib/aws-scheduler';
+import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
+import type { Construct } from 'constructs';
+import type { StageConfig } from '../config.ts';
+import { coordinatorFunction, type CoordinatorFunctionProps } from '../constructs/coordinator-function.ts';
+import { grantEnv, grantTaskCallbacks } from '../constructs/grant-env.ts';
+import { CoordinatorHttpApi, LONG_POLL_MAX_SECONDS } from '../constructs/http-api.ts';
+import { IngestQueue } from '../constructs/ingest-queue.ts';
+import { Monitoring } from '../constructs/monitoring.ts';
+import { nagArn } from '../constructs/nag.ts';
+import { ReportBucket } from '../constructs/report-bucket.ts';
+import { Tables } from '../constructs/tables.ts';
+import { Workflows } from '../constructs/workflows.ts';
+
+/** The ASL placeholders and the functions whose ARNs fill them (the local stack fills the same names). */
+export const PLACEHOLDER_FUNCTIONS = { AwaitFunctionArn: 'workflow-await', StepFunctionArn: 'workflow-step' } as const;
+
+/** Workflows the ingest function expects; a missing file is a synth warning, not an error. */
+export const EXPECTED_WORKFLOWS = ['xpu-reboot', 'host-reboot'] as const;
+
+export interface CoordinatorStackProps extends StackProps {
+  config: StageConfig;
+  /** Repository root (esbuild working directory, lock file). */
+  projectRoot: string;
+  /** Folder of the Lambda entries, `<name>.ts` each. */
+  entryDir: string;
+  /** Folder of the `*.asl.json` workflow definitions. */
+  workflowsDir: string;
+}
+
+export class CoordinatorStack extends Stack {
+  readonly config: StageConfig;
+  readonly functions: Record<CoordinatorFunctionProps['name'], NodejsFunction>;
+  readonly tables: Tables;
+  readonly ingestQueue: IngestQueue;
+  readonly reports: ReportBucket;
+  readonly workflows: Workflows;
+  readonly httpApi: CoordinatorHttpApi;
+  readonly monitoring: Monitoring;
+
+  constructor(scope: Construct, id: string, props: CoordinatorStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+    this.config = config;
+    const fn = (name: CoordinatorFunctionProps['name'], id: string, rest: Pick<CoordinatorFunctionProps, 'description' | 'timeout' | 'memorySize'>) =>
+      coordinatorFunction(this, id, { name, config, entryDir: props.entryDir, projectRoot: props.projectRoot, ...rest });
+
+    this.tables = new Tables(this, 'Data', { config });
+    const { reboots, idempotency } = this.tables;
+
+    const api = fn('api', 'ApiFunction', {
+      description: 'HTTP API (hono): webhook, events, reboots, agent long polls, reports',
+      // Above API Gateway's 30 s integration limit, so a long poll (capped at 25 s) never dies mid-write.
+      timeout: Duration.seconds(35),
+      memorySize: 512,
+    });
+    const authorizer = fn('authorizer', 'AuthorizerFunction', {
+      description: 'HTTP API authorizer: bearer or ?access_token= against SHA-256 token hashes',
+      timeout: Duration.seconds(5),
+    });
+    const ingest = fn('ingest', 'IngestFunction', {
+      description: 'SQS consumer: maps events, deduplicates, starts and signals workflows',
+      timeout: Duration.seconds(30),
+      memorySize: 512,
+    });
+    const workflowAwait = fn('workflow-await', 'WorkflowAwaitFunction', {
+      description: 'Callback Tasks (.waitForTaskToken): sends a command and parks the token',
+      timeout: Duration.seconds(30),
+    });
+    const workflowStep = fn('workflow-step', 'WorkflowStepFunction', {
+      description: 'Plain workflow Tasks: records phases and decisions',
+      timeout: Duration.seconds(30),
+    });
+    const report = fn('report', 'ReportFunction', {
+      description: 'Daily compliance report (JSON + HTML) into the report bucket',
+      timeout: Duration.minutes(5),
+      memorySize: 1024,
+    });
+    const watchdog = fn('watchdog', 'WatchdogFunction', {
+      description: 'Every 5 minutes: counts BMCs quiet for longer than their interval (QuietBmcs)',
+      timeout: Duration.minutes(1),
+    });
+    this.functions = {
+      api,
+      authorizer,
+      ingest,
+      'workflow-await': workflowAwait,
+      'workflow-step': workflowStep,
+      report,
+      watchdog,
+    };
+
+    this.ingestQueue = new IngestQueue(this, 'Ingest', { consumerTimeout: ingest.timeout ?? Duration.seconds(30) });
+    this.reports = new ReportBucket(this, 'Reports', { config });
+
+    this.workflows = new Workflows(this, 'Workflows', {
+      directory: props.workflowsDir,
+      functions: Object.fromEntries(
+        Object.entries(PLACEHOLDER_FUNCTIONS).map(([placeholder, name]) => [placeholder, this.functions[name]]),
+      ),
+      config,
+    });
+    const found = new Set(this.workflows.workflows.map((w) => w.stem));
+    for (const stem of EXPECTED_WORKFLOWS.filter((s) => !found.has(s))) {
+      Annotations.of(this).addWarningV2(
+        'xpu-reboot-coordinator:MissingWorkflow',
+        `${stem}.asl.json is missing from ${props.workflowsDir}: the ingest function gets no ARN for it`,
+      );
+    }
+
+    // Each env var and the permission behind it, in one line (grant-env.ts).
+    grantEnv(api, 'TABLE_NAME', reboots, 'readWrite');
+    grantEnv(api, 'QUEUE_URL', this.ingestQueue.queue, 'send');
+    api.addEnvironment('LONG_POLL_MAX_SECONDS', String(LONG_POLL_MAX_SECONDS));
+    grantTaskCallbacks(api, ['SendTaskSuccess', 'SendTaskFailure', 'SendTaskHeartbeat']);
+
+    grantEnv(authorizer, 'TABLE_NAME', reboots, 'read');
+
+    grantEnv(ingest, 'TABLE_NAME', reboots, 'readWrite');
+    grantEnv(ingest, 'IDEMPOTENCY_TABLE_NAME', idempotency, 'readWrite');
+    for (const wf of this.workflows.workflows) grantEnv(ingest, wf.envName, wf.stateMachine, 'start');
+    grantTaskCallbacks(ingest, ['SendTaskSuccess', 'SendTaskHeartbeat']);
+    ingest.addEventSource(
+      new SqsEventSource(this.ingestQueue.queue, {
+        batchSize: 10,
+        maxBatchingWindow: Duration.seconds(1),
+        reportBatchItemFailures: true,
+        maxConcurrency: config.ingestMaxConcurrency,
+      }),
+    );
+
+    grantEnv(workflowAwait, 'TABLE_NAME', reboots, 'readWrite');
+    grantTaskCallbacks(workflowAwait, ['SendTaskSuccess']);
+    grantEnv(workflowStep, 'TABLE_NAME', reboots, 'readWrite');
+
+    grantEnv(report, 'TABLE_NAME', reboots, 'read');
+    grantEnv(report, 'REPORT_BUCKET', this.reports.bucket, 'put');
+    grantEnv(watchdog, 'TABLE_NAME', reboots, 'read');
+
+    this.schedule('DailyReport', report, {
+      description: 'Daily compliance report',
+      expression: ScheduleExpression.expression(config.reportSchedule, TimeZone.of(config.reportTimeZone)),
+      retryAttempts: 3,
+      maxEventAge: Duration.hours(6),
+    });
+    this.schedule('Watchdog', watchdog, {
+      description: 'Quiet-BMC watchdog',
+      expression: ScheduleExpression.rate(Duration.minutes(5)),
+      // A late run is worthless: the next one is 5 minutes away.
+      retryAttempts: 0,
+      maxEventAge: Duration.minutes(5),
+    });
+
+    this.httpApi = new CoordinatorHttpApi(this, 'Http', { config, handler: api, authorizer });
+
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      config,
+      deadLetterQueue: this.ingestQueue.deadLetterQueue,
+      ingest,
+      api,
+      workflows: this.workflows.workflows,
+    });
+
+    new CfnOutput(this, 'ApiUrl', { value: this.httpApi.url, description: 'Base URL of the HTTP API' });
+    new CfnOutput(this, 'TableName', { value: reboots.tableName });
+    new CfnOutput(this, 'ReportBucketName', { value: this.reports.bucket.bucketName });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn });
+    for (const wf of this.workflows.workflows) {
+      new CfnOutput(this, `${wf.stateMachine.node.id}Arn`, { value: wf.stateMachine.stateMachineArn });
+    }
+  }
+
+  /** An EventBridge Scheduler schedule invoking `target`, with a role that may invoke only it. */
+  private schedule(
+    id: string,
+    target: NodejsFunction,
+    opts: { description: string; expression: ScheduleExpression; retryAttempts: number; maxEventAge: Duration },
+  ): Schedule {
+    const role = new Role(this, `${id}ScheduleRole`, {
+      assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
+        conditions: { StringEquals: { 'aws:SourceAccount': this.account } },
+      }),
+    });
+    Validations.of(role).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::${nagArn(target)}:*]`,
+      reason: 'The scheduler target role may invoke this one function, by any version or alias.',
+    });
+    return new Schedule(this, id, {
+      description: opts.description,
+      schedule: opts.expression,
+      target: new LambdaInvoke(target, { role, retryAttempts: opts.retryAttempts, maxEventAge: opts.maxEventAge }),
+    });
+  }
+}
