@@ -75,6 +75,8 @@ export interface NodeDef {
 export interface Inventory {
   policy: Policy;
   nodes: NodeDef[];
+  /** Stored inventories (AWS) carry the operator token's SHA-256 here; locally it comes from OPERATOR_TOKEN. */
+  operatorTokenHash?: string;
 }
 
 export const NATIVE_EVENT_TYPES = [

@@ -1,0 +1,389 @@
+// RebootStore on one DynamoDB table (pk/sk + gsi1): reboots, node claims, commands, event keys.
+import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+  type QueryCommandInput,
+} from '@aws-sdk/lib-dynamodb';
+import { ConcurrentUpdate } from '../core/errors.ts';
+import type { StoredReboot } from '../core/reboot.ts';
+import type { Inventory, NativeEvent } from '../core/types.ts';
+import type { ClaimResult, ListQuery, NodeStateRecord, RebootStore, StoredCommand } from '../ports/index.ts';
+
+const ALL_REBOOTS = 'REBOOTS';
+const DROPPED = 'DROPPED';
+const MAX_ATTEMPTS = 12;
+
+function isConditionFailure(err: unknown): boolean {
+  return err instanceof ConditionalCheckFailedException || (err as { name?: string })?.name === 'ConditionalCheckFailedException';
+}
+
+const rebootKey = (id: string) => ({ pk: `R#${id}`, sk: 'R' });
+const nodeKey = (node: string) => ({ pk: `N#${node}`, sk: 'STATE' });
+const commandKey = (agent: string, id: string) => ({ pk: `A#${agent}`, sk: `C#${id}` });
+const xpuAttr = (xpu: string) => `x_${xpu}`;
+
+function stripKeys<T>(item: Record<string, unknown> | undefined): T | undefined {
+  if (!item) return undefined;
+  const { pk: _pk, sk: _sk, gsi1pk: _g1, gsi1sk: _g2, ttl: _ttl, ...rest } = item;
+  return rest as T;
+}
+
+function encodeCursor(key: Record<string, unknown> | undefined): string | null {
+  return key ? Buffer.from(JSON.stringify(key)).toString('base64url') : null;
+}
+
+function decodeCursor(cursor: string | undefined): Record<string, unknown> | undefined {
+  if (!cursor) return undefined;
+  try {
+    const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (key && typeof key === 'object' && typeof key.pk === 'string') return key;
+  } catch {
+    /* fall through */
+  }
+  throw Object.assign(new Error('cursor is not one this API returned'), { name: 'BadCursor' });
+}
+
+function jitter(attempt: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 5 * 2 ** attempt)));
+}
+
+export class DynamoRebootStore implements RebootStore {
+  readonly #doc: DynamoDBDocumentClient;
+  readonly #table: string;
+
+  constructor(client: DynamoDBClient, table: string) {
+    this.#doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true } });
+    this.#table = table;
+  }
+
+  async getReboot(id: string): Promise<StoredReboot | undefined> {
+    const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: rebootKey(id), ConsistentRead: true }));
+    return stripKeys<StoredReboot>(res.Item);
+  }
+
+  #rebootItem(r: StoredReboot) {
+    return { ...r, ...rebootKey(r.id), gsi1pk: ALL_REBOOTS, gsi1sk: `${r.notifiedAt}#${r.id}` };
+  }
+
+  async createReboot(reboot: StoredReboot): Promise<boolean> {
+    try {
+      await this.#doc.send(
+        new PutCommand({ TableName: this.#table, Item: this.#rebootItem(reboot), ConditionExpression: 'attribute_not_exists(pk)' }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  async updateReboot(id: string, change: (r: StoredReboot) => StoredReboot | null) {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const current = await this.getReboot(id);
+      if (!current) return undefined;
+      const next = change(structuredClone(current));
+      if (!next) return { reboot: current, changed: false };
+      next.version = current.version + 1;
+      try {
+        await this.#doc.send(
+          new PutCommand({
+            TableName: this.#table,
+            Item: this.#rebootItem(next),
+            ConditionExpression: 'version = :v',
+            ExpressionAttributeValues: { ':v': current.version },
+          }),
+        );
+        return { reboot: next, changed: true };
+      } catch (err) {
+        if (!isConditionFailure(err)) throw err;
+        await jitter(attempt);
+      }
+    }
+    throw new ConcurrentUpdate(`reboot ${id} kept changing under ${MAX_ATTEMPTS} attempts`);
+  }
+
+  async listReboots(q: ListQuery) {
+    const items: StoredReboot[] = [];
+    let startKey = decodeCursor(q.cursor);
+    const filters: string[] = [];
+    const values: Record<string, unknown> = { ':p': ALL_REBOOTS };
+    const names: Record<string, string> = {};
+    if (q.node) {
+      filters.push('#node = :node');
+      values[':node'] = q.node;
+      names['#node'] = 'node';
+    }
+    if (q.status) {
+      filters.push('#status = :status');
+      values[':status'] = q.status;
+      names['#status'] = 'status';
+    }
+    // A filter applies after Limit, so keep reading pages until the page is full or the index ends.
+    do {
+      const input: QueryCommandInput = {
+        TableName: this.#table,
+        IndexName: 'gsi1',
+        KeyConditionExpression: 'gsi1pk = :p',
+        ExpressionAttributeValues: values,
+        ScanIndexForward: false,
+        Limit: q.limit - items.length,
+        ExclusiveStartKey: startKey,
+      };
+      if (filters.length) {
+        input.FilterExpression = filters.join(' AND ');
+        input.ExpressionAttributeNames = names;
+      }
+      const res = await this.#doc.send(new QueryCommand(input));
+      for (const it of res.Items ?? []) items.push(stripKeys<StoredReboot>(it)!);
+      startKey = res.LastEvaluatedKey;
+    } while (startKey && items.length < q.limit);
+    return { items, next: items.length >= q.limit ? encodeCursor(startKey) : null };
+  }
+
+  async rebootsNotifiedBetween(from: Date, to: Date): Promise<StoredReboot[]> {
+    const out: StoredReboot[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const res = await this.#doc.send(
+        new QueryCommand({
+          TableName: this.#table,
+          IndexName: 'gsi1',
+          KeyConditionExpression: 'gsi1pk = :p AND gsi1sk BETWEEN :a AND :b',
+          ExpressionAttributeValues: { ':p': ALL_REBOOTS, ':a': from.toISOString(), ':b': to.toISOString() },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const it of res.Items ?? []) {
+        const r = stripKeys<StoredReboot>(it)!;
+        if (r.notifiedAt < to.toISOString()) out.push(r);
+      }
+      startKey = res.LastEvaluatedKey;
+    } while (startKey);
+    return out;
+  }
+
+  async getNodeState(node: string): Promise<NodeStateRecord> {
+    const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: nodeKey(node), ConsistentRead: true }));
+    const item = res.Item ?? {};
+    const xpus: Record<string, string> = {};
+    for (const [k, v] of Object.entries(item)) if (k.startsWith('x_') && typeof v === 'string') xpus[k.slice(2)] = v;
+    return { node, host: item.host as string | undefined, xpus, lastBmcEventAt: item.lastBmcEventAt as string | undefined };
+  }
+
+  async claimXpu(node: string, xpu: string, rebootId: string): Promise<ClaimResult> {
+    try {
+      await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: nodeKey(node),
+          UpdateExpression: 'SET #x = :id ADD xpuSet :s',
+          ConditionExpression: 'attribute_not_exists(#x) OR #x = :id',
+          ExpressionAttributeNames: { '#x': xpuAttr(xpu) },
+          ExpressionAttributeValues: { ':id': rebootId, ':s': new Set([xpu]) },
+        }),
+      );
+      return { ok: true };
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      return { ok: false, state: await this.getNodeState(node) };
+    }
+  }
+
+  async claimHost(node: string, rebootId: string, exclusive: boolean): Promise<ClaimResult> {
+    try {
+      await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: nodeKey(node),
+          UpdateExpression: 'SET #h = :id',
+          // The xPU set and the host claim live on one item, so "no xPU is rebooting" and
+          // "take the host" are one atomic write: an xPU and a host reboot cannot both slip in.
+          ConditionExpression: exclusive
+            ? '(attribute_not_exists(#h) OR #h = :id) AND attribute_not_exists(xpuSet)'
+            : 'attribute_not_exists(#h) OR #h = :id',
+          ExpressionAttributeNames: { '#h': 'host' },
+          ExpressionAttributeValues: { ':id': rebootId },
+        }),
+      );
+      return { ok: true };
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      return { ok: false, state: await this.getNodeState(node) };
+    }
+  }
+
+  async release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string): Promise<void> {
+    try {
+      if (kind === 'xpu' && xpu) {
+        await this.#doc.send(
+          new UpdateCommand({
+            TableName: this.#table,
+            Key: nodeKey(node),
+            UpdateExpression: 'REMOVE #x DELETE xpuSet :s',
+            ConditionExpression: '#x = :id',
+            ExpressionAttributeNames: { '#x': xpuAttr(xpu) },
+            ExpressionAttributeValues: { ':id': rebootId, ':s': new Set([xpu]) },
+          }),
+        );
+      } else {
+        await this.#doc.send(
+          new UpdateCommand({
+            TableName: this.#table,
+            Key: nodeKey(node),
+            UpdateExpression: 'REMOVE #h',
+            ConditionExpression: '#h = :id',
+            ExpressionAttributeNames: { '#h': 'host' },
+            ExpressionAttributeValues: { ':id': rebootId },
+          }),
+        );
+      }
+    } catch (err) {
+      // Released already (a replayed step), or held by another reboot: nothing of ours to release.
+      if (!isConditionFailure(err)) throw err;
+    }
+  }
+
+  async touchBmc(node: string, at: string): Promise<void> {
+    await this.#doc.send(
+      new UpdateCommand({
+        TableName: this.#table,
+        Key: nodeKey(node),
+        UpdateExpression: 'SET lastBmcEventAt = :at',
+        ExpressionAttributeValues: { ':at': at },
+      }),
+    );
+  }
+
+  #commandItem(c: StoredCommand & { order?: number }) {
+    const open = !['succeeded', 'failed', 'skipped', 'timed-out'].includes(c.status);
+    return {
+      ...c,
+      ...commandKey(c.agent, c.id),
+      ...(open ? { gsi1pk: `OPEN#${c.agent}`, gsi1sk: `${c.createdAt}#${String(c.order ?? 0).padStart(4, '0')}#${c.id}` } : {}),
+    };
+  }
+
+  async putCommand(cmd: StoredCommand): Promise<boolean> {
+    try {
+      await this.#doc.send(
+        new PutCommand({ TableName: this.#table, Item: this.#commandItem(cmd), ConditionExpression: 'attribute_not_exists(pk)' }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  async getCommand(agent: string, id: string): Promise<StoredCommand | undefined> {
+    const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: commandKey(agent, id), ConsistentRead: true }));
+    return stripKeys<StoredCommand>(res.Item);
+  }
+
+  async openCommands(agent: string): Promise<StoredCommand[]> {
+    const res = await this.#doc.send(
+      new QueryCommand({
+        TableName: this.#table,
+        IndexName: 'gsi1',
+        KeyConditionExpression: 'gsi1pk = :p',
+        ExpressionAttributeValues: { ':p': `OPEN#${agent}` },
+        Limit: 100,
+      }),
+    );
+    return (res.Items ?? []).map((it) => stripKeys<StoredCommand>(it)!);
+  }
+
+  async updateCommand(agent: string, id: string, change: (c: StoredCommand) => StoredCommand | null) {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: commandKey(agent, id), ConsistentRead: true }));
+      if (!res.Item) return undefined;
+      const current = stripKeys<StoredCommand & { rev?: number; order?: number }>(res.Item)!;
+      const next = change(structuredClone(current)) as (StoredCommand & { rev?: number; order?: number }) | null;
+      if (!next) return { command: current, changed: false };
+      next.rev = (current.rev ?? 0) + 1;
+      try {
+        await this.#doc.send(
+          new PutCommand({
+            TableName: this.#table,
+            Item: this.#commandItem(next),
+            ConditionExpression: current.rev === undefined ? 'attribute_not_exists(rev)' : 'rev = :r',
+            ExpressionAttributeValues: current.rev === undefined ? undefined : { ':r': current.rev },
+          }),
+        );
+        return { command: next, changed: true };
+      } catch (err) {
+        if (!isConditionFailure(err)) throw err;
+        await jitter(attempt);
+      }
+    }
+    throw new ConcurrentUpdate(`command ${id} kept changing under ${MAX_ATTEMPTS} attempts`);
+  }
+
+  async moveNoticeDeadline(reboot: StoredReboot, deadline: string): Promise<void> {
+    for (const c of Object.values(reboot.commands)) {
+      if (['succeeded', 'failed', 'skipped', 'timed-out'].includes(c.status)) continue;
+      await this.updateCommand(c.agent, c.id, (cmd) => (cmd.noticePhase && cmd.deadline !== deadline ? { ...cmd, deadline } : null));
+    }
+  }
+
+  async markEventSeen(key: string, ttlSeconds: number): Promise<boolean> {
+    try {
+      await this.#doc.send(
+        new PutCommand({
+          TableName: this.#table,
+          Item: { pk: `E#${key}`, sk: 'E', ttl: Math.floor(Date.now() / 1000) + ttlSeconds },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  async isEventSeen(key: string): Promise<boolean> {
+    const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: { pk: `E#${key}`, sk: 'E' } }));
+    // dynalite has no TTL: readers honour the expiry themselves.
+    return !!res.Item && (typeof res.Item.ttl !== 'number' || res.Item.ttl * 1000 > Date.now());
+  }
+
+  async recordDropped(ev: NativeEvent, reason: string): Promise<void> {
+    const at = new Date().toISOString();
+    await this.#doc.send(
+      new PutCommand({
+        TableName: this.#table,
+        Item: { pk: DROPPED, sk: `${at}#${ev.dedupKey}`, at, reason, event: ev, ttl: Math.floor(Date.now() / 1000) + 30 * 86400 },
+      }),
+    );
+  }
+
+  /** The inventory for the AWS runtime, written by `rebootctl inventory push` with tokens hashed. */
+  async getStoredInventory(): Promise<Inventory | undefined> {
+    const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: { pk: 'INVENTORY', sk: 'CURRENT' } }));
+    return res.Item ? (JSON.parse(res.Item.body as string) as Inventory) : undefined;
+  }
+
+  async putStoredInventory(inventory: Inventory): Promise<void> {
+    await this.#doc.send(
+      new PutCommand({ TableName: this.#table, Item: { pk: 'INVENTORY', sk: 'CURRENT', body: JSON.stringify(inventory), at: new Date().toISOString() } }),
+    );
+  }
+
+  async listDropped(limit: number) {
+    const res = await this.#doc.send(
+      new QueryCommand({
+        TableName: this.#table,
+        KeyConditionExpression: 'pk = :p',
+        ExpressionAttributeValues: { ':p': DROPPED },
+        ScanIndexForward: false,
+        Limit: limit,
+      }),
+    );
+    return (res.Items ?? []).map((it) => ({ at: it.at as string, reason: it.reason as string, event: it.event as NativeEvent }));
+  }
+}

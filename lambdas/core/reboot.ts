@@ -1,0 +1,392 @@
+// Pure reboot decisions: deadlines, extensions, command plans, and when a waiting workflow wakes.
+import { createHash } from 'node:crypto';
+import { agentIdOf } from './inventory.ts';
+import {
+  FINAL_COMMAND_STATUSES,
+  NOTICE_STATUSES,
+  type Command,
+  type CommandStatus,
+  type CommandSummary,
+  type CommandType,
+  type HistoryEntry,
+  type NativeEvent,
+  type NodeDef,
+  type Reboot,
+  type RebootStatus,
+} from './types.ts';
+
+/** What a workflow's callback Task waits for; stored on the reboot so that events can wake it. */
+export type WaitFor = 'prepared' | 'commands-done' | 'xpu-ready' | 'host-ready' | 'xpus-ready';
+
+export interface Waiter {
+  token: string;
+  step: string;
+  waitFor: WaitFor;
+  /** The deadline the workflow timed its wait on: a moved deadline (an extension) wakes it to re-time. */
+  deadline: string | null;
+  at: string;
+}
+
+/** The reboot record as stored: the public Reboot plus what the workflow machinery needs. */
+export interface StoredReboot extends Reboot {
+  waiter?: Waiter | null;
+  /** Set when the execution was started, so a replayed start does not start another. */
+  executionName?: string;
+  /** Host reboot: the claim was denied at start, with this reason. */
+  decision?: 'allowed' | 'denied';
+}
+
+export interface WakeOutcome {
+  signal: string;
+  [key: string]: unknown;
+}
+
+export function isFinal(status: CommandStatus): boolean {
+  return FINAL_COMMAND_STATUSES.includes(status);
+}
+
+const STATUS_RANK: Record<RebootStatus, number> = {
+  notified: 0,
+  preparing: 1,
+  extended: 2,
+  rebooting: 3,
+  recovering: 4,
+  completed: 9,
+  denied: 9,
+  failed: 9,
+  cancelled: 9,
+};
+
+/** Status only moves forward: a replayed step must not take a reboot back to an earlier phase. */
+export function advanceStatus(current: RebootStatus, next: RebootStatus): RebootStatus {
+  return STATUS_RANK[next] > STATUS_RANK[current] ? next : current;
+}
+
+export function isEnded(status: RebootStatus): boolean {
+  return STATUS_RANK[status] === 9;
+}
+
+export function isNoticePhase(status: RebootStatus): boolean {
+  return NOTICE_STATUSES.includes(status);
+}
+
+/** Stable short id derived from an event's idempotency key: a replayed start finds the same reboot. */
+export function rebootIdFor(kind: 'xpu' | 'host', dedupKey: string): string {
+  const h = createHash('sha256').update(dedupKey).digest('base64url').replace(/[-_]/g, '').slice(0, 16).toLowerCase();
+  return `${kind === 'xpu' ? 'xr' : 'hr'}-${h}`;
+}
+
+export function history(at: Date | string, phase: string, detail: string): HistoryEntry {
+  return { at: typeof at === 'string' ? at : at.toISOString(), phase, detail };
+}
+
+function secondsBetween(a: string | Date, b: string | Date): number {
+  return (new Date(b).getTime() - new Date(a).getTime()) / 1000;
+}
+
+/**
+ * Notice starts when the event happened at its source, but never in the future: a BMC clock
+ * running ahead must not lengthen the notice past what the policy allows.
+ */
+export function noticeTime(ev: NativeEvent): Date {
+  const t = Date.parse(ev.time);
+  const r = Date.parse(ev.receivedAt);
+  if (!Number.isFinite(t)) return new Date(r);
+  return new Date(Math.min(t, r));
+}
+
+/** Deadline = notice time + the event's noticeSeconds when given, capped at the policy's. */
+export function noticeSecondsFor(node: NodeDef, ev: NativeEvent): number {
+  const policy = node.policy.xpuReboot.noticeSeconds;
+  const asked = Number(ev.data?.noticeSeconds);
+  if (Number.isFinite(asked) && asked > 0) return Math.min(Math.floor(asked), policy);
+  return policy;
+}
+
+export function newXpuReboot(id: string, node: NodeDef, xpu: string, ev: NativeEvent, mode: 'planned' | 'crash'): StoredReboot {
+  const notifiedAt = noticeTime(ev);
+  const noticeSeconds = mode === 'crash' ? 0 : noticeSecondsFor(node, ev);
+  const deadline = new Date(notifiedAt.getTime() + noticeSeconds * 1000);
+  const reason = typeof ev.data?.reason === 'string' ? ev.data.reason : undefined;
+  const rec: StoredReboot = {
+    id,
+    kind: 'xpu',
+    node: node.id,
+    xpu,
+    status: 'notified',
+    mode,
+    reason,
+    rack: node.rack,
+    zone: node.zone,
+    tenant: node.tenant,
+    notifiedAt: notifiedAt.toISOString(),
+    deadline: deadline.toISOString(),
+    noticeSeconds,
+    policyNoticeSeconds: node.policy.xpuReboot.noticeSeconds,
+    extensions: [],
+    refusals: [],
+    forced: false,
+    outstanding: [],
+    commands: {},
+    history: [
+      history(
+        ev.receivedAt,
+        mode === 'crash' ? 'crashed' : 'notified',
+        mode === 'crash'
+          ? `xPU ${xpu} crashed${reason ? `: ${reason}` : ''} (${ev.source} event ${ev.id})`
+          : `xPU ${xpu} announced a reboot with ${noticeSeconds}s notice, deadline ${deadline.toISOString()}${reason ? `: ${reason}` : ''} (${ev.source} event ${ev.id})`,
+      ),
+    ],
+    version: 0,
+    waiter: null,
+  };
+  if (mode === 'crash') rec.crashedAt = notifiedAt.toISOString();
+  return rec;
+}
+
+export function newHostReboot(
+  id: string,
+  node: NodeDef,
+  ev: NativeEvent,
+  decision: { allowed: true } | { allowed: false; reason: string },
+): StoredReboot {
+  const method = String(ev.data?.method ?? 'other');
+  const mode = (['shell', 'ipmi', 'perst'].includes(method) ? method : 'other') as StoredReboot['mode'];
+  const at = noticeTime(ev).toISOString();
+  const rec: StoredReboot = {
+    id,
+    kind: 'host',
+    node: node.id,
+    xpu: null,
+    status: decision.allowed ? 'notified' : 'denied',
+    mode,
+    reason: typeof ev.data?.reason === 'string' ? ev.data.reason : undefined,
+    rack: node.rack,
+    zone: node.zone,
+    tenant: node.tenant,
+    notifiedAt: at,
+    deadline: null,
+    noticeSeconds: 0,
+    policyNoticeSeconds: 0,
+    extensions: [],
+    refusals: [],
+    forced: false,
+    outstanding: [],
+    commands: {},
+    xpuReadyAt: {},
+    history: [history(ev.receivedAt, 'requested', `host reboot requested by ${mode} (${ev.source} event ${ev.id})`)],
+    version: 0,
+    waiter: null,
+    decision: decision.allowed ? 'allowed' : 'denied',
+  };
+  if (!decision.allowed) {
+    rec.denyReason = decision.reason;
+    rec.endedAt = ev.receivedAt;
+    rec.history.push(history(ev.receivedAt, 'denied', decision.reason));
+  }
+  return rec;
+}
+
+/** What an active node looks like to the deny policy. */
+export interface NodeClaims {
+  host?: string;
+  xpus: Record<string, string>;
+  /** The running host reboot is re-provisioning its xPUs. */
+  hostReprovisioning?: boolean;
+}
+
+export type HostRebootDecision =
+  | { kind: 'join'; rebootId: string }
+  | { kind: 'deny'; reason: string }
+  | { kind: 'allow' };
+
+export function decideHostReboot(node: NodeDef, claims: NodeClaims): HostRebootDecision {
+  const deny = node.policy.hostReboot.denyWhile;
+  const rebooting = Object.entries(claims.xpus);
+  if (claims.host) {
+    if (claims.hostReprovisioning && deny.includes('reprovisioning'))
+      return { kind: 'deny', reason: `reprovisioning still running for host reboot ${claims.host}` };
+    return { kind: 'join', rebootId: claims.host };
+  }
+  if (rebooting.length > 0 && deny.includes('xpu-rebooting'))
+    return {
+      kind: 'deny',
+      reason: `xpu-rebooting: ${rebooting.map(([x, r]) => `${x} (${r})`).join(', ')}`,
+    };
+  return { kind: 'allow' };
+}
+
+// --- extensions -------------------------------------------------------------------------------
+
+export type ExtensionDecision =
+  | { kind: 'granted'; granted: number; deadline: string }
+  | { kind: 'refused'; status: 403 | 409; code: string; reason: string };
+
+export function decideExtension(
+  reboot: Reboot,
+  node: NodeDef,
+  requested: number,
+  now: Date,
+): ExtensionDecision {
+  if (!node.trusted) return { kind: 'refused', status: 403, code: 'Forbidden', reason: `host ${node.id} is not trusted to extend reboots` };
+  if (reboot.kind !== 'xpu' || !reboot.deadline)
+    return { kind: 'refused', status: 409, code: 'NotExtendable', reason: 'only xPU reboots have a notice phase' };
+  if (!isNoticePhase(reboot.status))
+    return { kind: 'refused', status: 409, code: 'PastNoticePhase', reason: `reboot is ${reboot.status}, past its notice phase` };
+  if (now.getTime() >= Date.parse(reboot.deadline))
+    return { kind: 'refused', status: 409, code: 'PastDeadline', reason: 'the deadline has passed' };
+  const policy = node.policy.xpuReboot;
+  if (reboot.extensions.length >= policy.maxExtensions)
+    return { kind: 'refused', status: 409, code: 'MaxExtensions', reason: `${policy.maxExtensions} extensions were already granted` };
+  const used = reboot.extensions.reduce((s, e) => s + e.granted, 0);
+  const left = policy.maxExtensionSeconds - used;
+  if (left <= 0)
+    return { kind: 'refused', status: 409, code: 'NoExtensionSecondsLeft', reason: `all ${policy.maxExtensionSeconds}s of extension were granted` };
+  const granted = Math.min(requested, left);
+  return { kind: 'granted', granted, deadline: new Date(Date.parse(reboot.deadline) + granted * 1000).toISOString() };
+}
+
+// --- commands -----------------------------------------------------------------------------------
+
+export interface PlannedCommand {
+  id: string;
+  type: CommandType;
+  agent: string;
+  xpu: string | null;
+  args: Record<string, unknown>;
+  deadline: string;
+  /** Notice-phase commands carry the reboot's deadline and move with extensions. */
+  noticePhase: boolean;
+}
+
+/** Ids are per reboot, type and agent, so a replayed step re-plans the same commands, never new ones. */
+export function commandId(rebootId: string, type: CommandType, xpu: string | null): string {
+  return `${rebootId}.${type}${xpu ? `.${xpu}` : ''}`;
+}
+
+function plan(reboot: Reboot, type: CommandType, target: 'host' | string, args: Record<string, unknown>, deadline: string, noticePhase = false): PlannedCommand {
+  const xpu = target === 'host' ? null : target;
+  return { id: commandId(reboot.id, type, target === 'host' ? null : target), type, agent: agentIdOf(reboot.node, xpu), xpu: reboot.xpu ?? xpu, args, deadline, noticePhase };
+}
+
+export interface PlanContext {
+  node: NodeDef;
+  now: Date;
+  /** xPUs of the node with a reboot of their own in progress. */
+  busyXpus: string[];
+}
+
+/** The commands a workflow step sends. Steps without commands return []. */
+export function planCommands(reboot: StoredReboot, step: string, ctx: PlanContext): PlannedCommand[] {
+  const { node, now } = ctx;
+  const xp = node.policy.xpuReboot;
+  const hp = node.policy.hostReboot;
+  const later = (s: number) => new Date(now.getTime() + s * 1000).toISOString();
+  if (reboot.kind === 'xpu') {
+    switch (step) {
+      case 'prepare': {
+        const spare = node.xpus.find((x) => x.id !== reboot.xpu && !ctx.busyXpus.includes(x.id));
+        const args = spare ? { target: 'other-xpu', xpu: spare.id } : { target: 'other-host' };
+        return [
+          plan(reboot, 'migrate-workloads', 'host', args, reboot.deadline!, true),
+          plan(reboot, 'protect-pcie', 'host', {}, reboot.deadline!, true),
+        ];
+      }
+      case 'crash':
+        return [
+          plan(reboot, 'protect-pcie', 'host', {}, later(xp.coredumpSeconds)),
+          plan(reboot, 'allow-coredump', reboot.xpu!, { holdSeconds: xp.coredumpSeconds }, later(xp.coredumpSeconds)),
+        ];
+      case 'proceed':
+        return [plan(reboot, 'proceed-reboot', reboot.xpu!, {}, later(xp.commandSeconds))];
+      case 'recover':
+        return [
+          plan(reboot, 'restore-pcie', 'host', {}, later(xp.commandSeconds)),
+          xp.afterReady === 'reboot-host'
+            ? plan(reboot, 'reboot-host', 'host', { reason: `xPU ${reboot.xpu} reboot ${reboot.id} completed` }, later(xp.commandSeconds))
+            : plan(reboot, 'resume-workloads', 'host', {}, later(xp.commandSeconds)),
+        ];
+      default:
+        return [];
+    }
+  }
+  switch (step) {
+    case 'deny':
+      return [plan(reboot, 'deny-host-reboot', 'host', { reason: reboot.denyReason ?? 'denied by policy' }, later(hp.commandSeconds))];
+    case 'free':
+      return node.xpus.map((x) => plan(reboot, 'free-host-context', x.id, { persistentPower: x.persistentPower }, later(hp.commandSeconds)));
+    case 'reprovision': {
+      if (!reboot.nextTenant || reboot.nextTenant === reboot.tenant) return [];
+      return node.xpus.map((x) => plan(reboot, 'reprovision', x.id, { tenant: reboot.nextTenant }, later(hp.commandSeconds)));
+    }
+    default:
+      return [];
+  }
+}
+
+export function toCommand(p: PlannedCommand, reboot: Reboot): Command {
+  return { id: p.id, type: p.type, rebootId: reboot.id, node: reboot.node, xpu: p.xpu, args: p.args, deadline: p.deadline };
+}
+
+export function summarize(p: PlannedCommand, step: string, at: string): CommandSummary {
+  return { id: p.id, type: p.type, agent: p.agent, step, status: 'pending', at };
+}
+
+// --- waking a waiting workflow --------------------------------------------------------------
+
+function stepCommands(reboot: StoredReboot, step: string): CommandSummary[] {
+  return Object.values(reboot.commands).filter((c) => c.step === step);
+}
+
+export function noticeWindow(reboot: Reboot, now: Date): { deadline: string; secondsToDeadline: number } {
+  const deadline = reboot.deadline ?? now.toISOString();
+  // AWS wants a positive integer timeout: a passed deadline still waits one second.
+  return { deadline, secondsToDeadline: Math.max(1, Math.ceil(secondsBetween(now, deadline))) };
+}
+
+/**
+ * Decides whether the reboot's current waiter is satisfied. Pure: called after every change to
+ * the reboot (by whoever changed it) and when the waiter registers, so no wake-up is missed.
+ */
+export function evaluateWait(reboot: StoredReboot, node: NodeDef | undefined, now: Date): WakeOutcome | null {
+  const w = reboot.waiter;
+  if (!w) return null;
+  switch (w.waitFor) {
+    case 'prepared': {
+      if (reboot.crashedAt && reboot.mode !== 'crash') return { signal: 'crashed', ...noticeWindow(reboot, now) };
+      if (reboot.readyAt) return { signal: 'xpu-ready', ...noticeWindow(reboot, now) };
+      const cmds = stepCommands(reboot, w.step);
+      if (cmds.length > 0 && cmds.every((c) => c.status === 'succeeded' || c.status === 'skipped'))
+        return { signal: 'prepared', ...noticeWindow(reboot, now) };
+      if (reboot.deadline !== w.deadline) return { signal: 'extended', ...noticeWindow(reboot, now) };
+      return null;
+    }
+    case 'commands-done': {
+      const cmds = stepCommands(reboot, w.step);
+      if (!cmds.every((c) => isFinal(c.status))) return null;
+      return { signal: 'done', failed: cmds.filter((c) => c.status !== 'succeeded' && c.status !== 'skipped').map((c) => c.type) };
+    }
+    case 'xpu-ready':
+      return reboot.readyAt ? { signal: 'xpu-ready' } : null;
+    case 'host-ready':
+      return reboot.hostReadyAt ? { signal: 'host-ready', tenant: reboot.nextTenant ?? reboot.tenant ?? null } : null;
+    case 'xpus-ready': {
+      const waiting = (node?.xpus ?? []).filter((x) => !x.persistentPower && !reboot.xpuReadyAt?.[x.id]).map((x) => x.id);
+      return waiting.length === 0 ? { signal: 'xpus-ready' } : null;
+    }
+  }
+}
+
+/** Commands of a step still open when the workflow stopped waiting for them. */
+export function outstandingCommands(reboot: StoredReboot, steps: string[]): CommandSummary[] {
+  return Object.values(reboot.commands).filter((c) => steps.includes(c.step) && !isFinal(c.status));
+}
+
+/**
+ * Is an event older than the reboot state it would change? A BMC retry or a queue redelivery can
+ * bring an event from before this reboot began; applying it would end the outage too early.
+ */
+export function isStale(reboot: Reboot, ev: NativeEvent): boolean {
+  const t = Date.parse(ev.time);
+  return Number.isFinite(t) && t < Date.parse(reboot.notifiedAt);
+}

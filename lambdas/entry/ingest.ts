@@ -1,0 +1,30 @@
+// Lambda entry: the ingest queue's consumer (partial batch failures, idempotent per event key).
+import type { SQSEvent, SQSBatchResponse } from 'aws-lambda';
+import { makeIdempotent, IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
+import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
+import { createIngestHandler } from '../handlers/ingest.ts';
+import { processBatch } from '../handlers/ingest-batch.ts';
+import type { NativeEvent } from '../core/types.ts';
+import { deps, env, powertoolsMetrics } from './runtime.ts';
+
+const ingest = createIngestHandler(deps);
+const apply = env.IDEMPOTENCY_TABLE_NAME
+  ? makeIdempotent((ev: NativeEvent) => ingest(ev), {
+      persistenceStore: new DynamoDBPersistenceLayer({ tableName: env.IDEMPOTENCY_TABLE_NAME }),
+      config: new IdempotencyConfig({ eventKeyJmesPath: 'dedupKey', expiresAfterSeconds: 7 * 24 * 3600 }),
+    })
+  : ingest;
+
+export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
+  try {
+    const failures = await processBatch(
+      event.Records.map((r) => ({ id: r.messageId, body: r.body, receiveCount: Number(r.attributes.ApproximateReceiveCount ?? 1) })),
+      (ev) => apply(ev),
+      deps.logger,
+    );
+    if (failures.length) deps.metrics.count('IngestErrors', failures.length);
+    return { batchItemFailures: failures.map((f) => ({ itemIdentifier: f.id })) };
+  } finally {
+    powertoolsMetrics.publishStoredMetrics();
+  }
+};

@@ -1,0 +1,84 @@
+// The AWS composition root: config from the environment (parsed once), SDK clients, Powertools.
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
+import { Metrics as PowertoolsMetrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { z } from 'zod';
+import { InventoryIndex } from '../core/inventory.ts';
+import { DynamoRebootStore } from '../adapters/dynamo-store.ts';
+import { SqsEventQueue } from '../adapters/sqs-queue.ts';
+import { SfnWorkflows } from '../adapters/sfn-workflows.ts';
+import { PollingCommandSignal } from '../adapters/polling-signal.ts';
+import type { Deps, Logger } from '../handlers/deps.ts';
+import { systemClock, type EventQueue, type Metrics, type Workflows } from '../ports/index.ts';
+
+const Env = z.object({
+  TABLE_NAME: z.string().min(1),
+  QUEUE_URL: z.string().optional(),
+  XPU_REBOOT_WORKFLOW_ARN: z.string().optional(),
+  HOST_REBOOT_WORKFLOW_ARN: z.string().optional(),
+  XPU_WORKFLOW_ARN: z.string().optional(),
+  HOST_WORKFLOW_ARN: z.string().optional(),
+  REPORT_BUCKET: z.string().optional(),
+  IDEMPOTENCY_TABLE_NAME: z.string().optional(),
+  /** How long a Lambda container keeps the inventory before reading it again. */
+  INVENTORY_TTL_SECONDS: z.coerce.number().int().min(0).default(60),
+});
+
+export const env = Object.freeze(Env.parse(process.env));
+
+export const powertoolsLogger = new PowertoolsLogger();
+export const powertoolsMetrics = new PowertoolsMetrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'XpuRebootCoordinator' });
+
+export class InventoryMissing extends Error {
+  override readonly name = 'InventoryMissing';
+}
+
+const logger: Logger = {
+  info: (m, e) => powertoolsLogger.info(m, e ?? {}),
+  warn: (m, e) => powertoolsLogger.warn(m, e ?? {}),
+  error: (m, e) => powertoolsLogger.error(m, e ?? {}),
+};
+
+const metrics: Metrics = {
+  count(name, value = 1, dimensions) {
+    const single = dimensions ? powertoolsMetrics.singleMetric() : powertoolsMetrics;
+    for (const [k, v] of Object.entries(dimensions ?? {})) single.addDimension(k, v);
+    single.addMetric(name, MetricUnit.Count, value);
+  },
+};
+
+const ddb = new DynamoDBClient({});
+export const store = new DynamoRebootStore(ddb, env.TABLE_NAME);
+
+let cached: { index: InventoryIndex; at: number } | undefined;
+async function inventory(): Promise<InventoryIndex> {
+  if (cached && Date.now() - cached.at < env.INVENTORY_TTL_SECONDS * 1000) return cached.index;
+  const inv = await store.getStoredInventory();
+  if (!inv) throw new InventoryMissing('no inventory in the table: run `rebootctl inventory push`');
+  cached = { index: new InventoryIndex(inv), at: Date.now() };
+  return cached.index;
+}
+
+const notConfigured = (what: string) => () => {
+  throw new Error(`${what} is not configured for this function`);
+};
+
+const queue: EventQueue = env.QUEUE_URL ? new SqsEventQueue(new SQSClient({}), env.QUEUE_URL) : { send: notConfigured('QUEUE_URL') };
+
+const workflows: Workflows = new SfnWorkflows(new SFNClient({}), {
+  'xpu-reboot': env.XPU_REBOOT_WORKFLOW_ARN ?? env.XPU_WORKFLOW_ARN ?? '',
+  'host-reboot': env.HOST_REBOOT_WORKFLOW_ARN ?? env.HOST_WORKFLOW_ARN ?? '',
+});
+
+export const deps: Deps = {
+  store,
+  workflows,
+  queue,
+  clock: systemClock,
+  inventory,
+  signal: new PollingCommandSignal(),
+  metrics,
+  logger,
+};

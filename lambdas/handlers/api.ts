@@ -1,0 +1,393 @@
+// The HTTP API (one hono app): served by @hono/node-server locally and by API Gateway + Lambda in AWS.
+import { Hono, type Context } from 'hono';
+import { z } from 'zod';
+import { BadRequest, Conflict, Forbidden, HttpError, NotFound, PayloadTooLarge, Unauthorized } from '../core/errors.ts';
+import { hashToken, parseAgentId, type InventoryIndex } from '../core/inventory.ts';
+import { decideExtension, history, isFinal, type StoredReboot } from '../core/reboot.ts';
+import { parseRedfishPayload } from '../core/redfish/parse.ts';
+import { translateRedfishEvent } from '../core/redfish/translate.ts';
+import type { Mapping } from '../core/redfish/mapping.ts';
+import { computeComplianceReport } from '../core/report/compute.ts';
+import { parseReportQuery, type ReportQuery } from '../core/report/query.ts';
+import { renderReport } from '../core/report/render.ts';
+import {
+  COMMAND_RESULT_STATUSES,
+  NATIVE_EVENT_TYPES,
+  REBOOT_STATUSES,
+  type Command,
+  type NativeEvent,
+  type NodeDef,
+  type Reboot,
+} from '../core/types.ts';
+import type { StoredCommand } from '../ports/index.ts';
+import { changeReboot, type Deps } from './deps.ts';
+
+export const MAX_BODY_BYTES = 256 * 1024;
+/** Agents long-poll at most this long; API Gateway's 30 s integration limit caps it lower in AWS. */
+export const MAX_WAIT_SECONDS = 30;
+/** A delivered command goes out again if its agent said nothing about it for this long. */
+export const REDELIVER_AFTER_MS = 15_000;
+export const MAX_OUTPUT_BYTES = 64 * 1024;
+
+export type Principal = { kind: 'operator' } | { kind: 'bmc'; node: string } | { kind: 'agent'; node: string };
+
+export interface ApiDeps extends Deps {
+  /** SHA-256 (hex) of the operator token; undefined disables operator access. */
+  operatorTokenHash?: string;
+  mapping: Mapping;
+  maxWaitSeconds?: number;
+}
+
+/** Tokens are compared by hash, so stored inventories (AWS) need never hold the tokens themselves. */
+export function authenticate(token: string | undefined, index: InventoryIndex, operatorTokenHash?: string): Principal | undefined {
+  if (!token) return undefined;
+  const h = hashToken(token);
+  const operator = operatorTokenHash ?? index.inventory.operatorTokenHash;
+  if (operator && h === operator) return { kind: 'operator' };
+  const bmc = index.nodeByBmcTokenHash(h);
+  if (bmc) return { kind: 'bmc', node: bmc.id };
+  const agent = index.nodeByAgentTokenHash(h);
+  if (agent) return { kind: 'agent', node: agent.id };
+  return undefined;
+}
+
+function bearer(c: Context): string | undefined {
+  const h = c.req.header('authorization');
+  const m = h ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
+  if (m) return m[1];
+  // RFC 6750 §2.3: BMCs that cannot send custom headers put the token in the URL.
+  return c.req.query('access_token') || undefined;
+}
+
+async function readBody(c: Context): Promise<string> {
+  const declared = Number(c.req.header('content-length') ?? 0);
+  if (declared > MAX_BODY_BYTES) throw new PayloadTooLarge(`body is ${declared} bytes; the limit is ${MAX_BODY_BYTES}`);
+  const buf = new Uint8Array(await c.req.arrayBuffer());
+  if (buf.byteLength > MAX_BODY_BYTES) throw new PayloadTooLarge(`body is ${buf.byteLength} bytes; the limit is ${MAX_BODY_BYTES}`);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(buf);
+  } catch {
+    throw new BadRequest('body is not valid UTF-8', 'MalformedJson');
+  }
+}
+
+async function readJson(c: Context): Promise<unknown> {
+  const text = await readBody(c);
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new BadRequest(`body is not JSON: ${(err as Error).message}`, 'MalformedJson');
+  }
+}
+
+function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const res = schema.safeParse(value);
+  if (!res.success) throw new BadRequest(`${what}: ${z.prettifyError(res.error).replace(/\n/g, '; ')}`, 'ValidationError');
+  return res.data;
+}
+
+const isoTime = z.string().refine((s) => Number.isFinite(Date.parse(s)), 'not a date-time');
+
+const NativeEventBody = z.object({
+  id: z.string().min(1).max(200),
+  type: z.string().min(1),
+  node: z.string().min(1).max(100),
+  xpu: z.string().min(1).max(100).nullish(),
+  time: isoTime.nullish(),
+  data: z.record(z.string(), z.unknown()).nullish(),
+});
+
+const ExtensionBody = z.object({
+  seconds: z.number().int().positive().max(7 * 24 * 3600),
+  reason: z.string().max(1000).default(''),
+});
+
+const ResultBody = z.object({
+  status: z.enum(COMMAND_RESULT_STATUSES),
+  output: z.string().optional().default(''),
+});
+
+const ListParams = z.object({
+  node: z.string().optional(),
+  status: z.enum(REBOOT_STATUSES).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  cursor: z.string().optional(),
+});
+
+/** The public shape of a reboot: internals (the workflow's task token above all) stay inside. */
+export function publicReboot(r: StoredReboot): Reboot {
+  const { waiter: _w, executionName: _e, decision: _d, version: _v, ...rest } = r;
+  return rest as Reboot;
+}
+
+function publicCommand(c: StoredCommand): Command {
+  return { id: c.id, type: c.type, rebootId: c.rebootId, node: c.node, xpu: c.xpu ?? null, args: c.args ?? {}, deadline: c.deadline };
+}
+
+function capOutput(s: string): string {
+  const bytes = Buffer.byteLength(s);
+  if (bytes <= MAX_OUTPUT_BYTES) return s;
+  return `[truncated ${bytes - MAX_OUTPUT_BYTES} bytes]\n` + Buffer.from(s).subarray(bytes - MAX_OUTPUT_BYTES).toString('utf8');
+}
+
+export function createApiApp(deps: ApiDeps) {
+  const app = new Hono();
+  const maxWait = deps.maxWaitSeconds ?? MAX_WAIT_SECONDS;
+
+  async function principal(c: Context): Promise<{ who: Principal; index: InventoryIndex }> {
+    const index = await deps.inventory();
+    const who = authenticate(bearer(c), index, deps.operatorTokenHash);
+    if (!who) throw new Unauthorized();
+    return { who, index };
+  }
+
+  function mayReadNode(who: Principal, node: string) {
+    if (who.kind === 'operator') return;
+    if (who.kind === 'agent' && who.node === node) return;
+    throw new Forbidden(`this token may not read node ${node}`);
+  }
+
+  app.onError((err, c) => {
+    if (err instanceof HttpError) return c.json({ error: err.code, message: err.message }, err.status as 400);
+    if ((err as Error).name === 'BadCursor') return c.json({ error: 'BadRequest', message: (err as Error).message }, 400);
+    deps.logger.error('request failed', { path: c.req.path, error: (err as Error).stack ?? String(err) });
+    return c.json({ error: 'InternalError', message: 'the request could not be completed; it is safe to retry' }, 500);
+  });
+  app.notFound((c) => c.json({ error: 'NotFound', message: `no route ${c.req.method} ${c.req.path}` }, 404));
+
+  app.get('/healthz', (c) => c.json({ ok: true }));
+
+  app.post('/v1/events/redfish', async (c) => {
+    const { who, index } = await principal(c);
+    if (who.kind !== 'bmc') throw new Forbidden('only a BMC token may post Redfish events');
+    const node = index.node(who.node)!;
+    const body = new Uint8Array(await c.req.arrayBuffer());
+    const parsed = parseRedfishPayload(body, { maxBytes: MAX_BODY_BYTES });
+    if (!parsed.ok) {
+      if (parsed.status === 413) throw new PayloadTooLarge(parsed.message);
+      throw new BadRequest(parsed.message, parsed.error);
+    }
+    const receivedAt = deps.clock.now().toISOString();
+    const result = translateRedfishEvent(parsed.event, { node, inventory: index.inventory, mapping: deps.mapping, receivedAt });
+    if (result.kind === 'forbidden') throw new Forbidden(result.message);
+    await deps.queue.send(result.accepted);
+    deps.metrics.count('RedfishRecordsAccepted', result.accepted.length);
+    return c.json({ accepted: result.accepted.length, ignored: result.ignored.length }, 202);
+  });
+
+  app.post('/v1/events', async (c) => {
+    const { who, index } = await principal(c);
+    const body = check(NativeEventBody, await readJson(c), 'event');
+    if (!(NATIVE_EVENT_TYPES as readonly string[]).includes(body.type))
+      throw new BadRequest(`unknown event type '${body.type}'; one of ${NATIVE_EVENT_TYPES.join(', ')}`, 'UnknownEventType');
+    const node = index.node(body.node);
+    if (!node) throw new NotFound(`node ${body.node} is not in the inventory`);
+    if (who.kind !== 'operator' && who.node !== node.id) throw new Forbidden(`a token of node ${who.node} may not post events for node ${node.id}`);
+    const xpu = resolveXpu(node, body.type, body.xpu ?? undefined);
+    const receivedAt = deps.clock.now().toISOString();
+    const ev: NativeEvent = {
+      id: body.id,
+      type: body.type as NativeEvent['type'],
+      node: node.id,
+      ...(xpu ? { xpu } : {}),
+      time: body.time ? new Date(body.time).toISOString() : receivedAt,
+      data: body.data ?? {},
+      source: 'native',
+      dedupKey: `native:${node.id}:${body.id}`,
+      receivedAt,
+    };
+    await deps.queue.send([ev]);
+    return c.json({ accepted: 1, ignored: 0, id: ev.id }, 202);
+  });
+
+  app.get('/v1/reboots', async (c) => {
+    const { who } = await principal(c);
+    const q = check(ListParams, c.req.query(), 'query');
+    if (who.kind === 'bmc') throw new Forbidden('a BMC token may not list reboots');
+    if (who.kind === 'agent') {
+      if (q.node && q.node !== who.node) throw new Forbidden(`a token of node ${who.node} may not list node ${q.node}`);
+      q.node = who.node;
+    }
+    const page = await deps.store.listReboots({ node: q.node, status: q.status, limit: q.limit, cursor: q.cursor });
+    return c.json({ items: page.items.map(publicReboot), next: page.next });
+  });
+
+  app.get('/v1/reboots/:id', async (c) => {
+    const { who } = await principal(c);
+    const reboot = await deps.store.getReboot(c.req.param('id'));
+    if (!reboot) throw new NotFound(`no reboot ${c.req.param('id')}`);
+    mayReadNode(who, reboot.node);
+    return c.json(publicReboot(reboot));
+  });
+
+  app.post('/v1/reboots/:id/extensions', async (c) => {
+    const { who, index } = await principal(c);
+    const body = check(ExtensionBody, await readJson(c), 'extension request');
+    const reboot = await deps.store.getReboot(c.req.param('id'));
+    if (!reboot) throw new NotFound(`no reboot ${c.req.param('id')}`);
+    if (who.kind !== 'agent' || who.node !== reboot.node) throw new Forbidden('only the agent of the reboot\'s node may ask for an extension');
+    const node = index.node(reboot.node);
+    if (!node) throw new NotFound(`node ${reboot.node} is not in the inventory`);
+    let decision = decideExtension(reboot, node, body.seconds, deps.clock.now());
+    const updated = await changeReboot(
+      deps,
+      reboot.id,
+      (r) => {
+        const now = deps.clock.now();
+        const at = now.toISOString();
+        decision = decideExtension(r, node, body.seconds, now);
+        if (decision.kind === 'refused') {
+          r.refusals.push({ at, requested: body.seconds, reason: decision.reason });
+          r.history.push(history(at, 'extension-refused', `asked ${body.seconds}s${body.reason ? ` (${body.reason})` : ''}: ${decision.reason}`));
+          return r;
+        }
+        r.extensions.push({ at, requested: body.seconds, granted: decision.granted, reason: body.reason, deadline: decision.deadline });
+        r.deadline = decision.deadline;
+        r.status = 'extended';
+        r.history.push(
+          history(at, 'extended', `granted ${decision.granted}s of ${body.seconds}s asked${body.reason ? ` (${body.reason})` : ''}; new deadline ${decision.deadline}`),
+        );
+        return r;
+      },
+      node,
+    );
+    if (decision.kind === 'refused') {
+      if (decision.status === 403) throw new Forbidden(decision.reason);
+      throw new Conflict(decision.reason, decision.code);
+    }
+    if (updated) await deps.store.moveNoticeDeadline(updated, decision.deadline);
+    return c.json({ granted: decision.granted, deadline: decision.deadline });
+  });
+
+  app.get('/v1/agents/:agentId/commands', async (c) => {
+    const { who, index } = await principal(c);
+    const agentId = c.req.param('agentId');
+    const { node, xpu } = agentOf(agentId, who, index);
+    const waitRaw = c.req.query('wait');
+    const wait = waitRaw === undefined ? 0 : Number(waitRaw);
+    if (!Number.isFinite(wait) || wait < 0) throw new BadRequest('wait must be a number of seconds from 0 to 30');
+    const until = Date.now() + Math.min(wait, maxWait) * 1000;
+    const abort = new AbortController();
+    c.req.raw.signal?.addEventListener?.('abort', () => abort.abort());
+    for (;;) {
+      const ready = await deliverable(agentId);
+      if (ready.length > 0 || Date.now() >= until || abort.signal.aborted) {
+        await heartbeatReboots(new Set(ready.map((r) => r.rebootId)));
+        return c.json(ready.map(publicCommand));
+      }
+      // An agent that polls is alive: keep the waits of its open commands from timing out.
+      await heartbeatOpen(agentId);
+      await deps.signal.wait(agentId, Math.min(until - Date.now(), 5_000), abort.signal);
+    }
+    void node;
+    void xpu;
+  });
+
+  async function deliverable(agentId: string): Promise<StoredCommand[]> {
+    const now = deps.clock.now();
+    const open = await deps.store.openCommands(agentId);
+    const out: StoredCommand[] = [];
+    for (const cmd of open) {
+      const due = cmd.status === 'pending' || !cmd.seenAt || now.getTime() - Date.parse(cmd.seenAt) >= REDELIVER_AFTER_MS;
+      if (!due) continue;
+      const res = await deps.store.updateCommand(agentId, cmd.id, (c) =>
+        isFinal(c.status) ? null : { ...c, status: c.status === 'pending' ? 'delivered' : c.status, seenAt: now.toISOString() },
+      );
+      if (res && !isFinal(res.command.status)) out.push(res.command);
+    }
+    return out;
+  }
+
+  async function heartbeatReboots(rebootIds: Set<string>) {
+    for (const id of rebootIds) {
+      const r = await deps.store.getReboot(id);
+      if (r?.waiter) await deps.workflows.heartbeat(r.waiter.token);
+    }
+  }
+
+  async function heartbeatOpen(agentId: string) {
+    const open = await deps.store.openCommands(agentId);
+    await heartbeatReboots(new Set(open.filter((c) => c.status !== 'pending').map((c) => c.rebootId)));
+  }
+
+  app.post('/v1/agents/:agentId/commands/:cmdId', async (c) => {
+    const { who, index } = await principal(c);
+    const agentId = c.req.param('agentId');
+    agentOf(agentId, who, index);
+    const body = check(ResultBody, await readJson(c), 'result');
+    const cmdId = c.req.param('cmdId');
+    const existing = await deps.store.getCommand(agentId, cmdId);
+    if (!existing) throw new NotFound(`no command ${cmdId} for agent ${agentId}`);
+    const now = deps.clock.now().toISOString();
+    const output = capOutput(body.output);
+    if (body.status === 'running') {
+      await deps.store.updateCommand(agentId, cmdId, (cmd) => (isFinal(cmd.status) ? null : { ...cmd, status: 'running', seenAt: now }));
+      await heartbeatReboots(new Set([existing.rebootId]));
+      return c.json({ id: cmdId, status: existing.status === 'pending' || existing.status === 'delivered' ? 'running' : existing.status });
+    }
+    const res = await deps.store.updateCommand(agentId, cmdId, (cmd) =>
+      isFinal(cmd.status) ? null : { ...cmd, status: body.status, output, finishedAt: now, seenAt: now },
+    );
+    if (!res) throw new NotFound(`no command ${cmdId} for agent ${agentId}`);
+    if (!res.changed) {
+      // A repeated final result: accepted once, idempotently. A late one after a timeout is noted.
+      if (res.command.status === 'timed-out') {
+        await deps.store.updateReboot(existing.rebootId, (r) => {
+          if (r.history.some((h) => h.phase === 'late-result' && h.detail.startsWith(cmdId))) return null;
+          r.history.push(history(now, 'late-result', `${cmdId} ${body.status} after the workflow stopped waiting for it`));
+          return r;
+        });
+      }
+      return c.json({ id: cmdId, status: res.command.status, duplicate: true });
+    }
+    await changeReboot(deps, existing.rebootId, (r) => {
+      const summary = r.commands[cmdId] ?? { id: cmdId, type: existing.type, agent: agentId, step: existing.step, status: 'pending', at: now };
+      summary.status = body.status;
+      summary.at = now;
+      if (body.status === 'failed') summary.output = output.slice(-2000);
+      r.commands[cmdId] = summary;
+      const tail = body.status === 'failed' && output ? `: ${output.trim().split('\n').slice(-1)[0]?.slice(0, 200)}` : '';
+      r.history.push(history(now, `command-${body.status}`, `${existing.type} on ${agentId} ${body.status}${tail}`));
+      return r;
+    });
+    return c.json({ id: cmdId, status: body.status });
+  });
+
+  app.get('/v1/reports/compliance', async (c) => {
+    const { who } = await principal(c);
+    if (who.kind !== 'operator') throw new Forbidden('only the operator may read compliance reports');
+    let q: ReportQuery;
+    try {
+      q = parseReportQuery(c.req.query());
+    } catch (err) {
+      throw new BadRequest((err as Error).message, 'InvalidReportQuery');
+    }
+    const { from, to } = q;
+    const reboots = await deps.store.rebootsNotifiedBetween(from, to);
+    const report = computeComplianceReport(reboots.map(publicReboot), { from, to, generatedAt: deps.clock.now() });
+    const out = renderReport(report, q.format);
+    return c.body(out.body, 200, { 'content-type': out.contentType });
+  });
+
+  return app;
+}
+
+function resolveXpu(node: NodeDef, type: string, xpu: string | undefined): string | undefined {
+  if (xpu) {
+    if (!node.xpus.some((x) => x.id === xpu)) throw new NotFound(`node ${node.id} has no xPU ${xpu}`);
+    return xpu;
+  }
+  if (!type.startsWith('xpu.')) return undefined;
+  if (node.xpus.length === 1) return node.xpus[0].id;
+  throw new BadRequest(`${type} needs "xpu": node ${node.id} has ${node.xpus.length} xPUs`, 'ValidationError');
+}
+
+function agentOf(agentId: string, who: Principal, index: InventoryIndex) {
+  const { node, xpu } = parseAgentId(agentId);
+  if (who.kind !== 'agent' && who.kind !== 'operator') throw new Forbidden('only agent tokens may use the agent routes');
+  if (who.kind === 'agent' && who.node !== node) throw new Forbidden(`a token of node ${who.node} may not act as agent ${agentId}`);
+  const def = index.node(node);
+  if (!def) throw new NotFound(`node ${node} is not in the inventory`);
+  if (xpu && !def.xpus.some((x) => x.id === xpu)) throw new NotFound(`node ${node} has no xPU ${xpu}`);
+  return { node, xpu };
+}

@@ -1,0 +1,84 @@
+// What every handler factory is given, and the few operations they all share.
+import type { InventoryIndex } from '../core/inventory.ts';
+import { evaluateWait, summarize, toCommand, planCommands, type StoredReboot } from '../core/reboot.ts';
+import type { NodeDef } from '../core/types.ts';
+import type { Clock, CommandSignal, EventQueue, Metrics, RebootStore, StoredCommand, Workflows } from '../ports/index.ts';
+
+export interface Logger {
+  info(msg: string, extra?: Record<string, unknown>): void;
+  warn(msg: string, extra?: Record<string, unknown>): void;
+  error(msg: string, extra?: Record<string, unknown>): void;
+}
+
+export const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} };
+
+export interface Deps {
+  store: RebootStore;
+  workflows: Workflows;
+  queue: EventQueue;
+  clock: Clock;
+  /** The current inventory; in AWS it is reloaded from the table now and then. */
+  inventory: () => Promise<InventoryIndex>;
+  signal: CommandSignal;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/**
+ * Changes a reboot and wakes its waiting workflow if the change satisfied what it waits for.
+ * Whoever changes a reboot calls this, and so does the waiter when it registers: the one that
+ * writes second sees both writes, so a wake-up is never missed (at worst sent twice, harmless).
+ */
+export async function changeReboot(
+  deps: Deps,
+  id: string,
+  change: (r: StoredReboot) => StoredReboot | null,
+  node?: NodeDef,
+): Promise<StoredReboot | undefined> {
+  const res = await deps.store.updateReboot(id, change);
+  if (!res) return undefined;
+  await wakeIfReady(deps, res.reboot, node);
+  return res.reboot;
+}
+
+export async function wakeIfReady(deps: Deps, reboot: StoredReboot, node?: NodeDef): Promise<void> {
+  if (!reboot.waiter) return;
+  const n = node ?? (await deps.inventory()).node(reboot.node);
+  const outcome = evaluateWait(reboot, n, deps.clock.now());
+  if (outcome) await deps.workflows.wake(reboot.waiter.token, outcome);
+}
+
+/**
+ * Writes a step's commands (idempotently: ids are derived from reboot, type and target) and
+ * records them on the reboot. Returns the reboot as changed.
+ */
+export async function dispatchStep(deps: Deps, reboot: StoredReboot, step: string, node: NodeDef): Promise<StoredReboot> {
+  const now = deps.clock.now();
+  const state = await deps.store.getNodeState(node.id);
+  const busyXpus = Object.entries(state.xpus)
+    .filter(([, holder]) => holder !== reboot.id)
+    .map(([x]) => x);
+  const planned = planCommands(reboot, step, { node, now, busyXpus }).filter((p) => !reboot.commands[p.id]);
+  if (planned.length === 0) return reboot;
+  const at = now.toISOString();
+  for (const [order, p] of planned.entries()) {
+    const stored: StoredCommand & { order: number } = {
+      ...toCommand(p, reboot),
+      agent: p.agent,
+      step,
+      status: 'pending',
+      noticePhase: p.noticePhase,
+      createdAt: at,
+      order,
+    };
+    await deps.store.putCommand(stored);
+  }
+  const updated = await deps.store.updateReboot(reboot.id, (r) => {
+    const fresh = planned.filter((p) => !r.commands[p.id]);
+    if (fresh.length === 0) return null;
+    for (const p of fresh) r.commands[p.id] = summarize(p, step, at);
+    return r;
+  });
+  for (const agent of new Set(planned.map((p) => p.agent))) deps.signal.notify(agent);
+  return updated?.reboot ?? reboot;
+}

@@ -1,0 +1,180 @@
+// The Lambdas behind the workflows' Tasks: callback waits (with their commands) and plain steps.
+import { z } from 'zod';
+import { RebootNotFound } from '../core/errors.ts';
+import {
+  advanceStatus,
+  history,
+  isFinal,
+  noticeWindow,
+  outstandingCommands,
+  type StoredReboot,
+  type WaitFor,
+} from '../core/reboot.ts';
+import { REBOOT_STATUSES, type NodeDef } from '../core/types.ts';
+import { changeReboot, dispatchStep, type Deps } from './deps.ts';
+
+export class InvalidStepInput extends Error {
+  override readonly name = 'InvalidStepInput';
+}
+
+const AwaitInput = z.object({
+  taskToken: z.string().min(1),
+  rebootId: z.string().min(1),
+  step: z.string().min(1),
+  waitFor: z.enum(['prepared', 'commands-done', 'xpu-ready', 'host-ready', 'xpus-ready']),
+  status: z.enum(REBOOT_STATUSES).optional(),
+  /** The deadline the workflow timed this wait on (notice phase). */
+  deadline: z.string().nullable().optional(),
+});
+
+const StepInput = z.object({
+  action: z.enum(['proceed', 'forced', 'silent-host', 'complete', 'fail', 'deny']),
+  rebootId: z.string().min(1),
+  reason: z.string().optional(),
+  error: z.unknown().optional(),
+});
+
+function parse<T>(schema: z.ZodType<T>, input: unknown): T {
+  const res = schema.safeParse(input);
+  if (!res.success) throw new InvalidStepInput(z.prettifyError(res.error));
+  return res.data;
+}
+
+async function load(deps: Deps, id: string): Promise<{ reboot: StoredReboot; node: NodeDef }> {
+  const reboot = await deps.store.getReboot(id);
+  if (!reboot) throw new RebootNotFound(`reboot ${id} does not exist`);
+  const node = (await deps.inventory()).node(reboot.node);
+  if (!node) throw new RebootNotFound(`node ${reboot.node} of reboot ${id} is no longer in the inventory`);
+  return { reboot, node };
+}
+
+const STEP_STORY: Record<string, string> = {
+  prepare: 'asked the host to migrate workloads and protect PCIe',
+  crash: 'protecting PCIe and holding the watchdog for a core dump',
+  reboot: 'waiting for the xPU to come back',
+  recover: 'restoring PCIe on the host',
+  free: 'asked the xPUs to free the host context',
+  reprovision: 'waiting for re-provisioning',
+};
+
+export function createAwaitHandler(deps: Deps) {
+  return async (payload: unknown): Promise<{ registered: true }> => {
+    const p = parse(AwaitInput, payload);
+    let { reboot, node } = await load(deps, p.rebootId);
+    reboot = await dispatchStep(deps, reboot, p.step, node);
+    const at = deps.clock.now().toISOString();
+    await changeReboot(
+      deps,
+      reboot.id,
+      (r) => {
+        r.waiter = { token: p.taskToken, step: p.step, waitFor: p.waitFor as WaitFor, deadline: p.deadline ?? r.deadline, at };
+        if (p.status) {
+          const next = advanceStatus(r.status, p.status);
+          if (next !== r.status) {
+            r.status = next;
+            r.history.push(history(at, next, STEP_STORY[p.step] ?? p.step));
+          }
+        }
+        return r;
+      },
+      node,
+    );
+    return { registered: true };
+  };
+}
+
+/** Closes commands the workflow stopped waiting for, so agents are no longer handed them. */
+async function timeOut(deps: Deps, r: StoredReboot, steps: string[]): Promise<string[]> {
+  const open = outstandingCommands(r, steps);
+  for (const c of open) {
+    await deps.store.updateCommand(c.agent, c.id, (cmd) =>
+      isFinal(cmd.status) ? null : { ...cmd, status: 'timed-out', finishedAt: deps.clock.now().toISOString() },
+    );
+  }
+  return open.map((c) => c.id);
+}
+
+export function createStepHandler(deps: Deps) {
+  return async (payload: unknown): Promise<unknown> => {
+    const p = parse(StepInput, payload);
+    let { reboot, node } = await load(deps, p.rebootId);
+    const now = deps.clock.now();
+    const at = now.toISOString();
+    switch (p.action) {
+      case 'proceed': {
+        reboot = await dispatchStep(deps, reboot, 'proceed', node);
+        await changeReboot(deps, reboot.id, (r) => {
+          if (r.rebootingAt) return null;
+          r.status = advanceStatus(r.status, 'rebooting');
+          r.rebootingAt = at;
+          r.history.push(history(at, 'rebooting', 'the host is prepared: told the xPU to reboot now, ahead of its deadline'));
+          return r;
+        }, node);
+        return { ok: true };
+      }
+      case 'forced': {
+        const open = outstandingCommands(reboot, ['prepare', 'crash']);
+        const closed = await timeOut(deps, reboot, ['prepare', 'crash']);
+        await changeReboot(deps, reboot.id, (r) => {
+          if (r.forced) return null;
+          r.forced = true;
+          r.outstanding = open.map((c) => `${c.type} (${c.status})`);
+          for (const id of closed) if (r.commands[id]) r.commands[id].status = 'timed-out';
+          r.status = advanceStatus(r.status, 'rebooting');
+          r.rebootingAt = r.deadline ?? at;
+          r.history.push(
+            history(at, 'forced', `deadline reached: the xPU watchdog reboots it${open.length ? `; still outstanding: ${r.outstanding.join(', ')}` : ''}`),
+          );
+          return r;
+        }, node);
+        deps.metrics.count('RebootsForced');
+        return { ok: true };
+      }
+      case 'silent-host': {
+        const updated = await changeReboot(deps, reboot.id, (r) => {
+          r.history.push(history(at, 'silent-host', 'the host agent stopped answering: the xPU reboots at its deadline'));
+          return r;
+        }, node);
+        deps.metrics.count('SilentHosts');
+        return { signal: 'silent', ...noticeWindow(updated ?? reboot, now) };
+      }
+      case 'deny': {
+        await dispatchStep(deps, reboot, 'deny', node);
+        return { ok: true };
+      }
+      case 'complete':
+      case 'fail': {
+        const closed = await timeOut(deps, reboot, Object.values(reboot.commands).map((c) => c.step));
+        const failed = p.action === 'fail';
+        const reason = p.reason ?? (failed ? 'failed' : 'completed');
+        await changeReboot(deps, reboot.id, (r) => {
+          if (r.endedAt) return null;
+          for (const id of closed) if (r.commands[id]) r.commands[id].status = 'timed-out';
+          r.status = failed ? 'failed' : 'completed';
+          r.endedAt = at;
+          r.waiter = null;
+          const why = failed ? failureStory(reason, p.error) : 'the reboot is complete';
+          r.history.push(history(at, r.status, why));
+          return r;
+        }, node);
+        await deps.store.release(reboot.node, reboot.kind, reboot.xpu, reboot.id);
+        if (failed) {
+          deps.metrics.count('RebootFailed', 1, { reason });
+          deps.logger.error('reboot failed', { rebootId: reboot.id, node: reboot.node, reason });
+        }
+        return { ok: true };
+      }
+    }
+  };
+}
+
+function failureStory(reason: string, error: unknown): string {
+  const known: Record<string, string> = {
+    'xpu-never-returned': 'the xPU did not report ready within the recovery bound',
+    'host-never-returned': 'the host did not come back within its bound',
+    'xpus-never-returned': 'an xPU without persistent power did not come back after the host reset',
+  };
+  if (known[reason]) return known[reason];
+  const e = error as { Error?: string; Cause?: string } | undefined;
+  return `${reason}${e?.Error ? `: ${e.Error}${e.Cause ? ` (${String(e.Cause).slice(0, 300)})` : ''}` : ''}`;
+}

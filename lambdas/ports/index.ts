@@ -1,0 +1,109 @@
+// The interfaces the handlers need from the outside world; adapters implement them with the AWS SDK.
+import type { StoredReboot } from '../core/reboot.ts';
+import type { Command, CommandStatus, CommandType, Inventory, NativeEvent, RebootStatus } from '../core/types.ts';
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+/** A command as stored, with its delivery state. */
+export interface StoredCommand extends Command {
+  agent: string;
+  step: string;
+  status: CommandStatus;
+  noticePhase: boolean;
+  createdAt: string;
+  /** Last delivery to the agent, or last heartbeat from it: redelivery waits a while after either. */
+  seenAt?: string;
+  output?: string;
+  finishedAt?: string;
+}
+
+export interface NodeStateRecord {
+  node: string;
+  host?: string;
+  /** xPU id → the reboot that holds it. */
+  xpus: Record<string, string>;
+  lastBmcEventAt?: string;
+}
+
+export type ClaimResult = { ok: true } | { ok: false; state: NodeStateRecord };
+
+export interface ListQuery {
+  node?: string;
+  status?: RebootStatus;
+  limit: number;
+  cursor?: string;
+}
+
+export interface RebootStore {
+  getReboot(id: string): Promise<StoredReboot | undefined>;
+  /** false when a reboot with that id exists already. */
+  createReboot(reboot: StoredReboot): Promise<boolean>;
+  /**
+   * Read-modify-write with optimistic concurrency. `change` returns the new record, or null for
+   * "nothing to change"; it may run several times under contention, so it must be pure.
+   */
+  updateReboot(id: string, change: (r: StoredReboot) => StoredReboot | null): Promise<{ reboot: StoredReboot; changed: boolean } | undefined>;
+  listReboots(q: ListQuery): Promise<{ items: StoredReboot[]; next: string | null }>;
+  /** Reboots notified in [from, to), oldest first. */
+  rebootsNotifiedBetween(from: Date, to: Date): Promise<StoredReboot[]>;
+
+  getNodeState(node: string): Promise<NodeStateRecord>;
+  /** Takes the xPU for a reboot unless another reboot holds it (holding it already is ok). */
+  claimXpu(node: string, xpu: string, rebootId: string): Promise<ClaimResult>;
+  /** Takes the host; with `exclusive`, only while no xPU of the node is rebooting. */
+  claimHost(node: string, rebootId: string, exclusive: boolean): Promise<ClaimResult>;
+  release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string): Promise<void>;
+  touchBmc(node: string, at: string): Promise<void>;
+
+  /** false when the command exists already (a replayed step). */
+  putCommand(cmd: StoredCommand): Promise<boolean>;
+  getCommand(agent: string, id: string): Promise<StoredCommand | undefined>;
+  /** Unfinished commands of an agent, oldest first. */
+  openCommands(agent: string): Promise<StoredCommand[]>;
+  updateCommand(agent: string, id: string, change: (c: StoredCommand) => StoredCommand | null): Promise<{ command: StoredCommand; changed: boolean } | undefined>;
+  /** Moves the deadline of a reboot's open notice-phase commands (after an extension). */
+  moveNoticeDeadline(reboot: StoredReboot, deadline: string): Promise<void>;
+
+  /** true the first time a key is seen; the record expires after `ttlSeconds`. */
+  markEventSeen(key: string, ttlSeconds: number): Promise<boolean>;
+  isEventSeen(key: string): Promise<boolean>;
+  /** Events that could not be applied, kept with the reason for operators. */
+  recordDropped(ev: NativeEvent, reason: string): Promise<void>;
+  listDropped(limit: number): Promise<Array<{ at: string; reason: string; event: NativeEvent }>>;
+
+  /** Inventory as stored for the AWS runtime (tokens hashed). */
+  getStoredInventory?(): Promise<Inventory | undefined>;
+}
+
+export interface EventQueue {
+  /** Resolves only once every event is durably stored by the queue. */
+  send(events: NativeEvent[]): Promise<void>;
+}
+
+export type WorkflowKind = 'xpu-reboot' | 'host-reboot';
+
+export interface Workflows {
+  /** Idempotent on `name`: starting an execution that exists already is not an error. */
+  start(kind: WorkflowKind, name: string, input: unknown): Promise<void>;
+  /** Wakes a callback Task; a token that is no longer waiting is ignored (false). */
+  wake(token: string, output: unknown): Promise<boolean>;
+  heartbeat(token: string): Promise<boolean>;
+}
+
+/** Lets a long poll return as soon as a command is written, instead of polling the table. */
+export interface CommandSignal {
+  notify(agent: string): void;
+  wait(agent: string, ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export interface Metrics {
+  count(name: string, value?: number, dimensions?: Record<string, string>): void;
+}
+
+export const noMetrics: Metrics = { count: () => {} };
+
+export type { CommandType };

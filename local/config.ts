@@ -1,0 +1,37 @@
+// The local stack's configuration, from the environment, parsed once and frozen.
+import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+export const EXAMPLE_NODES_FILE = fileURLToPath(new URL('../config/nodes.example.yaml', import.meta.url));
+
+const ConfigSchema = z.object({
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  DATA_DIR: z.string().min(1).default('./.data').transform((p) => resolve(p)),
+  NODES_FILE: z.string().min(1).default(EXAMPLE_NODES_FILE).transform((p) => resolve(p)),
+  OPERATOR_TOKEN: z.string().min(8, 'OPERATOR_TOKEN must be at least 8 characters').optional(),
+  REDFISH_MAPPING_FILE: z.string().min(1).optional(),
+  INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  /** How long a failed event waits before it is retried (SQS visibility timeout). */
+  INGEST_VISIBILITY_SECONDS: z.coerce.number().int().min(1).max(43200).default(30),
+  /** Write the compliance report under DATA_DIR/reports every this many seconds (0: never). */
+  REPORT_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(0),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+});
+
+export type LocalConfig = Readonly<z.infer<typeof ConfigSchema>>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export function parseConfig(env: Record<string, string | undefined>): LocalConfig {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const res = ConfigSchema.safeParse(cleaned);
+  if (!res.success) {
+    const issue = res.error.issues[0];
+    throw new ConfigError(`${issue.path.join('.')}: ${issue.message}`);
+  }
+  return Object.freeze(res.data);
+}

@@ -1,0 +1,64 @@
+// Drains the ingest queue into the ingest handler, as the SQS event source mapping does in AWS.
+import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import type { NativeEvent } from '../lambdas/core/types.ts';
+import type { Logger } from '../lambdas/handlers/deps.ts';
+import type { RebootStore } from '../lambdas/ports/index.ts';
+import { processBatch } from '../lambdas/handlers/ingest-batch.ts';
+
+export interface IngestPoller {
+  stop(): Promise<void>;
+}
+
+export function startIngestPoller(opts: {
+  sqs: SQSClient;
+  queueUrl: string;
+  handle: (ev: NativeEvent) => Promise<unknown>;
+  concurrency: number;
+  logger: Logger;
+  store: RebootStore;
+}): IngestPoller {
+  const abort = new AbortController();
+  let stopping = false;
+
+  async function loop(): Promise<void> {
+    while (!stopping) {
+      let messages: Message[] = [];
+      try {
+        const res = await opts.sqs.send(
+          new ReceiveMessageCommand({ QueueUrl: opts.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 5, MessageSystemAttributeNames: ['ApproximateReceiveCount'] }),
+          { abortSignal: abort.signal },
+        );
+        messages = res.Messages ?? [];
+      } catch (err) {
+        if (stopping) return;
+        opts.logger.warn('ingest queue receive failed; retrying', { error: String(err) });
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      if (messages.length === 0) continue;
+      // Once received, a batch is finished even during shutdown: what is not deleted comes back.
+      const failed = new Set(
+        (await processBatch(messages.map((m) => ({ id: m.MessageId!, body: m.Body ?? '', receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1) })), opts.handle, opts.logger)).map((f) => f.id),
+      );
+      const done = messages.filter((m) => !failed.has(m.MessageId!));
+      if (done.length === 0) continue;
+      try {
+        await opts.sqs.send(
+          new DeleteMessageBatchCommand({ QueueUrl: opts.queueUrl, Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }),
+        );
+      } catch (err) {
+        // Not deleted means redelivered later: the handler is idempotent, so that is only extra work.
+        opts.logger.warn('ingest queue delete failed; events will be redelivered', { error: String(err) });
+      }
+    }
+  }
+
+  const loops = Array.from({ length: opts.concurrency }, () => loop());
+  return {
+    async stop() {
+      stopping = true;
+      abort.abort();
+      await Promise.allSettled(loops);
+    },
+  };
+}

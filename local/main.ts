@@ -1,0 +1,49 @@
+// `npm start`: the whole pipeline, embedded, on this machine.
+import { parseConfig } from './config.ts';
+import { jsonLogger } from './logger.ts';
+import { startStack, type Stack } from './stack.ts';
+
+// The local stack talks to its own emulators only: never let a stray AWS profile reach AWS.
+for (const k of Object.keys(process.env)) if (k.startsWith('AWS_')) delete process.env[k];
+
+let config;
+try {
+  config = parseConfig(process.env);
+} catch (err) {
+  console.error(`xpu-reboot-coordinator: ${(err as Error).message}`);
+  process.exit(2);
+}
+const logger = jsonLogger(config.LOG_LEVEL);
+
+let stack: Stack;
+try {
+  stack = await startStack({ config, logger });
+} catch (err) {
+  console.error(`xpu-reboot-coordinator: cannot start: ${(err as Error).message}`);
+  process.exit(1);
+}
+
+console.log(`xpu-reboot-coordinator ready at ${stack.url} (DATA_DIR ${config.DATA_DIR}, inventory ${config.NODES_FILE})`);
+if (!config.OPERATOR_TOKEN) console.log(`operator token: ${stack.operatorToken} (set OPERATOR_TOKEN to choose one)`);
+
+let stopping = false;
+async function stop(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  logger.info('stopping', { signal });
+  const force = setTimeout(() => {
+    logger.error('did not stop within 20 s; exiting anyway (state on disk is consistent)');
+    process.exit(1);
+  }, 20_000);
+  force.unref();
+  try {
+    await stack.close();
+    console.log('xpu-reboot-coordinator stopped');
+    process.exit(0);
+  } catch (err) {
+    logger.error('error while stopping', { error: String(err) });
+    process.exit(1);
+  }
+}
+process.on('SIGTERM', () => void stop('SIGTERM'));
+process.on('SIGINT', () => void stop('SIGINT'));

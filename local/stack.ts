@@ -1,0 +1,167 @@
+// The embedded local stack: dynalite, fauxqs, the Step Functions server and the HTTP API, wired like AWS.
+import { existsSync, mkdirSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serve, type ServerType } from '@hono/node-server';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { hashToken, InventoryIndex, loadInventoryFile } from '../lambdas/core/inventory.ts';
+import { loadMapping } from '../lambdas/core/redfish/mapping.ts';
+import { DynamoRebootStore } from '../lambdas/adapters/dynamo-store.ts';
+import { SqsEventQueue } from '../lambdas/adapters/sqs-queue.ts';
+import { SfnWorkflows } from '../lambdas/adapters/sfn-workflows.ts';
+import { createApiApp } from '../lambdas/handlers/api.ts';
+import { createIngestHandler } from '../lambdas/handlers/ingest.ts';
+import { createAwaitHandler, createStepHandler } from '../lambdas/handlers/workflow.ts';
+import type { Deps, Logger } from '../lambdas/handlers/deps.ts';
+import { systemClock, type Clock, type Metrics, type WorkflowKind } from '../lambdas/ports/index.ts';
+import { LocalStepFunctions } from './sfn/engine.ts';
+import { startSfnServer } from './sfn/server.ts';
+import { substitute } from './sfn/substitute.ts';
+import type { Clock as SfnClock } from './sfn/clock.ts';
+import { startLocalDynamo, type LocalDynamo } from './dynamo.ts';
+import { startLocalSqs, type LocalSqs } from './sqs.ts';
+import { startIngestPoller, type IngestPoller } from './ingest-poller.ts';
+import { InProcessCommandSignal } from './command-signal.ts';
+import { acquireDataDirLock } from './lock.ts';
+import type { LocalConfig } from './config.ts';
+
+export const WORKFLOWS_DIR = fileURLToPath(new URL('../workflows/', import.meta.url));
+const REGION = 'us-east-1';
+const ACCOUNT = '000000000000';
+
+/** The same placeholders CDK fills with DefinitionSubstitutions, here with local function names. */
+export const LOCAL_FUNCTIONS = {
+  AwaitFunctionArn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:workflow-await`,
+  StepFunctionArn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:workflow-step`,
+} as const;
+
+export interface Stack {
+  url: string;
+  port: number;
+  operatorToken: string;
+  deps: Deps;
+  engine: LocalStepFunctions;
+  sqs: LocalSqs;
+  dynamo: LocalDynamo;
+  counters: Map<string, number>;
+  close(): Promise<void>;
+}
+
+export interface StackOptions {
+  config: LocalConfig;
+  logger: Logger;
+  /** Test time for the workflow engine's timers (deadlines, waits); defaults to real time. */
+  sfnClock?: SfnClock;
+  clock?: Clock;
+}
+
+function operatorToken(config: LocalConfig, logger: Logger): string {
+  if (config.OPERATOR_TOKEN) return config.OPERATOR_TOKEN;
+  // No token configured: make one and keep it with the data, so it survives restarts.
+  const file = join(config.DATA_DIR, 'operator-token');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const token = randomBytes(24).toString('base64url');
+  writeFileSync(file, token + '\n', { mode: 0o600 });
+  logger.info('generated an operator token (OPERATOR_TOKEN was not set)', { file });
+  return token;
+}
+
+export async function startStack(opts: StackOptions): Promise<Stack> {
+  const { config, logger } = opts;
+  mkdirSync(config.DATA_DIR, { recursive: true });
+  const releaseLock = acquireDataDirLock(config.DATA_DIR);
+  const clock = opts.clock ?? systemClock;
+  const index = new InventoryIndex(loadInventoryFile(config.NODES_FILE));
+  const mapping = loadMapping(config.REDFISH_MAPPING_FILE ?? null);
+  const token = operatorToken(config, logger);
+
+  const dynamo = await startLocalDynamo({ dataDir: join(config.DATA_DIR, 'dynamodb') });
+  const sqs = await startLocalSqs({ dataDir: join(config.DATA_DIR, 'sqs'), visibilityTimeoutSeconds: config.INGEST_VISIBILITY_SECONDS });
+
+  const counters = new Map<string, number>();
+  const metrics: Metrics = {
+    count(name, value = 1) {
+      counters.set(name, (counters.get(name) ?? 0) + value);
+    },
+  };
+  const signal = new InProcessCommandSignal();
+  const store = new DynamoRebootStore(dynamo.client, dynamo.table);
+  const queue = new SqsEventQueue(sqs.client, sqs.ingestQueueUrl);
+
+  // Task states invoke these as AWS invokes the Lambdas: by function name, with a JSON payload.
+  const lambdas = new Map<string, (payload: unknown) => Promise<unknown>>();
+  const engine = new LocalStepFunctions({
+    dataDir: join(config.DATA_DIR, 'stepfunctions'),
+    clock: opts.sfnClock,
+    invokeLambda: async (name, payload) => {
+      const fn = lambdas.get(name);
+      if (!fn) throw Object.assign(new Error(`no local function ${name}`), { name: 'Lambda.ResourceNotFoundException' });
+      return JSON.parse(JSON.stringify((await fn(JSON.parse(JSON.stringify(payload ?? null)))) ?? null));
+    },
+  });
+  const sfnServer = await startSfnServer(engine, { host: '127.0.0.1', port: 0 });
+  const sfnClient = new SFNClient({ endpoint: sfnServer.url, region: REGION, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  const arns = {} as Record<WorkflowKind, string>;
+  for (const file of readdirSync(WORKFLOWS_DIR).filter((f) => f.endsWith('.asl.json')).sort()) {
+    const name = file.replace(/\.asl\.json$/, '') as WorkflowKind;
+    const definition = substitute(readFileSync(join(WORKFLOWS_DIR, file), 'utf8'), LOCAL_FUNCTIONS);
+    const res = await engine.createStateMachine({ name, definition });
+    arns[name] = res.stateMachineArn;
+  }
+  const workflows = new SfnWorkflows(sfnClient, arns);
+
+  const deps: Deps = { store, workflows, queue, clock, inventory: async () => index, signal, metrics, logger };
+  lambdas.set(LOCAL_FUNCTIONS.AwaitFunctionArn, createAwaitHandler(deps));
+  lambdas.set(LOCAL_FUNCTIONS.StepFunctionArn, createStepHandler(deps));
+
+  // Executions that were running when the process died go on from where they were.
+  await engine.recover();
+
+  const ingest = createIngestHandler(deps);
+  const poller: IngestPoller = startIngestPoller({
+    sqs: sqs.client,
+    queueUrl: sqs.ingestQueueUrl,
+    handle: ingest,
+    concurrency: config.INGEST_CONCURRENCY,
+    logger,
+    store,
+  });
+
+  const app = createApiApp({ ...deps, operatorTokenHash: hashToken(token), mapping });
+  const server: ServerType = await new Promise((resolve) => {
+    const s = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, () => resolve(s));
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.PORT;
+  const url = `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${port}`;
+
+  let closed = false;
+  return {
+    url,
+    port,
+    operatorToken: token,
+    deps,
+    engine,
+    sqs,
+    dynamo,
+    counters,
+    async close() {
+      if (closed) return;
+      closed = true;
+      // Stop taking requests first; long polls are woken so they answer (empty) at once.
+      signal.closeAll();
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      });
+      await poller.stop();
+      await engine.close();
+      await sfnServer.close();
+      sfnClient.destroy();
+      await sqs.close();
+      await dynamo.close();
+      releaseLock();
+    },
+  };
+}
