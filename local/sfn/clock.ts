@@ -1,0 +1,112 @@
+// Time for the local Step Functions engine: every timer it owns goes through a Clock so tests can drive time.
+
+export interface Clock {
+  now(): number;
+  /** Calls fn once at absolute time atMs (at once if it is in the past). Returns a cancel function. */
+  setTimer(atMs: number, fn: () => void): () => void;
+}
+
+// setTimeout silently turns delays above 2^31-1 ms (24.8 days) into 1 ms, so long timers re-arm in steps.
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimer(atMs, fn) {
+    let handle: NodeJS.Timeout | undefined;
+    let cancelled = false;
+    const arm = () => {
+      if (cancelled) return;
+      const delay = atMs - Date.now();
+      if (delay > MAX_TIMEOUT_MS) {
+        handle = setTimeout(arm, MAX_TIMEOUT_MS);
+      } else {
+        handle = setTimeout(fn, Math.max(0, delay));
+      }
+    };
+    arm();
+    return () => {
+      cancelled = true;
+      if (handle) clearTimeout(handle);
+    };
+  },
+};
+
+interface ManualTimer {
+  at: number;
+  seq: number;
+  fn: () => void;
+}
+
+// A macrotask turn lets every promise chain the engine started (journal writes, handler calls) settle.
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** A clock that only moves when told to; timers fire in time order, with engine work settling between them. */
+export class ManualClock implements Clock {
+  private current: number;
+  private seq = 0;
+  private timers: ManualTimer[] = [];
+
+  constructor(startMs: number = Date.parse('2030-01-01T00:00:00.000Z')) {
+    this.current = startMs;
+  }
+
+  now(): number {
+    return this.current;
+  }
+
+  setTimer(atMs: number, fn: () => void): () => void {
+    const timer: ManualTimer = { at: atMs, seq: this.seq++, fn };
+    this.timers.push(timer);
+    return () => {
+      const i = this.timers.indexOf(timer);
+      if (i >= 0) this.timers.splice(i, 1);
+    };
+  }
+
+  /** Number of timers not yet fired or cancelled. */
+  pending(): number {
+    return this.timers.length;
+  }
+
+  /** Absolute time of the next timer, if any. */
+  nextAt(): number | undefined {
+    return this.earliest()?.at;
+  }
+
+  async advance(ms: number): Promise<void> {
+    await this.advanceTo(this.current + ms);
+  }
+
+  async advanceTo(targetMs: number): Promise<void> {
+    await settle();
+    for (;;) {
+      const next = this.earliest();
+      if (!next || next.at > targetMs) break;
+      this.timers.splice(this.timers.indexOf(next), 1);
+      if (next.at > this.current) this.current = next.at;
+      next.fn();
+      await settle();
+    }
+    if (targetMs > this.current) this.current = targetMs;
+    await settle();
+  }
+
+  /** Fires every timer, including ones scheduled while firing, up to `limit` of them. */
+  async runAll(limit = 10_000): Promise<void> {
+    await settle();
+    for (let i = 0; i < limit; i++) {
+      const next = this.earliest();
+      if (!next) return;
+      await this.advanceTo(Math.max(next.at, this.current));
+    }
+    throw new Error(`ManualClock.runAll: more than ${limit} timers, probably a timer loop`);
+  }
+
+  private earliest(): ManualTimer | undefined {
+    let best: ManualTimer | undefined;
+    for (const t of this.timers) {
+      if (!best || t.at < best.at || (t.at === best.at && t.seq < best.seq)) best = t;
+    }
+    return best;
+  }
+}

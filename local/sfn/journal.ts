@@ -1,0 +1,271 @@
+// Durable state of the local Step Functions engine: per-execution JSONL journals, an execution index, machines.
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+// appendFileSync hands each record to the kernel before returning, so it survives kill -9 (not power loss).
+
+export interface StartRecord {
+  t: 'start';
+  arn: string;
+  machine: string;
+  machineArn: string;
+  name: string;
+  hash: string;
+  /** JSON text, as AWS returns it. */
+  input: string;
+  startDate: number;
+  roleArn?: string;
+}
+/** A top-level state was entered: the resume point. Doubles as its history event. */
+export interface EnteredRecord {
+  t: 'entered';
+  id: number;
+  ts: number;
+  type: string;
+  state: string;
+  input: string;
+}
+export interface EventRecord {
+  t: 'ev';
+  id: number;
+  ts: number;
+  type: string;
+  d?: Record<string, unknown>;
+}
+/** A callback Task handed out a token; deadlines are absolute so a restart keeps them. */
+export interface TokenRecord {
+  t: 'token';
+  state: string;
+  token: string;
+  timeoutAt?: number;
+  heartbeatAt?: number;
+  heartbeatMs?: number;
+}
+export interface HeartbeatRecord {
+  t: 'hb';
+  token: string;
+  heartbeatAt: number;
+}
+export interface WaitRecord {
+  t: 'wait';
+  state: string;
+  until: number;
+}
+/** SendTaskSuccess/SendTaskFailure arrived for a token. */
+export interface ResultRecord {
+  t: 'result';
+  token: string;
+  ok: boolean;
+  output?: string;
+  error?: string;
+  cause?: string;
+}
+export interface EndRecord {
+  t: 'end';
+  status: ExecutionStatus;
+  stopDate: number;
+  output?: string;
+  error?: string;
+  cause?: string;
+}
+export type JournalRecord =
+  | StartRecord
+  | EnteredRecord
+  | EventRecord
+  | TokenRecord
+  | HeartbeatRecord
+  | WaitRecord
+  | ResultRecord
+  | EndRecord;
+
+export type ExecutionStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
+
+/** What the engine knows of every execution without opening its journal. */
+export interface IndexEntry {
+  arn: string;
+  machineArn: string;
+  name: string;
+  file: string;
+  startDate: number;
+  status: ExecutionStatus;
+  stopDate?: number;
+  error?: string;
+  cause?: string;
+}
+
+export interface MachineRecord {
+  name: string;
+  arn: string;
+  hash: string;
+  roleArn?: string;
+  creationDate: number;
+  updateDate: number;
+}
+
+function safeName(s: string): string {
+  return s.replace(/[^A-Za-z0-9_-]/g, (c) => '%' + c.charCodeAt(0).toString(16).padStart(2, '0'));
+}
+
+function parseLines<T>(text: string): T[] {
+  const out: T[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    try {
+      out.push(JSON.parse(line) as T);
+    } catch {
+      // A kill -9 in the middle of an append leaves a torn last line; the record never counted.
+    }
+  }
+  return out;
+}
+
+type IndexLine =
+  | { k: 's'; a: string; m: string; n: string; f: string; s: number; st?: ExecutionStatus; d?: number; er?: string; c?: string }
+  | { k: 'e'; a: string; st: ExecutionStatus; d: number; er?: string; c?: string };
+
+export class JournalStore {
+  readonly dataDir: string;
+  private readonly execDir: string;
+  private readonly defDir: string;
+  private readonly indexFile: string;
+  private readonly machinesFile: string;
+
+  constructor(dataDir: string) {
+    this.dataDir = dataDir;
+    this.execDir = join(dataDir, 'executions');
+    this.defDir = join(dataDir, 'definitions');
+    this.indexFile = join(dataDir, 'index.jsonl');
+    this.machinesFile = join(dataDir, 'machines.jsonl');
+    mkdirSync(this.execDir, { recursive: true });
+    mkdirSync(this.defDir, { recursive: true });
+  }
+
+  // ---- machines and definition versions
+
+  loadMachines(): MachineRecord[] {
+    if (!existsSync(this.machinesFile)) return [];
+    const latest = new Map<string, MachineRecord>();
+    for (const rec of parseLines<MachineRecord>(readFileSync(this.machinesFile, 'utf8'))) latest.set(rec.name, rec);
+    return [...latest.values()];
+  }
+
+  saveMachine(rec: MachineRecord, definitionText: string): void {
+    this.saveDefinition(rec.hash, definitionText);
+    appendFileSync(this.machinesFile, JSON.stringify(rec) + '\n');
+  }
+
+  saveDefinition(hash: string, text: string): void {
+    const file = join(this.defDir, `${hash}.json`);
+    if (existsSync(file)) return;
+    // Written whole then renamed, so a resumed execution never reads half a definition.
+    writeFileSync(file + '.tmp', text);
+    renameSync(file + '.tmp', file);
+  }
+
+  readDefinition(hash: string): string {
+    return readFileSync(join(this.defDir, `${hash}.json`), 'utf8');
+  }
+
+  // ---- execution journals
+
+  fileFor(machine: string, name: string): string {
+    return `${safeName(machine)}/${safeName(name)}.jsonl`;
+  }
+
+  createJournal(file: string, start: StartRecord): void {
+    mkdirSync(join(this.execDir, file.split('/')[0]), { recursive: true });
+    this.append(file, start);
+  }
+
+  append(file: string, rec: JournalRecord): void {
+    appendFileSync(join(this.execDir, file), JSON.stringify(rec) + '\n');
+  }
+
+  read(file: string): JournalRecord[] {
+    return parseLines<JournalRecord>(readFileSync(join(this.execDir, file), 'utf8'));
+  }
+
+  // ---- index
+
+  indexStart(e: IndexEntry): void {
+    const line: IndexLine = { k: 's', a: e.arn, m: e.machineArn, n: e.name, f: e.file, s: e.startDate };
+    appendFileSync(this.indexFile, JSON.stringify(line) + '\n');
+  }
+
+  indexEnd(arn: string, end: { status: ExecutionStatus; stopDate: number; error?: string; cause?: string }): void {
+    const line: IndexLine = { k: 'e', a: arn, st: end.status, d: end.stopDate, er: end.error, c: end.cause };
+    appendFileSync(this.indexFile, JSON.stringify(line) + '\n');
+  }
+
+  /**
+   * Loads every execution's summary from the index alone (finished journals are not opened), then repairs the
+   * two gaps a kill can leave: a journal whose index line never got written, and an end written to the journal
+   * but not yet to the index. Compacts the index when it has grown well beyond one line per execution.
+   */
+  loadIndex(): Map<string, IndexEntry> {
+    const entries = new Map<string, IndexEntry>();
+    let lines = 0;
+    if (existsSync(this.indexFile)) {
+      for (const l of parseLines<IndexLine>(readFileSync(this.indexFile, 'utf8'))) {
+        lines++;
+        if (l.k === 's') {
+          entries.set(l.a, {
+            arn: l.a,
+            machineArn: l.m,
+            name: l.n,
+            file: l.f,
+            startDate: l.s,
+            status: l.st ?? 'RUNNING',
+            stopDate: l.d,
+            error: l.er,
+            cause: l.c,
+          });
+        } else {
+          const e = entries.get(l.a);
+          if (e) Object.assign(e, { status: l.st, stopDate: l.d, error: l.er, cause: l.c });
+        }
+      }
+    }
+    let repaired = false;
+    const known = new Set([...entries.values()].map((e) => e.file));
+    for (const dir of readdirSync(this.execDir, { withFileTypes: true })) {
+      if (!dir.isDirectory()) continue;
+      for (const f of readdirSync(join(this.execDir, dir.name))) {
+        const file = `${dir.name}/${f}`;
+        if (!f.endsWith('.jsonl') || known.has(file)) continue;
+        const start = this.read(file).find((r): r is StartRecord => r.t === 'start');
+        if (!start) continue;
+        entries.set(start.arn, {
+          arn: start.arn,
+          machineArn: start.machineArn,
+          name: start.name,
+          file,
+          startDate: start.startDate,
+          status: 'RUNNING',
+        });
+        repaired = true;
+      }
+    }
+    for (const e of entries.values()) {
+      if (e.status !== 'RUNNING') continue;
+      const end = this.read(e.file).find((r): r is EndRecord => r.t === 'end');
+      if (end) {
+        Object.assign(e, { status: end.status, stopDate: end.stopDate, error: end.error, cause: end.cause });
+        repaired = true;
+      }
+    }
+    if (repaired || lines > entries.size * 2 + 100) this.compactIndex(entries);
+    return entries;
+  }
+
+  private compactIndex(entries: Map<string, IndexEntry>): void {
+    let text = '';
+    for (const e of entries.values()) {
+      const line: IndexLine = { k: 's', a: e.arn, m: e.machineArn, n: e.name, f: e.file, s: e.startDate };
+      if (e.status !== 'RUNNING') Object.assign(line, { st: e.status, d: e.stopDate, er: e.error, c: e.cause });
+      text += JSON.stringify(line) + '\n';
+    }
+    writeFileSync(this.indexFile + '.tmp', text);
+    renameSync(this.indexFile + '.tmp', this.indexFile);
+  }
+}
