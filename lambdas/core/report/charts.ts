@@ -1,9 +1,12 @@
 // The report's charts as inline SVG strings: no chart library, no script, nothing fetched at view time.
 import type { GroupTotals, ReportRow } from './schema.ts';
-import { esc, formatDuration, formatShare } from './format.ts';
+import { esc, formatDuration, formatDurationShort, formatShare } from './format.ts';
 
 const W = 640;
 const H = 260;
+// The scatter gets the page's full width: time needs room that counts per bin do not.
+const WIDE_W = 1240;
+const WIDE_H = 300;
 const M = { l: 56, r: 16, t: 20, b: 44 };
 const PW = W - M.l - M.r;
 const PH = H - M.t - M.b;
@@ -29,14 +32,15 @@ function niceCount(raw: number): number {
 
 const n1 = (x: number): string => (Math.round(x * 10) / 10).toString();
 
-function open(name: string, title: string, height: number, empty: boolean): string {
-  return `<svg class="chart" data-chart="${name}" data-empty="${empty}" viewBox="0 0 ${W} ${height}" width="${W}" height="${height}" role="img" aria-label="${esc(title)}" xmlns="http://www.w3.org/2000/svg">`;
+function open(name: string, title: string, height: number, empty: boolean, width = W): string {
+  return `<svg class="chart" data-chart="${name}" data-empty="${empty}" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${esc(title)}" xmlns="http://www.w3.org/2000/svg">`;
 }
 
-function emptyState(height: number): string {
+function emptyState(height: number, width = W): string {
+  const pw = width - M.l - M.r;
   return (
-    `<rect class="frame" x="${M.l}" y="${M.t}" width="${PW}" height="${height - M.t - M.b}"/>` +
-    `<text class="empty" x="${M.l + PW / 2}" y="${M.t + (height - M.t - M.b) / 2}" text-anchor="middle">No data in this window</text>`
+    `<rect class="frame" x="${M.l}" y="${M.t}" width="${pw}" height="${height - M.t - M.b}"/>` +
+    `<text class="empty" x="${M.l + pw / 2}" y="${M.t + (height - M.t - M.b) / 2}" text-anchor="middle">No data in this window</text>`
   );
 }
 
@@ -71,7 +75,7 @@ export function noticeHistogram(rows: readonly ReportRow[]): string {
       `<rect class="bar" data-count="${count}" x="${n1(x + 1)}" y="${n1(y(count))}" width="${n1(Math.max(bw - 2, 1))}" height="${n1(M.t + PH - y(count))}"><title>${esc(`${formatDuration(lo)} – <${formatDuration(hi)}: ${count}`)}</title></rect>`,
     );
     if (i % labelEvery === 0) {
-      out.push(`<text class="tick" x="${n1(x)}" y="${M.t + PH + 16}" text-anchor="middle">${esc(formatDuration(lo))}</text>`);
+      out.push(`<text class="tick" x="${n1(x)}" y="${M.t + PH + 16}" text-anchor="middle">${esc(formatDurationShort(lo))}</text>`);
     }
   });
   out.push(`<line class="axis" x1="${M.l}" x2="${M.l + PW}" y1="${M.t + PH}" y2="${M.t + PH}"/>`);
@@ -82,7 +86,11 @@ export function noticeHistogram(rows: readonly ReportRow[]): string {
     const px = M.l + (policy / (bins.length * step)) * PW;
     if (px <= M.l + PW) {
       out.push(`<line class="policy" x1="${n1(px)}" x2="${n1(px)}" y1="${M.t}" y2="${M.t + PH}"/>`);
-      out.push(`<text class="policy-label" x="${n1(px + 4)}" y="${M.t + 10}">policy ${esc(formatDuration(policy))}</text>`);
+      // Near the right edge the label goes left of the line so it is not clipped.
+      const right = px > M.l + PW - 90;
+      out.push(
+        `<text class="policy-label" x="${n1(right ? px - 4 : px + 4)}" y="${M.t + 10}" text-anchor="${right ? 'end' : 'start'}">policy ${esc(formatDurationShort(policy))}</text>`,
+      );
     }
   }
   out.push(`<text class="axis-label" x="${M.l + PW / 2}" y="${H - 6}" text-anchor="middle">notice given</text>`);
@@ -135,7 +143,7 @@ export function recoveryScatter(rows: readonly ReportRow[], fromIso: string, toI
     .map((r) => ({ r, t: Date.parse(r.wentDownAt ?? r.notifiedAt), v: r.recoverySeconds! }))
     .filter((p) => Number.isFinite(p.t));
   const title = 'Recovery time by when the reboot went down';
-  if (pts.length === 0) return open('recovery-scatter', title, H, true) + emptyState(H) + '</svg>';
+  if (pts.length === 0) return open('recovery-scatter', title, WIDE_H, true, WIDE_W) + emptyState(WIDE_H, WIDE_W) + '</svg>';
 
   // The window is the frame; a reboot that went down after `to` widens it rather than falling off.
   let t0 = Date.parse(fromIso);
@@ -146,33 +154,36 @@ export function recoveryScatter(rows: readonly ReportRow[], fromIso: string, toI
     if (p.t > t1) t1 = p.t;
     if (p.v > vMax) vMax = p.v;
   }
-  const yStep = niceSeconds(Math.max(vMax, 1) / 5);
-  const yMax = Math.ceil(Math.max(vMax, 1) / yStep) * yStep;
-  const x = (t: number) => M.l + ((t - t0) / (t1 - t0)) * PW;
-  const y = (v: number) => M.t + PH - (v / yMax) * PH;
+  // 5% headroom so the slowest recovery is not drawn on the frame.
+  const yStep = niceSeconds(Math.max(vMax * 1.05, 1) / 5);
+  const yMax = Math.ceil(Math.max(vMax * 1.05, 1) / yStep) * yStep;
+  const pw = WIDE_W - M.l - M.r;
+  const ph = WIDE_H - M.t - M.b;
+  const x = (t: number) => M.l + ((t - t0) / (t1 - t0)) * pw;
+  const y = (v: number) => M.t + ph - (v / yMax) * ph;
 
-  const out: string[] = [open('recovery-scatter', title, H, false)];
+  const out: string[] = [open('recovery-scatter', title, WIDE_H, false, WIDE_W)];
   for (let v = 0; v <= yMax; v += yStep) {
-    out.push(`<line class="grid" x1="${M.l}" x2="${M.l + PW}" y1="${n1(y(v))}" y2="${n1(y(v))}"/>`);
-    out.push(`<text class="tick" x="${M.l - 6}" y="${n1(y(v) + 4)}" text-anchor="end">${esc(formatDuration(v))}</text>`);
+    out.push(`<line class="grid" x1="${M.l}" x2="${M.l + pw}" y1="${n1(y(v))}" y2="${n1(y(v))}"/>`);
+    out.push(`<text class="tick" x="${M.l - 6}" y="${n1(y(v) + 4)}" text-anchor="end">${esc(formatDurationShort(v))}</text>`);
   }
-  const tStep = TIME_STEPS_MS.find((s) => s >= (t1 - t0) / 6) ?? Math.ceil((t1 - t0) / 6 / 86400000) * 86400000;
+  const tStep = TIME_STEPS_MS.find((s) => s >= (t1 - t0) / 10) ?? Math.ceil((t1 - t0) / 10 / 86400000) * 86400000;
   for (let t = Math.ceil(t0 / tStep) * tStep; t <= t1; t += tStep) {
     const iso = new Date(t).toISOString();
     const label = tStep >= 86400000 ? iso.slice(5, 10) : `${iso.slice(5, 10)} ${iso.slice(11, 16)}`;
-    out.push(`<line class="grid" x1="${n1(x(t))}" x2="${n1(x(t))}" y1="${M.t}" y2="${M.t + PH}"/>`);
-    out.push(`<text class="tick" x="${n1(x(t))}" y="${M.t + PH + 16}" text-anchor="middle">${label}</text>`);
+    out.push(`<line class="grid" x1="${n1(x(t))}" x2="${n1(x(t))}" y1="${M.t}" y2="${M.t + ph}"/>`);
+    out.push(`<text class="tick" x="${n1(x(t))}" y="${M.t + ph + 16}" text-anchor="middle">${label}</text>`);
   }
-  out.push(`<line class="axis" x1="${M.l}" x2="${M.l + PW}" y1="${M.t + PH}" y2="${M.t + PH}"/>`);
+  out.push(`<line class="axis" x1="${M.l}" x2="${M.l + pw}" y1="${M.t + ph}" y2="${M.t + ph}"/>`);
   for (const p of pts) {
     out.push(
       `<circle class="point ${p.r.kind}" cx="${n1(x(p.t))}" cy="${n1(y(p.v))}" r="3"><title>${esc(`${p.r.id} (${p.r.node}${p.r.xpu ? `/${p.r.xpu}` : ''}): ${formatDuration(p.v)}`)}</title></circle>`,
     );
   }
-  out.push(`<circle class="point-legend xpu" cx="${M.l + PW - 110}" cy="${M.t + 6}" r="4"/><text class="tick" x="${M.l + PW - 102}" y="${M.t + 10}">xPU</text>`);
-  out.push(`<circle class="point-legend host" cx="${M.l + PW - 60}" cy="${M.t + 6}" r="4"/><text class="tick" x="${M.l + PW - 52}" y="${M.t + 10}">host</text>`);
-  out.push(`<text class="axis-label" x="${M.l + PW / 2}" y="${H - 6}" text-anchor="middle">went down (UTC)</text>`);
-  out.push(`<text class="axis-label" x="14" y="${M.t + PH / 2}" text-anchor="middle" transform="rotate(-90 14 ${M.t + PH / 2})">recovery</text>`);
+  out.push(`<circle class="point-legend xpu" cx="${M.l + pw - 110}" cy="${M.t + 6}" r="4"/><text class="tick" x="${M.l + pw - 102}" y="${M.t + 10}">xPU</text>`);
+  out.push(`<circle class="point-legend host" cx="${M.l + pw - 60}" cy="${M.t + 6}" r="4"/><text class="tick" x="${M.l + pw - 52}" y="${M.t + 10}">host</text>`);
+  out.push(`<text class="axis-label" x="${M.l + pw / 2}" y="${WIDE_H - 6}" text-anchor="middle">went down (UTC)</text>`);
+  out.push(`<text class="axis-label" x="14" y="${M.t + ph / 2}" text-anchor="middle" transform="rotate(-90 14 ${M.t + ph / 2})">recovery</text>`);
   out.push('</svg>');
   return out.join('');
 }

@@ -17,6 +17,11 @@ export function formatDuration(seconds: number | null | undefined): string {
   return `${Math.floor(s / 86400)}d ${pad(Math.floor((s % 86400) / 3600))}h`;
 }
 
+/** Axis ticks: "30s", "5m", "1m 30s", "2h": the shortest form that is still exact. */
+export function formatDurationShort(seconds: number): string {
+  return formatDuration(seconds).replace(/ 00[smh]$/, '');
+}
+
 /** "2024-05-01 13:04:05Z": ISO without the noise, always UTC so readers in any zone agree. */
 export function formatTime(iso: string | null | undefined): string {
   if (!iso) return '—';

@@ -13,7 +13,7 @@ body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica
 main{max-width:1280px;margin:0 auto;padding:24px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 10px}h3{font-size:14px;margin:16px 0 8px}
 .meta{color:var(--muted);margin:0}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:12px;margin-top:18px}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(135px,1fr));gap:12px;margin-top:18px}
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px 14px}
 .card .v{font-size:22px;font-weight:600}.card .k{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.04em}
 .card.bad .v{color:var(--high)}
@@ -29,7 +29,8 @@ tr.sev-high td:first-child{box-shadow:inset 3px 0 var(--high)}tr.sev-medium td:f
 .code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px}
 .muted{color:var(--muted)}
 .none{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px;color:var(--muted)}
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:16px}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:16px;align-items:start}
+figure.wide{grid-column:1/-1}
 figure{margin:0;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px}
 figcaption{font-weight:600;margin-bottom:6px}figcaption small{font-weight:400;color:var(--muted)}
 svg.chart{width:100%;height:auto;display:block}
@@ -39,6 +40,8 @@ svg .bar{fill:var(--xpu)}svg .bar.forced{fill:var(--high)}svg .track{fill:#f0f2f
 svg .policy{stroke:var(--high);stroke-dasharray:4 3;stroke-width:1.5}svg .policy-label{fill:var(--high)}
 svg .point{fill-opacity:.65}svg .xpu{fill:var(--xpu)}svg .host{fill:var(--host)}
 .totals{display:grid;grid-template-columns:1fr;gap:8px}
+nav{margin-top:10px;font-size:13px}nav a{color:var(--xpu);margin-right:14px;text-decoration:none}
+.bycode{width:auto;min-width:50%;margin-bottom:12px}
 footer{color:var(--muted);font-size:12px;margin-top:32px}
 `;
 
@@ -54,7 +57,9 @@ export function renderHtml(report: ComplianceReport): string {
     `<title>Reboot compliance report ${esc(formatTime(report.from))} – ${esc(formatTime(report.to))}</title>`,
     `<style>${CSS}</style></head><body><main>`,
     '<header><h1>Reboot compliance report</h1>',
-    `<p class="meta">Reboots notified from <b>${esc(formatTime(report.from))}</b> (inclusive) to <b>${esc(formatTime(report.to))}</b> (exclusive) · generated ${esc(formatTime(report.generatedAt))} · schema ${esc(report.schemaVersion)}</p></header>`,
+    `<p class="meta">Reboots notified from <b>${esc(formatTime(report.from))}</b> (inclusive) to <b>${esc(formatTime(report.to))}</b> (exclusive) · generated ${esc(formatTime(report.generatedAt))} · schema ${esc(report.schemaVersion)}</p>`,
+    // In-page links only: a fragment never leaves the document.
+    '<nav><a href="#findings">Findings</a><a href="#charts">Charts</a><a href="#totals">Totals</a><a href="#denials">Denials</a><a href="#reboots">Reboots</a></nav></header>',
   );
 
   if (empty) {
@@ -63,6 +68,7 @@ export function renderHtml(report: ComplianceReport): string {
   out.push(summaryCards(o));
 
   out.push(`<section id="findings"><h2>Policy findings (${report.findings.length})</h2>`);
+  if (report.findings.length) out.push(findingsByCode(report));
   out.push(findingsTable(report));
   out.push('</section>');
 
@@ -74,7 +80,7 @@ export function renderHtml(report: ComplianceReport): string {
     rack.racks > MAX_RACK_BARS ? `worst ${rack.shown} of ${rack.racks} racks` : `${rack.racks} rack${rack.racks === 1 ? '' : 's'} with xPU reboots`;
   out.push(`<figure><figcaption>Forced at the deadline, by rack <small>${esc(rackNote)}</small></figcaption>${rack.svg}</figure>`);
   out.push(
-    `<figure><figcaption>Recovery time over time <small>${report.reboots.filter((r) => r.recoverySeconds !== null).length} recovered reboots</small></figcaption>${recoveryScatter(report.reboots, report.from, report.to)}</figure>`,
+    `<figure class="wide"><figcaption>Recovery time over time <small>${report.reboots.filter((r) => r.recoverySeconds !== null).length} recovered reboots</small></figcaption>${recoveryScatter(report.reboots, report.from, report.to)}</figure>`,
   );
   out.push('</div></section>');
 
@@ -125,6 +131,27 @@ function sevBadge(s: Severity): string {
 
 function target(node: string, xpu: string | null): string {
   return xpu ? `${esc(node)} / ${esc(xpu)}` : esc(node);
+}
+
+/** How many of each finding, so a long list can be read from its shape before its rows. */
+function findingsByCode(report: ComplianceReport): string {
+  const counts = new Map<string, { severity: Severity; category: string; findings: number; reboots: Set<string> }>();
+  for (const f of report.findings) {
+    const c = counts.get(f.code) ?? { severity: f.severity, category: f.category, findings: 0, reboots: new Set<string>() };
+    c.findings++;
+    c.reboots.add(f.rebootId);
+    counts.set(f.code, c);
+  }
+  return (
+    '<table class="bycode"><thead><tr><th>Severity</th><th>Finding</th><th>Category</th><th class="num">Findings</th><th class="num">Reboots</th></tr></thead><tbody>' +
+    [...counts.entries()]
+      .map(
+        ([code, c]) =>
+          `<tr class="sev-${c.severity}"><td>${sevBadge(c.severity)}</td><td class="code">${esc(code)}</td><td>${esc(c.category)}</td><td class="num">${c.findings}</td><td class="num">${c.reboots.size}</td></tr>`,
+      )
+      .join('') +
+    '</tbody></table>'
+  );
 }
 
 function findingsTable(report: ComplianceReport): string {
