@@ -57,6 +57,8 @@ export class ManualClock implements Clock {
   setTimer(atMs: number, fn: () => void): () => void {
     const timer: ManualTimer = { at: atMs, seq: this.seq++, fn };
     this.timers.push(timer);
+    // Already due: fire on the next turn, as a real timer would, without waiting for someone to advance.
+    if (atMs <= this.current) setImmediate(() => this.fire(timer));
     return () => {
       const i = this.timers.indexOf(timer);
       if (i >= 0) this.timers.splice(i, 1);
@@ -82,9 +84,8 @@ export class ManualClock implements Clock {
     for (;;) {
       const next = this.earliest();
       if (!next || next.at > targetMs) break;
-      this.timers.splice(this.timers.indexOf(next), 1);
       if (next.at > this.current) this.current = next.at;
-      next.fn();
+      this.fire(next);
       await settle();
     }
     if (targetMs > this.current) this.current = targetMs;
@@ -100,6 +101,13 @@ export class ManualClock implements Clock {
       await this.advanceTo(Math.max(next.at, this.current));
     }
     throw new Error(`ManualClock.runAll: more than ${limit} timers, probably a timer loop`);
+  }
+
+  private fire(timer: ManualTimer): void {
+    const i = this.timers.indexOf(timer);
+    if (i < 0) return; // cancelled or already fired
+    this.timers.splice(i, 1);
+    timer.fn();
   }
 
   private earliest(): ManualTimer | undefined {
