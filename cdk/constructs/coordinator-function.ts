@@ -4,7 +4,7 @@ import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { LogLevel, NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { type FunctionName, removalPolicyOf, retentionOf, type StageConfig } from '../config.ts';
 
 /** Namespace of every custom metric; alarms in monitoring.ts read the same one. */
@@ -32,6 +32,11 @@ export interface CoordinatorFunctionProps {
   description: string;
   timeout: Duration;
   memorySize?: number;
+  /**
+   * Repository files the code reads at run time, copied into the bundle at the same relative
+   * path (so `$LAMBDA_TASK_ROOT/config/redfish-mapping.yaml` for `config/redfish-mapping.yaml`).
+   */
+  files?: string[];
 }
 
 export function coordinatorFunction(scope: Construct, id: string, props: CoordinatorFunctionProps): NodejsFunction {
@@ -69,9 +74,17 @@ export function coordinatorFunction(scope: Construct, id: string, props: Coordin
       minify: true,
       sourceMap: true,
       sourceMapMode: SourceMapMode.DEFAULT,
+      // Lines and names only: embedding the sources would quadruple the map that Node parses at start.
+      sourcesContent: false,
       // The SDK is bundled, not taken from the runtime: the version the tests ran is the one deployed.
       externalModules: [],
       logLevel: LogLevel.WARNING,
+      commandHooks: {
+        beforeBundling: () => [],
+        beforeInstall: () => [],
+        afterBundling: (inputDir: string, outputDir: string) =>
+          (props.files ?? []).map((f) => `mkdir -p "${outputDir}/${dirname(f)}" && cp "${inputDir}/${f}" "${outputDir}/${f}"`),
+      },
     },
   });
   Validations.of(fn).acknowledge(

@@ -30,8 +30,8 @@ export function wiredEnv(fn: LambdaFunction): string[] {
 export function grantEnv(fn: LambdaFunction, name: string, target: ITable, access: TableAccess): void;
 /** QUEUE_URL-style: the queue's URL, with sqs:SendMessage. */
 export function grantEnv(fn: LambdaFunction, name: string, target: IQueue, access: 'send'): void;
-/** REPORT_BUCKET-style: the bucket's name, with s3:PutObject only. */
-export function grantEnv(fn: LambdaFunction, name: string, target: IBucket, access: 'put'): void;
+/** REPORT_BUCKET-style: the bucket's name, with s3:PutObject only, on keys under `keyPrefix`. */
+export function grantEnv(fn: LambdaFunction, name: string, target: IBucket, access: 'put', keyPrefix: string): void;
 /** *_WORKFLOW_ARN-style: the state machine's ARN, with states:StartExecution on it. */
 export function grantEnv(fn: LambdaFunction, name: string, target: IStateMachine, access: 'start'): void;
 export function grantEnv(
@@ -39,6 +39,7 @@ export function grantEnv(
   name: string,
   target: ITable | IQueue | IBucket | IStateMachine,
   access: TableAccess | 'send' | 'put' | 'start',
+  keyPrefix = '',
 ): void {
   claim(fn, name);
   switch (access) {
@@ -63,11 +64,11 @@ export function grantEnv(
     case 'put': {
       const bucket = target as IBucket;
       // grantPut would add s3:Abort* and PutObjectLegalHold/Retention/Tagging; a report writer needs none of them.
-      fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects('*')] }));
+      fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects(`${keyPrefix}*`)] }));
       fn.addEnvironment(name, bucket.bucketName);
       Validations.of(fn).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::${nagArn(bucket)}/*]`,
-        reason: `Writes new report objects into ${name}; put only, no read, list or delete.`,
+        id: `AwsSolutions-IAM5[Resource::${nagArn(bucket)}/${keyPrefix}*]`,
+        reason: `Writes new objects under ${keyPrefix || 'the root of'} ${name}; put only, no read, list or delete.`,
       });
       return;
     }

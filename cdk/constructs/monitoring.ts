@@ -6,7 +6,7 @@ import {
   ComparisonOperator,
   Dashboard,
   GraphWidget,
-  Metric,
+  MathExpression,
   TreatMissingData,
   type IMetric,
 } from 'aws-cdk-lib/aws-cloudwatch';
@@ -57,12 +57,14 @@ export class Monitoring extends Construct {
     if (config.alarmEmail) this.topic.addSubscription(new EmailSubscription(config.alarmEmail));
 
     const fiveMinutes = Duration.minutes(5);
-    const custom = (metricName: string, statistic: string) =>
-      new Metric({
-        namespace: METRICS_NAMESPACE,
-        metricName,
-        dimensionsMap: { service: serviceName(config) },
-        statistic,
+    // Custom metrics through Metrics Insights: an alarm on a plain metric matches one exact
+    // dimension set, but Powertools adds `service` to every metric and callers add their own
+    // (RebootFailed carries `reason`). The query folds every dimension set of the stage's service.
+    const custom = (metricName: string, aggregate: 'SUM' | 'MAX') =>
+      new MathExpression({
+        expression: `SELECT ${aggregate}(${metricName}) FROM ${METRICS_NAMESPACE} WHERE service = '${serviceName(config)}'`,
+        usingMetrics: {},
+        label: metricName,
         period: fiveMinutes,
       });
 
@@ -73,9 +75,9 @@ export class Monitoring extends Construct {
     this.alarm('IngestDlqNotEmpty', dlqDepth, 'Events reached the ingest DLQ: they were not processed after 5 tries.');
     const ingestErrors = props.ingest.metricErrors({ period: fiveMinutes, statistic: 'Sum' });
     this.alarm('IngestErrors', ingestErrors, 'The ingest function failed (whole invocations, not single records).');
-    const rebootFailed = custom('RebootFailed', 'Sum');
+    const rebootFailed = custom('RebootFailed', 'SUM');
     this.alarm('RebootFailed', rebootFailed, 'A reboot ended as failed.');
-    const quietBmcs = custom('QuietBmcs', 'Maximum');
+    const quietBmcs = custom('QuietBmcs', 'MAX');
     this.alarm('QuietBmcs', quietBmcs, 'BMCs sent nothing within their interval: reboots on those nodes go unseen.');
 
     const failed: IMetric[] = [];

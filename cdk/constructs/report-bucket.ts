@@ -32,7 +32,7 @@ export class ReportBucket extends Construct {
       versioned: true,
       removalPolicy,
       serverAccessLogsBucket: this.accessLogs,
-      serverAccessLogsPrefix: 'reports/',
+      serverAccessLogsPrefix: 'report-bucket/',
       lifecycleRules: [
         {
           id: 'age-reports',

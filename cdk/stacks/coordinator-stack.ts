@@ -20,6 +20,9 @@ import { Workflows } from '../constructs/workflows.ts';
 /** The ASL placeholders and the functions whose ARNs fill them (the local stack fills the same names). */
 export const PLACEHOLDER_FUNCTIONS = { AwaitFunctionArn: 'workflow-await', StepFunctionArn: 'workflow-step' } as const;
 
+/** The report function writes `reports/<name>` (lambdas/entry/report.ts) and may write nothing else. */
+export const REPORT_KEY_PREFIX = 'reports/';
+
 /** Workflows the ingest function expects; a missing file is a synth warning, not an error. */
 export const EXPECTED_WORKFLOWS = ['xpu-reboot', 'host-reboot'] as const;
 
@@ -47,7 +50,11 @@ export class CoordinatorStack extends Stack {
     super(scope, id, props);
     const { config } = props;
     this.config = config;
-    const fn = (name: CoordinatorFunctionProps['name'], id: string, rest: Pick<CoordinatorFunctionProps, 'description' | 'timeout' | 'memorySize'>) =>
+    const fn = (
+      name: CoordinatorFunctionProps['name'],
+      id: string,
+      rest: Pick<CoordinatorFunctionProps, 'description' | 'timeout' | 'memorySize' | 'files'>,
+    ) =>
       coordinatorFunction(this, id, { name, config, entryDir: props.entryDir, projectRoot: props.projectRoot, ...rest });
 
     this.tables = new Tables(this, 'Data', { config });
@@ -58,6 +65,8 @@ export class CoordinatorStack extends Stack {
       // Above API Gateway's 30 s integration limit, so a long poll (capped at 25 s) never dies mid-write.
       timeout: Duration.seconds(35),
       memorySize: 512,
+      // The shipped Redfish → native event mapping, read at start (lambdas/core/redfish/mapping.ts).
+      files: ['config/redfish-mapping.yaml'],
     });
     const authorizer = fn('authorizer', 'AuthorizerFunction', {
       description: 'HTTP API authorizer: bearer or ?access_token= against SHA-256 token hashes',
@@ -139,7 +148,7 @@ export class CoordinatorStack extends Stack {
     grantEnv(workflowStep, 'TABLE_NAME', reboots, 'readWrite');
 
     grantEnv(report, 'TABLE_NAME', reboots, 'read');
-    grantEnv(report, 'REPORT_BUCKET', this.reports.bucket, 'put');
+    grantEnv(report, 'REPORT_BUCKET', this.reports.bucket, 'put', REPORT_KEY_PREFIX);
     grantEnv(watchdog, 'TABLE_NAME', reboots, 'read');
 
     this.schedule('DailyReport', report, {
