@@ -78,7 +78,10 @@ export async function runReport(opts: ReportCliOptions, io: ReportCliIo = defaul
     });
     body = await res.text();
   } catch (err) {
-    return fail(EXIT_FAILED, `cannot reach ${url.origin}: ${(err as Error).message}`);
+    // fetch() says only "fetch failed"; the cause holds ECONNREFUSED, ENOTFOUND or the TLS error.
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.code ?? cause?.message ?? (err as Error).message;
+    return fail(EXIT_FAILED, `cannot reach ${url.origin}: ${why}`);
   }
 
   if (!res.ok) return fail(EXIT_FAILED, `HTTP ${res.status}: ${describeError(body)}`);
