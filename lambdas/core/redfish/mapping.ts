@@ -65,7 +65,11 @@ const RuleSchema = z
     }),
     message: name,
     origin: z.enum(['host', 'xpu', 'any']).optional(),
-    type: z.union([eventType, z.strictObject({ host: hostType.optional(), xpu: eventType.optional() })]).optional(),
+    type: z
+      .union([eventType, z.strictObject({ host: hostType.optional(), xpu: eventType.optional() })], {
+        error: `type: one of ${NATIVE_EVENT_TYPES.join(', ')}, or {host: <host.* type>, xpu: <type>}`,
+      })
+      .optional(),
     ignore: z.string().min(1).optional(),
     args: z.strictObject({ noticeSeconds: argIndex, reason: argIndex, method: argIndex, tenant: argIndex }).partial().optional(),
     data: z
@@ -160,17 +164,21 @@ export function parseMapping(text: string, source: string): MappingRule[] {
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length > 0) {
     const err = doc.errors[0];
-    const line = err.linePos?.[0]?.line;
+    const line = err.linePos?.[0]?.line ?? (err.pos?.[0] !== undefined ? lines.linePos(err.pos[0]).line : undefined);
     throw new MappingFileInvalid(`${source}${line ? `:${line}` : ''}: not valid YAML: ${err.message.split('\n')[0]}`);
   }
   const parsed = MappingFileSchema.safeParse(doc.toJS() ?? {});
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
+    // A misspelt key also makes the real one "missing": report the misspelling, it is the cause.
+    const issue = parsed.error.issues.find((i) => i.code === 'unrecognized_keys') ?? parsed.error.issues[0];
     let path: PropertyKey[] = [...issue.path];
     let what = issue.message;
     if (issue.code === 'unrecognized_keys') {
       path = [...issue.path, issue.keys[0]];
       what = `unknown key '${issue.keys[0]}'`;
+    } else if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) {
+      what = `missing key '${String(path[path.length - 1])}'`;
+      path = path.slice(0, -1);
     }
     const line = lineOf(doc, lines, path);
     const where = path.length ? ` at ${path.map(String).join('.')}` : '';
