@@ -1,0 +1,644 @@
+// The edge agent: long-polls the server for commands, runs their hooks one at a time, delivers each result exactly once.
+import { join } from 'node:path';
+import type { CommandType } from '../lambdas/core/types.ts';
+import { createBackoff, sleep, type Backoff } from './backoff.ts';
+import type { AgentConfig } from './config.ts';
+import { findHook, startHook, type HookRun } from './hook.ts';
+import { createHttpClient, type HttpClient, type HttpResponse } from './http.ts';
+import { AgentLocked, Journal, type FinalStatus } from './journal.ts';
+import { createLogger, describeError, type Logger } from './log.ts';
+import { utf8Tail } from './output.ts';
+import { killLeftoverGroup } from './proc.ts';
+
+export type { AgentConfig } from './config.ts';
+
+/** Exit codes of the agent process; systemd and scripts tell a wrong token from a crash by them. */
+export const EXIT_CODES = Object.freeze({
+  ok: 0,
+  /** --once could not poll or deliver; another agent holds the state directory; the journal is unwritable. */
+  failure: 1,
+  /** Bad configuration (flags, env, config file). */
+  config: 2,
+  /** The server refused the token (401/403): retrying will not fix it. */
+  auth: 3,
+});
+
+export interface AgentExit {
+  code: number;
+  reason: string;
+}
+
+export interface RunAgentOptions {
+  /** Aborting it stops the agent gracefully (what SIGTERM/SIGINT do in the CLI). */
+  signal?: AbortSignal;
+  log?: Logger;
+  /** The environment hooks inherit (default process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Runs the agent until it is stopped (signal), finishes a --once round, or meets an error it cannot retry. */
+export async function runAgent(config: AgentConfig, opts: RunAgentOptions = {}): Promise<AgentExit> {
+  const log = opts.log ?? createLogger({ level: config.logLevel, base: { agent: config.agent } });
+  let journal: Journal;
+  try {
+    journal = Journal.open(join(config.state, config.agent), {
+      agent: config.agent,
+      maxEntries: config.journalMaxEntries,
+      maxAgeMs: config.journalMaxAgeDays * 86_400_000,
+      log,
+    });
+  } catch (err) {
+    const reason = err instanceof AgentLocked ? err.message : `cannot open the journal: ${describeError(err)}`;
+    log.error(reason, { state: config.state });
+    return { code: EXIT_CODES.failure, reason };
+  }
+  const agent = new Agent(config, journal, log, opts.signal ?? new AbortController().signal, opts.env ?? process.env);
+  try {
+    return await agent.run();
+  } catch (err) {
+    // Only the journal throws out of the loop (disk full, read-only fs): running on without it
+    // would break exactly-once, so stop and let the supervisor restart us.
+    const reason = `agent failed: ${describeError(err)}`;
+    log.error(reason, { error: err });
+    return { code: EXIT_CODES.failure, reason };
+  } finally {
+    agent.close();
+  }
+}
+
+/** A command as delivered, checked enough to run it (the server is trusted, not infallible). */
+interface ValidCommand {
+  id: string;
+  type: string;
+  rebootId: string;
+  node: string;
+  xpu: string | null;
+  deadline: Date;
+  raw: Record<string, unknown>;
+}
+
+type Parsed = { ok: true; cmd: ValidCommand } | { ok: false; problem: string };
+
+/**
+ * The command types of the contract (section 5). Listed here rather than imported at runtime: the
+ * daemon loads no server module. The type check below fails the build when the two lists drift.
+ */
+const COMMAND_TYPES = [
+  'migrate-workloads',
+  'protect-pcie',
+  'allow-coredump',
+  'proceed-reboot',
+  'restore-pcie',
+  'resume-workloads',
+  'reboot-host',
+  'free-host-context',
+  'reprovision',
+  'deny-host-reboot',
+] as const satisfies readonly CommandType[];
+const everyTypeKnown: [Exclude<CommandType, (typeof COMMAND_TYPES)[number]>] extends [never] ? true : never = true;
+void everyTypeKnown;
+const KNOWN_TYPES: ReadonlySet<string> = new Set(COMMAND_TYPES);
+
+function parseCommand(raw: Record<string, unknown>): Parsed {
+  const { type, rebootId, node, xpu, deadline, args } = raw;
+  // Checked before anything else: the type names a file, so only the known names may reach the file system.
+  if (typeof type !== 'string' || !KNOWN_TYPES.has(type)) {
+    return { ok: false, problem: `unknown command type ${JSON.stringify(type)}; this agent knows: ${COMMAND_TYPES.join(', ')}` };
+  }
+  if (typeof rebootId !== 'string') return { ok: false, problem: 'malformed command: rebootId is not a string' };
+  if (typeof node !== 'string') return { ok: false, problem: 'malformed command: node is not a string' };
+  if (xpu !== null && xpu !== undefined && typeof xpu !== 'string') return { ok: false, problem: 'malformed command: xpu is neither a string nor null' };
+  if (args !== undefined && (typeof args !== 'object' || args === null || Array.isArray(args))) {
+    return { ok: false, problem: 'malformed command: args is not an object' };
+  }
+  const when = typeof deadline === 'string' ? new Date(deadline) : new Date(NaN);
+  if (Number.isNaN(when.getTime())) return { ok: false, problem: `malformed command: deadline ${JSON.stringify(deadline)} is not an ISO 8601 time` };
+  return { ok: true, cmd: { id: raw.id as string, type, rebootId, node, xpu: (xpu as string | null | undefined) ?? null, deadline: when, raw } };
+}
+
+type PollResult =
+  | { kind: 'ok'; items: unknown[] }
+  | { kind: 'auth'; status: number; message: string }
+  | { kind: 'error'; reason: string }
+  | { kind: 'stopped' };
+
+/**
+ * Tracks whether the server answers, so an outage is logged once when it starts and once when it
+ * ends, however many retries happen in between.
+ */
+class Link {
+  #down: { since: number; failures: number; reason: string } | null = null;
+  readonly #log: Logger;
+  readonly #maxBackoffS: number;
+
+  constructor(log: Logger, maxBackoffS: number) {
+    this.#log = log;
+    this.#maxBackoffS = maxBackoffS;
+  }
+
+  /** Returns true when this success ends an outage. */
+  ok(): boolean {
+    if (!this.#down) return false;
+    const { since, failures } = this.#down;
+    this.#log.info('server reachable again', { downSeconds: Math.round((Date.now() - since) / 100) / 10, failedAttempts: failures });
+    this.#down = null;
+    return true;
+  }
+
+  fail(reason: string): void {
+    if (this.#down) {
+      this.#down.failures++;
+      this.#log.debug('server still unreachable', { reason, failedAttempts: this.#down.failures });
+      return;
+    }
+    this.#down = { since: Date.now(), failures: 1, reason };
+    this.#log.warn('server unreachable; retrying with backoff (results stay journalled until delivered)', {
+      reason,
+      maxBackoffSeconds: this.#maxBackoffS,
+    });
+  }
+
+  get down(): boolean {
+    return this.#down !== null;
+  }
+}
+
+type PostOutcome = { kind: 'ok' } | { kind: 'drop'; reason: string } | { kind: 'auth'; status: number; message: string } | { kind: 'retry'; reason: string };
+
+/** Delivers journalled results in order, retrying with backoff until the server takes them. */
+class Sender {
+  readonly #queue: string[] = [];
+  readonly #agent: Agent;
+  readonly #backoff: Backoff;
+  #wake: (() => void) | null = null;
+  #idleWaiters: (() => void)[] = [];
+  #stopped = false;
+  #backingOff = false;
+  #loop: Promise<void> | null = null;
+  readonly #reposted = new Map<string, number>();
+
+  constructor(agent: Agent, backoff: Backoff) {
+    this.#agent = agent;
+    this.#backoff = backoff;
+  }
+
+  get pending(): number {
+    return this.#queue.length;
+  }
+
+  get backingOff(): boolean {
+    return this.#backingOff;
+  }
+
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  enqueue(id: string): void {
+    if (!this.#queue.includes(id)) this.#queue.push(id);
+    this.#poke();
+  }
+
+  /** The server answers again: retry now instead of at the end of the current backoff. */
+  nudge(): void {
+    this.#backoff.reset();
+    this.#poke();
+  }
+
+  /**
+   * The server handed back a command whose result it already took: it may have lost it. Re-send
+   * the status (idempotent on the server), at most once per backoff cap per command.
+   */
+  repost(id: string, status: FinalStatus): void {
+    const now = Date.now();
+    const last = this.#reposted.get(id) ?? 0;
+    if (now - last < this.#agent.config.backoffMaxSeconds * 1000) return;
+    if (this.#reposted.size > 1000) this.#reposted.clear();
+    this.#reposted.set(id, now);
+    this.#agent.log.info('server delivered a command again whose result it already took; re-sending the result', { command: id, status });
+    void this.#agent.postResult(id, { status, output: '(result re-sent by the agent; the original output was delivered before)' });
+  }
+
+  /** Resolves true once everything queued is delivered, false if timeoutMs passes first. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    if (this.#queue.length === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const idle = new Promise<boolean>((resolve) => this.#idleWaiters.push(() => resolve(true)));
+    const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    const result = await Promise.race([idle, timeout]);
+    clearTimeout(timer);
+    return result;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#poke();
+  }
+
+  #poke(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  #waitForPoke(ms?: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = ms === undefined ? undefined : setTimeout(() => this.#poke(), ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopped) {
+      const id = this.#queue[0];
+      if (id === undefined) {
+        for (const w of this.#idleWaiters.splice(0)) w();
+        await this.#waitForPoke();
+        continue;
+      }
+      const entry = this.#agent.journal.get(id);
+      if (!entry?.status || entry.deliveredAt) {
+        this.#queue.shift();
+        continue;
+      }
+      const outcome = await this.#agent.postResult(id, { status: entry.status, output: entry.output ?? '' });
+      if (outcome.kind === 'retry') {
+        this.#backingOff = true;
+        await this.#waitForPoke(this.#backoff.next());
+        this.#backingOff = false;
+        continue;
+      }
+      this.#backoff.reset();
+      if (outcome.kind === 'auth') {
+        this.#agent.authRefused(outcome.status, outcome.message, 'delivering a result');
+        this.#stopped = true;
+        break;
+      }
+      if (outcome.kind === 'drop') {
+        this.#agent.log.warn('result dropped', { command: id, reason: outcome.reason });
+        this.#agent.journal.delivered(id, outcome.reason);
+      } else {
+        this.#agent.log.info('result delivered', { command: id, status: entry.status });
+        this.#agent.journal.delivered(id);
+      }
+      this.#queue.shift();
+    }
+    for (const w of this.#idleWaiters.splice(0)) w();
+  }
+}
+
+class Agent {
+  readonly config: AgentConfig;
+  readonly journal: Journal;
+  readonly log: Logger;
+  readonly #stop: AbortSignal;
+  readonly #env: NodeJS.ProcessEnv;
+  readonly #http: HttpClient;
+  readonly #link: Link;
+  readonly #sender: Sender;
+  readonly #queue: Record<string, unknown>[] = [];
+  #current: { id: string; run: HookRun; deadline: Date } | null = null;
+  #fatal: AgentExit | null = null;
+  readonly #base: string;
+
+  constructor(config: AgentConfig, journal: Journal, log: Logger, stop: AbortSignal, env: NodeJS.ProcessEnv) {
+    this.config = config;
+    this.journal = journal;
+    this.log = log;
+    this.#stop = stop;
+    this.#env = env;
+    this.#http = createHttpClient(config.server, config.token, `rebootctl-agent (${config.agent})`);
+    this.#link = new Link(log, config.backoffMaxSeconds);
+    this.#sender = new Sender(this, this.#backoff());
+    this.#base = `v1/agents/${encodeURIComponent(config.agent)}/commands`;
+  }
+
+  async run(): Promise<AgentExit> {
+    const c = this.config;
+    this.log.info('agent starting', {
+      server: c.server,
+      hooks: c.hooks,
+      journal: this.journal.file,
+      wait: c.wait,
+      once: c.once,
+      heartbeatSeconds: c.heartbeatSeconds,
+    });
+    await this.#recover();
+    this.#sender.start();
+    const exit = c.once ? await this.#runOnce() : await this.#runForever();
+    return this.#shutdown(exit);
+  }
+
+  close(): void {
+    this.#sender.stop();
+    this.#http.close();
+    this.journal.close();
+  }
+
+  /** After our own crash: never re-run what was started; report it, and re-send what was not delivered. */
+  async #recover(): Promise<void> {
+    for (const e of this.journal.interrupted()) {
+      const leftovers = e.spawn ? await killLeftoverGroup(e.spawn, this.config.killGraceSeconds * 1000) : false;
+      const output =
+        `interrupted: agent restarted while the hook ran (started ${e.startedAt}); not run again` +
+        (leftovers ? `; killed the hook's leftover process group ${e.spawn!.pid}` : '');
+      this.journal.finished(e.id, 'failed', output);
+      this.log.warn('command interrupted by an agent restart; reporting it failed', { command: e.id, type: e.type, leftoversKilled: leftovers });
+    }
+    const pending = this.journal.undelivered();
+    if (pending.length) this.log.info('results from before the restart to deliver', { count: pending.length });
+    for (const e of pending) this.#sender.enqueue(e.id);
+  }
+
+  async #runForever(): Promise<AgentExit> {
+    const pollBackoff = this.#backoff();
+    const idleBackoff = this.#backoff();
+    while (!this.#stop.aborted && !this.#fatal) {
+      const next = this.#queue.shift();
+      if (next) {
+        await this.#execute(next);
+        continue;
+      }
+      // Deliver before asking for more: the server hands back every command without a result.
+      if (this.#sender.pending && !this.#sender.backingOff) await this.#sender.drain(this.config.requestTimeoutSeconds * 1000);
+      const res = await this.#poll(this.config.wait);
+      if (res.kind === 'stopped') break;
+      if (res.kind === 'auth') return this.authRefused(res.status, res.message, 'polling for commands');
+      if (res.kind === 'error') {
+        this.#link.fail(res.reason);
+        await sleep(pollBackoff.next(), this.#stop);
+        continue;
+      }
+      pollBackoff.reset();
+      if (this.#link.ok()) this.#sender.nudge();
+      const fresh = this.#dispatch(res.items, true);
+      // Only commands we already handled came back (their results are still on the way): without
+      // a pause the long poll would return at once, again and again.
+      if (fresh === 0 && res.items.length > 0) await sleep(idleBackoff.next(), this.#stop);
+      else idleBackoff.reset();
+    }
+    if (this.#fatal) return this.#fatal;
+    if (this.#queue.length) this.log.info('agent stopping: commands not started are left to the server to deliver again', { count: this.#queue.length });
+    return { code: EXIT_CODES.ok, reason: 'stopped' };
+  }
+
+  async #runOnce(): Promise<AgentExit> {
+    const res = await this.#poll(this.config.wait);
+    if (res.kind === 'auth') return this.authRefused(res.status, res.message, 'polling for commands');
+    if (res.kind === 'error') {
+      this.log.error('poll failed', { reason: res.reason });
+      return { code: EXIT_CODES.failure, reason: `poll failed: ${res.reason}` };
+    }
+    if (res.kind === 'ok') {
+      this.#dispatch(res.items, true);
+      while (!this.#stop.aborted && !this.#fatal) {
+        const next = this.#queue.shift();
+        if (!next) break;
+        await this.#execute(next);
+      }
+    }
+    if (this.#fatal) return this.#fatal;
+    return { code: EXIT_CODES.ok, reason: 'once' };
+  }
+
+  async #shutdown(exit: AgentExit): Promise<AgentExit> {
+    if (exit.code === EXIT_CODES.auth) return exit; // the server refuses us; the journal keeps the results
+    const delivered = await this.#sender.drain(this.config.deliverTimeoutSeconds * 1000);
+    if (!delivered) {
+      const count = this.#sender.pending;
+      this.log.warn('results not delivered before exit; they stay journalled and are sent at the next start', { count });
+      if (this.config.once && exit.code === EXIT_CODES.ok) return { code: EXIT_CODES.failure, reason: `${count} result(s) not delivered` };
+    }
+    if (this.#fatal) return this.#fatal;
+    this.log.info('agent stopped', { reason: exit.reason });
+    return exit;
+  }
+
+  /** Sorts what the server sent: new commands queue in order; known ones are not run again. */
+  #dispatch(items: unknown[], acceptNew: boolean): number {
+    let fresh = 0;
+    for (const raw of items) {
+      if (typeof raw !== 'object' || raw === null || typeof (raw as { id?: unknown }).id !== 'string' || !(raw as { id: string }).id) {
+        this.log.warn('ignored a command without an id (it cannot be reported)', { command: JSON.stringify(raw)?.slice(0, 200) });
+        continue;
+      }
+      const item = raw as Record<string, unknown> & { id: string };
+      const id = item.id;
+      const current = this.#current;
+      if (current?.id === id) {
+        const moved = typeof item.deadline === 'string' ? new Date(item.deadline) : null;
+        if (moved && !Number.isNaN(moved.getTime()) && moved.getTime() !== current.deadline.getTime()) {
+          this.log.info('deadline moved', { command: id, from: current.deadline.toISOString(), to: moved.toISOString() });
+          current.deadline = moved;
+          current.run.setDeadline(moved);
+        }
+        continue;
+      }
+      const known = this.journal.get(id);
+      if (known) {
+        if (known.deliveredAt && known.status) this.#sender.repost(id, known.status);
+        else if (known.status) this.#sender.enqueue(id);
+        continue;
+      }
+      const queued = this.#queue.findIndex((q) => q.id === id);
+      if (queued >= 0) {
+        this.#queue[queued] = item; // a redelivery may carry a moved deadline
+        continue;
+      }
+      if (!acceptNew) continue;
+      this.#queue.push(item);
+      fresh++;
+    }
+    return fresh;
+  }
+
+  async #execute(raw: Record<string, unknown>): Promise<void> {
+    const id = raw.id as string;
+    if (this.journal.get(id)) return;
+    const parsed = parseCommand(raw);
+    if (!parsed.ok) return this.#finishUnrun(id, 'failed', parsed.problem, { type: raw.type });
+    const cmd = parsed.cmd;
+    const log = this.log.child({ command: id, type: cmd.type, reboot: cmd.rebootId });
+    if (cmd.deadline.getTime() <= Date.now()) {
+      return this.#finishUnrun(id, 'failed', `deadline exceeded before the hook started (deadline ${cmd.deadline.toISOString()}); not run`, { type: cmd.type });
+    }
+    const hook = findHook(this.config.hooks, cmd.type);
+    if (hook.kind === 'missing') {
+      return this.#finishUnrun(id, 'skipped', `no hook for ${cmd.type}: ${hook.path} (${hook.reason})`, { type: cmd.type });
+    }
+
+    // The record reaches the disk before the hook starts: after a crash from here on, the command
+    // is reported as interrupted rather than run a second time.
+    this.journal.started({ id, type: cmd.type, rebootId: cmd.rebootId, deadline: cmd.deadline.toISOString() });
+    const run = startHook({
+      path: hook.path,
+      stdin: JSON.stringify(cmd.raw) + '\n',
+      env: this.#hookEnv(cmd),
+      cwd: this.config.hooks,
+      deadline: cmd.deadline,
+      maxOutputBytes: this.config.maxOutputBytes,
+      killGraceMs: this.config.killGraceSeconds * 1000,
+    });
+    if (run.identity) this.journal.spawned(id, run.identity);
+    this.#current = { id, run, deadline: cmd.deadline };
+    log.info('hook started', { pid: run.pid, deadline: cmd.deadline.toISOString() });
+
+    const onStop = () => {
+      log.info('agent stopping: letting the hook finish within the grace period', { graceSeconds: this.config.stopGraceSeconds });
+      run.stop(this.config.stopGraceSeconds * 1000);
+    };
+    if (this.#stop.aborted) onStop();
+    else this.#stop.addEventListener('abort', onStop, { once: true });
+
+    let ticking = false;
+    const tick = async () => {
+      if (ticking) return;
+      ticking = true;
+      try {
+        await this.#heartbeat(id, log);
+        if (!this.#stop.aborted) await this.#refresh();
+      } finally {
+        ticking = false;
+      }
+    };
+    void tick();
+    const ticker = setInterval(() => void tick(), this.config.heartbeatSeconds * 1000);
+
+    const outcome = await run.done;
+    clearInterval(ticker);
+    this.#stop.removeEventListener('abort', onStop);
+    this.#current = null;
+    this.journal.finished(id, outcome.status, outcome.output);
+    log.info('hook finished', {
+      status: outcome.status,
+      exitCode: outcome.exitCode,
+      signal: outcome.signal,
+      killed: outcome.killed,
+      durationMs: outcome.durationMs,
+    });
+    this.#sender.enqueue(id);
+  }
+
+  #finishUnrun(id: string, status: FinalStatus, output: string, fields: Record<string, unknown>): void {
+    this.journal.finished(id, status, output);
+    this.log[status === 'skipped' ? 'info' : 'warn'](`command ${status} without running a hook`, { command: id, ...fields, output });
+    this.#sender.enqueue(id);
+  }
+
+  #hookEnv(cmd: ValidCommand): NodeJS.ProcessEnv {
+    return {
+      ...this.#env,
+      REBOOT_ID: cmd.rebootId,
+      COMMAND_ID: cmd.id,
+      COMMAND_TYPE: cmd.type,
+      NODE_ID: cmd.node,
+      XPU_ID: cmd.xpu ?? '',
+      DEADLINE: cmd.deadline.toISOString(),
+      // So a hook can call the API itself (e.g. ask for an extension) with the agent's own credentials.
+      REBOOT_AGENT_SERVER: this.config.server,
+      REBOOT_AGENT_ID: this.config.agent,
+      REBOOT_AGENT_TOKEN: this.config.token,
+    };
+  }
+
+  async #heartbeat(id: string, log: Logger): Promise<void> {
+    const res = await this.#request('POST', `${this.#base}/${encodeURIComponent(id)}`, { status: 'running' }, this.config.requestTimeoutSeconds);
+    if ('error' in res) return this.#link.fail(res.error);
+    if (res.status >= 200 && res.status < 300) {
+      if (this.#link.ok()) this.#sender.nudge();
+    } else if (res.status === 401 || res.status === 403) {
+      // Let the hook finish; the main loop stops once it has.
+      this.authRefused(res.status, serverMessage(res), 'sending a heartbeat');
+    } else if (res.status >= 500 || res.status === 408 || res.status === 429) {
+      this.#link.fail(`heartbeat: HTTP ${res.status}`);
+    } else {
+      log.debug('heartbeat refused', { status: res.status, message: serverMessage(res) });
+    }
+  }
+
+  /** While a hook runs: pick up a moved deadline and queue what arrived meanwhile (no long poll). */
+  async #refresh(): Promise<void> {
+    const res = await this.#poll(0);
+    if (res.kind === 'ok') this.#dispatch(res.items, !this.config.once);
+  }
+
+  async #poll(wait: number): Promise<PollResult> {
+    const res = await this.#request('GET', `${this.#base}?wait=${wait}`, undefined, wait + this.config.requestTimeoutSeconds);
+    if ('error' in res) return this.#stop.aborted ? { kind: 'stopped' } : { kind: 'error', reason: res.error };
+    if (res.status === 401 || res.status === 403) return { kind: 'auth', status: res.status, message: serverMessage(res) };
+    if (res.status === 404) return { kind: 'error', reason: `the server does not know agent ${this.config.agent} (404): ${serverMessage(res)}` };
+    if (res.status !== 200) return { kind: 'error', reason: `HTTP ${res.status}: ${serverMessage(res)}` };
+    try {
+      const items: unknown = JSON.parse(res.body);
+      if (!Array.isArray(items)) return { kind: 'error', reason: 'the server answered with something other than a JSON array of commands' };
+      return { kind: 'ok', items };
+    } catch {
+      return { kind: 'error', reason: 'the server answered with invalid JSON' };
+    }
+  }
+
+  /** One attempt to post a result; the Sender decides about retries. */
+  async postResult(id: string, body: { status: FinalStatus; output: string }): Promise<PostOutcome> {
+    let payload = body;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const res = await this.#request('POST', `${this.#base}/${encodeURIComponent(id)}`, payload, this.config.requestTimeoutSeconds);
+      if ('error' in res) {
+        this.#link.fail(res.error);
+        return { kind: 'retry', reason: res.error };
+      }
+      if (res.status >= 200 && res.status < 300) {
+        if (this.#link.ok()) this.#sender.nudge();
+        return { kind: 'ok' };
+      }
+      if (res.status === 401 || res.status === 403) return { kind: 'auth', status: res.status, message: serverMessage(res) };
+      if (res.status === 404) return { kind: 'drop', reason: `the server does not know command ${id} (404)` };
+      if (res.status === 413 && attempt === 0) {
+        // Binary output escaped as JSON can outgrow the API's limit; the tail is what matters.
+        payload = { status: body.status, output: '[output cut to its last 4 KiB: the server refused it as too large]\n' + utf8Tail(Buffer.from(body.output), 4096) };
+        continue;
+      }
+      if (res.status >= 500 || res.status === 408 || res.status === 429) {
+        const reason = `HTTP ${res.status} for a result: ${serverMessage(res)}`;
+        this.#link.fail(reason);
+        return { kind: 'retry', reason };
+      }
+      // Any other 4xx (400, 409, 413...) will be the same next time.
+      return { kind: 'drop', reason: `the server refused the result (HTTP ${res.status}): ${serverMessage(res)}` };
+    }
+    return { kind: 'drop', reason: 'unreachable' };
+  }
+
+  /** A wrong or revoked token does not fix itself: say so loudly and stop. */
+  authRefused(status: number, message: string, during: string): AgentExit {
+    if (this.#fatal) return this.#fatal;
+    const what = status === 401 ? 'did not accept the agent token' : `refused agent ${this.config.agent} (the token belongs to another node, or this agent id is not allowed)`;
+    const reason = `server ${what}: HTTP ${status} while ${during}${message ? `: ${message}` : ''}. Check REBOOT_AGENT_TOKEN and --agent; exiting`;
+    this.log.error(reason, { status });
+    this.#fatal = { code: EXIT_CODES.auth, reason };
+    return this.#fatal;
+  }
+
+  async #request(method: 'GET' | 'POST', path: string, body: unknown, timeoutSeconds: number): Promise<HttpResponse | { error: string }> {
+    try {
+      return await this.#http.request(method, path, { body, timeoutMs: timeoutSeconds * 1000, signal: method === 'GET' ? this.#stop : undefined });
+    } catch (err) {
+      return { error: describeError(err) };
+    }
+  }
+
+  #backoff(): Backoff {
+    return createBackoff(this.config.backoffInitialSeconds * 1000, this.config.backoffMaxSeconds * 1000);
+  }
+}
+
+function serverMessage(res: HttpResponse): string {
+  try {
+    const body = JSON.parse(res.body) as { error?: unknown; message?: unknown };
+    return [body.error, body.message].filter((x) => typeof x === 'string' && x).join(': ');
+  } catch {
+    return res.body.slice(0, 200);
+  }
+}

@@ -1,0 +1,80 @@
+// The agent process: signals, exit codes, and the lean re-exec that keeps zod, commander and the CLI out of the long-running daemon.
+import module from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { EXIT_CODES, runAgent, type AgentConfig } from './agent.ts';
+import { liveGroups } from './hook.ts';
+import { createLogger } from './log.ts';
+import { signalGroup } from './proc.ts';
+
+/** The re-executed daemon reads its (already validated) configuration from here, then removes it. */
+export const CONFIG_ENV = 'REBOOT_AGENT_RESOLVED_CONFIG';
+/** Set to 1 to run the daemon inside the CLI process instead of re-executing (debugging). */
+export const NO_EXEC_ENV = 'REBOOT_AGENT_NO_EXEC';
+const OWN_CACHE_ENV = 'REBOOT_AGENT_OWN_COMPILE_CACHE';
+
+/**
+ * Starts the daemon for a validated configuration. Where the platform allows it, replaces this
+ * process (same pid, so systemd and signals are unaffected) with a fresh Node running only the
+ * agent: the CLI's modules (commander, zod, other commands) would otherwise stay resident, and
+ * the idle agent must fit in 60 MB.
+ */
+export async function startDaemon(config: AgentConfig): Promise<void> {
+  if (typeof process.execve === 'function' && process.env[NO_EXEC_ENV] !== '1') {
+    try {
+      // The cache is written at exit, and execve is no exit: write it now for the new image.
+      module.flushCompileCache();
+      process.execve(process.execPath, [process.execPath, ...process.execArgv, fileURLToPath(import.meta.url)], {
+        ...process.env,
+        [CONFIG_ENV]: JSON.stringify(config),
+      });
+    } catch (err) {
+      process.stderr.write(`rebootctl agent: could not re-exec a lean process (${(err as Error).message}); running in this one\n`);
+    }
+  }
+  process.exitCode = await runMain(config);
+}
+
+/** Runs the agent with SIGTERM/SIGINT wired to a graceful stop; resolves to the exit code. */
+export async function runMain(config: AgentConfig): Promise<number> {
+  const stop = new AbortController();
+  const log = createLogger({ level: config.logLevel, base: { agent: config.agent } });
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      log.info('stop requested', { signal });
+      stop.abort();
+      return;
+    }
+    // A second signal: the operator does not want to wait. Take the hooks down with us; the
+    // journal reports them as interrupted at the next start.
+    log.warn('second stop signal: killing running hooks and exiting now', { signal });
+    for (const pgid of liveGroups) signalGroup(pgid, 'SIGKILL');
+    process.exit(130);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    const exit = await runAgent(config, { signal: stop.signal, log });
+    return exit.code;
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+}
+
+if (import.meta.main) {
+  const text = process.env[CONFIG_ENV];
+  // Hooks inherit the environment: they get the token as REBOOT_AGENT_TOKEN, not this blob.
+  delete process.env[CONFIG_ENV];
+  if (process.env[OWN_CACHE_ENV] === '1') {
+    delete process.env.NODE_COMPILE_CACHE;
+    delete process.env[OWN_CACHE_ENV];
+  }
+  if (!text) {
+    process.stderr.write(`rebootctl agent: start the agent with 'rebootctl agent' (${CONFIG_ENV} is not set)\n`);
+    process.exit(EXIT_CODES.config);
+  }
+  const code = await runMain(Object.freeze(JSON.parse(text)) as AgentConfig);
+  process.exit(code);
+}

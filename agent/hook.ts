@@ -1,0 +1,181 @@
+// Runs one hook executable for one command: own process group, stdin JSON, capped output, killed at its deadline.
+import { spawn } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { formatOutput, TailBuffer } from './output.ts';
+import { identify, terminateGroup, type ProcessIdentity } from './proc.ts';
+
+export type HookLookup = { kind: 'ok'; path: string } | { kind: 'missing'; path: string; reason: string };
+
+/** The hook for a command type: `DIR/<type>`, a regular executable file. */
+export function findHook(hooksDir: string, type: string): HookLookup {
+  const path = join(hooksDir, type);
+  try {
+    if (!statSync(path).isFile()) return { kind: 'missing', path, reason: 'not a regular file' };
+  } catch {
+    return { kind: 'missing', path, reason: 'no such file' };
+  }
+  try {
+    accessSync(path, constants.X_OK);
+  } catch {
+    return { kind: 'missing', path, reason: 'not executable' };
+  }
+  return { kind: 'ok', path };
+}
+
+export interface HookOutcome {
+  status: 'succeeded' | 'failed';
+  output: string;
+  exitCode: number | null;
+  signal: string | null;
+  /** Why the agent killed it, when it did. */
+  killed?: 'deadline' | 'stop';
+  durationMs: number;
+}
+
+export interface HookRun {
+  readonly pid: number | undefined;
+  /** Known once spawned: what the journal records to find leftovers after our own crash. */
+  readonly identity: ProcessIdentity | undefined;
+  readonly done: Promise<HookOutcome>;
+  /** A redelivery after an extension carries a moved deadline. */
+  setDeadline(deadline: Date): void;
+  /** The agent is stopping: give the hook until min(deadline, now + graceMs), then kill it. */
+  stop(graceMs: number): void;
+}
+
+export interface HookSpec {
+  path: string;
+  stdin: string;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  deadline: Date;
+  maxOutputBytes: number;
+  killGraceMs: number;
+}
+
+/** Groups of hooks currently running, so a hard exit of the agent can take them down with it. */
+export const liveGroups = new Set<number>();
+
+// setTimeout fires at once for delays beyond 2^31-1 ms (~24.8 days); longer waits are re-armed.
+const MAX_TIMER_MS = 2_147_483_647;
+
+export function startHook(spec: HookSpec): HookRun {
+  const began = Date.now();
+  const tail = new TailBuffer(spec.maxOutputBytes);
+  let deadline = spec.deadline;
+  let stopAt: number | null = null;
+  let killed: 'deadline' | 'stop' | undefined;
+  let killing: Promise<'gone' | 'killed'> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let identity: ProcessIdentity | undefined;
+
+  const child = spawn(spec.path, [], {
+    cwd: spec.cwd,
+    env: spec.env,
+    // Its own process group: the deadline kills the hook and everything it started, not the agent.
+    detached: true,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const pid = child.pid;
+  if (pid !== undefined) {
+    liveGroups.add(pid);
+    identity = identify(pid);
+  }
+
+  const killAt = () => Math.min(deadline.getTime(), stopAt ?? Infinity);
+  const arm = () => {
+    clearTimeout(timer);
+    if (killing || pid === undefined) return;
+    const delay = killAt() - Date.now();
+    if (delay <= 0) return kill();
+    timer = setTimeout(arm, Math.min(delay, MAX_TIMER_MS));
+  };
+  const kill = () => {
+    if (killing || pid === undefined) return;
+    killed = stopAt !== null && stopAt <= deadline.getTime() ? 'stop' : 'deadline';
+    killing = terminateGroup(pid, spec.killGraceMs);
+  };
+
+  const done = new Promise<HookOutcome>((resolve) => {
+    let spawnError: Error | undefined;
+    child.on('error', (err) => {
+      spawnError = err;
+    });
+    child.stdout.on('data', (c: Buffer) => tail.push(c));
+    child.stderr.on('data', (c: Buffer) => tail.push(c));
+    // A hook that does not read its stdin closes the pipe early; that is its right.
+    child.stdin.on('error', () => {});
+    child.stdin.end(spec.stdin);
+
+    child.on('close', () => {}); // stdio may stay open in grandchildren; 'exit' below decides
+    const finish = async (code: number | null, signal: NodeJS.Signals | null) => {
+      clearTimeout(timer);
+      if (killing) await killing;
+      // Grandchildren left in the background may hold the pipes; take what is buffered and let go.
+      await drain(child.stdout, child.stderr);
+      if (pid !== undefined) liveGroups.delete(pid);
+      const durationMs = Date.now() - began;
+      const header: string[] = [];
+      let status: HookOutcome['status'] = 'failed';
+      if (spawnError && pid === undefined) {
+        header.push(`cannot execute hook ${spec.path}: ${spawnError.message}`);
+      } else if (killed === 'deadline') {
+        header.push(
+          `deadline exceeded: the command's deadline ${deadline.toISOString()} passed after ${(durationMs / 1000).toFixed(1)} s; ` +
+            `killed the hook's process group (SIGTERM, then SIGKILL after ${spec.killGraceMs / 1000} s)`,
+        );
+      } else if (killed === 'stop') {
+        header.push(`agent stopping: the hook did not finish within the stop grace period; killed its process group`);
+      } else if (code === 0) {
+        status = 'succeeded';
+      } else if (signal) {
+        header.push(`hook killed by signal ${signal}`);
+      } else {
+        header.push(`hook exited with code ${code}`);
+      }
+      resolve({ status, output: formatOutput(header, tail, spec.maxOutputBytes), exitCode: code, signal, killed, durationMs });
+    };
+    if (pid === undefined) {
+      // spawn failed outright (ENOENT, EACCES...): 'error' fires, 'exit' does not
+      child.once('error', () => void finish(null, null));
+    } else {
+      child.once('exit', (code, signal) => void finish(code, signal));
+    }
+  });
+
+  arm();
+  return {
+    pid,
+    identity,
+    done,
+    setDeadline(d: Date) {
+      deadline = d;
+      arm();
+    },
+    stop(graceMs: number) {
+      stopAt = Date.now() + graceMs;
+      arm();
+    },
+  };
+}
+
+/** Waits briefly for both pipes to end, then destroys them (a background grandchild may keep them open). */
+function drain(...streams: Readable[]): Promise<void> {
+  return new Promise((resolve) => {
+    let open = streams.filter((s) => !s.readableEnded).length;
+    const timer = setTimeout(finish, 200);
+    function finish() {
+      clearTimeout(timer);
+      for (const s of streams) s.destroy();
+      resolve();
+    }
+    if (open === 0) return finish();
+    for (const s of streams) {
+      s.once('end', () => {
+        if (--open === 0) finish();
+      });
+    }
+  });
+}
