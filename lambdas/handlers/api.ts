@@ -7,7 +7,7 @@ import { decideExtension, history, isFinal, type StoredReboot } from '../core/re
 import { parseRedfishPayload } from '../core/redfish/parse.ts';
 import { translateRedfishEvent } from '../core/redfish/translate.ts';
 import type { Mapping } from '../core/redfish/mapping.ts';
-import { computeComplianceReport } from '../core/report/compute.ts';
+import { complianceReport } from './report-job.ts';
 import { parseReportQuery, type ReportQuery } from '../core/report/query.ts';
 import { renderReport } from '../core/report/render.ts';
 import {
@@ -21,6 +21,7 @@ import {
 } from '../core/types.ts';
 import type { StoredCommand } from '../ports/index.ts';
 import { changeReboot, type Deps } from './deps.ts';
+import { publicReboot } from './views.ts';
 
 export const MAX_BODY_BYTES = 256 * 1024;
 /** Agents long-poll at most this long; API Gateway's 30 s integration limit caps it lower in AWS. */
@@ -113,12 +114,6 @@ const ListParams = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   cursor: z.string().optional(),
 });
-
-/** The public shape of a reboot: internals (the workflow's task token above all) stay inside. */
-export function publicReboot(r: StoredReboot): Reboot {
-  const { waiter: _w, executionName: _e, decision: _d, version: _v, ...rest } = r;
-  return rest as Reboot;
-}
 
 function publicCommand(c: StoredCommand): Command {
   return { id: c.id, type: c.type, rebootId: c.rebootId, node: c.node, xpu: c.xpu ?? null, args: c.args ?? {}, deadline: c.deadline };
@@ -363,8 +358,7 @@ export function createApiApp(deps: ApiDeps) {
       throw new BadRequest((err as Error).message, 'InvalidReportQuery');
     }
     const { from, to } = q;
-    const reboots = await deps.store.rebootsNotifiedBetween(from, to);
-    const report = computeComplianceReport(reboots.map(publicReboot), { from, to, generatedAt: deps.clock.now() });
+    const report = await complianceReport(deps, from, to);
     const out = renderReport(report, q.format);
     return c.body(out.body, 200, { 'content-type': out.contentType });
   });

@@ -1,11 +1,26 @@
 // The scheduled compliance report: the same computation as the API, for the last full window.
 import { computeComplianceReport } from '../core/report/compute.ts';
 import { renderReport } from '../core/report/render.ts';
-import { publicReboot } from './api.ts';
+import { publicReboot } from './views.ts';
 import type { Deps } from './deps.ts';
 
 export interface ReportSink {
   put(name: string, contentType: string, body: string): Promise<void>;
+}
+
+/** Reboots notified this long before `from` are read too, to find overlaps across the window's start. */
+const LOOKBACK_MS = 24 * 3600 * 1000;
+
+/** The report over [from, to), checked against each node's own policy. */
+export async function complianceReport(deps: Deps, from: Date, to: Date) {
+  const index = await deps.inventory();
+  const reboots = await deps.store.rebootsNotifiedBetween(new Date(from.getTime() - LOOKBACK_MS), to);
+  return computeComplianceReport(reboots.map(publicReboot), {
+    from,
+    to,
+    generatedAt: deps.clock.now(),
+    policy: (node: string) => index.node(node)?.policy,
+  });
 }
 
 /** Reports the window [to - windowSeconds, to), where `to` is the last whole window boundary. */
@@ -13,12 +28,11 @@ export async function writeScheduledReport(deps: Deps, sink: ReportSink, windowS
   const now = deps.clock.now().getTime();
   const to = new Date(Math.floor(now / (windowSeconds * 1000)) * windowSeconds * 1000);
   const from = new Date(to.getTime() - windowSeconds * 1000);
-  const reboots = await deps.store.rebootsNotifiedBetween(from, to);
-  const report = computeComplianceReport(reboots.map(publicReboot), { from, to, generatedAt: new Date(now) });
+  const report = await complianceReport(deps, from, to);
   const stem = `compliance-${from.toISOString().replace(/[:.]/g, '-')}`;
   for (const format of ['json', 'html'] as const) {
     const out = renderReport(report, format);
     await sink.put(`${stem}.${format}`, out.contentType, out.body);
   }
-  return { from: from.toISOString(), to: to.toISOString(), reboots: reboots.length };
+  return { from: from.toISOString(), to: to.toISOString(), reboots: report.reboots.length };
 }
