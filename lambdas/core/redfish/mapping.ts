@@ -1,5 +1,6 @@
 // The Redfish → native event mapping as data: the shipped YAML plus an operator file, validated, indexed by registry and key.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import { z } from 'zod';
@@ -9,8 +10,19 @@ export class MappingFileInvalid extends Error {
   override readonly name = 'MappingFileInvalid';
 }
 
-/** The shipped defaults; the Lambda bundle must carry this file next to the code (or pass the text to parseMapping). */
-export const DEFAULT_MAPPING_FILE = fileURLToPath(new URL('../../../config/redfish-mapping.yaml', import.meta.url));
+/**
+ * The shipped defaults. From the sources it sits three folders up; in an esbuild bundle `import.meta.url` is the
+ * bundle itself, and the CDK copies the file to `$LAMBDA_TASK_ROOT/config/`, next to it.
+ */
+export function defaultMappingFile(): string {
+  const candidates = [
+    fileURLToPath(new URL('../../../config/redfish-mapping.yaml', import.meta.url)),
+    fileURLToPath(new URL('./config/redfish-mapping.yaml', import.meta.url)),
+    ...(process.env.LAMBDA_TASK_ROOT ? [join(process.env.LAMBDA_TASK_ROOT, 'config', 'redfish-mapping.yaml')] : []),
+    join(process.cwd(), 'config', 'redfish-mapping.yaml'),
+  ];
+  return candidates.find((f) => existsSync(f)) ?? candidates[0];
+}
 
 export const DATA_FIELDS = ['noticeSeconds', 'reason', 'method', 'tenant'] as const;
 export type DataField = (typeof DATA_FIELDS)[number];
@@ -222,9 +234,10 @@ function readMappingFile(path: string, display = path): MappingRule[] {
  */
 export function loadMapping(extraFile?: string | null): Mapping {
   const extra = extraFile === undefined ? process.env.REDFISH_MAPPING_FILE || undefined : extraFile ?? undefined;
-  const defaults = readMappingFile(DEFAULT_MAPPING_FILE, 'config/redfish-mapping.yaml');
-  if (!extra) return compileMapping(defaults, [DEFAULT_MAPPING_FILE]);
-  return compileMapping([...readMappingFile(extra), ...defaults], [extra, DEFAULT_MAPPING_FILE]);
+  const defaultFile = defaultMappingFile();
+  const defaults = readMappingFile(defaultFile, 'config/redfish-mapping.yaml');
+  if (!extra) return compileMapping(defaults, [defaultFile]);
+  return compileMapping([...readMappingFile(extra), ...defaults], [extra, defaultFile]);
 }
 
 /** The rules for a MessageId's registry and key, in precedence order. */
