@@ -574,8 +574,13 @@ export class LocalStepFunctions {
     const resumed: string[] = [];
     for (const exec of this.executions.values()) {
       if (exec.status !== 'RUNNING' || exec.run) continue;
-      this.resume(exec);
-      resumed.push(exec.arn);
+      try {
+        this.resume(exec);
+        resumed.push(exec.arn);
+      } catch (err) {
+        // One unreadable journal or lost definition must not keep the rest of the stack from booting.
+        this.endExecution(exec, 'FAILED', { error: 'States.Runtime', cause: `cannot resume: ${errorParts(err).message}` });
+      }
     }
     return resumed;
   }
@@ -790,7 +795,7 @@ export class LocalStepFunctions {
       roleArn: start.roleArn,
       machineName: start.machine,
       history,
-      nextId: Math.max(...history.map((r) => (r.t === 'start' ? 1 : r.id))) + 1,
+      nextId: nextEventId(history),
     });
     let lastEntered = -1;
     records.forEach((r, i) => {
@@ -838,8 +843,16 @@ export class LocalStepFunctions {
   ): void {
     if (exec.status !== 'RUNNING') return;
     if (exec.run) this.killRun(exec.run);
-    exec.history ??= this.historyFromJournal(this.store.read(exec.file));
-    if (exec.nextId === 0) exec.nextId = Math.max(...exec.history.map((r) => (r.t === 'start' ? 1 : r.id))) + 1;
+    if (!exec.history) {
+      let records: JournalRecord[] = [];
+      try {
+        records = this.store.read(exec.file);
+      } catch {
+        // No readable journal: the end record below starts a new one rather than losing the outcome.
+      }
+      exec.history = this.historyFromJournal(records);
+      exec.nextId = nextEventId(exec.history);
+    }
     const now = this.clock.now();
     const errorDetails = { error: fields.error, cause: fields.cause };
     if (status === 'SUCCEEDED') {
@@ -1340,6 +1353,12 @@ export class LocalStepFunctions {
   private assertOpen(): void {
     if (this.closed) throw new EngineClosed('the local Step Functions engine is closed');
   }
+}
+
+function nextEventId(history: (StartRecord | EnteredRecord | EventRecord)[]): number {
+  let max = 1;
+  for (const r of history) if (r.t !== 'start' && r.id > max) max = r.id;
+  return max + 1;
 }
 
 function toHistoryEvent(r: StartRecord | EnteredRecord | EventRecord): HistoryEvent {

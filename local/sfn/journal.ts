@@ -254,7 +254,7 @@ export class JournalStore {
         repaired = true;
       }
     }
-    if (repaired || lines > entries.size * 2 + 100) this.compactIndex(entries);
+    if (repaired || lines > entries.size * 1.5 + 100) this.compactIndex(entries);
     return entries;
   }
 
