@@ -116,6 +116,7 @@ describe('loadMapping', () => {
       ['rules:\n  - registry: X.1.0\n    message: Y\n    type: host.down\n', /no dots/],
       ['rules:\n  - registry: X\n    message: Y\n    type: xpu.down\n    withoutOrigin: host\n', /withoutOrigin/],
       ['rules:\n  - registry: X\n    message: Y\n    type: host.down\n    data: { noticeSeconds: -1 }\n', /noticeSeconds/],
+      ['rules:\n  - registry: [X, null]\n    message: Y\n    type: host.down\n  - registry: x\n    message: Y\n    ignore: z\n', /:5: this rule is never used: the rule at .*:2 matches x Y first/],
     ];
     for (const [i, [text, re]] of cases.entries()) {
       const file = join(dir, `m${i}.yaml`);

@@ -196,7 +196,18 @@ export function parseMapping(text: string, source: string): MappingRule[] {
     const where = path.length ? ` at ${path.map(String).join('.')}` : '';
     throw new MappingFileInvalid(`${source}${line ? `:${line}` : ''}: ${what}${where}`);
   }
-  return parsed.data.rules.map((r, i) => compileRule(r, `${source}:${lineOf(doc, lines, ['rules', i]) ?? `rules.${i}`}`));
+  const rules = parsed.data.rules.map((r, i) => compileRule(r, `${source}:${lineOf(doc, lines, ['rules', i]) ?? `rules.${i}`}`));
+  // Within one file, a rule after an unconditional one for the same message can never match: surely a mistake.
+  const catchAll = new Map<string, MappingRule>();
+  for (const rule of rules) {
+    for (const reg of rule.registries) {
+      const k = indexKey(reg, rule.message);
+      const first = catchAll.get(k);
+      if (first) throw new MappingFileInvalid(`${rule.source}: this rule is never used: the rule at ${first.source} matches ${reg ?? '(bare)'} ${rule.message} first`);
+      if (rule.when.length === 0) catchAll.set(k, rule);
+    }
+  }
+  return rules;
 }
 
 function indexKey(registry: string | null, key: string): string {
