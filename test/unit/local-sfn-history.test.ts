@@ -118,6 +118,45 @@ describe('execution history', () => {
   });
 });
 
+describe('Map states', () => {
+  test('run their iterator per item with the Lambda overrides and log one iteration event per item', async () => {
+    const definition = JSON.stringify({
+      StartAt: 'EachXpu',
+      States: {
+        EachXpu: {
+          Type: 'Map',
+          ItemsPath: '$.xpus',
+          ItemProcessor: {
+            StartAt: 'Check',
+            States: {
+              Check: {
+                Type: 'Task',
+                Resource: 'arn:aws:states:::lambda:invoke',
+                Parameters: { FunctionName: 'check', 'Payload.$': '$' },
+                OutputPath: '$.Payload',
+                End: true,
+              },
+            },
+          },
+          End: true,
+        },
+      },
+    });
+    const { stateMachineArn } = h.engine.createStateMachine({ name: 'map', definition });
+    const { executionArn } = h.engine.startExecution({ stateMachineArn, input: '{"xpus":["dpu0","dpu1","dpu2"]}' });
+    await eventually(() => h.engine.describeExecution({ executionArn }).status === 'SUCCEEDED');
+
+    const types = h.engine.getExecutionHistory({ executionArn }).events.map((e) => e.type);
+
+    expect(JSON.parse(h.engine.describeExecution({ executionArn }).output!)).toHaveLength(3);
+    expect(h.callsTo('check').map((c) => c.payload).sort()).toEqual(['dpu0', 'dpu1', 'dpu2']);
+    expect(types.filter((t) => t === 'MapIterationStarted')).toHaveLength(3);
+    expect(types.filter((t) => t === 'MapIterationSucceeded')).toHaveLength(3);
+    expect(types.filter((t) => t === 'TaskStateEntered')).toHaveLength(3);
+    expect(types.filter((t) => t === 'TaskSucceeded')).toHaveLength(3);
+  });
+});
+
 describe('StartExecution idempotency', () => {
   test('the same name and input while running returns the running execution', async () => {
     const callback = await h.createMachine('approval', 'callback.asl.json', { ApproverFunction: 'approver' });
