@@ -1,7 +1,7 @@
 // Turns a parsed Redfish Event into native events for the token's node: Context check, host/xPU attribution, mapping, dedup keys.
 import { createHash } from 'node:crypto';
 import type { Inventory, NativeEvent, NativeEventType, NodeDef } from '../types.ts';
-import { conditionHolds, HOST_REBOOT_METHODS, rulesFor, type Mapping, type MappingRule, type Target } from './mapping.ts';
+import { conditionHolds, HOST_REBOOT_METHODS, rulesFor, type Mapping, type MappingRule } from './mapping.ts';
 import { normalizePath, type RedfishEvent, type RedfishRecord } from './parse.ts';
 
 export type IgnoreCode =
