@@ -24,6 +24,7 @@ import { startLocalSqs, type LocalSqs } from './sqs.ts';
 import { startIngestPoller, type IngestPoller } from './ingest-poller.ts';
 import { InProcessCommandSignal } from './command-signal.ts';
 import { acquireDataDirLock } from './lock.ts';
+import { startReportSchedule } from './report-schedule.ts';
 import type { LocalConfig } from './config.ts';
 
 export const WORKFLOWS_DIR = fileURLToPath(new URL('../workflows/', import.meta.url));
@@ -128,6 +129,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     store,
   });
 
+  const reports = config.REPORT_INTERVAL_SECONDS > 0 ? startReportSchedule(deps, join(config.DATA_DIR, 'reports'), config.REPORT_INTERVAL_SECONDS, logger) : undefined;
+
   const app = createApiApp({ ...deps, operatorTokenHash: hashToken(token), mapping });
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, () => resolve(s));
@@ -155,6 +158,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         server.close(() => r());
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       });
+      reports?.stop();
       await poller.stop();
       await engine.close();
       await sfnServer.close();

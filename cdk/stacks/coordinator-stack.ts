@@ -146,6 +146,8 @@ export class CoordinatorStack extends Stack {
     grantEnv(workflowAwait, 'TABLE_NAME', reboots, 'readWrite');
     grantTaskCallbacks(workflowAwait, ['SendTaskSuccess']);
     grantEnv(workflowStep, 'TABLE_NAME', reboots, 'readWrite');
+    // Every change to a reboot may satisfy its waiting Task, so the step that made it wakes it.
+    grantTaskCallbacks(workflowStep, ['SendTaskSuccess']);
 
     grantEnv(report, 'TABLE_NAME', reboots, 'read');
     grantEnv(report, 'REPORT_BUCKET', this.reports.bucket, 'put', REPORT_KEY_PREFIX);

@@ -5,6 +5,6 @@ import { createApiApp } from '../handlers/api.ts';
 import { deps } from './runtime.ts';
 
 // API Gateway HTTP APIs cut integrations at 30 s: long polls end a little before that.
-const app = createApiApp({ ...deps, mapping: loadMapping(process.env.REDFISH_MAPPING_FILE ?? null), maxWaitSeconds: 25 });
+const app = createApiApp({ ...deps, mapping: loadMapping(process.env.REDFISH_MAPPING_FILE ?? null), maxWaitSeconds: Number(process.env.LONG_POLL_MAX_SECONDS ?? 25) });
 
 export const handler = handle(app);

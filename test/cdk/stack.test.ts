@@ -266,7 +266,7 @@ describe('IAM', () => {
       .filter((s) => asArray(s.Action).some((a) => a.startsWith('states:SendTask')))
       .map((s) => asArray(resources[s.policy].Properties.Roles)[0].Ref.replace(/ServiceRole.*$/, ''))
       .sort();
-    expect(holders).toEqual(['ApiFunction', 'IngestFunction', 'WorkflowAwaitFunction']);
+    expect(holders).toEqual(['ApiFunction', 'IngestFunction', 'WorkflowAwaitFunction', 'WorkflowStepFunction']);
   });
 
   it('lets the report function put objects under reports/ and nothing else in S3', () => {
