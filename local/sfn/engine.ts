@@ -5,7 +5,6 @@ import { systemClock, type Clock } from './clock.ts';
 import {
   compileDefinition,
   definitionHash,
-  parseDefinitionText,
   type CompiledDefinition,
   type Retrier,
   type TaskMeta,
@@ -1382,6 +1381,3 @@ function toHistoryEvent(r: StartRecord | EnteredRecord | EventRecord): HistoryEv
   }
   return { id: r.id, previousEventId: r.id - 1, timestamp: new Date(r.ts), type: r.type, ...r.d };
 }
-
-// Exposed for tests and tools that want to check a definition without an engine.
-export { parseDefinitionText };
