@@ -5,6 +5,7 @@ import { registerBmcCommands } from './commands/bmc.ts';
 import { registerReportCommand } from './commands/report.ts';
 import { registerDlqCommands } from './commands/dlq.ts';
 import { registerDemoCommand } from './commands/demo.ts';
+import { registerInventoryCommands } from './commands/inventory.ts';
 
 const program = new Command('rebootctl')
   .description('Coordinates xPU (DPU/IPU/SmartNIC) and host reboots: operator CLI and edge agent')
@@ -15,5 +16,6 @@ registerBmcCommands(program);
 registerReportCommand(program);
 registerDlqCommands(program);
 registerDemoCommand(program);
+registerInventoryCommands(program);
 
 await program.parseAsync(process.argv);

@@ -84,15 +84,20 @@ function secondsBetween(a: string | Date, b: string | Date): number {
   return (new Date(b).getTime() - new Date(a).getTime()) / 1000;
 }
 
+/** How far behind its receipt an event's own time is believed: BMC retries take ~90 s at most. */
+export const MAX_EVENT_DELAY_MS = 5 * 60 * 1000;
+
 /**
- * Notice starts when the event happened at its source, but never in the future: a BMC clock
- * running ahead must not lengthen the notice past what the policy allows.
+ * Notice starts when the event happened at its source (a retried BMC delivery does not buy the
+ * host extra time), but never in the future: a BMC clock running ahead must not lengthen the
+ * notice past the policy. A time far behind the receipt is a skewed clock, not a slow delivery:
+ * trusting it would put the deadline in the past, so the receipt time counts instead.
  */
 export function noticeTime(ev: NativeEvent): Date {
   const t = Date.parse(ev.time);
   const r = Date.parse(ev.receivedAt);
-  if (!Number.isFinite(t)) return new Date(r);
-  return new Date(Math.min(t, r));
+  if (!Number.isFinite(t) || t > r || r - t > MAX_EVENT_DELAY_MS) return new Date(r);
+  return new Date(t);
 }
 
 /** Deadline = notice time + the event's noticeSeconds when given, capped at the policy's. */

@@ -164,3 +164,13 @@ describe('waking the notice phase', () => {
     expect(evaluateWait(ready, nodeA, now)).toMatchObject({ signal: 'xpu-ready' });
   });
 });
+
+describe('notice time and clock skew', () => {
+  it('keeps a recent event time, but takes the receipt time for a clock far behind', () => {
+    const recent = newXpuReboot('r', nodeA, 'dpu0', pending({}, '2026-11-25T09:59:30.000Z'), 'planned');
+    expect(recent.notifiedAt).toBe('2026-11-25T09:59:30.000Z');
+    const skewed = newXpuReboot('r', nodeA, 'dpu0', pending({}, '2026-11-25T07:00:00.000Z'), 'planned');
+    expect(skewed.notifiedAt).toBe(T0);
+    expect(skewed.deadline).toBe('2026-11-25T10:02:00.000Z');
+  });
+});
