@@ -481,8 +481,8 @@ class Agent {
       deadline: cmd.deadline,
       maxOutputBytes: this.config.maxOutputBytes,
       killGraceMs: this.config.killGraceSeconds * 1000,
+      onSpawn: (identity) => this.journal.spawned(id, identity),
     });
-    if (run.identity) this.journal.spawned(id, run.identity);
     this.#current = { id, run, deadline: cmd.deadline };
     log.info('hook started', { pid: run.pid, deadline: cmd.deadline.toISOString() });
 

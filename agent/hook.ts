@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { formatOutput, TailBuffer } from './output.ts';
 import { identify, terminateGroup, type ProcessIdentity } from './proc.ts';
 
@@ -53,7 +53,12 @@ export interface HookSpec {
   deadline: Date;
   maxOutputBytes: number;
   killGraceMs: number;
+  /** Called once the process group exists and before the hook runs: journal it here. */
+  onSpawn?: (identity: ProcessIdentity) => void;
 }
+
+/** $0 is the hook. `exec` keeps the pid, so the group id and identity recorded stay the hook's. */
+const GATE = 'IFS= read -r go <&3 && [ "$go" = go ] && exec "$0" 3<&-; exit 125';
 
 /** Groups of hooks currently running, so a hard exit of the agent can take them down with it. */
 export const liveGroups = new Set<number>();
@@ -71,17 +76,28 @@ export function startHook(spec: HookSpec): HookRun {
   let timer: NodeJS.Timeout | undefined;
   let identity: ProcessIdentity | undefined;
 
-  const child = spawn(spec.path, [], {
+  // The hook starts behind a gate: a shell waits for "go" on fd 3, sent only once onSpawn has
+  // recorded the process group. A crash of the agent in between leaves no hook running unrecorded.
+  const child = spawn('/bin/sh', ['-c', GATE, spec.path], {
     cwd: spec.cwd,
     env: spec.env,
     // Its own process group: the deadline kills the hook and everything it started, not the agent.
     detached: true,
-    stdio: ['pipe', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
   });
   const pid = child.pid;
+  const gate = child.stdio[3] as Writable | null;
+  gate?.on('error', () => {}); // the shell may be gone already (killed); the exit path reports it
   if (pid !== undefined) {
     liveGroups.add(pid);
     identity = identify(pid);
+    try {
+      spec.onSpawn?.(identity);
+    } catch (err) {
+      gate?.destroy(); // EOF on the gate: the shell exits without running the hook
+      throw err;
+    }
+    gate?.end('go\n');
   }
 
   const killAt = () => Math.min(deadline.getTime(), stopAt ?? Infinity);

@@ -41,7 +41,7 @@ export function formatOutput(header: string[], tail: TailBuffer, maxBytes: numbe
   const head = header.length ? header.join('\n') + '\n' : '';
   const body = tail.bytes();
   const headBytes = Buffer.byteLength(head);
-  if (headBytes + body.length <= maxBytes) {
+  if (tail.totalBytes === body.length && headBytes + body.length <= maxBytes) {
     const text = head + body.toString('utf8');
     if (Buffer.byteLength(text) <= maxBytes) return text;
   }

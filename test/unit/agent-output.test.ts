@@ -25,6 +25,13 @@ describe('hook output capping', () => {
     expect(dropped).toBeGreaterThan(0);
   });
 
+  it('says the output was truncated even when what is left fits exactly', () => {
+    const t = fill(1024, 'x'.repeat(3000)); // compacted down to exactly the limit
+    const text = formatOutput([], t, 1024);
+    expect(text).toMatch(/^\[output truncated: \d+ of 3000 bytes dropped/);
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(1024);
+  });
+
   it('never cuts a multi-byte character in half', () => {
     const text = utf8Tail(Buffer.from('ééééé'), 5); // each é is 2 bytes
     expect(text).toBe('éé');
