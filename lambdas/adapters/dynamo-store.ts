@@ -323,6 +323,34 @@ export class DynamoRebootStore implements RebootStore {
     throw new ConcurrentUpdate(`command ${id} kept changing under ${MAX_ATTEMPTS} attempts`);
   }
 
+  async markDelivered(cmd: StoredCommand, at: string, redeliverBefore: string): Promise<StoredCommand | undefined> {
+    const first = cmd.status === 'pending';
+    try {
+      // One conditional write instead of read-modify-write: this is on every agent's hot path.
+      const res = await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: commandKey(cmd.agent, cmd.id),
+          UpdateExpression: first
+            ? 'SET #st = :delivered, seenAt = :at ADD rev :one'
+            : 'SET seenAt = :at ADD rev :one',
+          ConditionExpression: first
+            ? '#st = :pending'
+            : '#st IN (:delivered, :running) AND (attribute_not_exists(seenAt) OR seenAt < :before)',
+          ExpressionAttributeNames: { '#st': 'status' },
+          ExpressionAttributeValues: first
+            ? { ':pending': 'pending', ':delivered': 'delivered', ':at': at, ':one': 1 }
+            : { ':delivered': 'delivered', ':running': 'running', ':at': at, ':before': redeliverBefore, ':one': 1 },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return stripKeys<StoredCommand>(res.Attributes);
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
+  }
+
   async moveNoticeDeadline(reboot: StoredReboot, deadline: string): Promise<void> {
     for (const c of Object.values(reboot.commands)) {
       if (['succeeded', 'failed', 'skipped', 'timed-out'].includes(c.status)) continue;

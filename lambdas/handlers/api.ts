@@ -266,10 +266,7 @@ export function createApiApp(deps: ApiDeps) {
     c.req.raw.signal?.addEventListener?.('abort', () => abort.abort());
     for (;;) {
       const ready = await deliverable(agentId);
-      if (ready.length > 0 || Date.now() >= until || abort.signal.aborted) {
-        await heartbeatReboots(new Set(ready.map((r) => r.rebootId)));
-        return c.json(ready.map(publicCommand));
-      }
+      if (ready.length > 0 || Date.now() >= until || abort.signal.aborted) return c.json(ready.map(publicCommand));
       // An agent that polls is alive: keep the waits of its open commands from timing out.
       await heartbeatOpen(agentId);
       await deps.signal.wait(agentId, Math.min(until - Date.now(), 5_000), abort.signal);
@@ -280,17 +277,15 @@ export function createApiApp(deps: ApiDeps) {
 
   async function deliverable(agentId: string): Promise<StoredCommand[]> {
     const now = deps.clock.now();
-    const open = await deps.store.openCommands(agentId);
-    const out: StoredCommand[] = [];
-    for (const cmd of open) {
-      const due = cmd.status === 'pending' || !cmd.seenAt || now.getTime() - Date.parse(cmd.seenAt) >= REDELIVER_AFTER_MS;
-      if (!due) continue;
-      const res = await deps.store.updateCommand(agentId, cmd.id, (c) =>
-        isFinal(c.status) ? null : { ...c, status: c.status === 'pending' ? 'delivered' : c.status, seenAt: now.toISOString() },
-      );
-      if (res && !isFinal(res.command.status)) out.push(res.command);
-    }
-    return out;
+    const before = new Date(now.getTime() - REDELIVER_AFTER_MS).toISOString();
+    const due = (await deps.store.openCommands(agentId)).filter(
+      (c) => c.status === 'pending' || !c.seenAt || c.seenAt < before,
+    );
+    const marked = await Promise.all(due.map((c) => deps.store.markDelivered(c, now.toISOString(), before)));
+    // A redelivery means the agent is alive and busy: keep its reboots' waits from timing out.
+    const redelivered = due.filter((c, i) => c.status !== 'pending' && marked[i]);
+    if (redelivered.length) void heartbeatReboots(new Set(redelivered.map((r) => r.rebootId))).catch(() => {});
+    return marked.filter((c): c is StoredCommand => c !== undefined);
   }
 
   async function heartbeatReboots(rebootIds: Set<string>) {

@@ -49,36 +49,43 @@ export async function wakeIfReady(deps: Deps, reboot: StoredReboot, node?: NodeD
 }
 
 /**
- * Writes a step's commands (idempotently: ids are derived from reboot, type and target) and
- * records them on the reboot. Returns the reboot as changed.
+ * Writes a step's commands (idempotently: ids derive from reboot, type and target) and wakes
+ * their agents' long polls. Returns the change that records them on the reboot, for the caller
+ * to apply in its own single update of the reboot.
  */
-export async function dispatchStep(deps: Deps, reboot: StoredReboot, step: string, node: NodeDef): Promise<StoredReboot> {
+export async function sendStepCommands(
+  deps: Deps,
+  reboot: StoredReboot,
+  step: string,
+  node: NodeDef,
+): Promise<(r: StoredReboot) => void> {
   const now = deps.clock.now();
-  const state = await deps.store.getNodeState(node.id);
-  const busyXpus = Object.entries(state.xpus)
-    .filter(([, holder]) => holder !== reboot.id)
-    .map(([x]) => x);
-  const planned = planCommands(reboot, step, { node, now, busyXpus }).filter((p) => !reboot.commands[p.id]);
-  if (planned.length === 0) return reboot;
-  const at = now.toISOString();
-  for (const [order, p] of planned.entries()) {
-    const stored: StoredCommand & { order: number } = {
-      ...toCommand(p, reboot),
-      agent: p.agent,
-      step,
-      status: 'pending',
-      noticePhase: p.noticePhase,
-      createdAt: at,
-      order,
-    };
-    await deps.store.putCommand(stored);
+  // Only a migration needs to know which other xPUs are busy; spare the read otherwise.
+  let busyXpus: string[] = [];
+  if (step === 'prepare' && node.xpus.length > 1) {
+    const state = await deps.store.getNodeState(node.id);
+    busyXpus = Object.entries(state.xpus)
+      .filter(([, holder]) => holder !== reboot.id)
+      .map(([x]) => x);
   }
-  const updated = await deps.store.updateReboot(reboot.id, (r) => {
-    const fresh = planned.filter((p) => !r.commands[p.id]);
-    if (fresh.length === 0) return null;
-    for (const p of fresh) r.commands[p.id] = summarize(p, step, at);
-    return r;
-  });
+  const planned = planCommands(reboot, step, { node, now, busyXpus }).filter((p) => !reboot.commands[p.id]);
+  const at = now.toISOString();
+  await Promise.all(
+    planned.map((p, order) => {
+      const stored: StoredCommand & { order: number } = {
+        ...toCommand(p, reboot),
+        agent: p.agent,
+        step,
+        status: 'pending',
+        noticePhase: p.noticePhase,
+        createdAt: at,
+        order,
+      };
+      return deps.store.putCommand(stored);
+    }),
+  );
   for (const agent of new Set(planned.map((p) => p.agent))) deps.signal.notify(agent);
-  return updated?.reboot ?? reboot;
+  return (r) => {
+    for (const p of planned) if (!r.commands[p.id]) r.commands[p.id] = summarize(p, step, at);
+  };
 }

@@ -11,7 +11,7 @@ import {
   type WaitFor,
 } from '../core/reboot.ts';
 import { REBOOT_STATUSES, type NodeDef } from '../core/types.ts';
-import { changeReboot, dispatchStep, type Deps } from './deps.ts';
+import { changeReboot, sendStepCommands, type Deps } from './deps.ts';
 
 export class InvalidStepInput extends Error {
   override readonly name = 'InvalidStepInput';
@@ -60,13 +60,14 @@ const STEP_STORY: Record<string, string> = {
 export function createAwaitHandler(deps: Deps) {
   return async (payload: unknown): Promise<{ registered: true }> => {
     const p = parse(AwaitInput, payload);
-    let { reboot, node } = await load(deps, p.rebootId);
-    reboot = await dispatchStep(deps, reboot, p.step, node);
+    const { reboot, node } = await load(deps, p.rebootId);
+    const record = await sendStepCommands(deps, reboot, p.step, node);
     const at = deps.clock.now().toISOString();
     await changeReboot(
       deps,
       reboot.id,
       (r) => {
+        record(r);
         r.waiter = { token: p.taskToken, step: p.step, waitFor: p.waitFor as WaitFor, deadline: p.deadline ?? r.deadline, at };
         if (p.status) {
           const next = advanceStatus(r.status, p.status);
@@ -97,14 +98,15 @@ async function timeOut(deps: Deps, r: StoredReboot, steps: string[]): Promise<st
 export function createStepHandler(deps: Deps) {
   return async (payload: unknown): Promise<unknown> => {
     const p = parse(StepInput, payload);
-    let { reboot, node } = await load(deps, p.rebootId);
+    const { reboot, node } = await load(deps, p.rebootId);
     const now = deps.clock.now();
     const at = now.toISOString();
     switch (p.action) {
       case 'proceed': {
-        reboot = await dispatchStep(deps, reboot, 'proceed', node);
+        const record = await sendStepCommands(deps, reboot, 'proceed', node);
         await changeReboot(deps, reboot.id, (r) => {
-          if (r.rebootingAt) return null;
+          record(r);
+          if (r.rebootingAt) return r;
           r.status = advanceStatus(r.status, 'rebooting');
           r.rebootingAt = at;
           r.history.push(history(at, 'rebooting', 'the host is prepared: told the xPU to reboot now, ahead of its deadline'));
@@ -139,7 +141,11 @@ export function createStepHandler(deps: Deps) {
         return { signal: 'silent', ...noticeWindow(updated ?? reboot, now) };
       }
       case 'deny': {
-        await dispatchStep(deps, reboot, 'deny', node);
+        const record = await sendStepCommands(deps, reboot, 'deny', node);
+        await changeReboot(deps, reboot.id, (r) => {
+          record(r);
+          return r;
+        }, node);
         return { ok: true };
       }
       case 'complete':

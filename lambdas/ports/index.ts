@@ -65,6 +65,11 @@ export interface RebootStore {
   /** Unfinished commands of an agent, oldest first. */
   openCommands(agent: string): Promise<StoredCommand[]>;
   updateCommand(agent: string, id: string, change: (c: StoredCommand) => StoredCommand | null): Promise<{ command: StoredCommand; changed: boolean } | undefined>;
+  /**
+   * Marks a command handed to its agent, if it is still due (pending, or silent since
+   * `redeliverBefore`); undefined when another poll or a result got there first.
+   */
+  markDelivered(cmd: StoredCommand, at: string, redeliverBefore: string): Promise<StoredCommand | undefined>;
   /** Moves the deadline of a reboot's open notice-phase commands (after an extension). */
   moveNoticeDeadline(reboot: StoredReboot, deadline: string): Promise<void>;
 
