@@ -1,0 +1,97 @@
+// The example hooks, run by the real agent in dry-run mode against a fake sysfs: they parse, find the device, and change nothing.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { command, FakeServer } from '../fixtures/agent/fake-server.ts';
+import { startAgent, workspace, type Workspace } from '../fixtures/agent/harness.ts';
+
+const EXAMPLES = resolve(import.meta.dirname, '../../agent/examples/hooks');
+const servers: FakeServer[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.stop();
+});
+
+/** A sysfs tree with the xPU function 0000:3b:00.0 below root port 0000:3a:00.0, bound to mlx5_core. */
+function fakeSysfs(ws: Workspace): string {
+  const sys = join(ws.dir, 'sys');
+  const dev = join(sys, 'devices/pci0000:3a/0000:3a:00.0/0000:3b:00.0');
+  mkdirSync(dev, { recursive: true });
+  mkdirSync(join(sys, 'bus/pci/devices'), { recursive: true });
+  mkdirSync(join(sys, 'bus/pci/drivers/mlx5_core'), { recursive: true });
+  symlinkSync(dev, join(sys, 'bus/pci/devices/0000:3b:00.0'));
+  symlinkSync(join(sys, 'devices/pci0000:3a/0000:3a:00.0'), join(sys, 'bus/pci/devices/0000:3a:00.0'));
+  symlinkSync(join(sys, 'bus/pci/drivers/mlx5_core'), join(dev, 'driver'));
+  return sys;
+}
+
+function siteConfig(ws: Workspace): string {
+  const path = join(ws.dir, 'hooks.env');
+  writeFileSync(
+    path,
+    [
+      'XPU_PCI_ADDRS_dpu0="0000:3b:00.0"',
+      'MIGRATE_CMD=/bin/true',
+      'RESUME_CMD=/bin/true',
+      'DEVLINK_DEV=pci/0000:03:00.0',
+      'HOST_BRIDGES=br-host',
+      'HOST_PFS=p0',
+      'REPROVISION_CMD=/bin/true',
+    ].join('\n') + '\n',
+  );
+  return path;
+}
+
+function listing(dir: string): string[] {
+  return readdirSync(dir, { recursive: true }).map(String).sort();
+}
+
+describe('example hooks (dry run)', () => {
+  it('every example hook succeeds in a dry run through the agent and only prints what it would do', async () => {
+    const ws = workspace();
+    const sys = fakeSysfs(ws);
+    const before = listing(ws.dir);
+    const server = await new FakeServer({ tokens: { 'tok-a': 'node-a' } }).start();
+    servers.push(server);
+    const args: Record<string, Record<string, unknown>> = {
+      'migrate-workloads': { target: 'other-host' },
+      reprovision: { tenant: 't2' },
+      'deny-host-reboot': { reason: 'xpu-rebooting' },
+    };
+    const types = ['migrate-workloads', 'protect-pcie', 'allow-coredump', 'proceed-reboot', 'restore-pcie', 'resume-workloads', 'reboot-host', 'free-host-context', 'reprovision', 'deny-host-reboot'];
+    server.enqueue('node-a', ...types.map((t, i) => command(`e${i}`, t, { xpu: 'dpu0', args: args[t] ?? {} })));
+
+    const a = startAgent(ws, ['--once', '--server', server.url, '--agent', 'node-a', '--hooks', EXAMPLES, '--state', ws.state], {
+      REBOOT_AGENT_TOKEN: 'tok-a',
+      REBOOT_HOOK_DRY_RUN: '1',
+      REBOOT_HOOK_SYSFS: sys,
+      REBOOT_HOOK_CONFIG: siteConfig(ws),
+      REBOOT_HOOK_STATE: join(ws.dir, 'hook-state'),
+    });
+    expect(await a.exited).toBe(0);
+
+    const results = server.finalResults();
+    for (const r of results) expect({ id: r.id, status: r.status, output: r.output }).toMatchObject({ status: 'succeeded' });
+    expect(results).toHaveLength(types.length);
+    const out = Object.fromEntries(results.map((r) => [types[Number(r.id.slice(1))], r.output ?? '']));
+    expect(out['protect-pcie']).toContain('would run: setpci -s 0000:3a:00.0 ECAP_AER+0x08.L=00000020:00000020');
+    expect(out['protect-pcie']).toContain(`would write 0000:3b:00.0 to ${sys}/bus/pci/devices/0000:3b:00.0/driver/unbind`);
+    expect(out['restore-pcie']).toContain(`would write 1 to ${sys}/bus/pci/rescan`);
+    expect(out['reboot-host']).toMatch(/would run: (systemd-run .*systemctl reboot|shutdown -r)/);
+    expect(out['reprovision']).toContain('would run: timeout');
+    // A dry run changes nothing: no saved state, no files written (only the agent's own state dir is new).
+    expect(listing(ws.dir).filter((p) => !p.startsWith('state') && p !== 'hooks.env')).toEqual(before);
+  });
+
+  it('protect-pcie refuses clearly when the xPU device does not exist', () => {
+    const ws = workspace();
+    const sys = fakeSysfs(ws);
+    const res = spawnSync(join(EXAMPLES, 'protect-pcie'), [], {
+      input: '{}',
+      encoding: 'utf8',
+      env: { ...process.env, REBOOT_HOOK_DRY_RUN: '1', REBOOT_HOOK_SYSFS: sys, REBOOT_HOOK_CONFIG: '/nonexistent', XPU_ID: 'dpu1', XPU_PCI_ADDRS_dpu1: '0000:5e:00.0' },
+    });
+    expect(res.status).toBe(1);
+    expect(res.stderr).toContain("PCI device 0000:5e:00.0 of xPU 'dpu1' does not exist");
+  });
+});
