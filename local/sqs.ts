@@ -41,6 +41,9 @@ export function sqsClient(endpoint: string): SQSClient {
 export async function startLocalSqs(opts: { dataDir: string; port?: number; host?: string; visibilityTimeoutSeconds?: number }): Promise<LocalSqs> {
   mkdirSync(opts.dataDir, { recursive: true });
   const sqsStore = new SqsStore();
+  // Without a host, queue URLs follow the request's Host (127.0.0.1:PORT) instead of the
+  // unresolvable sqs.REGION.localhost that SDK clients configured by AWS_ENDPOINT_URL_SQS would dial.
+  sqsStore.host = '';
   const snsStore = new SnsStore();
   const s3Store = new S3Store();
   const pm = new PersistenceManager(opts.dataDir);
@@ -73,11 +76,15 @@ export async function startLocalSqs(opts: { dataDir: string; port?: number; host
       },
     }),
   );
+  // fauxqs finds queues by name, whatever host and port a URL names; a persisted queue keeps the
+  // URL of the port it was created on, so hand out URLs on this run's port.
+  const queueUrl = (name: string) => `${url}/000000000000/${name}`;
+  void ingest;
   return {
     url,
     client,
-    ingestQueueUrl: ingest.QueueUrl!,
-    dlqUrl: dlq.QueueUrl!,
+    ingestQueueUrl: queueUrl(INGEST_QUEUE),
+    dlqUrl: queueUrl(INGEST_DLQ),
     async close() {
       client.destroy();
       await app.close();

@@ -40,6 +40,9 @@ export const LOCAL_FUNCTIONS = {
 export interface Stack {
   url: string;
   port: number;
+  /** The Step Functions API endpoint (for the AWS SDK's SFNClient). */
+  sfnUrl: string;
+  workflowArns: Record<WorkflowKind, string>;
   operatorToken: string;
   deps: Deps;
   engine: LocalStepFunctions;
@@ -143,6 +146,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   return {
     url,
     port,
+    sfnUrl: sfnServer.url,
+    workflowArns: arns,
     operatorToken: token,
     deps,
     engine,

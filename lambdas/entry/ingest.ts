@@ -1,5 +1,5 @@
 // Lambda entry: the ingest queue's consumer (partial batch failures, idempotent per event key).
-import type { SQSEvent, SQSBatchResponse } from 'aws-lambda';
+import type { Context, SQSEvent, SQSBatchResponse } from 'aws-lambda';
 import { makeIdempotent, IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { createIngestHandler } from '../handlers/ingest.ts';
@@ -8,14 +8,17 @@ import type { NativeEvent } from '../core/types.ts';
 import { deps, env, powertoolsMetrics } from './runtime.ts';
 
 const ingest = createIngestHandler(deps);
+const idempotency = new IdempotencyConfig({ eventKeyJmesPath: 'dedupKey', expiresAfterSeconds: 7 * 24 * 3600 });
 const apply = env.IDEMPOTENCY_TABLE_NAME
   ? makeIdempotent((ev: NativeEvent) => ingest(ev), {
       persistenceStore: new DynamoDBPersistenceLayer({ tableName: env.IDEMPOTENCY_TABLE_NAME }),
-      config: new IdempotencyConfig({ eventKeyJmesPath: 'dedupKey', expiresAfterSeconds: 7 * 24 * 3600 }),
+      config: idempotency,
     })
   : ingest;
 
-export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
+export const handler = async (event: SQSEvent, context?: Context): Promise<SQSBatchResponse> => {
+  // An in-progress record expires with the invocation, so a crashed attempt does not block retries.
+  if (context) idempotency.registerLambdaContext(context);
   try {
     const failures = await processBatch(
       event.Records.map((r) => ({ id: r.messageId, body: r.body, receiveCount: Number(r.attributes.ApproximateReceiveCount ?? 1) })),
