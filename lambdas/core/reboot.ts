@@ -34,6 +34,8 @@ export interface StoredReboot extends Reboot {
   executionName?: string;
   /** Host reboot: the claim was denied at start, with this reason. */
   decision?: 'allowed' | 'denied';
+  /** Host reboot: xPUs that announced a reboot (or crashed) during it; the host reboot waits for their xpu.ready too. */
+  joinedXpus?: string[];
 }
 
 export interface WakeOutcome {
@@ -376,7 +378,9 @@ export function evaluateWait(reboot: StoredReboot, node: NodeDef | undefined, no
     case 'host-ready':
       return reboot.hostReadyAt ? { signal: 'host-ready', tenant: reboot.nextTenant ?? reboot.tenant ?? null } : null;
     case 'xpus-ready': {
-      const waiting = (node?.xpus ?? []).filter((x) => !x.persistentPower && !reboot.xpuReadyAt?.[x.id]).map((x) => x.id);
+      const waiting = (node?.xpus ?? [])
+        .filter((x) => (!x.persistentPower || reboot.joinedXpus?.includes(x.id)) && !reboot.xpuReadyAt?.[x.id])
+        .map((x) => x.id);
       return waiting.length === 0 ? { signal: 'xpus-ready' } : null;
     }
   }
@@ -385,6 +389,11 @@ export function evaluateWait(reboot: StoredReboot, node: NodeDef | undefined, no
 /** Commands of a step still open when the workflow stopped waiting for them. */
 export function outstandingCommands(reboot: StoredReboot, steps: string[]): CommandSummary[] {
   return Object.values(reboot.commands).filter((c) => steps.includes(c.step) && !isFinal(c.status));
+}
+
+/** What a forced reboot left undone: every command of those steps that did not succeed (or was skipped). */
+export function undoneCommands(reboot: StoredReboot, steps: string[]): CommandSummary[] {
+  return Object.values(reboot.commands).filter((c) => steps.includes(c.step) && c.status !== 'succeeded' && c.status !== 'skipped');
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   isFinal,
   noticeWindow,
   outstandingCommands,
+  undoneCommands,
   type StoredReboot,
   type WaitFor,
 } from '../core/reboot.ts';
@@ -80,19 +81,29 @@ export function createAwaitHandler(deps: Deps) {
       },
       node,
     );
+    // Back up and handed to recovery, the xPU is no longer rebooting: a host reboot (the one
+    // `afterReady: reboot-host` asks for above all) must not be denied on its account.
+    if (reboot.kind === 'xpu' && p.step === 'recover') await deps.store.release(reboot.node, 'xpu', reboot.xpu, reboot.id);
     return { registered: true };
   };
 }
 
-/** Closes commands the workflow stopped waiting for, so agents are no longer handed them. */
+/** Closes commands the workflow stopped waiting for, so agents are no longer handed them. Returns those it closed. */
 async function timeOut(deps: Deps, r: StoredReboot, steps: string[]): Promise<string[]> {
   const open = outstandingCommands(r, steps);
-  for (const c of open) {
-    await deps.store.updateCommand(c.agent, c.id, (cmd) =>
-      isFinal(cmd.status) ? null : { ...cmd, status: 'timed-out', finishedAt: deps.clock.now().toISOString() },
-    );
-  }
-  return open.map((c) => c.id);
+  const closed = await Promise.all(
+    open.map((c) =>
+      deps.store.updateCommand(c.agent, c.id, (cmd) =>
+        isFinal(cmd.status) ? null : { ...cmd, status: 'timed-out', finishedAt: deps.clock.now().toISOString() },
+      ),
+    ),
+  );
+  return open.filter((_, i) => closed[i]?.changed).map((c) => c.id);
+}
+
+/** Marks closed commands timed out on the reboot, unless a result got there first. */
+function markTimedOut(r: StoredReboot, closed: string[]) {
+  for (const id of closed) if (r.commands[id] && !isFinal(r.commands[id].status)) r.commands[id].status = 'timed-out';
 }
 
 export function createStepHandler(deps: Deps) {
@@ -115,29 +126,49 @@ export function createStepHandler(deps: Deps) {
         return { ok: true };
       }
       case 'forced': {
-        const open = outstandingCommands(reboot, ['prepare', 'crash']);
+        // What the host left undone, with where each command got to (delivered, running, failed...).
+        const undone = await Promise.all(
+          undoneCommands(reboot, ['prepare', 'crash']).map(async (c) =>
+            isFinal(c.status) ? c : { ...c, status: (await deps.store.getCommand(c.agent, c.id))?.status ?? c.status },
+          ),
+        );
         const closed = await timeOut(deps, reboot, ['prepare', 'crash']);
+        let changed = false;
         await changeReboot(deps, reboot.id, (r) => {
+          changed = false;
           if (r.forced) return null;
+          changed = true;
           r.forced = true;
-          r.outstanding = open.map((c) => `${c.type} (${c.status})`);
-          for (const id of closed) if (r.commands[id]) r.commands[id].status = 'timed-out';
+          r.outstanding = undone.map((c) => `${c.type} (${c.status})`);
+          markTimedOut(r, closed);
           r.status = advanceStatus(r.status, 'rebooting');
           r.rebootingAt = r.deadline ?? at;
           r.history.push(
-            history(at, 'forced', `deadline reached: the xPU watchdog reboots it${open.length ? `; still outstanding: ${r.outstanding.join(', ')}` : ''}`),
+            history(at, 'forced', `deadline reached: the xPU watchdog reboots it${undone.length ? `; still outstanding: ${r.outstanding.join(', ')}` : ''}`),
           );
           return r;
         }, node);
-        deps.metrics.count('RebootsForced');
+        if (changed) deps.metrics.count('RebootsForced');
         return { ok: true };
       }
       case 'silent-host': {
+        // A host that answered every preparation command (some failed) has nothing left to heartbeat
+        // about: it is not silent, it could not prepare. Either way the watchdog deadline decides.
+        const prep = Object.values(reboot.commands).filter((c) => c.step === 'prepare');
+        const answered = prep.length > 0 && prep.every((c) => isFinal(c.status));
+        const phase = answered ? 'host-not-prepared' : 'silent-host';
+        const detail = answered
+          ? `the host could not prepare (${prep.filter((c) => c.status !== 'succeeded' && c.status !== 'skipped').map((c) => `${c.type} ${c.status}`).join(', ')}): the xPU reboots at its deadline`
+          : 'the host agent stopped answering: the xPU reboots at its deadline';
+        let changed = false;
         const updated = await changeReboot(deps, reboot.id, (r) => {
-          r.history.push(history(at, 'silent-host', 'the host agent stopped answering: the xPU reboots at its deadline'));
+          // A replayed step (the same silence) is recorded once.
+          changed = r.history.at(-1)?.phase !== phase;
+          if (!changed) return null;
+          r.history.push(history(at, phase, detail));
           return r;
         }, node);
-        deps.metrics.count('SilentHosts');
+        if (changed && !answered) deps.metrics.count('SilentHosts');
         return { signal: 'silent', ...noticeWindow(updated ?? reboot, now) };
       }
       case 'deny': {
@@ -153,9 +184,12 @@ export function createStepHandler(deps: Deps) {
         const closed = await timeOut(deps, reboot, Object.values(reboot.commands).map((c) => c.step));
         const failed = p.action === 'fail';
         const reason = p.reason ?? (failed ? 'failed' : 'completed');
+        let changed = false;
         await changeReboot(deps, reboot.id, (r) => {
+          changed = false;
           if (r.endedAt) return null;
-          for (const id of closed) if (r.commands[id]) r.commands[id].status = 'timed-out';
+          changed = true;
+          markTimedOut(r, closed);
           r.status = failed ? 'failed' : 'completed';
           r.endedAt = at;
           r.waiter = null;
@@ -164,7 +198,8 @@ export function createStepHandler(deps: Deps) {
           return r;
         }, node);
         await deps.store.release(reboot.node, reboot.kind, reboot.xpu, reboot.id);
-        if (failed) {
+        // A replayed step must not raise the alarm metric twice.
+        if (failed && changed) {
           deps.metrics.count('RebootFailed', 1, { reason });
           deps.logger.error('reboot failed', { rebootId: reboot.id, node: reboot.node, reason });
         }

@@ -1,0 +1,334 @@
+// Workflow-test harness: the whole local stack in-process on one ManualClock, with agents and events over HTTP.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { parseConfig } from '../../local/config.ts';
+import { ManualClock } from '../../local/sfn/clock.ts';
+import { startStack, type Stack } from '../../local/stack.ts';
+import type { HistoryEvent } from '../../local/sfn/engine.ts';
+import { createIngestHandler } from '../../lambdas/handlers/ingest.ts';
+import type { Logger } from '../../lambdas/handlers/deps.ts';
+import type { StoredReboot } from '../../lambdas/core/reboot.ts';
+import type { Command, NativeEvent, RebootStatus } from '../../lambdas/core/types.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+export const OPERATOR_TOKEN = 'operator-token-for-workflow-tests';
+export const T0 = Date.parse('2030-01-01T00:00:00.000Z');
+
+/**
+ * Short, distinct bounds so a test can tell which timer fired: notice 300 s, heartbeat 60 s,
+ * recovery 900 s, host return 1800 s. Nodes:
+ * - solo: 1 non-persistent xPU, trusted;  duo: dpu0 persistent + dpu1 non-persistent, trusted, tenant t2
+ * - wary: 1 persistent xPU, untrusted;    cycler: 1 xPU, afterReady reboot-host
+ * - lax: 1 xPU, hostReboot.denyWhile [] (the host may reboot while its xPU does)
+ */
+export const INVENTORY = `
+policy:
+  xpuReboot:
+    noticeSeconds: 300
+    maxExtensionSeconds: 600
+    maxExtensions: 2
+    recoverySeconds: 900
+    coredumpSeconds: 120
+    heartbeatSeconds: 60
+    commandSeconds: 120
+  hostReboot:
+    denyWhile: [xpu-rebooting]
+    returnSeconds: 1800
+    commandSeconds: 120
+    heartbeatSeconds: 60
+nodes:
+  - id: solo
+    tenant: t1
+    trusted: true
+    bmcToken: bmc-token-solo
+    agentToken: agent-token-solo
+    xpus:
+      - id: dpu0
+        persistentPower: false
+  - id: duo
+    tenant: t2
+    trusted: true
+    bmcToken: bmc-token-duo
+    agentToken: agent-token-duo
+    xpus:
+      - id: dpu0
+        persistentPower: true
+      - id: dpu1
+        persistentPower: false
+  - id: wary
+    tenant: t3
+    trusted: false
+    agentToken: agent-token-wary
+    xpus:
+      - id: dpu0
+        persistentPower: true
+  - id: cycler
+    tenant: t4
+    trusted: true
+    agentToken: agent-token-cycler
+    policy:
+      xpuReboot:
+        afterReady: reboot-host
+    xpus:
+      - id: dpu0
+  - id: lax
+    tenant: t5
+    trusted: true
+    agentToken: agent-token-lax
+    policy:
+      hostReboot:
+        denyWhile: []
+    xpus:
+      - id: dpu0
+`;
+
+export const tokenOf = (node: string) => `agent-token-${node}`;
+
+const quiet: Logger = { info: () => {}, warn: () => {}, error: () => {} };
+
+export interface Reply {
+  status: number;
+  json: any;
+}
+
+export interface TestAgent {
+  id: string;
+  /** One poll with `wait` seconds (0: answer at once). */
+  poll(wait?: number): Promise<Command[]>;
+  post(cmdId: string, status: 'succeeded' | 'failed' | 'running' | 'skipped', output?: string): Promise<Reply>;
+  /** Polls and answers every command it gets with `status`; returns the commands. */
+  answerAll(status?: 'succeeded' | 'failed' | 'skipped'): Promise<Command[]>;
+}
+
+export interface Harness {
+  stack: Stack;
+  clock: ManualClock;
+  url: string;
+  dataDir: string;
+  /** Manual time as a Date. */
+  now(): Date;
+  /** Advances the shared clock, firing every engine timer that falls due on the way. */
+  advance(ms: number): Promise<void>;
+  /** Advances to an absolute time (ISO string or ms). */
+  advanceTo(at: string | number): Promise<void>;
+  request(path: string, opts?: { method?: string; token?: string; body?: unknown }): Promise<Reply>;
+  /** Posts a native event (operator token unless given) and returns the reply; ids are generated when absent. */
+  event(node: string, type: NativeEvent['type'], opts?: { id?: string; xpu?: string; time?: string; data?: Record<string, unknown>; token?: string }): Promise<Reply & { id: string }>;
+  agent(id: string): TestAgent;
+  /** Waits until the ingest queue holds no message, visible or in flight. */
+  drain(): Promise<void>;
+  reboot(id: string): Promise<StoredReboot>;
+  /** The reboots of a node, newest first (from the store). */
+  reboots(node: string): Promise<StoredReboot[]>;
+  /** The one active (or newest) reboot of a node and kind, once it exists. */
+  rebootOf(node: string, kind: 'xpu' | 'host', xpu?: string): Promise<StoredReboot>;
+  waitForStatus(id: string, status: RebootStatus | RebootStatus[]): Promise<StoredReboot>;
+  /** Waits until the execution sits in `state`; for a callback Task, until its Lambda registered the waiter. */
+  waitForState(id: string, state: string): Promise<void>;
+  /** Waits until the execution has ended; returns its status. */
+  waitForEnd(id: string): Promise<string>;
+  history(id: string): Promise<HistoryEvent[]>;
+  /** Names of the states entered, in order. */
+  statesEntered(id: string): Promise<string[]>;
+  executionStatus(id: string): Promise<string>;
+  /** Applies an event straight through a fresh ingest handler (bypassing the queue) for race tests. */
+  ingestDirect(ev: Omit<NativeEvent, 'source' | 'dedupKey' | 'receivedAt' | 'time'> & { time?: string }): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+let counter = 0;
+const CALLBACK_STEPS: Record<string, string> = {
+  PrepareHost: 'prepare',
+  WaitForHostOrDeadline: 'prepare',
+  ProtectPcieAndTakeCoreDump: 'crash',
+  WaitForXpuReady: 'reboot',
+  RestorePcieAndResume: 'recover',
+  FreeHostContext: 'free',
+  WaitForHostBack: 'reboot',
+  WaitForXpusBack: 'xpus',
+  ReprovisionXpus: 'reprovision',
+};
+
+export async function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, 15));
+  }
+}
+
+export async function startHarness(opts: { inventory?: string } = {}): Promise<Harness> {
+  const base = join(ROOT, '.test-tmp');
+  mkdirSync(base, { recursive: true });
+  const dataDir = mkdtempSync(join(base, 'wf-'));
+  const nodesFile = join(dataDir, 'nodes.yaml');
+  writeFileSync(nodesFile, opts.inventory ?? INVENTORY);
+  const clock = new ManualClock(T0);
+  const config = parseConfig({
+    HOST: '127.0.0.1',
+    PORT: '0',
+    DATA_DIR: join(dataDir, 'data'),
+    NODES_FILE: nodesFile,
+    OPERATOR_TOKEN,
+    INGEST_VISIBILITY_SECONDS: '2',
+  });
+  const stack = await startStack({ config, logger: quiet, sfnClock: clock, clock: { now: () => new Date(clock.now()) } });
+  const url = stack.url;
+  const ingest = createIngestHandler(stack.deps);
+
+  async function request(path: string, o: { method?: string; token?: string; body?: unknown } = {}): Promise<Reply> {
+    const res = await fetch(url + path, {
+      method: o.method ?? (o.body !== undefined ? 'POST' : 'GET'),
+      headers: { authorization: `Bearer ${o.token ?? OPERATOR_TOKEN}`, 'content-type': 'application/json' },
+      body: o.body !== undefined ? JSON.stringify(o.body) : undefined,
+    });
+    const text = await res.text();
+    let json: any;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = text;
+    }
+    return { status: res.status, json };
+  }
+
+  const executionArn = (id: string) =>
+    `arn:aws:states:us-east-1:000000000000:execution:${id.startsWith('hr-') ? 'host-reboot' : 'xpu-reboot'}:${id}`;
+
+  function history(id: string): HistoryEvent[] {
+    const events: HistoryEvent[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = stack.engine.getExecutionHistory({ executionArn: executionArn(id), maxResults: 1000, nextToken });
+      events.push(...page.events);
+      nextToken = page.nextToken;
+    } while (nextToken);
+    return events;
+  }
+  const entered = (id: string) =>
+    history(id)
+      .filter((e) => e.type.endsWith('StateEntered'))
+      .map((e) => (e.stateEnteredEventDetails as { name: string }).name);
+
+  const h: Harness = {
+    stack,
+    clock,
+    url,
+    dataDir,
+    now: () => new Date(clock.now()),
+    advance: (ms) => clock.advance(ms),
+    advanceTo: (at) => clock.advanceTo(typeof at === 'string' ? Date.parse(at) : at),
+    request,
+    async event(node, type, o = {}) {
+      const id = o.id ?? `ev-${++counter}`;
+      const body = { id, type, node, ...(o.xpu ? { xpu: o.xpu } : {}), ...(o.time ? { time: o.time } : {}), ...(o.data ? { data: o.data } : {}) };
+      const reply = await request('/v1/events', { token: o.token, body });
+      return { ...reply, id };
+    },
+    agent(id) {
+      const node = id.split('.')[0];
+      const token = tokenOf(node);
+      const a: TestAgent = {
+        id,
+        async poll(wait = 0) {
+          const r = await request(`/v1/agents/${id}/commands?wait=${wait}`, { token });
+          if (r.status !== 200) throw new Error(`poll ${id}: ${r.status} ${JSON.stringify(r.json)}`);
+          return r.json as Command[];
+        },
+        post: (cmdId, status, output = '') => request(`/v1/agents/${id}/commands/${cmdId}`, { token, body: { status, output } }),
+        async answerAll(status = 'succeeded') {
+          const cmds = await a.poll();
+          for (const c of cmds) await a.post(c.id, status);
+          return cmds;
+        },
+      };
+      return a;
+    },
+    async drain() {
+      await eventually('the ingest queue to drain', async () => {
+        const res = await stack.sqs.client.send(
+          new GetQueueAttributesCommand({
+            QueueUrl: stack.sqs.ingestQueueUrl,
+            AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+          }),
+        );
+        return res.Attributes?.ApproximateNumberOfMessages === '0' && res.Attributes?.ApproximateNumberOfMessagesNotVisible === '0';
+      });
+    },
+    async reboot(id) {
+      const r = await stack.deps.store.getReboot(id);
+      if (!r) throw new Error(`no reboot ${id}`);
+      return r;
+    },
+    async reboots(node) {
+      return (await stack.deps.store.listReboots({ node, limit: 100 })).items;
+    },
+    async rebootOf(node, kind, xpu) {
+      return eventually(`a ${kind} reboot of ${node}${xpu ? `/${xpu}` : ''}`, async () =>
+        (await h.reboots(node)).find((r) => r.kind === kind && (!xpu || r.xpu === xpu)),
+      );
+    },
+    async waitForStatus(id, status) {
+      const want = Array.isArray(status) ? status : [status];
+      return eventually(`reboot ${id} to be ${want.join('|')}`, async () => {
+        const r = await stack.deps.store.getReboot(id);
+        return r && want.includes(r.status) ? r : undefined;
+      });
+    },
+    async waitForState(id, state) {
+      await eventually(`${id} to sit in ${state}`, async () => {
+        const events = history(id);
+        const last = events.findLastIndex((e) => e.type.endsWith('StateEntered'));
+        if (last < 0 || (events[last].stateEnteredEventDetails as { name: string }).name !== state) return false;
+        if (!CALLBACK_STEPS[state]) return true;
+        // A callback Task is settled once its Lambda stored the waiter with this entry's token.
+        const scheduled = events.slice(last).find((e) => e.type === 'TaskScheduled');
+        if (!scheduled) return false;
+        const params = JSON.parse((scheduled.taskScheduledEventDetails as { parameters: string }).parameters);
+        const r = await stack.deps.store.getReboot(id);
+        return r?.waiter?.token === params.Payload.taskToken;
+      });
+    },
+    async waitForEnd(id) {
+      return eventually(`${id} to end`, async () => {
+        const s = stack.engine.describeExecution({ executionArn: executionArn(id) }).status;
+        return s !== 'RUNNING' ? s : undefined;
+      });
+    },
+    async history(id) {
+      return history(id);
+    },
+    async statesEntered(id) {
+      return entered(id);
+    },
+    async executionStatus(id) {
+      return stack.engine.describeExecution({ executionArn: executionArn(id) }).status;
+    },
+    async ingestDirect(ev) {
+      const receivedAt = new Date(clock.now()).toISOString();
+      return ingest({ ...ev, time: ev.time ?? receivedAt, source: 'native', dedupKey: `native:${ev.node}:${ev.id}`, receivedAt } as NativeEvent);
+    },
+    async close() {
+      await stack.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return h;
+}
+
+/** Entered-state events of a history (AWS bills roughly one state transition per entered state). */
+export function countStateEntered(events: HistoryEvent[]): number {
+  return events.filter((e) => e.type.endsWith('StateEntered')).length;
+}
+
+/** History phases of a reboot, in order. */
+export const phases = (r: StoredReboot) => r.history.map((h) => h.phase);
