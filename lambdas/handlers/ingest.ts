@@ -12,6 +12,11 @@ import {
 import type { NativeEvent, NodeDef } from '../core/types.ts';
 import { changeReboot, type Deps } from './deps.ts';
 
+/** A claim's reboot is not stored yet: thrown so the queue retries the event instead of losing it. */
+export class HolderNotStored extends Error {
+  override readonly name = 'HolderNotStored';
+}
+
 export type IngestOutcome =
   | { kind: 'duplicate' }
   | { kind: 'started'; rebootId: string }
@@ -63,12 +68,48 @@ export function createIngestHandler(deps: Deps) {
     return { kind: 'dropped', reason };
   }
 
-  /** Adds a line to a reboot's history (joins, stale events) without waking anything. */
+  /** Adds a line to a reboot's history (joins, stale events) without waking anything; a redelivered event adds none. */
   async function note(rebootId: string, phase: string, detail: string, at: string) {
     await deps.store.updateReboot(rebootId, (r) => {
+      if (r.history.some((e) => e.phase === phase && e.detail === detail)) return null;
       r.history.push(history(at, phase, detail));
       return r;
     });
+  }
+
+  /**
+   * The reboot that holds a claim. Its record can lag its claim by a moment (its creator is between
+   * the two writes, maybe in another ingest worker): wait for it rather than lose what joins it, and
+   * leave the event to the queue's retry if it does not show up.
+   */
+  async function holderOf(rebootId: string): Promise<StoredReboot> {
+    for (let attempt = 0; attempt < 40; attempt++) {
+      const r = await deps.store.getReboot(rebootId);
+      if (r) return r;
+      await new Promise((res) => setTimeout(res, 25));
+    }
+    throw new HolderNotStored(`reboot ${rebootId} holds its claim but is not stored yet; the event will be retried`);
+  }
+
+  /**
+   * An xPU announced a reboot (or crashed) while a host reboot that excludes xPU reboots holds its
+   * node: the host reboot power-cycles or waits for it anyway, so it joins that one and waits for
+   * its xpu.ready there, instead of racing it with a reboot of its own.
+   */
+  async function joinHostReboot(hostRebootId: string, ev: NativeEvent, node: NodeDef, xpu: string, mode: 'planned' | 'crash'): Promise<IngestOutcome | undefined> {
+    const host = await holderOf(hostRebootId);
+    if (host.endedAt) return undefined; // ending: its claim is about to go, try again
+    const what = mode === 'crash' ? `crashed${ev.data?.reason ? ` (${ev.data.reason})` : ''}` : 'announced a reboot';
+    const detail = `xPU ${xpu} ${what} during this host reboot: it reboots within it, and the host reboot waits for its xpu.ready (${ev.source} event ${ev.id})`;
+    await changeReboot(deps, hostRebootId, (r) => {
+      if (r.history.some((e) => e.detail === detail)) return null;
+      r.joinedXpus = [...new Set([...(r.joinedXpus ?? []), xpu])];
+      // Ready before this announcement does not count: wait for the xPU to come back from this reboot.
+      if (r.xpuReadyAt?.[xpu]) delete r.xpuReadyAt[xpu];
+      r.history.push(history(ev.receivedAt, mode === 'crash' ? 'xpu-crashed' : 'xpu-reboot-joined', detail));
+      return r;
+    }, node);
+    return { kind: 'joined', rebootId: hostRebootId };
   }
 
   async function startXpuReboot(ev: NativeEvent, node: NodeDef, xpu: string, mode: 'planned' | 'crash'): Promise<IngestOutcome> {
@@ -80,28 +121,44 @@ export function createIngestHandler(deps: Deps) {
       await deps.workflows.start('xpu-reboot', id, xpuWorkflowInput(existing, node, deps.clock.now()));
       return { kind: 'started', rebootId: id };
     }
-    const claim = await deps.store.claimXpu(node.id, xpu, id);
-    if (!claim.ok) {
-      const holder = claim.state.xpus[xpu];
-      if (mode === 'crash') {
-        await changeReboot(deps, holder, (r) => {
-          if (r.crashedAt) return null;
-          r.crashedAt = ev.time;
-          r.history.push(history(ev.receivedAt, 'crashed', `xPU crashed during the reboot${ev.data?.reason ? `: ${ev.data.reason}` : ''}`));
-          return r;
-        }, node);
-      } else {
-        await note(holder, 'joined', `another reboot notice for ${xpu} joined this reboot (${ev.source} event ${ev.id})`, ev.receivedAt);
+    const exclusive = node.policy.hostReboot.denyWhile.includes('xpu-rebooting');
+    // Retried only when the claims changed between reading and writing them.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const claim = await deps.store.claimXpu(node.id, xpu, id);
+      if (!claim.ok) {
+        const holder = claim.state.xpus[xpu];
+        if (!holder) continue; // released in between
+        const running = await holderOf(holder);
+        if (mode === 'crash') {
+          if (isStale(running, ev)) return drop(ev, `${ev.type} from ${ev.time} predates reboot ${holder} (notified ${running.notifiedAt})`);
+          await changeReboot(deps, holder, (r) => {
+            if (r.crashedAt) return null;
+            r.crashedAt = ev.time;
+            r.history.push(history(ev.receivedAt, 'crashed', `xPU crashed during the reboot${ev.data?.reason ? `: ${ev.data.reason}` : ''} (${ev.source} event ${ev.id})`));
+            return r;
+          }, node);
+        } else {
+          await note(holder, 'joined', `another reboot notice for ${xpu} joined this reboot (${ev.source} event ${ev.id})`, ev.receivedAt);
+        }
+        return { kind: 'joined', rebootId: holder };
       }
-      return { kind: 'joined', rebootId: holder };
+      // The claim is ours. claimHost takes the host only while no xPU claim exists, so a host claim
+      // seen now was taken before ours: that host reboot goes first, and this xPU reboot joins it.
+      const state = await deps.store.getNodeState(node.id);
+      if (state.host && exclusive) {
+        await deps.store.release(node.id, 'xpu', xpu, id);
+        const joined = await joinHostReboot(state.host, ev, node, xpu, mode);
+        if (joined) return joined;
+        continue;
+      }
+      let reboot = newXpuReboot(id, node, xpu, ev, mode);
+      if (state.host) reboot.history.push(history(ev.receivedAt, 'note', `host reboot ${state.host} of this node is in progress`));
+      if (!(await deps.store.createReboot(reboot))) reboot = (await deps.store.getReboot(id)) ?? reboot;
+      await deps.workflows.start('xpu-reboot', id, xpuWorkflowInput(reboot, node, deps.clock.now()));
+      deps.metrics.count('RebootsStarted', 1, { kind: 'xpu' });
+      return { kind: 'started', rebootId: id };
     }
-    let reboot = newXpuReboot(id, node, xpu, ev, mode);
-    const state = await deps.store.getNodeState(node.id);
-    if (state.host) reboot.history.push(history(ev.receivedAt, 'note', `host reboot ${state.host} of this node is in progress`));
-    if (!(await deps.store.createReboot(reboot))) reboot = (await deps.store.getReboot(id)) ?? reboot;
-    await deps.workflows.start('xpu-reboot', id, xpuWorkflowInput(reboot, node, deps.clock.now()));
-    deps.metrics.count('RebootsStarted', 1, { kind: 'xpu' });
-    return { kind: 'started', rebootId: id };
+    throw new Error(`node ${node.id} claims kept changing while starting xPU reboot ${id}`);
   }
 
   async function startHostReboot(ev: NativeEvent, node: NodeDef): Promise<IngestOutcome> {
@@ -122,6 +179,7 @@ export function createIngestHandler(deps: Deps) {
       }
       const decision = decideHostReboot(node, { host: state.host === id ? undefined : state.host, xpus: state.xpus, hostReprovisioning });
       if (decision.kind === 'join') {
+        await holderOf(decision.rebootId);
         await note(decision.rebootId, 'joined', `another host reboot request joined this reboot (${ev.source} event ${ev.id})`, ev.receivedAt);
         return { kind: 'joined', rebootId: decision.rebootId };
       }
@@ -143,8 +201,8 @@ export function createIngestHandler(deps: Deps) {
     const reboot = await deps.store.getReboot(rebootId);
     if (!reboot) return drop(ev, `reboot ${rebootId} held by node ${node.id} does not exist`);
     if (isStale(reboot, ev)) {
-      await note(rebootId, 'stale-event', `${ev.type} from ${ev.time} predates this reboot (notified ${reboot.notifiedAt}): dropped`, ev.receivedAt);
-      return { kind: 'dropped', reason: 'stale' } as IngestOutcome;
+      await note(rebootId, 'stale-event', `${ev.type} from ${ev.time} predates this reboot (notified ${reboot.notifiedAt}): dropped (${ev.source} event ${ev.id})`, ev.receivedAt);
+      return drop(ev, `${ev.type} from ${ev.time} predates reboot ${rebootId} (notified ${reboot.notifiedAt})`);
     }
     await changeReboot(deps, rebootId, apply, node);
     return { kind: 'applied', rebootId } as IngestOutcome;
@@ -168,8 +226,9 @@ export function createIngestHandler(deps: Deps) {
       case 'xpu.ready': {
         const state = await deps.store.getNodeState(node.id);
         const ready = ev.type === 'xpu.ready';
+        let outcome: IngestOutcome | undefined;
         if (state.xpus[xpu!]) {
-          return signal(ev, state.xpus[xpu!], node, (r) => {
+          outcome = await signal(ev, state.xpus[xpu!], node, (r) => {
             if (ready) {
               if (r.readyAt) return null;
               r.readyAt = ev.time;
@@ -186,8 +245,10 @@ export function createIngestHandler(deps: Deps) {
         }
         if (state.host) {
           // A host reset also power-cycles xPUs without persistent power: the host reboot waits for them.
-          return signal(ev, state.host, node, (r) => {
+          // (Where the policy lets an xPU reboot run beside a host reboot, both hear of the xPU.)
+          const forHost = await signal(ev, state.host, node, (r) => {
             r.xpuReadyAt ??= {};
+            if (r.history.some((e) => e.detail.endsWith(`(${ev.source} event ${ev.id})`))) return null;
             if (!ready || r.xpuReadyAt[xpu!]) {
               r.history.push(history(ev.receivedAt, ready ? 'note' : 'xpu-down', `xPU ${xpu} ${ready ? 'ready again' : 'went down'} (${ev.source} event ${ev.id})`));
               return r;
@@ -196,8 +257,9 @@ export function createIngestHandler(deps: Deps) {
             r.history.push(history(ev.receivedAt, 'xpu-ready', `xPU ${xpu} is ready after the host reset (${ev.source} event ${ev.id})`));
             return r;
           });
+          outcome ??= forHost;
         }
-        return drop(ev, `no reboot of ${node.id}/${xpu} is in progress`);
+        return outcome ?? drop(ev, `no reboot of ${node.id}/${xpu} is in progress`);
       }
       case 'host.reboot.requested':
         return startHostReboot(ev, node);

@@ -1,6 +1,7 @@
 // The xPU reboot workflow (issue 4) on the in-process stack with a ManualClock: every branch, no real waiting.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { countStateEntered, phases, startHarness, T0, type Harness } from './harness.ts';
+import { createAwaitHandler, createStepHandler } from '../../lambdas/handlers/workflow.ts';
+import { countStateEntered, eventually, phases, startHarness, T0, type Harness } from './harness.ts';
 
 let h: Harness;
 beforeEach(async () => {
@@ -284,5 +285,304 @@ describe('forced at the deadline', () => {
     const forced = await h.reboot(r.id);
     expect(forced).toMatchObject({ status: 'rebooting', forced: true, outstanding: ['migrate-workloads (failed)'] });
     expect(await h.agent('solo.dpu0').poll()).toEqual([]);
+  });
+});
+
+describe('crash', () => {
+  it('xpu.crashed starts the crash form: protect-pcie and allow-coredump at once, then recovery', async () => {
+    await h.event('solo', 'xpu.crashed', { xpu: 'dpu0', data: { reason: 'kernel panic' } });
+    await h.drain();
+    const r = await h.rebootOf('solo', 'xpu');
+    await h.waitForState(r.id, 'ProtectPcieAndTakeCoreDump');
+    expect(await h.reboot(r.id)).toMatchObject({ mode: 'crash', status: 'rebooting' });
+    const hostCmds = await h.agent('solo').answerAll();
+    expect(hostCmds.map((c) => c.type)).toEqual(['protect-pcie']);
+    const xpuCmds = await h.agent('solo.dpu0').answerAll();
+    expect(xpuCmds.map((c) => c.type)).toEqual(['allow-coredump']);
+    expect(xpuCmds[0].args).toEqual({ holdSeconds: 120 });
+    await h.waitForState(r.id, 'WaitForXpuReady');
+    const cmds = await recover(r.id);
+    expect(cmds.map((c) => c.type)).toEqual(['restore-pcie', 'resume-workloads']);
+    const entered = await h.statesEntered(r.id);
+    expect(entered).not.toContain('PrepareHost');
+    expect(phases(await h.reboot(r.id))[0]).toBe('crashed');
+  });
+
+  it('a crash during the notice phase turns the reboot into its crash form', async () => {
+    const r = await announce();
+    await h.agent('solo').poll();
+    await h.event('solo', 'xpu.crashed', { xpu: 'dpu0' });
+    await h.drain();
+    await h.waitForState(r.id, 'ProtectPcieAndTakeCoreDump');
+    expect((await h.reboots('solo')).length).toBe(1);
+    const xpuCmds = await h.agent('solo.dpu0').answerAll();
+    expect(xpuCmds.map((c) => c.type)).toEqual(['allow-coredump']);
+    await h.waitForState(r.id, 'WaitForXpuReady');
+    await recover(r.id);
+    expect(phases(await h.reboot(r.id))).toContain('crashed');
+  });
+
+  it('a core dump that takes too long does not hold the reboot past the policy cap', async () => {
+    await h.event('solo', 'xpu.crashed', { xpu: 'dpu0' });
+    await h.drain();
+    const r = await h.rebootOf('solo', 'xpu');
+    await h.waitForState(r.id, 'ProtectPcieAndTakeCoreDump');
+    await h.advance(120 * SECOND);
+    await h.waitForState(r.id, 'WaitForXpuReady');
+  });
+});
+
+describe('where the workloads go', () => {
+  it('migrates to the other xPU of the host when it is free', async () => {
+    await announce('duo', 'dpu0');
+    const [migrate] = await h.agent('duo').poll();
+    expect(migrate).toMatchObject({ type: 'migrate-workloads', xpu: 'dpu0', args: { target: 'other-xpu', xpu: 'dpu1' } });
+  });
+
+  it('migrates to another host when the other xPU is rebooting itself', async () => {
+    const first = await announce('duo', 'dpu1');
+    expect((await h.agent('duo').poll())[0].args).toEqual({ target: 'other-xpu', xpu: 'dpu0' });
+    await announce('duo', 'dpu0');
+    const cmds = await h.agent('duo').poll();
+    expect(cmds.find((c) => c.type === 'migrate-workloads' && c.rebootId !== first.id)?.args).toEqual({ target: 'other-host' });
+  });
+
+  it('a node with one xPU migrates to another host', async () => {
+    await announce('solo');
+    expect((await h.agent('solo').poll())[0].args).toEqual({ target: 'other-host' });
+  });
+});
+
+describe('events early, late, twice or for nothing', () => {
+  it('xpu.ready during the notice phase ends the outage: the missing xpu.down is recorded, recovery starts', async () => {
+    const r = await announce();
+    await h.event('solo', 'xpu.ready', { xpu: 'dpu0' });
+    await h.drain();
+    await h.waitForState(r.id, 'RestorePcieAndResume');
+    const mid = await h.reboot(r.id);
+    expect(mid.status).toBe('recovering');
+    expect(mid.history.some((e) => e.phase === 'note' && /xpu\.down was never received/.test(e.detail))).toBe(true);
+    await h.agent('solo').answerAll(); // the old migrate/protect plus restore/resume
+    const done = await h.waitForStatus(r.id, 'completed');
+    expect(Object.values(done.commands).map((c) => c.type)).toEqual(
+      expect.arrayContaining(['migrate-workloads', 'protect-pcie', 'restore-pcie', 'resume-workloads']),
+    );
+  });
+
+  it('the same event id twice starts one reboot and notes nothing', async () => {
+    const a = await h.event('solo', 'xpu.reboot.pending', { id: 'same-id', xpu: 'dpu0' });
+    const b = await h.event('solo', 'xpu.reboot.pending', { id: 'same-id', xpu: 'dpu0' });
+    expect([a.status, b.status]).toEqual([202, 202]);
+    await h.drain();
+    const all = await h.reboots('solo');
+    expect(all).toHaveLength(1);
+    await h.waitForState(all[0].id, 'PrepareHost');
+    expect(phases(await h.reboot(all[0].id))).not.toContain('joined');
+    expect((await h.statesEntered(all[0].id)).filter((s) => s === 'PrepareHost')).toHaveLength(1);
+    // Applied once and suppressed once, or (two ingest workers at the same moment) applied twice to the same effect.
+    expect(h.stack.engine.listExecutions({ stateMachineArn: h.stack.workflowArns['xpu-reboot'] }).executions).toHaveLength(1);
+  });
+
+  it('a second pending for the same xPU joins the running reboot', async () => {
+    const r = await announce();
+    await h.event('solo', 'xpu.reboot.pending', { xpu: 'dpu0', data: { noticeSeconds: 30 } });
+    await h.drain();
+    const all = await h.reboots('solo');
+    expect(all).toHaveLength(1);
+    const after = await h.reboot(r.id);
+    expect(phases(after)).toContain('joined');
+    expect(after.deadline).toBe(r.deadline);
+    expect((await h.statesEntered(r.id)).filter((s) => s === 'PrepareHost')).toHaveLength(1);
+  });
+
+  it('ready before down: ready ends the outage, the late down is only recorded', async () => {
+    const r = await announce();
+    await prepareAndProceed(r.id);
+    await h.event('solo', 'xpu.ready', { xpu: 'dpu0' });
+    await h.drain();
+    await h.event('solo', 'xpu.down', { xpu: 'dpu0' });
+    await h.drain();
+    await h.waitForState(r.id, 'RestorePcieAndResume');
+    await h.agent('solo').answerAll();
+    const done = await h.waitForStatus(r.id, 'completed');
+    expect(phases(done).indexOf('xpu-ready')).toBeLessThan(phases(done).lastIndexOf('xpu-down') === -1 ? Infinity : phases(done).lastIndexOf('xpu-down'));
+  });
+
+  it('a stale event from before the reboot is recorded and dropped', async () => {
+    const r = await announce();
+    await h.event('solo', 'xpu.ready', { xpu: 'dpu0', time: new Date(T0 - 60 * SECOND).toISOString() });
+    await h.drain();
+    const after = await h.reboot(r.id);
+    expect(after.readyAt).toBeUndefined();
+    expect(phases(after)).toContain('stale-event');
+    expect((await h.statesEntered(r.id)).at(-1)).toBe('PrepareHost');
+    const dropped = await h.stack.deps.store.listDropped(10);
+    expect(dropped.map((d) => d.reason)).toEqual([expect.stringMatching(/predates/)]);
+  });
+
+  it('an event for a reboot that does not exist is recorded and dropped with a reason', async () => {
+    await h.event('solo', 'xpu.ready', { xpu: 'dpu0' });
+    await h.event('solo', 'xpu.down', { xpu: 'dpu0' });
+    await h.event('solo', 'host.ready');
+    await h.drain();
+    expect(await h.reboots('solo')).toEqual([]);
+    const dropped = await h.stack.deps.store.listDropped(10);
+    expect(dropped).toHaveLength(3);
+    expect(dropped.every((d) => /no (host )?reboot of solo/.test(d.reason))).toBe(true);
+    // Dropped, not retried: the queue is empty and nothing went to the dead-letter queue.
+    expect(h.stack.counters.get('EventsDropped')).toBe(3);
+  });
+});
+
+describe('the xPU never returns', () => {
+  it('fails the reboot after the recovery bound, with the alarm metric', async () => {
+    const r = await announce();
+    await prepareAndProceed(r.id);
+    await h.advance(900 * SECOND - 1);
+    expect((await h.reboot(r.id)).status).toBe('rebooting');
+    await h.advance(1);
+    const failed = await h.waitForStatus(r.id, 'failed');
+    expect(failed.history.at(-1)?.detail).toMatch(/did not report ready within the recovery bound/);
+    expect(await h.waitForEnd(r.id)).toBe('FAILED');
+    expect(h.stack.counters.get('RebootFailed')).toBe(1);
+    // The xPU is free again: the next notice starts a new reboot.
+    const next = await announce();
+    expect(next.id).not.toBe(r.id);
+  });
+});
+
+describe('after the xPU is back', () => {
+  it('reboots the host instead of resuming workloads when the node policy says so', async () => {
+    const r = await announce('cycler');
+    await prepareAndProceed(r.id, 'cycler');
+    const cmds = await recover(r.id, 'cycler');
+    expect(cmds.map((c) => c.type)).toEqual(['restore-pcie', 'reboot-host']);
+  });
+
+  it('lets the host reboot it asked for go ahead while reboot-host runs', async () => {
+    const r = await announce('cycler');
+    await prepareAndProceed(r.id, 'cycler');
+    await h.event('cycler', 'xpu.ready', { xpu: 'dpu0' });
+    await h.drain();
+    await h.waitForState(r.id, 'RestorePcieAndResume');
+    const [restore, rebootHost] = await h.agent('cycler').poll();
+    await h.agent('cycler').post(restore.id, 'succeeded');
+    expect(rebootHost.type).toBe('reboot-host');
+    // The hook reboots the host: the host agent reports the reboot before it answers the command.
+    await h.event('cycler', 'host.reboot.requested', { data: { method: 'shell' } });
+    await h.drain();
+    const host = await h.rebootOf('cycler', 'host');
+    expect(host.status).not.toBe('denied');
+    await h.waitForState(host.id, 'FreeHostContext');
+  });
+});
+
+/** Drives a reboot of solo/dpu0 to its end whatever state it is in: agents answer everything, the xPU comes back. */
+async function finish(id: string) {
+  await eventually(`reboot ${id} to end`, async () => {
+    const r = await h.reboot(id);
+    if (r.endedAt) return true;
+    await h.agent('solo').answerAll();
+    await h.agent('solo.dpu0').answerAll();
+    if (!r.readyAt) await h.ingestDirect({ id: `ready-${id}`, type: 'xpu.ready', node: 'solo', xpu: 'dpu0' });
+    return false;
+  });
+  expect(await h.waitForEnd(id)).toBe('SUCCEEDED');
+}
+
+describe('races', () => {
+  it('a pending and a crash of one xPU at the same moment make one reboot that knows of the crash', async () => {
+    for (let round = 0; round < 10; round++) {
+      const [a, b] = await Promise.all([
+        h.ingestDirect({ id: `p-${round}`, type: 'xpu.reboot.pending', node: 'solo', xpu: 'dpu0' }),
+        h.ingestDirect({ id: `c-${round}`, type: 'xpu.crashed', node: 'solo', xpu: 'dpu0' }),
+      ]);
+      const started = [a, b].filter((o: any) => o.kind === 'started');
+      expect(started, `round ${round}`).toHaveLength(1);
+      const id = (started[0] as { rebootId: string }).rebootId;
+      expect([a, b].map((o: any) => o.rebootId)).toEqual([id, id]);
+      const r = await h.reboot(id);
+      expect(r.mode === 'crash' || !!r.crashedAt, `round ${round}`).toBe(true);
+      await finish(id);
+    }
+    const all = await h.reboots('solo');
+    expect(all).toHaveLength(10);
+    expect(all.every((r) => r.status === 'completed')).toBe(true);
+  });
+
+  it('xpu.down and xpu.ready for one reboot at the same moment are both applied', async () => {
+    for (let round = 0; round < 5; round++) {
+      await h.ingestDirect({ id: `p-${round}`, type: 'xpu.reboot.pending', node: 'solo', xpu: 'dpu0' });
+      const r = await h.rebootOf('solo', 'xpu');
+      const id = (await h.reboots('solo')).find((x) => !x.endedAt)!.id;
+      void r;
+      await h.waitForState(id, 'PrepareHost');
+      await Promise.all([
+        h.ingestDirect({ id: `d-${round}`, type: 'xpu.down', node: 'solo', xpu: 'dpu0' }),
+        h.ingestDirect({ id: `r-${round}`, type: 'xpu.ready', node: 'solo', xpu: 'dpu0' }),
+      ]);
+      const after = await h.reboot(id);
+      expect(after.downAt && after.readyAt, `round ${round}`).toBeTruthy();
+      await h.waitForState(id, 'RestorePcieAndResume');
+      await finish(id);
+    }
+  });
+
+  it('results posted while the await Lambda registers its waiter still give the early go', async () => {
+    for (let round = 0; round < 5; round++) {
+      const started = (await h.ingestDirect({ id: `p-${round}`, type: 'xpu.reboot.pending', node: 'solo', xpu: 'dpu0' })) as { rebootId: string };
+      // Answer the moment the commands exist, racing the waiter's registration.
+      const cmds = await eventually('the preparation commands', async () => {
+        const got = await h.agent('solo').poll();
+        return got.length ? got : undefined;
+      }, 5_000);
+      await Promise.all(cmds.map((c) => h.agent('solo').post(c.id, 'succeeded')));
+      await h.waitForState(started.rebootId, 'WaitForXpuReady');
+      expect((await h.reboot(started.rebootId)).forced).toBe(false);
+      await finish(started.rebootId);
+    }
+  });
+});
+
+describe('replayed Tasks', () => {
+  it('a replayed await Lambda sends no command twice and changes nothing', async () => {
+    const r = await announce();
+    const before = await h.reboot(r.id);
+    const cmds = await h.agent('solo').poll();
+    await createAwaitHandler(h.stack.deps)({ taskToken: before.waiter!.token, rebootId: r.id, step: 'prepare', waitFor: 'prepared', status: 'preparing', deadline: r.deadline });
+    const after = await h.reboot(r.id);
+    expect(Object.keys(after.commands)).toEqual(Object.keys(before.commands));
+    expect(after.history).toEqual(before.history);
+    expect(await h.stack.deps.store.openCommands('solo')).toHaveLength(cmds.length);
+  });
+
+  it('replayed steps (proceed, forced, complete, fail) act once and count their metrics once', async () => {
+    const step = createStepHandler(h.stack.deps);
+    const r = await announce();
+    await prepareAndProceed(r.id);
+    await step({ action: 'proceed', rebootId: r.id });
+    expect(await h.agent('solo.dpu0').poll()).toEqual([]);
+    expect(phases(await h.reboot(r.id)).filter((p) => p === 'rebooting')).toHaveLength(1);
+    await recover(r.id);
+    await step({ action: 'complete', rebootId: r.id });
+    await step({ action: 'fail', rebootId: r.id, reason: 'xpu-never-returned' });
+    const done = await h.reboot(r.id);
+    expect(done.status).toBe('completed');
+    expect(phases(done).filter((p) => p === 'completed')).toHaveLength(1);
+    expect(h.stack.counters.get('RebootFailed')).toBeUndefined();
+
+    const f = await announce();
+    await h.advance(61 * SECOND);
+    await h.waitForState(f.id, 'WaitForHostOrDeadline');
+    await h.advanceTo(f.deadline!);
+    await h.waitForState(f.id, 'WaitForXpuReady');
+    await step({ action: 'forced', rebootId: f.id });
+    await step({ action: 'silent-host', rebootId: f.id });
+    expect(h.stack.counters.get('RebootsForced')).toBe(1);
+    expect(phases(await h.reboot(f.id)).filter((p) => p === 'forced')).toHaveLength(1);
+    await h.advance(900 * SECOND);
+    await h.waitForStatus(f.id, 'failed');
+    await step({ action: 'fail', rebootId: f.id, reason: 'xpu-never-returned' });
+    expect(h.stack.counters.get('RebootFailed')).toBe(1);
   });
 });
