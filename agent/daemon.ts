@@ -11,6 +11,11 @@ export const CONFIG_ENV = 'REBOOT_AGENT_RESOLVED_CONFIG';
 /** Set to 1 to run the daemon inside the CLI process instead of re-executing (debugging). */
 export const NO_EXEC_ENV = 'REBOOT_AGENT_NO_EXEC';
 const OWN_CACHE_ENV = 'REBOOT_AGENT_OWN_COMPILE_CACHE';
+/**
+ * V8's young generation grows to 16 MB per semi-space under a burst of allocations (a large journal
+ * read at start, a run of commands) and keeps that memory; the agent allocates little and often.
+ */
+export const DAEMON_V8_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
 
 /**
  * Starts the daemon for a validated configuration. Where the platform allows it, replaces this
@@ -23,7 +28,7 @@ export async function startDaemon(config: AgentConfig): Promise<void> {
     try {
       // The cache is written at exit, and execve is no exit: write it now for the new image.
       module.flushCompileCache();
-      process.execve(process.execPath, [process.execPath, ...process.execArgv, fileURLToPath(import.meta.url)], {
+      process.execve(process.execPath, [process.execPath, ...DAEMON_V8_FLAGS, ...process.execArgv, fileURLToPath(import.meta.url)], {
         ...process.env,
         [CONFIG_ENV]: JSON.stringify(config),
       });

@@ -300,6 +300,40 @@ describe('rebootctl agent', () => {
     expect(journalLines(ws).find((l) => l.t === 'delivered' && l.id === 'stuck')).toBeTruthy();
   });
 
+  it('drops a result the server does not know (404) with a log line, and carries on with the next command', async () => {
+    const ws = workspace();
+    const server = await fakeServer();
+    writeHook(ws, 'restore-pcie', 'sleep 0.5; echo rescanned');
+    writeHook(ws, 'resume-workloads', 'echo resumed');
+    server.enqueue('node-a', command('gone', 'restore-pcie'), command('next', 'resume-workloads'));
+
+    const a = agent(ws, server);
+    await waitFor(() => server.heartbeats('gone')[0]);
+    // The coordinator forgets the command while its hook runs (e.g. the reboot was cancelled).
+    server.queues.set('node-a', server.queues.get('node-a')!.filter((c) => c.id !== 'gone'));
+    server.results.splice(0);
+    const next = await waitFor(() => server.finalResults('next')[0]);
+    a.child.kill('SIGTERM');
+    expect(await a.exited).toBe(0);
+
+    expect(next.status).toBe('succeeded');
+    expect(server.finalResults('gone')).toEqual([]);
+    expect(a.logs.find((l) => l.msg === 'result dropped' && l.command === 'gone')?.reason).toMatch(/404/);
+    expect(journalLines(ws).find((l) => l.t === 'delivered' && l.id === 'gone')?.dropped).toMatch(/404/);
+  });
+
+  it('refuses to start a second agent on the same state directory', async () => {
+    const ws = workspace();
+    const server = await fakeServer();
+    const first = agent(ws, server);
+    await waitFor(() => server.polls.length > 0);
+    const second = agent(ws, server);
+    expect(await second.exited).toBe(1);
+    expect(second.logs.find((l) => l.level === 'error')?.msg).toMatch(/another agent \(pid \d+\) is running/);
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+  });
+
   it('refuses a bad configuration with a clear message and exit code 2', async () => {
     const ws = workspace();
     const server = await fakeServer();
