@@ -406,6 +406,7 @@ class Agent {
 
   async #shutdown(exit: AgentExit): Promise<AgentExit> {
     if (exit.code === EXIT_CODES.auth) return exit; // the server refuses us; the journal keeps the results
+    this.#sender.nudge(); // one more attempt now, not at the end of a long backoff
     const delivered = await this.#sender.drain(this.config.deliverTimeoutSeconds * 1000);
     if (!delivered) {
       const count = this.#sender.pending;

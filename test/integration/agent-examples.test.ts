@@ -4,12 +4,13 @@ import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { command, FakeServer } from '../fixtures/agent/fake-server.ts';
-import { startAgent, workspace, type Workspace } from '../fixtures/agent/harness.ts';
+import { removeWorkspaces, startAgent, workspace, type Workspace } from '../fixtures/agent/harness.ts';
 
 const EXAMPLES = resolve(import.meta.dirname, '../../agent/examples/hooks');
 const servers: FakeServer[] = [];
 afterEach(async () => {
   for (const s of servers.splice(0)) await s.stop();
+  removeWorkspaces();
 });
 
 /** A sysfs tree with the xPU function 0000:3b:00.0 below root port 0000:3a:00.0, bound to mlx5_core. */

@@ -1,15 +1,18 @@
 // The real `rebootctl agent` process against a fake coordinator: order, hooks, heartbeats, deadlines, exactly-once, outages, auth, stop.
 import { afterEach, describe, expect, it } from 'vitest';
 import { command, FakeServer } from '../fixtures/agent/fake-server.ts';
-import { isAlive, journalLines, readRec, startAgent, waitFor, workspace, writeHook, type RunningAgent, type Workspace } from '../fixtures/agent/harness.ts';
+import { isAlive, journalLines, readRec, removeWorkspaces, startAgent, waitFor, workspace, writeHook, type RunningAgent, type Workspace } from '../fixtures/agent/harness.ts';
 
 const TOKENS = { 'tok-a': 'node-a', 'tok-b': 'node-b' };
 const servers: FakeServer[] = [];
 const agents: RunningAgent[] = [];
 
 afterEach(async () => {
-  for (const a of agents.splice(0)) if (a.child.exitCode === null) a.child.kill('SIGKILL');
+  const running = agents.splice(0);
+  for (const a of running) if (a.child.exitCode === null) a.child.kill('SIGKILL');
+  for (const a of running) await a.exited;
   for (const s of servers.splice(0)) await s.stop();
+  removeWorkspaces();
 });
 
 async function fakeServer(): Promise<FakeServer> {
