@@ -20,6 +20,7 @@ export const T0 = Date.parse('2030-01-01T00:00:00.000Z');
  * recovery 900 s, host return 1800 s. Nodes:
  * - solo: 1 non-persistent xPU, trusted;  duo: dpu0 persistent + dpu1 non-persistent, trusted, tenant t2
  * - wary: 1 persistent xPU, untrusted;    cycler: 1 xPU, afterReady reboot-host
+ * - strict: 1 persistent xPU, hostReboot.denyWhile [xpu-rebooting, reprovisioning]
  * - lax: 1 xPU, hostReboot.denyWhile [] (the host may reboot while its xPU does)
  */
 export const INVENTORY = `
@@ -72,6 +73,16 @@ nodes:
         afterReady: reboot-host
     xpus:
       - id: dpu0
+  - id: strict
+    tenant: t6
+    trusted: true
+    agentToken: agent-token-strict
+    policy:
+      hostReboot:
+        denyWhile: [xpu-rebooting, reprovisioning]
+    xpus:
+      - id: dpu0
+        persistentPower: true
   - id: lax
     tenant: t5
     trusted: true
