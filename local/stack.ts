@@ -9,6 +9,8 @@ import { hashToken, InventoryIndex, loadInventoryFile } from '../lambdas/core/in
 import { loadMapping } from '../lambdas/core/redfish/mapping.ts';
 import { DynamoRebootStore } from '../lambdas/adapters/dynamo-store.ts';
 import { SqsEventQueue } from '../lambdas/adapters/sqs-queue.ts';
+import { DynamoIngestFailureLog, SqsDeadLetterQueue } from '../lambdas/adapters/sqs-dlq.ts';
+import { withFailureLog } from '../lambdas/handlers/ingest-batch.ts';
 import { SfnWorkflows } from '../lambdas/adapters/sfn-workflows.ts';
 import { createApiApp } from '../lambdas/handlers/api.ts';
 import { createIngestHandler } from '../lambdas/handlers/ingest.ts';
@@ -92,6 +94,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const signal = new InProcessCommandSignal();
   const store = new DynamoRebootStore(dynamo.client, dynamo.table);
   const queue = new SqsEventQueue(sqs.client, sqs.ingestQueueUrl);
+  const ingestFailures = new DynamoIngestFailureLog(dynamo.client, dynamo.table);
+  const dlq = new SqsDeadLetterQueue(sqs.client, { dlqUrl: sqs.dlqUrl, queueUrl: sqs.ingestQueueUrl, failures: ingestFailures });
 
   // Task states invoke these as AWS invokes the Lambdas: by function name, with a JSON payload.
   const lambdas = new Map<string, (payload: unknown) => Promise<unknown>>();
@@ -126,7 +130,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const poller: IngestPoller = startIngestPoller({
     sqs: sqs.client,
     queueUrl: sqs.ingestQueueUrl,
-    handle: ingest,
+    handle: withFailureLog(ingest, ingestFailures),
     concurrency: config.INGEST_CONCURRENCY,
     logger,
     store,
@@ -134,7 +138,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   const reports = config.REPORT_INTERVAL_SECONDS > 0 ? startReportSchedule(deps, join(config.DATA_DIR, 'reports'), config.REPORT_INTERVAL_SECONDS, logger) : undefined;
 
-  const app = createApiApp({ ...deps, operatorTokenHash: hashToken(token), mapping });
+  const app = createApiApp({ ...deps, operatorTokenHash: hashToken(token), mapping, dlq });
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, () => resolve(s));
   });

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { InventoryIndex } from '../core/inventory.ts';
 import { DynamoRebootStore } from '../adapters/dynamo-store.ts';
 import { SqsEventQueue } from '../adapters/sqs-queue.ts';
+import { DynamoIngestFailureLog, SqsDeadLetterQueue } from '../adapters/sqs-dlq.ts';
 import { SfnWorkflows } from '../adapters/sfn-workflows.ts';
 import { PollingCommandSignal } from '../adapters/polling-signal.ts';
 import type { Deps, Logger } from '../handlers/deps.ts';
@@ -16,6 +17,8 @@ import { systemClock, type EventQueue, type Metrics, type Workflows } from '../p
 const Env = z.object({
   TABLE_NAME: z.string().min(1),
   QUEUE_URL: z.string().optional(),
+  /** The ingest queue's DLQ: the API's operator routes /v1/dlq list and redrive it. */
+  DLQ_URL: z.string().optional(),
   XPU_REBOOT_WORKFLOW_ARN: z.string().optional(),
   HOST_REBOOT_WORKFLOW_ARN: z.string().optional(),
   XPU_WORKFLOW_ARN: z.string().optional(),
@@ -65,7 +68,14 @@ const notConfigured = (what: string) => () => {
   throw new Error(`${what} is not configured for this function`);
 };
 
-const queue: EventQueue = env.QUEUE_URL ? new SqsEventQueue(new SQSClient({}), env.QUEUE_URL) : { send: notConfigured('QUEUE_URL') };
+const sqs = new SQSClient({});
+const queue: EventQueue = env.QUEUE_URL ? new SqsEventQueue(sqs, env.QUEUE_URL) : { send: notConfigured('QUEUE_URL') };
+
+/** Why the ingest path failed on a message, for the DLQ listing (processBatch writes it via withFailureLog). */
+export const ingestFailures = new DynamoIngestFailureLog(ddb, env.TABLE_NAME);
+export const deadLetters = env.DLQ_URL && env.QUEUE_URL
+  ? new SqsDeadLetterQueue(sqs, { dlqUrl: env.DLQ_URL, queueUrl: env.QUEUE_URL, failures: ingestFailures })
+  : undefined;
 
 const workflows: Workflows = new SfnWorkflows(new SFNClient({}), {
   'xpu-reboot': env.XPU_REBOOT_WORKFLOW_ARN ?? env.XPU_WORKFLOW_ARN ?? '',

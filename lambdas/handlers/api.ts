@@ -19,9 +19,10 @@ import {
   type NodeDef,
   type Reboot,
 } from '../core/types.ts';
-import type { StoredCommand } from '../ports/index.ts';
+import type { DeadLetterQueue, StoredCommand } from '../ports/index.ts';
 import { changeReboot, type Deps } from './deps.ts';
 import { publicReboot } from './views.ts';
+import { registerDlqRoutes } from './dlq.ts';
 
 export const MAX_BODY_BYTES = 256 * 1024;
 /** Agents long-poll at most this long; API Gateway's 30 s integration limit caps it lower in AWS. */
@@ -37,6 +38,8 @@ export interface ApiDeps extends Deps {
   operatorTokenHash?: string;
   mapping: Mapping;
   maxWaitSeconds?: number;
+  /** The ingest DLQ for the operator's /v1/dlq routes; absent, they answer 503. */
+  dlq?: DeadLetterQueue;
 }
 
 /** Tokens are compared by hash, so stored inventories (AWS) need never hold the tokens themselves. */
@@ -151,6 +154,7 @@ export function createApiApp(deps: ApiDeps) {
   app.notFound((c) => c.json({ error: 'NotFound', message: `no route ${c.req.method} ${c.req.path}` }, 404));
 
   app.get('/healthz', (c) => c.json({ ok: true }));
+  registerDlqRoutes(app, deps);
 
   app.post('/v1/events/redfish', async (c) => {
     const { who, index } = await principal(c);

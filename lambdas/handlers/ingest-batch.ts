@@ -1,6 +1,7 @@
 // One batch of queue messages through the ingest handler: per-node order kept, failures reported per item.
 import type { NativeEvent } from '../core/types.ts';
 import type { Logger } from './deps.ts';
+import type { IngestFailureLog } from '../ports/index.ts';
 
 export interface QueueItem {
   id: string;
@@ -24,13 +25,25 @@ function decode(body: string): NativeEvent {
   return ev;
 }
 
+/** An event handler that may carry the log where processBatch notes why a message failed. */
+export type BatchHandler = ((ev: NativeEvent) => Promise<unknown>) & { failureLog?: IngestFailureLog };
+
+/**
+ * Attaches a failure log to a handler: every caller of processBatch (local poller, Lambda entry) then records
+ * the reason of each failed message (keyed by dedupKey, or `message:<id>` for an undecodable body), which is
+ * what `GET /v1/dlq` shows for a message parked after its retries.
+ */
+export function withFailureLog(handle: (ev: NativeEvent) => Promise<unknown>, failureLog: IngestFailureLog): BatchHandler {
+  return Object.assign((ev: NativeEvent) => handle(ev), { failureLog });
+}
+
 /**
  * Events of one node are applied in order (a ready must not overtake its pending); different nodes
  * run in parallel. Returns the items that failed, to be retried by the queue (then the DLQ).
  */
 export async function processBatch(
   items: QueueItem[],
-  handle: (ev: NativeEvent) => Promise<unknown>,
+  handle: BatchHandler,
   logger: Logger,
 ): Promise<Array<{ id: string; error: string }>> {
   const groups = new Map<string, Array<{ item: QueueItem; ev?: NativeEvent; error?: string }>>();
@@ -46,13 +59,18 @@ export async function processBatch(
     groups.get(key)!.push(entry);
   }
   const failures: Array<{ id: string; error: string }> = [];
+  const notes: Array<{ key: string; item: QueueItem; error: string }> = [];
+  const fail = (item: QueueItem, ev: NativeEvent | undefined, error: string) => {
+    failures.push({ id: item.id, error });
+    notes.push({ key: ev?.dedupKey ?? `message:${item.id}`, item, error });
+  };
   await Promise.all(
     [...groups.values()].map(async (group) => {
       let blocked = false;
       for (const { item, ev, error } of group) {
         // After a failure the rest of the node's events wait too, so they are not applied out of order.
         if (blocked || error || !ev) {
-          failures.push({ id: item.id, error: error ?? 'an earlier event of this node failed' });
+          fail(item, ev, error ?? 'an earlier event of this node failed');
           if (error) logger.error('ingest: malformed message', { messageId: item.id, error, receiveCount: item.receiveCount });
           continue;
         }
@@ -60,7 +78,7 @@ export async function processBatch(
           await handle(ev);
         } catch (err) {
           blocked = true;
-          failures.push({ id: item.id, error: (err as Error).message });
+          fail(item, ev, (err as Error).message || String(err));
           logger.error('ingest: event failed; it will be retried', {
             messageId: item.id,
             eventId: ev.id,
@@ -73,5 +91,17 @@ export async function processBatch(
       }
     }),
   );
+  const log = handle.failureLog;
+  if (log && notes.length > 0) {
+    const at = new Date().toISOString();
+    // Best effort: a log that cannot be written must not change what is retried.
+    await Promise.all(
+      notes.map(({ key, item, error }) =>
+        log.record({ key, messageId: item.id, reason: error.slice(0, 2000), receiveCount: item.receiveCount, at }).catch((err) =>
+          logger.warn('ingest: could not record the failure reason', { messageId: item.id, error: String(err) }),
+        ),
+      ),
+    );
+  }
   return failures;
 }

@@ -89,6 +89,50 @@ export interface EventQueue {
   send(events: NativeEvent[]): Promise<void>;
 }
 
+/** Why the ingest path last failed on a queue message (kept so the DLQ listing can say why a message is there). */
+export interface IngestFailure {
+  /** The event's dedupKey, or `message:<queue message id>` when the body is not a native event. */
+  key: string;
+  messageId: string;
+  reason: string;
+  /** ApproximateReceiveCount of the failed receive. */
+  receiveCount: number;
+  at: string;
+}
+
+export interface IngestFailureLog {
+  record(f: IngestFailure): Promise<void>;
+  get(keys: string[]): Promise<Map<string, IngestFailure>>;
+}
+
+/** A message parked in the ingest DLQ. */
+export interface DeadLetter {
+  messageId: string;
+  /** What the body says about the event, or null when the body is not a native event. */
+  event: { id: string | null; node: string | null; type: string | null; xpu: string | null; dedupKey: string | null } | null;
+  /** Receives in the ingest queue before it was parked (from the failure record; else SQS's own count). */
+  receiveCount: number;
+  /** The last failure the ingest path recorded, or null when none was recorded. */
+  reason: string | null;
+  failedAt: string | null;
+  /** When the message was first queued. */
+  sentAt: string | null;
+}
+
+export interface RedriveResult {
+  /** Message ids moved back to the ingest queue. */
+  redriven: string[];
+  /** Requested ids not found in the DLQ (already redriven, expired, or never there). */
+  notFound: string[];
+}
+
+/** The ingest queue's dead-letter queue: peek at its messages and move them back. */
+export interface DeadLetterQueue {
+  list(limit: number): Promise<DeadLetter[]>;
+  /** Moves the named messages (all, without ids) back to the ingest queue. */
+  redrive(ids?: readonly string[]): Promise<RedriveResult>;
+}
+
 export type WorkflowKind = 'xpu-reboot' | 'host-reboot';
 
 export interface Workflows {
