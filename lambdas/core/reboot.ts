@@ -25,6 +25,25 @@ export interface Waiter {
   /** The deadline the workflow timed its wait on: a moved deadline (an extension) wakes it to re-time. */
   deadline: string | null;
   at: string;
+  /** When the workflow entered the waiting state ($$.State.EnteredTime): orders registrations of one step. */
+  enteredAt?: string;
+}
+
+/** Where each waiting step sits in its workflow; both workflows only ever move to a later (or the same) rank. */
+const STEP_RANK: Record<string, number> = { prepare: 1, free: 1, crash: 2, reboot: 3, xpus: 4, recover: 5, reprovision: 5 };
+
+/**
+ * Is a waiter registration late, i.e. from a state the workflow has already left? A slow (or
+ * retried) await Lambda can finish after its Task timed out and the next state registered: it must
+ * not put its dead token back in place of the live one, or the next wake-up is lost.
+ */
+export function isLateRegistration(reboot: StoredReboot, reg: { token: string; step: string; enteredAt?: string }): boolean {
+  if (reboot.endedAt) return true;
+  const w = reboot.waiter;
+  if (!w || w.token === reg.token) return false;
+  const [was, now] = [STEP_RANK[w.step] ?? 0, STEP_RANK[reg.step] ?? 0];
+  if (was !== now) return was > now;
+  return !!w.enteredAt && !!reg.enteredAt && Date.parse(w.enteredAt) > Date.parse(reg.enteredAt);
 }
 
 /** The reboot record as stored: the public Reboot plus what the workflow machinery needs. */

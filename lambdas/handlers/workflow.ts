@@ -5,6 +5,7 @@ import {
   advanceStatus,
   history,
   isFinal,
+  isLateRegistration,
   noticeWindow,
   outstandingCommands,
   undoneCommands,
@@ -26,6 +27,8 @@ const AwaitInput = z.object({
   status: z.enum(REBOOT_STATUSES).optional(),
   /** The deadline the workflow timed this wait on (notice phase). */
   deadline: z.string().nullable().optional(),
+  /** $$.State.EnteredTime of the waiting state. */
+  enteredAt: z.string().optional(),
 });
 
 const StepInput = z.object({
@@ -59,17 +62,24 @@ const STEP_STORY: Record<string, string> = {
 };
 
 export function createAwaitHandler(deps: Deps) {
-  return async (payload: unknown): Promise<{ registered: true }> => {
+  return async (payload: unknown): Promise<{ registered: boolean }> => {
     const p = parse(AwaitInput, payload);
     const { reboot, node } = await load(deps, p.rebootId);
+    const reg = { token: p.taskToken, step: p.step, enteredAt: p.enteredAt };
+    // The workflow has moved on (this Task timed out while its Lambda was slow): send nothing, register nothing.
+    if (isLateRegistration(reboot, reg)) return { registered: false };
     const record = await sendStepCommands(deps, reboot, p.step, node);
     const at = deps.clock.now().toISOString();
+    let registered = false;
     await changeReboot(
       deps,
       reboot.id,
       (r) => {
+        registered = false;
+        if (isLateRegistration(r, reg)) return null;
+        registered = true;
         record(r);
-        r.waiter = { token: p.taskToken, step: p.step, waitFor: p.waitFor as WaitFor, deadline: p.deadline ?? r.deadline, at };
+        r.waiter = { token: p.taskToken, step: p.step, waitFor: p.waitFor as WaitFor, deadline: p.deadline ?? r.deadline, at, ...(p.enteredAt ? { enteredAt: p.enteredAt } : {}) };
         if (p.status) {
           const next = advanceStatus(r.status, p.status);
           if (next !== r.status) {
@@ -83,8 +93,8 @@ export function createAwaitHandler(deps: Deps) {
     );
     // Back up and handed to recovery, the xPU is no longer rebooting: a host reboot (the one
     // `afterReady: reboot-host` asks for above all) must not be denied on its account.
-    if (reboot.kind === 'xpu' && p.step === 'recover') await deps.store.release(reboot.node, 'xpu', reboot.xpu, reboot.id);
-    return { registered: true };
+    if (registered && reboot.kind === 'xpu' && p.step === 'recover') await deps.store.release(reboot.node, 'xpu', reboot.xpu, reboot.id);
+    return { registered };
   };
 }
 

@@ -143,8 +143,11 @@ export interface Harness {
   /** Names of the states entered, in order. */
   statesEntered(id: string): Promise<string[]>;
   executionStatus(id: string): Promise<string>;
-  /** Applies an event straight through a fresh ingest handler (bypassing the queue) for race tests. */
-  ingestDirect(ev: Omit<NativeEvent, 'source' | 'dedupKey' | 'receivedAt' | 'time'> & { time?: string }): Promise<unknown>;
+  /**
+   * Applies an event straight through an ingest handler (bypassing the queue) for race tests;
+   * `delays` (ms by store method) slow that handler's store calls down to force an interleaving.
+   */
+  ingestDirect(ev: Omit<NativeEvent, 'source' | 'dedupKey' | 'receivedAt' | 'time'> & { time?: string }, opts?: { delays?: Record<string, number> }): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -296,6 +299,10 @@ export async function startHarness(opts: { inventory?: string } = {}): Promise<H
       });
     },
     async waitForState(id, state) {
+      const where = async () => {
+        const r = await stack.deps.store.getReboot(id);
+        return `${id} to sit in ${state}; states entered: ${entered(id).join(' > ')}; status ${r?.status}, waiter ${r?.waiter?.step}, commands ${JSON.stringify(Object.values(r?.commands ?? {}).map((c) => `${c.type}:${c.status}`))}`;
+      };
       await eventually(`${id} to sit in ${state}`, async () => {
         const events = history(id);
         const last = events.findLastIndex((e) => e.type.endsWith('StateEntered'));
@@ -307,6 +314,8 @@ export async function startHarness(opts: { inventory?: string } = {}): Promise<H
         const params = JSON.parse((scheduled.taskScheduledEventDetails as { parameters: string }).parameters);
         const r = await stack.deps.store.getReboot(id);
         return r?.waiter?.token === params.Payload.taskToken;
+      }).catch(async (err) => {
+        throw new Error(`${(err as Error).message}\n  ${await where()}`);
       });
     },
     async waitForEnd(id) {
@@ -324,16 +333,44 @@ export async function startHarness(opts: { inventory?: string } = {}): Promise<H
     async executionStatus(id) {
       return stack.engine.describeExecution({ executionArn: executionArn(id) }).status;
     },
-    async ingestDirect(ev) {
+    async ingestDirect(ev, o = {}) {
       const receivedAt = new Date(clock.now()).toISOString();
-      return ingest({ ...ev, time: ev.time ?? receivedAt, source: 'native', dedupKey: `native:${ev.node}:${ev.id}`, receivedAt } as NativeEvent);
+      const handler = o.delays ? createIngestHandler({ ...stack.deps, store: delayed(stack.deps.store, o.delays) }) : ingest;
+      return handler({ ...ev, time: ev.time ?? receivedAt, source: 'native', dedupKey: `native:${ev.node}:${ev.id}`, receivedAt } as NativeEvent);
     },
     async close() {
+      // Let the engine's in-flight Lambdas finish first: closing dynalite under them throws
+      // an uncaught 'Database is closed' (stack.close() does not wait for them).
+      await eventually('the workflows to go idle', async () => {
+        for (const kind of Object.values(stack.workflowArns)) {
+          for (const e of stack.engine.listExecutions({ stateMachineArn: kind, statusFilter: 'RUNNING', maxResults: 1000 }).executions) {
+            const last = stack.engine.getExecutionHistory({ executionArn: e.executionArn, reverseOrder: true, maxResults: 1 }).events[0];
+            if (last?.type !== 'TaskSubmitted') return false;
+          }
+        }
+        return true;
+      }, 3_000).catch(() => {});
+      await new Promise((r) => setTimeout(r, 20));
       await stack.close();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
   return h;
+}
+
+/** The same store, with some of its calls held back by a few milliseconds. */
+function delayed<T extends object>(store: T, delays: Record<string, number>): T {
+  return new Proxy(store, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      const ms = delays[String(prop)];
+      return async (...args: unknown[]) => {
+        if (ms) await new Promise((r) => setTimeout(r, ms));
+        return value.apply(target, args);
+      };
+    },
+  });
 }
 
 /** Entered-state events of a history (AWS bills roughly one state transition per entered state). */

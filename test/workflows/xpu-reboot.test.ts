@@ -531,12 +531,14 @@ describe('races', () => {
   it('results posted while the await Lambda registers its waiter still give the early go', async () => {
     for (let round = 0; round < 5; round++) {
       const started = (await h.ingestDirect({ id: `p-${round}`, type: 'xpu.reboot.pending', node: 'solo', xpu: 'dpu0' })) as { rebootId: string };
-      // Answer the moment the commands exist, racing the waiter's registration.
-      const cmds = await eventually('the preparation commands', async () => {
+      // Answer each command the moment it exists, racing the waiter's registration.
+      const answered = new Set<string>();
+      await eventually('both preparation commands answered', async () => {
         const got = await h.agent('solo').poll();
-        return got.length ? got : undefined;
+        await Promise.all(got.map((c) => h.agent('solo').post(c.id, 'succeeded')));
+        for (const c of got) answered.add(c.type);
+        return answered.size === 2;
       }, 5_000);
-      await Promise.all(cmds.map((c) => h.agent('solo').post(c.id, 'succeeded')));
       await h.waitForState(started.rebootId, 'WaitForXpuReady');
       expect((await h.reboot(started.rebootId)).forced).toBe(false);
       await finish(started.rebootId);
@@ -554,6 +556,17 @@ describe('replayed Tasks', () => {
     expect(Object.keys(after.commands)).toEqual(Object.keys(before.commands));
     expect(after.history).toEqual(before.history);
     expect(await h.stack.deps.store.openCommands('solo')).toHaveLength(cmds.length);
+  });
+
+  it('a late await Lambda of a state the workflow already left does not take the waiter back', async () => {
+    const r = await announce();
+    const prepare = (await h.history(r.id)).find((e) => e.type === 'TaskScheduled')!;
+    const payload = JSON.parse((prepare.taskScheduledEventDetails as { parameters: string }).parameters).Payload;
+    await prepareAndProceed(r.id);
+    // PrepareHost's Lambda, slow or retried, finishes only now.
+    expect(await createAwaitHandler(h.stack.deps)(payload)).toEqual({ registered: false });
+    expect((await h.reboot(r.id)).waiter?.step).toBe('reboot');
+    await recover(r.id);
   });
 
   it('replayed steps (proceed, forced, complete, fail) act once and count their metrics once', async () => {
