@@ -2,7 +2,6 @@
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import type { NativeEvent } from '../lambdas/core/types.ts';
 import type { Logger } from '../lambdas/handlers/deps.ts';
-import type { RebootStore } from '../lambdas/ports/index.ts';
 import { processBatch } from '../lambdas/handlers/ingest-batch.ts';
 
 export interface IngestPoller {
@@ -15,7 +14,6 @@ export function startIngestPoller(opts: {
   handle: (ev: NativeEvent) => Promise<unknown>;
   concurrency: number;
   logger: Logger;
-  store: RebootStore;
 }): IngestPoller {
   const abort = new AbortController();
   let stopping = false;

@@ -32,7 +32,8 @@ export interface LocalSqs {
 export const INGEST_QUEUE = 'xpu-reboot-ingest';
 export const INGEST_DLQ = 'xpu-reboot-ingest-dlq';
 /** Same as the AWS redrive policy: five failed receives and the event is parked in the DLQ. */
-export const MAX_RECEIVE_COUNT = 5;
+export { MAX_RECEIVES as MAX_RECEIVE_COUNT } from '../lambdas/handlers/ingest-batch.ts';
+import { MAX_RECEIVES as MAX_RECEIVE_COUNT } from '../lambdas/handlers/ingest-batch.ts';
 
 export function sqsClient(endpoint: string): SQSClient {
   return new SQSClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });

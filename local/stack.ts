@@ -133,7 +133,6 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     handle: withFailureLog(ingest, ingestFailures),
     concurrency: config.INGEST_CONCURRENCY,
     logger,
-    store,
   });
 
   const reports = config.REPORT_INTERVAL_SECONDS > 0 ? startReportSchedule(deps, join(config.DATA_DIR, 'reports'), config.REPORT_INTERVAL_SECONDS, logger) : undefined;

@@ -30,6 +30,8 @@ export function wiredEnv(fn: LambdaFunction): string[] {
 export function grantEnv(fn: LambdaFunction, name: string, target: ITable, access: TableAccess): void;
 /** QUEUE_URL-style: the queue's URL, with sqs:SendMessage. */
 export function grantEnv(fn: LambdaFunction, name: string, target: IQueue, access: 'send'): void;
+/** DLQ_URL-style: the dead-letter queue's URL, to list (receive, change visibility) and remove (delete) what it holds. */
+export function grantEnv(fn: LambdaFunction, name: string, target: IQueue, access: 'drain'): void;
 /** REPORT_BUCKET-style: the bucket's name, with s3:PutObject only, on keys under `keyPrefix`. */
 export function grantEnv(fn: LambdaFunction, name: string, target: IBucket, access: 'put', keyPrefix: string): void;
 /** *_WORKFLOW_ARN-style: the state machine's ARN, with states:StartExecution on it. */
@@ -38,7 +40,7 @@ export function grantEnv(
   fn: LambdaFunction,
   name: string,
   target: ITable | IQueue | IBucket | IStateMachine,
-  access: TableAccess | 'send' | 'put' | 'start',
+  access: TableAccess | 'send' | 'drain' | 'put' | 'start',
   keyPrefix = '',
 ): void {
   claim(fn, name);
@@ -58,6 +60,12 @@ export function grantEnv(
     case 'send': {
       const queue = target as IQueue;
       queue.grantSendMessages(fn);
+      fn.addEnvironment(name, queue.queueUrl);
+      return;
+    }
+    case 'drain': {
+      const queue = target as IQueue;
+      queue.grantConsumeMessages(fn);
       fn.addEnvironment(name, queue.queueUrl);
       return;
     }

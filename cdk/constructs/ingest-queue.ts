@@ -4,7 +4,8 @@ import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
 /** A message is tried this many times before it is parked in the DLQ. */
-export const MAX_RECEIVE_COUNT = 5;
+export { MAX_RECEIVES as MAX_RECEIVE_COUNT } from '../../lambdas/handlers/ingest-batch.ts';
+import { MAX_RECEIVES as MAX_RECEIVE_COUNT } from '../../lambdas/handlers/ingest-batch.ts';
 
 export class IngestQueue extends Construct {
   readonly queue: Queue;

@@ -125,6 +125,8 @@ export class CoordinatorStack extends Stack {
     // Each env var and the permission behind it, in one line (grant-env.ts).
     grantEnv(api, 'TABLE_NAME', reboots, 'readWrite');
     grantEnv(api, 'QUEUE_URL', this.ingestQueue.queue, 'send');
+    // `rebootctl dlq list|redrive`: peek at parked events and move them back to the ingest queue.
+    grantEnv(api, 'DLQ_URL', this.ingestQueue.deadLetterQueue, 'drain');
     api.addEnvironment('LONG_POLL_MAX_SECONDS', String(LONG_POLL_MAX_SECONDS));
     grantTaskCallbacks(api, ['SendTaskSuccess', 'SendTaskFailure', 'SendTaskHeartbeat']);
 

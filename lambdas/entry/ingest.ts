@@ -3,9 +3,9 @@ import type { Context, SQSEvent, SQSBatchResponse } from 'aws-lambda';
 import { makeIdempotent, IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { createIngestHandler } from '../handlers/ingest.ts';
-import { processBatch } from '../handlers/ingest-batch.ts';
+import { processBatch, withFailureLog } from '../handlers/ingest-batch.ts';
 import type { NativeEvent } from '../core/types.ts';
-import { deps, env, powertoolsMetrics } from './runtime.ts';
+import { deps, env, ingestFailures, powertoolsMetrics } from './runtime.ts';
 
 const ingest = createIngestHandler(deps);
 const idempotency = new IdempotencyConfig({ eventKeyJmesPath: 'dedupKey', expiresAfterSeconds: 7 * 24 * 3600 });
@@ -22,7 +22,7 @@ export const handler = async (event: SQSEvent, context?: Context): Promise<SQSBa
   try {
     const failures = await processBatch(
       event.Records.map((r) => ({ id: r.messageId, body: r.body, receiveCount: Number(r.attributes.ApproximateReceiveCount ?? 1) })),
-      (ev) => apply(ev),
+      withFailureLog((ev) => apply(ev), ingestFailures),
       deps.logger,
     );
     if (failures.length) deps.metrics.count('IngestErrors', failures.length);

@@ -160,6 +160,8 @@ export function createApiApp(deps: ApiDeps) {
     const { who, index } = await principal(c);
     if (who.kind !== 'bmc') throw new Forbidden('only a BMC token may post Redfish events');
     const node = index.node(who.node)!;
+    const declared = Number(c.req.header('content-length') ?? 0);
+    if (declared > MAX_BODY_BYTES) throw new PayloadTooLarge(`body is ${declared} bytes; the limit is ${MAX_BODY_BYTES}`);
     const body = new Uint8Array(await c.req.arrayBuffer());
     const parsed = parseRedfishPayload(body, { maxBytes: MAX_BODY_BYTES });
     if (!parsed.ok) {

@@ -37,6 +37,10 @@ export function withFailureLog(handle: (ev: NativeEvent) => Promise<unknown>, fa
   return Object.assign((ev: NativeEvent) => handle(ev), { failureLog });
 }
 
+/** The queue parks a message after 5 receives (local and AWS redrive policies alike). */
+export const MAX_RECEIVES = 5;
+const LAST_ORDERED_ATTEMPT = MAX_RECEIVES - 1;
+
 /**
  * Events of one node are applied in order (a ready must not overtake its pending); different nodes
  * run in parallel. Returns the items that failed, to be retried by the queue (then the DLQ).
@@ -68,8 +72,9 @@ export async function processBatch(
     [...groups.values()].map(async (group) => {
       let blocked = false;
       for (const { item, ev, error } of group) {
-        // After a failure the rest of the node's events wait too, so they are not applied out of order.
-        if (blocked || error || !ev) {
+        // After a failure the rest of the node's events wait too, so they are not applied out of order;
+        // but never into the DLQ for another event's sake: on their last attempt they go ahead.
+        if ((blocked && item.receiveCount < LAST_ORDERED_ATTEMPT) || error || !ev) {
           fail(item, ev, error ?? 'an earlier event of this node failed');
           if (error) logger.error('ingest: malformed message', { messageId: item.id, error, receiveCount: item.receiveCount });
           continue;

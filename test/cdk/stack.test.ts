@@ -108,7 +108,7 @@ describe('functions', () => {
       Object.keys(resources[fnId(name)].Properties.Environment.Variables).sort();
     const base = ['NODE_OPTIONS', 'POWERTOOLS_LOG_LEVEL', 'POWERTOOLS_METRICS_NAMESPACE', 'POWERTOOLS_SERVICE_NAME'];
     const expected = {
-      api: ['TABLE_NAME', 'QUEUE_URL', 'LONG_POLL_MAX_SECONDS'],
+      api: ['TABLE_NAME', 'QUEUE_URL', 'DLQ_URL', 'LONG_POLL_MAX_SECONDS'],
       authorizer: ['TABLE_NAME'],
       ingest: ['TABLE_NAME', 'IDEMPOTENCY_TABLE_NAME', 'XPU_WORKFLOW_ARN', 'HOST_WORKFLOW_ARN'],
       'workflow-await': ['TABLE_NAME'],
