@@ -172,6 +172,8 @@ export function createApiApp(deps: ApiDeps) {
     const result = translateRedfishEvent(parsed.event, { node, inventory: index.inventory, mapping: deps.mapping, receivedAt });
     if (result.kind === 'forbidden') throw new Forbidden(result.message);
     await deps.queue.send(result.accepted);
+    // Any delivery, even of ignored records (e.g. HeartbeatEvent), shows the subscription is alive.
+    await deps.store.touchBmc(node.id, receivedAt);
     deps.metrics.count('RedfishRecordsAccepted', result.accepted.length);
     return c.json({ accepted: result.accepted.length, ignored: result.ignored.length }, 202);
   });

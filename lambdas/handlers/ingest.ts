@@ -212,7 +212,6 @@ export function createIngestHandler(deps: Deps) {
     const index = await deps.inventory();
     const node = index.node(ev.node);
     if (!node) return drop(ev, `node ${ev.node} is not in the inventory`);
-    if (ev.source === 'redfish') await deps.store.touchBmc(node.id, ev.receivedAt);
     const xpu = ev.xpu ?? (node.xpus.length === 1 ? node.xpus[0].id : undefined);
     if (ev.type.startsWith('xpu.') && (!xpu || !node.xpus.some((x) => x.id === xpu)))
       return drop(ev, `node ${node.id} has no xPU ${ev.xpu ?? '(none named)'}`);
