@@ -1,0 +1,134 @@
+// xPU reboot scenarios through the real local stack process with real agents: extension, forced, crash.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  api,
+  OPERATOR_TOKEN,
+  startAgent,
+  startStackProcess,
+  tempDir,
+  waitFor,
+  writeHooks,
+  writeInventory,
+  type RunningAgent,
+  type RunningStack,
+} from '../support/stack.ts';
+
+// Real time passes here: a 6 s notice, extensions of a few seconds.
+const INVENTORY = `
+policy:
+  xpuReboot:
+    noticeSeconds: 6
+    maxExtensionSeconds: 4
+    maxExtensions: 2
+    heartbeatSeconds: 5
+    recoverySeconds: 20
+    coredumpSeconds: 10
+    commandSeconds: 10
+nodes:
+  - id: node-s
+    tenant: t1
+    trusted: true
+    agentToken: agent-token-node-s
+    xpus:
+      - id: dpu0
+`;
+const token = 'agent-token-node-s';
+
+let stack: RunningStack | undefined;
+const agents: RunningAgent[] = [];
+afterEach(async () => {
+  await Promise.all(agents.splice(0).map((a) => a.stop()));
+  await stack?.stop();
+  stack = undefined;
+});
+
+function lines(log: string): string[] {
+  return existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').filter(Boolean) : [];
+}
+
+const post = (url: string, body: Record<string, unknown>) => api(url, '/v1/events', { token, body });
+const reboot = async (url: string, id: string) => (await api(url, `/v1/reboots/${id}`, { token: OPERATOR_TOKEN })).json;
+const until = (url: string, id: string, status: string, ms = 30_000) =>
+  waitFor(`reboot ${id} ${status}`, async () => {
+    const r = await reboot(url, id);
+    return r?.status === status ? r : undefined;
+  }, ms);
+async function theReboot(url: string) {
+  return waitFor('the reboot', async () => (await api(url, '/v1/reboots?node=node-s', { token })).json.items[0]);
+}
+
+/** Starts the stack and both agents; `hostHooks` and `xpuHooks` are shell bodies by hook name, each logging what it does. */
+async function start(prefix: string, hostHooks: Record<string, string>, xpuHooks: Record<string, string>) {
+  const dir = tempDir(prefix);
+  const log = join(dir, 'hooks.log');
+  stack = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile: writeInventory(dir, INVENTORY) });
+  const withLog = (hooks: Record<string, string>) =>
+    Object.fromEntries(Object.entries(hooks).map(([n, body]) => [n, `cat > /dev/null\necho "${n} start" >> ${log}\n${body}\necho "${n} end" >> ${log}`]));
+  const fast = ['--heartbeat-seconds', '1'];
+  agents.push(startAgent({ url: stack.url, agent: 'node-s', token, hooks: writeHooks(join(dir, 'h'), withLog(hostHooks)), state: join(dir, 's-h'), args: fast }));
+  agents.push(startAgent({ url: stack.url, agent: 'node-s.dpu0', token, hooks: writeHooks(join(dir, 'x'), withLog(xpuHooks)), state: join(dir, 's-x'), args: fast }));
+  return { url: stack.url, log };
+}
+
+describe('xPU reboot scenarios through the real local stack', () => {
+  it('forced at the moved deadline, not the old one, with what the host left undone; then recovers', async () => {
+    const { url, log } = await start('forced', { 'migrate-workloads': 'sleep 30', 'protect-pcie': 'true', 'restore-pcie': 'true', 'resume-workloads': 'true' }, { 'proceed-reboot': 'true' });
+    await post(url, { id: 'f-1', type: 'xpu.reboot.pending', node: 'node-s', xpu: 'dpu0' });
+    const r = await theReboot(url);
+    await waitFor('the migration to start', async () => lines(log).includes('migrate-workloads start'));
+    const ext = await api(url, `/v1/reboots/${r.id}/extensions`, { token, body: { seconds: 2, reason: 'draining' } });
+    expect(ext.status).toBe(200);
+    expect(ext.json).toEqual({ granted: 2, deadline: new Date(Date.parse(r.deadline) + 2000).toISOString() });
+    // Trimmed to the cap (4 s in all, 2 granted: 2 of 20), then refused at maxExtensions.
+    expect((await api(url, `/v1/reboots/${r.id}/extensions`, { token, body: { seconds: 20 } })).json.granted).toBe(2);
+    expect((await api(url, `/v1/reboots/${r.id}/extensions`, { token, body: { seconds: 1 } })).status).toBe(409);
+    const deadline = Date.parse(r.deadline) + 4_000;
+
+    const forced = await until(url, r.id, 'rebooting', 25_000);
+    expect(Date.now()).toBeGreaterThanOrEqual(deadline);
+    expect(forced.forced).toBe(true);
+    expect(forced.rebootingAt).toBe(new Date(deadline).toISOString());
+    expect(forced.outstanding.some((o: string) => o.startsWith('migrate-workloads'))).toBe(true);
+    const story = forced.history.find((h: any) => h.phase === 'forced');
+    expect(Date.parse(story.at)).toBeGreaterThanOrEqual(deadline);
+    expect(forced.history.filter((h: any) => h.phase === 'extended')).toHaveLength(2);
+    expect(forced.history.filter((h: any) => h.phase === 'extension-refused')).toHaveLength(1);
+    expect(lines(log)).not.toContain('proceed-reboot start'); // the watchdog rebooted it, not an early go
+
+    await post(url, { id: 'f-2', type: 'xpu.down', node: 'node-s', xpu: 'dpu0' });
+    await post(url, { id: 'f-3', type: 'xpu.ready', node: 'node-s', xpu: 'dpu0' });
+    await until(url, r.id, 'completed');
+    expect(lines(log)).toEqual(expect.arrayContaining(['restore-pcie end', 'resume-workloads end']));
+  });
+
+  it('a crash protects PCIe, lets the xPU take its core dump, then recovers', async () => {
+    const { url, log } = await start('crash', { 'protect-pcie': 'true', 'restore-pcie': 'true', 'resume-workloads': 'true' }, { 'allow-coredump': 'sleep 1' });
+    await post(url, { id: 'c-1', type: 'xpu.crashed', node: 'node-s', xpu: 'dpu0', data: { reason: 'watchdog NMI' } });
+    const r = await theReboot(url);
+    await waitFor('the core dump', async () => lines(log).includes('allow-coredump end'));
+    expect(lines(log)).toContain('protect-pcie end');
+    await waitFor('waiting for the xPU', async () => (await reboot(url, r.id)).history.some((h: any) => h.phase === 'command-succeeded' && /allow-coredump/.test(h.detail)));
+    await post(url, { id: 'c-2', type: 'xpu.ready', node: 'node-s', xpu: 'dpu0' });
+    const done = await until(url, r.id, 'completed');
+    expect(done).toMatchObject({ mode: 'crash', forced: false });
+    expect(lines(log).filter((l) => l.endsWith(' end'))).toEqual(['protect-pcie end', 'allow-coredump end', 'restore-pcie end', 'resume-workloads end']);
+  });
+
+  // Known bug outside this suite's files (api.ts / dynamo-store.ts): 'running' heartbeats refresh a
+  // command's seenAt, so a moved deadline is never redelivered to an agent whose hook runs, and the
+  // agent kills the hook at the old deadline. Remove `.fails` once the moved deadline reaches it.
+  it.fails('an extension reaches the running migration hook before its old deadline kills it', async () => {
+    const { url, log } = await start('ext', { 'migrate-workloads': 'sleep 7', 'protect-pcie': 'true', 'restore-pcie': 'true', 'resume-workloads': 'true' }, { 'proceed-reboot': 'true' });
+    await post(url, { id: 'e-1', type: 'xpu.reboot.pending', node: 'node-s', xpu: 'dpu0' });
+    const r = await theReboot(url);
+    await waitFor('the migration to start', async () => lines(log).includes('migrate-workloads start'));
+    expect((await api(url, `/v1/reboots/${r.id}/extensions`, { token, body: { seconds: 4 } })).status).toBe(200);
+    await new Promise((res) => setTimeout(res, Date.parse(r.deadline) + 1500 - Date.now()));
+    const after = await reboot(url, r.id);
+    expect(after.history.filter((h: any) => h.phase === 'command-failed')).toEqual([]);
+    await waitFor('proceed-reboot', async () => lines(log).includes('proceed-reboot end'), 15_000);
+    expect((await reboot(url, r.id)).forced).toBe(false);
+  });
+});
