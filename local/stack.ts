@@ -97,6 +97,18 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const ingestFailures = new DynamoIngestFailureLog(dynamo.client, dynamo.table);
   const dlq = new SqsDeadLetterQueue(sqs.client, { dlqUrl: sqs.dlqUrl, queueUrl: sqs.ingestQueueUrl, failures: ingestFailures });
 
+  // Work still running at shutdown (requests, Lambda invocations) must finish before the stores close.
+  const inflight = new Set<Promise<unknown>>();
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    inflight.add(p);
+    p.then(() => inflight.delete(p), () => inflight.delete(p));
+    return p;
+  };
+  const drain = async (ms: number) => {
+    const until = Date.now() + ms;
+    while (inflight.size > 0 && Date.now() < until) await Promise.race([Promise.allSettled([...inflight]), new Promise((r) => setTimeout(r, 50))]);
+  };
+
   // Task states invoke these as AWS invokes the Lambdas: by function name, with a JSON payload.
   const lambdas = new Map<string, (payload: unknown) => Promise<unknown>>();
   const engine = new LocalStepFunctions({
@@ -105,7 +117,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     invokeLambda: async (name, payload) => {
       const fn = lambdas.get(name);
       if (!fn) throw Object.assign(new Error(`no local function ${name}`), { name: 'Lambda.ResourceNotFoundException' });
-      return JSON.parse(JSON.stringify((await fn(JSON.parse(JSON.stringify(payload ?? null)))) ?? null));
+      return JSON.parse(JSON.stringify((await track(fn(JSON.parse(JSON.stringify(payload ?? null))))) ?? null));
     },
   });
   const sfnServer = await startSfnServer(engine, { host: '127.0.0.1', port: 0 });
@@ -139,7 +151,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   const app = createApiApp({ ...deps, operatorTokenHash: hashToken(token), mapping, dlq });
   const server: ServerType = await new Promise((resolve) => {
-    const s = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, () => resolve(s));
+    const s = serve({ fetch: (req, env) => track(Promise.resolve(app.fetch(req, env))), hostname: config.HOST, port: config.PORT }, () => resolve(s));
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
@@ -161,14 +173,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       if (closed) return;
       closed = true;
       // Stop taking requests first; long polls are woken so they answer (empty) at once.
+      const stopped = new Promise<void>((r) => server.close(() => r()));
       signal.closeAll();
-      await new Promise<void>((r) => {
-        server.close(() => r());
-        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-      });
+      (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+      await drain(5_000);
+      (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      await stopped;
       reports?.stop();
       await poller.stop();
       await engine.close();
+      await drain(10_000);
       await sfnServer.close();
       sfnClient.destroy();
       await sqs.close();

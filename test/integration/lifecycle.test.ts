@@ -27,7 +27,8 @@ describe('local stack lifecycle', () => {
     running.push(first);
     const posted = await api(first.url, '/v1/events', { token: 'agent-token-node-a', body: { id: 't-1', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0' } });
     expect(posted.status).toBe(202);
-    expect(await first.stop('SIGTERM')).toBe(0);
+    const code = await first.stop('SIGTERM');
+    expect(code, first.output()).toBe(0);
     expect(first.output()).toContain('stopped');
 
     const second = await startStackProcess({ dataDir, nodesFile, env: { PORT: port } });
