@@ -152,7 +152,9 @@ export function createStepHandler(deps: Deps) {
           r.outstanding = undone.map((c) => `${c.type} (${c.status})`);
           markTimedOut(r, closed);
           r.status = advanceStatus(r.status, 'rebooting');
-          r.rebootingAt = r.deadline ?? at;
+          // The watchdog fired at the deadline the wait was timed on; an extension that slipped in after
+          // the timer fired must not date the reboot in the future.
+          r.rebootingAt = r.deadline && Date.parse(r.deadline) <= now.getTime() ? r.deadline : at;
           r.history.push(
             history(at, 'forced', `deadline reached: the xPU watchdog reboots it${undone.length ? `; still outstanding: ${r.outstanding.join(', ')}` : ''}`),
           );
