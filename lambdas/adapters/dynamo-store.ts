@@ -332,15 +332,15 @@ export class DynamoRebootStore implements RebootStore {
           TableName: this.#table,
           Key: commandKey(cmd.agent, cmd.id),
           UpdateExpression: first
-            ? 'SET #st = :delivered, seenAt = :at ADD rev :one'
-            : 'SET seenAt = :at ADD rev :one',
+            ? 'SET #st = :delivered, seenAt = :at REMOVE redeliver ADD rev :one'
+            : 'SET seenAt = :at REMOVE redeliver ADD rev :one',
           ConditionExpression: first
             ? '#st = :pending'
-            : '#st IN (:delivered, :running) AND (attribute_not_exists(seenAt) OR seenAt < :before)',
+            : '#st IN (:delivered, :running) AND (attribute_not_exists(seenAt) OR seenAt < :before OR redeliver = :yes)',
           ExpressionAttributeNames: { '#st': 'status' },
           ExpressionAttributeValues: first
             ? { ':pending': 'pending', ':delivered': 'delivered', ':at': at, ':one': 1 }
-            : { ':delivered': 'delivered', ':running': 'running', ':at': at, ':before': redeliverBefore, ':one': 1 },
+            : { ':delivered': 'delivered', ':running': 'running', ':at': at, ':before': redeliverBefore, ':one': 1, ':yes': true },
           ReturnValues: 'ALL_NEW',
         }),
       );
@@ -354,7 +354,12 @@ export class DynamoRebootStore implements RebootStore {
   async moveNoticeDeadline(reboot: StoredReboot, deadline: string): Promise<void> {
     for (const c of Object.values(reboot.commands)) {
       if (['succeeded', 'failed', 'skipped', 'timed-out'].includes(c.status)) continue;
-      await this.updateCommand(c.agent, c.id, (cmd) => (cmd.noticePhase && cmd.deadline !== deadline ? { ...cmd, deadline } : null));
+      // Flagged for redelivery: an agent running the hook learns the moved deadline on its next poll.
+      await this.updateCommand(c.agent, c.id, (cmd) =>
+        cmd.noticePhase && cmd.deadline !== deadline && !['succeeded', 'failed', 'skipped', 'timed-out'].includes(cmd.status)
+          ? { ...cmd, deadline, redeliver: true }
+          : null,
+      );
     }
   }
 

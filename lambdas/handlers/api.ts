@@ -265,29 +265,32 @@ export function createApiApp(deps: ApiDeps) {
   app.get('/v1/agents/:agentId/commands', async (c) => {
     const { who, index } = await principal(c);
     const agentId = c.req.param('agentId');
-    const { node, xpu } = agentOf(agentId, who, index);
+    agentOf(agentId, who, index);
     const waitRaw = c.req.query('wait');
     const wait = waitRaw === undefined ? 0 : Number(waitRaw);
     if (!Number.isFinite(wait) || wait < 0) throw new BadRequest('wait must be a number of seconds from 0 to 30');
     const until = Date.now() + Math.min(wait, maxWait) * 1000;
     const abort = new AbortController();
     c.req.raw.signal?.addEventListener?.('abort', () => abort.abort());
+    let lastBeat = 0;
     for (;;) {
+      // An agent that polls is alive: keep the waits of its open commands from timing out.
+      // Off the response path: a heartbeat must never delay a command's delivery.
+      if (Date.now() - lastBeat >= 5_000) {
+        lastBeat = Date.now();
+        void heartbeatOpen(agentId).catch((err) => deps.logger.warn('heartbeat failed', { agentId, error: String(err) }));
+      }
       const ready = await deliverable(agentId);
       if (ready.length > 0 || Date.now() >= until || abort.signal.aborted) return c.json(ready.map(publicCommand));
-      // An agent that polls is alive: keep the waits of its open commands from timing out.
-      await heartbeatOpen(agentId);
       await deps.signal.wait(agentId, Math.min(until - Date.now(), 5_000), abort.signal);
     }
-    void node;
-    void xpu;
   });
 
   async function deliverable(agentId: string): Promise<StoredCommand[]> {
     const now = deps.clock.now();
     const before = new Date(now.getTime() - REDELIVER_AFTER_MS).toISOString();
     const due = (await deps.store.openCommands(agentId)).filter(
-      (c) => c.status === 'pending' || !c.seenAt || c.seenAt < before,
+      (c) => c.status === 'pending' || c.redeliver || !c.seenAt || c.seenAt < before,
     );
     const marked = await Promise.all(due.map((c) => deps.store.markDelivered(c, now.toISOString(), before)));
     // A redelivery means the agent is alive and busy: keep its reboots' waits from timing out.

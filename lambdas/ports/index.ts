@@ -19,6 +19,8 @@ export interface StoredCommand extends Command {
   seenAt?: string;
   output?: string;
   finishedAt?: string;
+  /** Changed since it was delivered (a moved deadline): hand it out again on the next poll. */
+  redeliver?: boolean;
 }
 
 export interface NodeStateRecord {

@@ -408,8 +408,15 @@ describe('events early, late, twice or for nothing', () => {
     await h.waitForState(r.id, 'RestorePcieAndResume');
     await h.agent('solo').answerAll();
     const done = await h.waitForStatus(r.id, 'completed');
-    expect(done.downAt).toBeDefined();
-    expect(phases(done).indexOf('xpu-ready')).toBeLessThan(phases(done).indexOf('xpu-down'));
+    // The late down lands on the reboot while it still holds the xPU; once recovery has released
+    // the xPU it is recorded as dropped instead. Either way it is kept, and it ends nothing.
+    if (done.downAt) {
+      expect(phases(done).indexOf('xpu-ready')).toBeLessThan(phases(done).indexOf('xpu-down'));
+    } else {
+      const dropped = await h.stack.deps.store.listDropped(50);
+      expect(dropped.some((d) => d.event.type === 'xpu.down' && d.event.node === 'solo')).toBe(true);
+    }
+    expect(done.status).toBe('completed');
   });
 
   it('a stale event from before the reboot is recorded and dropped', async () => {
