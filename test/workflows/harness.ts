@@ -10,6 +10,7 @@ import { createIngestHandler } from '../../lambdas/handlers/ingest.ts';
 import type { Logger } from '../../lambdas/handlers/deps.ts';
 import type { StoredReboot } from '../../lambdas/core/reboot.ts';
 import type { Command, NativeEvent, RebootStatus } from '../../lambdas/core/types.ts';
+import { waitFor } from '../support/stack.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 export const OPERATOR_TOKEN = 'operator-token-for-workflow-tests';
@@ -164,20 +165,8 @@ const CALLBACK_STEPS: Record<string, string> = {
   ReprovisionXpus: 'reprovision',
 };
 
-export async function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, 15));
-  }
+export function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
+  return waitFor(what, fn, timeoutMs, 15);
 }
 
 export async function startHarness(opts: { inventory?: string } = {}): Promise<Harness> {
