@@ -1,6 +1,6 @@
 // `rebootctl demo`: one xPU reboot on an embedded local stack with two real agents, history printed.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -29,22 +29,8 @@ nodes:
         persistentPower: false
 `;
 
-// Sample hooks: they only say what a real hook would do (see agent/examples/hooks for real ones).
-const HOOKS: Record<string, string> = {
-  'migrate-workloads': 'echo "draining workloads to $(jq -r .args.target 2>/dev/null || echo another xPU)"; sleep 0.5',
-  'protect-pcie': 'echo "masking DPC / surprise removal, unbinding the xPU driver"',
-  'proceed-reboot': 'echo "rebooting the xPU now"',
-  'restore-pcie': 'echo "rescanning PCIe, rebinding the driver"',
-  'resume-workloads': 'echo "resuming workloads"',
-};
-
-function writeHooks(dir: string) {
-  mkdirSync(dir, { recursive: true });
-  for (const [name, body] of Object.entries(HOOKS)) {
-    writeFileSync(join(dir, name), `#!/usr/bin/env bash\nset -eu\ncat > /dev/null\n${body}\n`);
-    chmodSync(join(dir, name), 0o755);
-  }
-}
+/** Hooks that only say what a real one would do (agent/examples/hooks has real ones). */
+const DEMO_HOOKS = join(ROOT, 'agent/examples/demo-hooks');
 
 async function call(url: string, path: string, token: string, body?: unknown) {
   const res = await fetch(url + path, {
@@ -63,7 +49,6 @@ export function registerDemoCommand(program: Command): void {
     .action(async (opts: { keep?: boolean }) => {
       const dir = mkdtempSync(join(tmpdir(), 'rebootctl-demo-'));
       writeFileSync(join(dir, 'nodes.yaml'), INVENTORY);
-      writeHooks(join(dir, 'hooks'));
       const { parseConfig } = await import('../../local/config.ts');
       const { startStack } = await import('../../local/stack.ts');
       const { silentLogger } = await import('../../lambdas/handlers/deps.ts');
@@ -71,7 +56,7 @@ export function registerDemoCommand(program: Command): void {
       const stack = await startStack({ config, logger: silentLogger });
       console.log(`local stack up at ${stack.url} (data in ${dir})`);
       const agents: ChildProcess[] = ['demo-node', 'demo-node.dpu0'].map((agent) =>
-        spawn(process.execPath, [join(ROOT, 'cli/rebootctl.js'), 'agent', '--server', stack.url, '--agent', agent, '--hooks', join(dir, 'hooks'), '--state', join(dir, `state-${agent}`), '--wait', '5'], {
+        spawn(process.execPath, [join(ROOT, 'cli/rebootctl.js'), 'agent', '--server', stack.url, '--agent', agent, '--hooks', DEMO_HOOKS, '--state', join(dir, `state-${agent}`), '--wait', '5'], {
           env: { ...process.env, REBOOT_AGENT_TOKEN: AGENT_TOKEN },
           stdio: 'ignore',
         }),
