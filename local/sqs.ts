@@ -48,6 +48,9 @@ export async function startLocalSqs(opts: { dataDir: string; port?: number; host
   const snsStore = new SnsStore();
   const s3Store = new S3Store();
   const pm = new PersistenceManager(opts.dataDir);
+  // WAL + NORMAL: a commit survives the process being killed (what we promise), and stops paying
+  // an fsync per message (power loss could lose the last commits, as the workflow journal can).
+  pm.db.exec('PRAGMA synchronous = NORMAL');
   // fauxqs bug: updateMessageReady (ChangeMessageVisibility 0) writes NULL into a NOT NULL
   // column and the message is lost. Clear only the in-flight fields instead.
   const ready = pm.db.prepare('UPDATE sqs_messages SET receipt_handle = NULL, visibility_deadline = NULL WHERE message_id = ?');

@@ -51,6 +51,12 @@ function jitter(attempt: number): Promise<void> {
   return new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 5 * 2 ** attempt)));
 }
 
+function nodeState(node: string, item: Record<string, unknown>): NodeStateRecord {
+  const xpus: Record<string, string> = {};
+  for (const [k, v] of Object.entries(item)) if (k.startsWith('x_') && typeof v === 'string') xpus[k.slice(2)] = v;
+  return { node, host: item.host as string | undefined, xpus, lastBmcEventAt: item.lastBmcEventAt as string | undefined };
+}
+
 export class DynamoRebootStore implements RebootStore {
   readonly #doc: DynamoDBDocumentClient;
   readonly #table: string;
@@ -168,15 +174,12 @@ export class DynamoRebootStore implements RebootStore {
 
   async getNodeState(node: string): Promise<NodeStateRecord> {
     const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: nodeKey(node), ConsistentRead: true }));
-    const item = res.Item ?? {};
-    const xpus: Record<string, string> = {};
-    for (const [k, v] of Object.entries(item)) if (k.startsWith('x_') && typeof v === 'string') xpus[k.slice(2)] = v;
-    return { node, host: item.host as string | undefined, xpus, lastBmcEventAt: item.lastBmcEventAt as string | undefined };
+    return nodeState(node, res.Item ?? {});
   }
 
   async claimXpu(node: string, xpu: string, rebootId: string): Promise<ClaimResult> {
     try {
-      await this.#doc.send(
+      const res = await this.#doc.send(
         new UpdateCommand({
           TableName: this.#table,
           Key: nodeKey(node),
@@ -184,9 +187,11 @@ export class DynamoRebootStore implements RebootStore {
           ConditionExpression: 'attribute_not_exists(#x) OR #x = :id',
           ExpressionAttributeNames: { '#x': xpuAttr(xpu) },
           ExpressionAttributeValues: { ':id': rebootId, ':s': new Set([xpu]) },
+          // The node as our claim left it, read in the same atomic write: no second read needed.
+          ReturnValues: 'ALL_NEW',
         }),
       );
-      return { ok: true };
+      return { ok: true, state: nodeState(node, res.Attributes ?? {}) };
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
       return { ok: false, state: await this.getNodeState(node) };

@@ -30,6 +30,8 @@ export const MAX_WAIT_SECONDS = 30;
 /** A delivered command goes out again if its agent said nothing about it for this long. */
 export const REDELIVER_AFTER_MS = 15_000;
 export const MAX_OUTPUT_BYTES = 64 * 1024;
+/** A long poll looks again this often without a wake-up: for redeliveries due and to heartbeat. */
+const POLL_RECHECK_MS = 5_000;
 
 export type Principal = { kind: 'operator' } | { kind: 'bmc'; node: string } | { kind: 'agent'; node: string };
 
@@ -274,29 +276,32 @@ export function createApiApp(deps: ApiDeps) {
     c.req.raw.signal?.addEventListener?.('abort', () => abort.abort());
     let lastBeat = 0;
     for (;;) {
-      // An agent that polls is alive: keep the waits of its open commands from timing out.
-      // Off the response path: a heartbeat must never delay a command's delivery.
-      if (Date.now() - lastBeat >= 5_000) {
+      // Listen before looking: a command written between the look and the wait still wakes us.
+      const done = new AbortController();
+      const woken = deps.signal.wait(agentId, Math.min(until - Date.now(), POLL_RECHECK_MS), AbortSignal.any([abort.signal, done.signal]));
+      const { ready, open } = await deliverable(agentId);
+      // An agent that polls is alive: keep the waits of its open commands from timing out,
+      // off the response path (a heartbeat must never delay a delivery).
+      if (Date.now() - lastBeat >= POLL_RECHECK_MS) {
         lastBeat = Date.now();
-        void heartbeatOpen(agentId).catch((err) => deps.logger.warn('heartbeat failed', { agentId, error: String(err) }));
+        const busy = new Set(open.filter((o) => o.status !== 'pending').map((o) => o.rebootId));
+        if (busy.size) void heartbeatReboots(busy).catch((err) => deps.logger.warn('heartbeat failed', { agentId, error: String(err) }));
       }
-      const ready = await deliverable(agentId);
-      if (ready.length > 0 || Date.now() >= until || abort.signal.aborted) return c.json(ready.map(publicCommand));
-      await deps.signal.wait(agentId, Math.min(until - Date.now(), 5_000), abort.signal);
+      if (ready.length > 0 || Date.now() >= until || abort.signal.aborted) {
+        done.abort();
+        return c.json(ready.map(publicCommand));
+      }
+      await woken;
     }
   });
 
-  async function deliverable(agentId: string): Promise<StoredCommand[]> {
+  async function deliverable(agentId: string): Promise<{ ready: StoredCommand[]; open: StoredCommand[] }> {
     const now = deps.clock.now();
     const before = new Date(now.getTime() - REDELIVER_AFTER_MS).toISOString();
-    const due = (await deps.store.openCommands(agentId)).filter(
-      (c) => c.status === 'pending' || c.redeliver || !c.seenAt || c.seenAt < before,
-    );
+    const open = await deps.store.openCommands(agentId);
+    const due = open.filter((c) => c.status === 'pending' || c.redeliver || !c.seenAt || c.seenAt < before);
     const marked = await Promise.all(due.map((c) => deps.store.markDelivered(c, now.toISOString(), before)));
-    // A redelivery means the agent is alive and busy: keep its reboots' waits from timing out.
-    const redelivered = due.filter((c, i) => c.status !== 'pending' && marked[i]);
-    if (redelivered.length) void heartbeatReboots(new Set(redelivered.map((r) => r.rebootId))).catch(() => {});
-    return marked.filter((c): c is StoredCommand => c !== undefined);
+    return { ready: marked.filter((c): c is StoredCommand => c !== undefined), open };
   }
 
   async function heartbeatReboots(rebootIds: Set<string>) {
@@ -306,10 +311,7 @@ export function createApiApp(deps: ApiDeps) {
     }
   }
 
-  async function heartbeatOpen(agentId: string) {
-    const open = await deps.store.openCommands(agentId);
-    await heartbeatReboots(new Set(open.filter((c) => c.status !== 'pending').map((c) => c.rebootId)));
-  }
+
 
   app.post('/v1/agents/:agentId/commands/:cmdId', async (c) => {
     const { who, index } = await principal(c);

@@ -112,9 +112,15 @@ export function createIngestHandler(deps: Deps) {
     return { kind: 'joined', rebootId: hostRebootId };
   }
 
-  async function startXpuReboot(ev: NativeEvent, node: NodeDef, xpu: string, mode: 'planned' | 'crash'): Promise<IngestOutcome> {
+  async function startXpuReboot(
+    ev: NativeEvent,
+    node: NodeDef,
+    xpu: string,
+    mode: 'planned' | 'crash',
+    prefetched?: Promise<StoredReboot | undefined>,
+  ): Promise<IngestOutcome> {
     const id = rebootIdFor('xpu', ev.dedupKey);
-    const existing = await deps.store.getReboot(id);
+    const existing = await (prefetched ?? deps.store.getReboot(id));
     if (existing) {
       // A replay of the event that started this reboot: make sure its workflow runs, nothing more.
       if (existing.endedAt) return { kind: 'duplicate' };
@@ -144,7 +150,7 @@ export function createIngestHandler(deps: Deps) {
       }
       // The claim is ours. claimHost takes the host only while no xPU claim exists, so a host claim
       // seen now was taken before ours: that host reboot goes first, and this xPU reboot joins it.
-      const state = await deps.store.getNodeState(node.id);
+      const state = claim.state ?? (await deps.store.getNodeState(node.id));
       if (state.host && exclusive) {
         await deps.store.release(node.id, 'xpu', xpu, id);
         const joined = await joinHostReboot(state.host, ev, node, xpu, mode);
@@ -208,7 +214,7 @@ export function createIngestHandler(deps: Deps) {
     return { kind: 'applied', rebootId } as IngestOutcome;
   }
 
-  async function apply(ev: NativeEvent): Promise<IngestOutcome> {
+  async function apply(ev: NativeEvent, prefetched?: Promise<StoredReboot | undefined>): Promise<IngestOutcome> {
     const index = await deps.inventory();
     const node = index.node(ev.node);
     if (!node) return drop(ev, `node ${ev.node} is not in the inventory`);
@@ -218,9 +224,9 @@ export function createIngestHandler(deps: Deps) {
 
     switch (ev.type) {
       case 'xpu.reboot.pending':
-        return startXpuReboot(ev, node, xpu!, 'planned');
+        return startXpuReboot(ev, node, xpu!, 'planned', prefetched);
       case 'xpu.crashed':
-        return startXpuReboot(ev, node, xpu!, 'crash');
+        return startXpuReboot(ev, node, xpu!, 'crash', prefetched);
       case 'xpu.down':
       case 'xpu.ready': {
         const state = await deps.store.getNodeState(node.id);
@@ -287,13 +293,18 @@ export function createIngestHandler(deps: Deps) {
   }
 
   return async function ingest(ev: NativeEvent): Promise<IngestOutcome> {
+    // A start looks up the reboot its event would have started (a replay) anyway: read it
+    // alongside the dedup key instead of after it, since both are on every start's path.
+    const starts = ev.type === 'xpu.reboot.pending' || ev.type === 'xpu.crashed';
+    const prefetched = starts ? deps.store.getReboot(rebootIdFor('xpu', ev.dedupKey)) : undefined;
+    prefetched?.catch(() => {});
     if (await deps.store.isEventSeen(ev.dedupKey)) {
       deps.metrics.count('DuplicatesSuppressed');
       return { kind: 'duplicate' };
     }
     // Every step above is idempotent (ids derive from the event key), so a crash before this
     // mark only means the event is applied again on redelivery, to the same effect.
-    const outcome = await apply(ev);
+    const outcome = await apply(ev, prefetched);
     await deps.store.markEventSeen(ev.dedupKey, DEDUP_TTL_SECONDS);
     return outcome;
   };

@@ -31,7 +31,8 @@ export interface NodeStateRecord {
   lastBmcEventAt?: string;
 }
 
-export type ClaimResult = { ok: true } | { ok: false; state: NodeStateRecord };
+/** Either way, `state` is the node's claims as they were right after the attempt (when the store can tell). */
+export type ClaimResult = { ok: true; state?: NodeStateRecord } | { ok: false; state: NodeStateRecord };
 
 export interface ListQuery {
   node?: string;
