@@ -89,14 +89,42 @@ export function procCpuSeconds(pid: number): number | undefined {
   }
 }
 
-/** Samples a process's memory every `everyMs`: the peak VmRSS seen and the kernel's VmHWM. */
+/** A process and all its descendants (the local stack runs dynalite as a child). */
+export function processTree(pid: number): number[] {
+  const parents = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // The command may contain spaces and parentheses: the ppid is the 2nd field after the last ')'.
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (!parents.has(ppid)) parents.set(ppid, []);
+      parents.get(ppid)!.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) out.push(...(parents.get(out[i]) ?? []));
+  return out;
+}
+
+/** Memory of a whole process tree, summed (VmHWM summed is an upper bound of the tree's peak). */
+export function treeMemory(pid: number): ReturnType<typeof procMemory> {
+  const parts = processTree(pid).map(procMemory).filter((m) => m !== undefined);
+  if (parts.length === 0) return undefined;
+  const sum = (k: 'rssMb' | 'hwmMb' | 'anonMb' | 'fileMb') => parts.reduce((a, m) => a + m[k], 0);
+  return { rssMb: sum('rssMb'), hwmMb: sum('hwmMb'), anonMb: sum('anonMb'), fileMb: sum('fileMb') };
+}
+
+/** Samples the memory of a process and its children every `everyMs`: the peak RSS seen and VmHWM. */
 export function memorySampler(pid: number, everyMs = 200) {
   let peakRss = 0;
   let hwm = 0;
   let last = 0;
   let atPeak = { anonMb: 0, fileMb: 0 };
   const tick = () => {
-    const m = procMemory(pid);
+    const m = treeMemory(pid);
     if (!m) return;
     last = m.rssMb;
     if (m.rssMb > peakRss) atPeak = { anonMb: round(m.anonMb, 1), fileMb: round(m.fileMb, 1) };

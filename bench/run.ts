@@ -519,7 +519,7 @@ async function burstPhase() {
     validRejected: distinct + dups - accepted,
     stackPeakRssMb: memory.hwmMb,
     stackRssAtPeakMb: { anon: memory.atPeak.anonMb, file: memory.atPeak.fileMb },
-    ingestConcurrency: 4,
+    ingestConcurrency: Number(process.env.INGEST_CONCURRENCY ?? 1),
   };
 }
 

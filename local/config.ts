@@ -12,7 +12,11 @@ const ConfigSchema = z.object({
   NODES_FILE: z.string().min(1).default(EXAMPLE_NODES_FILE).transform((p) => resolve(p)),
   OPERATOR_TOKEN: z.string().min(8, 'OPERATOR_TOKEN must be at least 8 characters').optional(),
   REDFISH_MAPPING_FILE: z.string().min(1).optional(),
-  INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  /**
+   * Ingest consumers. One is enough to keep up, and leaves the CPU to the API during a burst:
+   * the queue, not the API, should absorb a burst, so BMCs are answered fast.
+   */
+  INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
   /** How long a failed event waits before it is retried (SQS visibility timeout). */
   INGEST_VISIBILITY_SECONDS: z.coerce.number().int().min(1).max(43200).default(30),
   /** Write the compliance report under DATA_DIR/reports every this many seconds (0: never). */

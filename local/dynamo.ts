@@ -1,12 +1,11 @@
-// dynalite (DynamoDB on LevelDB) under DATA_DIR on 127.0.0.1, with the table the handlers use.
+// dynalite (DynamoDB on LevelDB) under DATA_DIR on 127.0.0.1, in a child process, with the table the handlers use.
 import { mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
+import { startServiceProcess } from './service-process.ts';
 
-const require = createRequire(import.meta.url);
-const dynalite = require('dynalite') as (o: { path?: string; createTableMs?: number; deleteTableMs?: number; updateTableMs?: number }) => Server;
+const SERVER = fileURLToPath(new URL('./dynamo-server.ts', import.meta.url));
 
 export const TABLE_NAME = 'xpu-reboot-coordinator';
 
@@ -14,6 +13,8 @@ export interface LocalDynamo {
   url: string;
   client: DynamoDBClient;
   table: string;
+  /** The dynalite process (its own core; memory counted with the stack's). */
+  pid: number;
   close(): Promise<void>;
 }
 
@@ -61,15 +62,11 @@ export async function ensureTable(client: DynamoDBClient, table: string): Promis
   throw new Error(`table ${table} did not become ACTIVE`);
 }
 
-export async function startLocalDynamo(opts: { dataDir?: string; port?: number; host?: string; table?: string }): Promise<LocalDynamo> {
+export async function startLocalDynamo(opts: { dataDir?: string; table?: string }): Promise<LocalDynamo> {
   if (opts.dataDir) mkdirSync(opts.dataDir, { recursive: true });
-  const server = dynalite({ path: opts.dataDir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  const url = `http://127.0.0.1:${port}`;
+  const pidFile = opts.dataDir ? join(opts.dataDir, 'dynalite.pid') : undefined;
+  const service = await startServiceProcess(SERVER, [opts.dataDir ?? ''], pidFile);
+  const url = `http://127.0.0.1:${service.port}`;
   const client = dynamoClient(url);
   const table = opts.table ?? TABLE_NAME;
   await ensureTable(client, table);
@@ -77,12 +74,10 @@ export async function startLocalDynamo(opts: { dataDir?: string; port?: number; 
     url,
     client,
     table,
+    pid: service.pid,
     async close() {
       client.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-      // dynalite keeps its LevelDB open on the server object; close it so the LOCK is released.
-      const db = (server as unknown as { db?: { close?: (cb: () => void) => void } }).db;
-      if (db?.close) await new Promise<void>((r) => db.close!(() => r()));
+      await service.stop();
     },
   };
 }

@@ -82,8 +82,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const mapping = loadMapping(config.REDFISH_MAPPING_FILE ?? null);
   const token = operatorToken(config, logger);
 
-  const dynamo = await startLocalDynamo({ dataDir: join(config.DATA_DIR, 'dynamodb') });
-  const sqs = await startLocalSqs({ dataDir: join(config.DATA_DIR, 'sqs'), visibilityTimeoutSeconds: config.INGEST_VISIBILITY_SECONDS });
+  const [dynamo, sqs] = await Promise.all([
+    startLocalDynamo({ dataDir: join(config.DATA_DIR, 'dynamodb') }),
+    startLocalSqs({ dataDir: join(config.DATA_DIR, 'sqs'), visibilityTimeoutSeconds: config.INGEST_VISIBILITY_SECONDS }),
+  ]);
 
   const counters = new Map<string, number>();
   const metrics: Metrics = {

@@ -7,27 +7,84 @@ export class QueueSendFailed extends Error {
   override readonly name = 'QueueSendFailed';
 }
 
+/** SQS limits a batch to 10 messages and 256 KiB; stay clear of the byte limit. */
+const MAX_ENTRIES = 10;
+const MAX_BATCH_BYTES = 200 * 1024;
+
+interface Pending {
+  body: string;
+  done: (err?: Error) => void;
+}
+
+/**
+ * Events from concurrent requests share SendMessageBatch calls: under a burst one call stores up
+ * to ten requests' events, instead of one call each. Every caller still waits for its own
+ * events to be stored, so nothing is acknowledged early.
+ */
 export class SqsEventQueue implements EventQueue {
   readonly #sqs: SQSClient;
   readonly #url: string;
+  #pending: Pending[] = [];
+  #bytes = 0;
+  #scheduled = false;
 
   constructor(sqs: SQSClient, queueUrl: string) {
     this.#sqs = sqs;
     this.#url = queueUrl;
   }
 
-  async send(events: NativeEvent[]): Promise<void> {
-    for (let i = 0; i < events.length; i += 10) {
-      let batch = events.slice(i, i + 10).map((ev, j) => ({ Id: String(j), MessageBody: JSON.stringify(ev) }));
+  send(events: NativeEvent[]): Promise<void> {
+    if (events.length === 0) return Promise.resolve();
+    return Promise.all(
+      events.map(
+        (ev) =>
+          new Promise<void>((resolve, reject) => {
+            const body = JSON.stringify(ev);
+            if (this.#pending.length >= MAX_ENTRIES || this.#bytes + body.length > MAX_BATCH_BYTES) this.#flush();
+            this.#pending.push({ body, done: (err) => (err ? reject(err) : resolve()) });
+            this.#bytes += body.length;
+            if (this.#pending.length >= MAX_ENTRIES) this.#flush();
+            else if (!this.#scheduled) {
+              // Whatever else arrives in this turn of the event loop goes in the same call.
+              this.#scheduled = true;
+              setImmediate(() => {
+                this.#scheduled = false;
+                this.#flush();
+              });
+            }
+          }),
+      ),
+    ).then(() => undefined);
+  }
+
+  #flush(): void {
+    if (this.#pending.length === 0) return;
+    const batch = this.#pending;
+    this.#pending = [];
+    this.#bytes = 0;
+    void this.#sendBatch(batch);
+  }
+
+  async #sendBatch(batch: Pending[]): Promise<void> {
+    let entries = batch.map((p, i) => ({ Id: String(i), MessageBody: p.body }));
+    try {
       // SendMessageBatch can fail some entries and succeed others: resend only the failed ones.
-      for (let attempt = 0; batch.length > 0; attempt++) {
-        const res = await this.#sqs.send(new SendMessageBatchCommand({ QueueUrl: this.#url, Entries: batch }));
-        const failed = new Set((res.Failed ?? []).map((f) => f.Id));
-        if (failed.size === 0) break;
-        if (attempt >= 4) throw new QueueSendFailed(`the queue refused ${failed.size} event(s): ${res.Failed?.[0]?.Message ?? ''}`);
-        batch = batch.filter((e) => failed.has(e.Id));
+      for (let attempt = 0; entries.length > 0; attempt++) {
+        const res = await this.#sqs.send(new SendMessageBatchCommand({ QueueUrl: this.#url, Entries: entries }));
+        const failed = new Map((res.Failed ?? []).map((f) => [f.Id, f.Message]));
+        for (const e of entries) if (!failed.has(e.Id)) batch[Number(e.Id)].done();
+        if (failed.size === 0) return;
+        if (attempt >= 4) {
+          const err = new QueueSendFailed(`the queue refused ${failed.size} event(s): ${[...failed.values()][0] ?? ''}`);
+          for (const e of entries) if (failed.has(e.Id)) batch[Number(e.Id)].done(err);
+          return;
+        }
+        entries = entries.filter((e) => failed.has(e.Id));
         await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
       }
+    } catch (err) {
+      // Not stored: every caller still waiting gets the error (a 500, and the sender retries).
+      for (const e of entries) batch[Number(e.Id)].done(err as Error);
     }
   }
 }

@@ -1,0 +1,19 @@
+// dynalite in its own process: DynamoDB's CPU on the second core, and a LevelDB that dies with its parent.
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { serveUntilParentGoes } from './service-process.ts';
+
+const require = createRequire(import.meta.url);
+const dynalite = require('dynalite') as (o: { path?: string; createTableMs?: number; deleteTableMs?: number; updateTableMs?: number }) => Server;
+
+const server = dynalite({ path: process.argv[2] || undefined, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+
+serveUntilParentGoes(async () => {
+  await new Promise<void>((r) => server.close(() => r()));
+  // Close LevelDB so its LOCK is released before the next stack opens the directory.
+  const db = (server as unknown as { db?: { close?: (cb: () => void) => void } }).db;
+  if (db?.close) await new Promise<void>((r) => db.close!(() => r()));
+});
+
+server.listen(0, '127.0.0.1', () => process.send!({ port: (server.address() as AddressInfo).port }));

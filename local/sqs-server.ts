@@ -1,0 +1,46 @@
+// fauxqs (SQS) in its own process, bound to 127.0.0.1, with its SQLite persistence under DATA_DIR.
+import { mkdirSync } from 'node:fs';
+import { serveUntilParentGoes } from './service-process.ts';
+
+// startFauxqs() listens on 0.0.0.0 whatever `host` says, and the package exports only app.js:
+// the stores and the persistence manager are imported by path. Pinned to fauxqs 2.4.1 exactly.
+const base = import.meta.resolve('fauxqs');
+const { buildApp } = (await import(base)) as { buildApp: (o: unknown) => FastifyLike };
+const { SqsStore } = await import(new URL('./sqs/sqsStore.js', base).href);
+const { SnsStore } = await import(new URL('./sns/snsStore.js', base).href);
+const { S3Store } = await import(new URL('./s3/s3Store.js', base).href);
+const { PersistenceManager } = await import(new URL('./persistence.js', base).href);
+
+interface FastifyLike {
+  listen(o: { port: number; host: string }): Promise<string>;
+  addHook(name: string, fn: () => void): void;
+  close(): Promise<void>;
+}
+
+const dataDir = process.argv[2];
+mkdirSync(dataDir, { recursive: true });
+const sqsStore = new SqsStore();
+// Without a host, queue URLs follow the request's Host (127.0.0.1:PORT) instead of the
+// unresolvable sqs.REGION.localhost that SDK clients configured by AWS_ENDPOINT_URL_SQS would dial.
+sqsStore.host = '';
+const snsStore = new SnsStore();
+const s3Store = new S3Store();
+const pm = new PersistenceManager(dataDir);
+// WAL + NORMAL: a commit survives the process being killed (what we promise), and stops paying
+// an fsync per message (power loss could lose the last commits, as the workflow journal can).
+pm.db.exec('PRAGMA synchronous = NORMAL');
+// fauxqs bug: updateMessageReady (ChangeMessageVisibility 0) writes NULL into a NOT NULL
+// column and the message is lost. Clear only the in-flight fields instead.
+const ready = pm.db.prepare('UPDATE sqs_messages SET receipt_handle = NULL, visibility_deadline = NULL WHERE message_id = ?');
+pm.updateMessageReady = (messageId: string) => ready.run(messageId);
+// Load before wiring persistence in, so loading does not write everything back.
+pm.load(sqsStore, snsStore, s3Store);
+sqsStore.persistence = pm;
+snsStore.persistence = pm;
+s3Store.persistence = pm;
+for (const q of sqsStore.allQueues()) q.persistence = pm;
+const app = buildApp({ logger: false, stores: { sqsStore, snsStore, s3Store } });
+app.addHook('preClose', () => pm.close());
+const address = await app.listen({ port: 0, host: '127.0.0.1' });
+serveUntilParentGoes(() => app.close());
+process.send!({ port: Number(new URL(address).port) });
