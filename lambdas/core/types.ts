@@ -168,6 +168,8 @@ export interface CommandSummary {
   status: CommandStatus;
   at: string;
   output?: string;
+  /** The result an agent posted after the workflow had stopped waiting (status `timed-out`). */
+  lateStatus?: CommandResultStatus;
 }
 
 export interface Reboot {

@@ -324,7 +324,16 @@ export function createApiApp(deps: ApiDeps) {
     const now = deps.clock.now().toISOString();
     const output = capOutput(body.output);
     if (body.status === 'running') {
-      await deps.store.updateCommand(agentId, cmdId, (cmd) => (isFinal(cmd.status) ? null : { ...cmd, status: 'running', seenAt: now }));
+      const res = await deps.store.updateCommand(agentId, cmdId, (cmd) => (isFinal(cmd.status) ? null : { ...cmd, status: 'running', seenAt: now }));
+      // The first heartbeat also shows on the reboot (operators see the hook running); later ones do not write it.
+      if (res?.changed)
+        await deps.store.updateReboot(existing.rebootId, (r) => {
+          const summary = r.commands[cmdId];
+          if (!summary || (summary.status !== 'pending' && summary.status !== 'delivered')) return null;
+          summary.status = 'running';
+          summary.at = now;
+          return r;
+        });
       await heartbeatReboots(new Set([existing.rebootId]));
       return c.json({ id: cmdId, status: existing.status === 'pending' || existing.status === 'delivered' ? 'running' : existing.status });
     }
@@ -337,7 +346,14 @@ export function createApiApp(deps: ApiDeps) {
       if (res.command.status === 'timed-out') {
         await deps.store.updateReboot(existing.rebootId, (r) => {
           if (r.history.some((h) => h.phase === 'late-result' && h.detail.startsWith(cmdId))) return null;
-          r.history.push(history(now, 'late-result', `${cmdId} ${body.status} after the workflow stopped waiting for it`));
+          const tail = body.status === 'failed' && output ? `: ${output.trim().split('\n').slice(-1)[0]?.slice(0, 200)}` : '';
+          r.history.push(history(now, 'late-result', `${cmdId} ${body.status} after the workflow stopped waiting for it${tail}`));
+          // Keep what the agent said (e.g. "deadline exceeded"): the report lists why it timed out.
+          const summary = r.commands[cmdId];
+          if (summary) {
+            summary.lateStatus = body.status;
+            if (output) summary.output = output.slice(-2000);
+          }
           return r;
         });
       }
