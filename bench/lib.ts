@@ -109,17 +109,37 @@ export function processTree(pid: number): number[] {
   return out;
 }
 
-/** Memory of a whole process tree, summed (VmHWM summed is an upper bound of the tree's peak). */
-export function treeMemory(pid: number): ReturnType<typeof procMemory> {
-  const parts = processTree(pid).map(procMemory).filter((m) => m !== undefined);
-  if (parts.length === 0) return undefined;
-  const sum = (k: 'rssMb' | 'hwmMb' | 'anonMb' | 'fileMb') => parts.reduce((a, m) => a + m[k], 0);
-  return { rssMb: sum('rssMb'), hwmMb: sum('hwmMb'), anonMb: sum('anonMb'), fileMb: sum('fileMb') };
+/** Proportional set size (shared pages split among the processes sharing them), in MiB. */
+export function procPssMb(pid: number): number | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    return Number(/^Pss:\s+(\d+)/m.exec(text)?.[1] ?? NaN) / 1024;
+  } catch {
+    return undefined;
+  }
 }
 
-/** Samples the memory of a process and its children every `everyMs`: the peak RSS seen and VmHWM. */
+/**
+ * Memory of a whole process tree. RSS summed counts pages the processes share (the node binary,
+ * libraries) once per process, so `pssMb`, which counts each page once, is the tree's real
+ * footprint; VmHWM summed is only an upper bound of its peak (the processes peak at different times).
+ */
+export function treeMemory(pid: number): (NonNullable<ReturnType<typeof procMemory>> & { pssMb: number }) | undefined {
+  const pids = processTree(pid);
+  const parts = pids.map(procMemory).filter((m) => m !== undefined);
+  if (parts.length === 0) return undefined;
+  const sum = (k: 'rssMb' | 'hwmMb' | 'anonMb' | 'fileMb') => parts.reduce((a, m) => a + m[k], 0);
+  const pssMb = pids.reduce((a, p) => a + (procPssMb(p) ?? 0), 0);
+  return { rssMb: sum('rssMb'), hwmMb: sum('hwmMb'), anonMb: sum('anonMb'), fileMb: sum('fileMb'), pssMb };
+}
+
+/**
+ * Samples a process tree's memory every `everyMs`: the peak of its summed PSS (the footprint, each
+ * shared page once), the peak of its summed RSS, and its summed VmHWM (an upper bound).
+ */
 export function memorySampler(pid: number, everyMs = 200) {
   let peakRss = 0;
+  let peakPss = 0;
   let hwm = 0;
   let last = 0;
   let atPeak = { anonMb: 0, fileMb: 0 };
@@ -127,7 +147,8 @@ export function memorySampler(pid: number, everyMs = 200) {
     const m = treeMemory(pid);
     if (!m) return;
     last = m.rssMb;
-    if (m.rssMb > peakRss) atPeak = { anonMb: round(m.anonMb, 1), fileMb: round(m.fileMb, 1) };
+    if (m.pssMb > peakPss) atPeak = { anonMb: round(m.anonMb, 1), fileMb: round(m.fileMb, 1) };
+    peakPss = Math.max(peakPss, m.pssMb);
     peakRss = Math.max(peakRss, m.rssMb);
     hwm = Math.max(hwm, m.hwmMb);
   };
@@ -141,7 +162,7 @@ export function memorySampler(pid: number, everyMs = 200) {
     stop() {
       tick();
       clearInterval(timer);
-      return { peakRssMb: round(peakRss, 1), hwmMb: round(hwm, 1), lastRssMb: round(last, 1), atPeak };
+      return { peakPssMb: round(peakPss, 1), peakRssMb: round(peakRss, 1), hwmMb: round(hwm, 1), lastRssMb: round(last, 1), atPeak };
     },
   };
 }

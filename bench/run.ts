@@ -517,7 +517,10 @@ async function burstPhase() {
     duplicatesCaughtByDedupKey: (last.metrics.DuplicatesSuppressed ?? 0) - (s0.metrics.DuplicatesSuppressed ?? 0),
     malformedRejectedPct: malformed === 0 ? 100 : round((100 * malformed400) / malformed, 2),
     validRejected: distinct + dups - accepted,
-    stackPeakRssMb: memory.hwmMb,
+    // The tree's footprint at its peak (PSS: pages shared by the stack's processes counted once).
+    stackPeakRssMb: memory.peakPssMb,
+    stackPeakRssSumMb: memory.peakRssMb,
+    stackHwmSumMb: memory.hwmMb,
     stackRssAtPeakMb: { anon: memory.atPeak.anonMb, file: memory.atPeak.fileMb },
     ingestConcurrency: Number(process.env.INGEST_CONCURRENCY ?? 1),
   };
@@ -621,7 +624,10 @@ async function scalePhase() {
     executionStatuses: done,
     stackRssAtStartMb: round(startupRss, 1),
     stackRssParkedMb: round(rssParked, 1),
-    stackPeakRssMb: memory.hwmMb,
+    // The tree's footprint at its peak (PSS: pages shared by the stack's processes counted once).
+    stackPeakRssMb: memory.peakPssMb,
+    stackPeakRssSumMb: memory.peakRssMb,
+    stackHwmSumMb: memory.hwmMb,
     memoryAtPeakSampleMb: { ...atPeak, rssAnonAtPeakMb: memory.atPeak.anonMb, rssFileAtPeakMb: memory.atPeak.fileMb },
   };
 }
