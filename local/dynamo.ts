@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
+import { GSI1_ATTRIBUTES } from '../lambdas/adapters/table-schema.ts';
 import { startServiceProcess } from './service-process.ts';
 
 const SERVER = fileURLToPath(new URL('./dynamo-server.ts', import.meta.url));
@@ -22,7 +23,7 @@ export function dynamoClient(endpoint: string): DynamoDBClient {
   return new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 5 });
 }
 
-/** The same key schema as the CDK table: pk/sk plus gsi1 (gsi1pk/gsi1sk). */
+/** The same key schema as the CDK table: pk/sk plus gsi1 (gsi1pk/gsi1sk, GSI1_ATTRIBUTES projected). */
 export async function ensureTable(client: DynamoDBClient, table: string): Promise<void> {
   try {
     await client.send(
@@ -46,7 +47,7 @@ export async function ensureTable(client: DynamoDBClient, table: string): Promis
               { AttributeName: 'gsi1pk', KeyType: 'HASH' },
               { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
             ],
-            Projection: { ProjectionType: 'ALL' },
+            Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...GSI1_ATTRIBUTES] },
           },
         ],
       }),

@@ -2,6 +2,7 @@
 import { AttributeType, BillingMode, ProjectionType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
 import { removalPolicyOf, type StageConfig } from '../config.ts';
+import { GSI1_ATTRIBUTES } from '../../lambdas/adapters/table-schema.ts';
 
 export class Tables extends Construct {
   /** pk/sk, GSI gsi1 (gsi1pk/gsi1sk), TTL `ttl`. Items (nodes, hashed tokens) are written by `rebootctl inventory push`. */
@@ -28,7 +29,8 @@ export class Tables extends Construct {
       indexName: 'gsi1',
       partitionKey: { name: 'gsi1pk', type: AttributeType.STRING },
       sortKey: { name: 'gsi1sk', type: AttributeType.STRING },
-      projectionType: ProjectionType.ALL,
+      projectionType: ProjectionType.INCLUDE,
+      nonKeyAttributes: [...GSI1_ATTRIBUTES],
     });
     this.idempotency = new Table(this, 'IdempotencyTable', {
       ...common,

@@ -1,7 +1,9 @@
 // RebootStore on one DynamoDB table (pk/sk + gsi1): reboots, node claims, commands, event keys.
 import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
+  BatchGetCommand,
   DynamoDBDocumentClient,
+  type BatchGetCommandOutput,
   GetCommand,
   PutCommand,
   QueryCommand,
@@ -14,6 +16,8 @@ import type { Inventory, NativeEvent } from '../core/types.ts';
 import type { ClaimResult, ListQuery, NodeStateRecord, RebootStore, StoredCommand } from '../ports/index.ts';
 
 const ALL_REBOOTS = 'REBOOTS';
+
+const BATCH_GET_MAX = 100;
 const DROPPED = 'DROPPED';
 const MAX_ATTEMPTS = 12;
 
@@ -87,6 +91,24 @@ export class DynamoRebootStore implements RebootStore {
     }
   }
 
+  /** Whole reboot items for ids read from the index, in the index's order. */
+  async #rebootsById(ids: string[]): Promise<StoredReboot[]> {
+    const found = new Map<string, StoredReboot>();
+    for (let i = 0; i < ids.length; i += BATCH_GET_MAX) {
+      let keys: Record<string, unknown>[] | undefined = ids.slice(i, i + BATCH_GET_MAX).map(rebootKey);
+      // BatchGet may leave keys unprocessed under load: ask again for those.
+      for (let attempt = 0; keys && keys.length > 0; attempt++) {
+        const res: BatchGetCommandOutput = await this.#doc.send(
+          new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys, ConsistentRead: true } } }),
+        );
+        for (const it of res.Responses?.[this.#table] ?? []) found.set(it.id as string, stripKeys<StoredReboot>(it)!);
+        keys = res.UnprocessedKeys?.[this.#table]?.Keys as Record<string, unknown>[] | undefined;
+        if (keys?.length) await jitter(attempt);
+      }
+    }
+    return ids.map((id) => found.get(id)).filter((r): r is StoredReboot => r !== undefined);
+  }
+
   async updateReboot(id: string, change: (r: StoredReboot) => StoredReboot | null) {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = await this.getReboot(id);
@@ -144,7 +166,7 @@ export class DynamoRebootStore implements RebootStore {
         input.ExpressionAttributeNames = names;
       }
       const res = await this.#doc.send(new QueryCommand(input));
-      for (const it of res.Items ?? []) items.push(stripKeys<StoredReboot>(it)!);
+      items.push(...(await this.#rebootsById((res.Items ?? []).map((it) => it.id as string))));
       startKey = res.LastEvaluatedKey;
     } while (startKey && items.length < q.limit);
     return { items, next: items.length >= q.limit ? encodeCursor(startKey) : null };
@@ -163,10 +185,8 @@ export class DynamoRebootStore implements RebootStore {
           ExclusiveStartKey: startKey,
         }),
       );
-      for (const it of res.Items ?? []) {
-        const r = stripKeys<StoredReboot>(it)!;
-        if (r.notifiedAt < to.toISOString()) out.push(r);
-      }
+      const ids = (res.Items ?? []).filter((it) => String(it.gsi1sk) < to.toISOString()).map((it) => it.id as string);
+      out.push(...(await this.#rebootsById(ids)));
       startKey = res.LastEvaluatedKey;
     } while (startKey);
     return out;

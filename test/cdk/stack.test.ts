@@ -10,6 +10,7 @@ import type { BuiltApp } from '../../cdk/app.ts';
 import { ROUTES } from '../../cdk/constructs/http-api.ts';
 import { aslFilesIn, placeholdersOf } from '../../cdk/constructs/workflows.ts';
 import { asArray, buildTestApp, FIXTURE_WORKFLOWS, policyStatements } from './helpers.ts';
+import { GSI1_ATTRIBUTES } from '../../lambdas/adapters/table-schema.ts';
 
 const CONFIG = {
   stage: 'test',
@@ -181,7 +182,7 @@ describe('tables', () => {
               { AttributeName: 'gsi1pk', KeyType: 'HASH' },
               { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
             ],
-            Projection: { ProjectionType: 'ALL' },
+            Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...GSI1_ATTRIBUTES] },
           },
         ],
       }),
