@@ -6,6 +6,7 @@ import { registerReportCommand } from './commands/report.ts';
 import { registerDlqCommands } from './commands/dlq.ts';
 import { registerDemoCommand } from './commands/demo.ts';
 import { registerInventoryCommands } from './commands/inventory.ts';
+import { registerRebootsCommands } from './commands/reboots.ts';
 
 const program = new Command('rebootctl')
   .description('Coordinates xPU (DPU/IPU/SmartNIC) and host reboots: operator CLI and edge agent')
@@ -17,5 +18,6 @@ registerReportCommand(program);
 registerDlqCommands(program);
 registerDemoCommand(program);
 registerInventoryCommands(program);
+registerRebootsCommands(program);
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,78 @@
+// `rebootctl reboots list|show`: what operators ask first: which reboots, in what state, and their history.
+import type { Command } from 'commander';
+
+interface Opts {
+  server: string;
+  token?: string;
+  json?: boolean;
+}
+
+async function get(opts: Opts, path: string): Promise<any> {
+  const token = opts.token ?? process.env.REBOOT_OPERATOR_TOKEN;
+  if (!token) throw new Error('a token is needed: --token, or REBOOT_OPERATOR_TOKEN');
+  const base = new URL(opts.server);
+  const url = new URL(`${base.pathname.replace(/\/+$/, '')}${path}`, base);
+  const res = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) });
+  const body: any = await res.json().catch(() => undefined);
+  if (!res.ok) throw new Error(`${res.status} ${body?.error ?? ''}: ${body?.message ?? res.statusText}`);
+  return body;
+}
+
+function run(action: (opts: any, ...rest: any[]) => Promise<void>) {
+  return async (...args: any[]) => {
+    try {
+      await action(...(args as [any]));
+    } catch (err) {
+      console.error(`rebootctl reboots: ${(err as Error).message}`);
+      process.exitCode = 1;
+    }
+  };
+}
+
+export function registerRebootsCommands(program: Command): void {
+  const reboots = program.command('reboots').description('list reboots and show one with its history (operator or node agent token)');
+  const common = (c: Command) =>
+    c
+      .requiredOption('--server <url>', 'the coordinator API, e.g. http://127.0.0.1:8080')
+      .option('--token <token>', 'bearer token (default: env REBOOT_OPERATOR_TOKEN)')
+      .option('--json', 'print the API\'s JSON');
+
+  common(reboots.command('list').description('newest first'))
+    .option('--node <id>', 'only this node')
+    .option('--status <status>', 'only this status (notified, preparing, extended, rebooting, recovering, completed, denied, failed, cancelled)')
+    .option('--limit <n>', 'at most this many', '20')
+    .action(
+      run(async (opts: Opts & { node?: string; status?: string; limit: string }) => {
+        const q = new URLSearchParams({ limit: opts.limit });
+        if (opts.node) q.set('node', opts.node);
+        if (opts.status) q.set('status', opts.status);
+        const page = await get(opts, `/v1/reboots?${q}`);
+        if (opts.json) return void console.log(JSON.stringify(page, null, 2));
+        if (page.items.length === 0) return void console.log('no reboots');
+        console.log(['ID'.padEnd(22), 'KIND', 'NODE'.padEnd(14), 'XPU'.padEnd(8), 'STATUS'.padEnd(11), 'NOTIFIED'.padEnd(24), 'DEADLINE'].join(' '));
+        for (const r of page.items)
+          console.log(
+            [r.id.padEnd(22), r.kind.padEnd(4), r.node.padEnd(14), String(r.xpu ?? '-').padEnd(8), `${r.status}${r.forced ? '!' : ''}`.padEnd(11), r.notifiedAt.padEnd(24), r.deadline ?? '-'].join(' '),
+          );
+        if (page.next) console.log(`(more: --limit larger, or the API's cursor ${page.next})`);
+      }),
+    );
+
+  common(reboots.command('show <id>').description('one reboot: status, deadline, extensions, commands and history')).action(
+    run(async (id: string, opts: Opts) => {
+      const r = await get(opts, `/v1/reboots/${encodeURIComponent(id)}`);
+      if (opts.json) return void console.log(JSON.stringify(r, null, 2));
+      console.log(`${r.id}  ${r.kind} reboot of ${r.node}${r.xpu ? `/${r.xpu}` : ''}: ${r.status}${r.forced ? ' (forced at the deadline)' : ''}`);
+      if (r.deadline) console.log(`deadline ${r.deadline} (notice ${r.noticeSeconds}s; policy ${r.policyNoticeSeconds}s)`);
+      for (const e of r.extensions) console.log(`extension +${e.granted}s of ${e.requested}s asked at ${e.at}${e.reason ? `: ${e.reason}` : ''}`);
+      if (r.denyReason) console.log(`denied: ${r.denyReason}`);
+      const cmds = Object.values(r.commands ?? {}) as Array<{ type: string; agent: string; status: string }>;
+      if (cmds.length) {
+        console.log('commands:');
+        for (const c of cmds) console.log(`  ${c.type.padEnd(18)} ${c.agent.padEnd(16)} ${c.status}`);
+      }
+      console.log('history:');
+      for (const h of r.history) console.log(`  ${h.at}  ${h.phase.padEnd(18)} ${h.detail}`);
+    }),
+  );
+}
