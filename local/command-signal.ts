@@ -1,31 +1,32 @@
 // Wakes an agent's long poll the moment a command for it is written (same process locally).
-import type { CommandSignal } from '../lambdas/ports/index.ts';
+import type { CommandSignal, StoredCommand } from '../lambdas/ports/index.ts';
 
 export class InProcessCommandSignal implements CommandSignal {
-  readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #waiters = new Map<string, Set<(commands?: StoredCommand[]) => void>>();
   #closed = false;
 
-  notify(agent: string): void {
+  notify(agent: string, commands?: StoredCommand[]): void {
     const set = this.#waiters.get(agent);
     if (!set) return;
     this.#waiters.delete(agent);
-    for (const wake of set) wake();
+    for (const wake of set) wake(commands);
   }
 
-  wait(agent: string, ms: number, signal?: AbortSignal): Promise<void> {
-    if (this.#closed || ms <= 0 || signal?.aborted) return Promise.resolve();
+  wait(agent: string, ms: number, signal?: AbortSignal): Promise<StoredCommand[] | undefined> {
+    if (this.#closed || ms <= 0 || signal?.aborted) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       let set = this.#waiters.get(agent);
       if (!set) this.#waiters.set(agent, (set = new Set()));
-      const done = () => {
+      const done = (commands?: StoredCommand[]) => {
         clearTimeout(timer);
         set!.delete(done);
-        signal?.removeEventListener('abort', done);
-        resolve();
+        signal?.removeEventListener('abort', aborted);
+        resolve(commands);
       };
+      const aborted = () => done();
       const timer = setTimeout(done, ms);
       set.add(done);
-      signal?.addEventListener('abort', done, { once: true });
+      signal?.addEventListener('abort', aborted, { once: true });
     });
   }
 

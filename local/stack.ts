@@ -151,7 +151,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   const reports = config.REPORT_INTERVAL_SECONDS > 0 ? startReportSchedule(deps, join(config.DATA_DIR, 'reports'), config.REPORT_INTERVAL_SECONDS, logger) : undefined;
 
-  const app = createApiApp({ ...deps, operatorTokenHash: hashToken(token), mapping, dlq });
+  const shutdown = new AbortController();
+  const app = createApiApp({ ...deps, operatorTokenHash: hashToken(token), mapping, dlq, shutdown: shutdown.signal });
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: (req, env) => track(Promise.resolve(app.fetch(req, env))), hostname: config.HOST, port: config.PORT }, () => resolve(s));
   });
@@ -176,6 +177,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       closed = true;
       // Stop taking requests first; long polls are woken so they answer (empty) at once.
       const stopped = new Promise<void>((r) => server.close(() => r()));
+      shutdown.abort();
       signal.closeAll();
       (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
       await drain(5_000);

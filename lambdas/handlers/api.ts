@@ -40,6 +40,8 @@ export interface ApiDeps extends Deps {
   operatorTokenHash?: string;
   mapping: Mapping;
   maxWaitSeconds?: number;
+  /** Aborted when the process stops: long polls answer at once instead of holding shutdown up. */
+  shutdown?: AbortSignal;
   /** The ingest DLQ for the operator's /v1/dlq routes; absent, they answer 503. */
   dlq?: DeadLetterQueue;
 }
@@ -275,33 +277,47 @@ export function createApiApp(deps: ApiDeps) {
     const abort = new AbortController();
     c.req.raw.signal?.addEventListener?.('abort', () => abort.abort());
     let lastBeat = 0;
+    let hinted: StoredCommand[] | undefined;
     for (;;) {
       // Listen before looking: a command written between the look and the wait still wakes us.
       const done = new AbortController();
-      const woken = deps.signal.wait(agentId, Math.min(until - Date.now(), POLL_RECHECK_MS), AbortSignal.any([abort.signal, done.signal]));
-      const { ready, open } = await deliverable(agentId);
-      // An agent that polls is alive: keep the waits of its open commands from timing out,
-      // off the response path (a heartbeat must never delay a delivery).
+      const woken = deps.signal.wait(
+        agentId,
+        Math.min(until - Date.now(), POLL_RECHECK_MS),
+        AbortSignal.any([abort.signal, done.signal, ...(deps.shutdown ? [deps.shutdown] : [])]),
+      );
+      // Woken with the commands just written: hand those out without reading them back (older
+      // ones were in the last look; redeliveries wait for the agent's next poll).
+      const { ready, open } = hinted?.length ? await deliver(hinted) : await deliverable(agentId);
+      hinted = undefined;
+      // An agent that polls is alive: keep the waits of its open commands from timing out. Only
+      // commands already handed out count, so a first delivery never waits for a heartbeat.
       if (Date.now() - lastBeat >= POLL_RECHECK_MS) {
         lastBeat = Date.now();
         const busy = new Set(open.filter((o) => o.status !== 'pending').map((o) => o.rebootId));
-        if (busy.size) void heartbeatReboots(busy).catch((err) => deps.logger.warn('heartbeat failed', { agentId, error: String(err) }));
+        if (busy.size) await heartbeatReboots(busy).catch((err) => deps.logger.warn('heartbeat failed', { agentId, error: String(err) }));
       }
-      if (ready.length > 0 || Date.now() >= until || abort.signal.aborted) {
+      if (ready.length > 0 || Date.now() >= until || abort.signal.aborted || deps.shutdown?.aborted) {
         done.abort();
         return c.json(ready.map(publicCommand));
       }
-      await woken;
+      hinted = await woken;
     }
   });
+
+  async function deliver(commands: StoredCommand[]): Promise<{ ready: StoredCommand[]; open: StoredCommand[] }> {
+    const now = deps.clock.now();
+    const before = new Date(now.getTime() - REDELIVER_AFTER_MS).toISOString();
+    const marked = await Promise.all(commands.map((c) => deps.store.markDelivered(c, now.toISOString(), before)));
+    return { ready: marked.filter((c): c is StoredCommand => c !== undefined), open: commands };
+  }
 
   async function deliverable(agentId: string): Promise<{ ready: StoredCommand[]; open: StoredCommand[] }> {
     const now = deps.clock.now();
     const before = new Date(now.getTime() - REDELIVER_AFTER_MS).toISOString();
     const open = await deps.store.openCommands(agentId);
     const due = open.filter((c) => c.status === 'pending' || c.redeliver || !c.seenAt || c.seenAt < before);
-    const marked = await Promise.all(due.map((c) => deps.store.markDelivered(c, now.toISOString(), before)));
-    return { ready: marked.filter((c): c is StoredCommand => c !== undefined), open };
+    return { ready: (await deliver(due)).ready, open };
   }
 
   async function heartbeatReboots(rebootIds: Set<string>) {

@@ -70,21 +70,21 @@ export async function sendStepCommands(
   }
   const planned = planCommands(reboot, step, { node, now, busyXpus }).filter((p) => !reboot.commands[p.id]);
   const at = now.toISOString();
-  await Promise.all(
-    planned.map((p, order) => {
-      const stored: StoredCommand & { order: number } = {
-        ...toCommand(p, reboot),
-        agent: p.agent,
-        step,
-        status: 'pending',
-        noticePhase: p.noticePhase,
-        createdAt: at,
-        order,
-      };
-      return deps.store.putCommand(stored);
+  const stored = planned.map(
+    (p, order): StoredCommand & { order: number } => ({
+      ...toCommand(p, reboot),
+      agent: p.agent,
+      step,
+      status: 'pending',
+      noticePhase: p.noticePhase,
+      createdAt: at,
+      order,
     }),
   );
-  for (const agent of new Set(planned.map((p) => p.agent))) deps.signal.notify(agent);
+  const written = await Promise.all(stored.map((c) => deps.store.putCommand(c)));
+  const fresh = stored.filter((_, i) => written[i]);
+  for (const agent of new Set(planned.map((p) => p.agent)))
+    deps.signal.notify(agent, fresh.filter((c) => c.agent === agent));
   return (r) => {
     for (const p of planned) if (!r.commands[p.id]) r.commands[p.id] = summarize(p, step, at);
   };

@@ -148,8 +148,10 @@ export interface Workflows {
 
 /** Lets a long poll return as soon as a command is written, instead of polling the table. */
 export interface CommandSignal {
-  notify(agent: string): void;
-  wait(agent: string, ms: number, signal?: AbortSignal): Promise<void>;
+  /** `commands`: what was just written for the agent, so a woken poll need not read it back. */
+  notify(agent: string, commands?: StoredCommand[]): void;
+  /** Resolves when notified (with the commands, if the notifier passed them) or after `ms`. */
+  wait(agent: string, ms: number, signal?: AbortSignal): Promise<StoredCommand[] | undefined>;
 }
 
 export interface Metrics {

@@ -598,7 +598,9 @@ describe('replayed Tasks', () => {
     const f = await announce();
     await h.advance(61 * SECOND);
     await h.waitForState(f.id, 'WaitForHostOrDeadline');
-    await h.advanceTo(f.deadline!);
+    // The silent-host wait is timed in whole seconds from when its step ran; the clock's jump past
+    // the heartbeat can land it up to a second after the deadline.
+    await h.advanceTo(Date.parse(f.deadline!) + 2 * SECOND);
     await h.waitForState(f.id, 'WaitForXpuReady');
     await step({ action: 'forced', rebootId: f.id });
     await step({ action: 'silent-host', rebootId: f.id });
