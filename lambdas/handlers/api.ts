@@ -277,7 +277,6 @@ export function createApiApp(deps: ApiDeps) {
     const abort = new AbortController();
     c.req.raw.signal?.addEventListener?.('abort', () => abort.abort());
     let lastBeat = 0;
-    let hinted: StoredCommand[] | undefined;
     for (;;) {
       // Listen before looking: a command written between the look and the wait still wakes us.
       const done = new AbortController();
@@ -286,10 +285,7 @@ export function createApiApp(deps: ApiDeps) {
         Math.min(until - Date.now(), POLL_RECHECK_MS),
         AbortSignal.any([abort.signal, done.signal, ...(deps.shutdown ? [deps.shutdown] : [])]),
       );
-      // Woken with the commands just written: hand those out without reading them back (older
-      // ones were in the last look; redeliveries wait for the agent's next poll).
-      const { ready, open } = hinted?.length ? await deliver(hinted) : await deliverable(agentId);
-      hinted = undefined;
+      const { ready, open } = await deliverable(agentId);
       // An agent that polls is alive: keep the waits of its open commands from timing out. Only
       // commands already handed out count, so a first delivery never waits for a heartbeat.
       if (Date.now() - lastBeat >= POLL_RECHECK_MS) {
@@ -301,7 +297,7 @@ export function createApiApp(deps: ApiDeps) {
         done.abort();
         return c.json(ready.map(publicCommand));
       }
-      hinted = await woken;
+      await woken;
     }
   });
 
