@@ -324,7 +324,13 @@ describe('the real agent against the real local stack', () => {
     await sleep(500); // a few more retries' worth of outage
 
     stack = await startStackProcess({ dataDir, nodesFile, env: { PORT: port } });
-    const delivered = await until(url, r.id, 'migrate-workloads succeeded', (x) => commandOf(x, 'migrate-workloads')?.status === 'succeeded');
+    // The agent re-sends its two journalled results one after the other: wait for both.
+    const delivered = await until(
+      url,
+      r.id,
+      'both journalled results delivered',
+      (x) => commandOf(x, 'migrate-workloads')?.status === 'succeeded' && commandOf(x, 'protect-pcie')?.status === 'succeeded',
+    );
     expect(commandOf(delivered, 'protect-pcie').status).toBe('succeeded');
     expect(journal(state, 'node-a').some((e) => e.t === 'delivered' && e.id === migrateId)).toBe(true);
 
