@@ -1,32 +1,31 @@
 // Wakes an agent's long poll the moment a command for it is written (same process locally).
-import type { CommandSignal, StoredCommand } from '../lambdas/ports/index.ts';
+import type { CommandSignal } from '../lambdas/ports/index.ts';
 
 export class InProcessCommandSignal implements CommandSignal {
-  readonly #waiters = new Map<string, Set<(commands?: StoredCommand[]) => void>>();
+  readonly #waiters = new Map<string, Set<() => void>>();
   #closed = false;
 
-  notify(agent: string, commands?: StoredCommand[]): void {
+  notify(agent: string): void {
     const set = this.#waiters.get(agent);
     if (!set) return;
     this.#waiters.delete(agent);
-    for (const wake of set) wake(commands);
+    for (const wake of set) wake();
   }
 
-  wait(agent: string, ms: number, signal?: AbortSignal): Promise<StoredCommand[] | undefined> {
-    if (this.#closed || ms <= 0 || signal?.aborted) return Promise.resolve(undefined);
+  wait(agent: string, ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.#closed || ms <= 0 || signal?.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       let set = this.#waiters.get(agent);
       if (!set) this.#waiters.set(agent, (set = new Set()));
-      const done = (commands?: StoredCommand[]) => {
+      const done = () => {
         clearTimeout(timer);
         set!.delete(done);
-        signal?.removeEventListener('abort', aborted);
-        resolve(commands);
+        signal?.removeEventListener('abort', done);
+        resolve();
       };
-      const aborted = () => done();
       const timer = setTimeout(done, ms);
       set.add(done);
-      signal?.addEventListener('abort', aborted, { once: true });
+      signal?.addEventListener('abort', done, { once: true });
     });
   }
 

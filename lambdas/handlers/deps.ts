@@ -81,10 +81,8 @@ export async function sendStepCommands(
       order,
     }),
   );
-  const written = await Promise.all(stored.map((c) => deps.store.putCommand(c)));
-  const fresh = stored.filter((_, i) => written[i]);
-  for (const agent of new Set(planned.map((p) => p.agent)))
-    deps.signal.notify(agent, fresh.filter((c) => c.agent === agent));
+  await Promise.all(stored.map((c) => deps.store.putCommand(c)));
+  for (const agent of new Set(planned.map((p) => p.agent))) deps.signal.notify(agent);
   return (r) => {
     for (const p of planned) if (!r.commands[p.id]) r.commands[p.id] = summarize(p, step, at);
   };

@@ -148,10 +148,9 @@ export interface Workflows {
 
 /** Lets a long poll return as soon as a command is written, instead of polling the table. */
 export interface CommandSignal {
-  /** `commands`: what was just written for the agent, so a woken poll need not read it back. */
-  notify(agent: string, commands?: StoredCommand[]): void;
-  /** Resolves when notified (with the commands, if the notifier passed them) or after `ms`. */
-  wait(agent: string, ms: number, signal?: AbortSignal): Promise<StoredCommand[] | undefined>;
+  notify(agent: string): void;
+  /** Resolves when notified or after `ms`. */
+  wait(agent: string, ms: number, signal?: AbortSignal): Promise<void>;
 }
 
 export interface Metrics {
