@@ -95,6 +95,9 @@ const COMMAND_TYPES = [
   'free-host-context',
   'reprovision',
   'deny-host-reboot',
+  'postpone-reboot',
+  'cancel-reboot',
+  'reboot-xpu',
 ] as const satisfies readonly CommandType[];
 const everyTypeKnown: [Exclude<CommandType, (typeof COMMAND_TYPES)[number]>] extends [never] ? true : never = true;
 void everyTypeKnown;

@@ -67,6 +67,7 @@ export function isFinal(status: CommandStatus): boolean {
 }
 
 const STATUS_RANK: Record<RebootStatus, number> = {
+  queued: -1,
   notified: 0,
   preparing: 1,
   extended: 2,

@@ -3,6 +3,8 @@
 export type RebootKind = 'xpu' | 'host';
 
 export const REBOOT_STATUSES = [
+  /** Held back by a disruption budget or a hold (contract 7.3); goes on with the notice flow when a slot frees. */
+  'queued',
   'notified',
   'preparing',
   'extended',
@@ -106,12 +108,21 @@ export interface NativeEvent {
   receivedAt: string;
   /** For redfish-sourced events: the MessageId that mapped to this type. */
   messageId?: string;
+  /** Who posted it, from the token that was accepted (see Actor). */
+  by?: Actor;
 }
+
+/**
+ * Who caused a change (contract 7.1): `bmc:<node>`, `agent:<agentId>`, `operator` (or
+ * `operator:<name>` where several operator tokens exist), or `coordinator` for its own timers.
+ */
+export type Actor = string;
 
 export interface HistoryEntry {
   at: string;
   phase: string;
   detail: string;
+  by?: Actor;
 }
 
 export interface Extension {
@@ -139,6 +150,10 @@ export const COMMAND_TYPES = [
   'free-host-context',
   'reprovision',
   'deny-host-reboot',
+  /** Release 2 (contract 7.1, 7.3). */
+  'postpone-reboot',
+  'cancel-reboot',
+  'reboot-xpu',
 ] as const;
 export type CommandType = (typeof COMMAND_TYPES)[number];
 

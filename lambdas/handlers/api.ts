@@ -3,6 +3,7 @@ import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import { BadRequest, Conflict, Forbidden, HttpError, NotFound, PayloadTooLarge, Unauthorized } from '../core/errors.ts';
 import { hashToken, parseAgentId, type InventoryIndex } from '../core/inventory.ts';
+import type { Principal } from '../core/principal.ts';
 import { decideExtension, history, isFinal, type StoredReboot } from '../core/reboot.ts';
 import { parseRedfishPayload } from '../core/redfish/parse.ts';
 import { translateRedfishEvent } from '../core/redfish/translate.ts';
@@ -33,7 +34,7 @@ export const MAX_OUTPUT_BYTES = 64 * 1024;
 /** A long poll looks again this often without a wake-up: for redeliveries due and to heartbeat. */
 const POLL_RECHECK_MS = 5_000;
 
-export type Principal = { kind: 'operator' } | { kind: 'bmc'; node: string } | { kind: 'agent'; node: string };
+export type { Principal } from '../core/principal.ts';
 
 export interface ApiDeps extends Deps {
   /** SHA-256 (hex) of the operator token; undefined disables operator access. */
