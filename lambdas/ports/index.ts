@@ -82,9 +82,13 @@ export interface RebootStore {
   /** Events that could not be applied, kept with the reason for operators. */
   recordDropped(ev: NativeEvent, reason: string): Promise<void>;
   listDropped(limit: number): Promise<Array<{ at: string; reason: string; event: NativeEvent }>>;
+}
 
-  /** Inventory as stored for the AWS runtime (tokens hashed). */
-  getStoredInventory?(): Promise<Inventory | undefined>;
+/** What a caller is about to look up in the inventory, so a stored inventory reads only those items. */
+export interface InventoryHint {
+  /** SHA-256 (hex) of the caller's token: its owner's node (every node for the operator). */
+  tokenHash?: string;
+  nodes?: readonly string[];
 }
 
 export interface EventQueue {
