@@ -10,7 +10,7 @@ import type { BuiltApp } from '../../cdk/app.ts';
 import { ROUTES } from '../../cdk/constructs/http-api.ts';
 import { aslFilesIn, placeholdersOf } from '../../cdk/constructs/workflows.ts';
 import { asArray, buildTestApp, FIXTURE_WORKFLOWS, policyStatements } from './helpers.ts';
-import { GSI1_ATTRIBUTES } from '../../lambdas/adapters/table-schema.ts';
+import { GSI1_ATTRIBUTES, GSI2_ATTRIBUTES } from '../../lambdas/adapters/table-schema.ts';
 
 const CONFIG = {
   stage: 'test',
@@ -183,6 +183,14 @@ describe('tables', () => {
               { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
             ],
             Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...GSI1_ATTRIBUTES] },
+          },
+          {
+            IndexName: 'gsi2',
+            KeySchema: [
+              { AttributeName: 'gsi2pk', KeyType: 'HASH' },
+              { AttributeName: 'gsi2sk', KeyType: 'RANGE' },
+            ],
+            Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...GSI2_ATTRIBUTES] },
           },
         ],
       }),
