@@ -10,6 +10,7 @@ import {
   UpdateCommand,
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
+import { boundReboot } from '../core/bounds.ts';
 import { ConcurrentUpdate } from '../core/errors.ts';
 import type { StoredReboot } from '../core/reboot.ts';
 import type { Inventory, NativeEvent } from '../core/types.ts';
@@ -86,7 +87,7 @@ export class DynamoRebootStore implements RebootStore {
   async createReboot(reboot: StoredReboot): Promise<boolean> {
     try {
       await this.#doc.send(
-        new PutCommand({ TableName: this.#table, Item: this.#rebootItem(reboot), ConditionExpression: 'attribute_not_exists(pk)' }),
+        new PutCommand({ TableName: this.#table, Item: this.#rebootItem(boundReboot(reboot)), ConditionExpression: 'attribute_not_exists(pk)' }),
       );
       return true;
     } catch (err) {
@@ -117,8 +118,10 @@ export class DynamoRebootStore implements RebootStore {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = await this.getReboot(id);
       if (!current) return undefined;
-      const next = change(structuredClone(current));
-      if (!next) return { reboot: current, changed: false };
+      const changed = change(structuredClone(current));
+      if (!changed) return { reboot: current, changed: false };
+      // The one choke point every writer of a reboot passes: its size stays bounded (core/bounds.ts).
+      const next = boundReboot(changed);
       next.version = current.version + 1;
       try {
         await this.#doc.send(

@@ -208,7 +208,14 @@ export interface Reboot {
   /** The policy's notice at the time of the reboot, for compliance. */
   policyNoticeSeconds: number;
   extensions: Extension[];
+  /** The last refusals only (lambdas/core/bounds.ts); `refusalCount` counts every one. */
   refusals: ExtensionRefusal[];
+  refusalCount?: number;
+  /** Refusals (and the seconds they asked for) no longer stored: the item's size stays bounded. */
+  refusalsDropped?: number;
+  refusalSecondsDropped?: number;
+  /** History entries no longer stored, from between the first and the last ones kept. */
+  historyDropped?: number;
   forced: boolean;
   /** What was still outstanding when the reboot was forced. */
   outstanding: string[];
