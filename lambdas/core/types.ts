@@ -131,12 +131,17 @@ export interface Extension {
   granted: number;
   reason: string;
   deadline: string;
+  /** `<agentId> <Idempotency-Key>` of the request that was granted this, when it had one. */
+  idempotencyKey?: string;
 }
 
 export interface ExtensionRefusal {
   at: string;
   requested: number;
   reason: string;
+  /** The 409's error code, and the request's `<agentId> <Idempotency-Key>`: a repeat is answered the same. */
+  code?: string;
+  idempotencyKey?: string;
 }
 
 export const COMMAND_TYPES = [

@@ -95,7 +95,7 @@ export interface RebootStore {
   mapEventToReboot(key: string, rebootId: string, ttlSeconds: number): Promise<string>;
   /** The answer stored for an idempotency key, if it has not expired. */
   getIdempotentAnswer(key: string): Promise<IdempotentAnswer | undefined>;
-  /** Stores the answer unless one is stored (first wins); returns the one stored after the call. */
+  /** Stores the answer unless one is stored (first wins); returns `answer` itself when it was stored, else the first. */
   putIdempotentAnswer(key: string, answer: IdempotentAnswer, ttlSeconds: number): Promise<IdempotentAnswer>;
 }
 
