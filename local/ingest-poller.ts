@@ -14,8 +14,11 @@ export function startIngestPoller(opts: {
   handle: (ev: NativeEvent) => Promise<unknown>;
   concurrency: number;
   logger: Logger;
+  /** Tests only: wait this long between receiving a batch and handling it. */
+  holdMs?: number;
 }): IngestPoller {
   const abort = new AbortController();
+  const holdMs = opts.holdMs ?? 0;
   let stopping = false;
 
   async function loop(): Promise<void> {
@@ -34,6 +37,11 @@ export function startIngestPoller(opts: {
         continue;
       }
       if (messages.length === 0) continue;
+      if (holdMs > 0) {
+        // Test hook only (INGEST_TEST_HOLD_MS): keep the batch in flight long enough for a test to kill -9 us here.
+        console.log(`test-hook: ingest holds ${messages.length} message(s)`);
+        await new Promise((r) => setTimeout(r, holdMs));
+      }
       // Once received, a batch is finished even during shutdown: what is not deleted comes back.
       const failed = new Set(
         (await processBatch(messages.map((m) => ({ id: m.MessageId!, body: m.Body ?? '', receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1) })), opts.handle, opts.logger)).map((f) => f.id),

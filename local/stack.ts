@@ -146,6 +146,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     queueUrl: sqs.ingestQueueUrl,
     handle: withFailureLog(ingest, ingestFailures),
     concurrency: config.INGEST_CONCURRENCY,
+    holdMs: config.INGEST_TEST_HOLD_MS,
     logger,
   });
 
