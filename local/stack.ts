@@ -20,7 +20,7 @@ import { systemClock, type Clock, type Metrics, type WorkflowKind } from '../lam
 import { LocalStepFunctions } from './sfn/engine.ts';
 import { startSfnServer } from './sfn/server.ts';
 import { substitute } from './sfn/substitute.ts';
-import type { Clock as SfnClock } from './sfn/clock.ts';
+import { HoldingClock, systemClock as sfnSystemClock, type Clock as SfnClock } from './sfn/clock.ts';
 import { startLocalDynamo, type LocalDynamo } from './dynamo.ts';
 import { startLocalSqs, type LocalSqs } from './sqs.ts';
 import { startIngestPoller, type IngestPoller } from './ingest-poller.ts';
@@ -113,9 +113,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   // Task states invoke these as AWS invokes the Lambdas: by function name, with a JSON payload.
   const lambdas = new Map<string, (payload: unknown) => Promise<unknown>>();
+  // Timers (deadlines, heartbeat timeouts) that ran out while the stack was down wait until the events queued
+  // meanwhile have been processed once: a host's answer accepted before its deadline must not lose to it.
+  const sfnClock = new HoldingClock(opts.sfnClock ?? sfnSystemClock);
   const engine = new LocalStepFunctions({
     dataDir: join(config.DATA_DIR, 'stepfunctions'),
-    clock: opts.sfnClock,
+    clock: sfnClock,
     invokeLambda: async (name, payload) => {
       const fn = lambdas.get(name);
       if (!fn) throw Object.assign(new Error(`no local function ${name}`), { name: 'Lambda.ResourceNotFoundException' });
@@ -147,8 +150,17 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     handle: withFailureLog(ingest, ingestFailures),
     concurrency: config.INGEST_CONCURRENCY,
     holdMs: config.INGEST_TEST_HOLD_MS,
+    onDrained: () => sfnClock.open(),
     logger,
   });
+  // A queue that cannot be drained (store down) must not stop time for ever.
+  const openAnyway = setTimeout(() => {
+    if (sfnClock.holding) logger.warn('ingest backlog not drained within 30 s of start; workflow timers run anyway');
+    sfnClock.open();
+  }, 30_000);
+  openAnyway.unref();
+  // Usually the queue is empty at start: let that be seen before serving, so time runs from the first request.
+  for (let i = 0; i < 25 && sfnClock.holding; i++) await new Promise((r) => setTimeout(r, 20));
 
   const reports = config.REPORT_INTERVAL_SECONDS > 0 ? startReportSchedule(deps, join(config.DATA_DIR, 'reports'), config.REPORT_INTERVAL_SECONDS, logger) : undefined;
 
@@ -185,6 +197,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       await stopped;
       reports?.stop();
+      clearTimeout(openAnyway);
       await poller.stop();
       await engine.close();
       await drain(10_000);
