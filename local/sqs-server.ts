@@ -53,6 +53,13 @@ s3Store.persistence = pm;
 for (const q of sqsStore.allQueues()) q.persistence = pm;
 const app = buildApp({ logger: false, stores: { sqsStore, snsStore, s3Store } });
 app.addHook('preClose', () => pm.close());
-const address = await app.listen({ port: 0, host: '127.0.0.1' });
+// SERVICE_PORT: set when the stack restarts this child where its clients already point.
+let address: string;
+try {
+  address = await app.listen({ port: Number(process.env.SERVICE_PORT ?? 0), host: '127.0.0.1' });
+} catch (err) {
+  process.send!({ error: `cannot listen: ${(err as Error).message}` });
+  process.exit(1);
+}
 serveUntilParentGoes(() => app.close());
 process.send!({ port: Number(new URL(address).port) });

@@ -4,13 +4,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateQueueCommand, GetQueueAttributesCommand, SetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { MAX_RECEIVES } from '../lambdas/handlers/ingest-batch.ts';
-import { startServiceProcess } from './service-process.ts';
+import { startServiceProcess, type Supervision } from './service-process.ts';
 
 export interface LocalSqs {
   url: string;
   client: SQSClient;
   ingestQueueUrl: string;
   dlqUrl: string;
+  /** The fauxqs process (changes when it is restarted). */
+  readonly pid: number;
   close(): Promise<void>;
 }
 
@@ -36,10 +38,11 @@ export async function ensureQueue(client: SQSClient, name: string, attributes: R
 
 const SERVER = fileURLToPath(new URL('./sqs-server.ts', import.meta.url));
 
-export async function startLocalSqs(opts: { dataDir: string; visibilityTimeoutSeconds?: number }): Promise<LocalSqs> {
+export async function startLocalSqs(opts: { dataDir: string; visibilityTimeoutSeconds?: number; supervise?: Omit<Supervision, 'name' | 'restartArgs'> }): Promise<LocalSqs> {
   mkdirSync(opts.dataDir, { recursive: true });
   // A stack start: whatever the queue still shows in flight was held by a process that is gone.
-  const service = await startServiceProcess(SERVER, [opts.dataDir, '--release-inflight'], join(opts.dataDir, 'fauxqs.pid'));
+  // A restart of the child under a running stack keeps what is in flight: the stack still holds those receipts.
+  const service = await startServiceProcess(SERVER, [opts.dataDir, '--release-inflight'], join(opts.dataDir, 'fauxqs.pid'), opts.supervise && { name: 'fauxqs', restartArgs: [opts.dataDir], ...opts.supervise });
   const url = `http://127.0.0.1:${service.port}`;
   const client = sqsClient(url);
   const dlqUrl = await ensureQueue(client, INGEST_DLQ, { MessageRetentionPeriod: String(14 * 86400) });
@@ -57,6 +60,9 @@ export async function startLocalSqs(opts: { dataDir: string; visibilityTimeoutSe
     client,
     ingestQueueUrl: queueUrl(INGEST_QUEUE),
     dlqUrl: queueUrl(INGEST_DLQ),
+    get pid() {
+      return service.pid;
+    },
     async close() {
       client.destroy();
       await service.stop();

@@ -24,6 +24,7 @@ import type { DeadLetterQueue, StoredCommand } from '../ports/index.ts';
 import { changeReboot, type Deps } from './deps.ts';
 import { publicReboot } from './views.ts';
 import { registerDlqRoutes } from './dlq.ts';
+import type { HealthReport } from './health.ts';
 
 export const MAX_BODY_BYTES = 256 * 1024;
 /** Agents long-poll at most this long; API Gateway's 30 s integration limit caps it lower in AWS. */
@@ -45,6 +46,8 @@ export interface ApiDeps extends Deps {
   shutdown?: AbortSignal;
   /** The ingest DLQ for the operator's /v1/dlq routes; absent, they answer 503. */
   dlq?: DeadLetterQueue;
+  /** Probes the store, queue and workflow engine for /healthz; absent, /healthz answers 200. */
+  health?: () => Promise<HealthReport>;
 }
 
 /** Tokens are compared by hash, so stored inventories (AWS) need never hold the tokens themselves. */
@@ -158,7 +161,10 @@ export function createApiApp(deps: ApiDeps) {
   });
   app.notFound((c) => c.json({ error: 'NotFound', message: `no route ${c.req.method} ${c.req.path}` }, 404));
 
-  app.get('/healthz', (c) => c.json({ ok: true }));
+  app.get('/healthz', async (c) => {
+    const report = deps.health ? await deps.health() : { ok: true };
+    return report.ok ? c.json({ ok: true }) : c.json(report, 503);
+  });
   registerDlqRoutes(app, deps);
 
   app.post('/v1/events/redfish', async (c) => {
