@@ -27,6 +27,13 @@ export const ROUTES: readonly { method: HttpMethod; path: string; public?: true 
   { method: HttpMethod.GET, path: '/v1/agents/{agentId}/commands' },
   { method: HttpMethod.POST, path: '/v1/agents/{agentId}/commands/{cmdId}' },
   { method: HttpMethod.GET, path: '/v1/reports/compliance' },
+  // Rollouts and the fleet view (contract 7.3); the page itself holds no data and asks for the token.
+  { method: HttpMethod.POST, path: '/v1/rollouts' },
+  { method: HttpMethod.GET, path: '/v1/rollouts' },
+  { method: HttpMethod.GET, path: '/v1/rollouts/{id}' },
+  { method: HttpMethod.POST, path: '/v1/rollouts/{id}/cancel' },
+  { method: HttpMethod.GET, path: '/v1/fleet' },
+  { method: HttpMethod.GET, path: '/ui', public: true },
 ];
 
 /**
@@ -106,6 +113,13 @@ export class CoordinatorHttpApi extends Construct {
       Validations.of(healthz).acknowledge({
         id: 'AwsSolutions-APIG4',
         reason: 'GET /healthz is public by contract (load balancers and uptime checks) and reveals nothing.',
+      });
+    }
+    const ui = this.routes.find((r) => r.path === '/ui');
+    if (ui) {
+      Validations.of(ui).acknowledge({
+        id: 'AwsSolutions-APIG4',
+        reason: 'GET /ui is a static page with no data: it asks for the operator token and calls the authorized routes with it.',
       });
     }
 
