@@ -7,6 +7,7 @@ import { registerDlqCommands } from './commands/dlq.ts';
 import { registerDemoCommand } from './commands/demo.ts';
 import { registerInventoryCommands } from './commands/inventory.ts';
 import { registerRebootsCommands } from './commands/reboots.ts';
+import { registerRolloutCommands } from './commands/rollout.ts';
 
 const program = new Command('rebootctl')
   .description('Coordinates xPU (DPU/IPU/SmartNIC) and host reboots: operator CLI and edge agent')
@@ -19,5 +20,6 @@ registerDlqCommands(program);
 registerDemoCommand(program);
 registerInventoryCommands(program);
 registerRebootsCommands(program);
+registerRolloutCommands(program);
 
 await program.parseAsync(process.argv);
