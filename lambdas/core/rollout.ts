@@ -129,6 +129,9 @@ export const LOOK_AGAIN_REBOOTING_SECONDS = 60;
 /** Held back by a budget: slots free when other reboots end, which do not wake this rollout. */
 export const LOOK_AGAIN_BUDGET_SECONDS = 30;
 const MAX_WINDOW_WAIT_SECONDS = 3600;
+const MAX_HISTORY = 200;
+/** xPUs in one rollout: its record (one item) stays well under DynamoDB's 400 KB. Larger fleets go rack by rack. */
+export const MAX_PLAN = 1000;
 
 /**
  * One step of a rollout, given the observations of its in-flight items and the gates of the pending
@@ -197,6 +200,8 @@ export function rolloutTick(
     waitSeconds = LOOK_AGAIN_BUDGET_SECONDS;
   }
   if ((next === 'completed' || next === 'cancelled' || next === 'paused') && !r.endedAt) r.endedAt = at;
+  // The item must stay under DynamoDB's 400 KB: the items say what happened to each xPU anyway.
+  if (r.history.length > MAX_HISTORY) r.history = [r.history[0], ...r.history.slice(-(MAX_HISTORY - 1))];
   return { rollout: r, started, next, waitSeconds };
 }
 

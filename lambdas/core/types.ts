@@ -134,12 +134,17 @@ export interface Extension {
   granted: number;
   reason: string;
   deadline: string;
+  /** `<agentId> <Idempotency-Key>` of the request that was granted this, when it had one. */
+  idempotencyKey?: string;
 }
 
 export interface ExtensionRefusal {
   at: string;
   requested: number;
   reason: string;
+  /** The 409's error code, and the request's `<agentId> <Idempotency-Key>`: a repeat is answered the same. */
+  code?: string;
+  idempotencyKey?: string;
 }
 
 export const COMMAND_TYPES = [
@@ -211,7 +216,14 @@ export interface Reboot {
   /** The policy's notice at the time of the reboot, for compliance. */
   policyNoticeSeconds: number;
   extensions: Extension[];
+  /** The last refusals only (lambdas/core/bounds.ts); `refusalCount` counts every one. */
   refusals: ExtensionRefusal[];
+  refusalCount?: number;
+  /** Refusals (and the seconds they asked for) no longer stored: the item's size stays bounded. */
+  refusalsDropped?: number;
+  refusalSecondsDropped?: number;
+  /** History entries no longer stored, from between the first and the last ones kept. */
+  historyDropped?: number;
   forced: boolean;
   /** What was still outstanding when the reboot was forced. */
   outstanding: string[];

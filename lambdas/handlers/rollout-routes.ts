@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { BadRequest, Conflict, Forbidden, HttpError, NotFound, PayloadTooLarge, Unauthorized } from '../core/errors.ts';
 import { hashToken, type InventoryIndex } from '../core/inventory.ts';
 import { isEnded } from '../core/reboot.ts';
-import { cancelRollout, isInFlight, planRollout, publicRollout, type Rollout } from '../core/rollout.ts';
+import { cancelRollout, isInFlight, MAX_PLAN, planRollout, publicRollout, type Rollout } from '../core/rollout.ts';
 import type { RolloutStore } from '../ports/rollouts.ts';
 import type { Deps } from './deps.ts';
 import { activeHolds, budgetUse } from './fleet-seams.ts';
@@ -105,6 +105,7 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
     if (sel.node && !index.node(sel.node)) throw new NotFound(`node ${sel.node} is not in the inventory`);
     const plan = planRollout(index.inventory, sel);
     if (plan.length === 0) throw new BadRequest(`the selector ${JSON.stringify(sel)} matches no xPU`, 'EmptyPlan');
+    if (plan.length > MAX_PLAN) throw new BadRequest(`the selector matches ${plan.length} xPUs; one rollout takes at most ${MAX_PLAN}: roll out by zone or rack`, 'PlanTooLarge');
     if (body.dryRun) return c.json({ id: null, status: 'dry-run', dryRun: true, plan }, 201);
     const now = deps.clock.now().toISOString();
     const rollout: Rollout = {
