@@ -5,6 +5,7 @@ import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 
 import { z } from 'zod';
 import type { Principal } from './principal.ts';
 import { DENY_CONDITIONS, type Inventory, type NodeDef, type OperatorDef, type Policy } from './types.ts';
+import { checkTimeZone, minutesOf, WEEKDAYS } from './windows.ts';
 
 export class InventoryError extends Error {
   override readonly name = 'InventoryError';
@@ -48,9 +49,17 @@ const HostPolicySchema = z.strictObject({
   commandSeconds: seconds,
   heartbeatSeconds: z.number().int().min(5).max(3600),
 });
+const hhmm = z.string().refine((s) => { try { minutesOf(s); return true; } catch { return false; } }, 'a time HH:MM (24 h)');
+const WindowSchema = z.strictObject({
+  days: z.array(z.enum(WEEKDAYS)).min(1),
+  start: hhmm,
+  end: hhmm,
+  tz: z.string().refine((tz) => { try { checkTimeZone(tz); return true; } catch { return false; } }, 'an IANA time zone, e.g. Europe/Berlin'),
+});
 const PolicyOverrideSchema = z.strictObject({
   xpuReboot: XpuPolicySchema.partial().optional(),
   hostReboot: HostPolicySchema.partial().optional(),
+  windows: z.array(WindowSchema).optional(),
 });
 
 const token = z.string().min(8);
@@ -93,9 +102,12 @@ const InventorySchema = z.strictObject({
 type PolicyOverride = z.infer<typeof PolicyOverrideSchema>;
 
 function mergePolicy(base: Policy, override: PolicyOverride | undefined): Policy {
+  const windows = override?.windows ?? base.windows;
   return {
     xpuReboot: { ...base.xpuReboot, ...(override?.xpuReboot ?? {}) },
     hostReboot: { ...base.hostReboot, ...(override?.hostReboot ?? {}) },
+    // A node's windows replace the defaults' (an empty list: no restriction).
+    ...(windows ? { windows } : {}),
   };
 }
 

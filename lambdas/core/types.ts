@@ -1,4 +1,5 @@
 // The domain's shared shapes: inventory, native events, reboots and agent commands.
+import type { MaintenanceWindow } from './windows.ts';
 
 export type RebootKind = 'xpu' | 'host';
 
@@ -52,6 +53,8 @@ export interface HostRebootPolicy {
 export interface Policy {
   xpuReboot: XpuRebootPolicy;
   hostReboot: HostRebootPolicy;
+  /** Maintenance windows (contract 7.3): rollouts start reboots of a node only inside one. None: always. */
+  windows?: MaintenanceWindow[];
 }
 
 export interface XpuDef {

@@ -23,6 +23,7 @@ import type { Deps } from './deps.ts';
 import { publicReboot } from './views.ts';
 import { registerDlqRoutes } from './dlq.ts';
 import { authorizeAgent, authorizeEvent, bearerToken, requirePrincipal } from './auth.ts';
+import { registerRolloutRoutes } from './rollout-routes.ts';
 import { registerResultRoutes } from './agent-results.ts';
 import { registerExtensionRoutes } from './extensions.ts';
 import type { HealthReport } from './health.ts';
@@ -140,6 +141,7 @@ export function createApiApp(deps: ApiDeps) {
     return report.ok ? c.json({ ok: true }) : c.json(report, 503);
   });
   registerDlqRoutes(app, deps);
+  registerRolloutRoutes(app, deps);
 
   app.post('/v1/events/redfish', async (c) => {
     const { who, index } = await principal(c);

@@ -10,6 +10,7 @@ import {
 } from '../core/reboot.ts';
 import type { NativeEvent, NodeDef } from '../core/types.ts';
 import { changeReboot, type Deps } from './deps.ts';
+import { tagRollout } from './rollout.ts';
 import { rebootIdForEvent, rebootOfEvent } from './reboot-ids.ts';
 
 /** A claim's reboot is not stored yet: thrown so the queue retries the event instead of losing it. */
@@ -158,7 +159,8 @@ export function createIngestHandler(deps: Deps) {
         if (joined) return joined;
         continue;
       }
-      let reboot = newXpuReboot(id, node, xpu, ev, mode);
+      // Rollouts (issue 16): an announce made for a rollout carries its id; the reboot remembers it.
+      let reboot = tagRollout(newXpuReboot(id, node, xpu, ev, mode), ev);
       if (state.host) reboot.history.push(history(ev.receivedAt, 'note', `host reboot ${state.host} of this node is in progress`));
       if (!(await deps.store.createReboot(reboot))) reboot = (await deps.store.getReboot(id)) ?? reboot;
       await deps.workflows.start('xpu-reboot', id, xpuWorkflowInput(reboot, node, deps.clock.now()));

@@ -14,6 +14,7 @@ import {
 } from '../core/reboot.ts';
 import { REBOOT_STATUSES, type NodeDef } from '../core/types.ts';
 import { changeReboot, sendStepCommands, type Deps } from './deps.ts';
+import { wakeRolloutOf } from './rollout.ts';
 
 export class InvalidStepInput extends Error {
   override readonly name = 'InvalidStepInput';
@@ -197,7 +198,7 @@ export function createStepHandler(deps: Deps) {
         const failed = p.action === 'fail';
         const reason = p.reason ?? (failed ? 'failed' : 'completed');
         let changed = false;
-        await changeReboot(deps, reboot.id, (r) => {
+        const ended = await changeReboot(deps, reboot.id, (r) => {
           changed = false;
           if (r.endedAt) return null;
           changed = true;
@@ -210,6 +211,8 @@ export function createStepHandler(deps: Deps) {
           return r;
         }, node);
         await deps.store.release(reboot.node, reboot.kind, reboot.xpu, reboot.id);
+        // Rollouts (issue 16): the end of a reboot a rollout asked for lets its next xPU start. Also on a replay (harmless).
+        await wakeRolloutOf(deps, ended);
         // A replayed step must not raise the alarm metric twice.
         if (failed && changed) {
           deps.metrics.count('RebootFailed', 1, { reason });

@@ -159,7 +159,7 @@ export interface DeadLetterQueue {
   redrive(ids?: readonly string[]): Promise<RedriveResult>;
 }
 
-export type WorkflowKind = 'xpu-reboot' | 'host-reboot';
+export type WorkflowKind = 'xpu-reboot' | 'host-reboot' | 'rollout';
 
 export interface Workflows {
   /** Idempotent on `name`: starting an execution that exists already is not an error. */
