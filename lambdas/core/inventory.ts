@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import { z } from 'zod';
-import { DENY_CONDITIONS, type Inventory, type NodeDef, type Policy } from './types.ts';
+import { BUDGET_DOMAINS, DENY_CONDITIONS, type Inventory, type NodeDef, type Policy } from './types.ts';
 
 export class InventoryError extends Error {
   override readonly name = 'InventoryError';
@@ -47,9 +47,18 @@ const HostPolicySchema = z.strictObject({
   commandSeconds: seconds,
   heartbeatSeconds: z.number().int().min(5).max(3600),
 });
+const BudgetSchema = z.strictObject({
+  per: z.enum(BUDGET_DOMAINS),
+  maxUnavailable: z.number().int().min(0).max(100_000),
+});
 const PolicyOverrideSchema = z.strictObject({
   xpuReboot: XpuPolicySchema.partial().optional(),
   hostReboot: HostPolicySchema.partial().optional(),
+  // A list replaces the inherited one whole: a node's budgets are read as one set.
+  budgets: z
+    .array(BudgetSchema)
+    .refine((bs) => new Set(bs.map((b) => b.per)).size === bs.length, 'one budget per domain (rack, zone, tenant, fleet)')
+    .optional(),
 });
 
 const XpuSchema = z.strictObject({
@@ -79,9 +88,11 @@ const InventorySchema = z.strictObject({
 type PolicyOverride = z.infer<typeof PolicyOverrideSchema>;
 
 function mergePolicy(base: Policy, override: PolicyOverride | undefined): Policy {
+  const budgets = override?.budgets ?? base.budgets;
   return {
     xpuReboot: { ...base.xpuReboot, ...(override?.xpuReboot ?? {}) },
     hostReboot: { ...base.hostReboot, ...(override?.hostReboot ?? {}) },
+    ...(budgets ? { budgets: budgets.map((b) => ({ ...b })) } : {}),
   };
 }
 

@@ -52,6 +52,17 @@ export interface HostRebootPolicy {
 export interface Policy {
   xpuReboot: XpuRebootPolicy;
   hostReboot: HostRebootPolicy;
+  /** Disruption budgets (contract 7.3); absent or empty: no budget. */
+  budgets?: Budget[];
+}
+
+export const BUDGET_DOMAINS = ['rack', 'zone', 'tenant', 'fleet'] as const;
+export type BudgetDomain = (typeof BUDGET_DOMAINS)[number];
+
+/** At most `maxUnavailable` nodes of one rack (zone, tenant, the fleet) unavailable at a time. */
+export interface Budget {
+  per: BudgetDomain;
+  maxUnavailable: number;
 }
 
 export interface XpuDef {
