@@ -1,5 +1,8 @@
 // Disruption budgets and holds (contract 7.3), pure: which budgets a node counts in, and whether it may start a reboot now.
-import type { Actor, BudgetDomain, NodeDef } from './types.ts';
+import { agentIdOf } from './inventory.ts';
+import { COORDINATOR } from './principal.ts';
+import { history, type PlannedCommand, type StoredReboot } from './reboot.ts';
+import type { Actor, BudgetDomain, NodeDef, XpuRebootPolicy } from './types.ts';
 
 /**
  * One budget as it applies to one node. The store keeps one counter item per `key` (domain and
@@ -123,6 +126,8 @@ export interface QueueRecord {
   announcedDeadline: string;
   /** The latest time it may start its notice flow: then its deadline lands `maxExtensionSeconds` past the announced one. */
   capAt: string;
+  /** When its workflow looks again by itself (see queueRecheckAt). */
+  recheckAt?: string;
   admittedAt?: string;
   /** It went on at the cap, with its budget still full (report finding `budget-exceeded`). */
   exceeded?: boolean;
@@ -148,9 +153,79 @@ export function admittedDeadline(q: QueueRecord, noticeSeconds: number, maxExten
   return new Date(Math.min(now.getTime() + noticeSeconds * 1000, held)).toISOString();
 }
 
-/** How long a queued reboot's workflow waits before it looks again: until the cap, or until a hold on it ends by itself. */
-export function queueWaitSeconds(q: QueueRecord, holds: readonly Hold[], now: Date): number {
-  const until = [q.capAt, nextHoldExpiry(holds)].filter((t): t is string => !!t).map(Date.parse);
+/** A queued reboot looks again at least this often: holds created later may end by themselves, and a lost wake-up costs at most this. */
+export const QUEUE_RECHECK_SECONDS = 60;
+
+/** When a queued reboot's workflow looks again: at the cap, when a hold on it ends by itself, or after QUEUE_RECHECK_SECONDS. */
+export function queueRecheckAt(q: Pick<QueueRecord, 'capAt'>, holds: readonly Hold[], now: Date): string {
+  const times = [Date.parse(q.capAt), now.getTime() + QUEUE_RECHECK_SECONDS * 1000];
+  const expiry = nextHoldExpiry(holds);
+  if (expiry) times.push(Date.parse(expiry));
+  return new Date(Math.min(...times)).toISOString();
+}
+
+/** The window a queued reboot's workflow waits in (its TimeoutSecondsPath); undefined for a reboot that is not queued. */
+export function queueWindow(r: StoredReboot, now: Date): { signal: 'queued'; waitSeconds: number } | undefined {
+  if (r.status !== 'queued' || !r.queue) return undefined;
+  const until = Date.parse(r.queue.recheckAt ?? r.queue.capAt);
   // AWS wants a positive whole number of seconds.
-  return Math.max(1, Math.ceil((Math.min(...until) - now.getTime()) / 1000));
+  return { signal: 'queued', waitSeconds: Math.max(1, Math.ceil((until - now.getTime()) / 1000)) };
+}
+
+// --- named state changes of a queued reboot -----------------------------------------------------
+
+/**
+ * A planned xPU reboot refused by a budget or a hold: it waits (`queued`), and its xPU's watchdog is
+ * held to the cap, so the xPU does not reboot on its own at the deadline it announced.
+ */
+export function onBudgetRefused(r: StoredReboot, why: string, holds: readonly Hold[], policy: XpuRebootPolicy, now: Date): StoredReboot {
+  const limits = queueLimits(r.notifiedAt, r.noticeSeconds, policy.maxExtensionSeconds);
+  r.status = 'queued';
+  r.queue = { queuedAt: now.toISOString(), reason: why, announcedDeadline: limits.announcedDeadline, capAt: limits.capAt };
+  r.queue.recheckAt = queueRecheckAt(r.queue, holds, now);
+  r.deadline = limits.heldDeadline;
+  r.history.push({
+    ...history(now, 'queued', `${why}: queued until a slot frees, at the latest until ${limits.capAt}; the xPU's deadline is held to ${limits.heldDeadline}`),
+    by: COORDINATOR,
+  });
+  return r;
+}
+
+/**
+ * A queued reboot goes on with the normal notice flow: a slot freed (`slot`), or its wait reached
+ * the cap (`cap`: it goes on anyway, beyond its budget, and says so). The deadline is re-dated so
+ * the host gets the full notice, never past the deadline the xPU was held to.
+ */
+export function onQueueLeft(r: StoredReboot, how: 'slot' | 'cap', policy: XpuRebootPolicy, now: Date, why?: string): StoredReboot {
+  if (r.status !== 'queued' || !r.queue) return r;
+  const deadline = admittedDeadline(r.queue, r.noticeSeconds, policy.maxExtensionSeconds, now);
+  r.status = 'notified';
+  r.deadline = deadline;
+  r.queue = { ...r.queue, admittedAt: now.toISOString(), ...(how === 'cap' ? { exceeded: true } : {}) };
+  const waited = Math.round((now.getTime() - Date.parse(r.queue.queuedAt)) / 1000);
+  r.history.push({
+    ...history(
+      now,
+      how === 'cap' ? 'budget-exceeded' : 'admitted',
+      how === 'cap'
+        ? `waited ${waited}s, the most its deadline may be held: goes on beyond its budget (${why ?? r.queue.reason}); new deadline ${deadline}`
+        : `a budget slot is free after ${waited}s queued: notice goes on, new deadline ${deadline}`,
+    ),
+    by: COORDINATOR,
+  });
+  return r;
+}
+
+/** Contract 7.1: `postpone-reboot` tells the xPU's own watchdog where its deadline moved. One id per deadline, so a replay sends it once. */
+export function postponeCommand(r: StoredReboot, deadline: string, reason: string, policy: XpuRebootPolicy, now: Date): PlannedCommand {
+  const xpu = r.xpu!;
+  return {
+    id: `${r.id}.postpone-reboot.${xpu}.${Math.floor(Date.parse(deadline) / 1000)}`,
+    type: 'postpone-reboot',
+    agent: agentIdOf(r.node, xpu),
+    xpu,
+    args: { deadline, reason },
+    deadline: new Date(now.getTime() + policy.commandSeconds * 1000).toISOString(),
+    noticePhase: false,
+  };
 }

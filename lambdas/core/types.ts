@@ -1,4 +1,5 @@
 // The domain's shared shapes: inventory, native events, reboots and agent commands.
+import type { QueueRecord } from './budgets.ts';
 
 export type RebootKind = 'xpu' | 'host';
 
@@ -237,6 +238,10 @@ export interface Reboot {
   denyReason?: string;
   rebootingAt?: string;
   endedAt?: string;
+  /** Contract 7.3: the wait of a reboot held back by a budget or a hold. */
+  queue?: QueueRecord;
+  /** The budgets (keys) this reboot makes its node unavailable in; given back when it ends. */
+  budgetKeys?: string[];
   history: HistoryEntry[];
   version: number;
 }

@@ -24,6 +24,7 @@ import type { DeadLetterQueue, StoredCommand } from '../ports/index.ts';
 import { changeReboot, type Deps } from './deps.ts';
 import { publicReboot } from './views.ts';
 import { registerDlqRoutes } from './dlq.ts';
+import { registerFleetRoutes } from './fleet-routes.ts';
 
 export const MAX_BODY_BYTES = 256 * 1024;
 /** Agents long-poll at most this long; API Gateway's 30 s integration limit caps it lower in AWS. */
@@ -80,7 +81,7 @@ async function readBody(c: Context): Promise<string> {
   }
 }
 
-async function readJson(c: Context): Promise<unknown> {
+export async function readJson(c: Context): Promise<unknown> {
   const text = await readBody(c);
   try {
     return JSON.parse(text);
@@ -89,7 +90,7 @@ async function readJson(c: Context): Promise<unknown> {
   }
 }
 
-function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+export function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const res = schema.safeParse(value);
   if (!res.success) throw new BadRequest(`${what}: ${z.prettifyError(res.error).replace(/\n/g, '; ')}`, 'ValidationError');
   return res.data;
@@ -160,6 +161,7 @@ export function createApiApp(deps: ApiDeps) {
 
   app.get('/healthz', (c) => c.json({ ok: true }));
   registerDlqRoutes(app, deps);
+  registerFleetRoutes(app, { ...deps, principal });
 
   app.post('/v1/events/redfish', async (c) => {
     const { who, index } = await principal(c);
