@@ -27,6 +27,7 @@ import { registerRolloutRoutes } from './rollout-routes.ts';
 import { registerResultRoutes } from './agent-results.ts';
 import { registerExtensionRoutes } from './extensions.ts';
 import type { HealthReport } from './health.ts';
+import { registerFleetRoutes } from './fleet-routes.ts';
 
 export const MAX_BODY_BYTES = 256 * 1024;
 /** Agents long-poll at most this long; API Gateway's 30 s integration limit caps it lower in AWS. */
@@ -70,7 +71,7 @@ async function readBody(c: Context): Promise<string> {
   }
 }
 
-async function readJson(c: Context): Promise<unknown> {
+export async function readJson(c: Context): Promise<unknown> {
   const text = await readBody(c);
   try {
     return JSON.parse(text);
@@ -79,7 +80,7 @@ async function readJson(c: Context): Promise<unknown> {
   }
 }
 
-function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+export function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const res = schema.safeParse(value);
   if (!res.success) throw new BadRequest(`${what}: ${z.prettifyError(res.error).replace(/\n/g, '; ')}`, 'ValidationError');
   return res.data;
@@ -142,6 +143,7 @@ export function createApiApp(deps: ApiDeps) {
   });
   registerDlqRoutes(app, deps);
   registerRolloutRoutes(app, deps);
+  registerFleetRoutes(app, { ...deps, principal });
 
   app.post('/v1/events/redfish', async (c) => {
     const { who, index } = await principal(c);
