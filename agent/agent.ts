@@ -3,12 +3,13 @@ import { join } from 'node:path';
 import type { CommandType } from '../lambdas/core/types.ts';
 import { createBackoff, sleep, type Backoff } from './backoff.ts';
 import type { AgentConfig } from './config.ts';
-import { findHook, startHook, type HookRun } from './hook.ts';
+import { findHook, startHook, type HookOutcome, type HookRun } from './hook.ts';
 import { createHttpClient, type HttpClient, type HttpResponse } from './http.ts';
 import { AgentLocked, Journal, type FinalStatus } from './journal.ts';
 import { createLogger, describeError, type Logger } from './log.ts';
 import { utf8Tail } from './output.ts';
 import { killLeftoverGroup } from './proc.ts';
+import { DRY_RUN_ENV, isRequiredHook } from './roles.ts';
 
 export type { AgentConfig } from './config.ts';
 
@@ -470,8 +471,13 @@ class Agent {
     if (cmd.deadline.getTime() <= Date.now()) {
       return this.#finishUnrun(id, 'failed', `deadline exceeded before the hook started (deadline ${cmd.deadline.toISOString()}); not run`, { type: cmd.type });
     }
+    const required = isRequiredHook(this.config.agent, cmd.type);
     const hook = findHook(this.config.hooks, cmd.type);
     if (hook.kind === 'missing') {
+      // A required hook reported `skipped` would count as done: the reboot would go on unprepared.
+      if (required) {
+        return this.#finishUnrun(id, 'failed', `required hook missing: ${cmd.type} must exist for this agent's role: ${hook.path} (${hook.reason})`, { type: cmd.type });
+      }
       return this.#finishUnrun(id, 'skipped', `no hook for ${cmd.type}: ${hook.path} (${hook.reason})`, { type: cmd.type });
     }
 
@@ -512,7 +518,7 @@ class Agent {
     void tick();
     const ticker = setInterval(() => void tick(), this.config.heartbeatSeconds * 1000);
 
-    const outcome = await run.done;
+    const outcome = dryRunOutcome(await run.done, this.#env[DRY_RUN_ENV] === '1', required);
     clearInterval(ticker);
     this.#stop.removeEventListener('abort', onStop);
     this.#current = null;
@@ -637,6 +643,18 @@ class Agent {
   #backoff(): Backoff {
     return createBackoff(this.config.backoffInitialSeconds * 1000, this.config.backoffMaxSeconds * 1000);
   }
+}
+
+/**
+ * A dry run changed nothing, so it never reports `succeeded`: the coordinator would take the
+ * host as prepared. A required hook's dry run is `failed` (the reboot must not go on as if the
+ * host were protected); any other is `skipped`.
+ */
+function dryRunOutcome(outcome: HookOutcome, dryRun: boolean, required: boolean): HookOutcome {
+  if (!dryRun || outcome.status !== 'succeeded') return outcome;
+  const status = required ? 'failed' : 'skipped';
+  const why = required ? 'a required hook that changed nothing has not prepared anything' : 'nothing was changed';
+  return { ...outcome, status, output: `dry run (${DRY_RUN_ENV}=1): the hook exited 0, reported ${status}: ${why}\n${outcome.output}` };
 }
 
 function serverMessage(res: HttpResponse): string {
