@@ -102,6 +102,20 @@ describe('server-supplied ids', () => {
   });
 });
 
+describe('bounded queue', () => {
+  it('takes at most 256 commands from a flood; the rest stay with the server for later', async () => {
+    const ws = workspace();
+    const server = await fakeServer();
+    server.enqueue('node-a', ...Array.from({ length: 300 }, (_, i) => command(`f${i}`, 'reboot-host'))); // no hook: skipped at once
+    const a = startAgent(ws, ['--once', '--server', server.url, '--agent', 'node-a', '--hooks', ws.hooks, '--state', ws.state, '--token-file', tokenFile(ws)]);
+    agents.push(a);
+    expect(await a.exited).toBe(0);
+    expect(server.finalResults()).toHaveLength(256);
+    expect(server.queues.get('node-a')!.map((c) => c.id)).toEqual(Array.from({ length: 44 }, (_, i) => `f${256 + i}`));
+    expect(a.logs.some((l) => /command queue or result backlog full/.test(l.msg))).toBe(true);
+  });
+});
+
 describe('rebootctl agent check against a server', () => {
   it('exit 0 with a valid token; non-zero naming the problem for a wrong token, an unreachable server, a readable token file', async () => {
     const ws = workspace();
