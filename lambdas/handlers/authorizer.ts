@@ -1,7 +1,7 @@
 // The HTTP API's REQUEST authorizer (simple responses): who the bearer token is, from the inventory's token hashes.
 import { hashToken, type InventoryIndex } from '../core/inventory.ts';
 import type { InventoryHint } from '../ports/index.ts';
-import { authenticate } from './api.ts';
+import { authenticate, bearerToken } from './auth.ts';
 import type { Logger } from './deps.ts';
 
 export interface AuthorizerEvent {
@@ -9,7 +9,7 @@ export interface AuthorizerEvent {
   queryStringParameters?: Record<string, string | undefined> | null;
 }
 
-export type AuthorizerResult = { isAuthorized: false } | { isAuthorized: true; context: { principal: string; node: string } };
+export type AuthorizerResult = { isAuthorized: false } | { isAuthorized: true; context: { principal: string; node: string; agent: string } };
 
 /** Thrown when the token could not be checked (store throttled, timed out): not a refusal. */
 export class AuthorizerUnavailable extends Error {
@@ -17,11 +17,7 @@ export class AuthorizerUnavailable extends Error {
 }
 
 export function tokenOf(event: AuthorizerEvent): string | undefined {
-  const header = event.headers?.authorization ?? event.headers?.Authorization;
-  const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-  if (m) return m[1];
-  // BMCs that send no custom headers carry the token in the URL (RFC 6750 §2.3).
-  return event.queryStringParameters?.access_token || undefined;
+  return bearerToken(event.headers?.authorization ?? event.headers?.Authorization, event.queryStringParameters?.access_token);
 }
 
 /**
@@ -43,6 +39,6 @@ export function createAuthorizer(deps: { inventory: (hint?: InventoryHint) => Pr
     }
     const who = authenticate(token, index);
     if (!who) return { isAuthorized: false };
-    return { isAuthorized: true, context: { principal: who.kind, node: 'node' in who ? who.node : '' } };
+    return { isAuthorized: true, context: { principal: who.kind, node: 'node' in who ? who.node : '', agent: who.kind === 'agent' ? (who.agent ?? '') : '' } };
   };
 }
