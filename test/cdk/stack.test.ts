@@ -39,9 +39,9 @@ beforeAll(() => {
 }, 120_000);
 
 describe('functions', () => {
-  it('runs all seven entries on nodejs24.x, arm64, with active tracing and their own log group', () => {
+  it('runs all eight entries on nodejs24.x, arm64, with active tracing and their own log group', () => {
     const fns = ofType('AWS::Lambda::Function');
-    expect(fns).toHaveLength(7);
+    expect(fns).toHaveLength(8);
     for (const [, fn] of fns) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs24.x',
@@ -116,6 +116,7 @@ describe('functions', () => {
       'workflow-step': ['TABLE_NAME', 'REBOOT_RETENTION_DAYS'],
       report: ['TABLE_NAME', 'REPORT_BUCKET'],
       watchdog: ['TABLE_NAME'],
+      'iot-authorizer': ['TABLE_NAME'],
     } as const;
     for (const [name, vars] of Object.entries(expected)) {
       expect(env(name as keyof typeof expected), name).toEqual([...base, ...vars].sort());
@@ -389,7 +390,7 @@ describe('alarms', () => {
     expect(plain).toEqual(
       [
         'ApproximateNumberOfMessagesVisible', 'Errors', 'ExecutionsFailed', 'ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionsTimedOut',
-        '5xx', 'ApproximateAgeOfOldestMessage', ...Array(7).fill('Throttles'),
+        '5xx', 'ApproximateAgeOfOldestMessage', ...Array(8).fill('Throttles'),
       ].sort(),
     );
     const [topicId] = ofType('AWS::SNS::Topic')[0];
