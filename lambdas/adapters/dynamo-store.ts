@@ -13,7 +13,7 @@ import {
 import { boundReboot } from '../core/bounds.ts';
 import { ConcurrentUpdate } from '../core/errors.ts';
 import type { StoredReboot } from '../core/reboot.ts';
-import type { Inventory, NativeEvent } from '../core/types.ts';
+import type { NativeEvent } from '../core/types.ts';
 import type { ClaimResult, IdempotentAnswer, ListQuery, NodeStateRecord, RebootStore, StoredCommand } from '../ports/index.ts';
 
 const ALL_REBOOTS = 'REBOOTS';
@@ -424,18 +424,6 @@ export class DynamoRebootStore implements RebootStore {
         TableName: this.#table,
         Item: { pk: DROPPED, sk: `${at}#${ev.dedupKey}`, at, reason, event: ev, ttl: Math.floor(Date.now() / 1000) + 30 * 86400 },
       }),
-    );
-  }
-
-  /** The inventory for the AWS runtime, written by `rebootctl inventory push` with tokens hashed. */
-  async getStoredInventory(): Promise<Inventory | undefined> {
-    const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: { pk: 'INVENTORY', sk: 'CURRENT' } }));
-    return res.Item ? (JSON.parse(res.Item.body as string) as Inventory) : undefined;
-  }
-
-  async putStoredInventory(inventory: Inventory): Promise<void> {
-    await this.#doc.send(
-      new PutCommand({ TableName: this.#table, Item: { pk: 'INVENTORY', sk: 'CURRENT', body: JSON.stringify(inventory), at: new Date().toISOString() } }),
     );
   }
 

@@ -58,6 +58,10 @@ export interface XpuDef {
   id: string;
   redfishSystem?: string;
   persistentPower: boolean;
+  /** The xPU agent's own token (contract 7.2); when set, the node's agentToken no longer acts as this xPU. */
+  agentToken?: string;
+  /** The next token during a rollover: accepted alongside `agentToken` until it replaces it. */
+  agentTokenNext?: string;
 }
 
 export interface NodeDef {
@@ -69,6 +73,9 @@ export interface NodeDef {
   redfishSystem?: string;
   bmcToken?: string;
   agentToken?: string;
+  /** Rollover tokens, accepted alongside the current ones (rotation without downtime). */
+  bmcTokenNext?: string;
+  agentTokenNext?: string;
   xpus: XpuDef[];
   /** The node's effective policy: the inventory defaults with the node's overrides applied. */
   policy: Policy;
@@ -79,6 +86,14 @@ export interface Inventory {
   nodes: NodeDef[];
   /** Stored inventories (AWS) carry the operator token's SHA-256 here; locally it comes from OPERATOR_TOKEN. */
   operatorTokenHash?: string;
+  /** Named operator tokens: their changes are recorded as `operator:<name>`. */
+  operators?: OperatorDef[];
+}
+
+export interface OperatorDef {
+  name: string;
+  token: string;
+  tokenNext?: string;
 }
 
 export const NATIVE_EVENT_TYPES = [

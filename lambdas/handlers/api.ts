@@ -1,9 +1,9 @@
 // The HTTP API (one hono app): served by @hono/node-server locally and by API Gateway + Lambda in AWS.
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
-import { BadRequest, Forbidden, HttpError, NotFound, PayloadTooLarge, Unauthorized } from '../core/errors.ts';
-import { hashToken, parseAgentId, type InventoryIndex } from '../core/inventory.ts';
-import type { Principal } from '../core/principal.ts';
+import { BadRequest, Forbidden, HttpError, NotFound, PayloadTooLarge } from '../core/errors.ts';
+import type { InventoryIndex } from '../core/inventory.ts';
+import { actorOf, type Principal } from '../core/principal.ts';
 import { parseRedfishPayload } from '../core/redfish/parse.ts';
 import { translateRedfishEvent } from '../core/redfish/translate.ts';
 import type { Mapping } from '../core/redfish/mapping.ts';
@@ -22,6 +22,7 @@ import type { DeadLetterQueue, StoredCommand } from '../ports/index.ts';
 import type { Deps } from './deps.ts';
 import { publicReboot } from './views.ts';
 import { registerDlqRoutes } from './dlq.ts';
+import { authorizeAgent, authorizeEvent, bearerToken, requirePrincipal } from './auth.ts';
 import { registerResultRoutes } from './agent-results.ts';
 import { registerExtensionRoutes } from './extensions.ts';
 
@@ -47,25 +48,10 @@ export interface ApiDeps extends Deps {
   dlq?: DeadLetterQueue;
 }
 
-/** Tokens are compared by hash, so stored inventories (AWS) need never hold the tokens themselves. */
-export function authenticate(token: string | undefined, index: InventoryIndex, operatorTokenHash?: string): Principal | undefined {
-  if (!token) return undefined;
-  const h = hashToken(token);
-  const operator = operatorTokenHash ?? index.inventory.operatorTokenHash;
-  if (operator && h === operator) return { kind: 'operator' };
-  const bmc = index.nodeByBmcTokenHash(h);
-  if (bmc) return { kind: 'bmc', node: bmc.id };
-  const agent = index.nodeByAgentTokenHash(h);
-  if (agent) return { kind: 'agent', node: agent.id };
-  return undefined;
-}
+export { authenticate } from './auth.ts';
 
 function bearer(c: Context): string | undefined {
-  const h = c.req.header('authorization');
-  const m = h ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
-  if (m) return m[1];
-  // RFC 6750 §2.3: BMCs that cannot send custom headers put the token in the URL.
-  return c.req.query('access_token') || undefined;
+  return bearerToken(c.req.header('authorization'), c.req.query('access_token'));
 }
 
 async function readBody(c: Context): Promise<string> {
@@ -129,9 +115,7 @@ export function createApiApp(deps: ApiDeps) {
 
   async function principal(c: Context): Promise<{ who: Principal; index: InventoryIndex }> {
     const index = await deps.inventory();
-    const who = authenticate(bearer(c), index, deps.operatorTokenHash);
-    if (!who) throw new Unauthorized();
-    return { who, index };
+    return { who: requirePrincipal(bearer(c), index, deps.operatorTokenHash), index };
   }
 
   function mayReadNode(who: Principal, node: string) {
@@ -166,7 +150,8 @@ export function createApiApp(deps: ApiDeps) {
     const receivedAt = deps.clock.now().toISOString();
     const result = translateRedfishEvent(parsed.event, { node, inventory: index.inventory, mapping: deps.mapping, receivedAt });
     if (result.kind === 'forbidden') throw new Forbidden(result.message);
-    await deps.queue.send(result.accepted);
+    const by = actorOf(who);
+    await deps.queue.send(result.accepted.map((ev) => ({ ...ev, by })));
     // Any delivery, even of ignored records (e.g. HeartbeatEvent), shows the subscription is alive.
     await deps.store.touchBmc(node.id, receivedAt);
     deps.metrics.count('RedfishRecordsAccepted', result.accepted.length);
@@ -182,6 +167,7 @@ export function createApiApp(deps: ApiDeps) {
     if (!node) throw new NotFound(`node ${body.node} is not in the inventory`);
     if (who.kind !== 'operator' && who.node !== node.id) throw new Forbidden(`a token of node ${who.node} may not post events for node ${node.id}`);
     const xpu = resolveXpu(node, body.type, body.xpu ?? undefined);
+    authorizeEvent(who, { type: body.type, node: node.id, xpu }, index);
     const receivedAt = deps.clock.now().toISOString();
     const ev: NativeEvent = {
       id: body.id,
@@ -193,6 +179,7 @@ export function createApiApp(deps: ApiDeps) {
       source: 'native',
       dedupKey: `native:${node.id}:${body.id}`,
       receivedAt,
+      by: actorOf(who),
     };
     await deps.queue.send([ev]);
     return c.json({ accepted: 1, ignored: 0, id: ev.id }, 202);
@@ -221,7 +208,7 @@ export function createApiApp(deps: ApiDeps) {
   app.get('/v1/agents/:agentId/commands', async (c) => {
     const { who, index } = await principal(c);
     const agentId = c.req.param('agentId');
-    agentOf(agentId, who, index);
+    authorizeAgent(agentId, who, index);
     const waitRaw = c.req.query('wait');
     const wait = waitRaw === undefined ? 0 : Number(waitRaw);
     if (!Number.isFinite(wait) || wait < 0) throw new BadRequest('wait must be a number of seconds from 0 to 30');
@@ -277,7 +264,7 @@ export function createApiApp(deps: ApiDeps) {
 
 
 
-  const kit = { principal, readJson, check, agentOf, capOutput, heartbeatReboots };
+  const kit = { principal, readJson, check, agentOf: authorizeAgent, capOutput, heartbeatReboots };
   registerExtensionRoutes(app, deps, kit);
   registerResultRoutes(app, deps, kit);
 
@@ -309,12 +296,3 @@ function resolveXpu(node: NodeDef, type: string, xpu: string | undefined): strin
   throw new BadRequest(`${type} needs "xpu": node ${node.id} has ${node.xpus.length} xPUs`, 'ValidationError');
 }
 
-function agentOf(agentId: string, who: Principal, index: InventoryIndex) {
-  const { node, xpu } = parseAgentId(agentId);
-  if (who.kind !== 'agent' && who.kind !== 'operator') throw new Forbidden('only agent tokens may use the agent routes');
-  if (who.kind === 'agent' && who.node !== node) throw new Forbidden(`a token of node ${who.node} may not act as agent ${agentId}`);
-  const def = index.node(node);
-  if (!def) throw new NotFound(`node ${node} is not in the inventory`);
-  if (xpu && !def.xpus.some((x) => x.id === xpu)) throw new NotFound(`node ${node} has no xPU ${xpu}`);
-  return { node, xpu };
-}

@@ -216,7 +216,7 @@ export function createIngestHandler(deps: Deps) {
   }
 
   async function apply(ev: NativeEvent, prefetched?: Promise<StoredReboot | undefined>): Promise<IngestOutcome> {
-    const index = await deps.inventory();
+    const index = await deps.inventory({ nodes: [ev.node] });
     const node = index.node(ev.node);
     if (!node) return drop(ev, `node ${ev.node} is not in the inventory`);
     const xpu = ev.xpu ?? (node.xpus.length === 1 ? node.xpus[0].id : undefined);

@@ -47,7 +47,7 @@ function parse<T>(schema: z.ZodType<T>, input: unknown): T {
 async function load(deps: Deps, id: string): Promise<{ reboot: StoredReboot; node: NodeDef }> {
   const reboot = await deps.store.getReboot(id);
   if (!reboot) throw new RebootNotFound(`reboot ${id} does not exist`);
-  const node = (await deps.inventory()).node(reboot.node);
+  const node = (await deps.inventory({ nodes: [reboot.node] })).node(reboot.node);
   if (!node) throw new RebootNotFound(`node ${reboot.node} of reboot ${id} is no longer in the inventory`);
   return { reboot, node };
 }

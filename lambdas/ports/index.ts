@@ -83,9 +83,6 @@ export interface RebootStore {
   recordDropped(ev: NativeEvent, reason: string): Promise<void>;
   listDropped(limit: number): Promise<Array<{ at: string; reason: string; event: NativeEvent }>>;
 
-  /** Inventory as stored for the AWS runtime (tokens hashed). */
-  getStoredInventory?(): Promise<Inventory | undefined>;
-
   /** The reboot an event key started (contract 7.1: ids are ULIDs, so a replay must look its reboot up). */
   rebootIdOfEvent(key: string): Promise<string | undefined>;
   /**
@@ -104,6 +101,13 @@ export interface IdempotentAnswer {
   status: number;
   body: unknown;
   at: string;
+}
+
+/** What a caller is about to look up in the inventory, so a stored inventory reads only those items. */
+export interface InventoryHint {
+  /** SHA-256 (hex) of the caller's token: its owner's node (every node for the operator). */
+  tokenHash?: string;
+  nodes?: readonly string[];
 }
 
 export interface EventQueue {
