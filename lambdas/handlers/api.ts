@@ -3,8 +3,9 @@ import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import { BadRequest, Conflict, Forbidden, HttpError, NotFound, PayloadTooLarge, Unauthorized } from '../core/errors.ts';
 import { hashToken, parseAgentId, type InventoryIndex } from '../core/inventory.ts';
-import type { Principal } from '../core/principal.ts';
-import { decideExtension, history, isFinal, type StoredReboot } from '../core/reboot.ts';
+import { actorOf, type Principal } from '../core/principal.ts';
+import { grantExtension, onCommandResult, onLateResult, refuseExtension } from '../core/model.ts';
+import { decideExtension, isFinal, type StoredReboot } from '../core/reboot.ts';
 import { parseRedfishPayload } from '../core/redfish/parse.ts';
 import { translateRedfishEvent } from '../core/redfish/translate.ts';
 import type { Mapping } from '../core/redfish/mapping.ts';
@@ -242,20 +243,9 @@ export function createApiApp(deps: ApiDeps) {
       reboot.id,
       (r) => {
         const now = deps.clock.now();
-        const at = now.toISOString();
+        const req = { seconds: body.seconds, reason: body.reason, by: actorOf(who) };
         decision = decideExtension(r, node, body.seconds, now);
-        if (decision.kind === 'refused') {
-          r.refusals.push({ at, requested: body.seconds, reason: decision.reason });
-          r.history.push(history(at, 'extension-refused', `asked ${body.seconds}s${body.reason ? ` (${body.reason})` : ''}: ${decision.reason}`));
-          return r;
-        }
-        r.extensions.push({ at, requested: body.seconds, granted: decision.granted, reason: body.reason, deadline: decision.deadline });
-        r.deadline = decision.deadline;
-        r.status = 'extended';
-        r.history.push(
-          history(at, 'extended', `granted ${decision.granted}s of ${body.seconds}s asked${body.reason ? ` (${body.reason})` : ''}; new deadline ${decision.deadline}`),
-        );
-        return r;
+        return (decision.kind === 'refused' ? refuseExtension(r, req, decision, now) : grantExtension(r, req, decision, now)).reboot;
       },
       node,
     );
@@ -354,34 +344,15 @@ export function createApiApp(deps: ApiDeps) {
       isFinal(cmd.status) ? null : { ...cmd, status: body.status, output, finishedAt: now, seenAt: now },
     );
     if (!res) throw new NotFound(`no command ${cmdId} for agent ${agentId}`);
+    const result = { id: cmdId, type: existing.type, agent: agentId, step: existing.step, output };
     if (!res.changed) {
       // A repeated final result: accepted once, idempotently. A late one after a timeout is noted.
-      if (res.command.status === 'timed-out') {
-        await deps.store.updateReboot(existing.rebootId, (r) => {
-          if (r.history.some((h) => h.phase === 'late-result' && h.detail.startsWith(cmdId))) return null;
-          const tail = body.status === 'failed' && output ? `: ${output.trim().split('\n').slice(-1)[0]?.slice(0, 200)}` : '';
-          r.history.push(history(now, 'late-result', `${cmdId} ${body.status} after the workflow stopped waiting for it${tail}`));
-          // Keep what the agent said (e.g. "deadline exceeded"): the report lists why it timed out.
-          const summary = r.commands[cmdId];
-          if (summary) {
-            summary.lateStatus = body.status;
-            if (output) summary.output = output.slice(-2000);
-          }
-          return r;
-        });
-      }
+      // Keep what the agent said (e.g. "deadline exceeded"): the report lists why it timed out.
+      if (res.command.status === 'timed-out')
+        await deps.store.updateReboot(existing.rebootId, (r) => onLateResult(r, { ...result, status: body.status as 'failed' }, deps.clock.now())?.reboot ?? null);
       return c.json({ id: cmdId, status: res.command.status, duplicate: true });
     }
-    await changeReboot(deps, existing.rebootId, (r) => {
-      const summary = r.commands[cmdId] ?? { id: cmdId, type: existing.type, agent: agentId, step: existing.step, status: 'pending', at: now };
-      summary.status = body.status;
-      summary.at = now;
-      if (body.status === 'failed') summary.output = output.slice(-2000);
-      r.commands[cmdId] = summary;
-      const tail = body.status === 'failed' && output ? `: ${output.trim().split('\n').slice(-1)[0]?.slice(0, 200)}` : '';
-      r.history.push(history(now, `command-${body.status}`, `${existing.type} on ${agentId} ${body.status}${tail}`));
-      return r;
-    });
+    await changeReboot(deps, existing.rebootId, (r) => onCommandResult(r, { ...result, status: body.status as 'failed' }, deps.clock.now())?.reboot ?? null);
     return c.json({ id: cmdId, status: body.status });
   });
 

@@ -29,6 +29,10 @@ export interface NodeStateRecord {
   /** xPU id → the reboot that holds it. */
   xpus: Record<string, string>;
   lastBmcEventAt?: string;
+  /** xPU id → the last reboot that released its claim on it (late signals find their reboot). */
+  lastXpuReboots?: Record<string, string>;
+  /** The tenant the node's xPUs are provisioned for (contract 7.1); unset: the inventory's. */
+  provisionedTenant?: string;
 }
 
 /** Either way, `state` is the node's claims as they were right after the attempt (when the store can tell). */
@@ -61,6 +65,13 @@ export interface RebootStore {
   claimHost(node: string, rebootId: string, exclusive: boolean): Promise<ClaimResult>;
   release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string): Promise<void>;
   touchBmc(node: string, at: string): Promise<void>;
+  setProvisionedTenant(node: string, tenant: string): Promise<void>;
+
+  /** A signal that found no reboot yet, kept for `ttlSeconds` to be applied when its reboot appears. */
+  keepSignal(ev: NativeEvent, ttlSeconds: number): Promise<void>;
+  /** The node's kept signals, oldest received first. */
+  keptSignals(node: string): Promise<NativeEvent[]>;
+  forgetSignal(ev: NativeEvent): Promise<void>;
 
   /** false when the command exists already (a replayed step). */
   putCommand(cmd: StoredCommand): Promise<boolean>;
