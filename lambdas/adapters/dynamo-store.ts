@@ -251,7 +251,7 @@ export class DynamoRebootStore implements RebootStore {
     }
   }
 
-  async release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string): Promise<void> {
+  async release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string, remember = true): Promise<void> {
     try {
       if (kind === 'xpu' && xpu) {
         await this.#doc.send(
@@ -259,9 +259,9 @@ export class DynamoRebootStore implements RebootStore {
             TableName: this.#table,
             Key: nodeKey(node),
             // The released reboot stays findable as the xPU's last one: late signals belong to it.
-            UpdateExpression: 'REMOVE #x SET #l = :id DELETE xpuSet :s',
+            UpdateExpression: remember ? 'REMOVE #x SET #l = :id DELETE xpuSet :s' : 'REMOVE #x DELETE xpuSet :s',
             ConditionExpression: '#x = :id',
-            ExpressionAttributeNames: { '#x': xpuAttr(xpu), '#l': `l_${xpu}` },
+            ExpressionAttributeNames: remember ? { '#x': xpuAttr(xpu), '#l': `l_${xpu}` } : { '#x': xpuAttr(xpu) },
             ExpressionAttributeValues: { ':id': rebootId, ':s': new Set([xpu]) },
           }),
         );

@@ -25,6 +25,7 @@ import type { DeadLetterQueue, StoredCommand } from '../ports/index.ts';
 import { changeReboot, type Deps } from './deps.ts';
 import { publicReboot } from './views.ts';
 import { registerDlqRoutes } from './dlq.ts';
+import { registerNodeRoutes } from './nodes.ts';
 
 export const MAX_BODY_BYTES = 256 * 1024;
 /** Agents long-poll at most this long; API Gateway's 30 s integration limit caps it lower in AWS. */
@@ -161,6 +162,7 @@ export function createApiApp(deps: ApiDeps) {
 
   app.get('/healthz', (c) => c.json({ ok: true }));
   registerDlqRoutes(app, deps);
+  registerNodeRoutes(app, deps, principal);
 
   app.post('/v1/events/redfish', async (c) => {
     const { who, index } = await principal(c);

@@ -152,7 +152,7 @@ export function createIngestHandler(deps: Deps) {
       if (state.host && exclusive) {
         const host = await holderOf(state.host);
         if (hostIsDown(host)) {
-          await deps.store.release(node.id, 'xpu', xpu, id);
+          await deps.store.release(node.id, 'xpu', xpu, id, false);
           const joined = await joinHostReboot(host, ev, node, mode);
           if (joined) return joined;
           continue;
@@ -161,7 +161,7 @@ export function createIngestHandler(deps: Deps) {
       // The notice (or crash) of an outage already recorded as an unannounced reboot, delivered after it.
       const before = await endedRebootOf(state, xpu, ev);
       if (before) {
-        await deps.store.release(node.id, 'xpu', xpu, id);
+        await deps.store.release(node.id, 'xpu', xpu, id, false);
         await applyStep(deps, before.id, (r) => xpuSignal(r, ev), node);
         return { kind: 'joined', rebootId: before.id };
       }

@@ -63,7 +63,8 @@ export interface RebootStore {
   claimXpu(node: string, xpu: string, rebootId: string): Promise<ClaimResult>;
   /** Takes the host; with `exclusive`, only while no xPU of the node is rebooting. */
   claimHost(node: string, rebootId: string, exclusive: boolean): Promise<ClaimResult>;
-  release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string): Promise<void>;
+  /** `remember` (default true): the xPU's last reboot becomes this one; false for a claim taken and given back unused. */
+  release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string, remember?: boolean): Promise<void>;
   touchBmc(node: string, at: string): Promise<void>;
   setProvisionedTenant(node: string, tenant: string): Promise<void>;
 
