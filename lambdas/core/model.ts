@@ -13,12 +13,11 @@ import {
   MAX_EVENT_DELAY_MS,
   planPostpone,
   summarize,
-  type ExtensionDecision,
   type PlannedCommand,
   type StoredReboot,
   type WaitFor,
 } from './reboot.ts';
-import type { Actor, CommandResultStatus, CommandSummary, HistoryEntry, NativeEvent, NodeDef, RebootStatus } from './types.ts';
+import type { Actor, CommandSummary, HistoryEntry, NativeEvent, NodeDef, RebootStatus } from './types.ts';
 
 /** What a handler must do after it wrote the reboot a transition returned. All are safe to repeat. */
 export type Effect =
@@ -267,76 +266,10 @@ export function onHostRebootRequest(r: StoredReboot, ev: NativeEvent): Step | nu
   return { reboot: s, effects: [] };
 }
 
-// --- commands ------------------------------------------------------------------------------------
-
-export interface CommandResult {
-  id: string;
-  type: CommandSummary['type'];
-  agent: string;
-  step: string;
-  status: Exclude<CommandResultStatus, 'running'>;
-  output: string;
-}
-
-function lastLine(output: string): string {
-  return output.trim().split('\n').slice(-1)[0]?.slice(0, 200) ?? '';
-}
-
-/** A final result for a command the workflow still waits for. */
-export function onCommandResult(r: StoredReboot, res: CommandResult, now: Date): Step | null {
-  const at = now.toISOString();
-  const s = next(r);
-  const summary: CommandSummary = s.commands[res.id] ?? { id: res.id, type: res.type, agent: res.agent, step: res.step, status: 'pending', at };
-  if (isFinal(summary.status)) return null;
-  summary.status = res.status;
-  summary.at = at;
-  if (res.status === 'failed') summary.output = res.output.slice(-2000);
-  s.commands[res.id] = summary;
-  const tail = res.status === 'failed' && res.output ? `: ${lastLine(res.output)}` : '';
-  s.history.push(entry(at, `command-${res.status}`, `${res.type} on ${res.agent} ${res.status}${tail}`, `agent:${res.agent}`));
-  return { reboot: s, effects: [] };
-}
-
-/** A result that came after the workflow stopped waiting (the command timed out): noted once, with why. */
-export function onLateResult(r: StoredReboot, res: CommandResult, now: Date): Step | null {
-  if (r.history.some((h) => h.phase === 'late-result' && h.detail.startsWith(res.id))) return null;
-  const s = next(r);
-  const tail = res.status === 'failed' && res.output ? `: ${lastLine(res.output)}` : '';
-  s.history.push(entry(now.toISOString(), 'late-result', `${res.id} ${res.status} after the workflow stopped waiting for it${tail}`, `agent:${res.agent}`));
-  const summary = s.commands[res.id];
-  if (summary) {
-    summary.lateStatus = res.status;
-    if (res.output) summary.output = res.output.slice(-2000);
-  }
-  return { reboot: s, effects: [] };
-}
-
 // --- extensions -------------------------------------------------------------------------------------
-
-export interface ExtensionRequest {
-  seconds: number;
-  reason: string;
-  by: Actor;
-}
-
-/** A granted extension moves the deadline; the xPU hears of it (postpone-reboot) through the workflow's re-timed wait. */
-export function grantExtension(r: StoredReboot, req: ExtensionRequest, d: Extract<ExtensionDecision, { kind: 'granted' }>, now: Date): Step {
-  const at = now.toISOString();
-  const s = next(r);
-  s.extensions.push({ at, requested: req.seconds, granted: d.granted, reason: req.reason, deadline: d.deadline });
-  s.deadline = d.deadline;
-  s.status = 'extended';
-  s.history.push(entry(at, 'extended', `granted ${d.granted}s of ${req.seconds}s asked${req.reason ? ` (${req.reason})` : ''}; new deadline ${d.deadline}`, req.by));
-  return { reboot: s, effects: [] };
-}
-
-export function refuseExtension(r: StoredReboot, req: ExtensionRequest, d: Extract<ExtensionDecision, { kind: 'refused' }>, now: Date): Step {
-  const at = now.toISOString();
-  const s = next(r);
-  s.refusals.push({ at, requested: req.seconds, reason: d.reason });
-  s.history.push(entry(at, 'extension-refused', `asked ${req.seconds}s${req.reason ? ` (${req.reason})` : ''}: ${d.reason}`, req.by));
-  return { reboot: s, effects: [] };
-}
+// Extension requests and command results are applied by applyExtensionRequest (handlers/extensions.ts)
+// and recordResult (handlers/agent-results.ts), next to their idempotency keys. A granted extension
+// moves the deadline; the xPU hears of it (postpone-reboot) through the workflow's re-timed wait below.
 
 /**
  * The deadline the xPU's watchdog runs on, as last told to it: the announced one until a
@@ -368,6 +301,8 @@ export function postponeIfMoved(r: StoredReboot, node: NodeDef, now: Date): Step
   const s = next(r);
   s.postponedTo = r.deadline;
   const reason = lastReason(r);
+  // Sent already for this deadline (a budget or hold released it, handlers/fleet.ts): only remember it.
+  if (r.commands[planPostpone(r, r.deadline, reason, node, now).id]) return { reboot: s, effects: [] };
   s.history.push(entry(now.toISOString(), 'postponed', `told the xPU to hold its reboot until ${r.deadline} (${reason})`, COORDINATOR));
   const cmd = planPostpone(r, r.deadline, reason, node, now);
   s.commands[cmd.id] = summarize(cmd, 'postpone', now.toISOString());

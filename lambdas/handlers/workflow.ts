@@ -14,6 +14,8 @@ import {
 import { REBOOT_STATUSES, type CommandSummary, type NodeDef } from '../core/types.ts';
 import { sendStepCommands, type Deps } from './deps.ts';
 import { applyStep } from './effects.ts';
+import { wakeRolloutOf } from './rollout.ts';
+import { onQueuedWaitRegistered, recheckQueued, releaseBudgets } from './fleet.ts';
 
 export class InvalidStepInput extends Error {
   override readonly name = 'InvalidStepInput';
@@ -23,7 +25,7 @@ const AwaitInput = z.object({
   taskToken: z.string().min(1),
   rebootId: z.string().min(1),
   step: z.string().min(1),
-  waitFor: z.enum(['prepared', 'commands-done', 'xpu-down', 'xpu-ready', 'host-ready', 'xpus-ready']),
+  waitFor: z.enum(['prepared', 'commands-done', 'xpu-down', 'xpu-ready', 'host-ready', 'xpus-ready', 'budget-slot']),
   status: z.enum(REBOOT_STATUSES).optional(),
   /** The deadline the workflow timed this wait on (notice phase). */
   deadline: z.string().nullable().optional(),
@@ -32,7 +34,7 @@ const AwaitInput = z.object({
 });
 
 const StepInput = z.object({
-  action: z.enum(['proceed', 'proceed-not-taken', 'forced', 'silent-host', 'complete', 'fail', 'deny']),
+  action: z.enum(['proceed', 'proceed-not-taken', 'forced', 'silent-host', 'complete', 'fail', 'deny', 'budget-recheck']),
   rebootId: z.string().min(1),
   reason: z.string().optional(),
   error: z.unknown().optional(),
@@ -47,7 +49,7 @@ function parse<T>(schema: z.ZodType<T>, input: unknown): T {
 async function load(deps: Deps, id: string): Promise<{ reboot: StoredReboot; node: NodeDef }> {
   const reboot = await deps.store.getReboot(id);
   if (!reboot) throw new RebootNotFound(`reboot ${id} does not exist`);
-  const node = (await deps.inventory()).node(reboot.node);
+  const node = (await deps.inventory({ nodes: [reboot.node] })).node(reboot.node);
   if (!node) throw new RebootNotFound(`node ${reboot.node} of reboot ${id} is no longer in the inventory`);
   return { reboot, node };
 }
@@ -68,6 +70,11 @@ export function createAwaitHandler(deps: Deps) {
     const p = parse(AwaitInput, payload);
     const { reboot, node } = await load(deps, p.rebootId);
     const reg = { token: p.taskToken, step: p.step, enteredAt: p.enteredAt };
+    // Cancelled (contract 7.3): every wait answers at once, and nothing more is sent.
+    if (reboot.status === 'cancelled') {
+      await deps.workflows.wake(p.taskToken, { signal: 'cancelled' });
+      return { registered: false };
+    }
     // The workflow has moved on (this Task timed out while its Lambda was slow): send nothing, register nothing.
     if (isLateRegistration(reboot, reg)) return { registered: false };
     const commands = await sentCommands(deps, reboot, p.step, node);
@@ -89,6 +96,7 @@ export function createAwaitHandler(deps: Deps) {
     );
     // The notice phase re-times its wait whenever the deadline moves: the xPU's watchdog moves with it.
     if (registered && p.step === 'prepare') await applyStep(deps, reboot.id, (r) => postponeIfMoved(r, node, deps.clock.now()), node);
+    if (registered && p.step === 'budget') await onQueuedWaitRegistered(deps, reboot.id, node);
     return { registered };
   };
 }
@@ -122,6 +130,7 @@ export function createStepHandler(deps: Deps) {
     const at = now.toISOString();
     switch (p.action) {
       case 'proceed': {
+        if (reboot.endedAt || reboot.forced) return { ok: true }; // cancelled or forced by an operator meanwhile
         const commands = await sentCommands(deps, reboot, 'proceed', node);
         await applyStep(deps, reboot.id, (r) => proceed(r, commands, now), node);
         return { ok: true };
@@ -145,6 +154,8 @@ export function createStepHandler(deps: Deps) {
         const updated = await applyStep(deps, reboot.id, (r) => markSilentHost(r, now), node);
         return { signal: 'silent', ...noticeWindow(updated?.reboot ?? reboot, now) };
       }
+      case 'budget-recheck':
+        return recheckQueued(deps, reboot.id, node);
       case 'deny': {
         const commands = await sentCommands(deps, reboot, 'deny', node);
         await applyStep(deps, reboot.id, (r) => recordCommands(r, commands), node);
@@ -157,6 +168,10 @@ export function createStepHandler(deps: Deps) {
         const reason = p.reason ?? (failed ? 'failed' : 'completed');
         const story = failed ? failureStory(reason, p.error, reboot) : '';
         const res = await applyStep(deps, reboot.id, (r) => (failed ? fail(r, reason, story, closed, now) : complete(r, closed, now)) ?? releaseAgain(r), node);
+        // Budget slots go back first, so that a rollout woken next finds its slot free.
+        await releaseBudgets(deps, reboot, node);
+        // Rollouts (issue 16): the end of a reboot a rollout asked for lets its next xPU start. Also on a replay (harmless).
+        await wakeRolloutOf(deps, res?.reboot);
         if (failed && res?.changed && !reboot.endedAt) deps.logger.error('reboot failed', { rebootId: reboot.id, node: reboot.node, reason });
         return { ok: true };
       }
