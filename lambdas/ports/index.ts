@@ -144,6 +144,14 @@ export interface Workflows {
   /** Wakes a callback Task; a token that is no longer waiting is ignored (false). */
   wake(token: string, output: unknown): Promise<boolean>;
   heartbeat(token: string): Promise<boolean>;
+  /** Where an execution is: RUNNING, how it ended, or NOT_FOUND (never started, or gone). */
+  describe(kind: WorkflowKind, name: string): Promise<WorkflowExecutionState>;
+}
+
+export interface WorkflowExecutionState {
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED' | 'PENDING_REDRIVE' | 'NOT_FOUND';
+  error?: string;
+  cause?: string;
 }
 
 /** Lets a long poll return as soon as a command is written, instead of polling the table. */
