@@ -55,6 +55,8 @@ export interface RebootStore {
   rebootsNotifiedBetween(from: Date, to: Date): Promise<StoredReboot[]>;
 
   getNodeState(node: string): Promise<NodeStateRecord>;
+  /** Many nodes' state in few reads (eventually consistent); a node never written comes back empty. */
+  getNodeStates(nodes: string[]): Promise<Map<string, NodeStateRecord>>;
   /** Takes the xPU for a reboot unless another reboot holds it (holding it already is ok). */
   claimXpu(node: string, xpu: string, rebootId: string): Promise<ClaimResult>;
   /** Takes the host; with `exclusive`, only while no xPU of the node is rebooting. */
