@@ -19,6 +19,8 @@ import { healthCheck } from '../lambdas/handlers/health.ts';
 import { createReconciler, type ReconcileResult } from '../lambdas/handlers/reconciler.ts';
 import { createIngestHandler } from '../lambdas/handlers/ingest.ts';
 import { createAwaitHandler, createStepHandler } from '../lambdas/handlers/workflow.ts';
+import { DynamoRolloutStore } from '../lambdas/adapters/dynamo-rollouts.ts';
+import { createRolloutTasks, withRolloutTasks } from '../lambdas/handlers/rollout.ts';
 import type { Deps, Logger } from '../lambdas/handlers/deps.ts';
 import { systemClock, type Clock, type Metrics, type WorkflowKind } from '../lambdas/ports/index.ts';
 import { LocalStepFunctions } from './sfn/engine.ts';
@@ -152,9 +154,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   }
   const workflows = new SfnWorkflows(sfnClient, arns);
 
-  const deps: Deps = { store, workflows, queue, clock, inventory: async () => index, signal, metrics, logger };
-  lambdas.set(LOCAL_FUNCTIONS.AwaitFunctionArn, createAwaitHandler(deps));
-  lambdas.set(LOCAL_FUNCTIONS.StepFunctionArn, createStepHandler(deps));
+  const rollouts = new DynamoRolloutStore(dynamo.client, dynamo.table);
+  const deps: Deps = { store, workflows, queue, clock, inventory: async () => index, signal, metrics, logger, rollouts };
+  // Rollout Tasks (workflows/rollout.asl.json) share the two workflow functions, told apart by their action.
+  const rolloutTasks = createRolloutTasks({ ...deps, rollouts });
+  lambdas.set(LOCAL_FUNCTIONS.AwaitFunctionArn, withRolloutTasks(createAwaitHandler(deps), rolloutTasks));
+  lambdas.set(LOCAL_FUNCTIONS.StepFunctionArn, withRolloutTasks(createStepHandler(deps), rolloutTasks));
 
   // Executions that were running when the process died go on from where they were.
   await engine.recover();
