@@ -222,6 +222,25 @@ export class DynamoRebootStore implements RebootStore {
     return nodeState(node, res.Item ?? {});
   }
 
+  async getNodeStates(nodes: string[]): Promise<Map<string, NodeStateRecord>> {
+    const found = new Map<string, NodeStateRecord>();
+    for (let i = 0; i < nodes.length; i += BATCH_GET_MAX) {
+      let keys: Record<string, unknown>[] | undefined = nodes.slice(i, i + BATCH_GET_MAX).map(nodeKey);
+      for (let attempt = 0; keys && keys.length > 0; attempt++) {
+        // Eventually consistent: half the read cost, and a second-old view is fine for the watchdog.
+        const res: BatchGetCommandOutput = await this.#doc.send(new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys } } }));
+        for (const it of res.Responses?.[this.#table] ?? []) {
+          const node = String(it.pk).replace(/^N#/, '');
+          found.set(node, nodeState(node, it));
+        }
+        keys = res.UnprocessedKeys?.[this.#table]?.Keys as Record<string, unknown>[] | undefined;
+        if (keys?.length) await jitter(attempt);
+      }
+    }
+    for (const node of nodes) if (!found.has(node)) found.set(node, nodeState(node, {}));
+    return found;
+  }
+
   async claimXpu(node: string, xpu: string, rebootId: string): Promise<ClaimResult> {
     try {
       const res = await this.#doc.send(
