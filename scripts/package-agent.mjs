@@ -20,6 +20,7 @@ const result = await build({
   format: 'esm',
   target: 'node22',
   minifySyntax: true,
+  minifyWhitespace: true,
   legalComments: 'none',
   metafile: true,
   // The daemon's `if (import.meta.main)` must not fire inside the bundle: the entry decides.
