@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import { z } from 'zod';
 import type { Principal } from './principal.ts';
-import { DENY_CONDITIONS, type Inventory, type NodeDef, type OperatorDef, type Policy } from './types.ts';
+import { BUDGET_DOMAINS, DENY_CONDITIONS, type Inventory, type NodeDef, type OperatorDef, type Policy } from './types.ts';
+import { checkTimeZone, minutesOf, WEEKDAYS } from './windows.ts';
 
 export class InventoryError extends Error {
   override readonly name = 'InventoryError';
@@ -48,9 +49,26 @@ const HostPolicySchema = z.strictObject({
   commandSeconds: seconds,
   heartbeatSeconds: z.number().int().min(5).max(3600),
 });
+const hhmm = z.string().refine((s) => { try { minutesOf(s); return true; } catch { return false; } }, 'a time HH:MM (24 h)');
+const WindowSchema = z.strictObject({
+  days: z.array(z.enum(WEEKDAYS)).min(1),
+  start: hhmm,
+  end: hhmm,
+  tz: z.string().refine((tz) => { try { checkTimeZone(tz); return true; } catch { return false; } }, 'an IANA time zone, e.g. Europe/Berlin'),
+});
+const BudgetSchema = z.strictObject({
+  per: z.enum(BUDGET_DOMAINS),
+  maxUnavailable: z.number().int().min(0).max(100_000),
+});
 const PolicyOverrideSchema = z.strictObject({
   xpuReboot: XpuPolicySchema.partial().optional(),
   hostReboot: HostPolicySchema.partial().optional(),
+  windows: z.array(WindowSchema).optional(),
+  // A list replaces the inherited one whole: a node's budgets are read as one set.
+  budgets: z
+    .array(BudgetSchema)
+    .refine((bs) => new Set(bs.map((b) => b.per)).size === bs.length, 'one budget per domain (rack, zone, tenant, fleet)')
+    .optional(),
 });
 
 const token = z.string().min(8);
@@ -93,9 +111,14 @@ const InventorySchema = z.strictObject({
 type PolicyOverride = z.infer<typeof PolicyOverrideSchema>;
 
 function mergePolicy(base: Policy, override: PolicyOverride | undefined): Policy {
+  const windows = override?.windows ?? base.windows;
+  const budgets = override?.budgets ?? base.budgets;
   return {
     xpuReboot: { ...base.xpuReboot, ...(override?.xpuReboot ?? {}) },
     hostReboot: { ...base.hostReboot, ...(override?.hostReboot ?? {}) },
+    // A node's windows replace the defaults' (an empty list: no restriction).
+    ...(windows ? { windows } : {}),
+    ...(budgets ? { budgets: budgets.map((b) => ({ ...b })) } : {}),
   };
 }
 

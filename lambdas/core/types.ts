@@ -1,4 +1,6 @@
 // The domain's shared shapes: inventory, native events, reboots and agent commands.
+import type { MaintenanceWindow } from './windows.ts';
+import type { QueueRecord } from './budgets.ts';
 
 export type RebootKind = 'xpu' | 'host';
 
@@ -52,6 +54,19 @@ export interface HostRebootPolicy {
 export interface Policy {
   xpuReboot: XpuRebootPolicy;
   hostReboot: HostRebootPolicy;
+  /** Maintenance windows (contract 7.3): rollouts start reboots of a node only inside one. None: always. */
+  windows?: MaintenanceWindow[];
+  /** Disruption budgets (contract 7.3); absent or empty: no budget. */
+  budgets?: Budget[];
+}
+
+export const BUDGET_DOMAINS = ['rack', 'zone', 'tenant', 'fleet'] as const;
+export type BudgetDomain = (typeof BUDGET_DOMAINS)[number];
+
+/** At most `maxUnavailable` nodes of one rack (zone, tenant, the fleet) unavailable at a time. */
+export interface Budget {
+  per: BudgetDomain;
+  maxUnavailable: number;
 }
 
 export interface XpuDef {
@@ -253,6 +268,10 @@ export interface Reboot {
   denyReason?: string;
   rebootingAt?: string;
   endedAt?: string;
+  /** Contract 7.3: the wait of a reboot held back by a budget or a hold. */
+  queue?: QueueRecord;
+  /** The budgets (keys) this reboot makes its node unavailable in; given back when it ends. */
+  budgetKeys?: string[];
   history: HistoryEntry[];
   version: number;
 }

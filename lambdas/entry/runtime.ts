@@ -11,6 +11,7 @@ import { DynamoRebootStore } from '../adapters/dynamo-store.ts';
 import { SqsEventQueue } from '../adapters/sqs-queue.ts';
 import { DynamoIngestFailureLog, SqsDeadLetterQueue } from '../adapters/sqs-dlq.ts';
 import { SfnWorkflows } from '../adapters/sfn-workflows.ts';
+import { DynamoRolloutStore } from '../adapters/dynamo-rollouts.ts';
 import { PollingCommandSignal } from '../adapters/polling-signal.ts';
 import type { Deps, Logger } from '../handlers/deps.ts';
 import { systemClock, type EventQueue, type InventoryHint, type Metrics, type Workflows } from '../ports/index.ts';
@@ -24,6 +25,8 @@ const Env = z.object({
   HOST_REBOOT_WORKFLOW_ARN: z.string().optional(),
   XPU_WORKFLOW_ARN: z.string().optional(),
   HOST_WORKFLOW_ARN: z.string().optional(),
+  /** The rollout workflow (the API starts it). */
+  ROLLOUT_WORKFLOW_ARN: z.string().optional(),
   REPORT_BUCKET: z.string().optional(),
   IDEMPOTENCY_TABLE_NAME: z.string().optional(),
   /** How long a Lambda container keeps the inventory before reading it again. */
@@ -74,6 +77,7 @@ export const deadLetters = env.DLQ_URL && env.QUEUE_URL
 const workflows: Workflows = new SfnWorkflows(new SFNClient({}), {
   'xpu-reboot': env.XPU_REBOOT_WORKFLOW_ARN ?? env.XPU_WORKFLOW_ARN ?? '',
   'host-reboot': env.HOST_REBOOT_WORKFLOW_ARN ?? env.HOST_WORKFLOW_ARN ?? '',
+  rollout: env.ROLLOUT_WORKFLOW_ARN ?? '',
 });
 
 export const deps: Deps = {
@@ -85,4 +89,5 @@ export const deps: Deps = {
   signal: new PollingCommandSignal(),
   metrics,
   logger,
+  rollouts: new DynamoRolloutStore(ddb, env.TABLE_NAME),
 };

@@ -23,8 +23,11 @@ import type { Deps } from './deps.ts';
 import { publicReboot } from './views.ts';
 import { registerDlqRoutes } from './dlq.ts';
 import { authorizeAgent, authorizeEvent, bearerToken, requirePrincipal } from './auth.ts';
+import { registerRolloutRoutes } from './rollout-routes.ts';
 import { registerResultRoutes } from './agent-results.ts';
 import { registerExtensionRoutes } from './extensions.ts';
+import type { HealthReport } from './health.ts';
+import { registerFleetRoutes } from './fleet-routes.ts';
 
 export const MAX_BODY_BYTES = 256 * 1024;
 /** Agents long-poll at most this long; API Gateway's 30 s integration limit caps it lower in AWS. */
@@ -46,6 +49,8 @@ export interface ApiDeps extends Deps {
   shutdown?: AbortSignal;
   /** The ingest DLQ for the operator's /v1/dlq routes; absent, they answer 503. */
   dlq?: DeadLetterQueue;
+  /** Probes the store, queue and workflow engine for /healthz; absent, /healthz answers 200. */
+  health?: () => Promise<HealthReport>;
 }
 
 export { authenticate } from './auth.ts';
@@ -66,7 +71,7 @@ async function readBody(c: Context): Promise<string> {
   }
 }
 
-async function readJson(c: Context): Promise<unknown> {
+export async function readJson(c: Context): Promise<unknown> {
   const text = await readBody(c);
   try {
     return JSON.parse(text);
@@ -75,7 +80,7 @@ async function readJson(c: Context): Promise<unknown> {
   }
 }
 
-function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+export function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const res = schema.safeParse(value);
   if (!res.success) throw new BadRequest(`${what}: ${z.prettifyError(res.error).replace(/\n/g, '; ')}`, 'ValidationError');
   return res.data;
@@ -132,8 +137,13 @@ export function createApiApp(deps: ApiDeps) {
   });
   app.notFound((c) => c.json({ error: 'NotFound', message: `no route ${c.req.method} ${c.req.path}` }, 404));
 
-  app.get('/healthz', (c) => c.json({ ok: true }));
+  app.get('/healthz', async (c) => {
+    const report = deps.health ? await deps.health() : { ok: true };
+    return report.ok ? c.json({ ok: true }) : c.json(report, 503);
+  });
   registerDlqRoutes(app, deps);
+  registerRolloutRoutes(app, deps);
+  registerFleetRoutes(app, { ...deps, principal });
 
   app.post('/v1/events/redfish', async (c) => {
     const { who, index } = await principal(c);

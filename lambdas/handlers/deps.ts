@@ -3,6 +3,7 @@ import type { InventoryIndex } from '../core/inventory.ts';
 import { evaluateWait, summarize, toCommand, planCommands, type StoredReboot } from '../core/reboot.ts';
 import type { NodeDef } from '../core/types.ts';
 import type { Clock, CommandSignal, EventQueue, InventoryHint, Metrics, RebootStore, StoredCommand, Workflows } from '../ports/index.ts';
+import type { RolloutStore } from '../ports/rollouts.ts';
 
 export interface Logger {
   info(msg: string, extra?: Record<string, unknown>): void;
@@ -25,6 +26,8 @@ export interface Deps {
   signal: CommandSignal;
   metrics: Metrics;
   logger: Logger;
+  /** Rollouts (contract 7.3); absent where a deployment has none wired. */
+  rollouts?: RolloutStore;
 }
 
 /**

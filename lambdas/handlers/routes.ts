@@ -35,6 +35,9 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { method: 'POST', path: '/v1/reboots/{id}/cancel', from: '7.3' },
   { method: 'POST', path: '/v1/reboots/{id}/force', from: '7.3' },
   { method: 'POST', path: '/v1/rollouts', from: '7.3' },
+  { method: 'GET', path: '/v1/rollouts', from: '7.3' },
+  // The fleet view behind `rebootctl status` and /ui.
+  { method: 'GET', path: '/v1/fleet', from: '7.3' },
   { method: 'GET', path: '/v1/rollouts/{id}', from: '7.3' },
   { method: 'POST', path: '/v1/rollouts/{id}/cancel', from: '7.3' },
   // The page asks for the operator token itself and calls the API with it.
