@@ -1,7 +1,7 @@
 // The example protect-pcie / restore-pcie hooks against a fake sysfs, fake setpci and fake kernel: the host port above
 // a card's own switch, lockdown, a vanished device, VFs on vfio-pci, a write that does not take, bit-level restore.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -207,5 +207,32 @@ describe('protect-pcie and restore-pcie on a card with its own switch behind a h
     expect(r.out).toMatch(/0000:05:00.1 is back but does not answer config reads \(dead\)/);
     expect(existsSync(join(pci.dir, 'hook-state/pcie-dpu0.env'))).toBe(true);
   });
-});
 
+  it('rebootctl agent check --hook-self-check runs the example hooks in check mode: card found, tools there, no lockdown', async () => {
+    const run = async (pci: FakePci) => {
+      const config = join(pci.dir, 'hooks.env');
+      writeFileSync(config, `XPU_DSN_dpu0="b8-3f-d2-03-00-aa-bb-cc"\nMIGRATE_CMD=/bin/true\nRESUME_CMD=/bin/true\n`);
+      return new Promise<HookResult>((done) => {
+        const child = spawn(process.execPath, [join(HOOKS, '../../../cli/rebootctl.js'), 'agent', 'check', '--agent', 'node-a', '--hooks', HOOKS, '--hook-self-check'], {
+          env: { ...process.env, ...pci.env, REBOOT_HOOK_CONFIG: config, REBOOT_HOOK_STATE: join(pci.dir, 'hook-state') },
+        });
+        let out = '';
+        child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+        child.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
+        child.on('close', (code) => done({ code, out }));
+      });
+    };
+    const pci = setup(blueFieldBehindHostSwitch());
+    const ok = await run(pci);
+    expect(ok.out).toContain(`hook protect-pcie self-check passed: check: xPU 'dpu0': card found by serial number b8-3f-d2-03-00-aa-bb-cc (0000:05:00.0), host-side port ${HOST_PORT}`);
+    expect(ok.out).toContain('hook migrate-workloads self-check passed');
+    expect(ok.code).toBe(0);
+    expect(writes(pci)).toEqual([]); // a check changes nothing
+    expect(pci.kernelLog()).toEqual([]);
+
+    const locked = await run(setup(blueFieldBehindHostSwitch(), { lockdown: 'none integrity [confidentiality]\n' }));
+    expect(locked.code).toBe(1);
+    expect(locked.out).toMatch(/problem: hook protect-pcie self-check failed: .*kernel lockdown is active/);
+    expect(locked.out).toMatch(/problem: hook restore-pcie self-check failed/);
+  });
+});

@@ -87,3 +87,12 @@ seconds_left() {
   end=$(date -d "$DEADLINE" +%s) || die "cannot parse DEADLINE=$DEADLINE"
   echo $(( end - $(date +%s) - margin ))
 }
+
+# Self-check (`rebootctl agent check --hook-self-check` sets REBOOT_HOOK_CHECK=1): a hook may define
+# self_check() before sourcing this file to verify its tools and settings; then it exits here, before
+# doing anything. A hook without self_check passes.
+if [ "${REBOOT_HOOK_CHECK:-0}" = 1 ]; then
+  if declare -F self_check >/dev/null; then self_check; fi
+  echo "check: $HOOK ok"
+  exit 0
+fi

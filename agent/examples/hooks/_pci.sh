@@ -168,3 +168,18 @@ wait_until() {
 link_active() { local v; v=$(cfg_read "$1" CAP_EXP+0x12.W) || return 1; (( (0x$v >> 13) & 1 )); }
 # Config reads of a dead or absent function return all ones.
 alive() { local v; v=$(cfg_read "$1" 0x00.W) || return 1; [ "$v" != ffff ]; }
+
+# Self-check of the PCIe hooks at agent start: setpci works, no lockdown, and every configured xPU's
+# card is found (by port, slot, serial number or BDF) with its host-side port.
+check_pci_setup() {
+  local ids id var
+  command -v "$SETPCI" >/dev/null 2>&1 || die "$SETPCI not found (install pciutils >= 3.6)"
+  refuse_under_lockdown
+  ids=$(compgen -v | sed -n 's/^XPU_\(PORT\|SLOT\|DSN\|PCI_ADDRS\)_\(.*\)$/\2/p' | sort -u)
+  [ -n "$ids" ] || die "no xPU configured in $REBOOT_HOOK_CONFIG (XPU_PORT_<id>, XPU_SLOT_<id>, XPU_DSN_<id> or XPU_PCI_ADDRS_<id>)"
+  for id in $ids; do
+    XPU_ID=$id
+    find_card || die "the card of xPU '$id' is not present"
+    echo "check: xPU '$id': card found by $CARD_HOW, host-side port $CARD_PORT"
+  done
+}
