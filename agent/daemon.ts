@@ -2,6 +2,8 @@
 import module from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { EXIT_CODES, runAgent, type AgentConfig } from './agent.ts';
+import { join } from 'node:path';
+import { reportBoot } from './boot-report.ts';
 import { liveGroups } from './hook.ts';
 import { createLogger } from './log.ts';
 import { signalGroup } from './proc.ts';
@@ -59,8 +61,13 @@ export async function runMain(config: AgentConfig): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // A new boot id since the last start: say the machine is back (contract 7.2), without holding up the polls.
+  const boot = reportBoot({ ...config, stateDir: join(config.state, config.agent), log: (level, msg, fields) => log[level](msg, fields) }).catch((err) =>
+    log.warn('could not report this boot', { error: String(err) }),
+  );
   try {
     const exit = await runAgent(config, { signal: stop.signal, log });
+    await Promise.race([boot, new Promise((r) => setTimeout(r, 1000).unref())]);
     return exit.code;
   } finally {
     process.off('SIGTERM', onSignal);
