@@ -90,19 +90,19 @@ const EVENTS: Record<Who, string> = {
   bmcB: '----++',
 };
 
-/** What `by` an accepted event carries, per token. */
+/** What `by` an accepted event carries, per token: an agent token names the agent it acted as. */
 const ACTOR: Record<Who, string> = {
   operator: 'operator',
   alice: 'operator:alice',
   aliceNext: 'operator:alice',
   bmcA: 'bmc:node-a',
   bmcANext: 'bmc:node-a',
-  hostA: 'agent:node-a',
-  hostANext: 'agent:node-a',
+  hostA: 'agent:<column>',
+  hostANext: 'agent:<column>',
   dpu0: 'agent:node-a.dpu0',
   dpu0Next: 'agent:node-a.dpu0',
   dpu1: 'agent:node-a.dpu1',
-  sharedB: 'agent:node-b',
+  sharedB: 'agent:<column>',
   bmcB: 'bmc:node-b',
 };
 
@@ -184,7 +184,7 @@ describe('identities (contract 7.2)', () => {
           const res = await api(stack.url, '/v1/events', { token: TOKENS[who], body: { id, type, ...target } });
           const expected = EVENTS[who][i] === '+' ? 202 : 403;
           if (res.status !== expected) wrong.push(`${who} ${type} for ${agent}: ${res.status} ${res.text}`);
-          if (res.status === 202 && queued.get(id)?.by !== ACTOR[who]) wrong.push(`${who} ${type} for ${agent}: by ${queued.get(id)?.by}`);
+          if (res.status === 202 && queued.get(id)?.by !== ACTOR[who].replace('<column>', agent)) wrong.push(`${who} ${type} for ${agent}: by ${queued.get(id)?.by}`);
           if (res.status === 403 && queued.has(id)) wrong.push(`${who} ${type} for ${agent}: refused but queued`);
         }
       }
