@@ -9,6 +9,7 @@ import { registerInventoryCommands } from './commands/inventory.ts';
 import { registerRebootsCommands } from './commands/reboots.ts';
 import { registerAnnounceCommand } from './commands/announce.ts';
 import { registerHostRebootCommand } from './commands/host-reboot.ts';
+import { registerRolloutCommands } from './commands/rollout.ts';
 
 const program = new Command('rebootctl')
   .description('Coordinates xPU (DPU/IPU/SmartNIC) and host reboots: operator CLI and edge agent')
@@ -23,5 +24,6 @@ registerInventoryCommands(program);
 registerRebootsCommands(program);
 registerAnnounceCommand(program);
 registerHostRebootCommand(program);
+registerRolloutCommands(program);
 
 await program.parseAsync(process.argv);

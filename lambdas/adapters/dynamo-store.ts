@@ -2,6 +2,7 @@
 import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
+  DeleteCommand,
   DynamoDBDocumentClient,
   type BatchGetCommandOutput,
   GetCommand,
@@ -10,10 +11,12 @@ import {
   UpdateCommand,
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
+import type { AcquireResult, BudgetSlot, Hold } from '../core/budgets.ts';
+import { boundReboot } from '../core/bounds.ts';
 import { ConcurrentUpdate } from '../core/errors.ts';
 import type { StoredReboot } from '../core/reboot.ts';
-import type { Inventory, NativeEvent } from '../core/types.ts';
-import type { ClaimResult, ListQuery, NodeStateRecord, RebootStore, StoredCommand } from '../ports/index.ts';
+import type { NativeEvent } from '../core/types.ts';
+import type { ClaimResult, IdempotentAnswer, ListQuery, NodeStateRecord, QueuedEntry, RebootStore, StoredCommand } from '../ports/index.ts';
 
 const ALL_REBOOTS = 'REBOOTS';
 
@@ -29,6 +32,17 @@ const rebootKey = (id: string) => ({ pk: `R#${id}`, sk: 'R' });
 const nodeKey = (node: string) => ({ pk: `N#${node}`, sk: 'STATE' });
 const commandKey = (agent: string, id: string) => ({ pk: `A#${agent}`, sk: `C#${id}` });
 const xpuAttr = (xpu: string) => `x_${xpu}`;
+const eventRebootKey = (key: string) => ({ pk: `EVENTKEY#${key}`, sk: 'R' });
+const idempotencyKey = (key: string) => ({ pk: `IDEM#${key}`, sk: 'A' });
+/** dynalite has no TTL: readers honour the expiry themselves. */
+const expired = (item: Record<string, unknown>) => typeof item.ttl === 'number' && item.ttl * 1000 <= Date.now();
+// Budgets, the queue of reboots they hold back, and holds: one partition each, so each lists with one Query.
+const BUDGETS = 'BUDGET';
+const QUEUED = 'QUEUED';
+const HOLDS = 'HOLD';
+const budgetItemKey = (key: string) => ({ pk: BUDGETS, sk: key });
+/** The reboots that make a node unavailable in a budget: the node leaves `holders` when the last one ends. */
+const rebootsAttr = (node: string) => `r_${node}`;
 
 function stripKeys<T>(item: Record<string, unknown> | undefined): T | undefined {
   if (!item) return undefined;
@@ -82,7 +96,7 @@ export class DynamoRebootStore implements RebootStore {
   async createReboot(reboot: StoredReboot): Promise<boolean> {
     try {
       await this.#doc.send(
-        new PutCommand({ TableName: this.#table, Item: this.#rebootItem(reboot), ConditionExpression: 'attribute_not_exists(pk)' }),
+        new PutCommand({ TableName: this.#table, Item: this.#rebootItem(boundReboot(reboot)), ConditionExpression: 'attribute_not_exists(pk)' }),
       );
       return true;
     } catch (err) {
@@ -113,8 +127,10 @@ export class DynamoRebootStore implements RebootStore {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = await this.getReboot(id);
       if (!current) return undefined;
-      const next = change(structuredClone(current));
-      if (!next) return { reboot: current, changed: false };
+      const changed = change(structuredClone(current));
+      if (!changed) return { reboot: current, changed: false };
+      // The one choke point every writer of a reboot passes: its size stays bounded (core/bounds.ts).
+      const next = boundReboot(changed);
       next.version = current.version + 1;
       try {
         await this.#doc.send(
@@ -420,16 +436,59 @@ export class DynamoRebootStore implements RebootStore {
     );
   }
 
-  /** The inventory for the AWS runtime, written by `rebootctl inventory push` with tokens hashed. */
-  async getStoredInventory(): Promise<Inventory | undefined> {
-    const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: { pk: 'INVENTORY', sk: 'CURRENT' } }));
-    return res.Item ? (JSON.parse(res.Item.body as string) as Inventory) : undefined;
+  async rebootIdOfEvent(key: string): Promise<string | undefined> {
+    const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: eventRebootKey(key), ConsistentRead: true }));
+    return res.Item && !expired(res.Item) ? (res.Item.rebootId as string) : undefined;
   }
 
-  async putStoredInventory(inventory: Inventory): Promise<void> {
-    await this.#doc.send(
-      new PutCommand({ TableName: this.#table, Item: { pk: 'INVENTORY', sk: 'CURRENT', body: JSON.stringify(inventory), at: new Date().toISOString() } }),
-    );
+  async mapEventToReboot(key: string, rebootId: string, ttlSeconds: number): Promise<string> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      try {
+        await this.#doc.send(
+          new PutCommand({
+            TableName: this.#table,
+            Item: { ...eventRebootKey(key), rebootId, ttl: Math.floor(Date.now() / 1000) + ttlSeconds },
+            // dynalite has no TTL: an expired mapping still stored counts as absent.
+            ConditionExpression: 'attribute_not_exists(pk) OR #ttl < :now',
+            ExpressionAttributeNames: { '#ttl': 'ttl' },
+            ExpressionAttributeValues: { ':now': Math.floor(Date.now() / 1000) },
+          }),
+        );
+        return rebootId;
+      } catch (err) {
+        if (!isConditionFailure(err)) throw err;
+      }
+      const held = await this.rebootIdOfEvent(key);
+      if (held) return held;
+    }
+    throw new ConcurrentUpdate(`event key ${key} kept changing under ${MAX_ATTEMPTS} attempts`);
+  }
+
+  async getIdempotentAnswer(key: string): Promise<IdempotentAnswer | undefined> {
+    const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: idempotencyKey(key), ConsistentRead: true }));
+    return res.Item && !expired(res.Item) ? (res.Item.answer as IdempotentAnswer) : undefined;
+  }
+
+  async putIdempotentAnswer(key: string, answer: IdempotentAnswer, ttlSeconds: number): Promise<IdempotentAnswer> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      try {
+        await this.#doc.send(
+          new PutCommand({
+            TableName: this.#table,
+            Item: { ...idempotencyKey(key), answer, ttl: Math.floor(Date.now() / 1000) + ttlSeconds },
+            ConditionExpression: 'attribute_not_exists(pk) OR #ttl < :now',
+            ExpressionAttributeNames: { '#ttl': 'ttl' },
+            ExpressionAttributeValues: { ':now': Math.floor(Date.now() / 1000) },
+          }),
+        );
+        return answer;
+      } catch (err) {
+        if (!isConditionFailure(err)) throw err;
+      }
+      const first = await this.getIdempotentAnswer(key);
+      if (first) return first;
+    }
+    throw new ConcurrentUpdate(`idempotency key ${key} kept changing under ${MAX_ATTEMPTS} attempts`);
   }
 
   async listDropped(limit: number) {
@@ -443,5 +502,160 @@ export class DynamoRebootStore implements RebootStore {
       }),
     );
     return (res.Items ?? []).map((it) => ({ at: it.at as string, reason: it.reason as string, event: it.event as NativeEvent }));
+  }
+
+  // --- disruption budgets, the queue, holds (contract 7.3) --------------------------------------
+
+  async acquireBudgets(slots: readonly BudgetSlot[], node: string, rebootId: string, opts: { force: boolean }): Promise<AcquireResult> {
+    const taken: BudgetSlot[] = [];
+    const overshoot: BudgetSlot[] = [];
+    for (const slot of slots) {
+      const names = { '#r': rebootsAttr(node) };
+      const values: Record<string, unknown> = { ':n': new Set([node]), ':rid': new Set([rebootId]), ':max': slot.maxUnavailable };
+      let condition: string | undefined;
+      if (!opts.force) {
+        values[':node'] = node;
+        // A node already unavailable here costs no second slot; otherwise there must be room.
+        condition =
+          slot.maxUnavailable > 0
+            ? 'contains(holders, :node) OR attribute_not_exists(holders) OR size(holders) < :max'
+            : 'contains(holders, :node)';
+      }
+      try {
+        const res = await this.#doc.send(
+          new UpdateCommand({
+            TableName: this.#table,
+            Key: budgetItemKey(slot.key),
+            UpdateExpression: 'ADD holders :n, #r :rid SET maxUnavailable = :max',
+            ConditionExpression: condition,
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: values,
+            ReturnValues: 'ALL_OLD',
+          }),
+        );
+        const before = (res.Attributes?.holders as Set<string> | undefined) ?? new Set<string>();
+        if (!before.has(node) && before.size + 1 > slot.maxUnavailable) overshoot.push(slot);
+        taken.push(slot);
+      } catch (err) {
+        if (!isConditionFailure(err)) throw err;
+        // Give back what this attempt took, so a refused reboot holds nothing.
+        await this.releaseBudgets(taken.map((t) => t.key), node, rebootId);
+        const usage = await this.budgetUsage([slot.key]);
+        return { ok: false, slot, holders: usage.get(slot.key) ?? [] };
+      }
+    }
+    return { ok: true, overshoot };
+  }
+
+  async releaseBudgets(keys: readonly string[], node: string, rebootId: string): Promise<void> {
+    for (const key of keys) {
+      const names = { '#r': rebootsAttr(node) };
+      const res = await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: budgetItemKey(key),
+          UpdateExpression: 'DELETE #r :rid',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: { ':rid': new Set([rebootId]) },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      const left = res.Attributes?.[rebootsAttr(node)] as Set<string> | undefined;
+      if (left && left.size > 0) continue;
+      try {
+        // The node's last reboot here ended: the node is available again, unless one joined meanwhile.
+        await this.#doc.send(
+          new UpdateCommand({
+            TableName: this.#table,
+            Key: budgetItemKey(key),
+            UpdateExpression: 'DELETE holders :n',
+            ConditionExpression: 'attribute_not_exists(#r)',
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: { ':n': new Set([node]) },
+          }),
+        );
+      } catch (err) {
+        if (!isConditionFailure(err)) throw err;
+      }
+    }
+  }
+
+  async budgetUsage(keys?: readonly string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const res = await this.#doc.send(
+        new QueryCommand({
+          TableName: this.#table,
+          KeyConditionExpression: 'pk = :p',
+          ExpressionAttributeValues: { ':p': BUDGETS },
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const it of res.Items ?? []) {
+        if (keys && !keys.includes(it.sk as string)) continue;
+        out.set(it.sk as string, [...((it.holders as Set<string> | undefined) ?? [])].sort());
+      }
+      startKey = res.LastEvaluatedKey;
+    } while (startKey);
+    return out;
+  }
+
+  async enqueueReboot(entry: QueuedEntry): Promise<void> {
+    await this.#doc.send(
+      new PutCommand({ TableName: this.#table, Item: { pk: QUEUED, sk: `${entry.queuedAt}#${entry.rebootId}`, ...entry } }),
+    );
+  }
+
+  async dequeueReboot(entry: QueuedEntry): Promise<void> {
+    await this.#doc.send(new DeleteCommand({ TableName: this.#table, Key: { pk: QUEUED, sk: `${entry.queuedAt}#${entry.rebootId}` } }));
+  }
+
+  async queuedReboots(): Promise<QueuedEntry[]> {
+    const out: QueuedEntry[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const res = await this.#doc.send(
+        new QueryCommand({
+          TableName: this.#table,
+          KeyConditionExpression: 'pk = :p',
+          ExpressionAttributeValues: { ':p': QUEUED },
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const it of res.Items ?? []) out.push({ rebootId: it.rebootId as string, node: it.node as string, queuedAt: it.queuedAt as string });
+      startKey = res.LastEvaluatedKey;
+    } while (startKey);
+    return out;
+  }
+
+  async putHold(hold: Hold): Promise<void> {
+    await this.#doc.send(new PutCommand({ TableName: this.#table, Item: { pk: HOLDS, sk: hold.id, hold } }));
+  }
+
+  async listHolds(): Promise<Hold[]> {
+    const out: Hold[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const res = await this.#doc.send(
+        new QueryCommand({
+          TableName: this.#table,
+          KeyConditionExpression: 'pk = :p',
+          ExpressionAttributeValues: { ':p': HOLDS },
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const it of res.Items ?? []) out.push(it.hold as Hold);
+      startKey = res.LastEvaluatedKey;
+    } while (startKey);
+    return out;
+  }
+
+  async deleteHold(id: string): Promise<Hold | undefined> {
+    const res = await this.#doc.send(new DeleteCommand({ TableName: this.#table, Key: { pk: HOLDS, sk: id }, ReturnValues: 'ALL_OLD' }));
+    return res.Attributes?.hold as Hold | undefined;
   }
 }

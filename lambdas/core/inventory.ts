@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import { z } from 'zod';
 import type { Principal } from './principal.ts';
-import { DENY_CONDITIONS, type Inventory, type NodeDef, type OperatorDef, type Policy } from './types.ts';
+import { BUDGET_DOMAINS, DENY_CONDITIONS, type Inventory, type NodeDef, type OperatorDef, type Policy } from './types.ts';
+import { checkTimeZone, minutesOf, WEEKDAYS } from './windows.ts';
 
 export class InventoryError extends Error {
   override readonly name = 'InventoryError';
@@ -48,9 +49,26 @@ const HostPolicySchema = z.strictObject({
   commandSeconds: seconds,
   heartbeatSeconds: z.number().int().min(5).max(3600),
 });
+const hhmm = z.string().refine((s) => { try { minutesOf(s); return true; } catch { return false; } }, 'a time HH:MM (24 h)');
+const WindowSchema = z.strictObject({
+  days: z.array(z.enum(WEEKDAYS)).min(1),
+  start: hhmm,
+  end: hhmm,
+  tz: z.string().refine((tz) => { try { checkTimeZone(tz); return true; } catch { return false; } }, 'an IANA time zone, e.g. Europe/Berlin'),
+});
+const BudgetSchema = z.strictObject({
+  per: z.enum(BUDGET_DOMAINS),
+  maxUnavailable: z.number().int().min(0).max(100_000),
+});
 const PolicyOverrideSchema = z.strictObject({
   xpuReboot: XpuPolicySchema.partial().optional(),
   hostReboot: HostPolicySchema.partial().optional(),
+  windows: z.array(WindowSchema).optional(),
+  // A list replaces the inherited one whole: a node's budgets are read as one set.
+  budgets: z
+    .array(BudgetSchema)
+    .refine((bs) => new Set(bs.map((b) => b.per)).size === bs.length, 'one budget per domain (rack, zone, tenant, fleet)')
+    .optional(),
 });
 
 const token = z.string().min(8);
@@ -93,9 +111,14 @@ const InventorySchema = z.strictObject({
 type PolicyOverride = z.infer<typeof PolicyOverrideSchema>;
 
 function mergePolicy(base: Policy, override: PolicyOverride | undefined): Policy {
+  const windows = override?.windows ?? base.windows;
+  const budgets = override?.budgets ?? base.budgets;
   return {
     xpuReboot: { ...base.xpuReboot, ...(override?.xpuReboot ?? {}) },
     hostReboot: { ...base.hostReboot, ...(override?.hostReboot ?? {}) },
+    // A node's windows replace the defaults' (an empty list: no restriction).
+    ...(windows ? { windows } : {}),
+    ...(budgets ? { budgets: budgets.map((b) => ({ ...b })) } : {}),
   };
 }
 
@@ -118,16 +141,59 @@ function lineOf(doc: ReturnType<typeof parseDocument>, lines: LineCounter, path:
   return offset === undefined ? undefined : lines.linePos(offset).line;
 }
 
+/** The value of a JSON text whose objects repeat no key (YAML refuses those); else undefined. */
+function jsonFastPath(text: string): unknown {
+  if (!/^\s*\{/.test(text)) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  return repeatsAKey(text) ? undefined : value;
+}
+
+/** Scans valid JSON: true when an object names a key twice (JSON.parse would keep the last silently). */
+function repeatsAKey(text: string): boolean {
+  const stack: Array<Set<string> | null> = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      const top = stack[stack.length - 1];
+      if (expectKey && top) {
+        const key = text.slice(i + 1, j);
+        if (top.has(key)) return true;
+        top.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (ch === '{') {
+      stack.push(new Set());
+      expectKey = true;
+    } else if (ch === '[') stack.push(null);
+    else if (ch === '}' || ch === ']') stack.pop();
+    else if (ch === ',') expectKey = stack[stack.length - 1] !== null;
+  }
+  return false;
+}
+
 /** Parses inventory text; `source` names the file in errors. JSON is accepted as YAML. */
 export function parseInventory(text: string, source = 'inventory'): Inventory {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    const err = doc.errors[0];
+  // A 10,000-node inventory takes seconds as a YAML document and milliseconds as JSON: plain JSON
+  // (without repeated keys) goes the fast way; the document is built when a line must be named.
+  const json = jsonFastPath(text);
+  let built: ReturnType<typeof parseDocument> | undefined;
+  const docOf = () => (built ??= parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false }));
+  if (json === undefined && docOf().errors.length > 0) {
+    const err = docOf().errors[0];
     const line = err.linePos?.[0]?.line;
     throw new InventoryError(`${source}${line ? `:${line}` : ''}: ${err.message.split('\n')[0]}`);
   }
-  const parsed = InventorySchema.safeParse(doc.toJS());
+  const parsed = InventorySchema.safeParse(json ?? docOf().toJS());
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     let path = issue.path;
@@ -136,14 +202,14 @@ export function parseInventory(text: string, source = 'inventory'): Inventory {
       path = [...issue.path, issue.keys[0]];
       what = `unknown key '${issue.keys[0]}'`;
     }
-    const line = lineOf(doc, lines, path);
+    const line = lineOf(docOf(), lines, path);
     const where = path.length ? ` at ${path.join('.')}` : '';
     throw new InventoryError(`${source}${line ? `:${line}` : ''}: ${what}${where}`);
   }
   const defaults = mergePolicy(DEFAULT_POLICY, parsed.data.policy);
   const seen = new Set<string>();
   const nodes: NodeDef[] = parsed.data.nodes.map((n, i) => {
-    if (seen.has(n.id)) throw new InventoryError(`${source}:${lineOf(doc, lines, ['nodes', i, 'id']) ?? '?'}: duplicate node id '${n.id}'`);
+    if (seen.has(n.id)) throw new InventoryError(`${source}:${lineOf(docOf(), lines, ['nodes', i, 'id']) ?? '?'}: duplicate node id '${n.id}'`);
     seen.add(n.id);
     const xpuIds = new Set<string>();
     for (const x of n.xpus) {

@@ -1,5 +1,5 @@
 // Pure reboot decisions: deadlines, extensions, command plans, and when a waiting workflow wakes.
-import { createHash } from 'node:crypto';
+import { commandId, legacyRebootId } from './ids.ts';
 import { agentIdOf } from './inventory.ts';
 import {
   FINAL_COMMAND_STATUSES,
@@ -16,7 +16,7 @@ import {
 } from './types.ts';
 
 /** What a workflow's callback Task waits for; stored on the reboot so that events can wake it. */
-export type WaitFor = 'prepared' | 'commands-done' | 'xpu-ready' | 'host-ready' | 'xpus-ready';
+export type WaitFor = 'prepared' | 'commands-done' | 'xpu-ready' | 'host-ready' | 'xpus-ready' | 'budget-slot';
 
 export interface Waiter {
   token: string;
@@ -30,7 +30,7 @@ export interface Waiter {
 }
 
 /** Where each waiting step sits in its workflow; both workflows only ever move to a later (or the same) rank. */
-const STEP_RANK: Record<string, number> = { prepare: 1, free: 1, crash: 2, reboot: 3, xpus: 4, recover: 5, reprovision: 5 };
+const STEP_RANK: Record<string, number> = { budget: 0.5, prepare: 1, free: 1, crash: 2, reboot: 3, xpus: 4, recover: 5, reprovision: 5 };
 
 /**
  * Is a waiter registration late, i.e. from a state the workflow has already left? A slow (or
@@ -92,11 +92,11 @@ export function isNoticePhase(status: RebootStatus): boolean {
   return NOTICE_STATUSES.includes(status);
 }
 
-/** Stable short id derived from an event's idempotency key: a replayed start finds the same reboot. */
-export function rebootIdFor(kind: 'xpu' | 'host', dedupKey: string): string {
-  const h = createHash('sha256').update(dedupKey).digest('base64url').replace(/[-_]/g, '').slice(0, 16).toLowerCase();
-  return `${kind === 'xpu' ? 'xr' : 'hr'}-${h}`;
-}
+/**
+ * The id older releases gave the reboot an event started (derived from the event key alone, so it
+ * repeats across coordinators). New reboots get ULIDs (`newRebootId` in ids.ts, mapped from the event key).
+ */
+export const rebootIdFor = legacyRebootId;
 
 export function history(at: Date | string, phase: string, detail: string): HistoryEntry {
   return { at: typeof at === 'string' ? at : at.toISOString(), phase, detail };
@@ -287,9 +287,7 @@ export interface PlannedCommand {
 }
 
 /** Ids are per reboot, type and agent, so a replayed step re-plans the same commands, never new ones. */
-export function commandId(rebootId: string, type: CommandType, xpu: string | null): string {
-  return `${rebootId}.${type}${xpu ? `.${xpu}` : ''}`;
-}
+export { commandId };
 
 function plan(reboot: Reboot, type: CommandType, target: 'host' | string, args: Record<string, unknown>, deadline: string, noticePhase = false): PlannedCommand {
   const xpu = target === 'host' ? null : target;
@@ -379,7 +377,18 @@ export function evaluateWait(reboot: StoredReboot, node: NodeDef | undefined, no
   const w = reboot.waiter;
   if (!w) return null;
   switch (w.waitFor) {
+    case 'budget-slot': {
+      // Contract 7.3: a queued reboot waits for a budget slot (or a hold's end), an operator, or its xPU.
+      if (reboot.status === 'cancelled') return { signal: 'cancelled' };
+      if (reboot.forced) return { signal: 'forced' };
+      if (reboot.status !== 'queued') return { signal: 'admitted', ...noticeWindow(reboot, now) };
+      if (reboot.crashedAt || reboot.downAt || reboot.readyAt) return { signal: 'outage' };
+      return null;
+    }
     case 'prepared': {
+      // Contract 7.3: an operator withdrew or hurried the reboot.
+      if (reboot.status === 'cancelled') return { signal: 'cancelled' };
+      if (reboot.forced && !reboot.crashedAt) return { signal: 'forced' };
       if (reboot.crashedAt && reboot.mode !== 'crash') return { signal: 'crashed', ...noticeWindow(reboot, now) };
       if (reboot.readyAt) return { signal: 'xpu-ready', ...noticeWindow(reboot, now) };
       const cmds = stepCommands(reboot, w.step);

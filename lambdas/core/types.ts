@@ -1,4 +1,6 @@
 // The domain's shared shapes: inventory, native events, reboots and agent commands.
+import type { MaintenanceWindow } from './windows.ts';
+import type { QueueRecord } from './budgets.ts';
 
 export type RebootKind = 'xpu' | 'host';
 
@@ -52,6 +54,19 @@ export interface HostRebootPolicy {
 export interface Policy {
   xpuReboot: XpuRebootPolicy;
   hostReboot: HostRebootPolicy;
+  /** Maintenance windows (contract 7.3): rollouts start reboots of a node only inside one. None: always. */
+  windows?: MaintenanceWindow[];
+  /** Disruption budgets (contract 7.3); absent or empty: no budget. */
+  budgets?: Budget[];
+}
+
+export const BUDGET_DOMAINS = ['rack', 'zone', 'tenant', 'fleet'] as const;
+export type BudgetDomain = (typeof BUDGET_DOMAINS)[number];
+
+/** At most `maxUnavailable` nodes of one rack (zone, tenant, the fleet) unavailable at a time. */
+export interface Budget {
+  per: BudgetDomain;
+  maxUnavailable: number;
 }
 
 export interface XpuDef {
@@ -146,12 +161,17 @@ export interface Extension {
   granted: number;
   reason: string;
   deadline: string;
+  /** `<agentId> <Idempotency-Key>` of the request that was granted this, when it had one. */
+  idempotencyKey?: string;
 }
 
 export interface ExtensionRefusal {
   at: string;
   requested: number;
   reason: string;
+  /** The 409's error code, and the request's `<agentId> <Idempotency-Key>`: a repeat is answered the same. */
+  code?: string;
+  idempotencyKey?: string;
 }
 
 export const COMMAND_TYPES = [
@@ -223,7 +243,14 @@ export interface Reboot {
   /** The policy's notice at the time of the reboot, for compliance. */
   policyNoticeSeconds: number;
   extensions: Extension[];
+  /** The last refusals only (lambdas/core/bounds.ts); `refusalCount` counts every one. */
   refusals: ExtensionRefusal[];
+  refusalCount?: number;
+  /** Refusals (and the seconds they asked for) no longer stored: the item's size stays bounded. */
+  refusalsDropped?: number;
+  refusalSecondsDropped?: number;
+  /** History entries no longer stored, from between the first and the last ones kept. */
+  historyDropped?: number;
   forced: boolean;
   /** What was still outstanding when the reboot was forced. */
   outstanding: string[];
@@ -241,6 +268,10 @@ export interface Reboot {
   denyReason?: string;
   rebootingAt?: string;
   endedAt?: string;
+  /** Contract 7.3: the wait of a reboot held back by a budget or a hold. */
+  queue?: QueueRecord;
+  /** The budgets (keys) this reboot makes its node unavailable in; given back when it ends. */
+  budgetKeys?: string[];
   history: HistoryEntry[];
   version: number;
 }

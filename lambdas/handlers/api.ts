@@ -1,10 +1,9 @@
 // The HTTP API (one hono app): served by @hono/node-server locally and by API Gateway + Lambda in AWS.
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
-import { BadRequest, Conflict, Forbidden, HttpError, NotFound, PayloadTooLarge } from '../core/errors.ts';
+import { BadRequest, Forbidden, HttpError, NotFound, PayloadTooLarge } from '../core/errors.ts';
 import type { InventoryIndex } from '../core/inventory.ts';
 import { actorOf, type Principal } from '../core/principal.ts';
-import { decideExtension, history, isFinal, type StoredReboot } from '../core/reboot.ts';
 import { parseRedfishPayload } from '../core/redfish/parse.ts';
 import { translateRedfishEvent } from '../core/redfish/translate.ts';
 import type { Mapping } from '../core/redfish/mapping.ts';
@@ -12,7 +11,6 @@ import { complianceReport } from './report-job.ts';
 import { parseReportQuery, type ReportQuery } from '../core/report/query.ts';
 import { renderReport } from '../core/report/render.ts';
 import {
-  COMMAND_RESULT_STATUSES,
   NATIVE_EVENT_TYPES,
   REBOOT_STATUSES,
   type Command,
@@ -21,10 +19,15 @@ import {
   type Reboot,
 } from '../core/types.ts';
 import type { DeadLetterQueue, StoredCommand } from '../ports/index.ts';
-import { changeReboot, type Deps } from './deps.ts';
+import type { Deps } from './deps.ts';
 import { publicReboot } from './views.ts';
 import { registerDlqRoutes } from './dlq.ts';
-import { authorizeAgent, authorizeEvent, bearerToken, mayActAs, requirePrincipal } from './auth.ts';
+import { authorizeAgent, authorizeEvent, bearerToken, requirePrincipal } from './auth.ts';
+import { registerRolloutRoutes } from './rollout-routes.ts';
+import { registerResultRoutes } from './agent-results.ts';
+import { registerExtensionRoutes } from './extensions.ts';
+import type { HealthReport } from './health.ts';
+import { registerFleetRoutes } from './fleet-routes.ts';
 
 export const MAX_BODY_BYTES = 256 * 1024;
 /** Agents long-poll at most this long; API Gateway's 30 s integration limit caps it lower in AWS. */
@@ -46,6 +49,8 @@ export interface ApiDeps extends Deps {
   shutdown?: AbortSignal;
   /** The ingest DLQ for the operator's /v1/dlq routes; absent, they answer 503. */
   dlq?: DeadLetterQueue;
+  /** Probes the store, queue and workflow engine for /healthz; absent, /healthz answers 200. */
+  health?: () => Promise<HealthReport>;
 }
 
 export { authenticate } from './auth.ts';
@@ -66,7 +71,7 @@ async function readBody(c: Context): Promise<string> {
   }
 }
 
-async function readJson(c: Context): Promise<unknown> {
+export async function readJson(c: Context): Promise<unknown> {
   const text = await readBody(c);
   try {
     return JSON.parse(text);
@@ -75,7 +80,7 @@ async function readJson(c: Context): Promise<unknown> {
   }
 }
 
-function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+export function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const res = schema.safeParse(value);
   if (!res.success) throw new BadRequest(`${what}: ${z.prettifyError(res.error).replace(/\n/g, '; ')}`, 'ValidationError');
   return res.data;
@@ -90,16 +95,6 @@ const NativeEventBody = z.object({
   xpu: z.string().min(1).max(100).nullish(),
   time: isoTime.nullish(),
   data: z.record(z.string(), z.unknown()).nullish(),
-});
-
-const ExtensionBody = z.object({
-  seconds: z.number().int().positive().max(7 * 24 * 3600),
-  reason: z.string().max(1000).default(''),
-});
-
-const ResultBody = z.object({
-  status: z.enum(COMMAND_RESULT_STATUSES),
-  output: z.string().optional().default(''),
 });
 
 const ListParams = z.object({
@@ -142,8 +137,13 @@ export function createApiApp(deps: ApiDeps) {
   });
   app.notFound((c) => c.json({ error: 'NotFound', message: `no route ${c.req.method} ${c.req.path}` }, 404));
 
-  app.get('/healthz', (c) => c.json({ ok: true }));
+  app.get('/healthz', async (c) => {
+    const report = deps.health ? await deps.health() : { ok: true };
+    return report.ok ? c.json({ ok: true }) : c.json(report, 503);
+  });
   registerDlqRoutes(app, deps);
+  registerRolloutRoutes(app, deps);
+  registerFleetRoutes(app, { ...deps, principal });
 
   app.post('/v1/events/redfish', async (c) => {
     const { who, index } = await principal(c);
@@ -215,45 +215,6 @@ export function createApiApp(deps: ApiDeps) {
     return c.json(publicReboot(reboot));
   });
 
-  app.post('/v1/reboots/:id/extensions', async (c) => {
-    const { who, index } = await principal(c);
-    const body = check(ExtensionBody, await readJson(c), 'extension request');
-    const reboot = await deps.store.getReboot(c.req.param('id'));
-    if (!reboot) throw new NotFound(`no reboot ${c.req.param('id')}`);
-    if (who.kind !== 'agent' || !mayActAs(who, reboot.node, index)) throw new Forbidden('only the agent of the reboot\'s node may ask for an extension');
-    const node = index.node(reboot.node);
-    if (!node) throw new NotFound(`node ${reboot.node} is not in the inventory`);
-    let decision = decideExtension(reboot, node, body.seconds, deps.clock.now());
-    const updated = await changeReboot(
-      deps,
-      reboot.id,
-      (r) => {
-        const now = deps.clock.now();
-        const at = now.toISOString();
-        decision = decideExtension(r, node, body.seconds, now);
-        if (decision.kind === 'refused') {
-          r.refusals.push({ at, requested: body.seconds, reason: decision.reason });
-          r.history.push(history(at, 'extension-refused', `asked ${body.seconds}s${body.reason ? ` (${body.reason})` : ''}: ${decision.reason}`));
-          return r;
-        }
-        r.extensions.push({ at, requested: body.seconds, granted: decision.granted, reason: body.reason, deadline: decision.deadline });
-        r.deadline = decision.deadline;
-        r.status = 'extended';
-        r.history.push(
-          history(at, 'extended', `granted ${decision.granted}s of ${body.seconds}s asked${body.reason ? ` (${body.reason})` : ''}; new deadline ${decision.deadline}`),
-        );
-        return r;
-      },
-      node,
-    );
-    if (decision.kind === 'refused') {
-      if (decision.status === 403) throw new Forbidden(decision.reason);
-      throw new Conflict(decision.reason, decision.code);
-    }
-    if (updated) await deps.store.moveNoticeDeadline(updated, decision.deadline);
-    return c.json({ granted: decision.granted, deadline: decision.deadline });
-  });
-
   app.get('/v1/agents/:agentId/commands', async (c) => {
     const { who, index } = await principal(c);
     const agentId = c.req.param('agentId');
@@ -313,64 +274,9 @@ export function createApiApp(deps: ApiDeps) {
 
 
 
-  app.post('/v1/agents/:agentId/commands/:cmdId', async (c) => {
-    const { who, index } = await principal(c);
-    const agentId = c.req.param('agentId');
-    authorizeAgent(agentId, who, index);
-    const body = check(ResultBody, await readJson(c), 'result');
-    const cmdId = c.req.param('cmdId');
-    const existing = await deps.store.getCommand(agentId, cmdId);
-    if (!existing) throw new NotFound(`no command ${cmdId} for agent ${agentId}`);
-    const now = deps.clock.now().toISOString();
-    const output = capOutput(body.output);
-    if (body.status === 'running') {
-      const res = await deps.store.updateCommand(agentId, cmdId, (cmd) => (isFinal(cmd.status) ? null : { ...cmd, status: 'running', seenAt: now }));
-      // The first heartbeat also shows on the reboot (operators see the hook running); later ones do not write it.
-      if (res?.changed)
-        await deps.store.updateReboot(existing.rebootId, (r) => {
-          const summary = r.commands[cmdId];
-          if (!summary || (summary.status !== 'pending' && summary.status !== 'delivered')) return null;
-          summary.status = 'running';
-          summary.at = now;
-          return r;
-        });
-      await heartbeatReboots(new Set([existing.rebootId]));
-      return c.json({ id: cmdId, status: existing.status === 'pending' || existing.status === 'delivered' ? 'running' : existing.status });
-    }
-    const res = await deps.store.updateCommand(agentId, cmdId, (cmd) =>
-      isFinal(cmd.status) ? null : { ...cmd, status: body.status, output, finishedAt: now, seenAt: now },
-    );
-    if (!res) throw new NotFound(`no command ${cmdId} for agent ${agentId}`);
-    if (!res.changed) {
-      // A repeated final result: accepted once, idempotently. A late one after a timeout is noted.
-      if (res.command.status === 'timed-out') {
-        await deps.store.updateReboot(existing.rebootId, (r) => {
-          if (r.history.some((h) => h.phase === 'late-result' && h.detail.startsWith(cmdId))) return null;
-          const tail = body.status === 'failed' && output ? `: ${output.trim().split('\n').slice(-1)[0]?.slice(0, 200)}` : '';
-          r.history.push(history(now, 'late-result', `${cmdId} ${body.status} after the workflow stopped waiting for it${tail}`));
-          // Keep what the agent said (e.g. "deadline exceeded"): the report lists why it timed out.
-          const summary = r.commands[cmdId];
-          if (summary) {
-            summary.lateStatus = body.status;
-            if (output) summary.output = output.slice(-2000);
-          }
-          return r;
-        });
-      }
-      return c.json({ id: cmdId, status: res.command.status, duplicate: true });
-    }
-    await changeReboot(deps, existing.rebootId, (r) => {
-      const summary = r.commands[cmdId] ?? { id: cmdId, type: existing.type, agent: agentId, step: existing.step, status: 'pending', at: now };
-      summary.status = body.status;
-      summary.at = now;
-      if (body.status === 'failed') summary.output = output.slice(-2000);
-      r.commands[cmdId] = summary;
-      const tail = body.status === 'failed' && output ? `: ${output.trim().split('\n').slice(-1)[0]?.slice(0, 200)}` : '';
-      r.history.push(history(now, `command-${body.status}`, `${existing.type} on ${agentId} ${body.status}${tail}`));
-      return r;
-    });
-    return c.json({ id: cmdId, status: body.status });
-  });
+  const kit = { principal, readJson, check, agentOf: authorizeAgent, capOutput, heartbeatReboots };
+  registerExtensionRoutes(app, deps, kit);
+  registerResultRoutes(app, deps, kit);
 
   app.get('/v1/reports/compliance', async (c) => {
     const { who } = await principal(c);
@@ -399,3 +305,4 @@ function resolveXpu(node: NodeDef, type: string, xpu: string | undefined): strin
   if (node.xpus.length === 1) return node.xpus[0].id;
   throw new BadRequest(`${type} needs "xpu": node ${node.id} has ${node.xpus.length} xPUs`, 'ValidationError');
 }
+

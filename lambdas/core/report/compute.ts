@@ -6,6 +6,7 @@ import {
   type Reboot,
   type XpuRebootPolicy,
 } from '../types.ts';
+import { refusalTotal, refusedSecondsTotal } from '../bounds.ts';
 import {
   REPORT_SCHEMA_VERSION,
   type ComplianceReport,
@@ -59,6 +60,7 @@ const CODE_ORDER: Record<FindingCode, number> = {
   'forced-at-deadline': 5,
   'command-failed': 6,
   'command-timed-out': 7,
+  'budget-exceeded': 8,
 };
 
 const ms = (iso: string | null | undefined): number => (iso ? Date.parse(iso) : NaN);
@@ -198,15 +200,18 @@ function toRow(r: Reboot, ctx: RowContext): ReportRow {
     inProgress: ACTIVE_STATUSES.includes(r.status),
     crossesWindowEnd: !(endedMs < ctx.toMs),
     policyNoticeSeconds: r.policyNoticeSeconds ?? 0,
-    extensionsRequested: extensions.length + refusals.length,
+    extensionsRequested: extensions.length + refusalTotal(r),
     extensionsGranted: extensions.length,
-    extensionsRefused: refusals.length,
-    extensionSecondsRequested: sum(extensions.map((e) => e.requested)) + sum(refusals.map((e) => e.requested)),
+    // Counted from the counters: the reboot keeps only its last refusals (core/bounds.ts).
+    extensionsRefused: refusalTotal(r),
+    extensionSecondsRequested: sum(extensions.map((e) => e.requested)) + refusedSecondsTotal(r),
     extensions: extensions.map((e) => ({ at: e.at, requested: e.requested, granted: e.granted, reason: e.reason, deadline: e.deadline })),
     refusals: refusals.map((e) => ({ at: e.at, requested: e.requested, reason: e.reason })),
     outstanding: [...(r.outstanding ?? [])],
     failedCommands,
     denyReason: r.denyReason ?? null,
+    budgetWaitSeconds: budgetWait(r, ctx.nowMs),
+    queueReason: r.queue?.reason ?? null,
     findings: [],
   };
   const by = actorsOf(r);
@@ -215,6 +220,13 @@ function toRow(r: Reboot, ctx: RowContext): ReportRow {
     (a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || CODE_ORDER[a.code] - CODE_ORDER[b.code],
   );
   return row;
+}
+
+/** How long the reboot waited in the queue: until it went on, ended (cancelled), or now. */
+function budgetWait(r: Reboot, nowMs: number): number | null {
+  if (!r.queue) return null;
+  const end = [r.queue.admittedAt, r.endedAt].map(ms).find(has) ?? nowMs;
+  return Math.max(0, (end - ms(r.queue.queuedAt)) / 1000);
 }
 
 /**
@@ -277,6 +289,8 @@ function findingsOf(r: Reboot, row: ReportRow, ctx: RowContext): RowFinding[] {
       );
     }
   }
+  const exceeded = (r.history ?? []).find((h) => h.phase === 'budget-exceeded');
+  if (exceeded) add('budget-exceeded', 'medium', 'policy', `beyond its disruption budget: ${exceeded.detail}`);
   if (row.status === 'failed') add('reboot-failed', 'high', 'operational', 'the reboot failed');
   if (row.forced) {
     const left = row.outstanding.length ? `; outstanding: ${row.outstanding.join(', ')}` : '';
