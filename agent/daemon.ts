@@ -4,7 +4,6 @@ import module from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EXIT_CODES, runAgent, type AgentConfig } from './agent.ts';
-import { join } from 'node:path';
 import { reportBoot } from './boot-report.ts';
 import { liveGroups } from './hook.ts';
 import { createLogger } from './log.ts';
