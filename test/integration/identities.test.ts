@@ -219,3 +219,25 @@ describe('identities (contract 7.2)', () => {
     expect((await api(stack.url, '/v1/events/redfish', { token: TOKENS.dpu0, body: { Events: [] } })).status).toBe(403);
   });
 });
+
+describe('who, in the history and the compliance report', () => {
+  it('names the named operator who cancelled and the host agent that extended', async () => {
+    const res = await api(stack.url, '/v1/events', { token: TOKENS.sharedB, body: { id: 'who-1', type: 'xpu.reboot.pending', node: 'node-b', xpu: 'dpu0', data: { reason: 'fw' } } });
+    expect(res.status).toBe(202);
+    const r = await waitFor('the reboot of node-b', async () =>
+      (await api(stack.url, '/v1/reboots?node=node-b', { token: OPERATOR })).json.items.find((x: any) => x.xpu === 'dpu0' && ['notified', 'preparing'].includes(x.status)),
+    );
+    const cancel = await api(stack.url, `/v1/reboots/${r.id}/cancel`, { token: TOKENS.aliceNext, body: { reason: 'wrong window' } });
+    expect(cancel.status).toBe(200);
+    const history = (await api(stack.url, `/v1/reboots/${r.id}`, { token: OPERATOR })).json.history;
+    expect(history.find((h: any) => h.phase === 'cancelled')?.by).toBe('operator:alice');
+
+    const from = new Date(Date.now() - 3600_000).toISOString();
+    const to = new Date(Date.now() + 3600_000).toISOString();
+    const report = (await api(stack.url, `/v1/reports/compliance?from=${from}&to=${to}&format=json`, { token: TOKENS.alice })).json;
+    expect(report.reboots.find((x: any) => x.id === r.id).by).toMatchObject({ cancelled: 'operator:alice' });
+    // The extensions granted to node-a's host agent above (current and next token: one agent).
+    const extended = report.reboots.find((x: any) => x.node === 'node-a' && x.extensionsGranted === 2);
+    expect(extended.by.extended).toEqual(['agent:node-a', 'agent:node-a']);
+  });
+});
