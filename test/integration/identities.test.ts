@@ -220,6 +220,37 @@ describe('identities (contract 7.2)', () => {
   });
 });
 
+describe('the other routes, per token', () => {
+  it('answers reads and operator routes as the table says', async () => {
+    const from = new Date(Date.now() - 3600_000).toISOString();
+    const to = new Date(Date.now() + 3600_000).toISOString();
+    // Columns: list node-a's reboots, list all reboots, compliance report, DLQ, holds.
+    const paths = ['/v1/reboots?node=node-a', '/v1/reboots?node=node-b', `/v1/reports/compliance?from=${from}&to=${to}`, '/v1/dlq', '/v1/holds'];
+    const table: Record<Who, string> = {
+      operator: '+++++',
+      alice: '+++++',
+      aliceNext: '+++++',
+      bmcA: '-----',
+      bmcANext: '-----',
+      hostA: '+----',
+      hostANext: '+----',
+      dpu0: '+----',
+      dpu0Next: '+----',
+      dpu1: '+----',
+      sharedB: '-+---',
+      bmcB: '-----',
+    };
+    const wrong: string[] = [];
+    for (const who of Object.keys(table) as Who[]) {
+      for (const [i, path] of paths.entries()) {
+        const status = (await api(stack.url, path, { token: TOKENS[who] })).status;
+        if (status !== (table[who][i] === '+' ? 200 : 403)) wrong.push(`${who} GET ${path.split('?')[0]}#${i}: ${status}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+});
+
 describe('who, in the history and the compliance report', () => {
   it('names the named operator who cancelled and the host agent that extended', async () => {
     const res = await api(stack.url, '/v1/events', { token: TOKENS.sharedB, body: { id: 'who-1', type: 'xpu.reboot.pending', node: 'node-b', xpu: 'dpu0', data: { reason: 'fw' } } });
