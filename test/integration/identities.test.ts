@@ -251,6 +251,25 @@ describe('the other routes, per token', () => {
   });
 });
 
+describe('cancel by an agent', () => {
+  it("is the xPU agent's: its own token, or the host's where the xPU has none", async () => {
+    expect((await api(stack.url, '/v1/events', { token: TOKENS.dpu0, body: { id: 'c-0', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0', data: { reason: 'fw' } } })).status).toBe(202);
+    expect((await api(stack.url, '/v1/events', { token: TOKENS.hostA, body: { id: 'c-2', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu2', data: { reason: 'fw' } } })).status).toBe(202);
+    const active = (r: any) => ['notified', 'preparing', 'extended'].includes(r.status);
+    const of = async (xpu: string) =>
+      waitFor(`the reboot of ${xpu}`, async () => (await api(stack.url, '/v1/reboots?node=node-a', { token: OPERATOR })).json.items.find((r: any) => r.xpu === xpu && active(r)));
+    const dpu0 = await of('dpu0');
+    const dpu2 = await of('dpu2');
+    for (const who of ['hostA', 'dpu1', 'bmcA', 'sharedB'] as Who[])
+      expect((await api(stack.url, `/v1/reboots/${dpu0.id}/cancel`, { token: TOKENS[who], body: {} })).status, `${who} on dpu0`).toBe(403);
+    for (const who of ['dpu0', 'dpu1', 'bmcA'] as Who[])
+      expect((await api(stack.url, `/v1/reboots/${dpu2.id}/cancel`, { token: TOKENS[who], body: {} })).status, `${who} on dpu2`).toBe(403);
+    const cancelled = await api(stack.url, `/v1/reboots/${dpu2.id}/cancel`, { token: TOKENS.hostANext, body: { reason: 'not now' } });
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.json.history.find((h: any) => h.phase === 'cancelled')?.by).toBe('agent:node-a');
+  });
+});
+
 describe('who, in the history and the compliance report', () => {
   it('names the named operator who cancelled and the host agent that extended', async () => {
     const res = await api(stack.url, '/v1/events', { token: TOKENS.sharedB, body: { id: 'who-1', type: 'xpu.reboot.pending', node: 'node-b', xpu: 'dpu0', data: { reason: 'fw' } } });
