@@ -7,7 +7,8 @@ import { cancel, force, type ControlStep } from '../core/controls.ts';
 import { BadRequest, Conflict, Forbidden, NotFound } from '../core/errors.ts';
 import { agentIdOf, type InventoryIndex } from '../core/inventory.ts';
 import { actorOf, type Principal } from '../core/principal.ts';
-import type { NodeDef } from '../core/types.ts';
+import { isFinal } from '../core/reboot.ts';
+import type { CommandStatus, NodeDef } from '../core/types.ts';
 import { check, readJson } from './api.ts';
 import { changeReboot, type Deps } from './deps.ts';
 import { performControl, wakeQueued } from './fleet.ts';
@@ -97,11 +98,20 @@ export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
     const node: NodeDef | undefined = index.node(reboot.node);
     if (!node) throw new NotFound(`node ${reboot.node} is not in the inventory`);
     const by = actorOf(who);
+    // What the host had not finished, with where each command got to (delivered, running...): the
+    // reboot's own summaries only know what the workflow wrote.
+    const live = new Map<string, CommandStatus>();
+    for (const c of Object.values(reboot.commands)) {
+      if (c.step !== 'prepare' || isFinal(c.status)) continue;
+      const stored = await deps.store.getCommand(c.agent, c.id);
+      if (stored) live.set(c.id, stored.status);
+    }
     let step: ControlStep | undefined;
     const updated = await changeReboot(
       deps,
       id,
       (r) => {
+        for (const [id, status] of live) if (r.commands[id] && !isFinal(r.commands[id].status)) r.commands[id].status = status;
         step = (kind === 'cancel' ? cancel : force)(r, node, by, body.reason, deps.clock.now());
         return step.ok && !step.repeated ? step.reboot : null;
       },
