@@ -26,6 +26,9 @@ export const REPORT_KEY_PREFIX = 'reports/';
 /** Workflows the ingest function expects; a missing file is a synth warning, not an error. */
 export const EXPECTED_WORKFLOWS = ['xpu-reboot', 'host-reboot'] as const;
 
+/** workflows/rollout.asl.json: started by the API (POST /v1/rollouts), its Tasks served by the two workflow functions. */
+export const ROLLOUT_WORKFLOW = 'rollout';
+
 export interface CoordinatorStackProps extends StackProps {
   config: StageConfig;
   /** Repository root (esbuild working directory, lock file). */
@@ -129,12 +132,16 @@ export class CoordinatorStack extends Stack {
     grantEnv(api, 'DLQ_URL', this.ingestQueue.deadLetterQueue, 'drain');
     api.addEnvironment('LONG_POLL_MAX_SECONDS', String(LONG_POLL_MAX_SECONDS));
     grantTaskCallbacks(api, ['SendTaskSuccess', 'SendTaskFailure', 'SendTaskHeartbeat']);
+    // POST /v1/rollouts starts the rollout workflow (its cancel wakes it through the callbacks above).
+    const rollout = this.workflows.workflows.find((w) => w.stem === ROLLOUT_WORKFLOW);
+    if (rollout) grantEnv(api, rollout.envName, rollout.stateMachine, 'start');
 
     grantEnv(authorizer, 'TABLE_NAME', reboots, 'read');
 
     grantEnv(ingest, 'TABLE_NAME', reboots, 'readWrite');
     grantEnv(ingest, 'IDEMPOTENCY_TABLE_NAME', idempotency, 'readWrite');
-    for (const wf of this.workflows.workflows) grantEnv(ingest, wf.envName, wf.stateMachine, 'start');
+    // Events start reboots; rollouts are started by the API alone.
+    for (const wf of this.workflows.workflows.filter((w) => w.stem !== ROLLOUT_WORKFLOW)) grantEnv(ingest, wf.envName, wf.stateMachine, 'start');
     grantTaskCallbacks(ingest, ['SendTaskSuccess', 'SendTaskHeartbeat']);
     ingest.addEventSource(
       new SqsEventSource(this.ingestQueue.queue, {

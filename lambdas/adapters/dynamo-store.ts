@@ -12,10 +12,11 @@ import {
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import type { AcquireResult, BudgetSlot, Hold } from '../core/budgets.ts';
+import { boundReboot } from '../core/bounds.ts';
 import { ConcurrentUpdate } from '../core/errors.ts';
 import type { StoredReboot } from '../core/reboot.ts';
-import type { Inventory, NativeEvent } from '../core/types.ts';
-import type { ClaimResult, ListQuery, NodeStateRecord, QueuedEntry, RebootStore, StoredCommand } from '../ports/index.ts';
+import type { NativeEvent } from '../core/types.ts';
+import type { ClaimResult, IdempotentAnswer, ListQuery, NodeStateRecord, QueuedEntry, RebootStore, StoredCommand } from '../ports/index.ts';
 
 const ALL_REBOOTS = 'REBOOTS';
 
@@ -31,6 +32,10 @@ const rebootKey = (id: string) => ({ pk: `R#${id}`, sk: 'R' });
 const nodeKey = (node: string) => ({ pk: `N#${node}`, sk: 'STATE' });
 const commandKey = (agent: string, id: string) => ({ pk: `A#${agent}`, sk: `C#${id}` });
 const xpuAttr = (xpu: string) => `x_${xpu}`;
+const eventRebootKey = (key: string) => ({ pk: `EVENTKEY#${key}`, sk: 'R' });
+const idempotencyKey = (key: string) => ({ pk: `IDEM#${key}`, sk: 'A' });
+/** dynalite has no TTL: readers honour the expiry themselves. */
+const expired = (item: Record<string, unknown>) => typeof item.ttl === 'number' && item.ttl * 1000 <= Date.now();
 // Budgets, the queue of reboots they hold back, and holds: one partition each, so each lists with one Query.
 const BUDGETS = 'BUDGET';
 const QUEUED = 'QUEUED';
@@ -91,7 +96,7 @@ export class DynamoRebootStore implements RebootStore {
   async createReboot(reboot: StoredReboot): Promise<boolean> {
     try {
       await this.#doc.send(
-        new PutCommand({ TableName: this.#table, Item: this.#rebootItem(reboot), ConditionExpression: 'attribute_not_exists(pk)' }),
+        new PutCommand({ TableName: this.#table, Item: this.#rebootItem(boundReboot(reboot)), ConditionExpression: 'attribute_not_exists(pk)' }),
       );
       return true;
     } catch (err) {
@@ -122,8 +127,10 @@ export class DynamoRebootStore implements RebootStore {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = await this.getReboot(id);
       if (!current) return undefined;
-      const next = change(structuredClone(current));
-      if (!next) return { reboot: current, changed: false };
+      const changed = change(structuredClone(current));
+      if (!changed) return { reboot: current, changed: false };
+      // The one choke point every writer of a reboot passes: its size stays bounded (core/bounds.ts).
+      const next = boundReboot(changed);
       next.version = current.version + 1;
       try {
         await this.#doc.send(
@@ -429,16 +436,59 @@ export class DynamoRebootStore implements RebootStore {
     );
   }
 
-  /** The inventory for the AWS runtime, written by `rebootctl inventory push` with tokens hashed. */
-  async getStoredInventory(): Promise<Inventory | undefined> {
-    const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: { pk: 'INVENTORY', sk: 'CURRENT' } }));
-    return res.Item ? (JSON.parse(res.Item.body as string) as Inventory) : undefined;
+  async rebootIdOfEvent(key: string): Promise<string | undefined> {
+    const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: eventRebootKey(key), ConsistentRead: true }));
+    return res.Item && !expired(res.Item) ? (res.Item.rebootId as string) : undefined;
   }
 
-  async putStoredInventory(inventory: Inventory): Promise<void> {
-    await this.#doc.send(
-      new PutCommand({ TableName: this.#table, Item: { pk: 'INVENTORY', sk: 'CURRENT', body: JSON.stringify(inventory), at: new Date().toISOString() } }),
-    );
+  async mapEventToReboot(key: string, rebootId: string, ttlSeconds: number): Promise<string> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      try {
+        await this.#doc.send(
+          new PutCommand({
+            TableName: this.#table,
+            Item: { ...eventRebootKey(key), rebootId, ttl: Math.floor(Date.now() / 1000) + ttlSeconds },
+            // dynalite has no TTL: an expired mapping still stored counts as absent.
+            ConditionExpression: 'attribute_not_exists(pk) OR #ttl < :now',
+            ExpressionAttributeNames: { '#ttl': 'ttl' },
+            ExpressionAttributeValues: { ':now': Math.floor(Date.now() / 1000) },
+          }),
+        );
+        return rebootId;
+      } catch (err) {
+        if (!isConditionFailure(err)) throw err;
+      }
+      const held = await this.rebootIdOfEvent(key);
+      if (held) return held;
+    }
+    throw new ConcurrentUpdate(`event key ${key} kept changing under ${MAX_ATTEMPTS} attempts`);
+  }
+
+  async getIdempotentAnswer(key: string): Promise<IdempotentAnswer | undefined> {
+    const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: idempotencyKey(key), ConsistentRead: true }));
+    return res.Item && !expired(res.Item) ? (res.Item.answer as IdempotentAnswer) : undefined;
+  }
+
+  async putIdempotentAnswer(key: string, answer: IdempotentAnswer, ttlSeconds: number): Promise<IdempotentAnswer> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      try {
+        await this.#doc.send(
+          new PutCommand({
+            TableName: this.#table,
+            Item: { ...idempotencyKey(key), answer, ttl: Math.floor(Date.now() / 1000) + ttlSeconds },
+            ConditionExpression: 'attribute_not_exists(pk) OR #ttl < :now',
+            ExpressionAttributeNames: { '#ttl': 'ttl' },
+            ExpressionAttributeValues: { ':now': Math.floor(Date.now() / 1000) },
+          }),
+        );
+        return answer;
+      } catch (err) {
+        if (!isConditionFailure(err)) throw err;
+      }
+      const first = await this.getIdempotentAnswer(key);
+      if (first) return first;
+    }
+    throw new ConcurrentUpdate(`idempotency key ${key} kept changing under ${MAX_ATTEMPTS} attempts`);
   }
 
   async listDropped(limit: number) {

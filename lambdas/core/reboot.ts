@@ -1,5 +1,5 @@
 // Pure reboot decisions: deadlines, extensions, command plans, and when a waiting workflow wakes.
-import { createHash } from 'node:crypto';
+import { commandId, legacyRebootId } from './ids.ts';
 import { agentIdOf } from './inventory.ts';
 import {
   FINAL_COMMAND_STATUSES,
@@ -92,11 +92,11 @@ export function isNoticePhase(status: RebootStatus): boolean {
   return NOTICE_STATUSES.includes(status);
 }
 
-/** Stable short id derived from an event's idempotency key: a replayed start finds the same reboot. */
-export function rebootIdFor(kind: 'xpu' | 'host', dedupKey: string): string {
-  const h = createHash('sha256').update(dedupKey).digest('base64url').replace(/[-_]/g, '').slice(0, 16).toLowerCase();
-  return `${kind === 'xpu' ? 'xr' : 'hr'}-${h}`;
-}
+/**
+ * The id older releases gave the reboot an event started (derived from the event key alone, so it
+ * repeats across coordinators). New reboots get ULIDs (`newRebootId` in ids.ts, mapped from the event key).
+ */
+export const rebootIdFor = legacyRebootId;
 
 export function history(at: Date | string, phase: string, detail: string): HistoryEntry {
   return { at: typeof at === 'string' ? at : at.toISOString(), phase, detail };
@@ -287,9 +287,7 @@ export interface PlannedCommand {
 }
 
 /** Ids are per reboot, type and agent, so a replayed step re-plans the same commands, never new ones. */
-export function commandId(rebootId: string, type: CommandType, xpu: string | null): string {
-  return `${rebootId}.${type}${xpu ? `.${xpu}` : ''}`;
-}
+export { commandId };
 
 function plan(reboot: Reboot, type: CommandType, target: 'host' | string, args: Record<string, unknown>, deadline: string, noticePhase = false): PlannedCommand {
   const xpu = target === 'host' ? null : target;

@@ -1,4 +1,5 @@
 // The domain's shared shapes: inventory, native events, reboots and agent commands.
+import type { MaintenanceWindow } from './windows.ts';
 import type { QueueRecord } from './budgets.ts';
 
 export type RebootKind = 'xpu' | 'host';
@@ -53,6 +54,8 @@ export interface HostRebootPolicy {
 export interface Policy {
   xpuReboot: XpuRebootPolicy;
   hostReboot: HostRebootPolicy;
+  /** Maintenance windows (contract 7.3): rollouts start reboots of a node only inside one. None: always. */
+  windows?: MaintenanceWindow[];
   /** Disruption budgets (contract 7.3); absent or empty: no budget. */
   budgets?: Budget[];
 }
@@ -70,6 +73,10 @@ export interface XpuDef {
   id: string;
   redfishSystem?: string;
   persistentPower: boolean;
+  /** The xPU agent's own token (contract 7.2); when set, the node's agentToken no longer acts as this xPU. */
+  agentToken?: string;
+  /** The next token during a rollover: accepted alongside `agentToken` until it replaces it. */
+  agentTokenNext?: string;
 }
 
 export interface NodeDef {
@@ -81,6 +88,9 @@ export interface NodeDef {
   redfishSystem?: string;
   bmcToken?: string;
   agentToken?: string;
+  /** Rollover tokens, accepted alongside the current ones (rotation without downtime). */
+  bmcTokenNext?: string;
+  agentTokenNext?: string;
   xpus: XpuDef[];
   /** The node's effective policy: the inventory defaults with the node's overrides applied. */
   policy: Policy;
@@ -91,6 +101,14 @@ export interface Inventory {
   nodes: NodeDef[];
   /** Stored inventories (AWS) carry the operator token's SHA-256 here; locally it comes from OPERATOR_TOKEN. */
   operatorTokenHash?: string;
+  /** Named operator tokens: their changes are recorded as `operator:<name>`. */
+  operators?: OperatorDef[];
+}
+
+export interface OperatorDef {
+  name: string;
+  token: string;
+  tokenNext?: string;
 }
 
 export const NATIVE_EVENT_TYPES = [
@@ -143,12 +161,17 @@ export interface Extension {
   granted: number;
   reason: string;
   deadline: string;
+  /** `<agentId> <Idempotency-Key>` of the request that was granted this, when it had one. */
+  idempotencyKey?: string;
 }
 
 export interface ExtensionRefusal {
   at: string;
   requested: number;
   reason: string;
+  /** The 409's error code, and the request's `<agentId> <Idempotency-Key>`: a repeat is answered the same. */
+  code?: string;
+  idempotencyKey?: string;
 }
 
 export const COMMAND_TYPES = [
@@ -220,7 +243,14 @@ export interface Reboot {
   /** The policy's notice at the time of the reboot, for compliance. */
   policyNoticeSeconds: number;
   extensions: Extension[];
+  /** The last refusals only (lambdas/core/bounds.ts); `refusalCount` counts every one. */
   refusals: ExtensionRefusal[];
+  refusalCount?: number;
+  /** Refusals (and the seconds they asked for) no longer stored: the item's size stays bounded. */
+  refusalsDropped?: number;
+  refusalSecondsDropped?: number;
+  /** History entries no longer stored, from between the first and the last ones kept. */
+  historyDropped?: number;
   forced: boolean;
   /** What was still outstanding when the reboot was forced. */
   outstanding: string[];

@@ -1,8 +1,9 @@
 // Lambda entry: callback Tasks (`lambda:invoke.waitForTaskToken`): send a step's commands, register the wait.
+import { createRolloutTasks, withRolloutTasks } from '../handlers/rollout.ts';
 import { createAwaitHandler } from '../handlers/workflow.ts';
 import { deps, powertoolsMetrics } from './runtime.ts';
 
-const awaitStep = createAwaitHandler(deps);
+const awaitStep = withRolloutTasks(createAwaitHandler(deps), createRolloutTasks({ ...deps, rollouts: deps.rollouts! }));
 
 export const handler = async (payload: unknown) => {
   try {

@@ -1,8 +1,9 @@
-// Lambda entry: the workflows' plain Tasks (proceed, forced, complete, fail, deny).
+// Lambda entry: the workflows' plain Tasks (proceed, forced, complete, fail, deny; the rollout's tick and fail).
+import { createRolloutTasks, withRolloutTasks } from '../handlers/rollout.ts';
 import { createStepHandler } from '../handlers/workflow.ts';
 import { deps, powertoolsMetrics } from './runtime.ts';
 
-const step = createStepHandler(deps);
+const step = withRolloutTasks(createStepHandler(deps), createRolloutTasks({ ...deps, rollouts: deps.rollouts! }));
 
 export const handler = async (payload: unknown) => {
   try {

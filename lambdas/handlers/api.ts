@@ -1,10 +1,9 @@
 // The HTTP API (one hono app): served by @hono/node-server locally and by API Gateway + Lambda in AWS.
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
-import { BadRequest, Conflict, Forbidden, HttpError, NotFound, PayloadTooLarge, Unauthorized } from '../core/errors.ts';
-import { hashToken, parseAgentId, type InventoryIndex } from '../core/inventory.ts';
-import type { Principal } from '../core/principal.ts';
-import { decideExtension, history, isFinal, type StoredReboot } from '../core/reboot.ts';
+import { BadRequest, Forbidden, HttpError, NotFound, PayloadTooLarge } from '../core/errors.ts';
+import type { InventoryIndex } from '../core/inventory.ts';
+import { actorOf, type Principal } from '../core/principal.ts';
 import { parseRedfishPayload } from '../core/redfish/parse.ts';
 import { translateRedfishEvent } from '../core/redfish/translate.ts';
 import type { Mapping } from '../core/redfish/mapping.ts';
@@ -12,7 +11,6 @@ import { complianceReport } from './report-job.ts';
 import { parseReportQuery, type ReportQuery } from '../core/report/query.ts';
 import { renderReport } from '../core/report/render.ts';
 import {
-  COMMAND_RESULT_STATUSES,
   NATIVE_EVENT_TYPES,
   REBOOT_STATUSES,
   type Command,
@@ -21,9 +19,14 @@ import {
   type Reboot,
 } from '../core/types.ts';
 import type { DeadLetterQueue, StoredCommand } from '../ports/index.ts';
-import { changeReboot, type Deps } from './deps.ts';
+import type { Deps } from './deps.ts';
 import { publicReboot } from './views.ts';
 import { registerDlqRoutes } from './dlq.ts';
+import { authorizeAgent, authorizeEvent, bearerToken, requirePrincipal } from './auth.ts';
+import { registerRolloutRoutes } from './rollout-routes.ts';
+import { registerResultRoutes } from './agent-results.ts';
+import { registerExtensionRoutes } from './extensions.ts';
+import type { HealthReport } from './health.ts';
 import { registerFleetRoutes } from './fleet-routes.ts';
 
 export const MAX_BODY_BYTES = 256 * 1024;
@@ -46,27 +49,14 @@ export interface ApiDeps extends Deps {
   shutdown?: AbortSignal;
   /** The ingest DLQ for the operator's /v1/dlq routes; absent, they answer 503. */
   dlq?: DeadLetterQueue;
+  /** Probes the store, queue and workflow engine for /healthz; absent, /healthz answers 200. */
+  health?: () => Promise<HealthReport>;
 }
 
-/** Tokens are compared by hash, so stored inventories (AWS) need never hold the tokens themselves. */
-export function authenticate(token: string | undefined, index: InventoryIndex, operatorTokenHash?: string): Principal | undefined {
-  if (!token) return undefined;
-  const h = hashToken(token);
-  const operator = operatorTokenHash ?? index.inventory.operatorTokenHash;
-  if (operator && h === operator) return { kind: 'operator' };
-  const bmc = index.nodeByBmcTokenHash(h);
-  if (bmc) return { kind: 'bmc', node: bmc.id };
-  const agent = index.nodeByAgentTokenHash(h);
-  if (agent) return { kind: 'agent', node: agent.id };
-  return undefined;
-}
+export { authenticate } from './auth.ts';
 
 function bearer(c: Context): string | undefined {
-  const h = c.req.header('authorization');
-  const m = h ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
-  if (m) return m[1];
-  // RFC 6750 §2.3: BMCs that cannot send custom headers put the token in the URL.
-  return c.req.query('access_token') || undefined;
+  return bearerToken(c.req.header('authorization'), c.req.query('access_token'));
 }
 
 async function readBody(c: Context): Promise<string> {
@@ -107,16 +97,6 @@ const NativeEventBody = z.object({
   data: z.record(z.string(), z.unknown()).nullish(),
 });
 
-const ExtensionBody = z.object({
-  seconds: z.number().int().positive().max(7 * 24 * 3600),
-  reason: z.string().max(1000).default(''),
-});
-
-const ResultBody = z.object({
-  status: z.enum(COMMAND_RESULT_STATUSES),
-  output: z.string().optional().default(''),
-});
-
 const ListParams = z.object({
   node: z.string().optional(),
   status: z.enum(REBOOT_STATUSES).optional(),
@@ -140,9 +120,7 @@ export function createApiApp(deps: ApiDeps) {
 
   async function principal(c: Context): Promise<{ who: Principal; index: InventoryIndex }> {
     const index = await deps.inventory();
-    const who = authenticate(bearer(c), index, deps.operatorTokenHash);
-    if (!who) throw new Unauthorized();
-    return { who, index };
+    return { who: requirePrincipal(bearer(c), index, deps.operatorTokenHash), index };
   }
 
   function mayReadNode(who: Principal, node: string) {
@@ -159,8 +137,12 @@ export function createApiApp(deps: ApiDeps) {
   });
   app.notFound((c) => c.json({ error: 'NotFound', message: `no route ${c.req.method} ${c.req.path}` }, 404));
 
-  app.get('/healthz', (c) => c.json({ ok: true }));
+  app.get('/healthz', async (c) => {
+    const report = deps.health ? await deps.health() : { ok: true };
+    return report.ok ? c.json({ ok: true }) : c.json(report, 503);
+  });
   registerDlqRoutes(app, deps);
+  registerRolloutRoutes(app, deps);
   registerFleetRoutes(app, { ...deps, principal });
 
   app.post('/v1/events/redfish', async (c) => {
@@ -178,7 +160,8 @@ export function createApiApp(deps: ApiDeps) {
     const receivedAt = deps.clock.now().toISOString();
     const result = translateRedfishEvent(parsed.event, { node, inventory: index.inventory, mapping: deps.mapping, receivedAt });
     if (result.kind === 'forbidden') throw new Forbidden(result.message);
-    await deps.queue.send(result.accepted);
+    const by = actorOf(who);
+    await deps.queue.send(result.accepted.map((ev) => ({ ...ev, by })));
     // Any delivery, even of ignored records (e.g. HeartbeatEvent), shows the subscription is alive.
     await deps.store.touchBmc(node.id, receivedAt);
     deps.metrics.count('RedfishRecordsAccepted', result.accepted.length);
@@ -194,6 +177,7 @@ export function createApiApp(deps: ApiDeps) {
     if (!node) throw new NotFound(`node ${body.node} is not in the inventory`);
     if (who.kind !== 'operator' && who.node !== node.id) throw new Forbidden(`a token of node ${who.node} may not post events for node ${node.id}`);
     const xpu = resolveXpu(node, body.type, body.xpu ?? undefined);
+    authorizeEvent(who, { type: body.type, node: node.id, xpu }, index);
     const receivedAt = deps.clock.now().toISOString();
     const ev: NativeEvent = {
       id: body.id,
@@ -205,6 +189,7 @@ export function createApiApp(deps: ApiDeps) {
       source: 'native',
       dedupKey: `native:${node.id}:${body.id}`,
       receivedAt,
+      by: actorOf(who),
     };
     await deps.queue.send([ev]);
     return c.json({ accepted: 1, ignored: 0, id: ev.id }, 202);
@@ -230,49 +215,10 @@ export function createApiApp(deps: ApiDeps) {
     return c.json(publicReboot(reboot));
   });
 
-  app.post('/v1/reboots/:id/extensions', async (c) => {
-    const { who, index } = await principal(c);
-    const body = check(ExtensionBody, await readJson(c), 'extension request');
-    const reboot = await deps.store.getReboot(c.req.param('id'));
-    if (!reboot) throw new NotFound(`no reboot ${c.req.param('id')}`);
-    if (who.kind !== 'agent' || who.node !== reboot.node) throw new Forbidden('only the agent of the reboot\'s node may ask for an extension');
-    const node = index.node(reboot.node);
-    if (!node) throw new NotFound(`node ${reboot.node} is not in the inventory`);
-    let decision = decideExtension(reboot, node, body.seconds, deps.clock.now());
-    const updated = await changeReboot(
-      deps,
-      reboot.id,
-      (r) => {
-        const now = deps.clock.now();
-        const at = now.toISOString();
-        decision = decideExtension(r, node, body.seconds, now);
-        if (decision.kind === 'refused') {
-          r.refusals.push({ at, requested: body.seconds, reason: decision.reason });
-          r.history.push(history(at, 'extension-refused', `asked ${body.seconds}s${body.reason ? ` (${body.reason})` : ''}: ${decision.reason}`));
-          return r;
-        }
-        r.extensions.push({ at, requested: body.seconds, granted: decision.granted, reason: body.reason, deadline: decision.deadline });
-        r.deadline = decision.deadline;
-        r.status = 'extended';
-        r.history.push(
-          history(at, 'extended', `granted ${decision.granted}s of ${body.seconds}s asked${body.reason ? ` (${body.reason})` : ''}; new deadline ${decision.deadline}`),
-        );
-        return r;
-      },
-      node,
-    );
-    if (decision.kind === 'refused') {
-      if (decision.status === 403) throw new Forbidden(decision.reason);
-      throw new Conflict(decision.reason, decision.code);
-    }
-    if (updated) await deps.store.moveNoticeDeadline(updated, decision.deadline);
-    return c.json({ granted: decision.granted, deadline: decision.deadline });
-  });
-
   app.get('/v1/agents/:agentId/commands', async (c) => {
     const { who, index } = await principal(c);
     const agentId = c.req.param('agentId');
-    agentOf(agentId, who, index);
+    authorizeAgent(agentId, who, index);
     const waitRaw = c.req.query('wait');
     const wait = waitRaw === undefined ? 0 : Number(waitRaw);
     if (!Number.isFinite(wait) || wait < 0) throw new BadRequest('wait must be a number of seconds from 0 to 30');
@@ -328,64 +274,9 @@ export function createApiApp(deps: ApiDeps) {
 
 
 
-  app.post('/v1/agents/:agentId/commands/:cmdId', async (c) => {
-    const { who, index } = await principal(c);
-    const agentId = c.req.param('agentId');
-    agentOf(agentId, who, index);
-    const body = check(ResultBody, await readJson(c), 'result');
-    const cmdId = c.req.param('cmdId');
-    const existing = await deps.store.getCommand(agentId, cmdId);
-    if (!existing) throw new NotFound(`no command ${cmdId} for agent ${agentId}`);
-    const now = deps.clock.now().toISOString();
-    const output = capOutput(body.output);
-    if (body.status === 'running') {
-      const res = await deps.store.updateCommand(agentId, cmdId, (cmd) => (isFinal(cmd.status) ? null : { ...cmd, status: 'running', seenAt: now }));
-      // The first heartbeat also shows on the reboot (operators see the hook running); later ones do not write it.
-      if (res?.changed)
-        await deps.store.updateReboot(existing.rebootId, (r) => {
-          const summary = r.commands[cmdId];
-          if (!summary || (summary.status !== 'pending' && summary.status !== 'delivered')) return null;
-          summary.status = 'running';
-          summary.at = now;
-          return r;
-        });
-      await heartbeatReboots(new Set([existing.rebootId]));
-      return c.json({ id: cmdId, status: existing.status === 'pending' || existing.status === 'delivered' ? 'running' : existing.status });
-    }
-    const res = await deps.store.updateCommand(agentId, cmdId, (cmd) =>
-      isFinal(cmd.status) ? null : { ...cmd, status: body.status, output, finishedAt: now, seenAt: now },
-    );
-    if (!res) throw new NotFound(`no command ${cmdId} for agent ${agentId}`);
-    if (!res.changed) {
-      // A repeated final result: accepted once, idempotently. A late one after a timeout is noted.
-      if (res.command.status === 'timed-out') {
-        await deps.store.updateReboot(existing.rebootId, (r) => {
-          if (r.history.some((h) => h.phase === 'late-result' && h.detail.startsWith(cmdId))) return null;
-          const tail = body.status === 'failed' && output ? `: ${output.trim().split('\n').slice(-1)[0]?.slice(0, 200)}` : '';
-          r.history.push(history(now, 'late-result', `${cmdId} ${body.status} after the workflow stopped waiting for it${tail}`));
-          // Keep what the agent said (e.g. "deadline exceeded"): the report lists why it timed out.
-          const summary = r.commands[cmdId];
-          if (summary) {
-            summary.lateStatus = body.status;
-            if (output) summary.output = output.slice(-2000);
-          }
-          return r;
-        });
-      }
-      return c.json({ id: cmdId, status: res.command.status, duplicate: true });
-    }
-    await changeReboot(deps, existing.rebootId, (r) => {
-      const summary = r.commands[cmdId] ?? { id: cmdId, type: existing.type, agent: agentId, step: existing.step, status: 'pending', at: now };
-      summary.status = body.status;
-      summary.at = now;
-      if (body.status === 'failed') summary.output = output.slice(-2000);
-      r.commands[cmdId] = summary;
-      const tail = body.status === 'failed' && output ? `: ${output.trim().split('\n').slice(-1)[0]?.slice(0, 200)}` : '';
-      r.history.push(history(now, `command-${body.status}`, `${existing.type} on ${agentId} ${body.status}${tail}`));
-      return r;
-    });
-    return c.json({ id: cmdId, status: body.status });
-  });
+  const kit = { principal, readJson, check, agentOf: authorizeAgent, capOutput, heartbeatReboots };
+  registerExtensionRoutes(app, deps, kit);
+  registerResultRoutes(app, deps, kit);
 
   app.get('/v1/reports/compliance', async (c) => {
     const { who } = await principal(c);
@@ -415,12 +306,3 @@ function resolveXpu(node: NodeDef, type: string, xpu: string | undefined): strin
   throw new BadRequest(`${type} needs "xpu": node ${node.id} has ${node.xpus.length} xPUs`, 'ValidationError');
 }
 
-function agentOf(agentId: string, who: Principal, index: InventoryIndex) {
-  const { node, xpu } = parseAgentId(agentId);
-  if (who.kind !== 'agent' && who.kind !== 'operator') throw new Forbidden('only agent tokens may use the agent routes');
-  if (who.kind === 'agent' && who.node !== node) throw new Forbidden(`a token of node ${who.node} may not act as agent ${agentId}`);
-  const def = index.node(node);
-  if (!def) throw new NotFound(`node ${node} is not in the inventory`);
-  if (xpu && !def.xpus.some((x) => x.id === xpu)) throw new NotFound(`node ${node} has no xPU ${xpu}`);
-  return { node, xpu };
-}

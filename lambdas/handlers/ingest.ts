@@ -6,11 +6,12 @@ import {
   newHostReboot,
   newXpuReboot,
   noticeWindow,
-  rebootIdFor,
   type StoredReboot,
 } from '../core/reboot.ts';
 import type { NativeEvent, NodeDef } from '../core/types.ts';
 import { changeReboot, type Deps } from './deps.ts';
+import { tagRollout } from './rollout.ts';
+import { rebootIdForEvent, rebootOfEvent } from './reboot-ids.ts';
 import { admitHostReboot, admitNewXpuReboot, queuedWindowInput } from './fleet.ts';
 
 /** A claim's reboot is not stored yet: thrown so the queue retries the event instead of losing it. */
@@ -120,8 +121,9 @@ export function createIngestHandler(deps: Deps) {
     mode: 'planned' | 'crash',
     prefetched?: Promise<StoredReboot | undefined>,
   ): Promise<IngestOutcome> {
-    const id = rebootIdFor('xpu', ev.dedupKey);
-    const existing = await (prefetched ?? deps.store.getReboot(id));
+    const found = await prefetched;
+    const { id, fresh } = found ? { id: found.id, fresh: false } : await rebootIdForEvent(deps, 'xpu', ev.dedupKey);
+    const existing = found ?? (fresh ? undefined : await deps.store.getReboot(id));
     if (existing) {
       // A replay of the event that started this reboot: make sure its workflow runs, nothing more.
       if (existing.endedAt) return { kind: 'duplicate' };
@@ -158,7 +160,8 @@ export function createIngestHandler(deps: Deps) {
         if (joined) return joined;
         continue;
       }
-      let reboot = await admitNewXpuReboot(deps, node, newXpuReboot(id, node, xpu, ev, mode));
+      // Rollouts (issue 16): an announce made for a rollout carries its id; the reboot remembers it.
+      let reboot = await admitNewXpuReboot(deps, node, tagRollout(newXpuReboot(id, node, xpu, ev, mode), ev));
       if (state.host) reboot.history.push(history(ev.receivedAt, 'note', `host reboot ${state.host} of this node is in progress`));
       if (!(await deps.store.createReboot(reboot))) reboot = (await deps.store.getReboot(id)) ?? reboot;
       await deps.workflows.start('xpu-reboot', id, xpuWorkflowInput(reboot, node, deps.clock.now()));
@@ -169,7 +172,7 @@ export function createIngestHandler(deps: Deps) {
   }
 
   async function startHostReboot(ev: NativeEvent, node: NodeDef): Promise<IngestOutcome> {
-    const id = rebootIdFor('host', ev.dedupKey);
+    const { id } = await rebootIdForEvent(deps, 'host', ev.dedupKey);
     const exclusive = node.policy.hostReboot.denyWhile.includes('xpu-rebooting');
     // Retry only if the claims changed under us between the decision and the claim.
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -227,7 +230,7 @@ export function createIngestHandler(deps: Deps) {
   }
 
   async function apply(ev: NativeEvent, prefetched?: Promise<StoredReboot | undefined>): Promise<IngestOutcome> {
-    const index = await deps.inventory();
+    const index = await deps.inventory({ nodes: [ev.node] });
     const node = index.node(ev.node);
     if (!node) return drop(ev, `node ${ev.node} is not in the inventory`);
     const xpu = ev.xpu ?? (node.xpus.length === 1 ? node.xpus[0].id : undefined);
@@ -308,13 +311,13 @@ export function createIngestHandler(deps: Deps) {
     // A start looks up the reboot its event would have started (a replay) anyway: read it
     // alongside the dedup key instead of after it, since both are on every start's path.
     const starts = ev.type === 'xpu.reboot.pending' || ev.type === 'xpu.crashed';
-    const prefetched = starts ? deps.store.getReboot(rebootIdFor('xpu', ev.dedupKey)) : undefined;
+    const prefetched = starts ? rebootOfEvent(deps.store, ev.dedupKey) : undefined;
     prefetched?.catch(() => {});
     if (await deps.store.isEventSeen(ev.dedupKey)) {
       deps.metrics.count('DuplicatesSuppressed');
       return { kind: 'duplicate' };
     }
-    // Every step above is idempotent (ids derive from the event key), so a crash before this
+    // Every step above is idempotent (the event key maps to its reboot id), so a crash before this
     // mark only means the event is applied again on redelivery, to the same effect.
     const outcome = await apply(ev, prefetched);
     await deps.store.markEventSeen(ev.dedupKey, DEDUP_TTL_SECONDS);

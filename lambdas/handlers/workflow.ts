@@ -14,6 +14,7 @@ import {
 } from '../core/reboot.ts';
 import { REBOOT_STATUSES, type NodeDef } from '../core/types.ts';
 import { changeReboot, sendStepCommands, type Deps } from './deps.ts';
+import { wakeRolloutOf } from './rollout.ts';
 import { onQueuedWaitRegistered, recheckQueued, releaseBudgets } from './fleet.ts';
 
 export class InvalidStepInput extends Error {
@@ -48,7 +49,7 @@ function parse<T>(schema: z.ZodType<T>, input: unknown): T {
 async function load(deps: Deps, id: string): Promise<{ reboot: StoredReboot; node: NodeDef }> {
   const reboot = await deps.store.getReboot(id);
   if (!reboot) throw new RebootNotFound(`reboot ${id} does not exist`);
-  const node = (await deps.inventory()).node(reboot.node);
+  const node = (await deps.inventory({ nodes: [reboot.node] })).node(reboot.node);
   if (!node) throw new RebootNotFound(`node ${reboot.node} of reboot ${id} is no longer in the inventory`);
   return { reboot, node };
 }
@@ -207,7 +208,7 @@ export function createStepHandler(deps: Deps) {
         const failed = p.action === 'fail';
         const reason = p.reason ?? (failed ? 'failed' : 'completed');
         let changed = false;
-        await changeReboot(deps, reboot.id, (r) => {
+        const ended = await changeReboot(deps, reboot.id, (r) => {
           changed = false;
           if (r.endedAt) return null;
           changed = true;
@@ -220,7 +221,10 @@ export function createStepHandler(deps: Deps) {
           return r;
         }, node);
         await deps.store.release(reboot.node, reboot.kind, reboot.xpu, reboot.id);
+        // Budget slots go back first, so that a rollout woken next finds its slot free.
         await releaseBudgets(deps, reboot, node);
+        // Rollouts (issue 16): the end of a reboot a rollout asked for lets its next xPU start. Also on a replay (harmless).
+        await wakeRolloutOf(deps, ended);
         // A replayed step must not raise the alarm metric twice.
         if (failed && changed) {
           deps.metrics.count('RebootFailed', 1, { reason });

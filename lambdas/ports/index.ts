@@ -84,8 +84,31 @@ export interface RebootStore extends BudgetStore, HoldStore {
   recordDropped(ev: NativeEvent, reason: string): Promise<void>;
   listDropped(limit: number): Promise<Array<{ at: string; reason: string; event: NativeEvent }>>;
 
-  /** Inventory as stored for the AWS runtime (tokens hashed). */
-  getStoredInventory?(): Promise<Inventory | undefined>;
+  /** The reboot an event key started (contract 7.1: ids are ULIDs, so a replay must look its reboot up). */
+  rebootIdOfEvent(key: string): Promise<string | undefined>;
+  /**
+   * Maps an event key to `rebootId` unless it maps to a reboot already (a conditional put); returns
+   * the id the key maps to after the call, ours or the one a first delivery wrote.
+   */
+  mapEventToReboot(key: string, rebootId: string, ttlSeconds: number): Promise<string>;
+  /** The answer stored for an idempotency key, if it has not expired. */
+  getIdempotentAnswer(key: string): Promise<IdempotentAnswer | undefined>;
+  /** Stores the answer unless one is stored (first wins); returns `answer` itself when it was stored, else the first. */
+  putIdempotentAnswer(key: string, answer: IdempotentAnswer, ttlSeconds: number): Promise<IdempotentAnswer>;
+}
+
+/** What a request with an `Idempotency-Key` was answered, kept to answer its repeats the same. */
+export interface IdempotentAnswer {
+  status: number;
+  body: unknown;
+  at: string;
+}
+
+/** What a caller is about to look up in the inventory, so a stored inventory reads only those items. */
+export interface InventoryHint {
+  /** SHA-256 (hex) of the caller's token: its owner's node (every node for the operator). */
+  tokenHash?: string;
+  nodes?: readonly string[];
 }
 
 export interface EventQueue {
@@ -137,7 +160,7 @@ export interface DeadLetterQueue {
   redrive(ids?: readonly string[]): Promise<RedriveResult>;
 }
 
-export type WorkflowKind = 'xpu-reboot' | 'host-reboot';
+export type WorkflowKind = 'xpu-reboot' | 'host-reboot' | 'rollout';
 
 export interface Workflows {
   /** Idempotent on `name`: starting an execution that exists already is not an error. */

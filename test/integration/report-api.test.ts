@@ -6,6 +6,7 @@ import { startStack, type Stack } from '../../local/stack.ts';
 import { parseConfig } from '../../local/config.ts';
 import { silentLogger } from '../../lambdas/handlers/deps.ts';
 import { api, tempDir, waitFor } from '../support/stack.ts';
+import { REPORT_SCHEMA_VERSION } from '../../lambdas/core/report/schema.ts';
 
 const OPERATOR = 'operator-token-report';
 const AGENT = 'agent-token-node-a';
@@ -63,13 +64,13 @@ describe('compliance report over the pipeline', () => {
   it('JSON has the contract fields, with the notice and the extension the reboot really had', async () => {
     const res = await api(stack.url, `/v1/reports/compliance?from=${from}&to=${to}&format=json`, { token: OPERATOR });
     expect(res.status).toBe(200);
-    expect(res.json.schemaVersion).toBeTruthy();
+    expect(res.json.schemaVersion).toBe(REPORT_SCHEMA_VERSION);
     expect(res.json.from).toBe(new Date(from).toISOString());
     expect(res.json.reboots).toHaveLength(1);
     const row = res.json.reboots[0];
     expect(row).toMatchObject({ kind: 'xpu', node: 'node-a', xpu: 'dpu0', status: 'completed', noticeSeconds: 120, extendedSeconds: 60, forced: false });
     expect(typeof row.recoverySeconds).toBe('number');
-    expect(res.json.totals).toBeTruthy();
+    expect(res.json.totals.overall).toMatchObject({ count: 1, forced: 0 });
   });
 
   it('CSV has a header and one row per reboot; HTML is one self-contained page', async () => {
@@ -101,7 +102,7 @@ describe('compliance report over the pipeline', () => {
       return names.some((f) => f.endsWith('.json')) && names.some((f) => f.endsWith('.html')) ? names : undefined;
     }, 10_000);
     const json = JSON.parse(readFileSync(join(reports, files.find((f) => f.endsWith('.json'))!), 'utf8'));
-    expect(json.schemaVersion).toBeTruthy();
+    expect(json.schemaVersion).toBe(REPORT_SCHEMA_VERSION);
     expect(Array.isArray(json.reboots)).toBe(true);
   });
 });

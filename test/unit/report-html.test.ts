@@ -71,7 +71,7 @@ describe('report HTML', () => {
     expect(chart('recovery-scatter').match(/<circle class="point /g)).toHaveLength(11);
   });
 
-  it('renders 10,000 reboots in well under a second', () => {
+  it('renders 10,000 reboots, one point each, and caps the rack bars', () => {
     const reboots = Array.from({ length: 10_000 }, (_, i) =>
       xpuReboot(`x${i}`, `node-${i % 500}`, new Date(FROM.getTime() + i * 8000).toISOString(), {
         rack: `r${i % 60}`,
@@ -81,9 +81,8 @@ describe('report HTML', () => {
       }),
     );
     const report = computeComplianceReport(reboots, { from: FROM, to: new Date(FROM.getTime() + 2 * 86_400_000) });
-    const started = performance.now();
+    // How fast this renders is measured by `npm run bench`, not here.
     const { body } = renderReport(report, 'html');
-    expect(performance.now() - started).toBeLessThan(1000);
     expect(body.match(/<circle class="point /g)).toHaveLength(10_000);
     // Only the worst 30 of 60 racks get a bar; the caption says so.
     expect(body).toContain('worst 30 of 60 racks');

@@ -6,6 +6,7 @@ import {
   type Reboot,
   type XpuRebootPolicy,
 } from '../types.ts';
+import { refusalTotal, refusedSecondsTotal } from '../bounds.ts';
 import {
   REPORT_SCHEMA_VERSION,
   type ComplianceReport,
@@ -187,10 +188,11 @@ function toRow(r: Reboot, ctx: RowContext): ReportRow {
     inProgress: ACTIVE_STATUSES.includes(r.status),
     crossesWindowEnd: !(endedMs < ctx.toMs),
     policyNoticeSeconds: r.policyNoticeSeconds ?? 0,
-    extensionsRequested: extensions.length + refusals.length,
+    extensionsRequested: extensions.length + refusalTotal(r),
     extensionsGranted: extensions.length,
-    extensionsRefused: refusals.length,
-    extensionSecondsRequested: sum(extensions.map((e) => e.requested)) + sum(refusals.map((e) => e.requested)),
+    // Counted from the counters: the reboot keeps only its last refusals (core/bounds.ts).
+    extensionsRefused: refusalTotal(r),
+    extensionSecondsRequested: sum(extensions.map((e) => e.requested)) + refusedSecondsTotal(r),
     extensions: extensions.map((e) => ({ at: e.at, requested: e.requested, granted: e.granted, reason: e.reason, deadline: e.deadline })),
     refusals: refusals.map((e) => ({ at: e.at, requested: e.requested, reason: e.reason })),
     outstanding: [...(r.outstanding ?? [])],

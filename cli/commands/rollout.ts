@@ -1,0 +1,188 @@
+// `rebootctl rollout start|status|cancel` and `rebootctl status`: rollouts and the fleet table, over the operator API.
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+
+interface Opts {
+  server: string;
+  token?: string;
+  tokenFile?: string;
+  json?: boolean;
+}
+
+function tokenOf(opts: Opts): string {
+  // A file keeps the token out of every process's command line and environment.
+  if (opts.tokenFile) return readFileSync(opts.tokenFile, 'utf8').trim();
+  const token = opts.token ?? process.env.REBOOT_OPERATOR_TOKEN;
+  if (!token) throw new Error('a token is needed: --token, --token-file, or REBOOT_OPERATOR_TOKEN');
+  return token;
+}
+
+async function call(opts: Opts, method: 'GET' | 'POST', path: string, body?: unknown): Promise<any> {
+  const base = new URL(opts.server);
+  const url = new URL(`${base.pathname.replace(/\/+$/, '')}${path}`, base);
+  const res = await fetch(url, {
+    method,
+    headers: { authorization: `Bearer ${tokenOf(opts)}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+    signal: AbortSignal.timeout(30_000),
+  });
+  const json: any = await res.json().catch(() => undefined);
+  if (!res.ok) throw new Error(`${res.status} ${json?.error ?? ''}: ${json?.message ?? res.statusText}`);
+  return json;
+}
+
+function run(what: string, action: (...args: any[]) => Promise<void>) {
+  return async (...args: any[]) => {
+    try {
+      await action(...args);
+    } catch (err) {
+      console.error(`rebootctl ${what}: ${(err as Error).message}`);
+      process.exitCode = 1;
+    }
+  };
+}
+
+/** `[#####>----]`-style bar: done in `#`, failed in `x`, in flight in `>`, the rest `-`. */
+export function progressBar(r: { plan: unknown[]; done: unknown[]; failed: unknown[]; inFlight: number }, width = 30): string {
+  const total = Math.max(r.plan.length, 1);
+  const cells = (n: number) => Math.round((n / total) * width);
+  const done = cells(r.done.length);
+  const failed = Math.min(cells(r.failed.length), width - done);
+  const flight = Math.min(cells(r.inFlight), width - done - failed);
+  return `[${'#'.repeat(done)}${'x'.repeat(failed)}${'>'.repeat(flight)}${'-'.repeat(width - done - failed - flight)}]`;
+}
+
+/** One line: what a rollout has done of its plan. */
+export function summaryLine(r: any): string {
+  return `${r.id} ${r.status}: ${r.done.length}/${r.plan.length} done, ${r.failed.length} failed, ${r.inFlight} in flight${r.blocked ? ` (waiting: ${r.blocked})` : ''}`;
+}
+
+/** Plain lines for pipes and logs: the summary, then one line per xPU. */
+export function plainStatus(r: any): string[] {
+  const lines = [summaryLine(r)];
+  for (const it of [...r.done, ...r.failed, ...r.pending].sort((a: any, b: any) => indexOf(r, a) - indexOf(r, b)))
+    lines.push(`  ${`${it.node}/${it.xpu}`.padEnd(24)} ${it.state.padEnd(10)} ${it.rebootId ?? '-'}${it.reason ? `  ${it.reason}` : ''}`);
+  return lines;
+}
+
+function indexOf(r: any, it: any): number {
+  return r.plan.findIndex((p: any) => p.node === it.node && p.xpu === it.xpu);
+}
+
+const ENDED = new Set(['completed', 'cancelled']);
+
+export function registerRolloutCommands(program: Command): void {
+  const common = (c: Command) =>
+    c
+      .requiredOption('--server <url>', 'the coordinator API, e.g. http://127.0.0.1:8080')
+      .option('--token <token>', 'operator token (default: env REBOOT_OPERATOR_TOKEN)')
+      .option('--token-file <path>', 'read the operator token from this file')
+      .option('--json', "print the API's JSON");
+
+  const rollout = program.command('rollout').description('reboot a set of xPUs one after another (e.g. a firmware rollout), within budgets and windows');
+
+  common(rollout.command('start').description('start a rollout over a node, rack, zone, tenant or the whole fleet'))
+    .option('--node <id>', 'the xPUs of this node')
+    .option('--rack <id>', 'the xPUs of this rack')
+    .option('--zone <id>', 'the xPUs of this zone')
+    .option('--tenant <id>', 'the xPUs of this tenant')
+    .requiredOption('--max-unavailable <n>', 'at most this many xPUs rebooting at once')
+    .requiredOption('--reason <text>', 'why (passed to each xPU as the reboot reason)')
+    .option('--notice <seconds>', 'notice each xPU announces with (default: the policy)')
+    .option('--max-failures <n>', 'pause after this many failed reboots', '1')
+    .option('--dry-run', 'print the plan only; nothing starts')
+    .action(
+      run('rollout start', async (opts: Opts & Record<string, string | boolean | undefined>) => {
+        const keys = (['node', 'rack', 'zone', 'tenant'] as const).filter((k) => opts[k] !== undefined);
+        if (keys.length > 1) throw new Error('name at most one of --node, --rack, --zone, --tenant (none: the whole fleet)');
+        const body = {
+          selector: Object.fromEntries(keys.map((k) => [k, opts[k]])),
+          maxUnavailable: Number(opts.maxUnavailable),
+          reason: opts.reason,
+          maxFailures: Number(opts.maxFailures),
+          ...(opts.notice !== undefined ? { noticeSeconds: Number(opts.notice) } : {}),
+          ...(opts.dryRun ? { dryRun: true } : {}),
+        };
+        const res = await call(opts, 'POST', '/v1/rollouts', body);
+        if (opts.json) return void console.log(JSON.stringify(res, null, 2));
+        console.log(opts.dryRun ? `dry run: ${res.plan.length} xPUs would reboot, in this order:` : `rollout ${res.id} ${res.status}: ${res.plan.length} xPUs`);
+        for (const [i, p] of res.plan.entries()) console.log(`  ${String(i + 1).padStart(3)}. ${p.node}/${p.xpu}`);
+      }),
+    );
+
+  common(rollout.command('status <id>').description('progress of a rollout (a bar on a terminal, plain lines otherwise)'))
+    .option('--watch', 'keep showing it until the rollout has ended')
+    .option('--interval <seconds>', 'with --watch: how often to look', '2')
+    .action(
+      run('rollout status', async (id: string, opts: Opts & { watch?: boolean; interval: string }) => {
+        const tty = !!process.stdout.isTTY && !opts.json;
+        for (;;) {
+          const r = await call(opts, 'GET', `/v1/rollouts/${encodeURIComponent(id)}`);
+          if (opts.json) console.log(JSON.stringify(r, null, 2));
+          else if (tty) {
+            // Redraw in place: the bar, then the xPUs in flight and any failures.
+            const lines = [`${progressBar(r)} ${summaryLine(r)}`, ...plainStatus(r).slice(1).filter((l) => !/ done /.test(l))];
+            process.stdout.write(`\x1b[J${lines.join('\n')}\n`);
+            if (opts.watch && !ENDED.has(r.status) && r.status !== 'paused') process.stdout.write(`\x1b[${lines.length}A`);
+          } else console.log(plainStatus(r).join('\n'));
+          if (!opts.watch || ENDED.has(r.status) || (r.status === 'paused' && r.inFlight === 0)) return;
+          await new Promise((res) => setTimeout(res, Math.max(0.2, Number(opts.interval)) * 1000));
+        }
+      }),
+    );
+
+  common(rollout.command('cancel <id>').description('start no further xPU; reboots under way finish'))
+    .option('--reason <text>', 'why', '')
+    .action(
+      run('rollout cancel', async (id: string, opts: Opts & { reason: string }) => {
+        const r = await call(opts, 'POST', `/v1/rollouts/${encodeURIComponent(id)}/cancel`, { reason: opts.reason });
+        if (opts.json) return void console.log(JSON.stringify(r, null, 2));
+        console.log(summaryLine(r));
+      }),
+    );
+
+  common(rollout.command('list').description('the latest rollouts')).action(
+    run('rollout list', async (opts: Opts) => {
+      const res = await call(opts, 'GET', '/v1/rollouts');
+      if (opts.json) return void console.log(JSON.stringify(res, null, 2));
+      if (res.items.length === 0) return void console.log('no rollouts');
+      for (const r of res.items) console.log(`${summaryLine(r)}  ${r.createdAt}  ${r.reason}`);
+    }),
+  );
+
+  common(program.command('status').description('the fleet by rack: reboots in flight, queued, holds, budget use, rollouts')).action(
+    run('status', async (opts: Opts) => {
+      const f = await call(opts, 'GET', '/v1/fleet');
+      if (opts.json) return void console.log(JSON.stringify(f, null, 2));
+      console.log(fleetTable(f).join('\n'));
+    }),
+  );
+}
+
+/** `rebootctl status`: a table of nodes by rack, then budgets, holds and rollouts. */
+export function fleetTable(f: any): string[] {
+  const out: string[] = [];
+  out.push(`${f.totals.nodes} nodes: ${f.totals.inFlight} reboots in flight, ${f.totals.queued} queued, ${f.totals.unavailableNodes} nodes unavailable`);
+  out.push('');
+  out.push(['RACK'.padEnd(10), 'NODE'.padEnd(14), 'STATE'.padEnd(15), 'HOLDS'.padEnd(10), 'REBOOTS'].join(' '));
+  for (const rack of f.racks) {
+    for (const [i, n] of rack.nodes.entries()) {
+      const reboots = n.reboots.map((r: any) => `${r.kind === 'host' ? 'host' : r.xpu} ${r.status}${r.deadline && ['notified', 'preparing', 'extended', 'queued'].includes(r.status) ? ` until ${r.deadline.slice(11, 19)}` : ''} (${r.id})`).join('; ');
+      out.push([(i === 0 ? rack.rack : '').padEnd(10), n.id.padEnd(14), n.state.padEnd(15), (n.holds.length ? n.holds.join(',') : '-').padEnd(10), reboots || '-'].join(' '));
+    }
+  }
+  if (f.budgets.length) {
+    out.push('', 'BUDGETS');
+    for (const b of f.budgets) out.push(`  ${`${b.per} ${b.key}`.padEnd(24)} ${b.unavailable}/${b.maxUnavailable} unavailable${b.unavailable >= b.maxUnavailable ? '  (full)' : ''}`);
+  }
+  if (f.holds.length) {
+    out.push('', 'HOLDS');
+    for (const h of f.holds) out.push(`  ${h.id.padEnd(24)} ${Object.entries(h.selector).map(([k, v]) => `${k}=${v}`).join(',')}${h.until ? ` until ${h.until}` : ''}${h.reason ? `  ${h.reason}` : ''}`);
+  }
+  const live = f.rollouts.filter((r: any) => r.status === 'running' || r.status === 'paused');
+  if (live.length) {
+    out.push('', 'ROLLOUTS');
+    for (const r of live) out.push(`  ${r.id} ${r.status}: ${r.done}/${r.total} done, ${r.failed} failed, ${r.inFlight} in flight  ${r.reason}`);
+  }
+  return out;
+}

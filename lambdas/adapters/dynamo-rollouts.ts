@@ -1,0 +1,98 @@
+// RolloutStore on the coordinator's one table: an item per rollout, listed newest first through gsi1.
+import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { ConcurrentUpdate } from '../core/errors.ts';
+import type { Rollout } from '../core/rollout.ts';
+import type { RolloutStore } from '../ports/rollouts.ts';
+
+const ALL_ROLLOUTS = 'ROLLOUTS';
+const MAX_ATTEMPTS = 12;
+const key = (id: string) => ({ pk: `RO#${id}`, sk: 'RO' });
+
+function isConditionFailure(err: unknown): boolean {
+  return err instanceof ConditionalCheckFailedException || (err as { name?: string })?.name === 'ConditionalCheckFailedException';
+}
+
+function strip(item: Record<string, unknown> | undefined): Rollout | undefined {
+  if (!item) return undefined;
+  const { pk: _pk, sk: _sk, gsi1pk: _g1, gsi1sk: _g2, ...rest } = item;
+  return rest as unknown as Rollout;
+}
+
+export class DynamoRolloutStore implements RolloutStore {
+  readonly #doc: DynamoDBDocumentClient;
+  readonly #table: string;
+
+  constructor(client: DynamoDBClient, table: string) {
+    this.#doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+    this.#table = table;
+  }
+
+  #item(r: Rollout) {
+    // gsi1 projects `id` (table-schema.ts): the listing reads ids there and the items here.
+    return { ...r, ...key(r.id), gsi1pk: ALL_ROLLOUTS, gsi1sk: `${r.createdAt}#${r.id}` };
+  }
+
+  async createRollout(r: Rollout): Promise<boolean> {
+    try {
+      await this.#doc.send(new PutCommand({ TableName: this.#table, Item: this.#item(r), ConditionExpression: 'attribute_not_exists(pk)' }));
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  async getRollout(id: string): Promise<Rollout | undefined> {
+    const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: key(id), ConsistentRead: true }));
+    return strip(res.Item);
+  }
+
+  async updateRollout(id: string, change: (r: Rollout) => Rollout | null) {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const current = await this.getRollout(id);
+      if (!current) return undefined;
+      const next = change(structuredClone(current));
+      if (!next) return { rollout: current, changed: false };
+      next.version = current.version + 1;
+      try {
+        await this.#doc.send(
+          new PutCommand({
+            TableName: this.#table,
+            Item: this.#item(next),
+            ConditionExpression: 'version = :v',
+            ExpressionAttributeValues: { ':v': current.version },
+          }),
+        );
+        return { rollout: next, changed: true };
+      } catch (err) {
+        if (!isConditionFailure(err)) throw err;
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 5 * 2 ** attempt)));
+      }
+    }
+    throw new ConcurrentUpdate(`rollout ${id} kept changing under ${MAX_ATTEMPTS} attempts`);
+  }
+
+  async listRollouts(limit: number): Promise<Rollout[]> {
+    const res = await this.#doc.send(
+      new QueryCommand({
+        TableName: this.#table,
+        IndexName: 'gsi1',
+        KeyConditionExpression: 'gsi1pk = :p',
+        ExpressionAttributeValues: { ':p': ALL_ROLLOUTS },
+        ScanIndexForward: false,
+        Limit: Math.min(limit, 100),
+      }),
+    );
+    const ids = (res.Items ?? []).map((it) => it.id as string);
+    if (ids.length === 0) return [];
+    const found = new Map<string, Rollout>();
+    let keys: Record<string, unknown>[] | undefined = ids.map(key);
+    for (let attempt = 0; keys && keys.length > 0 && attempt < MAX_ATTEMPTS; attempt++) {
+      const got = await this.#doc.send(new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys, ConsistentRead: true } } }));
+      for (const it of got.Responses?.[this.#table] ?? []) found.set(it.id as string, strip(it)!);
+      keys = got.UnprocessedKeys?.[this.#table]?.Keys as Record<string, unknown>[] | undefined;
+    }
+    return ids.map((id) => found.get(id)).filter((r): r is Rollout => r !== undefined);
+  }
+}

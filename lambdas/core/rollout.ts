@@ -1,0 +1,248 @@
+// Pure rollout decisions: which xPUs a selector plans, what a reboot's outcome means for its item, what starts next.
+import type { HistoryEntry, Inventory, NodeDef, RebootStatus } from './types.ts';
+
+export const ROLLOUT_STATUSES = ['running', 'paused', 'completed', 'cancelled'] as const;
+export type RolloutStatus = (typeof ROLLOUT_STATUSES)[number];
+
+/** `sent`: reboot-xpu is out, no reboot seen yet; `rebooting`: its reboot runs; `done`/`failed`: it ended. */
+export type RolloutItemState = 'pending' | 'sent' | 'rebooting' | 'done' | 'failed';
+
+export interface RolloutItem {
+  node: string;
+  xpu: string;
+  state: RolloutItemState;
+  /** The reboot-xpu command (agent `node.xpu`). */
+  commandId?: string;
+  rebootId?: string;
+  sentAt?: string;
+  endedAt?: string;
+  /** Why it failed (the reboot's status, or what happened to the command). */
+  reason?: string;
+}
+
+export interface Selector {
+  node?: string;
+  rack?: string;
+  zone?: string;
+  tenant?: string;
+}
+
+export interface Rollout {
+  id: string;
+  status: RolloutStatus;
+  selector: Selector;
+  maxUnavailable: number;
+  maxFailures: number;
+  reason: string;
+  noticeSeconds?: number;
+  createdAt: string;
+  by?: string;
+  endedAt?: string;
+  /** What holds the next start back now (window, budget), for operators; absent when nothing does. */
+  blocked?: string;
+  items: RolloutItem[];
+  history: HistoryEntry[];
+  /** The workflow's callback token while it waits; woken by a reboot's end and by cancel. */
+  waiter?: { token: string; at: string } | null;
+  version: number;
+}
+
+export const IN_FLIGHT: readonly RolloutItemState[] = ['sent', 'rebooting'];
+export const isInFlight = (it: RolloutItem) => IN_FLIGHT.includes(it.state);
+export const isItemEnded = (it: RolloutItem) => it.state === 'done' || it.state === 'failed';
+
+/** Nodes the selector names (all for an empty one), rack by rack; each xPU of them in inventory order. */
+export function planRollout(inventory: Inventory, selector: Selector): Array<{ node: string; xpu: string }> {
+  const match = (n: NodeDef) =>
+    (selector.node === undefined || n.id === selector.node) &&
+    (selector.rack === undefined || n.rack === selector.rack) &&
+    (selector.zone === undefined || n.zone === selector.zone) &&
+    (selector.tenant === undefined || n.tenant === selector.tenant);
+  const nodes = inventory.nodes.filter(match);
+  // Stable: nodes of one rack stay in inventory order, racks in order of first appearance.
+  const racks = [...new Set(nodes.map((n) => n.rack ?? ''))];
+  return racks.flatMap((rack) => nodes.filter((n) => (n.rack ?? '') === rack).flatMap((n) => n.xpus.map((x) => ({ node: n.id, xpu: x.id }))));
+}
+
+/** The reboot-xpu command of a plan item: derived from rollout and position, so a replayed step sends the same one. */
+export function rolloutCommandId(rolloutId: string, index: number): string {
+  return `${rolloutId}-${index}`;
+}
+
+/** What the tick found of an in-flight item: its reboot (when one was matched) and its command's status. */
+export interface Observation {
+  reboot?: { id: string; status: RebootStatus; endedAt?: string };
+  commandStatus?: string;
+}
+
+const ENDED_OK: readonly RebootStatus[] = ['completed'];
+const ENDED_BAD: readonly RebootStatus[] = ['failed', 'cancelled', 'denied'];
+
+/**
+ * Applies what was observed to an in-flight item. The health gate is the reboot's own end: an xPU
+ * reboot completes only after xpu.ready, restore-pcie and resume-workloads. A command that failed
+ * (or was skipped: no reboot-xpu hook) with no reboot, or no reboot by the command's deadline, fails it.
+ */
+export function observeItem(it: RolloutItem, obs: Observation, now: Date, commandDeadline: string | undefined): RolloutItem {
+  if (!isInFlight(it)) return it;
+  const at = now.toISOString();
+  if (obs.reboot) {
+    const r = obs.reboot;
+    const next: RolloutItem = { ...it, rebootId: r.id, state: 'rebooting' };
+    if (ENDED_OK.includes(r.status)) return { ...next, state: 'done', endedAt: r.endedAt ?? at };
+    if (ENDED_BAD.includes(r.status)) return { ...next, state: 'failed', endedAt: r.endedAt ?? at, reason: `reboot ${r.status}` };
+    return next;
+  }
+  // Cancelled before its agent picked the command up: it never started.
+  if (obs.commandStatus === 'withdrawn') return { node: it.node, xpu: it.xpu, state: 'pending', reason: 'withdrawn by cancel before delivery' };
+  if (obs.commandStatus === 'failed' || obs.commandStatus === 'skipped' || obs.commandStatus === 'timed-out')
+    return { ...it, state: 'failed', endedAt: at, reason: `reboot-xpu ${obs.commandStatus}${obs.commandStatus === 'skipped' ? ' (the xPU agent has no reboot-xpu hook)' : ''}` };
+  if (commandDeadline && now.getTime() > Date.parse(commandDeadline))
+    return { ...it, state: 'failed', endedAt: at, reason: 'no reboot was announced by the reboot-xpu deadline' };
+  return it;
+}
+
+/** Whether a pending item's node may start now, decided outside (windows are pure, budgets need the store). */
+export interface StartGate {
+  ok: boolean;
+  /** Why not (shown on the rollout). */
+  why?: string;
+  /** When it could start at the earliest (a window's opening), if known. */
+  retryAt?: string;
+}
+
+export type TickNext = 'wait-reboots' | 'wait-window' | 'completed' | 'paused' | 'cancelled';
+
+export interface TickResult {
+  rollout: Rollout;
+  /** Items this tick marked sent: their reboot-xpu goes out now. */
+  started: number[];
+  next: TickNext;
+  /** How long the workflow waits at most before looking again (a wake-up may come sooner). */
+  waitSeconds: number;
+}
+
+/** Fallback re-look while a reboot-xpu is out and no reboot was seen yet (the announce travels through the queue). */
+export const LOOK_AGAIN_SENT_SECONDS = 10;
+/** Fallback while reboots run: their end wakes the rollout; this only bounds a lost wake-up. */
+export const LOOK_AGAIN_REBOOTING_SECONDS = 60;
+/** Held back by a budget: slots free when other reboots end, which do not wake this rollout. */
+export const LOOK_AGAIN_BUDGET_SECONDS = 30;
+const MAX_WINDOW_WAIT_SECONDS = 3600;
+const MAX_HISTORY = 200;
+/** xPUs in one rollout: its record (one item) stays well under DynamoDB's 400 KB. Larger fleets go rack by rack. */
+export const MAX_PLAN = 1000;
+
+/**
+ * One step of a rollout, given the observations of its in-flight items and the gates of the pending
+ * ones (in plan order, as far as the caller looked). Starts pending items in plan order while fewer
+ * than maxUnavailable are in flight and failures are below maxFailures; stops at the first item
+ * whose gate is shut (rollouts go in order).
+ */
+export function rolloutTick(
+  r0: Rollout,
+  obs: ReadonlyMap<number, Observation>,
+  gates: ReadonlyMap<number, StartGate>,
+  deadlines: ReadonlyMap<number, string>,
+  now: Date,
+): TickResult {
+  const r = structuredClone(r0);
+  const at = now.toISOString();
+  r.items = r.items.map((it, i) => {
+    const next = observeItem(it, obs.get(i) ?? {}, now, deadlines.get(i));
+    if (next.state !== it.state && isItemEnded(next))
+      r.history.push({ at, phase: `xpu-${next.state}`, detail: `${next.node}/${next.xpu}: ${next.state === 'done' ? 'rebooted and healthy' : next.reason}` });
+    return next;
+  });
+  const started: number[] = [];
+  const failures = r.items.filter((it) => it.state === 'failed').length;
+  if (r.status === 'running' && failures >= r.maxFailures) {
+    r.status = 'paused';
+    r.history.push({ at, phase: 'paused', detail: `${failures} failed reboot${failures > 1 ? 's' : ''} (maxFailures ${r.maxFailures}): no further xPU is started` });
+  }
+  delete r.blocked;
+  let windowWait: number | undefined;
+  if (r.status === 'running') {
+    let inFlight = r.items.filter(isInFlight).length;
+    for (let i = 0; i < r.items.length && inFlight < r.maxUnavailable; i++) {
+      if (r.items[i].state !== 'pending') continue;
+      const gate = gates.get(i);
+      if (!gate) break; // the caller did not look this far
+      if (!gate.ok) {
+        r.blocked = `${r.items[i].node}/${r.items[i].xpu}: ${gate.why ?? 'held back'}`;
+        if (gate.retryAt) windowWait = Math.max(1, Math.ceil((Date.parse(gate.retryAt) - now.getTime()) / 1000));
+        break;
+      }
+      r.items[i] = { ...r.items[i], state: 'sent', sentAt: at };
+      started.push(i);
+      inFlight++;
+    }
+  }
+  const inFlight = r.items.filter(isInFlight).length;
+  const pending = r.items.filter((it) => it.state === 'pending').length;
+  let next: TickNext;
+  let waitSeconds = LOOK_AGAIN_REBOOTING_SECONDS;
+  // Paused or cancelled, reboots already under way still run to their end and are recorded.
+  if (inFlight > 0) {
+    next = 'wait-reboots';
+    waitSeconds = r.items.some((it) => it.state === 'sent') ? LOOK_AGAIN_SENT_SECONDS : LOOK_AGAIN_REBOOTING_SECONDS;
+  } else if (r.status === 'cancelled') next = 'cancelled';
+  else if (r.status === 'paused') next = 'paused';
+  else if (pending === 0) {
+    next = 'completed';
+    r.status = 'completed';
+    r.history.push({ at, phase: 'completed', detail: `${r.items.filter((it) => it.state === 'done').length} of ${r.items.length} xPUs rebooted` });
+  } else if (windowWait !== undefined) {
+    next = 'wait-window';
+    waitSeconds = Math.min(windowWait, MAX_WINDOW_WAIT_SECONDS);
+  } else {
+    next = 'wait-reboots';
+    waitSeconds = LOOK_AGAIN_BUDGET_SECONDS;
+  }
+  if ((next === 'completed' || next === 'cancelled' || next === 'paused') && !r.endedAt) r.endedAt = at;
+  // The item must stay under DynamoDB's 400 KB: the items say what happened to each xPU anyway.
+  if (r.history.length > MAX_HISTORY) r.history = [r.history[0], ...r.history.slice(-(MAX_HISTORY - 1))];
+  return { rollout: r, started, next, waitSeconds };
+}
+
+/** Cancel: from running or paused; later it is a no-op (null), and the caller answers 409. */
+export function cancelRollout(r: Rollout, reason: string, by: string | undefined, now: Date): Rollout | null {
+  if (r.status === 'completed' || r.status === 'cancelled') return null;
+  const at = now.toISOString();
+  return {
+    ...r,
+    status: 'cancelled',
+    history: [...r.history, { at, phase: 'cancelled', detail: `cancelled${reason ? `: ${reason}` : ''}; reboots already under way finish on their own`, ...(by ? { by } : {}) }],
+  };
+}
+
+/** The API's view: contract 7.3's done/pending/failed (pending: every item not yet ended, started or not). */
+export function publicRollout(r: Rollout) {
+  const view = (it: RolloutItem) => ({
+    node: it.node,
+    xpu: it.xpu,
+    state: it.state,
+    ...(it.rebootId ? { rebootId: it.rebootId } : {}),
+    ...(it.sentAt ? { startedAt: it.sentAt } : {}),
+    ...(it.endedAt ? { endedAt: it.endedAt } : {}),
+    ...(it.reason ? { reason: it.reason } : {}),
+  });
+  return {
+    id: r.id,
+    status: r.status,
+    selector: r.selector,
+    maxUnavailable: r.maxUnavailable,
+    maxFailures: r.maxFailures,
+    reason: r.reason,
+    ...(r.noticeSeconds !== undefined ? { noticeSeconds: r.noticeSeconds } : {}),
+    createdAt: r.createdAt,
+    ...(r.endedAt ? { endedAt: r.endedAt } : {}),
+    ...(r.blocked ? { blocked: r.blocked } : {}),
+    plan: r.items.map((it) => ({ node: it.node, xpu: it.xpu })),
+    done: r.items.filter((it) => it.state === 'done').map(view),
+    pending: r.items.filter((it) => !isItemEnded(it)).map(view),
+    failed: r.items.filter((it) => it.state === 'failed').map(view),
+    inFlight: r.items.filter(isInFlight).length,
+    history: r.history,
+  };
+}

@@ -1,0 +1,144 @@
+// POST /v1/reboots/{id}/extensions: an agent asks for more notice; with an Idempotency-Key, a repeat is answered the first answer.
+import type { Context, Hono } from 'hono';
+import { z } from 'zod';
+import { BadRequest, Forbidden, NotFound } from '../core/errors.ts';
+import { decideExtension, history, type StoredReboot } from '../core/reboot.ts';
+import type { Actor, NodeDef } from '../core/types.ts';
+import type { IdempotentAnswer } from '../ports/index.ts';
+import type { RouteKit } from './agent-results.ts';
+import { changeReboot, wakeIfReady, type Deps } from './deps.ts';
+import { mayActAs } from './auth.ts';
+
+const ExtensionBody = z.object({
+  seconds: z.number().int().positive().max(7 * 24 * 3600),
+  reason: z.string().max(1000).default(''),
+});
+
+/** How long an answer is kept for its repeats: agents retry within minutes, a day is ample. */
+export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
+/** Printable ASCII without spaces (a UUID, a ULID, a hash), as with the IETF draft's examples. */
+const KEY = /^[\x21-\x7e]{1,255}$/;
+export const REPLAYED_HEADER = 'idempotent-replayed';
+
+export type ExtensionOutcome =
+  | { kind: 'granted'; granted: number; deadline: string; repeat: boolean }
+  | { kind: 'refused'; status: 403 | 409; code: string; reason: string; repeat: boolean };
+
+export interface ExtensionRequest {
+  seconds: number;
+  reason: string;
+  /** `<agentId> <Idempotency-Key>`, when the request had a key. */
+  idempotencyKey?: string;
+  by: Actor;
+}
+
+/**
+ * Applies an extension request to a reboot (in place); `changed` says whether to write it. A
+ * request whose key the reboot already holds is a repeat: answered as its first was, nothing
+ * changes. Being part of the reboot's conditional write, the key is recorded atomically with the
+ * grant, so two repeats racing each other cannot both grant (the second's write fails, its retry
+ * finds the key).
+ */
+export function applyExtensionRequest(r: StoredReboot, node: NodeDef, req: ExtensionRequest, now: Date): { outcome: ExtensionOutcome; changed: boolean } {
+  if (req.idempotencyKey) {
+    const granted = r.extensions.find((e) => e.idempotencyKey === req.idempotencyKey);
+    if (granted) return { outcome: { kind: 'granted', granted: granted.granted, deadline: granted.deadline, repeat: true }, changed: false };
+    const refused = r.refusals.find((x) => x.idempotencyKey === req.idempotencyKey);
+    if (refused) {
+      const status = refused.code === 'Forbidden' ? 403 : 409;
+      return { outcome: { kind: 'refused', status, code: refused.code ?? 'Conflict', reason: refused.reason, repeat: true }, changed: false };
+    }
+  }
+  const at = now.toISOString();
+  const asked = `asked ${req.seconds}s${req.reason ? ` (${req.reason})` : ''}`;
+  const decision = decideExtension(r, node, req.seconds, now);
+  if (decision.kind === 'refused') {
+    // Recorded like a 409 (the reboot shows an untrusted host asked), as it always was.
+    r.refusals.push({ at, requested: req.seconds, reason: decision.reason, code: decision.code, ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}) });
+    r.history.push({ ...history(at, 'extension-refused', `${asked}: ${decision.reason}`), by: req.by });
+    return { outcome: { ...decision, repeat: false }, changed: true };
+  }
+  r.extensions.push({
+    at,
+    requested: req.seconds,
+    granted: decision.granted,
+    reason: req.reason,
+    deadline: decision.deadline,
+    ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}),
+  });
+  r.deadline = decision.deadline;
+  r.status = 'extended';
+  r.history.push({ ...history(at, 'extended', `granted ${decision.granted}s of ${req.seconds}s asked${req.reason ? ` (${req.reason})` : ''}; new deadline ${decision.deadline}`), by: req.by });
+  return { outcome: { ...decision, repeat: false }, changed: true };
+}
+
+function answerOf(outcome: ExtensionOutcome, at: string): IdempotentAnswer {
+  return outcome.kind === 'granted'
+    ? { status: 200, body: { granted: outcome.granted, deadline: outcome.deadline }, at }
+    : { status: outcome.status, body: { error: outcome.code, message: outcome.reason }, at };
+}
+
+/** Mounts the extension route on the API app; errors go through the app's onError. */
+export function registerExtensionRoutes(app: Hono, deps: Deps, kit: RouteKit): void {
+  const reply = (c: Context, a: IdempotentAnswer, replayed: boolean) => {
+    if (replayed) c.header(REPLAYED_HEADER, 'true');
+    return c.json(a.body as object, a.status as 200);
+  };
+
+  app.post('/v1/reboots/:id/extensions', async (c) => {
+    const { who, index } = await kit.principal(c);
+    const rawKey = c.req.header('idempotency-key');
+    if (rawKey !== undefined && !KEY.test(rawKey))
+      throw new BadRequest('Idempotency-Key must be 1 to 255 printable ASCII characters without spaces', 'ValidationError');
+    const body = kit.check(ExtensionBody, await kit.readJson(c), 'extension request');
+    const reboot = await deps.store.getReboot(c.req.param('id'));
+    if (!reboot) throw new NotFound(`no reboot ${c.req.param('id')}`);
+    if (who.kind !== 'agent' || !mayActAs(who, reboot.node, index)) throw new Forbidden('only the agent of the reboot\'s node may ask for an extension');
+    const node = index.node(reboot.node);
+    if (!node) throw new NotFound(`node ${reboot.node} is not in the inventory`);
+    const agent = who.agent ?? who.node;
+    // Scoped to the reboot and the agent: one agent's key never answers another's request.
+    const idempotencyKey = rawKey === undefined ? undefined : `${agent} ${rawKey}`;
+    const stored = idempotencyKey ? `${reboot.id} ${idempotencyKey}` : undefined;
+    if (stored) {
+      const first = await deps.store.getIdempotentAnswer(stored);
+      if (first) {
+        if (first.status === 200) await catchUp(reboot.id, node);
+        return reply(c, first, true);
+      }
+    }
+
+    const req: ExtensionRequest = { seconds: body.seconds, reason: body.reason, idempotencyKey, by: `agent:${agent}` };
+    let outcome: ExtensionOutcome | undefined;
+    const updated = await changeReboot(
+      deps,
+      reboot.id,
+      (r) => {
+        const res = applyExtensionRequest(r, node, req, deps.clock.now());
+        outcome = res.outcome;
+        return res.changed ? r : null;
+      },
+      node,
+    );
+    if (!updated || !outcome) throw new NotFound(`no reboot ${reboot.id}`);
+    let answer = answerOf(outcome, deps.clock.now().toISOString());
+    let replayed = outcome.repeat;
+    if (stored) {
+      // First answer wins: a repeat racing this one stores nothing new and answers what is stored.
+      const kept = await deps.store.putIdempotentAnswer(stored, answer, IDEMPOTENCY_TTL_SECONDS);
+      replayed ||= kept !== answer;
+      answer = kept;
+    }
+    // Also on a repeat: its first may have failed after the grant, before the commands heard of it.
+    if (answer.status === 200) await catchUp(reboot.id, node, updated);
+    return reply(c, answer, replayed);
+  });
+
+  /** Moves the open notice-phase commands to the reboot's current deadline and wakes its waiter (both idempotent). */
+  async function catchUp(rebootId: string, node: NodeDef, known?: StoredReboot) {
+    const r = known ?? (await deps.store.getReboot(rebootId));
+    if (!r?.deadline) return;
+    await deps.store.moveNoticeDeadline(r, r.deadline);
+    if (!known) await wakeIfReady(deps, r, node);
+  }
+}

@@ -1,0 +1,217 @@
+// Operator routes for rollouts (/v1/rollouts), the fleet at a glance (/v1/fleet) and the live page (/ui).
+import type { Context, Hono } from 'hono';
+import { ulid } from 'ulid';
+import { z } from 'zod';
+import { BadRequest, Conflict, Forbidden, HttpError, NotFound, PayloadTooLarge, Unauthorized } from '../core/errors.ts';
+import { hashToken, type InventoryIndex } from '../core/inventory.ts';
+import { isEnded } from '../core/reboot.ts';
+import { cancelRollout, isInFlight, MAX_PLAN, planRollout, publicRollout, type Rollout } from '../core/rollout.ts';
+import type { RolloutStore } from '../ports/rollouts.ts';
+import type { Deps } from './deps.ts';
+import { activeHolds, budgetUse } from './fleet-seams.ts';
+import type { RolloutTagged } from './rollout.ts';
+import { FLEET_PAGE } from './ui-page.ts';
+
+const MAX_BODY_BYTES = 64 * 1024;
+/** Reboots the fleet view reads (newest first): those in flight and the recent past for the timeline. */
+const FLEET_REBOOTS = 500;
+const TIMELINE_HOURS = 24;
+
+export interface RolloutRouteDeps extends Deps {
+  /** SHA-256 (hex) of the operator token; else the stored inventory's. */
+  operatorTokenHash?: string;
+}
+
+const SelectorBody = z
+  .strictObject({ node: z.string().min(1), rack: z.string().min(1), zone: z.string().min(1), tenant: z.string().min(1) })
+  .partial()
+  .refine((s) => Object.keys(s).length <= 1, 'name one of node, rack, zone or tenant (or none: the whole fleet)');
+
+const RolloutBody = z.strictObject({
+  selector: SelectorBody.default({}),
+  maxUnavailable: z.number().int().min(1).max(1000),
+  reason: z.string().min(1).max(1000),
+  noticeSeconds: z.number().int().positive().max(2_000_000).optional(),
+  maxFailures: z.number().int().min(1).max(1000).default(1),
+  dryRun: z.boolean().default(false),
+});
+
+const CancelBody = z.strictObject({ reason: z.string().max(1000).default('') });
+
+class NotConfigured extends HttpError {
+  override readonly name = 'NotConfigured';
+  constructor(message: string) {
+    super(503, 'NotConfigured', message);
+  }
+}
+
+async function jsonBody(c: Context): Promise<unknown> {
+  const text = await c.req.text();
+  if (Buffer.byteLength(text) > MAX_BODY_BYTES) throw new PayloadTooLarge(`body is over ${MAX_BODY_BYTES} bytes`);
+  if (text.trim() === '') return {};
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new BadRequest(`body is not JSON: ${(err as Error).message}`, 'MalformedJson');
+  }
+}
+
+function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const res = schema.safeParse(value);
+  if (!res.success) throw new BadRequest(`${what}: ${z.prettifyError(res.error).replace(/\n/g, '; ')}`, 'ValidationError');
+  return res.data;
+}
+
+/** Mounts the routes on the API app; errors go through the app's onError. */
+export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
+  async function operatorOnly(c: Context): Promise<InventoryIndex> {
+    // Header only: an operator token in a URL ends up in access logs.
+    const h = c.req.header('authorization');
+    const m = h ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
+    if (!m) throw new Unauthorized();
+    const hash = hashToken(m[1]);
+    const index = await deps.inventory();
+    const operator = deps.operatorTokenHash ?? index.inventory.operatorTokenHash;
+    if (!operator || hash !== operator) {
+      if (index.nodeByBmcTokenHash(hash) ?? index.nodeByAgentTokenHash(hash)) throw new Forbidden('only the operator may use rollouts and the fleet view');
+      throw new Unauthorized();
+    }
+    return index;
+  }
+
+  function store(): RolloutStore {
+    if (!deps.rollouts) throw new NotConfigured('this deployment has no rollout store wired');
+    return deps.rollouts;
+  }
+
+  async function theRollout(id: string): Promise<Rollout> {
+    const r = await store().getRollout(id);
+    if (!r) throw new NotFound(`no rollout ${id}`);
+    return r;
+  }
+
+  // The page itself is public (it holds no data); it asks for the operator token and sends it on every call.
+  app.get('/ui', (c) =>
+    c.html(FLEET_PAGE, 200, {
+      'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:",
+      'cache-control': 'no-store',
+    }),
+  );
+
+  app.post('/v1/rollouts', async (c) => {
+    const index = await operatorOnly(c);
+    const body = check(RolloutBody, await jsonBody(c), 'rollout');
+    const sel = body.selector;
+    if (sel.node && !index.node(sel.node)) throw new NotFound(`node ${sel.node} is not in the inventory`);
+    const plan = planRollout(index.inventory, sel);
+    if (plan.length === 0) throw new BadRequest(`the selector ${JSON.stringify(sel)} matches no xPU`, 'EmptyPlan');
+    if (plan.length > MAX_PLAN) throw new BadRequest(`the selector matches ${plan.length} xPUs; one rollout takes at most ${MAX_PLAN}: roll out by zone or rack`, 'PlanTooLarge');
+    if (body.dryRun) return c.json({ id: null, status: 'dry-run', dryRun: true, plan }, 201);
+    const now = deps.clock.now().toISOString();
+    const rollout: Rollout = {
+      id: `ro-${ulid().toLowerCase()}`,
+      status: 'running',
+      selector: sel,
+      maxUnavailable: body.maxUnavailable,
+      maxFailures: body.maxFailures,
+      reason: body.reason,
+      ...(body.noticeSeconds !== undefined ? { noticeSeconds: body.noticeSeconds } : {}),
+      createdAt: now,
+      by: 'operator',
+      items: plan.map((p) => ({ ...p, state: 'pending' })),
+      history: [{ at: now, phase: 'started', detail: `${plan.length} xPUs, at most ${body.maxUnavailable} at a time: ${body.reason}`, by: 'operator' }],
+      waiter: null,
+      version: 0,
+    };
+    await store().createRollout(rollout);
+    await deps.workflows.start('rollout', rollout.id, { rolloutId: rollout.id });
+    deps.metrics.count('RolloutsStarted');
+    return c.json({ id: rollout.id, status: rollout.status, plan }, 201);
+  });
+
+  app.get('/v1/rollouts', async (c) => {
+    await operatorOnly(c);
+    const limit = Math.min(Math.max(Number(c.req.query('limit') ?? 20) || 20, 1), 100);
+    const items = await store().listRollouts(limit);
+    return c.json({ items: items.map(publicRollout) });
+  });
+
+  app.get('/v1/rollouts/:id', async (c) => {
+    await operatorOnly(c);
+    return c.json(publicRollout(await theRollout(c.req.param('id'))));
+  });
+
+  app.post('/v1/rollouts/:id/cancel', async (c) => {
+    await operatorOnly(c);
+    const body = check(CancelBody, await jsonBody(c), 'cancel');
+    const id = c.req.param('id');
+    await theRollout(id);
+    const res = await store().updateRollout(id, (r) => cancelRollout(r, body.reason, 'operator', deps.clock.now()));
+    if (!res) throw new NotFound(`no rollout ${id}`);
+    if (!res.changed) throw new Conflict(`rollout ${id} is ${res.rollout.status}: nothing to cancel`, 'RolloutEnded');
+    // The workflow stops starting xPUs at its next look; wake it now rather than at its fallback timeout.
+    if (res.rollout.waiter) await deps.workflows.wake(res.rollout.waiter.token, { signal: 'cancelled' });
+    return c.json(publicRollout(res.rollout));
+  });
+
+  app.get('/v1/fleet', async (c) => {
+    const index = await operatorOnly(c);
+    const now = deps.clock.now();
+    const since = new Date(now.getTime() - TIMELINE_HOURS * 3600_000).toISOString();
+    const [page, holds, rollouts] = await Promise.all([
+      deps.store.listReboots({ limit: FLEET_REBOOTS }),
+      activeHolds(deps),
+      deps.rollouts ? deps.rollouts.listRollouts(20) : Promise.resolve([]),
+    ]);
+    const reboots = page.items as RolloutTagged[];
+    const active = reboots.filter((r) => !isEnded(r.status));
+    const unavailable = new Set(active.filter((r) => r.status !== 'queued').map((r) => r.node));
+    const view = (r: RolloutTagged) => ({
+      id: r.id,
+      kind: r.kind,
+      node: r.node,
+      xpu: r.xpu,
+      status: r.status,
+      mode: r.mode,
+      notifiedAt: r.notifiedAt,
+      deadline: r.deadline,
+      forced: r.forced,
+      ...(r.endedAt ? { endedAt: r.endedAt } : {}),
+      ...(r.rolloutId ? { rolloutId: r.rolloutId } : {}),
+    });
+    const holdMatches = (h: { selector: Record<string, string> }, n: { id: string; rack?: string; zone?: string; tenant?: string }) =>
+      Object.entries(h.selector).every(([k, v]) => (k === 'node' ? n.id : (n as Record<string, unknown>)[k]) === v);
+    const racks = new Map<string, unknown[]>();
+    for (const n of index.inventory.nodes) {
+      const rack = n.rack ?? '(no rack)';
+      const mine = active.filter((r) => r.node === n.id);
+      if (!racks.has(rack)) racks.set(rack, []);
+      racks.get(rack)!.push({
+        id: n.id,
+        zone: n.zone ?? null,
+        tenant: n.tenant ?? null,
+        xpus: n.xpus.map((x) => x.id),
+        state: mine.length === 0 ? 'idle' : mine.some((r) => r.status !== 'queued') ? (mine.some((r) => r.kind === 'host') ? 'host-rebooting' : 'xpu-rebooting') : 'queued',
+        reboots: mine.map(view),
+        holds: holds.filter((h) => holdMatches(h, n)).map((h) => h.id),
+      });
+    }
+    return c.json({
+      generatedAt: now.toISOString(),
+      racks: [...racks].map(([rack, nodes]) => ({ rack, nodes })),
+      totals: {
+        nodes: index.inventory.nodes.length,
+        inFlight: active.filter((r) => r.status !== 'queued').length,
+        queued: active.filter((r) => r.status === 'queued').length,
+        unavailableNodes: unavailable.size,
+      },
+      budgets: await budgetUse(deps, index, unavailable),
+      holds,
+      rollouts: rollouts.map((r) => {
+        const p = publicRollout(r);
+        return { id: p.id, status: p.status, reason: p.reason, selector: p.selector, createdAt: p.createdAt, total: p.plan.length, done: p.done.length, failed: p.failed.length, inFlight: r.items.filter(isInFlight).length, ...(p.blocked ? { blocked: p.blocked } : {}) };
+      }),
+      timeline: reboots.filter((r) => r.notifiedAt >= since || !isEnded(r.status)).map(view),
+    });
+  });
+}

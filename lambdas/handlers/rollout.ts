@@ -1,0 +1,261 @@
+// The Lambdas behind workflows/rollout.asl.json (tick, wait, fail) and the hook that wakes a rollout when its reboot ends.
+import { z } from 'zod';
+import { agentIdOf, type InventoryIndex } from '../core/inventory.ts';
+import type { StoredReboot } from '../core/reboot.ts';
+import {
+  isInFlight,
+  isItemEnded,
+  observeItem,
+  rolloutCommandId,
+  rolloutTick,
+  type Observation,
+  type Rollout,
+  type RolloutItem,
+  type StartGate,
+  type TickNext,
+} from '../core/rollout.ts';
+import type { NativeEvent, NodeDef } from '../core/types.ts';
+import { isWithinWindows, nextWindowOpening } from '../core/windows.ts';
+import type { StoredCommand } from '../ports/index.ts';
+import type { RolloutStore } from '../ports/rollouts.ts';
+import type { Deps } from './deps.ts';
+import { rolloutBudgetGate } from './fleet-seams.ts';
+
+export class RolloutNotFound extends Error {
+  override readonly name = 'RolloutNotFound';
+}
+export class InvalidRolloutInput extends Error {
+  override readonly name = 'InvalidRolloutInput';
+}
+
+export interface RolloutDeps extends Deps {
+  rollouts: RolloutStore;
+}
+
+/** A reboot record tagged with the rollout that asked for it (from the announce's `data.rolloutId`, or matched by the tick). */
+export type RolloutTagged = StoredReboot & { rolloutId?: string };
+
+const TickInput = z.object({ action: z.literal('rollout-tick'), rolloutId: z.string().min(1) });
+const AwaitInput = z.object({
+  action: z.literal('rollout-await'),
+  rolloutId: z.string().min(1),
+  taskToken: z.string().min(1),
+  enteredAt: z.string().optional(),
+});
+const FailInput = z.object({ action: z.literal('rollout-fail'), rolloutId: z.string().min(1), error: z.unknown().optional() });
+
+/** Rollout Tasks share the two workflow functions with the reboot workflows; their `action` tells them apart. */
+export function isRolloutTask(payload: unknown): boolean {
+  const action = (payload as { action?: unknown } | null)?.action;
+  return typeof action === 'string' && action.startsWith('rollout-');
+}
+
+/** The workflow function: rollout Tasks to the rollout handler, everything else to the reboot one. */
+export function withRolloutTasks(reboot: (p: unknown) => Promise<unknown>, rollout: (p: unknown) => Promise<unknown>) {
+  return (payload: unknown) => (isRolloutTask(payload) ? rollout(payload) : reboot(payload));
+}
+
+function parse<T>(schema: z.ZodType<T>, input: unknown): T {
+  const res = schema.safeParse(input);
+  if (!res.success) throw new InvalidRolloutInput(z.prettifyError(res.error));
+  return res.data;
+}
+
+/** The reboot-xpu command's deadline: the node's command timeout after it was sent. */
+function commandDeadline(node: NodeDef | undefined, it: RolloutItem): string | undefined {
+  if (!it.sentAt) return undefined;
+  return new Date(Date.parse(it.sentAt) + (node?.policy.xpuReboot.commandSeconds ?? 600) * 1000).toISOString();
+}
+
+/** A reboot of this item's xPU that the rollout caused: tagged with it, or planned and received after the command went out. */
+function matches(r: RolloutTagged, rollout: Rollout, it: RolloutItem): boolean {
+  if (r.kind !== 'xpu' || r.xpu !== it.xpu) return false;
+  if (r.rolloutId) return r.rolloutId === rollout.id;
+  // Announced through a BMC: no rollout id travels with it. The coordinator's own receive time orders it.
+  return r.mode === 'planned' && !!it.sentAt && (r.history[0]?.at ?? r.notifiedAt) >= it.sentAt;
+}
+
+export function createRolloutTasks(deps: RolloutDeps) {
+  const budget = rolloutBudgetGate(deps);
+
+  async function load(id: string): Promise<Rollout> {
+    const r = await deps.rollouts.getRollout(id);
+    if (!r) throw new RolloutNotFound(`rollout ${id} does not exist`);
+    return r;
+  }
+
+  /** What became of an in-flight item: its reboot, or its command's fate. Withdraws an undelivered command of a cancelled rollout. */
+  async function observe(r: Rollout, it: RolloutItem): Promise<Observation> {
+    const agent = agentIdOf(it.node, it.xpu);
+    let reboot: RolloutTagged | undefined;
+    if (it.rebootId) reboot = await deps.store.getReboot(it.rebootId);
+    else {
+      const recent = await deps.store.listReboots({ node: it.node, limit: 20 });
+      reboot = (recent.items as RolloutTagged[]).find((x) => matches(x, r, it));
+      // Tag it, so that its end wakes this rollout even when the announce came through a BMC.
+      if (reboot && !reboot.rolloutId && !reboot.endedAt)
+        await deps.store.updateReboot(reboot.id, (x: RolloutTagged) => (x.rolloutId ? null : Object.assign(x, { rolloutId: r.id })));
+    }
+    if (reboot) return { reboot: { id: reboot.id, status: reboot.status, endedAt: reboot.endedAt } };
+    if (!it.commandId) return {};
+    let cmd = await deps.store.getCommand(agent, it.commandId);
+    if (r.status === 'cancelled' && cmd?.status === 'pending') {
+      const res = await deps.store.updateCommand(agent, it.commandId, (c) =>
+        c.status === 'pending' ? { ...c, status: 'timed-out', finishedAt: deps.clock.now().toISOString(), output: 'withdrawn: the rollout was cancelled' } : null,
+      );
+      if (res?.changed) return { commandStatus: 'withdrawn' };
+      cmd = res?.command;
+    }
+    return { commandStatus: cmd?.status };
+  }
+
+  /** Windows first (pure), then budgets (the store). */
+  async function gate(node: NodeDef | undefined, index: InventoryIndex, now: Date): Promise<StartGate> {
+    if (!node) return { ok: false, why: 'the node is no longer in the inventory' };
+    const windows = node.policy.windows;
+    if (!isWithinWindows(windows, now)) {
+      const opens = nextWindowOpening(windows, now);
+      return { ok: false, why: 'outside its maintenance window', ...(opens ? { retryAt: opens.toISOString() } : {}) };
+    }
+    return budget(node, index);
+  }
+
+  /** Writes the reboot-xpu command of an item (idempotent: its id derives from rollout and position). */
+  async function send(r: Rollout, i: number, node: NodeDef | undefined) {
+    const it = r.items[i];
+    const agent = agentIdOf(it.node, it.xpu);
+    const noticeSeconds = r.noticeSeconds ?? node?.policy.xpuReboot.noticeSeconds ?? 300;
+    const cmd: StoredCommand = {
+      id: it.commandId ?? rolloutCommandId(r.id, i),
+      type: 'reboot-xpu',
+      // Agents see the rollout's id where a reboot's would be: no reboot exists before the xPU announces.
+      rebootId: r.id,
+      node: it.node,
+      xpu: it.xpu,
+      args: { reason: r.reason, noticeSeconds, rolloutId: r.id },
+      deadline: commandDeadline(node, it) ?? deps.clock.now().toISOString(),
+      agent,
+      step: 'rollout',
+      status: 'pending',
+      noticePhase: false,
+      createdAt: it.sentAt ?? deps.clock.now().toISOString(),
+    };
+    if (await deps.store.putCommand(cmd)) deps.signal.notify(agent);
+  }
+
+  async function tick(payload: unknown): Promise<{ next: TickNext; waitSeconds: number; inFlight: number }> {
+    const p = parse(TickInput, payload);
+    const r = await load(p.rolloutId);
+    const index = await deps.inventory();
+    const now = deps.clock.now();
+    const obs = new Map<number, Observation>();
+    const deadlines = new Map<number, string>();
+    for (const [i, it] of r.items.entries()) {
+      if (!isInFlight(it)) continue;
+      const d = commandDeadline(index.node(it.node), it);
+      if (d) deadlines.set(i, d);
+      obs.set(i, await observe(r, it));
+    }
+    // Gates of the first pending items, as many as could start; the tick stops at the first shut one.
+    const gates = new Map<number, StartGate>();
+    if (r.status === 'running') {
+      let look = r.maxUnavailable;
+      for (const [i, it] of r.items.entries()) {
+        if (look <= 0) break;
+        if (it.state !== 'pending') continue;
+        const g = await gate(index.node(it.node), index, now);
+        gates.set(i, g);
+        look--;
+        if (!g.ok) break;
+      }
+    }
+    let result: ReturnType<typeof rolloutTick> | undefined;
+    const res = await deps.rollouts.updateRollout(r.id, (cur) => {
+      result = rolloutTick(cur, obs, gates, deadlines, now);
+      for (const i of result.started) result.rollout.items[i].commandId = rolloutCommandId(cur.id, i);
+      // The token that woke this tick is spent.
+      result.rollout.waiter = null;
+      return result.rollout;
+    });
+    if (!res || !result) throw new RolloutNotFound(`rollout ${r.id} disappeared`);
+    const stored = res.rollout;
+    // Every item still waiting for its reboot gets its command (again: a crash may have come between the two writes).
+    await Promise.all(stored.items.map((it, i) => (it.state === 'sent' ? send(stored, i, index.node(it.node)) : undefined)));
+    if (result.started.length) deps.logger.info('rollout started reboots', { rolloutId: r.id, xpus: result.started.map((i) => `${stored.items[i].node}/${stored.items[i].xpu}`) });
+    return { next: result.next, waitSeconds: result.waitSeconds, inFlight: stored.items.filter(isInFlight).length };
+  }
+
+  /**
+   * The workflow parks its token. Registering second, it looks once more at what it waits for:
+   * a reboot that ended, or a cancel, between the tick and now wakes it at once (no lost wake-up).
+   */
+  async function register(payload: unknown): Promise<{ registered: boolean }> {
+    const p = parse(AwaitInput, payload);
+    const at = deps.clock.now().toISOString();
+    const res = await deps.rollouts.updateRollout(p.rolloutId, (r) => ({ ...r, waiter: { token: p.taskToken, at } }));
+    if (!res) throw new RolloutNotFound(`rollout ${p.rolloutId} does not exist`);
+    const r = res.rollout;
+    let due = r.status === 'cancelled';
+    if (!due) {
+      const index = await deps.inventory();
+      const now = deps.clock.now();
+      for (const it of r.items.filter(isInFlight)) {
+        const o = await observe({ ...r, status: 'running' }, it);
+        if (isItemEnded(observeItem(it, o, now, commandDeadline(index.node(it.node), it)))) {
+          due = true;
+          break;
+        }
+      }
+    }
+    if (due) await deps.workflows.wake(p.taskToken, { signal: 'look-again' });
+    return { registered: true };
+  }
+
+  async function fail(payload: unknown): Promise<{ ok: true }> {
+    const p = parse(FailInput, payload);
+    const at = deps.clock.now().toISOString();
+    const e = p.error as { Error?: string; Cause?: string } | undefined;
+    await deps.rollouts.updateRollout(p.rolloutId, (r) =>
+      r.status === 'completed' || r.status === 'cancelled'
+        ? null
+        : {
+            ...r,
+            status: 'paused',
+            waiter: null,
+            endedAt: r.endedAt ?? at,
+            history: [...r.history, { at, phase: 'workflow-error', detail: `the rollout workflow gave up${e?.Error ? `: ${e.Error}${e.Cause ? ` (${String(e.Cause).slice(0, 300)})` : ''}` : ''}` }],
+          },
+    );
+    deps.metrics.count('RolloutFailed');
+    return { ok: true };
+  }
+
+  return async (payload: unknown): Promise<unknown> => {
+    const action = (payload as { action?: string }).action;
+    if (action === 'rollout-tick') return tick(payload);
+    if (action === 'rollout-await') return register(payload);
+    if (action === 'rollout-fail') return fail(payload);
+    throw new InvalidRolloutInput(`unknown rollout action ${JSON.stringify(action)}`);
+  };
+}
+
+/** A new reboot from an announce with `data.rolloutId` (the reboot-xpu hook passes it on) belongs to that rollout. */
+export function tagRollout(reboot: StoredReboot, ev: NativeEvent): StoredReboot {
+  const id = ev.data?.rolloutId;
+  return reboot.mode === 'planned' && typeof id === 'string' && id ? ({ ...reboot, rolloutId: id } as RolloutTagged) : reboot;
+}
+
+/**
+ * Called where a reboot ends (the workflow step that completes or fails it): wakes the rollout
+ * that waits for it, so the next xPU starts at once. Best effort: the rollout also looks again on its own.
+ */
+export async function wakeRolloutOf(deps: Deps & { rollouts?: RolloutStore }, reboot: StoredReboot | undefined): Promise<void> {
+  const id = (reboot as RolloutTagged | undefined)?.rolloutId;
+  if (!id || !deps.rollouts) return;
+  try {
+    const r = await deps.rollouts.getRollout(id);
+    if (r?.waiter) await deps.workflows.wake(r.waiter.token, { signal: 'reboot-ended', rebootId: reboot!.id });
+  } catch (err) {
+    deps.logger.warn('could not wake the rollout of a reboot', { rolloutId: id, rebootId: reboot!.id, error: String(err) });
+  }
+}

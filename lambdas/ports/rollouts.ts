@@ -1,0 +1,12 @@
+// The store rollouts need; kept apart from RebootStore so the reboot path never loads it.
+import type { Rollout } from '../core/rollout.ts';
+
+export interface RolloutStore {
+  /** false when a rollout with that id exists already. */
+  createRollout(r: Rollout): Promise<boolean>;
+  getRollout(id: string): Promise<Rollout | undefined>;
+  /** Optimistic read-modify-write like updateReboot: `change` may run several times, null changes nothing. */
+  updateRollout(id: string, change: (r: Rollout) => Rollout | null): Promise<{ rollout: Rollout; changed: boolean } | undefined>;
+  /** Newest first. */
+  listRollouts(limit: number): Promise<Rollout[]>;
+}
