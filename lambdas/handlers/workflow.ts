@@ -208,6 +208,9 @@ export function createStepHandler(deps: Deps) {
         const failed = p.action === 'fail';
         const reason = p.reason ?? (failed ? 'failed' : 'completed');
         let changed = false;
+        // Budget slots go back before the end is written: whoever sees the end (a rollout looking
+        // for its next xPU above all) must find the slot free, not race the release.
+        await releaseBudgets(deps, reboot, node);
         const ended = await changeReboot(deps, reboot.id, (r) => {
           changed = false;
           if (r.endedAt) return null;
@@ -221,8 +224,6 @@ export function createStepHandler(deps: Deps) {
           return r;
         }, node);
         await deps.store.release(reboot.node, reboot.kind, reboot.xpu, reboot.id);
-        // Budget slots go back first, so that a rollout woken next finds its slot free.
-        await releaseBudgets(deps, reboot, node);
         // Rollouts (issue 16): the end of a reboot a rollout asked for lets its next xPU start. Also on a replay (harmless).
         await wakeRolloutOf(deps, ended);
         // A replayed step must not raise the alarm metric twice.

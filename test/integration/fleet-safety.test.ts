@@ -23,6 +23,7 @@ nodes:
   - { id: e1, rack: r5, agentToken: agent-token-e1, policy: { xpuReboot: { maxExtensionSeconds: 3 } }, xpus: [{ id: dpu0 }] }
   - { id: e2, rack: r5, agentToken: agent-token-e2, policy: { xpuReboot: { maxExtensionSeconds: 3 } }, xpus: [{ id: dpu0 }] }
 ${['d1', 'd2', 'd3', 'd4'].map((id) => `  - { id: ${id}, rack: r6, agentToken: agent-token-${id}, xpus: [{ id: dpu0 }] }`).join('\n')}
+${['g1', 'g2', 'g3'].map((id) => `  - { id: ${id}, rack: r8, agentToken: agent-token-${id}, xpus: [{ id: dpu0 }] }`).join('\n')}
   - { id: f1, rack: r7, agentToken: agent-token-f1, xpus: [{ id: dpu0 }] }
   - { id: f2, rack: r7, agentToken: agent-token-f2, xpus: [{ id: dpu0 }] }
 ${['c1', 'c2', 'c3']
@@ -37,6 +38,9 @@ const seen = new Map<string, any[]>();
 /** Which agents answer their commands (`succeeded`); the others only take them and stay silent. */
 const answering = new Set<string>();
 
+/** What an xPU does on a command, beyond answering (an xPU of a rollout announces, reboots and comes back). */
+const reactions = new Map<string, (cmd: any) => Promise<unknown>>();
+
 /** A fake agent per node and xPU: takes its commands over the real API, answers when told to. */
 async function fakeAgent(agent: string) {
   while (!stopped) {
@@ -46,7 +50,9 @@ async function fakeAgent(agent: string) {
       const list = seen.get(agent) ?? [];
       if (!list.some((c) => c.id === cmd.id)) list.push(cmd);
       seen.set(agent, list);
-      if (answering.has(agent)) await api(url, `/v1/agents/${agent}/commands/${cmd.id}`, { token: OPERATOR_TOKEN, body: { status: 'succeeded' } });
+      if (!answering.has(agent)) continue;
+      await reactions.get(agent)?.(cmd);
+      await api(url, `/v1/agents/${agent}/commands/${cmd.id}`, { token: OPERATOR_TOKEN, body: { status: 'succeeded' } });
     }
   }
 }
@@ -70,7 +76,7 @@ beforeAll(async () => {
   const dir = tempDir('fleet');
   stack = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile: writeInventory(dir, INVENTORY) });
   url = stack.url;
-  for (const n of ['a1', 'a2', 'a3', 'b1', 'b2', 'e1', 'e2', 'c1', 'c2', 'c3', 'd1', 'd2', 'd3', 'd4', 'f1', 'f2']) {
+  for (const n of ['a1', 'a2', 'a3', 'b1', 'b2', 'e1', 'e2', 'c1', 'c2', 'c3', 'd1', 'd2', 'd3', 'd4', 'f1', 'f2', 'g1', 'g2', 'g3']) {
     void fakeAgent(n);
     void fakeAgent(`${n}.dpu0`);
   }
@@ -184,6 +190,37 @@ describe('budgets under concurrency and outages', () => {
     await until(first.id, (r) => r.status === 'completed', 'completed');
     await until(crash.id, (r) => r.status === 'completed', 'completed');
   }, 60_000);
+});
+
+describe('rollouts within budgets', () => {
+  it('a rollout of maxUnavailable 3 across a rack of budget 1 reboots one xPU at a time, holding the others back itself', async () => {
+    const nodes = ['g1', 'g2', 'g3'];
+    for (const n of nodes) {
+      answering.add(n);
+      answering.add(`${n}.dpu0`);
+      reactions.set(`${n}.dpu0`, async (cmd) => {
+        if (cmd.type === 'reboot-xpu') await event(n, `${n}-${cmd.id}`, 'xpu.reboot.pending', { reason: cmd.args.reason, noticeSeconds: cmd.args.noticeSeconds, rolloutId: cmd.args.rolloutId });
+        if (cmd.type === 'proceed-reboot') {
+          await event(n, `${n}-down`, 'xpu.down');
+          await event(n, `${n}-ready`, 'xpu.ready');
+        }
+      });
+    }
+    const started = await api(url, '/v1/rollouts', { token: OPERATOR_TOKEN, body: { selector: { rack: 'r8' }, maxUnavailable: 3, reason: 'firmware 2.1' } });
+    expect(started.status).toBe(201);
+    let most = 0;
+    const all = await waitFor('the rollout to complete', async () => {
+      const items = (await api(url, '/v1/reboots?limit=200', { token: OPERATOR_TOKEN })).json.items.filter((r: any) => nodes.includes(r.node));
+      most = Math.max(most, items.filter((r: any) => !['queued', 'completed', 'failed', 'cancelled'].includes(r.status)).length);
+      const ro = (await api(url, `/v1/rollouts/${started.json.id}`, { token: OPERATOR_TOKEN })).json;
+      if (ro.status === 'completed') return items;
+      throw new Error(JSON.stringify({ ro: { status: ro.status, blocked: ro.blocked, done: ro.done, pending: ro.pending, history: ro.history?.slice(-3) }, reboots: items.map((r: any) => [r.node, r.status, r.history.at(-1)?.detail]), seen: nodes.map((n) => [types(n), types(`${n}.dpu0`)]) }));
+    }, 30_000, 50);
+    expect(most).toBe(1);
+    expect(all).toHaveLength(3);
+    // The rollout held them back itself: none had to be queued by the coordinator.
+    expect(all.filter((r: any) => r.history.some((h: any) => h.phase === 'queued'))).toEqual([]);
+  }, 90_000);
 });
 
 describe('holds', () => {
