@@ -13,6 +13,7 @@ import { check, readJson } from './api.ts';
 import { changeReboot, type Deps } from './deps.ts';
 import { performControl, wakeQueued } from './fleet.ts';
 import { publicReboot } from './views.ts';
+import { mayActAs } from './auth.ts';
 
 const isoTime = z.string().refine((s) => Number.isFinite(Date.parse(s)), 'not a date-time');
 const name = z.string().min(1).max(200);
@@ -94,7 +95,7 @@ export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
     const id = c.req.param('id')!;
     const reboot = await deps.store.getReboot(id);
     if (!reboot) throw new NotFound(`no reboot ${id}`);
-    mayControl(who, reboot.node, reboot.xpu, kind);
+    mayControl(who, reboot.node, reboot.xpu, kind, index);
     const node: NodeDef | undefined = index.node(reboot.node);
     if (!node) throw new NotFound(`node ${reboot.node} is not in the inventory`);
     const by = actorOf(who);
@@ -127,12 +128,9 @@ export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
   app.post('/v1/reboots/:id/force', (c) => control(c, 'force'));
 }
 
-/** Cancel: the operator, or the xPU's own agent for its xPU reboot. Force: the operator only. */
-function mayControl(who: Principal, node: string, xpu: string | null, kind: 'cancel' | 'force') {
+/** Cancel: the operator, or the xPU's own agent for its xPU reboot (contract 7.2's tokens decide who that is). Force: the operator only. */
+function mayControl(who: Principal, node: string, xpu: string | null, kind: 'cancel' | 'force', index: InventoryIndex) {
   if (who.kind === 'operator') return;
-  if (kind === 'cancel' && who.kind === 'agent' && who.node === node && xpu) {
-    // A node-wide token cannot tell its agents apart; a token of one agent must be the xPU's own.
-    if (who.agent === undefined || who.agent === agentIdOf(node, xpu)) return;
-  }
+  if (kind === 'cancel' && who.kind === 'agent' && xpu && mayActAs(who, agentIdOf(node, xpu), index)) return;
   throw new Forbidden(kind === 'cancel' ? 'only the operator or the xPU\'s own agent may cancel this reboot' : 'only the operator may force a reboot');
 }

@@ -27,7 +27,7 @@ ${['g1', 'g2', 'g3'].map((id) => `  - { id: ${id}, rack: r8, agentToken: agent-t
   - { id: f1, rack: r7, agentToken: agent-token-f1, xpus: [{ id: dpu0 }] }
   - { id: f2, rack: r7, agentToken: agent-token-f2, xpus: [{ id: dpu0 }] }
 ${['c1', 'c2', 'c3']
-  .map((id, i) => `  - { id: ${id}, rack: rc${i}, agentToken: agent-token-${id}, policy: { xpuReboot: { noticeSeconds: 120 } }, xpus: [{ id: dpu0 }] }`)
+  .map((id, i) => `  - { id: ${id}, rack: rc${i}, agentToken: agent-token-${id}, policy: { xpuReboot: { noticeSeconds: 120 } }, xpus: [{ id: dpu0${id === 'c1' ? ', agentToken: xpu-token-c1' : ''} }] }`)
   .join('\n')}
 `;
 
@@ -59,7 +59,7 @@ async function fakeAgent(agent: string) {
 
 const types = (agent: string) => (seen.get(agent) ?? []).map((c) => c.type);
 const event = (node: string, id: string, type: string, data?: Record<string, unknown>) =>
-  api(url, '/v1/events', { token: `agent-token-${node}`, body: { id, type, node, ...(type.startsWith('xpu.') ? { xpu: 'dpu0' } : {}), data } });
+  api(url, '/v1/events', { token: node === 'c1' ? OPERATOR_TOKEN : `agent-token-${node}`, body: { id, type, node, ...(type.startsWith('xpu.') ? { xpu: 'dpu0' } : {}), data } });
 const get = async (id: string) => (await api(url, `/v1/reboots/${id}`, { token: OPERATOR_TOKEN })).json;
 const rebootOf = (node: string, kind = 'xpu') =>
   waitFor(`a ${kind} reboot of ${node}`, async () =>
@@ -267,10 +267,12 @@ describe('cancel and force', () => {
     const r = await rebootOf('c1');
     await waitFor('the preparation commands', async () => types('c1').includes('protect-pcie'));
     expect((await api(url, `/v1/reboots/${r.id}/cancel`, { token: 'agent-token-c2', body: { reason: 'x' } })).status).toBe(403);
-    const res = await api(url, `/v1/reboots/${r.id}/cancel`, { token: OPERATOR_TOKEN, body: { reason: 'wrong xPU' } });
+    // The xPU has a token of its own: the host's token may not speak for it.
+    expect((await api(url, `/v1/reboots/${r.id}/cancel`, { token: 'agent-token-c1', body: { reason: 'x' } })).status).toBe(403);
+    const res = await api(url, `/v1/reboots/${r.id}/cancel`, { token: 'xpu-token-c1', body: { reason: 'wrong xPU' } });
     expect(res.status).toBe(200);
     expect(res.json.status).toBe('cancelled');
-    expect(res.json.history.find((h: any) => h.phase === 'cancelled')).toMatchObject({ by: 'operator', detail: expect.stringMatching(/wrong xPU/) });
+    expect(res.json.history.find((h: any) => h.phase === 'cancelled')).toMatchObject({ by: 'agent:c1.dpu0', detail: expect.stringMatching(/wrong xPU/) });
     await waitFor('cancel-reboot', async () => types('c1.dpu0').includes('cancel-reboot'));
     await waitFor('the host to undo', async () => types('c1').includes('resume-workloads'));
     expect(types('c1')).toEqual(['migrate-workloads', 'protect-pcie', 'restore-pcie', 'resume-workloads']);
