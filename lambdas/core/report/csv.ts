@@ -34,6 +34,8 @@ export const CSV_COLUMNS: ReadonlyArray<readonly [string, (r: ReportRow) => Cell
   ['outstanding', (r) => r.outstanding.join('; ')],
   ['failedCommands', (r) => r.failedCommands.map((c) => `${c.type}:${c.status}`).join('; ')],
   ['denyReason', (r) => r.denyReason],
+  ['budgetWaitSeconds', (r) => r.budgetWaitSeconds],
+  ['queueReason', (r) => r.queueReason],
   ['reason', (r) => r.reason],
   ['findings', (r) => r.findings.map((f) => f.code).join('; ')],
   ['worstSeverity', (r) => r.findings[0]?.severity ?? null],
