@@ -77,7 +77,7 @@ describe('boot reports', () => {
     const back = await startOnce('node-a.dpu0', 'dpu-a-token-boot', 'boot-2');
     expect(back).toMatch(/reported this boot/);
     const after = await waitFor('xpu.ready applied', async () => ((await reboot(r.id)).readyAt ? reboot(r.id) : undefined));
-    expect(after.history.some((h: any) => h.detail.includes('event boot-node-a.dpu0-boot-2)'))).toBe(true);
+    expect(after.history.find((h: any) => h.detail.includes('event boot-node-a.dpu0-boot-2)'))?.by).toBe('agent:node-a.dpu0');
     expect(readFileSync(join(dir, 'state', 'node-a.dpu0', 'boot-id'), 'utf8').trim()).toBe('boot-2');
   });
 
@@ -97,6 +97,6 @@ describe('boot reports', () => {
     const out = await startOnce('node-h', 'host-h-token-boot', 'h-boot-2');
     expect(out).toMatch(/reported this boot/);
     const after = await waitFor('host.ready applied', async () => ((await reboot(hr.id)).hostReadyAt ? reboot(hr.id) : undefined));
-    expect(after.history.some((h: any) => h.detail.includes('event boot-node-h-h-boot-2)'))).toBe(true);
+    expect(after.history.find((h: any) => h.detail.includes('event boot-node-h-h-boot-2)'))?.by).toBe('agent:node-h');
   });
 });

@@ -26,7 +26,7 @@ const TOKENS = {
 } as const;
 type Who = keyof typeof TOKENS;
 
-// node-a: xPU tokens for dpu0 and dpu1, none for dpu2 (the host's token still acts as dpu2's agent).
+// node-a: xPU tokens for dpu0 and dpu1, none for dpu2 and dpu3 (the host's token still acts as their agent).
 // node-b: the shared form of release 1 (one agentToken for the host and its xPU).
 const INVENTORY = `
 operators:
@@ -42,11 +42,12 @@ nodes:
       - { id: dpu0, redfishSystem: /redfish/v1/Systems/Bluefield, agentToken: ${TOKENS.dpu0}, agentTokenNext: ${TOKENS.dpu0Next} }
       - { id: dpu1, agentToken: ${TOKENS.dpu1} }
       - { id: dpu2 }
+      - { id: dpu3 }
   - id: node-b
     trusted: true
     bmcToken: ${TOKENS.bmcB}
     agentToken: ${TOKENS.sharedB}
-    xpus: [{ id: dpu0 }]
+    xpus: [{ id: dpu0 }, { id: dpu1 }]
 `;
 
 /** The agents in the order of the table's columns. */
@@ -174,6 +175,8 @@ describe('identities (contract 7.2)', () => {
         403,
       );
     }
+    // Who announced it, in the reboot's own history (the model writes the event's `by`).
+    expect((await api(stack.url, `/v1/reboots/${reboot.id}`, { token: OPERATOR })).json.history[0].by).toBe('agent:node-a.dpu0');
     for (const who of ['hostA', 'hostANext'] as Who[]) {
       expect(
         (await api(stack.url, `/v1/reboots/${reboot.id}/extensions`, { token: TOKENS[who], body: { seconds: 10, reason: 'draining' } }))
@@ -314,7 +317,7 @@ describe('cancel by an agent', () => {
       (
         await api(stack.url, '/v1/events', {
           token: TOKENS.hostA,
-          body: { id: 'c-2', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu2', data: { reason: 'fw' } },
+          body: { id: 'c-3', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu3', data: { reason: 'fw' } },
         })
       ).status,
     ).toBe(202);
@@ -324,12 +327,13 @@ describe('cancel by an agent', () => {
         (await api(stack.url, '/v1/reboots?node=node-a', { token: OPERATOR })).json.items.find((r: any) => r.xpu === xpu && active(r)),
       );
     const dpu0 = await of('dpu0');
-    const dpu2 = await of('dpu2');
+    // dpu3: untouched by the matrix above (whose signals left dpu2 an unannounced reboot to join).
+    const dpu3 = await of('dpu3');
     for (const who of ['hostA', 'dpu1', 'bmcA', 'sharedB'] as Who[])
       expect((await api(stack.url, `/v1/reboots/${dpu0.id}/cancel`, { token: TOKENS[who], body: {} })).status, `${who} on dpu0`).toBe(403);
     for (const who of ['dpu0', 'dpu1', 'bmcA'] as Who[])
-      expect((await api(stack.url, `/v1/reboots/${dpu2.id}/cancel`, { token: TOKENS[who], body: {} })).status, `${who} on dpu2`).toBe(403);
-    const cancelled = await api(stack.url, `/v1/reboots/${dpu2.id}/cancel`, { token: TOKENS.hostANext, body: { reason: 'not now' } });
+      expect((await api(stack.url, `/v1/reboots/${dpu3.id}/cancel`, { token: TOKENS[who], body: {} })).status, `${who} on dpu3`).toBe(403);
+    const cancelled = await api(stack.url, `/v1/reboots/${dpu3.id}/cancel`, { token: TOKENS.hostANext, body: { reason: 'not now' } });
     expect(cancelled.status).toBe(200);
     expect(cancelled.json.history.find((h: any) => h.phase === 'cancelled')?.by).toBe('agent:node-a');
   });
@@ -339,12 +343,12 @@ describe('who, in the history and the compliance report', () => {
   it('names the named operator who cancelled and the host agent that extended', async () => {
     const res = await api(stack.url, '/v1/events', {
       token: TOKENS.sharedB,
-      body: { id: 'who-1', type: 'xpu.reboot.pending', node: 'node-b', xpu: 'dpu0', data: { reason: 'fw' } },
+      body: { id: 'who-1', type: 'xpu.reboot.pending', node: 'node-b', xpu: 'dpu1', data: { reason: 'fw' } },
     });
     expect(res.status).toBe(202);
     const r = await waitFor('the reboot of node-b', async () =>
       (await api(stack.url, '/v1/reboots?node=node-b', { token: OPERATOR })).json.items.find(
-        (x: any) => x.xpu === 'dpu0' && ['notified', 'preparing'].includes(x.status),
+        (x: any) => x.xpu === 'dpu1' && ['notified', 'preparing'].includes(x.status),
       ),
     );
     const cancel = await api(stack.url, `/v1/reboots/${r.id}/cancel`, { token: TOKENS.aliceNext, body: { reason: 'wrong window' } });

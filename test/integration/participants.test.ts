@@ -140,6 +140,9 @@ describe('rebootctl announce', () => {
     expect(all.map((r) => r.id)).toEqual([fromBmc.id]);
     const history = (await api(stack.url, `/v1/reboots/${fromBmc.id}`, { token: OPERATOR_TOKEN })).json.history;
     expect(history.some((h: any) => h.detail.includes(`event ${printed.eventId})`))).toBe(true);
+    // Who: the BMC announced it, the xPU's agent joined its own notice.
+    expect(history[0].by).toBe('bmc:node-a');
+    expect(history.find((h: any) => h.detail.includes(`event ${printed.eventId})`)).by).toBe('agent:node-a.dpu0');
   });
 
   it('announced first, is joined by the BMC notice that follows: still one reboot', async () => {
