@@ -126,10 +126,10 @@ function parseCommand(raw: Record<string, unknown>): Parsed {
     return { ok: false, problem: 'malformed command: args is not an object' };
   }
   // These reach the hook's environment, its stdin and (in the example hooks) file names and options.
-  const ids: [string, unknown][] = [['rebootId', rebootId], ['node', node], ['xpu', xpu ?? 'none']];
   const a = (args ?? {}) as Record<string, unknown>;
-  for (const key of ['tenant', 'xpu', 'rolloutId']) if (a[key] !== undefined && a[key] !== null) ids.push([`args.${key}`, a[key]]);
+  const ids: [string, unknown][] = [['rebootId', rebootId], ['node', node], ['xpu', xpu], ['args.tenant', a.tenant], ['args.xpu', a.xpu], ['args.rolloutId', a.rolloutId]];
   for (const [name, value] of ids) {
+    if (value === undefined || value === null) continue; // optional ones
     const problem = unsafeIdProblem(name, value);
     if (problem) return { ok: false, problem };
   }
@@ -587,7 +587,8 @@ class Agent {
   #hookEnv(cmd: ValidCommand): NodeJS.ProcessEnv {
     // Never the token itself: a hook's environment is readable in /proc by its user and is copied
     // into everything it starts. A hook that calls the API reads REBOOT_AGENT_TOKEN_FILE (opt-in).
-    const { [TOKEN_ENV]: _token, [TOKEN_FILE_ENV]: _file, ...inherited } = this.#env;
+    // NOTIFY_SOCKET & co. belong to the agent: a hook must not speak for the service to systemd.
+    const { [TOKEN_ENV]: _token, [TOKEN_FILE_ENV]: _file, NOTIFY_SOCKET: _n, WATCHDOG_USEC: _w, WATCHDOG_PID: _p, ...inherited } = this.#env;
     return {
       ...inherited,
       REBOOT_ID: cmd.rebootId,

@@ -31,7 +31,10 @@ export interface BootReportDeps {
   timeoutMs?: number;
 }
 
-export type BootReport = { kind: 'first-start' | 'same-boot' | 'no-boot-id' } | { kind: 'reported'; type: string; eventId: string } | { kind: 'failed'; error: string };
+export type BootReport =
+  | { kind: 'first-start' | 'same-boot' | 'no-boot-id' }
+  | { kind: 'reported'; type: string; eventId: string }
+  | { kind: 'failed'; error: string };
 
 /**
  * Compares the boot id with the stored one and reports a changed one. The new id is stored only
@@ -48,7 +51,10 @@ export async function reportBoot(d: BootReportDeps): Promise<BootReport> {
   } catch {
     last = undefined;
   }
-  if (last === boot) return { kind: 'same-boot' };
+  if (last === boot) {
+    d.log('info', 'boot report: same boot as at the last start, nothing to report');
+    return { kind: 'same-boot' };
+  }
   const store = () => {
     mkdirSync(d.stateDir, { recursive: true });
     writeFileSync(`${file}.tmp`, `${boot}\n`);
@@ -56,6 +62,7 @@ export async function reportBoot(d: BootReportDeps): Promise<BootReport> {
   };
   if (last === undefined) {
     store();
+    d.log('info', 'boot report: first start, boot id recorded');
     return { kind: 'first-start' };
   }
   const dot = d.agent.indexOf('.');
@@ -73,23 +80,29 @@ export async function reportBoot(d: BootReportDeps): Promise<BootReport> {
       const res = await (d.fetch ?? fetch)(url, {
         method: 'POST',
         headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ id: eventId, type, node, ...(xpu ? { xpu } : {}), data: { bootId: boot, previousBootId: last, reportedBy: 'agent' } }),
+        body: JSON.stringify({
+          id: eventId,
+          type,
+          node,
+          ...(xpu ? { xpu } : {}),
+          data: { bootId: boot, previousBootId: last, reportedBy: 'agent' },
+        }),
         signal: AbortSignal.timeout(10_000),
       });
       if (res.status === 202) {
         store();
-        d.log('info', 'reported this boot', { type, eventId });
+        d.log('info', 'boot report: reported this boot', { type, eventId });
         return { kind: 'reported', type, eventId };
       }
       const text = await res.text().catch(() => '');
       // A refusal will not change by retrying (wrong token, unknown node): say so and go on.
       if (res.status >= 400 && res.status < 500 && res.status !== 429) {
-        d.log('warn', 'the server refused the boot report', { status: res.status, body: text.slice(0, 300) });
+        d.log('warn', 'boot report: the server refused it', { status: res.status, body: text.slice(0, 300) });
         return { kind: 'failed', error: `${res.status}` };
       }
     } catch (err) {
       if (Date.now() > until) {
-        d.log('warn', 'could not report this boot; will try at the next start', { error: String(err) });
+        d.log('warn', 'boot report: could not report this boot; will try at the next start', { error: String(err) });
         return { kind: 'failed', error: String(err) };
       }
     }

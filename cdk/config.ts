@@ -13,12 +13,12 @@ const jsonObject = (value: unknown) => (typeof value === 'string' && value.trim(
 
 const concurrency = z.coerce.number().int().min(1).max(1000);
 
-export const FUNCTION_NAMES = ['api', 'authorizer', 'ingest', 'workflow-await', 'workflow-step', 'report', 'watchdog', 'iot-authorizer'] as const;
+export const FUNCTION_NAMES = ['api', 'authorizer', 'ingest', 'workflow-await', 'workflow-step', 'report', 'watchdog', 'reconciler', 'iot-authorizer'] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
 /**
- * Default reservations (222 in all; AWS keeps 100 of an account's limit unreserved, so the
- * account needs a limit of 302 or more: the default is 1,000). The API's share bounds how many
+ * Default reservations (223 in all; AWS keeps 100 of an account's limit unreserved, so the
+ * account needs a limit of 323 or more: the default is 1,000). The API's share bounds how many
  * agents may long-poll at once; with the push channel (IoT) agents long-poll only as a fallback.
  */
 export const RESERVED_CONCURRENCY: Readonly<Partial<Record<FunctionName, number>>> = Object.freeze({
@@ -28,6 +28,8 @@ export const RESERVED_CONCURRENCY: Readonly<Partial<Record<FunctionName, number>
   'workflow-step': 20,
   report: 1,
   watchdog: 1,
+  // One periodic sweep at a time: two would only race each other ending the same reboots.
+  reconciler: 1,
   // Agents connect to IoT Core once, and again after each disconnect (at most daily).
   'iot-authorizer': 20,
 });

@@ -1,4 +1,5 @@
 // The coordinator stack as synthesized, with real esbuild bundling: data, queue, functions, workflows, API, reports, alarms.
+import { FUNCTION_NAMES } from '../../cdk/config.ts';
 import { Stage } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -39,9 +40,9 @@ beforeAll(() => {
 }, 120_000);
 
 describe('functions', () => {
-  it('runs all eight entries on nodejs24.x, arm64, with active tracing and their own log group', () => {
+  it('runs all nine entries on nodejs24.x, arm64, with active tracing and their own log group', () => {
     const fns = ofType('AWS::Lambda::Function');
-    expect(fns).toHaveLength(8);
+    expect(fns).toHaveLength(FUNCTION_NAMES.length);
     for (const [, fn] of fns) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs24.x',
@@ -390,7 +391,8 @@ describe('alarms', () => {
     expect(plain).toEqual(
       [
         'ApproximateNumberOfMessagesVisible', 'Errors', 'ExecutionsFailed', 'ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionsTimedOut',
-        '5xx', 'ApproximateAgeOfOldestMessage', ...Array(8).fill('Throttles'),
+        // One throttle alarm per function.
+        '5xx', 'ApproximateAgeOfOldestMessage', ...Array(FUNCTION_NAMES.length).fill('Throttles'),
       ].sort(),
     );
     const [topicId] = ofType('AWS::SNS::Topic')[0];
@@ -411,6 +413,7 @@ describe('alarms', () => {
     expect(queries).toEqual([
       "SELECT MAX(QuietBmcs) FROM XpuRebootCoordinator WHERE service = 'xpu-reboot-coordinator-test'",
       "SELECT SUM(RebootFailed) FROM XpuRebootCoordinator WHERE service = 'xpu-reboot-coordinator-test'",
+      "SELECT SUM(RebootsReconciled) FROM XpuRebootCoordinator WHERE service = 'xpu-reboot-coordinator-test'",
     ]);
     for (const [, fn] of ofType('AWS::Lambda::Function')) {
       expect(fn.Properties.Environment.Variables.POWERTOOLS_SERVICE_NAME).toBe('xpu-reboot-coordinator-test');
