@@ -66,7 +66,14 @@ class MqttTransport implements Transport {
 
   #start(): Promise<void> {
     this.#started ??= (async () => {
-      const { connect } = await import('mqtt');
+      let connect: typeof import('mqtt').connect;
+      try {
+        ({ connect } = await import('mqtt'));
+      } catch (err) {
+        // A build without the mqtt package: long polls, as with --transport poll.
+        this.#opts.log.warn('push channel unavailable (mqtt package not found); long-polling', { error: String(err) });
+        return;
+      }
       const { agent, token, log } = this.#opts;
       const client = connect(this.#opts.url!, {
         username: agent,
