@@ -181,6 +181,9 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
     });
     const holdMatches = (h: { selector: Record<string, string> }, n: { id: string; rack?: string; zone?: string; tenant?: string }) =>
       Object.entries(h.selector).every(([k, v]) => (k === 'node' ? n.id : (n as Record<string, unknown>)[k]) === v);
+    // xPUs a rollout has asked to reboot (reboot-xpu out) that have not announced yet.
+    const asked = new Map<string, string[]>();
+    for (const r of rollouts) for (const it of r.items) if (it.state === 'sent') asked.set(it.node, [...(asked.get(it.node) ?? []), it.xpu]);
     const racks = new Map<string, unknown[]>();
     for (const n of index.inventory.nodes) {
       const rack = n.rack ?? '(no rack)';
@@ -193,6 +196,7 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
         xpus: n.xpus.map((x) => x.id),
         state: mine.length === 0 ? 'idle' : mine.some((r) => r.status !== 'queued') ? (mine.some((r) => r.kind === 'host') ? 'host-rebooting' : 'xpu-rebooting') : 'queued',
         reboots: mine.map(view),
+        asked: asked.get(n.id) ?? [],
         holds: holds.filter((h) => holdMatches(h, n)).map((h) => h.id),
       });
     }
