@@ -131,6 +131,16 @@ describe('rollouts', () => {
     expect(done.failed).toEqual([]);
     // Each started only after the previous ended.
     for (let i = 1; i < 3; i++) expect(done.done[i].startedAt >= done.done[i - 1].endedAt).toBe(true);
+    // The compliance report lists it with the reboots it caused.
+    const from = new Date(T0 - 3600_000).toISOString();
+    const to = new Date(T0 + 86_400_000).toISOString();
+    const report = (await h.request(`/v1/reports/compliance?from=${from}&to=${to}`)).json;
+    expect(report.schemaVersion).toBe('1.1');
+    expect(report.rollouts).toEqual([
+      expect.objectContaining({ id, status: 'completed', selector: { rack: 'r1' }, planned: 3, done: 3, failed: 0, notDone: 0, rebootIds: done.done.map((d: any) => d.rebootId) }),
+    ]);
+    const html = (await h.request(`/v1/reports/compliance?from=${from}&to=${to}&format=html`)).json as string;
+    expect(html).toMatch(new RegExp(`<section id="rollouts"><h2>Rollouts \\(1\\)</h2>.*${id}`));
   });
 
   it('pauses after maxFailures failed reboots and starts no further xPU', async () => {
