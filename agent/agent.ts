@@ -3,12 +3,14 @@ import { join } from 'node:path';
 import type { CommandType } from '../lambdas/core/types.ts';
 import { createBackoff, sleep, type Backoff } from './backoff.ts';
 import type { AgentConfig } from './config.ts';
-import { findHook, startHook, type HookRun } from './hook.ts';
+import { findHook, startHook, type HookOutcome, type HookRun } from './hook.ts';
 import { createHttpClient, type HttpClient, type HttpResponse } from './http.ts';
 import { AgentLocked, Journal, type FinalStatus } from './journal.ts';
 import { createLogger, describeError, type Logger } from './log.ts';
 import { utf8Tail } from './output.ts';
 import { killLeftoverGroup } from './proc.ts';
+import { isSafeId, unsafeIdProblem } from './ids.ts';
+import { DRY_RUN_ENV, isRequiredHook } from './roles.ts';
 
 export type { AgentConfig } from './config.ts';
 
@@ -77,6 +79,13 @@ interface ValidCommand {
   raw: Record<string, unknown>;
 }
 
+/** Commands received but not started; more are left with the server, which delivers them again. */
+const MAX_QUEUED = 256;
+/** Results not yet delivered; while more are pending, no new command is started. */
+const MAX_BACKLOG = 1024;
+const TOKEN_ENV = 'REBOOT_AGENT_TOKEN';
+const TOKEN_FILE_ENV = 'REBOOT_AGENT_TOKEN_FILE';
+
 type Parsed = { ok: true; cmd: ValidCommand } | { ok: false; problem: string };
 
 /**
@@ -114,6 +123,14 @@ function parseCommand(raw: Record<string, unknown>): Parsed {
   if (xpu !== null && xpu !== undefined && typeof xpu !== 'string') return { ok: false, problem: 'malformed command: xpu is neither a string nor null' };
   if (args !== undefined && (typeof args !== 'object' || args === null || Array.isArray(args))) {
     return { ok: false, problem: 'malformed command: args is not an object' };
+  }
+  // These reach the hook's environment, its stdin and (in the example hooks) file names and options.
+  const ids: [string, unknown][] = [['rebootId', rebootId], ['node', node], ['xpu', xpu ?? 'none']];
+  const a = (args ?? {}) as Record<string, unknown>;
+  for (const key of ['tenant', 'xpu', 'rolloutId']) if (a[key] !== undefined && a[key] !== null) ids.push([`args.${key}`, a[key]]);
+  for (const [name, value] of ids) {
+    const problem = unsafeIdProblem(name, value);
+    if (problem) return { ok: false, problem };
   }
   const when = typeof deadline === 'string' ? new Date(deadline) : new Date(NaN);
   if (Number.isNaN(when.getTime())) return { ok: false, problem: `malformed command: deadline ${JSON.stringify(deadline)} is not an ISO 8601 time` };
@@ -314,7 +331,7 @@ class Agent {
     this.log = log;
     this.#stop = stop;
     this.#env = env;
-    this.#http = createHttpClient(config.server, config.token, `rebootctl-agent (${config.agent})`);
+    this.#http = createHttpClient(config.server, config.token, `rebootctl-agent (${config.agent})`, config);
     this.#link = new Link(log, config.backoffMaxSeconds);
     this.#sender = new Sender(this, this.#backoff());
     this.#base = `v1/agents/${encodeURIComponent(config.agent)}/commands`;
@@ -430,6 +447,12 @@ class Agent {
         this.log.warn('ignored a command without an id (it cannot be reported)', { command: JSON.stringify(raw)?.slice(0, 200) });
         continue;
       }
+      // The id names journal entries, the result's URL and COMMAND_ID: one that could be a path or
+      // an option is not even reported (its result would go to a URL we do not control).
+      if (!isSafeId((raw as { id: string }).id)) {
+        this.#warnOnce('unsafe-id', 'ignored a command whose id is not a plain id', { command: JSON.stringify((raw as { id: string }).id).slice(0, 100) });
+        continue;
+      }
       const item = raw as Record<string, unknown> & { id: string };
       const id = item.id;
       const current = this.#current;
@@ -454,6 +477,15 @@ class Agent {
         continue;
       }
       if (!acceptNew) continue;
+      // Bounded: a server that floods us is told nothing new is taken (it delivers again later) until
+      // the queue and the undelivered results shrink.
+      if (this.#queue.length >= MAX_QUEUED || this.#sender.pending >= MAX_BACKLOG) {
+        this.#warnOnce('full', 'command queue or result backlog full; leaving new commands to the server to deliver again', {
+          queued: this.#queue.length,
+          undelivered: this.#sender.pending,
+        });
+        continue;
+      }
       this.#queue.push(item);
       fresh++;
     }
@@ -470,8 +502,13 @@ class Agent {
     if (cmd.deadline.getTime() <= Date.now()) {
       return this.#finishUnrun(id, 'failed', `deadline exceeded before the hook started (deadline ${cmd.deadline.toISOString()}); not run`, { type: cmd.type });
     }
+    const required = isRequiredHook(this.config.agent, cmd.type);
     const hook = findHook(this.config.hooks, cmd.type);
     if (hook.kind === 'missing') {
+      // A required hook reported `skipped` would count as done: the reboot would go on unprepared.
+      if (required) {
+        return this.#finishUnrun(id, 'failed', `required hook missing: ${cmd.type} must exist for this agent's role: ${hook.path} (${hook.reason})`, { type: cmd.type });
+      }
       return this.#finishUnrun(id, 'skipped', `no hook for ${cmd.type}: ${hook.path} (${hook.reason})`, { type: cmd.type });
     }
 
@@ -512,7 +549,7 @@ class Agent {
     void tick();
     const ticker = setInterval(() => void tick(), this.config.heartbeatSeconds * 1000);
 
-    const outcome = await run.done;
+    const outcome = dryRunOutcome(await run.done, this.#env[DRY_RUN_ENV] === '1', required);
     clearInterval(ticker);
     this.#stop.removeEventListener('abort', onStop);
     this.#current = null;
@@ -527,6 +564,15 @@ class Agent {
     this.#sender.enqueue(id);
   }
 
+  #warned = new Map<string, number>();
+  /** One warning per kind and minute: a misbehaving server must not flood the journal. */
+  #warnOnce(kind: string, msg: string, fields: Record<string, unknown>): void {
+    const now = Date.now();
+    if (now - (this.#warned.get(kind) ?? 0) < 60_000) return;
+    this.#warned.set(kind, now);
+    this.log.warn(msg, fields);
+  }
+
   #finishUnrun(id: string, status: FinalStatus, output: string, fields: Record<string, unknown>): void {
     this.journal.finished(id, status, output);
     this.log[status === 'skipped' ? 'info' : 'warn'](`command ${status} without running a hook`, { command: id, ...fields, output });
@@ -534,8 +580,11 @@ class Agent {
   }
 
   #hookEnv(cmd: ValidCommand): NodeJS.ProcessEnv {
+    // Never the token itself: a hook's environment is readable in /proc by its user and is copied
+    // into everything it starts. A hook that calls the API reads REBOOT_AGENT_TOKEN_FILE (opt-in).
+    const { [TOKEN_ENV]: _token, [TOKEN_FILE_ENV]: _file, ...inherited } = this.#env;
     return {
-      ...this.#env,
+      ...inherited,
       REBOOT_ID: cmd.rebootId,
       COMMAND_ID: cmd.id,
       COMMAND_TYPE: cmd.type,
@@ -545,7 +594,7 @@ class Agent {
       // So a hook can call the API itself (e.g. ask for an extension) with the agent's own credentials.
       REBOOT_AGENT_SERVER: this.config.server,
       REBOOT_AGENT_ID: this.config.agent,
-      REBOOT_AGENT_TOKEN: this.config.token,
+      ...(this.config.tokenFile ? { [TOKEN_FILE_ENV]: this.config.tokenFile } : {}),
     };
   }
 
@@ -637,6 +686,18 @@ class Agent {
   #backoff(): Backoff {
     return createBackoff(this.config.backoffInitialSeconds * 1000, this.config.backoffMaxSeconds * 1000);
   }
+}
+
+/**
+ * A dry run changed nothing, so it never reports `succeeded`: the coordinator would take the
+ * host as prepared. A required hook's dry run is `failed` (the reboot must not go on as if the
+ * host were protected); any other is `skipped`.
+ */
+function dryRunOutcome(outcome: HookOutcome, dryRun: boolean, required: boolean): HookOutcome {
+  if (!dryRun || outcome.status !== 'succeeded') return outcome;
+  const status = required ? 'failed' : 'skipped';
+  const why = required ? 'a required hook that changed nothing has not prepared anything' : 'nothing was changed';
+  return { ...outcome, status, output: `dry run (${DRY_RUN_ENV}=1): the hook exited 0, reported ${status}: ${why}\n${outcome.output}` };
 }
 
 function serverMessage(res: HttpResponse): string {

@@ -19,10 +19,17 @@ export const AgentConfigSchema = z
       .string()
       .trim()
       .pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }))
-      .transform((u) => u.replace(/\/+$/, '')),
+      .transform((u) => u.replace(/\/+$/, ''))
+      // A bearer token over plain HTTP is readable by anyone on the path.
+      .refine((u) => !u.startsWith('http:') || isLoopback(new URL(u).hostname), 'http:// is allowed only to a loopback address (127.0.0.1, ::1, localhost); use https://'),
     // It names a directory too: no '/', and no leading '.', so never '..'.
     agent: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must look like node-a or node-a.dpu0 (letters, digits, . _ : -)'),
     token: z.string().trim().min(1, 'must not be empty'),
+    /** Where the token came from, when a file: the lean daemon reads it again there, and hooks get its path. */
+    tokenFile: z.string().min(1).optional(),
+    caFile: z.string().min(1).optional(),
+    clientCert: z.string().min(1).optional(),
+    clientKey: z.string().min(1).optional(),
     hooks: z.string().min(1),
     state: z.string().min(1),
     wait: int(0, 30).default(20),
@@ -38,6 +45,10 @@ export const AgentConfigSchema = z
     journalMaxEntries: int(100, 10_000_000).default(10_000),
     journalMaxAgeDays: num(1, 3650).default(30),
     logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  })
+  .refine((c) => (c.clientCert === undefined) === (c.clientKey === undefined), {
+    path: ['clientCert'],
+    message: 'give both --client-cert and --client-key, or neither',
   })
   .refine((c) => c.backoffMaxSeconds >= c.backoffInitialSeconds, {
     path: ['backoffMaxSeconds'],
@@ -99,8 +110,10 @@ export async function resolveAgentConfig(sources: ConfigSources = {}): Promise<A
     } catch (err) {
       throw new ConfigError(`cannot read the token file ${path} (${tokenFile.source}): ${(err as Error).message}`);
     }
+    tokenFile.value = path;
+  } else {
+    picked.delete('tokenFile');
   }
-  picked.delete('tokenFile');
 
   const missing = ['server', 'agent', 'token', 'hooks'].filter((k) => !picked.has(k));
   if (missing.length) {
@@ -115,7 +128,7 @@ export async function resolveAgentConfig(sources: ConfigSources = {}): Promise<A
     );
   }
 
-  for (const k of ['hooks', 'state']) {
+  for (const k of ['hooks', 'state', 'caFile', 'clientCert', 'clientKey']) {
     const p = picked.get(k);
     if (p && typeof p.value === 'string') p.value = resolve(p.base, p.value);
   }
@@ -142,7 +155,22 @@ export async function resolveAgentConfig(sources: ConfigSources = {}): Promise<A
   }
   // A mistyped hooks path would silently turn every command into `skipped`.
   if (!isDir) throw new ConfigError(`hooks (${picked.get('hooks')!.source}): ${config.hooks} is not a directory`);
+  for (const k of ['caFile', 'clientCert', 'clientKey'] as const) {
+    const path = config[k];
+    if (path === undefined) continue;
+    try {
+      readFileSync(path);
+    } catch (err) {
+      throw new ConfigError(`${k} (${picked.get(k)!.source}): cannot read ${path}: ${(err as Error).message}`);
+    }
+  }
   return Object.freeze(config);
+}
+
+/** 127.0.0.0/8, ::1 and localhost: the only hosts a bearer token may travel to over plain http. */
+export function isLoopback(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h);
 }
 
 /** $XDG_STATE_HOME/rebootctl, else ~/.local/state/rebootctl (the agent adds /<agent id>). */

@@ -1,12 +1,18 @@
 // The agent process: signals, exit codes, and the lean re-exec that keeps zod, commander and the CLI out of the long-running daemon.
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import module from 'node:module';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EXIT_CODES, runAgent, type AgentConfig } from './agent.ts';
 import { liveGroups } from './hook.ts';
 import { createLogger } from './log.ts';
 import { signalGroup } from './proc.ts';
 
-/** The re-executed daemon reads its (already validated) configuration from here, then removes it. */
+/**
+ * The re-executed daemon reads its (already validated) configuration from here, then removes it.
+ * It holds no token: /proc/PID/environ keeps a process's initial environment for its whole life,
+ * whatever the process deletes. The daemon reads the token from `tokenFile` instead.
+ */
 export const CONFIG_ENV = 'REBOOT_AGENT_RESOLVED_CONFIG';
 /** Set to 1 to run the daemon inside the CLI process instead of re-executing (debugging). */
 export const NO_EXEC_ENV = 'REBOOT_AGENT_NO_EXEC';
@@ -23,15 +29,17 @@ export const DAEMON_V8_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
  * agent: the CLI's modules (commander, zod, other commands) would otherwise stay resident, and
  * the idle agent must fit in 60 MB.
  */
-export async function startDaemon(config: AgentConfig): Promise<void> {
+export async function startDaemon(config: AgentConfig, entry: string = fileURLToPath(import.meta.url)): Promise<void> {
   if (typeof process.execve === 'function' && process.env[NO_EXEC_ENV] !== '1') {
     try {
+      const tokenFile = config.tokenFile ?? writeTokenHandoff(config);
+      const { [TOKEN_ENV]: _token, ...env } = process.env;
       // The cache is written at exit, and execve is no exit: write it now for the new image.
       module.flushCompileCache();
-      process.execve(process.execPath, [process.execPath, ...DAEMON_V8_FLAGS, ...process.execArgv, fileURLToPath(import.meta.url)], {
-        ...process.env,
-        [CONFIG_ENV]: JSON.stringify(config),
-      });
+      process.execve(process.execPath, [process.execPath, ...DAEMON_V8_FLAGS, ...process.execArgv, entry], {
+        ...env,
+        [CONFIG_ENV]: JSON.stringify({ ...config, token: '', tokenFile }),
+      } as Record<string, string>);
     } catch (err) {
       process.stderr.write(`rebootctl agent: could not re-exec a lean process (${(err as Error).message}); running in this one\n`);
     }
@@ -68,9 +76,26 @@ export async function runMain(config: AgentConfig): Promise<number> {
   }
 }
 
-if (import.meta.main) {
+const TOKEN_ENV = 'REBOOT_AGENT_TOKEN';
+
+/**
+ * A token given as a flag or variable reaches the daemon through a 0600 file in the agent's own
+ * state directory (no inheritable fd survives Node's O_CLOEXEC): never through its argv or environ.
+ * Hooks that call the API themselves find it as REBOOT_AGENT_TOKEN_FILE.
+ */
+function writeTokenHandoff(config: AgentConfig): string {
+  const dir = join(config.state, config.agent);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const path = join(dir, 'agent-token');
+  writeFileSync(`${path}.tmp`, config.token + '\n', { mode: 0o600 });
+  renameSync(`${path}.tmp`, path);
+  return path;
+}
+
+/** The re-executed daemon's main: configuration from CONFIG_ENV, the token from its file. */
+export async function daemonMain(): Promise<never> {
   const text = process.env[CONFIG_ENV];
-  // Hooks inherit the environment: they get the token as REBOOT_AGENT_TOKEN, not this blob.
+  // Hooks inherit the environment (without any token); this blob is of no use to them.
   delete process.env[CONFIG_ENV];
   if (process.env[OWN_CACHE_ENV] === '1') {
     delete process.env.NODE_COMPILE_CACHE;
@@ -80,6 +105,17 @@ if (import.meta.main) {
     process.stderr.write(`rebootctl agent: start the agent with 'rebootctl agent' (${CONFIG_ENV} is not set)\n`);
     process.exit(EXIT_CODES.config);
   }
-  const code = await runMain(Object.freeze(JSON.parse(text)) as AgentConfig);
+  const parsed = JSON.parse(text) as AgentConfig;
+  // A configuration that carries its token (a test or bench spawning the daemon directly) keeps it.
+  let token = parsed.token;
+  try {
+    if (!token) token = readFileSync(parsed.tokenFile ?? '', 'utf8').trim();
+  } catch (err) {
+    process.stderr.write(`rebootctl agent: cannot read the token file ${parsed.tokenFile}: ${(err as Error).message}\n`);
+    process.exit(EXIT_CODES.config);
+  }
+  const code = await runMain(Object.freeze({ ...parsed, token }));
   process.exit(code);
 }
+
+if (import.meta.main) await daemonMain();

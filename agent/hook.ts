@@ -25,7 +25,7 @@ export function findHook(hooksDir: string, type: string): HookLookup {
 }
 
 export interface HookOutcome {
-  status: 'succeeded' | 'failed';
+  status: 'succeeded' | 'failed' | 'skipped';
   output: string;
   exitCode: number | null;
   signal: string | null;

@@ -1,4 +1,5 @@
 // A small HTTP client for the agent's two routes, on node:http(s) with keep-alive, timeouts and abort.
+import { readFileSync } from 'node:fs';
 import type * as Http from 'node:http';
 
 // `import 'node:http'` from ESM builds the module namespace, whose lazy getters (WebSocket, ...)
@@ -27,11 +28,29 @@ export interface HttpClient {
 /** Responses are small JSON documents; anything larger than this is a broken or hostile server. */
 const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
-export function createHttpClient(server: string, token: string, userAgent: string): HttpClient {
+/** PEM files for TLS: a private CA bundle, and a client certificate and key for mutual TLS. */
+export interface TlsFiles {
+  caFile?: string;
+  clientCert?: string;
+  clientKey?: string;
+}
+
+export function createHttpClient(server: string, token: string, userAgent: string, tls: TlsFiles = {}): HttpClient {
   const base = new URL(server.endsWith('/') ? server : server + '/');
   // https (and its TLS stack) is loaded only for an https server.
   const mod: typeof http = base.protocol === 'https:' ? (process.getBuiltinModule('node:https') as unknown as typeof http) : http;
-  const agent = new mod.Agent({ keepAlive: true, maxSockets: 4 });
+  const agent = new mod.Agent({
+    keepAlive: true,
+    maxSockets: 4,
+    // Read once at start: a renewed certificate takes effect with the agent's restart.
+    ...(base.protocol === 'https:'
+      ? {
+          ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
+          ...(tls.clientCert ? { cert: readFileSync(tls.clientCert) } : {}),
+          ...(tls.clientKey ? { key: readFileSync(tls.clientKey) } : {}),
+        }
+      : {}),
+  } as Http.AgentOptions);
 
   const once = (method: string, path: string, payload: string | undefined, timeoutMs: number, signal?: AbortSignal) =>
     new Promise<HttpResponse & { reused: boolean }>((resolve, reject) => {

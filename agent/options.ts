@@ -12,8 +12,11 @@ export interface AgentOption {
 export const AGENT_OPTIONS: readonly AgentOption[] = Object.freeze([
   { key: 'server', flag: '--server <url>', env: 'REBOOT_AGENT_SERVER', help: 'base URL of the coordinator API, e.g. https://reboots.example.com' },
   { key: 'agent', flag: '--agent <id>', env: 'REBOOT_AGENT_ID', help: 'this agent: the node id on a host (node-a), node.xpu on an xPU (node-a.dpu0)' },
-  { key: 'token', flag: '--token <token>', env: 'REBOOT_AGENT_TOKEN', help: "the node's agent token (prefer the env variable or --token-file: flags show in ps)" },
+  { key: 'token', flag: '--token <token>', env: 'REBOOT_AGENT_TOKEN', help: "the node's agent token (prefer --token-file: a flag shows in ps, a variable in /proc/PID/environ)" },
   { key: 'tokenFile', flag: '--token-file <file>', env: 'REBOOT_AGENT_TOKEN_FILE', help: 'read the token from this file (e.g. a systemd credential)' },
+  { key: 'caFile', flag: '--ca-file <file>', env: 'REBOOT_AGENT_CA_FILE', help: 'PEM bundle of the CAs that may sign the server certificate (default: the system CAs)' },
+  { key: 'clientCert', flag: '--client-cert <file>', env: 'REBOOT_AGENT_CLIENT_CERT', help: 'PEM client certificate for mutual TLS (with --client-key)' },
+  { key: 'clientKey', flag: '--client-key <file>', env: 'REBOOT_AGENT_CLIENT_KEY', help: 'PEM private key of --client-cert' },
   { key: 'hooks', flag: '--hooks <dir>', env: 'REBOOT_AGENT_HOOKS', help: 'directory of hook executables, one per command type (DIR/protect-pcie, ...)' },
   { key: 'state', flag: '--state <dir>', env: 'REBOOT_AGENT_STATE', help: 'state root; the journal goes to <dir>/<agent> (default $XDG_STATE_HOME/rebootctl or ~/.local/state/rebootctl)' },
   { key: 'wait', flag: '--wait <seconds>', env: 'REBOOT_AGENT_WAIT', help: 'long-poll wait, 0-30 (default 20; 0 with --once)' },

@@ -7,6 +7,8 @@ import { registerDlqCommands } from './commands/dlq.ts';
 import { registerDemoCommand } from './commands/demo.ts';
 import { registerInventoryCommands } from './commands/inventory.ts';
 import { registerRebootsCommands } from './commands/reboots.ts';
+import { registerAnnounceCommand } from './commands/announce.ts';
+import { registerHostRebootCommand } from './commands/host-reboot.ts';
 import { registerRolloutCommands } from './commands/rollout.ts';
 
 const program = new Command('rebootctl')
@@ -20,6 +22,8 @@ registerDlqCommands(program);
 registerDemoCommand(program);
 registerInventoryCommands(program);
 registerRebootsCommands(program);
+registerAnnounceCommand(program);
+registerHostRebootCommand(program);
 registerRolloutCommands(program);
 
 await program.parseAsync(process.argv);

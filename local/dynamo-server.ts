@@ -16,4 +16,9 @@ serveUntilParentGoes(async () => {
   if (db?.close) await new Promise<void>((r) => db.close!(() => r()));
 });
 
-server.listen(0, '127.0.0.1', () => process.send!({ port: (server.address() as AddressInfo).port }));
+server.once('error', (err) => {
+  process.send!({ error: `cannot listen: ${err.message}` });
+  process.exit(1);
+});
+// SERVICE_PORT: set when the stack restarts this child where its clients already point.
+server.listen(Number(process.env.SERVICE_PORT ?? 0), '127.0.0.1', () => process.send!({ port: (server.address() as AddressInfo).port }));

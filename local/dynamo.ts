@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
 import { GSI1_ATTRIBUTES } from '../lambdas/adapters/table-schema.ts';
-import { startServiceProcess } from './service-process.ts';
+import { startServiceProcess, type Supervision } from './service-process.ts';
 
 const SERVER = fileURLToPath(new URL('./dynamo-server.ts', import.meta.url));
 
@@ -63,10 +63,10 @@ export async function ensureTable(client: DynamoDBClient, table: string): Promis
   throw new Error(`table ${table} did not become ACTIVE`);
 }
 
-export async function startLocalDynamo(opts: { dataDir?: string; table?: string }): Promise<LocalDynamo> {
+export async function startLocalDynamo(opts: { dataDir?: string; table?: string; supervise?: Omit<Supervision, 'name'> }): Promise<LocalDynamo> {
   if (opts.dataDir) mkdirSync(opts.dataDir, { recursive: true });
   const pidFile = opts.dataDir ? join(opts.dataDir, 'dynalite.pid') : undefined;
-  const service = await startServiceProcess(SERVER, [opts.dataDir ?? ''], pidFile);
+  const service = await startServiceProcess(SERVER, [opts.dataDir ?? ''], pidFile, opts.supervise && { name: 'dynalite', ...opts.supervise });
   const url = `http://127.0.0.1:${service.port}`;
   const client = dynamoClient(url);
   const table = opts.table ?? TABLE_NAME;
@@ -75,7 +75,9 @@ export async function startLocalDynamo(opts: { dataDir?: string; table?: string 
     url,
     client,
     table,
-    pid: service.pid,
+    get pid() {
+      return service.pid;
+    },
     async close() {
       client.destroy();
       await service.stop();

@@ -14,8 +14,15 @@ export function startIngestPoller(opts: {
   handle: (ev: NativeEvent) => Promise<unknown>;
   concurrency: number;
   logger: Logger;
+  /** Tests only: wait this long between receiving a batch and handling it. */
+  holdMs?: number;
+  /** Called once, the first time the queue is found empty with no batch in hand (the backlog is processed). */
+  onDrained?: () => void;
 }): IngestPoller {
   const abort = new AbortController();
+  const holdMs = opts.holdMs ?? 0;
+  let drained = false;
+  let busy = 0;
   let stopping = false;
 
   async function loop(): Promise<void> {
@@ -23,7 +30,8 @@ export function startIngestPoller(opts: {
       let messages: Message[] = [];
       try {
         const res = await opts.sqs.send(
-          new ReceiveMessageCommand({ QueueUrl: opts.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 5, MessageSystemAttributeNames: ['ApproximateReceiveCount'] }),
+          // Until the backlog is drained once, do not long-poll: an empty answer must come at once.
+          new ReceiveMessageCommand({ QueueUrl: opts.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: drained ? 5 : 0, MessageSystemAttributeNames: ['ApproximateReceiveCount'] }),
           { abortSignal: abort.signal },
         );
         messages = res.Messages ?? [];
@@ -33,21 +41,41 @@ export function startIngestPoller(opts: {
         await new Promise((r) => setTimeout(r, 500));
         continue;
       }
-      if (messages.length === 0) continue;
-      // Once received, a batch is finished even during shutdown: what is not deleted comes back.
-      const failed = new Set(
-        (await processBatch(messages.map((m) => ({ id: m.MessageId!, body: m.Body ?? '', receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1) })), opts.handle, opts.logger)).map((f) => f.id),
-      );
-      const done = messages.filter((m) => !failed.has(m.MessageId!));
-      if (done.length === 0) continue;
-      try {
-        await opts.sqs.send(
-          new DeleteMessageBatchCommand({ QueueUrl: opts.queueUrl, Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }),
-        );
-      } catch (err) {
-        // Not deleted means redelivered later: the handler is idempotent, so that is only extra work.
-        opts.logger.warn('ingest queue delete failed; events will be redelivered', { error: String(err) });
+      if (messages.length === 0) {
+        if (!drained && busy === 0) {
+          drained = true;
+          opts.onDrained?.();
+        } else if (!drained) await new Promise((r) => setTimeout(r, 20));
+        continue;
       }
+      busy++;
+      try {
+        await handleBatch(messages);
+      } finally {
+        busy--;
+      }
+    }
+  }
+
+  async function handleBatch(messages: Message[]): Promise<void> {
+    if (holdMs > 0) {
+      // Test hook only (INGEST_TEST_HOLD_MS): keep the batch in flight long enough for a test to kill -9 us here.
+      console.log(`test-hook: ingest holds ${messages.length} message(s)`);
+      await new Promise((r) => setTimeout(r, holdMs));
+    }
+    // Once received, a batch is finished even during shutdown: what is not deleted comes back.
+    const failed = new Set(
+      (await processBatch(messages.map((m) => ({ id: m.MessageId!, body: m.Body ?? '', receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1) })), opts.handle, opts.logger)).map((f) => f.id),
+    );
+    const done = messages.filter((m) => !failed.has(m.MessageId!));
+    if (done.length === 0) return;
+    try {
+      await opts.sqs.send(
+        new DeleteMessageBatchCommand({ QueueUrl: opts.queueUrl, Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }),
+      );
+    } catch (err) {
+      // Not deleted means redelivered later: the handler is idempotent, so that is only extra work.
+      opts.logger.warn('ingest queue delete failed; events will be redelivered', { error: String(err) });
     }
   }
 

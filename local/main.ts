@@ -17,7 +17,15 @@ const logger = jsonLogger(config.LOG_LEVEL);
 
 let stack: Stack;
 try {
-  stack = await startStack({ config, logger });
+  stack = await startStack({
+    config,
+    logger,
+    onFatal: (err) => {
+      // A dependency that cannot be kept alive: exit so that whatever supervises us starts us again.
+      console.error(`xpu-reboot-coordinator: ${err.message}; exiting`);
+      process.exit(1);
+    },
+  });
 } catch (err) {
   console.error(`xpu-reboot-coordinator: cannot start: ${(err as Error).message}`);
   process.exit(1);

@@ -38,24 +38,91 @@ async function reapOrphan(pidFile: string, script: string): Promise<void> {
   for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 20));
 }
 
-/**
- * Starts `node script ...args`; the child reports `{port}` over IPC once it listens, and exits when
- * the IPC channel closes (our exit, even by kill -9) or on SIGTERM.
- */
-export async function startServiceProcess(script: string, args: string[], pidFile?: string): Promise<ServiceProcess> {
-  if (pidFile) await reapOrphan(pidFile, script);
-  const child: ChildProcess = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const port = await new Promise<number>((resolve, reject) => {
+export interface Supervision {
+  /** Name in messages: 'dynalite', 'fauxqs'. */
+  name: string;
+  /** Arguments for a restart under a running stack, when they differ from the first start's. */
+  restartArgs?: string[];
+  /** Told of each unexpected exit and whether the child was started again. */
+  onExit?: (info: { name: string; code: number | null; signal: NodeJS.Signals | null; restarted: boolean; error?: string }) => void;
+  /** Called when the child cannot be kept alive (it died too often, or its port is gone): the stack is unusable. */
+  onGiveUp?: (error: Error) => void;
+}
+
+export class ServiceDied extends Error {
+  override readonly name = 'ServiceDied';
+}
+
+// A child that dies this often within the window is not coming back by being restarted.
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 60_000;
+
+async function spawnChild(script: string, args: string[], port: number): Promise<{ child: ChildProcess; port: number }> {
+  // SERVICE_PORT: a restarted child listens where the stack's clients already point.
+  const child: ChildProcess = spawn(process.execPath, [script, ...args], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, SERVICE_PORT: String(port) },
+  });
+  const got = await new Promise<number>((resolve, reject) => {
     child.once('message', (m: { port?: number; error?: string }) => (m?.port ? resolve(m.port) : reject(new Error(m?.error ?? `${script} did not report its port`))));
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code} before listening`)));
     child.once('error', reject);
   });
+  return { child, port: got };
+}
+
+/**
+ * Starts `node script ...args`; the child reports `{port}` over IPC once it listens, and exits when
+ * the IPC channel closes (our exit, even by kill -9) or on SIGTERM. With `supervise`, a child that
+ * dies on its own is started again on the same port (its data is on disk), a few times at most.
+ */
+export async function startServiceProcess(script: string, args: string[], pidFile?: string, supervise?: Supervision): Promise<ServiceProcess> {
+  if (pidFile) await reapOrphan(pidFile, script);
+  let { child, port } = await spawnChild(script, args, 0);
   if (pidFile) writeFileSync(pidFile, String(child.pid));
-  const exited = new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
+  let stopping = false;
+  const restarts: number[] = [];
+  let exited = new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
+
+  const watch = (c: ChildProcess) => {
+    c.once('exit', (code, signal) => {
+      if (stopping || !supervise) return;
+      const now = Date.now();
+      while (restarts.length > 0 && restarts[0] < now - RESTART_WINDOW_MS) restarts.shift();
+      if (restarts.length >= MAX_RESTARTS) {
+        supervise.onExit?.({ name: supervise.name, code, signal, restarted: false });
+        supervise.onGiveUp?.(new ServiceDied(`${supervise.name} died ${MAX_RESTARTS + 1} times within ${RESTART_WINDOW_MS / 1000} s (last: ${signal ?? `exit ${code}`}); giving up`));
+        return;
+      }
+      restarts.push(now);
+      spawnChild(script, supervise.restartArgs ?? args, port).then(
+        (next) => {
+          if (stopping) {
+            next.child.kill('SIGTERM');
+            return;
+          }
+          child = next.child;
+          if (pidFile) writeFileSync(pidFile, String(child.pid));
+          exited = new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
+          supervise.onExit?.({ name: supervise.name, code, signal, restarted: true });
+          watch(child);
+        },
+        (err: Error) => {
+          supervise.onExit?.({ name: supervise.name, code, signal, restarted: false, error: err.message });
+          supervise.onGiveUp?.(new ServiceDied(`${supervise.name} died (${signal ?? `exit ${code}`}) and could not be started again on port ${port}: ${err.message}`));
+        },
+      );
+    });
+  };
+  watch(child);
+
   return {
     port,
-    pid: child.pid!,
+    get pid() {
+      return child.pid!;
+    },
     async stop() {
+      stopping = true;
       child.kill('SIGTERM');
       await exited;
       if (pidFile) rmSync(pidFile, { force: true });

@@ -33,6 +33,18 @@ pm.db.exec('PRAGMA synchronous = NORMAL');
 // column and the message is lost. Clear only the in-flight fields instead.
 const ready = pm.db.prepare('UPDATE sqs_messages SET receipt_handle = NULL, visibility_deadline = NULL WHERE message_id = ?');
 pm.updateMessageReady = (messageId: string) => ready.run(messageId);
+// Messages in flight when the stack died: fauxqs persists each received message's receipt handle
+// and visibility deadline, and its loader puts such rows back in flight until that deadline (the
+// ingest queue's visibility timeout, 30 s by default), though no live process holds their receipt
+// handles. The stack is the only consumer of its queues, so on a stack start (not on a restart of
+// this child under a running stack, whose receipt handles are still good) hand them out again at
+// once. The receive that died with the stack is not counted against the message (its redrive limit
+// is for its own failures).
+if (process.argv.includes('--release-inflight')) {
+  pm.db
+    .prepare('UPDATE sqs_messages SET receipt_handle = NULL, visibility_deadline = NULL, approximate_receive_count = MAX(approximate_receive_count - 1, 0) WHERE receipt_handle IS NOT NULL')
+    .run();
+}
 // Load before wiring persistence in, so loading does not write everything back.
 pm.load(sqsStore, snsStore, s3Store);
 sqsStore.persistence = pm;
@@ -41,6 +53,13 @@ s3Store.persistence = pm;
 for (const q of sqsStore.allQueues()) q.persistence = pm;
 const app = buildApp({ logger: false, stores: { sqsStore, snsStore, s3Store } });
 app.addHook('preClose', () => pm.close());
-const address = await app.listen({ port: 0, host: '127.0.0.1' });
+// SERVICE_PORT: set when the stack restarts this child where its clients already point.
+let address: string;
+try {
+  address = await app.listen({ port: Number(process.env.SERVICE_PORT ?? 0), host: '127.0.0.1' });
+} catch (err) {
+  process.send!({ error: `cannot listen: ${(err as Error).message}` });
+  process.exit(1);
+}
 serveUntilParentGoes(() => app.close());
 process.send!({ port: Number(new URL(address).port) });

@@ -4,7 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve, type ServerType } from '@hono/node-server';
-import { SFNClient } from '@aws-sdk/client-sfn';
+import { ListStateMachinesCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { hashToken, InventoryIndex, loadInventoryFile } from '../lambdas/core/inventory.ts';
 import { loadMapping } from '../lambdas/core/redfish/mapping.ts';
 import { DynamoRebootStore } from '../lambdas/adapters/dynamo-store.ts';
@@ -13,6 +15,7 @@ import { DynamoIngestFailureLog, SqsDeadLetterQueue } from '../lambdas/adapters/
 import { withFailureLog } from '../lambdas/handlers/ingest-batch.ts';
 import { SfnWorkflows } from '../lambdas/adapters/sfn-workflows.ts';
 import { createApiApp } from '../lambdas/handlers/api.ts';
+import { healthCheck } from '../lambdas/handlers/health.ts';
 import { createIngestHandler } from '../lambdas/handlers/ingest.ts';
 import { createAwaitHandler, createStepHandler } from '../lambdas/handlers/workflow.ts';
 import { DynamoRolloutStore } from '../lambdas/adapters/dynamo-rollouts.ts';
@@ -22,7 +25,7 @@ import { systemClock, type Clock, type Metrics, type WorkflowKind } from '../lam
 import { LocalStepFunctions } from './sfn/engine.ts';
 import { startSfnServer } from './sfn/server.ts';
 import { substitute } from './sfn/substitute.ts';
-import type { Clock as SfnClock } from './sfn/clock.ts';
+import { HoldingClock, systemClock as sfnSystemClock, type Clock as SfnClock } from './sfn/clock.ts';
 import { startLocalDynamo, type LocalDynamo } from './dynamo.ts';
 import { startLocalSqs, type LocalSqs } from './sqs.ts';
 import { startIngestPoller, type IngestPoller } from './ingest-poller.ts';
@@ -62,6 +65,8 @@ export interface StackOptions {
   /** Test time for the workflow engine's timers (deadlines, waits); defaults to real time. */
   sfnClock?: SfnClock;
   clock?: Clock;
+  /** A dependency died for good; `npm start` exits non-zero. Without it, the error is logged. */
+  onFatal?: (err: Error) => void;
 }
 
 function operatorToken(config: LocalConfig, logger: Logger): string {
@@ -84,17 +89,25 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const mapping = loadMapping(config.REDFISH_MAPPING_FILE ?? null);
   const token = operatorToken(config, logger);
 
-  const [dynamo, sqs] = await Promise.all([
-    startLocalDynamo({ dataDir: join(config.DATA_DIR, 'dynamodb') }),
-    startLocalSqs({ dataDir: join(config.DATA_DIR, 'sqs'), visibilityTimeoutSeconds: config.INGEST_VISIBILITY_SECONDS }),
-  ]);
-
   const counters = new Map<string, number>();
   const metrics: Metrics = {
     count(name, value = 1) {
       counters.set(name, (counters.get(name) ?? 0) + value);
     },
   };
+  // A child that dies is started again on its port (its data is on disk); one that cannot be kept alive
+  // makes the stack unusable, and a supervisor of the stack should restart it (npm start exits non-zero).
+  const supervise = {
+    onExit: (i: { name: string; code: number | null; signal: string | null; restarted: boolean; error?: string }) => {
+      metrics.count('ServiceRestarted');
+      logger.warn(i.restarted ? `${i.name} died and was started again` : `${i.name} died`, { code: i.code, signal: i.signal, error: i.error });
+    },
+    onGiveUp: (err: Error) => (opts.onFatal ? opts.onFatal(err) : logger.error(err.message)),
+  };
+  const [dynamo, sqs] = await Promise.all([
+    startLocalDynamo({ dataDir: join(config.DATA_DIR, 'dynamodb'), supervise }),
+    startLocalSqs({ dataDir: join(config.DATA_DIR, 'sqs'), visibilityTimeoutSeconds: config.INGEST_VISIBILITY_SECONDS, supervise }),
+  ]);
   const signal = new InProcessCommandSignal();
   const store = new DynamoRebootStore(dynamo.client, dynamo.table);
   const queue = new SqsEventQueue(sqs.client, sqs.ingestQueueUrl);
@@ -115,9 +128,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   // Task states invoke these as AWS invokes the Lambdas: by function name, with a JSON payload.
   const lambdas = new Map<string, (payload: unknown) => Promise<unknown>>();
+  // Timers (deadlines, heartbeat timeouts) that ran out while the stack was down wait until the events queued
+  // meanwhile have been processed once: a host's answer accepted before its deadline must not lose to it.
+  const sfnClock = new HoldingClock(opts.sfnClock ?? sfnSystemClock);
   const engine = new LocalStepFunctions({
     dataDir: join(config.DATA_DIR, 'stepfunctions'),
-    clock: opts.sfnClock,
+    clock: sfnClock,
     invokeLambda: async (name, payload) => {
       const fn = lambdas.get(name);
       if (!fn) throw Object.assign(new Error(`no local function ${name}`), { name: 'Lambda.ResourceNotFoundException' });
@@ -151,13 +167,28 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     queueUrl: sqs.ingestQueueUrl,
     handle: withFailureLog(ingest, ingestFailures),
     concurrency: config.INGEST_CONCURRENCY,
+    holdMs: config.INGEST_TEST_HOLD_MS,
+    onDrained: () => sfnClock.open(),
     logger,
   });
+  // A queue that cannot be drained (store down) must not stop time for ever.
+  const openAnyway = setTimeout(() => {
+    if (sfnClock.holding) logger.warn('ingest backlog not drained within 30 s of start; workflow timers run anyway');
+    sfnClock.open();
+  }, 30_000);
+  openAnyway.unref();
+  // Usually the queue is empty at start: let that be seen before serving, so time runs from the first request.
+  for (let i = 0; i < 25 && sfnClock.holding; i++) await new Promise((r) => setTimeout(r, 20));
 
   const reports = config.REPORT_INTERVAL_SECONDS > 0 ? startReportSchedule(deps, join(config.DATA_DIR, 'reports'), config.REPORT_INTERVAL_SECONDS, logger) : undefined;
 
   const shutdown = new AbortController();
-  const app = createApiApp({ ...deps, operatorTokenHash: hashToken(token), mapping, dlq, shutdown: shutdown.signal });
+  const health = healthCheck({
+    store: (abortSignal) => dynamo.client.send(new DescribeTableCommand({ TableName: dynamo.table }), { abortSignal }),
+    queue: (abortSignal) => sqs.client.send(new GetQueueAttributesCommand({ QueueUrl: sqs.ingestQueueUrl, AttributeNames: ['QueueArn'] }), { abortSignal }),
+    workflows: (abortSignal) => sfnClient.send(new ListStateMachinesCommand({ maxResults: 1 }), { abortSignal }),
+  });
+  const app = createApiApp({ ...deps, operatorTokenHash: hashToken(token), mapping, dlq, shutdown: shutdown.signal, health });
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: (req, env) => track(Promise.resolve(app.fetch(req, env))), hostname: config.HOST, port: config.PORT }, () => resolve(s));
   });
@@ -189,6 +220,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       await stopped;
       reports?.stop();
+      clearTimeout(openAnyway);
       await poller.stop();
       await engine.close();
       await drain(10_000);

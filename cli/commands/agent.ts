@@ -4,6 +4,7 @@ import module from 'node:module';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { AGENT_OPTIONS } from '../../agent/options.ts';
+import { readTokenFile, TokenOptionError } from './token-option.ts';
 
 export function registerAgentCommand(program: Command): void {
   const cmd = program
@@ -16,6 +17,7 @@ export function registerAgentCommand(program: Command): void {
     'after',
     '\nPrecedence: flag > env > config file > default. Exit codes: 0 stopped/done, 1 failure, 2 bad configuration, 3 token refused (401/403).',
   );
+  registerAgentCheck(program, cmd);
   cmd.action(async (flags: Record<string, unknown>) => {
     // Loaded here, not at the top: other rebootctl commands should not pay for zod.
     const { resolveAgentConfig, ConfigError } = await import('../../agent/config.ts');
@@ -52,4 +54,96 @@ function enableCompileCache(stateRoot: string): void {
   } catch {
     // only a memory optimisation
   }
+}
+
+interface CheckFlags {
+  agent?: string;
+  hooks?: string;
+  server?: string;
+  tokenFile?: string;
+  caFile?: string;
+  clientCert?: string;
+  clientKey?: string;
+  allowOffline?: boolean;
+}
+
+/**
+ * `rebootctl agent check`: the unit's ExecStartPre. Exit 0 when the role's required hooks are
+ * present, executable, and writable only by root or the agent's user, and (with --server) the
+ * server accepts the token; else 1, one line per problem.
+ */
+function registerAgentCheck(program: Command, agent: Command): void {
+  // `agent` has options of its own (--server, --agent...): without positional options they would
+  // be taken by `agent` instead of `agent check`.
+  program.enablePositionalOptions();
+  agent.enablePositionalOptions();
+  agent
+    .command('check')
+    .description("check the agent's set-up: required hooks present, executable, not group/world-writable, owned by root or the agent's user; with --server, the token")
+    .option('--agent <id>', 'the agent id: node-a (host) or node-a.dpu0 (xPU) [env REBOOT_AGENT_ID]')
+    .option('--hooks <dir>', 'the hooks directory [env REBOOT_AGENT_HOOKS]')
+    .option('--server <url>', 'also check the token against this server [env REBOOT_AGENT_SERVER]')
+    .option('--token-file <file>', 'the agent token [env REBOOT_AGENT_TOKEN_FILE]')
+    .option('--ca-file <file>', 'PEM CA bundle for the server certificate [env REBOOT_AGENT_CA_FILE]')
+    .option('--client-cert <file>', 'PEM client certificate [env REBOOT_AGENT_CLIENT_CERT]')
+    .option('--client-key <file>', 'PEM client key [env REBOOT_AGENT_CLIENT_KEY]')
+    .option('--allow-offline', 'an unreachable server is a warning, not a failure (the agent retries on its own)')
+    .action(async (flags: CheckFlags) => {
+      process.exitCode = await runAgentCheck(flags, process.env);
+    });
+}
+
+export async function runAgentCheck(flags: CheckFlags, env: NodeJS.ProcessEnv): Promise<number> {
+  const pick = (v: string | undefined, name: string) => v ?? (env[name] || undefined);
+  const agentId = pick(flags.agent, 'REBOOT_AGENT_ID');
+  const hooks = pick(flags.hooks, 'REBOOT_AGENT_HOOKS');
+  const server = pick(flags.server, 'REBOOT_AGENT_SERVER');
+  const tokenFile = pick(flags.tokenFile, 'REBOOT_AGENT_TOKEN_FILE');
+  const say = (line: string) => process.stderr.write(`rebootctl agent check: ${line}\n`);
+  if (!agentId || !hooks) {
+    say('--agent and --hooks are required (or REBOOT_AGENT_ID and REBOOT_AGENT_HOOKS)');
+    return 2;
+  }
+  const { isLoopback } = await import('../../agent/config.ts');
+  const { runCheck } = await import('../../agent/check.ts');
+  const problems: string[] = [];
+  if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(agentId)) problems.push(`agent id ${JSON.stringify(agentId)} is not like node-a or node-a.dpu0`);
+  let token: string | undefined;
+  if (server) {
+    let url: URL | undefined;
+    try {
+      url = new URL(server);
+    } catch {
+      problems.push(`--server ${server} is not a URL`);
+    }
+    if (url && url.protocol === 'http:' && !isLoopback(url.hostname)) problems.push(`--server ${server}: http:// is allowed only to a loopback address; use https://`);
+    else if (url && url.protocol !== 'http:' && url.protocol !== 'https:') problems.push(`--server ${server} is not an http(s) URL`);
+    if (!tokenFile) problems.push('--server needs --token-file (or REBOOT_AGENT_TOKEN_FILE)');
+    else {
+      try {
+        token = readTokenFile(tokenFile);
+      } catch (err) {
+        if (!(err instanceof TokenOptionError)) throw err;
+        problems.push(err.message);
+      }
+    }
+  }
+  const report = await runCheck({
+    agent: agentId,
+    hooks,
+    server: problems.length ? undefined : server,
+    token,
+    tokenFile,
+    tls: { caFile: pick(flags.caFile, 'REBOOT_AGENT_CA_FILE'), clientCert: pick(flags.clientCert, 'REBOOT_AGENT_CLIENT_CERT'), clientKey: pick(flags.clientKey, 'REBOOT_AGENT_CLIENT_KEY') },
+    allowOffline: flags.allowOffline,
+  });
+  problems.push(...report.problems);
+  for (const w of report.warnings) say(`warning: ${w}`);
+  for (const p of problems) say(`problem: ${p}`);
+  if (problems.length) {
+    say(`${problems.length} problem(s): the agent must not start like this`);
+    return 1;
+  }
+  for (const line of report.ok) process.stdout.write(`ok: ${line}\n`);
+  return 0;
 }

@@ -1,9 +1,11 @@
 // `rebootctl dlq list|redrive`: what is parked in the ingest dead-letter queue, why, and moving it back.
 import type { Command } from 'commander';
+import { readTokenOption } from './token-option.ts';
 
 export interface DlqCliOptions {
   server?: string;
   token?: string;
+  tokenFile?: string;
   json?: boolean;
   limit?: string;
   id?: string[];
@@ -117,8 +119,13 @@ export function formatDeadLetters(items: DeadLetterView[]): string {
 }
 
 function tokenOf(opts: DlqCliOptions, io: DlqCliIo): string {
-  const token = opts.token ?? io.env.REBOOT_OPERATOR_TOKEN;
-  if (!token) throw new UsageError('--token or REBOOT_OPERATOR_TOKEN is required');
+  let token: string | undefined;
+  try {
+    token = readTokenOption(opts, io.env);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (!token) throw new UsageError('--token-file, --token or REBOOT_OPERATOR_TOKEN is required');
   return token;
 }
 
@@ -191,7 +198,8 @@ export function registerDlqCommands(program: Command): void {
     .command('list')
     .description('list the messages parked in the DLQ, with the last failure the ingest path recorded')
     .requiredOption('--server <url>', 'API base URL, e.g. http://127.0.0.1:8080')
-    .option('--token <token>', 'operator token (default: $REBOOT_OPERATOR_TOKEN)')
+    .option('--token <token>', 'operator token (default: $REBOOT_OPERATOR_TOKEN; a flag shows in ps: prefer --token-file)')
+    .option('--token-file <file>', 'read the operator token from this file: then it is in no command line or environment')
     .option('--limit <n>', 'at most this many messages (1-100, default 20)')
     .option('--json', 'print the API answer as JSON')
     .action(async (opts: DlqCliOptions) => {
@@ -201,7 +209,8 @@ export function registerDlqCommands(program: Command): void {
     .command('redrive')
     .description('move DLQ messages back to the ingest queue (all of them without --id)')
     .requiredOption('--server <url>', 'API base URL, e.g. http://127.0.0.1:8080')
-    .option('--token <token>', 'operator token (default: $REBOOT_OPERATOR_TOKEN)')
+    .option('--token <token>', 'operator token (default: $REBOOT_OPERATOR_TOKEN; a flag shows in ps: prefer --token-file)')
+    .option('--token-file <file>', 'read the operator token from this file: then it is in no command line or environment')
     .option('--id <messageId>', 'a message id from `dlq list` (repeatable)', collect, [] as string[])
     .option('--json', 'print the API answer as JSON')
     .action(async (opts: DlqCliOptions) => {

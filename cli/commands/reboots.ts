@@ -1,15 +1,17 @@
 // `rebootctl reboots list|show`: what operators ask first: which reboots, in what state, and their history.
 import type { Command } from 'commander';
+import { addTokenOptions, readTokenOption } from './token-option.ts';
 
 interface Opts {
   server: string;
   token?: string;
+  tokenFile?: string;
   json?: boolean;
 }
 
 async function get(opts: Opts, path: string): Promise<any> {
-  const token = opts.token ?? process.env.REBOOT_OPERATOR_TOKEN;
-  if (!token) throw new Error('a token is needed: --token, or REBOOT_OPERATOR_TOKEN');
+  const token = readTokenOption(opts);
+  if (!token) throw new Error('a token is needed: --token-file, --token, or REBOOT_OPERATOR_TOKEN');
   const base = new URL(opts.server);
   const url = new URL(`${base.pathname.replace(/\/+$/, '')}${path}`, base);
   const res = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) });
@@ -32,10 +34,10 @@ function run(action: (opts: any, ...rest: any[]) => Promise<void>) {
 export function registerRebootsCommands(program: Command): void {
   const reboots = program.command('reboots').description('list reboots and show one with its history (operator or node agent token)');
   const common = (c: Command) =>
-    c
-      .requiredOption('--server <url>', 'the coordinator API, e.g. http://127.0.0.1:8080')
-      .option('--token <token>', 'bearer token (default: env REBOOT_OPERATOR_TOKEN)')
-      .option('--json', 'print the API\'s JSON');
+    addTokenOptions(c.requiredOption('--server <url>', 'the coordinator API, e.g. http://127.0.0.1:8080'), 'bearer token').option(
+      '--json',
+      'print the API\'s JSON',
+    );
 
   common(reboots.command('list').description('newest first'))
     .option('--node <id>', 'only this node')

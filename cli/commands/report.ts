@@ -1,12 +1,14 @@
 // `rebootctl report`: fetches the compliance report from the API and prints it or writes it to a file.
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { readTokenOption } from './token-option.ts';
 import { InvalidReportQuery, parseIsoInstant } from '../../lambdas/core/report/query.ts';
 import { REPORT_FORMATS } from '../../lambdas/core/report/render.ts';
 
 export interface ReportCliOptions {
   server?: string;
   token?: string;
+  tokenFile?: string;
   from?: string;
   to?: string;
   format?: string;
@@ -66,8 +68,13 @@ export async function runReport(opts: ReportCliOptions, io: ReportCliIo = defaul
     throw err;
   }
 
-  const token = opts.token ?? io.env.REBOOT_OPERATOR_TOKEN;
-  if (!token) return fail(EXIT_USAGE, '--token or REBOOT_OPERATOR_TOKEN is required');
+  let token: string | undefined;
+  try {
+    token = readTokenOption(opts, io.env);
+  } catch (err) {
+    return fail(EXIT_USAGE, (err as Error).message);
+  }
+  if (!token) return fail(EXIT_USAGE, '--token-file, --token or REBOOT_OPERATOR_TOKEN is required');
 
   let res: Response;
   let body: string;
@@ -118,7 +125,8 @@ export function registerReportCommand(program: Command): void {
     .command('report')
     .description('fetch the compliance report of the reboots notified in [from, to)')
     .requiredOption('--server <url>', 'API base URL, e.g. http://127.0.0.1:8080')
-    .option('--token <token>', 'operator token (default: $REBOOT_OPERATOR_TOKEN)')
+    .option('--token-file <file>', 'read the operator token from this file: then it is in no command line or environment')
+    .option('--token <token>', 'operator token (default: $REBOOT_OPERATOR_TOKEN; a flag shows in ps: prefer --token-file)')
     .requiredOption('--from <iso>', 'window start, inclusive (ISO 8601, e.g. 2024-05-01T00:00:00Z)')
     .requiredOption('--to <iso>', 'window end, exclusive (ISO 8601)')
     .option('--format <format>', `${REPORT_FORMATS.join('|')}`, 'json')

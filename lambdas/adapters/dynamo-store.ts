@@ -2,6 +2,7 @@
 import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
+  DeleteCommand,
   DynamoDBDocumentClient,
   type BatchGetCommandOutput,
   GetCommand,
@@ -10,11 +11,12 @@ import {
   UpdateCommand,
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
+import type { AcquireResult, BudgetSlot, Hold } from '../core/budgets.ts';
 import { boundReboot } from '../core/bounds.ts';
 import { ConcurrentUpdate } from '../core/errors.ts';
 import type { StoredReboot } from '../core/reboot.ts';
-import type { Inventory, NativeEvent } from '../core/types.ts';
-import type { ClaimResult, IdempotentAnswer, ListQuery, NodeStateRecord, RebootStore, StoredCommand } from '../ports/index.ts';
+import type { NativeEvent } from '../core/types.ts';
+import type { ClaimResult, IdempotentAnswer, ListQuery, NodeStateRecord, QueuedEntry, RebootStore, StoredCommand } from '../ports/index.ts';
 
 const ALL_REBOOTS = 'REBOOTS';
 
@@ -34,6 +36,13 @@ const eventRebootKey = (key: string) => ({ pk: `EVENTKEY#${key}`, sk: 'R' });
 const idempotencyKey = (key: string) => ({ pk: `IDEM#${key}`, sk: 'A' });
 /** dynalite has no TTL: readers honour the expiry themselves. */
 const expired = (item: Record<string, unknown>) => typeof item.ttl === 'number' && item.ttl * 1000 <= Date.now();
+// Budgets, the queue of reboots they hold back, and holds: one partition each, so each lists with one Query.
+const BUDGETS = 'BUDGET';
+const QUEUED = 'QUEUED';
+const HOLDS = 'HOLD';
+const budgetItemKey = (key: string) => ({ pk: BUDGETS, sk: key });
+/** The reboots that make a node unavailable in a budget: the node leaves `holders` when the last one ends. */
+const rebootsAttr = (node: string) => `r_${node}`;
 
 function stripKeys<T>(item: Record<string, unknown> | undefined): T | undefined {
   if (!item) return undefined;
@@ -427,18 +436,6 @@ export class DynamoRebootStore implements RebootStore {
     );
   }
 
-  /** The inventory for the AWS runtime, written by `rebootctl inventory push` with tokens hashed. */
-  async getStoredInventory(): Promise<Inventory | undefined> {
-    const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: { pk: 'INVENTORY', sk: 'CURRENT' } }));
-    return res.Item ? (JSON.parse(res.Item.body as string) as Inventory) : undefined;
-  }
-
-  async putStoredInventory(inventory: Inventory): Promise<void> {
-    await this.#doc.send(
-      new PutCommand({ TableName: this.#table, Item: { pk: 'INVENTORY', sk: 'CURRENT', body: JSON.stringify(inventory), at: new Date().toISOString() } }),
-    );
-  }
-
   async rebootIdOfEvent(key: string): Promise<string | undefined> {
     const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: eventRebootKey(key), ConsistentRead: true }));
     return res.Item && !expired(res.Item) ? (res.Item.rebootId as string) : undefined;
@@ -505,5 +502,160 @@ export class DynamoRebootStore implements RebootStore {
       }),
     );
     return (res.Items ?? []).map((it) => ({ at: it.at as string, reason: it.reason as string, event: it.event as NativeEvent }));
+  }
+
+  // --- disruption budgets, the queue, holds (contract 7.3) --------------------------------------
+
+  async acquireBudgets(slots: readonly BudgetSlot[], node: string, rebootId: string, opts: { force: boolean }): Promise<AcquireResult> {
+    const taken: BudgetSlot[] = [];
+    const overshoot: BudgetSlot[] = [];
+    for (const slot of slots) {
+      const names = { '#r': rebootsAttr(node) };
+      const values: Record<string, unknown> = { ':n': new Set([node]), ':rid': new Set([rebootId]), ':max': slot.maxUnavailable };
+      let condition: string | undefined;
+      if (!opts.force) {
+        values[':node'] = node;
+        // A node already unavailable here costs no second slot; otherwise there must be room.
+        condition =
+          slot.maxUnavailable > 0
+            ? 'contains(holders, :node) OR attribute_not_exists(holders) OR size(holders) < :max'
+            : 'contains(holders, :node)';
+      }
+      try {
+        const res = await this.#doc.send(
+          new UpdateCommand({
+            TableName: this.#table,
+            Key: budgetItemKey(slot.key),
+            UpdateExpression: 'ADD holders :n, #r :rid SET maxUnavailable = :max',
+            ConditionExpression: condition,
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: values,
+            ReturnValues: 'ALL_OLD',
+          }),
+        );
+        const before = (res.Attributes?.holders as Set<string> | undefined) ?? new Set<string>();
+        if (!before.has(node) && before.size + 1 > slot.maxUnavailable) overshoot.push(slot);
+        taken.push(slot);
+      } catch (err) {
+        if (!isConditionFailure(err)) throw err;
+        // Give back what this attempt took, so a refused reboot holds nothing.
+        await this.releaseBudgets(taken.map((t) => t.key), node, rebootId);
+        const usage = await this.budgetUsage([slot.key]);
+        return { ok: false, slot, holders: usage.get(slot.key) ?? [] };
+      }
+    }
+    return { ok: true, overshoot };
+  }
+
+  async releaseBudgets(keys: readonly string[], node: string, rebootId: string): Promise<void> {
+    for (const key of keys) {
+      const names = { '#r': rebootsAttr(node) };
+      const res = await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: budgetItemKey(key),
+          UpdateExpression: 'DELETE #r :rid',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: { ':rid': new Set([rebootId]) },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      const left = res.Attributes?.[rebootsAttr(node)] as Set<string> | undefined;
+      if (left && left.size > 0) continue;
+      try {
+        // The node's last reboot here ended: the node is available again, unless one joined meanwhile.
+        await this.#doc.send(
+          new UpdateCommand({
+            TableName: this.#table,
+            Key: budgetItemKey(key),
+            UpdateExpression: 'DELETE holders :n',
+            ConditionExpression: 'attribute_not_exists(#r)',
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: { ':n': new Set([node]) },
+          }),
+        );
+      } catch (err) {
+        if (!isConditionFailure(err)) throw err;
+      }
+    }
+  }
+
+  async budgetUsage(keys?: readonly string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const res = await this.#doc.send(
+        new QueryCommand({
+          TableName: this.#table,
+          KeyConditionExpression: 'pk = :p',
+          ExpressionAttributeValues: { ':p': BUDGETS },
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const it of res.Items ?? []) {
+        if (keys && !keys.includes(it.sk as string)) continue;
+        out.set(it.sk as string, [...((it.holders as Set<string> | undefined) ?? [])].sort());
+      }
+      startKey = res.LastEvaluatedKey;
+    } while (startKey);
+    return out;
+  }
+
+  async enqueueReboot(entry: QueuedEntry): Promise<void> {
+    await this.#doc.send(
+      new PutCommand({ TableName: this.#table, Item: { pk: QUEUED, sk: `${entry.queuedAt}#${entry.rebootId}`, ...entry } }),
+    );
+  }
+
+  async dequeueReboot(entry: QueuedEntry): Promise<void> {
+    await this.#doc.send(new DeleteCommand({ TableName: this.#table, Key: { pk: QUEUED, sk: `${entry.queuedAt}#${entry.rebootId}` } }));
+  }
+
+  async queuedReboots(): Promise<QueuedEntry[]> {
+    const out: QueuedEntry[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const res = await this.#doc.send(
+        new QueryCommand({
+          TableName: this.#table,
+          KeyConditionExpression: 'pk = :p',
+          ExpressionAttributeValues: { ':p': QUEUED },
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const it of res.Items ?? []) out.push({ rebootId: it.rebootId as string, node: it.node as string, queuedAt: it.queuedAt as string });
+      startKey = res.LastEvaluatedKey;
+    } while (startKey);
+    return out;
+  }
+
+  async putHold(hold: Hold): Promise<void> {
+    await this.#doc.send(new PutCommand({ TableName: this.#table, Item: { pk: HOLDS, sk: hold.id, hold } }));
+  }
+
+  async listHolds(): Promise<Hold[]> {
+    const out: Hold[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const res = await this.#doc.send(
+        new QueryCommand({
+          TableName: this.#table,
+          KeyConditionExpression: 'pk = :p',
+          ExpressionAttributeValues: { ':p': HOLDS },
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const it of res.Items ?? []) out.push(it.hold as Hold);
+      startKey = res.LastEvaluatedKey;
+    } while (startKey);
+    return out;
+  }
+
+  async deleteHold(id: string): Promise<Hold | undefined> {
+    const res = await this.#doc.send(new DeleteCommand({ TableName: this.#table, Key: { pk: HOLDS, sk: id }, ReturnValues: 'ALL_OLD' }));
+    return res.Attributes?.hold as Hold | undefined;
   }
 }

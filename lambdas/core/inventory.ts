@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import { z } from 'zod';
-import { DENY_CONDITIONS, type Inventory, type NodeDef, type Policy } from './types.ts';
+import type { Principal } from './principal.ts';
+import { BUDGET_DOMAINS, DENY_CONDITIONS, type Inventory, type NodeDef, type OperatorDef, type Policy } from './types.ts';
 import { checkTimeZone, minutesOf, WEEKDAYS } from './windows.ts';
 
 export class InventoryError extends Error {
@@ -55,16 +56,29 @@ const WindowSchema = z.strictObject({
   end: hhmm,
   tz: z.string().refine((tz) => { try { checkTimeZone(tz); return true; } catch { return false; } }, 'an IANA time zone, e.g. Europe/Berlin'),
 });
+const BudgetSchema = z.strictObject({
+  per: z.enum(BUDGET_DOMAINS),
+  maxUnavailable: z.number().int().min(0).max(100_000),
+});
 const PolicyOverrideSchema = z.strictObject({
   xpuReboot: XpuPolicySchema.partial().optional(),
   hostReboot: HostPolicySchema.partial().optional(),
   windows: z.array(WindowSchema).optional(),
+  // A list replaces the inherited one whole: a node's budgets are read as one set.
+  budgets: z
+    .array(BudgetSchema)
+    .refine((bs) => new Set(bs.map((b) => b.per)).size === bs.length, 'one budget per domain (rack, zone, tenant, fleet)')
+    .optional(),
 });
+
+const token = z.string().min(8);
 
 const XpuSchema = z.strictObject({
   id,
   redfishSystem: z.string().startsWith('/redfish/').optional(),
   persistentPower: z.boolean().default(false),
+  agentToken: token.optional(),
+  agentTokenNext: token.optional(),
 });
 
 const NodeSchema = z.strictObject({
@@ -74,14 +88,23 @@ const NodeSchema = z.strictObject({
   tenant: z.string().optional(),
   trusted: z.boolean().default(false),
   redfishSystem: z.string().startsWith('/redfish/').optional(),
-  bmcToken: z.string().min(8).optional(),
-  agentToken: z.string().min(8).optional(),
+  bmcToken: token.optional(),
+  agentToken: token.optional(),
+  bmcTokenNext: token.optional(),
+  agentTokenNext: token.optional(),
   xpus: z.array(XpuSchema).default([]),
   policy: PolicyOverrideSchema.optional(),
 });
 
+const OperatorSchema = z.strictObject({
+  name: id,
+  token,
+  tokenNext: token.optional(),
+});
+
 const InventorySchema = z.strictObject({
   policy: PolicyOverrideSchema.optional(),
+  operators: z.array(OperatorSchema).optional(),
   nodes: z.array(NodeSchema),
 });
 
@@ -89,11 +112,13 @@ type PolicyOverride = z.infer<typeof PolicyOverrideSchema>;
 
 function mergePolicy(base: Policy, override: PolicyOverride | undefined): Policy {
   const windows = override?.windows ?? base.windows;
+  const budgets = override?.budgets ?? base.budgets;
   return {
     xpuReboot: { ...base.xpuReboot, ...(override?.xpuReboot ?? {}) },
     hostReboot: { ...base.hostReboot, ...(override?.hostReboot ?? {}) },
     // A node's windows replace the defaults' (an empty list: no restriction).
     ...(windows ? { windows } : {}),
+    ...(budgets ? { budgets: budgets.map((b) => ({ ...b })) } : {}),
   };
 }
 
@@ -116,16 +141,59 @@ function lineOf(doc: ReturnType<typeof parseDocument>, lines: LineCounter, path:
   return offset === undefined ? undefined : lines.linePos(offset).line;
 }
 
+/** The value of a JSON text whose objects repeat no key (YAML refuses those); else undefined. */
+function jsonFastPath(text: string): unknown {
+  if (!/^\s*\{/.test(text)) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  return repeatsAKey(text) ? undefined : value;
+}
+
+/** Scans valid JSON: true when an object names a key twice (JSON.parse would keep the last silently). */
+function repeatsAKey(text: string): boolean {
+  const stack: Array<Set<string> | null> = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      const top = stack[stack.length - 1];
+      if (expectKey && top) {
+        const key = text.slice(i + 1, j);
+        if (top.has(key)) return true;
+        top.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (ch === '{') {
+      stack.push(new Set());
+      expectKey = true;
+    } else if (ch === '[') stack.push(null);
+    else if (ch === '}' || ch === ']') stack.pop();
+    else if (ch === ',') expectKey = stack[stack.length - 1] !== null;
+  }
+  return false;
+}
+
 /** Parses inventory text; `source` names the file in errors. JSON is accepted as YAML. */
 export function parseInventory(text: string, source = 'inventory'): Inventory {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    const err = doc.errors[0];
+  // A 10,000-node inventory takes seconds as a YAML document and milliseconds as JSON: plain JSON
+  // (without repeated keys) goes the fast way; the document is built when a line must be named.
+  const json = jsonFastPath(text);
+  let built: ReturnType<typeof parseDocument> | undefined;
+  const docOf = () => (built ??= parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false }));
+  if (json === undefined && docOf().errors.length > 0) {
+    const err = docOf().errors[0];
     const line = err.linePos?.[0]?.line;
     throw new InventoryError(`${source}${line ? `:${line}` : ''}: ${err.message.split('\n')[0]}`);
   }
-  const parsed = InventorySchema.safeParse(doc.toJS());
+  const parsed = InventorySchema.safeParse(json ?? docOf().toJS());
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     let path = issue.path;
@@ -134,32 +202,91 @@ export function parseInventory(text: string, source = 'inventory'): Inventory {
       path = [...issue.path, issue.keys[0]];
       what = `unknown key '${issue.keys[0]}'`;
     }
-    const line = lineOf(doc, lines, path);
+    const line = lineOf(docOf(), lines, path);
     const where = path.length ? ` at ${path.join('.')}` : '';
     throw new InventoryError(`${source}${line ? `:${line}` : ''}: ${what}${where}`);
   }
   const defaults = mergePolicy(DEFAULT_POLICY, parsed.data.policy);
   const seen = new Set<string>();
-  const tokens = new Map<string, string>();
   const nodes: NodeDef[] = parsed.data.nodes.map((n, i) => {
-    if (seen.has(n.id)) throw new InventoryError(`${source}:${lineOf(doc, lines, ['nodes', i, 'id']) ?? '?'}: duplicate node id '${n.id}'`);
+    if (seen.has(n.id)) throw new InventoryError(`${source}:${lineOf(docOf(), lines, ['nodes', i, 'id']) ?? '?'}: duplicate node id '${n.id}'`);
     seen.add(n.id);
     const xpuIds = new Set<string>();
     for (const x of n.xpus) {
       if (xpuIds.has(x.id)) throw new InventoryError(`${source}: node '${n.id}' lists xPU '${x.id}' twice`);
       xpuIds.add(x.id);
     }
-    for (const [kind, token] of [['bmcToken', n.bmcToken], ['agentToken', n.agentToken]] as const) {
-      if (!token) continue;
-      const owner = tokens.get(token);
-      // A shared token would let one node act as another: refuse to start rather than guess.
-      if (owner && owner !== n.id) throw new InventoryError(`${source}: ${kind} of node '${n.id}' is also a token of node '${owner}'`);
-      tokens.set(token, n.id);
-    }
     const { policy, ...rest } = n;
     return Object.freeze({ ...rest, xpus: n.xpus.map((x) => Object.freeze({ ...x })), policy: mergePolicy(defaults, policy) });
   });
-  return Object.freeze({ policy: defaults, nodes: Object.freeze(nodes) as NodeDef[] });
+  const operators = parsed.data.operators?.map((o) => Object.freeze({ ...o }));
+  const names = new Set<string>();
+  for (const o of operators ?? []) {
+    if (names.has(o.name)) throw new InventoryError(`${source}: operator '${o.name}' is listed twice`);
+    names.add(o.name);
+  }
+  const inventory: Inventory = { policy: defaults, nodes: Object.freeze(nodes) as NodeDef[], ...(operators ? { operators: Object.freeze(operators) as OperatorDef[] } : {}) };
+  tokenOwners(inventory, source);
+  return Object.freeze(inventory);
+}
+
+/** Where a token may appear in the inventory, with the principal it authenticates as. */
+interface TokenSlot {
+  /** `nodes[node-a].xpus[dpu0].agentToken`: for error messages. */
+  where: string;
+  /** Who the token speaks for: two slots of one owner may share a token (current and next). */
+  owner: string;
+  token: string;
+  principal: Principal;
+}
+
+function tokenSlots(inv: Inventory): TokenSlot[] {
+  const slots: TokenSlot[] = [];
+  const add = (where: string, owner: string, token: string | undefined, principal: Principal) => {
+    if (token) slots.push({ where, owner, token, principal });
+  };
+  for (const o of inv.operators ?? []) {
+    const who: Principal = { kind: 'operator', name: o.name };
+    add(`operators[${o.name}].token`, `operator:${o.name}`, o.token, who);
+    add(`operators[${o.name}].tokenNext`, `operator:${o.name}`, o.tokenNext, who);
+  }
+  for (const n of inv.nodes) {
+    const bmc: Principal = { kind: 'bmc', node: n.id };
+    add(`nodes[${n.id}].bmcToken`, `node:${n.id}`, n.bmcToken, bmc);
+    add(`nodes[${n.id}].bmcTokenNext`, `node:${n.id}`, n.bmcTokenNext, bmc);
+    // With xPU tokens the node's agentToken is the host agent's alone; without, it is shared by all.
+    const host: Principal = n.xpus.some((x) => x.agentToken) ? { kind: 'agent', node: n.id, agent: n.id } : { kind: 'agent', node: n.id };
+    add(`nodes[${n.id}].agentToken`, `node:${n.id}`, n.agentToken, host);
+    add(`nodes[${n.id}].agentTokenNext`, `node:${n.id}`, n.agentTokenNext, host);
+    for (const x of n.xpus) {
+      const agent = agentIdOf(n.id, x.id);
+      const xpu: Principal = { kind: 'agent', node: n.id, agent };
+      add(`nodes[${n.id}].xpus[${x.id}].agentToken`, `agent:${agent}`, x.agentToken, xpu);
+      add(`nodes[${n.id}].xpus[${x.id}].agentTokenNext`, `agent:${agent}`, x.agentTokenNext, xpu);
+    }
+  }
+  return slots;
+}
+
+/**
+ * Every token hash with the principal it names. A token shared by two owners would let one act as
+ * the other: refuse to start rather than guess. (A node's bmcToken may equal its agentToken, as
+ * before; the BMC meaning wins.)
+ */
+function tokenOwners(inv: Inventory, source: string): Map<string, TokenSlot> {
+  const owners = new Map<string, TokenSlot>();
+  for (const slot of tokenSlots(inv)) {
+    const h = tokenHash(slot.token);
+    const first = owners.get(h);
+    if (!first) {
+      owners.set(h, slot);
+      continue;
+    }
+    if (first.owner === slot.owner) continue;
+    const [kind, name] = first.owner.split(/:(.*)/);
+    throw new InventoryError(`${source}: ${slot.where} is also a token of ${kind} '${name}' (${first.where}); every agent, BMC and operator needs its own token`);
+  }
+  return owners;
 }
 
 export function loadInventoryFile(path: string): Inventory {
@@ -187,37 +314,57 @@ function tokenHash(token: string): string {
 /** The inventory with every token replaced by `sha256:<hex>`: what may be stored or shipped. */
 export function withHashedTokens(inv: Inventory): Inventory {
   const h = (t?: string) => (t === undefined ? undefined : `sha256:${tokenHash(t)}`);
-  return { policy: inv.policy, nodes: inv.nodes.map((n) => ({ ...n, bmcToken: h(n.bmcToken), agentToken: h(n.agentToken) })) };
+  // Absent keys stay absent: a stored inventory has exactly the keys of the file it came from.
+  const hashed = <T extends object>(o: T, keys: (keyof T)[]): T => {
+    const out = { ...o };
+    for (const k of keys) if (out[k] !== undefined) (out as Record<keyof T, unknown>)[k] = h(out[k] as string);
+    return out;
+  };
+  return {
+    ...inv,
+    nodes: inv.nodes.map((n) => ({
+      ...hashed(n, ['bmcToken', 'agentToken', 'bmcTokenNext', 'agentTokenNext']),
+      xpus: n.xpus.map((x) => hashed(x, ['agentToken', 'agentTokenNext'])),
+    })),
+    ...(inv.operators ? { operators: inv.operators.map((o) => hashed(o, ['token', 'tokenNext'])) } : {}),
+  };
 }
 
 /** Lookups the API and handlers need, built once per inventory. */
 export class InventoryIndex {
+  /** The inventory with its tokens hashed: the tokens themselves are not kept in memory. */
   readonly inventory: Inventory;
   readonly #nodes = new Map<string, NodeDef>();
-  readonly #bmcTokens = new Map<string, string>();
-  readonly #agentTokens = new Map<string, string>();
+  readonly #principals = new Map<string, Principal>();
 
   constructor(inventory: Inventory) {
-    this.inventory = inventory;
-    for (const n of inventory.nodes) {
-      this.#nodes.set(n.id, n);
-      if (n.bmcToken) this.#bmcTokens.set(tokenHash(n.bmcToken), n.id);
-      if (n.agentToken) this.#agentTokens.set(tokenHash(n.agentToken), n.id);
-    }
+    this.inventory = withHashedTokens(inventory);
+    for (const n of this.inventory.nodes) this.#nodes.set(n.id, n);
+    for (const [h, slot] of tokenOwners(this.inventory, 'inventory')) this.#principals.set(h, slot.principal);
   }
 
   node(id: string): NodeDef | undefined {
     return this.#nodes.get(id);
   }
 
+  /** Who a token (by its SHA-256) speaks for: an operator of the inventory, a BMC, or an agent. */
+  principalByTokenHash(hash: string): Principal | undefined {
+    return this.#principals.get(hash);
+  }
+
   nodeByBmcTokenHash(hash: string): NodeDef | undefined {
-    const id = this.#bmcTokens.get(hash);
-    return id ? this.#nodes.get(id) : undefined;
+    const who = this.#principals.get(hash);
+    return who?.kind === 'bmc' ? this.#nodes.get(who.node) : undefined;
   }
 
   nodeByAgentTokenHash(hash: string): NodeDef | undefined {
-    const id = this.#agentTokens.get(hash);
-    return id ? this.#nodes.get(id) : undefined;
+    const who = this.#principals.get(hash);
+    return who?.kind === 'agent' ? this.#nodes.get(who.node) : undefined;
+  }
+
+  /** True when the xPU has its own agent token: then only that token acts as its agent. */
+  xpuHasOwnToken(node: string, xpu: string): boolean {
+    return this.#nodes.get(node)?.xpus.find((x) => x.id === xpu)?.agentToken !== undefined;
   }
 }
 

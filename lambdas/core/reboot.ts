@@ -16,7 +16,7 @@ import {
 } from './types.ts';
 
 /** What a workflow's callback Task waits for; stored on the reboot so that events can wake it. */
-export type WaitFor = 'prepared' | 'commands-done' | 'xpu-ready' | 'host-ready' | 'xpus-ready';
+export type WaitFor = 'prepared' | 'commands-done' | 'xpu-ready' | 'host-ready' | 'xpus-ready' | 'budget-slot';
 
 export interface Waiter {
   token: string;
@@ -30,7 +30,7 @@ export interface Waiter {
 }
 
 /** Where each waiting step sits in its workflow; both workflows only ever move to a later (or the same) rank. */
-const STEP_RANK: Record<string, number> = { prepare: 1, free: 1, crash: 2, reboot: 3, xpus: 4, recover: 5, reprovision: 5 };
+const STEP_RANK: Record<string, number> = { budget: 0.5, prepare: 1, free: 1, crash: 2, reboot: 3, xpus: 4, recover: 5, reprovision: 5 };
 
 /**
  * Is a waiter registration late, i.e. from a state the workflow has already left? A slow (or
@@ -377,7 +377,18 @@ export function evaluateWait(reboot: StoredReboot, node: NodeDef | undefined, no
   const w = reboot.waiter;
   if (!w) return null;
   switch (w.waitFor) {
+    case 'budget-slot': {
+      // Contract 7.3: a queued reboot waits for a budget slot (or a hold's end), an operator, or its xPU.
+      if (reboot.status === 'cancelled') return { signal: 'cancelled' };
+      if (reboot.forced) return { signal: 'forced' };
+      if (reboot.status !== 'queued') return { signal: 'admitted', ...noticeWindow(reboot, now) };
+      if (reboot.crashedAt || reboot.downAt || reboot.readyAt) return { signal: 'outage' };
+      return null;
+    }
     case 'prepared': {
+      // Contract 7.3: an operator withdrew or hurried the reboot.
+      if (reboot.status === 'cancelled') return { signal: 'cancelled' };
+      if (reboot.forced && !reboot.crashedAt) return { signal: 'forced' };
       if (reboot.crashedAt && reboot.mode !== 'crash') return { signal: 'crashed', ...noticeWindow(reboot, now) };
       if (reboot.readyAt) return { signal: 'xpu-ready', ...noticeWindow(reboot, now) };
       const cmds = stepCommands(reboot, w.step);

@@ -1,5 +1,6 @@
 // The domain's shared shapes: inventory, native events, reboots and agent commands.
 import type { MaintenanceWindow } from './windows.ts';
+import type { QueueRecord } from './budgets.ts';
 
 export type RebootKind = 'xpu' | 'host';
 
@@ -55,12 +56,27 @@ export interface Policy {
   hostReboot: HostRebootPolicy;
   /** Maintenance windows (contract 7.3): rollouts start reboots of a node only inside one. None: always. */
   windows?: MaintenanceWindow[];
+  /** Disruption budgets (contract 7.3); absent or empty: no budget. */
+  budgets?: Budget[];
+}
+
+export const BUDGET_DOMAINS = ['rack', 'zone', 'tenant', 'fleet'] as const;
+export type BudgetDomain = (typeof BUDGET_DOMAINS)[number];
+
+/** At most `maxUnavailable` nodes of one rack (zone, tenant, the fleet) unavailable at a time. */
+export interface Budget {
+  per: BudgetDomain;
+  maxUnavailable: number;
 }
 
 export interface XpuDef {
   id: string;
   redfishSystem?: string;
   persistentPower: boolean;
+  /** The xPU agent's own token (contract 7.2); when set, the node's agentToken no longer acts as this xPU. */
+  agentToken?: string;
+  /** The next token during a rollover: accepted alongside `agentToken` until it replaces it. */
+  agentTokenNext?: string;
 }
 
 export interface NodeDef {
@@ -72,6 +88,9 @@ export interface NodeDef {
   redfishSystem?: string;
   bmcToken?: string;
   agentToken?: string;
+  /** Rollover tokens, accepted alongside the current ones (rotation without downtime). */
+  bmcTokenNext?: string;
+  agentTokenNext?: string;
   xpus: XpuDef[];
   /** The node's effective policy: the inventory defaults with the node's overrides applied. */
   policy: Policy;
@@ -82,6 +101,14 @@ export interface Inventory {
   nodes: NodeDef[];
   /** Stored inventories (AWS) carry the operator token's SHA-256 here; locally it comes from OPERATOR_TOKEN. */
   operatorTokenHash?: string;
+  /** Named operator tokens: their changes are recorded as `operator:<name>`. */
+  operators?: OperatorDef[];
+}
+
+export interface OperatorDef {
+  name: string;
+  token: string;
+  tokenNext?: string;
 }
 
 export const NATIVE_EVENT_TYPES = [
@@ -241,6 +268,10 @@ export interface Reboot {
   denyReason?: string;
   rebootingAt?: string;
   endedAt?: string;
+  /** Contract 7.3: the wait of a reboot held back by a budget or a hold. */
+  queue?: QueueRecord;
+  /** The budgets (keys) this reboot makes its node unavailable in; given back when it ends. */
+  budgetKeys?: string[];
   history: HistoryEntry[];
   version: number;
 }

@@ -5,7 +5,8 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
 import { Metrics as PowertoolsMetrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
-import { InventoryIndex } from '../core/inventory.ts';
+import type { InventoryIndex } from '../core/inventory.ts';
+import { CachedInventory, DynamoInventory } from '../adapters/dynamo-inventory.ts';
 import { DynamoRebootStore } from '../adapters/dynamo-store.ts';
 import { SqsEventQueue } from '../adapters/sqs-queue.ts';
 import { DynamoIngestFailureLog, SqsDeadLetterQueue } from '../adapters/sqs-dlq.ts';
@@ -13,7 +14,7 @@ import { SfnWorkflows } from '../adapters/sfn-workflows.ts';
 import { DynamoRolloutStore } from '../adapters/dynamo-rollouts.ts';
 import { PollingCommandSignal } from '../adapters/polling-signal.ts';
 import type { Deps, Logger } from '../handlers/deps.ts';
-import { systemClock, type EventQueue, type Metrics, type Workflows } from '../ports/index.ts';
+import { systemClock, type EventQueue, type InventoryHint, type Metrics, type Workflows } from '../ports/index.ts';
 
 const Env = z.object({
   TABLE_NAME: z.string().min(1),
@@ -37,9 +38,7 @@ export const env = Object.freeze(Env.parse(process.env));
 export const powertoolsLogger = new PowertoolsLogger();
 export const powertoolsMetrics = new PowertoolsMetrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'XpuRebootCoordinator' });
 
-export class InventoryMissing extends Error {
-  override readonly name = 'InventoryMissing';
-}
+export { InventoryMissing } from '../adapters/dynamo-inventory.ts';
 
 const logger: Logger = {
   info: (m, e) => powertoolsLogger.info(m, e ?? {}),
@@ -58,14 +57,9 @@ const metrics: Metrics = {
 const ddb = new DynamoDBClient({});
 export const store = new DynamoRebootStore(ddb, env.TABLE_NAME);
 
-let cached: { index: InventoryIndex; at: number } | undefined;
-async function inventory(): Promise<InventoryIndex> {
-  if (cached && Date.now() - cached.at < env.INVENTORY_TTL_SECONDS * 1000) return cached.index;
-  const inv = await store.getStoredInventory();
-  if (!inv) throw new InventoryMissing('no inventory in the table: run `rebootctl inventory push`');
-  cached = { index: new InventoryIndex(inv), at: Date.now() };
-  return cached.index;
-}
+/** One item per node and per token hash (adapters/dynamo-inventory.ts), each cached INVENTORY_TTL_SECONDS. */
+export const storedInventory = new CachedInventory(new DynamoInventory(ddb, env.TABLE_NAME), env.INVENTORY_TTL_SECONDS * 1000);
+const inventory = (hint?: InventoryHint): Promise<InventoryIndex> => storedInventory.index(hint);
 
 const notConfigured = (what: string) => () => {
   throw new Error(`${what} is not configured for this function`);

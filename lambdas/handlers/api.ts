@@ -1,9 +1,9 @@
 // The HTTP API (one hono app): served by @hono/node-server locally and by API Gateway + Lambda in AWS.
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
-import { BadRequest, Forbidden, HttpError, NotFound, PayloadTooLarge, Unauthorized } from '../core/errors.ts';
-import { hashToken, parseAgentId, type InventoryIndex } from '../core/inventory.ts';
-import type { Principal } from '../core/principal.ts';
+import { BadRequest, Forbidden, HttpError, NotFound, PayloadTooLarge } from '../core/errors.ts';
+import type { InventoryIndex } from '../core/inventory.ts';
+import { actorOf, type Principal } from '../core/principal.ts';
 import { parseRedfishPayload } from '../core/redfish/parse.ts';
 import { translateRedfishEvent } from '../core/redfish/translate.ts';
 import type { Mapping } from '../core/redfish/mapping.ts';
@@ -22,9 +22,12 @@ import type { DeadLetterQueue, StoredCommand } from '../ports/index.ts';
 import type { Deps } from './deps.ts';
 import { publicReboot } from './views.ts';
 import { registerDlqRoutes } from './dlq.ts';
+import { authorizeAgent, authorizeEvent, bearerToken, requirePrincipal } from './auth.ts';
 import { registerRolloutRoutes } from './rollout-routes.ts';
 import { registerResultRoutes } from './agent-results.ts';
 import { registerExtensionRoutes } from './extensions.ts';
+import type { HealthReport } from './health.ts';
+import { registerFleetRoutes } from './fleet-routes.ts';
 
 export const MAX_BODY_BYTES = 256 * 1024;
 /** Agents long-poll at most this long; API Gateway's 30 s integration limit caps it lower in AWS. */
@@ -46,27 +49,14 @@ export interface ApiDeps extends Deps {
   shutdown?: AbortSignal;
   /** The ingest DLQ for the operator's /v1/dlq routes; absent, they answer 503. */
   dlq?: DeadLetterQueue;
+  /** Probes the store, queue and workflow engine for /healthz; absent, /healthz answers 200. */
+  health?: () => Promise<HealthReport>;
 }
 
-/** Tokens are compared by hash, so stored inventories (AWS) need never hold the tokens themselves. */
-export function authenticate(token: string | undefined, index: InventoryIndex, operatorTokenHash?: string): Principal | undefined {
-  if (!token) return undefined;
-  const h = hashToken(token);
-  const operator = operatorTokenHash ?? index.inventory.operatorTokenHash;
-  if (operator && h === operator) return { kind: 'operator' };
-  const bmc = index.nodeByBmcTokenHash(h);
-  if (bmc) return { kind: 'bmc', node: bmc.id };
-  const agent = index.nodeByAgentTokenHash(h);
-  if (agent) return { kind: 'agent', node: agent.id };
-  return undefined;
-}
+export { authenticate } from './auth.ts';
 
 function bearer(c: Context): string | undefined {
-  const h = c.req.header('authorization');
-  const m = h ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
-  if (m) return m[1];
-  // RFC 6750 §2.3: BMCs that cannot send custom headers put the token in the URL.
-  return c.req.query('access_token') || undefined;
+  return bearerToken(c.req.header('authorization'), c.req.query('access_token'));
 }
 
 async function readBody(c: Context): Promise<string> {
@@ -81,7 +71,7 @@ async function readBody(c: Context): Promise<string> {
   }
 }
 
-async function readJson(c: Context): Promise<unknown> {
+export async function readJson(c: Context): Promise<unknown> {
   const text = await readBody(c);
   try {
     return JSON.parse(text);
@@ -90,7 +80,7 @@ async function readJson(c: Context): Promise<unknown> {
   }
 }
 
-function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+export function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const res = schema.safeParse(value);
   if (!res.success) throw new BadRequest(`${what}: ${z.prettifyError(res.error).replace(/\n/g, '; ')}`, 'ValidationError');
   return res.data;
@@ -130,9 +120,7 @@ export function createApiApp(deps: ApiDeps) {
 
   async function principal(c: Context): Promise<{ who: Principal; index: InventoryIndex }> {
     const index = await deps.inventory();
-    const who = authenticate(bearer(c), index, deps.operatorTokenHash);
-    if (!who) throw new Unauthorized();
-    return { who, index };
+    return { who: requirePrincipal(bearer(c), index, deps.operatorTokenHash), index };
   }
 
   function mayReadNode(who: Principal, node: string) {
@@ -149,9 +137,13 @@ export function createApiApp(deps: ApiDeps) {
   });
   app.notFound((c) => c.json({ error: 'NotFound', message: `no route ${c.req.method} ${c.req.path}` }, 404));
 
-  app.get('/healthz', (c) => c.json({ ok: true }));
+  app.get('/healthz', async (c) => {
+    const report = deps.health ? await deps.health() : { ok: true };
+    return report.ok ? c.json({ ok: true }) : c.json(report, 503);
+  });
   registerDlqRoutes(app, deps);
   registerRolloutRoutes(app, deps);
+  registerFleetRoutes(app, { ...deps, principal });
 
   app.post('/v1/events/redfish', async (c) => {
     const { who, index } = await principal(c);
@@ -168,7 +160,8 @@ export function createApiApp(deps: ApiDeps) {
     const receivedAt = deps.clock.now().toISOString();
     const result = translateRedfishEvent(parsed.event, { node, inventory: index.inventory, mapping: deps.mapping, receivedAt });
     if (result.kind === 'forbidden') throw new Forbidden(result.message);
-    await deps.queue.send(result.accepted);
+    const by = actorOf(who);
+    await deps.queue.send(result.accepted.map((ev) => ({ ...ev, by })));
     // Any delivery, even of ignored records (e.g. HeartbeatEvent), shows the subscription is alive.
     await deps.store.touchBmc(node.id, receivedAt);
     deps.metrics.count('RedfishRecordsAccepted', result.accepted.length);
@@ -184,6 +177,7 @@ export function createApiApp(deps: ApiDeps) {
     if (!node) throw new NotFound(`node ${body.node} is not in the inventory`);
     if (who.kind !== 'operator' && who.node !== node.id) throw new Forbidden(`a token of node ${who.node} may not post events for node ${node.id}`);
     const xpu = resolveXpu(node, body.type, body.xpu ?? undefined);
+    authorizeEvent(who, { type: body.type, node: node.id, xpu }, index);
     const receivedAt = deps.clock.now().toISOString();
     const ev: NativeEvent = {
       id: body.id,
@@ -195,6 +189,7 @@ export function createApiApp(deps: ApiDeps) {
       source: 'native',
       dedupKey: `native:${node.id}:${body.id}`,
       receivedAt,
+      by: actorOf(who),
     };
     await deps.queue.send([ev]);
     return c.json({ accepted: 1, ignored: 0, id: ev.id }, 202);
@@ -223,7 +218,7 @@ export function createApiApp(deps: ApiDeps) {
   app.get('/v1/agents/:agentId/commands', async (c) => {
     const { who, index } = await principal(c);
     const agentId = c.req.param('agentId');
-    agentOf(agentId, who, index);
+    authorizeAgent(agentId, who, index);
     const waitRaw = c.req.query('wait');
     const wait = waitRaw === undefined ? 0 : Number(waitRaw);
     if (!Number.isFinite(wait) || wait < 0) throw new BadRequest('wait must be a number of seconds from 0 to 30');
@@ -279,7 +274,7 @@ export function createApiApp(deps: ApiDeps) {
 
 
 
-  const kit = { principal, readJson, check, agentOf, capOutput, heartbeatReboots };
+  const kit = { principal, readJson, check, agentOf: authorizeAgent, capOutput, heartbeatReboots };
   registerExtensionRoutes(app, deps, kit);
   registerResultRoutes(app, deps, kit);
 
@@ -311,12 +306,3 @@ function resolveXpu(node: NodeDef, type: string, xpu: string | undefined): strin
   throw new BadRequest(`${type} needs "xpu": node ${node.id} has ${node.xpus.length} xPUs`, 'ValidationError');
 }
 
-function agentOf(agentId: string, who: Principal, index: InventoryIndex) {
-  const { node, xpu } = parseAgentId(agentId);
-  if (who.kind !== 'agent' && who.kind !== 'operator') throw new Forbidden('only agent tokens may use the agent routes');
-  if (who.kind === 'agent' && who.node !== node) throw new Forbidden(`a token of node ${who.node} may not act as agent ${agentId}`);
-  const def = index.node(node);
-  if (!def) throw new NotFound(`node ${node} is not in the inventory`);
-  if (xpu && !def.xpus.some((x) => x.id === xpu)) throw new NotFound(`node ${node} has no xPU ${xpu}`);
-  return { node, xpu };
-}

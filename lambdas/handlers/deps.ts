@@ -2,7 +2,7 @@
 import type { InventoryIndex } from '../core/inventory.ts';
 import { evaluateWait, summarize, toCommand, planCommands, type StoredReboot } from '../core/reboot.ts';
 import type { NodeDef } from '../core/types.ts';
-import type { Clock, CommandSignal, EventQueue, Metrics, RebootStore, StoredCommand, Workflows } from '../ports/index.ts';
+import type { Clock, CommandSignal, EventQueue, InventoryHint, Metrics, RebootStore, StoredCommand, Workflows } from '../ports/index.ts';
 import type { RolloutStore } from '../ports/rollouts.ts';
 
 export interface Logger {
@@ -18,8 +18,11 @@ export interface Deps {
   workflows: Workflows;
   queue: EventQueue;
   clock: Clock;
-  /** The current inventory; in AWS it is reloaded from the table now and then. */
-  inventory: () => Promise<InventoryIndex>;
+  /**
+   * The current inventory; in AWS it is read from the table item by item and cached briefly, so a
+   * hint (the nodes or token about to be looked at) keeps it to those items (none: every node).
+   */
+  inventory: (hint?: InventoryHint) => Promise<InventoryIndex>;
   signal: CommandSignal;
   metrics: Metrics;
   logger: Logger;
@@ -46,7 +49,7 @@ export async function changeReboot(
 
 export async function wakeIfReady(deps: Deps, reboot: StoredReboot, node?: NodeDef): Promise<void> {
   if (!reboot.waiter) return;
-  const n = node ?? (await deps.inventory()).node(reboot.node);
+  const n = node ?? (await deps.inventory({ nodes: [reboot.node] })).node(reboot.node);
   const outcome = evaluateWait(reboot, n, deps.clock.now());
   if (outcome) await deps.workflows.wake(reboot.waiter.token, outcome);
 }

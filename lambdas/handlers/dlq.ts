@@ -2,8 +2,9 @@
 import type { Hono } from 'hono';
 import { z } from 'zod';
 import { BadRequest, Forbidden, HttpError, Unauthorized } from '../core/errors.ts';
-import { hashToken, type InventoryIndex } from '../core/inventory.ts';
+import type { InventoryIndex } from '../core/inventory.ts';
 import type { DeadLetterQueue } from '../ports/index.ts';
+import { authenticate, bearerToken } from './auth.ts';
 
 export const DLQ_LIST_MAX = 100;
 export const DLQ_LIST_DEFAULT = 20;
@@ -37,16 +38,9 @@ const RedriveBody = z.union([
 export function registerDlqRoutes(app: Hono, deps: DlqRouteDeps): void {
   async function operatorOnly(authorization: string | undefined): Promise<DeadLetterQueue> {
     // Header only: an operator token in a URL ends up in access logs.
-    const m = authorization ? /^Bearer\s+(\S+)\s*$/i.exec(authorization) : null;
-    if (!m) throw new Unauthorized();
-    const h = hashToken(m[1]);
-    const index = await deps.inventory();
-    const operator = deps.operatorTokenHash ?? index.inventory.operatorTokenHash;
-    if (!operator || h !== operator) {
-      const known = index.nodeByBmcTokenHash(h) ?? index.nodeByAgentTokenHash(h);
-      if (!known) throw new Unauthorized();
-      throw new Forbidden('only the operator may read or redrive the dead-letter queue');
-    }
+    const who = authenticate(bearerToken(authorization), await deps.inventory(), deps.operatorTokenHash);
+    if (!who) throw new Unauthorized();
+    if (who.kind !== 'operator') throw new Forbidden('only the operator may read or redrive the dead-letter queue');
     if (!deps.dlq) throw new NotConfigured('this deployment has no dead-letter queue configured (DLQ_URL)');
     return deps.dlq;
   }

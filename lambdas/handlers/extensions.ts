@@ -7,6 +7,7 @@ import type { Actor, NodeDef } from '../core/types.ts';
 import type { IdempotentAnswer } from '../ports/index.ts';
 import type { RouteKit } from './agent-results.ts';
 import { changeReboot, wakeIfReady, type Deps } from './deps.ts';
+import { mayActAs } from './auth.ts';
 
 const ExtensionBody = z.object({
   seconds: z.number().int().positive().max(7 * 24 * 3600),
@@ -92,7 +93,7 @@ export function registerExtensionRoutes(app: Hono, deps: Deps, kit: RouteKit): v
     const body = kit.check(ExtensionBody, await kit.readJson(c), 'extension request');
     const reboot = await deps.store.getReboot(c.req.param('id'));
     if (!reboot) throw new NotFound(`no reboot ${c.req.param('id')}`);
-    if (who.kind !== 'agent' || who.node !== reboot.node) throw new Forbidden('only the agent of the reboot\'s node may ask for an extension');
+    if (who.kind !== 'agent' || !mayActAs(who, reboot.node, index)) throw new Forbidden('only the agent of the reboot\'s node may ask for an extension');
     const node = index.node(reboot.node);
     if (!node) throw new NotFound(`node ${reboot.node} is not in the inventory`);
     const agent = who.agent ?? who.node;

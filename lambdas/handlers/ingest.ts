@@ -12,6 +12,7 @@ import type { NativeEvent, NodeDef } from '../core/types.ts';
 import { changeReboot, type Deps } from './deps.ts';
 import { tagRollout } from './rollout.ts';
 import { rebootIdForEvent, rebootOfEvent } from './reboot-ids.ts';
+import { admitHostReboot, admitNewXpuReboot, queuedWindowInput } from './fleet.ts';
 
 /** A claim's reboot is not stored yet: thrown so the queue retries the event instead of losing it. */
 export class HolderNotStored extends Error {
@@ -36,7 +37,7 @@ export function xpuWorkflowInput(r: StoredReboot, node: NodeDef, now: Date) {
     node: r.node,
     xpu: r.xpu,
     mode: r.mode,
-    window: { signal: 'notified', ...noticeWindow(r, now) },
+    window: { ...noticeWindow(r, now), ...queuedWindowInput(r, now) },
     limits: {
       heartbeatSeconds: p.heartbeatSeconds,
       recoverySeconds: p.recoverySeconds,
@@ -160,7 +161,7 @@ export function createIngestHandler(deps: Deps) {
         continue;
       }
       // Rollouts (issue 16): an announce made for a rollout carries its id; the reboot remembers it.
-      let reboot = tagRollout(newXpuReboot(id, node, xpu, ev, mode), ev);
+      let reboot = await admitNewXpuReboot(deps, node, tagRollout(newXpuReboot(id, node, xpu, ev, mode), ev));
       if (state.host) reboot.history.push(history(ev.receivedAt, 'note', `host reboot ${state.host} of this node is in progress`));
       if (!(await deps.store.createReboot(reboot))) reboot = (await deps.store.getReboot(id)) ?? reboot;
       await deps.workflows.start('xpu-reboot', id, xpuWorkflowInput(reboot, node, deps.clock.now()));
@@ -186,7 +187,9 @@ export function createIngestHandler(deps: Deps) {
         const running = await deps.store.getReboot(state.host);
         hostReprovisioning = running?.waiter?.step === 'reprovision';
       }
-      const decision = decideHostReboot(node, { host: state.host === id ? undefined : state.host, xpus: state.xpus, hostReprovisioning });
+      let decision = decideHostReboot(node, { host: state.host === id ? undefined : state.host, xpus: state.xpus, hostReprovisioning });
+      let budgetKeys: string[] = [];
+      let budgetDenial: string | undefined;
       if (decision.kind === 'join') {
         await holderOf(decision.rebootId);
         await note(decision.rebootId, 'joined', `another host reboot request joined this reboot (${ev.source} event ${ev.id})`, ev.receivedAt);
@@ -195,8 +198,17 @@ export function createIngestHandler(deps: Deps) {
       if (decision.kind === 'allow') {
         const claim = await deps.store.claimHost(node.id, id, exclusive);
         if (!claim.ok) continue;
+        // Contract 7.3: beyond a budget, or on a held node, the request is denied.
+        const budget = await admitHostReboot(deps, node, id);
+        if (budget.kind === 'deny') {
+          await deps.store.release(node.id, 'host', null, id);
+          decision = { kind: 'deny', reason: budget.reason };
+          budgetDenial = budget.detail;
+        } else budgetKeys = budget.keys;
       }
       const reboot = newHostReboot(id, node, ev, decision.kind === 'allow' ? { allowed: true } : { allowed: false, reason: decision.reason });
+      if (budgetKeys.length) reboot.budgetKeys = budgetKeys;
+      if (budgetDenial) reboot.history.push(history(ev.receivedAt, 'note', `denied: ${budgetDenial}`));
       await deps.store.createReboot(reboot);
       await deps.workflows.start('host-reboot', id, hostWorkflowInput(reboot, node));
       deps.metrics.count(decision.kind === 'deny' ? 'HostRebootsDenied' : 'RebootsStarted', 1, { kind: 'host' });
@@ -218,7 +230,7 @@ export function createIngestHandler(deps: Deps) {
   }
 
   async function apply(ev: NativeEvent, prefetched?: Promise<StoredReboot | undefined>): Promise<IngestOutcome> {
-    const index = await deps.inventory();
+    const index = await deps.inventory({ nodes: [ev.node] });
     const node = index.node(ev.node);
     if (!node) return drop(ev, `node ${ev.node} is not in the inventory`);
     const xpu = ev.xpu ?? (node.xpus.length === 1 ? node.xpus[0].id : undefined);

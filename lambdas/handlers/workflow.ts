@@ -15,6 +15,7 @@ import {
 import { REBOOT_STATUSES, type NodeDef } from '../core/types.ts';
 import { changeReboot, sendStepCommands, type Deps } from './deps.ts';
 import { wakeRolloutOf } from './rollout.ts';
+import { onQueuedWaitRegistered, recheckQueued, releaseBudgets } from './fleet.ts';
 
 export class InvalidStepInput extends Error {
   override readonly name = 'InvalidStepInput';
@@ -24,7 +25,7 @@ const AwaitInput = z.object({
   taskToken: z.string().min(1),
   rebootId: z.string().min(1),
   step: z.string().min(1),
-  waitFor: z.enum(['prepared', 'commands-done', 'xpu-ready', 'host-ready', 'xpus-ready']),
+  waitFor: z.enum(['prepared', 'commands-done', 'xpu-ready', 'host-ready', 'xpus-ready', 'budget-slot']),
   status: z.enum(REBOOT_STATUSES).optional(),
   /** The deadline the workflow timed this wait on (notice phase). */
   deadline: z.string().nullable().optional(),
@@ -33,7 +34,7 @@ const AwaitInput = z.object({
 });
 
 const StepInput = z.object({
-  action: z.enum(['proceed', 'forced', 'silent-host', 'complete', 'fail', 'deny']),
+  action: z.enum(['proceed', 'forced', 'silent-host', 'complete', 'fail', 'deny', 'budget-recheck']),
   rebootId: z.string().min(1),
   reason: z.string().optional(),
   error: z.unknown().optional(),
@@ -48,7 +49,7 @@ function parse<T>(schema: z.ZodType<T>, input: unknown): T {
 async function load(deps: Deps, id: string): Promise<{ reboot: StoredReboot; node: NodeDef }> {
   const reboot = await deps.store.getReboot(id);
   if (!reboot) throw new RebootNotFound(`reboot ${id} does not exist`);
-  const node = (await deps.inventory()).node(reboot.node);
+  const node = (await deps.inventory({ nodes: [reboot.node] })).node(reboot.node);
   if (!node) throw new RebootNotFound(`node ${reboot.node} of reboot ${id} is no longer in the inventory`);
   return { reboot, node };
 }
@@ -67,6 +68,11 @@ export function createAwaitHandler(deps: Deps) {
     const p = parse(AwaitInput, payload);
     const { reboot, node } = await load(deps, p.rebootId);
     const reg = { token: p.taskToken, step: p.step, enteredAt: p.enteredAt };
+    // Cancelled (contract 7.3): every wait answers at once, and nothing more is sent.
+    if (reboot.status === 'cancelled') {
+      await deps.workflows.wake(p.taskToken, { signal: 'cancelled' });
+      return { registered: false };
+    }
     // The workflow has moved on (this Task timed out while its Lambda was slow): send nothing, register nothing.
     if (isLateRegistration(reboot, reg)) return { registered: false };
     const record = await sendStepCommands(deps, reboot, p.step, node);
@@ -95,6 +101,7 @@ export function createAwaitHandler(deps: Deps) {
     // Back up and handed to recovery, the xPU is no longer rebooting: a host reboot (the one
     // `afterReady: reboot-host` asks for above all) must not be denied on its account.
     if (registered && reboot.kind === 'xpu' && p.step === 'recover') await deps.store.release(reboot.node, 'xpu', reboot.xpu, reboot.id);
+    if (registered && p.step === 'budget') await onQueuedWaitRegistered(deps, reboot.id, node);
     return { registered };
   };
 }
@@ -125,6 +132,7 @@ export function createStepHandler(deps: Deps) {
     const at = now.toISOString();
     switch (p.action) {
       case 'proceed': {
+        if (reboot.endedAt || reboot.forced) return { ok: true }; // cancelled or forced by an operator meanwhile
         const record = await sendStepCommands(deps, reboot, 'proceed', node);
         await changeReboot(deps, reboot.id, (r) => {
           record(r);
@@ -184,6 +192,8 @@ export function createStepHandler(deps: Deps) {
         if (changed && !answered) deps.metrics.count('SilentHosts');
         return { signal: 'silent', ...noticeWindow(updated ?? reboot, now) };
       }
+      case 'budget-recheck':
+        return recheckQueued(deps, reboot.id, node);
       case 'deny': {
         const record = await sendStepCommands(deps, reboot, 'deny', node);
         await changeReboot(deps, reboot.id, (r) => {
@@ -211,6 +221,8 @@ export function createStepHandler(deps: Deps) {
           return r;
         }, node);
         await deps.store.release(reboot.node, reboot.kind, reboot.xpu, reboot.id);
+        // Budget slots go back first, so that a rollout woken next finds its slot free.
+        await releaseBudgets(deps, reboot, node);
         // Rollouts (issue 16): the end of a reboot a rollout asked for lets its next xPU start. Also on a replay (harmless).
         await wakeRolloutOf(deps, ended);
         // A replayed step must not raise the alarm metric twice.

@@ -1,4 +1,5 @@
 // The interfaces the handlers need from the outside world; adapters implement them with the AWS SDK.
+import type { AcquireResult, BudgetSlot, Hold } from '../core/budgets.ts';
 import type { StoredReboot } from '../core/reboot.ts';
 import type { Command, CommandStatus, CommandType, Inventory, NativeEvent, RebootStatus } from '../core/types.ts';
 
@@ -41,7 +42,7 @@ export interface ListQuery {
   cursor?: string;
 }
 
-export interface RebootStore {
+export interface RebootStore extends BudgetStore, HoldStore {
   getReboot(id: string): Promise<StoredReboot | undefined>;
   /** false when a reboot with that id exists already. */
   createReboot(reboot: StoredReboot): Promise<boolean>;
@@ -83,9 +84,6 @@ export interface RebootStore {
   recordDropped(ev: NativeEvent, reason: string): Promise<void>;
   listDropped(limit: number): Promise<Array<{ at: string; reason: string; event: NativeEvent }>>;
 
-  /** Inventory as stored for the AWS runtime (tokens hashed). */
-  getStoredInventory?(): Promise<Inventory | undefined>;
-
   /** The reboot an event key started (contract 7.1: ids are ULIDs, so a replay must look its reboot up). */
   rebootIdOfEvent(key: string): Promise<string | undefined>;
   /**
@@ -104,6 +102,13 @@ export interface IdempotentAnswer {
   status: number;
   body: unknown;
   at: string;
+}
+
+/** What a caller is about to look up in the inventory, so a stored inventory reads only those items. */
+export interface InventoryHint {
+  /** SHA-256 (hex) of the caller's token: its owner's node (every node for the operator). */
+  tokenHash?: string;
+  nodes?: readonly string[];
 }
 
 export interface EventQueue {
@@ -179,3 +184,42 @@ export interface Metrics {
 export const noMetrics: Metrics = { count: () => {} };
 
 export type { CommandType };
+
+/** A reboot held back by a budget or a hold, as the queue lists it (oldest first). */
+export interface QueuedEntry {
+  rebootId: string;
+  node: string;
+  queuedAt: string;
+}
+
+/**
+ * Disruption budgets (contract 7.3): one counter item per budget (domain and value) with the nodes
+ * unavailable in it. Taken by conditional writes, never read-then-write, so concurrent notices in
+ * one rack cannot overshoot; without transactions (dynalite has none) a node's budgets are taken
+ * one after the other and given back when one is full.
+ */
+export interface BudgetStore {
+  /**
+   * Takes a slot of each budget for the node on behalf of a reboot (a node with a reboot in flight
+   * already costs no second slot). `force` takes them even when full: crashes, unannounced reboots
+   * and the queue's cap are never held, but count. Idempotent by reboot id.
+   */
+  acquireBudgets(slots: readonly BudgetSlot[], node: string, rebootId: string, opts: { force: boolean }): Promise<AcquireResult>;
+  /** Gives back a reboot's slots; the node stays unavailable while another reboot of it holds them. Idempotent. */
+  releaseBudgets(keys: readonly string[], node: string, rebootId: string): Promise<void>;
+  /** Who is unavailable in each budget that has an item (all of them without `keys`). */
+  budgetUsage(keys?: readonly string[]): Promise<Map<string, string[]>>;
+  enqueueReboot(entry: QueuedEntry): Promise<void>;
+  dequeueReboot(entry: QueuedEntry): Promise<void>;
+  /** Queued reboots, oldest first. */
+  queuedReboots(): Promise<QueuedEntry[]>;
+}
+
+/** Operator holds (contract 7.3). */
+export interface HoldStore {
+  putHold(hold: Hold): Promise<void>;
+  /** Every stored hold, expired ones included (the caller knows the time). */
+  listHolds(): Promise<Hold[]>;
+  /** The deleted hold, or undefined when there was none. */
+  deleteHold(id: string): Promise<Hold | undefined>;
+}

@@ -118,3 +118,49 @@ export class ManualClock implements Clock {
     return best;
   }
 }
+
+/**
+ * A clock whose timers do not fire until it is opened: after a restart, the stack holds the engine's timers
+ * (deadlines, heartbeat timeouts, waits that ran out while it was down) until the events queued meanwhile have
+ * been processed once, so an `xpu.ready` accepted before a deadline does not lose to that deadline just because
+ * the coordinator was down. Held timers fire in time order when it opens; cancelling a held timer drops it.
+ */
+export class HoldingClock implements Clock {
+  private held: { at: number; seq: number; fn: () => void }[] | undefined = [];
+  private seq = 0;
+
+  private readonly inner: Clock;
+
+  constructor(inner: Clock) {
+    this.inner = inner;
+  }
+
+  get holding(): boolean {
+    return this.held !== undefined;
+  }
+
+  now(): number {
+    return this.inner.now();
+  }
+
+  setTimer(atMs: number, fn: () => void): () => void {
+    let entry: { at: number; seq: number; fn: () => void } | undefined;
+    const cancelInner = this.inner.setTimer(atMs, () => {
+      if (!this.held) return fn();
+      entry = { at: atMs, seq: this.seq++, fn };
+      this.held.push(entry);
+    });
+    return () => {
+      cancelInner();
+      if (entry && this.held) this.held = this.held.filter((e) => e !== entry);
+    };
+  }
+
+  /** Lets time run: fires what was held, earliest first. Later calls do nothing. */
+  open(): void {
+    const held = this.held;
+    if (!held) return;
+    this.held = undefined;
+    for (const e of held.sort((a, b) => a.at - b.at || a.seq - b.seq)) e.fn();
+  }
+}

@@ -817,6 +817,9 @@ export class LocalStepFunctions {
       if (tok) {
         let heartbeatAt = tok.heartbeatAt;
         for (const r of after) if (r.t === 'hb' && r.token === tok.token) heartbeatAt = r.heartbeatAt;
+        // The coordinator was down: the host could not heartbeat to it, so it gets a whole heartbeat window
+        // from this restart. Its silence is counted only while the coordinator is up.
+        if (heartbeatAt !== undefined && tok.heartbeatMs !== undefined) heartbeatAt = Math.max(heartbeatAt, this.clock.now() + tok.heartbeatMs);
         const result = after.findLast((r) => r.t === 'result' && r.token === tok.token);
         const evTypes = after.filter((r): r is EventRecord => r.t === 'ev').map((r) => r.type);
         resume.parked = this.newParked(tok.token, undefined as unknown as Run, meta, 1, {

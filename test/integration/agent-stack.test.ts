@@ -1,6 +1,7 @@
 // Issue 7 against the real thing: the real `rebootctl agent` process and the real local stack process
 // (`node local/main.ts`): heartbeat, deadline kill of a process group, exactly-once across kill -9 of
 // the agent, results delivered after the server was down, 403 for another node's token.
+import { REQUIRED_HOOKS, roleOf } from '../../agent/roles.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -105,7 +106,8 @@ function agent(url: string, id: string, dir: string, hooks: Record<string, strin
     url,
     agent: id,
     token: opts.token ?? tokenOf(id.split('.')[0]),
-    hooks: writeHooks(join(dir, `hooks-${id}`), hooks),
+    // Required hooks (contract 7.5) that a scenario does not care about succeed silently.
+    hooks: writeHooks(join(dir, `hooks-${id}`), { ...Object.fromEntries(REQUIRED_HOOKS[roleOf(id)].map((t) => [t, 'cat > /dev/null'])), ...hooks }),
     state: opts.state ?? join(dir, `state-${id}`),
     args: ['--heartbeat-seconds', '1', '--kill-grace-seconds', '1', '--backoff-initial-seconds', '0.2', '--backoff-max-seconds', '1'],
   });

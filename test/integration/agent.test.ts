@@ -78,7 +78,7 @@ describe('rebootctl agent', () => {
       ['c1', 'succeeded'],
       ['c2', 'succeeded'],
       ['c3', 'failed'],
-      ['c4', 'skipped'],
+      ['c4', 'failed'], // restore-pcie is required on a host (contract 7.5)
       ['c5', 'failed'],
       ['c6', 'skipped'],
     ]);
@@ -90,7 +90,7 @@ describe('rebootctl agent', () => {
     expect(readRec(ws, 'c2.env')).toContain('XPU_ID=dpu0\n');
     expect(results[0].output).toBe('migrated\n');
     expect(results[2].output).toBe('hook exited with code 3\ncannot resume\n');
-    expect(results[3].output).toMatch(/no hook for restore-pcie: .*restore-pcie \(no such file\)/);
+    expect(results[3].output).toMatch(/required hook missing: restore-pcie .*restore-pcie \(no such file\)/);
     expect(results[4].output).toMatch(/unknown command type "format-disks"/);
     expect(results[5].output).toMatch(/not executable/);
     expect(server.queues.get('node-a')).toEqual([]);

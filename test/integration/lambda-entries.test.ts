@@ -7,7 +7,7 @@ import { startStack, type Stack } from '../../local/stack.ts';
 import { parseConfig } from '../../local/config.ts';
 import { silentLogger } from '../../lambdas/handlers/deps.ts';
 import { hashToken, loadInventoryFile, withHashedTokens } from '../../lambdas/core/inventory.ts';
-import type { DynamoRebootStore } from '../../lambdas/adapters/dynamo-store.ts';
+import { DynamoInventory } from '../../lambdas/adapters/dynamo-inventory.ts';
 import { api, tempDir, waitFor } from '../support/stack.ts';
 
 const OPERATOR = 'operator-token-entries';
@@ -66,7 +66,7 @@ beforeAll(async () => {
     logger: silentLogger,
   });
   // What `rebootctl inventory push` stores in AWS: the inventory with hashed tokens.
-  await (stack.deps.store as DynamoRebootStore).putStoredInventory({ ...withHashedTokens(loadInventoryFile(nodesFile)), operatorTokenHash: hashToken(OPERATOR) });
+  await new DynamoInventory(stack.dynamo.client, stack.dynamo.table).push({ ...withHashedTokens(loadInventoryFile(nodesFile)), operatorTokenHash: hashToken(OPERATOR) });
   await stack.dynamo.client.send(
     new CreateTableCommand({
       TableName: 'idempotency',

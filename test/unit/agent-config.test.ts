@@ -25,7 +25,7 @@ describe('agent configuration', () => {
   it('takes a flag over env, env over the config file, the file over defaults', async () => {
     const dir = setup();
     const file = join(dir, 'agent.yaml');
-    writeFileSync(file, `server: http://file:1\nagent: node-a\ntoken: from-file\nhooks: hooks\nwait: 5\nheartbeatSeconds: 2\nmaxOutputBytes: 4096\n`);
+    writeFileSync(file, `server: https://file:1\nagent: node-a\ntoken: from-file\nhooks: hooks\nwait: 5\nheartbeatSeconds: 2\nmaxOutputBytes: 4096\n`);
     const config = await resolveAgentConfig({
       flags: { config: file, wait: '7' },
       env: { REBOOT_AGENT_WAIT: '9', REBOOT_AGENT_HEARTBEAT_SECONDS: '3', REBOOT_AGENT_TOKEN: 'from-env' },
@@ -35,7 +35,7 @@ describe('agent configuration', () => {
     expect(config.token).toBe('from-env'); // env over file
     expect(config.maxOutputBytes).toBe(4096); // file
     expect(config.hooks).toBe(join(dir, 'hooks')); // relative to the file
-    expect(config.server).toBe('http://file:1');
+    expect(config.server).toBe('https://file:1');
   });
 
   it('reads JSON config files, the config path from env, and the token from a file', async () => {

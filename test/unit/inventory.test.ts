@@ -47,3 +47,62 @@ describe('inventory', () => {
     expect(JSON.stringify(withHashedTokens(inv))).not.toContain('agent-token-node-a');
   });
 });
+
+describe('inventory identities (contract 7.2)', () => {
+  const WITH_IDS = `
+operators:
+  - { name: alice, token: op-alice-token, tokenNext: op-alice-next }
+nodes:
+  - id: node-a
+    bmcToken: bmc-a-token
+    bmcTokenNext: bmc-a-next
+    agentToken: host-a-token
+    agentTokenNext: host-a-next
+    xpus:
+      - { id: dpu0, agentToken: dpu0-a-token, agentTokenNext: dpu0-a-next }
+      - { id: dpu1 }
+  - id: node-b
+    agentToken: shared-b-token
+    xpus: [{ id: dpu0 }]
+`;
+
+  it('names who each token speaks for, current and next, also from a stored (hashed) inventory', () => {
+    const inv = parseInventory(WITH_IDS, 'f');
+    for (const index of [new InventoryIndex(inv), new InventoryIndex(withHashedTokens(inv))]) {
+      const who = (t: string) => index.principalByTokenHash(hashToken(t));
+      expect(who('op-alice-token')).toEqual({ kind: 'operator', name: 'alice' });
+      expect(who('op-alice-next')).toEqual({ kind: 'operator', name: 'alice' });
+      expect(who('bmc-a-next')).toEqual({ kind: 'bmc', node: 'node-a' });
+      expect(who('host-a-next')).toEqual({ kind: 'agent', node: 'node-a', agent: 'node-a' });
+      expect(who('dpu0-a-token')).toEqual({ kind: 'agent', node: 'node-a', agent: 'node-a.dpu0' });
+      expect(who('dpu0-a-next')).toEqual({ kind: 'agent', node: 'node-a', agent: 'node-a.dpu0' });
+      // The shared form of release 1: the node's token speaks for all its agents.
+      expect(who('shared-b-token')).toEqual({ kind: 'agent', node: 'node-b' });
+      expect(who('nobody-token')).toBeUndefined();
+      expect(index.xpuHasOwnToken('node-a', 'dpu0')).toBe(true);
+      expect(index.xpuHasOwnToken('node-a', 'dpu1')).toBe(false);
+    }
+  });
+
+  it('keeps no token in memory nor in what it stores', () => {
+    const inv = parseInventory(WITH_IDS, 'f');
+    const secrets = ['op-alice-token', 'op-alice-next', 'bmc-a-token', 'bmc-a-next', 'host-a-token', 'host-a-next', 'dpu0-a-token', 'dpu0-a-next', 'shared-b-token'];
+    for (const text of [JSON.stringify(withHashedTokens(inv)), JSON.stringify(new InventoryIndex(inv).inventory)])
+      for (const s of secrets) expect(text).not.toContain(s);
+    const stored = withHashedTokens(inv);
+    expect(stored.nodes[0].xpus[0].agentTokenNext).toBe(`sha256:${hashToken('dpu0-a-next')}`);
+    expect(stored.operators?.[0].tokenNext).toBe(`sha256:${hashToken('op-alice-next')}`);
+    expect('agentToken' in stored.nodes[0].xpus[1]).toBe(false);
+  });
+
+  it('refuses a token shared by two owners, a twice-listed operator and unknown keys', () => {
+    expect(() => parseInventory(WITH_IDS.replace('dpu0-a-next', 'host-a-token'), 'f')).toThrow(/xpus\[dpu0\]\.agentTokenNext is also a token of node 'node-a'/);
+    expect(() => parseInventory(WITH_IDS.replace('op-alice-next', 'bmc-a-next'), 'f')).toThrow(/also a token of operator 'alice'/);
+    expect(() => parseInventory(WITH_IDS.replace('shared-b-token', 'dpu0-a-token'), 'f')).toThrow(/also a token of agent 'node-a.dpu0'/);
+    expect(() => parseInventory(WITH_IDS.replace('tokenNext: op-alice-next }', 'tokenNext: op-alice-next }\n  - { name: alice, token: op-alice-other }'), 'f')).toThrow(/operator 'alice' is listed twice/);
+    expect(() => parseInventory(WITH_IDS.replace('agentTokenNext: dpu0-a-next', 'agentTokenNew: dpu0-a-next'), 'f')).toThrow(/unknown key 'agentTokenNew'/);
+    expect(() => parseInventory(WITH_IDS.replace('tokenNext: op-alice-next', 'role: admin'), 'f')).toThrow(/unknown key 'role'/);
+    // The current and the next token of one owner may be the same (a rollover not yet begun).
+    expect(() => parseInventory(WITH_IDS.replace('host-a-next', 'host-a-token'), 'f')).not.toThrow();
+  });
+});

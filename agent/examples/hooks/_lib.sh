@@ -43,6 +43,28 @@ write_to() {
   printf '%s' "$value" > "$path"
 }
 
+# Writes a small file atomically (temp file + rename), or prints it in a dry run.
+write_file() {
+  local value=$1 path=$2
+  if dry; then printf 'dry run: would write %s to %s\n' "$value" "$path"; return 0; fi
+  mkdir -p "$(dirname "$path")"
+  printf '%s\n' "$value" > "$path.tmp.$$" && mv "$path.tmp.$$" "$path"
+}
+
+# The hook's last line: what it did, or in a dry run what it would have done (the agent never
+# reports a dry run as succeeded either).
+finish() {
+  if dry; then echo "dry run: nothing changed; would have: $*"; else echo "$*"; fi
+}
+
+# An id from the server used in a path, an option or a command line: no '/', no '..', no leading
+# '-', no control characters or spaces. Empty is allowed (optional args).
+check_id() {
+  local name=$1 value=$2
+  [ -z "$value" ] && return 0
+  [[ $value =~ ^[A-Za-z0-9_][A-Za-z0-9._:@+=-]{0,199}$ && $value != *..* ]] || die "unsafe $name '$value' from the server"
+}
+
 # A string argument of the command: arg target -> .args.target (empty when absent).
 arg() {
   if command -v jq >/dev/null 2>&1; then
@@ -53,6 +75,9 @@ arg() {
     die "reading command args needs jq or python3"
   fi
 }
+
+check_id REBOOT_ID "${REBOOT_ID:-}"
+check_id XPU_ID "$XPU_ID"
 
 # Seconds until the command's deadline (the agent kills the hook then), minus a margin.
 seconds_left() {

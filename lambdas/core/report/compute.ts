@@ -64,6 +64,7 @@ const CODE_ORDER: Record<FindingCode, number> = {
   'forced-at-deadline': 5,
   'command-failed': 6,
   'command-timed-out': 7,
+  'budget-exceeded': 8,
 };
 
 const ms = (iso: string | null | undefined): number => (iso ? Date.parse(iso) : NaN);
@@ -202,12 +203,21 @@ function toRow(r: Reboot, ctx: RowContext): ReportRow {
     outstanding: [...(r.outstanding ?? [])],
     failedCommands,
     denyReason: r.denyReason ?? null,
+    budgetWaitSeconds: budgetWait(r, ctx.nowMs),
+    queueReason: r.queue?.reason ?? null,
     findings: [],
   };
   row.findings = findingsOf(r, row, ctx).sort(
     (a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || CODE_ORDER[a.code] - CODE_ORDER[b.code],
   );
   return row;
+}
+
+/** How long the reboot waited in the queue: until it went on, ended (cancelled), or now. */
+function budgetWait(r: Reboot, nowMs: number): number | null {
+  if (!r.queue) return null;
+  const end = [r.queue.admittedAt, r.endedAt].map(ms).find(has) ?? nowMs;
+  return Math.max(0, (end - ms(r.queue.queuedAt)) / 1000);
 }
 
 /**
@@ -270,6 +280,8 @@ function findingsOf(r: Reboot, row: ReportRow, ctx: RowContext): RowFinding[] {
       );
     }
   }
+  const exceeded = (r.history ?? []).find((h) => h.phase === 'budget-exceeded');
+  if (exceeded) add('budget-exceeded', 'medium', 'policy', `beyond its disruption budget: ${exceeded.detail}`);
   if (row.status === 'failed') add('reboot-failed', 'high', 'operational', 'the reboot failed');
   if (row.forced) {
     const left = row.outstanding.length ? `; outstanding: ${row.outstanding.join(', ')}` : '';

@@ -22,6 +22,8 @@ export const FINDING_CODES = [
   'forced-at-deadline',
   'command-failed',
   'command-timed-out',
+  /** Contract 7.3: the reboot made its node unavailable beyond a disruption budget (a crash, or a queued reboot at its cap). */
+  'budget-exceeded',
 ] as const;
 
 export const RowFindingSchema = z.object({
@@ -91,6 +93,10 @@ export const ReportRowSchema = z.object({
   outstanding: z.array(z.string()),
   failedCommands: z.array(FailedCommandSchema),
   denyReason: z.string().nullable(),
+  /** Contract 7.3: how long a disruption budget or a hold kept the reboot queued (null: never queued). */
+  budgetWaitSeconds: seconds.nullable(),
+  /** Why it was queued: `budget: ...` or `hold: ...`. */
+  queueReason: z.string().nullable(),
   findings: z.array(RowFindingSchema),
 });
 

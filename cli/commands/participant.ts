@@ -1,0 +1,126 @@
+// What `rebootctl announce` and `rebootctl host-reboot` share: the agent's token, a small client
+// that retries what may be retried, and finding the reboot an event started or joined.
+import { readFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { readBootId } from '../../agent/boot-report.ts';
+
+/** Exit codes of the participant commands (contract 7.2). */
+export const EXIT = Object.freeze({ ok: 0, error: 1, usage: 2, denied: 3, timedOut: 4 });
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** The request failed in a way a retry will not fix (4xx other than 429). */
+export class Refused extends Error {
+  override readonly name = 'Refused';
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export interface ParticipantOpts {
+  server: string;
+  agent: string;
+  token?: string;
+  tokenFile?: string;
+}
+
+/** --token, else --token-file, else REBOOT_AGENT_TOKEN / REBOOT_AGENT_TOKEN_FILE (as the agent). */
+export function resolveToken(opts: ParticipantOpts, env: NodeJS.ProcessEnv = process.env): string {
+  if (opts.token && opts.tokenFile) throw new UsageError('give either --token or --token-file, not both');
+  const file = opts.tokenFile ?? (opts.token ? undefined : env.REBOOT_AGENT_TOKEN_FILE);
+  if (opts.token) return opts.token;
+  if (file) {
+    try {
+      const t = readFileSync(file, 'utf8').trim();
+      if (t) return t;
+    } catch (err) {
+      throw new UsageError(`cannot read the token file ${file}: ${(err as Error).message}`);
+    }
+    throw new UsageError(`the token file ${file} is empty`);
+  }
+  if (env.REBOOT_AGENT_TOKEN) return env.REBOOT_AGENT_TOKEN;
+  throw new UsageError('a token is needed: --token, --token-file, or REBOOT_AGENT_TOKEN(_FILE)');
+}
+
+export function seconds(value: string, what: string, min = 0): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min) throw new UsageError(`${what} must be a number of seconds${min > 0 ? ` of at least ${min}` : ''}`);
+  return n;
+}
+
+/**
+ * A stable event id for one announcement: the same command run again in the same boot of the xPU
+ * (a retry, a second run by a shutdown script) names the same event, which the coordinator
+ * dedupes. Without a boot id the id is stable within this run only.
+ */
+export function stableEventId(prefix: string, parts: string[]): string {
+  const boot = readBootId() ?? randomUUID();
+  const h = createHash('sha256').update([boot, ...parts].join('\n')).digest('hex').slice(0, 20);
+  return `${prefix}-${h}`;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A client of the coordinator API for one agent token; transient failures are retried until `until`. */
+export class Client {
+  readonly server: string;
+  readonly token: string;
+  /** Epoch ms after which nothing is retried. */
+  readonly until: number;
+  constructor(server: string, token: string, until: number) {
+    this.server = server;
+    this.token = token;
+    this.until = until;
+  }
+
+  async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: any }> {
+    const base = new URL(this.server);
+    const url = new URL(`${base.pathname.replace(/\/+$/, '')}${path}`, base);
+    let delay = 250;
+    for (;;) {
+      let failure: string;
+      try {
+        const res = await fetch(url, {
+          method,
+          headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+          body: body !== undefined ? JSON.stringify(body) : undefined,
+          signal: AbortSignal.timeout(Math.max(1000, Math.min(15_000, this.until - Date.now()))),
+        });
+        const json: any = await res.json().catch(() => undefined);
+        if (res.ok || (res.status === 404 && method === 'GET')) return { status: res.status, json };
+        if (res.status >= 400 && res.status < 500 && res.status !== 429) throw new Refused(res.status, `${res.status} ${json?.error ?? ''}: ${json?.message ?? res.statusText}`);
+        failure = `${res.status} ${json?.message ?? res.statusText}`;
+      } catch (err) {
+        if (err instanceof Refused) throw err;
+        failure = (err as Error).message;
+      }
+      if (Date.now() + delay > this.until) throw new TimedOut(`the coordinator did not answer in time (last: ${failure})`);
+      await sleep(delay);
+      delay = Math.min(delay * 2, 2000);
+    }
+  }
+}
+
+export class TimedOut extends Error {
+  override readonly name = 'TimedOut';
+}
+
+const FINAL = new Set(['completed', 'denied', 'failed', 'cancelled']);
+
+/**
+ * The reboot an event started or joined: the one with the id the coordinator derives from the event
+ * (`preferId`), else an active one of the node whose history names the event, else (when `fallback`
+ * matches) the newest active one of that kind and xPU.
+ */
+export async function findReboot(client: Client, node: string, eventId: string, preferId: string, fallback: (r: any) => boolean): Promise<any | undefined> {
+  const own = await client.request('GET', `/v1/reboots/${encodeURIComponent(preferId)}`);
+  if (own.status === 200) return own.json;
+  const page = await client.request('GET', `/v1/reboots?node=${encodeURIComponent(node)}&limit=50`);
+  const items: any[] = page.json?.items ?? [];
+  const names = (r: any) => (r.history ?? []).some((h: any) => typeof h.detail === 'string' && h.detail.includes(`event ${eventId})`));
+  return items.find((r) => names(r)) ?? items.find((r) => !FINAL.has(r.status) && fallback(r));
+}

@@ -1,0 +1,231 @@
+// Disruption budgets and holds (contract 7.3), pure: which budgets a node counts in, and whether it may start a reboot now.
+import { agentIdOf } from './inventory.ts';
+import { COORDINATOR } from './principal.ts';
+import { history, type PlannedCommand, type StoredReboot } from './reboot.ts';
+import type { Actor, BudgetDomain, NodeDef, XpuRebootPolicy } from './types.ts';
+
+/**
+ * One budget as it applies to one node. The store keeps one counter item per `key` (domain and
+ * value): the node ids that are unavailable in it, taken and given back by conditional writes.
+ */
+export interface BudgetSlot {
+  per: BudgetDomain;
+  value: string;
+  maxUnavailable: number;
+  key: string;
+}
+
+export const FLEET_VALUE = 'all';
+
+export function budgetKey(per: BudgetDomain, value: string): string {
+  return `${per}:${value}`;
+}
+
+/**
+ * The budgets that apply to a node, in a fixed order (by key): every acquirer takes them in the
+ * same order, so two nodes racing for the last slots of a zone and a rack do not each end up with
+ * one and both give up. A node without a rack (zone, tenant) is in no rack budget.
+ */
+export function budgetSlotsOf(node: NodeDef): BudgetSlot[] {
+  const slots: BudgetSlot[] = [];
+  for (const b of node.policy.budgets ?? []) {
+    const value = b.per === 'fleet' ? FLEET_VALUE : node[b.per];
+    if (!value) continue;
+    slots.push({ per: b.per, value, maxUnavailable: b.maxUnavailable, key: budgetKey(b.per, value) });
+  }
+  return slots.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+// --- holds ------------------------------------------------------------------------------------
+
+export const HOLD_SELECTOR_KEYS = ['node', 'rack', 'zone', 'tenant'] as const;
+export type HoldSelectorKey = (typeof HOLD_SELECTOR_KEYS)[number];
+export type HoldSelector = { [K in HoldSelectorKey]?: string };
+
+export interface Hold {
+  id: string;
+  /** Exactly one of node, rack, zone, tenant. */
+  selector: HoldSelector;
+  reason: string;
+  /** The hold ends by itself at this time; absent: until it is deleted. */
+  until?: string;
+  createdAt: string;
+  by: Actor;
+}
+
+export function isHoldActive(h: Hold, now: Date): boolean {
+  return !h.until || Date.parse(h.until) > now.getTime();
+}
+
+export function holdMatches(h: Hold, node: NodeDef): boolean {
+  return HOLD_SELECTOR_KEYS.some((k) => {
+    const want = h.selector[k];
+    if (want === undefined) return false;
+    return (k === 'node' ? node.id : node[k]) === want;
+  });
+}
+
+/** The active holds on a node, oldest first. */
+export function holdsOn(node: NodeDef, holds: readonly Hold[], now: Date): Hold[] {
+  return holds.filter((h) => isHoldActive(h, now) && holdMatches(h, node)).sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1));
+}
+
+/** The earliest time one of these holds ends by itself: a reboot it queued may go on then. */
+export function nextHoldExpiry(holds: readonly Hold[]): string | undefined {
+  return holds.map((h) => h.until).filter((u): u is string => !!u).sort()[0];
+}
+
+export function describeHold(h: Hold): string {
+  const [k, v] = Object.entries(h.selector)[0] ?? ['?', '?'];
+  return `hold ${h.id} on ${k} ${v}${h.reason ? ` (${h.reason})` : ''}`;
+}
+
+// --- the decision -------------------------------------------------------------------------------
+
+/** Who is unavailable in each budget, by budget key: node ids. */
+export type BudgetUsage = ReadonlyMap<string, readonly string[]>;
+
+export type Admission =
+  | { kind: 'admit' }
+  | { kind: 'hold'; hold: Hold; reason: string }
+  | { kind: 'budget'; slot: BudgetSlot; holders: readonly string[]; reason: string };
+
+/**
+ * May this node start a (planned) reboot now? A hold on it answers no, as if its budget were 0; so
+ * does a budget of it that is full with other nodes (the node itself being unavailable already
+ * costs no second slot). This is the reader's answer (rollouts, the fleet view); the reboot that
+ * acts on it takes its slots with the store's conditional writes, which decide the races.
+ */
+export function mayStartReboot(node: NodeDef, holds: readonly Hold[], usage: BudgetUsage, now: Date): Admission {
+  const hold = holdsOn(node, holds, now)[0];
+  if (hold) return { kind: 'hold', hold, reason: `${describeHold(hold)} matches node ${node.id}` };
+  for (const slot of budgetSlotsOf(node)) {
+    const holders = usage.get(slot.key) ?? [];
+    if (!holders.includes(node.id) && holders.length >= slot.maxUnavailable) return { kind: 'budget', slot, holders, reason: budgetFullReason(slot, holders) };
+  }
+  return { kind: 'admit' };
+}
+
+export function budgetFullReason(slot: BudgetSlot, holders: readonly string[]): string {
+  return `${slot.per === 'fleet' ? 'the fleet' : `${slot.per} ${slot.value}`} has ${holders.length} of ${slot.maxUnavailable} nodes unavailable${holders.length ? ` (${[...holders].sort().join(', ')})` : ''}`;
+}
+
+/** What the store answers to an attempt to take a node's budget slots for a reboot. */
+export type AcquireResult =
+  | { ok: true; /** Slots this acquisition took beyond their maximum (forced: crash, unannounced, or the cap). */ overshoot: BudgetSlot[] }
+  | { ok: false; slot: BudgetSlot; holders: string[] };
+
+// --- queued reboots -----------------------------------------------------------------------------
+
+/** What a reboot held back by a budget or hold remembers about its wait (contract 7.3). */
+export interface QueueRecord {
+  queuedAt: string;
+  /** Why it waits: `budget: ...` or `hold: ...`. */
+  reason: string;
+  /** The deadline it was announced with. */
+  announcedDeadline: string;
+  /** The latest time it may start its notice flow: then its deadline lands `maxExtensionSeconds` past the announced one. */
+  capAt: string;
+  /** When its workflow looks again by itself (see queueRecheckAt). */
+  recheckAt?: string;
+  admittedAt?: string;
+  /** It went on at the cap, with its budget still full (report finding `budget-exceeded`). */
+  exceeded?: boolean;
+}
+
+/**
+ * The queue's limits for an xPU reboot announced with `noticeSeconds`: its xPU's watchdog may be held
+ * at most `maxExtensionSeconds` past the announced deadline, and the host still gets its full notice,
+ * so the wait ends at notice time + maxExtensionSeconds at the latest.
+ */
+export function queueLimits(notifiedAt: string, noticeSeconds: number, maxExtensionSeconds: number): { announcedDeadline: string; capAt: string; heldDeadline: string } {
+  const t = Date.parse(notifiedAt);
+  return {
+    announcedDeadline: new Date(t + noticeSeconds * 1000).toISOString(),
+    capAt: new Date(t + maxExtensionSeconds * 1000).toISOString(),
+    heldDeadline: new Date(t + (noticeSeconds + maxExtensionSeconds) * 1000).toISOString(),
+  };
+}
+
+/** The deadline of a queued reboot that goes on at `now`: the full notice from now, never past the held deadline. */
+export function admittedDeadline(q: QueueRecord, noticeSeconds: number, maxExtensionSeconds: number, now: Date): string {
+  const held = Date.parse(q.announcedDeadline) + maxExtensionSeconds * 1000;
+  return new Date(Math.min(now.getTime() + noticeSeconds * 1000, held)).toISOString();
+}
+
+/** A queued reboot looks again at least this often: holds created later may end by themselves, and a lost wake-up costs at most this. */
+export const QUEUE_RECHECK_SECONDS = 60;
+
+/** When a queued reboot's workflow looks again: at the cap, when a hold on it ends by itself, or after QUEUE_RECHECK_SECONDS. */
+export function queueRecheckAt(q: Pick<QueueRecord, 'capAt'>, holds: readonly Hold[], now: Date): string {
+  const times = [Date.parse(q.capAt), now.getTime() + QUEUE_RECHECK_SECONDS * 1000];
+  const expiry = nextHoldExpiry(holds);
+  if (expiry) times.push(Date.parse(expiry));
+  return new Date(Math.min(...times)).toISOString();
+}
+
+/** The window a queued reboot's workflow waits in (its TimeoutSecondsPath); undefined for a reboot that is not queued. */
+export function queueWindow(r: StoredReboot, now: Date): { signal: 'queued'; waitSeconds: number } | undefined {
+  if (r.status !== 'queued' || !r.queue) return undefined;
+  const until = Date.parse(r.queue.recheckAt ?? r.queue.capAt);
+  // AWS wants a positive whole number of seconds.
+  return { signal: 'queued', waitSeconds: Math.max(1, Math.ceil((until - now.getTime()) / 1000)) };
+}
+
+// --- named state changes of a queued reboot -----------------------------------------------------
+
+/**
+ * A planned xPU reboot refused by a budget or a hold: it waits (`queued`), and its xPU's watchdog is
+ * held to the cap, so the xPU does not reboot on its own at the deadline it announced.
+ */
+export function onBudgetRefused(r: StoredReboot, why: string, holds: readonly Hold[], policy: XpuRebootPolicy, now: Date): StoredReboot {
+  const limits = queueLimits(r.notifiedAt, r.noticeSeconds, policy.maxExtensionSeconds);
+  r.status = 'queued';
+  r.queue = { queuedAt: now.toISOString(), reason: why, announcedDeadline: limits.announcedDeadline, capAt: limits.capAt };
+  r.queue.recheckAt = queueRecheckAt(r.queue, holds, now);
+  r.deadline = limits.heldDeadline;
+  r.history.push({
+    ...history(now, 'queued', `${why}: queued until a slot frees, at the latest until ${limits.capAt}; the xPU's deadline is held to ${limits.heldDeadline}`),
+    by: COORDINATOR,
+  });
+  return r;
+}
+
+/**
+ * A queued reboot goes on with the normal notice flow: a slot freed (`slot`), or its wait reached
+ * the cap (`cap`: it goes on anyway, beyond its budget, and says so). The deadline is re-dated so
+ * the host gets the full notice, never past the deadline the xPU was held to.
+ */
+export function onQueueLeft(r: StoredReboot, how: 'slot' | 'cap', policy: XpuRebootPolicy, now: Date, why?: string): StoredReboot {
+  if (r.status !== 'queued' || !r.queue) return r;
+  const deadline = admittedDeadline(r.queue, r.noticeSeconds, policy.maxExtensionSeconds, now);
+  r.status = 'notified';
+  r.deadline = deadline;
+  r.queue = { ...r.queue, admittedAt: now.toISOString(), ...(how === 'cap' ? { exceeded: true } : {}) };
+  const waited = Math.round((now.getTime() - Date.parse(r.queue.queuedAt)) / 1000);
+  r.history.push({
+    ...history(
+      now,
+      how === 'cap' ? 'budget-exceeded' : 'admitted',
+      how === 'cap'
+        ? `waited ${waited}s, the most its deadline may be held: goes on beyond its budget (${why ?? r.queue.reason}); new deadline ${deadline}`
+        : `a budget slot is free after ${waited}s queued: notice goes on, new deadline ${deadline}`,
+    ),
+    by: COORDINATOR,
+  });
+  return r;
+}
+
+/** Contract 7.1: `postpone-reboot` tells the xPU's own watchdog where its deadline moved. One id per deadline, so a replay sends it once. */
+export function postponeCommand(r: StoredReboot, deadline: string, reason: string, policy: XpuRebootPolicy, now: Date): PlannedCommand {
+  const xpu = r.xpu!;
+  return {
+    id: `${r.id}.postpone-reboot.${xpu}.${Math.floor(Date.parse(deadline) / 1000)}`,
+    type: 'postpone-reboot',
+    agent: agentIdOf(r.node, xpu),
+    xpu,
+    args: { deadline, reason },
+    deadline: new Date(now.getTime() + policy.commandSeconds * 1000).toISOString(),
+    noticePhase: false,
+  };
+}

@@ -1,0 +1,44 @@
+// The HTTP API's REQUEST authorizer (simple responses): who the bearer token is, from the inventory's token hashes.
+import { hashToken, type InventoryIndex } from '../core/inventory.ts';
+import type { InventoryHint } from '../ports/index.ts';
+import { authenticate, bearerToken } from './auth.ts';
+import type { Logger } from './deps.ts';
+
+export interface AuthorizerEvent {
+  headers?: Record<string, string | undefined> | null;
+  queryStringParameters?: Record<string, string | undefined> | null;
+}
+
+export type AuthorizerResult = { isAuthorized: false } | { isAuthorized: true; context: { principal: string; node: string; agent: string } };
+
+/** Thrown when the token could not be checked (store throttled, timed out): not a refusal. */
+export class AuthorizerUnavailable extends Error {
+  override readonly name = 'AuthorizerUnavailable';
+}
+
+export function tokenOf(event: AuthorizerEvent): string | undefined {
+  return bearerToken(event.headers?.authorization ?? event.headers?.Authorization, event.queryStringParameters?.access_token);
+}
+
+/**
+ * `isAuthorized: false` only for a token that is missing or unknown: API Gateway answers 403 and
+ * an agent stops (a bad token does not get better). When the token cannot be checked (a DynamoDB
+ * throttle or timeout), the handler throws instead: API Gateway then answers 500, which agents
+ * and BMCs retry.
+ */
+export function createAuthorizer(deps: { inventory: (hint?: InventoryHint) => Promise<InventoryIndex>; logger: Logger }) {
+  return async (event: AuthorizerEvent): Promise<AuthorizerResult> => {
+    const token = tokenOf(event);
+    if (!token) return { isAuthorized: false };
+    let index: InventoryIndex;
+    try {
+      index = await deps.inventory({ tokenHash: hashToken(token) });
+    } catch (err) {
+      deps.logger.error('authorizer could not read the inventory', { error: String(err), errorName: (err as Error).name });
+      throw new AuthorizerUnavailable(`token not checked: ${(err as Error).name}`, { cause: err });
+    }
+    const who = authenticate(token, index);
+    if (!who) return { isAuthorized: false };
+    return { isAuthorized: true, context: { principal: who.kind, node: 'node' in who ? who.node : '', agent: who.kind === 'agent' ? (who.agent ?? '') : '' } };
+  };
+}

@@ -1,0 +1,128 @@
+// Operator routes for fleet safety (contract 7.3): holds, and cancel/force of one reboot.
+import type { Context, Hono } from 'hono';
+import { ulid } from 'ulid';
+import { z } from 'zod';
+import { HOLD_SELECTOR_KEYS, holdMatches, isHoldActive, type Hold } from '../core/budgets.ts';
+import { cancel, force, type ControlStep } from '../core/controls.ts';
+import { BadRequest, Conflict, Forbidden, NotFound } from '../core/errors.ts';
+import { agentIdOf, type InventoryIndex } from '../core/inventory.ts';
+import { actorOf, type Principal } from '../core/principal.ts';
+import type { NodeDef } from '../core/types.ts';
+import { check, readJson } from './api.ts';
+import { changeReboot, type Deps } from './deps.ts';
+import { performControl, wakeQueued } from './fleet.ts';
+import { publicReboot } from './views.ts';
+
+const isoTime = z.string().refine((s) => Number.isFinite(Date.parse(s)), 'not a date-time');
+const name = z.string().min(1).max(200);
+
+const HoldBody = z.strictObject({
+  selector: z
+    .strictObject({ node: name.optional(), rack: name.optional(), zone: name.optional(), tenant: name.optional() })
+    .refine((s) => Object.values(s).filter((v) => v !== undefined).length === 1, 'name exactly one of node, rack, zone, tenant'),
+  reason: z.string().min(1).max(1000),
+  until: isoTime.optional(),
+});
+
+const ControlBody = z.object({ reason: z.string().max(1000).default('') });
+
+export interface FleetRouteDeps extends Deps {
+  /** The API's own token check (one bearer-token reader): 401 without a known token. */
+  principal(c: Context): Promise<{ who: Principal; index: InventoryIndex }>;
+}
+
+/** An empty body reads as `{}`: `{"reason"}` is optional for cancel and force. */
+async function optionalJson(c: Context): Promise<unknown> {
+  if (Number(c.req.header('content-length') ?? NaN) === 0) return {};
+  return readJson(c);
+}
+
+/** Mounts /v1/holds and /v1/reboots/{id}/cancel|force on the API app; errors go through the app's onError. */
+export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
+  async function operator(c: Context, what: string) {
+    const { who, index } = await deps.principal(c);
+    if (who.kind !== 'operator') throw new Forbidden(`only the operator may ${what}`);
+    return { who, index };
+  }
+
+  const view = (h: Hold, index: InventoryIndex) => ({
+    ...h,
+    active: isHoldActive(h, deps.clock.now()),
+    nodes: index.inventory.nodes.filter((n) => holdMatches(h, n)).map((n) => n.id),
+  });
+
+  app.post('/v1/holds', async (c) => {
+    const { who, index } = await operator(c, 'place holds');
+    const body = check(HoldBody, await readJson(c), 'hold');
+    const [key, value] = Object.entries(body.selector).find(([, v]) => v !== undefined) as [(typeof HOLD_SELECTOR_KEYS)[number], string];
+    // A hold that matches nothing is almost certainly a typo: say so instead of holding nothing.
+    if (!index.inventory.nodes.some((n) => (key === 'node' ? n.id : n[key]) === value)) throw new NotFound(`no node of the inventory has ${key} ${value}`);
+    const now = deps.clock.now();
+    if (body.until && Date.parse(body.until) <= now.getTime()) throw new BadRequest(`hold: until ${body.until} is not in the future`, 'ValidationError');
+    const hold: Hold = {
+      id: `hold-${ulid().toLowerCase()}`,
+      selector: { [key]: value },
+      reason: body.reason,
+      ...(body.until ? { until: new Date(body.until).toISOString() } : {}),
+      createdAt: now.toISOString(),
+      by: actorOf(who),
+    };
+    await deps.store.putHold(hold);
+    return c.json(view(hold, index), 201);
+  });
+
+  app.get('/v1/holds', async (c) => {
+    const { index } = await operator(c, 'list holds');
+    const now = deps.clock.now();
+    const items = (await deps.store.listHolds()).filter((h) => isHoldActive(h, now)).sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1));
+    return c.json({ items: items.map((h) => view(h, index)) });
+  });
+
+  app.delete('/v1/holds/:id', async (c) => {
+    await operator(c, 'release holds');
+    const gone = await deps.store.deleteHold(c.req.param('id'));
+    if (!gone) throw new NotFound(`no hold ${c.req.param('id')}`);
+    // What the hold queued goes on (each still within its budgets).
+    await wakeQueued(deps);
+    return c.body(null, 204);
+  });
+
+  async function control(c: Context, kind: 'cancel' | 'force') {
+    const { who, index } = await deps.principal(c);
+    const body = check(ControlBody, await optionalJson(c), kind);
+    const id = c.req.param('id')!;
+    const reboot = await deps.store.getReboot(id);
+    if (!reboot) throw new NotFound(`no reboot ${id}`);
+    mayControl(who, reboot.node, reboot.xpu, kind);
+    const node: NodeDef | undefined = index.node(reboot.node);
+    if (!node) throw new NotFound(`node ${reboot.node} is not in the inventory`);
+    const by = actorOf(who);
+    let step: ControlStep | undefined;
+    const updated = await changeReboot(
+      deps,
+      id,
+      (r) => {
+        step = (kind === 'cancel' ? cancel : force)(r, node, by, body.reason, deps.clock.now());
+        return step.ok && !step.repeated ? step.reboot : null;
+      },
+      node,
+    );
+    if (!step || !updated) throw new NotFound(`no reboot ${id}`);
+    if (!step.ok) throw new Conflict(step.reason, step.code);
+    await performControl(deps, updated, node, step.effects);
+    return c.json(publicReboot((await deps.store.getReboot(id)) ?? updated));
+  }
+
+  app.post('/v1/reboots/:id/cancel', (c) => control(c, 'cancel'));
+  app.post('/v1/reboots/:id/force', (c) => control(c, 'force'));
+}
+
+/** Cancel: the operator, or the xPU's own agent for its xPU reboot. Force: the operator only. */
+function mayControl(who: Principal, node: string, xpu: string | null, kind: 'cancel' | 'force') {
+  if (who.kind === 'operator') return;
+  if (kind === 'cancel' && who.kind === 'agent' && who.node === node && xpu) {
+    // A node-wide token cannot tell its agents apart; a token of one agent must be the xPU's own.
+    if (who.agent === undefined || who.agent === agentIdOf(node, xpu)) return;
+  }
+  throw new Forbidden(kind === 'cancel' ? 'only the operator or the xPU\'s own agent may cancel this reboot' : 'only the operator may force a reboot');
+}

@@ -1,0 +1,320 @@
+// Fleet safety in the handlers (contract 7.3): budget admission, the queue's waits and wake-ups, holds, cancel and force.
+import {
+  budgetFullReason,
+  budgetSlotsOf,
+  describeHold,
+  holdsOn,
+  isHoldActive,
+  mayStartReboot,
+  onBudgetRefused,
+  onQueueLeft,
+  postponeCommand,
+  queueRecheckAt,
+  queueWindow,
+  admittedDeadline,
+  type Admission,
+  type Hold,
+} from '../core/budgets.ts';
+import type { ControlEffect } from '../core/controls.ts';
+import { COORDINATOR } from '../core/principal.ts';
+import { history, isEnded, isFinal, noticeWindow, summarize, toCommand, type PlannedCommand, type StoredReboot } from '../core/reboot.ts';
+import type { NodeDef } from '../core/types.ts';
+import type { QueuedEntry, StoredCommand } from '../ports/index.ts';
+import { changeReboot, type Deps } from './deps.ts';
+
+export async function activeHolds(deps: Pick<Deps, 'store' | 'clock'>): Promise<Hold[]> {
+  const now = deps.clock.now();
+  return (await deps.store.listHolds()).filter((h) => isHoldActive(h, now));
+}
+
+/**
+ * May this node start a reboot now (no hold on it, room in each of its budgets)? For rollouts and
+ * the fleet view. An answer, not a reservation: the reboot itself takes its slots atomically.
+ */
+export async function mayNodeStartReboot(deps: Pick<Deps, 'store' | 'clock'>, node: NodeDef): Promise<Admission> {
+  const [holds, usage] = await Promise.all([activeHolds(deps), deps.store.budgetUsage(budgetSlotsOf(node).map((s) => s.key))]);
+  return mayStartReboot(node, holds, usage, deps.clock.now());
+}
+
+type Taken = { ok: true; keys: string[] } | { ok: false; kind: 'hold' | 'budget'; reason: string; holds: Hold[] };
+
+/** Takes the node's budget slots for a reboot that may be held back, unless a hold or a full budget says no. */
+async function takeSlots(deps: Deps, node: NodeDef, rebootId: string): Promise<Taken> {
+  const holds = holdsOn(node, await activeHolds(deps), deps.clock.now());
+  if (holds.length) return { ok: false, kind: 'hold', reason: describeHold(holds[0]), holds };
+  const slots = budgetSlotsOf(node);
+  if (!slots.length) return { ok: true, keys: [] };
+  const res = await deps.store.acquireBudgets(slots, node.id, rebootId, { force: false });
+  if (!res.ok) return { ok: false, kind: 'budget', reason: budgetFullReason(res.slot, res.holders), holds: [] };
+  return { ok: true, keys: slots.map((s) => s.key) };
+}
+
+/** Counts a reboot that is never held (a crash, the queue's cap, an operator's force); says which budgets it goes beyond. */
+async function countSlots(deps: Deps, node: NodeDef, rebootId: string): Promise<{ keys: string[]; beyond?: string }> {
+  const slots = budgetSlotsOf(node);
+  if (!slots.length) return { keys: [] };
+  const res = await deps.store.acquireBudgets(slots, node.id, rebootId, { force: true });
+  const over = res.ok ? res.overshoot : [];
+  const beyond = over.map((s) => `${s.per === 'fleet' ? 'the fleet' : `${s.per} ${s.value}`} (maxUnavailable ${s.maxUnavailable})`).join(', ');
+  return { keys: slots.map((s) => s.key), ...(beyond ? { beyond } : {}) };
+}
+
+/**
+ * Decides a new xPU reboot against holds and budgets, before it is stored: a crash is never held
+ * but counts (and says when it goes beyond a budget); a planned reboot takes its slots or is queued.
+ */
+export async function admitNewXpuReboot(deps: Deps, node: NodeDef, reboot: StoredReboot): Promise<StoredReboot> {
+  const now = deps.clock.now();
+  if (reboot.mode === 'crash') {
+    const counted = await countSlots(deps, node, reboot.id);
+    if (counted.keys.length) reboot.budgetKeys = counted.keys;
+    if (counted.beyond)
+      reboot.history.push({ ...history(now, 'budget-exceeded', `a crash is never held: the node is unavailable beyond ${counted.beyond}`), by: COORDINATOR });
+    return reboot;
+  }
+  const taken = await takeSlots(deps, node, reboot.id);
+  if (taken.ok) {
+    if (taken.keys.length) reboot.budgetKeys = taken.keys;
+    return reboot;
+  }
+  return onBudgetRefused(reboot, `${taken.kind}: ${taken.reason}`, taken.holds, node.policy.xpuReboot, now);
+}
+
+export type HostAdmission = { kind: 'allow'; keys: string[] } | { kind: 'deny'; reason: 'hold' | 'budget'; detail: string };
+
+/** A host reboot request beyond a budget, or on a held node, is denied (contract 7.3: reason `budget` or `hold`). */
+export async function admitHostReboot(deps: Deps, node: NodeDef, rebootId: string): Promise<HostAdmission> {
+  const taken = await takeSlots(deps, node, rebootId);
+  if (taken.ok) return { kind: 'allow', keys: taken.keys };
+  return { kind: 'deny', reason: taken.kind, detail: taken.reason };
+}
+
+/** The window for the xPU workflow's input: a queued reboot starts in WaitForBudgetSlot. */
+export function queuedWindowInput(r: StoredReboot, now: Date): { signal: 'queued'; waitSeconds: number } | { signal: 'notified' } {
+  return queueWindow(r, now) ?? { signal: 'notified' };
+}
+
+// --- commands ---------------------------------------------------------------------------------
+
+/** Writes commands (idempotently, by id) in the given order and wakes their agents' long polls. */
+async function putCommands(deps: Deps, reboot: StoredReboot, planned: PlannedCommand[], step: string): Promise<void> {
+  const at = deps.clock.now().toISOString();
+  for (const [order, p] of planned.entries()) {
+    const cmd: StoredCommand & { order: number } = {
+      ...toCommand(p, reboot),
+      agent: p.agent,
+      step,
+      status: 'pending',
+      noticePhase: p.noticePhase,
+      createdAt: at,
+      order,
+    };
+    await deps.store.putCommand(cmd);
+  }
+  for (const agent of new Set(planned.map((p) => p.agent))) deps.signal.notify(agent);
+}
+
+async function closeCommands(deps: Deps, reboot: StoredReboot, ids: string[]): Promise<void> {
+  const at = deps.clock.now().toISOString();
+  await Promise.all(
+    ids.map((id) => {
+      const c = reboot.commands[id];
+      return c ? deps.store.updateCommand(c.agent, id, (cmd) => (isFinal(cmd.status) ? null : { ...cmd, status: 'timed-out', finishedAt: at })) : undefined;
+    }),
+  );
+}
+
+// --- the queue ----------------------------------------------------------------------------------
+
+function entryOf(r: StoredReboot): QueuedEntry | undefined {
+  return r.queue ? { rebootId: r.id, node: r.node, queuedAt: r.queue.queuedAt } : undefined;
+}
+
+/**
+ * Lets a queued reboot go on (`slot`: its slots are taken; `cap`: it waited as long as its deadline
+ * may be held and goes on anyway, counted beyond its budget). Re-dates its deadline and tells the
+ * xPU. Returns the reboot as it now is.
+ */
+async function leaveQueue(deps: Deps, node: NodeDef, rebootId: string, how: 'slot' | 'cap', keys: string[], why?: string): Promise<StoredReboot | undefined> {
+  const now = deps.clock.now();
+  const policy = node.policy.xpuReboot;
+  let postpone: PlannedCommand | undefined;
+  const updated = await changeReboot(
+    deps,
+    rebootId,
+    (r) => {
+      postpone = undefined;
+      if (r.status !== 'queued' || !r.queue) return null;
+      const before = r.deadline;
+      onQueueLeft(r, how, policy, now, why);
+      if (keys.length) r.budgetKeys = keys;
+      if (r.deadline && r.deadline !== before) {
+        postpone = postponeCommand(r, r.deadline, how === 'cap' ? 'budget wait reached its cap' : 'a budget slot is free', policy, now);
+        r.commands[postpone.id] ??= summarize(postpone, 'budget', now.toISOString());
+      }
+      return r;
+    },
+    node,
+  );
+  if (!updated) return undefined;
+  if (postpone) await putCommands(deps, updated, [postpone], 'budget');
+  const entry = entryOf(updated);
+  if (entry && updated.status !== 'queued') await deps.store.dequeueReboot(entry);
+  // Cancelled while we took its slots: give them back.
+  if (isEnded(updated.status)) await deps.store.releaseBudgets(keys, updated.node, updated.id);
+  return updated;
+}
+
+/** Tries to let one queued reboot go on now. */
+async function tryAdmit(deps: Deps, entry: QueuedEntry): Promise<'admitted' | 'held' | 'full' | 'gone'> {
+  const reboot = await deps.store.getReboot(entry.rebootId);
+  // Not stored yet: its creator queues it and its workflow's first look decides (no wake-up is lost).
+  if (!reboot) return 'gone';
+  if (reboot.status !== 'queued') {
+    await deps.store.dequeueReboot(entry);
+    return 'gone';
+  }
+  const node = (await deps.inventory()).node(reboot.node);
+  if (!node) return 'gone';
+  const taken = await takeSlots(deps, node, reboot.id);
+  if (!taken.ok) return taken.kind === 'hold' ? 'held' : 'full';
+  const after = await leaveQueue(deps, node, reboot.id, 'slot', taken.keys);
+  return after && after.status !== 'queued' && !isEnded(after.status) ? 'admitted' : 'gone';
+}
+
+/**
+ * Lets queued reboots go on, oldest first, after slots were given back (`keys`: only those in one
+ * of these budgets) or a hold ended (all). Each takes its slots by conditional write, so racing
+ * wakers never admit more than there is room for.
+ */
+export async function wakeQueued(deps: Deps, keys?: readonly string[]): Promise<void> {
+  const entries = await deps.store.queuedReboots();
+  if (!entries.length) return;
+  const index = await deps.inventory();
+  for (const e of entries) {
+    if (keys) {
+      const node = index.node(e.node);
+      if (!node || !budgetSlotsOf(node).some((s) => keys.includes(s.key))) continue;
+    }
+    await tryAdmit(deps, e);
+  }
+}
+
+/**
+ * Whoever ends a reboot calls this: the node's slots go back (the node stays unavailable while
+ * another reboot of it holds them), and the oldest queued reboots of those budgets go on.
+ */
+export async function releaseBudgets(deps: Deps, reboot: StoredReboot, node?: NodeDef): Promise<void> {
+  const n = node ?? (await deps.inventory()).node(reboot.node);
+  const keys = [...new Set([...(reboot.budgetKeys ?? []), ...(n ? budgetSlotsOf(n).map((s) => s.key) : [])])];
+  if (!keys.length) return;
+  await deps.store.releaseBudgets(keys, reboot.node, reboot.id);
+  await wakeQueued(deps, keys);
+}
+
+/**
+ * The queued reboot's workflow registered its wait (WaitForBudgetSlot): make sure it is in the
+ * queue and its xPU's watchdog is held, then look once more for a slot (one may have freed between
+ * the first refusal and now, with no one left to wake it).
+ */
+export async function onQueuedWaitRegistered(deps: Deps, rebootId: string, node: NodeDef): Promise<void> {
+  const reboot = await deps.store.getReboot(rebootId);
+  if (!reboot || reboot.status !== 'queued' || !reboot.queue) return;
+  const entry = entryOf(reboot)!;
+  await deps.store.enqueueReboot(entry);
+  const now = deps.clock.now();
+  const postpone = postponeCommand(reboot, reboot.deadline!, `queued: ${reboot.queue.reason}`, node.policy.xpuReboot, now);
+  if (!reboot.commands[postpone.id]) {
+    const updated = await changeReboot(deps, rebootId, (r) => {
+      if (r.commands[postpone.id] || r.status !== 'queued') return null;
+      r.commands[postpone.id] = summarize(postpone, 'budget', now.toISOString());
+      return r;
+    }, node);
+    if (updated?.commands[postpone.id]) await putCommands(deps, updated, [postpone], 'budget');
+  }
+  await tryAdmit(deps, entry);
+}
+
+/**
+ * The queued wait timed out (WaitForBudgetSlot's TimeoutSecondsPath): look again. Past the cap the
+ * reboot goes on anyway, beyond its budget (finding `budget-exceeded`). The answer is the workflow's
+ * next window.
+ */
+export async function recheckQueued(deps: Deps, rebootId: string, node: NodeDef): Promise<Record<string, unknown>> {
+  const now = deps.clock.now();
+  let reboot = await deps.store.getReboot(rebootId);
+  if (!reboot) return { signal: 'cancelled' };
+  if (reboot.status === 'cancelled') return { signal: 'cancelled' };
+  if (reboot.forced) return { signal: 'forced' };
+  if (reboot.status === 'queued' && reboot.queue) {
+    const entry = entryOf(reboot)!;
+    const outage = reboot.crashedAt || reboot.downAt || reboot.readyAt;
+    const capped = now.getTime() >= Date.parse(reboot.queue.capAt);
+    if (!outage && !capped && (await tryAdmit(deps, entry)) !== 'admitted') {
+      const holds = holdsOn(node, await activeHolds(deps), now);
+      const recheckAt = queueRecheckAt(reboot.queue, holds, now);
+      const updated = await deps.store.updateReboot(rebootId, (r) => (r.queue && r.status === 'queued' ? ((r.queue.recheckAt = recheckAt), r) : null));
+      if (updated?.reboot.status === 'queued') return queueWindow(updated.reboot, now)!;
+    } else if (outage || capped) {
+      // The xPU went down while queued (it did not wait), or the wait reached its cap: never held longer, but counted.
+      const counted = await countSlots(deps, node, rebootId);
+      const why = outage ? 'the xPU went down while queued' : undefined;
+      await leaveQueue(deps, node, rebootId, outage ? 'slot' : 'cap', counted.keys, why);
+      if (counted.beyond)
+        await deps.store.updateReboot(rebootId, (r) => {
+          if (r.history.some((h) => h.phase === 'budget-exceeded')) return null;
+          r.history.push({ ...history(now, 'budget-exceeded', `the node is unavailable beyond ${counted.beyond}`), by: COORDINATOR });
+          return r;
+        });
+    }
+    reboot = (await deps.store.getReboot(rebootId)) ?? reboot;
+  }
+  if (reboot.status === 'cancelled') return { signal: 'cancelled' };
+  if (reboot.forced) return { signal: 'forced' };
+  if (reboot.crashedAt) return { signal: 'crashed', ...noticeWindow(reboot, now) };
+  if (reboot.readyAt) return { signal: 'xpu-ready', ...noticeWindow(reboot, now) };
+  if (reboot.downAt) return { signal: 'down', ...noticeWindow(reboot, now) };
+  return { signal: 'admitted', ...noticeWindow(reboot, now) };
+}
+
+/** The deadline a queued reboot would get if it went on now (for views). */
+export function deadlineIfAdmitted(r: StoredReboot, node: NodeDef, now: Date): string | undefined {
+  return r.queue ? admittedDeadline(r.queue, r.noticeSeconds, node.policy.xpuReboot.maxExtensionSeconds, now) : undefined;
+}
+
+// --- cancel and force -------------------------------------------------------------------------
+
+/** Carries out what a cancel or force returned, after the reboot was written. Every effect is idempotent. */
+export async function performControl(deps: Deps, reboot: StoredReboot, node: NodeDef, effects: ControlEffect[]): Promise<void> {
+  for (const e of effects) {
+    switch (e.kind) {
+      case 'close-commands':
+        await closeCommands(deps, reboot, e.ids);
+        break;
+      case 'send':
+        await putCommands(deps, reboot, e.commands, e.step);
+        break;
+      case 'leave-queue': {
+        const entry = entryOf(reboot);
+        if (entry) await deps.store.dequeueReboot(entry);
+        if (e.takeBudget) {
+          const counted = await countSlots(deps, node, reboot.id);
+          await deps.store.updateReboot(reboot.id, (r) => {
+            if (counted.keys.length) r.budgetKeys = counted.keys;
+            if (counted.beyond && !r.history.some((h) => h.phase === 'budget-exceeded'))
+              r.history.push({ ...history(deps.clock.now(), 'budget-exceeded', `forced out of the queue: the node is unavailable beyond ${counted.beyond}`), by: COORDINATOR });
+            return r;
+          });
+        }
+        break;
+      }
+      case 'release':
+        if (reboot.kind === 'xpu') await deps.store.release(reboot.node, 'xpu', reboot.xpu, reboot.id);
+        await releaseBudgets(deps, reboot, node);
+        break;
+      case 'wake':
+        if (reboot.waiter) await deps.workflows.wake(reboot.waiter.token, e.outcome);
+        break;
+    }
+  }
+}

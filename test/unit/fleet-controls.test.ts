@@ -1,0 +1,124 @@
+// Pure fleet-safety state changes: queueing and leaving the queue, cancel and force, and the waits they wake.
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { onBudgetRefused, onQueueLeft, queueRecheckAt, queueWindow, type Hold } from '../../lambdas/core/budgets.ts';
+import { cancel, force } from '../../lambdas/core/controls.ts';
+import { evaluateWait, newXpuReboot, type StoredReboot } from '../../lambdas/core/reboot.ts';
+import { parseInventory } from '../../lambdas/core/inventory.ts';
+import type { NativeEvent } from '../../lambdas/core/types.ts';
+
+const node = parseInventory(`
+policy:
+  xpuReboot: { noticeSeconds: 300, maxExtensionSeconds: 1800, commandSeconds: 60 }
+  budgets: [{ per: rack, maxUnavailable: 1 }]
+nodes:
+  - { id: n1, rack: r1, xpus: [{ id: dpu0 }] }
+`).nodes[0];
+const T0 = Date.parse('2030-01-01T00:00:00.000Z');
+const at = (s: number) => new Date(T0 + s * 1000);
+const iso = (s: number) => at(s).toISOString();
+
+function planned(): StoredReboot {
+  const ev: NativeEvent = { id: 'e', type: 'xpu.reboot.pending', node: 'n1', xpu: 'dpu0', time: iso(0), source: 'native', dedupKey: 'k', receivedAt: iso(0) };
+  return newXpuReboot('xr-1', node, 'dpu0', ev, 'planned');
+}
+const waiting = (r: StoredReboot, waitFor: 'budget-slot' | 'prepared', step: string) => {
+  r.waiter = { token: 't', step, waitFor, deadline: r.deadline, at: r.notifiedAt };
+  return r;
+};
+
+describe('the queue', () => {
+  it('holds the xPU deadline at most maxExtensionSeconds past the announced one, and re-dates it to a full notice when a slot frees', () => {
+    const r = onBudgetRefused(planned(), 'budget: rack r1 full', [], node.policy.xpuReboot, at(1));
+    expect(r).toMatchObject({ status: 'queued', deadline: iso(300 + 1800) });
+    expect(r.queue).toMatchObject({ announcedDeadline: iso(300), capAt: iso(1800), recheckAt: iso(61) });
+    expect(queueWindow(r, at(1))).toEqual({ signal: 'queued', waitSeconds: 60 });
+    expect(evaluateWait(waiting(r, 'budget-slot', 'budget'), node, at(2))).toBeNull();
+    onQueueLeft(r, 'slot', node.policy.xpuReboot, at(100));
+    expect(r).toMatchObject({ status: 'notified', deadline: iso(400), queue: { admittedAt: iso(100) } });
+    expect(evaluateWait(r, node, at(100))).toMatchObject({ signal: 'admitted', deadline: iso(400), secondsToDeadline: 300 });
+  });
+
+  it('never moves the deadline past the held one, whenever it goes on (property)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 4000 }), fc.constantFrom<'slot' | 'cap'>('slot', 'cap'), (s, how) => {
+        const r = onBudgetRefused(planned(), 'budget', [], node.policy.xpuReboot, at(0));
+        onQueueLeft(r, how, node.policy.xpuReboot, at(s));
+        expect(Date.parse(r.deadline!)).toBeLessThanOrEqual(T0 + 2100_000);
+        expect(Date.parse(r.deadline!)).toBe(Math.min(T0 + (s + 300) * 1000, T0 + 2100_000));
+        expect(r.history.at(-1)!.phase).toBe(how === 'cap' ? 'budget-exceeded' : 'admitted');
+      }),
+      { seed: 7316, numRuns: 200 },
+    );
+  });
+
+  it('looks again when a hold on the node ends by itself, if that is before the next minute', () => {
+    const hold: Hold = { id: 'h', selector: { node: 'n1' }, reason: '', createdAt: iso(0), by: 'operator', until: iso(20) };
+    expect(queueRecheckAt({ capAt: iso(1800) }, [hold], at(0))).toBe(iso(20));
+    expect(queueRecheckAt({ capAt: iso(10) }, [hold], at(0))).toBe(iso(10));
+  });
+});
+
+describe('cancel', () => {
+  it('before the xPU went down: cancel-reboot, then restore-pcie and resume-workloads for what the host was asked', () => {
+    const r = waiting(planned(), 'prepared', 'prepare');
+    r.status = 'preparing';
+    r.commands['xr-1.migrate-workloads'] = { id: 'xr-1.migrate-workloads', type: 'migrate-workloads', agent: 'n1', step: 'prepare', status: 'running', at: iso(1) };
+    r.commands['xr-1.protect-pcie'] = { id: 'xr-1.protect-pcie', type: 'protect-pcie', agent: 'n1', step: 'prepare', status: 'pending', at: iso(1) };
+    const step = cancel(r, node, 'operator', 'wrong xPU', at(10));
+    if (!step.ok) throw new Error(step.reason);
+    expect(step.reboot).toMatchObject({ status: 'cancelled', endedAt: iso(10) });
+    expect(step.reboot.history.at(-1)).toMatchObject({ phase: 'cancelled', by: 'operator' });
+    const send = step.effects.find((e) => e.kind === 'send');
+    expect(send && send.kind === 'send' && send.commands.map((c) => [c.type, c.agent])).toEqual([
+      ['cancel-reboot', 'n1.dpu0'],
+      ['restore-pcie', 'n1'],
+      ['resume-workloads', 'n1'],
+    ]);
+    expect(step.effects.find((e) => e.kind === 'close-commands')).toEqual({ kind: 'close-commands', ids: ['xr-1.migrate-workloads', 'xr-1.protect-pcie'] });
+    expect(evaluateWait(step.reboot, node, at(10))).toEqual({ signal: 'cancelled' });
+    // Repeated: the same effects, no second history entry.
+    const again = cancel(step.reboot, node, 'operator', 'again', at(11));
+    expect(again).toMatchObject({ ok: true, repeated: true });
+    expect(step.reboot.history.filter((h) => h.phase === 'cancelled')).toHaveLength(1);
+  });
+
+  it('of a queued reboot: only the xPU hears of it, and it leaves the queue', () => {
+    const r = onBudgetRefused(planned(), 'hold: h', [], node.policy.xpuReboot, at(1));
+    const step = cancel(r, node, 'agent:n1.dpu0', '', at(5));
+    if (!step.ok) throw new Error(step.reason);
+    const send = step.effects.find((e) => e.kind === 'send');
+    expect(send && send.kind === 'send' && send.commands.map((c) => c.type)).toEqual(['cancel-reboot']);
+    expect(step.effects).toContainEqual({ kind: 'leave-queue', takeBudget: false });
+  });
+
+  it('after the xPU went down, crashed, or was told to reboot: refused', () => {
+    for (const change of [(r: StoredReboot) => (r.downAt = iso(3)), (r: StoredReboot) => (r.rebootingAt = iso(3)), (r: StoredReboot) => (r.crashedAt = iso(3))]) {
+      const r = planned();
+      change(r);
+      expect(cancel(r, node, 'operator', '', at(5))).toMatchObject({ ok: false, code: 'PastNoticePhase' });
+      expect(force(r, node, 'operator', '', at(5))).toMatchObject({ ok: false, code: 'PastNoticePhase' });
+    }
+  });
+});
+
+describe('force', () => {
+  it('in the notice phase: proceed-reboot at once, what the host had not finished recorded as for a forced reboot', () => {
+    const r = waiting(planned(), 'prepared', 'prepare');
+    r.commands['xr-1.migrate-workloads'] = { id: 'xr-1.migrate-workloads', type: 'migrate-workloads', agent: 'n1', step: 'prepare', status: 'succeeded', at: iso(1) };
+    r.commands['xr-1.protect-pcie'] = { id: 'xr-1.protect-pcie', type: 'protect-pcie', agent: 'n1', step: 'prepare', status: 'delivered', at: iso(1) };
+    const step = force(r, node, 'operator', 'hurry', at(7));
+    if (!step.ok) throw new Error(step.reason);
+    expect(step.reboot).toMatchObject({ status: 'rebooting', forced: true, rebootingAt: iso(7), outstanding: ['protect-pcie (delivered)'] });
+    expect(step.effects.find((e) => e.kind === 'send')).toMatchObject({ commands: [{ type: 'proceed-reboot', agent: 'n1.dpu0' }] });
+    expect(evaluateWait(step.reboot, node, at(7))).toEqual({ signal: 'forced' });
+  });
+
+  it('of a queued reboot: it leaves the queue and counts in its budget', () => {
+    const r = waiting(onBudgetRefused(planned(), 'budget', [], node.policy.xpuReboot, at(1)), 'budget-slot', 'budget');
+    const step = force(r, node, 'operator', '', at(5));
+    if (!step.ok) throw new Error(step.reason);
+    expect(step.effects).toContainEqual({ kind: 'leave-queue', takeBudget: true });
+    expect(evaluateWait(step.reboot, node, at(5))).toEqual({ signal: 'forced' });
+  });
+});

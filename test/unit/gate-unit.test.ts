@@ -1,0 +1,53 @@
+// The shipped shutdown gate unit (contract 7.2): bounded, run at shutdown, and valid for systemd.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const NAME = 'rebootctl-host-reboot-gate.service';
+const UNIT = readFileSync(join(ROOT, 'agent', NAME), 'utf8');
+const hasAnalyze = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' }).status === 0;
+
+/** Every value of a key in a section, comments and line continuations aside. */
+function values(section: string, key: string): string[] {
+  const out: string[] = [];
+  let current = '';
+  for (const line of UNIT.split('\n')) {
+    const t = line.trim();
+    if (t.startsWith('[')) current = t;
+    else if (current === `[${section}]` && t.startsWith(`${key}=`)) out.push(t.slice(key.length + 1));
+  }
+  return out;
+}
+
+describe('rebootctl-host-reboot-gate.service', () => {
+  it('runs `rebootctl host-reboot` when a shutdown stops it, bounded above the gate\'s own wait', () => {
+    expect(values('Service', 'Type')).toEqual(['oneshot']);
+    expect(values('Service', 'RemainAfterExit')).toEqual(['yes']);
+    const stop = values('Service', 'ExecStop');
+    expect(stop).toHaveLength(1);
+    expect(stop[0]).toMatch(/cli\/rebootctl\.js host-reboot .*--wait \$\{REBOOT_GATE_WAIT\}/);
+    const wait = Number(/REBOOT_GATE_WAIT=(\d+)/.exec(values('Service', 'Environment').join(' '))?.[1]);
+    const timeout = Number(values('Service', 'TimeoutStopSec')[0]);
+    expect(wait).toBeGreaterThan(0);
+    expect(timeout).toBeGreaterThan(wait);
+    expect(values('Unit', 'Before').join(' ')).toMatch(/shutdown\.target.*reboot\.target/);
+    expect(values('Unit', 'Conflicts')).toContain('shutdown.target');
+    // Stopped before the network goes down: the gate must reach the coordinator.
+    expect(values('Unit', 'After').join(' ')).toContain('network-online.target');
+  });
+
+  it.skipIf(!hasAnalyze)('passes `systemd-analyze verify` (paths pointed at this checkout)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gate-unit-'));
+    writeFileSync(join(dir, NAME), UNIT.replaceAll('/opt/xpu-reboot-coordinator', ROOT));
+    const res = spawnSync('systemd-analyze', ['verify', join(dir, NAME)], { encoding: 'utf8' });
+    expect(`${res.stdout}${res.stderr}`.trim()).toBe('');
+    expect(res.status).toBe(0);
+  });
+
+  it.runIf(!hasAnalyze)('skips `systemd-analyze verify`: this machine has no systemd-analyze', () => {
+    console.warn('systemd-analyze not found: the gate unit was not verified by systemd');
+  });
+});
