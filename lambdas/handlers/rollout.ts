@@ -110,14 +110,14 @@ export function createRolloutTasks(deps: RolloutDeps) {
   }
 
   /** Windows first (pure), then budgets (the store). */
-  async function gate(node: NodeDef | undefined, index: InventoryIndex, now: Date): Promise<StartGate> {
+  async function gate(node: NodeDef | undefined, index: InventoryIndex, now: Date, asked: readonly NodeDef[]): Promise<StartGate> {
     if (!node) return { ok: false, why: 'the node is no longer in the inventory' };
     const windows = node.policy.windows;
     if (!isWithinWindows(windows, now)) {
       const opens = nextWindowOpening(windows, now);
       return { ok: false, why: 'outside its maintenance window', ...(opens ? { retryAt: opens.toISOString() } : {}) };
     }
-    return budget(node, index);
+    return budget(node, index, asked);
   }
 
   /** Writes the reboot-xpu command of an item (idempotent: its id derives from rollout and position). */
@@ -159,14 +159,21 @@ export function createRolloutTasks(deps: RolloutDeps) {
     // Gates of the first pending items, as many as could start; the tick stops at the first shut one.
     const gates = new Map<number, StartGate>();
     if (r.status === 'running') {
+      // Asked and not yet a reboot the budgets count: these take their slots in this decision too.
+      const asked = r.items
+        .filter((it, i) => it.state === 'sent' && !obs.get(i)?.reboot)
+        .map((it) => index.node(it.node))
+        .filter((n): n is NodeDef => !!n);
       let look = r.maxUnavailable;
       for (const [i, it] of r.items.entries()) {
         if (look <= 0) break;
         if (it.state !== 'pending') continue;
-        const g = await gate(index.node(it.node), index, now);
+        const node = index.node(it.node);
+        const g = await gate(node, index, now, asked);
         gates.set(i, g);
         look--;
         if (!g.ok) break;
+        if (node) asked.push(node);
       }
     }
     let result: ReturnType<typeof rolloutTick> | undefined;

@@ -7,7 +7,9 @@ import { launchChromium } from '../support/chromium.ts';
 import { api, OPERATOR_TOKEN, ROOT, startStackProcess, tempDir, waitFor, writeInventory, type RunningStack } from '../support/stack.ts';
 
 const OUT_DIR = join(ROOT, '.test-tmp');
-const INVENTORY = `nodes:
+const INVENTORY = `policy:
+  budgets: [{per: rack, maxUnavailable: 2}]
+nodes:
 ${['a', 'b', 'c']
   .map((n) => `  - id: node-${n}\n    rack: r1\n    zone: z1\n    agentToken: agent-token-${n}\n    xpus: [{ id: dpu0 }]\n`)
   .join('')}${['d', 'e']
@@ -27,6 +29,7 @@ beforeAll(async () => {
   ]);
   await api(stack.url, '/v1/events', { token: 'agent-token-b', body: { id: 'ui-1', type: 'xpu.reboot.pending', node: 'node-b', xpu: 'dpu0', data: { reason: 'firmware' } } });
   rebootId = await waitFor('the reboot', async () => (await api(stack.url, '/v1/reboots', { token: OPERATOR_TOKEN })).json.items[0]?.id);
+  await api(stack.url, '/v1/holds', { token: OPERATOR_TOKEN, body: { selector: { node: 'node-c' }, reason: 'disk swap' } });
   rolloutId = (await api(stack.url, '/v1/rollouts', { token: OPERATOR_TOKEN, body: { selector: { rack: 'r2' }, maxUnavailable: 1, reason: 'BlueField firmware 24.10' } })).json.id;
 }, 20 * 60_000);
 
@@ -69,6 +72,11 @@ describe('the fleet page', () => {
     expect(await page.locator('[data-node="node-a"]').getAttribute('data-state')).toBe('idle');
     expect(await page.locator('[data-rack]').evaluateAll((els) => els.map((e) => e.getAttribute('data-rack')))).toEqual(['r1', 'r2']);
     expect(await page.evaluate(() => sessionStorage.getItem('rebootctl.operatorToken'))).toBe(OPERATOR_TOKEN);
+
+    // Budgets with their use, and the hold on node-c (its tile dashed).
+    await expect.poll(() => page.locator('[data-budget="rack:r1"]').textContent(), { timeout: 15_000 }).toMatch(/1\/2$/);
+    expect(await page.locator('#holds').textContent()).toContain('node=node-c');
+    expect(await page.locator('[data-node="node-c"]').getAttribute('class')).toContain('held');
 
     // The rollout shows with its progress; its first xPU is asked (in flight).
     const ro = page.locator(`[data-rollout="${rolloutId}"]`);

@@ -31,7 +31,18 @@ ${['a', 'b', 'c']
     xpus:
       - id: dpu0
       - id: dpu1
-`;
+${['p', 'q']
+  .map((n) => `  - id: ${n}
+    rack: r3
+    zone: z3
+    trusted: true
+    agentToken: agent-token-${n}
+    policy:
+      budgets: [{per: rack, maxUnavailable: 1}]
+    xpus:
+      - id: dpu0
+`)
+  .join('')}`;
 
 let h: Harness;
 beforeEach(async () => {
@@ -197,5 +208,29 @@ describe('rollouts', () => {
     const after = await rollout(id);
     expect(after.pending.map((p: any) => [p.node, p.state])).toEqual([['a', 'pending'], ['b', 'pending'], ['c', 'pending']]);
     expect((await h.request(`/v1/rollouts/${id}/cancel`, { body: {} })).status).toBe(409);
+  });
+
+  it('never asks beyond a disruption budget: the next xPU of a full rack waits for the slot', async () => {
+    const id = (await start({ selector: { rack: 'r3' }, maxUnavailable: 2 })).json.id;
+    const first = await rebootCommand('p.dpu0');
+    const held = await until(id, 'q held back', (r) => !!r.blocked);
+    expect(held.blocked).toMatch(/^q\/dpu0: rack r3 has 1 of 1 nodes unavailable \(p\)/);
+    expect(held.inFlight).toBe(1);
+    expect(await h.agent('q.dpu0').poll()).toEqual([]);
+    await rebootThrough('p', 'dpu0', 'completed', first);
+    expect((await rebootCommand('q.dpu0')).args.rolloutId).toBe(id);
+  });
+
+  it('waits while a hold matches the next node, and goes on once it is released', async () => {
+    const hold = await h.request('/v1/holds', { body: { selector: { node: 'b' }, reason: 'audit' } });
+    expect(hold.status).toBe(201);
+    const id = (await start({ selector: { rack: 'r1' }, maxUnavailable: 1 })).json.id;
+    await rebootThrough('a', 'dpu0', 'completed');
+    const held = await until(id, 'b held', (r) => r.done.length === 1 && !!r.blocked);
+    expect(held.blocked).toMatch(/^b\/dpu0: hold .* matches node b/);
+    expect(await h.agent('b.dpu0').poll()).toEqual([]);
+    expect((await h.request(`/v1/holds/${hold.json.id}`, { method: 'DELETE' })).status).toBe(204);
+    await advanceRollout(id, h.now().getTime() + 30_000);
+    expect((await rebootCommand('b.dpu0')).args.rolloutId).toBe(id);
   });
 });
