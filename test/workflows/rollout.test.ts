@@ -233,4 +233,18 @@ describe('rollouts', () => {
     await advanceRollout(id, h.now().getTime() + 30_000);
     expect((await rebootCommand('b.dpu0')).args.rolloutId).toBe(id);
   });
+
+  it('counts a reboot the operator cancelled as failed, and hears of it at once', async () => {
+    const id = (await start({ selector: { rack: 'r1' }, maxUnavailable: 1 })).json.id;
+    const cmd = await rebootCommand('a.dpu0');
+    await h.event('a', 'xpu.reboot.pending', { xpu: 'dpu0', data: { reason: 'x', rolloutId: id } });
+    await h.agent('a.dpu0').post(cmd.id, 'succeeded');
+    await h.drain();
+    const r = await h.rebootOf('a', 'xpu', 'dpu0');
+    await h.waitForState(r.id, 'PrepareHost');
+    expect((await h.request(`/v1/reboots/${r.id}/cancel`, { body: { reason: 'wrong image' } })).status).toBe(200);
+    // No clock moves: the cancel's end of the reboot woke the rollout.
+    const paused = await until(id, 'paused', (x) => x.status === 'paused');
+    expect(paused.failed).toEqual([expect.objectContaining({ node: 'a', reason: 'reboot cancelled' })]);
+  });
 });
