@@ -199,8 +199,14 @@ export function createRolloutTasks(deps: RolloutDeps) {
   async function register(payload: unknown): Promise<{ registered: boolean }> {
     const p = parse(AwaitInput, payload);
     const at = deps.clock.now().toISOString();
-    const res = await deps.rollouts.updateRollout(p.rolloutId, (r) => ({ ...r, waiter: { token: p.taskToken, at } }));
+    let late = false;
+    const res = await deps.rollouts.updateRollout(p.rolloutId, (r) => {
+      // A slow registration from a wait the workflow has already left must not replace the live token.
+      late = !!(r.waiter?.enteredAt && p.enteredAt && Date.parse(r.waiter.enteredAt) > Date.parse(p.enteredAt));
+      return late ? null : { ...r, waiter: { token: p.taskToken, at, ...(p.enteredAt ? { enteredAt: p.enteredAt } : {}) } };
+    });
     if (!res) throw new RolloutNotFound(`rollout ${p.rolloutId} does not exist`);
+    if (late) return { registered: false };
     const r = res.rollout;
     let due = r.status === 'cancelled';
     if (!due) {
