@@ -173,7 +173,8 @@ export function fleetTable(f: any): string[] {
   }
   if (f.budgets.length) {
     out.push('', 'BUDGETS');
-    for (const b of f.budgets) out.push(`  ${`${b.per} ${b.key}`.padEnd(24)} ${b.unavailable}/${b.maxUnavailable} unavailable${b.unavailable >= b.maxUnavailable ? '  (full)' : ''}`);
+    // `key` is `<per>:<value>` (budget items), or the value alone.
+    for (const b of f.budgets) out.push(`  ${`${b.per} ${String(b.key).startsWith(`${b.per}:`) ? b.key.slice(b.per.length + 1) : b.key}`.padEnd(24)} ${b.unavailable}/${b.maxUnavailable} unavailable${b.unavailable >= b.maxUnavailable ? '  (full)' : ''}`);
   }
   if (f.holds.length) {
     out.push('', 'HOLDS');

@@ -1,33 +1,38 @@
-// Where rollouts and the fleet view read disruption budgets and holds (lambdas/core/budgets.ts): one seam each.
-import { budgetSlotsOf, isHoldActive, mayStartReboot } from '../core/budgets.ts';
+// Where rollouts and the fleet view meet disruption budgets and holds (issue 16): one seam each.
+import { budgetSlotsOf, type Hold } from '../core/budgets.ts';
 import type { InventoryIndex } from '../core/inventory.ts';
 import type { StartGate } from '../core/rollout.ts';
 import type { NodeDef } from '../core/types.ts';
 import type { Deps } from './deps.ts';
+import { activeHolds as storedActiveHolds, mayNodeStartReboot } from './fleet.ts';
 
-/** `asked`: nodes this rollout has asked and whose reboot the store does not count yet: they take their slots too. */
-export type BudgetGate = (node: NodeDef, index: InventoryIndex, asked: readonly NodeDef[]) => Promise<StartGate>;
+/** `starting`: nodes the caller has just told to reboot (their reboots have not taken their slots yet). */
+export type BudgetGate = (node: NodeDef, index: InventoryIndex, starting?: readonly string[]) => Promise<StartGate>;
 
 /**
- * May a rollout ask this node's xPU to reboot now? No while a hold matches the node (until it is
- * released or ends) or while one of its budgets is full with other nodes. This is a reader's
- * answer: the reboot itself takes its budget slots with conditional writes, and queues if it lost a race.
+ * May a rollout start this node's reboot now: no hold on it and room in each of its budgets
+ * (lambdas/core/budgets.ts). The answer of a reader: a reboot started anyway beyond a budget is
+ * queued by the coordinator, never let through.
  */
 export function rolloutBudgetGate(deps: Deps): BudgetGate {
-  return async (node, _index, asked) => {
-    const slots = budgetSlotsOf(node);
-    const [holds, stored] = await Promise.all([deps.store.listHolds(), slots.length ? deps.store.budgetUsage(slots.map((s) => s.key)) : new Map<string, string[]>()]);
-    const usage = new Map<string, string[]>();
-    for (const s of slots) {
-      const holders = new Set(stored.get(s.key) ?? []);
-      for (const a of asked) if (budgetSlotsOf(a).some((x) => x.key === s.key)) holders.add(a.id);
-      usage.set(s.key, [...holders]);
-    }
-    const adm = mayStartReboot(node, holds, usage, deps.clock.now());
-    if (adm.kind === 'admit') return { ok: true };
-    // Released holds and freed slots wake nothing here: the rollout looks again on its own (30 s).
-    return { ok: false, why: adm.reason };
+  return async (node, index, starting = []) => {
+    const a = await mayNodeStartReboot(deps, node, startingIn(node, index, starting));
+    if (a.kind === 'admit') return { ok: true };
+    if (a.kind === 'hold') return { ok: false, why: `hold: ${a.reason}`, ...(a.hold.until ? { retryAt: a.hold.until } : {}) };
+    return { ok: false, why: `budget: ${a.reason}` };
   };
+}
+
+/** The budget keys of this node that each starting node will take a slot of. */
+function startingIn(node: NodeDef, index: InventoryIndex, starting: readonly string[]): Map<string, string[]> {
+  const mine = budgetSlotsOf(node).map((s) => s.key);
+  const out = new Map<string, string[]>();
+  for (const id of new Set(starting)) {
+    const other = index.node(id);
+    if (!other || id === node.id) continue;
+    for (const s of budgetSlotsOf(other)) if (mine.includes(s.key)) out.set(s.key, [...(out.get(s.key) ?? []), id]);
+  }
+  return out;
 }
 
 /** A budget as the fleet view shows it: its domain, its cap and how many nodes of it are unavailable now. */
@@ -36,7 +41,6 @@ export interface BudgetUse {
   key: string;
   maxUnavailable: number;
   unavailable: number;
-  nodes: string[];
 }
 
 export interface HoldView {
@@ -46,21 +50,30 @@ export interface HoldView {
   until?: string;
 }
 
-/** Every budget that applies to some node of the inventory, with its use (from the budget items). */
+/**
+ * Budget use per domain, from the budget items the coordinator takes and gives back (the
+ * authority), for every budget some node of the inventory is in. `_unavailable` (the nodes with a
+ * reboot in flight, as the view counts them) is not needed: the items count exactly that.
+ */
 export async function budgetUse(deps: Deps, index: InventoryIndex, _unavailable: ReadonlySet<string>): Promise<BudgetUse[]> {
-  const slots = new Map<string, { per: string; value: string; maxUnavailable: number }>();
-  for (const n of index.inventory.nodes) for (const s of budgetSlotsOf(n)) if (!slots.has(s.key)) slots.set(s.key, s);
-  if (slots.size === 0) return [];
-  const usage = await deps.store.budgetUsage([...slots.keys()]);
-  return [...slots]
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([key, s]) => ({ per: s.per, key: s.value, maxUnavailable: s.maxUnavailable, unavailable: usage.get(key)?.length ?? 0, nodes: [...(usage.get(key) ?? [])].sort() }));
+  const budgets = new Map<string, BudgetUse>();
+  for (const n of index.inventory.nodes)
+    for (const s of budgetSlotsOf(n)) if (!budgets.has(s.key)) budgets.set(s.key, { per: s.per, key: s.key, maxUnavailable: s.maxUnavailable, unavailable: 0 });
+  if (!budgets.size) return [];
+  const usage = await deps.store.budgetUsage([...budgets.keys()]);
+  for (const b of budgets.values()) b.unavailable = usage.get(b.key)?.length ?? 0;
+  return [...budgets.values()].sort((a, b) => (a.key < b.key ? -1 : 1));
 }
 
-/** Holds in force now. */
+/** Active holds, oldest first. */
 export async function activeHolds(deps: Deps): Promise<HoldView[]> {
-  const now = deps.clock.now();
-  return (await deps.store.listHolds())
-    .filter((h) => isHoldActive(h, now))
-    .map((h) => ({ id: h.id, selector: h.selector as Record<string, string>, ...(h.reason ? { reason: h.reason } : {}), ...(h.until ? { until: h.until } : {}) }));
+  const holds: Hold[] = await storedActiveHolds(deps);
+  return holds
+    .sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1))
+    .map((h) => ({
+      id: h.id,
+      selector: Object.fromEntries(Object.entries(h.selector).filter((e): e is [string, string] => typeof e[1] === 'string')),
+      reason: h.reason,
+      ...(h.until ? { until: h.until } : {}),
+    }));
 }

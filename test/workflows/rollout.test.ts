@@ -75,8 +75,12 @@ async function rebootThrough(node: string, xpu: string, end: 'completed' | 'fail
   const r = await h.rebootOf(node, 'xpu', xpu);
   await h.waitForState(r.id, 'PrepareHost');
   await h.agent(node).answerAll();
+  // The early go: the xPU reboots now and goes down.
+  const go = await eventually(`proceed-reboot for ${agent}`, async () => (await h.agent(agent).poll()).find((c) => c.type === 'proceed-reboot'));
+  await h.agent(agent).post(go.id, 'succeeded');
+  await h.event(node, 'xpu.down', { xpu });
+  await h.drain();
   await h.waitForState(r.id, 'WaitForXpuReady');
-  await h.agent(agent).answerAll();
   if (end === 'failed') {
     // The xPU never comes back: the recovery bound fails the reboot.
     await h.advance(901_000);
@@ -84,9 +88,12 @@ async function rebootThrough(node: string, xpu: string, end: 'completed' | 'fail
   }
   await h.event(node, 'xpu.ready', { xpu });
   await h.drain();
-  await h.waitForState(r.id, 'RestorePcieAndResume');
-  await h.agent(node).answerAll();
-  return h.waitForStatus(r.id, 'completed');
+  // Recovery: restore-pcie, then resume-workloads (one after the other, each once the previous succeeded).
+  await eventually(`${node} recovered`, async () => {
+    await h.agent(node).answerAll();
+    return (await h.reboot(r.id)).status === 'completed';
+  });
+  return h.reboot(r.id);
 }
 
 /** Advances the clock to `to`, then waits until the rollout looked again and parked a new token (or ended). */
@@ -214,7 +221,7 @@ describe('rollouts', () => {
     const id = (await start({ selector: { rack: 'r3' }, maxUnavailable: 2 })).json.id;
     const first = await rebootCommand('p.dpu0');
     const held = await until(id, 'q held back', (r) => !!r.blocked);
-    expect(held.blocked).toMatch(/^q\/dpu0: rack r3 has 1 of 1 nodes unavailable \(p\)/);
+    expect(held.blocked).toMatch(/^q\/dpu0: budget: rack r3 has 1 of 1 nodes unavailable \(p\)/);
     expect(held.inFlight).toBe(1);
     expect(await h.agent('q.dpu0').poll()).toEqual([]);
     await rebootThrough('p', 'dpu0', 'completed', first);
@@ -227,7 +234,7 @@ describe('rollouts', () => {
     const id = (await start({ selector: { rack: 'r1' }, maxUnavailable: 1 })).json.id;
     await rebootThrough('a', 'dpu0', 'completed');
     const held = await until(id, 'b held', (r) => r.done.length === 1 && !!r.blocked);
-    expect(held.blocked).toMatch(/^b\/dpu0: hold .* matches node b/);
+    expect(held.blocked).toMatch(/^b\/dpu0: hold: hold \S+ on node b \(audit\)/);
     expect(await h.agent('b.dpu0').poll()).toEqual([]);
     expect((await h.request(`/v1/holds/${hold.json.id}`, { method: 'DELETE' })).status).toBe(204);
     await advanceRollout(id, h.now().getTime() + 30_000);
