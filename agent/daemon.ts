@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { EXIT_CODES, runAgent, type AgentConfig } from './agent.ts';
 import { liveGroups } from './hook.ts';
 import { createLogger } from './log.ts';
+import { startNotifier } from './notify.ts';
 import { signalGroup } from './proc.ts';
 
 /**
@@ -67,10 +68,12 @@ export async function runMain(config: AgentConfig): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  const notifier = startNotifier(log);
   try {
     const exit = await runAgent(config, { signal: stop.signal, log });
     return exit.code;
   } finally {
+    notifier.stop();
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
   }

@@ -13,7 +13,7 @@ const jsonObject = (value: unknown) => (typeof value === 'string' && value.trim(
 
 const concurrency = z.coerce.number().int().min(1).max(1000);
 
-export const FUNCTION_NAMES = ['api', 'authorizer', 'ingest', 'workflow-await', 'workflow-step', 'report', 'watchdog'] as const;
+export const FUNCTION_NAMES = ['api', 'authorizer', 'ingest', 'workflow-await', 'workflow-step', 'report', 'watchdog', 'reconciler'] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
 export const StageConfigSchema = z

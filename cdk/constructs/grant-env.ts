@@ -1,5 +1,5 @@
 // Wires a resource into a function: the env var naming it and the IAM grant that makes it usable, in one call.
-import { Validations } from 'aws-cdk-lib';
+import { CfnResource, Stack, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
@@ -36,11 +36,13 @@ export function grantEnv(fn: LambdaFunction, name: string, target: IQueue, acces
 export function grantEnv(fn: LambdaFunction, name: string, target: IBucket, access: 'put', keyPrefix: string): void;
 /** *_WORKFLOW_ARN-style: the state machine's ARN, with states:StartExecution on it. */
 export function grantEnv(fn: LambdaFunction, name: string, target: IStateMachine, access: 'start'): void;
+/** *_WORKFLOW_ARN-style: the state machine's ARN, with states:DescribeExecution on its executions (the reconciler). */
+export function grantEnv(fn: LambdaFunction, name: string, target: IStateMachine, access: 'describe'): void;
 export function grantEnv(
   fn: LambdaFunction,
   name: string,
   target: ITable | IQueue | IBucket | IStateMachine,
-  access: TableAccess | 'send' | 'drain' | 'put' | 'start',
+  access: TableAccess | 'send' | 'drain' | 'put' | 'start' | 'describe',
   keyPrefix = '',
 ): void {
   claim(fn, name);
@@ -86,7 +88,25 @@ export function grantEnv(
       fn.addEnvironment(name, machine.stateMachineArn);
       return;
     }
+    case 'describe': {
+      const machine = target as IStateMachine;
+      machine.grantExecution(fn, 'states:DescribeExecution');
+      fn.addEnvironment(name, machine.stateMachineArn);
+      Validations.of(fn).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::${nagExecutionsArn(machine)}]`,
+        reason: `DescribeExecution on the executions of ${name} (execution ARNs are <machine>:<execution name>).`,
+      });
+      return;
+    }
   }
+}
+
+/** How cdk-nag prints the `<machine>:*` execution ARNs that grantExecution names. */
+function nagExecutionsArn(machine: IStateMachine): string {
+  const cfn = machine.node.defaultChild;
+  if (!CfnResource.isCfnResource(cfn)) throw new Error(`${machine.node.path} has no CloudFormation resource`);
+  const ref = JSON.stringify({ 'Fn::Select': [6, { 'Fn::Split': [':', { Ref: Stack.of(machine).resolve(cfn.logicalId) }] }] });
+  return `arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:${ref}:*`;
 }
 
 export type TaskCallback = 'SendTaskSuccess' | 'SendTaskFailure' | 'SendTaskHeartbeat';

@@ -77,6 +77,8 @@ export class Monitoring extends Construct {
     this.alarm('IngestErrors', ingestErrors, 'The ingest function failed (whole invocations, not single records).');
     const rebootFailed = custom('RebootFailed', 'SUM');
     this.alarm('RebootFailed', rebootFailed, 'A reboot ended as failed.');
+    const reconciled = custom('RebootsReconciled', 'SUM');
+    this.alarm('RebootsReconciled', reconciled, 'The reconciler ended reboots whose workflow execution had ended, failed or was gone.');
     const quietBmcs = custom('QuietBmcs', 'MAX');
     this.alarm('QuietBmcs', quietBmcs, 'BMCs sent nothing within their interval: reboots on those nodes go unseen.');
 

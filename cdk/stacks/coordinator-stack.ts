@@ -97,6 +97,10 @@ export class CoordinatorStack extends Stack {
       description: 'Every 5 minutes: counts BMCs quiet for longer than their interval (QuietBmcs)',
       timeout: Duration.minutes(1),
     });
+    const reconciler = fn('reconciler', 'ReconcilerFunction', {
+      description: 'Every 5 minutes: ends reboots whose workflow execution ended, failed or is gone (RebootsReconciled)',
+      timeout: Duration.minutes(5),
+    });
     this.functions = {
       api,
       authorizer,
@@ -105,6 +109,7 @@ export class CoordinatorStack extends Stack {
       'workflow-step': workflowStep,
       report,
       watchdog,
+      reconciler,
     };
 
     this.ingestQueue = new IngestQueue(this, 'Ingest', { consumerTimeout: ingest.timeout ?? Duration.seconds(30) });
@@ -161,6 +166,8 @@ export class CoordinatorStack extends Stack {
     grantEnv(report, 'TABLE_NAME', reboots, 'read');
     grantEnv(report, 'REPORT_BUCKET', this.reports.bucket, 'put', REPORT_KEY_PREFIX);
     grantEnv(watchdog, 'TABLE_NAME', reboots, 'read');
+    grantEnv(reconciler, 'TABLE_NAME', reboots, 'readWrite');
+    for (const wf of this.workflows.workflows) grantEnv(reconciler, wf.envName, wf.stateMachine, 'describe');
 
     this.schedule('DailyReport', report, {
       description: 'Daily compliance report',
@@ -172,6 +179,13 @@ export class CoordinatorStack extends Stack {
       description: 'Quiet-BMC watchdog',
       expression: ScheduleExpression.rate(Duration.minutes(5)),
       // A late run is worthless: the next one is 5 minutes away.
+      retryAttempts: 0,
+      maxEventAge: Duration.minutes(5),
+    });
+
+    this.schedule('Reconciler', reconciler, {
+      description: 'Reboots reconciled with their workflow executions',
+      expression: ScheduleExpression.rate(Duration.minutes(5)),
       retryAttempts: 0,
       maxEventAge: Duration.minutes(5),
     });

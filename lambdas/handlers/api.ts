@@ -28,6 +28,7 @@ import { registerResultRoutes } from './agent-results.ts';
 import { registerExtensionRoutes } from './extensions.ts';
 import type { HealthReport } from './health.ts';
 import { registerFleetRoutes } from './fleet-routes.ts';
+import { registerNodeRoutes } from './nodes.ts';
 
 export const MAX_BODY_BYTES = 256 * 1024;
 /** Agents long-poll at most this long; API Gateway's 30 s integration limit caps it lower in AWS. */
@@ -142,6 +143,7 @@ export function createApiApp(deps: ApiDeps) {
     return report.ok ? c.json({ ok: true }) : c.json(report, 503);
   });
   registerDlqRoutes(app, deps);
+  registerNodeRoutes(app, deps, principal);
   registerRolloutRoutes(app, deps);
   registerFleetRoutes(app, { ...deps, principal });
 

@@ -39,9 +39,9 @@ beforeAll(() => {
 }, 120_000);
 
 describe('functions', () => {
-  it('runs all seven entries on nodejs24.x, arm64, with active tracing and their own log group', () => {
+  it('runs all eight entries on nodejs24.x, arm64, with active tracing and their own log group', () => {
     const fns = ofType('AWS::Lambda::Function');
-    expect(fns).toHaveLength(7);
+    expect(fns).toHaveLength(8);
     for (const [, fn] of fns) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs24.x',
@@ -397,6 +397,7 @@ describe('alarms', () => {
     expect(queries).toEqual([
       "SELECT MAX(QuietBmcs) FROM XpuRebootCoordinator WHERE service = 'xpu-reboot-coordinator-test'",
       "SELECT SUM(RebootFailed) FROM XpuRebootCoordinator WHERE service = 'xpu-reboot-coordinator-test'",
+      "SELECT SUM(RebootsReconciled) FROM XpuRebootCoordinator WHERE service = 'xpu-reboot-coordinator-test'",
     ]);
     for (const [, fn] of ofType('AWS::Lambda::Function')) {
       expect(fn.Properties.Environment.Variables.POWERTOOLS_SERVICE_NAME).toBe('xpu-reboot-coordinator-test');

@@ -53,6 +53,7 @@ const NO_FINDING_RANK = 3;
 // Within a severity, policy violations before operational trouble, in this order.
 const CODE_ORDER: Record<FindingCode, number> = {
   'host-reboot-in-denied-window': 0,
+  'unannounced-reboot': 0,
   'notice-below-policy': 1,
   'extension-count-above-cap': 2,
   'extension-seconds-above-cap': 3,
@@ -243,8 +244,10 @@ function findingsOf(r: Reboot, row: ReportRow, ctx: RowContext): RowFinding[] {
     extra: Partial<Pick<RowFinding, 'expected' | 'actual' | 'relatedRebootId' | 'command'>> = {},
   ) => out.push({ code, severity, category, message, expected: null, actual: null, relatedRebootId: null, command: null, ...extra });
 
+  // The very thing coordination exists to prevent: the host lost its device without notice.
+  if (row.mode === 'unannounced') add('unannounced-reboot', 'high', 'policy', 'the xPU rebooted without notice: the host got no migrate-workloads or protect-pcie');
   // A crash gives no notice by nature; the notice policy governs announced reboots.
-  if (row.mode !== 'crash' && row.policyNoticeSeconds > 0 && row.noticeSeconds < row.policyNoticeSeconds) {
+  else if (row.mode !== 'crash' && row.policyNoticeSeconds > 0 && row.noticeSeconds < row.policyNoticeSeconds) {
     add('notice-below-policy', 'high', 'policy', `notice of ${row.noticeSeconds}s is below the policy's ${row.policyNoticeSeconds}s`, {
       expected: row.policyNoticeSeconds,
       actual: row.noticeSeconds,
