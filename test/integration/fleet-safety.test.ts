@@ -26,6 +26,7 @@ ${['d1', 'd2', 'd3', 'd4'].map((id) => `  - { id: ${id}, rack: r6, agentToken: a
 ${['g1', 'g2', 'g3'].map((id) => `  - { id: ${id}, rack: r8, agentToken: agent-token-${id}, xpus: [{ id: dpu0 }] }`).join('\n')}
   - { id: f1, rack: r7, agentToken: agent-token-f1, xpus: [{ id: dpu0 }] }
   - { id: f2, rack: r7, agentToken: agent-token-f2, xpus: [{ id: dpu0 }] }
+  - { id: f3, rack: r7, agentToken: agent-token-f3, xpus: [{ id: dpu0 }] }
 ${['c1', 'c2', 'c3']
   .map((id, i) => `  - { id: ${id}, rack: rc${i}, agentToken: agent-token-${id}, policy: { xpuReboot: { noticeSeconds: 120 } }, xpus: [{ id: dpu0${id === 'c1' ? ', agentToken: xpu-token-c1' : ''} }] }`)
   .join('\n')}
@@ -76,11 +77,11 @@ beforeAll(async () => {
   const dir = tempDir('fleet');
   stack = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile: writeInventory(dir, INVENTORY) });
   url = stack.url;
-  for (const n of ['a1', 'a2', 'a3', 'b1', 'b2', 'e1', 'e2', 'c1', 'c2', 'c3', 'd1', 'd2', 'd3', 'd4', 'f1', 'f2', 'g1', 'g2', 'g3']) {
+  for (const n of ['a1', 'a2', 'a3', 'b1', 'b2', 'e1', 'e2', 'c1', 'c2', 'c3', 'd1', 'd2', 'd3', 'd4', 'f1', 'f2', 'f3', 'g1', 'g2', 'g3']) {
     void fakeAgent(n);
     void fakeAgent(`${n}.dpu0`);
   }
-  for (const a of ['f1', 'f2', 'f1.dpu0', 'f2.dpu0', 'a1', 'a2', 'a1.dpu0', 'a2.dpu0', 'a3', 'b1', 'b1.dpu0', 'b2', 'e1', 'e1.dpu0', 'e2', 'e2.dpu0', 'c1.dpu0', 'c3.dpu0']) answering.add(a);
+  for (const a of ['f1', 'f2', 'f3', 'f1.dpu0', 'f2.dpu0', 'f3.dpu0', 'a1', 'a2', 'a1.dpu0', 'a2.dpu0', 'a3', 'b1', 'b1.dpu0', 'b2', 'e1', 'e1.dpu0', 'e2', 'e2.dpu0', 'c1.dpu0', 'c3.dpu0']) answering.add(a);
 }, 60_000);
 
 afterAll(async () => {
@@ -185,6 +186,12 @@ describe('budgets under concurrency and outages', () => {
     );
     expect(crash.status).not.toBe('queued');
     expect(crash.history.find((h: any) => h.phase === 'budget-exceeded').detail).toMatch(/crash is never held.*rack r7/);
+    // An xPU that reboots without notice in the full rack: recorded at once, counted, and said.
+    await event('f3', 'f3-d', 'xpu.down');
+    const unannounced = await until((await rebootOf('f3')).id, (r) => r.mode === 'unannounced', 'unannounced');
+    expect(unannounced.history.find((h: any) => h.phase === 'budget-exceeded').detail).toMatch(/unannounced reboot is never held.*rack r7/);
+    await event('f3', 'f3-r', 'xpu.ready');
+    await until(unannounced.id, (r) => r.status === 'completed', 'completed');
     await event('f1', 'f1-r', 'xpu.ready');
     await event('f2', 'f2-cr', 'xpu.ready');
     await until(first.id, (r) => r.status === 'completed', 'completed');
