@@ -39,6 +39,9 @@ export const CSV_COLUMNS: ReadonlyArray<readonly [string, (r: ReportRow) => Cell
   ['reason', (r) => r.reason],
   ['findings', (r) => r.findings.map((f) => f.code).join('; ')],
   ['worstSeverity', (r) => r.findings[0]?.severity ?? null],
+  ['extendedBy', (r) => r.by?.extended.join('; ') ?? null],
+  ['forcedBy', (r) => r.by?.forced ?? null],
+  ['cancelledBy', (r) => r.by?.cancelled ?? null],
 ];
 
 // OWASP CSV injection: these leading characters make Excel/Sheets/LibreOffice evaluate a cell.
