@@ -81,7 +81,7 @@ beforeAll(async () => {
     void fakeAgent(n);
     void fakeAgent(`${n}.dpu0`);
   }
-  for (const a of ['f1', 'f2', 'f3', 'f1.dpu0', 'f2.dpu0', 'f3.dpu0', 'a1', 'a2', 'a1.dpu0', 'a2.dpu0', 'a3', 'b1', 'b1.dpu0', 'b2', 'e1', 'e1.dpu0', 'e2', 'e2.dpu0', 'c1.dpu0', 'c3.dpu0']) answering.add(a);
+  for (const a of ['f1', 'f2', 'f3', 'f1.dpu0', 'f2.dpu0', 'f3.dpu0', 'a1', 'a2', 'a1.dpu0', 'a2.dpu0', 'a3', 'a3.dpu0', 'b1', 'b1.dpu0', 'b2', 'e1', 'e1.dpu0', 'e2', 'e2.dpu0', 'c1.dpu0', 'c3.dpu0']) answering.add(a);
 }, 60_000);
 
 afterAll(async () => {
@@ -122,6 +122,24 @@ describe('disruption budgets', () => {
     await until(second.id, (r) => r.status === 'rebooting', 'rebooting');
     await event('a2', 'a2-r', 'xpu.ready');
     await until(second.id, (r) => r.status === 'completed', 'completed');
+
+    // Host reboots count too: while a3's host reboots, a notice in the rack is queued until it is back.
+    await event('a3', 'a3-h2', 'host.reboot.requested', { method: 'shell' });
+    const host = await waitFor('the allowed host reboot', async () =>
+      (await api(url, '/v1/reboots?node=a3', { token: OPERATOR_TOKEN })).json.items.find((r: any) => r.kind === 'host' && r.status !== 'denied'),
+    );
+    await event('a1', 'a1-n2', 'xpu.reboot.pending');
+    const third = await until((await waitFor('a second reboot of a1', async () =>
+      (await api(url, '/v1/reboots?node=a1', { token: OPERATOR_TOKEN })).json.items.find((r: any) => r.id !== first.id))).id, (r) => r.status === 'queued', 'queued');
+    expect(third.queue.reason).toMatch(/\(a3\)/);
+    await event('a3', 'a3-hd', 'host.down');
+    await event('a3', 'a3-hr', 'host.ready');
+    await event('a3', 'a3-xr', 'xpu.ready');
+    await until(host.id, (r) => r.status === 'completed', 'host reboot completed');
+    await until(third.id, (r) => r.status !== 'queued', 'out of the queue');
+    await until(third.id, (r) => r.status === 'rebooting', 'rebooting');
+    await event('a1', 'a1-r2', 'xpu.ready');
+    await until(third.id, (r) => r.status === 'completed', 'completed');
   }, 90_000);
 
   it('a queued reboot goes on at its cap anyway, beyond its budget, and the report says budget-exceeded', async () => {
