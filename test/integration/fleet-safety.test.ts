@@ -339,3 +339,46 @@ describe('cancel and force', () => {
     await until(r.id, (x) => x.status === 'completed', 'completed');
   }, 40_000);
 });
+
+describe('a queued reboot across kill -9', () => {
+  it('stays queued through a kill -9 of the stack and goes on when the slot frees after the restart', async () => {
+    const dir = tempDir('fleet-kill');
+    const nodesFile = writeInventory(
+      dir,
+      `
+policy:
+  xpuReboot: { noticeSeconds: 2, maxExtensionSeconds: 600, recoverySeconds: 60, commandSeconds: 2, heartbeatSeconds: 30 }
+  budgets: [{ per: rack, maxUnavailable: 1 }]
+nodes:
+  - { id: k1, rack: rk, agentToken: agent-token-k1, xpus: [{ id: dpu0 }] }
+  - { id: k2, rack: rk, agentToken: agent-token-k2, xpus: [{ id: dpu0 }] }
+`,
+    );
+    let s = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile });
+    try {
+      const post = (node: string, id: string, type: string) => api(s.url, '/v1/events', { token: `agent-token-${node}`, body: { id, type, node, xpu: 'dpu0' } });
+      const find = (node: string) =>
+        waitFor(`a reboot of ${node}`, async () => (await api(s.url, `/v1/reboots?node=${node}`, { token: OPERATOR_TOKEN })).json.items[0]);
+      const status = (id: string, ok: (r: any) => boolean, what: string) =>
+        waitFor(`${id} ${what}`, async () => {
+          const r = (await api(s.url, `/v1/reboots/${id}`, { token: OPERATOR_TOKEN })).json;
+          return ok(r) ? r : undefined;
+        }, 30_000);
+      await post('k1', 'k1-n', 'xpu.reboot.pending');
+      const first = await find('k1');
+      await post('k2', 'k2-n', 'xpu.reboot.pending');
+      const queued = await status((await find('k2')).id, (r) => r.status === 'queued', 'queued');
+      await status(first.id, (r) => r.status === 'rebooting', 'forced at its deadline');
+      expect(await s.stop('SIGKILL')).toBe(null);
+      s = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile });
+      expect((await api(s.url, `/v1/reboots/${queued.id}`, { token: OPERATOR_TOKEN })).json.status).toBe('queued');
+      await post('k1', 'k1-r', 'xpu.ready');
+      // No host agent here: restore-pcie times out and the reboot fails (contract 7.1); it ends all the same.
+      await status(first.id, (r) => r.status === 'completed' || r.status === 'failed', 'ended');
+      const goes = await status(queued.id, (r) => r.status !== 'queued', 'out of the queue');
+      expect(goes.history.some((h: any) => h.phase === 'admitted')).toBe(true);
+    } finally {
+      await s.stop();
+    }
+  }, 90_000);
+});
