@@ -2,7 +2,7 @@
 import type { Context, Hono } from 'hono';
 import { ulid } from 'ulid';
 import { z } from 'zod';
-import { HOLD_SELECTOR_KEYS, holdMatches, isHoldActive, type Hold } from '../core/budgets.ts';
+import { type HOLD_SELECTOR_KEYS, holdMatches, isHoldActive, type Hold } from '../core/budgets.ts';
 import { cancel, force, type Refused } from '../core/model.ts';
 import { BadRequest, Conflict, Forbidden, NotFound } from '../core/errors.ts';
 import { agentIdOf, type InventoryIndex } from '../core/inventory.ts';
@@ -93,7 +93,7 @@ export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
   async function control(c: Context, kind: 'cancel' | 'force') {
     const { who, index } = await deps.principal(c);
     const body = check(ControlBody, await optionalJson(c), kind);
-    const id = c.req.param('id')!;
+    const id = c.req.param('id') ?? '';
     const reboot = await deps.store.getReboot(id);
     if (!reboot) throw new NotFound(`no reboot ${id}`);
     mayControl(who, reboot.node, reboot.xpu, kind, index);

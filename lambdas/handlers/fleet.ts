@@ -8,7 +8,6 @@ import {
   mayStartReboot,
   onBudgetRefused,
   onQueueLeft,
-  postponeCommand,
   queueRecheckAt,
   queueWindow,
   admittedDeadline,
@@ -17,7 +16,7 @@ import {
 } from '../core/budgets.ts';
 import type { Effect } from '../core/model.ts';
 import { COORDINATOR } from '../core/principal.ts';
-import { history, isEnded, isFinal, noticeWindow, summarize, toCommand, type PlannedCommand, type StoredReboot } from '../core/reboot.ts';
+import { history, isEnded, isFinal, noticeWindow, planPostpone, summarize, toCommand, type PlannedCommand, type StoredReboot } from '../core/reboot.ts';
 import type { NodeDef } from '../core/types.ts';
 import type { QueuedEntry, StoredCommand } from '../ports/index.ts';
 import { changeReboot, type Deps } from './deps.ts';
@@ -156,7 +155,7 @@ async function leaveQueue(deps: Deps, node: NodeDef, rebootId: string, how: 'slo
       onQueueLeft(r, how, policy, now, why);
       if (keys.length) r.budgetKeys = keys;
       if (r.deadline && r.deadline !== before) {
-        postpone = postponeCommand(r, r.deadline, how === 'cap' ? 'budget wait reached its cap' : 'a budget slot is free', policy, now);
+        postpone = planPostpone(r, r.deadline, how === 'cap' ? 'budget wait reached its cap' : 'a budget slot is free', node, now);
         r.commands[postpone.id] ??= summarize(postpone, 'budget', now.toISOString());
         r.postponedTo = r.deadline; // what the xPU's watchdog was told (the model's postponeIfMoved reads it)
       }
@@ -227,11 +226,11 @@ export async function releaseBudgets(deps: Deps, reboot: StoredReboot, node?: No
  */
 export async function onQueuedWaitRegistered(deps: Deps, rebootId: string, node: NodeDef): Promise<void> {
   const reboot = await deps.store.getReboot(rebootId);
-  if (!reboot || reboot.status !== 'queued' || !reboot.queue) return;
-  const entry = entryOf(reboot)!;
+  const entry = reboot && reboot.status === 'queued' ? entryOf(reboot) : undefined;
+  if (!reboot?.queue || !reboot.deadline || !entry) return;
   await deps.store.enqueueReboot(entry);
   const now = deps.clock.now();
-  const postpone = postponeCommand(reboot, reboot.deadline!, `queued: ${reboot.queue.reason}`, node.policy.xpuReboot, now);
+  const postpone = planPostpone(reboot, reboot.deadline, `queued: ${reboot.queue.reason}`, node, now);
   if (!reboot.commands[postpone.id]) {
     const updated = await changeReboot(deps, rebootId, (r) => {
       if (r.commands[postpone.id] || r.status !== 'queued') return null;
@@ -255,15 +254,20 @@ export async function recheckQueued(deps: Deps, rebootId: string, node: NodeDef)
   if (!reboot) return { signal: 'cancelled' };
   if (reboot.status === 'cancelled') return { signal: 'cancelled' };
   if (reboot.forced) return { signal: 'forced', ...noticeWindow(reboot, now) };
-  if (reboot.status === 'queued' && reboot.queue) {
-    const entry = entryOf(reboot)!;
+  const entry = reboot.status === 'queued' ? entryOf(reboot) : undefined;
+  if (reboot.queue && entry) {
     const outage = reboot.crashedAt || reboot.downAt || reboot.readyAt;
     const capped = now.getTime() >= Date.parse(reboot.queue.capAt);
     if (!outage && !capped && (await tryAdmit(deps, entry)) !== 'admitted') {
       const holds = holdsOn(node, await activeHolds(deps), now);
       const recheckAt = queueRecheckAt(reboot.queue, holds, now);
-      const updated = await deps.store.updateReboot(rebootId, (r) => (r.queue && r.status === 'queued' ? ((r.queue.recheckAt = recheckAt), r) : null));
-      if (updated?.reboot.status === 'queued') return queueWindow(updated.reboot, now)!;
+      const updated = await deps.store.updateReboot(rebootId, (r) => {
+        if (!r.queue || r.status !== 'queued') return null;
+        r.queue.recheckAt = recheckAt;
+        return r;
+      });
+      const wait = updated && queueWindow(updated.reboot, now);
+      if (wait) return wait;
     } else if (outage || capped) {
       // The xPU went down while queued (it did not wait), or the wait reached its cap: never held longer, but counted.
       const counted = await countSlots(deps, node, rebootId);

@@ -165,7 +165,10 @@ describe('disruption budgets', () => {
 describe('budgets under concurrency and outages', () => {
   it('four notices at once in a rack of budget 1: one goes on, three are queued, and they go on one at a time', async () => {
     const nodes = ['d1', 'd2', 'd3', 'd4'];
-    for (const n of nodes) answering.add(n), answering.add(`${n}.dpu0`);
+    for (const n of nodes) {
+      answering.add(n);
+      answering.add(`${n}.dpu0`);
+    }
     await Promise.all(nodes.map((n) => event(n, `${n}-n`, 'xpu.reboot.pending')));
     const ids = await Promise.all(nodes.map(async (n) => (await rebootOf(n)).id));
     const done = new Set<string>();
