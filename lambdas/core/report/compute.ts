@@ -154,7 +154,7 @@ function actorsOf(r: Reboot): ReportRow['by'] {
   if (!history.some((h) => h.by)) return undefined;
   const last = (phase: string) => history.filter((h) => h.phase === phase && h.by).at(-1)?.by ?? null;
   return {
-    extended: history.filter((h) => h.phase === 'extended' && h.by).map((h) => h.by!),
+    extended: history.flatMap((h) => (h.phase === 'extended' && h.by ? [h.by] : [])),
     forced: last('forced'),
     cancelled: last('cancelled'),
   };
