@@ -64,16 +64,22 @@ async function rebootThrough(node: string, xpu: string, end: 'completed' | 'fail
   const r = await h.rebootOf(node, 'xpu', xpu);
   await h.waitForState(r.id, 'PrepareHost');
   await h.agent(node).answerAll();
-  await h.waitForState(r.id, 'WaitForXpuReady');
+  await h.waitForState(r.id, 'WaitForXpuDown');
   await h.agent(agent).answerAll();
   if (end === 'failed') {
-    // The xPU never comes back: the recovery bound fails the reboot.
+    // The xPU never comes back: the recovery bound (counted from its going down, here the
+    // deadline its watchdog keeps; issue 13) fails the reboot.
+    await h.advance(300_000);
+    await h.waitForState(r.id, 'WaitForXpuReady');
     await h.advance(901_000);
     return h.waitForStatus(r.id, 'failed');
   }
   await h.event(node, 'xpu.ready', { xpu });
   await h.drain();
-  await h.waitForState(r.id, 'RestorePcieAndResume');
+  // Issue 13: resume-workloads only once restore-pcie succeeded.
+  await h.waitForState(r.id, 'RestorePcie');
+  await h.agent(node).answerAll();
+  await h.waitForState(r.id, 'ResumeWorkloads');
   await h.agent(node).answerAll();
   return h.waitForStatus(r.id, 'completed');
 }
