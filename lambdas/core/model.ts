@@ -196,19 +196,22 @@ export function sameOutage(r: StoredReboot, ev: NativeEvent): boolean {
   const notLater = sameSource
     ? Date.parse(ev.time) <= Date.parse(o.time)
     : Date.parse(ev.receivedAt) <= Date.parse(o.receivedAt) + CROSS_SOURCE_SLACK_MS;
+  const receivedWhileItRan = !r.endedAt || Date.parse(ev.receivedAt) <= Date.parse(r.endedAt);
   if (ev.type === 'xpu.reboot.pending' || ev.type === 'xpu.crashed') {
     if (r.mode === 'unannounced' && notLater) return true;
     // Sent before the ready that ended this reboot (by that ready's source): a notice of this outage, delivered late.
     const ready = r.readyOrigin;
-    if (!ready) return false;
-    return sourceOf(ev) === ready.source ? Date.parse(ev.time) <= Date.parse(ready.time) : Date.parse(ev.receivedAt) <= Date.parse(ready.receivedAt) + CROSS_SOURCE_SLACK_MS;
+    if (ready)
+      return sourceOf(ev) === ready.source ? Date.parse(ev.time) <= Date.parse(ready.time) : Date.parse(ev.receivedAt) <= Date.parse(ready.receivedAt) + CROSS_SOURCE_SLACK_MS;
+    // No ready yet: a notice received while the reboot ran would have joined it then.
+    return !predates(r, ev) && receivedWhileItRan;
   }
   if (ev.type === 'xpu.ready' && r.status === 'failed' && r.failure === WANT_OF_READY && !r.readyAt) return !predates(r, ev);
   // After the ready that ended this reboot's outage, by that ready's own clock: a new outage.
   const ended = r.readyOrigin;
   if (ended && sourceOf(ev) === ended.source && Date.parse(ev.time) > Date.parse(ended.time)) return false;
   if (r.mode === 'unannounced' && notLater) return true;
-  return !predates(r, ev) && (!r.endedAt || Date.parse(ev.receivedAt) <= Date.parse(r.endedAt));
+  return !predates(r, ev) && receivedWhileItRan;
 }
 
 // --- signals to a host reboot ----------------------------------------------------------------------

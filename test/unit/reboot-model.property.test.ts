@@ -449,7 +449,7 @@ function check(sim: Sim): string[] {
     // A ready sent while the reboot ran is never judged stale: the reboot does not fail for want of it.
     // (Its source's clock says it came after the reboot began; times of two sources are never compared.)
     const inRun = (ev: NativeEvent) =>
-      ev.type === 'xpu.ready' && r.origin && sourceOf(ev) === r.origin.source && ev.time >= r.origin.time && (!r.endedAt || ev.receivedAt < r.endedAt);
+      ev.type === 'xpu.ready' && r.origin && sourceOf(ev) === r.origin.source && ev.time > r.origin.time && (!r.endedAt || ev.receivedAt < r.endedAt);
     if (r.kind === 'xpu' && !r.readyAt && sim.delivered.some(inRun)) bad.push(`${r.id}: a ready it was sent was not applied (${r.status} ${r.failure ?? ''})`);
     // Every history entry says who.
     if (r.history.some((e) => !e.by)) bad.push(`${r.id}: history entry without by`);
