@@ -129,7 +129,7 @@ export function createIngestHandler(deps: Deps) {
     prefetched?: Promise<StoredReboot | undefined>,
   ): Promise<IngestOutcome> {
     const found = await prefetched;
-    const { id, fresh } = found ? { id: found.id, fresh: false } : await rebootIdForEvent(deps, 'xpu', ev.dedupKey);
+    const { id, fresh } = found ? { id: found.id, fresh: false } : await rebootIdForEvent(deps, 'xpu', ev.dedupKey, { lookedUp: !!prefetched });
     const existing = found ?? (fresh ? undefined : await deps.store.getReboot(id));
     if (existing) {
       // A replay of the event that started this reboot: make sure its workflow runs, nothing more.
@@ -332,7 +332,7 @@ export function createIngestHandler(deps: Deps) {
     // A start looks up the reboot its event would have started (a replay) anyway: read it
     // alongside the dedup key instead of after it, since both are on every start's path.
     const starts = ev.type === 'xpu.reboot.pending' || ev.type === 'xpu.crashed';
-    const prefetched = starts ? rebootOfEvent(deps.store, ev.dedupKey) : undefined;
+    const prefetched = starts ? rebootOfEvent(deps.store, 'xpu', ev.dedupKey) : undefined;
     prefetched?.catch(() => {});
     if (await deps.store.isEventSeen(ev.dedupKey)) {
       deps.metrics.count('DuplicatesSuppressed');

@@ -167,9 +167,10 @@ export function createStepHandler(deps: Deps) {
         const failed = p.action === 'fail';
         const reason = p.reason ?? (failed ? 'failed' : 'completed');
         const story = failed ? failureStory(reason, p.error, reboot) : '';
-        const res = await applyStep(deps, reboot.id, (r) => (failed ? fail(r, reason, story, closed, now) : complete(r, closed, now)) ?? releaseAgain(r), node);
-        // Budget slots go back first, so that a rollout woken next finds its slot free.
+        // Budget slots go back before the end is written: whoever sees the end (a rollout looking
+        // for its next xPU above all) must find the slot free, not race the release.
         await releaseBudgets(deps, reboot, node);
+        const res = await applyStep(deps, reboot.id, (r) => (failed ? fail(r, reason, story, closed, now) : complete(r, closed, now)) ?? releaseAgain(r), node);
         // Rollouts (issue 16): the end of a reboot a rollout asked for lets its next xPU start. Also on a replay (harmless).
         await wakeRolloutOf(deps, res?.reboot);
         if (failed && res?.changed && !reboot.endedAt) deps.logger.error('reboot failed', { rebootId: reboot.id, node: reboot.node, reason });

@@ -60,6 +60,8 @@ export interface RebootStore extends BudgetStore, HoldStore {
   rebootsNotifiedBetween(from: Date, to: Date): Promise<StoredReboot[]>;
 
   getNodeState(node: string): Promise<NodeStateRecord>;
+  /** Many nodes' state in few reads (eventually consistent); a node never written comes back empty. */
+  getNodeStates(nodes: string[]): Promise<Map<string, NodeStateRecord>>;
   /** Takes the xPU for a reboot unless another reboot holds it (holding it already is ok). */
   claimXpu(node: string, xpu: string, rebootId: string): Promise<ClaimResult>;
   /** Takes the host; with `exclusive`, only while no xPU of the node is rebooting. */
@@ -180,6 +182,14 @@ export interface Workflows {
   /** Wakes a callback Task; a token that is no longer waiting is ignored (false). */
   wake(token: string, output: unknown): Promise<boolean>;
   heartbeat(token: string): Promise<boolean>;
+  /** Where an execution is: RUNNING, how it ended, or NOT_FOUND (never started, or gone). */
+  describe(kind: WorkflowKind, name: string): Promise<WorkflowExecutionState>;
+}
+
+export interface WorkflowExecutionState {
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED' | 'PENDING_REDRIVE' | 'NOT_FOUND';
+  error?: string;
+  cause?: string;
 }
 
 /** Lets a long poll return as soon as a command is written, instead of polling the table. */

@@ -148,6 +148,18 @@ function policyResolver(p: ReportOptions['policy']): (node: string) => ReportPol
   return () => fixed;
 }
 
+/** Who extended, forced and cancelled the reboot, from the history entries that carry `by`. */
+function actorsOf(r: Reboot): ReportRow['by'] {
+  const history = r.history ?? [];
+  if (!history.some((h) => h.by)) return undefined;
+  const last = (phase: string) => history.filter((h) => h.phase === phase && h.by).at(-1)?.by ?? null;
+  return {
+    extended: history.filter((h) => h.phase === 'extended' && h.by).map((h) => h.by!),
+    forced: last('forced'),
+    cancelled: last('cancelled'),
+  };
+}
+
 interface RowContext {
   toMs: number;
   nowMs: number;
@@ -203,6 +215,8 @@ function toRow(r: Reboot, ctx: RowContext): ReportRow {
     queueReason: r.queue?.reason ?? null,
     findings: [],
   };
+  const by = actorsOf(r);
+  if (by) row.by = by;
   row.findings = findingsOf(r, row, ctx).sort(
     (a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || CODE_ORDER[a.code] - CODE_ORDER[b.code],
   );

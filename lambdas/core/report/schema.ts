@@ -98,6 +98,10 @@ export const ReportRowSchema = z.object({
   /** Why it was queued: `budget: ...` or `hold: ...`. */
   queueReason: z.string().nullable(),
   findings: z.array(RowFindingSchema),
+  /** Who extended, forced and cancelled (from the history's `by`, contract 7.2); absent when no entry says. */
+  by: z
+    .object({ extended: z.array(z.string()), forced: z.string().nullable(), cancelled: z.string().nullable() })
+    .optional(),
 });
 
 export const TotalsSchema = z.object({
