@@ -196,13 +196,14 @@ export function sameOutage(r: StoredReboot, ev: NativeEvent): boolean {
   const notLater = sameSource
     ? Date.parse(ev.time) <= Date.parse(o.time)
     : Date.parse(ev.receivedAt) <= Date.parse(o.receivedAt) + CROSS_SOURCE_SLACK_MS;
-  const receivedWhileItRan = !r.endedAt || Date.parse(ev.receivedAt) <= Date.parse(r.endedAt);
+  // At the very moment of the end (or of the ready) the order is unknown: such an event is taken as new.
+  const receivedWhileItRan = !r.endedAt || Date.parse(ev.receivedAt) < Date.parse(r.endedAt);
   if (ev.type === 'xpu.reboot.pending' || ev.type === 'xpu.crashed') {
     if (r.mode === 'unannounced' && notLater) return true;
     // Sent before the ready that ended this reboot (by that ready's source): a notice of this outage, delivered late.
     const ready = r.readyOrigin;
     if (ready)
-      return sourceOf(ev) === ready.source ? Date.parse(ev.time) <= Date.parse(ready.time) : Date.parse(ev.receivedAt) <= Date.parse(ready.receivedAt) + CROSS_SOURCE_SLACK_MS;
+      return sourceOf(ev) === ready.source ? Date.parse(ev.time) < Date.parse(ready.time) : Date.parse(ev.receivedAt) < Date.parse(ready.receivedAt);
     // No ready yet: a notice received while the reboot ran would have joined it then.
     return !predates(r, ev) && receivedWhileItRan;
   }
