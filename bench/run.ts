@@ -6,7 +6,6 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import http from 'node:http';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { rebootIdFor } from '../lambdas/core/reboot.ts';
 import { COMMAND_TYPES } from '../lambdas/core/types.ts';
 import {
   BENCH_DIR,
@@ -221,17 +220,15 @@ async function latencyPhase() {
   const fsyncMs: number[] = await hosts[0].call('probeFsync', { dir: join(dir, 'probe-journal'), n: SIZES.probes });
 
   // Where the time goes: timestamps from the stack, the agents and the hooks, per sample.
-  const items = samples.map((s) => {
-    const key = dedupKey(s.node, s.id);
-    return { dedupKey: key, rebootId: rebootIdFor('xpu', key), agent: s.node };
-  });
+  // Reboot ids are ULIDs (not derivable from the event): the stack child remembers which key got which.
+  const itemsOf = async (list: Array<{ node: string; id: string }>) => {
+    const keys = list.map((s) => dedupKey(s.node, s.id));
+    const ids: Array<string | null> = await stack.child.call('rebootIds', { keys });
+    return list.map((s, i) => ({ dedupKey: keys[i], rebootId: ids[i] ?? '', agent: s.node }));
+  };
+  const items = await itemsOf(samples);
   const marks: any[] = await stack.child.call('marks', { items });
-  const realMarks: any[] = await stack.child.call('marks', {
-    items: realSamples.map((s) => {
-      const key = dedupKey(s.node, s.id);
-      return { dedupKey: key, rebootId: rebootIdFor('xpu', key), agent: s.node };
-    }),
-  });
+  const realMarks: any[] = await stack.child.call('marks', { items: await itemsOf(realSamples) });
   const realAgentSide = stats(realSamples.map((s, i) => s.tHook - realMarks[i].delivered));
   const realStackSide = stats(realSamples.map((s, i) => realMarks[i].delivered - s.t0));
   const hookStarted: Record<string, number> = Object.assign({}, ...(await Promise.all(hosts.map((h) => h.call('hookStarted')))));
@@ -416,12 +413,12 @@ async function burstPhase() {
   const random = rng(10);
   type Post = { kind: 'valid' | 'dup' | 'malformed'; token: string; raw: string; key: number; ref?: number };
   const originals: Post[] = [];
-  const expectedReboots: string[] = [];
+  const expectedKeys: string[] = [];
   for (let k = 0; k < distinct; k++) {
     const node = nodes[k % nodes.length];
     const ev = { id: `b-${k}`, type: 'xpu.reboot.pending', node: node.id, xpu: `dpu${Math.floor(k / nodes.length)}`, data: { reason: 'bench burst' } };
     originals.push({ kind: 'valid', token: node.bmcToken, raw: JSON.stringify(ev), key: 0, ref: k });
-    expectedReboots.push(rebootIdFor('xpu', dedupKey(node.id, ev.id)));
+    expectedKeys.push(dedupKey(node.id, ev.id));
   }
   // Shuffle the originals, then put each duplicate somewhere after its original (a BMC retry comes later).
   const order = originals.map((_, i) => i).sort(() => random() - 0.5);
@@ -483,6 +480,8 @@ async function burstPhase() {
     log(`burst: ${(err as Error).message}`);
   }
   last = await stack.stats();
+  const expectedIds: Array<string | null> = await stack.child.call('rebootIds', { keys: expectedKeys });
+  const expectedReboots = expectedIds.map((id, i) => id ?? `(no reboot for ${expectedKeys[i]})`);
   const missing: string[] = await stack.child.call('missingFirstCommand', { ids: expectedReboots });
   const executions: Record<string, number> = await stack.child.call('executionStatuses', { machine: 'xpu-reboot' });
   const executionCount = Object.values(executions).reduce((a, b) => a + b, 0);
@@ -662,6 +661,8 @@ async function costPhase() {
     const r = await client.request('POST', '/v1/events', { token: n.bmcToken, body: { id, type, node: n.id, ...(type.startsWith('xpu.') ? { xpu: 'dpu0' } : {}) } });
     if (r.status !== 202) throw new Error(`cost: ${type} answered ${r.status}`);
   };
+  const rebootIdOf = (key: string) =>
+    until(`a reboot for ${key}`, async () => ((await stack.child.call('rebootIds', { keys: [key] })) as Array<string | null>)[0], 30_000, 25);
   const waitDone = (machine: string, name: string) =>
     until(`${machine} ${name} to succeed`, async () => (await stack.child.call('executionStatus', { machine, names: [name] }))[0] === 'SUCCEEDED', 60_000, 25);
 
@@ -671,27 +672,29 @@ async function costPhase() {
   const xNames: string[] = [];
   await pool(nodes.slice(0, X), 5, async (n, i) => {
     const id = `cx-${i}`;
-    xNames.push(rebootIdFor('xpu', dedupKey(n.id, id)));
     await post(n, id, 'xpu.reboot.pending');
     await hookLog.waitFor(`${n.id}|proceed-reboot`, 30_000);
     await sleep(50);
     await post(n, `${id}-down`, 'xpu.down');
     await post(n, `${id}-ready`, 'xpu.ready');
-    await waitDone('xpu-reboot', rebootIdFor('xpu', dedupKey(n.id, id)));
+    const rebootId = await rebootIdOf(dedupKey(n.id, id));
+    xNames.push(rebootId);
+    await waitDone('xpu-reboot', rebootId);
   });
   await sleep(500);
   const s1 = await stack.stats();
   const hNames: string[] = [];
   await pool(nodes.slice(X), 5, async (n, i) => {
     const id = `ch-${i}`;
-    hNames.push(rebootIdFor('host', dedupKey(n.id, id)));
     await post(n, id, 'host.reboot.requested');
     await hookLog.waitFor(`${n.id}|free-host-context`, 30_000);
     await sleep(100);
     await post(n, `${id}-down`, 'host.down');
     await post(n, `${id}-up`, 'host.ready');
     await post(n, `${id}-xpu`, 'xpu.ready');
-    await waitDone('host-reboot', rebootIdFor('host', dedupKey(n.id, id)));
+    const rebootId = await rebootIdOf(dedupKey(n.id, id));
+    hNames.push(rebootId);
+    await waitDone('host-reboot', rebootId);
   });
   await sleep(500);
   const s2 = await stack.stats();

@@ -320,6 +320,8 @@ const marks = {
 };
 const FIRST_COMMANDS = new Set(['migrate-workloads', 'protect-pcie', 'allow-coredump', 'free-host-context', 'deny-host-reboot']);
 let rebootsCreated = 0;
+/** Event key → the reboot id it was mapped to (ULIDs: the bench cannot derive them). */
+const eventReboots = new Map<string, string>();
 let lastFirstCommandAt = 0;
 
 function wrap<T extends object>(obj: T, name: string, fn: (orig: (...a: any[]) => Promise<any>, ...a: any[]) => Promise<any>) {
@@ -345,6 +347,11 @@ function installMarks(stack: Stack) {
   wrap(store, 'isEventSeen', async (orig, key: string) => {
     if (!marks.ingestStart.has(key)) marks.ingestStart.set(key, now());
     return orig(key);
+  });
+  wrap(store, 'mapEventToReboot', async (orig, key: string, id: string, ttl: number) => {
+    const got = await orig(key, id, ttl);
+    eventReboots.set(key, got);
+    return got;
   });
   wrap(store, 'createReboot', async (orig, r: unknown) => {
     const ok = await orig(r);
@@ -425,6 +432,8 @@ serveIpc({
     executionsStarted: marks.wfCall.size,
     missedWakeups: { count: missedWakeups.count, delaysMs: missedWakeups.delaysMs.slice(0, 20) },
   }),
+  /** The reboot ids these event keys were mapped to (null: not yet). */
+  rebootIds: ({ keys }: { keys: string[] }) => keys.map((k) => eventReboots.get(k) ?? null),
   /** How many of these agents have a long poll open right now. */
   polling: ({ agents }: { agents: string[] }) => agents.filter((a) => (pollsInflight.get(a) ?? 0) > 0).length,
   /** Which of these reboots have no first command yet. */

@@ -72,7 +72,16 @@ function jitter(attempt: number): Promise<void> {
 function nodeState(node: string, item: Record<string, unknown>): NodeStateRecord {
   const xpus: Record<string, string> = {};
   for (const [k, v] of Object.entries(item)) if (k.startsWith('x_') && typeof v === 'string') xpus[k.slice(2)] = v;
-  return { node, host: item.host as string | undefined, xpus, lastBmcEventAt: item.lastBmcEventAt as string | undefined };
+  const lastXpuReboots: Record<string, string> = {};
+  for (const [k, v] of Object.entries(item)) if (k.startsWith('l_') && typeof v === 'string') lastXpuReboots[k.slice(2)] = v;
+  return {
+    node,
+    host: item.host as string | undefined,
+    xpus,
+    lastBmcEventAt: item.lastBmcEventAt as string | undefined,
+    lastXpuReboots,
+    provisionedTenant: item.provisionedTenant as string | undefined,
+  };
 }
 
 export class DynamoRebootStore implements RebootStore {
@@ -276,16 +285,17 @@ export class DynamoRebootStore implements RebootStore {
     }
   }
 
-  async release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string): Promise<void> {
+  async release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string, remember = true): Promise<void> {
     try {
       if (kind === 'xpu' && xpu) {
         await this.#doc.send(
           new UpdateCommand({
             TableName: this.#table,
             Key: nodeKey(node),
-            UpdateExpression: 'REMOVE #x DELETE xpuSet :s',
+            // The released reboot stays findable as the xPU's last one: late signals belong to it.
+            UpdateExpression: remember ? 'REMOVE #x SET #l = :id DELETE xpuSet :s' : 'REMOVE #x DELETE xpuSet :s',
             ConditionExpression: '#x = :id',
-            ExpressionAttributeNames: { '#x': xpuAttr(xpu) },
+            ExpressionAttributeNames: remember ? { '#x': xpuAttr(xpu), '#l': `l_${xpu}` } : { '#x': xpuAttr(xpu) },
             ExpressionAttributeValues: { ':id': rebootId, ':s': new Set([xpu]) },
           }),
         );
@@ -316,6 +326,43 @@ export class DynamoRebootStore implements RebootStore {
         ExpressionAttributeValues: { ':at': at },
       }),
     );
+  }
+
+  async setProvisionedTenant(node: string, tenant: string): Promise<void> {
+    await this.#doc.send(
+      new UpdateCommand({
+        TableName: this.#table,
+        Key: nodeKey(node),
+        UpdateExpression: 'SET provisionedTenant = :t',
+        ExpressionAttributeValues: { ':t': tenant },
+      }),
+    );
+  }
+
+  async keepSignal(ev: NativeEvent, ttlSeconds: number): Promise<void> {
+    await this.#doc.send(
+      new PutCommand({
+        TableName: this.#table,
+        Item: { pk: `K#${ev.node}`, sk: `${ev.receivedAt}#${ev.dedupKey}`, event: ev, ttl: Math.floor(Date.now() / 1000) + ttlSeconds },
+      }),
+    );
+  }
+
+  async keptSignals(node: string): Promise<NativeEvent[]> {
+    const res = await this.#doc.send(
+      new QueryCommand({
+        TableName: this.#table,
+        KeyConditionExpression: 'pk = :p',
+        ExpressionAttributeValues: { ':p': `K#${node}` },
+        ConsistentRead: true,
+      }),
+    );
+    // dynalite has no TTL: readers honour the expiry themselves.
+    return (res.Items ?? []).filter((it) => typeof it.ttl !== 'number' || it.ttl * 1000 > Date.now()).map((it) => it.event as NativeEvent);
+  }
+
+  async forgetSignal(ev: NativeEvent): Promise<void> {
+    await this.#doc.send(new DeleteCommand({ TableName: this.#table, Key: { pk: `K#${ev.node}`, sk: `${ev.receivedAt}#${ev.dedupKey}` } }));
   }
 
   #commandItem(c: StoredCommand & { order?: number }) {

@@ -38,13 +38,13 @@ function utf8Bytes(cp: number): number {
 export function truncate(s: string, maxBytes: number): string {
   if (s.length * 3 <= maxBytes) return s;
   let total = 0;
-  for (const ch of s) total += utf8Bytes(ch.codePointAt(0)!);
+  for (const ch of s) total += utf8Bytes(ch.codePointAt(0) ?? 0);
   if (total <= maxBytes) return s;
-  const budget = maxBytes - utf8Bytes(ELLIPSIS.codePointAt(0)!);
+  const budget = maxBytes - utf8Bytes(ELLIPSIS.codePointAt(0) ?? 0);
   let used = 0;
   let out = '';
   for (const ch of s) {
-    const b = utf8Bytes(ch.codePointAt(0)!);
+    const b = utf8Bytes(ch.codePointAt(0) ?? 0);
     if (used + b > budget) break;
     used += b;
     out += ch;

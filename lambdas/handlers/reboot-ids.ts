@@ -9,24 +9,32 @@ export const EVENT_REBOOT_TTL_SECONDS = 7 * 24 * 3600;
 /**
  * The reboot id for an event key. The key→id mapping is written (conditionally) before the reboot,
  * so a replay after a crash between the two writes finds the same id and creates that reboot; two
- * deliveries racing both end up with the first mapping. `fresh`: minted now, nothing stored under it yet.
+ * deliveries racing both end up with the first mapping. `fresh`: minted now, nothing stored under it
+ * yet. `lookedUp`: the caller read the mapping and the legacy id already (`rebootOfEvent`) and found
+ * no reboot, so only the conditional put is left (it still finds a mapping written meanwhile).
  */
 export async function rebootIdForEvent(
   deps: { store: RebootStore; clock: Clock },
   kind: RebootIdKind,
   key: string,
+  opts: { lookedUp?: boolean } = {},
 ): Promise<{ id: string; fresh: boolean }> {
-  const mapped = await deps.store.rebootIdOfEvent(key);
-  if (mapped) return { id: mapped, fresh: false };
-  // Started before ids were ULIDs (an upgrade with events in flight): its replay keeps the old id.
-  const legacy = legacyRebootId(kind, key);
-  const candidate = (await deps.store.getReboot(legacy)) ? legacy : newRebootId(kind, deps.clock.now());
+  if (!opts.lookedUp) {
+    const [mapped, legacy] = await Promise.all([deps.store.rebootIdOfEvent(key), deps.store.getReboot(legacyRebootId(kind, key))]);
+    if (mapped) return { id: mapped, fresh: false };
+    // Started before ids were ULIDs (an upgrade with events in flight): its replay keeps the old id.
+    if (legacy) return { id: legacy.id, fresh: false };
+  }
+  const candidate = newRebootId(kind, deps.clock.now());
   const id = await deps.store.mapEventToReboot(key, candidate, EVENT_REBOOT_TTL_SECONDS);
-  return { id, fresh: id === candidate && candidate !== legacy };
+  return { id, fresh: id === candidate };
 }
 
-/** The reboot an event key started, if any: read ahead on the start path, beside the dedup check. */
-export async function rebootOfEvent(store: RebootStore, key: string): Promise<StoredReboot | undefined> {
-  const id = await store.rebootIdOfEvent(key);
-  return id ? store.getReboot(id) : undefined;
+/**
+ * The reboot an event key started, if any (under its mapped id, or the old-style id of a reboot
+ * started before the upgrade): read ahead on the start path, beside the dedup check.
+ */
+export async function rebootOfEvent(store: RebootStore, kind: RebootIdKind, key: string): Promise<StoredReboot | undefined> {
+  const [id, legacy] = await Promise.all([store.rebootIdOfEvent(key), store.getReboot(legacyRebootId(kind, key))]);
+  return id ? store.getReboot(id) : legacy;
 }

@@ -30,6 +30,10 @@ export interface NodeStateRecord {
   /** xPU id → the reboot that holds it. */
   xpus: Record<string, string>;
   lastBmcEventAt?: string;
+  /** xPU id → the last reboot that released its claim on it (late signals find their reboot). */
+  lastXpuReboots?: Record<string, string>;
+  /** The tenant the node's xPUs are provisioned for (contract 7.1); unset: the inventory's. */
+  provisionedTenant?: string;
 }
 
 /** Either way, `state` is the node's claims as they were right after the attempt (when the store can tell). */
@@ -62,8 +66,16 @@ export interface RebootStore extends BudgetStore, HoldStore {
   claimXpu(node: string, xpu: string, rebootId: string): Promise<ClaimResult>;
   /** Takes the host; with `exclusive`, only while no xPU of the node is rebooting. */
   claimHost(node: string, rebootId: string, exclusive: boolean): Promise<ClaimResult>;
-  release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string): Promise<void>;
+  /** `remember` (default true): the xPU's last reboot becomes this one; false for a claim taken and given back unused. */
+  release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string, remember?: boolean): Promise<void>;
   touchBmc(node: string, at: string): Promise<void>;
+  setProvisionedTenant(node: string, tenant: string): Promise<void>;
+
+  /** A signal that found no reboot yet, kept for `ttlSeconds` to be applied when its reboot appears. */
+  keepSignal(ev: NativeEvent, ttlSeconds: number): Promise<void>;
+  /** The node's kept signals, oldest received first. */
+  keptSignals(node: string): Promise<NativeEvent[]>;
+  forgetSignal(ev: NativeEvent): Promise<void>;
 
   /** false when the command exists already (a replayed step). */
   putCommand(cmd: StoredCommand): Promise<boolean>;

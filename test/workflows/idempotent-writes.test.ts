@@ -6,6 +6,8 @@ import { createApiApp } from '../../lambdas/handlers/api.ts';
 import { createIngestHandler } from '../../lambdas/handlers/ingest.ts';
 import type { RebootStore } from '../../lambdas/ports/index.ts';
 import type { NativeEvent } from '../../lambdas/core/types.ts';
+import { legacyRebootId } from '../../lambdas/core/ids.ts';
+import { newXpuReboot } from '../../lambdas/core/reboot.ts';
 import { OPERATOR_TOKEN, phases, startHarness, T0, tokenOf, type Harness } from './harness.ts';
 
 let h: Harness;
@@ -149,5 +151,18 @@ describe('reboot ids', () => {
     const reboots = await h.reboots('strict');
     expect(reboots.map((x) => x.id)).toEqual([mapped]);
     await h.waitForState(mapped!, 'PrepareHost');
+  });
+
+  it('a replay of an event that started a reboot under an old-style id finds that reboot', async () => {
+    const at = h.now().toISOString();
+    const ev: NativeEvent = { id: 'before-upgrade', type: 'xpu.reboot.pending', node: 'wary', xpu: 'dpu0', time: at, receivedAt: at, source: 'native', dedupKey: 'native:wary:before-upgrade', data: {} };
+    const old = legacyRebootId('xpu', ev.dedupKey);
+    const node = (await h.stack.deps.inventory()).node('wary')!;
+    expect(await h.stack.deps.store.createReboot(newXpuReboot(old, node, 'dpu0', ev, 'planned'))).toBe(true);
+    expect((await h.stack.deps.store.claimXpu('wary', 'dpu0', old)).ok).toBe(true);
+
+    expect(await createIngestHandler(h.stack.deps)(ev)).toEqual({ kind: 'started', rebootId: old });
+    expect((await h.reboots('wary')).map((x) => x.id)).toEqual([old]);
+    await h.waitForState(old, 'PrepareHost');
   });
 });
