@@ -146,13 +146,15 @@ let seq = 0;
 let loadOn = true;
 let noticesOn = true;
 
-async function post(node: string, type: string, xpu: string): Promise<void> {
+async function post(node: string, type: string, xpu: string): Promise<boolean> {
   const id = `ev-${++seq}-${type.replace(/\W/g, '')}`;
   try {
     const res = await api(`http://127.0.0.1:${port}`, '/v1/events', { token: TOKEN(node), body: { id, type, node, xpu } });
     if (res.status === 202) accepted.set(id, { type, node, xpu, at: Date.now() });
+    return res.status === 202;
   } catch {
     // the stack is down: not accepted, nothing promised
+    return false;
   }
 }
 
@@ -179,10 +181,10 @@ async function loadLoop(): Promise<void> {
     }
     const busy = new Set(reboots.filter((r) => !r.endedAt).map((r) => `${r.node}/${r.xpu}`));
     for (const r of reboots) {
-      if (r.status === 'rebooting' && !signalled.has(r.id)) {
-        signalled.add(r.id);
-        await post(r.node, 'xpu.down', r.xpu);
-        await post(r.node, 'xpu.ready', r.xpu);
+      // Like a real xPU: it reports down, then ready, each until the coordinator accepted it.
+      if (r.status === 'rebooting' && !signalled.has(`${r.id}/ready`)) {
+        if (!signalled.has(`${r.id}/down`) && (await post(r.node, 'xpu.down', r.xpu))) signalled.add(`${r.id}/down`);
+        if (signalled.has(`${r.id}/down`) && (await post(r.node, 'xpu.ready', r.xpu))) signalled.add(`${r.id}/ready`);
       }
     }
     if (!noticesOn) continue;
