@@ -1,5 +1,5 @@
 // Wires a resource into a function: the env var naming it and the IAM grant that makes it usable, in one call.
-import { CfnResource, Stack, Validations } from 'aws-cdk-lib';
+import { ArnFormat, CfnResource, Stack, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
@@ -112,13 +112,16 @@ function nagExecutionsArn(machine: IStateMachine): string {
 export type TaskCallback = 'SendTaskSuccess' | 'SendTaskFailure' | 'SendTaskHeartbeat';
 
 /**
- * Lets a function answer callback Tasks. The SendTask* actions take a task token, not a
- * resource, so IAM accepts no narrower Resource than `*`.
+ * Lets a function answer callback Tasks of the named state machines only. IAM evaluates SendTask*
+ * against the state machine whose execution issued the token. The ARNs are built from the
+ * machines' fixed names, not referenced: a state machine depends on the functions it invokes, so
+ * a reference from their policies back to it would be a circular dependency.
  */
-export function grantTaskCallbacks(fn: LambdaFunction, callbacks: TaskCallback[]): void {
-  fn.addToRolePolicy(new PolicyStatement({ actions: callbacks.map((c) => `states:${c}`), resources: ['*'] }));
-  Validations.of(fn).acknowledge({
-    id: 'AwsSolutions-IAM5[Resource::*]',
-    reason: 'states:SendTaskSuccess/Failure/Heartbeat act on task tokens and support no resource-level permissions.',
-  });
+export function grantTaskCallbacks(fn: LambdaFunction, callbacks: TaskCallback[], machineNames: readonly string[]): void {
+  if (machineNames.length === 0) return;
+  const stack = Stack.of(fn);
+  const resources = machineNames.map((name) =>
+    stack.formatArn({ service: 'states', resource: 'stateMachine', resourceName: name, arnFormat: ArnFormat.COLON_RESOURCE_NAME }),
+  );
+  fn.addToRolePolicy(new PolicyStatement({ actions: callbacks.map((c) => `states:${c}`), resources }));
 }

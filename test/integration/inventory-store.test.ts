@@ -107,7 +107,7 @@ describe('authorizer', () => {
 
   it('allows a known token, refuses an unknown or missing one', async () => {
     const authorize = createAuthorizer({ inventory: (h) => inv().index(h), logger: silentLogger });
-    await expect(authorize({ headers: { authorization: `Bearer ${fleetAgentToken('n00001')}` } })).resolves.toEqual({
+    await expect(authorize({ headers: { authorization: `Bearer ${fleetAgentToken('n00001')}` } })).resolves.toMatchObject({
       isAuthorized: true,
       context: { principal: 'agent', node: 'n00001', agent: '' },
     });
