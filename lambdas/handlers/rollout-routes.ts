@@ -27,7 +27,7 @@ const SelectorBody = z
   .partial()
   .refine((s) => Object.keys(s).length <= 1, 'name one of node, rack, zone or tenant (or none: the whole fleet)');
 
-const RolloutBody = z.strictObject({
+export const RolloutBody = z.strictObject({
   selector: SelectorBody.default({}),
   maxUnavailable: z.number().int().min(1).max(1000),
   reason: z.string().min(1).max(1000),
@@ -36,7 +36,7 @@ const RolloutBody = z.strictObject({
   dryRun: z.boolean().default(false),
 });
 
-const CancelBody = z.strictObject({ reason: z.string().max(1000).default('') });
+export const CancelBody = z.strictObject({ reason: z.string().max(1000).default('') });
 
 class NotConfigured extends HttpError {
   override readonly name = 'NotConfigured';
