@@ -582,7 +582,8 @@ class Agent {
   #hookEnv(cmd: ValidCommand): NodeJS.ProcessEnv {
     // Never the token itself: a hook's environment is readable in /proc by its user and is copied
     // into everything it starts. A hook that calls the API reads REBOOT_AGENT_TOKEN_FILE (opt-in).
-    const { [TOKEN_ENV]: _token, [TOKEN_FILE_ENV]: _file, ...inherited } = this.#env;
+    // NOTIFY_SOCKET & co. belong to the agent: a hook must not speak for the service to systemd.
+    const { [TOKEN_ENV]: _token, [TOKEN_FILE_ENV]: _file, NOTIFY_SOCKET: _n, WATCHDOG_USEC: _w, WATCHDOG_PID: _p, ...inherited } = this.#env;
     return {
       ...inherited,
       REBOOT_ID: cmd.rebootId,

@@ -48,7 +48,10 @@ export async function reportBoot(d: BootReportDeps): Promise<BootReport> {
   } catch {
     last = undefined;
   }
-  if (last === boot) return { kind: 'same-boot' };
+  if (last === boot) {
+    d.log('info', 'boot report: same boot as at the last start, nothing to report');
+    return { kind: 'same-boot' };
+  }
   const store = () => {
     mkdirSync(d.stateDir, { recursive: true });
     writeFileSync(`${file}.tmp`, `${boot}\n`);
@@ -56,6 +59,7 @@ export async function reportBoot(d: BootReportDeps): Promise<BootReport> {
   };
   if (last === undefined) {
     store();
+    d.log('info', 'boot report: first start, boot id recorded');
     return { kind: 'first-start' };
   }
   const dot = d.agent.indexOf('.');
@@ -78,18 +82,18 @@ export async function reportBoot(d: BootReportDeps): Promise<BootReport> {
       });
       if (res.status === 202) {
         store();
-        d.log('info', 'reported this boot', { type, eventId });
+        d.log('info', 'boot report: reported this boot', { type, eventId });
         return { kind: 'reported', type, eventId };
       }
       const text = await res.text().catch(() => '');
       // A refusal will not change by retrying (wrong token, unknown node): say so and go on.
       if (res.status >= 400 && res.status < 500 && res.status !== 429) {
-        d.log('warn', 'the server refused the boot report', { status: res.status, body: text.slice(0, 300) });
+        d.log('warn', 'boot report: the server refused it', { status: res.status, body: text.slice(0, 300) });
         return { kind: 'failed', error: `${res.status}` };
       }
     } catch (err) {
       if (Date.now() > until) {
-        d.log('warn', 'could not report this boot; will try at the next start', { error: String(err) });
+        d.log('warn', 'boot report: could not report this boot; will try at the next start', { error: String(err) });
         return { kind: 'failed', error: String(err) };
       }
     }

@@ -1,4 +1,5 @@
 // `rebootctl agent check`: what must hold before the agent may run (the unit's ExecStartPre): hooks, their modes and owners, the token.
+import { spawn } from 'node:child_process';
 import { readdirSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { createHttpClient, type TlsFiles } from './http.ts';
@@ -18,6 +19,13 @@ export interface CheckOptions {
   /** An unreachable server is a warning, not a problem (the agent retries on its own). */
   allowOffline?: boolean;
   timeoutMs?: number;
+  /**
+   * Also run each required hook with REBOOT_HOOK_CHECK=1 (tools, card identity, lockdown): only
+   * for hooks that support it (the examples do); any other hook would do its real work.
+   */
+  hookSelfCheck?: boolean;
+  /** The environment the self-checks run in (default process.env, without any token). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface CheckReport {
@@ -77,9 +85,48 @@ export function checkHooks(opts: Pick<CheckOptions, 'agent' | 'hooks' | 'uid'>):
   return report;
 }
 
+/** Runs one hook in self-check mode: exit 0 within the timeout, else its output names the problem. */
+function selfCheck(path: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ ok: boolean; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(path, [], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    let output = '';
+    const take = (c: Buffer) => (output = (output + c.toString('utf8')).slice(-2000));
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    child.stdin.on('error', () => {});
+    child.stdin.end('{}\n');
+    const timer = setTimeout(() => {
+      output += `\n(no answer within ${timeoutMs / 1000} s)`;
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }, timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ ok: false, output: err.message });
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ ok: code === 0, output: output.trim() });
+    });
+  });
+}
+
 /** Hooks, and with a server the token: an authenticated poll that returns at once (wait=0). */
 export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
   const report = checkHooks(opts);
+  if (opts.hookSelfCheck) {
+    const { REBOOT_AGENT_TOKEN: _t, ...base } = opts.env ?? process.env;
+    for (const type of REQUIRED_HOOKS[roleOf(opts.agent)]) {
+      const path = join(opts.hooks, type);
+      if (!report.ok.includes(`required hook ${type} present`)) continue;
+      const res = await selfCheck(path, { ...base, REBOOT_HOOK_CHECK: '1', REBOOT_AGENT_ID: opts.agent, COMMAND_TYPE: type }, 20_000);
+      if (res.ok) report.ok.push(`hook ${type} self-check passed${res.output ? `: ${res.output.split('\n').join('; ')}` : ''}`);
+      else report.problems.push(`hook ${type} self-check failed: ${res.output || 'no output'}`);
+    }
+  }
   if (opts.tokenFile) {
     try {
       const st = statSync(opts.tokenFile);

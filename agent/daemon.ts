@@ -4,8 +4,10 @@ import module from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EXIT_CODES, runAgent, type AgentConfig } from './agent.ts';
+import { reportBoot } from './boot-report.ts';
 import { liveGroups } from './hook.ts';
 import { createLogger } from './log.ts';
+import { startNotifier } from './notify.ts';
 import { signalGroup } from './proc.ts';
 
 /**
@@ -67,10 +69,17 @@ export async function runMain(config: AgentConfig): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  const notifier = startNotifier(log);
+  // A new boot id since the last start: say the machine is back (contract 7.2), without holding up the polls.
+  const boot = reportBoot({ ...config, stateDir: join(config.state, config.agent), log: (level, msg, fields) => log[level](msg, fields) }).catch((err) =>
+    log.warn('could not report this boot', { error: String(err) }),
+  );
   try {
     const exit = await runAgent(config, { signal: stop.signal, log });
+    await Promise.race([boot, new Promise((r) => setTimeout(r, 1000).unref())]);
     return exit.code;
   } finally {
+    notifier.stop();
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
   }

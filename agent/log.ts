@@ -16,18 +16,19 @@ const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 4
 export function createLogger(opts: {
   level?: LogLevel;
   base?: LogFields;
-  write?: (line: string) => void;
+  write?: (line: string, level?: LogLevel) => void;
 }): Logger {
   const min = RANK[opts.level ?? 'info'];
   // Pipes and files are written synchronously by Node on Linux, so a crash right after a
   // log call still leaves the line in the journal.
-  const write = opts.write ?? ((line: string) => process.stderr.write(line));
+  const prefix = opts.write ? null : journalPrefixes();
+  const write = opts.write ?? ((line: string, level?: LogLevel) => process.stderr.write(prefix && level ? prefix[level] + line : line));
   const make = (base: LogFields): Logger => {
     const emit = (level: LogLevel, msg: string, fields?: LogFields) => {
       if (RANK[level] < min) return;
       const record: LogFields = { time: new Date().toISOString(), level, msg, ...base };
       if (fields) for (const [k, v] of Object.entries(fields)) record[k] = v instanceof Error ? describeError(v) : v;
-      write(JSON.stringify(record) + '\n');
+      write(JSON.stringify(record) + '\n', level);
     };
     return {
       debug: (m, f) => emit('debug', m, f),
@@ -38,6 +39,23 @@ export function createLogger(opts: {
     };
   };
   return make(opts.base ?? {});
+}
+
+/**
+ * When stderr is journald's stream (JOURNAL_STREAM names its device and inode), each line starts
+ * with its syslog priority, `<3>` error ... `<7>` debug, which journald strips and records: without
+ * it every line is "info" and `journalctl -p warning` shows nothing.
+ */
+function journalPrefixes(): Record<LogLevel, string> | null {
+  const stream = process.env.JOURNAL_STREAM;
+  if (!stream) return null;
+  try {
+    const st = (process.getBuiltinModule('node:fs') as typeof import('node:fs')).fstatSync(2);
+    if (stream !== `${st.dev}:${st.ino}`) return null;
+  } catch {
+    return null;
+  }
+  return { error: '<3>', warn: '<4>', info: '<6>', debug: '<7>' };
 }
 
 export function describeError(err: unknown): string {

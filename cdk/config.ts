@@ -13,8 +13,22 @@ const jsonObject = (value: unknown) => (typeof value === 'string' && value.trim(
 
 const concurrency = z.coerce.number().int().min(1).max(1000);
 
-export const FUNCTION_NAMES = ['api', 'authorizer', 'ingest', 'workflow-await', 'workflow-step', 'report', 'watchdog'] as const;
+export const FUNCTION_NAMES = ['api', 'authorizer', 'ingest', 'workflow-await', 'workflow-step', 'report', 'watchdog', 'reconciler'] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
+
+/**
+ * Default reservations (202 in all; AWS keeps 100 of an account's limit unreserved, so the
+ * account needs a limit of 302 or more: the default is 1,000). The API's share bounds how many
+ * agents may long-poll at once; with the push channel (IoT) agents long-poll only as a fallback.
+ */
+export const RESERVED_CONCURRENCY: Readonly<Partial<Record<FunctionName, number>>> = Object.freeze({
+  api: 100,
+  authorizer: 50,
+  'workflow-await': 20,
+  'workflow-step': 20,
+  report: 1,
+  watchdog: 1,
+});
 
 export const StageConfigSchema = z
   .object({
@@ -48,12 +62,29 @@ export const StageConfigSchema = z
     /** Powertools log level of every function. */
     logLevel: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
     /**
-     * Reserved concurrency per function, off by default: a new account's limit of 10 cannot
-     * reserve anything, and the ingest function is already bounded by ingestMaxConcurrency.
+     * Reserved concurrency per function (merged over RESERVED_CONCURRENCY; `"none"` reserves
+     * nothing, for accounts whose limit is still 10). Reserving caps each function and keeps the
+     * rest for the others: agents' long polls on the API cannot take the workflow Lambdas' share.
      */
-    reservedConcurrency: z.preprocess(jsonObject, z.partialRecord(z.enum(FUNCTION_NAMES), concurrency)).default({}),
+    reservedConcurrency: z
+      .preprocess(jsonObject, z.union([z.literal('none'), z.partialRecord(z.enum(FUNCTION_NAMES), concurrency)]))
+      .optional(),
+    /**
+     * An operator's Redfish mapping file (path at synth time): validated, shipped in the api
+     * function's bundle and named by its REDFISH_MAPPING_FILE, like the local stack's env var.
+     */
+    redfishMappingFile: z.string().min(1).optional(),
+    /** Days an ended reboot stays in the table (TTL); the daily reports in S3 keep it after that. */
+    rebootRetentionDays: z.coerce.number().int().min(1).max(3650).default(90),
   })
   .strict()
+  .transform(({ reservedConcurrency, ...c }) => ({
+    ...c,
+    reservedConcurrency: (reservedConcurrency === 'none'
+        ? {}
+        : // The event source runs up to ingestMaxConcurrency batches: reserve at least that for ingest.
+          { ...RESERVED_CONCURRENCY, ingest: c.ingestMaxConcurrency, ...reservedConcurrency }) as Partial<Record<FunctionName, number>>,
+  }))
   .refine((c) => c.apiThrottleBurst >= c.apiThrottleRate, {
     message: 'apiThrottleBurst must be at least apiThrottleRate',
     path: ['apiThrottleBurst'],
@@ -67,7 +98,7 @@ export const StageConfigSchema = z
 export type StageConfigInput = z.input<typeof StageConfigSchema>;
 export type StageConfig = z.output<typeof StageConfigSchema>;
 
-export const CONFIG_KEYS = Object.keys(StageConfigSchema.shape) as (keyof StageConfigInput)[];
+export const CONFIG_KEYS = Object.keys(StageConfigSchema.in.shape) as (keyof StageConfigInput)[];
 
 /** Parses stage config; the error names every bad key. */
 export function parseStageConfig(input: unknown): StageConfig {

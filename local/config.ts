@@ -25,6 +25,8 @@ const ConfigSchema = z.object({
   INGEST_VISIBILITY_SECONDS: z.coerce.number().int().min(1).max(43200).default(30),
   /** Write the compliance report under DATA_DIR/reports every this many seconds (0: never). */
   REPORT_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(0),
+  /** Reconcile reboots with their workflow executions at start and then every this many seconds (0: only at start). */
+  RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(60),
   /** Tests only: the ingest consumer holds each batch this long before handling it (to kill -9 it there). */
   INGEST_TEST_HOLD_MS: z.coerce.number().int().min(0).default(0),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),

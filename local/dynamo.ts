@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
-import { GSI1_ATTRIBUTES } from '../lambdas/adapters/table-schema.ts';
+import { GSI1_ATTRIBUTES, GSI2_ATTRIBUTES } from '../lambdas/adapters/table-schema.ts';
 import { startServiceProcess, type Supervision } from './service-process.ts';
 
 const SERVER = fileURLToPath(new URL('./dynamo-server.ts', import.meta.url));
@@ -35,6 +35,8 @@ export async function ensureTable(client: DynamoDBClient, table: string): Promis
           { AttributeName: 'sk', AttributeType: 'S' },
           { AttributeName: 'gsi1pk', AttributeType: 'S' },
           { AttributeName: 'gsi1sk', AttributeType: 'S' },
+          { AttributeName: 'gsi2pk', AttributeType: 'S' },
+          { AttributeName: 'gsi2sk', AttributeType: 'S' },
         ],
         KeySchema: [
           { AttributeName: 'pk', KeyType: 'HASH' },
@@ -49,6 +51,14 @@ export async function ensureTable(client: DynamoDBClient, table: string): Promis
             ],
             Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...GSI1_ATTRIBUTES] },
           },
+          {
+            IndexName: 'gsi2',
+            KeySchema: [
+              { AttributeName: 'gsi2pk', KeyType: 'HASH' },
+              { AttributeName: 'gsi2sk', KeyType: 'RANGE' },
+            ],
+            Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...GSI2_ATTRIBUTES] },
+          },
         ],
       }),
     );
@@ -57,7 +67,12 @@ export async function ensureTable(client: DynamoDBClient, table: string): Promis
   }
   for (let i = 0; i < 100; i++) {
     const d = await client.send(new DescribeTableCommand({ TableName: table }));
-    if (d.Table?.TableStatus === 'ACTIVE') return;
+    if (d.Table?.TableStatus === 'ACTIVE') {
+      // dynalite cannot add an index to a table: a DATA_DIR from before gsi2 must be started afresh.
+      if (!d.Table.GlobalSecondaryIndexes?.some((g) => g.IndexName === 'gsi2'))
+        throw new Error(`table ${table} predates the node index gsi2 (release 2): move DATA_DIR/dynamodb away and start again`);
+      return;
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`table ${table} did not become ACTIVE`);

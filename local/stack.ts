@@ -16,6 +16,7 @@ import { withFailureLog } from '../lambdas/handlers/ingest-batch.ts';
 import { SfnWorkflows } from '../lambdas/adapters/sfn-workflows.ts';
 import { createApiApp } from '../lambdas/handlers/api.ts';
 import { healthCheck } from '../lambdas/handlers/health.ts';
+import { createReconciler, type ReconcileResult } from '../lambdas/handlers/reconciler.ts';
 import { createIngestHandler } from '../lambdas/handlers/ingest.ts';
 import { createAwaitHandler, createStepHandler } from '../lambdas/handlers/workflow.ts';
 import { DynamoRolloutStore } from '../lambdas/adapters/dynamo-rollouts.ts';
@@ -56,6 +57,8 @@ export interface Stack {
   sqs: LocalSqs;
   dynamo: LocalDynamo;
   counters: Map<string, number>;
+  /** One reconciler pass now (it also runs at start and every RECONCILE_INTERVAL_SECONDS). */
+  reconcile(): Promise<ReconcileResult>;
   close(): Promise<void>;
 }
 
@@ -180,6 +183,19 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   // Usually the queue is empty at start: let that be seen before serving, so time runs from the first request.
   for (let i = 0; i < 25 && sfnClock.holding; i++) await new Promise((r) => setTimeout(r, 20));
 
+  // Reboots whose execution ended, failed or is gone are ended and their claims released: at start, then periodically.
+  const reconciler = createReconciler(deps);
+  let reconciling: Promise<ReconcileResult> | undefined;
+  const reconcile = () =>
+    (reconciling ??= track(reconciler()).finally(() => {
+      reconciling = undefined;
+    }));
+  const reconcileQuietly = () =>
+    void reconcile().catch((err: Error) => logger.warn('reconciler pass failed; the next one retries', { error: String(err) }));
+  reconcileQuietly();
+  const reconcileTimer = config.RECONCILE_INTERVAL_SECONDS > 0 ? setInterval(reconcileQuietly, config.RECONCILE_INTERVAL_SECONDS * 1000) : undefined;
+  reconcileTimer?.unref();
+
   const reports = config.REPORT_INTERVAL_SECONDS > 0 ? startReportSchedule(deps, join(config.DATA_DIR, 'reports'), config.REPORT_INTERVAL_SECONDS, logger) : undefined;
 
   const shutdown = new AbortController();
@@ -208,6 +224,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     sqs,
     dynamo,
     counters,
+    reconcile,
     async close() {
       if (closed) return;
       closed = true;
@@ -221,6 +238,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       await stopped;
       reports?.stop();
       clearTimeout(openAnyway);
+      clearInterval(reconcileTimer);
       await poller.stop();
       await engine.close();
       await drain(10_000);

@@ -33,10 +33,11 @@ export interface CoordinatorFunctionProps {
   timeout: Duration;
   memorySize?: number;
   /**
-   * Repository files the code reads at run time, copied into the bundle at the same relative
-   * path (so `$LAMBDA_TASK_ROOT/config/redfish-mapping.yaml` for `config/redfish-mapping.yaml`).
+   * Files the code reads at run time: a repository path is copied into the bundle at the same
+   * relative path (so `$LAMBDA_TASK_ROOT/config/redfish-mapping.yaml` for `config/redfish-mapping.yaml`);
+   * `{ from, to }` copies any file (absolute `from`) to `to` in the bundle.
    */
-  files?: string[];
+  files?: Array<string | { from: string; to: string }>;
 }
 
 export function coordinatorFunction(scope: Construct, id: string, props: CoordinatorFunctionProps): NodejsFunction {
@@ -83,7 +84,9 @@ export function coordinatorFunction(scope: Construct, id: string, props: Coordin
         beforeBundling: () => [],
         beforeInstall: () => [],
         afterBundling: (inputDir: string, outputDir: string) =>
-          (props.files ?? []).map((f) => `mkdir -p "${outputDir}/${dirname(f)}" && cp "${inputDir}/${f}" "${outputDir}/${f}"`),
+          (props.files ?? [])
+            .map((f) => (typeof f === 'string' ? { from: `${inputDir}/${f}`, to: f } : f))
+            .map(({ from, to }) => `mkdir -p "${outputDir}/${dirname(to)}" && cp "${from}" "${outputDir}/${to}"`),
       },
     },
   });

@@ -1,5 +1,5 @@
 // Wires a resource into a function: the env var naming it and the IAM grant that makes it usable, in one call.
-import { Validations } from 'aws-cdk-lib';
+import { ArnFormat, CfnResource, Stack, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
@@ -36,11 +36,13 @@ export function grantEnv(fn: LambdaFunction, name: string, target: IQueue, acces
 export function grantEnv(fn: LambdaFunction, name: string, target: IBucket, access: 'put', keyPrefix: string): void;
 /** *_WORKFLOW_ARN-style: the state machine's ARN, with states:StartExecution on it. */
 export function grantEnv(fn: LambdaFunction, name: string, target: IStateMachine, access: 'start'): void;
+/** *_WORKFLOW_ARN-style: the state machine's ARN, with states:DescribeExecution on its executions (the reconciler). */
+export function grantEnv(fn: LambdaFunction, name: string, target: IStateMachine, access: 'describe'): void;
 export function grantEnv(
   fn: LambdaFunction,
   name: string,
   target: ITable | IQueue | IBucket | IStateMachine,
-  access: TableAccess | 'send' | 'drain' | 'put' | 'start',
+  access: TableAccess | 'send' | 'drain' | 'put' | 'start' | 'describe',
   keyPrefix = '',
 ): void {
   claim(fn, name);
@@ -86,19 +88,40 @@ export function grantEnv(
       fn.addEnvironment(name, machine.stateMachineArn);
       return;
     }
+    case 'describe': {
+      const machine = target as IStateMachine;
+      machine.grantExecution(fn, 'states:DescribeExecution');
+      fn.addEnvironment(name, machine.stateMachineArn);
+      Validations.of(fn).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::${nagExecutionsArn(machine)}]`,
+        reason: `DescribeExecution on the executions of ${name} (execution ARNs are <machine>:<execution name>).`,
+      });
+      return;
+    }
   }
+}
+
+/** How cdk-nag prints the `<machine>:*` execution ARNs that grantExecution names. */
+function nagExecutionsArn(machine: IStateMachine): string {
+  const cfn = machine.node.defaultChild;
+  if (!CfnResource.isCfnResource(cfn)) throw new Error(`${machine.node.path} has no CloudFormation resource`);
+  const ref = JSON.stringify({ 'Fn::Select': [6, { 'Fn::Split': [':', { Ref: Stack.of(machine).resolve(cfn.logicalId) }] }] });
+  return `arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:${ref}:*`;
 }
 
 export type TaskCallback = 'SendTaskSuccess' | 'SendTaskFailure' | 'SendTaskHeartbeat';
 
 /**
- * Lets a function answer callback Tasks. The SendTask* actions take a task token, not a
- * resource, so IAM accepts no narrower Resource than `*`.
+ * Lets a function answer callback Tasks of the named state machines only. IAM evaluates SendTask*
+ * against the state machine whose execution issued the token. The ARNs are built from the
+ * machines' fixed names, not referenced: a state machine depends on the functions it invokes, so
+ * a reference from their policies back to it would be a circular dependency.
  */
-export function grantTaskCallbacks(fn: LambdaFunction, callbacks: TaskCallback[]): void {
-  fn.addToRolePolicy(new PolicyStatement({ actions: callbacks.map((c) => `states:${c}`), resources: ['*'] }));
-  Validations.of(fn).acknowledge({
-    id: 'AwsSolutions-IAM5[Resource::*]',
-    reason: 'states:SendTaskSuccess/Failure/Heartbeat act on task tokens and support no resource-level permissions.',
-  });
+export function grantTaskCallbacks(fn: LambdaFunction, callbacks: TaskCallback[], machineNames: readonly string[]): void {
+  if (machineNames.length === 0) return;
+  const stack = Stack.of(fn);
+  const resources = machineNames.map((name) =>
+    stack.formatArn({ service: 'states', resource: 'stateMachine', resourceName: name, arnFormat: ArnFormat.COLON_RESOURCE_NAME }),
+  );
+  fn.addToRolePolicy(new PolicyStatement({ actions: callbacks.map((c) => `states:${c}`), resources }));
 }

@@ -13,6 +13,7 @@ import {
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
+import type { IHttpApi } from 'aws-cdk-lib/aws-apigatewayv2';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
@@ -28,7 +29,18 @@ export interface MonitoringProps {
   ingest: IFunction;
   api: IFunction;
   workflows: readonly Workflow[];
+  /** Every function, by name: each throttle alarms (reserved concurrency reached). */
+  functions?: Readonly<Record<string, IFunction>>;
+  /** The HTTP API: 5xx answers alarm (authorizer or store unavailable, function errors). */
+  httpApi?: IHttpApi;
+  /** The ingest queue: events waiting too long alarm (ingest throttled, failing or too slow). */
+  ingestQueue?: IQueue;
 }
+
+/** An event older than this in the ingest queue has used 40 % of a default 300 s notice. */
+export const OLDEST_EVENT_ALARM_SECONDS = 120;
+/** 5xx answers within 5 minutes that alarm: a single retried authorizer timeout does not. */
+export const API_5XX_ALARM_COUNT = 5;
 
 export class Monitoring extends Construct {
   readonly topic: Topic;
@@ -77,8 +89,26 @@ export class Monitoring extends Construct {
     this.alarm('IngestErrors', ingestErrors, 'The ingest function failed (whole invocations, not single records).');
     const rebootFailed = custom('RebootFailed', 'SUM');
     this.alarm('RebootFailed', rebootFailed, 'A reboot ended as failed.');
+    const reconciled = custom('RebootsReconciled', 'SUM');
+    this.alarm('RebootsReconciled', reconciled, 'The reconciler ended reboots whose workflow execution had ended, failed or was gone.');
     const quietBmcs = custom('QuietBmcs', 'MAX');
     this.alarm('QuietBmcs', quietBmcs, 'BMCs sent nothing within their interval: reboots on those nodes go unseen.');
+
+    const throttles: IMetric[] = [];
+    for (const [name, fn] of Object.entries(props.functions ?? {})) {
+      const id = name.replace(/(^|-)([a-z])/g, (_m, _d, c: string) => c.toUpperCase());
+      const t = fn.metricThrottles({ period: fiveMinutes, statistic: 'Sum' });
+      this.alarm(`${id}Throttles`, t, `The ${name} function was throttled: its reserved concurrency is used up.`);
+      throttles.push(t.with({ label: name }));
+    }
+    if (props.httpApi) {
+      const errors = props.httpApi.metricServerError({ period: fiveMinutes, statistic: 'Sum' });
+      this.alarm('Api5xx', errors, `The HTTP API answered 5xx more than ${API_5XX_ALARM_COUNT} times in 5 minutes.`, API_5XX_ALARM_COUNT);
+    }
+    if (props.ingestQueue) {
+      const age = props.ingestQueue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' });
+      this.alarm('IngestOldestEvent', age, `An event waited more than ${OLDEST_EVENT_ALARM_SECONDS} s in the ingest queue.`, OLDEST_EVENT_ALARM_SECONDS);
+    }
 
     const failed: IMetric[] = [];
     const timedOut: IMetric[] = [];
@@ -111,6 +141,7 @@ export class Monitoring extends Construct {
         right: [dlqDepth],
         width: 12,
       }),
+      new GraphWidget({ title: 'Throttles', left: throttles, width: 12 }),
       new GraphWidget({
         title: 'API function',
         left: [props.api.metricErrors({ period: fiveMinutes, statistic: 'Sum' })],
@@ -120,13 +151,13 @@ export class Monitoring extends Construct {
     );
   }
 
-  /** Anything above zero alarms; no data (nothing happened) is fine. */
-  private alarm(id: string, metric: IMetric, description: string): Alarm {
+  /** Anything above `threshold` (zero) alarms; no data (nothing happened) is fine. */
+  private alarm(id: string, metric: IMetric, description: string, threshold = 0): Alarm {
     const alarm = new Alarm(this, id, {
       alarmName: `${this.config.stage}-xpu-reboot-coordinator-${id}`,
       alarmDescription: description,
       metric,
-      threshold: 0,
+      threshold,
       comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 1,
       treatMissingData: TreatMissingData.NOT_BREACHING,

@@ -11,6 +11,8 @@ export class ReportBucket extends Construct {
   constructor(scope: Construct, id: string, props: { config: StageConfig }) {
     super(scope, id);
     const removalPolicy = removalPolicyOf(props.config);
+    // A bucket that holds objects cannot be deleted: a destroyable stage empties its buckets first.
+    const autoDeleteObjects = props.config.removalPolicy === 'destroy';
     this.accessLogs = new Bucket(this, 'AccessLogs', {
       // S3 server access logging delivers only to SSE-S3 buckets.
       encryption: BucketEncryption.S3_MANAGED,
@@ -18,6 +20,7 @@ export class ReportBucket extends Construct {
       objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
       enforceSSL: true,
       removalPolicy,
+      autoDeleteObjects,
       lifecycleRules: [{ id: 'expire-access-logs', expiration: Duration.days(365) }],
     });
     Validations.of(this.accessLogs).acknowledge({
@@ -31,6 +34,7 @@ export class ReportBucket extends Construct {
       enforceSSL: true,
       versioned: true,
       removalPolicy,
+      autoDeleteObjects,
       serverAccessLogsBucket: this.accessLogs,
       serverAccessLogsPrefix: 'report-bucket/',
       lifecycleRules: [

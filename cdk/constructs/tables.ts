@@ -2,10 +2,10 @@
 import { AttributeType, BillingMode, ProjectionType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
 import { removalPolicyOf, type StageConfig } from '../config.ts';
-import { GSI1_ATTRIBUTES } from '../../lambdas/adapters/table-schema.ts';
+import { GSI1_ATTRIBUTES, GSI2_ATTRIBUTES } from '../../lambdas/adapters/table-schema.ts';
 
 export class Tables extends Construct {
-  /** pk/sk, GSI gsi1 (gsi1pk/gsi1sk), TTL `ttl`. Items (nodes, hashed tokens) are written by `rebootctl inventory push`. */
+  /** pk/sk, GSIs gsi1 (day-sharded listings, open commands) and gsi2 (by node), TTL `ttl` (ended reboots, event keys). Items (nodes, hashed tokens) are written by `rebootctl inventory push`. */
   readonly reboots: Table;
   /** Powertools idempotency layout: pk `id`, TTL `expiration`. */
   readonly idempotency: Table;
@@ -31,6 +31,14 @@ export class Tables extends Construct {
       sortKey: { name: 'gsi1sk', type: AttributeType.STRING },
       projectionType: ProjectionType.INCLUDE,
       nonKeyAttributes: [...GSI1_ATTRIBUTES],
+    });
+    // A node's reboots (lambdas/adapters/reboot-index.ts); gsi1 lists the fleet by day shards.
+    this.reboots.addGlobalSecondaryIndex({
+      indexName: 'gsi2',
+      partitionKey: { name: 'gsi2pk', type: AttributeType.STRING },
+      sortKey: { name: 'gsi2sk', type: AttributeType.STRING },
+      projectionType: ProjectionType.INCLUDE,
+      nonKeyAttributes: [...GSI2_ATTRIBUTES],
     });
     this.idempotency = new Table(this, 'IdempotencyTable', {
       ...common,

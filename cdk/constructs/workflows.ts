@@ -57,6 +57,8 @@ export interface Workflow {
   readonly envName: string;
   readonly placeholders: string[];
   readonly stateMachine: StateMachine;
+  /** The fixed name of the state machine (`<stage>-XpuReboot`): ARNs built from it need no reference. */
+  readonly stateMachineName: string;
 }
 
 export interface WorkflowsProps {
@@ -93,14 +95,15 @@ export class Workflows extends Construct {
     }
     const used = placeholders.map((p) => [p, props.functions[p]] as const);
 
+    // No fixed name: a retained group from a rolled-back or deleted stack would make the next
+    // deploy fail on "already exists". CloudFormation's generated names are unique per attempt.
     const logGroup = new LogGroup(this, `${name}Logs`, {
-      // The vendedlogs prefix keeps CloudWatch Logs' resource policy from growing per state machine.
-      logGroupName: `/aws/vendedlogs/states/${props.config.stage}-${name}`,
       retention: retentionOf(props.config),
       removalPolicy: removalPolicyOf(props.config),
     });
+    const stateMachineName = `${props.config.stage}-${name}`;
     const stateMachine = new StateMachine(this, name, {
-      stateMachineName: `${props.config.stage}-${name}`,
+      stateMachineName,
       stateMachineType: StateMachineType.STANDARD,
       definitionBody: DefinitionBody.fromString(text),
       definitionSubstitutions: Object.fromEntries(used.map(([p, fn]) => [p, fn.functionArn])),
@@ -121,7 +124,7 @@ export class Workflows extends Construct {
         reason: `Invoking \${${p}} by version or alias, as lambda:InvokeFunction requires for qualified ARNs.`,
       })),
     );
-    return { stem, file, envName: workflowArnEnvName(stem), placeholders, stateMachine };
+    return { stem, file, envName: workflowArnEnvName(stem), placeholders, stateMachine, stateMachineName };
   }
 }
 

@@ -6,6 +6,9 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Schedule, ScheduleExpression } from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { Construct } from 'constructs';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseMapping } from '../../lambdas/core/redfish/mapping.ts';
 import type { StageConfig } from '../config.ts';
 import { coordinatorFunction, type CoordinatorFunctionProps } from '../constructs/coordinator-function.ts';
 import { grantEnv, grantTaskCallbacks } from '../constructs/grant-env.ts';
@@ -19,6 +22,21 @@ import { Workflows } from '../constructs/workflows.ts';
 
 /** The ASL placeholders and the functions whose ARNs fill them (the local stack fills the same names). */
 export const PLACEHOLDER_FUNCTIONS = { AwaitFunctionArn: 'workflow-await', StepFunctionArn: 'workflow-step' } as const;
+
+/** Where the operator's mapping file lands in the api function's bundle. */
+export const OPERATOR_MAPPING_PATH = 'config/operator-redfish-mapping.yaml';
+
+/**
+ * The operator's Redfish mapping file (stage config `redfishMappingFile`), checked at synth so a
+ * bad file fails the deploy rather than the API's cold start; shipped in the bundle, so the env
+ * var that names it needs no grant.
+ */
+export function operatorMappingFile(config: StageConfig, projectRoot: string): { files: { from: string; to: string }[]; env: Record<string, string> } {
+  if (!config.redfishMappingFile) return { files: [], env: {} };
+  const from = resolve(projectRoot, config.redfishMappingFile);
+  parseMapping(readFileSync(from, 'utf8'), config.redfishMappingFile);
+  return { files: [{ from, to: OPERATOR_MAPPING_PATH }], env: { REDFISH_MAPPING_FILE: `/var/task/${OPERATOR_MAPPING_PATH}` } };
+}
 
 /** The report function writes `reports/<name>` (lambdas/entry/report.ts) and may write nothing else. */
 export const REPORT_KEY_PREFIX = 'reports/';
@@ -60,6 +78,7 @@ export class CoordinatorStack extends Stack {
     ) =>
       coordinatorFunction(this, id, { name, config, entryDir: props.entryDir, projectRoot: props.projectRoot, ...rest });
 
+    const operatorMapping = operatorMappingFile(config, props.projectRoot);
     this.tables = new Tables(this, 'Data', { config });
     const { reboots, idempotency } = this.tables;
 
@@ -68,16 +87,19 @@ export class CoordinatorStack extends Stack {
       // Above API Gateway's 30 s integration limit, so a long poll (capped at 25 s) never dies mid-write.
       timeout: Duration.seconds(35),
       memorySize: 512,
-      // The shipped Redfish → native event mapping, read at start (lambdas/core/redfish/mapping.ts).
-      files: ['config/redfish-mapping.yaml'],
+      // The shipped Redfish → native event mapping, read at start (lambdas/core/redfish/mapping.ts),
+      // and the operator's own, when the stage names one.
+      files: ['config/redfish-mapping.yaml', ...operatorMapping.files],
     });
+    for (const [name, value] of Object.entries(operatorMapping.env)) api.addEnvironment(name, value);
     const authorizer = fn('authorizer', 'AuthorizerFunction', {
       description: 'HTTP API authorizer: bearer or ?access_token= against SHA-256 token hashes',
       timeout: Duration.seconds(5),
     });
     const ingest = fn('ingest', 'IngestFunction', {
       description: 'SQS consumer: maps events, deduplicates, starts and signals workflows',
-      timeout: Duration.seconds(30),
+      // A batch of 10 events takes well under a second; the timeout bounds the retry delay (ingest-queue.ts).
+      timeout: Duration.seconds(20),
       memorySize: 512,
     });
     const workflowAwait = fn('workflow-await', 'WorkflowAwaitFunction', {
@@ -97,6 +119,10 @@ export class CoordinatorStack extends Stack {
       description: 'Every 5 minutes: counts BMCs quiet for longer than their interval (QuietBmcs)',
       timeout: Duration.minutes(1),
     });
+    const reconciler = fn('reconciler', 'ReconcilerFunction', {
+      description: 'Every 5 minutes: ends reboots whose workflow execution ended, failed or is gone (RebootsReconciled)',
+      timeout: Duration.minutes(5),
+    });
     this.functions = {
       api,
       authorizer,
@@ -105,6 +131,7 @@ export class CoordinatorStack extends Stack {
       'workflow-step': workflowStep,
       report,
       watchdog,
+      reconciler,
     };
 
     this.ingestQueue = new IngestQueue(this, 'Ingest', { consumerTimeout: ingest.timeout ?? Duration.seconds(30) });
@@ -125,13 +152,14 @@ export class CoordinatorStack extends Stack {
       );
     }
 
+    const machines = this.workflows.workflows.map((w) => w.stateMachineName);
     // Each env var and the permission behind it, in one line (grant-env.ts).
     grantEnv(api, 'TABLE_NAME', reboots, 'readWrite');
     grantEnv(api, 'QUEUE_URL', this.ingestQueue.queue, 'send');
     // `rebootctl dlq list|redrive`: peek at parked events and move them back to the ingest queue.
     grantEnv(api, 'DLQ_URL', this.ingestQueue.deadLetterQueue, 'drain');
     api.addEnvironment('LONG_POLL_MAX_SECONDS', String(LONG_POLL_MAX_SECONDS));
-    grantTaskCallbacks(api, ['SendTaskSuccess', 'SendTaskFailure', 'SendTaskHeartbeat']);
+    grantTaskCallbacks(api, ['SendTaskSuccess', 'SendTaskFailure', 'SendTaskHeartbeat'], machines);
     // POST /v1/rollouts starts the rollout workflow (its cancel wakes it through the callbacks above).
     const rollout = this.workflows.workflows.find((w) => w.stem === ROLLOUT_WORKFLOW);
     if (rollout) grantEnv(api, rollout.envName, rollout.stateMachine, 'start');
@@ -140,9 +168,11 @@ export class CoordinatorStack extends Stack {
 
     grantEnv(ingest, 'TABLE_NAME', reboots, 'readWrite');
     grantEnv(ingest, 'IDEMPOTENCY_TABLE_NAME', idempotency, 'readWrite');
+    // An event redriven from the DLQ on its last day must still be recognised as processed.
+    ingest.addEnvironment('IDEMPOTENCY_TTL_SECONDS', String(this.ingestQueue.idempotencyTtl.toSeconds()));
     // Events start reboots; rollouts are started by the API alone.
     for (const wf of this.workflows.workflows.filter((w) => w.stem !== ROLLOUT_WORKFLOW)) grantEnv(ingest, wf.envName, wf.stateMachine, 'start');
-    grantTaskCallbacks(ingest, ['SendTaskSuccess', 'SendTaskHeartbeat']);
+    grantTaskCallbacks(ingest, ['SendTaskSuccess', 'SendTaskHeartbeat'], machines);
     ingest.addEventSource(
       new SqsEventSource(this.ingestQueue.queue, {
         batchSize: 10,
@@ -153,14 +183,18 @@ export class CoordinatorStack extends Stack {
     );
 
     grantEnv(workflowAwait, 'TABLE_NAME', reboots, 'readWrite');
-    grantTaskCallbacks(workflowAwait, ['SendTaskSuccess']);
+    grantTaskCallbacks(workflowAwait, ['SendTaskSuccess'], machines);
     grantEnv(workflowStep, 'TABLE_NAME', reboots, 'readWrite');
     // Every change to a reboot may satisfy its waiting Task, so the step that made it wakes it.
-    grantTaskCallbacks(workflowStep, ['SendTaskSuccess']);
+    grantTaskCallbacks(workflowStep, ['SendTaskSuccess'], machines);
+
+    for (const writer of [api, ingest, workflowAwait, workflowStep]) writer.addEnvironment('REBOOT_RETENTION_DAYS', String(config.rebootRetentionDays));
 
     grantEnv(report, 'TABLE_NAME', reboots, 'read');
     grantEnv(report, 'REPORT_BUCKET', this.reports.bucket, 'put', REPORT_KEY_PREFIX);
     grantEnv(watchdog, 'TABLE_NAME', reboots, 'read');
+    grantEnv(reconciler, 'TABLE_NAME', reboots, 'readWrite');
+    for (const wf of this.workflows.workflows) grantEnv(reconciler, wf.envName, wf.stateMachine, 'describe');
 
     this.schedule('DailyReport', report, {
       description: 'Daily compliance report',
@@ -176,6 +210,13 @@ export class CoordinatorStack extends Stack {
       maxEventAge: Duration.minutes(5),
     });
 
+    this.schedule('Reconciler', reconciler, {
+      description: 'Reboots reconciled with their workflow executions',
+      expression: ScheduleExpression.rate(Duration.minutes(5)),
+      retryAttempts: 0,
+      maxEventAge: Duration.minutes(5),
+    });
+
     this.httpApi = new CoordinatorHttpApi(this, 'Http', { config, handler: api, authorizer });
 
     this.monitoring = new Monitoring(this, 'Monitoring', {
@@ -184,6 +225,9 @@ export class CoordinatorStack extends Stack {
       ingest,
       api,
       workflows: this.workflows.workflows,
+      functions: this.functions,
+      httpApi: this.httpApi.api,
+      ingestQueue: this.ingestQueue.queue,
     });
 
     new CfnOutput(this, 'ApiUrl', { value: this.httpApi.url, description: 'Base URL of the HTTP API' });

@@ -65,6 +65,7 @@ interface CheckFlags {
   clientCert?: string;
   clientKey?: string;
   allowOffline?: boolean;
+  hookSelfCheck?: boolean;
 }
 
 /**
@@ -88,6 +89,7 @@ function registerAgentCheck(program: Command, agent: Command): void {
     .option('--client-cert <file>', 'PEM client certificate [env REBOOT_AGENT_CLIENT_CERT]')
     .option('--client-key <file>', 'PEM client key [env REBOOT_AGENT_CLIENT_KEY]')
     .option('--allow-offline', 'an unreachable server is a warning, not a failure (the agent retries on its own)')
+    .option('--hook-self-check', 'also run each required hook with REBOOT_HOOK_CHECK=1 (tools, card, lockdown); ONLY for hooks that support it, like the examples')
     .action(async (flags: CheckFlags) => {
       process.exitCode = await runAgentCheck(flags, process.env);
     });
@@ -136,6 +138,8 @@ export async function runAgentCheck(flags: CheckFlags, env: NodeJS.ProcessEnv): 
     tokenFile,
     tls: { caFile: pick(flags.caFile, 'REBOOT_AGENT_CA_FILE'), clientCert: pick(flags.clientCert, 'REBOOT_AGENT_CLIENT_CERT'), clientKey: pick(flags.clientKey, 'REBOOT_AGENT_CLIENT_KEY') },
     allowOffline: flags.allowOffline,
+    hookSelfCheck: flags.hookSelfCheck,
+    env,
   });
   problems.push(...report.problems);
   for (const w of report.warnings) say(`warning: ${w}`);

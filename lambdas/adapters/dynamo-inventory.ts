@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { createHash } from 'node:crypto';
 import { InventoryIndex } from '../core/inventory.ts';
-import type { Inventory, NodeDef, Policy } from '../core/types.ts';
+import type { Inventory, NodeDef, OperatorDef, Policy } from '../core/types.ts';
 import type { InventoryHint } from '../ports/index.ts';
 
 /**
@@ -41,6 +41,8 @@ export interface TokenOwner {
 export interface InventoryMeta {
   policy: Policy;
   operatorTokenHash?: string;
+  /** Named operators, tokens hashed (contract 7.2): few, so they travel with the meta item. */
+  operators?: OperatorDef[];
   nodes: number;
   generation: number;
 }
@@ -50,13 +52,14 @@ const hashOf = (t: string) => (t.startsWith('sha256:') ? t.slice(7).toLowerCase(
 /** Every token of a node with its owner (node tokens, and any `agentToken` an xPU carries). */
 export function tokensOf(node: NodeDef): Array<{ hash: string; owner: TokenOwner }> {
   const out: Array<{ hash: string; owner: TokenOwner }> = [];
-  if (node.bmcToken) out.push({ hash: hashOf(node.bmcToken), owner: { node: node.id, kind: 'bmc' } });
-  if (node.agentToken) out.push({ hash: hashOf(node.agentToken), owner: { node: node.id, kind: 'agent' } });
+  // Current and next (rollover) tokens alike: both must find the node during a rotation.
+  for (const t of [node.bmcToken, node.bmcTokenNext]) if (t) out.push({ hash: hashOf(t), owner: { node: node.id, kind: 'bmc' } });
+  for (const t of [node.agentToken, node.agentTokenNext]) if (t) out.push({ hash: hashOf(t), owner: { node: node.id, kind: 'agent' } });
   for (const x of node.xpus) {
-    const t = (x as { agentToken?: string }).agentToken;
-    if (t) out.push({ hash: hashOf(t), owner: { node: node.id, kind: 'agent', agent: `${node.id}.${x.id}` } });
+    for (const t of [x.agentToken, x.agentTokenNext]) if (t) out.push({ hash: hashOf(t), owner: { node: node.id, kind: 'agent', agent: `${node.id}.${x.id}` } });
   }
-  return out;
+  // A node's bmcToken may equal its agentToken (release 1): one item, the BMC meaning first.
+  return out.filter((t, i) => out.findIndex((o) => o.hash === t.hash) === i);
 }
 
 /** The items of an inventory whose tokens are hashed already (withHashedTokens); pure, for tests. */
@@ -66,7 +69,7 @@ export function inventoryItems(inv: Inventory, generation: number): { items: Rec
     items.push({ ...nodeItemKey(node.id), kind: 'node', gen: generation, body: JSON.stringify(node) });
     for (const { hash, owner } of tokensOf(node)) items.push({ ...tokenItemKey(hash), ...owner, gen: generation });
   }
-  const meta: InventoryMeta = { policy: inv.policy, operatorTokenHash: inv.operatorTokenHash, nodes: inv.nodes.length, generation };
+  const meta: InventoryMeta = { policy: inv.policy, operatorTokenHash: inv.operatorTokenHash, ...(inv.operators ? { operators: inv.operators } : {}), nodes: inv.nodes.length, generation };
   return { items, meta: { ...META_KEY, body: JSON.stringify(meta), at: new Date(generation).toISOString() } };
 }
 
@@ -239,9 +242,10 @@ export class CachedInventory {
   async index(hint?: InventoryHint): Promise<InventoryIndex> {
     const meta = await this.#cached('meta', () => this.#src.meta());
     if (!meta) throw new InventoryMissing('no inventory in the table: run `rebootctl inventory push`');
-    const base = { policy: meta.policy, operatorTokenHash: meta.operatorTokenHash };
+    const base = { policy: meta.policy, operatorTokenHash: meta.operatorTokenHash, ...(meta.operators ? { operators: meta.operators } : {}) };
     const everything = () => this.#cached('all', () => this.#src.allNodes());
-    if (!hint || (hint.tokenHash && hint.tokenHash === meta.operatorTokenHash)) return new InventoryIndex({ ...base, nodes: await everything() });
+    const operators = [meta.operatorTokenHash, ...(meta.operators ?? []).flatMap((o) => [o.token, o.tokenNext].map((t) => t && hashOf(t)))];
+    if (!hint || (hint.tokenHash && operators.includes(hint.tokenHash))) return new InventoryIndex({ ...base, nodes: await everything() });
     const ids = new Set(hint.nodes ?? []);
     if (hint.tokenHash) {
       const owner = await this.#cached(`t:${hint.tokenHash}`, () => this.#src.tokenOwner(hint.tokenHash!));

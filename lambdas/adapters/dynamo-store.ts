@@ -9,7 +9,6 @@ import {
   PutCommand,
   QueryCommand,
   UpdateCommand,
-  type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import type { AcquireResult, BudgetSlot, Hold } from '../core/budgets.ts';
 import { boundReboot } from '../core/bounds.ts';
@@ -17,11 +16,12 @@ import { ConcurrentUpdate } from '../core/errors.ts';
 import type { StoredReboot } from '../core/reboot.ts';
 import type { NativeEvent } from '../core/types.ts';
 import type { ClaimResult, IdempotentAnswer, ListQuery, NodeStateRecord, QueuedEntry, RebootStore, StoredCommand } from '../ports/index.ts';
-
-const ALL_REBOOTS = 'REBOOTS';
+import { DEFAULT_RETENTION_DAYS, RebootIndex, rebootIndexAttributes } from './reboot-index.ts';
 
 const BATCH_GET_MAX = 100;
 const DROPPED = 'DROPPED';
+/** Dropped events are kept (and listed) this many days. */
+const DROPPED_DAYS = 30;
 const MAX_ATTEMPTS = 12;
 
 function isConditionFailure(err: unknown): boolean {
@@ -46,23 +46,8 @@ const rebootsAttr = (node: string) => `r_${node}`;
 
 function stripKeys<T>(item: Record<string, unknown> | undefined): T | undefined {
   if (!item) return undefined;
-  const { pk: _pk, sk: _sk, gsi1pk: _g1, gsi1sk: _g2, ttl: _ttl, ...rest } = item;
+  const { pk: _pk, sk: _sk, gsi1pk: _g1, gsi1sk: _g2, gsi2pk: _g3, gsi2sk: _g4, ttl: _ttl, ...rest } = item;
   return rest as T;
-}
-
-function encodeCursor(key: Record<string, unknown> | undefined): string | null {
-  return key ? Buffer.from(JSON.stringify(key)).toString('base64url') : null;
-}
-
-function decodeCursor(cursor: string | undefined): Record<string, unknown> | undefined {
-  if (!cursor) return undefined;
-  try {
-    const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (key && typeof key === 'object' && typeof key.pk === 'string') return key;
-  } catch {
-    /* fall through */
-  }
-  throw Object.assign(new Error('cursor is not one this API returned'), { name: 'BadCursor' });
 }
 
 function jitter(attempt: number): Promise<void> {
@@ -72,16 +57,30 @@ function jitter(attempt: number): Promise<void> {
 function nodeState(node: string, item: Record<string, unknown>): NodeStateRecord {
   const xpus: Record<string, string> = {};
   for (const [k, v] of Object.entries(item)) if (k.startsWith('x_') && typeof v === 'string') xpus[k.slice(2)] = v;
-  return { node, host: item.host as string | undefined, xpus, lastBmcEventAt: item.lastBmcEventAt as string | undefined };
+  const lastXpuReboots: Record<string, string> = {};
+  for (const [k, v] of Object.entries(item)) if (k.startsWith('l_') && typeof v === 'string') lastXpuReboots[k.slice(2)] = v;
+  return {
+    node,
+    host: item.host as string | undefined,
+    xpus,
+    lastBmcEventAt: item.lastBmcEventAt as string | undefined,
+    lastXpuReboots,
+    provisionedTenant: item.provisionedTenant as string | undefined,
+  };
 }
 
 export class DynamoRebootStore implements RebootStore {
   readonly #doc: DynamoDBDocumentClient;
   readonly #table: string;
+  readonly #index: RebootIndex;
+  readonly #retentionDays: number;
 
-  constructor(client: DynamoDBClient, table: string) {
+  /** `retentionDays`: how long an ended reboot stays in the table (TTL); the daily S3 reports keep it after. */
+  constructor(client: DynamoDBClient, table: string, opts: { retentionDays?: number } = {}) {
     this.#doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true } });
     this.#table = table;
+    this.#index = new RebootIndex(this.#doc, table);
+    this.#retentionDays = opts.retentionDays ?? DEFAULT_RETENTION_DAYS;
   }
 
   async getReboot(id: string): Promise<StoredReboot | undefined> {
@@ -90,10 +89,11 @@ export class DynamoRebootStore implements RebootStore {
   }
 
   #rebootItem(r: StoredReboot) {
-    return { ...r, ...rebootKey(r.id), gsi1pk: ALL_REBOOTS, gsi1sk: `${r.notifiedAt}#${r.id}` };
+    return { ...r, ...rebootKey(r.id), ...rebootIndexAttributes(r, this.#retentionDays) };
   }
 
   async createReboot(reboot: StoredReboot): Promise<boolean> {
+    await this.#index.recordDay(reboot.notifiedAt);
     try {
       await this.#doc.send(
         new PutCommand({ TableName: this.#table, Item: this.#rebootItem(boundReboot(reboot)), ConditionExpression: 'attribute_not_exists(pk)' }),
@@ -132,6 +132,7 @@ export class DynamoRebootStore implements RebootStore {
       // The one choke point every writer of a reboot passes: its size stays bounded (core/bounds.ts).
       const next = boundReboot(changed);
       next.version = current.version + 1;
+      if (next.notifiedAt !== current.notifiedAt) await this.#index.recordDay(next.notifiedAt);
       try {
         await this.#doc.send(
           new PutCommand({
@@ -151,66 +152,36 @@ export class DynamoRebootStore implements RebootStore {
   }
 
   async listReboots(q: ListQuery) {
-    const items: StoredReboot[] = [];
-    let startKey = decodeCursor(q.cursor);
-    const filters: string[] = [];
-    const values: Record<string, unknown> = { ':p': ALL_REBOOTS };
-    const names: Record<string, string> = {};
-    if (q.node) {
-      filters.push('#node = :node');
-      values[':node'] = q.node;
-      names['#node'] = 'node';
-    }
-    if (q.status) {
-      filters.push('#status = :status');
-      values[':status'] = q.status;
-      names['#status'] = 'status';
-    }
-    // A filter applies after Limit, so keep reading pages until the page is full or the index ends.
-    do {
-      const input: QueryCommandInput = {
-        TableName: this.#table,
-        IndexName: 'gsi1',
-        KeyConditionExpression: 'gsi1pk = :p',
-        ExpressionAttributeValues: values,
-        ScanIndexForward: false,
-        Limit: q.limit - items.length,
-        ExclusiveStartKey: startKey,
-      };
-      if (filters.length) {
-        input.FilterExpression = filters.join(' AND ');
-        input.ExpressionAttributeNames = names;
-      }
-      const res = await this.#doc.send(new QueryCommand(input));
-      items.push(...(await this.#rebootsById((res.Items ?? []).map((it) => it.id as string))));
-      startKey = res.LastEvaluatedKey;
-    } while (startKey && items.length < q.limit);
-    return { items, next: items.length >= q.limit ? encodeCursor(startKey) : null };
+    const page = await this.#index.list(q);
+    return { items: await this.#rebootsById(page.ids), next: page.next };
   }
 
   async rebootsNotifiedBetween(from: Date, to: Date): Promise<StoredReboot[]> {
-    const out: StoredReboot[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const res = await this.#doc.send(
-        new QueryCommand({
-          TableName: this.#table,
-          IndexName: 'gsi1',
-          KeyConditionExpression: 'gsi1pk = :p AND gsi1sk BETWEEN :a AND :b',
-          ExpressionAttributeValues: { ':p': ALL_REBOOTS, ':a': from.toISOString(), ':b': to.toISOString() },
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      const ids = (res.Items ?? []).filter((it) => String(it.gsi1sk) < to.toISOString()).map((it) => it.id as string);
-      out.push(...(await this.#rebootsById(ids)));
-      startKey = res.LastEvaluatedKey;
-    } while (startKey);
-    return out;
+    return this.#rebootsById(await this.#index.between(from, to));
   }
 
   async getNodeState(node: string): Promise<NodeStateRecord> {
     const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: nodeKey(node), ConsistentRead: true }));
     return nodeState(node, res.Item ?? {});
+  }
+
+  async getNodeStates(nodes: string[]): Promise<Map<string, NodeStateRecord>> {
+    const found = new Map<string, NodeStateRecord>();
+    for (let i = 0; i < nodes.length; i += BATCH_GET_MAX) {
+      let keys: Record<string, unknown>[] | undefined = nodes.slice(i, i + BATCH_GET_MAX).map(nodeKey);
+      for (let attempt = 0; keys && keys.length > 0; attempt++) {
+        // Eventually consistent: half the read cost, and a second-old view is fine for the watchdog.
+        const res: BatchGetCommandOutput = await this.#doc.send(new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys } } }));
+        for (const it of res.Responses?.[this.#table] ?? []) {
+          const node = String(it.pk).replace(/^N#/, '');
+          found.set(node, nodeState(node, it));
+        }
+        keys = res.UnprocessedKeys?.[this.#table]?.Keys as Record<string, unknown>[] | undefined;
+        if (keys?.length) await jitter(attempt);
+      }
+    }
+    for (const node of nodes) if (!found.has(node)) found.set(node, nodeState(node, {}));
+    return found;
   }
 
   async claimXpu(node: string, xpu: string, rebootId: string): Promise<ClaimResult> {
@@ -257,16 +228,17 @@ export class DynamoRebootStore implements RebootStore {
     }
   }
 
-  async release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string): Promise<void> {
+  async release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string, remember = true): Promise<void> {
     try {
       if (kind === 'xpu' && xpu) {
         await this.#doc.send(
           new UpdateCommand({
             TableName: this.#table,
             Key: nodeKey(node),
-            UpdateExpression: 'REMOVE #x DELETE xpuSet :s',
+            // The released reboot stays findable as the xPU's last one: late signals belong to it.
+            UpdateExpression: remember ? 'REMOVE #x SET #l = :id DELETE xpuSet :s' : 'REMOVE #x DELETE xpuSet :s',
             ConditionExpression: '#x = :id',
-            ExpressionAttributeNames: { '#x': xpuAttr(xpu) },
+            ExpressionAttributeNames: remember ? { '#x': xpuAttr(xpu), '#l': `l_${xpu}` } : { '#x': xpuAttr(xpu) },
             ExpressionAttributeValues: { ':id': rebootId, ':s': new Set([xpu]) },
           }),
         );
@@ -297,6 +269,43 @@ export class DynamoRebootStore implements RebootStore {
         ExpressionAttributeValues: { ':at': at },
       }),
     );
+  }
+
+  async setProvisionedTenant(node: string, tenant: string): Promise<void> {
+    await this.#doc.send(
+      new UpdateCommand({
+        TableName: this.#table,
+        Key: nodeKey(node),
+        UpdateExpression: 'SET provisionedTenant = :t',
+        ExpressionAttributeValues: { ':t': tenant },
+      }),
+    );
+  }
+
+  async keepSignal(ev: NativeEvent, ttlSeconds: number): Promise<void> {
+    await this.#doc.send(
+      new PutCommand({
+        TableName: this.#table,
+        Item: { pk: `K#${ev.node}`, sk: `${ev.receivedAt}#${ev.dedupKey}`, event: ev, ttl: Math.floor(Date.now() / 1000) + ttlSeconds },
+      }),
+    );
+  }
+
+  async keptSignals(node: string): Promise<NativeEvent[]> {
+    const res = await this.#doc.send(
+      new QueryCommand({
+        TableName: this.#table,
+        KeyConditionExpression: 'pk = :p',
+        ExpressionAttributeValues: { ':p': `K#${node}` },
+        ConsistentRead: true,
+      }),
+    );
+    // dynalite has no TTL: readers honour the expiry themselves.
+    return (res.Items ?? []).filter((it) => typeof it.ttl !== 'number' || it.ttl * 1000 > Date.now()).map((it) => it.event as NativeEvent);
+  }
+
+  async forgetSignal(ev: NativeEvent): Promise<void> {
+    await this.#doc.send(new DeleteCommand({ TableName: this.#table, Key: { pk: `K#${ev.node}`, sk: `${ev.receivedAt}#${ev.dedupKey}` } }));
   }
 
   #commandItem(c: StoredCommand & { order?: number }) {
@@ -431,7 +440,8 @@ export class DynamoRebootStore implements RebootStore {
     await this.#doc.send(
       new PutCommand({
         TableName: this.#table,
-        Item: { pk: DROPPED, sk: `${at}#${ev.dedupKey}`, at, reason, event: ev, ttl: Math.floor(Date.now() / 1000) + 30 * 86400 },
+        // One partition per day: a flood of unusable events does not pile onto one key.
+        Item: { pk: `${DROPPED}#${at.slice(0, 10)}`, sk: `${at}#${ev.dedupKey}`, at, reason, event: ev, ttl: Math.floor(Date.now() / 1000) + DROPPED_DAYS * 86400 },
       }),
     );
   }
@@ -492,16 +502,21 @@ export class DynamoRebootStore implements RebootStore {
   }
 
   async listDropped(limit: number) {
-    const res = await this.#doc.send(
-      new QueryCommand({
-        TableName: this.#table,
-        KeyConditionExpression: 'pk = :p',
-        ExpressionAttributeValues: { ':p': DROPPED },
-        ScanIndexForward: false,
-        Limit: limit,
-      }),
-    );
-    return (res.Items ?? []).map((it) => ({ at: it.at as string, reason: it.reason as string, event: it.event as NativeEvent }));
+    const out: Array<{ at: string; reason: string; event: NativeEvent }> = [];
+    for (let back = 0; back <= DROPPED_DAYS && out.length < limit; back++) {
+      const day = new Date(Date.now() - back * 86400_000).toISOString().slice(0, 10);
+      const res = await this.#doc.send(
+        new QueryCommand({
+          TableName: this.#table,
+          KeyConditionExpression: 'pk = :p',
+          ExpressionAttributeValues: { ':p': `${DROPPED}#${day}` },
+          ScanIndexForward: false,
+          Limit: limit - out.length,
+        }),
+      );
+      out.push(...(res.Items ?? []).map((it) => ({ at: it.at as string, reason: it.reason as string, event: it.event as NativeEvent })));
+    }
+    return out;
   }
 
   // --- disruption budgets, the queue, holds (contract 7.3) --------------------------------------

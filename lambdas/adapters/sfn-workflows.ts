@@ -1,12 +1,13 @@
 // Workflows on Step Functions: start executions by name, wake and heartbeat callback Tasks.
 import {
+  DescribeExecutionCommand,
   ExecutionAlreadyExists,
   SendTaskHeartbeatCommand,
   SendTaskSuccessCommand,
   StartExecutionCommand,
   type SFNClient,
 } from '@aws-sdk/client-sfn';
-import type { WorkflowKind, Workflows } from '../ports/index.ts';
+import type { WorkflowExecutionState, WorkflowKind, Workflows } from '../ports/index.ts';
 
 /** Errors that mean "this token is no longer waiting": a late or duplicate wake-up, harmless. */
 const GONE = new Set(['TaskTimedOut', 'TaskDoesNotExist', 'InvalidToken']);
@@ -36,6 +37,18 @@ export class SfnWorkflows implements Workflows {
       return true;
     } catch (err) {
       if (GONE.has((err as Error).name)) return false;
+      throw err;
+    }
+  }
+
+  async describe(kind: WorkflowKind, name: string): Promise<WorkflowExecutionState> {
+    // An execution's ARN is its state machine's with `execution` for `stateMachine` and its name appended.
+    const executionArn = `${this.#arns[kind].replace(':stateMachine:', ':execution:')}:${name}`;
+    try {
+      const d = await this.#sfn.send(new DescribeExecutionCommand({ executionArn }));
+      return { status: (d.status ?? 'RUNNING') as WorkflowExecutionState['status'], error: d.error, cause: d.cause };
+    } catch (err) {
+      if ((err as Error).name === 'ExecutionDoesNotExist') return { status: 'NOT_FOUND' };
       throw err;
     }
   }

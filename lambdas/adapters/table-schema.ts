@@ -8,3 +8,9 @@
 export const GSI1_ATTRIBUTES = [
   'id', 'type', 'rebootId', 'node', 'xpu', 'args', 'deadline', 'agent', 'step', 'status', 'noticePhase', 'createdAt', 'seenAt', 'redeliver',
 ] as const;
+
+/**
+ * gsi2 (gsi2pk `NODE#<node>`, gsi2sk `<notifiedAt>#<id>`): a node's reboots, newest first, without
+ * reading the fleet's. Only what a listing filters on is projected; the items are read by id.
+ */
+export const GSI2_ATTRIBUTES = ['id', 'status'] as const;

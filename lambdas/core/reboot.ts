@@ -1,12 +1,15 @@
 // Pure reboot decisions: deadlines, extensions, command plans, and when a waiting workflow wakes.
 import { commandId, legacyRebootId } from './ids.ts';
 import { agentIdOf } from './inventory.ts';
+import { actorOfEvent, originOf, type Origin } from './model.ts';
+import { COORDINATOR } from './principal.ts';
 import {
   FINAL_COMMAND_STATUSES,
   NOTICE_STATUSES,
   type Command,
   type CommandStatus,
   type CommandSummary,
+  type Actor,
   type CommandType,
   type HistoryEntry,
   type NativeEvent,
@@ -16,7 +19,7 @@ import {
 } from './types.ts';
 
 /** What a workflow's callback Task waits for; stored on the reboot so that events can wake it. */
-export type WaitFor = 'prepared' | 'commands-done' | 'xpu-ready' | 'host-ready' | 'xpus-ready' | 'budget-slot';
+export type WaitFor = 'prepared' | 'commands-done' | 'xpu-down' | 'xpu-ready' | 'host-ready' | 'xpus-ready' | 'budget-slot';
 
 export interface Waiter {
   token: string;
@@ -30,7 +33,7 @@ export interface Waiter {
 }
 
 /** Where each waiting step sits in its workflow; both workflows only ever move to a later (or the same) rank. */
-const STEP_RANK: Record<string, number> = { budget: 0.5, prepare: 1, free: 1, crash: 2, reboot: 3, xpus: 4, recover: 5, reprovision: 5 };
+const STEP_RANK: Record<string, number> = { budget: 0.5, prepare: 1, free: 1, crash: 2, down: 2.5, reboot: 3, xpus: 4, recover: 5, reprovision: 5, resume: 6 };
 
 /**
  * Is a waiter registration late, i.e. from a state the workflow has already left? A slow (or
@@ -38,7 +41,8 @@ const STEP_RANK: Record<string, number> = { budget: 0.5, prepare: 1, free: 1, cr
  * not put its dead token back in place of the live one, or the next wake-up is lost.
  */
 export function isLateRegistration(reboot: StoredReboot, reg: { token: string; step: string; enteredAt?: string }): boolean {
-  if (reboot.endedAt) return true;
+  // An ended reboot takes no waiter, except the late recovery of an xPU that came back after all.
+  if (reboot.endedAt && !reboot.lateRecovery) return true;
   const w = reboot.waiter;
   if (!w || w.token === reg.token) return false;
   const [was, now] = [STEP_RANK[w.step] ?? 0, STEP_RANK[reg.step] ?? 0];
@@ -55,6 +59,16 @@ export interface StoredReboot extends Reboot {
   decision?: 'allowed' | 'denied';
   /** Host reboot: xPUs that announced a reboot (or crashed) during it; the host reboot waits for their xpu.ready too. */
   joinedXpus?: string[];
+  /** The event that started it: a source's own times order only that source's events (see model.ts predates). */
+  origin?: Origin;
+  /** Why it failed: a reason code (`xpu-never-returned`, `restore-pcie-failed`, ...). */
+  failure?: string;
+  /** A failed reboot whose xPU came back after all: its host is being restored (restore-pcie, resume-workloads). */
+  lateRecovery?: boolean;
+  /** The deadline the xPU was last told with postpone-reboot. */
+  postponedTo?: string;
+  /** The xPU did not take the early go (proceed-reboot failed or was skipped); recorded once. */
+  proceedRefused?: boolean;
 }
 
 export interface WakeOutcome {
@@ -98,8 +112,8 @@ export function isNoticePhase(status: RebootStatus): boolean {
  */
 export const rebootIdFor = legacyRebootId;
 
-export function history(at: Date | string, phase: string, detail: string): HistoryEntry {
-  return { at: typeof at === 'string' ? at : at.toISOString(), phase, detail };
+export function history(at: Date | string, phase: string, detail: string, by: Actor = COORDINATOR): HistoryEntry {
+  return { at: typeof at === 'string' ? at : at.toISOString(), phase, detail, by };
 }
 
 function secondsBetween(a: string | Date, b: string | Date): number {
@@ -162,10 +176,12 @@ export function newXpuReboot(id: string, node: NodeDef, xpu: string, ev: NativeE
         mode === 'crash'
           ? `xPU ${xpu} crashed${reason ? `: ${reason}` : ''} (${ev.source} event ${ev.id})`
           : `xPU ${xpu} announced a reboot with ${noticeSeconds}s notice, deadline ${deadline.toISOString()}${reason ? `: ${reason}` : ''} (${ev.source} event ${ev.id})`,
+        actorOfEvent(ev),
       ),
     ],
     version: 0,
     waiter: null,
+    origin: originOf(ev),
   };
   if (mode === 'crash') rec.crashedAt = notifiedAt.toISOString();
   return rec;
@@ -201,9 +217,10 @@ export function newHostReboot(
     outstanding: [],
     commands: {},
     xpuReadyAt: {},
-    history: [history(ev.receivedAt, 'requested', `host reboot requested by ${mode} (${ev.source} event ${ev.id})`)],
+    history: [history(ev.receivedAt, 'requested', `host reboot requested by ${mode} (${ev.source} event ${ev.id})`, actorOfEvent(ev))],
     version: 0,
     waiter: null,
+    origin: originOf(ev),
     decision: decision.allowed ? 'allowed' : 'denied',
   };
   if (!decision.allowed) {
@@ -325,8 +342,12 @@ export function planCommands(reboot: StoredReboot, step: string, ctx: PlanContex
       case 'proceed':
         return [plan(reboot, 'proceed-reboot', reboot.xpu!, {}, later(xp.commandSeconds))];
       case 'recover':
+        return [plan(reboot, 'restore-pcie', 'host', {}, later(xp.commandSeconds))];
+      // Only after restore-pcie succeeded (the workflow's RouteRestored). Nothing was migrated
+      // away from an unannounced reboot, so nothing resumes.
+      case 'resume':
+        if (reboot.mode === 'unannounced') return [];
         return [
-          plan(reboot, 'restore-pcie', 'host', {}, later(xp.commandSeconds)),
           xp.afterReady === 'reboot-host'
             ? plan(reboot, 'reboot-host', 'host', { reason: `xPU ${reboot.xpu} reboot ${reboot.id} completed` }, later(xp.commandSeconds))
             : plan(reboot, 'resume-workloads', 'host', {}, later(xp.commandSeconds)),
@@ -347,6 +368,12 @@ export function planCommands(reboot: StoredReboot, step: string, ctx: PlanContex
     default:
       return [];
   }
+}
+
+/** postpone-reboot for one move of the deadline: its id names that deadline, so a replay sends it once. */
+export function planPostpone(reboot: Reboot, deadline: string, reason: string, node: NodeDef, now: Date): PlannedCommand {
+  const p = plan(reboot, 'postpone-reboot', reboot.xpu!, { deadline, reason }, new Date(now.getTime() + node.policy.xpuReboot.commandSeconds * 1000).toISOString());
+  return { ...p, id: `${p.id}.${Math.floor(Date.parse(deadline) / 1000)}` };
 }
 
 export function toCommand(p: PlannedCommand, reboot: Reboot): Command {
@@ -398,9 +425,19 @@ export function evaluateWait(reboot: StoredReboot, node: NodeDef | undefined, no
       return null;
     }
     case 'commands-done': {
+      // After a crash, xpu.ready ends the core-dump hold at once: the xPU is back.
+      if (w.step === 'crash' && reboot.readyAt) return { signal: 'xpu-ready' };
       const cmds = stepCommands(reboot, w.step);
       if (!cmds.every((c) => isFinal(c.status))) return null;
       return { signal: 'done', failed: cmds.filter((c) => c.status !== 'succeeded' && c.status !== 'skipped').map((c) => c.type) };
+    }
+    case 'xpu-down': {
+      if (reboot.readyAt) return { signal: 'xpu-ready' };
+      if (reboot.downAt) return { signal: 'xpu-down' };
+      // The early go was not taken: the watchdog decides (once noted, the wait runs to the deadline).
+      const go = Object.values(reboot.commands).find((c) => c.type === 'proceed-reboot');
+      if (go && isFinal(go.status) && go.status !== 'succeeded' && !reboot.proceedRefused) return { signal: 'proceed-not-taken' };
+      return null;
     }
     case 'xpu-ready':
       return reboot.readyAt ? { signal: 'xpu-ready' } : null;

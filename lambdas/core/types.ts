@@ -229,7 +229,8 @@ export interface Reboot {
   xpu: string | null;
   status: RebootStatus;
   /** xPU reboot: `planned` (announced) or `crash`. Host reboot: how it was requested. */
-  mode: 'planned' | 'crash' | 'shell' | 'ipmi' | 'perst' | 'other';
+  /** `unannounced`: the xPU went down or came back without notice (contract 7.1). */
+  mode: 'planned' | 'crash' | 'unannounced' | 'shell' | 'ipmi' | 'perst' | 'other';
   reason?: string;
   rack?: string;
   zone?: string;

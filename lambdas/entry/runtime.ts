@@ -31,6 +31,8 @@ const Env = z.object({
   IDEMPOTENCY_TABLE_NAME: z.string().optional(),
   /** How long a Lambda container keeps the inventory before reading it again. */
   INVENTORY_TTL_SECONDS: z.coerce.number().int().min(0).default(60),
+  /** Days an ended reboot stays in the table (TTL); the daily reports in S3 keep the record. */
+  REBOOT_RETENTION_DAYS: z.coerce.number().int().min(1).optional(),
 });
 
 export const env = Object.freeze(Env.parse(process.env));
@@ -55,7 +57,7 @@ const metrics: Metrics = {
 };
 
 const ddb = new DynamoDBClient({});
-export const store = new DynamoRebootStore(ddb, env.TABLE_NAME);
+export const store = new DynamoRebootStore(ddb, env.TABLE_NAME, { retentionDays: env.REBOOT_RETENTION_DAYS });
 
 /** One item per node and per token hash (adapters/dynamo-inventory.ts), each cached INVENTORY_TTL_SECONDS. */
 export const storedInventory = new CachedInventory(new DynamoInventory(ddb, env.TABLE_NAME), env.INVENTORY_TTL_SECONDS * 1000);

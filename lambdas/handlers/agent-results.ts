@@ -81,7 +81,7 @@ export function registerResultRoutes(app: Hono, deps: Deps, kit: RouteKit): void
       await deps.store.updateReboot(existing.rebootId, (r) => {
         if (r.history.some((h) => h.phase === 'late-result' && h.detail.startsWith(cmdId))) return null;
         const tail = body.status === 'failed' && output ? `: ${lastLine(output)}` : '';
-        r.history.push(history(now, 'late-result', `${cmdId} ${body.status} after the workflow stopped waiting for it${tail}`));
+        r.history.push(history(now, 'late-result', `${cmdId} ${body.status} after the workflow stopped waiting for it${tail}`, `agent:${agentId}`));
         // Keep what the agent said (e.g. "deadline exceeded"): the report lists why it timed out.
         const summary = r.commands[cmdId];
         if (summary) {

@@ -29,6 +29,7 @@ import { registerExtensionRoutes } from './extensions.ts';
 import type { HealthReport } from './health.ts';
 import { registerFleetRoutes } from './fleet-routes.ts';
 import { registerOpenApiRoute } from './openapi.ts';
+import { registerNodeRoutes } from './nodes.ts';
 
 export const MAX_BODY_BYTES = 256 * 1024;
 /** Agents long-poll at most this long; API Gateway's 30 s integration limit caps it lower in AWS. */
@@ -144,6 +145,7 @@ export function createApiApp(deps: ApiDeps) {
   });
   registerOpenApiRoute(app);
   registerDlqRoutes(app, deps);
+  registerNodeRoutes(app, deps, principal);
   registerRolloutRoutes(app, deps);
   registerFleetRoutes(app, { ...deps, principal });
 
@@ -179,7 +181,7 @@ export function createApiApp(deps: ApiDeps) {
     if (!node) throw new NotFound(`node ${body.node} is not in the inventory`);
     if (who.kind !== 'operator' && who.node !== node.id) throw new Forbidden(`a token of node ${who.node} may not post events for node ${node.id}`);
     const xpu = resolveXpu(node, body.type, body.xpu ?? undefined);
-    authorizeEvent(who, { type: body.type, node: node.id, xpu }, index);
+    const from = authorizeEvent(who, { type: body.type, node: node.id, xpu }, index);
     const receivedAt = deps.clock.now().toISOString();
     const ev: NativeEvent = {
       id: body.id,
@@ -191,7 +193,7 @@ export function createApiApp(deps: ApiDeps) {
       source: 'native',
       dedupKey: `native:${node.id}:${body.id}`,
       receivedAt,
-      by: actorOf(who),
+      by: actorOf(from),
     };
     await deps.queue.send([ev]);
     return c.json({ accepted: 1, ignored: 0, id: ev.id }, 202);

@@ -49,8 +49,11 @@ export function mayActAs(who: Principal, agentId: string, index: InventoryIndex)
   return xpu === null || !index.xpuHasOwnToken(node, xpu);
 }
 
-/** Guards the agent routes: the node and xPU exist (404) and the principal may act as that agent (403). */
-export function authorizeAgent(agentId: string, who: Principal, index: InventoryIndex): { node: string; xpu: string | null } {
+/**
+ * Guards the agent routes: the node and xPU exist (404) and the principal may act as that agent
+ * (403). `as` is the principal acting as that agent (for `by`).
+ */
+export function authorizeAgent(agentId: string, who: Principal, index: InventoryIndex): { node: string; xpu: string | null; as: Principal } {
   const { node, xpu } = parseAgentId(agentId);
   if (who.kind !== 'agent' && who.kind !== 'operator') throw new Forbidden('only agent tokens may use the agent routes');
   if (who.kind === 'agent' && who.node !== node) throw new Forbidden(`a token of node ${who.node} may not act as agent ${agentId}`);
@@ -58,17 +61,21 @@ export function authorizeAgent(agentId: string, who: Principal, index: Inventory
   if (!def) throw new NotFound(`node ${node} is not in the inventory`);
   if (xpu && !def.xpus.some((x) => x.id === xpu)) throw new NotFound(`node ${node} has no xPU ${xpu}`);
   if (!mayActAs(who, agentId, index)) throw new Forbidden(`this token may not act as agent ${agentId}`);
-  return { node, xpu };
+  return { node, xpu, as: who.kind === 'agent' ? { ...who, agent: agentId } : who };
 }
 
 /**
  * Guards a native event: the node's BMC and the operator may post any event of that node; an agent
  * token only the events of an agent it may act as (`host.*` the host agent, `xpu.*` that xPU's).
+ * Returns the principal the event is from, `agent` set to the agent it acted as.
  */
-export function authorizeEvent(who: Principal, ev: { type: string; node: string; xpu?: string }, index: InventoryIndex): void {
-  if (who.kind === 'operator') return;
+export function authorizeEvent(who: Principal, ev: { type: string; node: string; xpu?: string }, index: InventoryIndex): Principal {
+  if (who.kind === 'operator') return who;
   if (who.node !== ev.node) throw new Forbidden(`a token of node ${who.node} may not post events for node ${ev.node}`);
-  if (who.kind === 'bmc') return;
+  if (who.kind === 'bmc') return who;
   const agentId = agentIdOf(ev.node, ev.type.startsWith('xpu.') ? (ev.xpu ?? null) : null);
   if (!mayActAs(who, agentId, index)) throw new Forbidden(`this token may not post ${ev.type} as agent ${agentId}`);
+  // The agent it acted as: with a node's shared token, the event's own agent (an xPU's xpu.ready is
+  // that xPU agent's), so `by` names an agent, never a whole node.
+  return { ...who, agent: agentId };
 }

@@ -7,11 +7,13 @@ import { cancel, force, type ControlStep } from '../core/controls.ts';
 import { BadRequest, Conflict, Forbidden, NotFound } from '../core/errors.ts';
 import { agentIdOf, type InventoryIndex } from '../core/inventory.ts';
 import { actorOf, type Principal } from '../core/principal.ts';
-import type { NodeDef } from '../core/types.ts';
+import { isFinal } from '../core/reboot.ts';
+import type { CommandStatus, NodeDef } from '../core/types.ts';
 import { check, readJson } from './api.ts';
 import { changeReboot, type Deps } from './deps.ts';
 import { performControl, wakeQueued } from './fleet.ts';
 import { publicReboot } from './views.ts';
+import { mayActAs } from './auth.ts';
 
 const isoTime = z.string().refine((s) => Number.isFinite(Date.parse(s)), 'not a date-time');
 const name = z.string().min(1).max(200);
@@ -93,15 +95,24 @@ export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
     const id = c.req.param('id')!;
     const reboot = await deps.store.getReboot(id);
     if (!reboot) throw new NotFound(`no reboot ${id}`);
-    mayControl(who, reboot.node, reboot.xpu, kind);
+    mayControl(who, reboot.node, reboot.xpu, kind, index);
     const node: NodeDef | undefined = index.node(reboot.node);
     if (!node) throw new NotFound(`node ${reboot.node} is not in the inventory`);
     const by = actorOf(who);
+    // What the host had not finished, with where each command got to (delivered, running...): the
+    // reboot's own summaries only know what the workflow wrote.
+    const live = new Map<string, CommandStatus>();
+    for (const c of Object.values(reboot.commands)) {
+      if (c.step !== 'prepare' || isFinal(c.status)) continue;
+      const stored = await deps.store.getCommand(c.agent, c.id);
+      if (stored) live.set(c.id, stored.status);
+    }
     let step: ControlStep | undefined;
     const updated = await changeReboot(
       deps,
       id,
       (r) => {
+        for (const [id, status] of live) if (r.commands[id] && !isFinal(r.commands[id].status)) r.commands[id].status = status;
         step = (kind === 'cancel' ? cancel : force)(r, node, by, body.reason, deps.clock.now());
         return step.ok && !step.repeated ? step.reboot : null;
       },
@@ -117,12 +128,9 @@ export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
   app.post('/v1/reboots/:id/force', (c) => control(c, 'force'));
 }
 
-/** Cancel: the operator, or the xPU's own agent for its xPU reboot. Force: the operator only. */
-function mayControl(who: Principal, node: string, xpu: string | null, kind: 'cancel' | 'force') {
+/** Cancel: the operator, or the xPU's own agent for its xPU reboot (contract 7.2's tokens decide who that is). Force: the operator only. */
+function mayControl(who: Principal, node: string, xpu: string | null, kind: 'cancel' | 'force', index: InventoryIndex) {
   if (who.kind === 'operator') return;
-  if (kind === 'cancel' && who.kind === 'agent' && who.node === node && xpu) {
-    // A node-wide token cannot tell its agents apart; a token of one agent must be the xPU's own.
-    if (who.agent === undefined || who.agent === agentIdOf(node, xpu)) return;
-  }
+  if (kind === 'cancel' && who.kind === 'agent' && xpu && mayActAs(who, agentIdOf(node, xpu), index)) return;
   throw new Forbidden(kind === 'cancel' ? 'only the operator or the xPU\'s own agent may cancel this reboot' : 'only the operator may force a reboot');
 }

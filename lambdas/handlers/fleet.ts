@@ -31,8 +31,14 @@ export async function activeHolds(deps: Pick<Deps, 'store' | 'clock'>): Promise<
  * May this node start a reboot now (no hold on it, room in each of its budgets)? For rollouts and
  * the fleet view. An answer, not a reservation: the reboot itself takes its slots atomically.
  */
-export async function mayNodeStartReboot(deps: Pick<Deps, 'store' | 'clock'>, node: NodeDef): Promise<Admission> {
+export async function mayNodeStartReboot(
+  deps: Pick<Deps, 'store' | 'clock'>,
+  node: NodeDef,
+  /** Nodes about to take slots (by budget key) that the store does not count yet, e.g. a rollout's next xPUs. */
+  alsoUnavailable: ReadonlyMap<string, readonly string[]> = new Map(),
+): Promise<Admission> {
   const [holds, usage] = await Promise.all([activeHolds(deps), deps.store.budgetUsage(budgetSlotsOf(node).map((s) => s.key))]);
+  for (const [key, nodes] of alsoUnavailable) usage.set(key, [...new Set([...(usage.get(key) ?? []), ...nodes])]);
   return mayStartReboot(node, holds, usage, deps.clock.now());
 }
 
@@ -174,7 +180,7 @@ async function tryAdmit(deps: Deps, entry: QueuedEntry): Promise<'admitted' | 'h
     await deps.store.dequeueReboot(entry);
     return 'gone';
   }
-  const node = (await deps.inventory()).node(reboot.node);
+  const node = (await deps.inventory({ nodes: [reboot.node] })).node(reboot.node);
   if (!node) return 'gone';
   const taken = await takeSlots(deps, node, reboot.id);
   if (!taken.ok) return taken.kind === 'hold' ? 'held' : 'full';
@@ -190,7 +196,7 @@ async function tryAdmit(deps: Deps, entry: QueuedEntry): Promise<'admitted' | 'h
 export async function wakeQueued(deps: Deps, keys?: readonly string[]): Promise<void> {
   const entries = await deps.store.queuedReboots();
   if (!entries.length) return;
-  const index = await deps.inventory();
+  const index = await deps.inventory({ nodes: [...new Set(entries.map((e) => e.node))] });
   for (const e of entries) {
     if (keys) {
       const node = index.node(e.node);
@@ -205,7 +211,7 @@ export async function wakeQueued(deps: Deps, keys?: readonly string[]): Promise<
  * another reboot of it holds them), and the oldest queued reboots of those budgets go on.
  */
 export async function releaseBudgets(deps: Deps, reboot: StoredReboot, node?: NodeDef): Promise<void> {
-  const n = node ?? (await deps.inventory()).node(reboot.node);
+  const n = node ?? (await deps.inventory({ nodes: [reboot.node] })).node(reboot.node);
   const keys = [...new Set([...(reboot.budgetKeys ?? []), ...(n ? budgetSlotsOf(n).map((s) => s.key) : [])])];
   if (!keys.length) return;
   await deps.store.releaseBudgets(keys, reboot.node, reboot.id);

@@ -1,15 +1,27 @@
 // Applies one native event from the ingest queue: starts, joins or signals reboots; drops with a reason.
 import {
+  hostIsDown,
+  hostSignal,
+  joinHostReboot as joinHost,
+  onHostRebootRequest,
+  onNotice,
+  onXpuCrashed,
+  sameOutage,
+  unannouncedReboot,
+  xpuSignal,
+} from '../core/model.ts';
+import {
   decideHostReboot,
   history,
-  isStale,
   newHostReboot,
   newXpuReboot,
   noticeWindow,
   type StoredReboot,
 } from '../core/reboot.ts';
 import type { NativeEvent, NodeDef } from '../core/types.ts';
-import { changeReboot, type Deps } from './deps.ts';
+import type { NodeStateRecord } from '../ports/index.ts';
+import { type Deps } from './deps.ts';
+import { applyStep } from './effects.ts';
 import { tagRollout } from './rollout.ts';
 import { rebootIdForEvent, rebootOfEvent } from './reboot-ids.ts';
 import { admitHostReboot, admitNewXpuReboot, queuedWindowInput } from './fleet.ts';
@@ -25,10 +37,13 @@ export type IngestOutcome =
   | { kind: 'joined'; rebootId: string }
   | { kind: 'denied'; rebootId: string }
   | { kind: 'applied'; rebootId: string }
+  | { kind: 'kept'; reason: string }
   | { kind: 'dropped'; reason: string };
 
 /** How long an event key is remembered: longer than any BMC or queue retries it. */
 export const DEDUP_TTL_SECONDS = 7 * 24 * 3600;
+/** How long a signal that found no reboot is kept for the reboot it belongs to (contract 7.1: at least 10 minutes). */
+export const KEEP_SIGNAL_SECONDS = 30 * 60;
 
 export function xpuWorkflowInput(r: StoredReboot, node: NodeDef, now: Date) {
   const p = node.policy.xpuReboot;
@@ -70,15 +85,6 @@ export function createIngestHandler(deps: Deps) {
     return { kind: 'dropped', reason };
   }
 
-  /** Adds a line to a reboot's history (joins, stale events) without waking anything; a redelivered event adds none. */
-  async function note(rebootId: string, phase: string, detail: string, at: string) {
-    await deps.store.updateReboot(rebootId, (r) => {
-      if (r.history.some((e) => e.phase === phase && e.detail === detail)) return null;
-      r.history.push(history(at, phase, detail));
-      return r;
-    });
-  }
-
   /**
    * The reboot that holds a claim. Its record can lag its claim by a moment (its creator is between
    * the two writes, maybe in another ingest worker): wait for it rather than lose what joins it, and
@@ -98,20 +104,21 @@ export function createIngestHandler(deps: Deps) {
    * node: the host reboot power-cycles or waits for it anyway, so it joins that one and waits for
    * its xpu.ready there, instead of racing it with a reboot of its own.
    */
-  async function joinHostReboot(hostRebootId: string, ev: NativeEvent, node: NodeDef, xpu: string, mode: 'planned' | 'crash'): Promise<IngestOutcome | undefined> {
-    const host = await holderOf(hostRebootId);
+  async function joinHostReboot(host: StoredReboot, ev: NativeEvent, node: NodeDef, mode: 'planned' | 'crash'): Promise<IngestOutcome | undefined> {
     if (host.endedAt) return undefined; // ending: its claim is about to go, try again
-    const what = mode === 'crash' ? `crashed${ev.data?.reason ? ` (${ev.data.reason})` : ''}` : 'announced a reboot';
-    const detail = `xPU ${xpu} ${what} during this host reboot: it reboots within it, and the host reboot waits for its xpu.ready (${ev.source} event ${ev.id})`;
-    await changeReboot(deps, hostRebootId, (r) => {
-      if (r.history.some((e) => e.detail === detail)) return null;
-      r.joinedXpus = [...new Set([...(r.joinedXpus ?? []), xpu])];
-      // Ready before this announcement does not count: wait for the xPU to come back from this reboot.
-      if (r.xpuReadyAt?.[xpu]) delete r.xpuReadyAt[xpu];
-      r.history.push(history(ev.receivedAt, mode === 'crash' ? 'xpu-crashed' : 'xpu-reboot-joined', detail));
-      return r;
-    }, node);
-    return { kind: 'joined', rebootId: hostRebootId };
+    await applyStep(deps, host.id, (r) => joinHost(r, { ...ev, xpu: ev.xpu }, mode), node);
+    return { kind: 'joined', rebootId: host.id };
+  }
+
+  /**
+   * The last reboot of an xPU, when it ended already and the event belongs to it: a notice or
+   * crash of the same outage as an unannounced reboot, or a late signal of any ended one.
+   */
+  async function endedRebootOf(state: NodeStateRecord, xpu: string, ev: NativeEvent): Promise<StoredReboot | undefined> {
+    const id = state.lastXpuReboots?.[xpu];
+    if (!id || state.xpus[xpu] === id) return undefined;
+    const last = await deps.store.getReboot(id);
+    return last && sameOutage(last, ev) ? last : undefined;
   }
 
   async function startXpuReboot(
@@ -137,28 +144,29 @@ export function createIngestHandler(deps: Deps) {
       if (!claim.ok) {
         const holder = claim.state.xpus[xpu];
         if (!holder) continue; // released in between
-        const running = await holderOf(holder);
-        if (mode === 'crash') {
-          if (isStale(running, ev)) return drop(ev, `${ev.type} from ${ev.time} predates reboot ${holder} (notified ${running.notifiedAt})`);
-          await changeReboot(deps, holder, (r) => {
-            if (r.crashedAt) return null;
-            r.crashedAt = ev.time;
-            r.history.push(history(ev.receivedAt, 'crashed', `xPU crashed during the reboot${ev.data?.reason ? `: ${ev.data.reason}` : ''} (${ev.source} event ${ev.id})`));
-            return r;
-          }, node);
-        } else {
-          await note(holder, 'joined', `another reboot notice for ${xpu} joined this reboot (${ev.source} event ${ev.id})`, ev.receivedAt);
-        }
+        await holderOf(holder);
+        await applyStep(deps, holder, (r) => (mode === 'crash' ? onXpuCrashed(r, ev) : onNotice(r, ev)), node);
         return { kind: 'joined', rebootId: holder };
       }
       // The claim is ours. claimHost takes the host only while no xPU claim exists, so a host claim
-      // seen now was taken before ours: that host reboot goes first, and this xPU reboot joins it.
+      // seen now was taken before ours: that host reboot goes first, and this xPU reboot joins it
+      // while the host is down. Once the host is back it runs again: a reboot of its own.
       const state = claim.state ?? (await deps.store.getNodeState(node.id));
       if (state.host && exclusive) {
-        await deps.store.release(node.id, 'xpu', xpu, id);
-        const joined = await joinHostReboot(state.host, ev, node, xpu, mode);
-        if (joined) return joined;
-        continue;
+        const host = await holderOf(state.host);
+        if (hostIsDown(host)) {
+          await deps.store.release(node.id, 'xpu', xpu, id, false);
+          const joined = await joinHostReboot(host, ev, node, mode);
+          if (joined) return joined;
+          continue;
+        }
+      }
+      // The notice (or crash) of an outage already recorded as an unannounced reboot, delivered after it.
+      const before = await endedRebootOf(state, xpu, ev);
+      if (before) {
+        await deps.store.release(node.id, 'xpu', xpu, id, false);
+        await applyStep(deps, before.id, (r) => xpuSignal(r, ev), node);
+        return { kind: 'joined', rebootId: before.id };
       }
       // Rollouts (issue 16): an announce made for a rollout carries its id; the reboot remembers it.
       let reboot = await admitNewXpuReboot(deps, node, tagRollout(newXpuReboot(id, node, xpu, ev, mode), ev));
@@ -192,7 +200,7 @@ export function createIngestHandler(deps: Deps) {
       let budgetDenial: string | undefined;
       if (decision.kind === 'join') {
         await holderOf(decision.rebootId);
-        await note(decision.rebootId, 'joined', `another host reboot request joined this reboot (${ev.source} event ${ev.id})`, ev.receivedAt);
+        await applyStep(deps, decision.rebootId, (r) => onHostRebootRequest(r, ev), node);
         return { kind: 'joined', rebootId: decision.rebootId };
       }
       if (decision.kind === 'allow') {
@@ -207,9 +215,12 @@ export function createIngestHandler(deps: Deps) {
         } else budgetKeys = budget.keys;
       }
       const reboot = newHostReboot(id, node, ev, decision.kind === 'allow' ? { allowed: true } : { allowed: false, reason: decision.reason });
+      // The tenant the xPUs are provisioned for is the node's state, not the inventory's (contract 7.1).
+      reboot.tenant = state.provisionedTenant ?? node.tenant;
       if (budgetKeys.length) reboot.budgetKeys = budgetKeys;
       if (budgetDenial) reboot.history.push(history(ev.receivedAt, 'note', `denied: ${budgetDenial}`));
       await deps.store.createReboot(reboot);
+      if (decision.kind === 'allow') await applyKept(reboot.id, node);
       await deps.workflows.start('host-reboot', id, hostWorkflowInput(reboot, node));
       deps.metrics.count(decision.kind === 'deny' ? 'HostRebootsDenied' : 'RebootsStarted', 1, { kind: 'host' });
       return decision.kind === 'deny' ? { kind: 'denied', rebootId: id } : { kind: 'started', rebootId: id };
@@ -217,16 +228,74 @@ export function createIngestHandler(deps: Deps) {
     throw new Error(`node ${node.id} claims kept changing while deciding host reboot ${id}`);
   }
 
-  /** Applies a signal to the reboot it concerns, unless the event predates that reboot. */
-  async function signal(ev: NativeEvent, rebootId: string, node: NodeDef, apply: (r: StoredReboot) => StoredReboot | null) {
-    const reboot = await deps.store.getReboot(rebootId);
-    if (!reboot) return drop(ev, `reboot ${rebootId} held by node ${node.id} does not exist`);
-    if (isStale(reboot, ev)) {
-      await note(rebootId, 'stale-event', `${ev.type} from ${ev.time} predates this reboot (notified ${reboot.notifiedAt}): dropped (${ev.source} event ${ev.id})`, ev.receivedAt);
-      return drop(ev, `${ev.type} from ${ev.time} predates reboot ${rebootId} (notified ${reboot.notifiedAt})`);
+  /** Host signals that came before their host reboot: applied now that it exists (contract 7.1). */
+  async function applyKept(rebootId: string, node: NodeDef) {
+    const kept = (await deps.store.keptSignals(node.id)).filter((k) => k.type === 'host.down' || k.type === 'host.ready');
+    for (const k of kept) {
+      const res = await applyStep(deps, rebootId, (r) => hostSignal(r, k), node);
+      if (res?.changed) await deps.store.forgetSignal(k);
     }
-    await changeReboot(deps, rebootId, apply, node);
-    return { kind: 'applied', rebootId } as IngestOutcome;
+  }
+
+  async function keep(ev: NativeEvent, why: string): Promise<IngestOutcome> {
+    await deps.store.keepSignal(ev, KEEP_SIGNAL_SECONDS);
+    deps.logger.info('signal kept for its reboot', { eventId: ev.id, type: ev.type, node: ev.node, why });
+    return { kind: 'kept', reason: why };
+  }
+
+  /** xpu.down / xpu.ready: to the xPU's reboot, the host reboot, a reboot that ended, or an unannounced reboot of its own. */
+  async function xpuDownOrReady(ev: NativeEvent, node: NodeDef, xpu: string): Promise<IngestOutcome> {
+    const state = await deps.store.getNodeState(node.id);
+    let outcome: IngestOutcome | undefined;
+    const own = state.xpus[xpu];
+    if (own) {
+      await holderOf(own);
+      await applyStep(deps, own, (r) => xpuSignal(r, ev), node);
+      outcome = { kind: 'applied', rebootId: own };
+    }
+    if (state.host) {
+      // A host reset also power-cycles xPUs without persistent power: the host reboot waits for them.
+      // (Where the policy lets an xPU reboot run beside a host reboot, both hear of the xPU.)
+      await holderOf(state.host);
+      await applyStep(deps, state.host, (r) => hostSignal(r, ev), node);
+      outcome ??= { kind: 'applied', rebootId: state.host };
+    }
+    if (outcome) return outcome;
+    // A late signal of a reboot that ended: an xPU back after its reboot failed for want of it, or
+    // a down/ready reordered behind the other one of an unannounced reboot.
+    const ended = await endedRebootOf(state, xpu, ev);
+    if (ended) {
+      await applyStep(deps, ended.id, (r) => xpuSignal(r, ev), node);
+      return { kind: 'applied', rebootId: ended.id };
+    }
+    return startUnannounced(ev, node, xpu);
+  }
+
+  /** The xPU went down or came back without notice: a reboot of its own, recorded at once. */
+  async function startUnannounced(ev: NativeEvent, node: NodeDef, xpu: string): Promise<IngestOutcome> {
+    const { id, fresh } = await rebootIdForEvent(deps, 'xpu', ev.dedupKey);
+    const existing = fresh ? undefined : await deps.store.getReboot(id);
+    if (existing) {
+      if (existing.endedAt) return { kind: 'duplicate' };
+      await deps.workflows.start('xpu-reboot', id, xpuWorkflowInput(existing, node, deps.clock.now()));
+      return { kind: 'started', rebootId: id };
+    }
+    const claim = await deps.store.claimXpu(node.id, xpu, id);
+    if (!claim.ok) {
+      // A reboot of the xPU began in between: the signal is its.
+      const holder = claim.state.xpus[xpu];
+      if (holder) {
+        await holderOf(holder);
+        await applyStep(deps, holder, (r) => xpuSignal(r, ev), node);
+        return { kind: 'applied', rebootId: holder };
+      }
+    }
+    let reboot = unannouncedReboot(newXpuReboot(id, node, xpu, ev, 'planned'), ev).reboot;
+    if (!(await deps.store.createReboot(reboot))) reboot = (await deps.store.getReboot(id)) ?? reboot;
+    await deps.workflows.start('xpu-reboot', id, xpuWorkflowInput(reboot, node, deps.clock.now()));
+    deps.metrics.count('RebootsStarted', 1, { kind: 'xpu' });
+    deps.metrics.count('UnannouncedReboots');
+    return { kind: 'started', rebootId: id };
   }
 
   async function apply(ev: NativeEvent, prefetched?: Promise<StoredReboot | undefined>): Promise<IngestOutcome> {
@@ -236,6 +305,7 @@ export function createIngestHandler(deps: Deps) {
     const xpu = ev.xpu ?? (node.xpus.length === 1 ? node.xpus[0].id : undefined);
     if (ev.type.startsWith('xpu.') && (!xpu || !node.xpus.some((x) => x.id === xpu)))
       return drop(ev, `node ${node.id} has no xPU ${ev.xpu ?? '(none named)'}`);
+    if (xpu && ev.type.startsWith('xpu.')) ev = { ...ev, xpu };
 
     switch (ev.type) {
       case 'xpu.reboot.pending':
@@ -243,66 +313,17 @@ export function createIngestHandler(deps: Deps) {
       case 'xpu.crashed':
         return startXpuReboot(ev, node, xpu!, 'crash', prefetched);
       case 'xpu.down':
-      case 'xpu.ready': {
-        const state = await deps.store.getNodeState(node.id);
-        const ready = ev.type === 'xpu.ready';
-        let outcome: IngestOutcome | undefined;
-        if (state.xpus[xpu!]) {
-          outcome = await signal(ev, state.xpus[xpu!], node, (r) => {
-            if (ready) {
-              if (r.readyAt) return null;
-              r.readyAt = ev.time;
-              // The contract: ready ends the outage whenever it arrives; a missing down is recorded, not awaited.
-              if (!r.downAt) r.history.push(history(ev.receivedAt, 'note', 'xpu.down was never received'));
-              r.history.push(history(ev.receivedAt, 'xpu-ready', `xPU ${xpu} is ready (${ev.source} event ${ev.id})`));
-            } else {
-              if (r.downAt) return null;
-              r.downAt = ev.time;
-              r.history.push(history(ev.receivedAt, 'xpu-down', `xPU ${xpu} went down (${ev.source} event ${ev.id})`));
-            }
-            return r;
-          });
-        }
-        if (state.host) {
-          // A host reset also power-cycles xPUs without persistent power: the host reboot waits for them.
-          // (Where the policy lets an xPU reboot run beside a host reboot, both hear of the xPU.)
-          const forHost = await signal(ev, state.host, node, (r) => {
-            r.xpuReadyAt ??= {};
-            if (r.history.some((e) => e.detail.endsWith(`(${ev.source} event ${ev.id})`))) return null;
-            if (!ready || r.xpuReadyAt[xpu!]) {
-              r.history.push(history(ev.receivedAt, ready ? 'note' : 'xpu-down', `xPU ${xpu} ${ready ? 'ready again' : 'went down'} (${ev.source} event ${ev.id})`));
-              return r;
-            }
-            r.xpuReadyAt[xpu!] = ev.time;
-            r.history.push(history(ev.receivedAt, 'xpu-ready', `xPU ${xpu} is ready after the host reset (${ev.source} event ${ev.id})`));
-            return r;
-          });
-          outcome ??= forHost;
-        }
-        return outcome ?? drop(ev, `no reboot of ${node.id}/${xpu} is in progress`);
-      }
+      case 'xpu.ready':
+        return xpuDownOrReady(ev, node, xpu!);
       case 'host.reboot.requested':
         return startHostReboot(ev, node);
       case 'host.down':
       case 'host.ready': {
         const state = await deps.store.getNodeState(node.id);
-        if (!state.host) return drop(ev, `no host reboot of ${node.id} is in progress`);
-        const ready = ev.type === 'host.ready';
-        return signal(ev, state.host, node, (r) => {
-          if (ready) {
-            if (r.hostReadyAt) return null;
-            r.hostReadyAt = ev.time;
-            const tenant = typeof ev.data?.tenant === 'string' && ev.data.tenant ? ev.data.tenant : undefined;
-            if (tenant) r.nextTenant = tenant;
-            if (!r.hostDownAt) r.history.push(history(ev.receivedAt, 'note', 'host.down was never received'));
-            r.history.push(history(ev.receivedAt, 'host-ready', `host is up${tenant ? ` for tenant ${tenant}` : ''} (${ev.source} event ${ev.id})`));
-          } else {
-            if (r.hostDownAt) return null;
-            r.hostDownAt = ev.time;
-            r.history.push(history(ev.receivedAt, 'host-down', `host went down (${ev.source} event ${ev.id})`));
-          }
-          return r;
-        });
+        if (!state.host) return keep(ev, `no host reboot of ${node.id} is in progress yet`);
+        await holderOf(state.host);
+        await applyStep(deps, state.host, (r) => hostSignal(r, ev), node);
+        return { kind: 'applied', rebootId: state.host };
       }
     }
   }

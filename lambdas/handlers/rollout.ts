@@ -110,14 +110,14 @@ export function createRolloutTasks(deps: RolloutDeps) {
   }
 
   /** Windows first (pure), then budgets (the store). */
-  async function gate(node: NodeDef | undefined, index: InventoryIndex, now: Date): Promise<StartGate> {
+  async function gate(node: NodeDef | undefined, index: InventoryIndex, now: Date, starting: readonly string[]): Promise<StartGate> {
     if (!node) return { ok: false, why: 'the node is no longer in the inventory' };
     const windows = node.policy.windows;
     if (!isWithinWindows(windows, now)) {
       const opens = nextWindowOpening(windows, now);
       return { ok: false, why: 'outside its maintenance window', ...(opens ? { retryAt: opens.toISOString() } : {}) };
     }
-    return budget(node, index);
+    return budget(node, index, starting);
   }
 
   /** Writes the reboot-xpu command of an item (idempotent: its id derives from rollout and position). */
@@ -160,13 +160,17 @@ export function createRolloutTasks(deps: RolloutDeps) {
     const gates = new Map<number, StartGate>();
     if (r.status === 'running') {
       let look = r.maxUnavailable;
+      // Nodes told to reboot whose reboot has not shown up yet, and those this tick starts: they take budget slots soon.
+      // (An item whose reboot showed up is counted by the budget items themselves, or has ended.)
+      const starting = r.items.filter((it, i) => it.state === 'sent' && !obs.get(i)?.reboot).map((it) => it.node);
       for (const [i, it] of r.items.entries()) {
         if (look <= 0) break;
         if (it.state !== 'pending') continue;
-        const g = await gate(index.node(it.node), index, now);
+        const g = await gate(index.node(it.node), index, now, starting);
         gates.set(i, g);
         look--;
         if (!g.ok) break;
+        starting.push(it.node);
       }
     }
     let result: ReturnType<typeof rolloutTick> | undefined;

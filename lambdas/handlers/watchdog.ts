@@ -5,11 +5,13 @@ export async function quietBmcs(deps: Deps, quietAfterSeconds: number): Promise<
   const index = await deps.inventory();
   const now = deps.clock.now().getTime();
   const quiet: string[] = [];
-  for (const node of index.inventory.nodes) {
-    if (!node.bmcToken) continue;
-    const state = await deps.store.getNodeState(node.id);
-    const last = state.lastBmcEventAt ? Date.parse(state.lastBmcEventAt) : NaN;
-    if (!Number.isFinite(last) || now - last > quietAfterSeconds * 1000) quiet.push(node.id);
+  const watched = index.inventory.nodes.filter((n) => n.bmcToken).map((n) => n.id);
+  // Batched: 10,000 nodes are 100 BatchGetItem calls, not 10,000 strongly consistent GetItems.
+  const states = await deps.store.getNodeStates(watched);
+  for (const node of watched) {
+    const at = states.get(node)?.lastBmcEventAt;
+    const last = at ? Date.parse(at) : NaN;
+    if (!Number.isFinite(last) || now - last > quietAfterSeconds * 1000) quiet.push(node);
   }
   return quiet;
 }

@@ -1,9 +1,8 @@
 // The Lambdas behind the workflows' Tasks: callback waits (with their commands) and plain steps.
 import { z } from 'zod';
 import { RebootNotFound } from '../core/errors.ts';
+import { complete, fail, markForced, markSilentHost, postponeIfMoved, proceed, proceedNotTaken, recordCommands, registerWaiter } from '../core/model.ts';
 import {
-  advanceStatus,
-  history,
   isFinal,
   isLateRegistration,
   noticeWindow,
@@ -12,8 +11,9 @@ import {
   type StoredReboot,
   type WaitFor,
 } from '../core/reboot.ts';
-import { REBOOT_STATUSES, type NodeDef } from '../core/types.ts';
-import { changeReboot, sendStepCommands, type Deps } from './deps.ts';
+import { REBOOT_STATUSES, type CommandSummary, type NodeDef } from '../core/types.ts';
+import { sendStepCommands, type Deps } from './deps.ts';
+import { applyStep } from './effects.ts';
 import { wakeRolloutOf } from './rollout.ts';
 import { onQueuedWaitRegistered, recheckQueued, releaseBudgets } from './fleet.ts';
 
@@ -25,7 +25,7 @@ const AwaitInput = z.object({
   taskToken: z.string().min(1),
   rebootId: z.string().min(1),
   step: z.string().min(1),
-  waitFor: z.enum(['prepared', 'commands-done', 'xpu-ready', 'host-ready', 'xpus-ready', 'budget-slot']),
+  waitFor: z.enum(['prepared', 'commands-done', 'xpu-down', 'xpu-ready', 'host-ready', 'xpus-ready', 'budget-slot']),
   status: z.enum(REBOOT_STATUSES).optional(),
   /** The deadline the workflow timed this wait on (notice phase). */
   deadline: z.string().nullable().optional(),
@@ -34,7 +34,7 @@ const AwaitInput = z.object({
 });
 
 const StepInput = z.object({
-  action: z.enum(['proceed', 'forced', 'silent-host', 'complete', 'fail', 'deny', 'budget-recheck']),
+  action: z.enum(['proceed', 'proceed-not-taken', 'forced', 'silent-host', 'complete', 'fail', 'deny', 'budget-recheck']),
   rebootId: z.string().min(1),
   reason: z.string().optional(),
   error: z.unknown().optional(),
@@ -61,6 +61,8 @@ const STEP_STORY: Record<string, string> = {
   recover: 'restoring PCIe on the host',
   free: 'asked the xPUs to free the host context',
   reprovision: 'waiting for re-provisioning',
+  down: 'waiting for the xPU to go down',
+  resume: 'resuming workloads on the host',
 };
 
 export function createAwaitHandler(deps: Deps) {
@@ -75,32 +77,25 @@ export function createAwaitHandler(deps: Deps) {
     }
     // The workflow has moved on (this Task timed out while its Lambda was slow): send nothing, register nothing.
     if (isLateRegistration(reboot, reg)) return { registered: false };
-    const record = await sendStepCommands(deps, reboot, p.step, node);
-    const at = deps.clock.now().toISOString();
+    const commands = await sentCommands(deps, reboot, p.step, node);
+    const now = deps.clock.now();
     let registered = false;
-    await changeReboot(
+    await applyStep(
       deps,
       reboot.id,
       (r) => {
-        registered = false;
-        if (isLateRegistration(r, reg)) return null;
-        registered = true;
-        record(r);
-        r.waiter = { token: p.taskToken, step: p.step, waitFor: p.waitFor as WaitFor, deadline: p.deadline ?? r.deadline, at, ...(p.enteredAt ? { enteredAt: p.enteredAt } : {}) };
-        if (p.status) {
-          const next = advanceStatus(r.status, p.status);
-          if (next !== r.status) {
-            r.status = next;
-            r.history.push(history(at, next, STEP_STORY[p.step] ?? p.step));
-          }
-        }
-        return r;
+        registered = !isLateRegistration(r, reg);
+        if (!registered) return null;
+        return registerWaiter(
+          r,
+          { ...reg, waitFor: p.waitFor as WaitFor, deadline: p.deadline, status: p.status, commands, story: STEP_STORY[p.step] ?? p.step },
+          now,
+        );
       },
       node,
     );
-    // Back up and handed to recovery, the xPU is no longer rebooting: a host reboot (the one
-    // `afterReady: reboot-host` asks for above all) must not be denied on its account.
-    if (registered && reboot.kind === 'xpu' && p.step === 'recover') await deps.store.release(reboot.node, 'xpu', reboot.xpu, reboot.id);
+    // The notice phase re-times its wait whenever the deadline moves: the xPU's watchdog moves with it.
+    if (registered && p.step === 'prepare') await applyStep(deps, reboot.id, (r) => postponeIfMoved(r, node, deps.clock.now()), node);
     if (registered && p.step === 'budget') await onQueuedWaitRegistered(deps, reboot.id, node);
     return { registered };
   };
@@ -119,9 +114,12 @@ async function timeOut(deps: Deps, r: StoredReboot, steps: string[]): Promise<st
   return open.filter((_, i) => closed[i]?.changed).map((c) => c.id);
 }
 
-/** Marks closed commands timed out on the reboot, unless a result got there first. */
-function markTimedOut(r: StoredReboot, closed: string[]) {
-  for (const id of closed) if (r.commands[id] && !isFinal(r.commands[id].status)) r.commands[id].status = 'timed-out';
+/** Writes a step's commands and returns them as the reboot records them. */
+async function sentCommands(deps: Deps, reboot: StoredReboot, step: string, node: NodeDef): Promise<CommandSummary[]> {
+  const record = await sendStepCommands(deps, reboot, step, node);
+  const probe = { commands: {} } as StoredReboot;
+  record(probe);
+  return Object.values(probe.commands);
 }
 
 export function createStepHandler(deps: Deps) {
@@ -133,16 +131,13 @@ export function createStepHandler(deps: Deps) {
     switch (p.action) {
       case 'proceed': {
         if (reboot.endedAt || reboot.forced) return { ok: true }; // cancelled or forced by an operator meanwhile
-        const record = await sendStepCommands(deps, reboot, 'proceed', node);
-        await changeReboot(deps, reboot.id, (r) => {
-          record(r);
-          if (r.rebootingAt) return r;
-          r.status = advanceStatus(r.status, 'rebooting');
-          r.rebootingAt = at;
-          r.history.push(history(at, 'rebooting', 'the host is prepared: told the xPU to reboot now, ahead of its deadline'));
-          return r;
-        }, node);
+        const commands = await sentCommands(deps, reboot, 'proceed', node);
+        await applyStep(deps, reboot.id, (r) => proceed(r, commands, now), node);
         return { ok: true };
+      }
+      case 'proceed-not-taken': {
+        const updated = await applyStep(deps, reboot.id, (r) => proceedNotTaken(r, now), node);
+        return { signal: 'proceed-not-taken', ...noticeWindow(updated?.reboot ?? reboot, now) };
       }
       case 'forced': {
         // What the host left undone, with where each command got to (delivered, running, failed...).
@@ -152,54 +147,18 @@ export function createStepHandler(deps: Deps) {
           ),
         );
         const closed = await timeOut(deps, reboot, ['prepare', 'crash']);
-        let changed = false;
-        await changeReboot(deps, reboot.id, (r) => {
-          changed = false;
-          if (r.forced) return null;
-          changed = true;
-          r.forced = true;
-          r.outstanding = undone.map((c) => `${c.type} (${c.status})`);
-          markTimedOut(r, closed);
-          r.status = advanceStatus(r.status, 'rebooting');
-          // The watchdog fired at the deadline the wait was timed on; an extension that slipped in after
-          // the timer fired must not date the reboot in the future.
-          r.rebootingAt = r.deadline && Date.parse(r.deadline) <= now.getTime() ? r.deadline : at;
-          r.history.push(
-            history(at, 'forced', `deadline reached: the xPU watchdog reboots it${undone.length ? `; still outstanding: ${r.outstanding.join(', ')}` : ''}`),
-          );
-          return r;
-        }, node);
-        if (changed) deps.metrics.count('RebootsForced');
+        await applyStep(deps, reboot.id, (r) => markForced(r, undone, closed, now), node);
         return { ok: true };
       }
       case 'silent-host': {
-        // A host that answered every preparation command (some failed) has nothing left to heartbeat
-        // about: it is not silent, it could not prepare. Either way the watchdog deadline decides.
-        const prep = Object.values(reboot.commands).filter((c) => c.step === 'prepare');
-        const answered = prep.length > 0 && prep.every((c) => isFinal(c.status));
-        const phase = answered ? 'host-not-prepared' : 'silent-host';
-        const detail = answered
-          ? `the host could not prepare (${prep.filter((c) => c.status !== 'succeeded' && c.status !== 'skipped').map((c) => `${c.type} ${c.status}`).join(', ')}): the xPU reboots at its deadline`
-          : 'the host agent stopped answering: the xPU reboots at its deadline';
-        let changed = false;
-        const updated = await changeReboot(deps, reboot.id, (r) => {
-          // A replayed step (the same silence) is recorded once.
-          changed = r.history.at(-1)?.phase !== phase;
-          if (!changed) return null;
-          r.history.push(history(at, phase, detail));
-          return r;
-        }, node);
-        if (changed && !answered) deps.metrics.count('SilentHosts');
-        return { signal: 'silent', ...noticeWindow(updated ?? reboot, now) };
+        const updated = await applyStep(deps, reboot.id, (r) => markSilentHost(r, now), node);
+        return { signal: 'silent', ...noticeWindow(updated?.reboot ?? reboot, now) };
       }
       case 'budget-recheck':
         return recheckQueued(deps, reboot.id, node);
       case 'deny': {
-        const record = await sendStepCommands(deps, reboot, 'deny', node);
-        await changeReboot(deps, reboot.id, (r) => {
-          record(r);
-          return r;
-        }, node);
+        const commands = await sentCommands(deps, reboot, 'deny', node);
+        await applyStep(deps, reboot.id, (r) => recordCommands(r, commands), node);
         return { ok: true };
       }
       case 'complete':
@@ -207,38 +166,30 @@ export function createStepHandler(deps: Deps) {
         const closed = await timeOut(deps, reboot, Object.values(reboot.commands).map((c) => c.step));
         const failed = p.action === 'fail';
         const reason = p.reason ?? (failed ? 'failed' : 'completed');
-        let changed = false;
-        const ended = await changeReboot(deps, reboot.id, (r) => {
-          changed = false;
-          if (r.endedAt) return null;
-          changed = true;
-          markTimedOut(r, closed);
-          r.status = failed ? 'failed' : 'completed';
-          r.endedAt = at;
-          r.waiter = null;
-          const why = failed ? failureStory(reason, p.error) : 'the reboot is complete';
-          r.history.push(history(at, r.status, why));
-          return r;
-        }, node);
-        await deps.store.release(reboot.node, reboot.kind, reboot.xpu, reboot.id);
-        // Budget slots go back first, so that a rollout woken next finds its slot free.
+        const story = failed ? failureStory(reason, p.error, reboot) : '';
+        // Budget slots go back before the end is written: whoever sees the end (a rollout looking
+        // for its next xPU above all) must find the slot free, not race the release.
         await releaseBudgets(deps, reboot, node);
+        const res = await applyStep(deps, reboot.id, (r) => (failed ? fail(r, reason, story, closed, now) : complete(r, closed, now)) ?? releaseAgain(r), node);
         // Rollouts (issue 16): the end of a reboot a rollout asked for lets its next xPU start. Also on a replay (harmless).
-        await wakeRolloutOf(deps, ended);
-        // A replayed step must not raise the alarm metric twice.
-        if (failed && changed) {
-          deps.metrics.count('RebootFailed', 1, { reason });
-          deps.logger.error('reboot failed', { rebootId: reboot.id, node: reboot.node, reason });
-        }
+        await wakeRolloutOf(deps, res?.reboot);
+        if (failed && res?.changed && !reboot.endedAt) deps.logger.error('reboot failed', { rebootId: reboot.id, node: reboot.node, reason });
         return { ok: true };
       }
     }
   };
 }
 
-function failureStory(reason: string, error: unknown): string {
+/** A replayed end step writes nothing, but lets go of the claim again (a crash may have kept it from that). */
+function releaseAgain(r: StoredReboot) {
+  return r.endedAt && !r.lateRecovery ? { reboot: r, effects: [{ kind: 'release' as const }] } : null;
+}
+
+function failureStory(reason: string, error: unknown, r: StoredReboot): string {
+  const restore = Object.values(r.commands).find((c) => c.type === 'restore-pcie');
   const known: Record<string, string> = {
     'xpu-never-returned': 'the xPU did not report ready within the recovery bound',
+    'restore-pcie-failed': `restore-pcie ${restore?.id ?? ''} ${restore && isFinal(restore.status) ? restore.status : 'was not answered in time'} on the host: nothing more is sent (no resume-workloads); the host needs an operator`,
     'host-never-returned': 'the host did not come back within its bound',
     'xpus-never-returned': 'an xPU without persistent power did not come back after the host reset',
   };

@@ -30,6 +30,10 @@ export interface NodeStateRecord {
   /** xPU id → the reboot that holds it. */
   xpus: Record<string, string>;
   lastBmcEventAt?: string;
+  /** xPU id → the last reboot that released its claim on it (late signals find their reboot). */
+  lastXpuReboots?: Record<string, string>;
+  /** The tenant the node's xPUs are provisioned for (contract 7.1); unset: the inventory's. */
+  provisionedTenant?: string;
 }
 
 /** Either way, `state` is the node's claims as they were right after the attempt (when the store can tell). */
@@ -56,12 +60,22 @@ export interface RebootStore extends BudgetStore, HoldStore {
   rebootsNotifiedBetween(from: Date, to: Date): Promise<StoredReboot[]>;
 
   getNodeState(node: string): Promise<NodeStateRecord>;
+  /** Many nodes' state in few reads (eventually consistent); a node never written comes back empty. */
+  getNodeStates(nodes: string[]): Promise<Map<string, NodeStateRecord>>;
   /** Takes the xPU for a reboot unless another reboot holds it (holding it already is ok). */
   claimXpu(node: string, xpu: string, rebootId: string): Promise<ClaimResult>;
   /** Takes the host; with `exclusive`, only while no xPU of the node is rebooting. */
   claimHost(node: string, rebootId: string, exclusive: boolean): Promise<ClaimResult>;
-  release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string): Promise<void>;
+  /** `remember` (default true): the xPU's last reboot becomes this one; false for a claim taken and given back unused. */
+  release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string, remember?: boolean): Promise<void>;
   touchBmc(node: string, at: string): Promise<void>;
+  setProvisionedTenant(node: string, tenant: string): Promise<void>;
+
+  /** A signal that found no reboot yet, kept for `ttlSeconds` to be applied when its reboot appears. */
+  keepSignal(ev: NativeEvent, ttlSeconds: number): Promise<void>;
+  /** The node's kept signals, oldest received first. */
+  keptSignals(node: string): Promise<NativeEvent[]>;
+  forgetSignal(ev: NativeEvent): Promise<void>;
 
   /** false when the command exists already (a replayed step). */
   putCommand(cmd: StoredCommand): Promise<boolean>;
@@ -168,6 +182,14 @@ export interface Workflows {
   /** Wakes a callback Task; a token that is no longer waiting is ignored (false). */
   wake(token: string, output: unknown): Promise<boolean>;
   heartbeat(token: string): Promise<boolean>;
+  /** Where an execution is: RUNNING, how it ended, or NOT_FOUND (never started, or gone). */
+  describe(kind: WorkflowKind, name: string): Promise<WorkflowExecutionState>;
+}
+
+export interface WorkflowExecutionState {
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED' | 'PENDING_REDRIVE' | 'NOT_FOUND';
+  error?: string;
+  cause?: string;
 }
 
 /** Lets a long poll return as soon as a command is written, instead of polling the table. */

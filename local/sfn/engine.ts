@@ -785,7 +785,9 @@ export class LocalStepFunctions {
   private resume(exec: Execution): void {
     const records = this.store.read(exec.file);
     const start = records.find((r): r is StartRecord => r.t === 'start');
-    if (!start) return;
+    // Its first write was torn (power loss): without its definition and input it cannot go on; recover() ends
+    // it FAILED rather than leaving it RUNNING for ever, and the reconciler ends its reboot.
+    if (!start) throw new Error('its journal has no start record (torn at the first write)');
     const compiled = this.compiledFor(start.hash);
     const history = this.historyFromJournal(records);
     Object.assign(exec, {

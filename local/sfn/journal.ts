@@ -1,8 +1,33 @@
 // Durable state of the local Step Functions engine: per-execution JSONL journals, an execution index, machines.
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-// appendFileSync hands each record to the kernel before returning, so it survives kill -9 (not power loss).
+// appendFileSync hands each record to the kernel before returning, so it survives kill -9. There is no fsync:
+// a power loss can lose the records of the last seconds (the kernel's writeback delay) and can tear the last
+// line; every file that is appended to is repaired at open (repairTail), so the next record starts on a line
+// of its own instead of being glued to the torn one and lost at the next load.
+
+/**
+ * Cuts a torn last line (a record whose append was cut short: no trailing newline) off an append-only JSONL
+ * file. Returns true when it cut something.
+ */
+export function repairTail(path: string): boolean {
+  if (!existsSync(path)) return false;
+  const fd = openSync(path, 'r');
+  let size: number;
+  try {
+    size = fstatSync(fd).size;
+    if (size === 0) return false;
+    const last = Buffer.alloc(1);
+    readSync(fd, last, 0, 1, size - 1);
+    if (last[0] === 0x0a) return false;
+  } finally {
+    closeSync(fd);
+  }
+  const text = readFileSync(path);
+  truncateSync(path, text.lastIndexOf(0x0a) + 1);
+  return true;
+}
 
 export interface StartRecord {
   t: 'start';
@@ -138,6 +163,8 @@ export class JournalStore {
     this.machinesFile = join(dataDir, 'machines.jsonl');
     mkdirSync(this.execDir, { recursive: true });
     mkdirSync(this.defDir, { recursive: true });
+    repairTail(this.indexFile);
+    repairTail(this.machinesFile);
   }
 
   // ---- machines and definition versions
@@ -174,7 +201,8 @@ export class JournalStore {
 
   createJournal(file: string, start: StartRecord): void {
     mkdirSync(join(this.execDir, file.split('/')[0]), { recursive: true });
-    this.append(file, start);
+    // Written, not appended: whatever a torn first write left there (no index line points to it) is replaced.
+    writeFileSync(join(this.execDir, file), JSON.stringify(start) + '\n');
   }
 
   append(file: string, rec: JournalRecord): void {
@@ -233,6 +261,7 @@ export class JournalStore {
       for (const f of readdirSync(join(this.execDir, dir.name))) {
         const file = `${dir.name}/${f}`;
         if (!f.endsWith('.jsonl') || known.has(file)) continue;
+        if (repairTail(join(this.execDir, file))) repaired = true;
         const start = this.read(file).find((r): r is StartRecord => r.t === 'start');
         if (!start) continue;
         entries.set(start.arn, {
@@ -248,6 +277,9 @@ export class JournalStore {
     }
     for (const e of entries.values()) {
       if (e.status !== 'RUNNING') continue;
+      // A running execution's journal is appended to again once it resumes.
+      if (!existsSync(join(this.execDir, e.file))) continue; // lost: recover() ends it FAILED
+      repairTail(join(this.execDir, e.file));
       const end = this.read(e.file).find((r): r is EndRecord => r.t === 'end');
       if (end) {
         Object.assign(e, { status: end.status, stopDate: end.stopDate, error: end.error, cause: end.cause });

@@ -16,14 +16,15 @@ describe('stage config', () => {
       reportSchedule: 'cron(0 6 * * ? *)',
       reportTimeZone: 'UTC',
       logLevel: 'INFO',
-      reservedConcurrency: {},
+      rebootRetentionDays: 90,
+      reservedConcurrency: { api: 100, authorizer: 50, ingest: 10, 'workflow-await': 20, 'workflow-step': 20, report: 1, watchdog: 1 },
     });
   });
 
   it('accepts the strings the CLI passes as context', () => {
     const config = parseStageConfig({ ingestMaxConcurrency: '4', reservedConcurrency: '{"ingest":"4","report":1}' });
     expect(config.ingestMaxConcurrency).toBe(4);
-    expect(config.reservedConcurrency).toEqual({ ingest: 4, report: 1 });
+    expect(config.reservedConcurrency).toMatchObject({ ingest: 4, report: 1 });
   });
 
   it('names every bad key', () => {

@@ -10,7 +10,7 @@ import type { BuiltApp } from '../../cdk/app.ts';
 import { ROUTES } from '../../cdk/constructs/http-api.ts';
 import { aslFilesIn, placeholdersOf } from '../../cdk/constructs/workflows.ts';
 import { asArray, buildTestApp, FIXTURE_WORKFLOWS, policyStatements } from './helpers.ts';
-import { GSI1_ATTRIBUTES } from '../../lambdas/adapters/table-schema.ts';
+import { GSI1_ATTRIBUTES, GSI2_ATTRIBUTES } from '../../lambdas/adapters/table-schema.ts';
 
 const CONFIG = {
   stage: 'test',
@@ -39,9 +39,9 @@ beforeAll(() => {
 }, 120_000);
 
 describe('functions', () => {
-  it('runs all seven entries on nodejs24.x, arm64, with active tracing and their own log group', () => {
+  it('runs all eight entries on nodejs24.x, arm64, with active tracing and their own log group', () => {
     const fns = ofType('AWS::Lambda::Function');
-    expect(fns).toHaveLength(7);
+    expect(fns).toHaveLength(8);
     for (const [, fn] of fns) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs24.x',
@@ -74,7 +74,7 @@ describe('functions', () => {
     for (const [id, fn] of ofType('AWS::Lambda::Function')) {
       const dir = join(outdir, `asset.${String(fn.Properties.Code.S3Key).replace(/\.zip$/, '')}`);
       // Every env var the function gets, with stand-in values: loading must not call AWS.
-      const env = Object.fromEntries(Object.keys(fn.Properties.Environment.Variables).map((k) => [k, `stand-in-${k}`]));
+      const env = Object.fromEntries(Object.keys(fn.Properties.Environment.Variables).map((k) => [k, /_(SECONDS|DAYS)$/.test(k) ? '1' : `stand-in-${k}`]));
       const result = spawnSync(
         process.execPath,
         ['--enable-source-maps', '--input-type=module', '-e', "const m = await import('./index.mjs'); if (typeof m.handler !== 'function') process.exit(3);"],
@@ -109,11 +109,11 @@ describe('functions', () => {
       Object.keys(resources[fnId(name)].Properties.Environment.Variables).sort();
     const base = ['NODE_OPTIONS', 'POWERTOOLS_LOG_LEVEL', 'POWERTOOLS_METRICS_NAMESPACE', 'POWERTOOLS_SERVICE_NAME'];
     const expected = {
-      api: ['TABLE_NAME', 'QUEUE_URL', 'DLQ_URL', 'LONG_POLL_MAX_SECONDS'],
+      api: ['TABLE_NAME', 'QUEUE_URL', 'DLQ_URL', 'LONG_POLL_MAX_SECONDS', 'REBOOT_RETENTION_DAYS'],
       authorizer: ['TABLE_NAME'],
-      ingest: ['TABLE_NAME', 'IDEMPOTENCY_TABLE_NAME', 'XPU_WORKFLOW_ARN', 'HOST_WORKFLOW_ARN'],
-      'workflow-await': ['TABLE_NAME'],
-      'workflow-step': ['TABLE_NAME'],
+      ingest: ['TABLE_NAME', 'IDEMPOTENCY_TABLE_NAME', 'IDEMPOTENCY_TTL_SECONDS', 'XPU_WORKFLOW_ARN', 'HOST_WORKFLOW_ARN', 'REBOOT_RETENTION_DAYS'],
+      'workflow-await': ['TABLE_NAME', 'REBOOT_RETENTION_DAYS'],
+      'workflow-step': ['TABLE_NAME', 'REBOOT_RETENTION_DAYS'],
       report: ['TABLE_NAME', 'REPORT_BUCKET'],
       watchdog: ['TABLE_NAME'],
     } as const;
@@ -141,7 +141,8 @@ describe('ingest queue', () => {
     expect(dlq.Properties.MessageRetentionPeriod).toBe(14 * 24 * 3600);
     expect(main.Properties.RedrivePolicy).toEqual({ deadLetterTargetArn: getAtt(dlqId), maxReceiveCount: 5 });
     const ingestTimeout = resources[fnId('ingest')].Properties.Timeout;
-    expect(main.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(6 * ingestTimeout);
+    // 3x, not AWS's 6x: see ingest-queue.ts (and test/cdk/fleet-scale.test.ts for the retry delay).
+    expect(main.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(3 * ingestTimeout);
     const policies = ofType('AWS::SQS::QueuePolicy');
     expect(policies).toHaveLength(2);
     for (const [, p] of policies) {
@@ -183,6 +184,14 @@ describe('tables', () => {
               { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
             ],
             Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...GSI1_ATTRIBUTES] },
+          },
+          {
+            IndexName: 'gsi2',
+            KeySchema: [
+              { AttributeName: 'gsi2pk', KeyType: 'HASH' },
+              { AttributeName: 'gsi2sk', KeyType: 'RANGE' },
+            ],
+            Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...GSI2_ATTRIBUTES] },
           },
         ],
       }),
@@ -374,15 +383,19 @@ describe('reports', () => {
 });
 
 describe('alarms', () => {
-  it('alarms on DLQ depth, workflow failures and time-outs, ingest errors, RebootFailed and QuietBmcs', () => {
+  it('alarms on DLQ depth, workflow failures and time-outs, ingest errors, throttles, 5xx, old events, RebootFailed and QuietBmcs', () => {
     const alarms = ofType('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
     const plain = alarms.filter((a) => a.MetricName).map((a) => a.MetricName).sort();
     expect(plain).toEqual(
-      ['ApproximateNumberOfMessagesVisible', 'Errors', 'ExecutionsFailed', 'ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionsTimedOut'].sort(),
+      [
+        'ApproximateNumberOfMessagesVisible', 'Errors', 'ExecutionsFailed', 'ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionsTimedOut',
+        '5xx', 'ApproximateAgeOfOldestMessage', ...Array(7).fill('Throttles'),
+      ].sort(),
     );
     const [topicId] = ofType('AWS::SNS::Topic')[0];
     for (const a of alarms) {
-      expect(a).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', AlarmActions: [{ Ref: topicId }] });
+      const threshold = a.MetricName === '5xx' ? 5 : a.MetricName === 'ApproximateAgeOfOldestMessage' ? 120 : 0;
+      expect(a).toMatchObject({ Threshold: threshold, ComparisonOperator: 'GreaterThanThreshold', AlarmActions: [{ Ref: topicId }] });
     }
     const errors = alarms.find((a) => a.MetricName === 'Errors')!;
     expect(errors.Dimensions).toEqual([{ Name: 'FunctionName', Value: { Ref: fnId('ingest') } }]);
@@ -397,6 +410,7 @@ describe('alarms', () => {
     expect(queries).toEqual([
       "SELECT MAX(QuietBmcs) FROM XpuRebootCoordinator WHERE service = 'xpu-reboot-coordinator-test'",
       "SELECT SUM(RebootFailed) FROM XpuRebootCoordinator WHERE service = 'xpu-reboot-coordinator-test'",
+      "SELECT SUM(RebootsReconciled) FROM XpuRebootCoordinator WHERE service = 'xpu-reboot-coordinator-test'",
     ]);
     for (const [, fn] of ofType('AWS::Lambda::Function')) {
       expect(fn.Properties.Environment.Variables.POWERTOOLS_SERVICE_NAME).toBe('xpu-reboot-coordinator-test');

@@ -1,9 +1,10 @@
 // The example hooks, run by the real agent in dry-run mode against a fake sysfs: they parse, find the device, and change nothing.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { command, FakeServer } from '../fixtures/agent/fake-server.ts';
+import { buildFakePci, type FakePci } from '../fixtures/agent/fake-pci.ts';
 import { removeWorkspaces, startAgent, workspace, type Workspace } from '../fixtures/agent/harness.ts';
 
 const EXAMPLES = resolve(import.meta.dirname, '../../agent/examples/hooks');
@@ -13,17 +14,11 @@ afterEach(async () => {
   removeWorkspaces();
 });
 
-/** A sysfs tree with the xPU function 0000:3b:00.0 below root port 0000:3a:00.0, bound to mlx5_core. */
-function fakeSysfs(ws: Workspace): string {
-  const sys = join(ws.dir, 'sys');
-  const dev = join(sys, 'devices/pci0000:3a/0000:3a:00.0/0000:3b:00.0');
-  mkdirSync(dev, { recursive: true });
-  mkdirSync(join(sys, 'bus/pci/devices'), { recursive: true });
-  mkdirSync(join(sys, 'bus/pci/drivers/mlx5_core'), { recursive: true });
-  symlinkSync(dev, join(sys, 'bus/pci/devices/0000:3b:00.0'));
-  symlinkSync(join(sys, 'devices/pci0000:3a/0000:3a:00.0'), join(sys, 'bus/pci/devices/0000:3a:00.0'));
-  symlinkSync(join(sys, 'bus/pci/drivers/mlx5_core'), join(dev, 'driver'));
-  return sys;
+/** A card without a switch: function 0000:3b:00.0 (mlx5_core) below root port 0000:3a:00.0. */
+function fakeSysfs(ws: Workspace): FakePci {
+  return buildFakePci(ws.dir, [
+    { bdf: '0000:3a:00.0', vendor: '8086', type: 4, driver: 'pcieport', below: [{ bdf: '0000:3b:00.0', vendor: '15b3', driver: 'mlx5_core', netdevs: ['p0'] }] },
+  ]);
 }
 
 function siteConfig(ws: Workspace): string {
@@ -50,7 +45,8 @@ function listing(dir: string): string[] {
 describe('example hooks (dry run)', () => {
   it('every example hook succeeds in a dry run through the agent and only prints what it would do', async () => {
     const ws = workspace();
-    const sys = fakeSysfs(ws);
+    const pci = fakeSysfs(ws);
+    const sys = pci.sys;
     const before = listing(ws.dir);
     const server = await new FakeServer({ tokens: { 'tok-a': 'node-a' } }).start();
     servers.push(server);
@@ -58,14 +54,17 @@ describe('example hooks (dry run)', () => {
       'migrate-workloads': { target: 'other-host' },
       reprovision: { tenant: 't2' },
       'deny-host-reboot': { reason: 'xpu-rebooting' },
+      'postpone-reboot': { deadline: '2030-01-01T00:00:00.000Z', reason: 'extension' },
+      'cancel-reboot': { reason: 'operator' },
+      'reboot-xpu': { reason: 'firmware', noticeSeconds: 300, rolloutId: 'ro-1' },
     };
-    const types = ['migrate-workloads', 'protect-pcie', 'allow-coredump', 'proceed-reboot', 'restore-pcie', 'resume-workloads', 'reboot-host', 'free-host-context', 'reprovision', 'deny-host-reboot'];
+    const types = ['migrate-workloads', 'protect-pcie', 'allow-coredump', 'proceed-reboot', 'restore-pcie', 'resume-workloads', 'reboot-host', 'free-host-context', 'reprovision', 'deny-host-reboot', 'postpone-reboot', 'cancel-reboot', 'reboot-xpu'];
     server.enqueue('node-a', ...types.map((t, i) => command(`e${i}`, t, { xpu: 'dpu0', args: args[t] ?? {} })));
 
     const a = startAgent(ws, ['--once', '--server', server.url, '--agent', 'node-a', '--hooks', EXAMPLES, '--state', ws.state], {
       REBOOT_AGENT_TOKEN: 'tok-a',
       REBOOT_HOOK_DRY_RUN: '1',
-      REBOOT_HOOK_SYSFS: sys,
+      ...pci.env,
       REBOOT_HOOK_CONFIG: siteConfig(ws),
       REBOOT_HOOK_STATE: join(ws.dir, 'hook-state'),
     });
@@ -80,24 +79,27 @@ describe('example hooks (dry run)', () => {
     }
     expect(results).toHaveLength(types.length);
     const out = Object.fromEntries(results.map((r) => [types[Number(r.id.slice(1))], r.output ?? '']));
-    expect(out['protect-pcie']).toContain('would run: setpci -s 0000:3a:00.0 ECAP_AER+0x08.L=00000020:00000020');
-    expect(out['protect-pcie']).toContain(`would write 0000:3b:00.0 to ${sys}/bus/pci/devices/0000:3b:00.0/driver/unbind`);
-    expect(out['restore-pcie']).toContain(`would write 1 to ${sys}/bus/pci/rescan`);
+    expect(out['protect-pcie']).toContain(`would run: ${pci.env.REBOOT_SETPCI} -s 0000:3a:00.0 ECAP_AER+0x08.L=00000020:00000020`);
+    expect(out['protect-pcie']).toContain(`would write 1 to ${sys}/bus/pci/devices/0000:3b:00.0/remove`);
+    expect(out['restore-pcie']).toContain(`would write 1 to ${sys}/bus/pci/devices/0000:3a:00.0/rescan`);
+    expect(out['postpone-reboot']).toMatch(/would write \d+ 2030-01-01T00:00:00.000Z to .*reboot-deadline-rb-1/);
+    expect(out['reboot-xpu']).toMatch(/would run: rebootctl announce .*--token-file \S+ --reason firmware --notice 300/);
     expect(out['reboot-host']).toMatch(/would run: (systemd-run .*systemctl reboot|shutdown -r)/);
     expect(out['reprovision']).toContain('would run: timeout');
     // A dry run changes nothing: no saved state, no files written (only the agent's own state dir is new).
-    expect(listing(ws.dir).filter((p) => !p.startsWith('state') && p !== 'hooks.env')).toEqual(before);
+    expect(listing(ws.dir).filter((p) => !p.startsWith('state') && p !== 'hooks.env' && p !== 'setpci.log')).toEqual(before);
+    expect(pci.setpciLog().filter((l) => l.includes('='))).toEqual([]);
   });
 
-  it('protect-pcie refuses clearly when the xPU device does not exist', () => {
+  it('protect-pcie succeeds, saying so, when the xPU device is gone already', () => {
     const ws = workspace();
-    const sys = fakeSysfs(ws);
+    const pci = fakeSysfs(ws);
     const res = spawnSync(join(EXAMPLES, 'protect-pcie'), [], {
       input: '{}',
       encoding: 'utf8',
-      env: { ...process.env, REBOOT_HOOK_DRY_RUN: '1', REBOOT_HOOK_SYSFS: sys, REBOOT_HOOK_CONFIG: '/nonexistent', XPU_ID: 'dpu1', XPU_PCI_ADDRS_dpu1: '0000:5e:00.0' },
+      env: { ...process.env, ...pci.env, REBOOT_HOOK_CONFIG: '/nonexistent', REBOOT_HOOK_STATE: join(ws.dir, 'hs'), XPU_ID: 'dpu1', XPU_PCI_ADDRS_dpu1: '0000:5e:00.0' },
     });
-    expect(res.status).toBe(1);
-    expect(res.stderr).toContain("PCI device 0000:5e:00.0 of xPU 'dpu1' does not exist");
+    expect(res.status).toBe(0);
+    expect(res.stdout).toContain("xPU 'dpu1' has no PCI function left (already gone): nothing to protect");
   });
 });

@@ -22,8 +22,12 @@ nodes:
   - { id: b2, rack: r2, agentToken: agent-token-b2, xpus: [{ id: dpu0 }] }
   - { id: e1, rack: r5, agentToken: agent-token-e1, policy: { xpuReboot: { maxExtensionSeconds: 3 } }, xpus: [{ id: dpu0 }] }
   - { id: e2, rack: r5, agentToken: agent-token-e2, policy: { xpuReboot: { maxExtensionSeconds: 3 } }, xpus: [{ id: dpu0 }] }
+${['d1', 'd2', 'd3', 'd4'].map((id) => `  - { id: ${id}, rack: r6, agentToken: agent-token-${id}, xpus: [{ id: dpu0 }] }`).join('\n')}
+${['g1', 'g2', 'g3'].map((id) => `  - { id: ${id}, rack: r8, agentToken: agent-token-${id}, xpus: [{ id: dpu0 }] }`).join('\n')}
+  - { id: f1, rack: r7, agentToken: agent-token-f1, xpus: [{ id: dpu0 }] }
+  - { id: f2, rack: r7, agentToken: agent-token-f2, xpus: [{ id: dpu0 }] }
 ${['c1', 'c2', 'c3']
-  .map((id, i) => `  - { id: ${id}, rack: rc${i}, agentToken: agent-token-${id}, policy: { xpuReboot: { noticeSeconds: 120 } }, xpus: [{ id: dpu0 }] }`)
+  .map((id, i) => `  - { id: ${id}, rack: rc${i}, agentToken: agent-token-${id}, policy: { xpuReboot: { noticeSeconds: 120 } }, xpus: [{ id: dpu0${id === 'c1' ? ', agentToken: xpu-token-c1' : ''} }] }`)
   .join('\n')}
 `;
 
@@ -34,6 +38,9 @@ const seen = new Map<string, any[]>();
 /** Which agents answer their commands (`succeeded`); the others only take them and stay silent. */
 const answering = new Set<string>();
 
+/** What an xPU does on a command, beyond answering (an xPU of a rollout announces, reboots and comes back). */
+const reactions = new Map<string, (cmd: any) => Promise<unknown>>();
+
 /** A fake agent per node and xPU: takes its commands over the real API, answers when told to. */
 async function fakeAgent(agent: string) {
   while (!stopped) {
@@ -43,34 +50,37 @@ async function fakeAgent(agent: string) {
       const list = seen.get(agent) ?? [];
       if (!list.some((c) => c.id === cmd.id)) list.push(cmd);
       seen.set(agent, list);
-      if (answering.has(agent)) await api(url, `/v1/agents/${agent}/commands/${cmd.id}`, { token: OPERATOR_TOKEN, body: { status: 'succeeded' } });
+      if (!answering.has(agent)) continue;
+      await reactions.get(agent)?.(cmd);
+      await api(url, `/v1/agents/${agent}/commands/${cmd.id}`, { token: OPERATOR_TOKEN, body: { status: 'succeeded' } });
     }
   }
 }
 
 const types = (agent: string) => (seen.get(agent) ?? []).map((c) => c.type);
 const event = (node: string, id: string, type: string, data?: Record<string, unknown>) =>
-  api(url, '/v1/events', { token: `agent-token-${node}`, body: { id, type, node, ...(type.startsWith('xpu.') ? { xpu: 'dpu0' } : {}), data } });
+  api(url, '/v1/events', { token: node === 'c1' ? OPERATOR_TOKEN : `agent-token-${node}`, body: { id, type, node, ...(type.startsWith('xpu.') ? { xpu: 'dpu0' } : {}), data } });
 const get = async (id: string) => (await api(url, `/v1/reboots/${id}`, { token: OPERATOR_TOKEN })).json;
 const rebootOf = (node: string, kind = 'xpu') =>
   waitFor(`a ${kind} reboot of ${node}`, async () =>
     (await api(url, `/v1/reboots?node=${node}`, { token: OPERATOR_TOKEN })).json.items.find((r: any) => r.kind === kind),
   );
-const until = (id: string, ok: (r: any) => boolean, what: string, ms = 30_000) =>
+const until = (id: string, ok: (r: any) => boolean, what: string, ms = 20_000) =>
   waitFor(`${id}: ${what}`, async () => {
     const r = await get(id);
-    return ok(r) ? r : undefined;
+    if (ok(r)) return r;
+    throw new Error(`${r?.status}: ${JSON.stringify(r?.history?.slice(-4).map((h: any) => `${h.phase} ${h.detail}`))}`);
   }, ms);
 
 beforeAll(async () => {
   const dir = tempDir('fleet');
   stack = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile: writeInventory(dir, INVENTORY) });
   url = stack.url;
-  for (const n of ['a1', 'a2', 'a3', 'b1', 'b2', 'e1', 'e2', 'c1', 'c2', 'c3']) {
+  for (const n of ['a1', 'a2', 'a3', 'b1', 'b2', 'e1', 'e2', 'c1', 'c2', 'c3', 'd1', 'd2', 'd3', 'd4', 'f1', 'f2', 'g1', 'g2', 'g3']) {
     void fakeAgent(n);
     void fakeAgent(`${n}.dpu0`);
   }
-  for (const a of ['a1', 'a2', 'a1.dpu0', 'a2.dpu0', 'a3', 'b1', 'b1.dpu0', 'b2', 'e1', 'e1.dpu0', 'e2', 'e2.dpu0', 'c1.dpu0', 'c3.dpu0']) answering.add(a);
+  for (const a of ['f1', 'f2', 'f1.dpu0', 'f2.dpu0', 'a1', 'a2', 'a1.dpu0', 'a2.dpu0', 'a3', 'b1', 'b1.dpu0', 'b2', 'e1', 'e1.dpu0', 'e2', 'e2.dpu0', 'c1.dpu0', 'c3.dpu0']) answering.add(a);
 }, 60_000);
 
 afterAll(async () => {
@@ -133,6 +143,86 @@ describe('disruption budgets', () => {
   }, 60_000);
 });
 
+describe('budgets under concurrency and outages', () => {
+  it('four notices at once in a rack of budget 1: one goes on, three are queued, and they go on one at a time', async () => {
+    const nodes = ['d1', 'd2', 'd3', 'd4'];
+    for (const n of nodes) answering.add(n), answering.add(`${n}.dpu0`);
+    await Promise.all(nodes.map((n) => event(n, `${n}-n`, 'xpu.reboot.pending')));
+    const ids = await Promise.all(nodes.map(async (n) => (await rebootOf(n)).id));
+    const done = new Set<string>();
+    while (done.size < nodes.length) {
+      const all = await Promise.all(ids.map(get));
+      // Never two in flight at once: every reboot not queued and not ended holds the rack's one slot.
+      const inFlight = all.filter((r) => r.status !== 'queued' && r.status !== 'completed');
+      expect(inFlight.length, JSON.stringify(all.map((r) => [r.node, r.status]))).toBeLessThanOrEqual(1);
+      const running = inFlight.find((r) => r.status === 'rebooting' && !done.has(r.id));
+      if (running) {
+        await event(running.node, `${running.node}-r`, 'xpu.ready');
+        await until(running.id, (r) => r.status === 'completed', 'completed');
+        done.add(running.id);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const finals = await Promise.all(ids.map(get));
+    expect(finals.filter((r) => r.history.some((h: any) => h.phase === 'queued'))).toHaveLength(3);
+    expect(finals.every((r) => r.status === 'completed')).toBe(true);
+  }, 90_000);
+
+  it('a crash in a full rack is never held but counts, and says so; a queued reboot whose xPU goes down anyway leaves the queue', async () => {
+    await event('f1', 'f1-n', 'xpu.reboot.pending');
+    const first = await until((await rebootOf('f1')).id, (r) => r.status === 'rebooting', 'rebooting');
+    await event('f2', 'f2-n', 'xpu.reboot.pending');
+    const queued = await until((await rebootOf('f2')).id, (r) => r.status === 'queued', 'queued');
+    await event('f2', 'f2-d', 'xpu.down');
+    const gone = await until(queued.id, (r) => r.status === 'rebooting', 'rebooting after it went down');
+    expect(gone.history.map((h: any) => h.phase)).toEqual(expect.arrayContaining(['queued', 'admitted', 'budget-exceeded']));
+    await event('f2', 'f2-r', 'xpu.ready');
+    await until(queued.id, (r) => r.status === 'completed', 'completed');
+
+    await event('f2', 'f2-c', 'xpu.crashed', { reason: 'NMI' });
+    const crash = await waitFor('the crash reboot', async () =>
+      (await api(url, '/v1/reboots?node=f2', { token: OPERATOR_TOKEN })).json.items.find((r: any) => r.mode === 'crash'),
+    );
+    expect(crash.status).not.toBe('queued');
+    expect(crash.history.find((h: any) => h.phase === 'budget-exceeded').detail).toMatch(/crash is never held.*rack r7/);
+    await event('f1', 'f1-r', 'xpu.ready');
+    await event('f2', 'f2-cr', 'xpu.ready');
+    await until(first.id, (r) => r.status === 'completed', 'completed');
+    await until(crash.id, (r) => r.status === 'completed', 'completed');
+  }, 60_000);
+});
+
+describe('rollouts within budgets', () => {
+  it('a rollout of maxUnavailable 3 across a rack of budget 1 reboots one xPU at a time, holding the others back itself', async () => {
+    const nodes = ['g1', 'g2', 'g3'];
+    for (const n of nodes) {
+      answering.add(n);
+      answering.add(`${n}.dpu0`);
+      reactions.set(`${n}.dpu0`, async (cmd) => {
+        if (cmd.type === 'reboot-xpu') await event(n, `${n}-${cmd.id}`, 'xpu.reboot.pending', { reason: cmd.args.reason, noticeSeconds: cmd.args.noticeSeconds, rolloutId: cmd.args.rolloutId });
+        if (cmd.type === 'proceed-reboot') {
+          await event(n, `${n}-down`, 'xpu.down');
+          await event(n, `${n}-ready`, 'xpu.ready');
+        }
+      });
+    }
+    const started = await api(url, '/v1/rollouts', { token: OPERATOR_TOKEN, body: { selector: { rack: 'r8' }, maxUnavailable: 3, reason: 'firmware 2.1' } });
+    expect(started.status).toBe(201);
+    let most = 0;
+    const all = await waitFor('the rollout to complete', async () => {
+      const items = (await api(url, '/v1/reboots?limit=200', { token: OPERATOR_TOKEN })).json.items.filter((r: any) => nodes.includes(r.node));
+      most = Math.max(most, items.filter((r: any) => !['queued', 'completed', 'failed', 'cancelled'].includes(r.status)).length);
+      const ro = (await api(url, `/v1/rollouts/${started.json.id}`, { token: OPERATOR_TOKEN })).json;
+      if (ro.status === 'completed') return items;
+      throw new Error(JSON.stringify({ ro: { status: ro.status, blocked: ro.blocked, done: ro.done, pending: ro.pending, history: ro.history?.slice(-3) }, reboots: items.map((r: any) => [r.node, r.status, r.history.at(-1)?.detail]), seen: nodes.map((n) => [types(n), types(`${n}.dpu0`)]) }));
+    }, 30_000, 50);
+    expect(most).toBe(1);
+    expect(all).toHaveLength(3);
+    // The rollout held them back itself: none had to be queued by the coordinator.
+    expect(all.filter((r: any) => r.history.some((h: any) => h.phase === 'queued'))).toEqual([]);
+  }, 90_000);
+});
+
 describe('holds', () => {
   it('a hold on a rack queues its planned reboots and denies host reboots (hold); DELETE lets what it queued go on', async () => {
     const bad = await api(url, '/v1/holds', { token: OPERATOR_TOKEN, body: { selector: { rack: 'r2', zone: 'z' }, reason: 'x' } });
@@ -177,10 +267,12 @@ describe('cancel and force', () => {
     const r = await rebootOf('c1');
     await waitFor('the preparation commands', async () => types('c1').includes('protect-pcie'));
     expect((await api(url, `/v1/reboots/${r.id}/cancel`, { token: 'agent-token-c2', body: { reason: 'x' } })).status).toBe(403);
-    const res = await api(url, `/v1/reboots/${r.id}/cancel`, { token: OPERATOR_TOKEN, body: { reason: 'wrong xPU' } });
+    // The xPU has a token of its own: the host's token may not speak for it.
+    expect((await api(url, `/v1/reboots/${r.id}/cancel`, { token: 'agent-token-c1', body: { reason: 'x' } })).status).toBe(403);
+    const res = await api(url, `/v1/reboots/${r.id}/cancel`, { token: 'xpu-token-c1', body: { reason: 'wrong xPU' } });
     expect(res.status).toBe(200);
     expect(res.json.status).toBe('cancelled');
-    expect(res.json.history.find((h: any) => h.phase === 'cancelled')).toMatchObject({ by: 'operator', detail: expect.stringMatching(/wrong xPU/) });
+    expect(res.json.history.find((h: any) => h.phase === 'cancelled')).toMatchObject({ by: 'agent:c1.dpu0', detail: expect.stringMatching(/wrong xPU/) });
     await waitFor('cancel-reboot', async () => types('c1.dpu0').includes('cancel-reboot'));
     await waitFor('the host to undo', async () => types('c1').includes('resume-workloads'));
     expect(types('c1')).toEqual(['migrate-workloads', 'protect-pcie', 'restore-pcie', 'resume-workloads']);
@@ -209,7 +301,8 @@ describe('cancel and force', () => {
     const res = await api(url, `/v1/reboots/${r.id}/force`, { token: OPERATOR_TOKEN, body: { reason: 'hurry' } });
     expect(res.status).toBe(200);
     expect(res.json).toMatchObject({ status: 'rebooting', forced: true });
-    expect(res.json.outstanding).toEqual(expect.arrayContaining([expect.stringMatching(/^migrate-workloads/), expect.stringMatching(/^protect-pcie/)]));
+    // Where each had got to: the host took them (delivered) and said nothing.
+    expect(res.json.outstanding).toEqual(['migrate-workloads (delivered)', 'protect-pcie (delivered)']);
     expect(res.json.history.find((h: any) => h.phase === 'forced')).toMatchObject({ by: 'operator', detail: expect.stringMatching(/hurry/) });
     await waitFor('proceed-reboot', async () => types('c3.dpu0').includes('proceed-reboot'));
     await event('c3', 'c3-d', 'xpu.down');

@@ -90,19 +90,19 @@ const EVENTS: Record<Who, string> = {
   bmcB: '----++',
 };
 
-/** What `by` an accepted event carries, per token. */
+/** What `by` an accepted event carries, per token: an agent token names the agent it acted as. */
 const ACTOR: Record<Who, string> = {
   operator: 'operator',
   alice: 'operator:alice',
   aliceNext: 'operator:alice',
   bmcA: 'bmc:node-a',
   bmcANext: 'bmc:node-a',
-  hostA: 'agent:node-a',
-  hostANext: 'agent:node-a',
+  hostA: 'agent:<column>',
+  hostANext: 'agent:<column>',
   dpu0: 'agent:node-a.dpu0',
   dpu0Next: 'agent:node-a.dpu0',
   dpu1: 'agent:node-a.dpu1',
-  sharedB: 'agent:node-b',
+  sharedB: 'agent:<column>',
   bmcB: 'bmc:node-b',
 };
 
@@ -184,7 +184,7 @@ describe('identities (contract 7.2)', () => {
           const res = await api(stack.url, '/v1/events', { token: TOKENS[who], body: { id, type, ...target } });
           const expected = EVENTS[who][i] === '+' ? 202 : 403;
           if (res.status !== expected) wrong.push(`${who} ${type} for ${agent}: ${res.status} ${res.text}`);
-          if (res.status === 202 && queued.get(id)?.by !== ACTOR[who]) wrong.push(`${who} ${type} for ${agent}: by ${queued.get(id)?.by}`);
+          if (res.status === 202 && queued.get(id)?.by !== ACTOR[who].replace('<column>', agent)) wrong.push(`${who} ${type} for ${agent}: by ${queued.get(id)?.by}`);
           if (res.status === 403 && queued.has(id)) wrong.push(`${who} ${type} for ${agent}: refused but queued`);
         }
       }
@@ -217,5 +217,77 @@ describe('identities (contract 7.2)', () => {
     for (const ev of redfish) expect(ev.by).toBe('bmc:node-a');
     // The xPU's own token is not a BMC's.
     expect((await api(stack.url, '/v1/events/redfish', { token: TOKENS.dpu0, body: { Events: [] } })).status).toBe(403);
+  });
+});
+
+describe('the other routes, per token', () => {
+  it('answers reads and operator routes as the table says', async () => {
+    const from = new Date(Date.now() - 3600_000).toISOString();
+    const to = new Date(Date.now() + 3600_000).toISOString();
+    // Columns: list node-a's reboots, list all reboots, compliance report, DLQ, holds.
+    const paths = ['/v1/reboots?node=node-a', '/v1/reboots?node=node-b', `/v1/reports/compliance?from=${from}&to=${to}`, '/v1/dlq', '/v1/holds'];
+    const table: Record<Who, string> = {
+      operator: '+++++',
+      alice: '+++++',
+      aliceNext: '+++++',
+      bmcA: '-----',
+      bmcANext: '-----',
+      hostA: '+----',
+      hostANext: '+----',
+      dpu0: '+----',
+      dpu0Next: '+----',
+      dpu1: '+----',
+      sharedB: '-+---',
+      bmcB: '-----',
+    };
+    const wrong: string[] = [];
+    for (const who of Object.keys(table) as Who[]) {
+      for (const [i, path] of paths.entries()) {
+        const status = (await api(stack.url, path, { token: TOKENS[who] })).status;
+        if (status !== (table[who][i] === '+' ? 200 : 403)) wrong.push(`${who} GET ${path.split('?')[0]}#${i}: ${status}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+});
+
+describe('cancel by an agent', () => {
+  it("is the xPU agent's: its own token, or the host's where the xPU has none", async () => {
+    expect((await api(stack.url, '/v1/events', { token: TOKENS.dpu0, body: { id: 'c-0', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0', data: { reason: 'fw' } } })).status).toBe(202);
+    expect((await api(stack.url, '/v1/events', { token: TOKENS.hostA, body: { id: 'c-2', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu2', data: { reason: 'fw' } } })).status).toBe(202);
+    const active = (r: any) => ['notified', 'preparing', 'extended'].includes(r.status);
+    const of = async (xpu: string) =>
+      waitFor(`the reboot of ${xpu}`, async () => (await api(stack.url, '/v1/reboots?node=node-a', { token: OPERATOR })).json.items.find((r: any) => r.xpu === xpu && active(r)));
+    const dpu0 = await of('dpu0');
+    const dpu2 = await of('dpu2');
+    for (const who of ['hostA', 'dpu1', 'bmcA', 'sharedB'] as Who[])
+      expect((await api(stack.url, `/v1/reboots/${dpu0.id}/cancel`, { token: TOKENS[who], body: {} })).status, `${who} on dpu0`).toBe(403);
+    for (const who of ['dpu0', 'dpu1', 'bmcA'] as Who[])
+      expect((await api(stack.url, `/v1/reboots/${dpu2.id}/cancel`, { token: TOKENS[who], body: {} })).status, `${who} on dpu2`).toBe(403);
+    const cancelled = await api(stack.url, `/v1/reboots/${dpu2.id}/cancel`, { token: TOKENS.hostANext, body: { reason: 'not now' } });
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.json.history.find((h: any) => h.phase === 'cancelled')?.by).toBe('agent:node-a');
+  });
+});
+
+describe('who, in the history and the compliance report', () => {
+  it('names the named operator who cancelled and the host agent that extended', async () => {
+    const res = await api(stack.url, '/v1/events', { token: TOKENS.sharedB, body: { id: 'who-1', type: 'xpu.reboot.pending', node: 'node-b', xpu: 'dpu0', data: { reason: 'fw' } } });
+    expect(res.status).toBe(202);
+    const r = await waitFor('the reboot of node-b', async () =>
+      (await api(stack.url, '/v1/reboots?node=node-b', { token: OPERATOR })).json.items.find((x: any) => x.xpu === 'dpu0' && ['notified', 'preparing'].includes(x.status)),
+    );
+    const cancel = await api(stack.url, `/v1/reboots/${r.id}/cancel`, { token: TOKENS.aliceNext, body: { reason: 'wrong window' } });
+    expect(cancel.status).toBe(200);
+    const history = (await api(stack.url, `/v1/reboots/${r.id}`, { token: OPERATOR })).json.history;
+    expect(history.find((h: any) => h.phase === 'cancelled')?.by).toBe('operator:alice');
+
+    const from = new Date(Date.now() - 3600_000).toISOString();
+    const to = new Date(Date.now() + 3600_000).toISOString();
+    const report = (await api(stack.url, `/v1/reports/compliance?from=${from}&to=${to}&format=json`, { token: TOKENS.alice })).json;
+    expect(report.reboots.find((x: any) => x.id === r.id).by).toMatchObject({ cancelled: 'operator:alice' });
+    // The extensions granted to node-a's host agent above (current and next token: one agent).
+    const extended = report.reboots.find((x: any) => x.node === 'node-a' && x.extensionsGranted === 2);
+    expect(extended.by.extended).toEqual(['agent:node-a', 'agent:node-a']);
   });
 });

@@ -107,9 +107,9 @@ describe('authorizer', () => {
 
   it('allows a known token, refuses an unknown or missing one', async () => {
     const authorize = createAuthorizer({ inventory: (h) => inv().index(h), logger: silentLogger });
-    await expect(authorize({ headers: { authorization: `Bearer ${fleetAgentToken('n00001')}` } })).resolves.toEqual({
+    await expect(authorize({ headers: { authorization: `Bearer ${fleetAgentToken('n00001')}` } })).resolves.toMatchObject({
       isAuthorized: true,
-      context: { principal: 'agent', node: 'n00001' },
+      context: { principal: 'agent', node: 'n00001', agent: '' },
     });
     await expect(authorize({ queryStringParameters: { access_token: fleetBmcToken('n00002') } })).resolves.toMatchObject({ isAuthorized: true, context: { principal: 'bmc' } });
     await expect(authorize({ headers: { authorization: 'Bearer not-a-known-token' } })).resolves.toEqual({ isAuthorized: false });

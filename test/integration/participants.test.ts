@@ -14,6 +14,9 @@ const T = {
   dpuG: 'dpu-g-token-x',
   hostN: 'host-n-token-x',
   hostT: 'host-t-token-x',
+  bmcC: 'bmc-c-token-x',
+  hostC: 'host-c-token-x',
+  dpuC: 'dpu-c-token-x',
 };
 
 const INVENTORY = `
@@ -31,6 +34,10 @@ nodes:
   - id: node-t
     agentToken: ${T.hostT}
     xpus: [{ id: dpu0 }]
+  - id: node-c
+    bmcToken: ${T.bmcC}
+    agentToken: ${T.hostC}
+    xpus: [{ id: dpu0, redfishSystem: /redfish/v1/Systems/Bluefield, agentToken: ${T.dpuC} }]
 `;
 
 let dir: string;
@@ -103,6 +110,22 @@ describe('rebootctl announce', () => {
     expect(all.map((r) => r.id)).toEqual([fromBmc.id]);
     const history = (await api(stack.url, `/v1/reboots/${fromBmc.id}`, { token: OPERATOR_TOKEN })).json.history;
     expect(history.some((h: any) => h.detail.includes(`event ${printed.eventId})`))).toBe(true);
+  });
+
+  it('announced first, is joined by the BMC notice that follows: still one reboot', async () => {
+    const run = rebootctl(['announce', '--server', stack.url, '--agent', 'node-c.dpu0', '--reason', 'fw', '--notice', '120', '--token', T.dpuC]);
+    expect(await run.code, run.err()).toBe(0);
+    const printed = /^reboot (\S+) deadline (\S+) /.exec(run.out());
+    expect(printed).not.toBeNull();
+    const notice = await api(stack.url, '/v1/events/redfish', {
+      token: T.bmcC,
+      body: { Events: [{ EventId: 'bmc-c-1', MessageId: 'XpuReboot.1.0.RebootPending', MessageArgs: ['300', 'fw'], OriginOfCondition: '/redfish/v1/Systems/Bluefield' }] },
+    });
+    expect(notice.status).toBe(202);
+    await waitFor('the BMC notice to join', async () =>
+      (await api(stack.url, `/v1/reboots/${printed![1]}`, { token: OPERATOR_TOKEN })).json.history.some((h: any) => h.phase === 'joined'),
+    );
+    expect((await reboots('node-c')).map((r) => r.id)).toEqual([printed![1]]);
   });
 
   it("is refused for the host's token, and for an agent that is not an xPU's", async () => {

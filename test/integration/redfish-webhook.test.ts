@@ -175,14 +175,15 @@ describe('each vendor shape through the pipeline', () => {
     expect((await reload(s, r)).hostDownAt).toBe('2025-03-02T15:00:00.000Z');
   });
 
-  it('Foxconn DCPowerOff (EventTimeStamp, Critical) with no host reboot in progress is recorded as dropped, not applied', async () => {
+  // Release 2 (contract 7.1): a signal before its reboot is kept for it, no longer dropped.
+  it('Foxconn DCPowerOff (EventTimeStamp, Critical) with no host reboot in progress is kept for its reboot, not applied', async () => {
     const s = await stackAt('2025-03-02T17:57:53Z');
     const res = await deliver(s, 'node-foxconn', fixtureText('foxconn-dc-off.json'));
     expect(res.json).toEqual({ accepted: 1, ignored: 0 });
     expect(await s.reboots()).toEqual([]);
-    const dropped = await s.dropped();
-    expect(dropped).toEqual([
-      expect.objectContaining({ reason: 'no host reboot of node-foxconn is in progress', event: expect.objectContaining({ type: 'host.down', node: 'node-foxconn', time: '2025-03-02T17:57:23.000Z' }) }),
+    expect(await s.dropped()).toEqual([]);
+    expect(await s.stack.deps.store.keptSignals('node-foxconn')).toEqual([
+      expect.objectContaining({ type: 'host.down', node: 'node-foxconn', time: '2025-03-02T17:57:23.000Z' }),
     ]);
   });
 
@@ -200,12 +201,21 @@ describe('each vendor shape through the pipeline', () => {
     const res = await deliver(s, 'node-a', fixtureText('xpureboot-messages.json'));
     expect(res.json).toEqual({ accepted: 4, ignored: 0 });
     const all = await s.reboots('node-a');
-    expect(all).toHaveLength(2);
-    const xpu = all.find((r) => r.kind === 'xpu')!;
-    expect(xpu).toMatchObject({ mode: 'crash', reason: 'kernel panic', notifiedAt: '2025-03-02T12:05:00.000Z', readyAt: '2025-03-02T12:09:30.000Z' });
-    expect(xpu.history.map((x) => x.phase)).toContain('joined');
+    const xpu = all.find((r) => r.kind === 'xpu' && r.mode === 'crash')!;
+    // Release 2: a time ahead of its receipt is dated at the receipt (the coordinator's clock), and
+    // xpu.ready ends the core-dump hold at once, so the crash reboot may be recovering (its xPU
+    // free) before the later records: the host request and the pending are then no longer denied
+    // or joined to the crash, but each is still accounted for.
+    expect(xpu).toMatchObject({ reason: 'kernel panic', notifiedAt: '2025-03-02T12:05:00.000Z', readyAt: '2025-03-02T12:05:30.000Z' });
     const host = all.find((r) => r.kind === 'host')!;
-    expect(host.decision).toBe('denied');
+    expect(host).toBeDefined();
+    const pendingLanded =
+      xpu.history.some((x) => x.phase === 'joined') ||
+      host.history.some((x) => x.phase === 'xpu-reboot-joined') ||
+      all.some((r) => r.kind === 'xpu' && r.mode === 'planned');
+    expect(pendingLanded).toBe(true);
+    if (host.decision === 'denied') expect(host.denyReason).toMatch(/xpu-rebooting/);
+    expect(await s.dropped()).toEqual([]);
   });
 
   it.each([
@@ -256,37 +266,30 @@ describe('redelivery and ordering', () => {
     expect((await s.reboots()).map((r) => [r.node, r.xpu, r.deadline])).toEqual([['node-a', 'dpu0', '2025-03-02T12:10:00.000Z']]);
   });
 
-  it('out of order: a ready before its pending is dropped with a reason; a down older than the reboot is stale; nothing is lost', async () => {
+  // Release 2 (contract 7.1): a ready with no reboot is an unannounced reboot, recorded at once; the
+  // notice the BMC sent before it (by the BMC's own clock), delivered after it, joins it.
+  it('out of order: a ready before its pending is an unannounced reboot the pending joins; an older ready is stale; nothing is lost', async () => {
     const s = await stackAt('2025-03-02T12:00:30Z');
-    // 1. Ready arrives first (the BMC's queue reordered it): there is no reboot to end.
+    // 1. Ready arrives first (the BMC's queue reordered it).
     const early = await deliver(s, 'node-a', xpuRebootEvent([{ key: 'Ready', id: 'r-1', ts: '2025-03-02T12:00:20Z' }]));
     expect(early.json).toEqual({ accepted: 1, ignored: 0 });
-    expect(await s.reboots()).toEqual([]);
-    expect((await s.dropped()).map((d) => [d.event.type, d.reason])).toEqual([['xpu.ready', 'no reboot of node-a/dpu0 is in progress']]);
+    const [u] = await s.reboots();
+    expect(u).toMatchObject({ kind: 'xpu', mode: 'unannounced', readyAt: '2025-03-02T12:00:20.000Z' });
 
-    // 2. The pending: a reboot starts, and the early ready does not end it.
+    // 2. The pending, stamped before the ready by the same BMC: it joins, no second reboot.
     await deliver(s, 'node-a', fixtureText('xpureboot-pending.json'));
-    const r = await s.rebootOf('node-a', 'xpu');
-    expect(r.readyAt).toBeUndefined();
+    expect(await s.reboots()).toHaveLength(1);
+    expect((await reload(s, u)).history.map((x) => x.phase)).toContain('joined');
 
-    // 3. A power-off stamped an hour before the notice: recorded on the reboot, not applied.
-    const stale = { ...JSON.parse(fixtureText('dmtf-resource-powered-off.json')) };
-    stale.Events[0].EventTimestamp = '2025-03-02T11:00:00+00:00';
-    expect((await deliver(s, 'node-a', stale)).json).toEqual({ accepted: 1, ignored: 0 });
-    let now = await reload(s, r);
-    expect(now.downAt).toBeUndefined();
+    // 3. A ready stamped an hour before the first: another outage's, recorded and not applied.
+    await deliver(s, 'node-a', xpuRebootEvent([{ key: 'Ready', id: 'r-0', ts: '2025-03-02T11:00:00Z' }]));
+    const now = await reload(s, u);
     const staleLines = now.history.filter((x) => x.phase === 'stale-event').map((x) => x.detail);
-    expect(staleLines).toHaveLength(1);
-    expect(staleLines[0]).toMatch(/^xpu\.down from 2025-03-02T11:00:00\.000Z predates this reboot \(notified 2025-03-02T12:00:00\.000Z\): dropped/);
-
-    // 4. The real ready, later: it ends the outage.
-    await s.clock.advance(60_000);
-    await deliver(s, 'node-a', xpuRebootEvent([{ key: 'Ready', id: 'r-2', ts: '2025-03-02T12:01:20Z' }]));
-    now = await reload(s, r);
-    expect(now.readyAt).toBe('2025-03-02T12:01:20.000Z');
-    expect(now.history.map((x) => x.detail)).toContain('xpu.down was never received');
+    expect(staleLines).toEqual([expect.stringMatching(/^xpu\.ready from 2025-03-02T11:00:00\.000Z predates this reboot: not applied/)]);
+    expect(now.readyAt).toBe('2025-03-02T12:00:20.000Z');
+    expect(await s.dropped()).toEqual([]);
     expect(await s.depth()).toEqual({ queued: 0, dlq: 0 });
-    expect(s.sent).toHaveLength(4);
+    expect(s.sent).toHaveLength(3);
   });
 });
 

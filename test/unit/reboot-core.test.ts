@@ -119,8 +119,8 @@ describe('command plans', () => {
 
   it('gives command ids that repeat for a replayed step', () => {
     const r = newXpuReboot('r1', nodeA, 'dpu0', pending(), 'planned');
-    const a = planCommands(r, 'recover', { node: nodeA, now, busyXpus: [] }).map((c) => c.id);
-    const b = planCommands(r, 'recover', { node: nodeA, now, busyXpus: [] }).map((c) => c.id);
+    const a = planCommands(r, 'prepare', { node: nodeA, now, busyXpus: [] }).map((c) => c.id);
+    const b = planCommands(r, 'prepare', { node: nodeA, now, busyXpus: [] }).map((c) => c.id);
     expect(a).toEqual(b);
     expect(new Set(a).size).toBe(2);
   });

@@ -5,7 +5,8 @@
 #   the command JSON on stdin (as sent by the agent), and env REBOOT_ID COMMAND_ID NODE_ID XPU_ID DEADLINE;
 #   REBOOT_HOOK_CONFIG   site settings, default /etc/rebootctl/hooks.env (see hooks.env.example);
 #   REBOOT_HOOK_DRY_RUN  1: print what would be done, change nothing;
-#   REBOOT_HOOK_SYSFS    sysfs root, default /sys (tests point it at a fake tree);
+#   REBOOT_SYSFS_ROOT    sysfs root, default /sys (tests point it at a fake tree; REBOOT_HOOK_SYSFS too);
+#   REBOOT_SYSFS_WRITE   a command "CMD VALUE PATH" that writes sysfs instead of the shell (tests: a fake kernel);
 #   REBOOT_HOOK_STATE    where hooks keep what they must undo later, default /var/lib/rebootctl/hooks.
 
 HOOK=$(basename "$0")
@@ -14,7 +15,7 @@ if [ -r "$REBOOT_HOOK_CONFIG" ]; then
   # shellcheck disable=SC1090
   . "$REBOOT_HOOK_CONFIG"
 fi
-SYSFS=${REBOOT_HOOK_SYSFS:-/sys}
+SYSFS=${REBOOT_SYSFS_ROOT:-${REBOOT_HOOK_SYSFS:-/sys}}
 HOOK_STATE=${REBOOT_HOOK_STATE:-/var/lib/rebootctl/hooks}
 DRY_RUN=${REBOOT_HOOK_DRY_RUN:-0}
 XPU_ID=${XPU_ID:-}
@@ -40,7 +41,7 @@ write_to() {
   local value=$1 path=$2
   if dry; then printf 'dry run: would write %s to %s\n' "$value" "$path"; return 0; fi
   log "write $value > $path"
-  printf '%s' "$value" > "$path"
+  if [ -n "${REBOOT_SYSFS_WRITE:-}" ]; then "$REBOOT_SYSFS_WRITE" "$value" "$path"; else printf '%s' "$value" > "$path"; fi
 }
 
 # Writes a small file atomically (temp file + rename), or prints it in a dry run.
@@ -87,42 +88,11 @@ seconds_left() {
   echo $(( end - $(date +%s) - margin ))
 }
 
-# PCI functions of this xPU as the host sees them: XPU_PCI_ADDRS_<xpu id> or XPU_PCI_ADDRS.
-xpu_pci_addrs() {
-  local var="XPU_PCI_ADDRS_${XPU_ID//[^A-Za-z0-9_]/_}" addrs addr
-  addrs=${!var:-${XPU_PCI_ADDRS:-}}
-  [ -n "$addrs" ] || die "no PCI address for xPU '${XPU_ID}': set $var or XPU_PCI_ADDRS in $REBOOT_HOOK_CONFIG"
-  for addr in $addrs; do
-    [[ $addr =~ ^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$ ]] || die "'$addr' is not a PCI address like 0000:3b:00.0"
-  done
-  echo "$addrs"
-}
-
-pci_dev() { echo "$SYSFS/bus/pci/devices/$1"; }
-
-# The bridge (root or switch downstream port) above a PCI function: the port that sees the link go down.
-upstream_port() {
-  local parent
-  parent=$(basename "$(dirname "$(readlink -f "$(pci_dev "$1")")")")
-  [[ $parent =~ ^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$ ]] || die "cannot find the upstream port of $1 (parent: $parent)"
-  echo "$parent"
-}
-
-# The driver bound to a PCI function, or empty.
-bound_driver() {
-  local link
-  link="$(pci_dev "$1")/driver"
-  [ -e "$link" ] && basename "$(readlink -f "$link")" || true
-}
-
-# Reads a config-space register with setpci; in a dry run without setpci, prints a placeholder.
-read_reg() {
-  if dry && ! command -v setpci >/dev/null 2>&1; then echo "<$2>"; return 0; fi
-  setpci -s "$1" "$2"
-}
-
-# True when the device has that capability (setpci fails to resolve missing ones).
-has_cap() {
-  if dry && ! command -v setpci >/dev/null 2>&1; then return 0; fi
-  setpci -s "$1" "$2+0x0.W" >/dev/null 2>&1
-}
+# Self-check (`rebootctl agent check --hook-self-check` sets REBOOT_HOOK_CHECK=1): a hook may define
+# self_check() before sourcing this file to verify its tools and settings; then it exits here, before
+# doing anything. A hook without self_check passes.
+if [ "${REBOOT_HOOK_CHECK:-0}" = 1 ]; then
+  if declare -F self_check >/dev/null; then self_check; fi
+  echo "check: $HOOK ok"
+  exit 0
+fi

@@ -53,6 +53,7 @@ const NO_FINDING_RANK = 3;
 // Within a severity, policy violations before operational trouble, in this order.
 const CODE_ORDER: Record<FindingCode, number> = {
   'host-reboot-in-denied-window': 0,
+  'unannounced-reboot': 0,
   'notice-below-policy': 1,
   'extension-count-above-cap': 2,
   'extension-seconds-above-cap': 3,
@@ -147,6 +148,18 @@ function policyResolver(p: ReportOptions['policy']): (node: string) => ReportPol
   return () => fixed;
 }
 
+/** Who extended, forced and cancelled the reboot, from the history entries that carry `by`. */
+function actorsOf(r: Reboot): ReportRow['by'] {
+  const history = r.history ?? [];
+  if (!history.some((h) => h.by)) return undefined;
+  const last = (phase: string) => history.filter((h) => h.phase === phase && h.by).at(-1)?.by ?? null;
+  return {
+    extended: history.filter((h) => h.phase === 'extended' && h.by).map((h) => h.by!),
+    forced: last('forced'),
+    cancelled: last('cancelled'),
+  };
+}
+
 interface RowContext {
   toMs: number;
   nowMs: number;
@@ -202,6 +215,8 @@ function toRow(r: Reboot, ctx: RowContext): ReportRow {
     queueReason: r.queue?.reason ?? null,
     findings: [],
   };
+  const by = actorsOf(r);
+  if (by) row.by = by;
   row.findings = findingsOf(r, row, ctx).sort(
     (a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || CODE_ORDER[a.code] - CODE_ORDER[b.code],
   );
@@ -243,8 +258,10 @@ function findingsOf(r: Reboot, row: ReportRow, ctx: RowContext): RowFinding[] {
     extra: Partial<Pick<RowFinding, 'expected' | 'actual' | 'relatedRebootId' | 'command'>> = {},
   ) => out.push({ code, severity, category, message, expected: null, actual: null, relatedRebootId: null, command: null, ...extra });
 
+  // The very thing coordination exists to prevent: the host lost its device without notice.
+  if (row.mode === 'unannounced') add('unannounced-reboot', 'high', 'policy', 'the xPU rebooted without notice: the host got no migrate-workloads or protect-pcie');
   // A crash gives no notice by nature; the notice policy governs announced reboots.
-  if (row.mode !== 'crash' && row.policyNoticeSeconds > 0 && row.noticeSeconds < row.policyNoticeSeconds) {
+  else if (row.mode !== 'crash' && row.policyNoticeSeconds > 0 && row.noticeSeconds < row.policyNoticeSeconds) {
     add('notice-below-policy', 'high', 'policy', `notice of ${row.noticeSeconds}s is below the policy's ${row.policyNoticeSeconds}s`, {
       expected: row.policyNoticeSeconds,
       actual: row.noticeSeconds,

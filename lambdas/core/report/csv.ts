@@ -34,9 +34,14 @@ export const CSV_COLUMNS: ReadonlyArray<readonly [string, (r: ReportRow) => Cell
   ['outstanding', (r) => r.outstanding.join('; ')],
   ['failedCommands', (r) => r.failedCommands.map((c) => `${c.type}:${c.status}`).join('; ')],
   ['denyReason', (r) => r.denyReason],
+  ['budgetWaitSeconds', (r) => r.budgetWaitSeconds],
+  ['queueReason', (r) => r.queueReason],
   ['reason', (r) => r.reason],
   ['findings', (r) => r.findings.map((f) => f.code).join('; ')],
   ['worstSeverity', (r) => r.findings[0]?.severity ?? null],
+  ['extendedBy', (r) => r.by?.extended.join('; ') ?? null],
+  ['forcedBy', (r) => r.by?.forced ?? null],
+  ['cancelledBy', (r) => r.by?.cancelled ?? null],
 ];
 
 // OWASP CSV injection: these leading characters make Excel/Sheets/LibreOffice evaluate a cell.

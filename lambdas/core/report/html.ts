@@ -209,13 +209,16 @@ function rebootsTable(rows: readonly ReportRow[]): string {
       r.extensionsRequested === 0
         ? '—'
         : `${r.extensionsGranted} granted${r.extensionsRefused ? `, ${r.extensionsRefused} refused` : ''}${r.extendedSeconds ? ` (+${esc(formatDuration(r.extendedSeconds))})` : ''}`;
+    // Who (contract 7.2), where the history says.
+    const who = (a: string | null | undefined) => (a ? ` <span class="muted">by ${esc(a)}</span>` : '');
+    const extBy = who([...new Set(r.by?.extended ?? [])].join(', '));
     const cmds = r.failedCommands.length ? r.failedCommands.map((c) => `${esc(c.type)}: ${esc(c.status)}`).join('<br>') : '—';
     const findings = r.findings.length ? r.findings.map((f) => `${sevBadge(f.severity)} <span class="code">${esc(f.code)}</span>`).join('<br>') : '—';
     const notice = r.kind === 'xpu' ? `${esc(formatDuration(r.noticeSeconds))} <span class="muted">/ ${esc(formatDuration(r.policyNoticeSeconds))}</span>` : '—';
     body.push(
       `<tr${worst ? ` class="sev-${worst}"` : ''}><td class="code">${esc(r.id)}</td><td>${esc(r.kind)} <span class="muted">${esc(r.mode)}</span></td>` +
-        `<td>${target(r.node, r.xpu)}</td><td>${place}</td><td>${esc(r.status)}${r.crossesWindowEnd && r.inProgress ? ' <span class="muted">(in progress)</span>' : ''}</td>` +
-        `<td>${esc(formatTime(r.notifiedAt))}</td><td class="num">${notice}</td><td>${ext}</td><td>${r.forced ? '<b>forced</b>' : 'no'}</td>` +
+        `<td>${target(r.node, r.xpu)}</td><td>${place}</td><td>${esc(r.status)}${who(r.by?.cancelled)}${r.crossesWindowEnd && r.inProgress ? ' <span class="muted">(in progress)</span>' : ''}</td>` +
+        `<td>${esc(formatTime(r.notifiedAt))}</td><td class="num">${notice}</td><td>${ext}${r.extensionsGranted ? extBy : ''}</td><td>${r.forced ? `<b>forced</b>${who(r.by?.forced)}` : 'no'}</td>` +
         `<td class="num">${esc(formatDuration(r.recoverySeconds))}</td><td>${cmds}</td><td>${esc(r.denyReason ?? '—')}</td><td>${findings}</td></tr>`,
     );
   }

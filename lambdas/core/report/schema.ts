@@ -14,6 +14,7 @@ const seconds = z.number().min(0);
 export const SEVERITIES = ['high', 'medium', 'low'] as const;
 export const FINDING_CODES = [
   'host-reboot-in-denied-window',
+  'unannounced-reboot',
   'notice-below-policy',
   'extension-count-above-cap',
   'extension-seconds-above-cap',
@@ -68,7 +69,7 @@ export const ReportRowSchema = z.object({
   forced: z.boolean(),
   recoverySeconds: seconds.nullable(),
   // Everything else.
-  mode: z.enum(['planned', 'crash', 'shell', 'ipmi', 'perst', 'other']),
+  mode: z.enum(['planned', 'crash', 'unannounced', 'shell', 'ipmi', 'perst', 'other']),
   reason: z.string().nullable(),
   rack: z.string().nullable(),
   zone: z.string().nullable(),
@@ -97,6 +98,10 @@ export const ReportRowSchema = z.object({
   /** Why it was queued: `budget: ...` or `hold: ...`. */
   queueReason: z.string().nullable(),
   findings: z.array(RowFindingSchema),
+  /** Who extended, forced and cancelled (from the history's `by`, contract 7.2); absent when no entry says. */
+  by: z
+    .object({ extended: z.array(z.string()), forced: z.string().nullable(), cancelled: z.string().nullable() })
+    .optional(),
 });
 
 export const TotalsSchema = z.object({

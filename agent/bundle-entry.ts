@@ -1,0 +1,17 @@
+// Entry of the self-contained agent (`npm run package:agent` → dist/agent/rebootctl-agent.mjs): `rebootctl agent` and
+// `rebootctl agent check` only, no server code. The same file is the lean daemon the CLI re-executes into.
+import { CONFIG_ENV, daemonMain } from './daemon.ts';
+
+if (process.env[CONFIG_ENV]) {
+  // The re-executed daemon: commander and zod are bundled in this file too, but as lazily
+  // initialised modules they are never evaluated on this path.
+  await daemonMain();
+} else {
+  const { Command } = await import('commander');
+  const { registerAgentCommand } = await import('../cli/commands/agent.ts');
+  const program = new Command('rebootctl-agent')
+    .description('the xPU reboot coordinator edge agent (run: rebootctl-agent.mjs agent --help)')
+    .showHelpAfterError();
+  registerAgentCommand(program);
+  await program.parseAsync(process.argv);
+}

@@ -1,0 +1,511 @@
+// The reboot model: every way a reboot changes is one named, pure transition here.
+//
+// A transition takes the reboot as stored (never mutated), what happened, the coordinator's clock
+// and returns the next reboot plus the effects the handler must carry out after writing it — or
+// null when the input changes nothing (a duplicate, a replay). Handlers load, apply, write
+// conditionally (lost the race: reload and apply again) and perform the effects; nothing else
+// changes a reboot. The model's tests (test/unit/reboot-model*.test.ts) drive these through
+// random interleavings, so every rule about disorder lives here, in one file.
+import { COORDINATOR } from './principal.ts';
+import {
+  advanceStatus,
+  isFinal,
+  MAX_EVENT_DELAY_MS,
+  planPostpone,
+  summarize,
+  type PlannedCommand,
+  type StoredReboot,
+  type WaitFor,
+} from './reboot.ts';
+import type { Actor, CommandSummary, HistoryEntry, NativeEvent, NodeDef, RebootStatus } from './types.ts';
+
+/** What a handler must do after it wrote the reboot a transition returned. All are safe to repeat. */
+export type Effect =
+  /** Let go of the node claim this reboot holds. */
+  | { kind: 'release' }
+  /** Run the recovery of an xPU that came back after its reboot had failed (restore-pcie, resume-workloads). */
+  | { kind: 'start-late-recovery' }
+  /** Write these commands (idempotent: ids are fixed by the plan) and wake their agents. */
+  | { kind: 'send'; step: string; commands: PlannedCommand[] }
+  /** The node's xPUs are now provisioned for this tenant. */
+  | { kind: 'provision'; tenant: string }
+  | { kind: 'metric'; name: string; dimensions?: Record<string, string> };
+
+export interface Step {
+  reboot: StoredReboot;
+  effects: Effect[];
+}
+
+// --- who and when -------------------------------------------------------------------------------
+
+/** Who a native event speaks for: the token that posted it, else the BMC for Redfish records. */
+export function actorOfEvent(ev: NativeEvent): Actor {
+  if (ev.by) return ev.by;
+  return ev.source === 'redfish' ? `bmc:${ev.node}` : `agent:${ev.xpu && ev.type.startsWith('xpu.') ? `${ev.node}.${ev.xpu}` : ev.node}`;
+}
+
+/**
+ * The clock an event's own `time` was read from. Times of one source order that source's events
+ * among themselves; times of two sources are never compared (a BMC may be days off).
+ */
+export function sourceOf(ev: NativeEvent): string {
+  return `${ev.source === 'redfish' ? `bmc:${ev.node}` : actorOfEvent(ev)}@${ev.node}`;
+}
+
+/**
+ * When a signal happened, on the coordinator's clock: its own time when that is plausible (at or
+ * shortly before its receipt: a retried delivery), else its receipt. Deadlines, timeouts and the
+ * report are dated with this, never with a source's raw time.
+ */
+export function coordinatorTime(ev: NativeEvent): string {
+  const t = Date.parse(ev.time);
+  const r = Date.parse(ev.receivedAt);
+  if (!Number.isFinite(t) || t > r || r - t > MAX_EVENT_DELAY_MS) return new Date(r).toISOString();
+  return new Date(t).toISOString();
+}
+
+/** The event that started a reboot, as far as ordering needs it. */
+export interface Origin {
+  source: string;
+  /** The source's own time of that event (its clock, maybe days off). */
+  time: string;
+  /** When the coordinator received it. */
+  receivedAt: string;
+}
+
+export function originOf(ev: NativeEvent): Origin {
+  return { source: sourceOf(ev), time: ev.time, receivedAt: ev.receivedAt };
+}
+
+/** Two sources may deliver a moment apart for one happening; closer than this, receipt order says nothing. */
+export const CROSS_SOURCE_SLACK_MS = 5_000;
+
+/**
+ * Does an event come from before the reboot began? The same source's clock decides for its own
+ * events; another source's event is judged by when the coordinator received each of them.
+ */
+export function predates(r: StoredReboot, ev: NativeEvent): boolean {
+  const o = r.origin;
+  if (!o) return false;
+  // An unannounced reboot is first heard of in the middle of its outage: its down, its notice or
+  // its crash may well come from before that first signal. Only an older ready is another outage's.
+  if (r.mode === 'unannounced' && ev.type !== 'xpu.ready') return false;
+  if (o.source === sourceOf(ev)) return Date.parse(ev.time) < Date.parse(o.time);
+  return Date.parse(ev.receivedAt) < Date.parse(o.receivedAt) - CROSS_SOURCE_SLACK_MS;
+}
+
+function entry(at: string, phase: string, detail: string, by: Actor): HistoryEntry {
+  return { at, phase, detail, by };
+}
+
+function evRef(ev: NativeEvent): string {
+  return `(${ev.source} event ${ev.id})`;
+}
+
+/** Has this event already been applied to the reboot? Every applied event leaves its reference in a history line. */
+function applied(r: StoredReboot, ev: NativeEvent): boolean {
+  const ref = evRef(ev);
+  return r.history.some((h) => h.detail.endsWith(ref));
+}
+
+function next(r: StoredReboot): StoredReboot {
+  return structuredClone(r);
+}
+
+function noteStale(r: StoredReboot, ev: NativeEvent): Step | null {
+  if (applied(r, ev)) return null;
+  const s = next(r);
+  s.history.push(entry(ev.receivedAt, 'stale-event', `${ev.type} from ${ev.time} predates this reboot: not applied ${evRef(ev)}`, actorOfEvent(ev)));
+  return { reboot: s, effects: [] };
+}
+
+// --- signals to an xPU reboot ---------------------------------------------------------------------
+
+export function onXpuDown(r: StoredReboot, ev: NativeEvent): Step | null {
+  if (predates(r, ev)) return noteStale(r, ev);
+  if (r.downAt || applied(r, ev)) return null;
+  const s = next(r);
+  s.downAt = coordinatorTime(ev);
+  s.history.push(entry(ev.receivedAt, 'xpu-down', `xPU ${ev.xpu} went down ${evRef(ev)}`, actorOfEvent(ev)));
+  return { reboot: s, effects: [] };
+}
+
+/** Failure reasons after which the xPU may still come back (late recovery). */
+const WANT_OF_READY = 'xpu-never-returned';
+
+export function onXpuReady(r: StoredReboot, ev: NativeEvent): Step | null {
+  if (predates(r, ev)) return noteStale(r, ev);
+  if (r.readyAt || applied(r, ev)) return null;
+  const s = next(r);
+  s.readyAt = coordinatorTime(ev);
+  const by = actorOfEvent(ev);
+  if (r.status === 'failed' && r.failure === WANT_OF_READY) {
+    // The reboot failed waiting for this: the host is still drained with PCIe protected. Recover it.
+    s.lateRecovery = true;
+    s.history.push(entry(ev.receivedAt, 'recovered-late', `xPU ${ev.xpu} is ready after all, past the recovery bound: restoring the host ${evRef(ev)}`, by));
+    return { reboot: s, effects: [{ kind: 'start-late-recovery' }] };
+  }
+  // The contract: ready ends the outage whenever it arrives; a missing down is recorded, not awaited.
+  if (!r.downAt) s.history.push(entry(ev.receivedAt, 'note', 'xpu.down was never received', COORDINATOR));
+  s.history.push(entry(ev.receivedAt, 'xpu-ready', `xPU ${ev.xpu} is ready ${evRef(ev)}`, by));
+  return { reboot: s, effects: [] };
+}
+
+/** A crash while the reboot runs (or one that arrives after an unannounced reboot of the same outage). */
+export function onXpuCrashed(r: StoredReboot, ev: NativeEvent): Step | null {
+  if (predates(r, ev)) return noteStale(r, ev);
+  if (r.crashedAt || applied(r, ev)) return null;
+  const s = next(r);
+  s.crashedAt = coordinatorTime(ev);
+  const why = typeof ev.data?.reason === 'string' ? `: ${ev.data.reason}` : '';
+  s.history.push(entry(ev.receivedAt, 'crashed', `xPU crashed during the reboot${why} ${evRef(ev)}`, actorOfEvent(ev)));
+  return { reboot: s, effects: [] };
+}
+
+/** Another notice for an xPU whose reboot runs (or an unannounced one of the same outage): it joins. */
+export function onNotice(r: StoredReboot, ev: NativeEvent): Step | null {
+  if (applied(r, ev)) return null;
+  const s = next(r);
+  const late = r.mode === 'unannounced' ? ' (it arrived after the outage it announces)' : '';
+  s.history.push(entry(ev.receivedAt, 'joined', `another reboot notice for ${ev.xpu} joined this reboot${late} ${evRef(ev)}`, actorOfEvent(ev)));
+  return { reboot: s, effects: [] };
+}
+
+/**
+ * Does a signal that found no claim belong to this xPU's last reboot (in recovery, or ended)? The
+ * notice or crash of the outage an unannounced reboot recorded (it was sent before that reboot's
+ * first signal, by its source's clock, or received before it); the ready an xPU reboot failed
+ * for want of; a down or ready received while the reboot still ran (reordered behind its end).
+ */
+export function sameOutage(r: StoredReboot, ev: NativeEvent): boolean {
+  if (!r.origin) return false;
+  const o = r.origin;
+  const sameSource = sourceOf(ev) === o.source;
+  const notLater = sameSource
+    ? Date.parse(ev.time) <= Date.parse(o.time)
+    : Date.parse(ev.receivedAt) <= Date.parse(o.receivedAt) + CROSS_SOURCE_SLACK_MS;
+  if (ev.type === 'xpu.reboot.pending' || ev.type === 'xpu.crashed') return r.mode === 'unannounced' && notLater;
+  if (ev.type === 'xpu.ready' && r.status === 'failed' && r.failure === WANT_OF_READY && !r.readyAt) return !predates(r, ev);
+  if (r.mode === 'unannounced' && notLater) return true;
+  return !predates(r, ev) && (!r.endedAt || Date.parse(ev.receivedAt) <= Date.parse(r.endedAt));
+}
+
+// --- signals to a host reboot ----------------------------------------------------------------------
+
+export function onHostDown(r: StoredReboot, ev: NativeEvent): Step | null {
+  if (predates(r, ev)) return noteStale(r, ev);
+  if (r.hostDownAt || applied(r, ev)) return null;
+  const s = next(r);
+  s.hostDownAt = coordinatorTime(ev);
+  s.history.push(entry(ev.receivedAt, 'host-down', `host went down ${evRef(ev)}`, actorOfEvent(ev)));
+  return { reboot: s, effects: [] };
+}
+
+export function onHostReady(r: StoredReboot, ev: NativeEvent): Step | null {
+  if (predates(r, ev)) return noteStale(r, ev);
+  if (r.hostReadyAt || applied(r, ev)) return null;
+  const s = next(r);
+  s.hostReadyAt = coordinatorTime(ev);
+  const tenant = typeof ev.data?.tenant === 'string' && ev.data.tenant ? ev.data.tenant : undefined;
+  if (tenant) s.nextTenant = tenant;
+  if (!r.hostDownAt) s.history.push(entry(ev.receivedAt, 'note', 'host.down was never received', COORDINATOR));
+  s.history.push(entry(ev.receivedAt, 'host-ready', `host is up${tenant ? ` for tenant ${tenant}` : ''} ${evRef(ev)}`, actorOfEvent(ev)));
+  return { reboot: s, effects: [] };
+}
+
+/** An xPU went down or came back while the host reboots: a host reset power-cycles xPUs without persistent power. */
+export function onXpuSignalForHost(r: StoredReboot, ev: NativeEvent): Step | null {
+  if (predates(r, ev)) return noteStale(r, ev);
+  if (applied(r, ev)) return null;
+  const s = next(r);
+  s.xpuReadyAt ??= {};
+  const xpu = ev.xpu!;
+  const by = actorOfEvent(ev);
+  if (ev.type !== 'xpu.ready' || s.xpuReadyAt[xpu]) {
+    s.history.push(entry(ev.receivedAt, ev.type === 'xpu.ready' ? 'note' : 'xpu-down', `xPU ${xpu} ${ev.type === 'xpu.ready' ? 'ready again' : 'went down'} ${evRef(ev)}`, by));
+    return { reboot: s, effects: [] };
+  }
+  s.xpuReadyAt[xpu] = coordinatorTime(ev);
+  s.history.push(entry(ev.receivedAt, 'xpu-ready', `xPU ${xpu} is ready after the host reset ${evRef(ev)}`, by));
+  return { reboot: s, effects: [] };
+}
+
+/**
+ * Is the host of this host reboot down, i.e. may an xPU reboot join it? From the accepted request
+ * to its host.ready; after that the host runs again and an xPU reboot needs the whole notice flow.
+ */
+export function hostIsDown(r: StoredReboot): boolean {
+  return !r.endedAt && r.decision !== 'denied' && !r.hostReadyAt;
+}
+
+/** An xPU announced a reboot (or crashed) while the host is down: it reboots within the host reboot. */
+export function joinHostReboot(r: StoredReboot, ev: NativeEvent, mode: 'planned' | 'crash'): Step | null {
+  if (applied(r, ev)) return null;
+  const s = next(r);
+  const xpu = ev.xpu!;
+  s.joinedXpus = [...new Set([...(r.joinedXpus ?? []), xpu])];
+  // Ready before this announcement does not count: wait for the xPU to come back from this reboot.
+  if (s.xpuReadyAt?.[xpu]) delete s.xpuReadyAt[xpu];
+  const what = mode === 'crash' ? `crashed${ev.data?.reason ? ` (${ev.data.reason})` : ''}` : 'announced a reboot';
+  s.history.push(
+    entry(
+      ev.receivedAt,
+      mode === 'crash' ? 'xpu-crashed' : 'xpu-reboot-joined',
+      `xPU ${xpu} ${what} while the host is down: it reboots within this host reboot, which waits for its xpu.ready ${evRef(ev)}`,
+      actorOfEvent(ev),
+    ),
+  );
+  return { reboot: s, effects: [] };
+}
+
+/** Another host reboot request while one runs. */
+export function onHostRebootRequest(r: StoredReboot, ev: NativeEvent): Step | null {
+  if (applied(r, ev)) return null;
+  const s = next(r);
+  s.history.push(entry(ev.receivedAt, 'joined', `another host reboot request joined this reboot ${evRef(ev)}`, actorOfEvent(ev)));
+  return { reboot: s, effects: [] };
+}
+
+// --- extensions -------------------------------------------------------------------------------------
+// Extension requests and command results are applied by applyExtensionRequest (handlers/extensions.ts)
+// and recordResult (handlers/agent-results.ts), next to their idempotency keys. A granted extension
+// moves the deadline; the xPU hears of it (postpone-reboot) through the workflow's re-timed wait below.
+
+/**
+ * The deadline the xPU's watchdog runs on, as last told to it: the announced one until a
+ * postpone-reboot moved it.
+ */
+export function watchdogDeadline(r: StoredReboot): string | null {
+  if (r.postponedTo) return r.postponedTo;
+  if (!r.deadline) return null;
+  return new Date(Date.parse(r.notifiedAt) + r.noticeSeconds * 1000).toISOString();
+}
+
+function lastReason(r: StoredReboot): string {
+  const last = r.extensions.at(-1);
+  return last ? `extension granted${last.reason ? `: ${last.reason}` : ''}` : 'deadline moved';
+}
+
+/** The deadline moved (extension; later budgets and holds): tell the xPU, once per move. */
+export function postponeIfMoved(r: StoredReboot, node: NodeDef, now: Date): Step | null {
+  if (r.kind !== 'xpu' || !r.deadline || r.mode === 'crash' || r.mode === 'unannounced') return null;
+  const told = watchdogDeadline(r);
+  if (!told) return null;
+  if (Date.parse(r.deadline) <= Date.parse(told)) {
+    // Told already; re-send what a crash may have kept from going out (the write is idempotent).
+    const sent = r.postponedTo ? planPostpone(r, r.postponedTo, '', node, now) : undefined;
+    const c = sent && r.commands[sent.id];
+    if (!c || c.status !== 'pending') return null;
+    return { reboot: r, effects: [{ kind: 'send', step: 'postpone', commands: [planPostpone(r, r.postponedTo!, lastReason(r), node, new Date(c.at))] }] };
+  }
+  const s = next(r);
+  s.postponedTo = r.deadline;
+  const reason = lastReason(r);
+  // Sent already for this deadline (a budget or hold released it, handlers/fleet.ts): only remember it.
+  if (r.commands[planPostpone(r, r.deadline, reason, node, now).id]) return { reboot: s, effects: [] };
+  s.history.push(entry(now.toISOString(), 'postponed', `told the xPU to hold its reboot until ${r.deadline} (${reason})`, COORDINATOR));
+  const cmd = planPostpone(r, r.deadline, reason, node, now);
+  s.commands[cmd.id] = summarize(cmd, 'postpone', now.toISOString());
+  return { reboot: s, effects: [{ kind: 'send', step: 'postpone', commands: [cmd] }] };
+}
+
+// --- workflow steps ------------------------------------------------------------------------------------
+
+export interface Registration {
+  token: string;
+  step: string;
+  waitFor: WaitFor;
+  deadline: string | null | undefined;
+  enteredAt?: string;
+  status?: RebootStatus;
+  /** Commands the step sends, already written: recorded on the reboot. */
+  commands: CommandSummary[];
+  story: string;
+}
+
+/** A workflow's callback Task registers what it waits for (and records the commands it sent). */
+export function registerWaiter(r: StoredReboot, reg: Registration, now: Date): Step {
+  const at = now.toISOString();
+  const s = next(r);
+  for (const c of reg.commands) if (!s.commands[c.id]) s.commands[c.id] = c;
+  s.waiter = { token: reg.token, step: reg.step, waitFor: reg.waitFor, deadline: reg.deadline ?? s.deadline, at, ...(reg.enteredAt ? { enteredAt: reg.enteredAt } : {}) };
+  const effects: Effect[] = [];
+  if (reg.status && !s.endedAt) {
+    const st = advanceStatus(s.status, reg.status);
+    if (st !== s.status) {
+      s.status = st;
+      s.history.push(entry(at, st, reg.story, COORDINATOR));
+    }
+  }
+  // Back up and handed to recovery, the xPU is no longer rebooting: a host reboot (the one
+  // `afterReady: reboot-host` asks for above all) must not be denied on its account.
+  if (s.kind === 'xpu' && reg.step === 'recover' && !r.lateRecovery) effects.push({ kind: 'release' });
+  // The host is up for another tenant: the xPUs are re-provisioned for it, which makes it theirs.
+  if (s.kind === 'host' && reg.step === 'reprovision' && s.nextTenant && s.nextTenant !== s.tenant) effects.push({ kind: 'provision', tenant: s.nextTenant });
+  return { reboot: s, effects };
+}
+
+/** The host is prepared: the xPU is told to reboot now, ahead of its deadline. */
+export function proceed(r: StoredReboot, commands: CommandSummary[], now: Date): Step | null {
+  const at = now.toISOString();
+  const s = next(r);
+  for (const c of commands) if (!s.commands[c.id]) s.commands[c.id] = c;
+  if (!r.rebootingAt) {
+    s.status = advanceStatus(s.status, 'rebooting');
+    s.rebootingAt = at;
+    s.history.push(entry(at, 'rebooting', 'the host is prepared: told the xPU to reboot now, ahead of its deadline', COORDINATOR));
+  }
+  return { reboot: s, effects: [] };
+}
+
+/** The xPU did not take the early go (proceed-reboot failed, was skipped or timed out): its watchdog decides. */
+export function proceedNotTaken(r: StoredReboot, now: Date): Step | null {
+  if (r.proceedRefused) return null;
+  const s = next(r);
+  s.proceedRefused = true;
+  const c = Object.values(r.commands).find((x) => x.type === 'proceed-reboot');
+  s.history.push(
+    entry(now.toISOString(), 'proceed-not-taken', `proceed-reboot ${c?.status ?? 'not answered'}: the xPU reboots at its deadline ${r.deadline}; recovery is timed from its going down`, COORDINATOR),
+  );
+  return { reboot: s, effects: [] };
+}
+
+/** The deadline passed: the watchdog reboots the xPU whatever the host had left undone. */
+export function markForced(r: StoredReboot, undone: CommandSummary[], timedOut: string[], now: Date): Step | null {
+  if (r.forced) return null;
+  const at = now.toISOString();
+  const s = next(r);
+  s.forced = true;
+  s.outstanding = undone.map((c) => `${c.type} (${c.status})`);
+  markTimedOut(s, timedOut);
+  s.status = advanceStatus(s.status, 'rebooting');
+  // The watchdog fired at the deadline the wait was timed on; an extension that slipped in after
+  // the timer fired must not date the reboot in the future.
+  s.rebootingAt = s.deadline && Date.parse(s.deadline) <= now.getTime() ? s.deadline : at;
+  s.history.push(entry(at, 'forced', `deadline reached: the xPU watchdog reboots it${undone.length ? `; still outstanding: ${s.outstanding.join(', ')}` : ''}`, COORDINATOR));
+  return { reboot: s, effects: [{ kind: 'metric', name: 'RebootsForced' }] };
+}
+
+/**
+ * No heartbeat from the host agent, or every preparation command answered without success: the
+ * deadline decides. Recorded once per silence.
+ */
+export function markSilentHost(r: StoredReboot, now: Date): Step | null {
+  const prep = Object.values(r.commands).filter((c) => c.step === 'prepare');
+  const answered = prep.length > 0 && prep.every((c) => isFinal(c.status));
+  const phase = answered ? 'host-not-prepared' : 'silent-host';
+  if (r.history.at(-1)?.phase === phase) return null;
+  const detail = answered
+    ? `the host could not prepare (${prep.filter((c) => c.status !== 'succeeded' && c.status !== 'skipped').map((c) => `${c.type} ${c.status}`).join(', ')}): the xPU reboots at its deadline`
+    : 'the host agent stopped answering: the xPU reboots at its deadline';
+  const s = next(r);
+  s.history.push(entry(now.toISOString(), phase, detail, COORDINATOR));
+  return { reboot: s, effects: answered ? [] : [{ kind: 'metric', name: 'SilentHosts' }] };
+}
+
+/** Marks closed commands timed out on the reboot, unless a result got there first. */
+export function markTimedOut(r: StoredReboot, closed: string[]): void {
+  for (const id of closed) if (r.commands[id] && !isFinal(r.commands[id].status)) r.commands[id].status = 'timed-out';
+}
+
+/** The commands sent to deny a host reboot are recorded. */
+export function recordCommands(r: StoredReboot, commands: CommandSummary[]): Step | null {
+  const fresh = commands.filter((c) => !r.commands[c.id]);
+  if (fresh.length === 0) return null;
+  const s = next(r);
+  for (const c of fresh) s.commands[c.id] = c;
+  return { reboot: s, effects: [] };
+}
+
+export function complete(r: StoredReboot, timedOut: string[], now: Date): Step | null {
+  if (r.endedAt) return finishLateRecovery(r, timedOut, now, 'completed');
+  const at = now.toISOString();
+  const s = next(r);
+  markTimedOut(s, timedOut);
+  s.status = 'completed';
+  s.endedAt = at;
+  s.waiter = null;
+  s.history.push(entry(at, 'completed', s.mode === 'unannounced' ? 'the host restored PCIe after the unannounced reboot' : 'the reboot is complete', COORDINATOR));
+  return { reboot: s, effects: [{ kind: 'release' }] };
+}
+
+export function fail(r: StoredReboot, reason: string, story: string, timedOut: string[], now: Date): Step | null {
+  if (r.endedAt) return finishLateRecovery(r, timedOut, now, 'failed', story);
+  const at = now.toISOString();
+  const s = next(r);
+  markTimedOut(s, timedOut);
+  s.status = 'failed';
+  s.failure = reason;
+  s.endedAt = at;
+  s.waiter = null;
+  s.history.push(entry(at, 'failed', story, COORDINATOR));
+  return { reboot: s, effects: [{ kind: 'release' }, { kind: 'metric', name: 'RebootFailed', dimensions: { reason } }] };
+}
+
+/** The late recovery of a failed reboot ends: the reboot stays failed, its history says how the host was left. */
+function finishLateRecovery(r: StoredReboot, timedOut: string[], now: Date, how: 'completed' | 'failed', story?: string): Step | null {
+  if (!r.lateRecovery) return null;
+  const at = now.toISOString();
+  const s = next(r);
+  markTimedOut(s, timedOut);
+  s.lateRecovery = false;
+  s.waiter = null;
+  s.history.push(entry(at, how === 'completed' ? 'recovered' : 'recovery-failed', how === 'completed' ? 'the host is restored after the late xpu.ready' : `late recovery failed: ${story}`, COORDINATOR));
+  return { reboot: s, effects: [] };
+}
+
+// --- new reboots -------------------------------------------------------------------------------------
+
+/** An xPU went down or came back with no reboot of it known: recorded at once, as an unannounced reboot. */
+export function unannouncedReboot(base: StoredReboot, ev: NativeEvent): Step {
+  const s = next(base);
+  const at = coordinatorTime(ev);
+  s.mode = 'unannounced';
+  s.status = 'rebooting';
+  s.noticeSeconds = 0;
+  s.deadline = null;
+  s.rebootingAt = at;
+  s.origin = originOf(ev);
+  s.history = [
+    entry(ev.receivedAt, 'unannounced', `xPU ${ev.xpu} ${ev.type === 'xpu.down' ? 'went down' : 'rebooted'} without notice ${evRef(ev)}`, actorOfEvent(ev)),
+  ];
+  if (ev.type === 'xpu.down') s.downAt = at;
+  else {
+    s.readyAt = at;
+    s.history.push(entry(ev.receivedAt, 'xpu-ready', `xPU ${ev.xpu} is ready ${evRef(ev)}`, actorOfEvent(ev)));
+  }
+  return { reboot: s, effects: [] };
+}
+
+/** The signal a transition applies, by event type, for a reboot of the xPU the event names. */
+export function xpuSignal(r: StoredReboot, ev: NativeEvent): Step | null {
+  switch (ev.type) {
+    case 'xpu.down':
+      return onXpuDown(r, ev);
+    case 'xpu.ready':
+      return onXpuReady(r, ev);
+    case 'xpu.crashed':
+      return onXpuCrashed(r, ev);
+    case 'xpu.reboot.pending':
+      return onNotice(r, ev);
+    default:
+      return null;
+  }
+}
+
+export function hostSignal(r: StoredReboot, ev: NativeEvent): Step | null {
+  switch (ev.type) {
+    case 'host.down':
+      return onHostDown(r, ev);
+    case 'host.ready':
+      return onHostReady(r, ev);
+    case 'xpu.down':
+    case 'xpu.ready':
+      return onXpuSignalForHost(r, ev);
+    default:
+      return null;
+  }
+}
+
+/** Statuses from which the model never moves on: the end. */
+export const ENDED: readonly RebootStatus[] = ['completed', 'denied', 'failed', 'cancelled'];

@@ -1,0 +1,78 @@
+// Applies a model transition to a stored reboot (conditional write, retried on a lost race) and
+// carries out the effects it returned. The one way handlers change a reboot.
+import type { Effect, Step } from '../core/model.ts';
+import { noticeWindow, toCommand, type StoredReboot } from '../core/reboot.ts';
+import type { NodeDef } from '../core/types.ts';
+import { wakeIfReady, type Deps } from './deps.ts';
+
+/** The workflow input of a late recovery: the xPU workflow, entered at RestorePcie. */
+export function lateRecoveryInput(r: StoredReboot, node: NodeDef, now: Date) {
+  const p = node.policy.xpuReboot;
+  return {
+    rebootId: r.id,
+    node: r.node,
+    xpu: r.xpu,
+    mode: 'recover-late',
+    window: { signal: 'recovered-late', ...noticeWindow(r, now) },
+    limits: { heartbeatSeconds: p.heartbeatSeconds, recoverySeconds: p.recoverySeconds, coredumpSeconds: p.coredumpSeconds, commandSeconds: p.commandSeconds },
+  };
+}
+
+/** The execution name of a reboot's late recovery (its first execution has the reboot's id). */
+export const lateRecoveryExecution = (rebootId: string) => `${rebootId}-late`;
+
+/**
+ * Applies `transition` to reboot `id`: reads, applies, writes if the version is unchanged (else
+ * reads and applies again), wakes a waiting workflow the change satisfies, then performs the
+ * effects. A transition that returns the reboot it was given unchanged writes nothing but still
+ * has its effects performed (a replay finishing what a crash interrupted).
+ */
+export async function applyStep(
+  deps: Deps,
+  id: string,
+  transition: (r: StoredReboot) => Step | null,
+  node?: NodeDef,
+): Promise<{ reboot: StoredReboot; changed: boolean } | undefined> {
+  let step: Step | null = null;
+  const res = await deps.store.updateReboot(id, (r) => {
+    step = transition(r);
+    if (!step || step.reboot === r) return null;
+    return step.reboot;
+  });
+  if (!res) return undefined;
+  if (res.changed) await wakeIfReady(deps, res.reboot, node);
+  const done = step as Step | null;
+  if (done) await performEffects(deps, res.reboot, done.effects, node);
+  return res;
+}
+
+export async function performEffects(deps: Deps, r: StoredReboot, effects: Effect[], node?: NodeDef): Promise<void> {
+  for (const e of effects) {
+    switch (e.kind) {
+      case 'release':
+        await deps.store.release(r.node, r.kind, r.xpu, r.id);
+        break;
+      case 'metric':
+        deps.metrics.count(e.name, 1, e.dimensions);
+        break;
+      case 'start-late-recovery': {
+        const n = node ?? (await deps.inventory()).node(r.node);
+        if (n) await deps.workflows.start('xpu-reboot', lateRecoveryExecution(r.id), lateRecoveryInput(r, n, deps.clock.now()));
+        break;
+      }
+      case 'send': {
+        const at = deps.clock.now().toISOString();
+        await Promise.all(
+          e.commands.map((p, order) =>
+            deps.store.putCommand({ ...toCommand(p, r), agent: p.agent, step: e.step, status: 'pending', noticePhase: p.noticePhase, createdAt: at, order } as never),
+          ),
+        );
+        for (const agent of new Set(e.commands.map((p) => p.agent))) deps.signal.notify(agent);
+        break;
+      }
+      case 'provision':
+        await deps.store.setProvisionedTenant(r.node, e.tenant);
+        break;
+    }
+  }
+}

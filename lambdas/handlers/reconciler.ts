@@ -1,0 +1,104 @@
+// Reconciles reboots with their workflow executions: a reboot whose execution ended, failed or is gone
+// can never end by itself, and would hold its xPU or host claim for ever. Run at start and on a schedule.
+import { COORDINATOR } from '../core/principal.ts';
+import { history, isEnded, isFinal, outstandingCommands, type StoredReboot } from '../core/reboot.ts';
+import { REBOOT_STATUSES, type RebootStatus } from '../core/types.ts';
+import type { WorkflowExecutionState, WorkflowKind } from '../ports/index.ts';
+import { changeReboot, type Deps } from './deps.ts';
+
+export interface ReconcilerOptions {
+  /**
+   * A reboot whose execution does not exist is left alone this long after it was recorded: its start
+   * may still be on its way (an ingest retry, or an event parked in the DLQ and redriven).
+   */
+  missingGraceSeconds?: number;
+  pageSize?: number;
+}
+
+export interface ReconcileResult {
+  checked: number;
+  ended: Array<{ rebootId: string; reason: string }>;
+}
+
+/** Statuses whose reboots have a running execution. A queued reboot has none yet. */
+const ACTIVE: RebootStatus[] = REBOOT_STATUSES.filter((s) => !isEnded(s) && s !== 'queued');
+
+export const WORKFLOW_OF: Record<StoredReboot['kind'], WorkflowKind> = { xpu: 'xpu-reboot', host: 'host-reboot' };
+
+/** Why a reboot must be ended, or null while its execution runs (or may still start). */
+export function reconcileReason(reboot: StoredReboot, state: WorkflowExecutionState, now: Date, graceSeconds: number): { reason: string; detail: string } | null {
+  switch (state.status) {
+    case 'RUNNING':
+    case 'PENDING_REDRIVE':
+      return null;
+    case 'NOT_FOUND': {
+      const recordedAt = Date.parse(reboot.history[0]?.at ?? reboot.notifiedAt);
+      if (Number.isFinite(recordedAt) && now.getTime() - recordedAt < graceSeconds * 1000) return null;
+      return { reason: 'workflow-missing', detail: 'its workflow execution does not exist (never started, or lost)' };
+    }
+    case 'SUCCEEDED':
+      return { reason: 'workflow-ended', detail: 'its workflow execution ended without ending the reboot' };
+    default: {
+      const why = [state.error, state.cause?.slice(0, 300)].filter(Boolean).join(': ');
+      return { reason: 'workflow-failed', detail: `its workflow execution ended ${state.status}${why ? ` (${why})` : ''}` };
+    }
+  }
+}
+
+export function createReconciler(deps: Deps, opts: ReconcilerOptions = {}) {
+  const grace = opts.missingGraceSeconds ?? 15 * 60;
+  const pageSize = opts.pageSize ?? 100;
+
+  async function end(reboot: StoredReboot, reason: string, detail: string): Promise<boolean> {
+    const at = deps.clock.now().toISOString();
+    // Its commands will never be waited for again: close them so agents stop being handed them.
+    const open = outstandingCommands(reboot, [...new Set(Object.values(reboot.commands).map((c) => c.step))]);
+    const closed = await Promise.all(
+      open.map((c) => deps.store.updateCommand(c.agent, c.id, (cmd) => (isFinal(cmd.status) ? null : { ...cmd, status: 'timed-out', finishedAt: at }))),
+    );
+    const closedIds = open.filter((_, i) => closed[i]?.changed).map((c) => c.id);
+    let ended = false;
+    await changeReboot(deps, reboot.id, (r) => {
+      ended = false;
+      if (r.endedAt) return null;
+      ended = true;
+      for (const id of closedIds) if (r.commands[id] && !isFinal(r.commands[id].status)) r.commands[id].status = 'timed-out';
+      r.status = 'failed';
+      r.endedAt = at;
+      r.waiter = null;
+      r.history.push({ ...history(at, 'failed', `${reason}: ${detail}; ended by the reconciler`), by: COORDINATOR });
+      return r;
+    });
+    // Released even when another path ended it first: releasing a claim not held is harmless.
+    await deps.store.release(reboot.node, reboot.kind, reboot.kind === 'xpu' ? reboot.xpu : null, reboot.id);
+    if (ended) {
+      deps.metrics.count('RebootsReconciled', 1, { reason });
+      deps.metrics.count('RebootFailed', 1, { reason });
+      deps.logger.error('reboot ended by the reconciler', { rebootId: reboot.id, node: reboot.node, reason, detail });
+    }
+    return ended;
+  }
+
+  return async function reconcile(): Promise<ReconcileResult> {
+    const result: ReconcileResult = { checked: 0, ended: [] };
+    for (const status of ACTIVE) {
+      let cursor: string | undefined;
+      do {
+        const page = await deps.store.listReboots({ status, limit: pageSize, cursor });
+        for (const listed of page.items) {
+          if (listed.endedAt) continue;
+          result.checked++;
+          const state = await deps.workflows.describe(WORKFLOW_OF[listed.kind], listed.id);
+          if (state.status === 'RUNNING') continue;
+          // The listing may lag: decide on the reboot as it is now.
+          const reboot = await deps.store.getReboot(listed.id);
+          if (!reboot || reboot.endedAt) continue;
+          const why = reconcileReason(reboot, state, deps.clock.now(), grace);
+          if (why && (await end(reboot, why.reason, why.detail))) result.ended.push({ rebootId: reboot.id, reason: why.reason });
+        }
+        cursor = page.next ?? undefined;
+      } while (cursor);
+    }
+    return result;
+  };
+}

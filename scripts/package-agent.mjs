@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+// npm run package:agent [-- --deb]: bundles the edge agent into dist/agent/rebootctl-agent.mjs (one file, no node_modules,
+// no native code: the same file runs on x64 and arm64 with any Node >= 22), and with --deb builds a .deb around it.
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { build } from 'esbuild';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const OUT_DIR = join(ROOT, 'dist/agent');
+const OUT = join(OUT_DIR, 'rebootctl-agent.mjs');
+const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+
+mkdirSync(OUT_DIR, { recursive: true });
+const result = await build({
+  entryPoints: [join(ROOT, 'agent/bundle-entry.ts')],
+  outfile: OUT,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node22',
+  minifySyntax: true,
+  minifyWhitespace: true,
+  legalComments: 'none',
+  metafile: true,
+  // The daemon's `if (import.meta.main)` must not fire inside the bundle: the entry decides.
+  define: { 'import.meta.main': 'false' },
+  // commander is CommonJS: its require() of Node built-ins needs a real require in an ES module.
+  banner: {
+    js: [
+      '#!/usr/bin/env node',
+      `// rebootctl-agent ${version}: the edge agent of xpu-reboot-coordinator, bundled (node rebootctl-agent.mjs agent --help).`,
+      "import { createRequire as __createRequire } from 'node:module';",
+      'const require = __createRequire(import.meta.url);',
+    ].join('\n'),
+  },
+  logLevel: 'warning',
+});
+// No native addon may slip in: the file must run on any architecture.
+const native = Object.keys(result.metafile.inputs).filter((f) => f.endsWith('.node'));
+if (native.length) throw new Error(`native modules in the agent bundle: ${native.join(', ')}`);
+const forbidden = Object.keys(result.metafile.inputs).filter((f) => /@aws-sdk|dynalite|classic-level|fauxqs|aws-cdk/.test(f));
+if (forbidden.length) throw new Error(`server dependencies in the agent bundle: ${forbidden.slice(0, 5).join(', ')}`);
+chmodSync(OUT, 0o755);
+process.stdout.write(`wrote ${OUT} (${Math.round(statSync(OUT).size / 1024)} KiB, ${Object.keys(result.metafile.inputs).length} modules)\n`);
+
+if (process.argv.includes('--deb')) {
+  const script = join(ROOT, 'agent/packaging/build-deb.sh');
+  execFileSync(script, [OUT, version, OUT_DIR], { stdio: 'inherit' });
+}

@@ -1,0 +1,82 @@
+// Issue 14: a torn journal tail is cut at open, so the next record is not glued to it and lost; a journal torn at
+// its start record does not leave an execution RUNNING for ever.
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { ManualClock } from '../../local/sfn/clock.ts';
+import { LocalStepFunctions } from '../../local/sfn/engine.ts';
+import { repairTail } from '../../local/sfn/journal.ts';
+import { eventually, fixture, tempDir, type LambdaCall } from './fixtures/sfn/harness.ts';
+
+const T0 = Date.parse('2030-06-01T00:00:00Z');
+const engines: LocalStepFunctions[] = [];
+afterEach(async () => {
+  for (const e of engines.splice(0)) await e.close();
+});
+
+function newEngine(dataDir: string, calls: LambdaCall[] = []) {
+  const engine = new LocalStepFunctions({
+    dataDir,
+    clock: new ManualClock(T0),
+    invokeLambda: async (fn, payload) => {
+      calls.push({ fn, payload });
+      return { done: fn };
+    },
+  });
+  engines.push(engine);
+  return engine;
+}
+
+const journalOf = (dataDir: string, name: string) => join(dataDir, 'executions', 'timeouts', `${name}.jsonl`);
+
+describe('torn journal tails', () => {
+  test('repairTail cuts only an unterminated last line', () => {
+    const file = join(tempDir(), 'x.jsonl');
+    writeFileSync(file, '{"a":1}\n{"b":2}\n');
+    expect(repairTail(file)).toBe(false);
+    appendFileSync(file, '{"c":');
+    expect(repairTail(file)).toBe(true);
+    expect(readFileSync(file, 'utf8')).toBe('{"a":1}\n{"b":2}\n');
+  });
+
+  test('a record appended after a torn tail survives the next load', async () => {
+    const dataDir = tempDir();
+    const calls: LambdaCall[] = [];
+    const e1 = newEngine(dataDir, calls);
+    const { stateMachineArn } = e1.createStateMachine({ name: 'timeouts', definition: fixture('timeouts.asl.json') });
+    const { executionArn } = e1.startExecution({ stateMachineArn, name: 'torn-tail', input: JSON.stringify({ timeoutSeconds: 600, heartbeatSeconds: 300 }) });
+    const token = (await eventually(() => calls.find((c) => c.fn === 'notify-host'))).payload.taskToken as string;
+    // Killed in the middle of an append.
+    appendFileSync(journalOf(dataDir, 'torn-tail'), '{"t":"ev","id":99,"ts":1,"ty');
+    appendFileSync(join(dataDir, 'index.jsonl'), '{"k":"s","a":"arn:aws:states:us-ea');
+
+    const e2 = newEngine(dataDir, calls);
+    await e2.recover();
+    e2.sendTaskSuccess({ taskToken: token, output: JSON.stringify({ ok: true }) });
+    await eventually(() => e2.describeExecution({ executionArn }).status === 'SUCCEEDED');
+    const other = e2.startExecution({ stateMachineArn, name: 'after-torn-index', input: JSON.stringify({ timeoutSeconds: 600 }) }).executionArn;
+
+    // Without the repair, the end record would be glued to the torn line, and this load would see RUNNING.
+    const e3 = newEngine(dataDir, calls);
+    expect(e3.describeExecution({ executionArn }).status).toBe('SUCCEEDED');
+    expect(e3.describeExecution({ executionArn: other }).status).toBe('RUNNING');
+    expect(readFileSync(journalOf(dataDir, 'torn-tail'), 'utf8').endsWith('\n')).toBe(true);
+  });
+
+  test('an execution whose start record was torn ends FAILED at recovery instead of staying RUNNING', async () => {
+    const dataDir = tempDir();
+    const e1 = newEngine(dataDir);
+    const { stateMachineArn } = e1.createStateMachine({ name: 'timeouts', definition: fixture('timeouts.asl.json') });
+    const { executionArn } = e1.startExecution({ stateMachineArn, name: 'torn-start', input: JSON.stringify({ timeoutSeconds: 600 }) });
+    // Power loss: the index line reached the disk, the journal's start record only in part.
+    const file = journalOf(dataDir, 'torn-start');
+    writeFileSync(file, readFileSync(file, 'utf8').slice(0, 40));
+
+    const e2 = newEngine(dataDir);
+    await e2.recover();
+    const d = e2.describeExecution({ executionArn });
+    expect(d.status).toBe('FAILED');
+    expect(d.cause).toMatch(/no start record/);
+    expect(newEngine(dataDir).describeExecution({ executionArn }).status).toBe('FAILED');
+  });
+});
