@@ -11,6 +11,7 @@ import type { Deps } from './deps.ts';
 import { activeHolds, budgetUse } from './fleet-seams.ts';
 import type { RolloutTagged } from './rollout.ts';
 import { FLEET_PAGE } from './ui-page.ts';
+import { rolloutWorkflowInput } from '../core/workflow-io.ts';
 
 const MAX_BODY_BYTES = 64 * 1024;
 /** Reboots the fleet view reads (newest first): those in flight and the recent past for the timeline. */
@@ -124,7 +125,7 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
       version: 0,
     };
     await store().createRollout(rollout);
-    await deps.workflows.start('rollout', rollout.id, { rolloutId: rollout.id });
+    await deps.workflows.start('rollout', rollout.id, rolloutWorkflowInput(rollout.id));
     deps.metrics.count('RolloutsStarted');
     return c.json({ id: rollout.id, status: rollout.status, plan }, 201);
   });
