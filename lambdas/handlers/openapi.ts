@@ -346,5 +346,8 @@ export function openApiDocument(): Record<string, unknown> {
 /** Mounts GET /openapi.json: public, as it holds no secrets. */
 export function registerOpenApiRoute(app: Hono): void {
   let doc: Record<string, unknown> | undefined;
-  app.get(OPENAPI_PATH, (c) => c.json((doc ??= openApiDocument())));
+  app.get(OPENAPI_PATH, (c) => {
+    doc ??= openApiDocument();
+    return c.json(doc);
+  });
 }

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NATIVE_EVENT_TYPES } from '../../lambdas/core/types.ts';
-import { bmcToken, fixtureText, startWebhookStack, type WebhookStack } from '../fixtures/redfish/webhook-stack.ts';
+import { fixtureText, startWebhookStack, type WebhookStack } from '../fixtures/redfish/webhook-stack.ts';
 
 const NODES = ['node-a', 'node-b', 'node-dell', 'node-hpe', 'node-intel', 'node-cray', 'node-gigabyte', 'node-foxconn', 'node-zt', 'node-p'];
 const NODE_IDS = new Set(NODES);

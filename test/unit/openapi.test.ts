@@ -32,7 +32,10 @@ function testApp() {
     store: { getReboot: async () => undefined },
     dlq: {
       list: async () => [],
-      redrive: async (ids?: string[]) => (redriven.push(ids ?? 'all'), { redriven: ids ?? [], notFound: [] }),
+      redrive: async (ids?: string[]) => {
+        redriven.push(ids ?? 'all');
+        return { redriven: ids ?? [], notFound: [] };
+      },
     },
   } as unknown as ApiDeps;
   return { app: createApiApp(deps), redriven };
@@ -192,7 +195,7 @@ describe('GET /openapi.json', () => {
     const post = (path: string, body: unknown, token: string) =>
       app.request(path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
-    const cases: { key: string; path: string; token: string; bad: unknown; good: unknown; goodStatus: number; then?: () => void }[] = [
+    const cases: { key: string; path: string; token: string; bad: unknown; good: unknown; goodStatus: number; afterwards?: () => void }[] = [
       {
         key: 'POST /v1/reboots/{id}/extensions',
         path: '/v1/reboots/r-1/extensions',
@@ -208,7 +211,7 @@ describe('GET /openapi.json', () => {
         bad: { ids: ['m-1'], all: true },
         good: { ids: ['m-1'] },
         goodStatus: 200,
-        then: () => expect(redriven).toEqual([['m-1']]), // only the valid request reached the queue
+        afterwards: () => expect(redriven).toEqual([['m-1']]), // only the valid request reached the queue
       },
       {
         key: 'POST /v1/events',
@@ -243,7 +246,7 @@ describe('GET /openapi.json', () => {
           expect(validates(schema, c.good)).toBe(false);
           expect(validates(schema, { ...(c.good as object), type: 'host.down' })).toBe(true);
         } else expect(validates(schema, c.good)).toBe(true);
-        c.then?.();
+        c.afterwards?.();
       });
   });
 });
