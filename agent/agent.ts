@@ -125,10 +125,10 @@ function parseCommand(raw: Record<string, unknown>): Parsed {
     return { ok: false, problem: 'malformed command: args is not an object' };
   }
   // These reach the hook's environment, its stdin and (in the example hooks) file names and options.
-  const ids: [string, unknown][] = [['rebootId', rebootId], ['node', node], ['xpu', xpu ?? 'none']];
   const a = (args ?? {}) as Record<string, unknown>;
-  for (const key of ['tenant', 'xpu', 'rolloutId']) if (a[key] !== undefined && a[key] !== null) ids.push([`args.${key}`, a[key]]);
+  const ids: [string, unknown][] = [['rebootId', rebootId], ['node', node], ['xpu', xpu], ['args.tenant', a.tenant], ['args.xpu', a.xpu], ['args.rolloutId', a.rolloutId]];
   for (const [name, value] of ids) {
+    if (value === undefined || value === null) continue; // optional ones
     const problem = unsafeIdProblem(name, value);
     if (problem) return { ok: false, problem };
   }

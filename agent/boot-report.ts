@@ -31,7 +31,10 @@ export interface BootReportDeps {
   timeoutMs?: number;
 }
 
-export type BootReport = { kind: 'first-start' | 'same-boot' | 'no-boot-id' } | { kind: 'reported'; type: string; eventId: string } | { kind: 'failed'; error: string };
+export type BootReport =
+  | { kind: 'first-start' | 'same-boot' | 'no-boot-id' }
+  | { kind: 'reported'; type: string; eventId: string }
+  | { kind: 'failed'; error: string };
 
 /**
  * Compares the boot id with the stored one and reports a changed one. The new id is stored only
@@ -77,7 +80,13 @@ export async function reportBoot(d: BootReportDeps): Promise<BootReport> {
       const res = await (d.fetch ?? fetch)(url, {
         method: 'POST',
         headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ id: eventId, type, node, ...(xpu ? { xpu } : {}), data: { bootId: boot, previousBootId: last, reportedBy: 'agent' } }),
+        body: JSON.stringify({
+          id: eventId,
+          type,
+          node,
+          ...(xpu ? { xpu } : {}),
+          data: { bootId: boot, previousBootId: last, reportedBy: 'agent' },
+        }),
         signal: AbortSignal.timeout(10_000),
       });
       if (res.status === 202) {

@@ -1,5 +1,5 @@
-// Entry of the self-contained agent (`npm run package:agent` → dist/agent/rebootctl-agent.mjs): `rebootctl agent` and
-// `rebootctl agent check` only, no server code. The same file is the lean daemon the CLI re-executes into.
+// Entry of the self-contained agent (`npm run package:agent` → dist/agent/rebootctl-agent.mjs): `agent`, `agent check`,
+// and `announce` / `host-reboot` for hooks and shutdown gates; no server code. Also the lean daemon the CLI re-executes into.
 import { CONFIG_ENV, daemonMain } from './daemon.ts';
 
 if (process.env[CONFIG_ENV]) {
@@ -9,9 +9,14 @@ if (process.env[CONFIG_ENV]) {
 } else {
   const { Command } = await import('commander');
   const { registerAgentCommand } = await import('../cli/commands/agent.ts');
+  // What hooks and shutdown gates on the same machine call: announce (reboot-xpu) and host-reboot.
+  const { registerAnnounceCommand } = await import('../cli/commands/announce.ts');
+  const { registerHostRebootCommand } = await import('../cli/commands/host-reboot.ts');
   const program = new Command('rebootctl-agent')
     .description('the xPU reboot coordinator edge agent (run: rebootctl-agent.mjs agent --help)')
     .showHelpAfterError();
   registerAgentCommand(program);
+  registerAnnounceCommand(program);
+  registerHostRebootCommand(program);
   await program.parseAsync(process.argv);
 }

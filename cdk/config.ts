@@ -17,8 +17,8 @@ export const FUNCTION_NAMES = ['api', 'authorizer', 'ingest', 'workflow-await', 
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
 /**
- * Default reservations (202 in all; AWS keeps 100 of an account's limit unreserved, so the
- * account needs a limit of 302 or more: the default is 1,000). The API's share bounds how many
+ * Default reservations (203 in all; AWS keeps 100 of an account's limit unreserved, so the
+ * account needs a limit of 303 or more: the default is 1,000). The API's share bounds how many
  * agents may long-poll at once; with the push channel (IoT) agents long-poll only as a fallback.
  */
 export const RESERVED_CONCURRENCY: Readonly<Partial<Record<FunctionName, number>>> = Object.freeze({
@@ -28,6 +28,8 @@ export const RESERVED_CONCURRENCY: Readonly<Partial<Record<FunctionName, number>
   'workflow-step': 20,
   report: 1,
   watchdog: 1,
+  // One periodic sweep at a time: two would only race each other ending the same reboots.
+  reconciler: 1,
 });
 
 export const StageConfigSchema = z

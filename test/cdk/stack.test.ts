@@ -1,4 +1,5 @@
 // The coordinator stack as synthesized, with real esbuild bundling: data, queue, functions, workflows, API, reports, alarms.
+import { FUNCTION_NAMES } from '../../cdk/config.ts';
 import { Stage } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -389,7 +390,8 @@ describe('alarms', () => {
     expect(plain).toEqual(
       [
         'ApproximateNumberOfMessagesVisible', 'Errors', 'ExecutionsFailed', 'ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionsTimedOut',
-        '5xx', 'ApproximateAgeOfOldestMessage', ...Array(7).fill('Throttles'),
+        // One throttle alarm per function.
+        '5xx', 'ApproximateAgeOfOldestMessage', ...Array(FUNCTION_NAMES.length).fill('Throttles'),
       ].sort(),
     );
     const [topicId] = ofType('AWS::SNS::Topic')[0];

@@ -83,7 +83,7 @@ describe('example hooks (dry run)', () => {
     expect(out['protect-pcie']).toContain(`would write 1 to ${sys}/bus/pci/devices/0000:3b:00.0/remove`);
     expect(out['restore-pcie']).toContain(`would write 1 to ${sys}/bus/pci/devices/0000:3a:00.0/rescan`);
     expect(out['postpone-reboot']).toMatch(/would write \d+ 2030-01-01T00:00:00.000Z to .*reboot-deadline-rb-1/);
-    expect(out['reboot-xpu']).toMatch(/would run: rebootctl announce .*--token-file \S+ --reason firmware --notice 300/);
+    expect(out['reboot-xpu']).toMatch(/would run: \S*rebootctl(-agent)? announce .*--token-file \S+ --reason firmware --notice 300/);
     expect(out['reboot-host']).toMatch(/would run: (systemd-run .*systemctl reboot|shutdown -r)/);
     expect(out['reprovision']).toContain('would run: timeout');
     // A dry run changes nothing: no saved state, no files written (only the agent's own state dir is new).

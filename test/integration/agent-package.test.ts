@@ -65,6 +65,9 @@ describe('the bundled agent (dist/agent/rebootctl-agent.mjs)', () => {
     expect(help.code).toBe(0);
     expect(help.out).toContain('--token-file <file>');
     expect(help.out).toContain('check [options]');
+    // What hooks (reboot-xpu) and the host's shutdown gate call come with it.
+    const top = await collect(runBundle(['--help']));
+    expect(top.out).toMatch(/announce \[options\][\s\S]*host-reboot \[options\]/);
     const check = await collect(runBundle(['agent', 'check', '--agent', 'node-a', '--hooks', join(dir, 'hooks'), '--server', server.url, '--token-file', join(dir, 'token')]));
     expect(check.err).toBe('');
     expect(check.code).toBe(0);

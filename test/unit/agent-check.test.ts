@@ -2,6 +2,7 @@
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkHooks } from '../../agent/check.ts';
 import { isLoopback } from '../../agent/config.ts';
@@ -66,6 +67,17 @@ describe('ids and transport rules', () => {
   it('lets plain ids through and refuses paths, option look-alikes and control characters', () => {
     for (const ok of ['01JD8ZKQ0M3B5Y6N7P8R9S0T1V', 'node-a', 'dpu0', 't1', 'rb-1', 'tenant.blue', 'a:b@c+d=e']) expect(isSafeId(ok)).toBe(true);
     for (const bad of ['', '../etc', 'a/b', '-rf', '.hidden', 'a..b', 'a b', 'a\nb', 'x\u0000', 'é', 'a'.repeat(201), 42, null]) expect(isSafeId(bad)).toBe(false);
+  });
+
+  it('no accepted id can leave its directory, look like an option or break a line (property, seeded)', () => {
+    // fast-check prints the seed and the shrunk counterexample when this fails.
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom('a', 'Z', '0', '.', '-', '_', ':', '@', '/', '\\', '\n', ' ', '\u0000', 'é'), maxLength: 12 }), (s) => {
+        if (!isSafeId(s)) return true;
+        return !s.includes('/') && !s.includes('..') && !s.startsWith('-') && !s.startsWith('.') && !/[\s\u0000-\u001f\u007f]/.test(s) && s.length <= 200;
+      }),
+      { seed: 20261206, numRuns: 2000 },
+    );
   });
 
   it('plain http only to loopback', () => {

@@ -84,7 +84,7 @@ describe('result POSTs', () => {
     const retry = await post();
     expect(retry.status).toBe(200);
     expect(await retry.json()).toEqual({ id: prep[1].id, status: 'succeeded', duplicate: true });
-    await h.waitForState(r.id, 'WaitForXpuReady');
+    await h.waitForState(r.id, 'WaitForXpuDown');
     expect((await h.agent('solo.dpu0').poll()).map((c) => c.type)).toEqual(['proceed-reboot']);
     expect(h.now().getTime()).toBe(T0); // woken at once, not at the deadline
     const after = await h.reboot(r.id);
