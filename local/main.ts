@@ -40,6 +40,7 @@ console.log(
     `dynamodb endpoint ${stack.dynamo.url} (table ${stack.dynamo.table})`,
     `sqs endpoint ${stack.sqs.url} (queues ${INGEST_QUEUE}, ${INGEST_DLQ})`,
     `stepfunctions endpoint ${stack.sfnUrl} (state machines ${Object.keys(stack.workflowArns).join(', ')})`,
+    ...(stack.mqtt ? [`agents' push channel (MQTT) at ${stack.mqtt.url}`] : []),
   ].join('\n'),
 );
 if (!config.OPERATOR_TOKEN) console.log(`operator token: ${stack.operatorToken} (set OPERATOR_TOKEN to choose one)`);

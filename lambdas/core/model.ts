@@ -122,6 +122,14 @@ function next(r: StoredReboot): StoredReboot {
   return structuredClone(r);
 }
 
+/** The same signal again under another event (a BMC and an agent both report it; a second outage inside one reboot): noted, changes nothing. */
+function noteRepeat(r: StoredReboot, ev: NativeEvent): Step | null {
+  if (applied(r, ev)) return null;
+  const s = next(r);
+  s.history.push(entry(ev.receivedAt, 'repeat', `${ev.type} again ${evRef(ev)}`, actorOfEvent(ev)));
+  return { reboot: s, effects: [] };
+}
+
 function noteStale(r: StoredReboot, ev: NativeEvent): Step | null {
   if (applied(r, ev)) return null;
   const s = next(r);
@@ -133,7 +141,8 @@ function noteStale(r: StoredReboot, ev: NativeEvent): Step | null {
 
 export function onXpuDown(r: StoredReboot, ev: NativeEvent): Step | null {
   if (predates(r, ev)) return noteStale(r, ev);
-  if (r.downAt || applied(r, ev)) return null;
+  if (applied(r, ev)) return null;
+  if (r.downAt) return noteRepeat(r, ev);
   const s = next(r);
   s.downAt = coordinatorTime(ev);
   s.history.push(entry(ev.receivedAt, 'xpu-down', `xPU ${ev.xpu} went down ${evRef(ev)}`, actorOfEvent(ev)));
@@ -145,9 +154,11 @@ const WANT_OF_READY = 'xpu-never-returned';
 
 export function onXpuReady(r: StoredReboot, ev: NativeEvent): Step | null {
   if (predates(r, ev)) return noteStale(r, ev);
-  if (r.readyAt || applied(r, ev)) return null;
+  if (applied(r, ev)) return r.lateRecovery ? { reboot: r, effects: [{ kind: 'start-late-recovery' }] } : null;
+  if (r.readyAt) return noteRepeat(r, ev);
   const s = next(r);
   s.readyAt = coordinatorTime(ev);
+  s.readyOrigin = originOf(ev);
   const by = actorOfEvent(ev);
   if (r.status === 'failed' && r.failure === WANT_OF_READY) {
     // The reboot failed waiting for this: the host is still drained with PCIe protected. Recover it.
@@ -164,7 +175,8 @@ export function onXpuReady(r: StoredReboot, ev: NativeEvent): Step | null {
 /** A crash while the reboot runs (or one that arrives after an unannounced reboot of the same outage). */
 export function onXpuCrashed(r: StoredReboot, ev: NativeEvent): Step | null {
   if (predates(r, ev)) return noteStale(r, ev);
-  if (r.crashedAt || applied(r, ev)) return null;
+  if (applied(r, ev)) return null;
+  if (r.crashedAt) return noteRepeat(r, ev);
   const s = next(r);
   s.crashedAt = coordinatorTime(ev);
   const why = typeof ev.data?.reason === 'string' ? `: ${ev.data.reason}` : '';
@@ -194,17 +206,31 @@ export function sameOutage(r: StoredReboot, ev: NativeEvent): boolean {
   const notLater = sameSource
     ? Date.parse(ev.time) <= Date.parse(o.time)
     : Date.parse(ev.receivedAt) <= Date.parse(o.receivedAt) + CROSS_SOURCE_SLACK_MS;
-  if (ev.type === 'xpu.reboot.pending' || ev.type === 'xpu.crashed') return r.mode === 'unannounced' && notLater;
+  // At the very moment of the end (or of the ready) the order is unknown: such an event is taken as new.
+  const receivedWhileItRan = !r.endedAt || Date.parse(ev.receivedAt) < Date.parse(r.endedAt);
+  if (ev.type === 'xpu.reboot.pending' || ev.type === 'xpu.crashed') {
+    if (r.mode === 'unannounced' && notLater) return true;
+    // Sent before the ready that ended this reboot (by that ready's source): a notice of this outage, delivered late.
+    const ready = r.readyOrigin;
+    if (ready)
+      return sourceOf(ev) === ready.source ? Date.parse(ev.time) < Date.parse(ready.time) : Date.parse(ev.receivedAt) < Date.parse(ready.receivedAt);
+    // No ready yet: a notice received while the reboot ran would have joined it then.
+    return !predates(r, ev) && receivedWhileItRan;
+  }
   if (ev.type === 'xpu.ready' && r.status === 'failed' && r.failure === WANT_OF_READY && !r.readyAt) return !predates(r, ev);
+  // After the ready that ended this reboot's outage, by that ready's own clock: a new outage.
+  const ended = r.readyOrigin;
+  if (ended && sourceOf(ev) === ended.source && Date.parse(ev.time) > Date.parse(ended.time)) return false;
   if (r.mode === 'unannounced' && notLater) return true;
-  return !predates(r, ev) && (!r.endedAt || Date.parse(ev.receivedAt) <= Date.parse(r.endedAt));
+  return !predates(r, ev) && receivedWhileItRan;
 }
 
 // --- signals to a host reboot ----------------------------------------------------------------------
 
 export function onHostDown(r: StoredReboot, ev: NativeEvent): Step | null {
   if (predates(r, ev)) return noteStale(r, ev);
-  if (r.hostDownAt || applied(r, ev)) return null;
+  if (applied(r, ev)) return null;
+  if (r.hostDownAt) return noteRepeat(r, ev);
   const s = next(r);
   s.hostDownAt = coordinatorTime(ev);
   s.history.push(entry(ev.receivedAt, 'host-down', `host went down ${evRef(ev)}`, actorOfEvent(ev)));
@@ -213,7 +239,8 @@ export function onHostDown(r: StoredReboot, ev: NativeEvent): Step | null {
 
 export function onHostReady(r: StoredReboot, ev: NativeEvent): Step | null {
   if (predates(r, ev)) return noteStale(r, ev);
-  if (r.hostReadyAt || applied(r, ev)) return null;
+  if (applied(r, ev)) return null;
+  if (r.hostReadyAt) return noteRepeat(r, ev);
   const s = next(r);
   s.hostReadyAt = coordinatorTime(ev);
   const tenant = typeof ev.data?.tenant === 'string' && ev.data.tenant ? ev.data.tenant : undefined;
@@ -476,6 +503,7 @@ export function unannouncedReboot(base: StoredReboot, ev: NativeEvent): Step {
   s.deadline = null;
   s.rebootingAt = at;
   s.origin = originOf(ev);
+  if (ev.type === 'xpu.ready') s.readyOrigin = originOf(ev);
   s.history = [
     entry(ev.receivedAt, 'unannounced', `xPU ${ev.xpu} ${ev.type === 'xpu.down' ? 'went down' : 'rebooted'} without notice ${evRef(ev)}`, actorOfEvent(ev)),
   ];

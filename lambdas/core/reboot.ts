@@ -61,6 +61,8 @@ export interface StoredReboot extends Reboot {
   joinedXpus?: string[];
   /** The event that started it: a source's own times order only that source's events (see model.ts predates). */
   origin?: Origin;
+  /** The xpu.ready that ended the outage: a notice sent before it (by its source's clock) belongs to this reboot. */
+  readyOrigin?: Origin;
   /** Why it failed: a reason code (`xpu-never-returned`, `restore-pcie-failed`, ...). */
   failure?: string;
   /** A failed reboot whose xPU came back after all: its host is being restored (restore-pcie, resume-workloads). */
