@@ -8,6 +8,10 @@ export const EXAMPLE_NODES_FILE = fileURLToPath(new URL('../config/nodes.example
 const ConfigSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** The embedded DynamoDB, SQS and Step Functions endpoints (on 127.0.0.1), for the AWS CLI; 0: any free port. */
+  DYNAMODB_PORT: z.coerce.number().int().min(0).max(65535).default(0),
+  SQS_PORT: z.coerce.number().int().min(0).max(65535).default(0),
+  SFN_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   /** The agents' push channel (MQTT, local/mqtt-broker.ts): 0 picks a free port (printed at start); -1 runs none. */
   MQTT_PORT: z.coerce.number().int().min(-1).max(65535).default(0),
   DATA_DIR: z.string().min(1).default('./.data').transform((p) => resolve(p)),

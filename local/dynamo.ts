@@ -78,10 +78,10 @@ export async function ensureTable(client: DynamoDBClient, table: string): Promis
   throw new Error(`table ${table} did not become ACTIVE`);
 }
 
-export async function startLocalDynamo(opts: { dataDir?: string; table?: string; supervise?: Omit<Supervision, 'name'> }): Promise<LocalDynamo> {
+export async function startLocalDynamo(opts: { dataDir?: string; table?: string; supervise?: Omit<Supervision, 'name'>; port?: number }): Promise<LocalDynamo> {
   if (opts.dataDir) mkdirSync(opts.dataDir, { recursive: true });
   const pidFile = opts.dataDir ? join(opts.dataDir, 'dynalite.pid') : undefined;
-  const service = await startServiceProcess(SERVER, [opts.dataDir ?? ''], pidFile, opts.supervise && { name: 'dynalite', ...opts.supervise });
+  const service = await startServiceProcess(SERVER, [opts.dataDir ?? ''], pidFile, opts.supervise && { name: 'dynalite', ...opts.supervise }, opts.port);
   const url = `http://127.0.0.1:${service.port}`;
   const client = dynamoClient(url);
   const table = opts.table ?? TABLE_NAME;

@@ -1,6 +1,7 @@
 // `npm start`: the whole pipeline, embedded, on this machine.
 import { parseConfig } from './config.ts';
 import { jsonLogger } from './logger.ts';
+import { INGEST_DLQ, INGEST_QUEUE } from './sqs.ts';
 import { startStack, type Stack } from './stack.ts';
 
 // The local stack talks to its own emulators only: never let a stray AWS profile reach AWS.
@@ -31,8 +32,17 @@ try {
   process.exit(1);
 }
 
-console.log(`xpu-reboot-coordinator ready at ${stack.url} (DATA_DIR ${config.DATA_DIR}, inventory ${config.NODES_FILE})`);
-if (stack.mqtt) console.log(`agents' push channel (MQTT) at ${stack.mqtt.url}`);
+// The embedded AWS services answer the AWS CLI and SDKs (README: "Look inside with the AWS CLI").
+// One write: whoever waits for the ready line gets the endpoints with it.
+console.log(
+  [
+    `xpu-reboot-coordinator ready at ${stack.url} (DATA_DIR ${config.DATA_DIR}, inventory ${config.NODES_FILE})`,
+    `dynamodb endpoint ${stack.dynamo.url} (table ${stack.dynamo.table})`,
+    `sqs endpoint ${stack.sqs.url} (queues ${INGEST_QUEUE}, ${INGEST_DLQ})`,
+    `stepfunctions endpoint ${stack.sfnUrl} (state machines ${Object.keys(stack.workflowArns).join(', ')})`,
+    ...(stack.mqtt ? [`agents' push channel (MQTT) at ${stack.mqtt.url}`] : []),
+  ].join('\n'),
+);
 if (!config.OPERATOR_TOKEN) console.log(`operator token: ${stack.operatorToken} (set OPERATOR_TOKEN to choose one)`);
 
 let stopping = false;

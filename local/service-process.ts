@@ -76,9 +76,9 @@ async function spawnChild(script: string, args: string[], port: number): Promise
  * the IPC channel closes (our exit, even by kill -9) or on SIGTERM. With `supervise`, a child that
  * dies on its own is started again on the same port (its data is on disk), a few times at most.
  */
-export async function startServiceProcess(script: string, args: string[], pidFile?: string, supervise?: Supervision): Promise<ServiceProcess> {
+export async function startServiceProcess(script: string, args: string[], pidFile?: string, supervise?: Supervision, fixedPort = 0): Promise<ServiceProcess> {
   if (pidFile) await reapOrphan(pidFile, script);
-  let { child, port } = await spawnChild(script, args, 0);
+  let { child, port } = await spawnChild(script, args, fixedPort);
   if (pidFile) writeFileSync(pidFile, String(child.pid));
   let stopping = false;
   const restarts: number[] = [];

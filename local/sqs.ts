@@ -38,11 +38,16 @@ export async function ensureQueue(client: SQSClient, name: string, attributes: R
 
 const SERVER = fileURLToPath(new URL('./sqs-server.ts', import.meta.url));
 
-export async function startLocalSqs(opts: { dataDir: string; visibilityTimeoutSeconds?: number; supervise?: Omit<Supervision, 'name' | 'restartArgs'> }): Promise<LocalSqs> {
+export async function startLocalSqs(opts: {
+  dataDir: string;
+  visibilityTimeoutSeconds?: number;
+  supervise?: Omit<Supervision, 'name' | 'restartArgs'>;
+  port?: number;
+}): Promise<LocalSqs> {
   mkdirSync(opts.dataDir, { recursive: true });
   // A stack start: whatever the queue still shows in flight was held by a process that is gone.
   // A restart of the child under a running stack keeps what is in flight: the stack still holds those receipts.
-  const service = await startServiceProcess(SERVER, [opts.dataDir, '--release-inflight'], join(opts.dataDir, 'fauxqs.pid'), opts.supervise && { name: 'fauxqs', restartArgs: [opts.dataDir], ...opts.supervise });
+  const service = await startServiceProcess(SERVER, [opts.dataDir, '--release-inflight'], join(opts.dataDir, 'fauxqs.pid'), opts.supervise && { name: 'fauxqs', restartArgs: [opts.dataDir], ...opts.supervise }, opts.port);
   const url = `http://127.0.0.1:${service.port}`;
   const client = sqsClient(url);
   const dlqUrl = await ensureQueue(client, INGEST_DLQ, { MessageRetentionPeriod: String(14 * 86400) });

@@ -111,8 +111,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     onGiveUp: (err: Error) => (opts.onFatal ? opts.onFatal(err) : logger.error(err.message)),
   };
   const [dynamo, sqs] = await Promise.all([
-    startLocalDynamo({ dataDir: join(config.DATA_DIR, 'dynamodb'), supervise }),
-    startLocalSqs({ dataDir: join(config.DATA_DIR, 'sqs'), visibilityTimeoutSeconds: config.INGEST_VISIBILITY_SECONDS, supervise }),
+    startLocalDynamo({ dataDir: join(config.DATA_DIR, 'dynamodb'), supervise, port: config.DYNAMODB_PORT }),
+    startLocalSqs({ dataDir: join(config.DATA_DIR, 'sqs'), visibilityTimeoutSeconds: config.INGEST_VISIBILITY_SECONDS, supervise, port: config.SQS_PORT }),
   ]);
   const signal = new InProcessCommandSignal();
   const store = new DynamoRebootStore(dynamo.client, dynamo.table);
@@ -146,7 +146,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       return JSON.parse(JSON.stringify((await track(fn(JSON.parse(JSON.stringify(payload ?? null))))) ?? null));
     },
   });
-  const sfnServer = await startSfnServer(engine, { host: '127.0.0.1', port: 0 });
+  const sfnServer = await startSfnServer(engine, { host: '127.0.0.1', port: config.SFN_PORT });
   const sfnClient = new SFNClient({ endpoint: sfnServer.url, region: REGION, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
   const arns = {} as Record<WorkflowKind, string>;
   for (const file of readdirSync(WORKFLOWS_DIR).filter((f) => f.endsWith('.asl.json')).sort()) {

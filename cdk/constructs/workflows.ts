@@ -26,15 +26,9 @@ export function pascalName(stem: string): string {
     .join('');
 }
 
-/**
- * The ingest env var carrying a workflow's ARN: `xpu-reboot` → `XPU_WORKFLOW_ARN`,
- * `host-reboot` → `HOST_WORKFLOW_ARN`, `drain-rack` → `DRAIN_RACK_WORKFLOW_ARN`
- * (a trailing `-reboot` is dropped: every workflow here is a reboot).
- */
-export function workflowArnEnvName(stem: string): string {
-  const base = stem.replace(/-reboot$/, '');
-  return `${base.replace(/[^A-Za-z0-9]+/g, '_').toUpperCase()}_WORKFLOW_ARN`;
-}
+/** The env var carrying a workflow's ARN: one rule for CDK and the Lambdas (lambdas/core/workflow-io.ts). */
+export { workflowArnEnvName } from '../../lambdas/core/workflow-io.ts';
+import { workflowArnEnvName } from '../../lambdas/core/workflow-io.ts';
 
 /** The ASL files of a folder, by name. */
 export function aslFilesIn(directory: string): string[] {

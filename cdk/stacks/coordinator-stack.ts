@@ -20,6 +20,7 @@ import { nagArn } from '../constructs/nag.ts';
 import { ReportBucket } from '../constructs/report-bucket.ts';
 import { Tables } from '../constructs/tables.ts';
 import { Workflows } from '../constructs/workflows.ts';
+import { REBOOT_WORKFLOWS, type WorkflowKind } from '../../lambdas/core/workflow-io.ts';
 
 /** The ASL placeholders and the functions whose ARNs fill them (the local stack fills the same names). */
 export const PLACEHOLDER_FUNCTIONS = { AwaitFunctionArn: 'workflow-await', StepFunctionArn: 'workflow-step' } as const;
@@ -43,10 +44,10 @@ export function operatorMappingFile(config: StageConfig, projectRoot: string): {
 export const REPORT_KEY_PREFIX = 'reports/';
 
 /** Workflows the ingest function expects; a missing file is a synth warning, not an error. */
-export const EXPECTED_WORKFLOWS = ['xpu-reboot', 'host-reboot'] as const;
+export const EXPECTED_WORKFLOWS = REBOOT_WORKFLOWS;
 
 /** workflows/rollout.asl.json: started by the API (POST /v1/rollouts), its Tasks served by the two workflow functions. */
-export const ROLLOUT_WORKFLOW = 'rollout';
+export const ROLLOUT_WORKFLOW: WorkflowKind = 'rollout';
 
 export interface CoordinatorStackProps extends StackProps {
   config: StageConfig;

@@ -15,6 +15,7 @@ import { DynamoRolloutStore } from '../adapters/dynamo-rollouts.ts';
 import { PollingCommandSignal } from '../adapters/polling-signal.ts';
 import { withIotWakeups } from '../adapters/iot-wake.ts';
 import type { Deps, Logger } from '../handlers/deps.ts';
+import { WorkflowArnEnv, workflowArnsFrom } from '../core/workflow-io.ts';
 import { systemClock, type EventQueue, type InventoryHint, type Metrics, type Workflows } from '../ports/index.ts';
 
 const Env = z.object({
@@ -22,12 +23,6 @@ const Env = z.object({
   QUEUE_URL: z.string().optional(),
   /** The ingest queue's DLQ: the API's operator routes /v1/dlq list and redrive it. */
   DLQ_URL: z.string().optional(),
-  XPU_REBOOT_WORKFLOW_ARN: z.string().optional(),
-  HOST_REBOOT_WORKFLOW_ARN: z.string().optional(),
-  XPU_WORKFLOW_ARN: z.string().optional(),
-  HOST_WORKFLOW_ARN: z.string().optional(),
-  /** The rollout workflow (the API starts it). */
-  ROLLOUT_WORKFLOW_ARN: z.string().optional(),
   REPORT_BUCKET: z.string().optional(),
   IDEMPOTENCY_TABLE_NAME: z.string().optional(),
   /** How long a Lambda container keeps the inventory before reading it again. */
@@ -36,7 +31,7 @@ const Env = z.object({
   REBOOT_RETENTION_DAYS: z.coerce.number().int().min(1).optional(),
   /** AWS IoT Core's data endpoint: wake-ups for agents on the push channel are published there. */
   IOT_DATA_ENDPOINT: z.string().min(1).optional(),
-});
+}).extend(WorkflowArnEnv.shape);
 
 export const env = Object.freeze(Env.parse(process.env));
 
@@ -79,11 +74,7 @@ export const deadLetters = env.DLQ_URL && env.QUEUE_URL
   ? new SqsDeadLetterQueue(sqs, { dlqUrl: env.DLQ_URL, queueUrl: env.QUEUE_URL, failures: ingestFailures })
   : undefined;
 
-const workflows: Workflows = new SfnWorkflows(new SFNClient({}), {
-  'xpu-reboot': env.XPU_REBOOT_WORKFLOW_ARN ?? env.XPU_WORKFLOW_ARN ?? '',
-  'host-reboot': env.HOST_REBOOT_WORKFLOW_ARN ?? env.HOST_WORKFLOW_ARN ?? '',
-  rollout: env.ROLLOUT_WORKFLOW_ARN ?? '',
-});
+const workflows: Workflows = new SfnWorkflows(new SFNClient({}), workflowArnsFrom(env));
 
 /** With IOT_DATA_ENDPOINT (the push channel), every command notification is also an MQTT wake-up. */
 const iotSignal = env.IOT_DATA_ENDPOINT

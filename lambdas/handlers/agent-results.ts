@@ -9,7 +9,7 @@ import { COMMAND_RESULT_STATUSES } from '../core/types.ts';
 import type { StoredCommand } from '../ports/index.ts';
 import { changeReboot, type Deps } from './deps.ts';
 
-const ResultBody = z.object({
+export const ResultBody = z.object({
   status: z.enum(COMMAND_RESULT_STATUSES),
   output: z.string().optional().default(''),
 });

@@ -28,6 +28,7 @@ import { registerResultRoutes } from './agent-results.ts';
 import { registerExtensionRoutes } from './extensions.ts';
 import type { HealthReport } from './health.ts';
 import { registerFleetRoutes } from './fleet-routes.ts';
+import { registerOpenApiRoute } from './openapi.ts';
 import { registerNodeRoutes } from './nodes.ts';
 
 export const MAX_BODY_BYTES = 256 * 1024;
@@ -89,7 +90,7 @@ export function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T 
 
 const isoTime = z.string().refine((s) => Number.isFinite(Date.parse(s)), 'not a date-time');
 
-const NativeEventBody = z.object({
+export const NativeEventBody = z.object({
   id: z.string().min(1).max(200),
   type: z.string().min(1),
   node: z.string().min(1).max(100),
@@ -98,7 +99,7 @@ const NativeEventBody = z.object({
   data: z.record(z.string(), z.unknown()).nullish(),
 });
 
-const ListParams = z.object({
+export const ListParams = z.object({
   node: z.string().optional(),
   status: z.enum(REBOOT_STATUSES).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
@@ -142,6 +143,7 @@ export function createApiApp(deps: ApiDeps) {
     const report = deps.health ? await deps.health() : { ok: true };
     return report.ok ? c.json({ ok: true }) : c.json(report, 503);
   });
+  registerOpenApiRoute(app);
   registerDlqRoutes(app, deps);
   registerNodeRoutes(app, deps, principal);
   registerRolloutRoutes(app, deps);

@@ -25,11 +25,11 @@ class NotConfigured extends HttpError {
   }
 }
 
-const ListQuery = z.object({
+export const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(DLQ_LIST_MAX).default(DLQ_LIST_DEFAULT),
 });
 
-const RedriveBody = z.union([
+export const RedriveBody = z.union([
   z.strictObject({ ids: z.array(z.string().min(1).max(200)).min(1).max(MAX_REDRIVE_IDS) }),
   z.strictObject({ all: z.literal(true) }),
 ]);

@@ -9,7 +9,7 @@ import type { RouteKit } from './agent-results.ts';
 import { changeReboot, wakeIfReady, type Deps } from './deps.ts';
 import { mayActAs } from './auth.ts';
 
-const ExtensionBody = z.object({
+export const ExtensionBody = z.object({
   seconds: z.number().int().positive().max(7 * 24 * 3600),
   reason: z.string().max(1000).default(''),
 });

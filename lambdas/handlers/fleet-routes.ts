@@ -19,7 +19,7 @@ import { mayActAs } from './auth.ts';
 const isoTime = z.string().refine((s) => Number.isFinite(Date.parse(s)), 'not a date-time');
 const name = z.string().min(1).max(200);
 
-const HoldBody = z.strictObject({
+export const HoldBody = z.strictObject({
   selector: z
     .strictObject({ node: name.optional(), rack: name.optional(), zone: name.optional(), tenant: name.optional() })
     .refine((s) => Object.values(s).filter((v) => v !== undefined).length === 1, 'name exactly one of node, rack, zone, tenant'),
@@ -27,7 +27,7 @@ const HoldBody = z.strictObject({
   until: isoTime.optional(),
 });
 
-const ControlBody = z.object({ reason: z.string().max(1000).default('') });
+export const ControlBody = z.object({ reason: z.string().max(1000).default('') });
 
 export interface FleetRouteDeps extends Deps {
   /** The API's own token check (one bearer-token reader): 401 without a known token. */

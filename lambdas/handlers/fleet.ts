@@ -96,10 +96,6 @@ export async function admitHostReboot(deps: Deps, node: NodeDef, rebootId: strin
   return { kind: 'deny', reason: taken.kind, detail: taken.reason };
 }
 
-/** The window for the xPU workflow's input: a queued reboot starts in WaitForBudgetSlot. */
-export function queuedWindowInput(r: StoredReboot, now: Date): { signal: 'queued'; waitSeconds: number } | { signal: 'notified' } {
-  return queueWindow(r, now) ?? { signal: 'notified' };
-}
 
 // --- commands ---------------------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ import {
   history,
   newHostReboot,
   newXpuReboot,
-  noticeWindow,
   type StoredReboot,
 } from '../core/reboot.ts';
 import type { NativeEvent, NodeDef } from '../core/types.ts';
@@ -24,7 +23,8 @@ import { type Deps } from './deps.ts';
 import { applyStep } from './effects.ts';
 import { tagRollout } from './rollout.ts';
 import { rebootIdForEvent, rebootOfEvent } from './reboot-ids.ts';
-import { admitHostReboot, admitNewXpuReboot, queuedWindowInput } from './fleet.ts';
+import { admitHostReboot, admitNewXpuReboot } from './fleet.ts';
+import { hostWorkflowInput, xpuWorkflowInput } from '../core/workflow-io.ts';
 
 /** A claim's reboot is not stored yet: thrown so the queue retries the event instead of losing it. */
 export class HolderNotStored extends Error {
@@ -45,37 +45,8 @@ export const DEDUP_TTL_SECONDS = 7 * 24 * 3600;
 /** How long a signal that found no reboot is kept for the reboot it belongs to (contract 7.1: at least 10 minutes). */
 export const KEEP_SIGNAL_SECONDS = 30 * 60;
 
-export function xpuWorkflowInput(r: StoredReboot, node: NodeDef, now: Date) {
-  const p = node.policy.xpuReboot;
-  return {
-    rebootId: r.id,
-    node: r.node,
-    xpu: r.xpu,
-    mode: r.mode,
-    window: { ...noticeWindow(r, now), ...queuedWindowInput(r, now) },
-    limits: {
-      heartbeatSeconds: p.heartbeatSeconds,
-      recoverySeconds: p.recoverySeconds,
-      coredumpSeconds: p.coredumpSeconds,
-      commandSeconds: p.commandSeconds,
-    },
-  };
-}
-
-export function hostWorkflowInput(r: StoredReboot, node: NodeDef) {
-  const p = node.policy.hostReboot;
-  return {
-    rebootId: r.id,
-    node: r.node,
-    decision: r.decision ?? 'allowed',
-    limits: {
-      heartbeatSeconds: p.heartbeatSeconds,
-      returnSeconds: p.returnSeconds,
-      recoverySeconds: node.policy.xpuReboot.recoverySeconds,
-      commandSeconds: p.commandSeconds,
-    },
-  };
-}
+// The start inputs moved to core/workflow-io.ts (one home for what goes into each workflow).
+export { hostWorkflowInput, xpuWorkflowInput } from '../core/workflow-io.ts';
 
 export function createIngestHandler(deps: Deps) {
   async function drop(ev: NativeEvent, reason: string): Promise<IngestOutcome> {

@@ -3,8 +3,9 @@
 import { COORDINATOR } from '../core/principal.ts';
 import { history, isEnded, isFinal, outstandingCommands, type StoredReboot } from '../core/reboot.ts';
 import { REBOOT_STATUSES, type RebootStatus } from '../core/types.ts';
-import type { WorkflowExecutionState, WorkflowKind } from '../ports/index.ts';
+import type { WorkflowExecutionState } from '../ports/index.ts';
 import { changeReboot, type Deps } from './deps.ts';
+import { WORKFLOW_OF } from '../core/workflow-io.ts';
 
 export interface ReconcilerOptions {
   /**
@@ -23,7 +24,7 @@ export interface ReconcileResult {
 /** Statuses whose reboots have a running execution. A queued reboot has none yet. */
 const ACTIVE: RebootStatus[] = REBOOT_STATUSES.filter((s) => !isEnded(s) && s !== 'queued');
 
-export const WORKFLOW_OF: Record<StoredReboot['kind'], WorkflowKind> = { xpu: 'xpu-reboot', host: 'host-reboot' };
+export { WORKFLOW_OF };
 
 /** Why a reboot must be ended, or null while its execution runs (or may still start). */
 export function reconcileReason(reboot: StoredReboot, state: WorkflowExecutionState, now: Date, graceSeconds: number): { reason: string; detail: string } | null {

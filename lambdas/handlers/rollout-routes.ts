@@ -13,6 +13,7 @@ import type { Deps } from './deps.ts';
 import { activeHolds, budgetUse } from './fleet-seams.ts';
 import type { RolloutTagged } from './rollout.ts';
 import { FLEET_PAGE } from './ui-page.ts';
+import { rolloutWorkflowInput } from '../core/workflow-io.ts';
 
 const MAX_BODY_BYTES = 64 * 1024;
 /** Reboots the fleet view reads (newest first): those in flight and the recent past for the timeline. */
@@ -29,7 +30,7 @@ const SelectorBody = z
   .partial()
   .refine((s) => Object.keys(s).length <= 1, 'name one of node, rack, zone or tenant (or none: the whole fleet)');
 
-const RolloutBody = z.strictObject({
+export const RolloutBody = z.strictObject({
   selector: SelectorBody.default({}),
   maxUnavailable: z.number().int().min(1).max(1000),
   reason: z.string().min(1).max(1000),
@@ -38,7 +39,7 @@ const RolloutBody = z.strictObject({
   dryRun: z.boolean().default(false),
 });
 
-const CancelBody = z.strictObject({ reason: z.string().max(1000).default('') });
+export const CancelBody = z.strictObject({ reason: z.string().max(1000).default('') });
 
 class NotConfigured extends HttpError {
   override readonly name = 'NotConfigured';
@@ -123,7 +124,7 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
       version: 0,
     };
     await store().createRollout(rollout);
-    await deps.workflows.start('rollout', rollout.id, { rolloutId: rollout.id });
+    await deps.workflows.start('rollout', rollout.id, rolloutWorkflowInput(rollout.id));
     deps.metrics.count('RolloutsStarted');
     return c.json({ id: rollout.id, status: rollout.status, plan }, 201);
   });

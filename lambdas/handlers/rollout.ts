@@ -20,6 +20,7 @@ import type { StoredCommand } from '../ports/index.ts';
 import type { RolloutStore } from '../ports/rollouts.ts';
 import type { Deps } from './deps.ts';
 import { rolloutBudgetGate } from './fleet-seams.ts';
+import { RolloutAwaitInput as AwaitInput, RolloutFailInput as FailInput, RolloutTickInput as TickInput } from '../core/workflow-io.ts';
 
 export class RolloutNotFound extends Error {
   override readonly name = 'RolloutNotFound';
@@ -34,15 +35,6 @@ export interface RolloutDeps extends Deps {
 
 /** A reboot record tagged with the rollout that asked for it (from the announce's `data.rolloutId`, or matched by the tick). */
 export type RolloutTagged = StoredReboot & { rolloutId?: string };
-
-const TickInput = z.object({ action: z.literal('rollout-tick'), rolloutId: z.string().min(1) });
-const AwaitInput = z.object({
-  action: z.literal('rollout-await'),
-  rolloutId: z.string().min(1),
-  taskToken: z.string().min(1),
-  enteredAt: z.string().optional(),
-});
-const FailInput = z.object({ action: z.literal('rollout-fail'), rolloutId: z.string().min(1), error: z.unknown().optional() });
 
 /** Rollout Tasks share the two workflow functions with the reboot workflows; their `action` tells them apart. */
 export function isRolloutTask(payload: unknown): boolean {

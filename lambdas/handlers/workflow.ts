@@ -11,8 +11,9 @@ import {
   type StoredReboot,
   type WaitFor,
 } from '../core/reboot.ts';
-import { REBOOT_STATUSES, type CommandSummary, type NodeDef } from '../core/types.ts';
+import type { CommandSummary, NodeDef } from '../core/types.ts';
 import { sendStepCommands, type Deps } from './deps.ts';
+import { AwaitInput, StepInput } from '../core/workflow-io.ts';
 import { applyStep } from './effects.ts';
 import { wakeRolloutOf } from './rollout.ts';
 import { onQueuedWaitRegistered, recheckQueued, releaseBudgets } from './fleet.ts';
@@ -20,25 +21,6 @@ import { onQueuedWaitRegistered, recheckQueued, releaseBudgets } from './fleet.t
 export class InvalidStepInput extends Error {
   override readonly name = 'InvalidStepInput';
 }
-
-const AwaitInput = z.object({
-  taskToken: z.string().min(1),
-  rebootId: z.string().min(1),
-  step: z.string().min(1),
-  waitFor: z.enum(['prepared', 'commands-done', 'xpu-down', 'xpu-ready', 'host-ready', 'xpus-ready', 'budget-slot']),
-  status: z.enum(REBOOT_STATUSES).optional(),
-  /** The deadline the workflow timed this wait on (notice phase). */
-  deadline: z.string().nullable().optional(),
-  /** $$.State.EnteredTime of the waiting state. */
-  enteredAt: z.string().optional(),
-});
-
-const StepInput = z.object({
-  action: z.enum(['proceed', 'proceed-not-taken', 'forced', 'silent-host', 'complete', 'fail', 'deny', 'budget-recheck']),
-  rebootId: z.string().min(1),
-  reason: z.string().optional(),
-  error: z.unknown().optional(),
-});
 
 function parse<T>(schema: z.ZodType<T>, input: unknown): T {
   const res = schema.safeParse(input);

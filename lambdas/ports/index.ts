@@ -174,7 +174,8 @@ export interface DeadLetterQueue {
   redrive(ids?: readonly string[]): Promise<RedriveResult>;
 }
 
-export type WorkflowKind = 'xpu-reboot' | 'host-reboot' | 'rollout';
+export type { WorkflowKind } from '../core/workflow-io.ts';
+import type { WorkflowKind } from '../core/workflow-io.ts';
 
 export interface Workflows {
   /** Idempotent on `name`: starting an execution that exists already is not an error. */

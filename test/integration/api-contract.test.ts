@@ -6,7 +6,7 @@ import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { startStack, type Stack } from '../../local/stack.ts';
 import { parseConfig } from '../../local/config.ts';
 import { silentLogger } from '../../lambdas/handlers/deps.ts';
-import { api, tempDir, waitFor } from '../support/stack.ts';
+import { api, eventually, tempDir, waitFor } from '../support/stack.ts';
 
 const OPERATOR = 'operator-token-contract';
 const A = 'agent-token-node-a';
@@ -135,7 +135,13 @@ describe('HTTP contract', () => {
     expect((await api(stack.url, '/v1/agents/node-a/commands?wait=0', { token: B })).status).toBe(403);
     expect((await api(stack.url, '/v1/agents/node-a.dpu9/commands?wait=0', { token: A })).status).toBe(404);
     expect((await api(stack.url, '/v1/agents/node-a/commands?wait=abc', { token: A })).status).toBe(400);
-    const cmds = (await api(stack.url, '/v1/agents/node-a/commands?wait=0', { token: A })).json;
+    // Collected until all are there (the workflows may still be writing them when the test runs alone);
+    // a delivered command is not handed out again for a while, so none is counted twice.
+    const cmds: any[] = [];
+    await eventually('the 6 host commands of node-a (2 per xPU reboot)', async () => {
+      cmds.push(...(await api(stack.url, '/v1/agents/node-a/commands?wait=0', { token: A })).json);
+      return cmds.length >= 6;
+    });
     expect(cmds.length).toBe(6);
     for (const c of cmds) expect(Object.keys(c).sort()).toEqual(['args', 'deadline', 'id', 'node', 'rebootId', 'type', 'xpu']);
     // Delivered again only after the agent has been silent on it for a while, never in a busy loop.

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   api,
+  NODE,
   OPERATOR_TOKEN,
   startAgent,
   startStackProcess,
@@ -52,9 +53,12 @@ const token = 'agent-token-node-h';
 const HOST_HOOKS = ['migrate-workloads', 'protect-pcie', 'restore-pcie', 'resume-workloads', 'deny-host-reboot'];
 const XPU_HOOKS = ['proceed-reboot', 'free-host-context', 'reprovision'];
 
+/** Reads the command JSON on stdin and prints its args, compact (the project's own Node: no jq needed). */
+const PRINT_ARGS = `${NODE} -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.stringify(JSON.parse(s).args)))'`;
+
 /** Each hook logs its name, agent, reboot and the command's args (from the command JSON on stdin). */
 function loggingHooks(dir: string, log: string, names: string[]): string {
-  return writeHooks(dir, Object.fromEntries(names.map((n) => [n, `args=$(jq -c .args)\necho "${n} $NODE_ID\${XPU_ID:+.$XPU_ID} $REBOOT_ID $args" >> ${log}`])));
+  return writeHooks(dir, Object.fromEntries(names.map((n) => [n, `args=$(${PRINT_ARGS})\necho "${n} $NODE_ID\${XPU_ID:+.$XPU_ID} $REBOOT_ID $args" >> ${log}`])));
 }
 
 function ran(log: string): Array<{ hook: string; agent: string; reboot: string; args: any }> {

@@ -52,8 +52,11 @@ beforeAll(async () => {
   await waitFor('host commands answered', async () => (await answerAll('node-a')) > 0);
   await waitFor('proceed-reboot answered', async () => (await answerAll('node-a.dpu0')) > 0);
   await api(stack.url, '/v1/events', { token: AGENT, body: { id: 'r-2', type: 'xpu.ready', node: 'node-a', xpu: 'dpu0' } });
-  await waitFor('recovery commands answered', async () => (await answerAll('node-a')) > 0);
-  await waitFor('completed', async () => (await api(stack.url, `/v1/reboots/${reboot.id}`, { token: OPERATOR })).json.status === 'completed');
+  // restore-pcie, then resume-workloads once it succeeded: answer each as it comes.
+  await waitFor('completed, the host answering its recovery commands', async () => {
+    await answerAll('node-a');
+    return (await api(stack.url, `/v1/reboots/${reboot.id}`, { token: OPERATOR })).json.status === 'completed';
+  });
 });
 
 afterAll(async () => {

@@ -3,6 +3,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { eventually } from './eventually.ts';
+import { captureOutput } from './output.ts';
+
+export { eventually } from './eventually.ts';
+export { captureOutput } from './output.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'node_modules/.bin');
@@ -39,6 +44,8 @@ export async function startStackProcess(opts: { dataDir: string; nodesFile: stri
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
+  const shown = captureOutput(`the stack (DATA_DIR ${opts.dataDir})`, () => out);
+  proc.once('exit', () => shown.stopped());
   const url = await new Promise<string>((res, rej) => {
     const timer = setTimeout(() => rej(new Error(`stack did not get ready:\n${out}`)), 30_000);
     const onData = () => {
@@ -84,6 +91,8 @@ export function startAgent(opts: { url: string; agent: string; token: string; ho
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
+  const shown = captureOutput(`agent ${opts.agent}`, () => out);
+  proc.once('exit', () => shown.stopped());
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   return {
     proc,
@@ -123,20 +132,9 @@ export async function api(url: string, path: string, opts: { method?: string; to
   return { status: res.status, json, text, headers: res.headers };
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
+/** eventually with this module's older default (30 s, every 100 ms); same argument order. */
+export function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000, everyMs = 100): Promise<NonNullable<T>> {
+  return eventually(what, fn, timeoutMs, everyMs);
 }
 
 export function writeInventory(dir: string, yaml: string): string {

@@ -24,7 +24,7 @@ describe('callback Task', () => {
     const { executionArn } = await h.client.send(
       new StartExecutionCommand({ stateMachineArn: machineArn, input: JSON.stringify({ request }) }),
     );
-    const call = await eventually(() => h.callsTo('approver').find((c) => c.payload.request === request));
+    const call = await eventually('a call to approver with this request', () => h.callsTo('approver').find((c) => c.payload.request === request));
     return { executionArn: executionArn!, token: call.payload.taskToken as string };
   }
 

@@ -20,7 +20,7 @@ test('1,000 concurrent parked executions all succeed after 1,000 SendTaskSuccess
   await inBatches(ids, 50, (i) =>
     h.client.send(new StartExecutionCommand({ stateMachineArn, name: `e-${i}`, input: JSON.stringify({ request: i }) })),
   );
-  const tokens = await eventually(() => {
+  const tokens = await eventually('every execution to be waiting with a task token', () => {
     const calls = h.callsTo('approver');
     return calls.length === N ? calls.map((c) => c.payload.taskToken as string) : undefined;
   });
@@ -29,7 +29,7 @@ test('1,000 concurrent parked executions all succeed after 1,000 SendTaskSuccess
     h.client.send(new SendTaskSuccessCommand({ taskToken, output: '{"ok":true}' })),
   );
 
-  const succeeded = await eventually(async () => {
+  const succeeded = await eventually('every execution to succeed', async () => {
     let n = 0;
     let nextToken: string | undefined;
     do {

@@ -106,7 +106,7 @@ describe('execution history', () => {
     });
     const { stateMachineArn } = await h.engine.createStateMachine({ name: 'parallel', definition });
     const { executionArn } = h.engine.startExecution({ stateMachineArn });
-    await eventually(() => h.engine.describeExecution({ executionArn }).status === 'SUCCEEDED');
+    await eventually('the execution to succeed', () => h.engine.describeExecution({ executionArn }).status === 'SUCCEEDED');
 
     const types = h.engine.getExecutionHistory({ executionArn }).events.map((e) => e.type);
 
@@ -144,7 +144,7 @@ describe('Map states', () => {
     });
     const { stateMachineArn } = h.engine.createStateMachine({ name: 'map', definition });
     const { executionArn } = h.engine.startExecution({ stateMachineArn, input: '{"xpus":["dpu0","dpu1","dpu2"]}' });
-    await eventually(() => h.engine.describeExecution({ executionArn }).status === 'SUCCEEDED');
+    await eventually('the execution to succeed', () => h.engine.describeExecution({ executionArn }).status === 'SUCCEEDED');
 
     const types = h.engine.getExecutionHistory({ executionArn }).events.map((e) => e.type);
 
@@ -181,7 +181,7 @@ describe('StartExecution idempotency', () => {
 
     await expect(start('{"request":"y"}')).rejects.toMatchObject({ name: 'ExecutionAlreadyExists' });
 
-    const token = (await eventually(() => h.callsTo('approver')[0])).payload.taskToken;
+    const token = (await eventually('a call to approver', () => h.callsTo('approver')[0])).payload.taskToken;
     await h.client.send(new SendTaskSuccessCommand({ taskToken: token, output: '{}' }));
     await h.settled(executionArn!);
     await expect(start('{"request":"x"}')).rejects.toMatchObject({ name: 'ExecutionAlreadyExists' });

@@ -32,7 +32,7 @@ async function parkedThenKilled() {
   const e1 = newEngine(dataDir, clock1, calls);
   const { stateMachineArn } = e1.createStateMachine({ name: 'timeouts', definition: fixture('timeouts.asl.json') });
   const { executionArn } = e1.startExecution({ stateMachineArn, input: JSON.stringify({ timeoutSeconds: 600, heartbeatSeconds: 60 }) });
-  const token = (await eventually(() => calls.find((c) => c.fn === 'notify-host'))).payload.taskToken as string;
+  const token = (await eventually('a call to notify-host', () => calls.find((c) => c.fn === 'notify-host'))).payload.taskToken as string;
   await clock1.advance(30_000); // the host was silent 30 s while the coordinator was up
   return { dataDir, calls, executionArn, token, diedAt: clock1.now() };
 }
@@ -56,7 +56,7 @@ describe('restart without blame', () => {
     e2.sendTaskSuccess({ taskToken: token, output: JSON.stringify({ ok: true }) });
     clock.open();
     await manual.advance(1_000);
-    await eventually(() => e2.describeExecution({ executionArn }).status !== 'RUNNING');
+    await eventually('the resumed execution to end', () => e2.describeExecution({ executionArn }).status !== 'RUNNING');
     expect(e2.describeExecution({ executionArn }).status).toBe('SUCCEEDED');
     expect(outcome(e2, executionArn)).toBe('SUCCEEDED');
   });
@@ -69,7 +69,7 @@ describe('restart without blame', () => {
     await e2.recover();
     clock.open();
     await manual.advance(1);
-    expect(await eventually(() => outcome(e2, executionArn))).toBe('timeout');
+    expect(await eventually('the outcome of the resumed execution', () => outcome(e2, executionArn))).toBe('timeout');
   });
 
   test('a downtime longer than the heartbeat does not make the host silent: it gets a whole window from the restart', async () => {
@@ -84,6 +84,6 @@ describe('restart without blame', () => {
     expect(outcome(e2, executionArn)).toBeUndefined();
     // Silent for a whole heartbeat while the coordinator is up: now it is the host's silence.
     await manual.advance(1_000);
-    expect(await eventually(() => outcome(e2, executionArn))).toBe('heartbeat');
+    expect(await eventually('the outcome of the resumed execution', () => outcome(e2, executionArn))).toBe('heartbeat');
   });
 });

@@ -24,7 +24,7 @@ describe('callback Task timeouts from TimeoutSecondsPath and HeartbeatSecondsPat
     const { executionArn } = await h.client.send(
       new StartExecutionCommand({ stateMachineArn, input: JSON.stringify(input) }),
     );
-    const call = await eventually(() => h.callsTo('notify-host')[0]);
+    const call = await eventually('a call to notify-host', () => h.callsTo('notify-host')[0]);
     return { executionArn: executionArn!, token: call.payload.taskToken as string };
   }
 
@@ -148,7 +148,7 @@ describe('Wait states on the engine Clock', () => {
     const { executionArn } = await h.client.send(
       new StartExecutionCommand({ stateMachineArn, input: JSON.stringify({ deadline: '2001-01-01T00:00:00Z' }) }),
     );
-    await eventually(async () => (await h.history(executionArn!)).some((e) => e.stateEnteredEventDetails?.name === 'Settle'));
+    await eventually('the Settle state to be entered', async () => (await h.history(executionArn!)).some((e) => e.stateEnteredEventDetails?.name === 'Settle'));
   });
 });
 
@@ -204,7 +204,7 @@ describe('machine-wide TimeoutSeconds and Retry backoff on the Clock', () => {
       new CreateStateMachineCommand({ name: 'retrying', definition, roleArn: ROLE_ARN }),
     );
     const { executionArn } = await h.client.send(new StartExecutionCommand({ stateMachineArn }));
-    await eventually(() => attempts === 1);
+    await eventually('one attempt', () => attempts === 1);
 
     await clock.advance(9_999);
     expect(attempts).toBe(1);

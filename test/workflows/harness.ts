@@ -167,7 +167,7 @@ const CALLBACK_STEPS: Record<string, string> = {
   ReprovisionXpus: 'reprovision',
 };
 
-export function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
+export function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<NonNullable<T>> {
   return waitFor(what, fn, timeoutMs, 15);
 }
 

@@ -1,0 +1,116 @@
+// What goes into and out of each workflow (workflows/*.asl.json), in one place: the kinds, the env
+// var that carries each one's ARN (set by CDK, read by lambdas/entry/runtime.ts), the input each
+// execution starts with, and the payloads its Tasks hand the workflow functions. Pure: CDK loads it.
+import { z } from 'zod';
+import { queueWindow } from './budgets.ts';
+import { noticeWindow, type StoredReboot } from './reboot.ts';
+import { REBOOT_STATUSES, type NodeDef } from './types.ts';
+
+/** One per workflows/<kind>.asl.json. */
+export const WORKFLOW_KINDS = ['xpu-reboot', 'host-reboot', 'rollout'] as const;
+export type WorkflowKind = (typeof WORKFLOW_KINDS)[number];
+
+/** The workflow that runs a reboot of each kind (the ingest function starts these). */
+export const WORKFLOW_OF = { xpu: 'xpu-reboot', host: 'host-reboot' } as const satisfies Record<StoredReboot['kind'], WorkflowKind>;
+export const REBOOT_WORKFLOWS = Object.values(WORKFLOW_OF);
+
+/**
+ * The env var carrying a workflow's ARN: `xpu-reboot` → `XPU_WORKFLOW_ARN`, `host-reboot` →
+ * `HOST_WORKFLOW_ARN`, `drain-rack` → `DRAIN_RACK_WORKFLOW_ARN` (a trailing `-reboot` is dropped:
+ * every workflow here is about reboots). CDK names the variable of each ASL file with it.
+ */
+export function workflowArnEnvName(stem: string): string {
+  const base = stem.replace(/-reboot$/, '');
+  return `${base.replace(/[^A-Za-z0-9]+/g, '_').toUpperCase()}_WORKFLOW_ARN`;
+}
+
+/** workflowArnEnvName of each kind, spelled out so the runtime's env schema is typed. */
+export const WORKFLOW_ARN_ENV = {
+  'xpu-reboot': 'XPU_WORKFLOW_ARN',
+  'host-reboot': 'HOST_WORKFLOW_ARN',
+  rollout: 'ROLLOUT_WORKFLOW_ARN',
+} as const satisfies Record<WorkflowKind, string>;
+
+/** The part of a function's environment naming workflows; CDK sets those the function is granted. */
+export const WorkflowArnEnv = z.object({
+  XPU_WORKFLOW_ARN: z.string().optional(),
+  HOST_WORKFLOW_ARN: z.string().optional(),
+  ROLLOUT_WORKFLOW_ARN: z.string().optional(),
+});
+
+/** Each kind's ARN from a parsed environment; '' where the function was not granted it. */
+export function workflowArnsFrom(env: z.infer<typeof WorkflowArnEnv>): Record<WorkflowKind, string> {
+  return Object.fromEntries(WORKFLOW_KINDS.map((k) => [k, env[WORKFLOW_ARN_ENV[k]] ?? ''])) as Record<WorkflowKind, string>;
+}
+
+// --- start inputs ----------------------------------------------------------------------------------
+
+/** The xPU workflow's input: a queued reboot starts in WaitForBudgetSlot, the others in the notice phase. */
+export function xpuWorkflowInput(r: StoredReboot, node: NodeDef, now: Date) {
+  const p = node.policy.xpuReboot;
+  return {
+    rebootId: r.id,
+    node: r.node,
+    xpu: r.xpu,
+    mode: r.mode,
+    window: { ...noticeWindow(r, now), ...(queueWindow(r, now) ?? { signal: 'notified' as const }) },
+    limits: {
+      heartbeatSeconds: p.heartbeatSeconds,
+      recoverySeconds: p.recoverySeconds,
+      coredumpSeconds: p.coredumpSeconds,
+      commandSeconds: p.commandSeconds,
+    },
+  };
+}
+
+export function hostWorkflowInput(r: StoredReboot, node: NodeDef) {
+  const p = node.policy.hostReboot;
+  return {
+    rebootId: r.id,
+    node: r.node,
+    decision: r.decision ?? 'allowed',
+    limits: {
+      heartbeatSeconds: p.heartbeatSeconds,
+      returnSeconds: p.returnSeconds,
+      recoverySeconds: node.policy.xpuReboot.recoverySeconds,
+      commandSeconds: p.commandSeconds,
+    },
+  };
+}
+
+export function rolloutWorkflowInput(rolloutId: string) {
+  return { rolloutId };
+}
+
+// --- Task payloads (what the ASL's Parameters hand the two workflow functions) ----------------------
+
+/** A reboot workflow's callback Task (the await function): register a waiter and send the step's commands. */
+export const AwaitInput = z.object({
+  taskToken: z.string().min(1),
+  rebootId: z.string().min(1),
+  step: z.string().min(1),
+  waitFor: z.enum(['prepared', 'commands-done', 'xpu-down', 'xpu-ready', 'host-ready', 'xpus-ready', 'budget-slot']),
+  status: z.enum(REBOOT_STATUSES).optional(),
+  /** The deadline the workflow timed this wait on (notice phase). */
+  deadline: z.string().nullable().optional(),
+  /** $$.State.EnteredTime of the waiting state. */
+  enteredAt: z.string().optional(),
+});
+
+/** A reboot workflow's plain Task (the step function): one named change of the reboot. */
+export const StepInput = z.object({
+  action: z.enum(['proceed', 'proceed-not-taken', 'forced', 'silent-host', 'complete', 'fail', 'deny', 'budget-recheck']),
+  rebootId: z.string().min(1),
+  reason: z.string().optional(),
+  error: z.unknown().optional(),
+});
+
+/** The rollout workflow's Tasks, served by the same two functions and told apart by `action`. */
+export const RolloutTickInput = z.object({ action: z.literal('rollout-tick'), rolloutId: z.string().min(1) });
+export const RolloutAwaitInput = z.object({
+  action: z.literal('rollout-await'),
+  rolloutId: z.string().min(1),
+  taskToken: z.string().min(1),
+  enteredAt: z.string().optional(),
+});
+export const RolloutFailInput = z.object({ action: z.literal('rollout-fail'), rolloutId: z.string().min(1), error: z.unknown().optional() });
