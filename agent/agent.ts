@@ -90,7 +90,7 @@ const TOKEN_FILE_ENV = 'REBOOT_AGENT_TOKEN_FILE';
 type Parsed = { ok: true; cmd: ValidCommand } | { ok: false; problem: string };
 
 /**
- * The command types of the contract (section 5). A copy, not an import: loading one more .ts file
+ * The command types of docs/api.md. A copy, not an import: loading one more .ts file
  * at run time costs the idle daemon ~17 MB (the type stripper). The type check below fails the
  * build when the two lists drift.
  */

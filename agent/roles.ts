@@ -1,4 +1,4 @@
-// Which hooks an agent must have: the role follows from the agent id (`node` host, `node.xpu` xPU), contract 7.5.
+// Which hooks an agent must have: the role follows from the agent id (`node` host, `node.xpu` xPU), docs/edge-kit.md.
 
 export type AgentRole = 'host' | 'xpu';
 
@@ -12,7 +12,7 @@ export const REQUIRED_HOOKS: Readonly<Record<AgentRole, readonly string[]>> = Ob
   xpu: Object.freeze(['free-host-context', 'reprovision']),
 });
 
-/** `node-a` is the host agent, `node-a.dpu0` the agent of xPU dpu0 (contract section 3). */
+/** `node-a` is the host agent, `node-a.dpu0` the agent of xPU dpu0 (docs/api.md). */
 export function roleOf(agentId: string): AgentRole {
   return agentId.includes('.') ? 'xpu' : 'host';
 }

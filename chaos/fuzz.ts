@@ -1,4 +1,4 @@
-// Fuzzing both webhooks (issue 14): generated bodies, seeded from the shapes real BMCs and agents send, through the
+// Fuzzing both webhooks: generated bodies, seeded from the shapes real BMCs and agents send, through the
 // real API app in-process. Checks: never a 5xx, and a rejected request changes nothing (no event queued, no store
 // write). Used by test/unit/webhook-fuzz.test.ts (10,000 bodies) and `npm run chaos` (100,000).
 import fc from 'fast-check';

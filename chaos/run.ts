@@ -1,4 +1,4 @@
-// `npm run chaos` (issue 14): the real stack and real agents under load, faults injected at random points, and an
+// `npm run chaos`: the real stack and real agents under load, faults injected at random points, and an
 // invariant checker over the API and the hook logs. Writes chaos/results.json (--out to write elsewhere).
 //
 //   node chaos/run.ts [--cycles 100] [--seed N] [--fuzz 100000] [--quick] [--out file]

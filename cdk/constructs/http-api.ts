@@ -1,4 +1,4 @@
-// The public HTTP API (CONTRACT.md §3): every route proxies to the one `api` function, all but /healthz behind the authorizer.
+// The public HTTP API (docs/api.md): every route proxies to the one `api` function, all but /healthz behind the authorizer.
 import { Duration, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import {

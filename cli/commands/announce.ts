@@ -1,4 +1,4 @@
-// `rebootctl announce`: the in-band path (contract 7.2). The xPU's agent posts `xpu.reboot.pending`
+// `rebootctl announce`: the in-band path (docs/identities.md). The xPU's agent posts `xpu.reboot.pending`
 // for its own xPU; the notice goes through the same model as a BMC's and joins it when both arrive.
 import type { Command } from 'commander';
 import { parseAgentId } from '../../lambdas/core/inventory.ts';

@@ -1,4 +1,4 @@
-// `rebootctl host-reboot`: what a host's shutdown hook calls (contract 7.2). Posts
+// `rebootctl host-reboot`: what a host's shutdown hook calls (docs/identities.md). Posts
 // `host.reboot.requested` and waits until every xPU freed the host context (exit 0), the reboot is
 // denied (3, the reason on stderr) or --wait runs out (4).
 import { randomUUID } from 'node:crypto';

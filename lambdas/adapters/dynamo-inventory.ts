@@ -41,7 +41,7 @@ export interface TokenOwner {
 export interface InventoryMeta {
   policy: Policy;
   operatorTokenHash?: string;
-  /** Named operators, tokens hashed (contract 7.2): few, so they travel with the meta item. */
+  /** Named operators, tokens hashed (docs/identities.md): few, so they travel with the meta item. */
   operators?: OperatorDef[];
   nodes: number;
   generation: number;

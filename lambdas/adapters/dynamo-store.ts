@@ -519,7 +519,7 @@ export class DynamoRebootStore implements RebootStore {
     return out;
   }
 
-  // --- disruption budgets, the queue, holds (contract 7.3) --------------------------------------
+  // --- disruption budgets, the queue, holds (docs/fleet-safety.md) --------------------------------------
 
   async acquireBudgets(slots: readonly BudgetSlot[], node: string, rebootId: string, opts: { force: boolean }): Promise<AcquireResult> {
     const taken: BudgetSlot[] = [];

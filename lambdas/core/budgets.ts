@@ -1,4 +1,4 @@
-// Disruption budgets and holds (contract 7.3), pure: which budgets a node counts in, and whether it may start a reboot now.
+// Disruption budgets and holds (docs/fleet-safety.md), pure: which budgets a node counts in, and whether it may start a reboot now.
 import { COORDINATOR } from './principal.ts';
 import { history, type StoredReboot } from './reboot.ts';
 import type { Actor, BudgetDomain, NodeDef, XpuRebootPolicy } from './types.ts';
@@ -116,7 +116,7 @@ export type AcquireResult =
 
 // --- queued reboots -----------------------------------------------------------------------------
 
-/** What a reboot held back by a budget or hold remembers about its wait (contract 7.3). */
+/** What a reboot held back by a budget or hold remembers about its wait (docs/fleet-safety.md). */
 export interface QueueRecord {
   queuedAt: string;
   /** Why it waits: `budget: ...` or `hold: ...`. */

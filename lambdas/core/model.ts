@@ -34,11 +34,11 @@ export type Effect =
   /** The node's xPUs are now provisioned for this tenant. */
   | { kind: 'provision'; tenant: string }
   | { kind: 'metric'; name: string; dimensions?: Record<string, string> }
-  /** Contract 7.3: stop handing out these open commands (the workflow no longer waits for them). */
+  /** docs/fleet-safety.md: stop handing out these open commands (the workflow no longer waits for them). */
   | { kind: 'close-commands'; ids: string[] }
-  /** Contract 7.3: take a queued reboot out of the queue; `takeBudget`: it counts in its budgets now, beyond them if need be. */
+  /** docs/fleet-safety.md: take a queued reboot out of the queue; `takeBudget`: it counts in its budgets now, beyond them if need be. */
   | { kind: 'leave-queue'; takeBudget: boolean }
-  /** Contract 7.3: give the node's budget slots back, and let queued reboots of those budgets go on. */
+  /** docs/fleet-safety.md: give the node's budget slots back, and let queued reboots of those budgets go on. */
   | { kind: 'release-budgets' };
 
 export interface Step {
@@ -545,7 +545,7 @@ export function hostSignal(r: StoredReboot, ev: NativeEvent): Step | null {
   }
 }
 
-// --- operator controls (contract 7.3) ---------------------------------------------------------------
+// --- operator controls (docs/fleet-safety.md) ---------------------------------------------------------------
 
 /** A control the reboot's state does not allow (the API answers 409 with `code`). */
 export interface Refused {

@@ -1,4 +1,4 @@
-// Who a request speaks for, and how that is written in a reboot's history (contract 7.1 `by`).
+// Who a request speaks for, and how that is written in a reboot's history (docs/reboot-model.md `by`).
 import type { Actor } from './types.ts';
 
 /**

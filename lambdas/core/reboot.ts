@@ -407,7 +407,7 @@ export function evaluateWait(reboot: StoredReboot, node: NodeDef | undefined, no
   if (!w) return null;
   switch (w.waitFor) {
     case 'budget-slot': {
-      // Contract 7.3: a queued reboot waits for a budget slot (or a hold's end), an operator, or its xPU.
+      // docs/fleet-safety.md: a queued reboot waits for a budget slot (or a hold's end), an operator, or its xPU.
       if (reboot.status === 'cancelled') return { signal: 'cancelled' };
       if (reboot.forced) return { signal: 'forced', ...noticeWindow(reboot, now) };
       if (reboot.status !== 'queued') return { signal: 'admitted', ...noticeWindow(reboot, now) };
@@ -415,7 +415,7 @@ export function evaluateWait(reboot: StoredReboot, node: NodeDef | undefined, no
       return null;
     }
     case 'prepared': {
-      // Contract 7.3: an operator withdrew or hurried the reboot.
+      // docs/fleet-safety.md: an operator withdrew or hurried the reboot.
       if (reboot.status === 'cancelled') return { signal: 'cancelled' };
       if (reboot.forced && !reboot.crashedAt) return { signal: 'forced', ...noticeWindow(reboot, now) };
       if (reboot.crashedAt && reboot.mode !== 'crash') return { signal: 'crashed', ...noticeWindow(reboot, now) };

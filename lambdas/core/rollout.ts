@@ -216,7 +216,7 @@ export function cancelRollout(r: Rollout, reason: string, by: string | undefined
   };
 }
 
-/** The API's view: contract 7.3's done/pending/failed (pending: every item not yet ended, started or not). */
+/** The API's view: docs/fleet-safety.md done/pending/failed (pending: every item not yet ended, started or not). */
 export function publicRollout(r: Rollout) {
   const view = (it: RolloutItem) => ({
     node: it.node,

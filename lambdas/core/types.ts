@@ -5,7 +5,7 @@ import type { QueueRecord } from './budgets.ts';
 export type RebootKind = 'xpu' | 'host';
 
 export const REBOOT_STATUSES = [
-  /** Held back by a disruption budget or a hold (contract 7.3); goes on with the notice flow when a slot frees. */
+  /** Held back by a disruption budget or a hold (docs/fleet-safety.md); goes on with the notice flow when a slot frees. */
   'queued',
   'notified',
   'preparing',
@@ -54,9 +54,9 @@ export interface HostRebootPolicy {
 export interface Policy {
   xpuReboot: XpuRebootPolicy;
   hostReboot: HostRebootPolicy;
-  /** Maintenance windows (contract 7.3): rollouts start reboots of a node only inside one. None: always. */
+  /** Maintenance windows (docs/fleet-safety.md): rollouts start reboots of a node only inside one. None: always. */
   windows?: MaintenanceWindow[];
-  /** Disruption budgets (contract 7.3); absent or empty: no budget. */
+  /** Disruption budgets (docs/fleet-safety.md); absent or empty: no budget. */
   budgets?: Budget[];
 }
 
@@ -73,7 +73,7 @@ export interface XpuDef {
   id: string;
   redfishSystem?: string;
   persistentPower: boolean;
-  /** The xPU agent's own token (contract 7.2); when set, the node's agentToken no longer acts as this xPU. */
+  /** The xPU agent's own token (docs/identities.md); when set, the node's agentToken no longer acts as this xPU. */
   agentToken?: string;
   /** The next token during a rollover: accepted alongside `agentToken` until it replaces it. */
   agentTokenNext?: string;
@@ -143,7 +143,7 @@ export interface NativeEvent {
 }
 
 /**
- * Who caused a change (contract 7.1): `bmc:<node>`, `agent:<agentId>`, `operator` (or
+ * Who caused a change (docs/reboot-model.md): `bmc:<node>`, `agent:<agentId>`, `operator` (or
  * `operator:<name>` where several operator tokens exist), or `coordinator` for its own timers.
  */
 export type Actor = string;
@@ -185,7 +185,7 @@ export const COMMAND_TYPES = [
   'free-host-context',
   'reprovision',
   'deny-host-reboot',
-  /** Release 2 (contract 7.1, 7.3). */
+  /** Release 2 (docs/reboot-model.md, 7.3). */
   'postpone-reboot',
   'cancel-reboot',
   'reboot-xpu',
@@ -198,7 +198,7 @@ export type CommandResultStatus = (typeof COMMAND_RESULT_STATUSES)[number];
 export type CommandStatus = 'pending' | 'delivered' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'timed-out';
 export const FINAL_COMMAND_STATUSES: readonly CommandStatus[] = ['succeeded', 'failed', 'skipped', 'timed-out'];
 
-/** A command as agents receive it (contract section 3). */
+/** A command as agents receive it (docs/api.md). */
 export interface Command {
   id: string;
   type: CommandType;
@@ -229,7 +229,7 @@ export interface Reboot {
   xpu: string | null;
   status: RebootStatus;
   /** xPU reboot: `planned` (announced) or `crash`. Host reboot: how it was requested. */
-  /** `unannounced`: the xPU went down or came back without notice (contract 7.1). */
+  /** `unannounced`: the xPU went down or came back without notice (docs/reboot-model.md). */
   mode: 'planned' | 'crash' | 'unannounced' | 'shell' | 'ipmi' | 'perst' | 'other';
   reason?: string;
   rack?: string;
@@ -269,7 +269,7 @@ export interface Reboot {
   denyReason?: string;
   rebootingAt?: string;
   endedAt?: string;
-  /** Contract 7.3: the wait of a reboot held back by a budget or a hold. */
+  /** docs/fleet-safety.md: the wait of a reboot held back by a budget or a hold. */
   queue?: QueueRecord;
   /** The budgets (keys) this reboot makes its node unavailable in; given back when it ends. */
   budgetKeys?: string[];

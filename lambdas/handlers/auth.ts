@@ -1,5 +1,5 @@
 // Who a request speaks for, and what that principal may do: one bearer-token parser and one set of
-// rules for the API, the DLQ routes and the AWS authorizer (contract 3 and 7.2).
+// rules for the API, the DLQ routes and the AWS authorizer (docs/api.md and docs/identities.md).
 import { Forbidden, NotFound, Unauthorized } from '../core/errors.ts';
 import { agentIdOf, hashToken, parseAgentId, type InventoryIndex } from '../core/inventory.ts';
 import type { Principal } from '../core/principal.ts';

@@ -26,7 +26,7 @@ export interface Deps {
   signal: CommandSignal;
   metrics: Metrics;
   logger: Logger;
-  /** Rollouts (contract 7.3); absent where a deployment has none wired. */
+  /** Rollouts (docs/fleet-safety.md); absent where a deployment has none wired. */
   rollouts?: RolloutStore;
 }
 

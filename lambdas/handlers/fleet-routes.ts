@@ -1,4 +1,4 @@
-// Operator routes for fleet safety (contract 7.3): holds, and cancel/force of one reboot.
+// Operator routes for fleet safety (docs/fleet-safety.md): holds, and cancel/force of one reboot.
 import type { Context, Hono } from 'hono';
 import { ulid } from 'ulid';
 import { z } from 'zod';
@@ -129,7 +129,7 @@ export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
   app.post('/v1/reboots/:id/force', (c) => control(c, 'force'));
 }
 
-/** Cancel: the operator, or the xPU's own agent for its xPU reboot (contract 7.2's tokens decide who that is). Force: the operator only. */
+/** Cancel: the operator, or the xPU's own agent for its xPU reboot (docs/identities.md tokens decide who that is). Force: the operator only. */
 function mayControl(who: Principal, node: string, xpu: string | null, kind: 'cancel' | 'force', index: InventoryIndex) {
   if (who.kind === 'operator') return;
   if (kind === 'cancel' && who.kind === 'agent' && xpu && mayActAs(who, agentIdOf(node, xpu), index)) return;

@@ -1,4 +1,4 @@
-// Where rollouts and the fleet view meet disruption budgets and holds (issue 16): one seam each.
+// Where rollouts and the fleet view meet disruption budgets and holds: one seam each.
 import { budgetSlotsOf, type Hold } from '../core/budgets.ts';
 import type { InventoryIndex } from '../core/inventory.ts';
 import type { StartGate } from '../core/rollout.ts';

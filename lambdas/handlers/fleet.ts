@@ -1,4 +1,4 @@
-// Fleet safety in the handlers (contract 7.3): budget admission, the queue's waits and wake-ups, holds, cancel and force.
+// Fleet safety in the handlers (docs/fleet-safety.md): budget admission, the queue's waits and wake-ups, holds, cancel and force.
 import {
   budgetFullReason,
   budgetSlotsOf,
@@ -89,7 +89,7 @@ export async function admitNewXpuReboot(deps: Deps, node: NodeDef, reboot: Store
 
 export type HostAdmission = { kind: 'allow'; keys: string[] } | { kind: 'deny'; reason: 'hold' | 'budget'; detail: string };
 
-/** A host reboot request beyond a budget, or on a held node, is denied (contract 7.3: reason `budget` or `hold`). */
+/** A host reboot request beyond a budget, or on a held node, is denied (docs/fleet-safety.md: reason `budget` or `hold`). */
 export async function admitHostReboot(deps: Deps, node: NodeDef, rebootId: string): Promise<HostAdmission> {
   const taken = await takeSlots(deps, node, rebootId);
   if (taken.ok) return { kind: 'allow', keys: taken.keys };
@@ -319,7 +319,7 @@ export async function performFleetEffect(deps: Deps, reboot: StoredReboot, e: Fl
     }
     case 'release-budgets':
       await releaseBudgets(deps, reboot, node);
-      // Rollouts (issue 16): a cancelled reboot ends here, not in the workflow's last step: with its
+      // Rollouts: a cancelled reboot ends here, not in the workflow's last step: with its
       // slots given back, tell its rollout, so that the next xPU starts at once.
       if (reboot.endedAt) await wakeRolloutOf(deps, reboot);
       break;

@@ -1,4 +1,4 @@
-// GET /healthz (CONTRACT.md §7.4): 200 {"ok":true} while every dependency answers, else 503 naming those that do not.
+// GET /healthz (docs/api.md): 200 {"ok":true} while every dependency answers, else 503 naming those that do not.
 
 export interface HealthReport {
   ok: boolean;

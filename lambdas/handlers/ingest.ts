@@ -42,7 +42,7 @@ export type IngestOutcome =
 
 /** How long an event key is remembered: longer than any BMC or queue retries it. */
 export const DEDUP_TTL_SECONDS = 7 * 24 * 3600;
-/** How long a signal that found no reboot is kept for the reboot it belongs to (contract 7.1: at least 10 minutes). */
+/** How long a signal that found no reboot is kept for the reboot it belongs to (docs/reboot-model.md: at least 10 minutes). */
 export const KEEP_SIGNAL_SECONDS = 30 * 60;
 
 // The start inputs moved to core/workflow-io.ts (one home for what goes into each workflow).
@@ -139,7 +139,7 @@ export function createIngestHandler(deps: Deps) {
         await applyStep(deps, before.id, (r) => xpuSignal(r, ev), node);
         return { kind: 'joined', rebootId: before.id };
       }
-      // Rollouts (issue 16): an announce made for a rollout carries its id; the reboot remembers it.
+      // Rollouts: an announce made for a rollout carries its id; the reboot remembers it.
       let reboot = await admitNewXpuReboot(deps, node, tagRollout(newXpuReboot(id, node, xpu, ev, mode), ev));
       if (state.host) reboot.history.push(history(ev.receivedAt, 'note', `host reboot ${state.host} of this node is in progress`));
       if (!(await deps.store.createReboot(reboot))) reboot = (await deps.store.getReboot(id)) ?? reboot;
@@ -177,7 +177,7 @@ export function createIngestHandler(deps: Deps) {
       if (decision.kind === 'allow') {
         const claim = await deps.store.claimHost(node.id, id, exclusive);
         if (!claim.ok) continue;
-        // Contract 7.3: beyond a budget, or on a held node, the request is denied.
+        // docs/fleet-safety.md: beyond a budget, or on a held node, the request is denied.
         const budget = await admitHostReboot(deps, node, id);
         if (budget.kind === 'deny') {
           await deps.store.release(node.id, 'host', null, id);
@@ -186,7 +186,7 @@ export function createIngestHandler(deps: Deps) {
         } else budgetKeys = budget.keys;
       }
       const reboot = newHostReboot(id, node, ev, decision.kind === 'allow' ? { allowed: true } : { allowed: false, reason: decision.reason });
-      // The tenant the xPUs are provisioned for is the node's state, not the inventory's (contract 7.1).
+      // The tenant the xPUs are provisioned for is the node's state, not the inventory's (docs/reboot-model.md).
       reboot.tenant = state.provisionedTenant ?? node.tenant;
       if (budgetKeys.length) reboot.budgetKeys = budgetKeys;
       if (budgetDenial) reboot.history.push(history(ev.receivedAt, 'note', `denied: ${budgetDenial}`));
@@ -199,7 +199,7 @@ export function createIngestHandler(deps: Deps) {
     throw new Error(`node ${node.id} claims kept changing while deciding host reboot ${id}`);
   }
 
-  /** Host signals that came before their host reboot: applied now that it exists (contract 7.1). */
+  /** Host signals that came before their host reboot: applied now that it exists (docs/reboot-model.md). */
   async function applyKept(rebootId: string, node: NodeDef) {
     const kept = (await deps.store.keptSignals(node.id)).filter((k) => k.type === 'host.down' || k.type === 'host.ready');
     for (const k of kept) {
@@ -261,7 +261,7 @@ export function createIngestHandler(deps: Deps) {
         return { kind: 'applied', rebootId: holder };
       }
     }
-    // Contract 7.3: never held, but it counts in the node's budgets (and says when it goes beyond).
+    // docs/fleet-safety.md: never held, but it counts in the node's budgets (and says when it goes beyond).
     let reboot = await admitNewXpuReboot(deps, node, unannouncedReboot(newXpuReboot(id, node, xpu, ev, 'planned'), ev).reboot);
     if (!(await deps.store.createReboot(reboot))) reboot = (await deps.store.getReboot(id)) ?? reboot;
     await deps.workflows.start('xpu-reboot', id, xpuWorkflowInput(reboot, node, deps.clock.now()));

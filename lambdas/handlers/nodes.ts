@@ -1,4 +1,4 @@
-// GET /v1/nodes/{id}: a node as the coordinator knows it now (contract 7.1): the tenant its xPUs are
+// GET /v1/nodes/{id}: a node as the coordinator knows it now (docs/reboot-model.md): the tenant its xPUs are
 // provisioned for, and the reboots that hold it.
 import type { Context, Hono } from 'hono';
 import { Forbidden, NotFound } from '../core/errors.ts';

@@ -1,4 +1,4 @@
-// GET /openapi.json (contract 7.4): an OpenAPI 3.1 document of every route in routes.ts, whose
+// GET /openapi.json (docs/api.md): an OpenAPI 3.1 document of every route in routes.ts, whose
 // request schemas are the zod schemas the routes validate with (z.toJSONSchema, input side).
 import type { Hono } from 'hono';
 import { z } from 'zod';
@@ -15,7 +15,7 @@ import { API_ROUTES, routeKey, type ApiRoute } from './routes.ts';
 export const OPENAPI_PATH = '/openapi.json';
 export const API_VERSION = '0.1.0';
 
-/** The error statuses the API answers with `{"error","message"}` (contract 3), by their usual code. */
+/** The error statuses the API answers with `{"error","message"}` (docs/api.md), by their usual code. */
 const ERRORS = {
   400: ['BadRequest', 'the request is malformed or invalid (a JSON body, a field, a query parameter)'],
   401: ['Unauthorized', 'no bearer token, or one the coordinator does not know'],

@@ -9,7 +9,7 @@ export interface ApiRoute {
   path: string;
   /** No authorizer in front (the route itself decides, or it reveals nothing). */
   public?: true;
-  /** The issue whose branch adds this route to the app (CONTRACT.md §7); the gateway has it already. */
+  /** The issue whose branch adds this route to the app (docs/api.md); the gateway has it already. */
   from?: string;
 }
 
@@ -26,9 +26,9 @@ export const API_ROUTES: readonly ApiRoute[] = [
   // Operator: the ingest dead-letter queue (lambdas/handlers/dlq.ts).
   { method: 'GET', path: '/v1/dlq' },
   { method: 'POST', path: '/v1/dlq/redrive' },
-  // CONTRACT.md §7.1
+  // docs/reboot-model.md
   { method: 'GET', path: '/v1/nodes/{id}', from: '7.1' },
-  // §7.3
+  // docs/fleet-safety.md
   { method: 'POST', path: '/v1/holds', from: '7.3' },
   { method: 'GET', path: '/v1/holds', from: '7.3' },
   { method: 'DELETE', path: '/v1/holds/{id}', from: '7.3' },
@@ -42,7 +42,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { method: 'POST', path: '/v1/rollouts/{id}/cancel', from: '7.3' },
   // The page asks for the operator token itself and calls the API with it.
   { method: 'GET', path: '/ui', public: true, from: '7.3' },
-  // §7.4: a description of the API, no secrets in it.
+  // docs/api.md: a description of the API, no secrets in it.
   { method: 'GET', path: '/openapi.json', public: true },
 ];
 

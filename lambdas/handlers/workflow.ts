@@ -52,7 +52,7 @@ export function createAwaitHandler(deps: Deps) {
     const p = parse(AwaitInput, payload);
     const { reboot, node } = await load(deps, p.rebootId);
     const reg = { token: p.taskToken, step: p.step, enteredAt: p.enteredAt };
-    // Cancelled (contract 7.3): every wait answers at once, and nothing more is sent.
+    // Cancelled (docs/fleet-safety.md): every wait answers at once, and nothing more is sent.
     if (reboot.status === 'cancelled') {
       await deps.workflows.wake(p.taskToken, { signal: 'cancelled' });
       return { registered: false };
@@ -153,7 +153,7 @@ export function createStepHandler(deps: Deps) {
         // for its next xPU above all) must find the slot free, not race the release.
         await releaseBudgets(deps, reboot, node);
         const res = await applyStep(deps, reboot.id, (r) => (failed ? fail(r, reason, story, closed, now) : complete(r, closed, now)) ?? releaseAgain(r), node);
-        // Rollouts (issue 16): the end of a reboot a rollout asked for lets its next xPU start. Also on a replay (harmless).
+        // Rollouts: the end of a reboot a rollout asked for lets its next xPU start. Also on a replay (harmless).
         await wakeRolloutOf(deps, res?.reboot);
         if (failed && res?.changed && !reboot.endedAt) deps.logger.error('reboot failed', { rebootId: reboot.id, node: reboot.node, reason });
         return { ok: true };

@@ -32,7 +32,7 @@ export interface NodeStateRecord {
   lastBmcEventAt?: string;
   /** xPU id → the last reboot that released its claim on it (late signals find their reboot). */
   lastXpuReboots?: Record<string, string>;
-  /** The tenant the node's xPUs are provisioned for (contract 7.1); unset: the inventory's. */
+  /** The tenant the node's xPUs are provisioned for (docs/reboot-model.md); unset: the inventory's. */
   provisionedTenant?: string;
 }
 
@@ -98,7 +98,7 @@ export interface RebootStore extends BudgetStore, HoldStore {
   recordDropped(ev: NativeEvent, reason: string): Promise<void>;
   listDropped(limit: number): Promise<Array<{ at: string; reason: string; event: NativeEvent }>>;
 
-  /** The reboot an event key started (contract 7.1: ids are ULIDs, so a replay must look its reboot up). */
+  /** The reboot an event key started (docs/reboot-model.md: ids are ULIDs, so a replay must look its reboot up). */
   rebootIdOfEvent(key: string): Promise<string | undefined>;
   /**
    * Maps an event key to `rebootId` unless it maps to a reboot already (a conditional put); returns
@@ -216,7 +216,7 @@ export interface QueuedEntry {
 }
 
 /**
- * Disruption budgets (contract 7.3): one counter item per budget (domain and value) with the nodes
+ * Disruption budgets (docs/fleet-safety.md): one counter item per budget (domain and value) with the nodes
  * unavailable in it. Taken by conditional writes, never read-then-write, so concurrent notices in
  * one rack cannot overshoot; without transactions (dynalite has none) a node's budgets are taken
  * one after the other and given back when one is full.
@@ -238,7 +238,7 @@ export interface BudgetStore {
   queuedReboots(): Promise<QueuedEntry[]>;
 }
 
-/** Operator holds (contract 7.3). */
+/** Operator holds (docs/fleet-safety.md). */
 export interface HoldStore {
   putHold(hold: Hold): Promise<void>;
   /** Every stored hold, expired ones included (the caller knows the time). */

@@ -1,4 +1,4 @@
-// The AWS twin at fleet scale (issue 17), as synthesized: grants scoped, retries and retention consistent,
+// The AWS twin at fleet scale , as synthesized: grants scoped, retries and retention consistent,
 // alarms wired, stacks that redeploy and destroy cleanly, the operator's mapping deployable, concurrency reserved.
 import { Template } from 'aws-cdk-lib/assertions';
 import { join } from 'node:path';

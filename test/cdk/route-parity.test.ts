@@ -15,7 +15,7 @@ function appRouteKeys(): string[] {
 
 describe('route parity', () => {
   const listed = API_ROUTES.map(routeKey).sort();
-  // Routes that other issues' branches add to the app (CONTRACT.md §7). Once merged they are served
+  // Routes that other issues' branches add to the app (docs/api.md). Once merged they are served
   // and this set must not excuse them any longer: see the last test.
   const pending = new Set(API_ROUTES.filter((r) => r.from).map(routeKey));
 

@@ -1,4 +1,4 @@
-// Required hooks per role and dry runs (contract 7.5): a missing required hook fails, a dry run never succeeds.
+// Required hooks per role and dry runs (docs/edge-kit.md): a missing required hook fails, a dry run never succeeds.
 import { afterEach, describe, expect, it } from 'vitest';
 import { command, FakeServer } from '../fixtures/agent/fake-server.ts';
 import { removeWorkspaces, startAgent, workspace, writeHook, type Workspace } from '../fixtures/agent/harness.ts';

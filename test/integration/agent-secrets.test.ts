@@ -1,4 +1,4 @@
-// Secrets and server input (contract 7.5): with --token-file the token is in no argv or environ (agent, lean re-exec, hook);
+// Secrets and server input (docs/edge-kit.md): with --token-file the token is in no argv or environ (agent, lean re-exec, hook);
 // http:// only to loopback; unsafe server ids; `agent check` against a server, over mutual TLS.
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';

@@ -106,7 +106,7 @@ function agent(url: string, id: string, dir: string, hooks: Record<string, strin
     url,
     agent: id,
     token: opts.token ?? tokenOf(id.split('.')[0]),
-    // Required hooks (contract 7.5) that a scenario does not care about succeed silently.
+    // Required hooks (docs/edge-kit.md) that a scenario does not care about succeed silently.
     hooks: writeHooks(join(dir, `hooks-${id}`), { ...Object.fromEntries(REQUIRED_HOOKS[roleOf(id)].map((t) => [t, 'cat > /dev/null'])), ...hooks }),
     state: opts.state ?? join(dir, `state-${id}`),
     args: ['--heartbeat-seconds', '1', '--kill-grace-seconds', '1', '--backoff-initial-seconds', '0.2', '--backoff-max-seconds', '1'],

@@ -78,7 +78,7 @@ describe('rebootctl agent', () => {
       ['c1', 'succeeded'],
       ['c2', 'succeeded'],
       ['c3', 'failed'],
-      ['c4', 'failed'], // restore-pcie is required on a host (contract 7.5)
+      ['c4', 'failed'], // restore-pcie is required on a host (docs/edge-kit.md)
       ['c5', 'failed'],
       ['c6', 'skipped'],
     ]);

@@ -1,4 +1,4 @@
-// Contract 7.2 boot reports against the real stack and real agents: a changed boot id at start
+// docs/identities.md boot reports against the real stack and real agents: a changed boot id at start
 // becomes `xpu.ready` / `host.ready` from that agent; the first start and a restart in the same boot say nothing.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,4 +1,4 @@
-// Fleet safety (contract 7.3) through the real local stack: budgets, holds, cancel and force.
+// Fleet safety (docs/fleet-safety.md) through the real local stack: budgets, holds, cancel and force.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, OPERATOR_TOKEN, startStackProcess, tempDir, waitFor, writeInventory, type RunningStack } from '../support/stack.ts';
@@ -376,7 +376,7 @@ nodes:
       s = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile });
       expect((await api(s.url, `/v1/reboots/${queued.id}`, { token: OPERATOR_TOKEN })).json.status).toBe('queued');
       await post('k1', 'k1-r', 'xpu.ready');
-      // No host agent here: restore-pcie times out and the reboot fails (contract 7.1); it ends all the same.
+      // No host agent here: restore-pcie times out and the reboot fails (docs/reboot-model.md); it ends all the same.
       await status(first.id, (r) => r.status === 'completed' || r.status === 'failed', 'ended');
       const goes = await status(queued.id, (r) => r.status !== 'queued', 'out of the queue');
       expect(goes.history.some((h: any) => h.phase === 'admitted')).toBe(true);

@@ -1,4 +1,4 @@
-// Contract 7.2 identities against the real local stack: every pair of (token × agent route / event
+// docs/identities.md identities against the real local stack: every pair of (token × agent route / event
 // type) allowed or refused, current and next (rollover) tokens, and `by` on every accepted event.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -140,7 +140,7 @@ function split(agent: string): { node: string; xpu?: string } {
   return xpu ? { node, xpu } : { node };
 }
 
-describe('identities (contract 7.2)', () => {
+describe('identities (docs/identities.md)', () => {
   it('lets every agent of a node read its reboots; a host whose xPUs have tokens is only the host for extensions', async () => {
     const pending = await api(stack.url, '/v1/events', {
       token: TOKENS.dpu0,

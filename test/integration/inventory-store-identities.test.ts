@@ -1,4 +1,4 @@
-// Contract 7.2 identities in the AWS inventory (items per node and per token hash): xPU tokens,
+// docs/identities.md identities in the AWS inventory (items per node and per token hash): xPU tokens,
 // rollover (...Next) tokens and named operators are found by the authorizer and the API's index.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

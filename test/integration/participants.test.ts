@@ -1,4 +1,4 @@
-// Contract 7.2 in-band path against the real stack process and real agents: `rebootctl announce`
+// docs/identities.md in-band path against the real stack process and real agents: `rebootctl announce`
 // (deduped with a BMC notice of the same reboot) and `rebootctl host-reboot`'s exit codes 0, 3 and 4.
 import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';

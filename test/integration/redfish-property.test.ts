@@ -64,7 +64,7 @@ const CompleteEvent = z.strictObject({
   dedupKey: z.string().regex(/^node-[a-z]+:redfish:(id|content):[0-9a-f]{64}$/),
   messageId: z.string().min(1),
   data: z.record(z.string(), z.union([z.string().min(1), z.number().positive()])),
-  /** Who sent it (contract 7.1): the posting node's BMC. */
+  /** Who sent it (docs/reboot-model.md): the posting node's BMC. */
   by: z.string().regex(/^bmc:node-[a-z]+$/),
 });
 

@@ -175,7 +175,7 @@ describe('each vendor shape through the pipeline', () => {
     expect((await reload(s, r)).hostDownAt).toBe('2025-03-02T15:00:00.000Z');
   });
 
-  // Release 2 (contract 7.1): a signal before its reboot is kept for it, no longer dropped.
+  // Release 2 (docs/reboot-model.md): a signal before its reboot is kept for it, no longer dropped.
   it('Foxconn DCPowerOff (EventTimeStamp, Critical) with no host reboot in progress is kept for its reboot, not applied', async () => {
     const s = await stackAt('2025-03-02T17:57:53Z');
     const res = await deliver(s, 'node-foxconn', fixtureText('foxconn-dc-off.json'));
@@ -266,7 +266,7 @@ describe('redelivery and ordering', () => {
     expect((await s.reboots()).map((r) => [r.node, r.xpu, r.deadline])).toEqual([['node-a', 'dpu0', '2025-03-02T12:10:00.000Z']]);
   });
 
-  // Release 2 (contract 7.1): a ready with no reboot is an unannounced reboot, recorded at once; the
+  // Release 2 (docs/reboot-model.md): a ready with no reboot is an unannounced reboot, recorded at once; the
   // notice the BMC sent before it (by the BMC's own clock), delivered after it, joins it.
   it('out of order: a ready before its pending is an unannounced reboot the pending joins; an older ready is stale; nothing is lost', async () => {
     const s = await stackAt('2025-03-02T12:00:30Z');

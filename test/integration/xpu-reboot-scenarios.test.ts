@@ -116,7 +116,7 @@ describe('xPU reboot scenarios through the real local stack', () => {
     expect(lines(log).filter((l) => l.endsWith(' end'))).toEqual(['protect-pcie end', 'allow-coredump end', 'restore-pcie end', 'resume-workloads end']);
   });
 
-  // Contract §6: a redelivery after an extension carries the moved deadline, also to a running hook.
+  // docs/api.md: a redelivery after an extension carries the moved deadline, also to a running hook.
   it('an extension reaches the running migration hook before its old deadline kills it', async () => {
     const { url, log } = await start('ext', { 'migrate-workloads': 'sleep 7', 'protect-pcie': 'true', 'restore-pcie': 'true', 'resume-workloads': 'true' }, { 'proceed-reboot': 'true' });
     await post(url, { id: 'e-1', type: 'xpu.reboot.pending', node: 'node-s', xpu: 'dpu0' });

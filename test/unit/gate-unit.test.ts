@@ -1,4 +1,4 @@
-// The shipped shutdown gate unit (contract 7.2): bounded, run at shutdown, and valid for systemd.
+// The shipped shutdown gate unit (docs/identities.md): bounded, run at shutdown, and valid for systemd.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -48,7 +48,7 @@ describe('inventory', () => {
   });
 });
 
-describe('inventory identities (contract 7.2)', () => {
+describe('inventory identities (docs/identities.md)', () => {
   const WITH_IDS = `
 operators:
   - { name: alice, token: op-alice-token, tokenNext: op-alice-next }

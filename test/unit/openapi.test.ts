@@ -1,4 +1,4 @@
-// GET /openapi.json (contract 7.4): the document names exactly the routes of routes.ts and of the app,
+// GET /openapi.json (docs/api.md): the document names exactly the routes of routes.ts and of the app,
 // is a structurally valid OpenAPI 3.1 document, and its request schemas refuse what the routes refuse.
 import { describe, expect, it } from 'vitest';
 import { hashToken, InventoryIndex, parseInventory } from '../../lambdas/core/inventory.ts';

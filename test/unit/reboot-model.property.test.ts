@@ -427,7 +427,7 @@ function run(ops: Op[], bmcSkewDays: number, agentSkewSeconds: number): Sim {
   return sim;
 }
 
-/** The invariants of issue 13, over one finished simulation. */
+/** The reboot model's invariants, over one finished simulation. */
 function check(sim: Sim): string[] {
   const bad = [...sim.violations];
   const all = [...sim.reboots.values()];

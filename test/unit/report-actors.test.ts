@@ -1,4 +1,4 @@
-// Who extended, forced and cancelled (contract 7.2): the report reads it from the history's `by`.
+// Who extended, forced and cancelled (docs/identities.md): the report reads it from the history's `by`.
 import { describe, expect, it } from 'vitest';
 import { computeComplianceReport, renderReport } from '../../lambdas/core/report/index.ts';
 import { FROM, TO, GENERATED_AT, parseCsv, t, xpuReboot } from './report-fixtures.ts';

@@ -1,4 +1,4 @@
-// The host reboot workflow (issue 5) on the in-process stack with a ManualClock: deny, free, return, re-provision.
+// The host reboot workflow on the in-process stack with a ManualClock: deny, free, return, re-provision.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { StoredReboot } from '../../lambdas/core/reboot.ts';
 import { eventually, phases, startHarness, type Harness } from './harness.ts';

@@ -1,4 +1,4 @@
-// Contract 7.1 against the real local stack (in-process, manual clock): each behaviour of the reboot
+// docs/reboot-model.md against the real local stack (in-process, manual clock): each behaviour of the reboot
 // model under disorder, one node of the inventory per test so that one stack serves the whole file.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredReboot } from '../../lambdas/core/reboot.ts';

@@ -1,4 +1,4 @@
-// The rollout workflow (issue 16) on the in-process stack with a ManualClock: order, maxUnavailable, failures, windows, cancel.
+// The rollout workflow on the in-process stack with a ManualClock: order, maxUnavailable, failures, windows, cancel.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Command } from '../../lambdas/core/types.ts';
 import { eventually, startHarness, T0, type Harness } from './harness.ts';

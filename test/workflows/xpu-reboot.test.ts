@@ -1,4 +1,4 @@
-// The xPU reboot workflow (issue 4) on the in-process stack with a ManualClock: every branch, no real waiting.
+// The xPU reboot workflow on the in-process stack with a ManualClock: every branch, no real waiting.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createAwaitHandler, createStepHandler } from '../../lambdas/handlers/workflow.ts';
 import { countStateEntered, eventually, phases, startHarness, T0, type Harness } from './harness.ts';
@@ -57,7 +57,7 @@ describe('happy path', () => {
     await h.event('solo', 'xpu.down', { xpu: 'dpu0' });
     await h.event('solo', 'xpu.ready', { xpu: 'dpu0' });
     await h.drain();
-    // Contract 7.1: resume-workloads only once restore-pcie succeeded.
+    // docs/reboot-model.md: resume-workloads only once restore-pcie succeeded.
     const rec = await answerRecovery(r.id);
     expect(rec.map((c) => c.type)).toEqual(['restore-pcie', 'resume-workloads']);
 
@@ -99,7 +99,7 @@ async function advanceAlive(node: string, cmdId: string, to: number) {
   }
 }
 
-/** The host answers restore-pcie and then (contract 7.1: only then) resume-workloads or reboot-host. */
+/** The host answers restore-pcie and then (docs/reboot-model.md: only then) resume-workloads or reboot-host. */
 async function answerRecovery(id: string, node = 'solo') {
   await h.waitForState(id, 'RestorePcie');
   const restore = await h.agent(node).answerAll();
@@ -447,7 +447,7 @@ describe('events early, late, twice or for nothing', () => {
   });
 
   it('signals for a reboot that does not exist: xpu.* is an unannounced reboot, host.* is kept for its reboot', async () => {
-    // Release 2 (contract 7.1): these were dropped; now nothing accepted is lost.
+    // Release 2 (docs/reboot-model.md): these were dropped; now nothing accepted is lost.
     await h.event('solo', 'xpu.down', { xpu: 'dpu0' });
     await h.drain();
     await h.event('solo', 'xpu.ready', { xpu: 'dpu0' });

@@ -212,7 +212,7 @@ function rebootsTable(rows: readonly ReportRow[]): string {
       r.extensionsRequested === 0
         ? '—'
         : `${r.extensionsGranted} granted${r.extensionsRefused ? `, ${r.extensionsRefused} refused` : ''}${r.extendedSeconds ? ` (+${esc(formatDuration(r.extendedSeconds))})` : ''}`;
-    // Who (contract 7.2), where the history says.
+    // Who (docs/identities.md), where the history says.
     const who = (a: string | null | undefined) => (a ? ` <span class="muted">by ${esc(a)}</span>` : '');
     const extBy = who([...new Set(r.by?.extended ?? [])].join(', '));
     const cmds = r.failedCommands.length ? r.failedCommands.map((c) => `${esc(c.type)}: ${esc(c.status)}`).join('<br>') : '—';

@@ -23,7 +23,7 @@ export const FINDING_CODES = [
   'forced-at-deadline',
   'command-failed',
   'command-timed-out',
-  /** Contract 7.3: the reboot made its node unavailable beyond a disruption budget (a crash, or a queued reboot at its cap). */
+  /** docs/fleet-safety.md: the reboot made its node unavailable beyond a disruption budget (a crash, or a queued reboot at its cap). */
   'budget-exceeded',
 ] as const;
 
@@ -94,12 +94,12 @@ export const ReportRowSchema = z.object({
   outstanding: z.array(z.string()),
   failedCommands: z.array(FailedCommandSchema),
   denyReason: z.string().nullable(),
-  /** Contract 7.3: how long a disruption budget or a hold kept the reboot queued (null: never queued). */
+  /** docs/fleet-safety.md: how long a disruption budget or a hold kept the reboot queued (null: never queued). */
   budgetWaitSeconds: seconds.nullable(),
   /** Why it was queued: `budget: ...` or `hold: ...`. */
   queueReason: z.string().nullable(),
   findings: z.array(RowFindingSchema),
-  /** Who extended, forced and cancelled (from the history's `by`, contract 7.2); absent when no entry says. */
+  /** Who extended, forced and cancelled (from the history's `by`, docs/identities.md); absent when no entry says. */
   by: z
     .object({ extended: z.array(z.string()), forced: z.string().nullable(), cancelled: z.string().nullable() })
     .optional(),
@@ -145,7 +145,7 @@ export const ComplianceReportSchema = z.object({
     byTenant: z.array(GroupTotalsSchema),
   }),
   findings: z.array(FindingSchema),
-  /** 1.1: rollouts started in the window (contract 7.3). */
+  /** 1.1: rollouts started in the window (docs/fleet-safety.md). */
   rollouts: z.array(RolloutSummarySchema),
 });
 
