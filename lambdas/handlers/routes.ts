@@ -9,8 +9,6 @@ export interface ApiRoute {
   path: string;
   /** No authorizer in front (the route itself decides, or it reveals nothing). */
   public?: true;
-  /** The issue whose branch adds this route to the app (docs/api.md); the gateway has it already. */
-  from?: string;
 }
 
 export const API_ROUTES: readonly ApiRoute[] = [
@@ -27,21 +25,21 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { method: 'GET', path: '/v1/dlq' },
   { method: 'POST', path: '/v1/dlq/redrive' },
   // docs/reboot-model.md
-  { method: 'GET', path: '/v1/nodes/{id}', from: '7.1' },
+  { method: 'GET', path: '/v1/nodes/{id}' },
   // docs/fleet-safety.md
-  { method: 'POST', path: '/v1/holds', from: '7.3' },
-  { method: 'GET', path: '/v1/holds', from: '7.3' },
-  { method: 'DELETE', path: '/v1/holds/{id}', from: '7.3' },
-  { method: 'POST', path: '/v1/reboots/{id}/cancel', from: '7.3' },
-  { method: 'POST', path: '/v1/reboots/{id}/force', from: '7.3' },
-  { method: 'POST', path: '/v1/rollouts', from: '7.3' },
-  { method: 'GET', path: '/v1/rollouts', from: '7.3' },
+  { method: 'POST', path: '/v1/holds' },
+  { method: 'GET', path: '/v1/holds' },
+  { method: 'DELETE', path: '/v1/holds/{id}' },
+  { method: 'POST', path: '/v1/reboots/{id}/cancel' },
+  { method: 'POST', path: '/v1/reboots/{id}/force' },
+  { method: 'POST', path: '/v1/rollouts' },
+  { method: 'GET', path: '/v1/rollouts' },
   // The fleet view behind `rebootctl status` and /ui.
-  { method: 'GET', path: '/v1/fleet', from: '7.3' },
-  { method: 'GET', path: '/v1/rollouts/{id}', from: '7.3' },
-  { method: 'POST', path: '/v1/rollouts/{id}/cancel', from: '7.3' },
+  { method: 'GET', path: '/v1/fleet' },
+  { method: 'GET', path: '/v1/rollouts/{id}' },
+  { method: 'POST', path: '/v1/rollouts/{id}/cancel' },
   // The page asks for the operator token itself and calls the API with it.
-  { method: 'GET', path: '/ui', public: true, from: '7.3' },
+  { method: 'GET', path: '/ui', public: true },
   // docs/api.md: a description of the API, no secrets in it.
   { method: 'GET', path: '/openapi.json', public: true },
 ];

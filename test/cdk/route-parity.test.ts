@@ -15,18 +15,15 @@ function appRouteKeys(): string[] {
 
 describe('route parity', () => {
   const listed = API_ROUTES.map(routeKey).sort();
-  // Routes that other issues' branches add to the app (docs/api.md). Once merged they are served
-  // and this set must not excuse them any longer: see the last test.
-  const pending = new Set(API_ROUTES.filter((r) => r.from).map(routeKey));
 
   it('every route of the app is in the route list (and so a gateway route)', () => {
     const missing = appRouteKeys().filter((k) => !listed.includes(k));
     expect(missing, 'add these to lambdas/handlers/routes.ts').toEqual([]);
   });
 
-  it('every listed route is served by the app, but routes of §7 not yet merged', () => {
+  it('every listed route is served by the app', () => {
     const served = new Set(appRouteKeys());
-    const unserved = listed.filter((k) => !served.has(k) && !pending.has(k));
+    const unserved = listed.filter((k) => !served.has(k));
     expect(unserved).toEqual([]);
   });
 
