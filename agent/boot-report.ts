@@ -29,11 +29,16 @@ export interface BootReportDeps extends TlsFiles {
   stateDir: string;
   bootIdFile?: string;
   log: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
+  /** Tests only; by default the agent's own node:http client (see reportBoot). */
+  fetch?: typeof fetch;
   /** Give up after this long (the server may be down at boot); the next start tries again. */
   timeoutMs?: number;
 }
 
-export type BootReport = { kind: 'first-start' | 'same-boot' | 'no-boot-id' } | { kind: 'reported'; type: string; eventId: string } | { kind: 'failed'; error: string };
+export type BootReport =
+  | { kind: 'first-start' | 'same-boot' | 'no-boot-id' }
+  | { kind: 'reported'; type: string; eventId: string }
+  | { kind: 'failed'; error: string };
 
 /**
  * Compares the boot id with the stored one and reports a changed one. The new id is stored only
@@ -72,26 +77,54 @@ export async function reportBoot(d: BootReportDeps): Promise<BootReport> {
   const eventId = `boot-${d.agent}-${boot}`;
   // The agent's own client, not fetch: fetch loads undici (~15 MB that would stay resident in the
   // daemon after every reboot it reports), and it would not use the agent's CA and client certificate.
-  const http = createHttpClient(d.server, d.token, `rebootctl-agent (${d.agent})`, d);
+  const http = d.fetch ? undefined : createHttpClient(d.server, d.token, `rebootctl-agent (${d.agent})`, d);
+  const send: Send = http ? (body) => http.request('POST', 'v1/events', { body, timeoutMs: 10_000 }) : viaFetch(d, d.fetch!);
   try {
-    return await post(d, http, { boot, last, store, type, node, xpu, eventId });
+    return await post(d, send, { boot, last, store, type, node, xpu, eventId });
   } finally {
-    http.close();
+    http?.close();
   }
+}
+
+type Send = (body: unknown) => Promise<{ status: number; body: string }>;
+
+function viaFetch(d: BootReportDeps, f: typeof fetch): Send {
+  const base = new URL(d.server);
+  const url = new URL(`${base.pathname.replace(/\/+$/, '')}/v1/events`, base);
+  return async (body) => {
+    const res = await f(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+    return { status: res.status, body: await res.text().catch(() => '') };
+  };
 }
 
 async function post(
   d: BootReportDeps,
-  http: ReturnType<typeof createHttpClient>,
-  { boot, last, store, type, node, xpu, eventId }: { boot: string; last: string; store: () => void; type: string; node: string; xpu?: string; eventId: string },
+  send: Send,
+  {
+    boot,
+    last,
+    store,
+    type,
+    node,
+    xpu,
+    eventId,
+  }: { boot: string; last: string; store: () => void; type: string; node: string; xpu?: string; eventId: string },
 ): Promise<BootReport> {
   const until = Date.now() + (d.timeoutMs ?? 60_000);
   let delay = 500;
   for (;;) {
     try {
-      const res = await http.request('POST', 'v1/events', {
-        body: { id: eventId, type, node, ...(xpu ? { xpu } : {}), data: { bootId: boot, previousBootId: last, reportedBy: 'agent' } },
-        timeoutMs: 10_000,
+      const res = await send({
+        id: eventId,
+        type,
+        node,
+        ...(xpu ? { xpu } : {}),
+        data: { bootId: boot, previousBootId: last, reportedBy: 'agent' },
       });
       if (res.status === 202) {
         store();

@@ -3,7 +3,18 @@
 import type { Command } from 'commander';
 import { parseAgentId } from '../../lambdas/core/inventory.ts';
 import { rebootIdFor } from '../../lambdas/core/reboot.ts';
-import { Client, EXIT, TimedOut, UsageError, findReboot, resolveToken, seconds, sleep, stableEventId, type ParticipantOpts } from './participant.ts';
+import {
+  Client,
+  EXIT,
+  TimedOut,
+  UsageError,
+  findReboot,
+  resolveToken,
+  seconds,
+  sleep,
+  stableEventId,
+  type ParticipantOpts,
+} from './participant.ts';
 
 interface AnnounceOpts extends ParticipantOpts {
   reason: string;
@@ -38,7 +49,8 @@ export async function announce(opts: AnnounceOpts, io = { out: console.log, err:
         else io.out(`reboot ${r.id} deadline ${r.deadline ?? '-'} (${r.status}; event ${id})`);
         return EXIT.ok;
       }
-      if (Date.now() + 300 > client.until) throw new TimedOut(`the notice was accepted (event ${id}) but no reboot of ${opts.agent} showed within ${wait}s`);
+      if (Date.now() + 300 > client.until)
+        throw new TimedOut(`the notice was accepted (event ${id}) but no reboot of ${opts.agent} showed within ${wait}s`);
       await sleep(300);
     }
   } catch (err) {

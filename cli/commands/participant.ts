@@ -58,7 +58,10 @@ export function seconds(value: string, what: string, min = 0): number {
  */
 export function stableEventId(prefix: string, parts: string[]): string {
   const boot = readBootId() ?? randomUUID();
-  const h = createHash('sha256').update([boot, ...parts].join('\n')).digest('hex').slice(0, 20);
+  const h = createHash('sha256')
+    .update([boot, ...parts].join('\n'))
+    .digest('hex')
+    .slice(0, 20);
   return `${prefix}-${h}`;
 }
 
@@ -78,6 +81,19 @@ function readBootId(): string | undefined {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** What these commands read of a reboot (the API's public shape, loosely: it may grow). */
+export interface RebootView {
+  id: string;
+  kind: 'xpu' | 'host';
+  xpu: string | null;
+  status: string;
+  deadline: string | null;
+  denyReason?: string;
+  cancelReason?: string;
+  commands?: Record<string, { type: string; agent: string; status: string }>;
+  history?: Array<{ detail?: unknown }>;
+}
+
 /** A client of the coordinator API for one agent token; transient failures are retried until `until`. */
 export class Client {
   readonly server: string;
@@ -90,7 +106,7 @@ export class Client {
     this.until = until;
   }
 
-  async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  async request<T = unknown>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: T }> {
     const base = new URL(this.server);
     const url = new URL(`${base.pathname.replace(/\/+$/, '')}${path}`, base);
     let delay = 250;
@@ -103,9 +119,10 @@ export class Client {
           body: body !== undefined ? JSON.stringify(body) : undefined,
           signal: AbortSignal.timeout(Math.max(1000, Math.min(15_000, this.until - Date.now()))),
         });
-        const json: any = await res.json().catch(() => undefined);
-        if (res.ok || (res.status === 404 && method === 'GET')) return { status: res.status, json };
-        if (res.status >= 400 && res.status < 500 && res.status !== 429) throw new Refused(res.status, `${res.status} ${json?.error ?? ''}: ${json?.message ?? res.statusText}`);
+        const json = (await res.json().catch(() => undefined)) as (T & { error?: string; message?: string }) | undefined;
+        if (res.ok || (res.status === 404 && method === 'GET')) return { status: res.status, json: json as T };
+        if (res.status >= 400 && res.status < 500 && res.status !== 429)
+          throw new Refused(res.status, `${res.status} ${json?.error ?? ''}: ${json?.message ?? res.statusText}`);
         failure = `${res.status} ${json?.message ?? res.statusText}`;
       } catch (err) {
         if (err instanceof Refused) throw err;
@@ -129,11 +146,17 @@ const FINAL = new Set(['completed', 'denied', 'failed', 'cancelled']);
  * (`preferId`), else an active one of the node whose history names the event, else (when `fallback`
  * matches) the newest active one of that kind and xPU.
  */
-export async function findReboot(client: Client, node: string, eventId: string, preferId: string, fallback: (r: any) => boolean): Promise<any | undefined> {
-  const own = await client.request('GET', `/v1/reboots/${encodeURIComponent(preferId)}`);
+export async function findReboot(
+  client: Client,
+  node: string,
+  eventId: string,
+  preferId: string,
+  fallback: (r: RebootView) => boolean,
+): Promise<RebootView | undefined> {
+  const own = await client.request<RebootView>('GET', `/v1/reboots/${encodeURIComponent(preferId)}`);
   if (own.status === 200) return own.json;
-  const page = await client.request('GET', `/v1/reboots?node=${encodeURIComponent(node)}&limit=50`);
-  const items: any[] = page.json?.items ?? [];
-  const names = (r: any) => (r.history ?? []).some((h: any) => typeof h.detail === 'string' && h.detail.includes(`event ${eventId})`));
+  const page = await client.request<{ items?: RebootView[] } | undefined>('GET', `/v1/reboots?node=${encodeURIComponent(node)}&limit=50`);
+  const items = page.json?.items ?? [];
+  const names = (r: RebootView) => (r.history ?? []).some((h) => typeof h.detail === 'string' && h.detail.includes(`event ${eventId})`));
   return items.find((r) => names(r)) ?? items.find((r) => !FINAL.has(r.status) && fallback(r));
 }

@@ -167,13 +167,18 @@ export function fleetTable(f: any): string[] {
   out.push(['RACK'.padEnd(10), 'NODE'.padEnd(14), 'STATE'.padEnd(15), 'HOLDS'.padEnd(10), 'REBOOTS'].join(' '));
   for (const rack of f.racks) {
     for (const [i, n] of rack.nodes.entries()) {
-      const reboots = n.reboots.map((r: any) => `${r.kind === 'host' ? 'host' : r.xpu} ${r.status}${r.deadline && ['notified', 'preparing', 'extended', 'queued'].includes(r.status) ? ` until ${r.deadline.slice(11, 19)}` : ''} (${r.id})`).join('; ');
+      const reboots = [
+        ...n.reboots.map((r: any) => `${r.kind === 'host' ? 'host' : r.xpu} ${r.status}${r.deadline && ['notified', 'preparing', 'extended', 'queued'].includes(r.status) ? ` until ${r.deadline.slice(11, 19)}` : ''} (${r.id})`),
+        // Asked by a rollout (reboot-xpu out), not announced yet.
+        ...(n.asked ?? []).map((x: string) => `${x} asked by a rollout`),
+      ].join('; ');
       out.push([(i === 0 ? rack.rack : '').padEnd(10), n.id.padEnd(14), n.state.padEnd(15), (n.holds.length ? n.holds.join(',') : '-').padEnd(10), reboots || '-'].join(' '));
     }
   }
   if (f.budgets.length) {
     out.push('', 'BUDGETS');
-    for (const b of f.budgets) out.push(`  ${`${b.per} ${b.key}`.padEnd(24)} ${b.unavailable}/${b.maxUnavailable} unavailable${b.unavailable >= b.maxUnavailable ? '  (full)' : ''}`);
+    // `key` is `<per>:<value>` (budget items), or the value alone.
+    for (const b of f.budgets) out.push(`  ${`${b.per} ${String(b.key).startsWith(`${b.per}:`) ? b.key.slice(b.per.length + 1) : b.key}`.padEnd(24)} ${b.unavailable}/${b.maxUnavailable} unavailable${b.unavailable >= b.maxUnavailable ? '  (full)' : ''}`);
   }
   if (f.holds.length) {
     out.push('', 'HOLDS');

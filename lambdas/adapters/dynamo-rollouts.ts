@@ -84,14 +84,38 @@ export class DynamoRolloutStore implements RolloutStore {
         Limit: Math.min(limit, 100),
       }),
     );
-    const ids = (res.Items ?? []).map((it) => it.id as string);
-    if (ids.length === 0) return [];
+    return this.#byIds((res.Items ?? []).map((it) => it.id as string));
+  }
+
+  async rolloutsCreatedBetween(from: Date, to: Date): Promise<Rollout[]> {
+    const ids: string[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const res = await this.#doc.send(
+        new QueryCommand({
+          TableName: this.#table,
+          IndexName: 'gsi1',
+          KeyConditionExpression: 'gsi1pk = :p AND gsi1sk BETWEEN :a AND :b',
+          ExpressionAttributeValues: { ':p': ALL_ROLLOUTS, ':a': from.toISOString(), ':b': to.toISOString() },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      ids.push(...(res.Items ?? []).filter((it) => String(it.gsi1sk) < to.toISOString()).map((it) => it.id as string));
+      startKey = res.LastEvaluatedKey;
+    } while (startKey);
+    return this.#byIds(ids);
+  }
+
+  /** Whole items for ids read from the index, in the index's order (BatchGet takes 100 keys at a time). */
+  async #byIds(ids: string[]): Promise<Rollout[]> {
     const found = new Map<string, Rollout>();
-    let keys: Record<string, unknown>[] | undefined = ids.map(key);
-    for (let attempt = 0; keys && keys.length > 0 && attempt < MAX_ATTEMPTS; attempt++) {
-      const got = await this.#doc.send(new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys, ConsistentRead: true } } }));
-      for (const it of got.Responses?.[this.#table] ?? []) found.set(it.id as string, strip(it)!);
-      keys = got.UnprocessedKeys?.[this.#table]?.Keys as Record<string, unknown>[] | undefined;
+    for (let i = 0; i < ids.length; i += 100) {
+      let keys: Record<string, unknown>[] | undefined = ids.slice(i, i + 100).map(key);
+      for (let attempt = 0; keys && keys.length > 0 && attempt < MAX_ATTEMPTS; attempt++) {
+        const got = await this.#doc.send(new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys, ConsistentRead: true } } }));
+        for (const it of got.Responses?.[this.#table] ?? []) found.set(it.id as string, strip(it)!);
+        keys = got.UnprocessedKeys?.[this.#table]?.Keys as Record<string, unknown>[] | undefined;
+      }
     }
     return ids.map((id) => found.get(id)).filter((r): r is Rollout => r !== undefined);
   }

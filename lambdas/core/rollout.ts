@@ -43,7 +43,7 @@ export interface Rollout {
   items: RolloutItem[];
   history: HistoryEntry[];
   /** The workflow's callback token while it waits; woken by a reboot's end and by cancel. */
-  waiter?: { token: string; at: string } | null;
+  waiter?: { token: string; at: string; enteredAt?: string } | null;
   version: number;
 }
 

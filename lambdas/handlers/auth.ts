@@ -53,7 +53,11 @@ export function mayActAs(who: Principal, agentId: string, index: InventoryIndex)
  * Guards the agent routes: the node and xPU exist (404) and the principal may act as that agent
  * (403). `as` is the principal acting as that agent (for `by`).
  */
-export function authorizeAgent(agentId: string, who: Principal, index: InventoryIndex): { node: string; xpu: string | null; as: Principal } {
+export function authorizeAgent(
+  agentId: string,
+  who: Principal,
+  index: InventoryIndex,
+): { node: string; xpu: string | null; as: Principal } {
   const { node, xpu } = parseAgentId(agentId);
   if (who.kind !== 'agent' && who.kind !== 'operator') throw new Forbidden('only agent tokens may use the agent routes');
   if (who.kind === 'agent' && who.node !== node) throw new Forbidden(`a token of node ${who.node} may not act as agent ${agentId}`);

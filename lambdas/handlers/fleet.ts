@@ -21,6 +21,7 @@ import { history, isEnded, isFinal, noticeWindow, summarize, toCommand, type Pla
 import type { NodeDef } from '../core/types.ts';
 import type { QueuedEntry, StoredCommand } from '../ports/index.ts';
 import { changeReboot, type Deps } from './deps.ts';
+import { wakeRolloutOf } from './rollout.ts';
 
 export async function activeHolds(deps: Pick<Deps, 'store' | 'clock'>): Promise<Hold[]> {
   const now = deps.clock.now();
@@ -317,6 +318,8 @@ export async function performControl(deps: Deps, reboot: StoredReboot, node: Nod
       case 'release':
         if (reboot.kind === 'xpu') await deps.store.release(reboot.node, 'xpu', reboot.xpu, reboot.id);
         await releaseBudgets(deps, reboot, node);
+        // Rollouts (issue 16): a cancelled reboot ends here, not in the workflow's last step: tell its rollout.
+        await wakeRolloutOf(deps, reboot);
         break;
       case 'wake':
         if (reboot.waiter) await deps.workflows.wake(reboot.waiter.token, e.outcome);

@@ -14,8 +14,12 @@ const LOOKBACK_MS = 24 * 3600 * 1000;
 /** The report over [from, to), checked against each node's own policy. */
 export async function complianceReport(deps: Deps, from: Date, to: Date) {
   const index = await deps.inventory();
-  const reboots = await deps.store.rebootsNotifiedBetween(new Date(from.getTime() - LOOKBACK_MS), to);
+  const [reboots, rollouts] = await Promise.all([
+    deps.store.rebootsNotifiedBetween(new Date(from.getTime() - LOOKBACK_MS), to),
+    deps.rollouts ? deps.rollouts.rolloutsCreatedBetween(from, to) : Promise.resolve([]),
+  ]);
   return computeComplianceReport(reboots.map(publicReboot), {
+    rollouts,
     from,
     to,
     generatedAt: deps.clock.now(),

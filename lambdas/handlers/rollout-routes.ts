@@ -3,10 +3,12 @@ import type { Context, Hono } from 'hono';
 import { ulid } from 'ulid';
 import { z } from 'zod';
 import { BadRequest, Conflict, Forbidden, HttpError, NotFound, PayloadTooLarge, Unauthorized } from '../core/errors.ts';
-import { hashToken, type InventoryIndex } from '../core/inventory.ts';
+import type { InventoryIndex } from '../core/inventory.ts';
+import { actorOf, type Principal } from '../core/principal.ts';
 import { isEnded } from '../core/reboot.ts';
 import { cancelRollout, isInFlight, MAX_PLAN, planRollout, publicRollout, type Rollout } from '../core/rollout.ts';
 import type { RolloutStore } from '../ports/rollouts.ts';
+import { bearerToken, requirePrincipal } from './auth.ts';
 import type { Deps } from './deps.ts';
 import { activeHolds, budgetUse } from './fleet-seams.ts';
 import type { RolloutTagged } from './rollout.ts';
@@ -64,19 +66,15 @@ function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
 
 /** Mounts the routes on the API app; errors go through the app's onError. */
 export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
-  async function operatorOnly(c: Context): Promise<InventoryIndex> {
-    // Header only: an operator token in a URL ends up in access logs.
-    const h = c.req.header('authorization');
-    const m = h ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
-    if (!m) throw new Unauthorized();
-    const hash = hashToken(m[1]);
+  /** The operator only (named operators included); the token from the header, never the URL (it would end up in access logs). */
+  async function operator(c: Context): Promise<{ index: InventoryIndex; who: Principal }> {
     const index = await deps.inventory();
-    const operator = deps.operatorTokenHash ?? index.inventory.operatorTokenHash;
-    if (!operator || hash !== operator) {
-      if (index.nodeByBmcTokenHash(hash) ?? index.nodeByAgentTokenHash(hash)) throw new Forbidden('only the operator may use rollouts and the fleet view');
-      throw new Unauthorized();
-    }
-    return index;
+    const who = requirePrincipal(bearerToken(c.req.header('authorization')), index, deps.operatorTokenHash);
+    if (who.kind !== 'operator') throw new Forbidden('only the operator may use rollouts and the fleet view');
+    return { index, who };
+  }
+  async function operatorOnly(c: Context): Promise<InventoryIndex> {
+    return (await operator(c)).index;
   }
 
   function store(): RolloutStore {
@@ -99,7 +97,8 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
   );
 
   app.post('/v1/rollouts', async (c) => {
-    const index = await operatorOnly(c);
+    const { index, who } = await operator(c);
+    const by = actorOf(who);
     const body = check(RolloutBody, await jsonBody(c), 'rollout');
     const sel = body.selector;
     if (sel.node && !index.node(sel.node)) throw new NotFound(`node ${sel.node} is not in the inventory`);
@@ -117,9 +116,9 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
       reason: body.reason,
       ...(body.noticeSeconds !== undefined ? { noticeSeconds: body.noticeSeconds } : {}),
       createdAt: now,
-      by: 'operator',
+      by,
       items: plan.map((p) => ({ ...p, state: 'pending' })),
-      history: [{ at: now, phase: 'started', detail: `${plan.length} xPUs, at most ${body.maxUnavailable} at a time: ${body.reason}`, by: 'operator' }],
+      history: [{ at: now, phase: 'started', detail: `${plan.length} xPUs, at most ${body.maxUnavailable} at a time: ${body.reason}`, by }],
       waiter: null,
       version: 0,
     };
@@ -142,11 +141,11 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
   });
 
   app.post('/v1/rollouts/:id/cancel', async (c) => {
-    await operatorOnly(c);
+    const { who } = await operator(c);
     const body = check(CancelBody, await jsonBody(c), 'cancel');
     const id = c.req.param('id');
     await theRollout(id);
-    const res = await store().updateRollout(id, (r) => cancelRollout(r, body.reason, 'operator', deps.clock.now()));
+    const res = await store().updateRollout(id, (r) => cancelRollout(r, body.reason, actorOf(who), deps.clock.now()));
     if (!res) throw new NotFound(`no rollout ${id}`);
     if (!res.changed) throw new Conflict(`rollout ${id} is ${res.rollout.status}: nothing to cancel`, 'RolloutEnded');
     // The workflow stops starting xPUs at its next look; wake it now rather than at its fallback timeout.
@@ -181,6 +180,9 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
     });
     const holdMatches = (h: { selector: Record<string, string> }, n: { id: string; rack?: string; zone?: string; tenant?: string }) =>
       Object.entries(h.selector).every(([k, v]) => (k === 'node' ? n.id : (n as Record<string, unknown>)[k]) === v);
+    // xPUs a rollout has asked to reboot (reboot-xpu out) that have not announced yet.
+    const asked = new Map<string, string[]>();
+    for (const r of rollouts) for (const it of r.items) if (it.state === 'sent') asked.set(it.node, [...(asked.get(it.node) ?? []), it.xpu]);
     const racks = new Map<string, unknown[]>();
     for (const n of index.inventory.nodes) {
       const rack = n.rack ?? '(no rack)';
@@ -193,6 +195,7 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
         xpus: n.xpus.map((x) => x.id),
         state: mine.length === 0 ? 'idle' : mine.some((r) => r.status !== 'queued') ? (mine.some((r) => r.kind === 'host') ? 'host-rebooting' : 'xpu-rebooting') : 'queued',
         reboots: mine.map(view),
+        asked: asked.get(n.id) ?? [],
         holds: holds.filter((h) => holdMatches(h, n)).map((h) => h.id),
       });
     }

@@ -88,17 +88,25 @@ export function createRolloutTasks(deps: RolloutDeps) {
   async function observe(r: Rollout, it: RolloutItem): Promise<Observation> {
     const agent = agentIdOf(it.node, it.xpu);
     let reboot: RolloutTagged | undefined;
+    let cmd: StoredCommand | undefined;
     if (it.rebootId) reboot = await deps.store.getReboot(it.rebootId);
     else {
-      const recent = await deps.store.listReboots({ node: it.node, limit: 20 });
-      reboot = (recent.items as RolloutTagged[]).find((x) => matches(x, r, it));
+      // The reboot that holds the xPU's claim first (one read); the node's recent reboots only once the
+      // hook has run and no claim shows it (ended already, or held back without a claim).
+      const holder = (await deps.store.getNodeState(it.node)).xpus[it.xpu];
+      const held = holder ? ((await deps.store.getReboot(holder)) as RolloutTagged | undefined) : undefined;
+      if (held && matches(held, r, it)) reboot = held;
+      else if (it.commandId && (cmd = await deps.store.getCommand(agent, it.commandId))?.status === 'succeeded') {
+        const recent = await deps.store.listReboots({ node: it.node, limit: 20 });
+        reboot = (recent.items as RolloutTagged[]).find((x) => matches(x, r, it));
+      }
       // Tag it, so that its end wakes this rollout even when the announce came through a BMC.
       if (reboot && !reboot.rolloutId && !reboot.endedAt)
         await deps.store.updateReboot(reboot.id, (x: RolloutTagged) => (x.rolloutId ? null : Object.assign(x, { rolloutId: r.id })));
     }
     if (reboot) return { reboot: { id: reboot.id, status: reboot.status, endedAt: reboot.endedAt } };
     if (!it.commandId) return {};
-    let cmd = await deps.store.getCommand(agent, it.commandId);
+    cmd ??= await deps.store.getCommand(agent, it.commandId);
     if (r.status === 'cancelled' && cmd?.status === 'pending') {
       const res = await deps.store.updateCommand(agent, it.commandId, (c) =>
         c.status === 'pending' ? { ...c, status: 'timed-out', finishedAt: deps.clock.now().toISOString(), output: 'withdrawn: the rollout was cancelled' } : null,
@@ -196,8 +204,14 @@ export function createRolloutTasks(deps: RolloutDeps) {
   async function register(payload: unknown): Promise<{ registered: boolean }> {
     const p = parse(AwaitInput, payload);
     const at = deps.clock.now().toISOString();
-    const res = await deps.rollouts.updateRollout(p.rolloutId, (r) => ({ ...r, waiter: { token: p.taskToken, at } }));
+    let late = false;
+    const res = await deps.rollouts.updateRollout(p.rolloutId, (r) => {
+      // A slow registration from a wait the workflow has already left must not replace the live token.
+      late = !!(r.waiter?.enteredAt && p.enteredAt && Date.parse(r.waiter.enteredAt) > Date.parse(p.enteredAt));
+      return late ? null : { ...r, waiter: { token: p.taskToken, at, ...(p.enteredAt ? { enteredAt: p.enteredAt } : {}) } };
+    });
     if (!res) throw new RolloutNotFound(`rollout ${p.rolloutId} does not exist`);
+    if (late) return { registered: false };
     const r = res.rollout;
     let due = r.status === 'cancelled';
     if (!due) {

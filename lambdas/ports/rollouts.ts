@@ -9,4 +9,6 @@ export interface RolloutStore {
   updateRollout(id: string, change: (r: Rollout) => Rollout | null): Promise<{ rollout: Rollout; changed: boolean } | undefined>;
   /** Newest first. */
   listRollouts(limit: number): Promise<Rollout[]>;
+  /** Rollouts created in [from, to), oldest first (the compliance report's section). */
+  rolloutsCreatedBetween(from: Date, to: Date): Promise<Rollout[]>;
 }

@@ -56,7 +56,7 @@ describe('rebootctl rollout', () => {
     const fleet = cli('status');
     expect(fleet.status, fleet.stderr).toBe(0);
     expect(fleet.stdout).toMatch(/^RACK\s+NODE\s+STATE\s+HOLDS\s+REBOOTS/m);
-    expect(fleet.stdout).toMatch(/^r1\s+a\s+idle/m);
+    expect(fleet.stdout).toMatch(/^r1\s+a\s+idle\s+-\s+dpu0 asked by a rollout$/m);
     expect(fleet.stdout).toMatch(/^r2\s+d\s+idle/m);
     expect(fleet.stdout).toContain(`${id} running: 0/3 done, 0 failed, 1 in flight  fw 24.10`);
 

@@ -18,7 +18,10 @@ beforeAll(async () => {
   dir = mkdtempSync(join(ROOT, '.test-tmp', 'agent-lean-'));
   mkdirSync(join(dir, 'hooks'));
   // Written by the daemon (the CLI process is replaced before its timer fires): the built-ins it loaded.
-  writeFileSync(join(dir, 'modules.cjs'), `setTimeout(() => require('fs').writeFileSync(process.env.LEAN_MODULES_OUT, process.moduleLoadList.join('\\n')), 2500).unref();\n`);
+  writeFileSync(
+    join(dir, 'modules.cjs'),
+    `setTimeout(() => require('fs').writeFileSync(process.env.LEAN_MODULES_OUT, process.moduleLoadList.join('\\n')), 2500).unref();\n`,
+  );
   server = await new FakeServer({ tokens: { [TOKEN]: 'node-a' } }).start();
 }, 60_000);
 
@@ -30,11 +33,35 @@ afterAll(async () => {
 /** Runs `<entry> agent` for the first time on a fresh state dir until the daemon wrote its module list. */
 async function firstStart(entry: string, name: string) {
   const out = join(dir, `${name}.modules`);
-  const child = spawn(process.execPath, [entry, 'agent', '--server', server.url, '--agent', 'node-a', '--hooks', join(dir, 'hooks'), '--state', join(dir, `state-${name}`), '--wait', '1'], {
-    cwd: dir,
-    env: { PATH: process.env.PATH!, HOME: dir, REBOOT_AGENT_TOKEN: TOKEN, NODE_DEBUG_NATIVE: 'COMPILE_CACHE', NODE_OPTIONS: `--require ${join(dir, 'modules.cjs')}`, LEAN_MODULES_OUT: out },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      entry,
+      'agent',
+      '--server',
+      server.url,
+      '--agent',
+      'node-a',
+      '--hooks',
+      join(dir, 'hooks'),
+      '--state',
+      join(dir, `state-${name}`),
+      '--wait',
+      '1',
+    ],
+    {
+      cwd: dir,
+      env: {
+        PATH: process.env.PATH!,
+        HOME: dir,
+        REBOOT_AGENT_TOKEN: TOKEN,
+        NODE_DEBUG_NATIVE: 'COMPILE_CACHE',
+        NODE_OPTIONS: `--require ${join(dir, 'modules.cjs')}`,
+        LEAN_MODULES_OUT: out,
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let err = '';
   let cmdline: string[] = [];
   child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));

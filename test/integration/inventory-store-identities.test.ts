@@ -69,6 +69,9 @@ describe('identities in the stored inventory', () => {
       isAuthorized: true,
       context: { principal: 'agent', node: 'node-a', agent: 'node-a.dpu0' },
     });
-    await expect(authorize({ headers: { authorization: 'Bearer op-alice-token' } })).resolves.toMatchObject({ isAuthorized: true, context: { principal: 'operator' } });
+    await expect(authorize({ headers: { authorization: 'Bearer op-alice-token' } })).resolves.toMatchObject({
+      isAuthorized: true,
+      context: { principal: 'operator' },
+    });
   });
 });

@@ -4,7 +4,21 @@ import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NODE, OPERATOR_TOKEN, ROOT, api, childEnv, startAgent, startStackProcess, tempDir, waitFor, writeHooks, writeInventory, type RunningAgent, type RunningStack } from '../support/stack.ts';
+import {
+  NODE,
+  OPERATOR_TOKEN,
+  ROOT,
+  api,
+  childEnv,
+  startAgent,
+  startStackProcess,
+  tempDir,
+  waitFor,
+  writeHooks,
+  writeInventory,
+  type RunningAgent,
+  type RunningStack,
+} from '../support/stack.ts';
 
 const T = {
   bmcA: 'bmc-a-token-x',
@@ -52,13 +66,22 @@ interface Run {
 }
 
 function rebootctl(args: string[], env: Record<string, string> = {}): Run {
-  const proc = spawn(NODE, [join(ROOT, 'cli/rebootctl.js'), ...args], { cwd: ROOT, env: childEnv({ REBOOT_BOOT_ID_FILE: join(dir, 'boot_id'), ...env }), stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(NODE, [join(ROOT, 'cli/rebootctl.js'), ...args], {
+    cwd: ROOT,
+    env: childEnv({ REBOOT_BOOT_ID_FILE: join(dir, 'boot_id'), ...env }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (err += d));
   let done = false;
-  const code = new Promise<number | null>((r) => proc.once('exit', (c) => ((done = true), r(c))));
+  const code = new Promise<number | null>((r) =>
+    proc.once('exit', (c) => {
+      done = true;
+      r(c);
+    }),
+  );
   return { code, exited: () => done, out: () => out, err: () => err };
 }
 
@@ -85,7 +108,14 @@ describe('rebootctl announce', () => {
         '@odata.type': '#Event.v1_7_0.Event',
         Id: 'n1',
         Name: 'Event',
-        Events: [{ EventId: 'bmc-notice-1', MessageId: 'XpuReboot.1.0.RebootPending', MessageArgs: ['300', 'firmware update'], OriginOfCondition: { '@odata.id': '/redfish/v1/Systems/Bluefield' } }],
+        Events: [
+          {
+            EventId: 'bmc-notice-1',
+            MessageId: 'XpuReboot.1.0.RebootPending',
+            MessageArgs: ['300', 'firmware update'],
+            OriginOfCondition: { '@odata.id': '/redfish/v1/Systems/Bluefield' },
+          },
+        ],
       },
     });
     expect(notice.status).toBe(202);
@@ -110,16 +140,40 @@ describe('rebootctl announce', () => {
     expect(all.map((r) => r.id)).toEqual([fromBmc.id]);
     const history = (await api(stack.url, `/v1/reboots/${fromBmc.id}`, { token: OPERATOR_TOKEN })).json.history;
     expect(history.some((h: any) => h.detail.includes(`event ${printed.eventId})`))).toBe(true);
+    // Who: the BMC announced it, the xPU's agent joined its own notice.
+    expect(history[0].by).toBe('bmc:node-a');
+    expect(history.find((h: any) => h.detail.includes(`event ${printed.eventId})`)).by).toBe('agent:node-a.dpu0');
   });
 
   it('announced first, is joined by the BMC notice that follows: still one reboot', async () => {
-    const run = rebootctl(['announce', '--server', stack.url, '--agent', 'node-c.dpu0', '--reason', 'fw', '--notice', '120', '--token', T.dpuC]);
+    const run = rebootctl([
+      'announce',
+      '--server',
+      stack.url,
+      '--agent',
+      'node-c.dpu0',
+      '--reason',
+      'fw',
+      '--notice',
+      '120',
+      '--token',
+      T.dpuC,
+    ]);
     expect(await run.code, run.err()).toBe(0);
     const printed = /^reboot (\S+) deadline (\S+) /.exec(run.out());
     expect(printed).not.toBeNull();
     const notice = await api(stack.url, '/v1/events/redfish', {
       token: T.bmcC,
-      body: { Events: [{ EventId: 'bmc-c-1', MessageId: 'XpuReboot.1.0.RebootPending', MessageArgs: ['300', 'fw'], OriginOfCondition: '/redfish/v1/Systems/Bluefield' }] },
+      body: {
+        Events: [
+          {
+            EventId: 'bmc-c-1',
+            MessageId: 'XpuReboot.1.0.RebootPending',
+            MessageArgs: ['300', 'fw'],
+            OriginOfCondition: '/redfish/v1/Systems/Bluefield',
+          },
+        ],
+      },
     });
     expect(notice.status).toBe(202);
     await waitFor('the BMC notice to join', async () =>
@@ -129,7 +183,19 @@ describe('rebootctl announce', () => {
   });
 
   it("is refused for the host's token, and for an agent that is not an xPU's", async () => {
-    const asHost = rebootctl(['announce', '--server', stack.url, '--agent', 'node-a.dpu0', '--reason', 'x', '--token', T.hostA, '--wait', '5']);
+    const asHost = rebootctl([
+      'announce',
+      '--server',
+      stack.url,
+      '--agent',
+      'node-a.dpu0',
+      '--reason',
+      'x',
+      '--token',
+      T.hostA,
+      '--wait',
+      '5',
+    ]);
     expect(await asHost.code).toBe(1);
     expect(asHost.err()).toMatch(/403/);
     const notXpu = rebootctl(['announce', '--server', stack.url, '--agent', 'node-a', '--reason', 'x', '--token', T.hostA]);
@@ -153,7 +219,19 @@ describe('rebootctl host-reboot', () => {
       'free-host-context': `touch "${dir}/g-started"\nfor i in $(seq 1 600); do [ -e "${dir}/g-release" ] && exit 0; sleep 0.1; done\nexit 1`,
     });
     agents.push(startAgent({ url: stack.url, agent: 'node-g.dpu0', token: T.dpuG, hooks, state: join(dir, 'state-g') }));
-    const run = rebootctl(['host-reboot', '--server', stack.url, '--agent', 'node-g', '--token', T.hostG, '--method', 'shell', '--wait', '60']);
+    const run = rebootctl([
+      'host-reboot',
+      '--server',
+      stack.url,
+      '--agent',
+      'node-g',
+      '--token',
+      T.hostG,
+      '--method',
+      'shell',
+      '--wait',
+      '60',
+    ]);
     await waitFor('the free-host-context hook to run', async () => existsSync(join(dir, 'g-started')), 30_000);
     // The hook runs and has not finished: the gate still holds the shutdown.
     await new Promise((r) => setTimeout(r, 1000));
@@ -173,12 +251,24 @@ describe('rebootctl host-reboot', () => {
   });
 
   it('exits 4 when --wait runs out (no xPU agent answers), saying what it waited for', async () => {
-    const run = rebootctl(['host-reboot', '--server', stack.url, '--agent', 'node-t', '--token', T.hostT, '--method', 'ipmi', '--wait', '3']);
+    const run = rebootctl([
+      'host-reboot',
+      '--server',
+      stack.url,
+      '--agent',
+      'node-t',
+      '--token',
+      T.hostT,
+      '--method',
+      'ipmi',
+      '--wait',
+      '3',
+    ]);
     expect(await run.code, run.err()).toBe(4);
     expect(run.err()).toMatch(/--wait 3s ran out: host reboot hr-\S+ is \w+; still waiting for node-t\.dpu0/);
   });
 
-  it('exits 2 for an xPU agent and 1 for a token that is not the host agent\'s', async () => {
+  it("exits 2 for an xPU agent and 1 for a token that is not the host agent's", async () => {
     expect(await rebootctl(['host-reboot', '--server', stack.url, '--agent', 'node-a.dpu0', '--token', T.dpuA]).code).toBe(2);
     const asXpu = rebootctl(['host-reboot', '--server', stack.url, '--agent', 'node-g', '--token', T.dpuG, '--wait', '5']);
     expect(await asXpu.code).toBe(1);

@@ -23,7 +23,7 @@ function values(section: string, key: string): string[] {
 }
 
 describe('rebootctl-host-reboot-gate.service', () => {
-  it('runs `rebootctl host-reboot` when a shutdown stops it, bounded above the gate\'s own wait', () => {
+  it("runs `rebootctl host-reboot` when a shutdown stops it, bounded above the gate's own wait", () => {
     expect(values('Service', 'Type')).toEqual(['oneshot']);
     expect(values('Service', 'RemainAfterExit')).toEqual(['yes']);
     const stop = values('Service', 'ExecStop');

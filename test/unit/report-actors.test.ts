@@ -47,7 +47,10 @@ describe('report HTML: who did what', () => {
         { at: t('10:09'), phase: 'forced', detail: 'deadline reached', by: 'coordinator' },
       ],
     });
-    const r2 = xpuReboot('x-cancel', 'node-b', t('11:00'), { status: 'cancelled', history: [{ at: t('11:05'), phase: 'cancelled', detail: 'x', by: 'operator:alice' }] });
+    const r2 = xpuReboot('x-cancel', 'node-b', t('11:00'), {
+      status: 'cancelled',
+      history: [{ at: t('11:05'), phase: 'cancelled', detail: 'x', by: 'operator:alice' }],
+    });
     const html = renderReport(computeComplianceReport([r1, r2], { from: FROM, to: TO, generatedAt: GENERATED_AT }), 'html').body;
     expect(html).toContain('<b>forced</b> <span class="muted">by coordinator</span>');
     expect(html).toContain('(+1m 00s) <span class="muted">by agent:node-a</span>');

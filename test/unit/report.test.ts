@@ -148,7 +148,7 @@ describe('compliance report over a recorded day', () => {
     expect(ComplianceReportSchema.parse(r)).toEqual(r);
     expect(Object.keys(r)).toEqual(expect.arrayContaining(['schemaVersion', 'from', 'to', 'reboots', 'totals']));
     expect(Object.keys(r.reboots[0]).slice(0, 9)).toEqual(['id', 'kind', 'node', 'xpu', 'status', 'noticeSeconds', 'extendedSeconds', 'forced', 'recoverySeconds']);
-    expect(r).toMatchObject({ schemaVersion: '1.0', from: '2024-05-01T00:00:00.000Z', to: '2024-05-02T00:00:00.000Z', generatedAt: '2024-05-02T06:00:00.000Z' });
+    expect(r).toMatchObject({ schemaVersion: '1.1', from: '2024-05-01T00:00:00.000Z', to: '2024-05-02T00:00:00.000Z', generatedAt: '2024-05-02T06:00:00.000Z' });
   });
 
   it('keeps lambdas/core/report/schema.json in step with the zod schema (UPDATE_REPORT_SCHEMA=1 rewrites it)', () => {

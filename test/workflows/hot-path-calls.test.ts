@@ -9,7 +9,12 @@ let h: Harness;
 const storeCalls = new Map<string, number>();
 const dynamoCalls = new Map<string, number>();
 const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
-const snapshot = () => ({ store: Object.fromEntries(storeCalls), dynamo: Object.fromEntries(dynamoCalls), storeTotal: total(storeCalls), dynamoTotal: total(dynamoCalls) });
+const snapshot = () => ({
+  store: Object.fromEntries(storeCalls),
+  dynamo: Object.fromEntries(dynamoCalls),
+  storeTotal: total(storeCalls),
+  dynamoTotal: total(dynamoCalls),
+});
 async function quiet(ms = 300) {
   for (let seen = -1; seen !== total(storeCalls) + total(dynamoCalls); ) {
     seen = total(storeCalls) + total(dynamoCalls);

@@ -31,7 +31,18 @@ ${['a', 'b', 'c']
     xpus:
       - id: dpu0
       - id: dpu1
-`;
+${['p', 'q']
+  .map((n) => `  - id: ${n}
+    rack: r3
+    zone: z3
+    trusted: true
+    agentToken: agent-token-${n}
+    policy:
+      budgets: [{per: rack, maxUnavailable: 1}]
+    xpus:
+      - id: dpu0
+`)
+  .join('')}`;
 
 let h: Harness;
 beforeEach(async () => {
@@ -64,8 +75,12 @@ async function rebootThrough(node: string, xpu: string, end: 'completed' | 'fail
   const r = await h.rebootOf(node, 'xpu', xpu);
   await h.waitForState(r.id, 'PrepareHost');
   await h.agent(node).answerAll();
+  // The early go: the xPU reboots now and goes down.
+  const go = await eventually(`proceed-reboot for ${agent}`, async () => (await h.agent(agent).poll()).find((c) => c.type === 'proceed-reboot'));
+  await h.agent(agent).post(go.id, 'succeeded');
+  await h.event(node, 'xpu.down', { xpu });
+  await h.drain();
   await h.waitForState(r.id, 'WaitForXpuReady');
-  await h.agent(agent).answerAll();
   if (end === 'failed') {
     // The xPU never comes back: the recovery bound fails the reboot.
     await h.advance(901_000);
@@ -73,9 +88,12 @@ async function rebootThrough(node: string, xpu: string, end: 'completed' | 'fail
   }
   await h.event(node, 'xpu.ready', { xpu });
   await h.drain();
-  await h.waitForState(r.id, 'RestorePcieAndResume');
-  await h.agent(node).answerAll();
-  return h.waitForStatus(r.id, 'completed');
+  // Recovery: restore-pcie, then resume-workloads (one after the other, each once the previous succeeded).
+  await eventually(`${node} recovered`, async () => {
+    await h.agent(node).answerAll();
+    return (await h.reboot(r.id)).status === 'completed';
+  });
+  return h.reboot(r.id);
 }
 
 /** Advances the clock to `to`, then waits until the rollout looked again and parked a new token (or ended). */
@@ -131,6 +149,16 @@ describe('rollouts', () => {
     expect(done.failed).toEqual([]);
     // Each started only after the previous ended.
     for (let i = 1; i < 3; i++) expect(done.done[i].startedAt >= done.done[i - 1].endedAt).toBe(true);
+    // The compliance report lists it with the reboots it caused.
+    const from = new Date(T0 - 3600_000).toISOString();
+    const to = new Date(T0 + 86_400_000).toISOString();
+    const report = (await h.request(`/v1/reports/compliance?from=${from}&to=${to}`)).json;
+    expect(report.schemaVersion).toBe('1.1');
+    expect(report.rollouts).toEqual([
+      expect.objectContaining({ id, status: 'completed', selector: { rack: 'r1' }, planned: 3, done: 3, failed: 0, notDone: 0, rebootIds: done.done.map((d: any) => d.rebootId) }),
+    ]);
+    const html = (await h.request(`/v1/reports/compliance?from=${from}&to=${to}&format=html`)).json as string;
+    expect(html).toMatch(new RegExp(`<section id="rollouts"><h2>Rollouts \\(1\\)</h2>.*${id}`));
   });
 
   it('pauses after maxFailures failed reboots and starts no further xPU', async () => {
@@ -187,5 +215,43 @@ describe('rollouts', () => {
     const after = await rollout(id);
     expect(after.pending.map((p: any) => [p.node, p.state])).toEqual([['a', 'pending'], ['b', 'pending'], ['c', 'pending']]);
     expect((await h.request(`/v1/rollouts/${id}/cancel`, { body: {} })).status).toBe(409);
+  });
+
+  it('never asks beyond a disruption budget: the next xPU of a full rack waits for the slot', async () => {
+    const id = (await start({ selector: { rack: 'r3' }, maxUnavailable: 2 })).json.id;
+    const first = await rebootCommand('p.dpu0');
+    const held = await until(id, 'q held back', (r) => !!r.blocked);
+    expect(held.blocked).toMatch(/^q\/dpu0: budget: rack r3 has 1 of 1 nodes unavailable \(p\)/);
+    expect(held.inFlight).toBe(1);
+    expect(await h.agent('q.dpu0').poll()).toEqual([]);
+    await rebootThrough('p', 'dpu0', 'completed', first);
+    expect((await rebootCommand('q.dpu0')).args.rolloutId).toBe(id);
+  });
+
+  it('waits while a hold matches the next node, and goes on once it is released', async () => {
+    const hold = await h.request('/v1/holds', { body: { selector: { node: 'b' }, reason: 'audit' } });
+    expect(hold.status).toBe(201);
+    const id = (await start({ selector: { rack: 'r1' }, maxUnavailable: 1 })).json.id;
+    await rebootThrough('a', 'dpu0', 'completed');
+    const held = await until(id, 'b held', (r) => r.done.length === 1 && !!r.blocked);
+    expect(held.blocked).toMatch(/^b\/dpu0: hold: hold \S+ on node b \(audit\)/);
+    expect(await h.agent('b.dpu0').poll()).toEqual([]);
+    expect((await h.request(`/v1/holds/${hold.json.id}`, { method: 'DELETE' })).status).toBe(204);
+    await advanceRollout(id, h.now().getTime() + 30_000);
+    expect((await rebootCommand('b.dpu0')).args.rolloutId).toBe(id);
+  });
+
+  it('counts a reboot the operator cancelled as failed, and hears of it at once', async () => {
+    const id = (await start({ selector: { rack: 'r1' }, maxUnavailable: 1 })).json.id;
+    const cmd = await rebootCommand('a.dpu0');
+    await h.event('a', 'xpu.reboot.pending', { xpu: 'dpu0', data: { reason: 'x', rolloutId: id } });
+    await h.agent('a.dpu0').post(cmd.id, 'succeeded');
+    await h.drain();
+    const r = await h.rebootOf('a', 'xpu', 'dpu0');
+    await h.waitForState(r.id, 'PrepareHost');
+    expect((await h.request(`/v1/reboots/${r.id}/cancel`, { body: { reason: 'wrong image' } })).status).toBe(200);
+    // No clock moves: the cancel's end of the reboot woke the rollout.
+    const paused = await until(id, 'paused', (x) => x.status === 'paused');
+    expect(paused.failed).toEqual([expect.objectContaining({ node: 'a', reason: 'reboot cancelled' })]);
   });
 });

@@ -1,4 +1,6 @@
 // The compliance report as pure computation over recorded reboots: rows, policy findings and fleet totals.
+import type { Rollout } from '../rollout.ts';
+import { summarizeRollouts } from './rollouts.ts';
 import {
   ACTIVE_STATUSES,
   type DenyCondition,
@@ -41,6 +43,8 @@ export interface ReportOptions {
   generatedAt?: Date;
   /** One policy for every node, or each node's effective policy (e.g. from the inventory). */
   policy?: ReportPolicy | ((node: string) => ReportPolicy | undefined);
+  /** Rollouts to report on; those started in the window are listed. */
+  rollouts?: readonly Rollout[];
 }
 
 export class InvalidReportWindow extends Error {
@@ -136,6 +140,7 @@ export function computeComplianceReport(reboots: readonly Reboot[], options: Rep
       byTenant: groupTotals(rows, (r) => r.tenant),
     },
     findings,
+    rollouts: summarizeRollouts(options.rollouts ?? [], fromMs, toMs),
   };
 }
 
@@ -154,7 +159,7 @@ function actorsOf(r: Reboot): ReportRow['by'] {
   if (!history.some((h) => h.by)) return undefined;
   const last = (phase: string) => history.filter((h) => h.phase === phase && h.by).at(-1)?.by ?? null;
   return {
-    extended: history.filter((h) => h.phase === 'extended' && h.by).map((h) => h.by!),
+    extended: history.flatMap((h) => (h.phase === 'extended' && h.by ? [h.by] : [])),
     forced: last('forced'),
     cancelled: last('cancelled'),
   };

@@ -2,6 +2,7 @@
 import type { ComplianceReport, GroupTotals, ReportRow, Severity, Totals } from './schema.ts';
 import { forcedShareByRack, noticeHistogram, recoveryScatter, MAX_RACK_BARS } from './charts.ts';
 import { esc, formatDuration, formatShare, formatTime } from './format.ts';
+import { rolloutsHtml } from './rollouts.ts';
 
 // The CSP makes "no network at view time" a property of the page, not a promise of this code.
 const CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; base-uri 'none'";
@@ -59,7 +60,7 @@ export function renderHtml(report: ComplianceReport): string {
     '<header><h1>Reboot compliance report</h1>',
     `<p class="meta">Reboots notified from <b>${esc(formatTime(report.from))}</b> (inclusive) to <b>${esc(formatTime(report.to))}</b> (exclusive) · generated ${esc(formatTime(report.generatedAt))} · schema ${esc(report.schemaVersion)}</p>`,
     // In-page links only: a fragment never leaves the document.
-    '<nav><a href="#findings">Findings</a><a href="#charts">Charts</a><a href="#totals">Totals</a><a href="#denials">Denials</a><a href="#reboots">Reboots</a></nav></header>',
+    '<nav><a href="#findings">Findings</a><a href="#charts">Charts</a><a href="#totals">Totals</a><a href="#denials">Denials</a><a href="#reboots">Reboots</a><a href="#rollouts">Rollouts</a></nav></header>',
   );
 
   if (empty) {
@@ -98,6 +99,8 @@ export function renderHtml(report: ComplianceReport): string {
   out.push(`<section id="reboots"><h2>Reboots (${report.reboots.length})</h2>`);
   out.push(rebootsTable(report.reboots));
   out.push('</section>');
+
+  out.push(rolloutsHtml(report.rollouts ?? []));
 
   out.push(
     '<footer><p>Notice: time from the notice to the deadline it announced, before extensions. Recovery: from the device going down (the recorded reboot, or the deadline when forced) to its ready signal. ',

@@ -1,12 +1,13 @@
 // The compliance report's JSON shape, version 1.0: one zod schema from which the TS types and schema.json derive.
 import { z } from 'zod';
 import { REBOOT_STATUSES, COMMAND_TYPES } from '../types.ts';
+import { RolloutSummarySchema } from './rollouts.ts';
 
 /**
  * Bump the minor version when fields are added (consumers must ignore unknown fields),
  * the major version when a field is removed, renamed or changes meaning.
  */
-export const REPORT_SCHEMA_VERSION = '1.0';
+export const REPORT_SCHEMA_VERSION = '1.1';
 
 const isoTime = z.string().describe('ISO 8601 UTC timestamp');
 const seconds = z.number().min(0);
@@ -144,6 +145,8 @@ export const ComplianceReportSchema = z.object({
     byTenant: z.array(GroupTotalsSchema),
   }),
   findings: z.array(FindingSchema),
+  /** 1.1: rollouts started in the window (contract 7.3). */
+  rollouts: z.array(RolloutSummarySchema),
 });
 
 export type Severity = (typeof SEVERITIES)[number];
