@@ -577,13 +577,16 @@ async function scalePhase() {
     await sleep(PARK_MS);
     await ack(n, n.id, prepare);
     await ack(n, xpuAgent, await proceed);
-    const recover = pollFor(n, n.id, ['restore-pcie', 'resume-workloads']);
+    const restore = pollFor(n, n.id, ['restore-pcie']);
     await sleep(PARK_MS);
     for (const type of ['xpu.down', 'xpu.ready']) {
       const r = await client.request('POST', '/v1/events', { token: n.bmcToken, body: { id: `s-${type}-${i}`, type, node: n.id, xpu: 'dpu0' } });
       if (r.status !== 202) throw new Error(`scale: ${type} answered ${r.status}`);
     }
-    await ack(n, n.id, await recover);
+    // Contract 7.1: resume-workloads is sent only once restore-pcie succeeded.
+    const resume = pollFor(n, n.id, ['resume-workloads']);
+    await ack(n, n.id, await restore);
+    await ack(n, n.id, await resume);
   });
   let done: Record<string, number> = {};
   try {
