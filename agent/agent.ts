@@ -8,6 +8,7 @@ import { createHttpClient, type HttpClient, type HttpResponse } from './http.ts'
 import { AgentLocked, Journal, type FinalStatus } from './journal.ts';
 import { createLogger, describeError, type Logger } from './log.ts';
 import { utf8Tail } from './output.ts';
+import { createTransport, type Transport } from './transport-mqtt.ts';
 import { killLeftoverGroup } from './proc.ts';
 import { isSafeId, unsafeIdProblem } from './ids.ts';
 import { DRY_RUN_ENV, isRequiredHook } from './roles.ts';
@@ -324,6 +325,8 @@ class Agent {
   #current: { id: string; run: HookRun; deadline: Date } | null = null;
   #fatal: AgentExit | null = null;
   readonly #base: string;
+  /** Push channel (transport-mqtt.ts): decides how long each poll waits. */
+  readonly #transport: Transport;
 
   constructor(config: AgentConfig, journal: Journal, log: Logger, stop: AbortSignal, env: NodeJS.ProcessEnv) {
     this.config = config;
@@ -335,6 +338,7 @@ class Agent {
     this.#link = new Link(log, config.backoffMaxSeconds);
     this.#sender = new Sender(this, this.#backoff());
     this.#base = `v1/agents/${encodeURIComponent(config.agent)}/commands`;
+    this.#transport = createTransport({ mode: config.transport, url: config.mqttUrl, agent: config.agent, token: config.token, log });
   }
 
   async run(): Promise<AgentExit> {
@@ -354,6 +358,7 @@ class Agent {
   }
 
   close(): void {
+    this.#transport.close();
     this.#sender.stop();
     this.#http.close();
     this.journal.close();
@@ -385,7 +390,7 @@ class Agent {
       }
       // Deliver before asking for more: the server hands back every command without a result.
       if (this.#sender.pending && !this.#sender.backingOff) await this.#sender.drain(this.config.requestTimeoutSeconds * 1000);
-      const res = await this.#poll(this.config.wait);
+      const res = await this.#poll(await this.#transport.beforePoll(this.config.wait, this.#stop));
       if (res.kind === 'stopped') break;
       if (res.kind === 'auth') return this.authRefused(res.status, res.message, 'polling for commands');
       if (res.kind === 'error') {

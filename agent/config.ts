@@ -33,6 +33,8 @@ export const AgentConfigSchema = z
     hooks: z.string().min(1),
     state: z.string().min(1),
     wait: int(0, 30).default(20),
+    transport: z.enum(['auto', 'mqtt', 'poll']).default('auto'),
+    mqttUrl: z.string().trim().regex(/^(mqtts?|wss?):\/\//, 'must be an mqtt://, mqtts://, ws:// or wss:// URL').optional(),
     once: z.union([z.boolean(), z.stringbool()]).default(false),
     heartbeatSeconds: num(0.05, 300).default(5),
     maxOutputBytes: int(1024, 131_072).default(65_536),

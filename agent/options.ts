@@ -20,6 +20,8 @@ export const AGENT_OPTIONS: readonly AgentOption[] = Object.freeze([
   { key: 'hooks', flag: '--hooks <dir>', env: 'REBOOT_AGENT_HOOKS', help: 'directory of hook executables, one per command type (DIR/protect-pcie, ...)' },
   { key: 'state', flag: '--state <dir>', env: 'REBOOT_AGENT_STATE', help: 'state root; the journal goes to <dir>/<agent> (default $XDG_STATE_HOME/rebootctl or ~/.local/state/rebootctl)' },
   { key: 'wait', flag: '--wait <seconds>', env: 'REBOOT_AGENT_WAIT', help: 'long-poll wait, 0-30 (default 20; 0 with --once)' },
+  { key: 'transport', flag: '--transport <mode>', env: 'REBOOT_AGENT_TRANSPORT', help: 'auto (push channel when up, else long polls), mqtt (push channel only) or poll (default auto)' },
+  { key: 'mqttUrl', flag: '--mqtt-url <url>', env: 'REBOOT_AGENT_MQTT_URL', help: "the push channel: mqtt://host:port (local stack) or wss://<iot endpoint>/mqtt?x-amz-customauthorizer-name=... (AWS)" },
   { key: 'config', flag: '--config <file>', env: 'REBOOT_AGENT_CONFIG', help: 'YAML or JSON file with any of these options as camelCase keys (flags and env win)' },
   { key: 'once', flag: '--once', env: 'REBOOT_AGENT_ONCE', help: 'poll once, run what came, deliver the results, exit', boolean: true },
   { key: 'heartbeatSeconds', flag: '--heartbeat-seconds <n>', env: 'REBOOT_AGENT_HEARTBEAT_SECONDS', help: '"running" heartbeat interval while a hook runs (default 5)' },

@@ -22,7 +22,70 @@ export const PRICES = {
   memoryGb: { api: 0.5, authorizer: 0.25, ingest: 0.5, workflowTasks: 0.25 },
   /** The authorizer runs inline locally: its billed time per request is assumed, not measured. */
   authorizerSecondsAssumed: 0.005,
+  /** AWS IoT Core (us-east-1 list, first tiers): connectivity per connection-minute, messages per message. */
+  iotPerConnectionMinute: 0.08 / 1_000_000,
+  iotPerMessage: 1.0 / 1_000_000,
+  /** An agent's periodic fetch (`GET …/commands?wait=0`, no command): billed time of the API Lambda, assumed. */
+  shortFetchSecondsAssumed: 0.03,
+  /** CloudWatch: per standard alarm-month, per dashboard-month; KMS: per customer managed key-month. */
+  cloudWatchAlarmMonth: 0.1,
+  cloudWatchDashboardMonth: 3,
+  kmsKeyMonth: 1,
 } as const;
+
+const MONTH_MINUTES = 30 * 24 * 60;
+
+/**
+ * What one idle agent costs per month on the push channel (agent/transport-mqtt.ts): an IoT Core
+ * connection held all month, a reconnect a day (the authorizer's disconnectAfterInSeconds: one
+ * authorizer Lambda, CONNECT + SUBSCRIBE counted as messages, an upper bound), no wake-ups (idle),
+ * and a fetch every `fetchEverySeconds` (API Gateway + authorizer + a short API Lambda + reads:
+ * token and node item for each of the two functions, the open-commands Query; caches ignored, so an
+ * upper bound). MQTT keep-alive pings are not metered by IoT Core.
+ */
+export function costUsdPerAgentMonthIdle(opts: { fetchEverySeconds?: number; reconnectsPerMonth?: number } = {}) {
+  const P = PRICES;
+  const fetchEverySeconds = opts.fetchEverySeconds ?? 180;
+  const reconnects = opts.reconnectsPerMonth ?? 30;
+  const fetches = (MONTH_MINUTES * 60) / fetchEverySeconds;
+  const usd = {
+    iotConnectivity: MONTH_MINUTES * P.iotPerConnectionMinute,
+    iotMessages: reconnects * 2 * P.iotPerMessage,
+    apiGateway: fetches * P.apiGatewayHttpPerRequest,
+    lambdaRequests: (fetches * 2 + reconnects) * P.lambdaPerRequest,
+    lambdaDuration:
+      (fetches * (P.shortFetchSecondsAssumed * P.memoryGb.api + P.authorizerSecondsAssumed * P.memoryGb.authorizer) +
+        reconnects * P.authorizerSecondsAssumed * P.memoryGb.authorizer) *
+      P.lambdaPerGbSecondArm,
+    dynamoDb: (fetches * (4 * 0.5 + 0.5) + reconnects * 2 * 0.5) * P.dynamoPerRru,
+  };
+  return {
+    fetchEverySeconds,
+    fetchesPerMonth: Math.round(fetches),
+    usdByService: Object.fromEntries(Object.entries(usd).map(([k, v]) => [k, round(v, 6)])),
+    usd: round(Object.values(usd).reduce((a, b) => a + b, 0), 4),
+    target: 0.05,
+  };
+}
+
+/** Fixed monthly cost of one deployment: its alarms, dashboard and KMS key (idle Lambdas, queues and tables cost nothing). */
+export function deploymentMonthlyUsd(alarms: number) {
+  return round(alarms * PRICES.cloudWatchAlarmMonth + PRICES.cloudWatchDashboardMonth + PRICES.kmsKeyMonth, 2);
+}
+
+/**
+ * Monthly cost of a fleet: every host runs a host agent and one agent per xPU, each idle on the
+ * push channel; each xPU reboots `rebootsPerXpuPerMonth` times, at `costUsdPerReboot` (the bench's
+ * figure, from real executions); plus the deployment's fixed cost.
+ */
+export function fleetMonthlyUsd(opts: { hosts: number; xpusPerHost: number; rebootsPerXpuPerMonth: number; costUsdPerReboot: number; alarms: number; fetchEverySeconds?: number }) {
+  const agents = opts.hosts * (1 + opts.xpusPerHost);
+  const idle = agents * costUsdPerAgentMonthIdle({ fetchEverySeconds: opts.fetchEverySeconds }).usd;
+  const reboots = opts.hosts * opts.xpusPerHost * opts.rebootsPerXpuPerMonth;
+  const rebootUsd = reboots * opts.costUsdPerReboot;
+  const fixed = deploymentMonthlyUsd(opts.alarms);
+  return { agents, reboots, idleUsd: round(idle, 2), rebootUsd: round(rebootUsd, 2), fixedUsd: fixed, usd: round(idle + rebootUsd + fixed, 2) };
+}
 
 export interface RebootCounts {
   reboots: number;

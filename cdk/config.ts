@@ -13,12 +13,12 @@ const jsonObject = (value: unknown) => (typeof value === 'string' && value.trim(
 
 const concurrency = z.coerce.number().int().min(1).max(1000);
 
-export const FUNCTION_NAMES = ['api', 'authorizer', 'ingest', 'workflow-await', 'workflow-step', 'report', 'watchdog', 'reconciler'] as const;
+export const FUNCTION_NAMES = ['api', 'authorizer', 'ingest', 'workflow-await', 'workflow-step', 'report', 'watchdog', 'reconciler', 'iot-authorizer'] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
 /**
- * Default reservations (203 in all; AWS keeps 100 of an account's limit unreserved, so the
- * account needs a limit of 303 or more: the default is 1,000). The API's share bounds how many
+ * Default reservations (223 in all; AWS keeps 100 of an account's limit unreserved, so the
+ * account needs a limit of 323 or more: the default is 1,000). The API's share bounds how many
  * agents may long-poll at once; with the push channel (IoT) agents long-poll only as a fallback.
  */
 export const RESERVED_CONCURRENCY: Readonly<Partial<Record<FunctionName, number>>> = Object.freeze({
@@ -30,6 +30,8 @@ export const RESERVED_CONCURRENCY: Readonly<Partial<Record<FunctionName, number>
   watchdog: 1,
   // One periodic sweep at a time: two would only race each other ending the same reboots.
   reconciler: 1,
+  // Agents connect to IoT Core once, and again after each disconnect (at most daily).
+  'iot-authorizer': 20,
 });
 
 export const StageConfigSchema = z
@@ -76,6 +78,12 @@ export const StageConfigSchema = z
      * function's bundle and named by its REDFISH_MAPPING_FILE, like the local stack's env var.
      */
     redfishMappingFile: z.string().min(1).optional(),
+    /**
+     * The account's IoT Core data endpoint (`aws iot describe-endpoint --endpoint-type iot:Data-ATS`):
+     * the functions that write commands publish agents' wake-ups there. Unset: no wake-ups are
+     * published, and agents on the push channel fetch at their periodic fetch (3 minutes).
+     */
+    iotDataEndpoint: z.string().regex(/^[a-z0-9-]+(-ats)?\.iot\.[a-z0-9-]+\.amazonaws\.com$/, 'the iot:Data-ATS endpoint address').optional(),
     /** Days an ended reboot stays in the table (TTL); the daily reports in S3 keep it after that. */
     rebootRetentionDays: z.coerce.number().int().min(1).max(3650).default(90),
   })

@@ -32,6 +32,7 @@ try {
 }
 
 console.log(`xpu-reboot-coordinator ready at ${stack.url} (DATA_DIR ${config.DATA_DIR}, inventory ${config.NODES_FILE})`);
+if (stack.mqtt) console.log(`agents' push channel (MQTT) at ${stack.mqtt.url}`);
 if (!config.OPERATOR_TOKEN) console.log(`operator token: ${stack.operatorToken} (set OPERATOR_TOKEN to choose one)`);
 
 let stopping = false;

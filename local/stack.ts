@@ -31,6 +31,7 @@ import { startLocalDynamo, type LocalDynamo } from './dynamo.ts';
 import { startLocalSqs, type LocalSqs } from './sqs.ts';
 import { startIngestPoller, type IngestPoller } from './ingest-poller.ts';
 import { InProcessCommandSignal } from './command-signal.ts';
+import { startMqttBroker, withWakeups, type MqttBroker } from './mqtt-broker.ts';
 import { acquireDataDirLock } from './lock.ts';
 import { startReportSchedule } from './report-schedule.ts';
 import type { LocalConfig } from './config.ts';
@@ -57,6 +58,8 @@ export interface Stack {
   sqs: LocalSqs;
   dynamo: LocalDynamo;
   counters: Map<string, number>;
+  /** The agents' MQTT push channel (absent with MQTT_PORT=-1). */
+  mqtt?: MqttBroker;
   /** One reconciler pass now (it also runs at start and every RECONCILE_INTERVAL_SECONDS). */
   reconcile(): Promise<ReconcileResult>;
   close(): Promise<void>;
@@ -155,7 +158,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const workflows = new SfnWorkflows(sfnClient, arns);
 
   const rollouts = new DynamoRolloutStore(dynamo.client, dynamo.table);
-  const deps: Deps = { store, workflows, queue, clock, inventory: async () => index, signal, metrics, logger, rollouts };
+  // Agents on the push channel are woken over MQTT; the others keep long-polling (the same signal).
+  const mqtt = config.MQTT_PORT >= 0 ? await startMqttBroker({ host: config.HOST, port: config.MQTT_PORT, inventory: async () => index, operatorTokenHash: hashToken(token), logger }) : undefined;
+  if (mqtt) logger.info(`mqtt push channel at ${mqtt.url}`, { mqttUrl: mqtt.url });
+  const deps: Deps = { store, workflows, queue, clock, inventory: async () => index, signal: mqtt ? withWakeups(signal, mqtt) : signal, metrics, logger, rollouts };
   // Rollout Tasks (workflows/rollout.asl.json) share the two workflow functions, told apart by their action.
   const rolloutTasks = createRolloutTasks({ ...deps, rollouts });
   lambdas.set(LOCAL_FUNCTIONS.AwaitFunctionArn, withRolloutTasks(createAwaitHandler(deps), rolloutTasks));
@@ -224,6 +230,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     sqs,
     dynamo,
     counters,
+    mqtt,
     reconcile,
     async close() {
       if (closed) return;
@@ -236,6 +243,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       await drain(5_000);
       (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       await stopped;
+      await mqtt?.close();
       reports?.stop();
       clearTimeout(openAnyway);
       clearInterval(reconcileTimer);

@@ -15,6 +15,7 @@ import { grantEnv, grantTaskCallbacks } from '../constructs/grant-env.ts';
 import { CoordinatorHttpApi, LONG_POLL_MAX_SECONDS } from '../constructs/http-api.ts';
 import { IngestQueue } from '../constructs/ingest-queue.ts';
 import { Monitoring } from '../constructs/monitoring.ts';
+import { PushChannel } from '../constructs/push-channel.ts';
 import { nagArn } from '../constructs/nag.ts';
 import { ReportBucket } from '../constructs/report-bucket.ts';
 import { Tables } from '../constructs/tables.ts';
@@ -66,6 +67,7 @@ export class CoordinatorStack extends Stack {
   readonly workflows: Workflows;
   readonly httpApi: CoordinatorHttpApi;
   readonly monitoring: Monitoring;
+  readonly pushChannel: PushChannel;
 
   constructor(scope: Construct, id: string, props: CoordinatorStackProps) {
     super(scope, id, props);
@@ -123,6 +125,10 @@ export class CoordinatorStack extends Stack {
       description: 'Every 5 minutes: ends reboots whose workflow execution ended, failed or is gone (RebootsReconciled)',
       timeout: Duration.minutes(5),
     });
+    const iotAuthorizer = fn('iot-authorizer', 'IotAuthorizerFunction', {
+      description: 'IoT Core custom authorizer of the agents push channel: agent id + token against the token hashes',
+      timeout: Duration.seconds(5),
+    });
     this.functions = {
       api,
       authorizer,
@@ -132,6 +138,7 @@ export class CoordinatorStack extends Stack {
       report,
       watchdog,
       reconciler,
+      'iot-authorizer': iotAuthorizer,
     };
 
     this.ingestQueue = new IngestQueue(this, 'Ingest', { consumerTimeout: ingest.timeout ?? Duration.seconds(30) });
@@ -165,6 +172,8 @@ export class CoordinatorStack extends Stack {
     if (rollout) grantEnv(api, rollout.envName, rollout.stateMachine, 'start');
 
     grantEnv(authorizer, 'TABLE_NAME', reboots, 'read');
+    grantEnv(iotAuthorizer, 'TABLE_NAME', reboots, 'read');
+    this.pushChannel = new PushChannel(this, 'PushChannel', { config, authorizer: iotAuthorizer, publishers: [api, ingest, workflowAwait, workflowStep] });
 
     grantEnv(ingest, 'TABLE_NAME', reboots, 'readWrite');
     grantEnv(ingest, 'IDEMPOTENCY_TABLE_NAME', idempotency, 'readWrite');
@@ -232,6 +241,7 @@ export class CoordinatorStack extends Stack {
 
     new CfnOutput(this, 'ApiUrl', { value: this.httpApi.url, description: 'Base URL of the HTTP API' });
     new CfnOutput(this, 'TableName', { value: reboots.tableName });
+    new CfnOutput(this, 'AgentAuthorizerName', { value: this.pushChannel.authorizerName, description: 'IoT custom authorizer: wss://<iot endpoint>/mqtt?x-amz-customauthorizer-name=<this>' });
     new CfnOutput(this, 'ReportBucketName', { value: this.reports.bucket.bucketName });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn });
     for (const wf of this.workflows.workflows) {

@@ -1,7 +1,6 @@
 // Disruption budgets and holds (contract 7.3), pure: which budgets a node counts in, and whether it may start a reboot now.
-import { agentIdOf } from './inventory.ts';
 import { COORDINATOR } from './principal.ts';
-import { history, type PlannedCommand, type StoredReboot } from './reboot.ts';
+import { history, type StoredReboot } from './reboot.ts';
 import type { Actor, BudgetDomain, NodeDef, XpuRebootPolicy } from './types.ts';
 
 /**
@@ -214,18 +213,4 @@ export function onQueueLeft(r: StoredReboot, how: 'slot' | 'cap', policy: XpuReb
     by: COORDINATOR,
   });
   return r;
-}
-
-/** Contract 7.1: `postpone-reboot` tells the xPU's own watchdog where its deadline moved. One id per deadline, so a replay sends it once. */
-export function postponeCommand(r: StoredReboot, deadline: string, reason: string, policy: XpuRebootPolicy, now: Date): PlannedCommand {
-  const xpu = r.xpu!;
-  return {
-    id: `${r.id}.postpone-reboot.${xpu}.${Math.floor(Date.parse(deadline) / 1000)}`,
-    type: 'postpone-reboot',
-    agent: agentIdOf(r.node, xpu),
-    xpu,
-    args: { deadline, reason },
-    deadline: new Date(now.getTime() + policy.commandSeconds * 1000).toISOString(),
-    noticePhase: false,
-  };
 }

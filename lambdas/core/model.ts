@@ -9,6 +9,9 @@
 import { COORDINATOR } from './principal.ts';
 import {
   advanceStatus,
+  commandId,
+  isNoticePhase,
+  undoneCommands,
   isFinal,
   MAX_EVENT_DELAY_MS,
   planPostpone,
@@ -17,7 +20,8 @@ import {
   type StoredReboot,
   type WaitFor,
 } from './reboot.ts';
-import type { Actor, CommandSummary, HistoryEntry, NativeEvent, NodeDef, RebootStatus } from './types.ts';
+import { agentIdOf } from './inventory.ts';
+import type { Actor, CommandSummary, CommandType, HistoryEntry, NativeEvent, NodeDef, RebootStatus } from './types.ts';
 
 /** What a handler must do after it wrote the reboot a transition returned. All are safe to repeat. */
 export type Effect =
@@ -29,7 +33,13 @@ export type Effect =
   | { kind: 'send'; step: string; commands: PlannedCommand[] }
   /** The node's xPUs are now provisioned for this tenant. */
   | { kind: 'provision'; tenant: string }
-  | { kind: 'metric'; name: string; dimensions?: Record<string, string> };
+  | { kind: 'metric'; name: string; dimensions?: Record<string, string> }
+  /** Contract 7.3: stop handing out these open commands (the workflow no longer waits for them). */
+  | { kind: 'close-commands'; ids: string[] }
+  /** Contract 7.3: take a queued reboot out of the queue; `takeBudget`: it counts in its budgets now, beyond them if need be. */
+  | { kind: 'leave-queue'; takeBudget: boolean }
+  /** Contract 7.3: give the node's budget slots back, and let queued reboots of those budgets go on. */
+  | { kind: 'release-budgets' };
 
 export interface Step {
   reboot: StoredReboot;
@@ -112,6 +122,14 @@ function next(r: StoredReboot): StoredReboot {
   return structuredClone(r);
 }
 
+/** The same signal again under another event (a BMC and an agent both report it; a second outage inside one reboot): noted, changes nothing. */
+function noteRepeat(r: StoredReboot, ev: NativeEvent): Step | null {
+  if (applied(r, ev)) return null;
+  const s = next(r);
+  s.history.push(entry(ev.receivedAt, 'repeat', `${ev.type} again ${evRef(ev)}`, actorOfEvent(ev)));
+  return { reboot: s, effects: [] };
+}
+
 function noteStale(r: StoredReboot, ev: NativeEvent): Step | null {
   if (applied(r, ev)) return null;
   const s = next(r);
@@ -123,7 +141,8 @@ function noteStale(r: StoredReboot, ev: NativeEvent): Step | null {
 
 export function onXpuDown(r: StoredReboot, ev: NativeEvent): Step | null {
   if (predates(r, ev)) return noteStale(r, ev);
-  if (r.downAt || applied(r, ev)) return null;
+  if (applied(r, ev)) return null;
+  if (r.downAt) return noteRepeat(r, ev);
   const s = next(r);
   s.downAt = coordinatorTime(ev);
   s.history.push(entry(ev.receivedAt, 'xpu-down', `xPU ${ev.xpu} went down ${evRef(ev)}`, actorOfEvent(ev)));
@@ -135,9 +154,11 @@ const WANT_OF_READY = 'xpu-never-returned';
 
 export function onXpuReady(r: StoredReboot, ev: NativeEvent): Step | null {
   if (predates(r, ev)) return noteStale(r, ev);
-  if (r.readyAt || applied(r, ev)) return null;
+  if (applied(r, ev)) return r.lateRecovery ? { reboot: r, effects: [{ kind: 'start-late-recovery' }] } : null;
+  if (r.readyAt) return noteRepeat(r, ev);
   const s = next(r);
   s.readyAt = coordinatorTime(ev);
+  s.readyOrigin = originOf(ev);
   const by = actorOfEvent(ev);
   if (r.status === 'failed' && r.failure === WANT_OF_READY) {
     // The reboot failed waiting for this: the host is still drained with PCIe protected. Recover it.
@@ -154,7 +175,8 @@ export function onXpuReady(r: StoredReboot, ev: NativeEvent): Step | null {
 /** A crash while the reboot runs (or one that arrives after an unannounced reboot of the same outage). */
 export function onXpuCrashed(r: StoredReboot, ev: NativeEvent): Step | null {
   if (predates(r, ev)) return noteStale(r, ev);
-  if (r.crashedAt || applied(r, ev)) return null;
+  if (applied(r, ev)) return null;
+  if (r.crashedAt) return noteRepeat(r, ev);
   const s = next(r);
   s.crashedAt = coordinatorTime(ev);
   const why = typeof ev.data?.reason === 'string' ? `: ${ev.data.reason}` : '';
@@ -184,17 +206,31 @@ export function sameOutage(r: StoredReboot, ev: NativeEvent): boolean {
   const notLater = sameSource
     ? Date.parse(ev.time) <= Date.parse(o.time)
     : Date.parse(ev.receivedAt) <= Date.parse(o.receivedAt) + CROSS_SOURCE_SLACK_MS;
-  if (ev.type === 'xpu.reboot.pending' || ev.type === 'xpu.crashed') return r.mode === 'unannounced' && notLater;
+  // At the very moment of the end (or of the ready) the order is unknown: such an event is taken as new.
+  const receivedWhileItRan = !r.endedAt || Date.parse(ev.receivedAt) < Date.parse(r.endedAt);
+  if (ev.type === 'xpu.reboot.pending' || ev.type === 'xpu.crashed') {
+    if (r.mode === 'unannounced' && notLater) return true;
+    // Sent before the ready that ended this reboot (by that ready's source): a notice of this outage, delivered late.
+    const ready = r.readyOrigin;
+    if (ready)
+      return sourceOf(ev) === ready.source ? Date.parse(ev.time) < Date.parse(ready.time) : Date.parse(ev.receivedAt) < Date.parse(ready.receivedAt);
+    // No ready yet: a notice received while the reboot ran would have joined it then.
+    return !predates(r, ev) && receivedWhileItRan;
+  }
   if (ev.type === 'xpu.ready' && r.status === 'failed' && r.failure === WANT_OF_READY && !r.readyAt) return !predates(r, ev);
+  // After the ready that ended this reboot's outage, by that ready's own clock: a new outage.
+  const ended = r.readyOrigin;
+  if (ended && sourceOf(ev) === ended.source && Date.parse(ev.time) > Date.parse(ended.time)) return false;
   if (r.mode === 'unannounced' && notLater) return true;
-  return !predates(r, ev) && (!r.endedAt || Date.parse(ev.receivedAt) <= Date.parse(r.endedAt));
+  return !predates(r, ev) && receivedWhileItRan;
 }
 
 // --- signals to a host reboot ----------------------------------------------------------------------
 
 export function onHostDown(r: StoredReboot, ev: NativeEvent): Step | null {
   if (predates(r, ev)) return noteStale(r, ev);
-  if (r.hostDownAt || applied(r, ev)) return null;
+  if (applied(r, ev)) return null;
+  if (r.hostDownAt) return noteRepeat(r, ev);
   const s = next(r);
   s.hostDownAt = coordinatorTime(ev);
   s.history.push(entry(ev.receivedAt, 'host-down', `host went down ${evRef(ev)}`, actorOfEvent(ev)));
@@ -203,7 +239,8 @@ export function onHostDown(r: StoredReboot, ev: NativeEvent): Step | null {
 
 export function onHostReady(r: StoredReboot, ev: NativeEvent): Step | null {
   if (predates(r, ev)) return noteStale(r, ev);
-  if (r.hostReadyAt || applied(r, ev)) return null;
+  if (applied(r, ev)) return null;
+  if (r.hostReadyAt) return noteRepeat(r, ev);
   const s = next(r);
   s.hostReadyAt = coordinatorTime(ev);
   const tenant = typeof ev.data?.tenant === 'string' && ev.data.tenant ? ev.data.tenant : undefined;
@@ -466,6 +503,7 @@ export function unannouncedReboot(base: StoredReboot, ev: NativeEvent): Step {
   s.deadline = null;
   s.rebootingAt = at;
   s.origin = originOf(ev);
+  if (ev.type === 'xpu.ready') s.readyOrigin = originOf(ev);
   s.history = [
     entry(ev.receivedAt, 'unannounced', `xPU ${ev.xpu} ${ev.type === 'xpu.down' ? 'went down' : 'rebooted'} without notice ${evRef(ev)}`, actorOfEvent(ev)),
   ];
@@ -505,6 +543,110 @@ export function hostSignal(r: StoredReboot, ev: NativeEvent): Step | null {
     default:
       return null;
   }
+}
+
+// --- operator controls (contract 7.3) ---------------------------------------------------------------
+
+/** A control the reboot's state does not allow (the API answers 409 with `code`). */
+export interface Refused {
+  refused: string;
+  code: string;
+}
+
+/**
+ * Has the xPU gone down (or been told to)? From then on the reboot cannot be withdrawn or hurried:
+ * the device is away, and only its recovery is left.
+ */
+function xpuWentDown(r: StoredReboot): string | undefined {
+  if (r.kind !== 'xpu') return 'only xPU reboots have a notice phase';
+  if (r.mode === 'crash' || r.mode === 'unannounced' || r.crashedAt) return r.mode === 'unannounced' ? 'the xPU rebooted without notice' : 'the xPU crashed';
+  if (r.downAt) return 'the xPU went down';
+  if (r.readyAt) return 'the xPU rebooted already';
+  if (r.rebootingAt || r.forced) return `the xPU was told to reboot (${r.status})`;
+  if (r.status !== 'queued' && !isNoticePhase(r.status)) return `the reboot is ${r.status}`;
+  return undefined;
+}
+
+function planControl(r: StoredReboot, type: CommandType, xpu: string | null, args: Record<string, unknown>, deadline: string): PlannedCommand {
+  return { id: commandId(r.id, type, xpu), type, agent: agentIdOf(r.node, xpu), xpu: r.xpu, args, deadline, noticePhase: false };
+}
+
+const OPEN = ['pending', 'delivered', 'running'];
+
+/**
+ * Withdraws an xPU reboot before its xPU went down (queued or in its notice phase): the xPU is told
+ * to stand down (`cancel-reboot`), and the host undoes what it was asked to do, in turn:
+ * `restore-pcie` if `protect-pcie` was sent, then `resume-workloads` if `migrate-workloads` was.
+ * Repeated, it returns the reboot unchanged with the same (idempotent) effects, so a crash between
+ * the write and them loses nothing.
+ */
+export function cancel(r: StoredReboot, node: NodeDef, by: Actor, reason: string, now: Date): Step | Refused {
+  const repeated = r.status === 'cancelled';
+  if (!repeated) {
+    const down = xpuWentDown(r);
+    if (down) return { refused: `cannot cancel: ${down}`, code: 'PastNoticePhase' };
+  }
+  const at = now.toISOString();
+  const due = new Date(now.getTime() + node.policy.xpuReboot.commandSeconds * 1000).toISOString();
+  const sent = (type: CommandType) => Object.values(r.commands).some((c) => c.type === type && c.step === 'prepare');
+  const commands = [planControl(r, 'cancel-reboot', r.xpu, { reason }, due)];
+  if (sent('protect-pcie')) commands.push(planControl(r, 'restore-pcie', null, { reason: `reboot ${r.id} cancelled` }, due));
+  if (sent('migrate-workloads')) commands.push(planControl(r, 'resume-workloads', null, { reason: `reboot ${r.id} cancelled` }, due));
+  const open = Object.values(r.commands).filter((c) => c.step === 'prepare' && OPEN.includes(c.status));
+  const effects: Effect[] = [
+    { kind: 'close-commands', ids: open.map((c) => c.id) },
+    { kind: 'send', step: 'cancel', commands },
+    { kind: 'leave-queue', takeBudget: false },
+    { kind: 'release' },
+    { kind: 'release-budgets' },
+  ];
+  if (repeated) return { reboot: r, effects };
+  const s = next(r);
+  s.status = 'cancelled';
+  s.endedAt = at;
+  for (const c of open) s.commands[c.id] = { ...c, status: 'timed-out' };
+  for (const p of commands) s.commands[p.id] ??= summarize(p, 'cancel', at);
+  s.history.push(entry(at, 'cancelled', `cancelled${reason ? `: ${reason}` : ''}; ${commands.map((c) => c.type).join(', then ')} sent`, by));
+  return { reboot: s, effects: [...effects, { kind: 'metric', name: 'RebootsCancelled' }] };
+}
+
+/**
+ * Hurries an xPU reboot that is queued or in its notice phase: `proceed-reboot` goes to the xPU at
+ * once, and what the host had not finished is recorded as for a reboot forced at its deadline. A
+ * queued reboot leaves the queue and counts in its budgets, beyond them if need be.
+ */
+export function force(r: StoredReboot, node: NodeDef, by: Actor, reason: string, now: Date): Step | Refused {
+  const at = now.toISOString();
+  const due = new Date(now.getTime() + node.policy.xpuReboot.commandSeconds * 1000).toISOString();
+  const go = planControl(r, 'proceed-reboot', r.xpu, {}, due);
+  // Repeated: the same answer; the command again (idempotent), unless the reboot is over.
+  if (r.forced && r.history.some((h) => h.phase === 'forced' && h.by === by))
+    return { reboot: r, effects: r.endedAt ? [] : [{ kind: 'send', step: 'proceed', commands: [go] }] };
+  const down = xpuWentDown(r);
+  if (down) return { refused: `cannot force: ${down}`, code: 'PastNoticePhase' };
+  const undone = undoneCommands(r, ['prepare']);
+  const open = undone.filter((c) => OPEN.includes(c.status));
+  const queued = r.status === 'queued';
+  const s = next(r);
+  s.forced = true;
+  s.outstanding = undone.map((c) => `${c.type} (${c.status})`);
+  for (const c of open) s.commands[c.id] = { ...c, status: 'timed-out' };
+  s.commands[go.id] ??= summarize(go, 'proceed', at);
+  s.status = 'rebooting';
+  s.rebootingAt = at;
+  if (s.queue && !s.queue.admittedAt) s.queue = { ...s.queue, admittedAt: at };
+  s.history.push(
+    entry(at, 'forced', `forced${reason ? `: ${reason}` : ''}: told the xPU to reboot now${undone.length ? `; still outstanding: ${s.outstanding.join(', ')}` : ''}`, by),
+  );
+  return {
+    reboot: s,
+    effects: [
+      { kind: 'close-commands', ids: open.map((c) => c.id) },
+      { kind: 'send', step: 'proceed', commands: [go] },
+      ...(queued ? [{ kind: 'leave-queue' as const, takeBudget: true }] : []),
+      { kind: 'metric', name: 'RebootsForced' },
+    ],
+  };
 }
 
 /** Statuses from which the model never moves on: the end. */

@@ -61,6 +61,8 @@ export interface StoredReboot extends Reboot {
   joinedXpus?: string[];
   /** The event that started it: a source's own times order only that source's events (see model.ts predates). */
   origin?: Origin;
+  /** The xpu.ready that ended the outage: a notice sent before it (by its source's clock) belongs to this reboot. */
+  readyOrigin?: Origin;
   /** Why it failed: a reason code (`xpu-never-returned`, `restore-pcie-failed`, ...). */
   failure?: string;
   /** A failed reboot whose xPU came back after all: its host is being restored (restore-pcie, resume-workloads). */
@@ -407,7 +409,7 @@ export function evaluateWait(reboot: StoredReboot, node: NodeDef | undefined, no
     case 'budget-slot': {
       // Contract 7.3: a queued reboot waits for a budget slot (or a hold's end), an operator, or its xPU.
       if (reboot.status === 'cancelled') return { signal: 'cancelled' };
-      if (reboot.forced) return { signal: 'forced' };
+      if (reboot.forced) return { signal: 'forced', ...noticeWindow(reboot, now) };
       if (reboot.status !== 'queued') return { signal: 'admitted', ...noticeWindow(reboot, now) };
       if (reboot.crashedAt || reboot.downAt || reboot.readyAt) return { signal: 'outage' };
       return null;
@@ -415,7 +417,7 @@ export function evaluateWait(reboot: StoredReboot, node: NodeDef | undefined, no
     case 'prepared': {
       // Contract 7.3: an operator withdrew or hurried the reboot.
       if (reboot.status === 'cancelled') return { signal: 'cancelled' };
-      if (reboot.forced && !reboot.crashedAt) return { signal: 'forced' };
+      if (reboot.forced && !reboot.crashedAt) return { signal: 'forced', ...noticeWindow(reboot, now) };
       if (reboot.crashedAt && reboot.mode !== 'crash') return { signal: 'crashed', ...noticeWindow(reboot, now) };
       if (reboot.readyAt) return { signal: 'xpu-ready', ...noticeWindow(reboot, now) };
       const cmds = stepCommands(reboot, w.step);

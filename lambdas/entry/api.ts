@@ -6,7 +6,7 @@ import { loadMapping } from '../core/redfish/mapping.ts';
 import { createApiApp } from '../handlers/api.ts';
 import { tokenOf } from '../handlers/authorizer.ts';
 import type { InventoryHint } from '../ports/index.ts';
-import { deadLetters, deps, powertoolsMetrics } from './runtime.ts';
+import { deadLetters, deps, flushWakeups, powertoolsMetrics } from './runtime.ts';
 
 /**
  * What this request will look up in the inventory: the caller's token and the node a posted event
@@ -45,6 +45,7 @@ export const handler = async (event: Parameters<typeof serve>[0], context: Conte
   try {
     return await serve(event, context);
   } finally {
+    await flushWakeups();
     // Powertools keeps metrics in memory until published: without this the API's counts never reach CloudWatch.
     if (powertoolsMetrics.hasStoredMetrics()) powertoolsMetrics.publishStoredMetrics();
   }

@@ -5,7 +5,7 @@ import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dyn
 import { createIngestHandler } from '../handlers/ingest.ts';
 import { processBatch, withFailureLog } from '../handlers/ingest-batch.ts';
 import type { NativeEvent } from '../core/types.ts';
-import { deps, env, ingestFailures, powertoolsMetrics } from './runtime.ts';
+import { deps, env, ingestFailures, powertoolsMetrics, flushWakeups } from './runtime.ts';
 
 const ingest = createIngestHandler(deps);
 // Longer than an event can sit in the queue and the DLQ (CDK sets it: ingest-queue.ts), so a redrive never applies an event twice.
@@ -29,6 +29,7 @@ export const handler = async (event: SQSEvent, context?: Context): Promise<SQSBa
     if (failures.length) deps.metrics.count('IngestErrors', failures.length);
     return { batchItemFailures: failures.map((f) => ({ itemIdentifier: f.id })) };
   } finally {
+    await flushWakeups();
     powertoolsMetrics.publishStoredMetrics();
   }
 };

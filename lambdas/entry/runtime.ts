@@ -13,6 +13,7 @@ import { DynamoIngestFailureLog, SqsDeadLetterQueue } from '../adapters/sqs-dlq.
 import { SfnWorkflows } from '../adapters/sfn-workflows.ts';
 import { DynamoRolloutStore } from '../adapters/dynamo-rollouts.ts';
 import { PollingCommandSignal } from '../adapters/polling-signal.ts';
+import { withIotWakeups } from '../adapters/iot-wake.ts';
 import type { Deps, Logger } from '../handlers/deps.ts';
 import { systemClock, type EventQueue, type InventoryHint, type Metrics, type Workflows } from '../ports/index.ts';
 
@@ -33,6 +34,8 @@ const Env = z.object({
   INVENTORY_TTL_SECONDS: z.coerce.number().int().min(0).default(60),
   /** Days an ended reboot stays in the table (TTL); the daily reports in S3 keep the record. */
   REBOOT_RETENTION_DAYS: z.coerce.number().int().min(1).optional(),
+  /** AWS IoT Core's data endpoint: wake-ups for agents on the push channel are published there. */
+  IOT_DATA_ENDPOINT: z.string().min(1).optional(),
 });
 
 export const env = Object.freeze(Env.parse(process.env));
@@ -82,13 +85,30 @@ const workflows: Workflows = new SfnWorkflows(new SFNClient({}), {
   rollout: env.ROLLOUT_WORKFLOW_ARN ?? '',
 });
 
+/** With IOT_DATA_ENDPOINT (the push channel), every command notification is also an MQTT wake-up. */
+const iotSignal = env.IOT_DATA_ENDPOINT
+  ? withIotWakeups(new PollingCommandSignal(), {
+      endpoint: env.IOT_DATA_ENDPOINT,
+      region: process.env.AWS_REGION ?? 'us-east-1',
+      credentials: () => ({
+        accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? '',
+        secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? '',
+        sessionToken: process.env.AWS_SESSION_TOKEN,
+      }),
+      onError: (agent, err) => powertoolsLogger.warn('wake-up not published', { agent, error: String(err) }),
+    })
+  : undefined;
+const signal = iotSignal ?? new PollingCommandSignal();
+/** Entries await this before returning: publishes still in flight would freeze with the container. */
+export const flushWakeups = async (): Promise<void> => iotSignal?.flush();
+
 export const deps: Deps = {
   store,
   workflows,
   queue,
   clock: systemClock,
   inventory,
-  signal: new PollingCommandSignal(),
+  signal,
   metrics,
   logger,
   rollouts: new DynamoRolloutStore(ddb, env.TABLE_NAME),

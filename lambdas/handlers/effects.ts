@@ -4,6 +4,7 @@ import type { Effect, Step } from '../core/model.ts';
 import { noticeWindow, toCommand, type StoredReboot } from '../core/reboot.ts';
 import type { NodeDef } from '../core/types.ts';
 import { wakeIfReady, type Deps } from './deps.ts';
+import { performFleetEffect } from './fleet.ts';
 
 /** The workflow input of a late recovery: the xPU workflow, entered at RestorePcie. */
 export function lateRecoveryInput(r: StoredReboot, node: NodeDef, now: Date) {
@@ -72,6 +73,11 @@ export async function performEffects(deps: Deps, r: StoredReboot, effects: Effec
       }
       case 'provision':
         await deps.store.setProvisionedTenant(r.node, e.tenant);
+        break;
+      case 'close-commands':
+      case 'leave-queue':
+      case 'release-budgets':
+        await performFleetEffect(deps, r, e, node);
         break;
     }
   }

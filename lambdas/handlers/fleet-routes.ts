@@ -2,16 +2,17 @@
 import type { Context, Hono } from 'hono';
 import { ulid } from 'ulid';
 import { z } from 'zod';
-import { HOLD_SELECTOR_KEYS, holdMatches, isHoldActive, type Hold } from '../core/budgets.ts';
-import { cancel, force, type ControlStep } from '../core/controls.ts';
+import { type HOLD_SELECTOR_KEYS, holdMatches, isHoldActive, type Hold } from '../core/budgets.ts';
+import { cancel, force, type Refused } from '../core/model.ts';
 import { BadRequest, Conflict, Forbidden, NotFound } from '../core/errors.ts';
 import { agentIdOf, type InventoryIndex } from '../core/inventory.ts';
 import { actorOf, type Principal } from '../core/principal.ts';
 import { isFinal } from '../core/reboot.ts';
 import type { CommandStatus, NodeDef } from '../core/types.ts';
 import { check, readJson } from './api.ts';
-import { changeReboot, type Deps } from './deps.ts';
-import { performControl, wakeQueued } from './fleet.ts';
+import type { Deps } from './deps.ts';
+import { applyStep } from './effects.ts';
+import { wakeQueued } from './fleet.ts';
 import { publicReboot } from './views.ts';
 import { mayActAs } from './auth.ts';
 
@@ -92,7 +93,7 @@ export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
   async function control(c: Context, kind: 'cancel' | 'force') {
     const { who, index } = await deps.principal(c);
     const body = check(ControlBody, await optionalJson(c), kind);
-    const id = c.req.param('id')!;
+    const id = c.req.param('id') ?? '';
     const reboot = await deps.store.getReboot(id);
     if (!reboot) throw new NotFound(`no reboot ${id}`);
     mayControl(who, reboot.node, reboot.xpu, kind, index);
@@ -107,21 +108,21 @@ export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
       const stored = await deps.store.getCommand(c.agent, c.id);
       if (stored) live.set(c.id, stored.status);
     }
-    let step: ControlStep | undefined;
-    const updated = await changeReboot(
+    let refused: Refused | undefined;
+    const res = await applyStep(
       deps,
       id,
       (r) => {
-        for (const [id, status] of live) if (r.commands[id] && !isFinal(r.commands[id].status)) r.commands[id].status = status;
-        step = (kind === 'cancel' ? cancel : force)(r, node, by, body.reason, deps.clock.now());
-        return step.ok && !step.repeated ? step.reboot : null;
+        for (const [cid, status] of live) if (r.commands[cid] && !isFinal(r.commands[cid].status)) r.commands[cid].status = status;
+        const out = (kind === 'cancel' ? cancel : force)(r, node, by, body.reason, deps.clock.now());
+        refused = 'refused' in out ? out : undefined;
+        return 'refused' in out ? null : out;
       },
       node,
     );
-    if (!step || !updated) throw new NotFound(`no reboot ${id}`);
-    if (!step.ok) throw new Conflict(step.reason, step.code);
-    await performControl(deps, updated, node, step.effects);
-    return c.json(publicReboot((await deps.store.getReboot(id)) ?? updated));
+    if (!res) throw new NotFound(`no reboot ${id}`);
+    if (refused) throw new Conflict(refused.refused, refused.code);
+    return c.json(publicReboot((await deps.store.getReboot(id)) ?? res.reboot));
   }
 
   app.post('/v1/reboots/:id/cancel', (c) => control(c, 'cancel'));

@@ -8,16 +8,15 @@ import {
   mayStartReboot,
   onBudgetRefused,
   onQueueLeft,
-  postponeCommand,
   queueRecheckAt,
   queueWindow,
   admittedDeadline,
   type Admission,
   type Hold,
 } from '../core/budgets.ts';
-import type { ControlEffect } from '../core/controls.ts';
+import type { Effect } from '../core/model.ts';
 import { COORDINATOR } from '../core/principal.ts';
-import { history, isEnded, isFinal, noticeWindow, summarize, toCommand, type PlannedCommand, type StoredReboot } from '../core/reboot.ts';
+import { history, isEnded, isFinal, noticeWindow, planPostpone, summarize, toCommand, type PlannedCommand, type StoredReboot } from '../core/reboot.ts';
 import type { NodeDef } from '../core/types.ts';
 import type { QueuedEntry, StoredCommand } from '../ports/index.ts';
 import { changeReboot, type Deps } from './deps.ts';
@@ -67,16 +66,17 @@ async function countSlots(deps: Deps, node: NodeDef, rebootId: string): Promise<
 }
 
 /**
- * Decides a new xPU reboot against holds and budgets, before it is stored: a crash is never held
- * but counts (and says when it goes beyond a budget); a planned reboot takes its slots or is queued.
+ * Decides a new xPU reboot against holds and budgets, before it is stored: a crash (or an
+ * unannounced reboot) is never held but counts (and says when it goes beyond a budget); a planned reboot takes its slots or is queued.
  */
 export async function admitNewXpuReboot(deps: Deps, node: NodeDef, reboot: StoredReboot): Promise<StoredReboot> {
   const now = deps.clock.now();
-  if (reboot.mode === 'crash') {
+  if (reboot.mode === 'crash' || reboot.mode === 'unannounced') {
     const counted = await countSlots(deps, node, reboot.id);
     if (counted.keys.length) reboot.budgetKeys = counted.keys;
+    const what = reboot.mode === 'crash' ? 'a crash' : 'an unannounced reboot';
     if (counted.beyond)
-      reboot.history.push({ ...history(now, 'budget-exceeded', `a crash is never held: the node is unavailable beyond ${counted.beyond}`), by: COORDINATOR });
+      reboot.history.push({ ...history(now, 'budget-exceeded', `${what} is never held: the node is unavailable beyond ${counted.beyond}`), by: COORDINATOR });
     return reboot;
   }
   const taken = await takeSlots(deps, node, reboot.id);
@@ -156,8 +156,9 @@ async function leaveQueue(deps: Deps, node: NodeDef, rebootId: string, how: 'slo
       onQueueLeft(r, how, policy, now, why);
       if (keys.length) r.budgetKeys = keys;
       if (r.deadline && r.deadline !== before) {
-        postpone = postponeCommand(r, r.deadline, how === 'cap' ? 'budget wait reached its cap' : 'a budget slot is free', policy, now);
+        postpone = planPostpone(r, r.deadline, how === 'cap' ? 'budget wait reached its cap' : 'a budget slot is free', node, now);
         r.commands[postpone.id] ??= summarize(postpone, 'budget', now.toISOString());
+        r.postponedTo = r.deadline; // what the xPU's watchdog was told (the model's postponeIfMoved reads it)
       }
       return r;
     },
@@ -226,15 +227,16 @@ export async function releaseBudgets(deps: Deps, reboot: StoredReboot, node?: No
  */
 export async function onQueuedWaitRegistered(deps: Deps, rebootId: string, node: NodeDef): Promise<void> {
   const reboot = await deps.store.getReboot(rebootId);
-  if (!reboot || reboot.status !== 'queued' || !reboot.queue) return;
-  const entry = entryOf(reboot)!;
+  const entry = reboot && reboot.status === 'queued' ? entryOf(reboot) : undefined;
+  if (!reboot?.queue || !reboot.deadline || !entry) return;
   await deps.store.enqueueReboot(entry);
   const now = deps.clock.now();
-  const postpone = postponeCommand(reboot, reboot.deadline!, `queued: ${reboot.queue.reason}`, node.policy.xpuReboot, now);
+  const postpone = planPostpone(reboot, reboot.deadline, `queued: ${reboot.queue.reason}`, node, now);
   if (!reboot.commands[postpone.id]) {
     const updated = await changeReboot(deps, rebootId, (r) => {
       if (r.commands[postpone.id] || r.status !== 'queued') return null;
       r.commands[postpone.id] = summarize(postpone, 'budget', now.toISOString());
+      r.postponedTo = r.deadline ?? undefined;
       return r;
     }, node);
     if (updated?.commands[postpone.id]) await putCommands(deps, updated, [postpone], 'budget');
@@ -252,16 +254,21 @@ export async function recheckQueued(deps: Deps, rebootId: string, node: NodeDef)
   let reboot = await deps.store.getReboot(rebootId);
   if (!reboot) return { signal: 'cancelled' };
   if (reboot.status === 'cancelled') return { signal: 'cancelled' };
-  if (reboot.forced) return { signal: 'forced' };
-  if (reboot.status === 'queued' && reboot.queue) {
-    const entry = entryOf(reboot)!;
+  if (reboot.forced) return { signal: 'forced', ...noticeWindow(reboot, now) };
+  const entry = reboot.status === 'queued' ? entryOf(reboot) : undefined;
+  if (reboot.queue && entry) {
     const outage = reboot.crashedAt || reboot.downAt || reboot.readyAt;
     const capped = now.getTime() >= Date.parse(reboot.queue.capAt);
     if (!outage && !capped && (await tryAdmit(deps, entry)) !== 'admitted') {
       const holds = holdsOn(node, await activeHolds(deps), now);
       const recheckAt = queueRecheckAt(reboot.queue, holds, now);
-      const updated = await deps.store.updateReboot(rebootId, (r) => (r.queue && r.status === 'queued' ? ((r.queue.recheckAt = recheckAt), r) : null));
-      if (updated?.reboot.status === 'queued') return queueWindow(updated.reboot, now)!;
+      const updated = await deps.store.updateReboot(rebootId, (r) => {
+        if (!r.queue || r.status !== 'queued') return null;
+        r.queue.recheckAt = recheckAt;
+        return r;
+      });
+      const wait = updated && queueWindow(updated.reboot, now);
+      if (wait) return wait;
     } else if (outage || capped) {
       // The xPU went down while queued (it did not wait), or the wait reached its cap: never held longer, but counted.
       const counted = await countSlots(deps, node, rebootId);
@@ -277,7 +284,7 @@ export async function recheckQueued(deps: Deps, rebootId: string, node: NodeDef)
     reboot = (await deps.store.getReboot(rebootId)) ?? reboot;
   }
   if (reboot.status === 'cancelled') return { signal: 'cancelled' };
-  if (reboot.forced) return { signal: 'forced' };
+  if (reboot.forced) return { signal: 'forced', ...noticeWindow(reboot, now) };
   if (reboot.crashedAt) return { signal: 'crashed', ...noticeWindow(reboot, now) };
   if (reboot.readyAt) return { signal: 'xpu-ready', ...noticeWindow(reboot, now) };
   if (reboot.downAt) return { signal: 'down', ...noticeWindow(reboot, now) };
@@ -289,41 +296,38 @@ export function deadlineIfAdmitted(r: StoredReboot, node: NodeDef, now: Date): s
   return r.queue ? admittedDeadline(r.queue, r.noticeSeconds, node.policy.xpuReboot.maxExtensionSeconds, now) : undefined;
 }
 
-// --- cancel and force -------------------------------------------------------------------------
+// --- effects of the model's operator controls (lambdas/core/model.ts: cancel, force) ---------------
 
-/** Carries out what a cancel or force returned, after the reboot was written. Every effect is idempotent. */
-export async function performControl(deps: Deps, reboot: StoredReboot, node: NodeDef, effects: ControlEffect[]): Promise<void> {
-  for (const e of effects) {
-    switch (e.kind) {
-      case 'close-commands':
-        await closeCommands(deps, reboot, e.ids);
-        break;
-      case 'send':
-        await putCommands(deps, reboot, e.commands, e.step);
-        break;
-      case 'leave-queue': {
-        const entry = entryOf(reboot);
-        if (entry) await deps.store.dequeueReboot(entry);
-        if (e.takeBudget) {
-          const counted = await countSlots(deps, node, reboot.id);
-          await deps.store.updateReboot(reboot.id, (r) => {
-            if (counted.keys.length) r.budgetKeys = counted.keys;
-            if (counted.beyond && !r.history.some((h) => h.phase === 'budget-exceeded'))
-              r.history.push({ ...history(deps.clock.now(), 'budget-exceeded', `forced out of the queue: the node is unavailable beyond ${counted.beyond}`), by: COORDINATOR });
-            return r;
-          });
-        }
-        break;
-      }
-      case 'release':
-        if (reboot.kind === 'xpu') await deps.store.release(reboot.node, 'xpu', reboot.xpu, reboot.id);
-        await releaseBudgets(deps, reboot, node);
-        // Rollouts (issue 16): a cancelled reboot ends here, not in the workflow's last step: tell its rollout.
-        await wakeRolloutOf(deps, reboot);
-        break;
-      case 'wake':
-        if (reboot.waiter) await deps.workflows.wake(reboot.waiter.token, e.outcome);
-        break;
+/** Carries out a fleet-safety effect of a model transition, after the reboot was written. Every one is idempotent. */
+export async function performFleetEffect(deps: Deps, reboot: StoredReboot, e: FleetEffect, node?: NodeDef): Promise<void> {
+  switch (e.kind) {
+    case 'close-commands':
+      await closeCommands(deps, reboot, e.ids);
+      break;
+    case 'leave-queue': {
+      const entry = entryOf(reboot);
+      if (entry) await deps.store.dequeueReboot(entry);
+      if (!e.takeBudget) break;
+      const n = node ?? (await deps.inventory({ nodes: [reboot.node] })).node(reboot.node);
+      if (!n) break;
+      const counted = await countSlots(deps, n, reboot.id);
+      const now = deps.clock.now();
+      await deps.store.updateReboot(reboot.id, (r) => {
+        const beyond = counted.beyond && !r.history.some((h) => h.phase === 'budget-exceeded');
+        if (!beyond && (!counted.keys.length || r.budgetKeys?.length)) return null;
+        if (counted.keys.length) r.budgetKeys = counted.keys;
+        if (beyond) r.history.push({ ...history(now, 'budget-exceeded', `forced out of the queue: the node is unavailable beyond ${counted.beyond}`), by: COORDINATOR });
+        return r;
+      });
+      break;
     }
+    case 'release-budgets':
+      await releaseBudgets(deps, reboot, node);
+      // Rollouts (issue 16): a cancelled reboot ends here, not in the workflow's last step: with its
+      // slots given back, tell its rollout, so that the next xPU starts at once.
+      if (reboot.endedAt) await wakeRolloutOf(deps, reboot);
+      break;
   }
 }
+
+export type FleetEffect = Extract<Effect, { kind: 'close-commands' | 'leave-queue' | 'release-budgets' }>;

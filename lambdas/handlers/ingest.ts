@@ -290,7 +290,8 @@ export function createIngestHandler(deps: Deps) {
         return { kind: 'applied', rebootId: holder };
       }
     }
-    let reboot = unannouncedReboot(newXpuReboot(id, node, xpu, ev, 'planned'), ev).reboot;
+    // Contract 7.3: never held, but it counts in the node's budgets (and says when it goes beyond).
+    let reboot = await admitNewXpuReboot(deps, node, unannouncedReboot(newXpuReboot(id, node, xpu, ev, 'planned'), ev).reboot);
     if (!(await deps.store.createReboot(reboot))) reboot = (await deps.store.getReboot(id)) ?? reboot;
     await deps.workflows.start('xpu-reboot', id, xpuWorkflowInput(reboot, node, deps.clock.now()));
     deps.metrics.count('RebootsStarted', 1, { kind: 'xpu' });

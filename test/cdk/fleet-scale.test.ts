@@ -141,3 +141,26 @@ describe('reserved concurrency', () => {
     expect(parseStageConfig({ ingestMaxConcurrency: 25 }).reservedConcurrency.ingest).toBe(25);
   });
 });
+
+describe('push channel', () => {
+  it('authorizes agents on IoT Core with the iot-authorizer function, which IoT alone may invoke', () => {
+    const [[, authorizer]] = ofType('AWS::IoT::Authorizer');
+    expect(authorizer.Properties).toMatchObject({ AuthorizerName: 'fleet-xpu-reboot-agents', SigningDisabled: true, Status: 'ACTIVE' });
+    expect(authorizer.Properties.AuthorizerFunctionArn).toEqual({ 'Fn::GetAtt': [fnId('iot-authorizer'), 'Arn'] });
+    const permission = ofType('AWS::Lambda::Permission').find(([, p]) => p.Properties.Principal === 'iot.amazonaws.com')![1];
+    expect(permission.Properties.FunctionName).toEqual({ 'Fn::GetAtt': [fnId('iot-authorizer'), 'Arn'] });
+    // No data endpoint configured: nothing publishes.
+    expect(JSON.stringify(policyStatements(resources))).not.toContain('iot:Publish');
+  });
+
+  it('lets the functions that write commands publish on the wake-up topics only, with the endpoint configured', () => {
+    const endpoint = 'abc123xyz-ats.iot.eu-west-1.amazonaws.com';
+    const { stack } = buildTestApp({ skipBundling: true, config: { stage: 'push', iotDataEndpoint: endpoint } });
+    const rs = Template.fromStack(stack).toJSON().Resources as Resources;
+    const id = (n: keyof typeof stack.functions) => stack.resolve((stack.functions[n].node.defaultChild as any).logicalId) as string;
+    for (const n of ['api', 'ingest', 'workflow-await', 'workflow-step'] as const) expect(rs[id(n)].Properties.Environment.Variables.IOT_DATA_ENDPOINT).toBe(endpoint);
+    const publish = policyStatements(rs).filter((s) => asArray(s.Action).includes('iot:Publish'));
+    expect(publish).toHaveLength(4);
+    for (const s of publish) expect(JSON.stringify(s.Resource)).toContain(':topic/xpu-reboot/agents/*');
+  });
+});

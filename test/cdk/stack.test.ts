@@ -40,9 +40,9 @@ beforeAll(() => {
 }, 120_000);
 
 describe('functions', () => {
-  it('runs all eight entries on nodejs24.x, arm64, with active tracing and their own log group', () => {
+  it('runs all nine entries on nodejs24.x, arm64, with active tracing and their own log group', () => {
     const fns = ofType('AWS::Lambda::Function');
-    expect(fns).toHaveLength(8);
+    expect(fns).toHaveLength(FUNCTION_NAMES.length);
     for (const [, fn] of fns) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs24.x',
@@ -117,6 +117,7 @@ describe('functions', () => {
       'workflow-step': ['TABLE_NAME', 'REBOOT_RETENTION_DAYS'],
       report: ['TABLE_NAME', 'REPORT_BUCKET'],
       watchdog: ['TABLE_NAME'],
+      'iot-authorizer': ['TABLE_NAME'],
     } as const;
     for (const [name, vars] of Object.entries(expected)) {
       expect(env(name as keyof typeof expected), name).toEqual([...base, ...vars].sort());

@@ -255,6 +255,20 @@ describe('rebootctl agent', () => {
     expect(unknown.logs.find((l) => l.level === 'error')!.msg).toMatch(/did not accept the agent token: HTTP 401/);
   });
 
+  it('retries through 500s from an authorizer that could not read its store, unlike a 403', async () => {
+    const ws = workspace();
+    const server = await fakeServer();
+    server.failPolls = 3;
+    writeHook(ws, 'protect-pcie', 'echo protected');
+    server.enqueue('node-a', command('after-500s', 'protect-pcie'));
+    const a = agent(ws, server);
+    await waitFor(() => server.finalResults().some((r) => r.id === 'after-500s' && r.status === 'succeeded'), 20_000, () => 'the command after three 500s');
+    expect(server.failPolls).toBe(0);
+    expect(a.child.exitCode).toBeNull();
+    a.child.kill('SIGTERM');
+    expect(await a.exited).toBe(0);
+  });
+
   it('caps the reported output and keeps its tail', async () => {
     const ws = workspace();
     const server = await fakeServer();

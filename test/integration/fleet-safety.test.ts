@@ -26,6 +26,7 @@ ${['d1', 'd2', 'd3', 'd4'].map((id) => `  - { id: ${id}, rack: r6, agentToken: a
 ${['g1', 'g2', 'g3'].map((id) => `  - { id: ${id}, rack: r8, agentToken: agent-token-${id}, xpus: [{ id: dpu0 }] }`).join('\n')}
   - { id: f1, rack: r7, agentToken: agent-token-f1, xpus: [{ id: dpu0 }] }
   - { id: f2, rack: r7, agentToken: agent-token-f2, xpus: [{ id: dpu0 }] }
+  - { id: f3, rack: r7, agentToken: agent-token-f3, xpus: [{ id: dpu0 }] }
 ${['c1', 'c2', 'c3']
   .map((id, i) => `  - { id: ${id}, rack: rc${i}, agentToken: agent-token-${id}, policy: { xpuReboot: { noticeSeconds: 120 } }, xpus: [{ id: dpu0${id === 'c1' ? ', agentToken: xpu-token-c1' : ''} }] }`)
   .join('\n')}
@@ -76,11 +77,11 @@ beforeAll(async () => {
   const dir = tempDir('fleet');
   stack = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile: writeInventory(dir, INVENTORY) });
   url = stack.url;
-  for (const n of ['a1', 'a2', 'a3', 'b1', 'b2', 'e1', 'e2', 'c1', 'c2', 'c3', 'd1', 'd2', 'd3', 'd4', 'f1', 'f2', 'g1', 'g2', 'g3']) {
+  for (const n of ['a1', 'a2', 'a3', 'b1', 'b2', 'e1', 'e2', 'c1', 'c2', 'c3', 'd1', 'd2', 'd3', 'd4', 'f1', 'f2', 'f3', 'g1', 'g2', 'g3']) {
     void fakeAgent(n);
     void fakeAgent(`${n}.dpu0`);
   }
-  for (const a of ['f1', 'f2', 'f1.dpu0', 'f2.dpu0', 'a1', 'a2', 'a1.dpu0', 'a2.dpu0', 'a3', 'b1', 'b1.dpu0', 'b2', 'e1', 'e1.dpu0', 'e2', 'e2.dpu0', 'c1.dpu0', 'c3.dpu0']) answering.add(a);
+  for (const a of ['f1', 'f2', 'f3', 'f1.dpu0', 'f2.dpu0', 'f3.dpu0', 'a1', 'a2', 'a1.dpu0', 'a2.dpu0', 'a3', 'a3.dpu0', 'b1', 'b1.dpu0', 'b2', 'e1', 'e1.dpu0', 'e2', 'e2.dpu0', 'c1.dpu0', 'c3.dpu0']) answering.add(a);
 }, 60_000);
 
 afterAll(async () => {
@@ -121,6 +122,24 @@ describe('disruption budgets', () => {
     await until(second.id, (r) => r.status === 'rebooting', 'rebooting');
     await event('a2', 'a2-r', 'xpu.ready');
     await until(second.id, (r) => r.status === 'completed', 'completed');
+
+    // Host reboots count too: while a3's host reboots, a notice in the rack is queued until it is back.
+    await event('a3', 'a3-h2', 'host.reboot.requested', { method: 'shell' });
+    const host = await waitFor('the allowed host reboot', async () =>
+      (await api(url, '/v1/reboots?node=a3', { token: OPERATOR_TOKEN })).json.items.find((r: any) => r.kind === 'host' && r.status !== 'denied'),
+    );
+    await event('a1', 'a1-n2', 'xpu.reboot.pending');
+    const third = await until((await waitFor('a second reboot of a1', async () =>
+      (await api(url, '/v1/reboots?node=a1', { token: OPERATOR_TOKEN })).json.items.find((r: any) => r.id !== first.id))).id, (r) => r.status === 'queued', 'queued');
+    expect(third.queue.reason).toMatch(/\(a3\)/);
+    await event('a3', 'a3-hd', 'host.down');
+    await event('a3', 'a3-hr', 'host.ready');
+    await event('a3', 'a3-xr', 'xpu.ready');
+    await until(host.id, (r) => r.status === 'completed', 'host reboot completed');
+    await until(third.id, (r) => r.status !== 'queued', 'out of the queue');
+    await until(third.id, (r) => r.status === 'rebooting', 'rebooting');
+    await event('a1', 'a1-r2', 'xpu.ready');
+    await until(third.id, (r) => r.status === 'completed', 'completed');
   }, 90_000);
 
   it('a queued reboot goes on at its cap anyway, beyond its budget, and the report says budget-exceeded', async () => {
@@ -146,7 +165,10 @@ describe('disruption budgets', () => {
 describe('budgets under concurrency and outages', () => {
   it('four notices at once in a rack of budget 1: one goes on, three are queued, and they go on one at a time', async () => {
     const nodes = ['d1', 'd2', 'd3', 'd4'];
-    for (const n of nodes) answering.add(n), answering.add(`${n}.dpu0`);
+    for (const n of nodes) {
+      answering.add(n);
+      answering.add(`${n}.dpu0`);
+    }
     await Promise.all(nodes.map((n) => event(n, `${n}-n`, 'xpu.reboot.pending')));
     const ids = await Promise.all(nodes.map(async (n) => (await rebootOf(n)).id));
     const done = new Set<string>();
@@ -185,6 +207,12 @@ describe('budgets under concurrency and outages', () => {
     );
     expect(crash.status).not.toBe('queued');
     expect(crash.history.find((h: any) => h.phase === 'budget-exceeded').detail).toMatch(/crash is never held.*rack r7/);
+    // An xPU that reboots without notice in the full rack: recorded at once, counted, and said.
+    await event('f3', 'f3-d', 'xpu.down');
+    const unannounced = await until((await rebootOf('f3')).id, (r) => r.mode === 'unannounced', 'unannounced');
+    expect(unannounced.history.find((h: any) => h.phase === 'budget-exceeded').detail).toMatch(/unannounced reboot is never held.*rack r7/);
+    await event('f3', 'f3-r', 'xpu.ready');
+    await until(unannounced.id, (r) => r.status === 'completed', 'completed');
     await event('f1', 'f1-r', 'xpu.ready');
     await event('f2', 'f2-cr', 'xpu.ready');
     await until(first.id, (r) => r.status === 'completed', 'completed');
@@ -313,4 +341,47 @@ describe('cancel and force', () => {
     await event('c3', 'c3-r', 'xpu.ready');
     await until(r.id, (x) => x.status === 'completed', 'completed');
   }, 40_000);
+});
+
+describe('a queued reboot across kill -9', () => {
+  it('stays queued through a kill -9 of the stack and goes on when the slot frees after the restart', async () => {
+    const dir = tempDir('fleet-kill');
+    const nodesFile = writeInventory(
+      dir,
+      `
+policy:
+  xpuReboot: { noticeSeconds: 2, maxExtensionSeconds: 600, recoverySeconds: 60, commandSeconds: 2, heartbeatSeconds: 30 }
+  budgets: [{ per: rack, maxUnavailable: 1 }]
+nodes:
+  - { id: k1, rack: rk, agentToken: agent-token-k1, xpus: [{ id: dpu0 }] }
+  - { id: k2, rack: rk, agentToken: agent-token-k2, xpus: [{ id: dpu0 }] }
+`,
+    );
+    let s = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile });
+    try {
+      const post = (node: string, id: string, type: string) => api(s.url, '/v1/events', { token: `agent-token-${node}`, body: { id, type, node, xpu: 'dpu0' } });
+      const find = (node: string) =>
+        waitFor(`a reboot of ${node}`, async () => (await api(s.url, `/v1/reboots?node=${node}`, { token: OPERATOR_TOKEN })).json.items[0]);
+      const status = (id: string, ok: (r: any) => boolean, what: string) =>
+        waitFor(`${id} ${what}`, async () => {
+          const r = (await api(s.url, `/v1/reboots/${id}`, { token: OPERATOR_TOKEN })).json;
+          return ok(r) ? r : undefined;
+        }, 30_000);
+      await post('k1', 'k1-n', 'xpu.reboot.pending');
+      const first = await find('k1');
+      await post('k2', 'k2-n', 'xpu.reboot.pending');
+      const queued = await status((await find('k2')).id, (r) => r.status === 'queued', 'queued');
+      await status(first.id, (r) => r.status === 'rebooting', 'forced at its deadline');
+      expect(await s.stop('SIGKILL')).toBe(null);
+      s = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile });
+      expect((await api(s.url, `/v1/reboots/${queued.id}`, { token: OPERATOR_TOKEN })).json.status).toBe('queued');
+      await post('k1', 'k1-r', 'xpu.ready');
+      // No host agent here: restore-pcie times out and the reboot fails (contract 7.1); it ends all the same.
+      await status(first.id, (r) => r.status === 'completed' || r.status === 'failed', 'ended');
+      const goes = await status(queued.id, (r) => r.status !== 'queued', 'out of the queue');
+      expect(goes.history.some((h: any) => h.phase === 'admitted')).toBe(true);
+    } finally {
+      await s.stop();
+    }
+  }, 90_000);
 });

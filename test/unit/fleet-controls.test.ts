@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { onBudgetRefused, onQueueLeft, queueRecheckAt, queueWindow, type Hold } from '../../lambdas/core/budgets.ts';
-import { cancel, force } from '../../lambdas/core/controls.ts';
+import { cancel, force, type Refused, type Step } from '../../lambdas/core/model.ts';
 import { evaluateWait, newXpuReboot, type StoredReboot } from '../../lambdas/core/reboot.ts';
 import { parseInventory } from '../../lambdas/core/inventory.ts';
 import type { NativeEvent } from '../../lambdas/core/types.ts';
@@ -21,6 +21,10 @@ const iso = (s: number) => at(s).toISOString();
 function planned(): StoredReboot {
   const ev: NativeEvent = { id: 'e', type: 'xpu.reboot.pending', node: 'n1', xpu: 'dpu0', time: iso(0), source: 'native', dedupKey: 'k', receivedAt: iso(0) };
   return newXpuReboot('xr-1', node, 'dpu0', ev, 'planned');
+}
+function ok(step: Step | Refused): Step {
+  if ('refused' in step) throw new Error(step.refused);
+  return step;
 }
 const waiting = (r: StoredReboot, waitFor: 'budget-slot' | 'prepared', step: string) => {
   r.waiter = { token: 't', step, waitFor, deadline: r.deadline, at: r.notifiedAt };
@@ -65,8 +69,7 @@ describe('cancel', () => {
     r.status = 'preparing';
     r.commands['xr-1.migrate-workloads'] = { id: 'xr-1.migrate-workloads', type: 'migrate-workloads', agent: 'n1', step: 'prepare', status: 'running', at: iso(1) };
     r.commands['xr-1.protect-pcie'] = { id: 'xr-1.protect-pcie', type: 'protect-pcie', agent: 'n1', step: 'prepare', status: 'pending', at: iso(1) };
-    const step = cancel(r, node, 'operator', 'wrong xPU', at(10));
-    if (!step.ok) throw new Error(step.reason);
+    const step = ok(cancel(r, node, 'operator', 'wrong xPU', at(10)));
     expect(step.reboot).toMatchObject({ status: 'cancelled', endedAt: iso(10) });
     expect(step.reboot.history.at(-1)).toMatchObject({ phase: 'cancelled', by: 'operator' });
     const send = step.effects.find((e) => e.kind === 'send');
@@ -78,15 +81,14 @@ describe('cancel', () => {
     expect(step.effects.find((e) => e.kind === 'close-commands')).toEqual({ kind: 'close-commands', ids: ['xr-1.migrate-workloads', 'xr-1.protect-pcie'] });
     expect(evaluateWait(step.reboot, node, at(10))).toEqual({ signal: 'cancelled' });
     // Repeated: the same effects, no second history entry.
-    const again = cancel(step.reboot, node, 'operator', 'again', at(11));
-    expect(again).toMatchObject({ ok: true, repeated: true });
-    expect(step.reboot.history.filter((h) => h.phase === 'cancelled')).toHaveLength(1);
+    const again = ok(cancel(step.reboot, node, 'operator', 'again', at(11)));
+    expect(again.reboot).toBe(step.reboot);
+    expect(again.effects.map((e) => e.kind)).toEqual(['close-commands', 'send', 'leave-queue', 'release', 'release-budgets']);
   });
 
   it('of a queued reboot: only the xPU hears of it, and it leaves the queue', () => {
     const r = onBudgetRefused(planned(), 'hold: h', [], node.policy.xpuReboot, at(1));
-    const step = cancel(r, node, 'agent:n1.dpu0', '', at(5));
-    if (!step.ok) throw new Error(step.reason);
+    const step = ok(cancel(r, node, 'agent:n1.dpu0', '', at(5)));
     const send = step.effects.find((e) => e.kind === 'send');
     expect(send && send.kind === 'send' && send.commands.map((c) => c.type)).toEqual(['cancel-reboot']);
     expect(step.effects).toContainEqual({ kind: 'leave-queue', takeBudget: false });
@@ -96,8 +98,8 @@ describe('cancel', () => {
     for (const change of [(r: StoredReboot) => (r.downAt = iso(3)), (r: StoredReboot) => (r.rebootingAt = iso(3)), (r: StoredReboot) => (r.crashedAt = iso(3))]) {
       const r = planned();
       change(r);
-      expect(cancel(r, node, 'operator', '', at(5))).toMatchObject({ ok: false, code: 'PastNoticePhase' });
-      expect(force(r, node, 'operator', '', at(5))).toMatchObject({ ok: false, code: 'PastNoticePhase' });
+      expect(cancel(r, node, 'operator', '', at(5))).toMatchObject({ refused: expect.any(String), code: 'PastNoticePhase' });
+      expect(force(r, node, 'operator', '', at(5))).toMatchObject({ refused: expect.any(String), code: 'PastNoticePhase' });
     }
   });
 });
@@ -107,18 +109,16 @@ describe('force', () => {
     const r = waiting(planned(), 'prepared', 'prepare');
     r.commands['xr-1.migrate-workloads'] = { id: 'xr-1.migrate-workloads', type: 'migrate-workloads', agent: 'n1', step: 'prepare', status: 'succeeded', at: iso(1) };
     r.commands['xr-1.protect-pcie'] = { id: 'xr-1.protect-pcie', type: 'protect-pcie', agent: 'n1', step: 'prepare', status: 'delivered', at: iso(1) };
-    const step = force(r, node, 'operator', 'hurry', at(7));
-    if (!step.ok) throw new Error(step.reason);
+    const step = ok(force(r, node, 'operator', 'hurry', at(7)));
     expect(step.reboot).toMatchObject({ status: 'rebooting', forced: true, rebootingAt: iso(7), outstanding: ['protect-pcie (delivered)'] });
     expect(step.effects.find((e) => e.kind === 'send')).toMatchObject({ commands: [{ type: 'proceed-reboot', agent: 'n1.dpu0' }] });
-    expect(evaluateWait(step.reboot, node, at(7))).toEqual({ signal: 'forced' });
+    expect(evaluateWait(step.reboot, node, at(7))).toMatchObject({ signal: 'forced', deadline: r.deadline });
   });
 
   it('of a queued reboot: it leaves the queue and counts in its budget', () => {
     const r = waiting(onBudgetRefused(planned(), 'budget', [], node.policy.xpuReboot, at(1)), 'budget-slot', 'budget');
-    const step = force(r, node, 'operator', '', at(5));
-    if (!step.ok) throw new Error(step.reason);
+    const step = ok(force(r, node, 'operator', '', at(5)));
     expect(step.effects).toContainEqual({ kind: 'leave-queue', takeBudget: true });
-    expect(evaluateWait(step.reboot, node, at(5))).toEqual({ signal: 'forced' });
+    expect(evaluateWait(step.reboot, node, at(5))).toMatchObject({ signal: 'forced' });
   });
 });

@@ -82,7 +82,7 @@ async function rebootThrough(node: string, xpu: string, end: 'completed' | 'fail
   await h.drain();
   await h.waitForState(r.id, 'WaitForXpuReady');
   if (end === 'failed') {
-    // The xPU never comes back: the recovery bound fails the reboot.
+    // The xPU never comes back: the recovery bound (counted from its going down) fails the reboot.
     await h.advance(901_000);
     return h.waitForStatus(r.id, 'failed');
   }
