@@ -583,10 +583,10 @@ async function scalePhase() {
       const r = await client.request('POST', '/v1/events', { token: n.bmcToken, body: { id: `s-${type}-${i}`, type, node: n.id, xpu: 'dpu0' } });
       if (r.status !== 202) throw new Error(`scale: ${type} answered ${r.status}`);
     }
-    // Contract 7.1: resume-workloads is sent only once restore-pcie succeeded.
-    const resume = pollFor(n, n.id, ['resume-workloads']);
+    // Contract 7.1: resume-workloads is sent only once restore-pcie succeeded. One poll at a time:
+    // a second concurrent poll of the host would take restore-pcie and drop it.
     await ack(n, n.id, await restore);
-    await ack(n, n.id, await resume);
+    await ack(n, n.id, await pollFor(n, n.id, ['resume-workloads']));
   });
   let done: Record<string, number> = {};
   try {
