@@ -1,8 +1,11 @@
 // The agent reports its own boots (contract 7.2): a boot id other than the one it stored last time
 // means the machine rebooted, so at start it posts `xpu.ready` (xPU agent) or `host.ready` (host
 // agent) itself; a return is seen even when the BMC says nothing.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fs } from './builtins.ts';
+import { createHttpClient, type TlsFiles } from './http.ts';
+
+const { mkdirSync, readFileSync, renameSync, writeFileSync } = fs;
 
 /** Linux's id of the current boot; REBOOT_BOOT_ID_FILE overrides it (tests, other systems). */
 export function bootIdPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -18,7 +21,7 @@ export function readBootId(path = bootIdPath()): string | undefined {
   }
 }
 
-export interface BootReportDeps {
+export interface BootReportDeps extends TlsFiles {
   server: string;
   agent: string;
   token: string;
@@ -26,6 +29,7 @@ export interface BootReportDeps {
   stateDir: string;
   bootIdFile?: string;
   log: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
+  /** Tests only; by default the agent's own node:http client (see reportBoot). */
   fetch?: typeof fetch;
   /** Give up after this long (the server may be down at boot); the next start tries again. */
   timeoutMs?: number;
@@ -71,30 +75,63 @@ export async function reportBoot(d: BootReportDeps): Promise<BootReport> {
   const type = xpu ? 'xpu.ready' : 'host.ready';
   // One event per boot: a repeat after a crash before storing the id is deduped by the server.
   const eventId = `boot-${d.agent}-${boot}`;
+  // The agent's own client, not fetch: fetch loads undici (~15 MB that would stay resident in the
+  // daemon after every reboot it reports), and it would not use the agent's CA and client certificate.
+  const http = d.fetch ? undefined : createHttpClient(d.server, d.token, `rebootctl-agent (${d.agent})`, d);
+  const send: Send = http ? (body) => http.request('POST', 'v1/events', { body, timeoutMs: 10_000 }) : viaFetch(d, d.fetch!);
+  try {
+    return await post(d, send, { boot, last, store, type, node, xpu, eventId });
+  } finally {
+    http?.close();
+  }
+}
+
+type Send = (body: unknown) => Promise<{ status: number; body: string }>;
+
+function viaFetch(d: BootReportDeps, f: typeof fetch): Send {
   const base = new URL(d.server);
   const url = new URL(`${base.pathname.replace(/\/+$/, '')}/v1/events`, base);
+  return async (body) => {
+    const res = await f(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+    return { status: res.status, body: await res.text().catch(() => '') };
+  };
+}
+
+async function post(
+  d: BootReportDeps,
+  send: Send,
+  {
+    boot,
+    last,
+    store,
+    type,
+    node,
+    xpu,
+    eventId,
+  }: { boot: string; last: string; store: () => void; type: string; node: string; xpu?: string; eventId: string },
+): Promise<BootReport> {
   const until = Date.now() + (d.timeoutMs ?? 60_000);
   let delay = 500;
   for (;;) {
     try {
-      const res = await (d.fetch ?? fetch)(url, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({
-          id: eventId,
-          type,
-          node,
-          ...(xpu ? { xpu } : {}),
-          data: { bootId: boot, previousBootId: last, reportedBy: 'agent' },
-        }),
-        signal: AbortSignal.timeout(10_000),
+      const res = await send({
+        id: eventId,
+        type,
+        node,
+        ...(xpu ? { xpu } : {}),
+        data: { bootId: boot, previousBootId: last, reportedBy: 'agent' },
       });
       if (res.status === 202) {
         store();
         d.log('info', 'boot report: reported this boot', { type, eventId });
         return { kind: 'reported', type, eventId };
       }
-      const text = await res.text().catch(() => '');
+      const text = res.body;
       // A refusal will not change by retrying (wrong token, unknown node): say so and go on.
       if (res.status >= 400 && res.status < 500 && res.status !== 429) {
         d.log('warn', 'boot report: the server refused it', { status: res.status, body: text.slice(0, 300) });

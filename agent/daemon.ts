@@ -1,14 +1,14 @@
 // The agent process: signals, exit codes, and the lean re-exec that keeps zod, commander and the CLI out of the long-running daemon.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import module from 'node:module';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { EXIT_CODES, runAgent, type AgentConfig } from './agent.ts';
 import { reportBoot } from './boot-report.ts';
 import { liveGroups } from './hook.ts';
 import { createLogger } from './log.ts';
 import { startNotifier } from './notify.ts';
 import { signalGroup } from './proc.ts';
+import { fs } from './builtins.ts';
+
+const { mkdirSync, readFileSync, renameSync, writeFileSync } = fs;
 
 /**
  * The re-executed daemon reads its (already validated) configuration from here, then removes it.
@@ -26,19 +26,29 @@ const OWN_CACHE_ENV = 'REBOOT_AGENT_OWN_COMPILE_CACHE';
 export const DAEMON_V8_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
 
 /**
+ * Only for a JavaScript entry (the bundle): --lite-mode (interpreter only, no optimising compilers)
+ * keeps ~2.2 MB of the node binary's compiler code out of memory; the agent's JavaScript is a few
+ * hundred µs per command, the rest is system calls. It also turns off WebAssembly, which Node's
+ * TypeScript stripping needs even when the compile cache has the stripped code (a .ts entry fails
+ * to start) and fetch needs (the agent uses node:http only). Measured and not kept (±0.3 MB):
+ * --single-threaded, --v8-pool-size=1, --max-old-space-size=8, MALLOC_ARENA_MAX=1.
+ */
+export const daemonV8Flags = (entry: string): string[] => [...DAEMON_V8_FLAGS, ...(entry.endsWith('.ts') ? [] : ['--lite-mode'])];
+
+/**
  * Starts the daemon for a validated configuration. Where the platform allows it, replaces this
  * process (same pid, so systemd and signals are unaffected) with a fresh Node running only the
  * agent: the CLI's modules (commander, zod, other commands) would otherwise stay resident, and
  * the idle agent must fit in 60 MB.
  */
-export async function startDaemon(config: AgentConfig, entry: string = fileURLToPath(import.meta.url)): Promise<void> {
+export async function startDaemon(config: AgentConfig, entry: string = import.meta.filename): Promise<void> {
   if (typeof process.execve === 'function' && process.env[NO_EXEC_ENV] !== '1') {
     try {
       const tokenFile = config.tokenFile ?? writeTokenHandoff(config);
       const { [TOKEN_ENV]: _token, ...env } = process.env;
       // The cache is written at exit, and execve is no exit: write it now for the new image.
-      module.flushCompileCache();
-      process.execve(process.execPath, [process.execPath, ...DAEMON_V8_FLAGS, ...process.execArgv, entry], {
+      process.getBuiltinModule('node:module').flushCompileCache();
+      process.execve(process.execPath, [process.execPath, ...daemonV8Flags(entry), ...process.execArgv, entry], {
         ...env,
         [CONFIG_ENV]: JSON.stringify({ ...config, token: '', tokenFile }),
       } as Record<string, string>);

@@ -1,10 +1,11 @@
 // Runs one hook executable for one command: own process group, stdin JSON, capped output, killed at its deadline.
-import { spawn } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { formatOutput, TailBuffer } from './output.ts';
 import { identify, terminateGroup, type ProcessIdentity } from './proc.ts';
+import { fs, spawn } from './builtins.ts';
+
+const { accessSync, constants, statSync } = fs;
 
 export type HookLookup = { kind: 'ok'; path: string } | { kind: 'missing'; path: string; reason: string };
 

@@ -1,6 +1,6 @@
 // A small HTTP client for the agent's two routes, on node:http(s) with keep-alive, timeouts and abort.
-import { readFileSync } from 'node:fs';
 import type * as Http from 'node:http';
+import { fs } from './builtins.ts';
 
 // `import 'node:http'` from ESM builds the module namespace, whose lazy getters (WebSocket, ...)
 // load undici: about 15 MB of RSS the agent never uses. getBuiltinModule returns the plain object.
@@ -45,9 +45,9 @@ export function createHttpClient(server: string, token: string, userAgent: strin
     // Read once at start: a renewed certificate takes effect with the agent's restart.
     ...(base.protocol === 'https:'
       ? {
-          ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
-          ...(tls.clientCert ? { cert: readFileSync(tls.clientCert) } : {}),
-          ...(tls.clientKey ? { key: readFileSync(tls.clientKey) } : {}),
+          ...(tls.caFile ? { ca: fs.readFileSync(tls.caFile) } : {}),
+          ...(tls.clientCert ? { cert: fs.readFileSync(tls.clientCert) } : {}),
+          ...(tls.clientKey ? { key: fs.readFileSync(tls.clientKey) } : {}),
         }
       : {}),
   } as Http.AgentOptions);

@@ -1,18 +1,10 @@
 // The agent's write-ahead journal: which commands it started, finished and delivered, so none runs twice across restarts.
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
 import { join } from 'node:path';
+import { fs } from './builtins.ts';
 import type { Logger } from './log.ts';
 import { identify, isSameProcessAlive, type ProcessIdentity } from './proc.ts';
+
+const { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } = fs;
 
 export type FinalStatus = 'succeeded' | 'failed' | 'skipped';
 

@@ -1,8 +1,9 @@
 // systemd readiness and watchdog: READY=1 once, WATCHDOG=1 every WatchdogSec/2, through the systemd-notify binary.
-import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
+import { fs, spawn } from './builtins.ts';
 import type { Logger } from './log.ts';
+
+const { accessSync, constants } = fs;
 
 /**
  * Node has no unix datagram sockets, so the agent cannot write to $NOTIFY_SOCKET itself. It runs

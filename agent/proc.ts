@@ -1,6 +1,8 @@
 // Process identity and process-group signalling: tells our own leftover hooks from an unrelated process with a reused pid.
-import { readdirSync, readFileSync } from 'node:fs';
 import { sleep } from './backoff.ts';
+import { fs } from './builtins.ts';
+
+const { readdirSync, readFileSync } = fs;
 
 /** Enough to recognise a process again after our own restart: pids are reused, (boot, start time) is not. */
 export interface ProcessIdentity {

@@ -577,13 +577,14 @@ async function scalePhase() {
     await sleep(PARK_MS);
     await ack(n, n.id, prepare);
     await ack(n, xpuAgent, await proceed);
-    // Recovery is two steps: resume-workloads is sent only once restore-pcie succeeded.
     const restore = pollFor(n, n.id, ['restore-pcie']);
     await sleep(PARK_MS);
     for (const type of ['xpu.down', 'xpu.ready']) {
       const r = await client.request('POST', '/v1/events', { token: n.bmcToken, body: { id: `s-${type}-${i}`, type, node: n.id, xpu: 'dpu0' } });
       if (r.status !== 202) throw new Error(`scale: ${type} answered ${r.status}`);
     }
+    // Contract 7.1: resume-workloads is sent only once restore-pcie succeeded. One poll at a time:
+    // a second concurrent poll of the host would take restore-pcie and drop it.
     await ack(n, n.id, await restore);
     await ack(n, n.id, await pollFor(n, n.id, ['resume-workloads']));
   });

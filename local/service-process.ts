@@ -57,9 +57,16 @@ export class ServiceDied extends Error {
 const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 60_000;
 
+/**
+ * dynalite and fauxqs allocate short-lived garbage per request; with V8's default young generation
+ * (semi-spaces growing to 16 MB) dynalite under 1,000 reboots' writes held 225 MB, with 2 MB semi-spaces
+ * 127 MB (MALLOC_ARENA_MAX=2 changed nothing). Issue 19; bench/README.md, "Round 2".
+ */
+const SERVICE_V8_FLAGS = ['--max-semi-space-size=2'];
+
 async function spawnChild(script: string, args: string[], port: number): Promise<{ child: ChildProcess; port: number }> {
   // SERVICE_PORT: a restarted child listens where the stack's clients already point.
-  const child: ChildProcess = spawn(process.execPath, [script, ...args], {
+  const child: ChildProcess = spawn(process.execPath, [...SERVICE_V8_FLAGS, script, ...args], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, SERVICE_PORT: String(port) },
   });

@@ -11,6 +11,24 @@ const OUT_DIR = join(ROOT, 'dist/agent');
 const OUT = join(OUT_DIR, 'rebootctl-agent.mjs');
 const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
 
+/**
+ * `import … from 'node:x'` in a bundle is hoisted to the top of the one file, so the daemon would
+ * build every built-in's ES module namespace that any CLI command imports (crypto, process, util,
+ * fs/promises…: ~3 MB of RSS for the idle daemon). Each becomes a CommonJS shim over
+ * process.getBuiltinModule, evaluated only when the module importing it is (the CLI's modules are
+ * imported dynamically, so never in the daemon).
+ */
+const lazyBuiltins = {
+  name: 'lazy-builtins',
+  setup(b) {
+    b.onResolve({ filter: /^node:/ }, (args) => ({ path: args.path, namespace: 'lazy-builtin' }));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => ({
+      contents: `module.exports = process.getBuiltinModule(${JSON.stringify(args.path)});`,
+      loader: 'js',
+    }));
+  },
+};
+
 mkdirSync(OUT_DIR, { recursive: true });
 const result = await build({
   entryPoints: [join(ROOT, 'agent/bundle-entry.ts')],
@@ -30,11 +48,11 @@ const result = await build({
     js: [
       '#!/usr/bin/env node',
       `// rebootctl-agent ${version}: the edge agent of xpu-reboot-coordinator, bundled (node rebootctl-agent.mjs agent --help).`,
-      "import { createRequire as __createRequire } from 'node:module';",
-      'const require = __createRequire(import.meta.url);',
+      "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);",
     ].join('\n'),
   },
   logLevel: 'warning',
+  plugins: [lazyBuiltins],
 });
 // No native addon may slip in: the file must run on any architecture.
 const native = Object.keys(result.metafile.inputs).filter((f) => f.endsWith('.node'));

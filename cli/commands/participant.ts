@@ -2,7 +2,6 @@
 // that retries what may be retried, and finding the reboot an event started or joined.
 import { readFileSync } from 'node:fs';
 import { createHash, randomUUID } from 'node:crypto';
-import { readBootId } from '../../agent/boot-report.ts';
 
 /** Exit codes of the participant commands (contract 7.2). */
 export const EXIT = Object.freeze({ ok: 0, error: 1, usage: 2, denied: 3, timedOut: 4 });
@@ -64,6 +63,20 @@ export function stableEventId(prefix: string, parts: string[]): string {
     .digest('hex')
     .slice(0, 20);
   return `${prefix}-${h}`;
+}
+
+/**
+ * The current boot id, as agent/boot-report.ts reads it. Not imported from there on purpose: a
+ * module of the agent's daemon loaded by the CLI before `rebootctl agent` enables the compile cache
+ * misses that cache, and the re-executed daemon then loads Node's TypeScript compiler (~17 MB
+ * resident) just for it (test/integration/agent-lean.test.ts).
+ */
+function readBootId(): string | undefined {
+  try {
+    return readFileSync(process.env.REBOOT_BOOT_ID_FILE || '/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,103 @@
+// Issue 19: what the idle agent daemon keeps loaded. RSS itself is measured by `npm run bench` (agentIdleRssMb);
+// here, deterministically, the causes: the re-executed daemon must not load Node's TypeScript compiler (its modules
+// come from the compile cache the CLI wrote), nor the built-ins an idle agent does not use.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeServer } from '../fixtures/agent/fake-server.ts';
+import { waitFor } from '../fixtures/agent/harness.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const TOKEN = 'tok-lean-7';
+let dir: string;
+let server: FakeServer;
+
+beforeAll(async () => {
+  mkdirSync(join(ROOT, '.test-tmp'), { recursive: true });
+  dir = mkdtempSync(join(ROOT, '.test-tmp', 'agent-lean-'));
+  mkdirSync(join(dir, 'hooks'));
+  // Written by the daemon (the CLI process is replaced before its timer fires): the built-ins it loaded.
+  writeFileSync(
+    join(dir, 'modules.cjs'),
+    `setTimeout(() => require('fs').writeFileSync(process.env.LEAN_MODULES_OUT, process.moduleLoadList.join('\\n')), 2500).unref();\n`,
+  );
+  server = await new FakeServer({ tokens: { [TOKEN]: 'node-a' } }).start();
+}, 60_000);
+
+afterAll(async () => {
+  await server?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Runs `<entry> agent` for the first time on a fresh state dir until the daemon wrote its module list. */
+async function firstStart(entry: string, name: string) {
+  const out = join(dir, `${name}.modules`);
+  const child = spawn(
+    process.execPath,
+    [
+      entry,
+      'agent',
+      '--server',
+      server.url,
+      '--agent',
+      'node-a',
+      '--hooks',
+      join(dir, 'hooks'),
+      '--state',
+      join(dir, `state-${name}`),
+      '--wait',
+      '1',
+    ],
+    {
+      cwd: dir,
+      env: {
+        PATH: process.env.PATH!,
+        HOME: dir,
+        REBOOT_AGENT_TOKEN: TOKEN,
+        NODE_DEBUG_NATIVE: 'COMPILE_CACHE',
+        NODE_OPTIONS: `--require ${join(dir, 'modules.cjs')}`,
+        LEAN_MODULES_OUT: out,
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  let err = '';
+  let cmdline: string[] = [];
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+  try {
+    await waitFor(() => existsSync(out) && readFileSync(out, 'utf8').length > 0, 30_000);
+    cmdline = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('close', r));
+  }
+  return { modules: readFileSync(out, 'utf8').split('\n'), debug: err, cmdline };
+}
+
+/** Built-ins an idle daemon has no use for: each stays resident once loaded. */
+const UNUSED_WHILE_IDLE = [
+  'NativeModule child_process', // loaded at the first hook or systemd-notify
+  'NativeModule internal/fs/promises', // `import … from 'node:fs'` builds fs.promises
+  'NativeModule internal/readline/interface', // `import … from 'node:module'`
+  'NativeModule internal/deps/undici/undici', // fetch, or `import … from 'node:http'`
+];
+
+describe('the idle daemon', () => {
+  it('from the repository: its first start strips no TypeScript (every module from the compile cache) and loads no unused built-in', async () => {
+    const { modules, debug } = await firstStart(join(ROOT, 'cli/rebootctl.js'), 'repo');
+    // The daemon's part of the log starts where the CLI flushed the cache before re-executing.
+    const daemonLog = debug.slice(debug.indexOf('module.flushCompileCache() finished'));
+    expect(daemonLog.length).toBeGreaterThan(0);
+    expect(daemonLog).toContain('retrieving transpile cache for StrippedTypeScript');
+    expect(daemonLog.match(/no transpile cache for StrippedTypeScript \S+/g) ?? []).toEqual([]);
+    for (const m of UNUSED_WHILE_IDLE) expect(modules).not.toContain(m);
+  }, 60_000);
+
+  it('from the bundle: no unused built-in, and it runs in V8 lite mode', async () => {
+    execFileSync(process.execPath, [join(ROOT, 'scripts/package-agent.mjs')], { cwd: ROOT, stdio: 'pipe' });
+    const { modules, cmdline } = await firstStart(join(ROOT, 'dist/agent/rebootctl-agent.mjs'), 'bundle');
+    expect(cmdline).toContain('--lite-mode');
+    for (const m of UNUSED_WHILE_IDLE) expect(modules).not.toContain(m);
+  }, 60_000);
+});

@@ -1,0 +1,96 @@
+// Issue 19: the event → first hook path counted in store calls and DynamoDB round trips, which are
+// deterministic where a time is not. Each bound is what the path makes today; a change that adds a
+// sequential round trip to the hot path fails here instead of slowing `npm run bench` unnoticed.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, startHarness, type Harness } from './harness.ts';
+
+let h: Harness;
+/** Store method → calls, and DynamoDB command → calls, since the last reset. */
+const storeCalls = new Map<string, number>();
+const dynamoCalls = new Map<string, number>();
+const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+const snapshot = () => ({
+  store: Object.fromEntries(storeCalls),
+  dynamo: Object.fromEntries(dynamoCalls),
+  storeTotal: total(storeCalls),
+  dynamoTotal: total(dynamoCalls),
+});
+async function quiet(ms = 300) {
+  for (let seen = -1; seen !== total(storeCalls) + total(dynamoCalls); ) {
+    seen = total(storeCalls) + total(dynamoCalls);
+    await new Promise((r) => setTimeout(r, ms));
+  }
+}
+const reset = () => {
+  storeCalls.clear();
+  dynamoCalls.clear();
+};
+
+beforeAll(async () => {
+  h = await startHarness();
+  // Count on the instance the handlers hold (stack.deps.store), as bench/stack-child.ts marks it.
+  const store = h.stack.deps.store as unknown as Record<string, unknown>;
+  const names = new Set<string>();
+  for (let o = store; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
+    for (const k of Object.getOwnPropertyNames(o)) if (k !== 'constructor' && typeof store[k] === 'function') names.add(k);
+  }
+  for (const k of names) {
+    const orig = (store[k] as (...a: unknown[]) => unknown).bind(store);
+    store[k] = (...a: unknown[]) => {
+      storeCalls.set(k, (storeCalls.get(k) ?? 0) + 1);
+      return orig(...a);
+    };
+  }
+  h.stack.dynamo.client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const cmd = String((context as { commandName?: string }).commandName ?? 'unknown').replace(/Command$/, '');
+      dynamoCalls.set(cmd, (dynamoCalls.get(cmd) ?? 0) + 1);
+      return next(args);
+    },
+    { step: 'initialize', name: 'hotPathCounter' },
+  );
+  // The reconciler's start-up pass must not land inside a measured window.
+  await h.stack.reconcile();
+}, 60_000);
+afterAll(async () => {
+  await h?.close();
+});
+
+describe('the hot path in store calls (planned xPU reboot on a node nobody used before)', () => {
+  let rebootId = '';
+  it('event → workflow parked in PrepareHost with its two commands written', async () => {
+    reset();
+    const posted = await h.event('solo', 'xpu.reboot.pending', { xpu: 'dpu0', data: { reason: 'count' } });
+    expect(posted.status).toBe(202);
+    // Wait on the counters, not on the store (the harness's own reads would be counted): both
+    // commands written, then no call for 300 ms (the await Lambda stores its waiter last).
+    await eventually('two commands written', async () => storeCalls.get('putCommand') === 2);
+    await quiet();
+    const counts = snapshot();
+    console.log('start of a planned xPU reboot:', JSON.stringify(counts));
+    const r = await h.rebootOf('solo', 'xpu', 'dpu0');
+    rebootId = r.id;
+    await h.waitForState(r.id, 'PrepareHost');
+    expect(counts.store.putCommand).toBe(2);
+    expect(counts.storeTotal).toBeLessThanOrEqual(START_STORE_CALLS);
+    expect(counts.dynamoTotal).toBeLessThanOrEqual(START_DYNAMO_CALLS);
+  });
+
+  it('the host agent long poll that gets those two commands', async () => {
+    reset();
+    const got = await h.agent('solo').poll(0);
+    expect(got.map((c) => c.type)).toEqual(['migrate-workloads', 'protect-pcie']);
+    await quiet();
+    const counts = snapshot();
+    console.log('long poll delivering 2 commands:', JSON.stringify(counts));
+    expect(counts.storeTotal).toBeLessThanOrEqual(POLL_STORE_CALLS);
+    expect(counts.dynamoTotal).toBeLessThanOrEqual(POLL_DYNAMO_CALLS);
+    expect(rebootId).not.toBe('');
+  });
+});
+
+// Today's figures (see bench/README.md, "Where the time goes"); lower them with the path.
+const START_STORE_CALLS = 15;
+const START_DYNAMO_CALLS = 15;
+const POLL_STORE_CALLS = 3;
+const POLL_DYNAMO_CALLS = 3;
