@@ -121,21 +121,33 @@ function parseCommand(raw: Record<string, unknown>): Parsed {
   }
   if (typeof rebootId !== 'string') return { ok: false, problem: 'malformed command: rebootId is not a string' };
   if (typeof node !== 'string') return { ok: false, problem: 'malformed command: node is not a string' };
-  if (xpu !== null && xpu !== undefined && typeof xpu !== 'string') return { ok: false, problem: 'malformed command: xpu is neither a string nor null' };
+  if (xpu !== null && xpu !== undefined && typeof xpu !== 'string')
+    return { ok: false, problem: 'malformed command: xpu is neither a string nor null' };
   if (args !== undefined && (typeof args !== 'object' || args === null || Array.isArray(args))) {
     return { ok: false, problem: 'malformed command: args is not an object' };
   }
   // These reach the hook's environment, its stdin and (in the example hooks) file names and options.
   const a = (args ?? {}) as Record<string, unknown>;
-  const ids: [string, unknown][] = [['rebootId', rebootId], ['node', node], ['xpu', xpu], ['args.tenant', a.tenant], ['args.xpu', a.xpu], ['args.rolloutId', a.rolloutId]];
+  const ids: [string, unknown][] = [
+    ['rebootId', rebootId],
+    ['node', node],
+    ['xpu', xpu],
+    ['args.tenant', a.tenant],
+    ['args.xpu', a.xpu],
+    ['args.rolloutId', a.rolloutId],
+  ];
   for (const [name, value] of ids) {
     if (value === undefined || value === null) continue; // optional ones
     const problem = unsafeIdProblem(name, value);
     if (problem) return { ok: false, problem };
   }
   const when = typeof deadline === 'string' ? new Date(deadline) : new Date(NaN);
-  if (Number.isNaN(when.getTime())) return { ok: false, problem: `malformed command: deadline ${JSON.stringify(deadline)} is not an ISO 8601 time` };
-  return { ok: true, cmd: { id: raw.id as string, type, rebootId, node, xpu: (xpu as string | null | undefined) ?? null, deadline: when, raw } };
+  if (Number.isNaN(when.getTime()))
+    return { ok: false, problem: `malformed command: deadline ${JSON.stringify(deadline)} is not an ISO 8601 time` };
+  return {
+    ok: true,
+    cmd: { id: raw.id as string, type, rebootId, node, xpu: (xpu as string | null | undefined) ?? null, deadline: when, raw },
+  };
 }
 
 type PollResult =
@@ -185,7 +197,11 @@ class Link {
   }
 }
 
-type PostOutcome = { kind: 'ok' } | { kind: 'drop'; reason: string } | { kind: 'auth'; status: number; message: string } | { kind: 'retry'; reason: string };
+type PostOutcome =
+  | { kind: 'ok' }
+  | { kind: 'drop'; reason: string }
+  | { kind: 'auth'; status: number; message: string }
+  | { kind: 'retry'; reason: string };
 
 /** Delivers journalled results in order, retrying with backoff until the server takes them. */
 class Sender {
@@ -372,7 +388,11 @@ class Agent {
         `interrupted: agent restarted while the hook ran (started ${e.startedAt}); not run again` +
         (leftovers ? `; killed the hook's leftover process group ${e.spawn!.pid}` : '');
       this.journal.finished(e.id, 'failed', output);
-      this.log.warn('command interrupted by an agent restart; reporting it failed', { command: e.id, type: e.type, leftoversKilled: leftovers });
+      this.log.warn('command interrupted by an agent restart; reporting it failed', {
+        command: e.id,
+        type: e.type,
+        leftoversKilled: leftovers,
+      });
     }
     const pending = this.journal.undelivered();
     if (pending.length) this.log.info('results from before the restart to deliver', { count: pending.length });
@@ -407,7 +427,8 @@ class Agent {
       else idleBackoff.reset();
     }
     if (this.#fatal) return this.#fatal;
-    if (this.#queue.length) this.log.info('agent stopping: commands not started are left to the server to deliver again', { count: this.#queue.length });
+    if (this.#queue.length)
+      this.log.info('agent stopping: commands not started are left to the server to deliver again', { count: this.#queue.length });
     return { code: EXIT_CODES.ok, reason: 'stopped' };
   }
 
@@ -455,7 +476,9 @@ class Agent {
       // The id names journal entries, the result's URL and COMMAND_ID: one that could be a path or
       // an option is not even reported (its result would go to a URL we do not control).
       if (!isSafeId((raw as { id: string }).id)) {
-        this.#warnOnce('unsafe-id', 'ignored a command whose id is not a plain id', { command: JSON.stringify((raw as { id: string }).id).slice(0, 100) });
+        this.#warnOnce('unsafe-id', 'ignored a command whose id is not a plain id', {
+          command: JSON.stringify((raw as { id: string }).id).slice(0, 100),
+        });
         continue;
       }
       const item = raw as Record<string, unknown> & { id: string };
@@ -505,14 +528,24 @@ class Agent {
     const cmd = parsed.cmd;
     const log = this.log.child({ command: id, type: cmd.type, reboot: cmd.rebootId });
     if (cmd.deadline.getTime() <= Date.now()) {
-      return this.#finishUnrun(id, 'failed', `deadline exceeded before the hook started (deadline ${cmd.deadline.toISOString()}); not run`, { type: cmd.type });
+      return this.#finishUnrun(
+        id,
+        'failed',
+        `deadline exceeded before the hook started (deadline ${cmd.deadline.toISOString()}); not run`,
+        { type: cmd.type },
+      );
     }
     const required = isRequiredHook(this.config.agent, cmd.type);
     const hook = findHook(this.config.hooks, cmd.type);
     if (hook.kind === 'missing') {
       // A required hook reported `skipped` would count as done: the reboot would go on unprepared.
       if (required) {
-        return this.#finishUnrun(id, 'failed', `required hook missing: ${cmd.type} must exist for this agent's role: ${hook.path} (${hook.reason})`, { type: cmd.type });
+        return this.#finishUnrun(
+          id,
+          'failed',
+          `required hook missing: ${cmd.type} must exist for this agent's role: ${hook.path} (${hook.reason})`,
+          { type: cmd.type },
+        );
       }
       return this.#finishUnrun(id, 'skipped', `no hook for ${cmd.type}: ${hook.path} (${hook.reason})`, { type: cmd.type });
     }
@@ -588,7 +621,14 @@ class Agent {
     // Never the token itself: a hook's environment is readable in /proc by its user and is copied
     // into everything it starts. A hook that calls the API reads REBOOT_AGENT_TOKEN_FILE (opt-in).
     // NOTIFY_SOCKET & co. belong to the agent: a hook must not speak for the service to systemd.
-    const { [TOKEN_ENV]: _token, [TOKEN_FILE_ENV]: _file, NOTIFY_SOCKET: _n, WATCHDOG_USEC: _w, WATCHDOG_PID: _p, ...inherited } = this.#env;
+    const {
+      [TOKEN_ENV]: _token,
+      [TOKEN_FILE_ENV]: _file,
+      NOTIFY_SOCKET: _n,
+      WATCHDOG_USEC: _w,
+      WATCHDOG_PID: _p,
+      ...inherited
+    } = this.#env;
     return {
       ...inherited,
       REBOOT_ID: cmd.rebootId,
@@ -605,7 +645,12 @@ class Agent {
   }
 
   async #heartbeat(id: string, log: Logger): Promise<void> {
-    const res = await this.#request('POST', `${this.#base}/${encodeURIComponent(id)}`, { status: 'running' }, this.config.requestTimeoutSeconds);
+    const res = await this.#request(
+      'POST',
+      `${this.#base}/${encodeURIComponent(id)}`,
+      { status: 'running' },
+      this.config.requestTimeoutSeconds,
+    );
     if ('error' in res) return this.#link.fail(res.error);
     if (res.status >= 200 && res.status < 300) {
       if (this.#link.ok()) this.#sender.nudge();
@@ -629,7 +674,8 @@ class Agent {
     const res = await this.#request('GET', `${this.#base}?wait=${wait}`, undefined, wait + this.config.requestTimeoutSeconds);
     if ('error' in res) return this.#stop.aborted ? { kind: 'stopped' } : { kind: 'error', reason: res.error };
     if (res.status === 401 || res.status === 403) return { kind: 'auth', status: res.status, message: serverMessage(res) };
-    if (res.status === 404) return { kind: 'error', reason: `the server does not know agent ${this.config.agent} (404): ${serverMessage(res)}` };
+    if (res.status === 404)
+      return { kind: 'error', reason: `the server does not know agent ${this.config.agent} (404): ${serverMessage(res)}` };
     if (res.status !== 200) return { kind: 'error', reason: `HTTP ${res.status}: ${serverMessage(res)}` };
     try {
       const items: unknown = JSON.parse(res.body);
@@ -657,7 +703,10 @@ class Agent {
       if (res.status === 404) return { kind: 'drop', reason: `the server does not know command ${id} (404)` };
       if (res.status === 413 && attempt === 0) {
         // Binary output escaped as JSON can outgrow the API's limit; the tail is what matters.
-        payload = { status: body.status, output: '[output cut to its last 4 KiB: the server refused it as too large]\n' + utf8Tail(Buffer.from(body.output), 4096) };
+        payload = {
+          status: body.status,
+          output: '[output cut to its last 4 KiB: the server refused it as too large]\n' + utf8Tail(Buffer.from(body.output), 4096),
+        };
         continue;
       }
       if (res.status >= 500 || res.status === 408 || res.status === 429) {
@@ -674,7 +723,10 @@ class Agent {
   /** A wrong or revoked token does not fix itself: say so loudly and stop. */
   authRefused(status: number, message: string, during: string): AgentExit {
     if (this.#fatal) return this.#fatal;
-    const what = status === 401 ? 'did not accept the agent token' : `refused agent ${this.config.agent} (the token belongs to another node, or this agent id is not allowed)`;
+    const what =
+      status === 401
+        ? 'did not accept the agent token'
+        : `refused agent ${this.config.agent} (the token belongs to another node, or this agent id is not allowed)`;
     const reason = `server ${what}: HTTP ${status} while ${during}${message ? `: ${message}` : ''}. Check REBOOT_AGENT_TOKEN and --agent; exiting`;
     this.log.error(reason, { status });
     this.#fatal = { code: EXIT_CODES.auth, reason };
@@ -683,7 +735,11 @@ class Agent {
 
   async #request(method: 'GET' | 'POST', path: string, body: unknown, timeoutSeconds: number): Promise<HttpResponse | { error: string }> {
     try {
-      return await this.#http.request(method, path, { body, timeoutMs: timeoutSeconds * 1000, signal: method === 'GET' ? this.#stop : undefined });
+      return await this.#http.request(method, path, {
+        body,
+        timeoutMs: timeoutSeconds * 1000,
+        signal: method === 'GET' ? this.#stop : undefined,
+      });
     } catch (err) {
       return { error: describeError(err) };
     }

@@ -38,7 +38,10 @@ export interface CheckReport {
 function modeProblems(what: string, path: string, st: Stats, uid: number): string[] {
   const out: string[] = [];
   if (st.uid !== 0 && st.uid !== uid) out.push(`${what} ${path} is owned by uid ${st.uid}, not by root or the agent's user (uid ${uid})`);
-  if (st.mode & 0o022) out.push(`${what} ${path} is ${st.mode & 0o020 ? 'group' : 'world'}-writable (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}): chmod go-w`);
+  if (st.mode & 0o022)
+    out.push(
+      `${what} ${path} is ${st.mode & 0o020 ? 'group' : 'world'}-writable (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}): chmod go-w`,
+    );
   return out;
 }
 
@@ -130,7 +133,10 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
   if (opts.tokenFile) {
     try {
       const st = statSync(opts.tokenFile);
-      if (st.mode & 0o077) report.problems.push(`token file ${opts.tokenFile} is readable or writable by group or others (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}): chmod 0600`);
+      if (st.mode & 0o077)
+        report.problems.push(
+          `token file ${opts.tokenFile} is readable or writable by group or others (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}): chmod 0600`,
+        );
     } catch (err) {
       report.problems.push(`token file ${opts.tokenFile}: ${describeError(err)}`);
     }
@@ -144,14 +150,24 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
   try {
     // A read the agent does anyway: commands are handed out until their result is posted, so
     // looking at them changes nothing on the server.
-    const res = await http.request('GET', `v1/agents/${encodeURIComponent(opts.agent)}/commands?wait=0`, { timeoutMs: opts.timeoutMs ?? 10_000 });
+    const res = await http.request('GET', `v1/agents/${encodeURIComponent(opts.agent)}/commands?wait=0`, {
+      timeoutMs: opts.timeoutMs ?? 10_000,
+    });
     if (res.status === 200) report.ok.push(`the server ${opts.server} accepts the token of agent ${opts.agent}`);
     else if (res.status === 401) report.problems.push(`the server ${opts.server} does not accept the token (401)`);
-    else if (res.status === 403) report.problems.push(`the server ${opts.server} refuses agent ${opts.agent} with this token (403): the token belongs to another node, or this agent id is not allowed`);
+    else if (res.status === 403)
+      report.problems.push(
+        `the server ${opts.server} refuses agent ${opts.agent} with this token (403): the token belongs to another node, or this agent id is not allowed`,
+      );
     else if (res.status === 404) report.problems.push(`the server ${opts.server} does not know agent ${opts.agent} (404)`);
-    else (opts.allowOffline ? report.warnings : report.problems).push(`the server ${opts.server} answered HTTP ${res.status}; the token could not be checked`);
+    else
+      (opts.allowOffline ? report.warnings : report.problems).push(
+        `the server ${opts.server} answered HTTP ${res.status}; the token could not be checked`,
+      );
   } catch (err) {
-    (opts.allowOffline ? report.warnings : report.problems).push(`the server ${opts.server} is unreachable (${describeError(err)}); the token could not be checked`);
+    (opts.allowOffline ? report.warnings : report.problems).push(
+      `the server ${opts.server} is unreachable (${describeError(err)}); the token could not be checked`,
+    );
   } finally {
     http.close();
   }

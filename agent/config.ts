@@ -21,7 +21,10 @@ export const AgentConfigSchema = z
       .pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }))
       .transform((u) => u.replace(/\/+$/, ''))
       // A bearer token over plain HTTP is readable by anyone on the path.
-      .refine((u) => !u.startsWith('http:') || isLoopback(new URL(u).hostname), 'http:// is allowed only to a loopback address (127.0.0.1, ::1, localhost); use https://'),
+      .refine(
+        (u) => !u.startsWith('http:') || isLoopback(new URL(u).hostname),
+        'http:// is allowed only to a loopback address (127.0.0.1, ::1, localhost); use https://',
+      ),
     // It names a directory too: no '/', and no leading '.', so never '..'.
     agent: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must look like node-a or node-a.dpu0 (letters, digits, . _ : -)'),
     token: z.string().trim().min(1, 'must not be empty'),
@@ -34,7 +37,11 @@ export const AgentConfigSchema = z
     state: z.string().min(1),
     wait: int(0, 30).default(20),
     transport: z.enum(['auto', 'mqtt', 'poll']).default('auto'),
-    mqttUrl: z.string().trim().regex(/^(mqtts?|wss?):\/\//, 'must be an mqtt://, mqtts://, ws:// or wss:// URL').optional(),
+    mqttUrl: z
+      .string()
+      .trim()
+      .regex(/^(mqtts?|wss?):\/\//, 'must be an mqtt://, mqtts://, ws:// or wss:// URL')
+      .optional(),
     once: z.union([z.boolean(), z.stringbool()]).default(false),
     heartbeatSeconds: num(0.05, 300).default(5),
     maxOutputBytes: int(1024, 131_072).default(65_536),
@@ -201,13 +208,14 @@ async function readConfigFile(path: string): Promise<{ path: string; values: Rec
     throw new ConfigError(`the config file ${path} is not valid ${extname(path) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
   }
   values ??= {};
-  if (typeof values !== 'object' || Array.isArray(values)) throw new ConfigError(`the config file ${path} must hold a mapping of option names to values`);
+  if (typeof values !== 'object' || Array.isArray(values))
+    throw new ConfigError(`the config file ${path} must hold a mapping of option names to values`);
   for (const key of Object.keys(values as object)) {
     if (!FILE_KEYS.includes(key)) {
-      const line = text.split('\n').findIndex((l) => new RegExp(`^\\s*["']?${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}["']?\\s*:`).test(l));
-      throw new ConfigError(
-        `${path}${line >= 0 ? `:${line + 1}` : ''}: unknown key '${key}' (known keys: ${FILE_KEYS.join(', ')})`,
-      );
+      const line = text
+        .split('\n')
+        .findIndex((l) => new RegExp(`^\\s*["']?${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}["']?\\s*:`).test(l));
+      throw new ConfigError(`${path}${line >= 0 ? `:${line + 1}` : ''}: unknown key '${key}' (known keys: ${FILE_KEYS.join(', ')})`);
     }
   }
   return { path, values: values as Record<string, unknown> };

@@ -81,9 +81,11 @@ export async function runMain(config: AgentConfig): Promise<number> {
   process.on('SIGINT', onSignal);
   const notifier = startNotifier(log);
   // A new boot id since the last start: say the machine is back (contract 7.2), without holding up the polls.
-  const boot = reportBoot({ ...config, stateDir: join(config.state, config.agent), log: (level, msg, fields) => log[level](msg, fields) }).catch((err) =>
-    log.warn('could not report this boot', { error: String(err) }),
-  );
+  const boot = reportBoot({
+    ...config,
+    stateDir: join(config.state, config.agent),
+    log: (level, msg, fields) => log[level](msg, fields),
+  }).catch((err) => log.warn('could not report this boot', { error: String(err) }));
   try {
     const exit = await runAgent(config, { signal: stop.signal, log });
     await Promise.race([boot, new Promise((r) => setTimeout(r, 1000).unref())]);

@@ -17,11 +17,7 @@ export class NetworkError extends Error {
 }
 
 export interface HttpClient {
-  request(
-    method: 'GET' | 'POST',
-    path: string,
-    opts: { body?: unknown; timeoutMs: number; signal?: AbortSignal },
-  ): Promise<HttpResponse>;
+  request(method: 'GET' | 'POST', path: string, opts: { body?: unknown; timeoutMs: number; signal?: AbortSignal }): Promise<HttpResponse>;
   close(): void;
 }
 
@@ -70,12 +66,13 @@ export function createHttpClient(server: string, token: string, userAgent: strin
           authorization: `Bearer ${token}`,
           accept: 'application/json',
           'user-agent': userAgent,
-          ...(payload !== undefined
-            ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
-            : {}),
+          ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
         },
       });
-      const timer = setTimeout(() => req.destroy(Object.assign(new Error(`no response within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
+      const timer = setTimeout(
+        () => req.destroy(Object.assign(new Error(`no response within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })),
+        timeoutMs,
+      );
       const onAbort = () => req.destroy(Object.assign(new Error('request aborted'), { code: 'ABORT_ERR' }));
       signal?.addEventListener('abort', onAbort, { once: true });
       const cleanup = () => {

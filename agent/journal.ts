@@ -227,7 +227,8 @@ export class Journal {
         continue;
       }
       if (record.t === 'journal') {
-        if (record.version > VERSION) throw new Error(`${this.file}: journal version ${record.version} is newer than this agent understands (${VERSION})`);
+        if (record.version > VERSION)
+          throw new Error(`${this.file}: journal version ${record.version} is newer than this agent understands (${VERSION})`);
         continue;
       }
       if (typeof record.id !== 'string') {
@@ -292,7 +293,8 @@ export class Journal {
 function recordsOf(e: JournalEntry): JournalRecord[] {
   if (e.deliveredAt) return [{ t: 'delivered', id: e.id, at: e.deliveredAt, ...(e.status ? { status: e.status } : {}) }];
   const out: JournalRecord[] = [];
-  if (e.startedAt) out.push({ t: 'started', id: e.id, type: e.type ?? '', rebootId: e.rebootId ?? '', deadline: e.deadline ?? '', at: e.startedAt });
+  if (e.startedAt)
+    out.push({ t: 'started', id: e.id, type: e.type ?? '', rebootId: e.rebootId ?? '', deadline: e.deadline ?? '', at: e.startedAt });
   if (e.spawn) out.push({ t: 'spawned', id: e.id, ...e.spawn, at: e.startedAt ?? '' });
   if (e.status) out.push({ t: 'finished', id: e.id, status: e.status, output: e.output ?? '', at: e.finishedAt ?? '' });
   return out;

@@ -13,11 +13,7 @@ export interface Logger {
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-export function createLogger(opts: {
-  level?: LogLevel;
-  base?: LogFields;
-  write?: (line: string, level?: LogLevel) => void;
-}): Logger {
+export function createLogger(opts: { level?: LogLevel; base?: LogFields; write?: (line: string, level?: LogLevel) => void }): Logger {
   const min = RANK[opts.level ?? 'info'];
   // Pipes and files are written synchronously by Node on Linux, so a crash right after a
   // log call still leaves the line in the journal.

@@ -111,7 +111,10 @@ class MqttTransport implements Transport {
       client.on('error', (err) => down(String(err)));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, FIRST_CONNECT_MS);
-        this.#notify = () => (clearTimeout(timer), resolve());
+        this.#notify = () => {
+          clearTimeout(timer);
+          resolve();
+        };
       });
     })();
     return this.#started;

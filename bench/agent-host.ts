@@ -34,12 +34,29 @@ function benchLogger(agent: string, base: LogFields = {}): Logger {
 
 serveIpc({
   /** Starts the agents, spread evenly over staggerMs so their long polls are not synchronised. */
-  async start({ server, agents, hooks, state, wait, staggerMs = 0 }: { server: string; agents: Array<{ id: string; token: string }>; hooks: string; state: string; wait: number; staggerMs?: number }) {
+  async start({
+    server,
+    agents,
+    hooks,
+    state,
+    wait,
+    staggerMs = 0,
+  }: {
+    server: string;
+    agents: Array<{ id: string; token: string }>;
+    hooks: string;
+    state: string;
+    wait: number;
+    staggerMs?: number;
+  }) {
     const t0 = Date.now();
     for (const [i, a] of agents.entries()) {
       const at = t0 + (staggerMs * i) / Math.max(1, agents.length);
       if (at > Date.now()) await new Promise((r) => setTimeout(r, at - Date.now()));
-      const config = await resolveAgentConfig({ flags: { server, agent: a.id, token: a.token, hooks, state, wait: String(wait) }, env: {} });
+      const config = await resolveAgentConfig({
+        flags: { server, agent: a.id, token: a.token, hooks, state, wait: String(wait) },
+        env: {},
+      });
       const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C', HOME: process.env.HOME ?? '/tmp' };
       running.push(
         runAgent(config, { signal: stop.signal, log: benchLogger(a.id), env }).then((exit) => {
@@ -82,7 +99,12 @@ serveIpc({
     const out: number[] = [];
     for (let i = 0; i < n; i++) {
       const t0 = now();
-      journal.started({ id: `probe-${i}`, type: 'migrate-workloads', rebootId: 'xr-probe', deadline: new Date(Date.now() + 60_000).toISOString() });
+      journal.started({
+        id: `probe-${i}`,
+        type: 'migrate-workloads',
+        rebootId: 'xr-probe',
+        deadline: new Date(Date.now() + 60_000).toISOString(),
+      });
       out.push(now() - t0);
     }
     journal.close();

@@ -63,7 +63,10 @@ export function costUsdPerAgentMonthIdle(opts: { fetchEverySeconds?: number; rec
     fetchEverySeconds,
     fetchesPerMonth: Math.round(fetches),
     usdByService: Object.fromEntries(Object.entries(usd).map(([k, v]) => [k, round(v, 6)])),
-    usd: round(Object.values(usd).reduce((a, b) => a + b, 0), 4),
+    usd: round(
+      Object.values(usd).reduce((a, b) => a + b, 0),
+      4,
+    ),
     target: 0.05,
   };
 }
@@ -78,13 +81,27 @@ export function deploymentMonthlyUsd(alarms: number) {
  * push channel; each xPU reboots `rebootsPerXpuPerMonth` times, at `costUsdPerReboot` (the bench's
  * figure, from real executions); plus the deployment's fixed cost.
  */
-export function fleetMonthlyUsd(opts: { hosts: number; xpusPerHost: number; rebootsPerXpuPerMonth: number; costUsdPerReboot: number; alarms: number; fetchEverySeconds?: number }) {
+export function fleetMonthlyUsd(opts: {
+  hosts: number;
+  xpusPerHost: number;
+  rebootsPerXpuPerMonth: number;
+  costUsdPerReboot: number;
+  alarms: number;
+  fetchEverySeconds?: number;
+}) {
   const agents = opts.hosts * (1 + opts.xpusPerHost);
   const idle = agents * costUsdPerAgentMonthIdle({ fetchEverySeconds: opts.fetchEverySeconds }).usd;
   const reboots = opts.hosts * opts.xpusPerHost * opts.rebootsPerXpuPerMonth;
   const rebootUsd = reboots * opts.costUsdPerReboot;
   const fixed = deploymentMonthlyUsd(opts.alarms);
-  return { agents, reboots, idleUsd: round(idle, 2), rebootUsd: round(rebootUsd, 2), fixedUsd: fixed, usd: round(idle + rebootUsd + fixed, 2) };
+  return {
+    agents,
+    reboots,
+    idleUsd: round(idle, 2),
+    rebootUsd: round(rebootUsd, 2),
+    fixedUsd: fixed,
+    usd: round(idle + rebootUsd + fixed, 2),
+  };
 }
 
 export interface RebootCounts {

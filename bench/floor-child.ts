@@ -26,13 +26,18 @@ let receiving = true;
 const receiver = (async () => {
   while (receiving) {
     try {
-      const res = await sqs.client.send(new ReceiveMessageCommand({ QueueUrl: sqs.ingestQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 5 }));
+      const res = await sqs.client.send(
+        new ReceiveMessageCommand({ QueueUrl: sqs.ingestQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 5 }),
+      );
       const msgs = res.Messages ?? [];
       if (msgs.length === 0) continue;
       const t = now();
       onMessage?.(t);
       await sqs.client.send(
-        new DeleteMessageBatchCommand({ QueueUrl: sqs.ingestQueueUrl, Entries: msgs.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }),
+        new DeleteMessageBatchCommand({
+          QueueUrl: sqs.ingestQueueUrl,
+          Entries: msgs.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
+        }),
       );
     } catch {
       if (!receiving) return;
@@ -51,7 +56,11 @@ const engine = new LocalStepFunctions({
   },
 });
 const sfnServer = await startSfnServer(engine, { host: '127.0.0.1', port: 0 });
-const sfn = new SFNClient({ endpoint: sfnServer.url, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+const sfn = new SFNClient({
+  endpoint: sfnServer.url,
+  region: 'us-east-1',
+  credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+});
 const machine = engine.createStateMachine({
   name: 'floor',
   definition: JSON.stringify({
@@ -83,7 +92,17 @@ const server = http.createServer((req, res) => {
 await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
 const port = (server.address() as { port: number }).port;
 
-const body = JSON.stringify({ id: 'ev', type: 'xpu.reboot.pending', node: 'n', xpu: 'dpu0', time: new Date().toISOString(), data: { reason: 'bench' }, source: 'native', dedupKey: 'native:n:ev', receivedAt: new Date().toISOString() });
+const body = JSON.stringify({
+  id: 'ev',
+  type: 'xpu.reboot.pending',
+  node: 'n',
+  xpu: 'dpu0',
+  time: new Date().toISOString(),
+  data: { reason: 'bench' },
+  source: 'native',
+  dedupKey: 'native:n:ev',
+  receivedAt: new Date().toISOString(),
+});
 
 serveIpc({
   async sqs({ n }: { n: number }) {

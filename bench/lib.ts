@@ -1,6 +1,17 @@
 // Shared helpers of the bench: clocks, statistics, /proc sampling, child processes with a small IPC protocol, HTTP.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, writeFileSync, chmodSync, mkdirSync, fstatSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  writeFileSync,
+  chmodSync,
+  mkdirSync,
+  fstatSync,
+} from 'node:fs';
 import http from 'node:http';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -283,9 +294,28 @@ export function serveIpc(handlers: Record<string, (args: any) => unknown>): void
 }
 
 /** A real `rebootctl agent` process (the CLI re-executes itself as the lean daemon, same pid). */
-export function spawnRealAgent(opts: { url: string; agent: string; token: string; hooks: string; state: string; log: string; wait?: number }) {
+export function spawnRealAgent(opts: {
+  url: string;
+  agent: string;
+  token: string;
+  hooks: string;
+  state: string;
+  log: string;
+  wait?: number;
+}) {
   const fd = openSync(opts.log, 'a');
-  const args = [join(ROOT, 'cli/rebootctl.js'), 'agent', '--server', opts.url, '--agent', opts.agent, '--hooks', opts.hooks, '--state', opts.state];
+  const args = [
+    join(ROOT, 'cli/rebootctl.js'),
+    'agent',
+    '--server',
+    opts.url,
+    '--agent',
+    opts.agent,
+    '--hooks',
+    opts.hooks,
+    '--state',
+    opts.state,
+  ];
   if (opts.wait !== undefined) args.push('--wait', String(opts.wait));
   const proc = spawn(process.execPath, args, {
     cwd: ROOT,
@@ -430,7 +460,11 @@ export interface HttpResult {
 export function httpClient(base: string, connections = 8) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   const url = new URL(base);
-  function request(method: string, path: string, opts: { token?: string; body?: unknown; raw?: string; timeoutMs?: number } = {}): Promise<HttpResult> {
+  function request(
+    method: string,
+    path: string,
+    opts: { token?: string; body?: unknown; raw?: string; timeoutMs?: number } = {},
+  ): Promise<HttpResult> {
     const payload = opts.raw ?? (opts.body !== undefined ? JSON.stringify(opts.body) : undefined);
     return new Promise((resolve, reject) => {
       const req = http.request(
@@ -487,7 +521,12 @@ export async function pool<T>(items: T[], concurrency: number, fn: (item: T, i: 
   await Promise.all(workers);
 }
 
-export async function until<T>(what: string, fn: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs: number, everyMs = 50): Promise<T> {
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  timeoutMs: number,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

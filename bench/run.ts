@@ -33,12 +33,45 @@ import { PRICES, idleAgentMonthlyUsd, priceReboot, type RebootCounts } from './c
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 const KEEP = argv.includes('--keep');
-const ONLY = argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
-const OUT = argv.find((a) => a.startsWith('--out='))?.slice(6) ?? (QUICK ? join(BENCH_DIR, 'out/results.quick.json') : join(BENCH_DIR, 'results.json'));
+const ONLY = argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice(7)
+  .split(',');
+const OUT =
+  argv.find((a) => a.startsWith('--out='))?.slice(6) ??
+  (QUICK ? join(BENCH_DIR, 'out/results.quick.json') : join(BENCH_DIR, 'results.json'));
 
 const SIZES = QUICK
-  ? { latency: 20, warmup: 5, realCheck: 3, floor: 20, probes: 10, burstEvents: 500, burstNodes: 50, scale: 50, costXpu: 3, costHost: 3, idleSeconds: 5, agentHosts: 1, staggerSeconds: 1 }
-  : { latency: 500, warmup: 20, realCheck: 12, floor: 150, probes: 100, burstEvents: 10_000, burstNodes: 1_000, scale: 1_000, costXpu: 10, costHost: 10, idleSeconds: 25, agentHosts: 2, staggerSeconds: 10 };
+  ? {
+      latency: 20,
+      warmup: 5,
+      realCheck: 3,
+      floor: 20,
+      probes: 10,
+      burstEvents: 500,
+      burstNodes: 50,
+      scale: 50,
+      costXpu: 3,
+      costHost: 3,
+      idleSeconds: 5,
+      agentHosts: 1,
+      staggerSeconds: 1,
+    }
+  : {
+      latency: 500,
+      warmup: 20,
+      realCheck: 12,
+      floor: 150,
+      probes: 100,
+      burstEvents: 10_000,
+      burstNodes: 1_000,
+      scale: 1_000,
+      costXpu: 10,
+      costHost: 10,
+      idleSeconds: 25,
+      agentHosts: 2,
+      staggerSeconds: 10,
+    };
 
 // --set=burstEvents=2000,burstNodes=200: other sizes, for looking into one phase (results are then not comparable).
 for (const kv of (argv.find((a) => a.startsWith('--set='))?.slice(6) ?? '').split(',').filter(Boolean)) {
@@ -113,17 +146,34 @@ async function startStack(dir: string, nodesFile: string): Promise<BenchStack> {
 }
 
 async function startAgentHosts(count: number, dir: string): Promise<IpcChild[]> {
-  const hosts = Array.from({ length: count }, (_, i) => new IpcChild(`agents-${i}`, join(BENCH_DIR, 'agent-host.ts'), { log: join(dir, `agents-${i}.log`) }));
+  const hosts = Array.from(
+    { length: count },
+    (_, i) => new IpcChild(`agents-${i}`, join(BENCH_DIR, 'agent-host.ts'), { log: join(dir, `agents-${i}.log`) }),
+  );
   await Promise.all(hosts.map((h) => h.waitEvent('ready', 60_000)));
   return hosts;
 }
 
-async function runAgentsIn(hosts: IpcChild[], stack: BenchStack, agents: Array<{ id: string; token: string }>, hooks: string, state: string, staggerMs = 0) {
+async function runAgentsIn(
+  hosts: IpcChild[],
+  stack: BenchStack,
+  agents: Array<{ id: string; token: string }>,
+  hooks: string,
+  state: string,
+  staggerMs = 0,
+) {
   await Promise.all(
-    hosts.map((h, i) => h.call('start', { server: stack.url, agents: agents.filter((_, j) => j % hosts.length === i), hooks, state, wait: 20, staggerMs })),
+    hosts.map((h, i) =>
+      h.call('start', { server: stack.url, agents: agents.filter((_, j) => j % hosts.length === i), hooks, state, wait: 20, staggerMs }),
+    ),
   );
   const ids = agents.map((a) => a.id);
-  await until('every agent to hold a long poll', async () => (await stack.child.call('polling', { agents: ids })) === ids.length, 90_000, 100);
+  await until(
+    'every agent to hold a long poll',
+    async () => (await stack.child.call('polling', { agents: ids })) === ids.length,
+    90_000,
+    100,
+  );
 }
 
 const dedupKey = (node: string, id: string) => `native:${node}:${id}`;
@@ -144,11 +194,25 @@ async function latencyPhase() {
   const hosts = await startAgentHosts(SIZES.agentHosts, dir);
   const inProcess = nodes.slice(0, W + N);
   // Started over one poll period, as a fleet's agents would have: their long polls are not synchronised.
-  await runAgentsIn(hosts, stack, inProcess.map((n) => ({ id: n.id, token: n.agentToken })), hooks, join(dir, 'state'), SIZES.staggerSeconds * 1000);
+  await runAgentsIn(
+    hosts,
+    stack,
+    inProcess.map((n) => ({ id: n.id, token: n.agentToken })),
+    hooks,
+    join(dir, 'state'),
+    SIZES.staggerSeconds * 1000,
+  );
 
   // 6. One real `rebootctl agent`, idle, for the whole phase (it serves a node no event is sent to).
   const idleNode = nodes[W + N + R];
-  const idleAgent = spawnRealAgent({ url: stack.url, agent: idleNode.id, token: idleNode.agentToken, hooks, state: join(dir, 'idle-state'), log: join(dir, 'idle-agent.log') });
+  const idleAgent = spawnRealAgent({
+    url: stack.url,
+    agent: idleNode.id,
+    token: idleNode.agentToken,
+    hooks,
+    state: join(dir, 'idle-state'),
+    log: join(dir, 'idle-agent.log'),
+  });
   const idleWatch = watchIdleAgent(idleAgent.proc.pid!, QUICK ? 3_000 : 5_000);
 
   const client = httpClient(stack.url, 4);
@@ -178,15 +242,31 @@ async function latencyPhase() {
   }
   const during = diffStats(before, await stack.stats());
   const perCall = (t: Record<string, { n: number; ms: number }>) =>
-    Object.fromEntries(Object.entries(t).filter(([, v]) => v.n > 0).map(([k, v]) => [k, { calls: v.n, meanMs: round(v.ms / v.n) }]));
+    Object.fromEntries(
+      Object.entries(t)
+        .filter(([, v]) => v.n > 0)
+        .map(([k, v]) => [k, { calls: v.n, meanMs: round(v.ms / v.n) }]),
+    );
   const callLatency = { dynamoDb: perCall(during.ddbTime), sqs: perCall(during.sqsTime) };
 
   log(`latency: ${R} samples with one real 'rebootctl agent' process per node`);
   const realNodes = nodes.slice(W + N, W + N + R);
   const realAgents = realNodes.map((n) =>
-    spawnRealAgent({ url: stack.url, agent: n.id, token: n.agentToken, hooks, state: join(dir, 'real-state'), log: join(dir, `real-${n.id}.log`) }),
+    spawnRealAgent({
+      url: stack.url,
+      agent: n.id,
+      token: n.agentToken,
+      hooks,
+      state: join(dir, 'real-state'),
+      log: join(dir, `real-${n.id}.log`),
+    }),
   );
-  await until('real agents to poll', async () => (await stack.child.call('polling', { agents: realNodes.map((n) => n.id) })) === R, 90_000, 100);
+  await until(
+    'real agents to poll',
+    async () => (await stack.child.call('polling', { agents: realNodes.map((n) => n.id) })) === R,
+    90_000,
+    100,
+  );
   const realSamples = [];
   const realWarm = [];
   for (const [k, n] of realNodes.entries()) realSamples.push(await sample(n, `real-${k}`));
@@ -196,13 +276,22 @@ async function latencyPhase() {
 
   // 2. The floor, measured now, against the same background (the stack and every agent still running).
   log('floor: raw HTTP, fauxqs, Step Functions engine, hook spawn');
-  const floorChild = new IpcChild('floor', join(BENCH_DIR, 'floor-child.ts'), { log: join(dir, 'floor.log'), env: { FLOOR_DATA_DIR: join(dir, 'floor-data') } });
+  const floorChild = new IpcChild('floor', join(BENCH_DIR, 'floor-child.ts'), {
+    log: join(dir, 'floor.log'),
+    env: { FLOOR_DATA_DIR: join(dir, 'floor-data') },
+  });
   await floorChild.waitEvent('ready', 60_000);
   const floorPort = await floorChild.call<number>('port');
   const floorHttp = httpClient(`http://127.0.0.1:${floorPort}`, 1);
   const postOneWay: number[] = [];
   const longPoll: number[] = [];
-  const eventBody = JSON.stringify({ id: 'floor', type: 'xpu.reboot.pending', node: nodes[0].id, xpu: 'dpu0', data: { reason: 'bench latency' } });
+  const eventBody = JSON.stringify({
+    id: 'floor',
+    type: 'xpu.reboot.pending',
+    node: nodes[0].id,
+    xpu: 'dpu0',
+    data: { reason: 'bench latency' },
+  });
   for (let i = 0; i < SIZES.floor; i++) {
     const r = await floorPostOneWay(floorPort, eventBody);
     postOneWay.push(r);
@@ -216,7 +305,11 @@ async function latencyPhase() {
   await floorChild.stop();
   const probeHooks = writeTimestampHooks(join(dir, 'probe-hooks'), join(dir, 'probe.log'), ['migrate-workloads']);
   writeFileSync(join(dir, 'probe.log'), '');
-  const spawnMs: number[] = await hosts[0].call('probeSpawn', { hook: join(probeHooks, 'migrate-workloads'), log: join(dir, 'probe.log'), n: SIZES.probes });
+  const spawnMs: number[] = await hosts[0].call('probeSpawn', {
+    hook: join(probeHooks, 'migrate-workloads'),
+    log: join(dir, 'probe.log'),
+    n: SIZES.probes,
+  });
   const fsyncMs: number[] = await hosts[0].call('probeFsync', { dir: join(dir, 'probe-journal'), n: SIZES.probes });
 
   // Where the time goes: timestamps from the stack, the agents and the hooks, per sample.
@@ -252,7 +345,9 @@ async function latencyPhase() {
     const logged = hookStarted[`${s.node}|migrate-workloads|${items[i].rebootId}`];
     add('(info) agent logs "hook started" (after spawn, identify, 2nd fsync) minus hook running', logged - s.tHook);
   });
-  const breakdown = Object.fromEntries(Object.entries(seg).map(([k, v]) => [k, { p50: stats(v).p50, mean: stats(v).mean, p95: stats(v).p95 }]));
+  const breakdown = Object.fromEntries(
+    Object.entries(seg).map(([k, v]) => [k, { p50: stats(v).p50, mean: stats(v).mean, p95: stats(v).p95 }]),
+  );
 
   // 6. The idle agent: RSS and CPU from the end of its start-up to now (at least idleSeconds).
   const idle = await idleWatch.finish(SIZES.idleSeconds);
@@ -273,7 +368,13 @@ async function latencyPhase() {
     httpLongPollWakeMs: stats(longPoll),
     hookSpawnMs: spawnStats,
   };
-  const floorMs = round(floor.httpPostOneWayMs.p50 + floor.sqsSendToReceiveMs.p50 + floor.sfnStartToFirstTaskMs.p50 + floor.httpLongPollWakeMs.p50 + spawnStats.p50);
+  const floorMs = round(
+    floor.httpPostOneWayMs.p50 +
+      floor.sqsSendToReceiveMs.p50 +
+      floor.sfnStartToFirstTaskMs.p50 +
+      floor.httpLongPollWakeMs.p50 +
+      spawnStats.p50,
+  );
   return {
     latency: lat,
     realCheck: stats(realSamples.map((s) => s.ms)),
@@ -379,7 +480,13 @@ function heapSampler(stack: BenchStack, everyMs = 500) {
     stop() {
       clearInterval(timer);
       const mb = (v: number) => round(v / 2 ** 20, 1);
-      return { rssMb: mb(peak.rss), heapTotalMb: mb(peak.heapTotal), heapUsedMb: mb(peak.heapUsed), externalMb: mb(peak.external), arrayBuffersMb: mb(peak.arrayBuffers) };
+      return {
+        rssMb: mb(peak.rss),
+        heapTotalMb: mb(peak.heapTotal),
+        heapUsedMb: mb(peak.heapUsed),
+        externalMb: mb(peak.external),
+        arrayBuffersMb: mb(peak.arrayBuffers),
+      };
     },
   };
 }
@@ -416,13 +523,19 @@ async function burstPhase() {
   const expectedKeys: string[] = [];
   for (let k = 0; k < distinct; k++) {
     const node = nodes[k % nodes.length];
-    const ev = { id: `b-${k}`, type: 'xpu.reboot.pending', node: node.id, xpu: `dpu${Math.floor(k / nodes.length)}`, data: { reason: 'bench burst' } };
+    const ev = {
+      id: `b-${k}`,
+      type: 'xpu.reboot.pending',
+      node: node.id,
+      xpu: `dpu${Math.floor(k / nodes.length)}`,
+      data: { reason: 'bench burst' },
+    };
     originals.push({ kind: 'valid', token: node.bmcToken, raw: JSON.stringify(ev), key: 0, ref: k });
     expectedKeys.push(dedupKey(node.id, ev.id));
   }
   // Shuffle the originals, then put each duplicate somewhere after its original (a BMC retry comes later).
   const order = originals.map((_, i) => i).sort(() => random() - 0.5);
-  order.forEach((orig, pos) => (originals[orig].key = pos));
+  for (const [pos, orig] of order.entries()) originals[orig].key = pos;
   const list: Post[] = [...originals];
   for (let d = 0; d < dups; d++) {
     const o = originals[Math.floor(random() * distinct)];
@@ -444,7 +557,9 @@ async function burstPhase() {
 
   const statuses = { valid: new Map<number, number>(), dup: new Map<number, number>(), malformed: new Map<number, number>() };
   const client = httpClient(stack.url, 32);
-  log(`burst: posting ${total} events (${distinct} distinct, ${dups} duplicates, ${malformed} malformed) for ${nodes.length} nodes over 32 connections`);
+  log(
+    `burst: posting ${total} events (${distinct} distinct, ${dups} duplicates, ${malformed} malformed) for ${nodes.length} nodes over 32 connections`,
+  );
   const s0 = await stack.stats();
   const tStart = now();
   let tLastAccepted = tStart;
@@ -540,7 +655,10 @@ async function scalePhase() {
   log(`scale: starting ${S} reboots and parking them in the notice phase`);
   const t0 = now();
   await pool(nodes, 16, async (n, i) => {
-    const r = await client.request('POST', '/v1/events', { token: n.bmcToken, body: { id: `s-${i}`, type: 'xpu.reboot.pending', node: n.id, xpu: 'dpu0' } });
+    const r = await client.request('POST', '/v1/events', {
+      token: n.bmcToken,
+      body: { id: `s-${i}`, type: 'xpu.reboot.pending', node: n.id, xpu: 'dpu0' },
+    });
     if (r.status !== 202) throw new Error(`scale: POST answered ${r.status}`);
   });
   await until('every reboot parked with its commands written', async () => (await stack.stats()).firstCommands >= S, 180_000, 200);
@@ -566,7 +684,10 @@ async function scalePhase() {
   const ack = (n: BenchNode, agent: string, cmds: Array<{ id: string }>) =>
     Promise.all(
       cmds.map(async (c) => {
-        const p = await client.request('POST', `/v1/agents/${agent}/commands/${c.id}`, { token: n.agentToken, body: { status: 'succeeded', output: 'ok' } });
+        const p = await client.request('POST', `/v1/agents/${agent}/commands/${c.id}`, {
+          token: n.agentToken,
+          body: { status: 'succeeded', output: 'ok' },
+        });
         if (p.status !== 200) throw new Error(`scale: result for ${c.id} answered ${p.status}`);
       }),
     );
@@ -580,7 +701,10 @@ async function scalePhase() {
     const restore = pollFor(n, n.id, ['restore-pcie']);
     await sleep(PARK_MS);
     for (const type of ['xpu.down', 'xpu.ready']) {
-      const r = await client.request('POST', '/v1/events', { token: n.bmcToken, body: { id: `s-${type}-${i}`, type, node: n.id, xpu: 'dpu0' } });
+      const r = await client.request('POST', '/v1/events', {
+        token: n.bmcToken,
+        body: { id: `s-${type}-${i}`, type, node: n.id, xpu: 'dpu0' },
+      });
       if (r.status !== 202) throw new Error(`scale: ${type} answered ${r.status}`);
     }
     // Contract 7.1: resume-workloads is sent only once restore-pcie succeeded. One poll at a time:
@@ -606,7 +730,11 @@ async function scalePhase() {
   let completedViaApi = 0;
   let cursor: string | null = null;
   do {
-    const r = await client.request('GET', `/v1/reboots?status=completed&limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { token: stack.operatorToken });
+    const r = await client.request(
+      'GET',
+      `/v1/reboots?status=completed&limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      { token: stack.operatorToken },
+    );
     completedViaApi += r.json?.items?.length ?? 0;
     cursor = r.json?.next ?? null;
   } while (cursor);
@@ -657,17 +785,33 @@ async function costPhase() {
   const hookLog = new HookLog(hookLogFile);
   const stack = await startStack(dir, join(dir, 'nodes.json'));
   const hosts = await startAgentHosts(1, dir);
-  const agents = nodes.flatMap((n) => [{ id: n.id, token: n.agentToken }, { id: `${n.id}.dpu0`, token: n.agentToken }]);
+  const agents = nodes.flatMap((n) => [
+    { id: n.id, token: n.agentToken },
+    { id: `${n.id}.dpu0`, token: n.agentToken },
+  ]);
   await runAgentsIn(hosts, stack, agents, hooks, join(dir, 'state'));
   const client = httpClient(stack.url, 8);
   const post = async (n: BenchNode, id: string, type: string) => {
-    const r = await client.request('POST', '/v1/events', { token: n.bmcToken, body: { id, type, node: n.id, ...(type.startsWith('xpu.') ? { xpu: 'dpu0' } : {}) } });
+    const r = await client.request('POST', '/v1/events', {
+      token: n.bmcToken,
+      body: { id, type, node: n.id, ...(type.startsWith('xpu.') ? { xpu: 'dpu0' } : {}) },
+    });
     if (r.status !== 202) throw new Error(`cost: ${type} answered ${r.status}`);
   };
   const rebootIdOf = (key: string) =>
-    until(`a reboot for ${key}`, async () => ((await stack.child.call('rebootIds', { keys: [key] })) as Array<string | null>)[0], 30_000, 25);
+    until(
+      `a reboot for ${key}`,
+      async () => ((await stack.child.call('rebootIds', { keys: [key] })) as Array<string | null>)[0],
+      30_000,
+      25,
+    );
   const waitDone = (machine: string, name: string) =>
-    until(`${machine} ${name} to succeed`, async () => (await stack.child.call('executionStatus', { machine, names: [name] }))[0] === 'SUCCEEDED', 60_000, 25);
+    until(
+      `${machine} ${name} to succeed`,
+      async () => (await stack.child.call('executionStatus', { machine, names: [name] }))[0] === 'SUCCEEDED',
+      60_000,
+      25,
+    );
 
   log(`cost: ${X} happy-path xPU reboots and ${H} host reboots with real agents (host + xPU agent per node)`);
   await sleep(300);
@@ -750,7 +894,8 @@ function countsPerReboot(d: any, histories: Array<{ events: Array<{ type: string
   }
   const apiMs = Object.values(d.apiTime as Record<string, { n: number; ms: number }>).reduce((a, t) => a + t.ms, 0);
   const sfnCalls: Record<string, number> = {};
-  for (const [k, v] of Object.entries(d.http as Record<string, number>)) if (k.startsWith('AWSStepFunctions.') && v > 0) sfnCalls[k.slice(17)] = round(v / n, 2);
+  for (const [k, v] of Object.entries(d.http as Record<string, number>))
+    if (k.startsWith('AWSStepFunctions.') && v > 0) sfnCalls[k.slice(17)] = round(v / n, 2);
   const sqs = d.sqsOps as Record<string, number>;
   const sqsRequests = (sqs.SendMessageBatch ?? 0) + (sqs.SendMessage ?? 0) + d.sqsMsgs.nonEmptyReceives + (sqs.DeleteMessageBatch ?? 0);
   return {
@@ -901,16 +1046,35 @@ async function main() {
     c.push(check('agentIdleRssMb', lat.idle.rssMb, `<= ${TARGETS.agentIdleRssMb}`, lat.idle.rssMb <= TARGETS.agentIdleRssMb));
   }
   if (burst) {
-    c.push(check('burst.eventsPerSecond', burst.eventsPerSecond, `>= ${TARGETS.burstEventsPerSecond}`, burst.eventsPerSecond >= TARGETS.burstEventsPerSecond));
+    c.push(
+      check(
+        'burst.eventsPerSecond',
+        burst.eventsPerSecond,
+        `>= ${TARGETS.burstEventsPerSecond}`,
+        burst.eventsPerSecond >= TARGETS.burstEventsPerSecond,
+      ),
+    );
     c.push(check('burst.lostEvents', burst.lostEvents, '= 0', burst.lostEvents === 0));
     c.push(check('burst.duplicatesSuppressedPct', burst.duplicatesSuppressedPct, '= 100', burst.duplicatesSuppressedPct === 100));
     c.push(check('burst.malformedRejectedPct', burst.malformedRejectedPct, '= 100', burst.malformedRejectedPct === 100));
   }
   if (scale) {
-    c.push(check('scale.stackPeakRssMb', scale.stackPeakRssMb, `<= ${TARGETS.scalePeakRssMb}`, scale.stackPeakRssMb <= TARGETS.scalePeakRssMb));
-    c.push(check('scale.completed', scale.completed, `= ${scale.workflows}`, scale.completed === scale.workflows && scale.completedViaApi === scale.workflows));
+    c.push(
+      check('scale.stackPeakRssMb', scale.stackPeakRssMb, `<= ${TARGETS.scalePeakRssMb}`, scale.stackPeakRssMb <= TARGETS.scalePeakRssMb),
+    );
+    c.push(
+      check(
+        'scale.completed',
+        scale.completed,
+        `= ${scale.workflows}`,
+        scale.completed === scale.workflows && scale.completedViaApi === scale.workflows,
+      ),
+    );
   }
-  if (costUsdPerReboot !== null) c.push(check('costUsdPerReboot', round(costUsdPerReboot, 7), `<= ${TARGETS.costUsdPerReboot}`, costUsdPerReboot <= TARGETS.costUsdPerReboot));
+  if (costUsdPerReboot !== null)
+    c.push(
+      check('costUsdPerReboot', round(costUsdPerReboot, 7), `<= ${TARGETS.costUsdPerReboot}`, costUsdPerReboot <= TARGETS.costUsdPerReboot),
+    );
   results.durationSeconds = round((Date.now() - started) / 1000, 1);
 
   const json = JSON.stringify(results, null, 2);
@@ -932,7 +1096,9 @@ function updateReadme(r: any) {
   const j = text.indexOf(end);
   if (i < 0 || j < i) return;
   const fmt = (v: unknown) => (v === null || v === undefined ? '—' : typeof v === 'number' ? String(v) : String(v));
-  const rows = r.checks.map((x: any) => `| \`${x.figure}\` | ${fmt(x.value)} | ${x.target} | ${x.pass === null ? '—' : x.pass ? 'pass' : '**miss**'} |`);
+  const rows = r.checks.map(
+    (x: any) => `| \`${x.figure}\` | ${fmt(x.value)} | ${x.target} | ${x.pass === null ? '—' : x.pass ? 'pass' : '**miss**'} |`,
+  );
   const l = r.eventToFirstHookMs;
   const extra: string[] = [
     '',
@@ -947,7 +1113,13 @@ function updateReadme(r: any) {
       '| --- | --- | --- |',
       ...Object.entries(l.breakdownMs as Record<string, { p50: number; p95: number }>).map(([k, v]) => `| ${k} | ${v.p50} | ${v.p95} |`),
       '',
-      `Mean round trip per call during the samples (SDK + HTTP + emulator, in the stack's one event loop): ${Object.entries(l.callLatencyDuringSamples.dynamoDb as Record<string, { meanMs: number }>).map(([k, v]) => `DynamoDB ${k} ${v.meanMs} ms`).join(', ')}, ${Object.entries(l.callLatencyDuringSamples.sqs as Record<string, { meanMs: number }>).map(([k, v]) => `SQS ${k} ${v.meanMs} ms`).join(', ')}.`,
+      `Mean round trip per call during the samples (SDK + HTTP + emulator, in the stack's one event loop): ${Object.entries(
+        l.callLatencyDuringSamples.dynamoDb as Record<string, { meanMs: number }>,
+      )
+        .map(([k, v]) => `DynamoDB ${k} ${v.meanMs} ms`)
+        .join(', ')}, ${Object.entries(l.callLatencyDuringSamples.sqs as Record<string, { meanMs: number }>)
+        .map(([k, v]) => `SQS ${k} ${v.meanMs} ms`)
+        .join(', ')}.`,
       '',
     );
   }
@@ -978,7 +1150,10 @@ function updateReadme(r: any) {
       '',
     );
   }
-  if (r.agentIdle) extra.push(`**Idle agent**: ${r.agentIdle.rssMb} MiB RSS, ${r.agentIdle.cpuSecondsPerHour} CPU s per hour (window ${r.agentIdle.windowSeconds} s). Each idle poll costs the local stack ${r.agentIdle.stackSidePerIdlePoll.dynamoOps} DynamoDB calls.`);
+  if (r.agentIdle)
+    extra.push(
+      `**Idle agent**: ${r.agentIdle.rssMb} MiB RSS, ${r.agentIdle.cpuSecondsPerHour} CPU s per hour (window ${r.agentIdle.windowSeconds} s). Each idle poll costs the local stack ${r.agentIdle.stackSidePerIdlePoll.dynamoOps} DynamoDB calls.`,
+    );
   const table = ['| figure | value | target | |', '| --- | --- | --- | --- |', ...rows, ...extra].join('\n');
   writeFileSync(file, `${text.slice(0, i + start.length)}\n${table}\n${text.slice(j)}`);
 }

@@ -42,7 +42,11 @@ function apiRoute(method: string, url: string): { route: string; agent?: string;
   let m = /^\/v1\/agents\/([^/]+)\/commands$/.exec(path);
   if (m) {
     const wait = Number(new URLSearchParams(query).get('wait') ?? 0);
-    return { route: method === 'GET' ? (wait > 0 ? 'GET poll' : 'GET poll wait=0') : `${method} commands`, agent: decodeURIComponent(m[1]), wait };
+    return {
+      route: method === 'GET' ? (wait > 0 ? 'GET poll' : 'GET poll wait=0') : `${method} commands`,
+      agent: decodeURIComponent(m[1]),
+      wait,
+    };
   }
   m = /^\/v1\/agents\/([^/]+)\/commands\/[^/]+$/.exec(path);
   if (m) return { route: `${method} command result`, agent: decodeURIComponent(m[1]) };
@@ -121,13 +125,14 @@ function onRequest(req: http.IncomingMessage, res: http.ServerResponse): Request
 
 const COUNT = !process.env.BENCH_NO_COUNTERS; // BENCH_NO_COUNTERS=1: measure the counters' own overhead
 const origEmit = http.Server.prototype.emit as (this: http.Server, event: string, ...args: unknown[]) => boolean;
-if (COUNT) http.Server.prototype.emit = function (this: http.Server, event: string, ...args: unknown[]): boolean {
-  if (event === 'request') {
-    const s = onRequest(args[0] as http.IncomingMessage, args[1] as http.ServerResponse);
-    if (s) return scope.run(s, () => origEmit.call(this, event, ...args));
-  }
-  return origEmit.call(this, event, ...args);
-} as typeof http.Server.prototype.emit;
+if (COUNT)
+  http.Server.prototype.emit = function (this: http.Server, event: string, ...args: unknown[]): boolean {
+    if (event === 'request') {
+      const s = onRequest(args[0] as http.IncomingMessage, args[1] as http.ServerResponse);
+      if (s) return scope.run(s, () => origEmit.call(this, event, ...args));
+    }
+    return origEmit.call(this, event, ...args);
+  } as typeof http.Server.prototype.emit;
 
 // ---- DynamoDB: commands and read/write units as on-demand DynamoDB would bill them -------------------------------
 

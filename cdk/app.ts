@@ -26,9 +26,7 @@ export interface BuiltApp {
 
 export function buildApp(props: BuildAppProps = {}): BuiltApp {
   const app = new App(props.appProps);
-  const fromContext = Object.fromEntries(
-    CONFIG_KEYS.map((k) => [k, app.node.tryGetContext(k)]).filter(([, v]) => v !== undefined),
-  );
+  const fromContext = Object.fromEntries(CONFIG_KEYS.map((k) => [k, app.node.tryGetContext(k)]).filter(([, v]) => v !== undefined));
   const config = parseStageConfig({ ...fromContext, ...props.config });
   const projectRoot = props.projectRoot ?? PROJECT_ROOT;
   const stack = new CoordinatorStack(app, `XpuRebootCoordinator-${config.stage}`, {

@@ -13,7 +13,17 @@ const jsonObject = (value: unknown) => (typeof value === 'string' && value.trim(
 
 const concurrency = z.coerce.number().int().min(1).max(1000);
 
-export const FUNCTION_NAMES = ['api', 'authorizer', 'ingest', 'workflow-await', 'workflow-step', 'report', 'watchdog', 'reconciler', 'iot-authorizer'] as const;
+export const FUNCTION_NAMES = [
+  'api',
+  'authorizer',
+  'ingest',
+  'workflow-await',
+  'workflow-step',
+  'report',
+  'watchdog',
+  'reconciler',
+  'iot-authorizer',
+] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
 /**
@@ -83,7 +93,10 @@ export const StageConfigSchema = z
      * the functions that write commands publish agents' wake-ups there. Unset: no wake-ups are
      * published, and agents on the push channel fetch at their periodic fetch (3 minutes).
      */
-    iotDataEndpoint: z.string().regex(/^[a-z0-9-]+(-ats)?\.iot\.[a-z0-9-]+\.amazonaws\.com$/, 'the iot:Data-ATS endpoint address').optional(),
+    iotDataEndpoint: z
+      .string()
+      .regex(/^[a-z0-9-]+(-ats)?\.iot\.[a-z0-9-]+\.amazonaws\.com$/, 'the iot:Data-ATS endpoint address')
+      .optional(),
     /** Days an ended reboot stays in the table (TTL); the daily reports in S3 keep it after that. */
     rebootRetentionDays: z.coerce.number().int().min(1).max(3650).default(90),
   })
@@ -91,9 +104,9 @@ export const StageConfigSchema = z
   .transform(({ reservedConcurrency, ...c }) => ({
     ...c,
     reservedConcurrency: (reservedConcurrency === 'none'
-        ? {}
-        : // The event source runs up to ingestMaxConcurrency batches: reserve at least that for ingest.
-          { ...RESERVED_CONCURRENCY, ingest: c.ingestMaxConcurrency, ...reservedConcurrency }) as Partial<Record<FunctionName, number>>,
+      ? {}
+      : // The event source runs up to ingestMaxConcurrency batches: reserve at least that for ingest.
+        { ...RESERVED_CONCURRENCY, ingest: c.ingestMaxConcurrency, ...reservedConcurrency }) as Partial<Record<FunctionName, number>>,
   }))
   .refine((c) => c.apiThrottleBurst >= c.apiThrottleRate, {
     message: 'apiThrottleBurst must be at least apiThrottleRate',

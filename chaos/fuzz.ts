@@ -23,7 +23,14 @@ export interface FuzzResult {
 
 // ---- arbitraries: the pieces real payloads are made of, recombined and broken
 
-const SYSTEMS = ['/redfish/v1/Systems/system', '/redfish/v1/Systems/Bluefield', '/redfish/v1/Systems/1', '/redfish/v1/Chassis/1', '/redfish/v1/Managers/bmc', '/redfish/v1/Systems/unknown'];
+const SYSTEMS = [
+  '/redfish/v1/Systems/system',
+  '/redfish/v1/Systems/Bluefield',
+  '/redfish/v1/Systems/1',
+  '/redfish/v1/Chassis/1',
+  '/redfish/v1/Managers/bmc',
+  '/redfish/v1/Systems/unknown',
+];
 const MESSAGE_IDS = [
   'XpuReboot.1.0.0.RebootPending',
   'XpuReboot.1.0.0.Ready',
@@ -43,9 +50,22 @@ const MESSAGE_IDS = [
   'HeartbeatEvent',
   '',
 ];
-const weird = fc.oneof(fc.string(), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.array(fc.string(), { maxLength: 3 }), fc.object({ maxDepth: 1 }));
+const weird = fc.oneof(
+  fc.string(),
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(fc.string(), { maxLength: 3 }),
+  fc.object({ maxDepth: 1 }),
+);
 const iso = fc.integer({ min: Date.parse('2000-01-01'), max: Date.parse('2100-01-01') }).map((t) => new Date(t).toISOString());
-const timestamp = fc.oneof(iso, iso.map((s) => s.replace('Z', '+05:30')), fc.constant('not a time'), fc.string());
+const timestamp = fc.oneof(
+  iso,
+  iso.map((s) => s.replace('Z', '+05:30')),
+  fc.constant('not a time'),
+  fc.string(),
+);
 
 const redfishRecord = fc.record(
   {
@@ -55,21 +75,64 @@ const redfishRecord = fc.record(
     Severity: fc.oneof(fc.constantFrom('OK', 'Warning', 'Critical'), weird),
     Message: fc.string({ maxLength: 60 }),
     MessageId: fc.oneof(fc.constantFrom(...MESSAGE_IDS), fc.string({ maxLength: 40 }), weird),
-    MessageArgs: fc.oneof(fc.array(fc.oneof(fc.constantFrom(...SYSTEMS), fc.constantFrom('On', 'Off', '300', 'firmware update'), fc.string({ maxLength: 20 })), { maxLength: 4 }), weird),
-    OriginOfCondition: fc.oneof(fc.record({ '@odata.id': fc.oneof(fc.constantFrom(...SYSTEMS), fc.string({ maxLength: 30 })) }), fc.constantFrom(...SYSTEMS), weird),
+    MessageArgs: fc.oneof(
+      fc.array(
+        fc.oneof(fc.constantFrom(...SYSTEMS), fc.constantFrom('On', 'Off', '300', 'firmware update'), fc.string({ maxLength: 20 })),
+        { maxLength: 4 },
+      ),
+      weird,
+    ),
+    OriginOfCondition: fc.oneof(
+      fc.record({ '@odata.id': fc.oneof(fc.constantFrom(...SYSTEMS), fc.string({ maxLength: 30 })) }),
+      fc.constantFrom(...SYSTEMS),
+      weird,
+    ),
     Context: fc.oneof(fc.constantFrom('fuzz-a', 'fuzz-a.dpu0', 'fuzz-b.dpu0'), fc.string({ maxLength: 20 })),
   },
   { requiredKeys: [] },
 );
 
 const redfishBody = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ '@odata.type': fc.constantFrom('#Event.v1_7_0.Event', '#Event.v1_0_0.Event'), Id: fc.string({ maxLength: 8 }), Name: fc.constant('Event Array'), Context: fc.string({ maxLength: 20 }), Events: fc.array(redfishRecord, { maxLength: 5 }) }, { requiredKeys: ['Events'] }).map((o) => JSON.stringify(o)) },
+  {
+    weight: 6,
+    arbitrary: fc
+      .record(
+        {
+          '@odata.type': fc.constantFrom('#Event.v1_7_0.Event', '#Event.v1_0_0.Event'),
+          Id: fc.string({ maxLength: 8 }),
+          Name: fc.constant('Event Array'),
+          Context: fc.string({ maxLength: 20 }),
+          Events: fc.array(redfishRecord, { maxLength: 5 }),
+        },
+        { requiredKeys: ['Events'] },
+      )
+      .map((o) => JSON.stringify(o)),
+  },
   { weight: 2, arbitrary: redfishRecord.map((r) => JSON.stringify(r)) },
   { weight: 1, arbitrary: fc.array(redfishRecord, { maxLength: 3 }).map((r) => JSON.stringify(r)) },
-  { weight: 1, arbitrary: fc.oneof(fc.string({ maxLength: 200 }), fc.json({ maxDepth: 3 }), fc.constant(''), fc.constant('{"Events":'), fc.constant('\u0000\uffff')) },
+  {
+    weight: 1,
+    arbitrary: fc.oneof(
+      fc.string({ maxLength: 200 }),
+      fc.json({ maxDepth: 3 }),
+      fc.constant(''),
+      fc.constant('{"Events":'),
+      fc.constant('\u0000\uffff'),
+    ),
+  },
 );
 
-const NATIVE_TYPES = ['xpu.reboot.pending', 'xpu.crashed', 'xpu.down', 'xpu.ready', 'host.reboot.requested', 'host.down', 'host.ready', 'xpu.rebooted', 'nonsense'];
+const NATIVE_TYPES = [
+  'xpu.reboot.pending',
+  'xpu.crashed',
+  'xpu.down',
+  'xpu.ready',
+  'host.reboot.requested',
+  'host.down',
+  'host.ready',
+  'xpu.rebooted',
+  'nonsense',
+];
 const nativeBody = fc.oneof(
   {
     weight: 6,
@@ -81,13 +144,26 @@ const nativeBody = fc.oneof(
           node: fc.oneof(fc.constantFrom('fuzz-a', 'fuzz-b', 'ghost'), weird),
           xpu: fc.oneof(fc.constantFrom('dpu0', 'dpu1', 'nic9'), fc.constant(null), weird),
           time: fc.oneof(timestamp, fc.constant(null)),
-          data: fc.oneof(fc.record({ noticeSeconds: fc.oneof(fc.integer({ min: -10, max: 100_000 }), weird), reason: fc.oneof(fc.string({ maxLength: 40 }), weird), tenant: fc.oneof(fc.string({ maxLength: 10 }), weird) }, { requiredKeys: [] }), weird),
+          data: fc.oneof(
+            fc.record(
+              {
+                noticeSeconds: fc.oneof(fc.integer({ min: -10, max: 100_000 }), weird),
+                reason: fc.oneof(fc.string({ maxLength: 40 }), weird),
+                tenant: fc.oneof(fc.string({ maxLength: 10 }), weird),
+              },
+              { requiredKeys: [] },
+            ),
+            weird,
+          ),
         },
         { requiredKeys: [] },
       )
       .map((o) => JSON.stringify(o)),
   },
-  { weight: 1, arbitrary: fc.oneof(fc.string({ maxLength: 200 }), fc.json({ maxDepth: 3 }), fc.constant(''), fc.constant('[]'), fc.constant('{"id":')) },
+  {
+    weight: 1,
+    arbitrary: fc.oneof(fc.string({ maxLength: 200 }), fc.json({ maxDepth: 3 }), fc.constant(''), fc.constant('[]'), fc.constant('{"id":')),
+  },
 );
 
 const request = fc.oneof(
@@ -159,14 +235,19 @@ export async function runFuzz(opts: { runs: number; seed: number }): Promise<Fuz
         return;
       }
       if (queued.length !== before.queued || writes.length !== before.writes)
-        throw new Error(`rejected with ${res.status} but queued ${queued.length - before.queued} event(s) and made ${writes.length - before.writes} store call(s)`);
+        throw new Error(
+          `rejected with ${res.status} but queued ${queued.length - before.queued} event(s) and made ${writes.length - before.writes} store call(s)`,
+        );
       const body = (await res.json()) as { error?: unknown; message?: unknown };
-      if (typeof body.error !== 'string' || typeof body.message !== 'string') throw new Error(`rejected with ${res.status} without the error shape: ${JSON.stringify(body)}`);
+      if (typeof body.error !== 'string' || typeof body.message !== 'string')
+        throw new Error(`rejected with ${res.status} without the error shape: ${JSON.stringify(body)}`);
     }),
     { numRuns: opts.runs, seed: opts.seed, endOnFailure: true },
   );
   if (check.failed) {
-    result.violations.push(`seed ${opts.seed}, path ${JSON.stringify(check.counterexamplePath)}: ${String(check.errorInstance)}; shrunk case ${fc.stringify(check.counterexample)}`);
+    result.violations.push(
+      `seed ${opts.seed}, path ${JSON.stringify(check.counterexamplePath)}: ${String(check.errorInstance)}; shrunk case ${fc.stringify(check.counterexample)}`,
+    );
   }
   return result;
 }

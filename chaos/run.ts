@@ -11,7 +11,18 @@ import { appendFileSync, existsSync, readdirSync, readFileSync, statSync, writeF
 import { join, resolve } from 'node:path';
 import { DynamoRebootStore } from '../lambdas/adapters/dynamo-store.ts';
 import { startLocalDynamo } from '../local/dynamo.ts';
-import { api, freePort, OPERATOR_TOKEN, startAgent, startStackProcess, tempDir, writeHooks, writeInventory, type RunningAgent, type RunningStack } from '../test/support/stack.ts';
+import {
+  api,
+  freePort,
+  OPERATOR_TOKEN,
+  startAgent,
+  startStackProcess,
+  tempDir,
+  writeHooks,
+  writeInventory,
+  type RunningAgent,
+  type RunningStack,
+} from '../test/support/stack.ts';
 import { runFuzz } from './fuzz.ts';
 
 // ---- options
@@ -56,7 +67,10 @@ const CYCLES = QUICK ? QUICK_FAULTS.length : option('--cycles', 100);
 function nextFault(cycle: number): Fault {
   if (QUICK) return QUICK_FAULTS[cycle];
   let r = random() * WEIGHTS.reduce((s, [, w]) => s + w, 0);
-  for (const [f, w] of WEIGHTS) if ((r -= w) < 0) return f;
+  for (const [f, w] of WEIGHTS) {
+    r -= w;
+    if (r < 0) return f;
+  }
   return 'stack-kill';
 }
 
@@ -88,7 +102,10 @@ const port = String(await freePort());
 const stackEnv = { PORT: port, INGEST_VISIBILITY_SECONDS: '5', RECONCILE_INTERVAL_SECONDS: '10', LOG_LEVEL: 'warn' };
 
 function hooks(name: string, names: string[]): string {
-  return writeHooks(join(dir, `hooks-${name}`), Object.fromEntries(names.map((n) => [n, `cat > /dev/null\necho "${n} $REBOOT_ID $COMMAND_ID" >> ${hookLog}`])));
+  return writeHooks(
+    join(dir, `hooks-${name}`),
+    Object.fromEntries(names.map((n) => [n, `cat > /dev/null\necho "${n} $REBOOT_ID $COMMAND_ID" >> ${hookLog}`])),
+  );
 }
 
 const agentSpecs = NODES.flatMap((node) => [
@@ -162,7 +179,9 @@ async function listReboots(): Promise<any[]> {
   const items: any[] = [];
   let cursor: string | null = null;
   do {
-    const res = await api(`http://127.0.0.1:${port}`, `/v1/reboots?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { token: OPERATOR_TOKEN });
+    const res = await api(`http://127.0.0.1:${port}`, `/v1/reboots?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, {
+      token: OPERATOR_TOKEN,
+    });
     if (res.status !== 200) throw new Error(`GET /v1/reboots: ${res.status}`);
     items.push(...res.json.items);
     cursor = res.json.next;
@@ -188,7 +207,8 @@ async function loadLoop(): Promise<void> {
       }
     }
     if (!noticesOn) continue;
-    for (const node of NODES) for (const xpu of XPUS) if (!busy.has(`${node}/${xpu}`) && random() < 0.3) await post(node, 'xpu.reboot.pending', xpu);
+    for (const node of NODES)
+      for (const xpu of XPUS) if (!busy.has(`${node}/${xpu}`) && random() < 0.3) await post(node, 'xpu.reboot.pending', xpu);
   }
 }
 
@@ -219,7 +239,9 @@ async function backlogProcessed(before: number): Promise<number> {
 function journals(): string[] {
   const root = join(dataDir, 'stepfunctions', 'executions');
   if (!existsSync(root)) return [];
-  return readdirSync(root).flatMap((d) => (statSync(join(root, d)).isDirectory() ? readdirSync(join(root, d)).map((f) => join(root, d, f)) : []));
+  return readdirSync(root).flatMap((d) =>
+    statSync(join(root, d)).isDirectory() ? readdirSync(join(root, d)).map((f) => join(root, d, f)) : [],
+  );
 }
 
 async function waitHealthy(ms: number): Promise<boolean> {
@@ -291,7 +313,8 @@ async function check(): Promise<void> {
   for (const r of reboots) if (!r.endedAt) results.violations.push(`reboot ${r.id} (${r.node}/${r.xpu}) did not end: ${r.status}`);
   for (const r of reboots) {
     const silent = r.history.find((h: any) => h.phase === 'silent-host');
-    if (silent) results.violations.push(`reboot ${r.id}: host recorded silent (${silent.at}) though no agent was down longer than a heartbeat`);
+    if (silent)
+      results.violations.push(`reboot ${r.id}: host recorded silent (${silent.at}) though no agent was down longer than a heartbeat`);
   }
   const seen = eventIdsIn(reboots);
   const dlq = await api(stack.url, '/v1/dlq?limit=1000', { token: OPERATOR_TOKEN });
@@ -300,7 +323,9 @@ async function check(): Promise<void> {
   // The dropped list is not on the API: read it from the store once the stack has stopped.
   await stack.stop('SIGTERM');
   const dynamo = await startLocalDynamo({ dataDir: join(dataDir, 'dynamodb') });
-  const dropped = new Map((await new DynamoRebootStore(dynamo.client, dynamo.table).listDropped(100_000)).map((d) => [d.event.id, d.reason]));
+  const dropped = new Map(
+    (await new DynamoRebootStore(dynamo.client, dynamo.table).listDropped(100_000)).map((d) => [d.event.id, d.reason]),
+  );
   await dynamo.close();
   results.events.accepted = accepted.size;
   results.events.inRebootHistory = [...accepted.keys()].filter((id) => seen.has(id)).length;
@@ -308,7 +333,10 @@ async function check(): Promise<void> {
   results.events.dropped = missing.filter((id) => dropped.has(id)).length;
   const lost = missing.filter((id) => !dropped.has(id));
   results.events.lost = lost.length;
-  for (const id of lost) results.violations.push(`event ${id} (${JSON.stringify(accepted.get(id))}) was accepted and is in no reboot, not dropped, not in the DLQ`);
+  for (const id of lost)
+    results.violations.push(
+      `event ${id} (${JSON.stringify(accepted.get(id))}) was accepted and is in no reboot, not dropped, not in the DLQ`,
+    );
 
   const runs = existsSync(hookLog) ? readFileSync(hookLog, 'utf8').split('\n').filter(Boolean) : [];
   results.hooks.runs = runs.length;
@@ -338,7 +366,10 @@ try {
     const fault = nextFault(cycle);
     await inject(fault);
     results.cycles++;
-    if (cycle % 10 === 9 || QUICK) console.log(`chaos: cycle ${cycle + 1}/${CYCLES} (${fault}), ${accepted.size} events accepted, ${Math.round((Date.now() - t0) / 1000)} s`);
+    if (cycle % 10 === 9 || QUICK)
+      console.log(
+        `chaos: cycle ${cycle + 1}/${CYCLES} (${fault}), ${accepted.size} events accepted, ${Math.round((Date.now() - t0) / 1000)} s`,
+      );
   }
   // Settle: no new notices; the reboots in flight finish (or end by their bounds, or by the reconciler).
   noticesOn = false;

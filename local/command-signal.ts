@@ -16,7 +16,10 @@ export class InProcessCommandSignal implements CommandSignal {
     if (this.#closed || ms <= 0 || signal?.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       let set = this.#waiters.get(agent);
-      if (!set) this.#waiters.set(agent, (set = new Set()));
+      if (!set) {
+        set = new Set();
+        this.#waiters.set(agent, set);
+      }
       const done = () => {
         clearTimeout(timer);
         set!.delete(done);

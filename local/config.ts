@@ -14,8 +14,16 @@ const ConfigSchema = z.object({
   SFN_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   /** The agents' push channel (MQTT, local/mqtt-broker.ts): 0 picks a free port (printed at start); -1 runs none. */
   MQTT_PORT: z.coerce.number().int().min(-1).max(65535).default(0),
-  DATA_DIR: z.string().min(1).default('./.data').transform((p) => resolve(p)),
-  NODES_FILE: z.string().min(1).default(EXAMPLE_NODES_FILE).transform((p) => resolve(p)),
+  DATA_DIR: z
+    .string()
+    .min(1)
+    .default('./.data')
+    .transform((p) => resolve(p)),
+  NODES_FILE: z
+    .string()
+    .min(1)
+    .default(EXAMPLE_NODES_FILE)
+    .transform((p) => resolve(p)),
   OPERATOR_TOKEN: z.string().min(8, 'OPERATOR_TOKEN must be at least 8 characters').optional(),
   REDFISH_MAPPING_FILE: z.string().min(1).optional(),
   /**

@@ -20,7 +20,12 @@ export interface LocalDynamo {
 }
 
 export function dynamoClient(endpoint: string): DynamoDBClient {
-  return new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 5 });
+  return new DynamoDBClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 5,
+  });
 }
 
 /** The same key schema as the CDK table: pk/sk plus gsi1 (gsi1pk/gsi1sk, GSI1_ATTRIBUTES projected). */
@@ -78,10 +83,21 @@ export async function ensureTable(client: DynamoDBClient, table: string): Promis
   throw new Error(`table ${table} did not become ACTIVE`);
 }
 
-export async function startLocalDynamo(opts: { dataDir?: string; table?: string; supervise?: Omit<Supervision, 'name'>; port?: number }): Promise<LocalDynamo> {
+export async function startLocalDynamo(opts: {
+  dataDir?: string;
+  table?: string;
+  supervise?: Omit<Supervision, 'name'>;
+  port?: number;
+}): Promise<LocalDynamo> {
   if (opts.dataDir) mkdirSync(opts.dataDir, { recursive: true });
   const pidFile = opts.dataDir ? join(opts.dataDir, 'dynalite.pid') : undefined;
-  const service = await startServiceProcess(SERVER, [opts.dataDir ?? ''], pidFile, opts.supervise && { name: 'dynalite', ...opts.supervise }, opts.port);
+  const service = await startServiceProcess(
+    SERVER,
+    [opts.dataDir ?? ''],
+    pidFile,
+    opts.supervise && { name: 'dynalite', ...opts.supervise },
+    opts.port,
+  );
   const url = `http://127.0.0.1:${service.port}`;
   const client = dynamoClient(url);
   const table = opts.table ?? TABLE_NAME;

@@ -31,7 +31,12 @@ export function startIngestPoller(opts: {
       try {
         const res = await opts.sqs.send(
           // Until the backlog is drained once, do not long-poll: an empty answer must come at once.
-          new ReceiveMessageCommand({ QueueUrl: opts.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: drained ? 5 : 0, MessageSystemAttributeNames: ['ApproximateReceiveCount'] }),
+          new ReceiveMessageCommand({
+            QueueUrl: opts.queueUrl,
+            MaxNumberOfMessages: 10,
+            WaitTimeSeconds: drained ? 5 : 0,
+            MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+          }),
           { abortSignal: abort.signal },
         );
         messages = res.Messages ?? [];
@@ -65,13 +70,22 @@ export function startIngestPoller(opts: {
     }
     // Once received, a batch is finished even during shutdown: what is not deleted comes back.
     const failed = new Set(
-      (await processBatch(messages.map((m) => ({ id: m.MessageId!, body: m.Body ?? '', receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1) })), opts.handle, opts.logger)).map((f) => f.id),
+      (
+        await processBatch(
+          messages.map((m) => ({ id: m.MessageId!, body: m.Body ?? '', receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1) })),
+          opts.handle,
+          opts.logger,
+        )
+      ).map((f) => f.id),
     );
     const done = messages.filter((m) => !failed.has(m.MessageId!));
     if (done.length === 0) return;
     try {
       await opts.sqs.send(
-        new DeleteMessageBatchCommand({ QueueUrl: opts.queueUrl, Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }),
+        new DeleteMessageBatchCommand({
+          QueueUrl: opts.queueUrl,
+          Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
+        }),
       );
     } catch (err) {
       // Not deleted means redelivered later: the handler is idempotent, so that is only extra work.

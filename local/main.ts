@@ -7,7 +7,7 @@ import { startStack, type Stack } from './stack.ts';
 // The local stack talks to its own emulators only: never let a stray AWS profile reach AWS.
 for (const k of Object.keys(process.env)) if (k.startsWith('AWS_')) delete process.env[k];
 
-let config;
+let config: ReturnType<typeof parseConfig>;
 try {
   config = parseConfig(process.env);
 } catch (err) {

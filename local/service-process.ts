@@ -71,7 +71,9 @@ async function spawnChild(script: string, args: string[], port: number): Promise
     env: { ...process.env, SERVICE_PORT: String(port) },
   });
   const got = await new Promise<number>((resolve, reject) => {
-    child.once('message', (m: { port?: number; error?: string }) => (m?.port ? resolve(m.port) : reject(new Error(m?.error ?? `${script} did not report its port`))));
+    child.once('message', (m: { port?: number; error?: string }) =>
+      m?.port ? resolve(m.port) : reject(new Error(m?.error ?? `${script} did not report its port`)),
+    );
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code} before listening`)));
     child.once('error', reject);
   });
@@ -83,7 +85,13 @@ async function spawnChild(script: string, args: string[], port: number): Promise
  * the IPC channel closes (our exit, even by kill -9) or on SIGTERM. With `supervise`, a child that
  * dies on its own is started again on the same port (its data is on disk), a few times at most.
  */
-export async function startServiceProcess(script: string, args: string[], pidFile?: string, supervise?: Supervision, fixedPort = 0): Promise<ServiceProcess> {
+export async function startServiceProcess(
+  script: string,
+  args: string[],
+  pidFile?: string,
+  supervise?: Supervision,
+  fixedPort = 0,
+): Promise<ServiceProcess> {
   if (pidFile) await reapOrphan(pidFile, script);
   let { child, port } = await spawnChild(script, args, fixedPort);
   if (pidFile) writeFileSync(pidFile, String(child.pid));
@@ -98,7 +106,11 @@ export async function startServiceProcess(script: string, args: string[], pidFil
       while (restarts.length > 0 && restarts[0] < now - RESTART_WINDOW_MS) restarts.shift();
       if (restarts.length >= MAX_RESTARTS) {
         supervise.onExit?.({ name: supervise.name, code, signal, restarted: false });
-        supervise.onGiveUp?.(new ServiceDied(`${supervise.name} died ${MAX_RESTARTS + 1} times within ${RESTART_WINDOW_MS / 1000} s (last: ${signal ?? `exit ${code}`}); giving up`));
+        supervise.onGiveUp?.(
+          new ServiceDied(
+            `${supervise.name} died ${MAX_RESTARTS + 1} times within ${RESTART_WINDOW_MS / 1000} s (last: ${signal ?? `exit ${code}`}); giving up`,
+          ),
+        );
         return;
       }
       restarts.push(now);
@@ -116,7 +128,11 @@ export async function startServiceProcess(script: string, args: string[], pidFil
         },
         (err: Error) => {
           supervise.onExit?.({ name: supervise.name, code, signal, restarted: false, error: err.message });
-          supervise.onGiveUp?.(new ServiceDied(`${supervise.name} died (${signal ?? `exit ${code}`}) and could not be started again on port ${port}: ${err.message}`));
+          supervise.onGiveUp?.(
+            new ServiceDied(
+              `${supervise.name} died (${signal ?? `exit ${code}`}) and could not be started again on port ${port}: ${err.message}`,
+            ),
+          );
         },
       );
     });

@@ -42,7 +42,9 @@ pm.updateMessageReady = (messageId: string) => ready.run(messageId);
 // is for its own failures).
 if (process.argv.includes('--release-inflight')) {
   pm.db
-    .prepare('UPDATE sqs_messages SET receipt_handle = NULL, visibility_deadline = NULL, approximate_receive_count = MAX(approximate_receive_count - 1, 0) WHERE receipt_handle IS NOT NULL')
+    .prepare(
+      'UPDATE sqs_messages SET receipt_handle = NULL, visibility_deadline = NULL, approximate_receive_count = MAX(approximate_receive_count - 1, 0) WHERE receipt_handle IS NOT NULL',
+    )
     .run();
 }
 // Load before wiring persistence in, so loading does not write everything back.

@@ -47,11 +47,18 @@ export async function startLocalSqs(opts: {
   mkdirSync(opts.dataDir, { recursive: true });
   // A stack start: whatever the queue still shows in flight was held by a process that is gone.
   // A restart of the child under a running stack keeps what is in flight: the stack still holds those receipts.
-  const service = await startServiceProcess(SERVER, [opts.dataDir, '--release-inflight'], join(opts.dataDir, 'fauxqs.pid'), opts.supervise && { name: 'fauxqs', restartArgs: [opts.dataDir], ...opts.supervise }, opts.port);
+  const service = await startServiceProcess(
+    SERVER,
+    [opts.dataDir, '--release-inflight'],
+    join(opts.dataDir, 'fauxqs.pid'),
+    opts.supervise && { name: 'fauxqs', restartArgs: [opts.dataDir], ...opts.supervise },
+    opts.port,
+  );
   const url = `http://127.0.0.1:${service.port}`;
   const client = sqsClient(url);
   const dlqUrl = await ensureQueue(client, INGEST_DLQ, { MessageRetentionPeriod: String(14 * 86400) });
-  const dlqArn = (await client.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
+  const dlqArn = (await client.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }))).Attributes!
+    .QueueArn!;
   await ensureQueue(client, INGEST_QUEUE, {
     VisibilityTimeout: String(opts.visibilityTimeoutSeconds ?? 30),
     MessageRetentionPeriod: String(14 * 86400),

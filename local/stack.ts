@@ -106,13 +106,22 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const supervise = {
     onExit: (i: { name: string; code: number | null; signal: string | null; restarted: boolean; error?: string }) => {
       metrics.count('ServiceRestarted');
-      logger.warn(i.restarted ? `${i.name} died and was started again` : `${i.name} died`, { code: i.code, signal: i.signal, error: i.error });
+      logger.warn(i.restarted ? `${i.name} died and was started again` : `${i.name} died`, {
+        code: i.code,
+        signal: i.signal,
+        error: i.error,
+      });
     },
     onGiveUp: (err: Error) => (opts.onFatal ? opts.onFatal(err) : logger.error(err.message)),
   };
   const [dynamo, sqs] = await Promise.all([
     startLocalDynamo({ dataDir: join(config.DATA_DIR, 'dynamodb'), supervise, port: config.DYNAMODB_PORT }),
-    startLocalSqs({ dataDir: join(config.DATA_DIR, 'sqs'), visibilityTimeoutSeconds: config.INGEST_VISIBILITY_SECONDS, supervise, port: config.SQS_PORT }),
+    startLocalSqs({
+      dataDir: join(config.DATA_DIR, 'sqs'),
+      visibilityTimeoutSeconds: config.INGEST_VISIBILITY_SECONDS,
+      supervise,
+      port: config.SQS_PORT,
+    }),
   ]);
   const signal = new InProcessCommandSignal();
   const store = new DynamoRebootStore(dynamo.client, dynamo.table);
@@ -124,12 +133,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const inflight = new Set<Promise<unknown>>();
   const track = <T>(p: Promise<T>): Promise<T> => {
     inflight.add(p);
-    p.then(() => inflight.delete(p), () => inflight.delete(p));
+    p.then(
+      () => inflight.delete(p),
+      () => inflight.delete(p),
+    );
     return p;
   };
   const drain = async (ms: number) => {
     const until = Date.now() + ms;
-    while (inflight.size > 0 && Date.now() < until) await Promise.race([Promise.allSettled([...inflight]), new Promise((r) => setTimeout(r, 50))]);
+    while (inflight.size > 0 && Date.now() < until)
+      await Promise.race([Promise.allSettled([...inflight]), new Promise((r) => setTimeout(r, 50))]);
   };
 
   // Task states invoke these as AWS invokes the Lambdas: by function name, with a JSON payload.
@@ -147,9 +160,15 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     },
   });
   const sfnServer = await startSfnServer(engine, { host: '127.0.0.1', port: config.SFN_PORT });
-  const sfnClient = new SFNClient({ endpoint: sfnServer.url, region: REGION, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  const sfnClient = new SFNClient({
+    endpoint: sfnServer.url,
+    region: REGION,
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
   const arns = {} as Record<WorkflowKind, string>;
-  for (const file of readdirSync(WORKFLOWS_DIR).filter((f) => f.endsWith('.asl.json')).sort()) {
+  for (const file of readdirSync(WORKFLOWS_DIR)
+    .filter((f) => f.endsWith('.asl.json'))
+    .sort()) {
     const name = file.replace(/\.asl\.json$/, '') as WorkflowKind;
     const definition = substitute(readFileSync(join(WORKFLOWS_DIR, file), 'utf8'), LOCAL_FUNCTIONS);
     const res = await engine.createStateMachine({ name, definition });
@@ -159,9 +178,28 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   const rollouts = new DynamoRolloutStore(dynamo.client, dynamo.table);
   // Agents on the push channel are woken over MQTT; the others keep long-polling (the same signal).
-  const mqtt = config.MQTT_PORT >= 0 ? await startMqttBroker({ host: config.HOST, port: config.MQTT_PORT, inventory: async () => index, operatorTokenHash: hashToken(token), logger }) : undefined;
+  const mqtt =
+    config.MQTT_PORT >= 0
+      ? await startMqttBroker({
+          host: config.HOST,
+          port: config.MQTT_PORT,
+          inventory: async () => index,
+          operatorTokenHash: hashToken(token),
+          logger,
+        })
+      : undefined;
   if (mqtt) logger.info(`mqtt push channel at ${mqtt.url}`, { mqttUrl: mqtt.url });
-  const deps: Deps = { store, workflows, queue, clock, inventory: async () => index, signal: mqtt ? withWakeups(signal, mqtt) : signal, metrics, logger, rollouts };
+  const deps: Deps = {
+    store,
+    workflows,
+    queue,
+    clock,
+    inventory: async () => index,
+    signal: mqtt ? withWakeups(signal, mqtt) : signal,
+    metrics,
+    logger,
+    rollouts,
+  };
   // Rollout Tasks (workflows/rollout.asl.json) share the two workflow functions, told apart by their action.
   const rolloutTasks = createRolloutTasks({ ...deps, rollouts });
   lambdas.set(LOCAL_FUNCTIONS.AwaitFunctionArn, withRolloutTasks(createAwaitHandler(deps), rolloutTasks));
@@ -199,20 +237,27 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const reconcileQuietly = () =>
     void reconcile().catch((err: Error) => logger.warn('reconciler pass failed; the next one retries', { error: String(err) }));
   reconcileQuietly();
-  const reconcileTimer = config.RECONCILE_INTERVAL_SECONDS > 0 ? setInterval(reconcileQuietly, config.RECONCILE_INTERVAL_SECONDS * 1000) : undefined;
+  const reconcileTimer =
+    config.RECONCILE_INTERVAL_SECONDS > 0 ? setInterval(reconcileQuietly, config.RECONCILE_INTERVAL_SECONDS * 1000) : undefined;
   reconcileTimer?.unref();
 
-  const reports = config.REPORT_INTERVAL_SECONDS > 0 ? startReportSchedule(deps, join(config.DATA_DIR, 'reports'), config.REPORT_INTERVAL_SECONDS, logger) : undefined;
+  const reports =
+    config.REPORT_INTERVAL_SECONDS > 0
+      ? startReportSchedule(deps, join(config.DATA_DIR, 'reports'), config.REPORT_INTERVAL_SECONDS, logger)
+      : undefined;
 
   const shutdown = new AbortController();
   const health = healthCheck({
     store: (abortSignal) => dynamo.client.send(new DescribeTableCommand({ TableName: dynamo.table }), { abortSignal }),
-    queue: (abortSignal) => sqs.client.send(new GetQueueAttributesCommand({ QueueUrl: sqs.ingestQueueUrl, AttributeNames: ['QueueArn'] }), { abortSignal }),
+    queue: (abortSignal) =>
+      sqs.client.send(new GetQueueAttributesCommand({ QueueUrl: sqs.ingestQueueUrl, AttributeNames: ['QueueArn'] }), { abortSignal }),
     workflows: (abortSignal) => sfnClient.send(new ListStateMachinesCommand({ maxResults: 1 }), { abortSignal }),
   });
   const app = createApiApp({ ...deps, operatorTokenHash: hashToken(token), mapping, dlq, shutdown: shutdown.signal, health });
   const server: ServerType = await new Promise((resolve) => {
-    const s = serve({ fetch: (req, env) => track(Promise.resolve(app.fetch(req, env))), hostname: config.HOST, port: config.PORT }, () => resolve(s));
+    const s = serve({ fetch: (req, env) => track(Promise.resolve(app.fetch(req, env))), hostname: config.HOST, port: config.PORT }, () =>
+      resolve(s),
+    );
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;

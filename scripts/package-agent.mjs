@@ -60,7 +60,9 @@ if (native.length) throw new Error(`native modules in the agent bundle: ${native
 const forbidden = Object.keys(result.metafile.inputs).filter((f) => /@aws-sdk|dynalite|classic-level|fauxqs|aws-cdk/.test(f));
 if (forbidden.length) throw new Error(`server dependencies in the agent bundle: ${forbidden.slice(0, 5).join(', ')}`);
 chmodSync(OUT, 0o755);
-process.stdout.write(`wrote ${OUT} (${Math.round(statSync(OUT).size / 1024)} KiB, ${Object.keys(result.metafile.inputs).length} modules)\n`);
+process.stdout.write(
+  `wrote ${OUT} (${Math.round(statSync(OUT).size / 1024)} KiB, ${Object.keys(result.metafile.inputs).length} modules)\n`,
+);
 
 if (process.argv.includes('--deb')) {
   const script = join(ROOT, 'agent/packaging/build-deb.sh');

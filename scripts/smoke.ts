@@ -76,7 +76,13 @@ export async function runSmoke(opts: SmokeOptions): Promise<SmokeResult> {
       node = `smoke-${randomBytes(3).toString('hex')}`;
       token = randomBytes(24).toString('base64url');
       const file = join(dir, 'nodes.json');
-      writeFileSync(file, JSON.stringify({ policy: { xpuReboot: { noticeSeconds: 120 } }, nodes: [{ id: node, trusted: true, agentToken: token, xpus: [{ id: xpu }] }] }));
+      writeFileSync(
+        file,
+        JSON.stringify({
+          policy: { xpuReboot: { noticeSeconds: 120 } },
+          nodes: [{ id: node, trusted: true, agentToken: token, xpus: [{ id: xpu }] }],
+        }),
+      );
       const { pushInventory } = await import('../cli/commands/inventory.ts');
       await pushInventory({ table: opts.table, nodesFile: file, operatorToken: opts.operatorToken, region: opts.region });
       log(`pushed a one-node inventory (${node}) to ${opts.table}`);
@@ -86,7 +92,18 @@ export async function runSmoke(opts: SmokeOptions): Promise<SmokeResult> {
     if (shown.status === 200 && Array.isArray(shown.json?.xpus) && shown.json.xpus[0]?.id) xpu = shown.json.xpus[0].id;
 
     const args = (agent: string) => [
-      join(ROOT, 'cli/rebootctl.js'), 'agent', '--server', opts.url, '--agent', agent, '--hooks', HOOKS, '--state', join(dir, `state-${agent}`), '--wait', '20',
+      join(ROOT, 'cli/rebootctl.js'),
+      'agent',
+      '--server',
+      opts.url,
+      '--agent',
+      agent,
+      '--hooks',
+      HOOKS,
+      '--state',
+      join(dir, `state-${agent}`),
+      '--wait',
+      '20',
       ...(opts.mqttUrl ? ['--transport', 'auto', '--mqtt-url', opts.mqttUrl] : ['--transport', 'poll']),
     ];
     for (const agent of [node, `${node}.${xpu}`]) {
@@ -97,10 +114,22 @@ export async function runSmoke(opts: SmokeOptions): Promise<SmokeResult> {
 
     // A freshly pushed token may need a minute to reach every function (their inventory cache).
     const id = `smoke-${Date.now()}`;
-    let posted = await call(opts.url, '/v1/events', token, { id, type: 'xpu.reboot.pending', node, xpu, data: { reason: 'smoke test', noticeSeconds: 120 } });
+    let posted = await call(opts.url, '/v1/events', token, {
+      id,
+      type: 'xpu.reboot.pending',
+      node,
+      xpu,
+      data: { reason: 'smoke test', noticeSeconds: 120 },
+    });
     while ((posted.status === 401 || posted.status === 403) && opts.table && Date.now() < deadline) {
       await sleep(5_000);
-      posted = await call(opts.url, '/v1/events', token, { id, type: 'xpu.reboot.pending', node, xpu, data: { reason: 'smoke test', noticeSeconds: 120 } });
+      posted = await call(opts.url, '/v1/events', token, {
+        id,
+        type: 'xpu.reboot.pending',
+        node,
+        xpu,
+        data: { reason: 'smoke test', noticeSeconds: 120 },
+      });
     }
     if (posted.status !== 202) throw new Error(`xpu.reboot.pending refused: ${posted.status} ${JSON.stringify(posted.json)}`);
     log(`announced a reboot of ${node}.${xpu}`);
@@ -155,7 +184,9 @@ if (import.meta.main) {
   });
   const operatorToken = values['operator-token'] ?? process.env.OPERATOR_TOKEN;
   if (!values.url || !operatorToken) {
-    console.error('usage: npm run smoke -- --url URL --operator-token T [--node ID --agent-token T | --table NAME [--region R]] [--mqtt-url URL]');
+    console.error(
+      'usage: npm run smoke -- --url URL --operator-token T [--node ID --agent-token T | --table NAME [--region R]] [--mqtt-url URL]',
+    );
     process.exit(2);
   }
   const res = await runSmoke({

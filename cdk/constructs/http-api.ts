@@ -1,14 +1,7 @@
 // The public HTTP API (docs/api.md): every route proxies to the one `api` function, all but /healthz behind the authorizer.
 import { Duration, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
-import {
-  HttpApi,
-  HttpMethod,
-  HttpNoneAuthorizer,
-  HttpStage,
-  LogGroupLogDestination,
-  type HttpRoute,
-} from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpApi, HttpMethod, HttpNoneAuthorizer, HttpStage, LogGroupLogDestination, type HttpRoute } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaAuthorizer, HttpLambdaResponseType } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
@@ -99,7 +92,8 @@ export class CoordinatorHttpApi extends Construct {
     for (const route of this.routes.filter((r) => ROUTES.some((p) => p.public && p.path === r.path))) {
       Validations.of(route).acknowledge({
         id: 'AwsSolutions-APIG4',
-        reason: 'Public by contract: /healthz (load balancers, uptime checks), /openapi.json and the /ui page reveal nothing; /ui asks for the operator token and calls the API with it.',
+        reason:
+          'Public by contract: /healthz (load balancers, uptime checks), /openapi.json and the /ui page reveal nothing; /ui asks for the operator token and calls the API with it.',
       });
     }
     const ui = this.routes.find((r) => r.path === '/ui');

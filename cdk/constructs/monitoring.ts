@@ -107,7 +107,12 @@ export class Monitoring extends Construct {
     }
     if (props.ingestQueue) {
       const age = props.ingestQueue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' });
-      this.alarm('IngestOldestEvent', age, `An event waited more than ${OLDEST_EVENT_ALARM_SECONDS} s in the ingest queue.`, OLDEST_EVENT_ALARM_SECONDS);
+      this.alarm(
+        'IngestOldestEvent',
+        age,
+        `An event waited more than ${OLDEST_EVENT_ALARM_SECONDS} s in the ingest queue.`,
+        OLDEST_EVENT_ALARM_SECONDS,
+      );
     }
 
     const failed: IMetric[] = [];
@@ -127,9 +132,7 @@ export class Monitoring extends Construct {
       dashboardName: `${config.stage}-xpu-reboot-coordinator`,
       defaultInterval: Duration.hours(24),
     });
-    this.dashboard.addWidgets(
-      new AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24, height: 4 }),
-    );
+    this.dashboard.addWidgets(new AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24, height: 4 }));
     this.dashboard.addWidgets(
       new GraphWidget({ title: 'Reboots failed / quiet BMCs', left: [rebootFailed], right: [quietBmcs], width: 12 }),
       new GraphWidget({ title: 'Workflow executions failed / timed out', left: [...failed, ...timedOut], width: 12 }),

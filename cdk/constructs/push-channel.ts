@@ -39,7 +39,12 @@ export class PushChannel extends Construct {
     // Without the account's data endpoint (stage config iotDataEndpoint) nothing is published, and
     // agents on the channel pick up commands at their periodic fetch.
     if (!config.iotDataEndpoint) return;
-    const topics = Stack.of(this).formatArn({ service: 'iot', resource: 'topic', resourceName: `${WAKE_TOPIC_PREFIX}*`, arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
+    const topics = Stack.of(this).formatArn({
+      service: 'iot',
+      resource: 'topic',
+      resourceName: `${WAKE_TOPIC_PREFIX}*`,
+      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+    });
     for (const fn of props.publishers) {
       fn.addEnvironment('IOT_DATA_ENDPOINT', config.iotDataEndpoint);
       fn.addToRolePolicy(new PolicyStatement({ actions: ['iot:Publish'], resources: [topics] }));

@@ -83,9 +83,7 @@ export class Workflows extends Construct {
     const placeholders = placeholdersOf(text);
     const unknown = placeholders.filter((p) => !(p in props.functions));
     if (unknown.length > 0) {
-      throw new Error(
-        `${file}: no substitution for \${${unknown.join('}, ${')}}; known: ${Object.keys(props.functions).join(', ')}`,
-      );
+      throw new Error(`${file}: no substitution for \${${unknown.join('}, ${')}}; known: ${Object.keys(props.functions).join(', ')}`);
     }
     const used = placeholders.map((p) => [p, props.functions[p]] as const);
 
@@ -121,4 +119,3 @@ export class Workflows extends Construct {
     return { stem, file, envName: workflowArnEnvName(stem), placeholders, stateMachine, stateMachineName };
   }
 }
-

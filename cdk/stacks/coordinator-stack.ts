@@ -33,7 +33,10 @@ export const OPERATOR_MAPPING_PATH = 'config/operator-redfish-mapping.yaml';
  * bad file fails the deploy rather than the API's cold start; shipped in the bundle, so the env
  * var that names it needs no grant.
  */
-export function operatorMappingFile(config: StageConfig, projectRoot: string): { files: { from: string; to: string }[]; env: Record<string, string> } {
+export function operatorMappingFile(
+  config: StageConfig,
+  projectRoot: string,
+): { files: { from: string; to: string }[]; env: Record<string, string> } {
   if (!config.redfishMappingFile) return { files: [], env: {} };
   const from = resolve(projectRoot, config.redfishMappingFile);
   parseMapping(readFileSync(from, 'utf8'), config.redfishMappingFile);
@@ -78,8 +81,7 @@ export class CoordinatorStack extends Stack {
       name: CoordinatorFunctionProps['name'],
       id: string,
       rest: Pick<CoordinatorFunctionProps, 'description' | 'timeout' | 'memorySize' | 'files'>,
-    ) =>
-      coordinatorFunction(this, id, { name, config, entryDir: props.entryDir, projectRoot: props.projectRoot, ...rest });
+    ) => coordinatorFunction(this, id, { name, config, entryDir: props.entryDir, projectRoot: props.projectRoot, ...rest });
 
     const operatorMapping = operatorMappingFile(config, props.projectRoot);
     this.tables = new Tables(this, 'Data', { config });
@@ -174,14 +176,19 @@ export class CoordinatorStack extends Stack {
 
     grantEnv(authorizer, 'TABLE_NAME', reboots, 'read');
     grantEnv(iotAuthorizer, 'TABLE_NAME', reboots, 'read');
-    this.pushChannel = new PushChannel(this, 'PushChannel', { config, authorizer: iotAuthorizer, publishers: [api, ingest, workflowAwait, workflowStep] });
+    this.pushChannel = new PushChannel(this, 'PushChannel', {
+      config,
+      authorizer: iotAuthorizer,
+      publishers: [api, ingest, workflowAwait, workflowStep],
+    });
 
     grantEnv(ingest, 'TABLE_NAME', reboots, 'readWrite');
     grantEnv(ingest, 'IDEMPOTENCY_TABLE_NAME', idempotency, 'readWrite');
     // An event redriven from the DLQ on its last day must still be recognised as processed.
     ingest.addEnvironment('IDEMPOTENCY_TTL_SECONDS', String(this.ingestQueue.idempotencyTtl.toSeconds()));
     // Events start reboots; rollouts are started by the API alone.
-    for (const wf of this.workflows.workflows.filter((w) => w.stem !== ROLLOUT_WORKFLOW)) grantEnv(ingest, wf.envName, wf.stateMachine, 'start');
+    for (const wf of this.workflows.workflows.filter((w) => w.stem !== ROLLOUT_WORKFLOW))
+      grantEnv(ingest, wf.envName, wf.stateMachine, 'start');
     grantTaskCallbacks(ingest, ['SendTaskSuccess', 'SendTaskHeartbeat'], machines);
     ingest.addEventSource(
       new SqsEventSource(this.ingestQueue.queue, {
@@ -198,7 +205,8 @@ export class CoordinatorStack extends Stack {
     // Every change to a reboot may satisfy its waiting Task, so the step that made it wakes it.
     grantTaskCallbacks(workflowStep, ['SendTaskSuccess'], machines);
 
-    for (const writer of [api, ingest, workflowAwait, workflowStep]) writer.addEnvironment('REBOOT_RETENTION_DAYS', String(config.rebootRetentionDays));
+    for (const writer of [api, ingest, workflowAwait, workflowStep])
+      writer.addEnvironment('REBOOT_RETENTION_DAYS', String(config.rebootRetentionDays));
 
     grantEnv(report, 'TABLE_NAME', reboots, 'read');
     grantEnv(report, 'REPORT_BUCKET', this.reports.bucket, 'put', REPORT_KEY_PREFIX);
@@ -242,7 +250,10 @@ export class CoordinatorStack extends Stack {
 
     new CfnOutput(this, 'ApiUrl', { value: this.httpApi.url, description: 'Base URL of the HTTP API' });
     new CfnOutput(this, 'TableName', { value: reboots.tableName });
-    new CfnOutput(this, 'AgentAuthorizerName', { value: this.pushChannel.authorizerName, description: 'IoT custom authorizer: wss://<iot endpoint>/mqtt?x-amz-customauthorizer-name=<this>' });
+    new CfnOutput(this, 'AgentAuthorizerName', {
+      value: this.pushChannel.authorizerName,
+      description: 'IoT custom authorizer: wss://<iot endpoint>/mqtt?x-amz-customauthorizer-name=<this>',
+    });
     new CfnOutput(this, 'ReportBucketName', { value: this.reports.bucket.bucketName });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn });
     for (const wf of this.workflows.workflows) {

@@ -21,7 +21,7 @@ export function registerAgentCommand(program: Command): void {
   cmd.action(async (flags: Record<string, unknown>) => {
     // Loaded here, not at the top: other rebootctl commands should not pay for zod.
     const { resolveAgentConfig, ConfigError } = await import('../../agent/config.ts');
-    let config;
+    let config: Awaited<ReturnType<typeof resolveAgentConfig>>;
     try {
       config = await resolveAgentConfig({ flags, env: process.env });
     } catch (err) {
@@ -80,7 +80,9 @@ function registerAgentCheck(program: Command, agent: Command): void {
   agent.enablePositionalOptions();
   agent
     .command('check')
-    .description("check the agent's set-up: required hooks present, executable, not group/world-writable, owned by root or the agent's user; with --server, the token")
+    .description(
+      "check the agent's set-up: required hooks present, executable, not group/world-writable, owned by root or the agent's user; with --server, the token",
+    )
     .option('--agent <id>', 'the agent id: node-a (host) or node-a.dpu0 (xPU) [env REBOOT_AGENT_ID]')
     .option('--hooks <dir>', 'the hooks directory [env REBOOT_AGENT_HOOKS]')
     .option('--server <url>', 'also check the token against this server [env REBOOT_AGENT_SERVER]')
@@ -89,7 +91,10 @@ function registerAgentCheck(program: Command, agent: Command): void {
     .option('--client-cert <file>', 'PEM client certificate [env REBOOT_AGENT_CLIENT_CERT]')
     .option('--client-key <file>', 'PEM client key [env REBOOT_AGENT_CLIENT_KEY]')
     .option('--allow-offline', 'an unreachable server is a warning, not a failure (the agent retries on its own)')
-    .option('--hook-self-check', 'also run each required hook with REBOOT_HOOK_CHECK=1 (tools, card, lockdown); ONLY for hooks that support it, like the examples')
+    .option(
+      '--hook-self-check',
+      'also run each required hook with REBOOT_HOOK_CHECK=1 (tools, card, lockdown); ONLY for hooks that support it, like the examples',
+    )
     .action(async (flags: CheckFlags) => {
       process.exitCode = await runAgentCheck(flags, process.env);
     });
@@ -109,7 +114,8 @@ export async function runAgentCheck(flags: CheckFlags, env: NodeJS.ProcessEnv): 
   const { isLoopback } = await import('../../agent/config.ts');
   const { runCheck } = await import('../../agent/check.ts');
   const problems: string[] = [];
-  if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(agentId)) problems.push(`agent id ${JSON.stringify(agentId)} is not like node-a or node-a.dpu0`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(agentId))
+    problems.push(`agent id ${JSON.stringify(agentId)} is not like node-a or node-a.dpu0`);
   let token: string | undefined;
   if (server) {
     let url: URL | undefined;
@@ -118,7 +124,8 @@ export async function runAgentCheck(flags: CheckFlags, env: NodeJS.ProcessEnv): 
     } catch {
       problems.push(`--server ${server} is not a URL`);
     }
-    if (url && url.protocol === 'http:' && !isLoopback(url.hostname)) problems.push(`--server ${server}: http:// is allowed only to a loopback address; use https://`);
+    if (url && url.protocol === 'http:' && !isLoopback(url.hostname))
+      problems.push(`--server ${server}: http:// is allowed only to a loopback address; use https://`);
     else if (url && url.protocol !== 'http:' && url.protocol !== 'https:') problems.push(`--server ${server} is not an http(s) URL`);
     if (!tokenFile) problems.push('--server needs --token-file (or REBOOT_AGENT_TOKEN_FILE)');
     else {
@@ -136,7 +143,11 @@ export async function runAgentCheck(flags: CheckFlags, env: NodeJS.ProcessEnv): 
     server: problems.length ? undefined : server,
     token,
     tokenFile,
-    tls: { caFile: pick(flags.caFile, 'REBOOT_AGENT_CA_FILE'), clientCert: pick(flags.clientCert, 'REBOOT_AGENT_CLIENT_CERT'), clientKey: pick(flags.clientKey, 'REBOOT_AGENT_CLIENT_KEY') },
+    tls: {
+      caFile: pick(flags.caFile, 'REBOOT_AGENT_CA_FILE'),
+      clientCert: pick(flags.clientCert, 'REBOOT_AGENT_CLIENT_CERT'),
+      clientKey: pick(flags.clientKey, 'REBOOT_AGENT_CLIENT_KEY'),
+    },
     allowOffline: flags.allowOffline,
     hookSelfCheck: flags.hookSelfCheck,
     env,

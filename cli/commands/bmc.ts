@@ -78,7 +78,10 @@ export function registerBmcCommands(program: Command): void {
       'create the EventDestination that pushes Redfish events to POST /v1/events/redfish. Any 2xx is success. ' +
         'A BMC rejecting a filter property (bmcweb and EventTypes) gets the subscription again without filters.',
     )
-    .option('--no-filters', 'send no EventTypes/RegistryPrefixes/ResourceTypes (older iDRACs send bare MessageIds a prefix filter would drop)')
+    .option(
+      '--no-filters',
+      'send no EventTypes/RegistryPrefixes/ResourceTypes (older iDRACs send bare MessageIds a prefix filter would drop)',
+    )
     .option('--registry-prefixes <list>', 'comma-separated RegistryPrefixes (default: the prefixes the mapping turns into events)')
     .option('--resource-types <list>', 'comma-separated ResourceTypes (default: none, since many events carry no OriginOfCondition)')
     .option('--replace', 'delete an existing subscription with the same Destination and Context first (e.g. after a token rotation)')
@@ -87,14 +90,21 @@ export function registerBmcCommands(program: Command): void {
     });
 
   withCommonOptions(bmc.command('check'))
-    .description('exit 0 while the EventDestination with our Destination and Context exists on the BMC, 1 when it is gone, 2 when the BMC cannot be asked')
+    .description(
+      'exit 0 while the EventDestination with our Destination and Context exists on the BMC, 1 when it is gone, 2 when the BMC cannot be asked',
+    )
     .action(async (opts: BmcOptions) => {
       process.exitCode = await runCheck(opts);
     });
 }
 
 function list(v: string | undefined): string[] | undefined {
-  return v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean);
+  return v === undefined
+    ? undefined
+    : v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
 }
 
 interface Prepared {
@@ -126,7 +136,8 @@ function prepare(opts: BmcOptions): Prepared {
   const node = inventory.nodes.find((n) => n.id === opts.node);
   if (!node) throw new UsageError(`node '${opts.node}' is not in ${nodesFile}`);
   const bmcToken = resolveBmcToken(node.id, node.bmcToken, opts.tokenEnv, nodesFile);
-  if (opts.xpu !== undefined && !node.xpus.some((x) => x.id === opts.xpu)) throw new UsageError(`node '${node.id}' has no xPU '${opts.xpu}'`);
+  if (opts.xpu !== undefined && !node.xpus.some((x) => x.id === opts.xpu))
+    throw new UsageError(`node '${node.id}' has no xPU '${opts.xpu}'`);
   const context = opts.context ?? (opts.xpu !== undefined ? `${node.id}.${opts.xpu}` : node.id);
   const named = contextTarget(context, new Set(inventory.nodes.map((n) => n.id)));
   // The webhook answers 403 to a Context naming another node: catch the typo here, not as lost events later.
@@ -153,9 +164,11 @@ function resolveBmcToken(nodeId: string, stored: string | undefined, tokenEnv: s
   if (tokenEnv !== undefined && !given) throw new UsageError(`environment variable ${tokenEnv} (--token-env) is not set`);
   if (!stored) throw new UsageError(`node '${nodeId}' has no bmcToken in ${file}`);
   if (stored.startsWith('sha256:')) {
-    if (!given) throw new UsageError(`node '${nodeId}' stores only the sha256 of its bmcToken in ${file}; pass the token with --token-env VAR`);
+    if (!given)
+      throw new UsageError(`node '${nodeId}' stores only the sha256 of its bmcToken in ${file}; pass the token with --token-env VAR`);
     const hash = createHash('sha256').update(given).digest('hex');
-    if (hash !== stored.slice('sha256:'.length).toLowerCase()) throw new UsageError(`the token in ${tokenEnv} does not match node '${nodeId}' bmcToken hash`);
+    if (hash !== stored.slice('sha256:'.length).toLowerCase())
+      throw new UsageError(`the token in ${tokenEnv} does not match node '${nodeId}' bmcToken hash`);
     return given;
   }
   if (given && given !== stored) throw new UsageError(`the token in ${tokenEnv} differs from node '${nodeId}' bmcToken in ${file}`);
@@ -237,7 +250,9 @@ async function runSubscribe(opts: SubscribeOptions): Promise<number> {
   try {
     const out = await subscribe(port, spec, { replace: opts.replace, filters: opts.filters });
     if (out.kind === 'exists') {
-      console.log(`already subscribed: ${new URL(out.uri, bmcUrl).href} has Context '${spec.context}' and our Destination (use --replace to recreate it)`);
+      console.log(
+        `already subscribed: ${new URL(out.uri, bmcUrl).href} has Context '${spec.context}' and our Destination (use --replace to recreate it)`,
+      );
       return 0;
     }
     for (const w of out.warnings) console.error(`warning: ${w}`);
@@ -248,10 +263,14 @@ async function runSubscribe(opts: SubscribeOptions): Promise<number> {
           'it will push every event, and the coordinator ignores what it does not map',
       );
     }
-    console.log(`subscribed node '${opts.node}' (HTTP ${out.status}): ${out.uri ? new URL(out.uri, bmcUrl).href : '(the BMC gave no Location)'}`);
+    console.log(
+      `subscribed node '${opts.node}' (HTTP ${out.status}): ${out.uri ? new URL(out.uri, bmcUrl).href : '(the BMC gave no Location)'}`,
+    );
     console.log(`  Destination ${redactDestination(String(body.Destination))}  Context '${spec.context}'`);
     if (out.filtered) {
-      const f = ['EventTypes', 'RegistryPrefixes', 'ResourceTypes'].filter((k) => k in body).map((k) => `${k} ${(body[k] as string[]).join(',')}`);
+      const f = ['EventTypes', 'RegistryPrefixes', 'ResourceTypes']
+        .filter((k) => k in body)
+        .map((k) => `${k} ${(body[k] as string[]).join(',')}`);
       console.log(`  filters: ${f.join('; ')}`);
     }
     return 0;

@@ -56,14 +56,37 @@ export function registerDemoCommand(program: Command): void {
       const stack = await startStack({ config, logger: silentLogger });
       console.log(`local stack up at ${stack.url} (data in ${dir})`);
       const agents: ChildProcess[] = ['demo-node', 'demo-node.dpu0'].map((agent) =>
-        spawn(process.execPath, [join(ROOT, 'cli/rebootctl.js'), 'agent', '--server', stack.url, '--agent', agent, '--hooks', DEMO_HOOKS, '--state', join(dir, `state-${agent}`), '--wait', '5'], {
-          env: { ...process.env, REBOOT_AGENT_TOKEN: AGENT_TOKEN },
-          stdio: 'ignore',
-        }),
+        spawn(
+          process.execPath,
+          [
+            join(ROOT, 'cli/rebootctl.js'),
+            'agent',
+            '--server',
+            stack.url,
+            '--agent',
+            agent,
+            '--hooks',
+            DEMO_HOOKS,
+            '--state',
+            join(dir, `state-${agent}`),
+            '--wait',
+            '5',
+          ],
+          {
+            env: { ...process.env, REBOOT_AGENT_TOKEN: AGENT_TOKEN },
+            stdio: 'ignore',
+          },
+        ),
       );
       try {
         console.log('dpu0 announces a reboot (xpu.reboot.pending, 60 s notice)...');
-        const posted = await call(stack.url, '/v1/events', AGENT_TOKEN, { id: 'demo-1', type: 'xpu.reboot.pending', node: 'demo-node', xpu: 'dpu0', data: { reason: 'firmware update' } });
+        const posted = await call(stack.url, '/v1/events', AGENT_TOKEN, {
+          id: 'demo-1',
+          type: 'xpu.reboot.pending',
+          node: 'demo-node',
+          xpu: 'dpu0',
+          data: { reason: 'firmware update' },
+        });
         if (posted.status !== 202) throw new Error(`event refused: ${JSON.stringify(posted.json)}`);
         let reboot: any;
         let signalled = false;

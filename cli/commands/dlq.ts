@@ -70,7 +70,11 @@ async function call(
   try {
     res = await io.fetch(url, {
       method: init.method,
-      headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${token}`,
+        accept: 'application/json',
+        ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       body: init.body !== undefined ? JSON.stringify(init.body) : undefined,
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
@@ -88,7 +92,10 @@ async function call(
   }
   if (!res.ok) {
     const e = json as { error?: unknown; message?: unknown } | undefined;
-    const why = e && typeof e === 'object' && (e.error || e.message) ? [e.error, e.message].filter(Boolean).map(String).join(': ') : text.trim().slice(0, 500) || '(empty response)';
+    const why =
+      e && typeof e === 'object' && (e.error || e.message)
+        ? [e.error, e.message].filter(Boolean).map(String).join(': ')
+        : text.trim().slice(0, 500) || '(empty response)';
     return { ok: false, message: `HTTP ${res.status}: ${why}` };
   }
   if (json === undefined) return { ok: false, message: `the server answered ${res.status} with a body that is not JSON` };
@@ -114,7 +121,11 @@ export function formatDeadLetters(items: DeadLetterView[]): string {
     d.reason === null ? '(no failure recorded)' : oneLine(d.reason, REASON_WIDTH),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)].join('\n') + `\n${items.length} message${items.length === 1 ? '' : 's'}\n`;
 }
 

@@ -23,26 +23,40 @@ export function registerInventoryCommands(program: Command): void {
 
   inv
     .command('push')
-    .description('store the inventory in the deployment\'s table (one item per node and per token, tokens as SHA-256 only)')
+    .description("store the inventory in the deployment's table (one item per node and per token, tokens as SHA-256 only)")
     .requiredOption('--table <name>', 'the RebootsTable name (stack output)')
     .option('--nodes-file <file>', 'inventory YAML/JSON (env NODES_FILE)', process.env.NODES_FILE ?? EXAMPLE_NODES_FILE)
     .option('--operator-token-env <VAR>', 'environment variable holding the operator token', 'OPERATOR_TOKEN')
     .option('--region <region>', 'AWS region (default: from the AWS environment)')
     .option('--endpoint <url>', 'DynamoDB endpoint (e.g. a local dynalite); default: AWS')
     .option('--concurrency <n>', 'BatchWriteItem calls in flight (25 items each)', '16')
-    .action(async (opts: { table: string; nodesFile: string; operatorTokenEnv: string; region?: string; endpoint?: string; concurrency: string }) => {
-      try {
-        const started = Date.now();
-        const res = await pushInventory({ ...opts, operatorToken: process.env[opts.operatorTokenEnv], operatorTokenEnv: opts.operatorTokenEnv, concurrency: Number(opts.concurrency) });
-        console.log(
-          `pushed ${res.nodes} nodes and ${res.tokens} token hashes to ${opts.table} in ${((Date.now() - started) / 1000).toFixed(1)} s ` +
-            `(${res.calls} batch writes, ${res.deleted} stale items removed; tokens stored as SHA-256 only)`,
-        );
-      } catch (err) {
-        console.error(`rebootctl inventory push: ${(err as Error).message}`);
-        process.exitCode = 1;
-      }
-    });
+    .action(
+      async (opts: {
+        table: string;
+        nodesFile: string;
+        operatorTokenEnv: string;
+        region?: string;
+        endpoint?: string;
+        concurrency: string;
+      }) => {
+        try {
+          const started = Date.now();
+          const res = await pushInventory({
+            ...opts,
+            operatorToken: process.env[opts.operatorTokenEnv],
+            operatorTokenEnv: opts.operatorTokenEnv,
+            concurrency: Number(opts.concurrency),
+          });
+          console.log(
+            `pushed ${res.nodes} nodes and ${res.tokens} token hashes to ${opts.table} in ${((Date.now() - started) / 1000).toFixed(1)} s ` +
+              `(${res.calls} batch writes, ${res.deleted} stale items removed; tokens stored as SHA-256 only)`,
+          );
+        } catch (err) {
+          console.error(`rebootctl inventory push: ${(err as Error).message}`);
+          process.exitCode = 1;
+        }
+      },
+    );
 }
 
 /** `inventory push` without the CLI around it (tests, scripts/smoke.ts). */
@@ -59,11 +73,14 @@ export async function pushInventory(opts: {
   const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
   const { DynamoInventory } = await import('../../lambdas/adapters/dynamo-inventory.ts');
   const inventory = loadInventoryFile(opts.nodesFile);
-  if (!opts.operatorToken) throw new Error(`${opts.operatorTokenEnv ?? 'OPERATOR_TOKEN'} is not set: the operator token is needed (its hash is stored)`);
+  if (!opts.operatorToken)
+    throw new Error(`${opts.operatorTokenEnv ?? 'OPERATOR_TOKEN'} is not set: the operator token is needed (its hash is stored)`);
   const stored = { ...withHashedTokens(inventory), operatorTokenHash: hashToken(opts.operatorToken) };
   const client = new DynamoDBClient({
     ...(opts.region ? { region: opts.region } : {}),
-    ...(opts.endpoint ? { endpoint: opts.endpoint, region: opts.region ?? 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
+    ...(opts.endpoint
+      ? { endpoint: opts.endpoint, region: opts.region ?? 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
+      : {}),
   });
   try {
     return await new DynamoInventory(client, opts.table).push(stored, { concurrency: opts.concurrency });

@@ -36,12 +36,15 @@ export function registerRebootsCommands(program: Command): void {
   const common = (c: Command) =>
     addTokenOptions(c.requiredOption('--server <url>', 'the coordinator API, e.g. http://127.0.0.1:8080'), 'bearer token').option(
       '--json',
-      'print the API\'s JSON',
+      "print the API's JSON",
     );
 
   common(reboots.command('list').description('newest first'))
     .option('--node <id>', 'only this node')
-    .option('--status <status>', 'only this status (notified, preparing, extended, rebooting, recovering, completed, denied, failed, cancelled)')
+    .option(
+      '--status <status>',
+      'only this status (notified, preparing, extended, rebooting, recovering, completed, denied, failed, cancelled)',
+    )
     .option('--limit <n>', 'at most this many', '20')
     .action(
       run(async (opts: Opts & { node?: string; status?: string; limit: string }) => {
@@ -51,10 +54,20 @@ export function registerRebootsCommands(program: Command): void {
         const page = await get(opts, `/v1/reboots?${q}`);
         if (opts.json) return void console.log(JSON.stringify(page, null, 2));
         if (page.items.length === 0) return void console.log('no reboots');
-        console.log(['ID'.padEnd(22), 'KIND', 'NODE'.padEnd(14), 'XPU'.padEnd(8), 'STATUS'.padEnd(11), 'NOTIFIED'.padEnd(24), 'DEADLINE'].join(' '));
+        console.log(
+          ['ID'.padEnd(22), 'KIND', 'NODE'.padEnd(14), 'XPU'.padEnd(8), 'STATUS'.padEnd(11), 'NOTIFIED'.padEnd(24), 'DEADLINE'].join(' '),
+        );
         for (const r of page.items)
           console.log(
-            [r.id.padEnd(22), r.kind.padEnd(4), r.node.padEnd(14), String(r.xpu ?? '-').padEnd(8), `${r.status}${r.forced ? '!' : ''}`.padEnd(11), r.notifiedAt.padEnd(24), r.deadline ?? '-'].join(' '),
+            [
+              r.id.padEnd(22),
+              r.kind.padEnd(4),
+              r.node.padEnd(14),
+              String(r.xpu ?? '-').padEnd(8),
+              `${r.status}${r.forced ? '!' : ''}`.padEnd(11),
+              r.notifiedAt.padEnd(24),
+              r.deadline ?? '-',
+            ].join(' '),
           );
         if (page.next) console.log(`(more: --limit larger, or the API's cursor ${page.next})`);
       }),
@@ -64,9 +77,12 @@ export function registerRebootsCommands(program: Command): void {
     run(async (id: string, opts: Opts) => {
       const r = await get(opts, `/v1/reboots/${encodeURIComponent(id)}`);
       if (opts.json) return void console.log(JSON.stringify(r, null, 2));
-      console.log(`${r.id}  ${r.kind} reboot of ${r.node}${r.xpu ? `/${r.xpu}` : ''}: ${r.status}${r.forced ? ' (forced at the deadline)' : ''}`);
+      console.log(
+        `${r.id}  ${r.kind} reboot of ${r.node}${r.xpu ? `/${r.xpu}` : ''}: ${r.status}${r.forced ? ' (forced at the deadline)' : ''}`,
+      );
       if (r.deadline) console.log(`deadline ${r.deadline} (notice ${r.noticeSeconds}s; policy ${r.policyNoticeSeconds}s)`);
-      for (const e of r.extensions) console.log(`extension +${e.granted}s of ${e.requested}s asked at ${e.at}${e.reason ? `: ${e.reason}` : ''}`);
+      for (const e of r.extensions)
+        console.log(`extension +${e.granted}s of ${e.requested}s asked at ${e.at}${e.reason ? `: ${e.reason}` : ''}`);
       if (r.denyReason) console.log(`denied: ${r.denyReason}`);
       const cmds = Object.values(r.commands ?? {}) as Array<{ type: string; agent: string; status: string }>;
       if (cmds.length) {

@@ -111,7 +111,10 @@ function describeError(body: string): string {
   try {
     const parsed = JSON.parse(body) as { error?: unknown; message?: unknown };
     if (parsed && typeof parsed === 'object' && (parsed.error || parsed.message)) {
-      return [parsed.error, parsed.message].filter((x) => x !== undefined && x !== '').map(String).join(': ');
+      return [parsed.error, parsed.message]
+        .filter((x) => x !== undefined && x !== '')
+        .map(String)
+        .join(': ');
     }
   } catch {
     // not JSON: fall through

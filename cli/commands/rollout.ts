@@ -79,7 +79,9 @@ export function registerRolloutCommands(program: Command): void {
       .option('--token-file <path>', 'read the operator token from this file')
       .option('--json', "print the API's JSON");
 
-  const rollout = program.command('rollout').description('reboot a set of xPUs one after another (e.g. a firmware rollout), within budgets and windows');
+  const rollout = program
+    .command('rollout')
+    .description('reboot a set of xPUs one after another (e.g. a firmware rollout), within budgets and windows');
 
   common(rollout.command('start').description('start a rollout over a node, rack, zone, tenant or the whole fleet'))
     .option('--node <id>', 'the xPUs of this node')
@@ -105,7 +107,11 @@ export function registerRolloutCommands(program: Command): void {
         };
         const res = await call(opts, 'POST', '/v1/rollouts', body);
         if (opts.json) return void console.log(JSON.stringify(res, null, 2));
-        console.log(opts.dryRun ? `dry run: ${res.plan.length} xPUs would reboot, in this order:` : `rollout ${res.id} ${res.status}: ${res.plan.length} xPUs`);
+        console.log(
+          opts.dryRun
+            ? `dry run: ${res.plan.length} xPUs would reboot, in this order:`
+            : `rollout ${res.id} ${res.status}: ${res.plan.length} xPUs`,
+        );
         for (const [i, p] of res.plan.entries()) console.log(`  ${String(i + 1).padStart(3)}. ${p.node}/${p.xpu}`);
       }),
     );
@@ -121,7 +127,12 @@ export function registerRolloutCommands(program: Command): void {
           if (opts.json) console.log(JSON.stringify(r, null, 2));
           else if (tty) {
             // Redraw in place: the bar, then the xPUs in flight and any failures.
-            const lines = [`${progressBar(r)} ${summaryLine(r)}`, ...plainStatus(r).slice(1).filter((l) => !/ done /.test(l))];
+            const lines = [
+              `${progressBar(r)} ${summaryLine(r)}`,
+              ...plainStatus(r)
+                .slice(1)
+                .filter((l) => !/ done /.test(l)),
+            ];
             process.stdout.write(`\x1b[J${lines.join('\n')}\n`);
             if (opts.watch && !ENDED.has(r.status) && r.status !== 'paused') process.stdout.write(`\x1b[${lines.length}A`);
           } else console.log(plainStatus(r).join('\n'));
@@ -162,32 +173,54 @@ export function registerRolloutCommands(program: Command): void {
 /** `rebootctl status`: a table of nodes by rack, then budgets, holds and rollouts. */
 export function fleetTable(f: any): string[] {
   const out: string[] = [];
-  out.push(`${f.totals.nodes} nodes: ${f.totals.inFlight} reboots in flight, ${f.totals.queued} queued, ${f.totals.unavailableNodes} nodes unavailable`);
+  out.push(
+    `${f.totals.nodes} nodes: ${f.totals.inFlight} reboots in flight, ${f.totals.queued} queued, ${f.totals.unavailableNodes} nodes unavailable`,
+  );
   out.push('');
   out.push(['RACK'.padEnd(10), 'NODE'.padEnd(14), 'STATE'.padEnd(15), 'HOLDS'.padEnd(10), 'REBOOTS'].join(' '));
   for (const rack of f.racks) {
     for (const [i, n] of rack.nodes.entries()) {
       const reboots = [
-        ...n.reboots.map((r: any) => `${r.kind === 'host' ? 'host' : r.xpu} ${r.status}${r.deadline && ['notified', 'preparing', 'extended', 'queued'].includes(r.status) ? ` until ${r.deadline.slice(11, 19)}` : ''} (${r.id})`),
+        ...n.reboots.map(
+          (r: any) =>
+            `${r.kind === 'host' ? 'host' : r.xpu} ${r.status}${r.deadline && ['notified', 'preparing', 'extended', 'queued'].includes(r.status) ? ` until ${r.deadline.slice(11, 19)}` : ''} (${r.id})`,
+        ),
         // Asked by a rollout (reboot-xpu out), not announced yet.
         ...(n.asked ?? []).map((x: string) => `${x} asked by a rollout`),
       ].join('; ');
-      out.push([(i === 0 ? rack.rack : '').padEnd(10), n.id.padEnd(14), n.state.padEnd(15), (n.holds.length ? n.holds.join(',') : '-').padEnd(10), reboots || '-'].join(' '));
+      out.push(
+        [
+          (i === 0 ? rack.rack : '').padEnd(10),
+          n.id.padEnd(14),
+          n.state.padEnd(15),
+          (n.holds.length ? n.holds.join(',') : '-').padEnd(10),
+          reboots || '-',
+        ].join(' '),
+      );
     }
   }
   if (f.budgets.length) {
     out.push('', 'BUDGETS');
     // `key` is `<per>:<value>` (budget items), or the value alone.
-    for (const b of f.budgets) out.push(`  ${`${b.per} ${String(b.key).startsWith(`${b.per}:`) ? b.key.slice(b.per.length + 1) : b.key}`.padEnd(24)} ${b.unavailable}/${b.maxUnavailable} unavailable${b.unavailable >= b.maxUnavailable ? '  (full)' : ''}`);
+    for (const b of f.budgets)
+      out.push(
+        `  ${`${b.per} ${String(b.key).startsWith(`${b.per}:`) ? b.key.slice(b.per.length + 1) : b.key}`.padEnd(24)} ${b.unavailable}/${b.maxUnavailable} unavailable${b.unavailable >= b.maxUnavailable ? '  (full)' : ''}`,
+      );
   }
   if (f.holds.length) {
     out.push('', 'HOLDS');
-    for (const h of f.holds) out.push(`  ${h.id.padEnd(24)} ${Object.entries(h.selector).map(([k, v]) => `${k}=${v}`).join(',')}${h.until ? ` until ${h.until}` : ''}${h.reason ? `  ${h.reason}` : ''}`);
+    for (const h of f.holds)
+      out.push(
+        `  ${h.id.padEnd(24)} ${Object.entries(h.selector)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',')}${h.until ? ` until ${h.until}` : ''}${h.reason ? `  ${h.reason}` : ''}`,
+      );
   }
   const live = f.rollouts.filter((r: any) => r.status === 'running' || r.status === 'paused');
   if (live.length) {
     out.push('', 'ROLLOUTS');
-    for (const r of live) out.push(`  ${r.id} ${r.status}: ${r.done}/${r.total} done, ${r.failed} failed, ${r.inFlight} in flight  ${r.reason}`);
+    for (const r of live)
+      out.push(`  ${r.id} ${r.status}: ${r.done}/${r.total} done, ${r.failed} failed, ${r.inFlight} in flight  ${r.reason}`);
   }
   return out;
 }

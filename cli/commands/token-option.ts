@@ -19,11 +19,18 @@ export class TokenOptionError extends Error {
 export function addTokenOptions(cmd: Command, what = 'operator token', envVar = 'REBOOT_OPERATOR_TOKEN'): Command {
   return cmd
     .option('--token <token>', `${what} (default: $${envVar}; a flag shows in ps: prefer --token-file)`)
-    .option('--token-file <file>', `read the ${what} from this file (e.g. a systemd credential): then it is in no command line or environment`);
+    .option(
+      '--token-file <file>',
+      `read the ${what} from this file (e.g. a systemd credential): then it is in no command line or environment`,
+    );
 }
 
 /** The token from --token-file, --token or the env variable (in that order); undefined when none is given. */
-export function readTokenOption(opts: TokenOptions, env: NodeJS.ProcessEnv = process.env, envVar = 'REBOOT_OPERATOR_TOKEN'): string | undefined {
+export function readTokenOption(
+  opts: TokenOptions,
+  env: NodeJS.ProcessEnv = process.env,
+  envVar = 'REBOOT_OPERATOR_TOKEN',
+): string | undefined {
   if (opts.token !== undefined && opts.tokenFile !== undefined) throw new TokenOptionError('give either --token or --token-file, not both');
   if (opts.tokenFile !== undefined) return readTokenFile(opts.tokenFile);
   return opts.token ?? (env[envVar] || undefined);

@@ -56,7 +56,8 @@ export function tokensOf(node: NodeDef): Array<{ hash: string; owner: TokenOwner
   for (const t of [node.bmcToken, node.bmcTokenNext]) if (t) out.push({ hash: hashOf(t), owner: { node: node.id, kind: 'bmc' } });
   for (const t of [node.agentToken, node.agentTokenNext]) if (t) out.push({ hash: hashOf(t), owner: { node: node.id, kind: 'agent' } });
   for (const x of node.xpus) {
-    for (const t of [x.agentToken, x.agentTokenNext]) if (t) out.push({ hash: hashOf(t), owner: { node: node.id, kind: 'agent', agent: `${node.id}.${x.id}` } });
+    for (const t of [x.agentToken, x.agentTokenNext])
+      if (t) out.push({ hash: hashOf(t), owner: { node: node.id, kind: 'agent', agent: `${node.id}.${x.id}` } });
   }
   // A node's bmcToken may equal its agentToken (release 1): one item, the BMC meaning first.
   return out.filter((t, i) => out.findIndex((o) => o.hash === t.hash) === i);
@@ -69,7 +70,13 @@ export function inventoryItems(inv: Inventory, generation: number): { items: Rec
     items.push({ ...nodeItemKey(node.id), kind: 'node', gen: generation, body: JSON.stringify(node) });
     for (const { hash, owner } of tokensOf(node)) items.push({ ...tokenItemKey(hash), ...owner, gen: generation });
   }
-  const meta: InventoryMeta = { policy: inv.policy, operatorTokenHash: inv.operatorTokenHash, ...(inv.operators ? { operators: inv.operators } : {}), nodes: inv.nodes.length, generation };
+  const meta: InventoryMeta = {
+    policy: inv.policy,
+    operatorTokenHash: inv.operatorTokenHash,
+    ...(inv.operators ? { operators: inv.operators } : {}),
+    nodes: inv.nodes.length,
+    generation,
+  };
   return { items, meta: { ...META_KEY, body: JSON.stringify(meta), at: new Date(generation).toISOString() } };
 }
 
@@ -102,14 +109,22 @@ export class DynamoInventory {
     const generation = opts.generation ?? Date.now();
     const { items, meta } = inventoryItems(inv, generation);
     const calls = { n: 0 };
-    await this.#batchWrite(items.map((Item) => ({ PutRequest: { Item } })), opts.concurrency ?? 16, calls);
+    await this.#batchWrite(
+      items.map((Item) => ({ PutRequest: { Item } })),
+      opts.concurrency ?? 16,
+      calls,
+    );
     const stale: Record<string, unknown>[] = [];
     for (const prefix of ['INV#NODES#', 'INV#TOKENS#']) {
       const shards = prefix === 'INV#NODES#' ? [...Array(INVENTORY_SHARDS).keys()].map(String) : [...'0123456789abcdef'];
       const found = await Promise.all(shards.map((s) => this.#queryAll(`${prefix}${s}`, generation)));
       stale.push(...found.flat());
     }
-    await this.#batchWrite(stale.map((Key) => ({ DeleteRequest: { Key } })), opts.concurrency ?? 16, calls);
+    await this.#batchWrite(
+      stale.map((Key) => ({ DeleteRequest: { Key } })),
+      opts.concurrency ?? 16,
+      calls,
+    );
     await this.#doc.send(new PutCommand({ TableName: this.#table, Item: meta }));
     const tokens = items.length - inv.nodes.length;
     return { nodes: inv.nodes.length, tokens, deleted: stale.length, calls: calls.n };
@@ -242,7 +257,11 @@ export class CachedInventory {
   async index(hint?: InventoryHint): Promise<InventoryIndex> {
     const meta = await this.#cached('meta', () => this.#src.meta());
     if (!meta) throw new InventoryMissing('no inventory in the table: run `rebootctl inventory push`');
-    const base = { policy: meta.policy, operatorTokenHash: meta.operatorTokenHash, ...(meta.operators ? { operators: meta.operators } : {}) };
+    const base = {
+      policy: meta.policy,
+      operatorTokenHash: meta.operatorTokenHash,
+      ...(meta.operators ? { operators: meta.operators } : {}),
+    };
     const everything = () => this.#cached('all', () => this.#src.allNodes());
     const operators = [meta.operatorTokenHash, ...(meta.operators ?? []).flatMap((o) => [o.token, o.tokenNext].map((t) => t && hashOf(t)))];
     if (!hint || (hint.tokenHash && operators.includes(hint.tokenHash))) return new InventoryIndex({ ...base, nodes: await everything() });

@@ -35,7 +35,9 @@ export class DynamoRolloutStore implements RolloutStore {
 
   async createRollout(r: Rollout): Promise<boolean> {
     try {
-      await this.#doc.send(new PutCommand({ TableName: this.#table, Item: this.#item(r), ConditionExpression: 'attribute_not_exists(pk)' }));
+      await this.#doc.send(
+        new PutCommand({ TableName: this.#table, Item: this.#item(r), ConditionExpression: 'attribute_not_exists(pk)' }),
+      );
       return true;
     } catch (err) {
       if (isConditionFailure(err)) return false;

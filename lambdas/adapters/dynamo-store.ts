@@ -96,7 +96,11 @@ export class DynamoRebootStore implements RebootStore {
     await this.#index.recordDay(reboot.notifiedAt);
     try {
       await this.#doc.send(
-        new PutCommand({ TableName: this.#table, Item: this.#rebootItem(boundReboot(reboot)), ConditionExpression: 'attribute_not_exists(pk)' }),
+        new PutCommand({
+          TableName: this.#table,
+          Item: this.#rebootItem(boundReboot(reboot)),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
       );
       return true;
     } catch (err) {
@@ -441,7 +445,14 @@ export class DynamoRebootStore implements RebootStore {
       new PutCommand({
         TableName: this.#table,
         // One partition per day: a flood of unusable events does not pile onto one key.
-        Item: { pk: `${DROPPED}#${at.slice(0, 10)}`, sk: `${at}#${ev.dedupKey}`, at, reason, event: ev, ttl: Math.floor(Date.now() / 1000) + DROPPED_DAYS * 86400 },
+        Item: {
+          pk: `${DROPPED}#${at.slice(0, 10)}`,
+          sk: `${at}#${ev.dedupKey}`,
+          at,
+          reason,
+          event: ev,
+          ttl: Math.floor(Date.now() / 1000) + DROPPED_DAYS * 86400,
+        },
       }),
     );
   }
@@ -554,7 +565,11 @@ export class DynamoRebootStore implements RebootStore {
       } catch (err) {
         if (!isConditionFailure(err)) throw err;
         // Give back what this attempt took, so a refused reboot holds nothing.
-        await this.releaseBudgets(taken.map((t) => t.key), node, rebootId);
+        await this.releaseBudgets(
+          taken.map((t) => t.key),
+          node,
+          rebootId,
+        );
         const usage = await this.budgetUsage([slot.key]);
         return { ok: false, slot, holders: usage.get(slot.key) ?? [] };
       }
@@ -640,7 +655,8 @@ export class DynamoRebootStore implements RebootStore {
           ExclusiveStartKey: startKey,
         }),
       );
-      for (const it of res.Items ?? []) out.push({ rebootId: it.rebootId as string, node: it.node as string, queuedAt: it.queuedAt as string });
+      for (const it of res.Items ?? [])
+        out.push({ rebootId: it.rebootId as string, node: it.node as string, queuedAt: it.queuedAt as string });
       startKey = res.LastEvaluatedKey;
     } while (startKey);
     return out;

@@ -16,7 +16,14 @@ export interface Credentials {
 }
 
 /** The signed request publishing `payload` on `topic` (exported for its unit test). */
-export function signedPublish(opts: { endpoint: string; region: string; topic: string; payload: string; credentials: Credentials; now: Date }) {
+export function signedPublish(opts: {
+  endpoint: string;
+  region: string;
+  topic: string;
+  payload: string;
+  credentials: Credentials;
+  now: Date;
+}) {
   const { endpoint, region, topic, payload, credentials, now } = opts;
   const amzDate = now.toISOString().replace(/[:-]|\.\d{3}/g, '');
   const day = amzDate.slice(0, 8);
@@ -31,7 +38,15 @@ export function signedPublish(opts: { endpoint: string; region: string; topic: s
     ...(credentials.sessionToken ? { 'x-amz-security-token': credentials.sessionToken } : {}),
   };
   const names = Object.keys(headers).sort();
-  const canonical = ['POST', canonicalPath, query, ...names.map((n) => `${n}:${headers[n]}`), '', names.join(';'), headers['x-amz-content-sha256']].join('\n');
+  const canonical = [
+    'POST',
+    canonicalPath,
+    query,
+    ...names.map((n) => `${n}:${headers[n]}`),
+    '',
+    names.join(';'),
+    headers['x-amz-content-sha256'],
+  ].join('\n');
   const scope = `${day}/${region}/iotdevicegateway/aws4_request`;
   const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256(canonical)].join('\n');
   const key = hmac(hmac(hmac(hmac(`AWS4${credentials.secretAccessKey}`, day), region), 'iotdevicegateway'), 'aws4_request');
@@ -54,7 +69,14 @@ export function withIotWakeups(
     notify(agent) {
       inner.notify(agent);
       const payload = JSON.stringify({ agent });
-      const req = signedPublish({ endpoint: opts.endpoint, region: opts.region, topic: wakeTopic(agent), payload, credentials: opts.credentials(), now: new Date() });
+      const req = signedPublish({
+        endpoint: opts.endpoint,
+        region: opts.region,
+        topic: wakeTopic(agent),
+        payload,
+        credentials: opts.credentials(),
+        now: new Date(),
+      });
       const p = fetch(req.url, { method: 'POST', headers: req.headers, body: payload, signal: AbortSignal.timeout(3_000) })
         .then((res) => {
           if (!res.ok) throw new Error(`IoT publish answered ${res.status}`);

@@ -130,7 +130,9 @@ export class RebootIndex {
     for (const day of await this.#days(cursor?.d)) {
       const below = cursor && day === cursor.d ? cursor.k : undefined;
       const want = q.limit - ids.length + 1;
-      const shards = await Promise.all([...Array(DAY_SHARDS).keys()].map((s) => this.#query('gsi1', dayShardPk(day, s), want, below, q.status)));
+      const shards = await Promise.all(
+        [...Array(DAY_SHARDS).keys()].map((s) => this.#query('gsi1', dayShardPk(day, s), want, below, q.status)),
+      );
       const merged = shards.flat().sort((a, b) => (a.sk < b.sk ? 1 : a.sk > b.sk ? -1 : 0));
       for (const e of merged) {
         if (ids.length === q.limit) {
@@ -171,7 +173,13 @@ export class RebootIndex {
           return out;
         }),
       );
-      ids.push(...shards.flat().filter((e) => e.sk < b).sort((x, y) => (x.sk < y.sk ? -1 : 1)).map((e) => e.id));
+      ids.push(
+        ...shards
+          .flat()
+          .filter((e) => e.sk < b)
+          .sort((x, y) => (x.sk < y.sk ? -1 : 1))
+          .map((e) => e.id),
+      );
     }
     return ids;
   }

@@ -104,7 +104,9 @@ export class SqsDeadLetterQueue implements DeadLetterQueue {
   async #walk(visit: (m: Message) => Promise<{ consumed: boolean; stop: boolean }>): Promise<void> {
     const held: Message[] = [];
     // A hint only (SQS counts are approximate): once that many were seen, short polls finish the walk quickly.
-    const res = await this.#sqs.send(new GetQueueAttributesCommand({ QueueUrl: this.#dlqUrl, AttributeNames: ['ApproximateNumberOfMessages'] }));
+    const res = await this.#sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: this.#dlqUrl, AttributeNames: ['ApproximateNumberOfMessages'] }),
+    );
     const expected = Number(res.Attributes?.ApproximateNumberOfMessages ?? 0);
     try {
       let seen = 0;

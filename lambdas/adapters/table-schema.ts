@@ -6,7 +6,20 @@
  * so listings read the index for ids and then the items themselves.
  */
 export const GSI1_ATTRIBUTES = [
-  'id', 'type', 'rebootId', 'node', 'xpu', 'args', 'deadline', 'agent', 'step', 'status', 'noticePhase', 'createdAt', 'seenAt', 'redeliver',
+  'id',
+  'type',
+  'rebootId',
+  'node',
+  'xpu',
+  'args',
+  'deadline',
+  'agent',
+  'step',
+  'status',
+  'noticePhase',
+  'createdAt',
+  'seenAt',
+  'redeliver',
 ] as const;
 
 /**

@@ -59,7 +59,9 @@ export function truncate(s: string, maxBytes: number): string {
  */
 export function boundReboot<T extends Reboot & BoundCounters>(r: T, limits: RebootBounds = REBOOT_BOUNDS): T {
   const out: T = { ...r };
-  let refusals = (r.refusals ?? []).map((x) => (x.reason.length * 3 > limits.reason ? { ...x, reason: truncate(x.reason, limits.reason) } : x));
+  let refusals = (r.refusals ?? []).map((x) =>
+    x.reason.length * 3 > limits.reason ? { ...x, reason: truncate(x.reason, limits.reason) } : x,
+  );
   let dropped = r.refusalsDropped ?? 0;
   let droppedSeconds = r.refusalSecondsDropped ?? 0;
   if (refusals.length > limits.refusals) {
@@ -75,9 +77,13 @@ export function boundReboot<T extends Reboot & BoundCounters>(r: T, limits: Rebo
   }
   if (dropped > 0 || r.refusalCount !== undefined || refusals.length > 0) out.refusalCount = dropped + refusals.length;
 
-  out.extensions = (r.extensions ?? []).map((x) => (x.reason.length * 3 > limits.reason ? { ...x, reason: truncate(x.reason, limits.reason) } : x));
+  out.extensions = (r.extensions ?? []).map((x) =>
+    x.reason.length * 3 > limits.reason ? { ...x, reason: truncate(x.reason, limits.reason) } : x,
+  );
 
-  let history = (r.history ?? []).map((h) => (h.detail.length * 3 > limits.detail ? { ...h, detail: truncate(h.detail, limits.detail) } : h));
+  let history = (r.history ?? []).map((h) =>
+    h.detail.length * 3 > limits.detail ? { ...h, detail: truncate(h.detail, limits.detail) } : h,
+  );
   const keep = limits.historyHead + limits.historyTail;
   if (history.length > keep) {
     out.historyDropped = (r.historyDropped ?? 0) + (history.length - keep);

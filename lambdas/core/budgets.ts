@@ -71,7 +71,10 @@ export function holdsOn(node: NodeDef, holds: readonly Hold[], now: Date): Hold[
 
 /** The earliest time one of these holds ends by itself: a reboot it queued may go on then. */
 export function nextHoldExpiry(holds: readonly Hold[]): string | undefined {
-  return holds.map((h) => h.until).filter((u): u is string => !!u).sort()[0];
+  return holds
+    .map((h) => h.until)
+    .filter((u): u is string => !!u)
+    .sort()[0];
 }
 
 export function describeHold(h: Hold): string {
@@ -100,7 +103,8 @@ export function mayStartReboot(node: NodeDef, holds: readonly Hold[], usage: Bud
   if (hold) return { kind: 'hold', hold, reason: `${describeHold(hold)} matches node ${node.id}` };
   for (const slot of budgetSlotsOf(node)) {
     const holders = usage.get(slot.key) ?? [];
-    if (!holders.includes(node.id) && holders.length >= slot.maxUnavailable) return { kind: 'budget', slot, holders, reason: budgetFullReason(slot, holders) };
+    if (!holders.includes(node.id) && holders.length >= slot.maxUnavailable)
+      return { kind: 'budget', slot, holders, reason: budgetFullReason(slot, holders) };
   }
   return { kind: 'admit' };
 }
@@ -111,7 +115,7 @@ export function budgetFullReason(slot: BudgetSlot, holders: readonly string[]): 
 
 /** What the store answers to an attempt to take a node's budget slots for a reboot. */
 export type AcquireResult =
-  | { ok: true; /** Slots this acquisition took beyond their maximum (forced: crash, unannounced, or the cap). */ overshoot: BudgetSlot[] }
+  | { ok: true /** Slots this acquisition took beyond their maximum (forced: crash, unannounced, or the cap). */; overshoot: BudgetSlot[] }
   | { ok: false; slot: BudgetSlot; holders: string[] };
 
 // --- queued reboots -----------------------------------------------------------------------------
@@ -137,7 +141,11 @@ export interface QueueRecord {
  * at most `maxExtensionSeconds` past the announced deadline, and the host still gets its full notice,
  * so the wait ends at notice time + maxExtensionSeconds at the latest.
  */
-export function queueLimits(notifiedAt: string, noticeSeconds: number, maxExtensionSeconds: number): { announcedDeadline: string; capAt: string; heldDeadline: string } {
+export function queueLimits(
+  notifiedAt: string,
+  noticeSeconds: number,
+  maxExtensionSeconds: number,
+): { announcedDeadline: string; capAt: string; heldDeadline: string } {
   const t = Date.parse(notifiedAt);
   return {
     announcedDeadline: new Date(t + noticeSeconds * 1000).toISOString(),
@@ -184,7 +192,11 @@ export function onBudgetRefused(r: StoredReboot, why: string, holds: readonly Ho
   r.queue.recheckAt = queueRecheckAt(r.queue, holds, now);
   r.deadline = limits.heldDeadline;
   r.history.push({
-    ...history(now, 'queued', `${why}: queued until a slot frees, at the latest until ${limits.capAt}; the xPU's deadline is held to ${limits.heldDeadline}`),
+    ...history(
+      now,
+      'queued',
+      `${why}: queued until a slot frees, at the latest until ${limits.capAt}; the xPU's deadline is held to ${limits.heldDeadline}`,
+    ),
     by: COORDINATOR,
   });
   return r;

@@ -49,12 +49,26 @@ const HostPolicySchema = z.strictObject({
   commandSeconds: seconds,
   heartbeatSeconds: z.number().int().min(5).max(3600),
 });
-const hhmm = z.string().refine((s) => { try { minutesOf(s); return true; } catch { return false; } }, 'a time HH:MM (24 h)');
+const hhmm = z.string().refine((s) => {
+  try {
+    minutesOf(s);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'a time HH:MM (24 h)');
 const WindowSchema = z.strictObject({
   days: z.array(z.enum(WEEKDAYS)).min(1),
   start: hhmm,
   end: hhmm,
-  tz: z.string().refine((tz) => { try { checkTimeZone(tz); return true; } catch { return false; } }, 'an IANA time zone, e.g. Europe/Berlin'),
+  tz: z.string().refine((tz) => {
+    try {
+      checkTimeZone(tz);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'an IANA time zone, e.g. Europe/Berlin'),
 });
 const BudgetSchema = z.strictObject({
   per: z.enum(BUDGET_DOMAINS),
@@ -209,7 +223,8 @@ export function parseInventory(text: string, source = 'inventory'): Inventory {
   const defaults = mergePolicy(DEFAULT_POLICY, parsed.data.policy);
   const seen = new Set<string>();
   const nodes: NodeDef[] = parsed.data.nodes.map((n, i) => {
-    if (seen.has(n.id)) throw new InventoryError(`${source}:${lineOf(docOf(), lines, ['nodes', i, 'id']) ?? '?'}: duplicate node id '${n.id}'`);
+    if (seen.has(n.id))
+      throw new InventoryError(`${source}:${lineOf(docOf(), lines, ['nodes', i, 'id']) ?? '?'}: duplicate node id '${n.id}'`);
     seen.add(n.id);
     const xpuIds = new Set<string>();
     for (const x of n.xpus) {
@@ -225,7 +240,11 @@ export function parseInventory(text: string, source = 'inventory'): Inventory {
     if (names.has(o.name)) throw new InventoryError(`${source}: operator '${o.name}' is listed twice`);
     names.add(o.name);
   }
-  const inventory: Inventory = { policy: defaults, nodes: Object.freeze(nodes) as NodeDef[], ...(operators ? { operators: Object.freeze(operators) as OperatorDef[] } : {}) };
+  const inventory: Inventory = {
+    policy: defaults,
+    nodes: Object.freeze(nodes) as NodeDef[],
+    ...(operators ? { operators: Object.freeze(operators) as OperatorDef[] } : {}),
+  };
   tokenOwners(inventory, source);
   return Object.freeze(inventory);
 }
@@ -284,7 +303,9 @@ function tokenOwners(inv: Inventory, source: string): Map<string, TokenSlot> {
     }
     if (first.owner === slot.owner) continue;
     const [kind, name] = first.owner.split(/:(.*)/);
-    throw new InventoryError(`${source}: ${slot.where} is also a token of ${kind} '${name}' (${first.where}); every agent, BMC and operator needs its own token`);
+    throw new InventoryError(
+      `${source}: ${slot.where} is also a token of ${kind} '${name}' (${first.where}); every agent, BMC and operator needs its own token`,
+    );
   }
   return owners;
 }

@@ -133,7 +133,9 @@ function noteRepeat(r: StoredReboot, ev: NativeEvent): Step | null {
 function noteStale(r: StoredReboot, ev: NativeEvent): Step | null {
   if (applied(r, ev)) return null;
   const s = next(r);
-  s.history.push(entry(ev.receivedAt, 'stale-event', `${ev.type} from ${ev.time} predates this reboot: not applied ${evRef(ev)}`, actorOfEvent(ev)));
+  s.history.push(
+    entry(ev.receivedAt, 'stale-event', `${ev.type} from ${ev.time} predates this reboot: not applied ${evRef(ev)}`, actorOfEvent(ev)),
+  );
   return { reboot: s, effects: [] };
 }
 
@@ -163,7 +165,14 @@ export function onXpuReady(r: StoredReboot, ev: NativeEvent): Step | null {
   if (r.status === 'failed' && r.failure === WANT_OF_READY) {
     // The reboot failed waiting for this: the host is still drained with PCIe protected. Recover it.
     s.lateRecovery = true;
-    s.history.push(entry(ev.receivedAt, 'recovered-late', `xPU ${ev.xpu} is ready after all, past the recovery bound: restoring the host ${evRef(ev)}`, by));
+    s.history.push(
+      entry(
+        ev.receivedAt,
+        'recovered-late',
+        `xPU ${ev.xpu} is ready after all, past the recovery bound: restoring the host ${evRef(ev)}`,
+        by,
+      ),
+    );
     return { reboot: s, effects: [{ kind: 'start-late-recovery' }] };
   }
   // The contract: ready ends the outage whenever it arrives; a missing down is recorded, not awaited.
@@ -189,7 +198,9 @@ export function onNotice(r: StoredReboot, ev: NativeEvent): Step | null {
   if (applied(r, ev)) return null;
   const s = next(r);
   const late = r.mode === 'unannounced' ? ' (it arrived after the outage it announces)' : '';
-  s.history.push(entry(ev.receivedAt, 'joined', `another reboot notice for ${ev.xpu} joined this reboot${late} ${evRef(ev)}`, actorOfEvent(ev)));
+  s.history.push(
+    entry(ev.receivedAt, 'joined', `another reboot notice for ${ev.xpu} joined this reboot${late} ${evRef(ev)}`, actorOfEvent(ev)),
+  );
   return { reboot: s, effects: [] };
 }
 
@@ -213,7 +224,9 @@ export function sameOutage(r: StoredReboot, ev: NativeEvent): boolean {
     // Sent before the ready that ended this reboot (by that ready's source): a notice of this outage, delivered late.
     const ready = r.readyOrigin;
     if (ready)
-      return sourceOf(ev) === ready.source ? Date.parse(ev.time) < Date.parse(ready.time) : Date.parse(ev.receivedAt) < Date.parse(ready.receivedAt);
+      return sourceOf(ev) === ready.source
+        ? Date.parse(ev.time) < Date.parse(ready.time)
+        : Date.parse(ev.receivedAt) < Date.parse(ready.receivedAt);
     // No ready yet: a notice received while the reboot ran would have joined it then.
     return !predates(r, ev) && receivedWhileItRan;
   }
@@ -259,7 +272,14 @@ export function onXpuSignalForHost(r: StoredReboot, ev: NativeEvent): Step | nul
   const xpu = ev.xpu!;
   const by = actorOfEvent(ev);
   if (ev.type !== 'xpu.ready' || s.xpuReadyAt[xpu]) {
-    s.history.push(entry(ev.receivedAt, ev.type === 'xpu.ready' ? 'note' : 'xpu-down', `xPU ${xpu} ${ev.type === 'xpu.ready' ? 'ready again' : 'went down'} ${evRef(ev)}`, by));
+    s.history.push(
+      entry(
+        ev.receivedAt,
+        ev.type === 'xpu.ready' ? 'note' : 'xpu-down',
+        `xPU ${xpu} ${ev.type === 'xpu.ready' ? 'ready again' : 'went down'} ${evRef(ev)}`,
+        by,
+      ),
+    );
     return { reboot: s, effects: [] };
   }
   s.xpuReadyAt[xpu] = coordinatorTime(ev);
@@ -332,8 +352,11 @@ export function postponeIfMoved(r: StoredReboot, node: NodeDef, now: Date): Step
     // Told already; re-send what a crash may have kept from going out (the write is idempotent).
     const sent = r.postponedTo ? planPostpone(r, r.postponedTo, '', node, now) : undefined;
     const c = sent && r.commands[sent.id];
-    if (!c || c.status !== 'pending') return null;
-    return { reboot: r, effects: [{ kind: 'send', step: 'postpone', commands: [planPostpone(r, r.postponedTo!, lastReason(r), node, new Date(c.at))] }] };
+    if (c?.status !== 'pending') return null;
+    return {
+      reboot: r,
+      effects: [{ kind: 'send', step: 'postpone', commands: [planPostpone(r, r.postponedTo!, lastReason(r), node, new Date(c.at))] }],
+    };
   }
   const s = next(r);
   s.postponedTo = r.deadline;
@@ -365,7 +388,14 @@ export function registerWaiter(r: StoredReboot, reg: Registration, now: Date): S
   const at = now.toISOString();
   const s = next(r);
   for (const c of reg.commands) if (!s.commands[c.id]) s.commands[c.id] = c;
-  s.waiter = { token: reg.token, step: reg.step, waitFor: reg.waitFor, deadline: reg.deadline ?? s.deadline, at, ...(reg.enteredAt ? { enteredAt: reg.enteredAt } : {}) };
+  s.waiter = {
+    token: reg.token,
+    step: reg.step,
+    waitFor: reg.waitFor,
+    deadline: reg.deadline ?? s.deadline,
+    at,
+    ...(reg.enteredAt ? { enteredAt: reg.enteredAt } : {}),
+  };
   const effects: Effect[] = [];
   if (reg.status && !s.endedAt) {
     const st = advanceStatus(s.status, reg.status);
@@ -378,7 +408,8 @@ export function registerWaiter(r: StoredReboot, reg: Registration, now: Date): S
   // `afterReady: reboot-host` asks for above all) must not be denied on its account.
   if (s.kind === 'xpu' && reg.step === 'recover' && !r.lateRecovery) effects.push({ kind: 'release' });
   // The host is up for another tenant: the xPUs are re-provisioned for it, which makes it theirs.
-  if (s.kind === 'host' && reg.step === 'reprovision' && s.nextTenant && s.nextTenant !== s.tenant) effects.push({ kind: 'provision', tenant: s.nextTenant });
+  if (s.kind === 'host' && reg.step === 'reprovision' && s.nextTenant && s.nextTenant !== s.tenant)
+    effects.push({ kind: 'provision', tenant: s.nextTenant });
   return { reboot: s, effects };
 }
 
@@ -402,7 +433,12 @@ export function proceedNotTaken(r: StoredReboot, now: Date): Step | null {
   s.proceedRefused = true;
   const c = Object.values(r.commands).find((x) => x.type === 'proceed-reboot');
   s.history.push(
-    entry(now.toISOString(), 'proceed-not-taken', `proceed-reboot ${c?.status ?? 'not answered'}: the xPU reboots at its deadline ${r.deadline}; recovery is timed from its going down`, COORDINATOR),
+    entry(
+      now.toISOString(),
+      'proceed-not-taken',
+      `proceed-reboot ${c?.status ?? 'not answered'}: the xPU reboots at its deadline ${r.deadline}; recovery is timed from its going down`,
+      COORDINATOR,
+    ),
   );
   return { reboot: s, effects: [] };
 }
@@ -419,7 +455,14 @@ export function markForced(r: StoredReboot, undone: CommandSummary[], timedOut: 
   // The watchdog fired at the deadline the wait was timed on; an extension that slipped in after
   // the timer fired must not date the reboot in the future.
   s.rebootingAt = s.deadline && Date.parse(s.deadline) <= now.getTime() ? s.deadline : at;
-  s.history.push(entry(at, 'forced', `deadline reached: the xPU watchdog reboots it${undone.length ? `; still outstanding: ${s.outstanding.join(', ')}` : ''}`, COORDINATOR));
+  s.history.push(
+    entry(
+      at,
+      'forced',
+      `deadline reached: the xPU watchdog reboots it${undone.length ? `; still outstanding: ${s.outstanding.join(', ')}` : ''}`,
+      COORDINATOR,
+    ),
+  );
   return { reboot: s, effects: [{ kind: 'metric', name: 'RebootsForced' }] };
 }
 
@@ -433,7 +476,10 @@ export function markSilentHost(r: StoredReboot, now: Date): Step | null {
   const phase = answered ? 'host-not-prepared' : 'silent-host';
   if (r.history.at(-1)?.phase === phase) return null;
   const detail = answered
-    ? `the host could not prepare (${prep.filter((c) => c.status !== 'succeeded' && c.status !== 'skipped').map((c) => `${c.type} ${c.status}`).join(', ')}): the xPU reboots at its deadline`
+    ? `the host could not prepare (${prep
+        .filter((c) => c.status !== 'succeeded' && c.status !== 'skipped')
+        .map((c) => `${c.type} ${c.status}`)
+        .join(', ')}): the xPU reboots at its deadline`
     : 'the host agent stopped answering: the xPU reboots at its deadline';
   const s = next(r);
   s.history.push(entry(now.toISOString(), phase, detail, COORDINATOR));
@@ -462,7 +508,14 @@ export function complete(r: StoredReboot, timedOut: string[], now: Date): Step |
   s.status = 'completed';
   s.endedAt = at;
   s.waiter = null;
-  s.history.push(entry(at, 'completed', s.mode === 'unannounced' ? 'the host restored PCIe after the unannounced reboot' : 'the reboot is complete', COORDINATOR));
+  s.history.push(
+    entry(
+      at,
+      'completed',
+      s.mode === 'unannounced' ? 'the host restored PCIe after the unannounced reboot' : 'the reboot is complete',
+      COORDINATOR,
+    ),
+  );
   return { reboot: s, effects: [{ kind: 'release' }] };
 }
 
@@ -487,7 +540,14 @@ function finishLateRecovery(r: StoredReboot, timedOut: string[], now: Date, how:
   markTimedOut(s, timedOut);
   s.lateRecovery = false;
   s.waiter = null;
-  s.history.push(entry(at, how === 'completed' ? 'recovered' : 'recovery-failed', how === 'completed' ? 'the host is restored after the late xpu.ready' : `late recovery failed: ${story}`, COORDINATOR));
+  s.history.push(
+    entry(
+      at,
+      how === 'completed' ? 'recovered' : 'recovery-failed',
+      how === 'completed' ? 'the host is restored after the late xpu.ready' : `late recovery failed: ${story}`,
+      COORDINATOR,
+    ),
+  );
   return { reboot: s, effects: [] };
 }
 
@@ -505,7 +565,12 @@ export function unannouncedReboot(base: StoredReboot, ev: NativeEvent): Step {
   s.origin = originOf(ev);
   if (ev.type === 'xpu.ready') s.readyOrigin = originOf(ev);
   s.history = [
-    entry(ev.receivedAt, 'unannounced', `xPU ${ev.xpu} ${ev.type === 'xpu.down' ? 'went down' : 'rebooted'} without notice ${evRef(ev)}`, actorOfEvent(ev)),
+    entry(
+      ev.receivedAt,
+      'unannounced',
+      `xPU ${ev.xpu} ${ev.type === 'xpu.down' ? 'went down' : 'rebooted'} without notice ${evRef(ev)}`,
+      actorOfEvent(ev),
+    ),
   ];
   if (ev.type === 'xpu.down') s.downAt = at;
   else {
@@ -559,7 +624,8 @@ export interface Refused {
  */
 function xpuWentDown(r: StoredReboot): string | undefined {
   if (r.kind !== 'xpu') return 'only xPU reboots have a notice phase';
-  if (r.mode === 'crash' || r.mode === 'unannounced' || r.crashedAt) return r.mode === 'unannounced' ? 'the xPU rebooted without notice' : 'the xPU crashed';
+  if (r.mode === 'crash' || r.mode === 'unannounced' || r.crashedAt)
+    return r.mode === 'unannounced' ? 'the xPU rebooted without notice' : 'the xPU crashed';
   if (r.downAt) return 'the xPU went down';
   if (r.readyAt) return 'the xPU rebooted already';
   if (r.rebootingAt || r.forced) return `the xPU was told to reboot (${r.status})`;
@@ -567,7 +633,13 @@ function xpuWentDown(r: StoredReboot): string | undefined {
   return undefined;
 }
 
-function planControl(r: StoredReboot, type: CommandType, xpu: string | null, args: Record<string, unknown>, deadline: string): PlannedCommand {
+function planControl(
+  r: StoredReboot,
+  type: CommandType,
+  xpu: string | null,
+  args: Record<string, unknown>,
+  deadline: string,
+): PlannedCommand {
   return { id: commandId(r.id, type, xpu), type, agent: agentIdOf(r.node, xpu), xpu: r.xpu, args, deadline, noticePhase: false };
 }
 
@@ -606,7 +678,9 @@ export function cancel(r: StoredReboot, node: NodeDef, by: Actor, reason: string
   s.endedAt = at;
   for (const c of open) s.commands[c.id] = { ...c, status: 'timed-out' };
   for (const p of commands) s.commands[p.id] ??= summarize(p, 'cancel', at);
-  s.history.push(entry(at, 'cancelled', `cancelled${reason ? `: ${reason}` : ''}; ${commands.map((c) => c.type).join(', then ')} sent`, by));
+  s.history.push(
+    entry(at, 'cancelled', `cancelled${reason ? `: ${reason}` : ''}; ${commands.map((c) => c.type).join(', then ')} sent`, by),
+  );
   return { reboot: s, effects: [...effects, { kind: 'metric', name: 'RebootsCancelled' }] };
 }
 
@@ -636,7 +710,12 @@ export function force(r: StoredReboot, node: NodeDef, by: Actor, reason: string,
   s.rebootingAt = at;
   if (s.queue && !s.queue.admittedAt) s.queue = { ...s.queue, admittedAt: at };
   s.history.push(
-    entry(at, 'forced', `forced${reason ? `: ${reason}` : ''}: told the xPU to reboot now${undone.length ? `; still outstanding: ${s.outstanding.join(', ')}` : ''}`, by),
+    entry(
+      at,
+      'forced',
+      `forced${reason ? `: ${reason}` : ''}: told the xPU to reboot now${undone.length ? `; still outstanding: ${s.outstanding.join(', ')}` : ''}`,
+      by,
+    ),
   );
   return {
     reboot: s,

@@ -33,7 +33,18 @@ export interface Waiter {
 }
 
 /** Where each waiting step sits in its workflow; both workflows only ever move to a later (or the same) rank. */
-const STEP_RANK: Record<string, number> = { budget: 0.5, prepare: 1, free: 1, crash: 2, down: 2.5, reboot: 3, xpus: 4, recover: 5, reprovision: 5, resume: 6 };
+const STEP_RANK: Record<string, number> = {
+  budget: 0.5,
+  prepare: 1,
+  free: 1,
+  crash: 2,
+  down: 2.5,
+  reboot: 3,
+  xpus: 4,
+  recover: 5,
+  reprovision: 5,
+  resume: 6,
+};
 
 /**
  * Is a waiter registration late, i.e. from a state the workflow has already left? A slow (or
@@ -241,10 +252,7 @@ export interface NodeClaims {
   hostReprovisioning?: boolean;
 }
 
-export type HostRebootDecision =
-  | { kind: 'join'; rebootId: string }
-  | { kind: 'deny'; reason: string }
-  | { kind: 'allow' };
+export type HostRebootDecision = { kind: 'join'; rebootId: string } | { kind: 'deny'; reason: string } | { kind: 'allow' };
 
 export function decideHostReboot(node: NodeDef, claims: NodeClaims): HostRebootDecision {
   const deny = node.policy.hostReboot.denyWhile;
@@ -268,12 +276,7 @@ export type ExtensionDecision =
   | { kind: 'granted'; granted: number; deadline: string }
   | { kind: 'refused'; status: 403 | 409; code: string; reason: string };
 
-export function decideExtension(
-  reboot: Reboot,
-  node: NodeDef,
-  requested: number,
-  now: Date,
-): ExtensionDecision {
+export function decideExtension(reboot: Reboot, node: NodeDef, requested: number, now: Date): ExtensionDecision {
   if (!node.trusted) return { kind: 'refused', status: 403, code: 'Forbidden', reason: `host ${node.id} is not trusted to extend reboots` };
   if (reboot.kind !== 'xpu' || !reboot.deadline)
     return { kind: 'refused', status: 409, code: 'NotExtendable', reason: 'only xPU reboots have a notice phase' };
@@ -287,7 +290,12 @@ export function decideExtension(
   const used = reboot.extensions.reduce((s, e) => s + e.granted, 0);
   const left = policy.maxExtensionSeconds - used;
   if (left <= 0)
-    return { kind: 'refused', status: 409, code: 'NoExtensionSecondsLeft', reason: `all ${policy.maxExtensionSeconds}s of extension were granted` };
+    return {
+      kind: 'refused',
+      status: 409,
+      code: 'NoExtensionSecondsLeft',
+      reason: `all ${policy.maxExtensionSeconds}s of extension were granted`,
+    };
   const granted = Math.min(requested, left);
   return { kind: 'granted', granted, deadline: new Date(Date.parse(reboot.deadline) + granted * 1000).toISOString() };
 }
@@ -308,9 +316,24 @@ export interface PlannedCommand {
 /** Ids are per reboot, type and agent, so a replayed step re-plans the same commands, never new ones. */
 export { commandId };
 
-function plan(reboot: Reboot, type: CommandType, target: 'host' | string, args: Record<string, unknown>, deadline: string, noticePhase = false): PlannedCommand {
+function plan(
+  reboot: Reboot,
+  type: CommandType,
+  target: 'host' | string,
+  args: Record<string, unknown>,
+  deadline: string,
+  noticePhase = false,
+): PlannedCommand {
   const xpu = target === 'host' ? null : target;
-  return { id: commandId(reboot.id, type, target === 'host' ? null : target), type, agent: agentIdOf(reboot.node, xpu), xpu: reboot.xpu ?? xpu, args, deadline, noticePhase };
+  return {
+    id: commandId(reboot.id, type, target === 'host' ? null : target),
+    type,
+    agent: agentIdOf(reboot.node, xpu),
+    xpu: reboot.xpu ?? xpu,
+    args,
+    deadline,
+    noticePhase,
+  };
 }
 
 export interface PlanContext {
@@ -362,7 +385,9 @@ export function planCommands(reboot: StoredReboot, step: string, ctx: PlanContex
     case 'deny':
       return [plan(reboot, 'deny-host-reboot', 'host', { reason: reboot.denyReason ?? 'denied by policy' }, later(hp.commandSeconds))];
     case 'free':
-      return node.xpus.map((x) => plan(reboot, 'free-host-context', x.id, { persistentPower: x.persistentPower }, later(hp.commandSeconds)));
+      return node.xpus.map((x) =>
+        plan(reboot, 'free-host-context', x.id, { persistentPower: x.persistentPower }, later(hp.commandSeconds)),
+      );
     case 'reprovision': {
       if (!reboot.nextTenant || reboot.nextTenant === reboot.tenant) return [];
       return node.xpus.map((x) => plan(reboot, 'reprovision', x.id, { tenant: reboot.nextTenant }, later(hp.commandSeconds)));
@@ -374,7 +399,13 @@ export function planCommands(reboot: StoredReboot, step: string, ctx: PlanContex
 
 /** postpone-reboot for one move of the deadline: its id names that deadline, so a replay sends it once. */
 export function planPostpone(reboot: Reboot, deadline: string, reason: string, node: NodeDef, now: Date): PlannedCommand {
-  const p = plan(reboot, 'postpone-reboot', reboot.xpu!, { deadline, reason }, new Date(now.getTime() + node.policy.xpuReboot.commandSeconds * 1000).toISOString());
+  const p = plan(
+    reboot,
+    'postpone-reboot',
+    reboot.xpu!,
+    { deadline, reason },
+    new Date(now.getTime() + node.policy.xpuReboot.commandSeconds * 1000).toISOString(),
+  );
   return { ...p, id: `${p.id}.${Math.floor(Date.parse(deadline) / 1000)}` };
 }
 

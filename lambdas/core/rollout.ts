@@ -61,7 +61,9 @@ export function planRollout(inventory: Inventory, selector: Selector): Array<{ n
   const nodes = inventory.nodes.filter(match);
   // Stable: nodes of one rack stay in inventory order, racks in order of first appearance.
   const racks = [...new Set(nodes.map((n) => n.rack ?? ''))];
-  return racks.flatMap((rack) => nodes.filter((n) => (n.rack ?? '') === rack).flatMap((n) => n.xpus.map((x) => ({ node: n.id, xpu: x.id }))));
+  return racks.flatMap((rack) =>
+    nodes.filter((n) => (n.rack ?? '') === rack).flatMap((n) => n.xpus.map((x) => ({ node: n.id, xpu: x.id }))),
+  );
 }
 
 /** The reboot-xpu command of a plan item: derived from rollout and position, so a replayed step sends the same one. */
@@ -94,9 +96,15 @@ export function observeItem(it: RolloutItem, obs: Observation, now: Date, comman
     return next;
   }
   // Cancelled before its agent picked the command up: it never started.
-  if (obs.commandStatus === 'withdrawn') return { node: it.node, xpu: it.xpu, state: 'pending', reason: 'withdrawn by cancel before delivery' };
+  if (obs.commandStatus === 'withdrawn')
+    return { node: it.node, xpu: it.xpu, state: 'pending', reason: 'withdrawn by cancel before delivery' };
   if (obs.commandStatus === 'failed' || obs.commandStatus === 'skipped' || obs.commandStatus === 'timed-out')
-    return { ...it, state: 'failed', endedAt: at, reason: `reboot-xpu ${obs.commandStatus}${obs.commandStatus === 'skipped' ? ' (the xPU agent has no reboot-xpu hook)' : ''}` };
+    return {
+      ...it,
+      state: 'failed',
+      endedAt: at,
+      reason: `reboot-xpu ${obs.commandStatus}${obs.commandStatus === 'skipped' ? ' (the xPU agent has no reboot-xpu hook)' : ''}`,
+    };
   if (commandDeadline && now.getTime() > Date.parse(commandDeadline))
     return { ...it, state: 'failed', endedAt: at, reason: 'no reboot was announced by the reboot-xpu deadline' };
   return it;
@@ -151,14 +159,22 @@ export function rolloutTick(
   r.items = r.items.map((it, i) => {
     const next = observeItem(it, obs.get(i) ?? {}, now, deadlines.get(i));
     if (next.state !== it.state && isItemEnded(next))
-      r.history.push({ at, phase: `xpu-${next.state}`, detail: `${next.node}/${next.xpu}: ${next.state === 'done' ? 'rebooted and healthy' : next.reason}` });
+      r.history.push({
+        at,
+        phase: `xpu-${next.state}`,
+        detail: `${next.node}/${next.xpu}: ${next.state === 'done' ? 'rebooted and healthy' : next.reason}`,
+      });
     return next;
   });
   const started: number[] = [];
   const failures = r.items.filter((it) => it.state === 'failed').length;
   if (r.status === 'running' && failures >= r.maxFailures) {
     r.status = 'paused';
-    r.history.push({ at, phase: 'paused', detail: `${failures} failed reboot${failures > 1 ? 's' : ''} (maxFailures ${r.maxFailures}): no further xPU is started` });
+    r.history.push({
+      at,
+      phase: 'paused',
+      detail: `${failures} failed reboot${failures > 1 ? 's' : ''} (maxFailures ${r.maxFailures}): no further xPU is started`,
+    });
   }
   delete r.blocked;
   let windowWait: number | undefined;
@@ -191,7 +207,11 @@ export function rolloutTick(
   else if (pending === 0) {
     next = 'completed';
     r.status = 'completed';
-    r.history.push({ at, phase: 'completed', detail: `${r.items.filter((it) => it.state === 'done').length} of ${r.items.length} xPUs rebooted` });
+    r.history.push({
+      at,
+      phase: 'completed',
+      detail: `${r.items.filter((it) => it.state === 'done').length} of ${r.items.length} xPUs rebooted`,
+    });
   } else if (windowWait !== undefined) {
     next = 'wait-window';
     waitSeconds = Math.min(windowWait, MAX_WINDOW_WAIT_SECONDS);
@@ -212,7 +232,15 @@ export function cancelRollout(r: Rollout, reason: string, by: string | undefined
   return {
     ...r,
     status: 'cancelled',
-    history: [...r.history, { at, phase: 'cancelled', detail: `cancelled${reason ? `: ${reason}` : ''}; reboots already under way finish on their own`, ...(by ? { by } : {}) }],
+    history: [
+      ...r.history,
+      {
+        at,
+        phase: 'cancelled',
+        detail: `cancelled${reason ? `: ${reason}` : ''}; reboots already under way finish on their own`,
+        ...(by ? { by } : {}),
+      },
+    ],
   };
 }
 

@@ -113,4 +113,8 @@ export const RolloutAwaitInput = z.object({
   taskToken: z.string().min(1),
   enteredAt: z.string().optional(),
 });
-export const RolloutFailInput = z.object({ action: z.literal('rollout-fail'), rolloutId: z.string().min(1), error: z.unknown().optional() });
+export const RolloutFailInput = z.object({
+  action: z.literal('rollout-fail'),
+  rolloutId: z.string().min(1),
+  error: z.unknown().optional(),
+});

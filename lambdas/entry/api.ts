@@ -15,7 +15,9 @@ import { deadLetters, deps, flushWakeups, powertoolsMetrics } from './runtime.ts
  */
 let requestHint: InventoryHint = {};
 
-export function hintOf(event: Pick<APIGatewayProxyEventV2, 'headers' | 'queryStringParameters' | 'body' | 'isBase64Encoded'>): InventoryHint {
+export function hintOf(
+  event: Pick<APIGatewayProxyEventV2, 'headers' | 'queryStringParameters' | 'body' | 'isBase64Encoded'>,
+): InventoryHint {
   const token = tokenOf(event);
   const nodes: string[] = [];
   // A posted native event names its node, which may not be the token's (403, or 404 when unknown).

@@ -18,20 +18,22 @@ import type { Deps, Logger } from '../handlers/deps.ts';
 import { WorkflowArnEnv, workflowArnsFrom } from '../core/workflow-io.ts';
 import { systemClock, type EventQueue, type InventoryHint, type Metrics, type Workflows } from '../ports/index.ts';
 
-const Env = z.object({
-  TABLE_NAME: z.string().min(1),
-  QUEUE_URL: z.string().optional(),
-  /** The ingest queue's DLQ: the API's operator routes /v1/dlq list and redrive it. */
-  DLQ_URL: z.string().optional(),
-  REPORT_BUCKET: z.string().optional(),
-  IDEMPOTENCY_TABLE_NAME: z.string().optional(),
-  /** How long a Lambda container keeps the inventory before reading it again. */
-  INVENTORY_TTL_SECONDS: z.coerce.number().int().min(0).default(60),
-  /** Days an ended reboot stays in the table (TTL); the daily reports in S3 keep the record. */
-  REBOOT_RETENTION_DAYS: z.coerce.number().int().min(1).optional(),
-  /** AWS IoT Core's data endpoint: wake-ups for agents on the push channel are published there. */
-  IOT_DATA_ENDPOINT: z.string().min(1).optional(),
-}).extend(WorkflowArnEnv.shape);
+const Env = z
+  .object({
+    TABLE_NAME: z.string().min(1),
+    QUEUE_URL: z.string().optional(),
+    /** The ingest queue's DLQ: the API's operator routes /v1/dlq list and redrive it. */
+    DLQ_URL: z.string().optional(),
+    REPORT_BUCKET: z.string().optional(),
+    IDEMPOTENCY_TABLE_NAME: z.string().optional(),
+    /** How long a Lambda container keeps the inventory before reading it again. */
+    INVENTORY_TTL_SECONDS: z.coerce.number().int().min(0).default(60),
+    /** Days an ended reboot stays in the table (TTL); the daily reports in S3 keep the record. */
+    REBOOT_RETENTION_DAYS: z.coerce.number().int().min(1).optional(),
+    /** AWS IoT Core's data endpoint: wake-ups for agents on the push channel are published there. */
+    IOT_DATA_ENDPOINT: z.string().min(1).optional(),
+  })
+  .extend(WorkflowArnEnv.shape);
 
 export const env = Object.freeze(Env.parse(process.env));
 
@@ -70,9 +72,10 @@ const queue: EventQueue = env.QUEUE_URL ? new SqsEventQueue(sqs, env.QUEUE_URL) 
 
 /** Why the ingest path failed on a message, for the DLQ listing (processBatch writes it via withFailureLog). */
 export const ingestFailures = new DynamoIngestFailureLog(ddb, env.TABLE_NAME);
-export const deadLetters = env.DLQ_URL && env.QUEUE_URL
-  ? new SqsDeadLetterQueue(sqs, { dlqUrl: env.DLQ_URL, queueUrl: env.QUEUE_URL, failures: ingestFailures })
-  : undefined;
+export const deadLetters =
+  env.DLQ_URL && env.QUEUE_URL
+    ? new SqsDeadLetterQueue(sqs, { dlqUrl: env.DLQ_URL, queueUrl: env.QUEUE_URL, failures: ingestFailures })
+    : undefined;
 
 const workflows: Workflows = new SfnWorkflows(new SFNClient({}), workflowArnsFrom(env));
 

@@ -33,7 +33,14 @@ const lastLine = (output: string) => output.trim().split('\n').slice(-1)[0]?.sli
  * first POST that failed between marking the command and writing the reboot is completed by its retry.
  */
 export function recordResult(r: StoredReboot, cmd: StoredCommand, agentId: string): StoredReboot | null {
-  const summary = r.commands[cmd.id] ?? { id: cmd.id, type: cmd.type, agent: agentId, step: cmd.step, status: 'pending' as const, at: cmd.createdAt };
+  const summary = r.commands[cmd.id] ?? {
+    id: cmd.id,
+    type: cmd.type,
+    agent: agentId,
+    step: cmd.step,
+    status: 'pending' as const,
+    at: cmd.createdAt,
+  };
   if (isFinal(summary.status) || !isFinal(cmd.status) || cmd.status === 'timed-out') return null;
   const at = cmd.finishedAt ?? cmd.seenAt ?? cmd.createdAt;
   const output = cmd.output ?? '';
@@ -59,7 +66,9 @@ export function registerResultRoutes(app: Hono, deps: Deps, kit: RouteKit): void
     const now = deps.clock.now().toISOString();
     const output = kit.capOutput(body.output);
     if (body.status === 'running') {
-      const res = await deps.store.updateCommand(agentId, cmdId, (cmd) => (isFinal(cmd.status) ? null : { ...cmd, status: 'running', seenAt: now }));
+      const res = await deps.store.updateCommand(agentId, cmdId, (cmd) =>
+        isFinal(cmd.status) ? null : { ...cmd, status: 'running', seenAt: now },
+      );
       // The first heartbeat also shows on the reboot (operators see the hook running); later ones do not write it.
       if (res?.changed)
         await deps.store.updateReboot(existing.rebootId, (r) => {
@@ -81,7 +90,9 @@ export function registerResultRoutes(app: Hono, deps: Deps, kit: RouteKit): void
       await deps.store.updateReboot(existing.rebootId, (r) => {
         if (r.history.some((h) => h.phase === 'late-result' && h.detail.startsWith(cmdId))) return null;
         const tail = body.status === 'failed' && output ? `: ${lastLine(output)}` : '';
-        r.history.push(history(now, 'late-result', `${cmdId} ${body.status} after the workflow stopped waiting for it${tail}`, `agent:${agentId}`));
+        r.history.push(
+          history(now, 'late-result', `${cmdId} ${body.status} after the workflow stopped waiting for it${tail}`, `agent:${agentId}`),
+        );
         // Keep what the agent said (e.g. "deadline exceeded"): the report lists why it timed out.
         const summary = r.commands[cmdId];
         if (summary) {

@@ -10,14 +10,7 @@ import type { Mapping } from '../core/redfish/mapping.ts';
 import { complianceReport } from './report-job.ts';
 import { parseReportQuery, type ReportQuery } from '../core/report/query.ts';
 import { renderReport } from '../core/report/render.ts';
-import {
-  NATIVE_EVENT_TYPES,
-  REBOOT_STATUSES,
-  type Command,
-  type NativeEvent,
-  type NodeDef,
-  type Reboot,
-} from '../core/types.ts';
+import { NATIVE_EVENT_TYPES, REBOOT_STATUSES, type Command, type NativeEvent, type NodeDef } from '../core/types.ts';
 import type { DeadLetterQueue, StoredCommand } from '../ports/index.ts';
 import type { Deps } from './deps.ts';
 import { publicReboot } from './views.ts';
@@ -113,7 +106,12 @@ function publicCommand(c: StoredCommand): Command {
 function capOutput(s: string): string {
   const bytes = Buffer.byteLength(s);
   if (bytes <= MAX_OUTPUT_BYTES) return s;
-  return `[truncated ${bytes - MAX_OUTPUT_BYTES} bytes]\n` + Buffer.from(s).subarray(bytes - MAX_OUTPUT_BYTES).toString('utf8');
+  return (
+    `[truncated ${bytes - MAX_OUTPUT_BYTES} bytes]\n` +
+    Buffer.from(s)
+      .subarray(bytes - MAX_OUTPUT_BYTES)
+      .toString('utf8')
+  );
 }
 
 export function createApiApp(deps: ApiDeps) {
@@ -179,7 +177,8 @@ export function createApiApp(deps: ApiDeps) {
       throw new BadRequest(`unknown event type '${body.type}'; one of ${NATIVE_EVENT_TYPES.join(', ')}`, 'UnknownEventType');
     const node = index.node(body.node);
     if (!node) throw new NotFound(`node ${body.node} is not in the inventory`);
-    if (who.kind !== 'operator' && who.node !== node.id) throw new Forbidden(`a token of node ${who.node} may not post events for node ${node.id}`);
+    if (who.kind !== 'operator' && who.node !== node.id)
+      throw new Forbidden(`a token of node ${who.node} may not post events for node ${node.id}`);
     const xpu = resolveXpu(node, body.type, body.xpu ?? undefined);
     const from = authorizeEvent(who, { type: body.type, node: node.id, xpu }, index);
     const receivedAt = deps.clock.now().toISOString();
@@ -276,8 +275,6 @@ export function createApiApp(deps: ApiDeps) {
     }
   }
 
-
-
   const kit = { principal, readJson, check, agentOf: authorizeAgent, capOutput, heartbeatReboots };
   registerExtensionRoutes(app, deps, kit);
   registerResultRoutes(app, deps, kit);
@@ -309,4 +306,3 @@ function resolveXpu(node: NodeDef, type: string, xpu: string | undefined): strin
   if (node.xpus.length === 1) return node.xpus[0].id;
   throw new BadRequest(`${type} needs "xpu": node ${node.id} has ${node.xpus.length} xPUs`, 'ValidationError');
 }
-

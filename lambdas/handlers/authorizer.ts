@@ -9,7 +9,9 @@ export interface AuthorizerEvent {
   queryStringParameters?: Record<string, string | undefined> | null;
 }
 
-export type AuthorizerResult = { isAuthorized: false } | { isAuthorized: true; context: { principal: string; node: string; agent: string } };
+export type AuthorizerResult =
+  | { isAuthorized: false }
+  | { isAuthorized: true; context: { principal: string; node: string; agent: string } };
 
 /** Thrown when the token could not be checked (store throttled, timed out): not a refusal. */
 export class AuthorizerUnavailable extends Error {
@@ -39,6 +41,9 @@ export function createAuthorizer(deps: { inventory: (hint?: InventoryHint) => Pr
     }
     const who = authenticate(token, index);
     if (!who) return { isAuthorized: false };
-    return { isAuthorized: true, context: { principal: who.kind, node: 'node' in who ? who.node : '', agent: who.kind === 'agent' ? (who.agent ?? '') : '' } };
+    return {
+      isAuthorized: true,
+      context: { principal: who.kind, node: 'node' in who ? who.node : '', agent: who.kind === 'agent' ? (who.agent ?? '') : '' },
+    };
   };
 }

@@ -59,12 +59,7 @@ export async function wakeIfReady(deps: Deps, reboot: StoredReboot, node?: NodeD
  * their agents' long polls. Returns the change that records them on the reboot, for the caller
  * to apply in its own single update of the reboot.
  */
-export async function sendStepCommands(
-  deps: Deps,
-  reboot: StoredReboot,
-  step: string,
-  node: NodeDef,
-): Promise<(r: StoredReboot) => void> {
+export async function sendStepCommands(deps: Deps, reboot: StoredReboot, step: string, node: NodeDef): Promise<(r: StoredReboot) => void> {
   const now = deps.clock.now();
   // Only a migration needs to know which other xPUs are busy; spare the read otherwise.
   let busyXpus: string[] = [];
@@ -76,17 +71,15 @@ export async function sendStepCommands(
   }
   const planned = planCommands(reboot, step, { node, now, busyXpus }).filter((p) => !reboot.commands[p.id]);
   const at = now.toISOString();
-  const stored = planned.map(
-    (p, order): StoredCommand & { order: number } => ({
-      ...toCommand(p, reboot),
-      agent: p.agent,
-      step,
-      status: 'pending',
-      noticePhase: p.noticePhase,
-      createdAt: at,
-      order,
-    }),
-  );
+  const stored = planned.map((p, order): StoredCommand & { order: number } => ({
+    ...toCommand(p, reboot),
+    agent: p.agent,
+    step,
+    status: 'pending',
+    noticePhase: p.noticePhase,
+    createdAt: at,
+    order,
+  }));
   await Promise.all(stored.map((c) => deps.store.putCommand(c)));
   for (const agent of new Set(planned.map((p) => p.agent))) deps.signal.notify(agent);
   return (r) => {

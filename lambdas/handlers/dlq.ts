@@ -62,7 +62,8 @@ export function registerDlqRoutes(app: Hono, deps: DlqRouteDeps): void {
       throw new BadRequest('body must be JSON: {"ids": ["<message id>", ...]} or {"all": true}', 'MalformedJson');
     }
     const parsed = RedriveBody.safeParse(body);
-    if (!parsed.success) throw new BadRequest('body must be {"ids": ["<message id>", ...]} (1 to 1000 ids) or {"all": true}', 'ValidationError');
+    if (!parsed.success)
+      throw new BadRequest('body must be {"ids": ["<message id>", ...]} (1 to 1000 ids) or {"all": true}', 'ValidationError');
     const res = await dlq.redrive('ids' in parsed.data ? parsed.data.ids : undefined);
     return c.json({ redriven: res.redriven.length, notFound: res.notFound.length, ids: res.redriven, missing: res.notFound });
   });

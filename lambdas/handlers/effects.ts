@@ -15,7 +15,12 @@ export function lateRecoveryInput(r: StoredReboot, node: NodeDef, now: Date) {
     xpu: r.xpu,
     mode: 'recover-late',
     window: { signal: 'recovered-late', ...noticeWindow(r, now) },
-    limits: { heartbeatSeconds: p.heartbeatSeconds, recoverySeconds: p.recoverySeconds, coredumpSeconds: p.coredumpSeconds, commandSeconds: p.commandSeconds },
+    limits: {
+      heartbeatSeconds: p.heartbeatSeconds,
+      recoverySeconds: p.recoverySeconds,
+      coredumpSeconds: p.coredumpSeconds,
+      commandSeconds: p.commandSeconds,
+    },
   };
 }
 
@@ -65,7 +70,15 @@ export async function performEffects(deps: Deps, r: StoredReboot, effects: Effec
         const at = deps.clock.now().toISOString();
         await Promise.all(
           e.commands.map((p, order) =>
-            deps.store.putCommand({ ...toCommand(p, r), agent: p.agent, step: e.step, status: 'pending', noticePhase: p.noticePhase, createdAt: at, order } as never),
+            deps.store.putCommand({
+              ...toCommand(p, r),
+              agent: p.agent,
+              step: e.step,
+              status: 'pending',
+              noticePhase: p.noticePhase,
+              createdAt: at,
+              order,
+            } as never),
           ),
         );
         for (const agent of new Set(e.commands.map((p) => p.agent))) deps.signal.notify(agent);

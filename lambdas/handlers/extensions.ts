@@ -10,7 +10,11 @@ import { changeReboot, wakeIfReady, type Deps } from './deps.ts';
 import { mayActAs } from './auth.ts';
 
 export const ExtensionBody = z.object({
-  seconds: z.number().int().positive().max(7 * 24 * 3600),
+  seconds: z
+    .number()
+    .int()
+    .positive()
+    .max(7 * 24 * 3600),
   reason: z.string().max(1000).default(''),
 });
 
@@ -39,14 +43,23 @@ export interface ExtensionRequest {
  * grant, so two repeats racing each other cannot both grant (the second's write fails, its retry
  * finds the key).
  */
-export function applyExtensionRequest(r: StoredReboot, node: NodeDef, req: ExtensionRequest, now: Date): { outcome: ExtensionOutcome; changed: boolean } {
+export function applyExtensionRequest(
+  r: StoredReboot,
+  node: NodeDef,
+  req: ExtensionRequest,
+  now: Date,
+): { outcome: ExtensionOutcome; changed: boolean } {
   if (req.idempotencyKey) {
     const granted = r.extensions.find((e) => e.idempotencyKey === req.idempotencyKey);
-    if (granted) return { outcome: { kind: 'granted', granted: granted.granted, deadline: granted.deadline, repeat: true }, changed: false };
+    if (granted)
+      return { outcome: { kind: 'granted', granted: granted.granted, deadline: granted.deadline, repeat: true }, changed: false };
     const refused = r.refusals.find((x) => x.idempotencyKey === req.idempotencyKey);
     if (refused) {
       const status = refused.code === 'Forbidden' ? 403 : 409;
-      return { outcome: { kind: 'refused', status, code: refused.code ?? 'Conflict', reason: refused.reason, repeat: true }, changed: false };
+      return {
+        outcome: { kind: 'refused', status, code: refused.code ?? 'Conflict', reason: refused.reason, repeat: true },
+        changed: false,
+      };
     }
   }
   const at = now.toISOString();
@@ -54,7 +67,13 @@ export function applyExtensionRequest(r: StoredReboot, node: NodeDef, req: Exten
   const decision = decideExtension(r, node, req.seconds, now);
   if (decision.kind === 'refused') {
     // Recorded like a 409 (the reboot shows an untrusted host asked), as it always was.
-    r.refusals.push({ at, requested: req.seconds, reason: decision.reason, code: decision.code, ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}) });
+    r.refusals.push({
+      at,
+      requested: req.seconds,
+      reason: decision.reason,
+      code: decision.code,
+      ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}),
+    });
     r.history.push({ ...history(at, 'extension-refused', `${asked}: ${decision.reason}`), by: req.by });
     return { outcome: { ...decision, repeat: false }, changed: true };
   }
@@ -68,7 +87,14 @@ export function applyExtensionRequest(r: StoredReboot, node: NodeDef, req: Exten
   });
   r.deadline = decision.deadline;
   r.status = 'extended';
-  r.history.push({ ...history(at, 'extended', `granted ${decision.granted}s of ${req.seconds}s asked${req.reason ? ` (${req.reason})` : ''}; new deadline ${decision.deadline}`), by: req.by });
+  r.history.push({
+    ...history(
+      at,
+      'extended',
+      `granted ${decision.granted}s of ${req.seconds}s asked${req.reason ? ` (${req.reason})` : ''}; new deadline ${decision.deadline}`,
+    ),
+    by: req.by,
+  });
   return { outcome: { ...decision, repeat: false }, changed: true };
 }
 
@@ -93,7 +119,8 @@ export function registerExtensionRoutes(app: Hono, deps: Deps, kit: RouteKit): v
     const body = kit.check(ExtensionBody, await kit.readJson(c), 'extension request');
     const reboot = await deps.store.getReboot(c.req.param('id'));
     if (!reboot) throw new NotFound(`no reboot ${c.req.param('id')}`);
-    if (who.kind !== 'agent' || !mayActAs(who, reboot.node, index)) throw new Forbidden('only the agent of the reboot\'s node may ask for an extension');
+    if (who.kind !== 'agent' || !mayActAs(who, reboot.node, index))
+      throw new Forbidden("only the agent of the reboot's node may ask for an extension");
     const node = index.node(reboot.node);
     if (!node) throw new NotFound(`node ${reboot.node} is not in the inventory`);
     const agent = who.agent ?? who.node;

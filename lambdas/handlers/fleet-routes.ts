@@ -59,9 +59,11 @@ export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
     const body = check(HoldBody, await readJson(c), 'hold');
     const [key, value] = Object.entries(body.selector).find(([, v]) => v !== undefined) as [(typeof HOLD_SELECTOR_KEYS)[number], string];
     // A hold that matches nothing is almost certainly a typo: say so instead of holding nothing.
-    if (!index.inventory.nodes.some((n) => (key === 'node' ? n.id : n[key]) === value)) throw new NotFound(`no node of the inventory has ${key} ${value}`);
+    if (!index.inventory.nodes.some((n) => (key === 'node' ? n.id : n[key]) === value))
+      throw new NotFound(`no node of the inventory has ${key} ${value}`);
     const now = deps.clock.now();
-    if (body.until && Date.parse(body.until) <= now.getTime()) throw new BadRequest(`hold: until ${body.until} is not in the future`, 'ValidationError');
+    if (body.until && Date.parse(body.until) <= now.getTime())
+      throw new BadRequest(`hold: until ${body.until} is not in the future`, 'ValidationError');
     const hold: Hold = {
       id: `hold-${ulid().toLowerCase()}`,
       selector: { [key]: value },
@@ -133,5 +135,7 @@ export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
 function mayControl(who: Principal, node: string, xpu: string | null, kind: 'cancel' | 'force', index: InventoryIndex) {
   if (who.kind === 'operator') return;
   if (kind === 'cancel' && who.kind === 'agent' && xpu && mayActAs(who, agentIdOf(node, xpu), index)) return;
-  throw new Forbidden(kind === 'cancel' ? 'only the operator or the xPU\'s own agent may cancel this reboot' : 'only the operator may force a reboot');
+  throw new Forbidden(
+    kind === 'cancel' ? "only the operator or the xPU's own agent may cancel this reboot" : 'only the operator may force a reboot',
+  );
 }

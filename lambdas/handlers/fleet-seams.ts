@@ -58,7 +58,8 @@ export interface HoldView {
 export async function budgetUse(deps: Deps, index: InventoryIndex, _unavailable: ReadonlySet<string>): Promise<BudgetUse[]> {
   const budgets = new Map<string, BudgetUse>();
   for (const n of index.inventory.nodes)
-    for (const s of budgetSlotsOf(n)) if (!budgets.has(s.key)) budgets.set(s.key, { per: s.per, key: s.key, maxUnavailable: s.maxUnavailable, unavailable: 0 });
+    for (const s of budgetSlotsOf(n))
+      if (!budgets.has(s.key)) budgets.set(s.key, { per: s.per, key: s.key, maxUnavailable: s.maxUnavailable, unavailable: 0 });
   if (!budgets.size) return [];
   const usage = await deps.store.budgetUsage([...budgets.keys()]);
   for (const b of budgets.values()) b.unavailable = usage.get(b.key)?.length ?? 0;

@@ -16,7 +16,17 @@ import {
 } from '../core/budgets.ts';
 import type { Effect } from '../core/model.ts';
 import { COORDINATOR } from '../core/principal.ts';
-import { history, isEnded, isFinal, noticeWindow, planPostpone, summarize, toCommand, type PlannedCommand, type StoredReboot } from '../core/reboot.ts';
+import {
+  history,
+  isEnded,
+  isFinal,
+  noticeWindow,
+  planPostpone,
+  summarize,
+  toCommand,
+  type PlannedCommand,
+  type StoredReboot,
+} from '../core/reboot.ts';
 import type { NodeDef } from '../core/types.ts';
 import type { QueuedEntry, StoredCommand } from '../ports/index.ts';
 import { changeReboot, type Deps } from './deps.ts';
@@ -61,7 +71,9 @@ async function countSlots(deps: Deps, node: NodeDef, rebootId: string): Promise<
   if (!slots.length) return { keys: [] };
   const res = await deps.store.acquireBudgets(slots, node.id, rebootId, { force: true });
   const over = res.ok ? res.overshoot : [];
-  const beyond = over.map((s) => `${s.per === 'fleet' ? 'the fleet' : `${s.per} ${s.value}`} (maxUnavailable ${s.maxUnavailable})`).join(', ');
+  const beyond = over
+    .map((s) => `${s.per === 'fleet' ? 'the fleet' : `${s.per} ${s.value}`} (maxUnavailable ${s.maxUnavailable})`)
+    .join(', ');
   return { keys: slots.map((s) => s.key), ...(beyond ? { beyond } : {}) };
 }
 
@@ -76,7 +88,10 @@ export async function admitNewXpuReboot(deps: Deps, node: NodeDef, reboot: Store
     if (counted.keys.length) reboot.budgetKeys = counted.keys;
     const what = reboot.mode === 'crash' ? 'a crash' : 'an unannounced reboot';
     if (counted.beyond)
-      reboot.history.push({ ...history(now, 'budget-exceeded', `${what} is never held: the node is unavailable beyond ${counted.beyond}`), by: COORDINATOR });
+      reboot.history.push({
+        ...history(now, 'budget-exceeded', `${what} is never held: the node is unavailable beyond ${counted.beyond}`),
+        by: COORDINATOR,
+      });
     return reboot;
   }
   const taken = await takeSlots(deps, node, reboot.id);
@@ -95,7 +110,6 @@ export async function admitHostReboot(deps: Deps, node: NodeDef, rebootId: strin
   if (taken.ok) return { kind: 'allow', keys: taken.keys };
   return { kind: 'deny', reason: taken.kind, detail: taken.reason };
 }
-
 
 // --- commands ---------------------------------------------------------------------------------
 
@@ -122,7 +136,9 @@ async function closeCommands(deps: Deps, reboot: StoredReboot, ids: string[]): P
   await Promise.all(
     ids.map((id) => {
       const c = reboot.commands[id];
-      return c ? deps.store.updateCommand(c.agent, id, (cmd) => (isFinal(cmd.status) ? null : { ...cmd, status: 'timed-out', finishedAt: at })) : undefined;
+      return c
+        ? deps.store.updateCommand(c.agent, id, (cmd) => (isFinal(cmd.status) ? null : { ...cmd, status: 'timed-out', finishedAt: at }))
+        : undefined;
     }),
   );
 }
@@ -138,7 +154,14 @@ function entryOf(r: StoredReboot): QueuedEntry | undefined {
  * may be held and goes on anyway, counted beyond its budget). Re-dates its deadline and tells the
  * xPU. Returns the reboot as it now is.
  */
-async function leaveQueue(deps: Deps, node: NodeDef, rebootId: string, how: 'slot' | 'cap', keys: string[], why?: string): Promise<StoredReboot | undefined> {
+async function leaveQueue(
+  deps: Deps,
+  node: NodeDef,
+  rebootId: string,
+  how: 'slot' | 'cap',
+  keys: string[],
+  why?: string,
+): Promise<StoredReboot | undefined> {
   const now = deps.clock.now();
   const policy = node.policy.xpuReboot;
   let postpone: PlannedCommand | undefined;
@@ -229,12 +252,17 @@ export async function onQueuedWaitRegistered(deps: Deps, rebootId: string, node:
   const now = deps.clock.now();
   const postpone = planPostpone(reboot, reboot.deadline, `queued: ${reboot.queue.reason}`, node, now);
   if (!reboot.commands[postpone.id]) {
-    const updated = await changeReboot(deps, rebootId, (r) => {
-      if (r.commands[postpone.id] || r.status !== 'queued') return null;
-      r.commands[postpone.id] = summarize(postpone, 'budget', now.toISOString());
-      r.postponedTo = r.deadline ?? undefined;
-      return r;
-    }, node);
+    const updated = await changeReboot(
+      deps,
+      rebootId,
+      (r) => {
+        if (r.commands[postpone.id] || r.status !== 'queued') return null;
+        r.commands[postpone.id] = summarize(postpone, 'budget', now.toISOString());
+        r.postponedTo = r.deadline ?? undefined;
+        return r;
+      },
+      node,
+    );
     if (updated?.commands[postpone.id]) await putCommands(deps, updated, [postpone], 'budget');
   }
   await tryAdmit(deps, entry);
@@ -312,7 +340,11 @@ export async function performFleetEffect(deps: Deps, reboot: StoredReboot, e: Fl
         const beyond = counted.beyond && !r.history.some((h) => h.phase === 'budget-exceeded');
         if (!beyond && (!counted.keys.length || r.budgetKeys?.length)) return null;
         if (counted.keys.length) r.budgetKeys = counted.keys;
-        if (beyond) r.history.push({ ...history(now, 'budget-exceeded', `forced out of the queue: the node is unavailable beyond ${counted.beyond}`), by: COORDINATOR });
+        if (beyond)
+          r.history.push({
+            ...history(now, 'budget-exceeded', `forced out of the queue: the node is unavailable beyond ${counted.beyond}`),
+            by: COORDINATOR,
+          });
         return r;
       });
       break;

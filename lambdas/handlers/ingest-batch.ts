@@ -102,9 +102,9 @@ export async function processBatch(
     // Best effort: a log that cannot be written must not change what is retried.
     await Promise.all(
       notes.map(({ key, item, error }) =>
-        log.record({ key, messageId: item.id, reason: error.slice(0, 2000), receiveCount: item.receiveCount, at }).catch((err) =>
-          logger.warn('ingest: could not record the failure reason', { messageId: item.id, error: String(err) }),
-        ),
+        log
+          .record({ key, messageId: item.id, reason: error.slice(0, 2000), receiveCount: item.receiveCount, at })
+          .catch((err) => logger.warn('ingest: could not record the failure reason', { messageId: item.id, error: String(err) })),
       ),
     );
   }

@@ -10,16 +10,10 @@ import {
   unannouncedReboot,
   xpuSignal,
 } from '../core/model.ts';
-import {
-  decideHostReboot,
-  history,
-  newHostReboot,
-  newXpuReboot,
-  type StoredReboot,
-} from '../core/reboot.ts';
+import { decideHostReboot, history, newHostReboot, newXpuReboot, type StoredReboot } from '../core/reboot.ts';
 import type { NativeEvent, NodeDef } from '../core/types.ts';
 import type { NodeStateRecord } from '../ports/index.ts';
-import { type Deps } from './deps.ts';
+import type { Deps } from './deps.ts';
 import { applyStep } from './effects.ts';
 import { tagRollout } from './rollout.ts';
 import { rebootIdForEvent, rebootOfEvent } from './reboot-ids.ts';
@@ -75,7 +69,12 @@ export function createIngestHandler(deps: Deps) {
    * node: the host reboot power-cycles or waits for it anyway, so it joins that one and waits for
    * its xpu.ready there, instead of racing it with a reboot of its own.
    */
-  async function joinHostReboot(host: StoredReboot, ev: NativeEvent, node: NodeDef, mode: 'planned' | 'crash'): Promise<IngestOutcome | undefined> {
+  async function joinHostReboot(
+    host: StoredReboot,
+    ev: NativeEvent,
+    node: NodeDef,
+    mode: 'planned' | 'crash',
+  ): Promise<IngestOutcome | undefined> {
     if (host.endedAt) return undefined; // ending: its claim is about to go, try again
     await applyStep(deps, host.id, (r) => joinHost(r, { ...ev, xpu: ev.xpu }, mode), node);
     return { kind: 'joined', rebootId: host.id };
@@ -100,7 +99,9 @@ export function createIngestHandler(deps: Deps) {
     prefetched?: Promise<StoredReboot | undefined>,
   ): Promise<IngestOutcome> {
     const found = await prefetched;
-    const { id, fresh } = found ? { id: found.id, fresh: false } : await rebootIdForEvent(deps, 'xpu', ev.dedupKey, { lookedUp: !!prefetched });
+    const { id, fresh } = found
+      ? { id: found.id, fresh: false }
+      : await rebootIdForEvent(deps, 'xpu', ev.dedupKey, { lookedUp: !!prefetched });
     const existing = found ?? (fresh ? undefined : await deps.store.getReboot(id));
     if (existing) {
       // A replay of the event that started this reboot: make sure its workflow runs, nothing more.
@@ -185,7 +186,12 @@ export function createIngestHandler(deps: Deps) {
           budgetDenial = budget.detail;
         } else budgetKeys = budget.keys;
       }
-      const reboot = newHostReboot(id, node, ev, decision.kind === 'allow' ? { allowed: true } : { allowed: false, reason: decision.reason });
+      const reboot = newHostReboot(
+        id,
+        node,
+        ev,
+        decision.kind === 'allow' ? { allowed: true } : { allowed: false, reason: decision.reason },
+      );
       // The tenant the xPUs are provisioned for is the node's state, not the inventory's (docs/reboot-model.md).
       reboot.tenant = state.provisionedTenant ?? node.tenant;
       if (budgetKeys.length) reboot.budgetKeys = budgetKeys;

@@ -12,7 +12,13 @@ export interface IotAuthorizerEvent {
 
 export type IotAuthorizerResult =
   | { isAuthenticated: false }
-  | { isAuthenticated: true; principalId: string; disconnectAfterInSeconds: number; refreshAfterInSeconds: number; policyDocuments: string[] };
+  | {
+      isAuthenticated: true;
+      principalId: string;
+      disconnectAfterInSeconds: number;
+      refreshAfterInSeconds: number;
+      policyDocuments: string[];
+    };
 
 /** The IoT policy of one agent: connect with a client id of its own, subscribe to and receive its wake-ups. */
 export function agentPolicy(agent: string, region: string, account: string): Record<string, unknown> {
@@ -27,7 +33,12 @@ export function agentPolicy(agent: string, region: string, account: string): Rec
   };
 }
 
-export function createIotAuthorizer(deps: { inventory: (hint?: InventoryHint) => Promise<InventoryIndex>; logger: Logger; region: string; account: () => string }) {
+export function createIotAuthorizer(deps: {
+  inventory: (hint?: InventoryHint) => Promise<InventoryIndex>;
+  logger: Logger;
+  region: string;
+  account: () => string;
+}) {
   return async (event: IotAuthorizerEvent): Promise<IotAuthorizerResult> => {
     const mqtt = event.protocolData?.mqtt;
     const agent = mqtt?.username?.split('?')[0] ?? '';

@@ -12,7 +12,11 @@ export interface NodeRouteDeps {
 }
 
 /** Mounts the route; `principal` is the app's own token check (one bearer-token reader). */
-export function registerNodeRoutes(app: Hono, deps: NodeRouteDeps, principal: (c: Context) => Promise<{ who: Principal; index: InventoryIndex }>): void {
+export function registerNodeRoutes(
+  app: Hono,
+  deps: NodeRouteDeps,
+  principal: (c: Context) => Promise<{ who: Principal; index: InventoryIndex }>,
+): void {
   app.get('/v1/nodes/:id', async (c) => {
     const { who, index } = await principal(c);
     const id = c.req.param('id');

@@ -57,8 +57,13 @@ function operations(): Record<string, Operation> {
     'GET /healthz': {
       tag: 'operations',
       summary: 'Health of the coordinator and its dependencies',
-      description: 'Answers 503 `{"ok":false,"unavailable":[...],"dependencies":{...}}` while the store, the queue or the workflow engine does not answer.',
-      ok: { status: 200, description: '`{"ok":true}`', schema: { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] } },
+      description:
+        'Answers 503 `{"ok":false,"unavailable":[...],"dependencies":{...}}` while the store, the queue or the workflow engine does not answer.',
+      ok: {
+        status: 200,
+        description: '`{"ok":true}`',
+        schema: { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] },
+      },
       errors: [],
     },
     'GET /openapi.json': {
@@ -76,14 +81,19 @@ function operations(): Record<string, Operation> {
       ok: {
         status: 202,
         description: 'accepted and ignored records',
-        schema: { type: 'object', properties: { accepted: { type: 'integer' }, ignored: { type: 'integer' } }, required: ['accepted', 'ignored'] },
+        schema: {
+          type: 'object',
+          properties: { accepted: { type: 'integer' }, ignored: { type: 'integer' } },
+          required: ['accepted', 'ignored'],
+        },
       },
       errors: [400, ...authed, 413],
     },
     'POST /v1/events': {
       tag: 'events',
       summary: 'One native event',
-      description: "From the node's BMC or agent token, or the operator. A node not in the inventory is a 404; an unknown type a 400 (`UnknownEventType`).",
+      description:
+        "From the node's BMC or agent token, or the operator. A node not in the inventory is a 404; an unknown type a 400 (`UnknownEventType`).",
       // The route checks `type` itself (to name the error); the document lists the types it accepts.
       body: { name: 'NativeEvent', schema: NativeEventBody.extend({ type: z.enum(NATIVE_EVENT_TYPES) }), required: true },
       ok: { status: 202, description: '`{"accepted":1,"ignored":0,"id"}`', schema: object },
@@ -106,7 +116,8 @@ function operations(): Record<string, Operation> {
     'POST /v1/reboots/{id}/extensions': {
       tag: 'reboots',
       summary: 'The node agent asks for more notice',
-      description: 'A request beyond what remains is trimmed (200 with fewer seconds). 403 for an untrusted host or another node; 409 once no extension is left or the notice phase is over.',
+      description:
+        'A request beyond what remains is trimmed (200 with fewer seconds). 403 for an untrusted host or another node; 409 once no extension is left or the notice phase is over.',
       headers: [
         {
           name: 'Idempotency-Key',
@@ -137,7 +148,14 @@ function operations(): Record<string, Operation> {
       tag: 'agents',
       summary: 'Long poll for the commands of an agent',
       description: 'A command is delivered again until its result is posted. `node` is the host agent, `node.xpu` an xPU agent.',
-      query: z.object({ wait: z.coerce.number().min(0).max(MAX_WAIT_SECONDS).default(0).describe(`seconds to wait for a command; at most ${MAX_WAIT_SECONDS}`) }),
+      query: z.object({
+        wait: z.coerce
+          .number()
+          .min(0)
+          .max(MAX_WAIT_SECONDS)
+          .default(0)
+          .describe(`seconds to wait for a command; at most ${MAX_WAIT_SECONDS}`),
+      }),
       ok: { status: 200, description: '`[{"id","type","rebootId","node","xpu","args","deadline"}]`', schema: array },
       errors: [400, ...authed, 404],
     },
@@ -178,7 +196,11 @@ function operations(): Record<string, Operation> {
       tag: 'fleet',
       summary: 'A node: its place, provisioned tenant, xPUs and active reboots',
       description: "The operator or the node's agents.",
-      ok: { status: 200, description: '`{"id","rack","zone","provisionedTenant","xpus":[{"id","persistentPower"}],"activeReboots":[...]}`', schema: object },
+      ok: {
+        status: 200,
+        description: '`{"id","rack","zone","provisionedTenant","xpus":[{"id","persistentPower"}],"activeReboots":[...]}`',
+        schema: object,
+      },
       errors: [...authed, 404],
     },
     'POST /v1/holds': {
@@ -269,7 +291,11 @@ function okResponse(ok: Operation['ok']) {
   if (content === 'report')
     return {
       description: ok.description,
-      content: { 'application/json': { schema: object }, 'text/csv': { schema: { type: 'string' } }, 'text/html': { schema: { type: 'string' } } },
+      content: {
+        'application/json': { schema: object },
+        'text/csv': { schema: { type: 'string' } },
+        'text/html': { schema: { type: 'string' } },
+      },
     };
   return { description: ok.description, content: { 'application/json': { schema: ok.schema ?? object } } };
 }
@@ -278,13 +304,20 @@ function operationOf(route: ApiRoute, op: Operation | undefined, schemas: Record
   const id = `${route.method.toLowerCase()}${route.path.replace(/\{([^}]+)\}/g, 'By-$1').replace(/[^A-Za-z0-9]+(.)?/g, (_, c: string | undefined) => (c ?? '').toUpperCase())}`;
   if (!op) {
     // A route added to routes.ts without a description here still appears (test/unit/openapi.test.ts fails on it).
-    return { operationId: id, summary: route.path, 'x-undocumented': true, parameters: pathParameters(route.path), responses: { default: { description: 'undocumented' } } };
+    return {
+      operationId: id,
+      summary: route.path,
+      'x-undocumented': true,
+      parameters: pathParameters(route.path),
+      responses: { default: { description: 'undocumented' } },
+    };
   }
   if (op.body) schemas[op.body.name] = inputSchema(op.body.schema);
   const responses: Record<string, unknown> = { [String(op.ok.status)]: okResponse(op.ok) };
   for (const status of op.errors) responses[String(status)] = { $ref: `#/components/responses/${ERRORS[status][0]}` };
   if (!route.public) responses['500'] = { $ref: '#/components/responses/InternalError' };
-  if (route.path === '/healthz') responses['503'] = { description: 'a dependency does not answer', content: { 'application/json': { schema: object } } };
+  if (route.path === '/healthz')
+    responses['503'] = { description: 'a dependency does not answer', content: { 'application/json': { schema: object } } };
   const parameters = [
     ...pathParameters(route.path),
     ...queryParameters(op.query),
@@ -298,7 +331,12 @@ function operationOf(route: ApiRoute, op: Operation | undefined, schemas: Record
     ...(route.public ? { security: [] } : op.queryToken ? { security: [{ bearer: [] }, { accessToken: [] }] } : {}),
     ...(parameters.length ? { parameters } : {}),
     ...(op.body
-      ? { requestBody: { required: op.body.required === true, content: { 'application/json': { schema: { $ref: `#/components/schemas/${op.body.name}` } } } } }
+      ? {
+          requestBody: {
+            required: op.body.required === true,
+            content: { 'application/json': { schema: { $ref: `#/components/schemas/${op.body.name}` } } },
+          },
+        }
       : {}),
     responses,
   };
@@ -310,7 +348,10 @@ export function openApiDocument(): Record<string, unknown> {
   const schemas: Record<string, unknown> = {
     Error: {
       type: 'object',
-      properties: { error: { type: 'string', description: 'a literal code, e.g. ValidationError, Forbidden' }, message: { type: 'string' } },
+      properties: {
+        error: { type: 'string', description: 'a literal code, e.g. ValidationError, Forbidden' },
+        message: { type: 'string' },
+      },
       required: ['error', 'message'],
     },
   };
@@ -319,8 +360,13 @@ export function openApiDocument(): Record<string, unknown> {
     paths[route.path] ??= {};
     paths[route.path][route.method.toLowerCase()] = operationOf(route, ops[routeKey(route)], schemas);
   }
-  const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
-  const responses: Record<string, unknown> = Object.fromEntries(Object.values(ERRORS).map(([code, description]) => [code, errorResponse(description)]));
+  const errorResponse = (description: string) => ({
+    description,
+    content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+  });
+  const responses: Record<string, unknown> = Object.fromEntries(
+    Object.values(ERRORS).map(([code, description]) => [code, errorResponse(description)]),
+  );
   responses.InternalError = errorResponse('the request could not be completed; it is safe to retry');
   return {
     openapi: '3.1.0',
@@ -334,8 +380,17 @@ export function openApiDocument(): Record<string, unknown> {
     paths,
     components: {
       securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', description: 'the operator token, a node agent or xPU agent token, or a BMC token (inventory)' },
-        accessToken: { type: 'apiKey', in: 'query', name: 'access_token', description: "a BMC's token in the URL, for BMCs that send no custom headers (RFC 6750 §2.3)" },
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'the operator token, a node agent or xPU agent token, or a BMC token (inventory)',
+        },
+        accessToken: {
+          type: 'apiKey',
+          in: 'query',
+          name: 'access_token',
+          description: "a BMC's token in the URL, for BMCs that send no custom headers (RFC 6750 §2.3)",
+        },
       },
       schemas,
       responses,

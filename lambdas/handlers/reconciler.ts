@@ -27,7 +27,12 @@ const ACTIVE: RebootStatus[] = REBOOT_STATUSES.filter((s) => !isEnded(s) && s !=
 export { WORKFLOW_OF };
 
 /** Why a reboot must be ended, or null while its execution runs (or may still start). */
-export function reconcileReason(reboot: StoredReboot, state: WorkflowExecutionState, now: Date, graceSeconds: number): { reason: string; detail: string } | null {
+export function reconcileReason(
+  reboot: StoredReboot,
+  state: WorkflowExecutionState,
+  now: Date,
+  graceSeconds: number,
+): { reason: string; detail: string } | null {
   switch (state.status) {
     case 'RUNNING':
     case 'PENDING_REDRIVE':
@@ -55,7 +60,9 @@ export function createReconciler(deps: Deps, opts: ReconcilerOptions = {}) {
     // Its commands will never be waited for again: close them so agents stop being handed them.
     const open = outstandingCommands(reboot, [...new Set(Object.values(reboot.commands).map((c) => c.step))]);
     const closed = await Promise.all(
-      open.map((c) => deps.store.updateCommand(c.agent, c.id, (cmd) => (isFinal(cmd.status) ? null : { ...cmd, status: 'timed-out', finishedAt: at }))),
+      open.map((c) =>
+        deps.store.updateCommand(c.agent, c.id, (cmd) => (isFinal(cmd.status) ? null : { ...cmd, status: 'timed-out', finishedAt: at })),
+      ),
     );
     const closedIds = open.filter((_, i) => closed[i]?.changed).map((c) => c.id);
     let ended = false;

@@ -28,7 +28,11 @@ export async function complianceReport(deps: Deps, from: Date, to: Date) {
 }
 
 /** Reports the window [to - windowSeconds, to), where `to` is the last whole window boundary. */
-export async function writeScheduledReport(deps: Deps, sink: ReportSink, windowSeconds: number): Promise<{ from: string; to: string; reboots: number }> {
+export async function writeScheduledReport(
+  deps: Deps,
+  sink: ReportSink,
+  windowSeconds: number,
+): Promise<{ from: string; to: string; reboots: number }> {
   const now = deps.clock.now().getTime();
   const to = new Date(Math.floor(now / (windowSeconds * 1000)) * windowSeconds * 1000);
   const from = new Date(to.getTime() - windowSeconds * 1000);

@@ -2,7 +2,7 @@
 import type { Context, Hono } from 'hono';
 import { ulid } from 'ulid';
 import { z } from 'zod';
-import { BadRequest, Conflict, Forbidden, HttpError, NotFound, PayloadTooLarge, Unauthorized } from '../core/errors.ts';
+import { BadRequest, Conflict, Forbidden, HttpError, NotFound, PayloadTooLarge } from '../core/errors.ts';
 import type { InventoryIndex } from '../core/inventory.ts';
 import { actorOf, type Principal } from '../core/principal.ts';
 import { isEnded } from '../core/reboot.ts';
@@ -92,7 +92,8 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
   // The page itself is public (it holds no data); it asks for the operator token and sends it on every call.
   app.get('/ui', (c) =>
     c.html(FLEET_PAGE, 200, {
-      'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:",
+      'content-security-policy':
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:",
       'cache-control': 'no-store',
     }),
   );
@@ -105,7 +106,11 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
     if (sel.node && !index.node(sel.node)) throw new NotFound(`node ${sel.node} is not in the inventory`);
     const plan = planRollout(index.inventory, sel);
     if (plan.length === 0) throw new BadRequest(`the selector ${JSON.stringify(sel)} matches no xPU`, 'EmptyPlan');
-    if (plan.length > MAX_PLAN) throw new BadRequest(`the selector matches ${plan.length} xPUs; one rollout takes at most ${MAX_PLAN}: roll out by zone or rack`, 'PlanTooLarge');
+    if (plan.length > MAX_PLAN)
+      throw new BadRequest(
+        `the selector matches ${plan.length} xPUs; one rollout takes at most ${MAX_PLAN}: roll out by zone or rack`,
+        'PlanTooLarge',
+      );
     if (body.dryRun) return c.json({ id: null, status: 'dry-run', dryRun: true, plan }, 201);
     const now = deps.clock.now().toISOString();
     const rollout: Rollout = {
@@ -183,7 +188,8 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
       Object.entries(h.selector).every(([k, v]) => (k === 'node' ? n.id : (n as Record<string, unknown>)[k]) === v);
     // xPUs a rollout has asked to reboot (reboot-xpu out) that have not announced yet.
     const asked = new Map<string, string[]>();
-    for (const r of rollouts) for (const it of r.items) if (it.state === 'sent') asked.set(it.node, [...(asked.get(it.node) ?? []), it.xpu]);
+    for (const r of rollouts)
+      for (const it of r.items) if (it.state === 'sent') asked.set(it.node, [...(asked.get(it.node) ?? []), it.xpu]);
     const racks = new Map<string, unknown[]>();
     for (const n of index.inventory.nodes) {
       const rack = n.rack ?? '(no rack)';
@@ -194,7 +200,14 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
         zone: n.zone ?? null,
         tenant: n.tenant ?? null,
         xpus: n.xpus.map((x) => x.id),
-        state: mine.length === 0 ? 'idle' : mine.some((r) => r.status !== 'queued') ? (mine.some((r) => r.kind === 'host') ? 'host-rebooting' : 'xpu-rebooting') : 'queued',
+        state:
+          mine.length === 0
+            ? 'idle'
+            : mine.some((r) => r.status !== 'queued')
+              ? mine.some((r) => r.kind === 'host')
+                ? 'host-rebooting'
+                : 'xpu-rebooting'
+              : 'queued',
         reboots: mine.map(view),
         asked: asked.get(n.id) ?? [],
         holds: holds.filter((h) => holdMatches(h, n)).map((h) => h.id),
@@ -213,7 +226,18 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
       holds,
       rollouts: rollouts.map((r) => {
         const p = publicRollout(r);
-        return { id: p.id, status: p.status, reason: p.reason, selector: p.selector, createdAt: p.createdAt, total: p.plan.length, done: p.done.length, failed: p.failed.length, inFlight: r.items.filter(isInFlight).length, ...(p.blocked ? { blocked: p.blocked } : {}) };
+        return {
+          id: p.id,
+          status: p.status,
+          reason: p.reason,
+          selector: p.selector,
+          createdAt: p.createdAt,
+          total: p.plan.length,
+          done: p.done.length,
+          failed: p.failed.length,
+          inFlight: r.items.filter(isInFlight).length,
+          ...(p.blocked ? { blocked: p.blocked } : {}),
+        };
       }),
       timeline: reboots.filter((r) => r.notifiedAt >= since || !isEnded(r.status)).map(view),
     });

@@ -88,7 +88,8 @@ export function createRolloutTasks(deps: RolloutDeps) {
       const holder = (await deps.store.getNodeState(it.node)).xpus[it.xpu];
       const held = holder ? ((await deps.store.getReboot(holder)) as RolloutTagged | undefined) : undefined;
       if (held && matches(held, r, it)) reboot = held;
-      else if (it.commandId && (cmd = await deps.store.getCommand(agent, it.commandId))?.status === 'succeeded') {
+      else if (it.commandId) cmd = await deps.store.getCommand(agent, it.commandId);
+      if (!reboot && cmd?.status === 'succeeded') {
         const recent = await deps.store.listReboots({ node: it.node, limit: 20 });
         reboot = (recent.items as RolloutTagged[]).find((x) => matches(x, r, it));
       }
@@ -101,7 +102,9 @@ export function createRolloutTasks(deps: RolloutDeps) {
     cmd ??= await deps.store.getCommand(agent, it.commandId);
     if (r.status === 'cancelled' && cmd?.status === 'pending') {
       const res = await deps.store.updateCommand(agent, it.commandId, (c) =>
-        c.status === 'pending' ? { ...c, status: 'timed-out', finishedAt: deps.clock.now().toISOString(), output: 'withdrawn: the rollout was cancelled' } : null,
+        c.status === 'pending'
+          ? { ...c, status: 'timed-out', finishedAt: deps.clock.now().toISOString(), output: 'withdrawn: the rollout was cancelled' }
+          : null,
       );
       if (res?.changed) return { commandStatus: 'withdrawn' };
       cmd = res?.command;
@@ -185,7 +188,11 @@ export function createRolloutTasks(deps: RolloutDeps) {
     const stored = res.rollout;
     // Every item still waiting for its reboot gets its command (again: a crash may have come between the two writes).
     await Promise.all(stored.items.map((it, i) => (it.state === 'sent' ? send(stored, i, index.node(it.node)) : undefined)));
-    if (result.started.length) deps.logger.info('rollout started reboots', { rolloutId: r.id, xpus: result.started.map((i) => `${stored.items[i].node}/${stored.items[i].xpu}`) });
+    if (result.started.length)
+      deps.logger.info('rollout started reboots', {
+        rolloutId: r.id,
+        xpus: result.started.map((i) => `${stored.items[i].node}/${stored.items[i].xpu}`),
+      });
     return { next: result.next, waitSeconds: result.waitSeconds, inFlight: stored.items.filter(isInFlight).length };
   }
 
@@ -233,7 +240,14 @@ export function createRolloutTasks(deps: RolloutDeps) {
             status: 'paused',
             waiter: null,
             endedAt: r.endedAt ?? at,
-            history: [...r.history, { at, phase: 'workflow-error', detail: `the rollout workflow gave up${e?.Error ? `: ${e.Error}${e.Cause ? ` (${String(e.Cause).slice(0, 300)})` : ''}` : ''}` }],
+            history: [
+              ...r.history,
+              {
+                at,
+                phase: 'workflow-error',
+                detail: `the rollout workflow gave up${e?.Error ? `: ${e.Error}${e.Cause ? ` (${String(e.Cause).slice(0, 300)})` : ''}` : ''}`,
+              },
+            ],
           },
     );
     deps.metrics.count('RolloutFailed');

@@ -1,7 +1,17 @@
 // The Lambdas behind the workflows' Tasks: callback waits (with their commands) and plain steps.
 import { z } from 'zod';
 import { RebootNotFound } from '../core/errors.ts';
-import { complete, fail, markForced, markSilentHost, postponeIfMoved, proceed, proceedNotTaken, recordCommands, registerWaiter } from '../core/model.ts';
+import {
+  complete,
+  fail,
+  markForced,
+  markSilentHost,
+  postponeIfMoved,
+  proceed,
+  proceedNotTaken,
+  recordCommands,
+  registerWaiter,
+} from '../core/model.ts';
 import {
   isFinal,
   isLateRegistration,
@@ -109,7 +119,6 @@ export function createStepHandler(deps: Deps) {
     const p = parse(StepInput, payload);
     const { reboot, node } = await load(deps, p.rebootId);
     const now = deps.clock.now();
-    const at = now.toISOString();
     switch (p.action) {
       case 'proceed': {
         if (reboot.endedAt || reboot.forced) return { ok: true }; // cancelled or forced by an operator meanwhile
@@ -145,17 +154,27 @@ export function createStepHandler(deps: Deps) {
       }
       case 'complete':
       case 'fail': {
-        const closed = await timeOut(deps, reboot, Object.values(reboot.commands).map((c) => c.step));
+        const closed = await timeOut(
+          deps,
+          reboot,
+          Object.values(reboot.commands).map((c) => c.step),
+        );
         const failed = p.action === 'fail';
         const reason = p.reason ?? (failed ? 'failed' : 'completed');
         const story = failed ? failureStory(reason, p.error, reboot) : '';
         // Budget slots go back before the end is written: whoever sees the end (a rollout looking
         // for its next xPU above all) must find the slot free, not race the release.
         await releaseBudgets(deps, reboot, node);
-        const res = await applyStep(deps, reboot.id, (r) => (failed ? fail(r, reason, story, closed, now) : complete(r, closed, now)) ?? releaseAgain(r), node);
+        const res = await applyStep(
+          deps,
+          reboot.id,
+          (r) => (failed ? fail(r, reason, story, closed, now) : complete(r, closed, now)) ?? releaseAgain(r),
+          node,
+        );
         // Rollouts: the end of a reboot a rollout asked for lets its next xPU start. Also on a replay (harmless).
         await wakeRolloutOf(deps, res?.reboot);
-        if (failed && res?.changed && !reboot.endedAt) deps.logger.error('reboot failed', { rebootId: reboot.id, node: reboot.node, reason });
+        if (failed && res?.changed && !reboot.endedAt)
+          deps.logger.error('reboot failed', { rebootId: reboot.id, node: reboot.node, reason });
         return { ok: true };
       }
     }

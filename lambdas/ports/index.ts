@@ -1,7 +1,7 @@
 // The interfaces the handlers need from the outside world; adapters implement them with the AWS SDK.
 import type { AcquireResult, BudgetSlot, Hold } from '../core/budgets.ts';
 import type { StoredReboot } from '../core/reboot.ts';
-import type { Command, CommandStatus, CommandType, Inventory, NativeEvent, RebootStatus } from '../core/types.ts';
+import type { Command, CommandStatus, CommandType, NativeEvent, RebootStatus } from '../core/types.ts';
 
 export interface Clock {
   now(): Date;
@@ -54,7 +54,10 @@ export interface RebootStore extends BudgetStore, HoldStore {
    * Read-modify-write with optimistic concurrency. `change` returns the new record, or null for
    * "nothing to change"; it may run several times under contention, so it must be pure.
    */
-  updateReboot(id: string, change: (r: StoredReboot) => StoredReboot | null): Promise<{ reboot: StoredReboot; changed: boolean } | undefined>;
+  updateReboot(
+    id: string,
+    change: (r: StoredReboot) => StoredReboot | null,
+  ): Promise<{ reboot: StoredReboot; changed: boolean } | undefined>;
   listReboots(q: ListQuery): Promise<{ items: StoredReboot[]; next: string | null }>;
   /** Reboots notified in [from, to), oldest first. */
   rebootsNotifiedBetween(from: Date, to: Date): Promise<StoredReboot[]>;
@@ -82,7 +85,11 @@ export interface RebootStore extends BudgetStore, HoldStore {
   getCommand(agent: string, id: string): Promise<StoredCommand | undefined>;
   /** Unfinished commands of an agent, oldest first. */
   openCommands(agent: string): Promise<StoredCommand[]>;
-  updateCommand(agent: string, id: string, change: (c: StoredCommand) => StoredCommand | null): Promise<{ command: StoredCommand; changed: boolean } | undefined>;
+  updateCommand(
+    agent: string,
+    id: string,
+    change: (c: StoredCommand) => StoredCommand | null,
+  ): Promise<{ command: StoredCommand; changed: boolean } | undefined>;
   /**
    * Marks a command handed to its agent, if it is still due (pending, or silent since
    * `redeliverBefore`); undefined when another poll or a result got there first.

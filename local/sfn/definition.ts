@@ -77,7 +77,7 @@ function isObject(v: unknown): v is Json {
 
 function findQueryLanguage(node: unknown, where: string): void {
   if (Array.isArray(node)) {
-    node.forEach((v, i) => findQueryLanguage(v, `${where}[${i}]`));
+    for (const [i, v] of node.entries()) findQueryLanguage(v, `${where}[${i}]`);
   } else if (isObject(node)) {
     for (const [k, v] of Object.entries(node)) {
       // The package silently ignores JSONata (a JSONata Pass just passes its input), so it must never get here.
@@ -171,7 +171,7 @@ function walkStates(states: unknown, topLevel: boolean, where: string, acc: Walk
     if (type === 'Parallel') {
       const branches = state.Branches;
       if (!Array.isArray(branches)) fail(`Parallel '${name}': Branches must be an array`);
-      branches.forEach((b, i) => walkStates(isObject(b) ? b.States : undefined, false, `${name}.Branches[${i}]`, acc));
+      for (const [i, b] of branches.entries()) walkStates(isObject(b) ? b.States : undefined, false, `${name}.Branches[${i}]`, acc);
     }
     if (type === 'Map') {
       const processor = state.ItemProcessor ?? state.Iterator;

@@ -2,13 +2,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { systemClock, type Clock } from './clock.ts';
-import {
-  compileDefinition,
-  definitionHash,
-  type CompiledDefinition,
-  type Retrier,
-  type TaskMeta,
-} from './definition.ts';
+import { compileDefinition, definitionHash, type CompiledDefinition, type Retrier, type TaskMeta } from './definition.ts';
 import {
   EngineClosed,
   ExecutionAlreadyExists,
@@ -115,7 +109,10 @@ if (typeof packageExecute !== 'function') {
 }
 
 const RUN = Symbol('local-sfn-run');
-const PackageBase = StateMachine as unknown as new (definition: unknown, options: unknown) => {
+const PackageBase = StateMachine as unknown as new (
+  definition: unknown,
+  options: unknown,
+) => {
   run(input: unknown, options: unknown): PackageRun;
 };
 
@@ -164,6 +161,7 @@ function timeoutError(cause: string): Error {
 
 const TOKEN_PREFIX = 'lsfn1.';
 const TOKEN_SHAPE = /^lsfn1\.[A-Za-z0-9_-]+\.[0-9a-f]{32}$/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: AWS refuses execution names with control characters, and so does this engine.
 const NAME_SHAPE = /^[^\s<>{}[\]?*"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f]{1,80}$/;
 const PACKAGE_FAIL_DEFAULT_CAUSE = 'Execution failed because of a Fail state';
 const TERMINAL_TASK_EVENTS = new Set([
@@ -295,7 +293,7 @@ function positiveInteger(v: unknown): v is number {
 }
 
 function retryDelayMs(retrier: Retrier, attempt: number): number {
-  const base = (retrier.IntervalSeconds ?? 1) * Math.pow(retrier.BackoffRate ?? 2, attempt - 1);
+  const base = (retrier.IntervalSeconds ?? 1) * (retrier.BackoffRate ?? 2) ** (attempt - 1);
   const capped = retrier.MaxDelaySeconds !== undefined ? Math.min(base, retrier.MaxDelaySeconds) : base;
   const ms = capped * 1000;
   return retrier.JitterStrategy === 'FULL' ? Math.floor(Math.random() * (ms + 1)) : ms;
@@ -490,12 +488,10 @@ export class LocalStepFunctions {
     return { stopDate: new Date(exec.stopDate ?? this.clock.now()) };
   }
 
-  listExecutions(params: {
-    stateMachineArn: string;
-    statusFilter?: ExecutionStatus;
-    maxResults?: number;
+  listExecutions(params: { stateMachineArn: string; statusFilter?: ExecutionStatus; maxResults?: number; nextToken?: string }): {
+    executions: ExecutionListItem[];
     nextToken?: string;
-  }): { executions: ExecutionListItem[]; nextToken?: string } {
+  } {
     this.machine(params.stateMachineArn);
     const all = [...this.executions.values()]
       .filter((e) => e.machineArn === params.stateMachineArn)
@@ -515,12 +511,10 @@ export class LocalStepFunctions {
     };
   }
 
-  getExecutionHistory(params: {
-    executionArn: string;
-    reverseOrder?: boolean;
-    maxResults?: number;
+  getExecutionHistory(params: { executionArn: string; reverseOrder?: boolean; maxResults?: number; nextToken?: string }): {
+    events: HistoryEvent[];
     nextToken?: string;
-  }): { events: HistoryEvent[]; nextToken?: string } {
+  } {
     const exec = this.execution(params.executionArn);
     const records = exec.history ?? this.historyFromJournal(this.store.read(exec.file));
     const events = records.map(toHistoryEvent);
@@ -685,9 +679,7 @@ export class LocalStepFunctions {
   }
 
   private historyFromJournal(records: JournalRecord[]): (StartRecord | EnteredRecord | EventRecord)[] {
-    return records.filter(
-      (r): r is StartRecord | EnteredRecord | EventRecord => r.t === 'start' || r.t === 'entered' || r.t === 'ev',
-    );
+    return records.filter((r): r is StartRecord | EnteredRecord | EventRecord => r.t === 'start' || r.t === 'entered' || r.t === 'ev');
   }
 
   private emit(exec: Execution, type: string, details?: Record<string, unknown>): void {
@@ -821,7 +813,8 @@ export class LocalStepFunctions {
         for (const r of after) if (r.t === 'hb' && r.token === tok.token) heartbeatAt = r.heartbeatAt;
         // The coordinator was down: the host could not heartbeat to it, so it gets a whole heartbeat window
         // from this restart. Its silence is counted only while the coordinator is up.
-        if (heartbeatAt !== undefined && tok.heartbeatMs !== undefined) heartbeatAt = Math.max(heartbeatAt, this.clock.now() + tok.heartbeatMs);
+        if (heartbeatAt !== undefined && tok.heartbeatMs !== undefined)
+          heartbeatAt = Math.max(heartbeatAt, this.clock.now() + tok.heartbeatMs);
         const result = after.findLast((r) => r.t === 'result' && r.token === tok.token);
         const evTypes = after.filter((r): r is EventRecord => r.t === 'ev').map((r) => r.type);
         resume.parked = this.newParked(tok.token, undefined as unknown as Run, meta, 1, {

@@ -23,14 +23,12 @@ const num = (v: unknown) => (typeof v === 'number' ? v : undefined);
 const bool = (v: unknown) => (typeof v === 'boolean' ? v : undefined);
 
 const OPERATIONS: Record<string, Operation> = {
-  CreateStateMachine: (e, b) =>
-    e.createStateMachine({ name: str(b.name), definition: str(b.definition), roleArn: str(b.roleArn) }),
+  CreateStateMachine: (e, b) => e.createStateMachine({ name: str(b.name), definition: str(b.definition), roleArn: str(b.roleArn) }),
   UpdateStateMachine: (e, b) =>
     e.updateStateMachine({ stateMachineArn: str(b.stateMachineArn), definition: str(b.definition), roleArn: str(b.roleArn) }),
   DescribeStateMachine: (e, b) => e.describeStateMachine({ stateMachineArn: str(b.stateMachineArn) }),
   ListStateMachines: (e, b) => e.listStateMachines({ maxResults: num(b.maxResults), nextToken: str(b.nextToken) }),
-  StartExecution: (e, b) =>
-    e.startExecution({ stateMachineArn: str(b.stateMachineArn), name: str(b.name), input: str(b.input) }),
+  StartExecution: (e, b) => e.startExecution({ stateMachineArn: str(b.stateMachineArn), name: str(b.name), input: str(b.input) }),
   DescribeExecution: (e, b) => e.describeExecution({ executionArn: str(b.executionArn) }),
   StopExecution: (e, b) => e.stopExecution({ executionArn: str(b.executionArn), error: str(b.error), cause: str(b.cause) }),
   ListExecutions: (e, b) =>
@@ -93,10 +91,7 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
-export async function startSfnServer(
-  engine: LocalStepFunctions,
-  opts: { host?: string; port?: number } = {},
-): Promise<SfnServer> {
+export async function startSfnServer(engine: LocalStepFunctions, opts: { host?: string; port?: number } = {}): Promise<SfnServer> {
   const host = opts.host ?? '127.0.0.1';
   const server = createServer(async (req, res) => {
     try {

@@ -17,7 +17,17 @@ describe('stage config', () => {
       reportTimeZone: 'UTC',
       logLevel: 'INFO',
       rebootRetentionDays: 90,
-      reservedConcurrency: { api: 100, authorizer: 50, ingest: 10, 'workflow-await': 20, 'workflow-step': 20, report: 1, watchdog: 1, reconciler: 1, 'iot-authorizer': 20 },
+      reservedConcurrency: {
+        api: 100,
+        authorizer: 50,
+        ingest: 10,
+        'workflow-await': 20,
+        'workflow-step': 20,
+        report: 1,
+        watchdog: 1,
+        reconciler: 1,
+        'iot-authorizer': 20,
+      },
     });
   });
 

@@ -14,7 +14,8 @@ let template: Template;
 let resources: Resources;
 
 const ofType = (type: string, rs: Resources = resources) => Object.entries(rs).filter(([, r]) => r.Type === type);
-const fnId = (name: keyof typeof built.stack.functions) => built.stack.resolve((built.stack.functions[name].node.defaultChild as any).logicalId) as string;
+const fnId = (name: keyof typeof built.stack.functions) =>
+  built.stack.resolve((built.stack.functions[name].node.defaultChild as any).logicalId) as string;
 
 beforeAll(() => {
   built = buildTestApp({ skipBundling: true, config: { stage: 'fleet' } });
@@ -24,7 +25,9 @@ beforeAll(() => {
 
 describe('grants', () => {
   it('scopes states:SendTask* to the coordinator state machines', () => {
-    const machines = ofType('AWS::StepFunctions::StateMachine').map(([, sm]) => sm.Properties.StateMachineName).sort();
+    const machines = ofType('AWS::StepFunctions::StateMachine')
+      .map(([, sm]) => sm.Properties.StateMachineName)
+      .sort();
     expect(machines).toEqual(['fleet-HostReboot', 'fleet-XpuReboot']);
     const callbacks = policyStatements(resources).filter((s) => asArray(s.Action).some((a) => a.startsWith('states:SendTask')));
     expect(callbacks.length).toBeGreaterThanOrEqual(4);
@@ -57,7 +60,9 @@ describe('retries and retention', () => {
     expect(ingestQueue.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(2 * timeout);
     // The 6x guidance covers throttled batches; the event source never runs more than ingest reserves.
     const mapping = ofType('AWS::Lambda::EventSourceMapping')[0][1];
-    expect(resources[fnId('ingest')].Properties.ReservedConcurrentExecutions).toBeGreaterThanOrEqual(mapping.Properties.ScalingConfig.MaximumConcurrency);
+    expect(resources[fnId('ingest')].Properties.ReservedConcurrentExecutions).toBeGreaterThanOrEqual(
+      mapping.Properties.ScalingConfig.MaximumConcurrency,
+    );
   });
 
   it('gives every function that writes reboots the retention of ended reboots', () => {
@@ -84,7 +89,9 @@ describe('alarms', () => {
   });
 
   it('alarms on 5xx answers of the HTTP API and on old events in the ingest queue', () => {
-    const fivexx = ofType('AWS::CloudWatch::Alarm').find(([, a]) => a.Properties.MetricName === '5xx' && a.Properties.Namespace === 'AWS/ApiGateway');
+    const fivexx = ofType('AWS::CloudWatch::Alarm').find(
+      ([, a]) => a.Properties.MetricName === '5xx' && a.Properties.Namespace === 'AWS/ApiGateway',
+    );
     expect(fivexx).toBeDefined();
     actionsToTopic(fivexx![1]);
     const age = ofType('AWS::CloudWatch::Alarm').find(([, a]) => a.Properties.MetricName === 'ApproximateAgeOfOldestMessage');
@@ -102,10 +109,14 @@ describe('redeploy and destroy', () => {
   });
 
   it('empties the buckets of a destroyable stage, and keeps the objects of a retained one', () => {
-    const destroyable = Template.fromStack(buildTestApp({ skipBundling: true, config: { stage: 'throwaway', removalPolicy: 'destroy' } }).stack).toJSON().Resources as Resources;
+    const destroyable = Template.fromStack(
+      buildTestApp({ skipBundling: true, config: { stage: 'throwaway', removalPolicy: 'destroy' } }).stack,
+    ).toJSON().Resources as Resources;
     const buckets = ofType('AWS::S3::Bucket', destroyable).map(([id]) => id);
     expect(buckets.length).toBe(2);
-    const autoDelete = ofType('Custom::S3AutoDeleteObjects', destroyable).map(([, r]) => r.Properties.BucketName.Ref).sort();
+    const autoDelete = ofType('Custom::S3AutoDeleteObjects', destroyable)
+      .map(([, r]) => r.Properties.BucketName.Ref)
+      .sort();
     expect(autoDelete).toEqual(buckets.sort());
     expect(ofType('Custom::S3AutoDeleteObjects')).toHaveLength(0);
   });
@@ -113,14 +124,22 @@ describe('redeploy and destroy', () => {
 
 describe('operator mapping file', () => {
   it('ships the file named in the stage config with the api function and names it in REDFISH_MAPPING_FILE', () => {
-    const { stack } = buildTestApp({ skipBundling: true, config: { stage: 'mapped', redfishMappingFile: 'test/fixtures/redfish/operator-mapping.yaml' } });
+    const { stack } = buildTestApp({
+      skipBundling: true,
+      config: { stage: 'mapped', redfishMappingFile: 'test/fixtures/redfish/operator-mapping.yaml' },
+    });
     const api = Template.fromStack(stack).toJSON().Resources[stack.resolve((stack.functions.api.node.defaultChild as any).logicalId)];
     expect(api.Properties.Environment.Variables.REDFISH_MAPPING_FILE).toBe(`/var/task/${OPERATOR_MAPPING_PATH}`);
     expect(resources[fnId('api')].Properties.Environment.Variables.REDFISH_MAPPING_FILE).toBeUndefined();
   });
 
   it('refuses to synthesize with an invalid mapping file', () => {
-    expect(() => buildTestApp({ skipBundling: true, config: { stage: 'badmap', redfishMappingFile: join(REPO_ROOT, 'test/fixtures/redfish/bad-mapping.yaml') } })).toThrow(/bad-mapping\.yaml/);
+    expect(() =>
+      buildTestApp({
+        skipBundling: true,
+        config: { stage: 'badmap', redfishMappingFile: join(REPO_ROOT, 'test/fixtures/redfish/bad-mapping.yaml') },
+      }),
+    ).toThrow(/bad-mapping\.yaml/);
   });
 });
 
@@ -136,7 +155,11 @@ describe('reserved concurrency', () => {
   });
 
   it('merges given values over the defaults; "none" reserves nothing', () => {
-    expect(parseStageConfig({ reservedConcurrency: '{"api":300}' }).reservedConcurrency).toMatchObject({ api: 300, 'workflow-step': 20, ingest: 10 });
+    expect(parseStageConfig({ reservedConcurrency: '{"api":300}' }).reservedConcurrency).toMatchObject({
+      api: 300,
+      'workflow-step': 20,
+      ingest: 10,
+    });
     expect(parseStageConfig({ reservedConcurrency: 'none' }).reservedConcurrency).toEqual({});
     expect(parseStageConfig({ ingestMaxConcurrency: 25 }).reservedConcurrency.ingest).toBe(25);
   });
@@ -158,7 +181,8 @@ describe('push channel', () => {
     const { stack } = buildTestApp({ skipBundling: true, config: { stage: 'push', iotDataEndpoint: endpoint } });
     const rs = Template.fromStack(stack).toJSON().Resources as Resources;
     const id = (n: keyof typeof stack.functions) => stack.resolve((stack.functions[n].node.defaultChild as any).logicalId) as string;
-    for (const n of ['api', 'ingest', 'workflow-await', 'workflow-step'] as const) expect(rs[id(n)].Properties.Environment.Variables.IOT_DATA_ENDPOINT).toBe(endpoint);
+    for (const n of ['api', 'ingest', 'workflow-await', 'workflow-step'] as const)
+      expect(rs[id(n)].Properties.Environment.Variables.IOT_DATA_ENDPOINT).toBe(endpoint);
     const publish = policyStatements(rs).filter((s) => asArray(s.Action).includes('iot:Publish'));
     expect(publish).toHaveLength(4);
     for (const s of publish) expect(JSON.stringify(s.Resource)).toContain(':topic/xpu-reboot/agents/*');

@@ -30,11 +30,15 @@ describe('rollout state machine', () => {
     expect(ingest.ROLLOUT_WORKFLOW_ARN).toBeUndefined();
     const starts = policyStatements(resources).filter((s) => asArray(s.Action).includes('states:StartExecution'));
     const startersOfRollout = starts.filter((s) => asArray(s.Resource as any).some((r: any) => r.Ref === machineId));
-    expect(startersOfRollout.map((s) => asArray(resources[s.policy].Properties.Roles)[0].Ref)).toEqual([expect.stringMatching(/^ApiFunctionServiceRole/)]);
+    expect(startersOfRollout.map((s) => asArray(resources[s.policy].Properties.Roles)[0].Ref)).toEqual([
+      expect.stringMatching(/^ApiFunctionServiceRole/),
+    ]);
   });
 
   it('routes /v1/rollouts and /v1/fleet behind the authorizer and /ui without it', () => {
-    const routes = Object.values(resources).filter((r) => r.Type === 'AWS::ApiGatewayV2::Route').map((r) => r.Properties);
+    const routes = Object.values(resources)
+      .filter((r) => r.Type === 'AWS::ApiGatewayV2::Route')
+      .map((r) => r.Properties);
     const byKey = new Map(routes.map((r) => [r.RouteKey, r]));
     for (const key of ['POST /v1/rollouts', 'GET /v1/rollouts', 'GET /v1/rollouts/{id}', 'POST /v1/rollouts/{id}/cancel', 'GET /v1/fleet'])
       expect(byKey.get(key)?.AuthorizationType, key).toBe('CUSTOM');

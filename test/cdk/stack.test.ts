@@ -75,10 +75,17 @@ describe('functions', () => {
     for (const [id, fn] of ofType('AWS::Lambda::Function')) {
       const dir = join(outdir, `asset.${String(fn.Properties.Code.S3Key).replace(/\.zip$/, '')}`);
       // Every env var the function gets, with stand-in values: loading must not call AWS.
-      const env = Object.fromEntries(Object.keys(fn.Properties.Environment.Variables).map((k) => [k, /_(SECONDS|DAYS)$/.test(k) ? '1' : `stand-in-${k}`]));
+      const env = Object.fromEntries(
+        Object.keys(fn.Properties.Environment.Variables).map((k) => [k, /_(SECONDS|DAYS)$/.test(k) ? '1' : `stand-in-${k}`]),
+      );
       const result = spawnSync(
         process.execPath,
-        ['--enable-source-maps', '--input-type=module', '-e', "const m = await import('./index.mjs'); if (typeof m.handler !== 'function') process.exit(3);"],
+        [
+          '--enable-source-maps',
+          '--input-type=module',
+          '-e',
+          "const m = await import('./index.mjs'); if (typeof m.handler !== 'function') process.exit(3);",
+        ],
         {
           cwd: dir,
           encoding: 'utf8',
@@ -106,13 +113,19 @@ describe('functions', () => {
   });
 
   it('gives each function exactly the env vars it needs', () => {
-    const env = (name: Parameters<typeof fnId>[0]) =>
-      Object.keys(resources[fnId(name)].Properties.Environment.Variables).sort();
+    const env = (name: Parameters<typeof fnId>[0]) => Object.keys(resources[fnId(name)].Properties.Environment.Variables).sort();
     const base = ['NODE_OPTIONS', 'POWERTOOLS_LOG_LEVEL', 'POWERTOOLS_METRICS_NAMESPACE', 'POWERTOOLS_SERVICE_NAME'];
     const expected = {
       api: ['TABLE_NAME', 'QUEUE_URL', 'DLQ_URL', 'LONG_POLL_MAX_SECONDS', 'REBOOT_RETENTION_DAYS'],
       authorizer: ['TABLE_NAME'],
-      ingest: ['TABLE_NAME', 'IDEMPOTENCY_TABLE_NAME', 'IDEMPOTENCY_TTL_SECONDS', 'XPU_WORKFLOW_ARN', 'HOST_WORKFLOW_ARN', 'REBOOT_RETENTION_DAYS'],
+      ingest: [
+        'TABLE_NAME',
+        'IDEMPOTENCY_TABLE_NAME',
+        'IDEMPOTENCY_TTL_SECONDS',
+        'XPU_WORKFLOW_ARN',
+        'HOST_WORKFLOW_ARN',
+        'REBOOT_RETENTION_DAYS',
+      ],
       'workflow-await': ['TABLE_NAME', 'REBOOT_RETENTION_DAYS'],
       'workflow-step': ['TABLE_NAME', 'REBOOT_RETENTION_DAYS'],
       report: ['TABLE_NAME', 'REPORT_BUCKET'],
@@ -216,7 +229,11 @@ describe('workflows', () => {
 
   it('creates one Standard state machine per ASL file, named after it', () => {
     expect(files.length).toBeGreaterThanOrEqual(2);
-    expect(machines().map(([, m]) => m.Properties.StateMachineName).sort()).toEqual(['test-HostReboot', 'test-XpuReboot']);
+    expect(
+      machines()
+        .map(([, m]) => m.Properties.StateMachineName)
+        .sort(),
+    ).toEqual(['test-HostReboot', 'test-XpuReboot']);
     for (const [, m] of machines()) expect(m.Properties.StateMachineType).toBe('STANDARD');
   });
 
@@ -242,8 +259,8 @@ describe('workflows', () => {
     for (const [, m] of machines()) {
       const roleId = m.Properties.RoleArn['Fn::GetAtt'][0];
       const substituted = Object.values(m.Properties.DefinitionSubstitutions).map((v: any) => v['Fn::GetAtt'][0]);
-      const statements = policyStatements(resources).filter(
-        (s) => asArray(resources[s.policy].Properties.Roles).some((r: any) => r.Ref === roleId),
+      const statements = policyStatements(resources).filter((s) =>
+        asArray(resources[s.policy].Properties.Roles).some((r: any) => r.Ref === roleId),
       );
       const invoke = statements.filter((s) => asArray(s.Action).some((a) => a.startsWith('lambda:')));
       expect(invoke.flatMap((s) => asArray(s.Action))).toEqual(['lambda:InvokeFunction']);
@@ -260,8 +277,14 @@ describe('workflows', () => {
     const start = policyStatements(resources).filter((s) => asArray(s.Action).includes('states:StartExecution'));
     expect(start).toHaveLength(1);
     expect(asArray(resources[start[0].policy].Properties.Roles)[0].Ref).toMatch(/^IngestFunctionServiceRole/);
-    const refs = asArray(start[0].Resource as any).map((r: any) => r.Ref).sort();
-    expect(refs).toEqual(machines().map(([id]) => id).sort());
+    const refs = asArray(start[0].Resource as any)
+      .map((r: any) => r.Ref)
+      .sort();
+    expect(refs).toEqual(
+      machines()
+        .map(([id]) => id)
+        .sort(),
+    );
   });
 });
 
@@ -295,7 +318,10 @@ describe('IAM', () => {
       const actions = policyStatements(resources)
         .filter((s) => asArray(resources[s.policy].Properties.Roles).some((r: any) => r.Ref === role))
         .flatMap((s) => asArray(s.Action));
-      expect(actions.filter((a) => a.startsWith('dynamodb:') && /Put|Update|Delete|Write/.test(a)), name).toEqual([]);
+      expect(
+        actions.filter((a) => a.startsWith('dynamodb:') && /Put|Update|Delete|Write/.test(a)),
+        name,
+      ).toEqual([]);
     }
   });
 });
@@ -387,12 +413,22 @@ describe('reports', () => {
 describe('alarms', () => {
   it('alarms on DLQ depth, workflow failures and time-outs, ingest errors, throttles, 5xx, old events, RebootFailed and QuietBmcs', () => {
     const alarms = ofType('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
-    const plain = alarms.filter((a) => a.MetricName).map((a) => a.MetricName).sort();
+    const plain = alarms
+      .filter((a) => a.MetricName)
+      .map((a) => a.MetricName)
+      .sort();
     expect(plain).toEqual(
       [
-        'ApproximateNumberOfMessagesVisible', 'Errors', 'ExecutionsFailed', 'ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionsTimedOut',
+        'ApproximateNumberOfMessagesVisible',
+        'Errors',
+        'ExecutionsFailed',
+        'ExecutionsFailed',
+        'ExecutionsTimedOut',
+        'ExecutionsTimedOut',
         // One throttle alarm per function.
-        '5xx', 'ApproximateAgeOfOldestMessage', ...Array(FUNCTION_NAMES.length).fill('Throttles'),
+        '5xx',
+        'ApproximateAgeOfOldestMessage',
+        ...Array(FUNCTION_NAMES.length).fill('Throttles'),
       ].sort(),
     );
     const [topicId] = ofType('AWS::SNS::Topic')[0];
@@ -431,7 +467,9 @@ describe('alarms', () => {
 describe('cdk-nag', () => {
   it('reports no unacknowledged AwsSolutions finding', () => {
     const report = new AwsSolutionsChecks(undefined, { verbose: true }).validateScope(built.app);
-    const findings = report.violations.map((v) => `${v.severity} ${v.ruleName}: ${v.violatingResources.map((r) => r.constructPath).join(', ')}`);
+    const findings = report.violations.map(
+      (v) => `${v.severity} ${v.ruleName}: ${v.violatingResources.map((r) => r.constructPath).join(', ')}`,
+    );
     expect(findings).toEqual([]);
     // cdk-nag 3 reports through the validation plugin, but nothing may surface as an annotation either.
     expect(Annotations.fromStack(built.stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);

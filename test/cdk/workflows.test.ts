@@ -32,7 +32,9 @@ describe('names derived from the file name', () => {
 
 describe('the shipped workflows/ folder', () => {
   it('is there: the repository ships its workflows', () => {
-    expect(realFiles.map((f) => f.slice(REAL_WORKFLOWS.length + 1))).toEqual(expect.arrayContaining(['xpu-reboot.asl.json', 'host-reboot.asl.json']));
+    expect(realFiles.map((f) => f.slice(REAL_WORKFLOWS.length + 1))).toEqual(
+      expect.arrayContaining(['xpu-reboot.asl.json', 'host-reboot.asl.json']),
+    );
   });
 
   it('uses only placeholders CDK substitutes', () => {
@@ -58,7 +60,9 @@ describe('the shipped workflows/ folder', () => {
 describe('refusals', () => {
   it('refuses an ASL file with a placeholder no function fills', () => {
     const dir = join(REPO_ROOT, 'test', 'cdk', 'fixtures', 'bad-workflows');
-    expect(() => buildTestApp({ workflowsDir: dir, skipBundling: true })).toThrow(/rogue\.asl\.json: no substitution for \$\{AdminFunctionArn\}/);
+    expect(() => buildTestApp({ workflowsDir: dir, skipBundling: true })).toThrow(
+      /rogue\.asl\.json: no substitution for \$\{AdminFunctionArn\}/,
+    );
   });
 
   it('warns, and starts nothing, when a workflow the ingest function expects is missing', () => {

@@ -11,7 +11,11 @@ function runQuickBench(out: string): Promise<{ code: number | null; stdout: stri
   const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${join(ROOT, 'node_modules/.bin')}:${process.env.PATH}` };
   for (const k of Object.keys(env)) if (k.startsWith('VITEST') || k.startsWith('AWS_')) delete env[k];
   return new Promise((res) => {
-    const proc = spawn(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'bench/run.ts'), '--quick', `--out=${out}`], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'bench/run.ts'), '--quick', `--out=${out}`], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     proc.stdout.on('data', (d) => (stdout += d));

@@ -9,7 +9,12 @@ import { childEnv, NODE, ROOT, tempDir } from '../support/stack.ts';
 describe('chaos --quick', () => {
   it('injects each kind of fault and finds no violation', () => {
     const out = join(tempDir('chaos-quick'), 'results.json');
-    const run = spawnSync(NODE, [join(ROOT, 'chaos/run.ts'), '--quick', '--seed', '14', '--out', out], { cwd: ROOT, env: childEnv(), encoding: 'utf8', timeout: 400_000 });
+    const run = spawnSync(NODE, [join(ROOT, 'chaos/run.ts'), '--quick', '--seed', '14', '--out', out], {
+      cwd: ROOT,
+      env: childEnv(),
+      encoding: 'utf8',
+      timeout: 400_000,
+    });
     const results = JSON.parse(readFileSync(out, 'utf8'));
     expect(results.violations, run.stdout.slice(-4000) + run.stderr.slice(-4000)).toEqual([]);
     expect(run.status).toBe(0);

@@ -6,7 +6,12 @@ import { childEnv, NODE, ROOT } from '../support/stack.ts';
 
 describe('rebootctl demo', () => {
   it('runs a reboot end to end with two agents and prints its history in order', () => {
-    const res = spawnSync(NODE, [join(ROOT, 'cli/rebootctl.js'), 'demo'], { cwd: ROOT, env: childEnv(), encoding: 'utf8', timeout: 90_000 });
+    const res = spawnSync(NODE, [join(ROOT, 'cli/rebootctl.js'), 'demo'], {
+      cwd: ROOT,
+      env: childEnv(),
+      encoding: 'utf8',
+      timeout: 90_000,
+    });
     expect(res.status, res.stderr).toBe(0);
     expect(res.stdout).toMatch(/reboot xr-\S+: completed/);
     const phases = [...res.stdout.matchAll(/^\s+\S+Z\s+(\S+)/gm)].map((m) => m[1]);

@@ -27,10 +27,18 @@ beforeAll(async () => {
     startStackProcess({ dataDir: join(dir, 'data'), nodesFile: writeInventory(dir, INVENTORY) }),
     launchChromium(),
   ]);
-  await api(stack.url, '/v1/events', { token: 'agent-token-b', body: { id: 'ui-1', type: 'xpu.reboot.pending', node: 'node-b', xpu: 'dpu0', data: { reason: 'firmware' } } });
+  await api(stack.url, '/v1/events', {
+    token: 'agent-token-b',
+    body: { id: 'ui-1', type: 'xpu.reboot.pending', node: 'node-b', xpu: 'dpu0', data: { reason: 'firmware' } },
+  });
   rebootId = await waitFor('the reboot', async () => (await api(stack.url, '/v1/reboots', { token: OPERATOR_TOKEN })).json.items[0]?.id);
   await api(stack.url, '/v1/holds', { token: OPERATOR_TOKEN, body: { selector: { node: 'node-c' }, reason: 'disk swap' } });
-  rolloutId = (await api(stack.url, '/v1/rollouts', { token: OPERATOR_TOKEN, body: { selector: { rack: 'r2' }, maxUnavailable: 1, reason: 'BlueField firmware 24.10' } })).json.id;
+  rolloutId = (
+    await api(stack.url, '/v1/rollouts', {
+      token: OPERATOR_TOKEN,
+      body: { selector: { rack: 'r2' }, maxUnavailable: 1, reason: 'BlueField firmware 24.10' },
+    })
+  ).json.id;
 }, 20 * 60_000);
 
 afterAll(async () => {
@@ -91,7 +99,10 @@ describe('the fleet page', () => {
     expect(box!.x + box!.width).toBeLessThanOrEqual(chart!.x + chart!.width + 1);
 
     // Live: a new reboot shows without reloading the page.
-    await api(stack.url, '/v1/events', { token: 'agent-token-a', body: { id: 'ui-2', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0', data: { reason: 'fw' } } });
+    await api(stack.url, '/v1/events', {
+      token: 'agent-token-a',
+      body: { id: 'ui-2', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0', data: { reason: 'fw' } },
+    });
     await expect.poll(() => page.locator('[data-node="node-a"]').getAttribute('data-state'), { timeout: 15_000 }).toBe('xpu-rebooting');
 
     mkdirSync(OUT_DIR, { recursive: true });

@@ -2,7 +2,18 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, childEnv, NODE, OPERATOR_TOKEN, ROOT, startStackProcess, tempDir, waitFor, writeInventory, type RunningStack } from '../support/stack.ts';
+import {
+  api,
+  childEnv,
+  NODE,
+  OPERATOR_TOKEN,
+  ROOT,
+  startStackProcess,
+  tempDir,
+  waitFor,
+  writeInventory,
+  type RunningStack,
+} from '../support/stack.ts';
 
 let stack: RunningStack;
 let id: string;
@@ -11,9 +22,15 @@ beforeAll(async () => {
   const dir = tempDir('reboots-cli');
   stack = await startStackProcess({
     dataDir: join(dir, 'data'),
-    nodesFile: writeInventory(dir, 'nodes:\n  - id: node-a\n    trusted: true\n    agentToken: agent-token-node-a\n    xpus: [{ id: dpu0 }]\n'),
+    nodesFile: writeInventory(
+      dir,
+      'nodes:\n  - id: node-a\n    trusted: true\n    agentToken: agent-token-node-a\n    xpus: [{ id: dpu0 }]\n',
+    ),
   });
-  await api(stack.url, '/v1/events', { token: 'agent-token-node-a', body: { id: 'cli-1', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0', data: { reason: 'fw' } } });
+  await api(stack.url, '/v1/events', {
+    token: 'agent-token-node-a',
+    body: { id: 'cli-1', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0', data: { reason: 'fw' } },
+  });
   id = await waitFor('the reboot', async () => (await api(stack.url, '/v1/reboots', { token: OPERATOR_TOKEN })).json.items[0]?.id);
   await api(stack.url, `/v1/reboots/${id}/extensions`, { token: 'agent-token-node-a', body: { seconds: 60, reason: 'slow drain' } });
 });
@@ -23,7 +40,11 @@ afterAll(async () => {
 });
 
 function cli(...args: string[]) {
-  return spawnSync(NODE, [join(ROOT, 'cli/rebootctl.js'), 'reboots', ...args], { env: childEnv({ REBOOT_OPERATOR_TOKEN: OPERATOR_TOKEN }), encoding: 'utf8', timeout: 30_000 });
+  return spawnSync(NODE, [join(ROOT, 'cli/rebootctl.js'), 'reboots', ...args], {
+    env: childEnv({ REBOOT_OPERATOR_TOKEN: OPERATOR_TOKEN }),
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
 }
 
 describe('rebootctl reboots', () => {
@@ -43,10 +64,14 @@ describe('rebootctl reboots', () => {
   });
 
   it('says why when the server refuses, and exits non-zero', () => {
-    const res = spawnSync(NODE, [join(ROOT, 'cli/rebootctl.js'), 'reboots', 'show', 'xr-nope', '--server', stack.url, '--token', 'wrong-token'], {
-      env: childEnv(),
-      encoding: 'utf8',
-    });
+    const res = spawnSync(
+      NODE,
+      [join(ROOT, 'cli/rebootctl.js'), 'reboots', 'show', 'xr-nope', '--server', stack.url, '--token', 'wrong-token'],
+      {
+        env: childEnv(),
+        encoding: 'utf8',
+      },
+    );
     expect(res.status).toBe(1);
     expect(res.stderr).toMatch(/401 Unauthorized/);
     expect(cli('show', 'xr-nope', '--server', stack.url).stderr).toMatch(/404 NotFound/);

@@ -46,7 +46,10 @@ async function chartBox(page: Page, name: string) {
 }
 
 const inside = (inner: { x: number; y: number; width: number; height: number }, outer: typeof inner) =>
-  inner.x >= outer.x - 1 && inner.y >= outer.y - 1 && inner.x + inner.width <= outer.x + outer.width + 1 && inner.y + inner.height <= outer.y + outer.height + 1;
+  inner.x >= outer.x - 1 &&
+  inner.y >= outer.y - 1 &&
+  inner.x + inner.width <= outer.x + outer.width + 1 &&
+  inner.y + inner.height <= outer.y + outer.height + 1;
 
 describe('compliance report page in Chromium', () => {
   it('renders the three charts with the expected bars and points, fetching nothing', async () => {
@@ -86,7 +89,7 @@ describe('compliance report page in Chromium', () => {
 
     expect(await page.locator('table.findings tbody tr').count()).toBe(10);
     expect(await page.locator('#reboots tbody tr').count()).toBe(14);
-    expect(await page.locator('table.findings tbody tr').first().innerText()).toContain('reboot-failed');
+    expect(await page.locator('table.findings tbody tr').first().textContent()).toContain('reboot-failed');
 
     mkdirSync(OUT_DIR, { recursive: true });
     await page.screenshot({ path: `${OUT_DIR}report.png`, fullPage: true });
@@ -98,7 +101,7 @@ describe('compliance report page in Chromium', () => {
   it('shows an empty window plainly, with empty-state charts that still take their place', async () => {
     const report = computeComplianceReport([], { from: FROM, to: TO, generatedAt: GENERATED_AT });
     const { page, requests, errors } = await open(renderReport(report, 'html').body);
-    await expect(page.locator('#empty-window').innerText()).resolves.toBe('No reboots in this window.');
+    await expect(page.locator('#empty-window').textContent()).resolves.toBe('No reboots in this window.');
     for (const name of ['notice-histogram', 'forced-by-rack', 'recovery-scatter']) {
       await chartBox(page, name);
       expect(await page.locator(`svg[data-chart="${name}"] text.empty`).textContent()).toBe('No data in this window');
@@ -119,17 +122,29 @@ describe('compliance report page in Chromium', () => {
       const node = `node-${i % 240}`;
       const place = { rack: `rack-${String(i % 24).padStart(2, '0')}`, zone: `zone-${i % 3}`, tenant: `tenant-${i % 5}` };
       if (i % 9 === 0) {
-        reboots.push(hostReboot(`h${i}`, node, at, { ...place, hostDownAt: addSeconds(at, 10), hostReadyAt: addSeconds(at, 200 + (i % 13) * 40) }));
+        reboots.push(
+          hostReboot(`h${i}`, node, at, { ...place, hostDownAt: addSeconds(at, 10), hostReadyAt: addSeconds(at, 200 + (i % 13) * 40) }),
+        );
         continue;
       }
       const notice = [300, 300, 300, 240, 180, 600][i % 6];
       const forced = (i % 24) % 5 === 0 && i % 3 === 0;
       const down = forced ? addSeconds(at, notice) : addSeconds(at, Math.floor(notice * ((i % 10) / 10)));
       reboots.push(
-        xpuReboot(`x${i}`, node, at, { ...place, noticeSeconds: notice, forced, rebootingAt: down, readyAt: addSeconds(down, 60 + ((i * 37) % 500)) }),
+        xpuReboot(`x${i}`, node, at, {
+          ...place,
+          noticeSeconds: notice,
+          forced,
+          rebootingAt: down,
+          readyAt: addSeconds(down, 60 + ((i * 37) % 500)),
+        }),
       );
     }
-    const report = computeComplianceReport(reboots, { from: FROM, to: new Date(FROM.getTime() + week), generatedAt: new Date(FROM.getTime() + week) });
+    const report = computeComplianceReport(reboots, {
+      from: FROM,
+      to: new Date(FROM.getTime() + week),
+      generatedAt: new Date(FROM.getTime() + week),
+    });
     const { page, requests } = await open(renderReport(report, 'html').body);
     const scatter = await chartBox(page, 'recovery-scatter');
     const points = await page.locator('svg[data-chart="recovery-scatter"] circle.point').evaluateAll((els) =>

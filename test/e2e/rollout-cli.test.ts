@@ -3,7 +3,18 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fleetTable, progressBar } from '../../cli/commands/rollout.ts';
-import { api, childEnv, NODE, OPERATOR_TOKEN, ROOT, startStackProcess, tempDir, waitFor, writeInventory, type RunningStack } from '../support/stack.ts';
+import {
+  api,
+  childEnv,
+  NODE,
+  OPERATOR_TOKEN,
+  ROOT,
+  startStackProcess,
+  tempDir,
+  waitFor,
+  writeInventory,
+  type RunningStack,
+} from '../support/stack.ts';
 
 let stack: RunningStack;
 
@@ -36,7 +47,13 @@ describe('rebootctl rollout', () => {
     const res = cli('rollout', 'start', '--max-unavailable', '1', '--reason', 'fw 24.10', '--dry-run');
     expect(res.status, res.stderr).toBe(0);
     expect(res.stdout).toMatch(/dry run: 5 xPUs would reboot/);
-    expect(res.stdout.trim().split('\n').slice(1).map((l) => l.trim())).toEqual(['1. a/dpu0', '2. b/dpu0', '3. c/dpu0', '4. d/dpu0', '5. d/dpu1']);
+    expect(
+      res.stdout
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => l.trim()),
+    ).toEqual(['1. a/dpu0', '2. b/dpu0', '3. c/dpu0', '4. d/dpu0', '5. d/dpu1']);
   });
 
   it('starts a rollout of a rack, shows its progress as plain lines off a terminal, shows it in the fleet table, and cancels it', async () => {
@@ -44,7 +61,10 @@ describe('rebootctl rollout', () => {
     expect(started.status, started.stderr).toBe(0);
     const id = /rollout (ro-\S+) running: 3 xPUs/.exec(started.stdout)?.[1];
     expect(id).toBeDefined();
-    await waitFor('the first xPU asked', async () => (await api(stack.url, `/v1/rollouts/${id}`, { token: OPERATOR_TOKEN })).json.inFlight === 1);
+    await waitFor(
+      'the first xPU asked',
+      async () => (await api(stack.url, `/v1/rollouts/${id}`, { token: OPERATOR_TOKEN })).json.inFlight === 1,
+    );
 
     const status = cli('rollout', 'status', id!);
     expect(status.status, status.stderr).toBe(0);
@@ -86,7 +106,19 @@ describe('formatting', () => {
   it('lists budgets and holds under the table when there are some', () => {
     const lines = fleetTable({
       totals: { nodes: 1, inFlight: 1, queued: 1, unavailableNodes: 1 },
-      racks: [{ rack: 'r1', nodes: [{ id: 'a', state: 'queued', holds: ['h-1'], reboots: [{ id: 'xr-1', kind: 'xpu', xpu: 'dpu0', status: 'queued', deadline: '2030-01-01T00:05:00.000Z' }] }] }],
+      racks: [
+        {
+          rack: 'r1',
+          nodes: [
+            {
+              id: 'a',
+              state: 'queued',
+              holds: ['h-1'],
+              reboots: [{ id: 'xr-1', kind: 'xpu', xpu: 'dpu0', status: 'queued', deadline: '2030-01-01T00:05:00.000Z' }],
+            },
+          ],
+        },
+      ],
       budgets: [{ per: 'rack', key: 'r1', maxUnavailable: 1, unavailable: 1 }],
       holds: [{ id: 'h-1', selector: { rack: 'r1' }, reason: 'audit' }],
       rollouts: [],

@@ -17,7 +17,13 @@ afterEach(async () => {
 /** A card without a switch: function 0000:3b:00.0 (mlx5_core) below root port 0000:3a:00.0. */
 function fakeSysfs(ws: Workspace): FakePci {
   return buildFakePci(ws.dir, [
-    { bdf: '0000:3a:00.0', vendor: '8086', type: 4, driver: 'pcieport', below: [{ bdf: '0000:3b:00.0', vendor: '15b3', driver: 'mlx5_core', netdevs: ['p0'] }] },
+    {
+      bdf: '0000:3a:00.0',
+      vendor: '8086',
+      type: 4,
+      driver: 'pcieport',
+      below: [{ bdf: '0000:3b:00.0', vendor: '15b3', driver: 'mlx5_core', netdevs: ['p0'] }],
+    },
   ]);
 }
 
@@ -58,7 +64,21 @@ describe('example hooks (dry run)', () => {
       'cancel-reboot': { reason: 'operator' },
       'reboot-xpu': { reason: 'firmware', noticeSeconds: 300, rolloutId: 'ro-1' },
     };
-    const types = ['migrate-workloads', 'protect-pcie', 'allow-coredump', 'proceed-reboot', 'restore-pcie', 'resume-workloads', 'reboot-host', 'free-host-context', 'reprovision', 'deny-host-reboot', 'postpone-reboot', 'cancel-reboot', 'reboot-xpu'];
+    const types = [
+      'migrate-workloads',
+      'protect-pcie',
+      'allow-coredump',
+      'proceed-reboot',
+      'restore-pcie',
+      'resume-workloads',
+      'reboot-host',
+      'free-host-context',
+      'reprovision',
+      'deny-host-reboot',
+      'postpone-reboot',
+      'cancel-reboot',
+      'reboot-xpu',
+    ];
     server.enqueue('node-a', ...types.map((t, i) => command(`e${i}`, t, { xpu: 'dpu0', args: args[t] ?? {} })));
 
     const a = startAgent(ws, ['--once', '--server', server.url, '--agent', 'node-a', '--hooks', EXAMPLES, '--state', ws.state], {
@@ -75,7 +95,10 @@ describe('example hooks (dry run)', () => {
     const required = ['migrate-workloads', 'protect-pcie', 'restore-pcie', 'resume-workloads'];
     for (const r of results) {
       const type = types[Number(r.id.slice(1))];
-      expect({ type, status: r.status, output: r.output }).toMatchObject({ status: required.includes(type) ? 'failed' : 'skipped', output: expect.stringMatching(/^dry run \(REBOOT_HOOK_DRY_RUN=1\): the hook exited 0/) });
+      expect({ type, status: r.status, output: r.output }).toMatchObject({
+        status: required.includes(type) ? 'failed' : 'skipped',
+        output: expect.stringMatching(/^dry run \(REBOOT_HOOK_DRY_RUN=1\): the hook exited 0/),
+      });
     }
     expect(results).toHaveLength(types.length);
     const out = Object.fromEntries(results.map((r) => [types[Number(r.id.slice(1))], r.output ?? '']));
@@ -85,7 +108,7 @@ describe('example hooks (dry run)', () => {
     expect(out['postpone-reboot']).toMatch(/would write \d+ 2030-01-01T00:00:00.000Z to .*reboot-deadline-rb-1/);
     expect(out['reboot-xpu']).toMatch(/would run: \S*rebootctl(-agent)? announce .*--token-file \S+ --reason firmware --notice 300/);
     expect(out['reboot-host']).toMatch(/would run: (systemd-run .*systemctl reboot|shutdown -r)/);
-    expect(out['reprovision']).toContain('would run: timeout');
+    expect(out.reprovision).toContain('would run: timeout');
     // A dry run changes nothing: no saved state, no files written (only the agent's own state dir is new).
     expect(listing(ws.dir).filter((p) => !p.startsWith('state') && p !== 'hooks.env' && p !== 'setpci.log')).toEqual(before);
     expect(pci.setpciLog().filter((l) => l.includes('='))).toEqual([]);
@@ -97,7 +120,14 @@ describe('example hooks (dry run)', () => {
     const res = spawnSync(join(EXAMPLES, 'protect-pcie'), [], {
       input: '{}',
       encoding: 'utf8',
-      env: { ...process.env, ...pci.env, REBOOT_HOOK_CONFIG: '/nonexistent', REBOOT_HOOK_STATE: join(ws.dir, 'hs'), XPU_ID: 'dpu1', XPU_PCI_ADDRS_dpu1: '0000:5e:00.0' },
+      env: {
+        ...process.env,
+        ...pci.env,
+        REBOOT_HOOK_CONFIG: '/nonexistent',
+        REBOOT_HOOK_STATE: join(ws.dir, 'hs'),
+        XPU_ID: 'dpu1',
+        XPU_PCI_ADDRS_dpu1: '0000:5e:00.0',
+      },
     });
     expect(res.status).toBe(0);
     expect(res.stdout).toContain("xPU 'dpu1' has no PCI function left (already gone): nothing to protect");

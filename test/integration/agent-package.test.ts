@@ -1,7 +1,19 @@
 // The self-contained agent (npm run package:agent): runs from a folder without node_modules, re-executes itself lean,
 // talks to systemd (READY/WATCHDOG through systemd-notify, journald priorities); the .deb and the unit file.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,7 +37,10 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'token'), TOKEN + '\n', { mode: 0o600 });
   mkdirSync(join(dir, 'hooks'));
   for (const t of ['migrate-workloads', 'protect-pcie', 'restore-pcie', 'resume-workloads']) {
-    writeFileSync(join(dir, 'hooks', t), `#!/bin/sh\ncat >/dev/null\necho $$ > "${dir}/$COMMAND_ID.pid"\nwhile [ ! -e "${dir}/go" ]; do sleep 0.05; done\necho "${t} ok"\n`);
+    writeFileSync(
+      join(dir, 'hooks', t),
+      `#!/bin/sh\ncat >/dev/null\necho $$ > "${dir}/$COMMAND_ID.pid"\nwhile [ ! -e "${dir}/go" ]; do sleep 0.05; done\necho "${t} ok"\n`,
+    );
     chmodSync(join(dir, 'hooks', t), 0o755);
   }
   server = await new FakeServer({ tokens: { [TOKEN]: 'node-a' } }).start();
@@ -53,7 +68,22 @@ function collect(child: ReturnType<typeof runBundle>): Promise<{ code: number | 
   return new Promise((r) => child.on('close', (code) => r({ code, out, err })));
 }
 
-const agentArgs = (state: string, extra: string[] = []) => ['agent', '--server', server.url, '--agent', 'node-a', '--hooks', join(dir, 'hooks'), '--state', join(dir, state), '--token-file', join(dir, 'token'), '--wait', '1', ...extra];
+const agentArgs = (state: string, extra: string[] = []) => [
+  'agent',
+  '--server',
+  server.url,
+  '--agent',
+  'node-a',
+  '--hooks',
+  join(dir, 'hooks'),
+  '--state',
+  join(dir, state),
+  '--token-file',
+  join(dir, 'token'),
+  '--wait',
+  '1',
+  ...extra,
+];
 
 describe('the bundled agent (dist/agent/rebootctl-agent.mjs)', () => {
   it('is one file without node_modules: help, agent --help and agent check run under Node 24 from another folder', async () => {
@@ -68,7 +98,20 @@ describe('the bundled agent (dist/agent/rebootctl-agent.mjs)', () => {
     // What hooks (reboot-xpu) and the host's shutdown gate call come with it.
     const top = await collect(runBundle(['--help']));
     expect(top.out).toMatch(/announce \[options\][\s\S]*host-reboot \[options\]/);
-    const check = await collect(runBundle(['agent', 'check', '--agent', 'node-a', '--hooks', join(dir, 'hooks'), '--server', server.url, '--token-file', join(dir, 'token')]));
+    const check = await collect(
+      runBundle([
+        'agent',
+        'check',
+        '--agent',
+        'node-a',
+        '--hooks',
+        join(dir, 'hooks'),
+        '--server',
+        server.url,
+        '--token-file',
+        join(dir, 'token'),
+      ]),
+    );
     expect(check.err).toBe('');
     expect(check.code).toBe(0);
   });
@@ -78,7 +121,9 @@ describe('the bundled agent (dist/agent/rebootctl-agent.mjs)', () => {
     server.enqueue('node-a', command('b1', 'migrate-workloads'));
     const child = runBundle(agentArgs('state-1'));
     const done = collect(child);
-    const hookPid = Number(await waitFor(() => existsSync(join(dir, 'b1.pid')) && readFileSync(join(dir, 'b1.pid'), 'utf8').trim(), 15_000));
+    const hookPid = Number(
+      await waitFor(() => existsSync(join(dir, 'b1.pid')) && readFileSync(join(dir, 'b1.pid'), 'utf8').trim(), 15_000),
+    );
     const cmdline = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
     expect(cmdline).toContain('--max-semi-space-size=1'); // the re-executed image
     expect(cmdline.at(-2)).toBe(bundle);
@@ -98,13 +143,25 @@ describe('the bundled agent (dist/agent/rebootctl-agent.mjs)', () => {
     const rec = join(dir, 'notify.log');
     writeFileSync(join(bin, 'systemd-notify'), `#!/bin/sh\necho "$NOTIFY_SOCKET $*" >> "${rec}"\n`);
     chmodSync(join(bin, 'systemd-notify'), 0o755);
-    const child = runBundle(agentArgs('state-2'), { PATH: `${bin}:${process.env.PATH}`, NOTIFY_SOCKET: '/run/fake/notify', WATCHDOG_USEC: '300000' });
+    const child = runBundle(agentArgs('state-2'), {
+      PATH: `${bin}:${process.env.PATH}`,
+      NOTIFY_SOCKET: '/run/fake/notify',
+      WATCHDOG_USEC: '300000',
+    });
     const done = collect(child);
     const lines = () => (existsSync(rec) ? readFileSync(rec, 'utf8').trim().split('\n') : []);
-    await waitFor(() => lines().filter((l) => l.endsWith('WATCHDOG=1')).length >= 3, 15_000, () => lines().join('\n'));
+    await waitFor(
+      () => lines().filter((l) => l.endsWith('WATCHDOG=1')).length >= 3,
+      15_000,
+      () => lines().join('\n'),
+    );
     child.kill('SIGTERM');
     expect((await done).code).toBe(0);
-    await waitFor(() => lines().at(-1)?.endsWith('STOPPING=1'), 5000, () => lines().join('\n'));
+    await waitFor(
+      () => lines().at(-1)?.endsWith('STOPPING=1'),
+      5000,
+      () => lines().join('\n'),
+    );
     expect(lines()[0]).toBe('/run/fake/notify READY=1');
   });
 
@@ -128,17 +185,28 @@ describe('the bundled agent (dist/agent/rebootctl-agent.mjs)', () => {
 });
 
 describe('installing it', () => {
-  it.skipIf(!has('dpkg-deb'))('npm run package:agent -- --deb builds an architecture-independent .deb with the bundle, the unit and the example hooks', () => {
-    execFileSync(process.execPath, [join(ROOT, 'scripts/package-agent.mjs'), '--deb'], { cwd: ROOT, stdio: 'pipe' });
-    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
-    const deb = join(ROOT, `dist/agent/rebootctl-agent_${version}_all.deb`);
-    expect(execFileSync('dpkg-deb', ['-f', deb, 'Architecture', 'Depends'], { encoding: 'utf8' })).toBe('Architecture: all\nDepends: nodejs (>= 22)\n');
-    const files = execFileSync('dpkg-deb', ['-c', deb], { encoding: 'utf8' });
-    for (const f of ['./usr/lib/rebootctl/rebootctl-agent.mjs', './lib/systemd/system/rebootctl-agent.service', './usr/share/polkit-1/rules.d/50-rebootctl.rules', './usr/share/doc/rebootctl-agent/examples/hooks/protect-pcie', './usr/bin/rebootctl-agent']) {
-      expect(files).toContain(f);
-    }
-    expect(files).toMatch(/^drwxr-xr-x root\/root .* \.\/$/m);
-  });
+  it.skipIf(!has('dpkg-deb'))(
+    'npm run package:agent -- --deb builds an architecture-independent .deb with the bundle, the unit and the example hooks',
+    () => {
+      execFileSync(process.execPath, [join(ROOT, 'scripts/package-agent.mjs'), '--deb'], { cwd: ROOT, stdio: 'pipe' });
+      const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+      const deb = join(ROOT, `dist/agent/rebootctl-agent_${version}_all.deb`);
+      expect(execFileSync('dpkg-deb', ['-f', deb, 'Architecture', 'Depends'], { encoding: 'utf8' })).toBe(
+        'Architecture: all\nDepends: nodejs (>= 22)\n',
+      );
+      const files = execFileSync('dpkg-deb', ['-c', deb], { encoding: 'utf8' });
+      for (const f of [
+        './usr/lib/rebootctl/rebootctl-agent.mjs',
+        './lib/systemd/system/rebootctl-agent.service',
+        './usr/share/polkit-1/rules.d/50-rebootctl.rules',
+        './usr/share/doc/rebootctl-agent/examples/hooks/protect-pcie',
+        './usr/bin/rebootctl-agent',
+      ]) {
+        expect(files).toContain(f);
+      }
+      expect(files).toMatch(/^drwxr-xr-x root\/root .* \.\/$/m);
+    },
+  );
 
   const verify = has('systemd-analyze');
   if (!verify) console.warn('agent-package.test.ts: systemd-analyze not installed: the unit files are not verified');
@@ -151,7 +219,14 @@ describe('installing it', () => {
       expect(res.status).toBe(0);
       const unit = readFileSync(join(ROOT, 'agent/rebootctl-agent.service'), 'utf8');
       expect(unit).not.toMatch(/^RestartSteps=/m); // systemd >= 254 only
-      for (const line of ['WatchdogSec=60', 'NotifyAccess=all', 'User=rebootctl', 'LoadCredential=agent-token:/etc/rebootctl/agent.token', 'ProtectSystem=yes', 'Environment=KUBECONFIG=/etc/rebootctl/kubeconfig']) {
+      for (const line of [
+        'WatchdogSec=60',
+        'NotifyAccess=all',
+        'User=rebootctl',
+        'LoadCredential=agent-token:/etc/rebootctl/agent.token',
+        'ProtectSystem=yes',
+        'Environment=KUBECONFIG=/etc/rebootctl/kubeconfig',
+      ]) {
         expect(unit).toContain(line);
       }
       expect(unit).toMatch(/^ExecStartPre=.* agent check/m);

@@ -23,27 +23,55 @@ const CARD = ['0000:03:00.0', '0000:04:00.0', '0000:04:01.0', '0000:05:00.0', '0
 function blueFieldBehindHostSwitch(opts: { vfDriver?: string; readonly?: string[] } = {}): FakeFn[] {
   return [
     {
-      bdf: '0000:00:01.0', vendor: '8086', type: 4, driver: 'pcieport',
-      below: [{
-        bdf: '0000:01:00.0', vendor: '10b5', type: 5, driver: 'pcieport',
-        below: [{
-          bdf: HOST_PORT, vendor: '10b5', type: 6, driver: 'pcieport', readonly: opts.readonly,
-          below: [{
-            bdf: '0000:03:00.0', vendor: '15b3', type: 5, driver: 'pcieport',
-            below: [
-              {
-                bdf: '0000:04:00.0', vendor: '15b3', type: 6, driver: 'pcieport',
-                below: [
-                  { bdf: '0000:05:00.0', vendor: '15b3', driver: 'mlx5_core', netdevs: ['p0'], dsn: 'b8-3f-d2-03-00-aa-bb-cc' },
-                  { bdf: '0000:05:00.1', vendor: '15b3', driver: 'mlx5_core', netdevs: ['p1'] },
-                  { bdf: '0000:05:00.2', vendor: '15b3', driver: opts.vfDriver ?? 'mlx5_core', physfn: '0000:05:00.0' },
-                ],
-              },
-              { bdf: '0000:04:01.0', vendor: '15b3', type: 6, driver: 'pcieport', below: [{ bdf: '0000:06:00.0', vendor: '15b3', driver: 'rshim_pcie' }] },
-            ],
-          }],
-        }],
-      }],
+      bdf: '0000:00:01.0',
+      vendor: '8086',
+      type: 4,
+      driver: 'pcieport',
+      below: [
+        {
+          bdf: '0000:01:00.0',
+          vendor: '10b5',
+          type: 5,
+          driver: 'pcieport',
+          below: [
+            {
+              bdf: HOST_PORT,
+              vendor: '10b5',
+              type: 6,
+              driver: 'pcieport',
+              readonly: opts.readonly,
+              below: [
+                {
+                  bdf: '0000:03:00.0',
+                  vendor: '15b3',
+                  type: 5,
+                  driver: 'pcieport',
+                  below: [
+                    {
+                      bdf: '0000:04:00.0',
+                      vendor: '15b3',
+                      type: 6,
+                      driver: 'pcieport',
+                      below: [
+                        { bdf: '0000:05:00.0', vendor: '15b3', driver: 'mlx5_core', netdevs: ['p0'], dsn: 'b8-3f-d2-03-00-aa-bb-cc' },
+                        { bdf: '0000:05:00.1', vendor: '15b3', driver: 'mlx5_core', netdevs: ['p1'] },
+                        { bdf: '0000:05:00.2', vendor: '15b3', driver: opts.vfDriver ?? 'mlx5_core', physfn: '0000:05:00.0' },
+                      ],
+                    },
+                    {
+                      bdf: '0000:04:01.0',
+                      vendor: '15b3',
+                      type: 6,
+                      driver: 'pcieport',
+                      below: [{ bdf: '0000:06:00.0', vendor: '15b3', driver: 'rshim_pcie' }],
+                    },
+                  ],
+                },
+              ],
+            },
+          ],
+        },
+      ],
     },
   ];
 }
@@ -134,7 +162,11 @@ describe('protect-pcie and restore-pcie on a card with its own switch behind a h
   });
 
   it('finds the same host port by serial number, by slot and by port', async () => {
-    const identities: Record<string, string>[] = [{ XPU_DSN_dpu0: 'B8-3F-D2-03-00-AA-BB-CC' }, { XPU_SLOT_dpu0: '3' }, { XPU_PORT_dpu0: HOST_PORT }];
+    const identities: Record<string, string>[] = [
+      { XPU_DSN_dpu0: 'B8-3F-D2-03-00-AA-BB-CC' },
+      { XPU_SLOT_dpu0: '3' },
+      { XPU_PORT_dpu0: HOST_PORT },
+    ];
     for (const env of identities) {
       const pci = setup(blueFieldBehindHostSwitch(), { slots: { '3': '0000:03:00' } });
       const p = await hook(pci, 'protect-pcie', { ...env, REBOOT_HOOK_DRY_RUN: '1' });
@@ -186,7 +218,12 @@ describe('protect-pcie and restore-pcie on a card with its own switch behind a h
 
   it('refuses when the root file system or the default route uses the card', async () => {
     const pci = setup(blueFieldBehindHostSwitch());
-    const blk = join(pci.sys, 'devices/pci0000:00/0000:00:01.0/0000:01:00.0', HOST_PORT, '0000:03:00.0/0000:04:00.0/0000:05:00.1/block/sda1');
+    const blk = join(
+      pci.sys,
+      'devices/pci0000:00/0000:00:01.0/0000:01:00.0',
+      HOST_PORT,
+      '0000:03:00.0/0000:04:00.0/0000:05:00.1/block/sda1',
+    );
     mkdirSync(blk, { recursive: true });
     symlinkSync(blk, join(pci.sys, 'class/block/sda1'));
     const disk = await hook(pci, 'protect-pcie', { ...ANCHOR, REBOOT_ROOT_SOURCE: '/dev/sda1' });
@@ -213,9 +250,13 @@ describe('protect-pcie and restore-pcie on a card with its own switch behind a h
       const config = join(pci.dir, 'hooks.env');
       writeFileSync(config, `XPU_DSN_dpu0="b8-3f-d2-03-00-aa-bb-cc"\nMIGRATE_CMD=/bin/true\nRESUME_CMD=/bin/true\n`);
       return new Promise<HookResult>((done) => {
-        const child = spawn(process.execPath, [join(HOOKS, '../../../cli/rebootctl.js'), 'agent', 'check', '--agent', 'node-a', '--hooks', HOOKS, '--hook-self-check'], {
-          env: { ...process.env, ...pci.env, REBOOT_HOOK_CONFIG: config, REBOOT_HOOK_STATE: join(pci.dir, 'hook-state') },
-        });
+        const child = spawn(
+          process.execPath,
+          [join(HOOKS, '../../../cli/rebootctl.js'), 'agent', 'check', '--agent', 'node-a', '--hooks', HOOKS, '--hook-self-check'],
+          {
+            env: { ...process.env, ...pci.env, REBOOT_HOOK_CONFIG: config, REBOOT_HOOK_STATE: join(pci.dir, 'hook-state') },
+          },
+        );
         let out = '';
         child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
         child.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
@@ -224,7 +265,9 @@ describe('protect-pcie and restore-pcie on a card with its own switch behind a h
     };
     const pci = setup(blueFieldBehindHostSwitch());
     const ok = await run(pci);
-    expect(ok.out).toContain(`hook protect-pcie self-check passed: check: xPU 'dpu0': card found by serial number b8-3f-d2-03-00-aa-bb-cc (0000:05:00.0), host-side port ${HOST_PORT}`);
+    expect(ok.out).toContain(
+      `hook protect-pcie self-check passed: check: xPU 'dpu0': card found by serial number b8-3f-d2-03-00-aa-bb-cc (0000:05:00.0), host-side port ${HOST_PORT}`,
+    );
     expect(ok.out).toContain('hook migrate-workloads self-check passed');
     expect(ok.code).toBe(0);
     expect(writes(pci)).toEqual([]); // a check changes nothing

@@ -7,7 +7,15 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { command, FakeServer } from '../fixtures/agent/fake-server.ts';
-import { removeWorkspaces, startAgent, waitFor, workspace, writeHook, type RunningAgent, type Workspace } from '../fixtures/agent/harness.ts';
+import {
+  removeWorkspaces,
+  startAgent,
+  waitFor,
+  workspace,
+  writeHook,
+  type RunningAgent,
+  type Workspace,
+} from '../fixtures/agent/harness.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const TOKEN = 'tok-secret-0123456789';
@@ -44,15 +52,37 @@ describe('the token stays out of argv and environ', () => {
     it(`${how}: not in /proc of the agent (after its lean re-exec) nor of a running hook; the hook gets a token file`, async () => {
       const ws = workspace();
       const server = await fakeServer();
-      writeHook(ws, 'migrate-workloads', 'echo $$ > "$REC/hook.pid"\nprintf %s "${REBOOT_AGENT_TOKEN_FILE:-}" > "$REC/token-file"\nwhile [ ! -e "$REC/go" ]; do sleep 0.05; done\necho done');
+      writeHook(
+        ws,
+        'migrate-workloads',
+        'echo $$ > "$REC/hook.pid"\nprintf %s "${REBOOT_AGENT_TOKEN_FILE:-}" > "$REC/token-file"\nwhile [ ! -e "$REC/go" ]; do sleep 0.05; done\necho done',
+      );
       const a = startAgent(
         ws,
-        ['--server', server.url, '--agent', 'node-a', '--hooks', ws.hooks, '--state', ws.state, '--wait', '1', ...(how === '--token-file' ? ['--token-file', tokenFile(ws)] : [])],
+        [
+          '--server',
+          server.url,
+          '--agent',
+          'node-a',
+          '--hooks',
+          ws.hooks,
+          '--state',
+          ws.state,
+          '--wait',
+          '1',
+          ...(how === '--token-file' ? ['--token-file', tokenFile(ws)] : []),
+        ],
         how === 'REBOOT_AGENT_TOKEN' ? { REBOOT_AGENT_TOKEN: TOKEN } : {},
       );
       agents.push(a);
       server.enqueue('node-a', command('c1', 'migrate-workloads'));
-      const hookPid = Number(await waitFor(() => readFileSafe(join(ws.rec, 'hook.pid')).trim(), 10_000, () => a.stderr()));
+      const hookPid = Number(
+        await waitFor(
+          () => readFileSafe(join(ws.rec, 'hook.pid')).trim(),
+          10_000,
+          () => a.stderr(),
+        ),
+      );
       // The daemon re-executed itself (same pid): what /proc shows now is the lean process.
       expect(readFileSync(`/proc/${a.child.pid}/cmdline`, 'utf8')).toContain('daemon.ts');
       expect(procView(a.child.pid!)).not.toContain(TOKEN);
@@ -68,7 +98,18 @@ describe('the token stays out of argv and environ', () => {
 
   it('refuses http:// to a non-loopback host (exit 2) and says why', async () => {
     const ws = workspace();
-    const a = startAgent(ws, ['--server', 'http://reboots.example.com', '--agent', 'node-a', '--hooks', ws.hooks, '--state', ws.state, '--token-file', tokenFile(ws)]);
+    const a = startAgent(ws, [
+      '--server',
+      'http://reboots.example.com',
+      '--agent',
+      'node-a',
+      '--hooks',
+      ws.hooks,
+      '--state',
+      ws.state,
+      '--token-file',
+      tokenFile(ws),
+    ]);
     agents.push(a);
     expect(await a.exited).toBe(2);
     expect(a.stderr()).toMatch(/server .*http:\/\/ is allowed only to a loopback address/);
@@ -89,7 +130,19 @@ describe('server-supplied ids', () => {
       command('../escape', 'reprovision', { xpu: 'dpu0', args: { tenant: 't2' } }),
       command('good', 'reprovision', { xpu: 'dpu0', args: { tenant: 't2' } }),
     );
-    const a = startAgent(ws, ['--once', '--server', server.url, '--agent', 'node-a.dpu0', '--hooks', ws.hooks, '--state', ws.state, '--token-file', tokenFile(ws)]);
+    const a = startAgent(ws, [
+      '--once',
+      '--server',
+      server.url,
+      '--agent',
+      'node-a.dpu0',
+      '--hooks',
+      ws.hooks,
+      '--state',
+      ws.state,
+      '--token-file',
+      tokenFile(ws),
+    ]);
     agents.push(a);
     expect(await a.exited).toBe(0);
     const r = Object.fromEntries(server.finalResults().map((x) => [x.id, x]));
@@ -97,7 +150,12 @@ describe('server-supplied ids', () => {
     expect(r['bad-reboot'].output).toMatch(/^unsafe rebootId "..\/..\/etc\/cron.d\/x" from the server/);
     expect(r['bad-xpu'].output).toMatch(/^unsafe xpu "-rf"/);
     expect(r['bad-tenant'].output).toMatch(/^unsafe args.tenant/);
-    expect([r['bad-reboot'].status, r['bad-xpu'].status, r['bad-tenant'].status, r.good.status]).toEqual(['failed', 'failed', 'failed', 'succeeded']);
+    expect([r['bad-reboot'].status, r['bad-xpu'].status, r['bad-tenant'].status, r.good.status]).toEqual([
+      'failed',
+      'failed',
+      'failed',
+      'succeeded',
+    ]);
     expect(readFileSafe(join(ws.rec, 'ran'))).toBe('ran\n'); // only the good one ran
   });
 });
@@ -107,7 +165,19 @@ describe('bounded queue', () => {
     const ws = workspace();
     const server = await fakeServer();
     server.enqueue('node-a', ...Array.from({ length: 300 }, (_, i) => command(`f${i}`, 'reboot-host'))); // no hook: skipped at once
-    const a = startAgent(ws, ['--once', '--server', server.url, '--agent', 'node-a', '--hooks', ws.hooks, '--state', ws.state, '--token-file', tokenFile(ws)]);
+    const a = startAgent(ws, [
+      '--once',
+      '--server',
+      server.url,
+      '--agent',
+      'node-a',
+      '--hooks',
+      ws.hooks,
+      '--state',
+      ws.state,
+      '--token-file',
+      tokenFile(ws),
+    ]);
     agents.push(a);
     expect(await a.exited).toBe(0);
     expect(server.finalResults()).toHaveLength(256);
@@ -139,10 +209,29 @@ describe('rebootctl agent check against a server', () => {
 
     const port = server.port;
     await server.stop();
-    const offline = await check(['--agent', 'node-a', '--hooks', ws.hooks, '--server', `http://127.0.0.1:${port}`, '--token-file', tokenFile(ws)]);
+    const offline = await check([
+      '--agent',
+      'node-a',
+      '--hooks',
+      ws.hooks,
+      '--server',
+      `http://127.0.0.1:${port}`,
+      '--token-file',
+      tokenFile(ws),
+    ]);
     expect(offline.status).toBe(1);
     expect(offline.stderr).toMatch(/problem: the server .* is unreachable/);
-    const tolerated = await check(['--agent', 'node-a', '--hooks', ws.hooks, '--server', `http://127.0.0.1:${port}`, '--token-file', tokenFile(ws), '--allow-offline']);
+    const tolerated = await check([
+      '--agent',
+      'node-a',
+      '--hooks',
+      ws.hooks,
+      '--server',
+      `http://127.0.0.1:${port}`,
+      '--token-file',
+      tokenFile(ws),
+      '--allow-offline',
+    ]);
     expect(tolerated.status).toBe(0);
     expect(tolerated.stderr).toMatch(/warning: the server .* is unreachable/);
 
@@ -158,15 +247,66 @@ describe('rebootctl agent check against a server', () => {
     for (const t of ['free-host-context', 'reprovision']) writeHook(ws, t, 'true');
     const pki = (name: string) => join(ws.dir, name);
     const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
-    ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', pki('ca.key'), '-out', pki('ca.pem'), '-days', '2', '-subj', '/CN=test-ca');
+    ssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      pki('ca.key'),
+      '-out',
+      pki('ca.pem'),
+      '-days',
+      '2',
+      '-subj',
+      '/CN=test-ca',
+    );
     for (const who of ['server', 'client']) {
-      ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', pki(`${who}.key`), '-out', pki(`${who}.csr`), '-subj', `/CN=${who === 'server' ? 'localhost' : 'node-a.dpu0'}`);
+      ssl(
+        'req',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        pki(`${who}.key`),
+        '-out',
+        pki(`${who}.csr`),
+        '-subj',
+        `/CN=${who === 'server' ? 'localhost' : 'node-a.dpu0'}`,
+      );
       writeFileSync(pki(`${who}.ext`), who === 'server' ? 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' : 'extendedKeyUsage=clientAuth\n');
-      ssl('x509', '-req', '-in', pki(`${who}.csr`), '-CA', pki('ca.pem'), '-CAkey', pki('ca.key'), '-CAcreateserial', '-out', pki(`${who}.pem`), '-days', '2', '-extfile', pki(`${who}.ext`));
+      ssl(
+        'x509',
+        '-req',
+        '-in',
+        pki(`${who}.csr`),
+        '-CA',
+        pki('ca.pem'),
+        '-CAkey',
+        pki('ca.key'),
+        '-CAcreateserial',
+        '-out',
+        pki(`${who}.pem`),
+        '-days',
+        '2',
+        '-extfile',
+        pki(`${who}.ext`),
+      );
     }
     const seen: string[] = [];
     const https = createServer(
-      { key: readFileSync(pki('server.key')), cert: readFileSync(pki('server.pem')), ca: readFileSync(pki('ca.pem')), requestCert: true, rejectUnauthorized: true },
+      {
+        key: readFileSync(pki('server.key')),
+        cert: readFileSync(pki('server.pem')),
+        ca: readFileSync(pki('ca.pem')),
+        requestCert: true,
+        rejectUnauthorized: true,
+      },
       (req, res) => {
         seen.push(`${req.headers.authorization} ${req.url}`);
         res.writeHead(200, { 'content-type': 'application/json' }).end('[]');
@@ -180,9 +320,33 @@ describe('rebootctl agent check against a server', () => {
       expect(ok.stderr).toBe('');
       expect(ok.status).toBe(0);
       expect(seen).toEqual([`Bearer ${TOKEN} /v1/agents/node-a.dpu0/commands?wait=0`]);
-      const noCert = await check(['--agent', 'node-a.dpu0', '--hooks', ws.hooks, '--server', url, '--token-file', tokenFile(ws), '--ca-file', pki('ca.pem')]);
+      const noCert = await check([
+        '--agent',
+        'node-a.dpu0',
+        '--hooks',
+        ws.hooks,
+        '--server',
+        url,
+        '--token-file',
+        tokenFile(ws),
+        '--ca-file',
+        pki('ca.pem'),
+      ]);
       expect(noCert.status).toBe(1);
-      const noCa = await check(['--agent', 'node-a.dpu0', '--hooks', ws.hooks, '--server', url, '--token-file', tokenFile(ws), '--client-cert', pki('client.pem'), '--client-key', pki('client.key')]);
+      const noCa = await check([
+        '--agent',
+        'node-a.dpu0',
+        '--hooks',
+        ws.hooks,
+        '--server',
+        url,
+        '--token-file',
+        tokenFile(ws),
+        '--client-cert',
+        pki('client.pem'),
+        '--client-key',
+        pki('client.key'),
+      ]);
       expect(noCa.status).toBe(1);
       expect(noCa.stderr).toMatch(/unreachable \(.*(self.signed|certificate)/i);
       expect(seen).toHaveLength(1);
@@ -196,7 +360,10 @@ describe('rebootctl agent check against a server', () => {
 /** Asynchronous: the fake servers run in this process, which spawnSync would block. */
 function check(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolveP) => {
-    const child = spawn(process.execPath, [join(ROOT, 'cli/rebootctl.js'), 'agent', 'check', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(ROOT, 'cli/rebootctl.js'), 'agent', 'check', ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));

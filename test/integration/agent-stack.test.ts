@@ -101,13 +101,22 @@ function logged(log: string, hooks: Record<string, string>): Record<string, stri
 }
 
 /** A real agent with short intervals: heartbeats every second, a short kill grace and backoff. */
-function agent(url: string, id: string, dir: string, hooks: Record<string, string>, opts: { token?: string; state?: string } = {}): RunningAgent {
+function agent(
+  url: string,
+  id: string,
+  dir: string,
+  hooks: Record<string, string>,
+  opts: { token?: string; state?: string } = {},
+): RunningAgent {
   const a = startAgent({
     url,
     agent: id,
     token: opts.token ?? tokenOf(id.split('.')[0]),
     // Required hooks (docs/edge-kit.md) that a scenario does not care about succeed silently.
-    hooks: writeHooks(join(dir, `hooks-${id}`), { ...Object.fromEntries(REQUIRED_HOOKS[roleOf(id)].map((t) => [t, 'cat > /dev/null'])), ...hooks }),
+    hooks: writeHooks(join(dir, `hooks-${id}`), {
+      ...Object.fromEntries(REQUIRED_HOOKS[roleOf(id)].map((t) => [t, 'cat > /dev/null'])),
+      ...hooks,
+    }),
     state: opts.state ?? join(dir, `state-${id}`),
     args: ['--heartbeat-seconds', '1', '--kill-grace-seconds', '1', '--backoff-initial-seconds', '0.2', '--backoff-max-seconds', '1'],
   });
@@ -126,16 +135,31 @@ const reboot = async (url: string, id: string) => (await api(url, `/v1/reboots/$
 const theReboot = (url: string, node: string) =>
   waitFor(`the reboot of ${node}`, async () => (await api(url, `/v1/reboots?node=${node}`, { token: OPERATOR_TOKEN })).json?.items?.[0]);
 const until = (url: string, id: string, what: string, ok: (r: any) => boolean, ms = 30_000) =>
-  waitFor(`reboot ${id}: ${what}`, async () => {
-    const r = await reboot(url, id);
-    return r && ok(r) ? r : undefined;
-  }, ms);
+  waitFor(
+    `reboot ${id}: ${what}`,
+    async () => {
+      const r = await reboot(url, id);
+      return r && ok(r) ? r : undefined;
+    },
+    ms,
+  );
 const commandOf = (r: any, type: string) => Object.values(r.commands as Record<string, any>).find((c) => c.type === type);
 const phases = (r: any): string[] => r.history.map((h: { phase: string }) => h.phase);
 
 function journal(state: string, agentId: string): any[] {
   const file = join(state, agentId, 'journal.jsonl');
-  return existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').flatMap((l) => { try { return [JSON.parse(l)]; } catch { return []; } }) : [];
+  return existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .flatMap((l) => {
+          try {
+            return [JSON.parse(l)];
+          } catch {
+            return [];
+          }
+        })
+    : [];
 }
 
 describe('the real agent against the real local stack', () => {
@@ -143,10 +167,13 @@ describe('the real agent against the real local stack', () => {
     const dir = tempDir('agent-stack-hb');
     stack = await startStackProcess({
       dataDir: join(dir, 'data'),
-      nodesFile: writeInventory(dir, inventory([
-        { id: 'node-a', noticeSeconds: 30, heartbeatSeconds: 5 },
-        { id: 'node-b', noticeSeconds: 12, heartbeatSeconds: 5 },
-      ])),
+      nodesFile: writeInventory(
+        dir,
+        inventory([
+          { id: 'node-a', noticeSeconds: 30, heartbeatSeconds: 5 },
+          { id: 'node-b', noticeSeconds: 12, heartbeatSeconds: 5 },
+        ]),
+      ),
     });
     const url = stack.url;
     const logA = join(dir, 'a.log');
@@ -169,7 +196,12 @@ describe('the real agent against the real local stack', () => {
     // node-a: the heartbeats keep the reboot waiting for the slow host; then the early go, never forced.
     await waitFor('node-a migration to start', async () => lines(logA).includes('migrate-workloads start'));
     // The agent's heartbeat shows on the reboot while its hook runs.
-    const whileRunning = await until(url, ra.id, 'migrate-workloads running', (r) => commandOf(r, 'migrate-workloads').status === 'running');
+    const whileRunning = await until(
+      url,
+      ra.id,
+      'migrate-workloads running',
+      (r) => commandOf(r, 'migrate-workloads').status === 'running',
+    );
     expect(whileRunning.status).toBe('preparing');
     expect(lines(logA)).not.toContain('migrate-workloads end');
     const early = await until(url, ra.id, 'rebooting', (r) => r.status === 'rebooting', 25_000);
@@ -179,7 +211,9 @@ describe('the real agent against the real local stack', () => {
     expect(phases(early)).not.toContain('silent-host');
     expect(phases(early)).not.toContain('host-not-prepared');
     const prepared = Date.parse(early.history.find((h: any) => h.phase === 'preparing').at);
-    const migrated = Date.parse(early.history.find((h: any) => h.phase === 'command-succeeded' && h.detail.startsWith('migrate-workloads')).at);
+    const migrated = Date.parse(
+      early.history.find((h: any) => h.phase === 'command-succeeded' && h.detail.startsWith('migrate-workloads')).at,
+    );
     expect(migrated - prepared).toBeGreaterThan(5_000); // the hook outlasted heartbeatSeconds without the host counting as silent
     expect(Date.parse(early.rebootingAt)).toBeLessThan(Date.parse(early.deadline));
 
@@ -205,10 +239,16 @@ describe('the real agent against the real local stack', () => {
     const grandchildPid = join(dir, 'grandchild.pid');
     pidFiles.push(hookPid, grandchildPid);
     const state = join(dir, 'state');
-    agent(url, 'node-a', dir, logged(log, {
-      'migrate-workloads': `echo $$ > ${hookPid}\nsleep 300 &\necho $! > ${grandchildPid}\necho "draining..."\nsleep 300`,
-      'protect-pcie': 'true',
-    }), { state });
+    agent(
+      url,
+      'node-a',
+      dir,
+      logged(log, {
+        'migrate-workloads': `echo $$ > ${hookPid}\nsleep 300 &\necho $! > ${grandchildPid}\necho "draining..."\nsleep 300`,
+        'protect-pcie': 'true',
+      }),
+      { state },
+    );
     expect((await post(url, 'node-a', { id: 'dl-1', type: 'xpu.reboot.pending' })).status).toBe(202);
     const r = await theReboot(url, 'node-a');
     const deadline = Date.parse(r.deadline);
@@ -278,7 +318,10 @@ describe('the real agent against the real local stack', () => {
     expect((await post(url, 'node-a', { id: 'k9-1', type: 'xpu.reboot.pending' })).status).toBe(202);
     const r = await theReboot(url, 'node-a');
 
-    await waitFor('protect-pcie to be running', async () => lines(log).includes('protect-pcie start') && existsSync(hookPid) && readFileSync(hookPid, 'utf8').trim());
+    await waitFor(
+      'protect-pcie to be running',
+      async () => lines(log).includes('protect-pcie start') && existsSync(hookPid) && readFileSync(hookPid, 'utf8').trim(),
+    );
     const orphan = Number(readFileSync(hookPid, 'utf8'));
     first.proc.kill('SIGKILL');
     await exitOf(first);
@@ -310,7 +353,13 @@ describe('the real agent against the real local stack', () => {
     const url = stack.url;
     const log = join(dir, 'hooks.log');
     const state = join(dir, 'state');
-    agent(url, 'node-a', dir, logged(log, { 'migrate-workloads': 'sleep 4', 'protect-pcie': 'true', 'restore-pcie': 'true', 'resume-workloads': 'true' }), { state });
+    agent(
+      url,
+      'node-a',
+      dir,
+      logged(log, { 'migrate-workloads': 'sleep 4', 'protect-pcie': 'true', 'restore-pcie': 'true', 'resume-workloads': 'true' }),
+      { state },
+    );
     agent(url, 'node-a.dpu0', dir, logged(log, { 'proceed-reboot': 'true' }));
     expect((await post(url, 'node-a', { id: 'dn-1', type: 'xpu.reboot.pending' })).status).toBe(202);
     const r = await theReboot(url, 'node-a');
@@ -347,14 +396,17 @@ describe('the real agent against the real local stack', () => {
     expect(lines(log)).toEqual(expect.arrayContaining(['restore-pcie end', 'resume-workloads end']));
   });
 
-  it("exits 3 with a clear 403 message when its token belongs to another node, and changes nothing on the server", async () => {
+  it('exits 3 with a clear 403 message when its token belongs to another node, and changes nothing on the server', async () => {
     const dir = tempDir('agent-stack-403');
     stack = await startStackProcess({
       dataDir: join(dir, 'data'),
-      nodesFile: writeInventory(dir, inventory([
-        { id: 'node-a', noticeSeconds: 30, heartbeatSeconds: 60 },
-        { id: 'node-b', noticeSeconds: 30, heartbeatSeconds: 60 },
-      ])),
+      nodesFile: writeInventory(
+        dir,
+        inventory([
+          { id: 'node-a', noticeSeconds: 30, heartbeatSeconds: 60 },
+          { id: 'node-b', noticeSeconds: 30, heartbeatSeconds: 60 },
+        ]),
+      ),
     });
     const url = stack.url;
     const log = join(dir, 'hooks.log');

@@ -1,7 +1,18 @@
 // The real `rebootctl agent` process against a fake coordinator: order, hooks, heartbeats, deadlines, exactly-once, outages, auth, stop.
 import { afterEach, describe, expect, it } from 'vitest';
 import { command, FakeServer } from '../fixtures/agent/fake-server.ts';
-import { isAlive, journalLines, readRec, removeWorkspaces, startAgent, waitFor, workspace, writeHook, type RunningAgent, type Workspace } from '../fixtures/agent/harness.ts';
+import {
+  isAlive,
+  journalLines,
+  readRec,
+  removeWorkspaces,
+  startAgent,
+  waitFor,
+  workspace,
+  writeHook,
+  type RunningAgent,
+  type Workspace,
+} from '../fixtures/agent/harness.ts';
 
 const TOKENS = { 'tok-a': 'node-a', 'tok-b': 'node-b' };
 const servers: FakeServer[] = [];
@@ -26,17 +37,28 @@ function agent(ws: Workspace, server: FakeServer, extra: string[] = [], env: Rec
   const a = startAgent(
     ws,
     [
-      '--server', server.url,
-      '--agent', 'node-a',
-      '--hooks', ws.hooks,
-      '--state', ws.state,
-      '--wait', '1',
-      '--heartbeat-seconds', '0.2',
-      '--kill-grace-seconds', '0.5',
-      '--backoff-initial-seconds', '0.05',
-      '--backoff-max-seconds', '0.3',
-      '--request-timeout-seconds', '2',
-      '--deliver-timeout-seconds', '3',
+      '--server',
+      server.url,
+      '--agent',
+      'node-a',
+      '--hooks',
+      ws.hooks,
+      '--state',
+      ws.state,
+      '--wait',
+      '1',
+      '--heartbeat-seconds',
+      '0.2',
+      '--kill-grace-seconds',
+      '0.5',
+      '--backoff-initial-seconds',
+      '0.05',
+      '--backoff-max-seconds',
+      '0.3',
+      '--request-timeout-seconds',
+      '2',
+      '--deliver-timeout-seconds',
+      '3',
       ...extra,
     ],
     { REBOOT_AGENT_TOKEN: 'tok-a', ...env },
@@ -141,7 +163,11 @@ describe('rebootctl agent', () => {
     const grandchild = Number(readRec(ws, 'grandchild.pid'));
     const hook = Number(readRec(ws, 'hook.pid'));
     expect(grandchild).toBeGreaterThan(0);
-    await waitFor(() => !isAlive(grandchild) && !isAlive(hook), 3000, () => 'the hook and its grandchild to be gone');
+    await waitFor(
+      () => !isAlive(grandchild) && !isAlive(hook),
+      3000,
+      () => 'the hook and its grandchild to be gone',
+    );
   });
 
   it('follows a deadline moved by a redelivery (an extension) while the hook runs', async () => {
@@ -262,7 +288,11 @@ describe('rebootctl agent', () => {
     writeHook(ws, 'protect-pcie', 'echo protected');
     server.enqueue('node-a', command('after-500s', 'protect-pcie'));
     const a = agent(ws, server);
-    await waitFor(() => server.finalResults().some((r) => r.id === 'after-500s' && r.status === 'succeeded'), 20_000, () => 'the command after three 500s');
+    await waitFor(
+      () => server.finalResults().some((r) => r.id === 'after-500s' && r.status === 'succeeded'),
+      20_000,
+      () => 'the command after three 500s',
+    );
     expect(server.failPolls).toBe(0);
     expect(a.child.exitCode).toBeNull();
     a.child.kill('SIGTERM');
@@ -327,7 +357,10 @@ describe('rebootctl agent', () => {
     const a = agent(ws, server);
     await waitFor(() => server.heartbeats('gone')[0]);
     // The coordinator forgets the command while its hook runs (e.g. the reboot was cancelled).
-    server.queues.set('node-a', server.queues.get('node-a')!.filter((c) => c.id !== 'gone'));
+    server.queues.set(
+      'node-a',
+      server.queues.get('node-a')!.filter((c) => c.id !== 'gone'),
+    );
     server.results.splice(0);
     const next = await waitFor(() => server.finalResults('next')[0]);
     a.child.kill('SIGTERM');

@@ -31,7 +31,10 @@ let ids: string[] = [];
 async function snapshot() {
   const reboots = (await api(stack.url, '/v1/reboots?limit=1000', { token: OPERATOR })).json.items;
   const attrs = await stack.sqs.client.send(
-    new GetQueueAttributesCommand({ QueueUrl: stack.sqs.ingestQueueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+    new GetQueueAttributesCommand({
+      QueueUrl: stack.sqs.ingestQueueUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
   );
   return JSON.stringify({ reboots, attrs: attrs.Attributes });
 }
@@ -39,13 +42,27 @@ async function snapshot() {
 beforeAll(async () => {
   const dir = tempDir('contract');
   writeFileSync(join(dir, 'nodes.yaml'), INVENTORY);
-  stack = await startStack({ config: parseConfig({ PORT: '0', DATA_DIR: join(dir, 'data'), NODES_FILE: join(dir, 'nodes.yaml'), OPERATOR_TOKEN: OPERATOR }), logger: silentLogger });
+  stack = await startStack({
+    config: parseConfig({ PORT: '0', DATA_DIR: join(dir, 'data'), NODES_FILE: join(dir, 'nodes.yaml'), OPERATOR_TOKEN: OPERATOR }),
+    logger: silentLogger,
+  });
   for (const x of ['dpu0', 'dpu1', 'dpu2']) {
-    expect((await api(stack.url, '/v1/events', { token: A, body: { id: `p-${x}`, type: 'xpu.reboot.pending', node: 'node-a', xpu: x } })).status).toBe(202);
-    await waitFor(`reboot of ${x}`, async () => (await api(stack.url, '/v1/reboots?node=node-a', { token: OPERATOR })).json.items.some((r: any) => r.xpu === x && r.status === 'preparing'));
+    expect(
+      (await api(stack.url, '/v1/events', { token: A, body: { id: `p-${x}`, type: 'xpu.reboot.pending', node: 'node-a', xpu: x } })).status,
+    ).toBe(202);
+    await waitFor(`reboot of ${x}`, async () =>
+      (await api(stack.url, '/v1/reboots?node=node-a', { token: OPERATOR })).json.items.some(
+        (r: any) => r.xpu === x && r.status === 'preparing',
+      ),
+    );
   }
-  expect((await api(stack.url, '/v1/events', { token: B, body: { id: 'p-b', type: 'xpu.reboot.pending', node: 'node-b', xpu: 'dpu0' } })).status).toBe(202);
-  await waitFor('reboot of node-b', async () => (await api(stack.url, '/v1/reboots?node=node-b', { token: OPERATOR })).json.items.length === 1);
+  expect(
+    (await api(stack.url, '/v1/events', { token: B, body: { id: 'p-b', type: 'xpu.reboot.pending', node: 'node-b', xpu: 'dpu0' } })).status,
+  ).toBe(202);
+  await waitFor(
+    'reboot of node-b',
+    async () => (await api(stack.url, '/v1/reboots?node=node-b', { token: OPERATOR })).json.items.length === 1,
+  );
   ids = (await api(stack.url, '/v1/reboots?node=node-a', { token: OPERATOR })).json.items.map((r: any) => r.id);
 });
 
@@ -77,7 +94,12 @@ describe('HTTP contract', () => {
       [404, A, { id: 'x', type: 'xpu.ready', node: 'node-z', xpu: 'dpu0' }],
       [404, A, { id: 'x', type: 'xpu.ready', node: 'node-a', xpu: 'dpu9' }],
       [403, B, { id: 'x', type: 'xpu.ready', node: 'node-a', xpu: 'dpu0' }],
-      [413, A, undefined, JSON.stringify({ id: 'x', type: 'xpu.ready', node: 'node-a', xpu: 'dpu0', data: { pad: 'x'.repeat(300 * 1024) } })],
+      [
+        413,
+        A,
+        undefined,
+        JSON.stringify({ id: 'x', type: 'xpu.ready', node: 'node-a', xpu: 'dpu0', data: { pad: 'x'.repeat(300 * 1024) } }),
+      ],
     ];
     for (const [status, token, body, raw] of cases) {
       const res = await api(stack.url, '/v1/events', { token, body, raw });
@@ -92,7 +114,9 @@ describe('HTTP contract', () => {
     const page1 = await api(stack.url, '/v1/reboots?node=node-a&limit=2', { token: OPERATOR });
     expect(page1.json.items).toHaveLength(2);
     expect(page1.json.next).toEqual(expect.any(String));
-    const page2 = await api(stack.url, `/v1/reboots?node=node-a&limit=2&cursor=${encodeURIComponent(page1.json.next)}`, { token: OPERATOR });
+    const page2 = await api(stack.url, `/v1/reboots?node=node-a&limit=2&cursor=${encodeURIComponent(page1.json.next)}`, {
+      token: OPERATOR,
+    });
     expect(page2.json.items).toHaveLength(1);
     expect(page2.json.next).toBeNull();
     const all = [...page1.json.items, ...page2.json.items];
@@ -112,7 +136,9 @@ describe('HTTP contract', () => {
   it('extension: 403 for another node or an untrusted host before any 409, and a grant trimmed to the cap', async () => {
     const before = await snapshot();
     expect((await api(stack.url, `/v1/reboots/${ids[0]}/extensions`, { token: B, body: { seconds: 60, reason: 'x' } })).status).toBe(403);
-    expect((await api(stack.url, `/v1/reboots/${ids[0]}/extensions`, { token: OPERATOR, body: { seconds: 60, reason: 'x' } })).status).toBe(403);
+    expect((await api(stack.url, `/v1/reboots/${ids[0]}/extensions`, { token: OPERATOR, body: { seconds: 60, reason: 'x' } })).status).toBe(
+      403,
+    );
     expect((await api(stack.url, `/v1/reboots/${ids[0]}/extensions`, { token: A, body: { seconds: -5 } })).status).toBe(400);
     expect((await api(stack.url, '/v1/reboots/xr-doesnotexist/extensions', { token: A, body: { seconds: 5 } })).status).toBe(404);
     expect(await snapshot()).toBe(before);
@@ -151,7 +177,10 @@ describe('HTTP contract', () => {
     expect((await api(stack.url, '/v1/agents/node-a/commands/nope', { token: A, body: { status: 'succeeded' } })).status).toBe(404);
     expect((await api(stack.url, `/v1/agents/node-a/commands/${id}`, { token: B, body: { status: 'succeeded' } })).status).toBe(403);
     expect((await api(stack.url, `/v1/agents/node-a/commands/${id}`, { token: A, body: { status: 'running' } })).status).toBe(200);
-    const first = await api(stack.url, `/v1/agents/node-a/commands/${id}`, { token: A, body: { status: 'failed', output: 'drain script exit 3' } });
+    const first = await api(stack.url, `/v1/agents/node-a/commands/${id}`, {
+      token: A,
+      body: { status: 'failed', output: 'drain script exit 3' },
+    });
     const again = await api(stack.url, `/v1/agents/node-a/commands/${id}`, { token: A, body: { status: 'succeeded', output: 'late' } });
     expect(first.status).toBe(200);
     expect(again.status).toBe(200);

@@ -5,7 +5,18 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { acquireDataDirLock, DataDirInUse } from '../../local/lock.ts';
-import { childEnv, NODE, OPERATOR_TOKEN, ROOT, startStackProcess, tempDir, waitFor, writeInventory, api, type RunningStack } from '../support/stack.ts';
+import {
+  childEnv,
+  NODE,
+  OPERATOR_TOKEN,
+  ROOT,
+  startStackProcess,
+  tempDir,
+  waitFor,
+  writeInventory,
+  api,
+  type RunningStack,
+} from '../support/stack.ts';
 
 const INVENTORY = `
 nodes:
@@ -49,7 +60,11 @@ describe('DATA_DIR lock', () => {
     const env = { PORT: '0', HOST: '127.0.0.1', DATA_DIR: join(dir, 'data'), NODES_FILE: nodesFile, OPERATOR_TOKEN };
     const a = run(NODE, [join(ROOT, 'local/main.ts')], env);
     const b = run(NODE, [join(ROOT, 'local/main.ts')], env);
-    const outcome = (p: typeof a) => Promise.race([p.exited.then((code) => ({ code })), waitFor('ready', async () => /ready at/.test(p.output()), 60_000).then(() => ({ ready: true }))]);
+    const outcome = (p: typeof a) =>
+      Promise.race([
+        p.exited.then((code) => ({ code })),
+        waitFor('ready', async () => /ready at/.test(p.output()), 60_000).then(() => ({ ready: true })),
+      ]);
     const [ra, rb] = await Promise.all([outcome(a), outcome(b)]);
     const results = [ra, rb];
     expect(results.filter((r) => 'ready' in r)).toHaveLength(1);

@@ -13,7 +13,14 @@ import { loadMapping } from '../../lambdas/core/redfish/mapping.ts';
 import type { IngestFailure, IngestFailureLog } from '../../lambdas/ports/index.ts';
 import type { NativeEvent } from '../../lambdas/core/types.ts';
 import { MAX_RECEIVE_COUNT } from '../../local/sqs.ts';
-import { agentToken, bmcToken, eventually, OPERATOR_TOKEN, startWebhookStack, type WebhookStack } from '../fixtures/redfish/webhook-stack.ts';
+import {
+  agentToken,
+  bmcToken,
+  eventually,
+  OPERATOR_TOKEN,
+  startWebhookStack,
+  type WebhookStack,
+} from '../fixtures/redfish/webhook-stack.ts';
 import { childEnv, NODE, ROOT } from '../support/stack.ts';
 
 let h: WebhookStack | undefined;
@@ -69,7 +76,14 @@ describe('a poison event in the DLQ', () => {
   it('lands there after 5 receives with its reason, is listed, and a redrive after the fix applies it exactly once', async () => {
     const s = (h = await startWebhookStack({ at: '2025-03-02T12:00:30Z', visibilitySeconds: 1 }));
     const poison = poisonNodeP(s);
-    const ev = { id: 'poison-1', type: 'xpu.reboot.pending', node: 'node-p', xpu: 'dpu0', time: '2025-03-02T12:00:20Z', data: { reason: 'bios update' } };
+    const ev = {
+      id: 'poison-1',
+      type: 'xpu.reboot.pending',
+      node: 'node-p',
+      xpu: 'dpu0',
+      time: '2025-03-02T12:00:20Z',
+      data: { reason: 'bios update' },
+    };
     expect((await s.native(ev, agentToken('node-p'))).status).toBe(202);
     // Other nodes are not held up by node-p's poison.
     expect((await s.native({ id: 'fine-1', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0' })).status).toBe(202);
@@ -236,9 +250,17 @@ describe('failure reasons recorded by processBatch', () => {
       ['native:n1:bad', 'm1', 'boom', 3],
     ]);
 
-    const broken = withFailureLog(async () => {
-      throw new Error('still failing');
-    }, { record: async () => { throw new Error('table down'); }, get: async () => new Map() });
+    const broken = withFailureLog(
+      async () => {
+        throw new Error('still failing');
+      },
+      {
+        record: async () => {
+          throw new Error('table down');
+        },
+        get: async () => new Map(),
+      },
+    );
     expect(await processBatch([items[0]], broken, silentLogger)).toEqual([{ id: 'm1', error: 'still failing' }]);
   });
 

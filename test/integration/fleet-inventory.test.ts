@@ -26,7 +26,10 @@ describe('a 10,000-node inventory', () => {
       body: { id: 'fleet-1', type: 'xpu.reboot.pending', node, xpu: 'dpu1', data: { reason: 'firmware' } },
     });
     expect(res.status).toBe(202);
-    const reboot = await waitFor('the reboot of node 9,999', async () => (await api(stack.url, `/v1/reboots?node=${node}`, { token: OPERATOR_TOKEN })).json.items[0]);
+    const reboot = await waitFor(
+      'the reboot of node 9,999',
+      async () => (await api(stack.url, `/v1/reboots?node=${node}`, { token: OPERATOR_TOKEN })).json.items[0],
+    );
     expect(reboot).toMatchObject({ node, xpu: 'dpu1', kind: 'xpu' });
   }, 60_000);
 });

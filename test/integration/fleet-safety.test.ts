@@ -28,7 +28,10 @@ ${['g1', 'g2', 'g3'].map((id) => `  - { id: ${id}, rack: r8, agentToken: agent-t
   - { id: f2, rack: r7, agentToken: agent-token-f2, xpus: [{ id: dpu0 }] }
   - { id: f3, rack: r7, agentToken: agent-token-f3, xpus: [{ id: dpu0 }] }
 ${['c1', 'c2', 'c3']
-  .map((id, i) => `  - { id: ${id}, rack: rc${i}, agentToken: agent-token-${id}, policy: { xpuReboot: { noticeSeconds: 120 } }, xpus: [{ id: dpu0${id === 'c1' ? ', agentToken: xpu-token-c1' : ''} }] }`)
+  .map(
+    (id, i) =>
+      `  - { id: ${id}, rack: rc${i}, agentToken: agent-token-${id}, policy: { xpuReboot: { noticeSeconds: 120 } }, xpus: [{ id: dpu0${id === 'c1' ? ', agentToken: xpu-token-c1' : ''} }] }`,
+  )
   .join('\n')}
 `;
 
@@ -46,7 +49,7 @@ const reactions = new Map<string, (cmd: any) => Promise<unknown>>();
 async function fakeAgent(agent: string) {
   while (!stopped) {
     const res = await api(url, `/v1/agents/${agent}/commands?wait=1`, { token: OPERATOR_TOKEN }).catch(() => undefined);
-    if (!res || res.status !== 200) continue;
+    if (res?.status !== 200) continue;
     for (const cmd of res.json) {
       const list = seen.get(agent) ?? [];
       if (!list.some((c) => c.id === cmd.id)) list.push(cmd);
@@ -60,28 +63,79 @@ async function fakeAgent(agent: string) {
 
 const types = (agent: string) => (seen.get(agent) ?? []).map((c) => c.type);
 const event = (node: string, id: string, type: string, data?: Record<string, unknown>) =>
-  api(url, '/v1/events', { token: node === 'c1' ? OPERATOR_TOKEN : `agent-token-${node}`, body: { id, type, node, ...(type.startsWith('xpu.') ? { xpu: 'dpu0' } : {}), data } });
+  api(url, '/v1/events', {
+    token: node === 'c1' ? OPERATOR_TOKEN : `agent-token-${node}`,
+    body: { id, type, node, ...(type.startsWith('xpu.') ? { xpu: 'dpu0' } : {}), data },
+  });
 const get = async (id: string) => (await api(url, `/v1/reboots/${id}`, { token: OPERATOR_TOKEN })).json;
 const rebootOf = (node: string, kind = 'xpu') =>
   waitFor(`a ${kind} reboot of ${node}`, async () =>
     (await api(url, `/v1/reboots?node=${node}`, { token: OPERATOR_TOKEN })).json.items.find((r: any) => r.kind === kind),
   );
 const until = (id: string, ok: (r: any) => boolean, what: string, ms = 20_000) =>
-  waitFor(`${id}: ${what}`, async () => {
-    const r = await get(id);
-    if (ok(r)) return r;
-    throw new Error(`${r?.status}: ${JSON.stringify(r?.history?.slice(-4).map((h: any) => `${h.phase} ${h.detail}`))}`);
-  }, ms);
+  waitFor(
+    `${id}: ${what}`,
+    async () => {
+      const r = await get(id);
+      if (ok(r)) return r;
+      throw new Error(`${r?.status}: ${JSON.stringify(r?.history?.slice(-4).map((h: any) => `${h.phase} ${h.detail}`))}`);
+    },
+    ms,
+  );
 
 beforeAll(async () => {
   const dir = tempDir('fleet');
   stack = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile: writeInventory(dir, INVENTORY) });
   url = stack.url;
-  for (const n of ['a1', 'a2', 'a3', 'b1', 'b2', 'e1', 'e2', 'c1', 'c2', 'c3', 'd1', 'd2', 'd3', 'd4', 'f1', 'f2', 'f3', 'g1', 'g2', 'g3']) {
+  for (const n of [
+    'a1',
+    'a2',
+    'a3',
+    'b1',
+    'b2',
+    'e1',
+    'e2',
+    'c1',
+    'c2',
+    'c3',
+    'd1',
+    'd2',
+    'd3',
+    'd4',
+    'f1',
+    'f2',
+    'f3',
+    'g1',
+    'g2',
+    'g3',
+  ]) {
     void fakeAgent(n);
     void fakeAgent(`${n}.dpu0`);
   }
-  for (const a of ['f1', 'f2', 'f3', 'f1.dpu0', 'f2.dpu0', 'f3.dpu0', 'a1', 'a2', 'a1.dpu0', 'a2.dpu0', 'a3', 'a3.dpu0', 'b1', 'b1.dpu0', 'b2', 'e1', 'e1.dpu0', 'e2', 'e2.dpu0', 'c1.dpu0', 'c3.dpu0']) answering.add(a);
+  for (const a of [
+    'f1',
+    'f2',
+    'f3',
+    'f1.dpu0',
+    'f2.dpu0',
+    'f3.dpu0',
+    'a1',
+    'a2',
+    'a1.dpu0',
+    'a2.dpu0',
+    'a3',
+    'a3.dpu0',
+    'b1',
+    'b1.dpu0',
+    'b2',
+    'e1',
+    'e1.dpu0',
+    'e2',
+    'e2.dpu0',
+    'c1.dpu0',
+    'c3.dpu0',
+  ])
+    answering.add(a);
 }, 60_000);
 
 afterAll(async () => {
@@ -98,7 +152,9 @@ describe('disruption budgets', () => {
     expect(second.queue.reason).toMatch(/^budget: rack r1 has 1 of 1 nodes unavailable \(a1\)/);
     // Held at most maxExtensionSeconds beyond the announced deadline, and the xPU is told so.
     expect(Date.parse(second.deadline)).toBe(Date.parse(second.queue.announcedDeadline) + 120_000);
-    const postponed = await waitFor('postpone-reboot to a2.dpu0', async () => seen.get('a2.dpu0')?.find((c) => c.type === 'postpone-reboot'));
+    const postponed = await waitFor('postpone-reboot to a2.dpu0', async () =>
+      seen.get('a2.dpu0')?.find((c) => c.type === 'postpone-reboot'),
+    );
     expect(postponed.args).toMatchObject({ deadline: second.deadline, reason: expect.stringMatching(/^queued: budget/) });
     expect(types('a2')).toEqual([]); // the host hears nothing while queued
 
@@ -126,11 +182,20 @@ describe('disruption budgets', () => {
     // Host reboots count too: while a3's host reboots, a notice in the rack is queued until it is back.
     await event('a3', 'a3-h2', 'host.reboot.requested', { method: 'shell' });
     const host = await waitFor('the allowed host reboot', async () =>
-      (await api(url, '/v1/reboots?node=a3', { token: OPERATOR_TOKEN })).json.items.find((r: any) => r.kind === 'host' && r.status !== 'denied'),
+      (await api(url, '/v1/reboots?node=a3', { token: OPERATOR_TOKEN })).json.items.find(
+        (r: any) => r.kind === 'host' && r.status !== 'denied',
+      ),
     );
     await event('a1', 'a1-n2', 'xpu.reboot.pending');
-    const third = await until((await waitFor('a second reboot of a1', async () =>
-      (await api(url, '/v1/reboots?node=a1', { token: OPERATOR_TOKEN })).json.items.find((r: any) => r.id !== first.id))).id, (r) => r.status === 'queued', 'queued');
+    const third = await until(
+      (
+        await waitFor('a second reboot of a1', async () =>
+          (await api(url, '/v1/reboots?node=a1', { token: OPERATOR_TOKEN })).json.items.find((r: any) => r.id !== first.id),
+        )
+      ).id,
+      (r) => r.status === 'queued',
+      'queued',
+    );
     expect(third.queue.reason).toMatch(/\(a3\)/);
     await event('a3', 'a3-hd', 'host.down');
     await event('a3', 'a3-hr', 'host.ready');
@@ -150,9 +215,13 @@ describe('disruption budgets', () => {
     const after = await until(queued.id, (r) => r.status !== 'queued', 'out of the queue at its cap', 20_000);
     expect(after.queue.exceeded).toBe(true);
     expect(after.history.some((h: any) => h.phase === 'budget-exceeded')).toBe(true);
-    const report = await api(url, `/v1/reports/compliance?from=${new Date(Date.now() - 3600_000).toISOString()}&to=${new Date(Date.now() + 60_000).toISOString()}`, {
-      token: OPERATOR_TOKEN,
-    });
+    const report = await api(
+      url,
+      `/v1/reports/compliance?from=${new Date(Date.now() - 3600_000).toISOString()}&to=${new Date(Date.now() + 60_000).toISOString()}`,
+      {
+        token: OPERATOR_TOKEN,
+      },
+    );
     const row = report.json.reboots.find((r: any) => r.id === queued.id);
     expect(row.findings.map((f: any) => f.code)).toContain('budget-exceeded');
     expect(row.budgetWaitSeconds).toBeGreaterThanOrEqual(1);
@@ -227,23 +296,44 @@ describe('rollouts within budgets', () => {
       answering.add(n);
       answering.add(`${n}.dpu0`);
       reactions.set(`${n}.dpu0`, async (cmd) => {
-        if (cmd.type === 'reboot-xpu') await event(n, `${n}-${cmd.id}`, 'xpu.reboot.pending', { reason: cmd.args.reason, noticeSeconds: cmd.args.noticeSeconds, rolloutId: cmd.args.rolloutId });
+        if (cmd.type === 'reboot-xpu')
+          await event(n, `${n}-${cmd.id}`, 'xpu.reboot.pending', {
+            reason: cmd.args.reason,
+            noticeSeconds: cmd.args.noticeSeconds,
+            rolloutId: cmd.args.rolloutId,
+          });
         if (cmd.type === 'proceed-reboot') {
           await event(n, `${n}-down`, 'xpu.down');
           await event(n, `${n}-ready`, 'xpu.ready');
         }
       });
     }
-    const started = await api(url, '/v1/rollouts', { token: OPERATOR_TOKEN, body: { selector: { rack: 'r8' }, maxUnavailable: 3, reason: 'firmware 2.1' } });
+    const started = await api(url, '/v1/rollouts', {
+      token: OPERATOR_TOKEN,
+      body: { selector: { rack: 'r8' }, maxUnavailable: 3, reason: 'firmware 2.1' },
+    });
     expect(started.status).toBe(201);
     let most = 0;
-    const all = await waitFor('the rollout to complete', async () => {
-      const items = (await api(url, '/v1/reboots?limit=200', { token: OPERATOR_TOKEN })).json.items.filter((r: any) => nodes.includes(r.node));
-      most = Math.max(most, items.filter((r: any) => !['queued', 'completed', 'failed', 'cancelled'].includes(r.status)).length);
-      const ro = (await api(url, `/v1/rollouts/${started.json.id}`, { token: OPERATOR_TOKEN })).json;
-      if (ro.status === 'completed') return items;
-      throw new Error(JSON.stringify({ ro: { status: ro.status, blocked: ro.blocked, done: ro.done, pending: ro.pending, history: ro.history?.slice(-3) }, reboots: items.map((r: any) => [r.node, r.status, r.history.at(-1)?.detail]), seen: nodes.map((n) => [types(n), types(`${n}.dpu0`)]) }));
-    }, 30_000, 50);
+    const all = await waitFor(
+      'the rollout to complete',
+      async () => {
+        const items = (await api(url, '/v1/reboots?limit=200', { token: OPERATOR_TOKEN })).json.items.filter((r: any) =>
+          nodes.includes(r.node),
+        );
+        most = Math.max(most, items.filter((r: any) => !['queued', 'completed', 'failed', 'cancelled'].includes(r.status)).length);
+        const ro = (await api(url, `/v1/rollouts/${started.json.id}`, { token: OPERATOR_TOKEN })).json;
+        if (ro.status === 'completed') return items;
+        throw new Error(
+          JSON.stringify({
+            ro: { status: ro.status, blocked: ro.blocked, done: ro.done, pending: ro.pending, history: ro.history?.slice(-3) },
+            reboots: items.map((r: any) => [r.node, r.status, r.history.at(-1)?.detail]),
+            seen: nodes.map((n) => [types(n), types(`${n}.dpu0`)]),
+          }),
+        );
+      },
+      30_000,
+      50,
+    );
     expect(most).toBe(1);
     expect(all).toHaveLength(3);
     // The rollout held them back itself: none had to be queued by the coordinator.
@@ -258,9 +348,18 @@ describe('holds', () => {
     expect((await api(url, '/v1/holds', { token: OPERATOR_TOKEN, body: { selector: { rack: 'nope' }, reason: 'x' } })).status).toBe(404);
     expect((await api(url, '/v1/holds', { token: 'agent-token-b1', body: { selector: { rack: 'r2' }, reason: 'x' } })).status).toBe(403);
     expect((await api(url, '/v1/holds', { body: { selector: { rack: 'r2' }, reason: 'x' } })).status).toBe(401);
-    const created = await api(url, '/v1/holds', { token: OPERATOR_TOKEN, body: { selector: { rack: 'r2' }, reason: 'network maintenance' } });
+    const created = await api(url, '/v1/holds', {
+      token: OPERATOR_TOKEN,
+      body: { selector: { rack: 'r2' }, reason: 'network maintenance' },
+    });
     expect(created.status).toBe(201);
-    expect(created.json).toMatchObject({ id: expect.any(String), selector: { rack: 'r2' }, reason: 'network maintenance', by: 'operator', nodes: ['b1', 'b2'] });
+    expect(created.json).toMatchObject({
+      id: expect.any(String),
+      selector: { rack: 'r2' },
+      reason: 'network maintenance',
+      by: 'operator',
+      nodes: ['b1', 'b2'],
+    });
     expect((await api(url, '/v1/holds', { token: OPERATOR_TOKEN })).json.items.map((h: any) => h.id)).toContain(created.json.id);
 
     await event('b1', 'b1-n', 'xpu.reboot.pending');
@@ -285,7 +384,10 @@ describe('holds', () => {
       body: { selector: { node: 'b2' }, reason: 'short', until: new Date(Date.now() + 1500).toISOString() },
     });
     expect(created.status).toBe(201);
-    await waitFor('the hold to end', async () => !(await api(url, '/v1/holds', { token: OPERATOR_TOKEN })).json.items.some((h: any) => h.id === created.json.id));
+    await waitFor(
+      'the hold to end',
+      async () => !(await api(url, '/v1/holds', { token: OPERATOR_TOKEN })).json.items.some((h: any) => h.id === created.json.id),
+    );
   });
 });
 
@@ -300,7 +402,10 @@ describe('cancel and force', () => {
     const res = await api(url, `/v1/reboots/${r.id}/cancel`, { token: 'xpu-token-c1', body: { reason: 'wrong xPU' } });
     expect(res.status).toBe(200);
     expect(res.json.status).toBe('cancelled');
-    expect(res.json.history.find((h: any) => h.phase === 'cancelled')).toMatchObject({ by: 'agent:c1.dpu0', detail: expect.stringMatching(/wrong xPU/) });
+    expect(res.json.history.find((h: any) => h.phase === 'cancelled')).toMatchObject({
+      by: 'agent:c1.dpu0',
+      detail: expect.stringMatching(/wrong xPU/),
+    });
     await waitFor('cancel-reboot', async () => types('c1.dpu0').includes('cancel-reboot'));
     await waitFor('the host to undo', async () => types('c1').includes('resume-workloads'));
     expect(types('c1')).toEqual(['migrate-workloads', 'protect-pcie', 'restore-pcie', 'resume-workloads']);
@@ -331,7 +436,10 @@ describe('cancel and force', () => {
     expect(res.json).toMatchObject({ status: 'rebooting', forced: true });
     // Where each had got to: the host took them (delivered) and said nothing.
     expect(res.json.outstanding).toEqual(['migrate-workloads (delivered)', 'protect-pcie (delivered)']);
-    expect(res.json.history.find((h: any) => h.phase === 'forced')).toMatchObject({ by: 'operator', detail: expect.stringMatching(/hurry/) });
+    expect(res.json.history.find((h: any) => h.phase === 'forced')).toMatchObject({
+      by: 'operator',
+      detail: expect.stringMatching(/hurry/),
+    });
     await waitFor('proceed-reboot', async () => types('c3.dpu0').includes('proceed-reboot'));
     await event('c3', 'c3-d', 'xpu.down');
     await until(r.id, (x) => !!x.downAt, 'down');
@@ -359,14 +467,19 @@ nodes:
     );
     let s = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile });
     try {
-      const post = (node: string, id: string, type: string) => api(s.url, '/v1/events', { token: `agent-token-${node}`, body: { id, type, node, xpu: 'dpu0' } });
+      const post = (node: string, id: string, type: string) =>
+        api(s.url, '/v1/events', { token: `agent-token-${node}`, body: { id, type, node, xpu: 'dpu0' } });
       const find = (node: string) =>
         waitFor(`a reboot of ${node}`, async () => (await api(s.url, `/v1/reboots?node=${node}`, { token: OPERATOR_TOKEN })).json.items[0]);
       const status = (id: string, ok: (r: any) => boolean, what: string) =>
-        waitFor(`${id} ${what}`, async () => {
-          const r = (await api(s.url, `/v1/reboots/${id}`, { token: OPERATOR_TOKEN })).json;
-          return ok(r) ? r : undefined;
-        }, 30_000);
+        waitFor(
+          `${id} ${what}`,
+          async () => {
+            const r = (await api(s.url, `/v1/reboots/${id}`, { token: OPERATOR_TOKEN })).json;
+            return ok(r) ? r : undefined;
+          },
+          30_000,
+        );
       await post('k1', 'k1-n', 'xpu.reboot.pending');
       const first = await find('k1');
       await post('k2', 'k2-n', 'xpu.reboot.pending');

@@ -58,15 +58,22 @@ const PRINT_ARGS = `${NODE} -e 'let s = ""; process.stdin.on("data", (d) => (s +
 
 /** Each hook logs its name, agent, reboot and the command's args (from the command JSON on stdin). */
 function loggingHooks(dir: string, log: string, names: string[]): string {
-  return writeHooks(dir, Object.fromEntries(names.map((n) => [n, `args=$(${PRINT_ARGS})\necho "${n} $NODE_ID\${XPU_ID:+.$XPU_ID} $REBOOT_ID $args" >> ${log}`])));
+  return writeHooks(
+    dir,
+    Object.fromEntries(names.map((n) => [n, `args=$(${PRINT_ARGS})\necho "${n} $NODE_ID\${XPU_ID:+.$XPU_ID} $REBOOT_ID $args" >> ${log}`])),
+  );
 }
 
 function ran(log: string): Array<{ hook: string; agent: string; reboot: string; args: any }> {
   if (!existsSync(log)) return [];
-  return readFileSync(log, 'utf8').trim().split('\n').filter(Boolean).map((l) => {
-    const [hook, agent, reboot, ...rest] = l.split(' ');
-    return { hook, agent, reboot, args: JSON.parse(rest.join(' ')) };
-  });
+  return readFileSync(log, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [hook, agent, reboot, ...rest] = l.split(' ');
+      return { hook, agent, reboot, args: JSON.parse(rest.join(' ')) };
+    });
 }
 
 let stack: RunningStack | undefined;
@@ -85,7 +92,9 @@ const until = (url: string, id: string, status: string) =>
     return r?.status === status ? r : undefined;
   });
 async function newest(url: string, kind: string) {
-  return waitFor(`a ${kind} reboot`, async () => (await api(url, '/v1/reboots?node=node-h', { token })).json.items.find((r: any) => r.kind === kind));
+  return waitFor(`a ${kind} reboot`, async () =>
+    (await api(url, '/v1/reboots?node=node-h', { token })).json.items.find((r: any) => r.kind === kind),
+  );
 }
 
 describe('host reboot through the real local stack', () => {
@@ -96,7 +105,9 @@ describe('host reboot through the real local stack', () => {
     const { url } = stack;
     agents.push(startAgent({ url, agent: 'node-h', token, hooks: loggingHooks(join(dir, 'h'), log, HOST_HOOKS), state: join(dir, 's-h') }));
     for (const x of ['dpu0', 'dpu1'])
-      agents.push(startAgent({ url, agent: `node-h.${x}`, token, hooks: loggingHooks(join(dir, x), log, XPU_HOOKS), state: join(dir, `s-${x}`) }));
+      agents.push(
+        startAgent({ url, agent: `node-h.${x}`, token, hooks: loggingHooks(join(dir, x), log, XPU_HOOKS), state: join(dir, `s-${x}`) }),
+      );
 
     // 1. An xPU reboot runs: the host reboot is denied, the POST is still 202, the host agent hears why.
     expect((await post(url, { id: 'x-1', type: 'xpu.reboot.pending', node: 'node-h', xpu: 'dpu0' })).status).toBe(202);
@@ -117,7 +128,10 @@ describe('host reboot through the real local stack', () => {
     const hr = await waitFor('the allowed host reboot', async () =>
       (await api(url, '/v1/reboots?node=node-h', { token })).json.items.find((r: any) => r.kind === 'host' && r.status !== 'denied'),
     );
-    await waitFor('free-host-context on both xPUs', async () => ran(log).filter((r) => r.hook === 'free-host-context' && r.reboot === hr.id).length === 2);
+    await waitFor(
+      'free-host-context on both xPUs',
+      async () => ran(log).filter((r) => r.hook === 'free-host-context' && r.reboot === hr.id).length === 2,
+    );
     await waitFor('waiting for the host', async () => (await reboot(url, hr.id)).status === 'rebooting');
 
     // The host goes down and comes back for another tenant; dpu0 lost power and boots again.
@@ -136,7 +150,9 @@ describe('host reboot through the real local stack', () => {
     expect(done.nextTenant).toBe('t2');
     expect(done.xpuReadyAt).toHaveProperty('dpu0');
     expect(done.xpuReadyAt).not.toHaveProperty('dpu1');
-    expect(done.history.map((h: any) => h.phase)).toEqual(expect.arrayContaining(['requested', 'host-down', 'host-ready', 'xpu-ready', 'completed']));
+    expect(done.history.map((h: any) => h.phase)).toEqual(
+      expect.arrayContaining(['requested', 'host-down', 'host-ready', 'xpu-ready', 'completed']),
+    );
     // Nothing ran twice.
     const keys = ran(log).map((r) => `${r.hook} ${r.agent} ${r.reboot}`);
     expect(new Set(keys).size).toBe(keys.length);
@@ -148,7 +164,9 @@ describe('host reboot through the real local stack', () => {
     stack = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile: writeInventory(dir, INVENTORY) });
     const { url } = stack;
     const g = 'agent-token-node-g';
-    agents.push(startAgent({ url, agent: 'node-g.dpu0', token: g, hooks: loggingHooks(join(dir, 'g'), log, XPU_HOOKS), state: join(dir, 's-g') }));
+    agents.push(
+      startAgent({ url, agent: 'node-g.dpu0', token: g, hooks: loggingHooks(join(dir, 'g'), log, XPU_HOOKS), state: join(dir, 's-g') }),
+    );
     await api(url, '/v1/events', { token: g, body: { id: 'g-1', type: 'host.reboot.requested', node: 'node-g' } });
     const hr = await waitFor('the host reboot', async () => (await api(url, '/v1/reboots?node=node-g', { token: g })).json.items[0]);
     await waitFor('free-host-context', async () => ran(log).some((r) => r.hook === 'free-host-context'));

@@ -34,7 +34,9 @@ const T_START = new Date(Date.now() - 60_000).toISOString();
 async function announce(node: string, token: string, xpu: string, id: string): Promise<any> {
   expect((await api(stack.url, '/v1/events', { token, body: { id, type: 'xpu.reboot.pending', node, xpu } })).status).toBe(202);
   return waitFor(`reboot of ${node}/${xpu} preparing`, async () =>
-    (await api(stack.url, `/v1/reboots?node=${node}`, { token: OPERATOR_TOKEN })).json.items.find((r: any) => r.xpu === xpu && r.status === 'preparing'),
+    (await api(stack.url, `/v1/reboots?node=${node}`, { token: OPERATOR_TOKEN })).json.items.find(
+      (r: any) => r.xpu === xpu && r.status === 'preparing',
+    ),
   );
 }
 
@@ -75,7 +77,11 @@ describe('idempotent writes on the real stack', () => {
       const path = `/v1/agents/node-a/commands/${c.id}`;
       expect((await api(stack.url, path, { token: A, body: { status: 'succeeded' } })).json).toEqual({ id: c.id, status: 'succeeded' });
       // The response was lost: the agent sends the same result again.
-      expect((await api(stack.url, path, { token: A, body: { status: 'succeeded' } })).json).toEqual({ id: c.id, status: 'succeeded', duplicate: true });
+      expect((await api(stack.url, path, { token: A, body: { status: 'succeeded' } })).json).toEqual({
+        id: c.id,
+        status: 'succeeded',
+        duplicate: true,
+      });
     }
     const go = await commandsOf('node-a.dpu0', A, 1);
     expect(go.map((c) => c.type)).toEqual(['proceed-reboot']);
@@ -87,7 +93,8 @@ describe('idempotent writes on the real stack', () => {
     const r = await announce('node-a', A, 'dpu1', 'ext-1');
     const tries = await Promise.all(Array.from({ length: 6 }, () => extend(r.id, A, 300, 'drain', 'f81d4fae-7dec')));
     const late = await extend(r.id, A, 300, 'drain', 'f81d4fae-7dec');
-    for (const t of [...tries, late]) expect(t).toEqual({ status: 200, json: { granted: 300, deadline: new Date(Date.parse(r.deadline) + 300_000).toISOString() } });
+    for (const t of [...tries, late])
+      expect(t).toEqual({ status: 200, json: { granted: 300, deadline: new Date(Date.parse(r.deadline) + 300_000).toISOString() } });
     const after = (await api(stack.url, `/v1/reboots/${r.id}`, { token: A })).json;
     expect(after.extensions).toHaveLength(1);
     expect(after.deadline).toBe(tries[0].json.deadline);
@@ -103,7 +110,11 @@ describe('idempotent writes on the real stack', () => {
     expect(Buffer.byteLength(res.text)).toBeLessThan(64 * 1024);
     expect(res.json.refusalCount).toBe(301);
     expect(res.json.refusals).toHaveLength(20);
-    const report = await api(stack.url, `/v1/reports/compliance?from=${T_START}&to=${new Date(Date.now() + 60_000).toISOString()}&format=json`, { token: OPERATOR_TOKEN });
+    const report = await api(
+      stack.url,
+      `/v1/reports/compliance?from=${T_START}&to=${new Date(Date.now() + 60_000).toISOString()}&format=json`,
+      { token: OPERATOR_TOKEN },
+    );
     const row = report.json.reboots.find((x: any) => x.id === r.id);
     expect(row).toMatchObject({ extensionsRefused: 301, extensionsRequested: 301, extensionSecondsRequested: 301 * 60 });
   });

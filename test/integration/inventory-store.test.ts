@@ -23,7 +23,13 @@ async function countItems(prefix: string, shards: string[]): Promise<number> {
     let start: Record<string, never> | undefined;
     do {
       const res = await dynamo.client.send(
-        new QueryCommand({ TableName: dynamo.table, KeyConditionExpression: 'pk = :p', ExpressionAttributeValues: { ':p': { S: `${prefix}${s}` } }, Select: 'COUNT', ExclusiveStartKey: start }),
+        new QueryCommand({
+          TableName: dynamo.table,
+          KeyConditionExpression: 'pk = :p',
+          ExpressionAttributeValues: { ':p': { S: `${prefix}${s}` } },
+          Select: 'COUNT',
+          ExclusiveStartKey: start,
+        }),
       );
       n += res.Count ?? 0;
       start = res.LastEvaluatedKey as never;
@@ -46,7 +52,13 @@ describe('inventory push', () => {
   it('writes one item per node and per token hash, no plain token, and removes what a later push dropped', async () => {
     const file = join(dir, 'fleet.json');
     writeFileSync(file, JSON.stringify(fleetInventory(300)));
-    const first = await pushInventory({ table: dynamo.table, nodesFile: file, operatorToken: OPERATOR, endpoint: dynamo.url, concurrency: 4 });
+    const first = await pushInventory({
+      table: dynamo.table,
+      nodesFile: file,
+      operatorToken: OPERATOR,
+      endpoint: dynamo.url,
+      concurrency: 4,
+    });
     expect(first).toMatchObject({ nodes: 300, tokens: 600, deleted: 0 });
     // 900 items in 25s: 36 calls at least (more only when dynalite left items unprocessed).
     expect(first.calls).toBeGreaterThanOrEqual(36);
@@ -75,10 +87,22 @@ describe('what the functions read', () => {
     const store = new DynamoInventory(dynamo.client, dynamo.table);
     const reads: string[] = [];
     const counting = {
-      meta: () => (reads.push('meta'), store.meta()),
-      node: (id: string) => (reads.push(`node:${id}`), store.node(id)),
-      tokenOwner: (h: string) => (reads.push('token'), store.tokenOwner(h)),
-      allNodes: () => (reads.push('all'), store.allNodes()),
+      meta: () => {
+        reads.push('meta');
+        return store.meta();
+      },
+      node: (id: string) => {
+        reads.push(`node:${id}`);
+        return store.node(id);
+      },
+      tokenOwner: (h: string) => {
+        reads.push('token');
+        return store.tokenOwner(h);
+      },
+      allNodes: () => {
+        reads.push('all');
+        return store.allNodes();
+      },
     };
     let now = 0;
     const inv = new CachedInventory(counting, 60_000, () => now);
@@ -97,7 +121,10 @@ describe('what the functions read', () => {
   });
 
   it('no inventory pushed yet is InventoryMissing', async () => {
-    const inv = new CachedInventory({ meta: async () => undefined, node: async () => undefined, tokenOwner: async () => undefined, allNodes: async () => [] }, 1000);
+    const inv = new CachedInventory(
+      { meta: async () => undefined, node: async () => undefined, tokenOwner: async () => undefined, allNodes: async () => [] },
+      1000,
+    );
     await expect(inv.index()).rejects.toBeInstanceOf(InventoryMissing);
   });
 });
@@ -111,7 +138,10 @@ describe('authorizer', () => {
       isAuthorized: true,
       context: { principal: 'agent', node: 'n00001', agent: '' },
     });
-    await expect(authorize({ queryStringParameters: { access_token: fleetBmcToken('n00002') } })).resolves.toMatchObject({ isAuthorized: true, context: { principal: 'bmc' } });
+    await expect(authorize({ queryStringParameters: { access_token: fleetBmcToken('n00002') } })).resolves.toMatchObject({
+      isAuthorized: true,
+      context: { principal: 'bmc' },
+    });
     await expect(authorize({ headers: { authorization: 'Bearer not-a-known-token' } })).resolves.toEqual({ isAuthorized: false });
     await expect(authorize({ headers: {} })).resolves.toEqual({ isAuthorized: false });
   });
@@ -119,6 +149,8 @@ describe('authorizer', () => {
   it('a throttled or timed-out table is an error (API Gateway: 500, retried), never a refusal (403, fatal for agents)', async () => {
     const throttled = Object.assign(new Error('Rate of requests exceeds the allowed throughput'), { name: 'ThrottlingException' });
     const authorize = createAuthorizer({ inventory: async () => Promise.reject(throttled), logger: silentLogger });
-    await expect(authorize({ headers: { authorization: `Bearer ${fleetAgentToken('n00001')}` } })).rejects.toMatchObject({ name: 'AuthorizerUnavailable' });
+    await expect(authorize({ headers: { authorization: `Bearer ${fleetAgentToken('n00001')}` } })).rejects.toMatchObject({
+      name: 'AuthorizerUnavailable',
+    });
   });
 });

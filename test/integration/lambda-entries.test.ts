@@ -66,7 +66,10 @@ beforeAll(async () => {
     logger: silentLogger,
   });
   // What `rebootctl inventory push` stores in AWS: the inventory with hashed tokens.
-  await new DynamoInventory(stack.dynamo.client, stack.dynamo.table).push({ ...withHashedTokens(loadInventoryFile(nodesFile)), operatorTokenHash: hashToken(OPERATOR) });
+  await new DynamoInventory(stack.dynamo.client, stack.dynamo.table).push({
+    ...withHashedTokens(loadInventoryFile(nodesFile)),
+    operatorTokenHash: hashToken(OPERATOR),
+  });
   await stack.dynamo.client.send(
     new CreateTableCommand({
       TableName: 'idempotency',
@@ -109,21 +112,39 @@ async function rebootsOf(node: string) {
 
 describe('the Lambda entries run the same handlers as the local stack', () => {
   it('the authorizer tells operator, BMC and agent tokens apart from the stored hashes', async () => {
-    expect(await entries.authorizer({ headers: { authorization: `Bearer ${OPERATOR}` } })).toMatchObject({ isAuthorized: true, context: { principal: 'operator' } });
-    expect(await entries.authorizer({ headers: {}, queryStringParameters: { access_token: 'bmc-token-node-b' } })).toMatchObject({ isAuthorized: true, context: { principal: 'bmc', node: 'node-b' } });
+    expect(await entries.authorizer({ headers: { authorization: `Bearer ${OPERATOR}` } })).toMatchObject({
+      isAuthorized: true,
+      context: { principal: 'operator' },
+    });
+    expect(await entries.authorizer({ headers: {}, queryStringParameters: { access_token: 'bmc-token-node-b' } })).toMatchObject({
+      isAuthorized: true,
+      context: { principal: 'bmc', node: 'node-b' },
+    });
     expect(await entries.authorizer({ headers: { authorization: 'Bearer nope-nope-nope' } })).toEqual({ isAuthorized: false });
   });
 
   it('API entry answers like the local API, and its events go through the same queue', async () => {
-    const viaLambda = await entries.api(httpEvent('POST', '/v1/events', 'agent-token-node-b', { id: 'lambda-1', type: 'xpu.reboot.pending', node: 'node-b', xpu: 'dpu0' }), lambdaCtx);
-    const viaHttp = await api(stack.url, '/v1/events', { token: 'agent-token-node-a', body: { id: 'http-1', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0' } });
+    const viaLambda = await entries.api(
+      httpEvent('POST', '/v1/events', 'agent-token-node-b', { id: 'lambda-1', type: 'xpu.reboot.pending', node: 'node-b', xpu: 'dpu0' }),
+      lambdaCtx,
+    );
+    const viaHttp = await api(stack.url, '/v1/events', {
+      token: 'agent-token-node-a',
+      body: { id: 'http-1', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0' },
+    });
     expect(viaLambda.statusCode).toBe(202);
     expect(viaHttp.status).toBe(202);
     expect(JSON.parse(viaLambda.body)).toEqual({ ...viaHttp.json, id: 'lambda-1' });
 
-    const forbidden = await entries.api(httpEvent('POST', '/v1/events', 'agent-token-node-b', { id: 'x', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0' }), lambdaCtx);
+    const forbidden = await entries.api(
+      httpEvent('POST', '/v1/events', 'agent-token-node-b', { id: 'x', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0' }),
+      lambdaCtx,
+    );
     expect(forbidden.statusCode).toBe(403);
-    const badType = await entries.api(httpEvent('POST', '/v1/events', 'agent-token-node-b', { id: 'x', type: 'xpu.exploded', node: 'node-b' }), lambdaCtx);
+    const badType = await entries.api(
+      httpEvent('POST', '/v1/events', 'agent-token-node-b', { id: 'x', type: 'xpu.exploded', node: 'node-b' }),
+      lambdaCtx,
+    );
     expect(badType.statusCode).toBe(400);
 
     const [a, b] = await waitFor('both reboots preparing', async () => {
@@ -131,7 +152,14 @@ describe('the Lambda entries run the same handlers as the local stack', () => {
       const rb = (await rebootsOf('node-b'))[0];
       return ra?.status === 'preparing' && rb?.status === 'preparing' ? [ra, rb] : undefined;
     });
-    const shape = (r: Record<string, any>) => ({ status: r.status, kind: r.kind, commands: Object.values(r.commands).map((c: any) => c.type).sort(), phases: r.history.map((h: any) => h.phase) });
+    const shape = (r: Record<string, any>) => ({
+      status: r.status,
+      kind: r.kind,
+      commands: Object.values(r.commands)
+        .map((c: any) => c.type)
+        .sort(),
+      phases: r.history.map((h: any) => h.phase),
+    });
     expect(shape(b)).toEqual(shape(a));
 
     const listed = await entries.api(httpEvent('GET', '/v1/reboots', OPERATOR, undefined, 'node=node-b'), lambdaCtx);
@@ -141,9 +169,31 @@ describe('the Lambda entries run the same handlers as the local stack', () => {
   });
 
   it('ingest entry applies an SQS batch, suppresses the duplicate and reports only the poison record', async () => {
-    const ev = { id: 'sqs-1', type: 'host.reboot.requested', node: 'node-a', time: new Date().toISOString(), data: { method: 'ipmi' }, source: 'native', dedupKey: 'native:node-a:sqs-1', receivedAt: new Date().toISOString() };
-    const record = (id: string, body: string) => ({ messageId: id, receiptHandle: id, body, attributes: { ApproximateReceiveCount: '1' }, messageAttributes: {}, md5OfBody: '', eventSource: 'aws:sqs', eventSourceARN: 'arn', awsRegion: 'us-east-1' });
-    const res = await entries.ingest({ Records: [record('m1', JSON.stringify(ev)), record('m2', JSON.stringify(ev)), record('m3', '{not json')] }, lambdaCtx);
+    const ev = {
+      id: 'sqs-1',
+      type: 'host.reboot.requested',
+      node: 'node-a',
+      time: new Date().toISOString(),
+      data: { method: 'ipmi' },
+      source: 'native',
+      dedupKey: 'native:node-a:sqs-1',
+      receivedAt: new Date().toISOString(),
+    };
+    const record = (id: string, body: string) => ({
+      messageId: id,
+      receiptHandle: id,
+      body,
+      attributes: { ApproximateReceiveCount: '1' },
+      messageAttributes: {},
+      md5OfBody: '',
+      eventSource: 'aws:sqs',
+      eventSourceARN: 'arn',
+      awsRegion: 'us-east-1',
+    });
+    const res = await entries.ingest(
+      { Records: [record('m1', JSON.stringify(ev)), record('m2', JSON.stringify(ev)), record('m3', '{not json')] },
+      lambdaCtx,
+    );
     expect(res.batchItemFailures).toEqual([{ itemIdentifier: 'm3' }]);
     // node-a has an xPU reboot in progress, so the default policy denies the host reboot.
     const host = await waitFor('host reboot recorded', async () => (await rebootsOf('node-a')).find((r) => r.kind === 'host'));

@@ -2,7 +2,19 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { api, childEnv, freePort, NODE, OPERATOR_TOKEN, ROOT, startStackProcess, tempDir, waitFor, writeInventory, type RunningStack } from '../support/stack.ts';
+import {
+  api,
+  childEnv,
+  freePort,
+  NODE,
+  OPERATOR_TOKEN,
+  ROOT,
+  startStackProcess,
+  tempDir,
+  waitFor,
+  writeInventory,
+  type RunningStack,
+} from '../support/stack.ts';
 
 const INVENTORY = `
 nodes:
@@ -25,7 +37,10 @@ describe('local stack lifecycle', () => {
     const port = String(await freePort());
     const first = await startStackProcess({ dataDir, nodesFile, env: { PORT: port } });
     running.push(first);
-    const posted = await api(first.url, '/v1/events', { token: 'agent-token-node-a', body: { id: 't-1', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0' } });
+    const posted = await api(first.url, '/v1/events', {
+      token: 'agent-token-node-a',
+      body: { id: 't-1', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0' },
+    });
     expect(posted.status).toBe(202);
     const code = await first.stop('SIGTERM');
     expect(code, first.output()).toBe(0);

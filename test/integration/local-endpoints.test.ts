@@ -28,7 +28,10 @@ let ports: { dynamodb: number; sqs: number; stepfunctions: number };
 
 beforeAll(async () => {
   const dir = tempDir('local-endpoints');
-  const nodesFile = writeInventory(dir, 'nodes:\n  - id: n1\n    trusted: true\n    agentToken: agent-token-n1\n    xpus:\n      - id: dpu0\n');
+  const nodesFile = writeInventory(
+    dir,
+    'nodes:\n  - id: n1\n    trusted: true\n    agentToken: agent-token-n1\n    xpus:\n      - id: dpu0\n',
+  );
   ports = { dynamodb: await freePort(), sqs: await freePort(), stepfunctions: await freePort() };
   stack = await startStackProcess({
     dataDir: dir,
@@ -63,14 +66,17 @@ describe('the local stack shows its AWS endpoints', () => {
     ]);
   });
 
-  it("answers list-executions, get-execution-history, scan and list-queues about a reboot", async () => {
+  it('answers list-executions, get-execution-history, scan and list-queues about a reboot', async () => {
     const [dynamodb, sqs, sfn] = endpoints().map((e) => e.url);
     const posted = await api(stack.url, '/v1/events', {
       token: 'agent-token-n1',
       body: { id: 'e-1', type: 'xpu.reboot.pending', node: 'n1', xpu: 'dpu0', data: { reason: 'firmware' } },
     });
     expect(posted.status).toBe(202);
-    const reboot = await waitFor('the reboot of n1.dpu0 to be listed', async () => (await api(stack.url, '/v1/reboots?node=n1', { token: 'agent-token-n1' })).json?.items?.[0]);
+    const reboot = await waitFor(
+      'the reboot of n1.dpu0 to be listed',
+      async () => (await api(stack.url, '/v1/reboots?node=n1', { token: 'agent-token-n1' })).json?.items?.[0],
+    );
 
     const sfnClient = new SFNClient({ endpoint: sfn, ...aws });
     const sqsClient = new SQSClient({ endpoint: sqs, ...aws });
@@ -81,7 +87,9 @@ describe('the local stack shows its AWS endpoints', () => {
       expect(xpuReboot.stateMachineArn).toBe('arn:aws:states:us-east-1:000000000000:stateMachine:xpu-reboot');
       // The execution is named after the reboot (what the README says to look for).
       const execution = await waitFor(`an execution named ${reboot.id}`, async () =>
-        (await sfnClient.send(new ListExecutionsCommand({ stateMachineArn: xpuReboot.stateMachineArn }))).executions!.find((e) => e.name === reboot.id),
+        (await sfnClient.send(new ListExecutionsCommand({ stateMachineArn: xpuReboot.stateMachineArn }))).executions!.find(
+          (e) => e.name === reboot.id,
+        ),
       );
       expect(execution.status).toBe('RUNNING');
       const history = await sfnClient.send(new GetExecutionHistoryCommand({ executionArn: execution.executionArn }));

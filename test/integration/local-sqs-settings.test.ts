@@ -15,7 +15,12 @@ describe('local SQS settings across restarts', () => {
     const second = await startLocalSqs({ dataDir, visibilityTimeoutSeconds: 7 });
     try {
       const attrs = (
-        await second.client.send(new GetQueueAttributesCommand({ QueueUrl: second.ingestQueueUrl, AttributeNames: ['VisibilityTimeout', 'RedrivePolicy', 'ApproximateNumberOfMessages'] }))
+        await second.client.send(
+          new GetQueueAttributesCommand({
+            QueueUrl: second.ingestQueueUrl,
+            AttributeNames: ['VisibilityTimeout', 'RedrivePolicy', 'ApproximateNumberOfMessages'],
+          }),
+        )
       ).Attributes!;
       expect(attrs.VisibilityTimeout).toBe('7');
       expect(JSON.parse(attrs.RedrivePolicy!).maxReceiveCount).toBe(5);

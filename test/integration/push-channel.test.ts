@@ -22,8 +22,14 @@ const fetches: string[] = [];
 beforeAll(async () => {
   const dir = tempDir('push-channel');
   const nodesFile = join(dir, 'nodes.yaml');
-  writeFileSync(nodesFile, `nodes:\n  - id: node-a\n    trusted: true\n    agentToken: ${AGENT_TOKEN}\n    xpus: [{ id: dpu0 }]\n  - id: node-b\n    agentToken: agent-token-node-b-push\n`);
-  stack = await startStack({ config: parseConfig({ PORT: '0', DATA_DIR: join(dir, 'data'), NODES_FILE: nodesFile, OPERATOR_TOKEN: OPERATOR }), logger: silentLogger });
+  writeFileSync(
+    nodesFile,
+    `nodes:\n  - id: node-a\n    trusted: true\n    agentToken: ${AGENT_TOKEN}\n    xpus: [{ id: dpu0 }]\n  - id: node-b\n    agentToken: agent-token-node-b-push\n`,
+  );
+  stack = await startStack({
+    config: parseConfig({ PORT: '0', DATA_DIR: join(dir, 'data'), NODES_FILE: nodesFile, OPERATOR_TOKEN: OPERATOR }),
+    logger: silentLogger,
+  });
   // A recording proxy between the agent and the API: what the server saw, request by request.
   const target = new URL(stack.url);
   proxy = createServer((req, res) => {
@@ -50,12 +56,23 @@ afterAll(async () => {
 function tryConnect(username: string, password: string, topic: string): Promise<string> {
   return new Promise((resolve) => {
     const c = connect(stack.mqtt!.url, { username, password, reconnectPeriod: 0, connectTimeout: 5_000 });
-    c.on('error', (err) => (c.end(true), resolve(`error: ${(err as Error).message}`)));
+    c.on('error', (err) => {
+      c.end(true);
+      resolve(`error: ${(err as Error).message}`);
+    });
     c.on('connect', () =>
       c.subscribe(topic, { qos: 1 }, (err, granted) => {
         c.end(true);
         // A refused SUBACK (0x80) surfaces as a subscribe error in mqtt.js 5.
-        resolve(err ? (/Subscribe error/.test(err.message) ? 'refused' : `error: ${err.message}`) : granted?.[0]?.qos === 128 ? 'refused' : 'subscribed');
+        resolve(
+          err
+            ? /Subscribe error/.test(err.message)
+              ? 'refused'
+              : `error: ${err.message}`
+            : granted?.[0]?.qos === 128
+              ? 'refused'
+              : 'subscribed',
+        );
       }),
     );
   });
@@ -67,7 +84,9 @@ describe('the MQTT broker of the local stack', () => {
     expect(await tryConnect('node-a', AGENT_TOKEN, 'xpu-reboot/agents/node-a/wake')).toBe('subscribed');
     expect(await tryConnect('node-a.dpu0', AGENT_TOKEN, 'xpu-reboot/agents/node-a.dpu0/wake')).toBe('subscribed');
     expect(await tryConnect('node-a', AGENT_TOKEN, 'xpu-reboot/agents/node-b/wake')).toBe('refused');
-    expect(await tryConnect('node-a', 'not-the-token-at-all', 'xpu-reboot/agents/node-a/wake')).toMatch(/^error: .*(Bad username or password|Not authorized)/i);
+    expect(await tryConnect('node-a', 'not-the-token-at-all', 'xpu-reboot/agents/node-a/wake')).toMatch(
+      /^error: .*(Bad username or password|Not authorized)/i,
+    );
     expect(await tryConnect('node-b', AGENT_TOKEN, 'xpu-reboot/agents/node-b/wake')).toMatch(/^error: .*Not authorized/i);
   });
 });
@@ -75,25 +94,45 @@ describe('the MQTT broker of the local stack', () => {
 describe('an agent on the push channel', () => {
   it('runs its commands without long-polling, then long-polls once the broker is gone', async () => {
     const dir = tempDir('push-agent');
-    const hooks = writeHooks(join(dir, 'hooks'), Object.fromEntries(['migrate-workloads', 'protect-pcie', 'restore-pcie', 'resume-workloads'].map((h) => [h, 'cat >/dev/null; echo ok'])));
-    agent = startAgent({ url: proxyUrl, agent: 'node-a', token: AGENT_TOKEN, hooks, state: join(dir, 'state'), args: ['--transport', 'auto', '--mqtt-url', stack.mqtt!.url] });
+    const hooks = writeHooks(
+      join(dir, 'hooks'),
+      Object.fromEntries(
+        ['migrate-workloads', 'protect-pcie', 'restore-pcie', 'resume-workloads'].map((h) => [h, 'cat >/dev/null; echo ok']),
+      ),
+    );
+    agent = startAgent({
+      url: proxyUrl,
+      agent: 'node-a',
+      token: AGENT_TOKEN,
+      hooks,
+      state: join(dir, 'state'),
+      args: ['--transport', 'auto', '--mqtt-url', stack.mqtt!.url],
+    });
     await waitFor('the agent on the push channel', async () => agent!.output().includes('push channel up'), 20_000);
     const idleFetches = fetches.length;
 
-    const res = await api(stack.url, '/v1/events', { token: OPERATOR, body: { id: 'push-1', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0' } });
+    const res = await api(stack.url, '/v1/events', {
+      token: OPERATOR,
+      body: { id: 'push-1', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0' },
+    });
     expect(res.status).toBe(202);
     const reboot = await waitFor(
       'both host commands succeeded',
       async () => {
         const r = (await api(stack.url, '/v1/reboots?node=node-a', { token: OPERATOR })).json.items[0];
         const cmds = Object.values(r?.commands ?? {}) as Array<{ type: string; status: string }>;
-        return cmds.filter((c) => ['migrate-workloads', 'protect-pcie'].includes(c.type) && c.status === 'succeeded').length === 2 ? r : undefined;
+        return cmds.filter((c) => ['migrate-workloads', 'protect-pcie'].includes(c.type) && c.status === 'succeeded').length === 2
+          ? r
+          : undefined;
       },
       30_000,
     );
     expect(reboot.node).toBe('node-a');
     expect(fetches.length).toBeGreaterThan(idleFetches);
-    expect(fetches.filter((f) => f !== 'wait=0'), agent.output()).toEqual([]);
+    expect(
+      fetches.filter((f) => f !== 'wait=0'),
+      agent.output(),
+    ).toEqual([]);
 
     await stack.mqtt!.close();
     await waitFor('a long poll after the broker went away', async () => fetches.some((f) => f === 'wait=5'), 20_000);

@@ -38,7 +38,8 @@ function reboot(i: number): StoredReboot {
   } as unknown as StoredReboot;
 }
 
-const newestFirst = (rs: StoredReboot[]) => [...rs].sort((a, b) => (a.notifiedAt === b.notifiedAt ? (a.id < b.id ? 1 : -1) : a.notifiedAt < b.notifiedAt ? 1 : -1)).map((r) => r.id);
+const newestFirst = (rs: StoredReboot[]) =>
+  [...rs].sort((a, b) => (a.notifiedAt === b.notifiedAt ? (a.id < b.id ? 1 : -1) : a.notifiedAt < b.notifiedAt ? 1 : -1)).map((r) => r.id);
 
 async function pages(query: string, limit: number): Promise<string[][]> {
   const out: string[][] = [];
@@ -55,8 +56,15 @@ async function pages(query: string, limit: number): Promise<string[][]> {
 beforeAll(async () => {
   const dir = tempDir('partitions');
   const nodesFile = join(dir, 'nodes.yaml');
-  writeFileSync(nodesFile, 'nodes:\n' + ['a', 'b', 'c'].map((n) => `  - id: node-${n}\n    agentToken: agent-token-node-${n}\n    xpus: [{ id: dpu0 }]\n`).join(''));
-  stack = await startStack({ config: parseConfig({ PORT: '0', DATA_DIR: join(dir, 'data'), NODES_FILE: nodesFile, OPERATOR_TOKEN: OPERATOR }), logger: silentLogger });
+  writeFileSync(
+    nodesFile,
+    'nodes:\n' +
+      ['a', 'b', 'c'].map((n) => `  - id: node-${n}\n    agentToken: agent-token-node-${n}\n    xpus: [{ id: dpu0 }]\n`).join(''),
+  );
+  stack = await startStack({
+    config: parseConfig({ PORT: '0', DATA_DIR: join(dir, 'data'), NODES_FILE: nodesFile, OPERATOR_TOKEN: OPERATOR }),
+    logger: silentLogger,
+  });
   for (let i = 0; i < 40; i++) {
     all.push(reboot(i));
     expect(await stack.deps.store.createReboot(reboot(i))).toBe(true);
@@ -105,7 +113,8 @@ describe('reports and retention', () => {
 
   it('spreads a day over its shards and sets a TTL only once a reboot ended', async () => {
     const doc = DynamoDBDocumentClient.from(stack.dynamo.client);
-    const item = async (id: string) => (await doc.send(new GetCommand({ TableName: stack.dynamo.table, Key: { pk: `R#${id}`, sk: 'R' } }))).Item!;
+    const item = async (id: string) =>
+      (await doc.send(new GetCommand({ TableName: stack.dynamo.table, Key: { pk: `R#${id}`, sk: 'R' } }))).Item!;
     const ended = await item('r-003');
     expect(ended.ttl).toBe(Math.floor(Date.parse(all[3].notifiedAt) / 1000) + DEFAULT_RETENTION_DAYS * 86400);
     expect(ended.gsi2pk).toBe('NODE#node-a');

@@ -25,7 +25,13 @@ beforeAll(async () => {
   const dir = tempDir('reconciler');
   writeFileSync(join(dir, 'nodes.yaml'), INVENTORY);
   stack = await startStack({
-    config: parseConfig({ PORT: '0', DATA_DIR: join(dir, 'data'), NODES_FILE: join(dir, 'nodes.yaml'), OPERATOR_TOKEN: OPERATOR, RECONCILE_INTERVAL_SECONDS: '0' }),
+    config: parseConfig({
+      PORT: '0',
+      DATA_DIR: join(dir, 'data'),
+      NODES_FILE: join(dir, 'nodes.yaml'),
+      OPERATOR_TOKEN: OPERATOR,
+      RECONCILE_INTERVAL_SECONDS: '0',
+    }),
     logger: silentLogger,
   });
 });
@@ -34,7 +40,9 @@ afterAll(async () => {
 });
 
 async function startReboot(xpu: string, id: string): Promise<any> {
-  expect((await api(stack.url, '/v1/events', { token: A, body: { id, type: 'xpu.reboot.pending', node: 'node-a', xpu } })).status).toBe(202);
+  expect((await api(stack.url, '/v1/events', { token: A, body: { id, type: 'xpu.reboot.pending', node: 'node-a', xpu } })).status).toBe(
+    202,
+  );
   return waitFor(`reboot of ${xpu} from ${id}`, async () => {
     const items = (await api(stack.url, `/v1/reboots?node=node-a`, { token: OPERATOR })).json.items as any[];
     return items.find((r) => r.xpu === xpu && r.status === 'preparing' && r.history.some((h: any) => h.detail.includes(id)));
@@ -79,7 +87,10 @@ describe('reconciler', () => {
     const withGrace = createReconciler({ ...stack.deps, workflows: { ...stack.deps.workflows, describe } }, { missingGraceSeconds: 3600 });
     expect((await withGrace()).ended).toEqual([]);
     states[0] = { status: 'FAILED', error: 'States.TaskFailed', cause: 'retries exhausted' };
-    const res = await createReconciler({ ...stack.deps, workflows: { ...stack.deps.workflows, describe } }, { missingGraceSeconds: 3600 })();
+    const res = await createReconciler(
+      { ...stack.deps, workflows: { ...stack.deps.workflows, describe } },
+      { missingGraceSeconds: 3600 },
+    )();
     expect(res.ended.map((e) => e.rebootId)).toContain(reboot.id);
     const after = (await api(stack.url, `/v1/reboots/${reboot.id}`, { token: OPERATOR })).json;
     expect(after.history.at(-1).detail).toMatch(/States.TaskFailed: retries exhausted/);

@@ -66,11 +66,23 @@ describe('Redfish webhook through the stack process', () => {
     // First delivery with the token in the Destination URL (a BMC that sends no custom headers).
     const first = await postRaw(url, `/v1/events/redfish?access_token=bmc-token-node-a`, body);
     expect(first).toEqual({ status: 202, json: { accepted: 1, ignored: 0 } });
-    const started = await waitFor('the reboot', async () => (await api(url, '/v1/reboots?node=node-a', { token: OPERATOR_TOKEN })).json?.items?.[0]);
-    expect(started).toMatchObject({ kind: 'xpu', node: 'node-a', xpu: 'dpu0', deadline: new Date(stamped.getTime() + 600_000).toISOString() });
+    const started = await waitFor(
+      'the reboot',
+      async () => (await api(url, '/v1/reboots?node=node-a', { token: OPERATOR_TOKEN })).json?.items?.[0],
+    );
+    expect(started).toMatchObject({
+      kind: 'xpu',
+      node: 'node-a',
+      xpu: 'dpu0',
+      deadline: new Date(stamped.getTime() + 600_000).toISOString(),
+    });
 
     // BlueField's retries: same bytes, header token; each is accepted and starts nothing.
-    for (let i = 0; i < 2; i++) expect(await postRaw(url, '/v1/events/redfish', body, 'bmc-token-node-a')).toEqual({ status: 202, json: { accepted: 1, ignored: 0 } });
+    for (let i = 0; i < 2; i++)
+      expect(await postRaw(url, '/v1/events/redfish', body, 'bmc-token-node-a')).toEqual({
+        status: 202,
+        json: { accepted: 1, ignored: 0 },
+      });
 
     // Refusals: wrong token, an agent token, a Context of another node, not JSON, too large.
     const refusals = [
@@ -96,7 +108,11 @@ describe('Redfish webhook through the stack process', () => {
     expect(list.json.items).toHaveLength(1);
     const detail = await api(url, `/v1/reboots/${started.id}`, { token: OPERATOR_TOKEN });
     expect(detail.json.deadline).toBe(started.deadline);
-    expect(detail.json.history.filter((x: { phase: string }) => x.phase === 'notified' || x.phase === 'joined').map((x: { phase: string }) => x.phase)).toEqual(['notified']);
+    expect(
+      detail.json.history
+        .filter((x: { phase: string }) => x.phase === 'notified' || x.phase === 'joined')
+        .map((x: { phase: string }) => x.phase),
+    ).toEqual(['notified']);
     const dlq = await api(url, '/v1/dlq', { token: OPERATOR_TOKEN });
     expect(dlq.status).toBe(200);
     expect(dlq.json.items).toEqual([]);

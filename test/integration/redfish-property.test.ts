@@ -7,7 +7,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NATIVE_EVENT_TYPES } from '../../lambdas/core/types.ts';
 import { fixtureText, startWebhookStack, type WebhookStack } from '../fixtures/redfish/webhook-stack.ts';
 
-const NODES = ['node-a', 'node-b', 'node-dell', 'node-hpe', 'node-intel', 'node-cray', 'node-gigabyte', 'node-foxconn', 'node-zt', 'node-p'];
+const NODES = [
+  'node-a',
+  'node-b',
+  'node-dell',
+  'node-hpe',
+  'node-intel',
+  'node-cray',
+  'node-gigabyte',
+  'node-foxconn',
+  'node-zt',
+  'node-p',
+];
 const NODE_IDS = new Set(NODES);
 const MAX_BYTES = 256 * 1024;
 
@@ -96,8 +107,18 @@ const nodeArb = fc.constantFrom(...NODES);
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
 const FIXTURES = [
-  'bluefield-dc-off.json', 'cray-off.json', 'dell-bare.json', 'dell-negative-multi.json', 'dmtf-event-group.json', 'dmtf-expanded-origin.json',
-  'foxconn-dc-off.json', 'hpe-object-origin.json', 'hpe-string-origin.json', 'intel-system-off.json', 'xpureboot-messages.json', 'xpureboot-pending.json',
+  'bluefield-dc-off.json',
+  'cray-off.json',
+  'dell-bare.json',
+  'dell-negative-multi.json',
+  'dmtf-event-group.json',
+  'dmtf-expanded-origin.json',
+  'foxconn-dc-off.json',
+  'hpe-object-origin.json',
+  'hpe-string-origin.json',
+  'intel-system-off.json',
+  'xpureboot-messages.json',
+  'xpureboot-pending.json',
 ];
 
 const junk = fc.oneof(fc.jsonValue({ maxDepth: 3 }), fc.constant(undefined));
@@ -107,9 +128,24 @@ const recordArb = fc.record(
       {
         weight: 6,
         arbitrary: fc.constantFrom(
-        'XpuReboot.1.0.RebootPending', 'XpuReboot.1.0.0.Crashed', 'XpuReboot.1.2.Ready', 'XpuReboot.1.0.HostRebootRequested', 'ResourceEvent.1.4.3.ResourcePoweredOff',
-        'ResourceEvent.1.0.ResourcePowerStateChanged', 'Platform.1.3.2.PlatformResetWatchdogTimer', 'OpenBMC.0.1.DCPowerOff', 'OpenBMC.0.5.BIOSBoot',
-        'Alert.1.0.0.SystemPowerOff', 'iLOEvents.2.1.ServerPoweredOff', 'SYS1001', 'IDRAC.2.9.ASR0001', 'TMP0120', 'ZT_Event_Service_Log.1.0.Alert', '.', '..Key', 'A.B.',
+          'XpuReboot.1.0.RebootPending',
+          'XpuReboot.1.0.0.Crashed',
+          'XpuReboot.1.2.Ready',
+          'XpuReboot.1.0.HostRebootRequested',
+          'ResourceEvent.1.4.3.ResourcePoweredOff',
+          'ResourceEvent.1.0.ResourcePowerStateChanged',
+          'Platform.1.3.2.PlatformResetWatchdogTimer',
+          'OpenBMC.0.1.DCPowerOff',
+          'OpenBMC.0.5.BIOSBoot',
+          'Alert.1.0.0.SystemPowerOff',
+          'iLOEvents.2.1.ServerPoweredOff',
+          'SYS1001',
+          'IDRAC.2.9.ASR0001',
+          'TMP0120',
+          'ZT_Event_Service_Log.1.0.Alert',
+          '.',
+          '..Key',
+          'A.B.',
         ),
       },
       { weight: 1, arbitrary: fc.string() },
@@ -118,18 +154,37 @@ const recordArb = fc.record(
     EventId: fc.oneof(fc.string(), fc.integer(), fc.double(), junk),
     MemberId: fc.oneof(fc.string(), fc.integer(), junk),
     EventTimestamp: fc.oneof(
-      fc.constantFrom('2025-03-02T12:00:00+00:00', '2025-03-02T15:00:00+0300', '2025-03-02T12:00:00Z', '1970-01-01T00:00:00Z', '2099-01-01T00:00:00Z', '2025-02-30T00:00:00Z', 'yesterday'),
+      fc.constantFrom(
+        '2025-03-02T12:00:00+00:00',
+        '2025-03-02T15:00:00+0300',
+        '2025-03-02T12:00:00Z',
+        '1970-01-01T00:00:00Z',
+        '2099-01-01T00:00:00Z',
+        '2025-02-30T00:00:00Z',
+        'yesterday',
+      ),
       fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
       junk,
     ),
     EventTimeStamp: junk,
     Created: junk,
     OriginOfCondition: fc.oneof(
-      fc.constantFrom('/redfish/v1/Systems/Bluefield', '/redfish/v1/Systems/system/', '/redfish/v1/Systems/1', 'https://bmc/redfish/v1/Systems/Card2-SoC', '/redfish/v1/Chassis/1'),
+      fc.constantFrom(
+        '/redfish/v1/Systems/Bluefield',
+        '/redfish/v1/Systems/system/',
+        '/redfish/v1/Systems/1',
+        'https://bmc/redfish/v1/Systems/Card2-SoC',
+        '/redfish/v1/Chassis/1',
+      ),
       fc.record({ '@odata.id': fc.oneof(fc.constantFrom('/redfish/v1/Systems/Bluefield', '/redfish/v1/Systems/QSBP82704274'), junk) }),
       junk,
     ),
-    MessageArgs: fc.oneof(fc.array(fc.oneof(fc.constantFrom('600', '0', '-5', 'PERST#', 'ipmi', 'On', 'Off', '/redfish/v1/Systems/Bluefield'), junk), { maxLength: 4 }), junk),
+    MessageArgs: fc.oneof(
+      fc.array(fc.oneof(fc.constantFrom('600', '0', '-5', 'PERST#', 'ipmi', 'On', 'Off', '/redfish/v1/Systems/Bluefield'), junk), {
+        maxLength: 4,
+      }),
+      junk,
+    ),
     Message: junk,
     Context: fc.oneof(
       { weight: 4, arbitrary: fc.constantFrom('$SELF', '$SELF.dpu0', ' $SELF:label ', 'Default Context', 'any string is valid', '') },
@@ -181,7 +236,9 @@ describe('the live webhook under arbitrary input', () => {
         return cut === undefined ? bytes : bytes.slice(0, cut % (bytes.length + 1));
       });
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.uint8Array({ maxLength: 512 }), mutated, fc.string().map(utf8)), nodeArb, async (bytes, node) => check(bytes, node)),
+      fc.asyncProperty(fc.oneof(fc.uint8Array({ maxLength: 512 }), mutated, fc.string().map(utf8)), nodeArb, async (bytes, node) =>
+        check(bytes, node),
+      ),
       { numRuns: 60 },
     );
   });
@@ -199,7 +256,8 @@ describe('the live webhook under arbitrary input', () => {
     // and checks what the properties above queued when run after them.
     for (const [ev, node] of fc.sample(fc.tuple(eventArb, nodeArb), { numRuns: 60, seed: 18 }))
       await check(utf8(JSON.stringify(ev).replaceAll('$SELF', node)), node);
-    for (const [bytes, node] of fc.sample(fc.tuple(fc.uint8Array({ maxLength: 64 }), nodeArb), { numRuns: 25, seed: 18 })) await check(bytes, node);
+    for (const [bytes, node] of fc.sample(fc.tuple(fc.uint8Array({ maxLength: 64 }), nodeArb), { numRuns: 25, seed: 18 }))
+      await check(bytes, node);
     await h.drain();
     // A message that failed once would be invisible for the retry delay: wait past it, then look again.
     await new Promise((r) => setTimeout(r, 2500));

@@ -30,7 +30,9 @@ const minus = (at: string, seconds: number) => iso(Date.parse(at) - seconds * 10
 
 /** A host reboot in progress on `node`, requested at `time` (before the fixture's event, as in real life). */
 async function activeHostReboot(s: WebhookStack, node: string, time: string): Promise<StoredReboot> {
-  expect((await s.native({ id: `setup-host-${node}`, type: 'host.reboot.requested', node, time, data: { method: 'shell' } })).status).toBe(202);
+  expect((await s.native({ id: `setup-host-${node}`, type: 'host.reboot.requested', node, time, data: { method: 'shell' } })).status).toBe(
+    202,
+  );
   await s.drain();
   const r = await s.rebootOf(node, 'host');
   expect(r.decision ?? 'allowed').toBe('allowed');
@@ -38,7 +40,9 @@ async function activeHostReboot(s: WebhookStack, node: string, time: string): Pr
 }
 
 async function activeXpuReboot(s: WebhookStack, node: string, xpu: string, time: string): Promise<StoredReboot> {
-  expect((await s.native({ id: `setup-xpu-${node}`, type: 'xpu.reboot.pending', node, xpu, time, data: { reason: 'setup' } })).status).toBe(202);
+  expect((await s.native({ id: `setup-xpu-${node}`, type: 'xpu.reboot.pending', node, xpu, time, data: { reason: 'setup' } })).status).toBe(
+    202,
+  );
   await s.drain();
   return s.rebootOf(node, 'xpu');
 }
@@ -48,7 +52,12 @@ async function reload(s: WebhookStack, r: StoredReboot): Promise<StoredReboot> {
 }
 
 /** Posts and waits until the pipeline applied everything the webhook accepted. */
-async function deliver(s: WebhookStack, node: string, body: string | object, opts: { query?: Record<string, string>; token?: string | null } = {}) {
+async function deliver(
+  s: WebhookStack,
+  node: string,
+  body: string | object,
+  opts: { query?: Record<string, string>; token?: string | null } = {},
+) {
   const res = await s.redfish(node, body, opts);
   await s.drain();
   return res;
@@ -62,7 +71,10 @@ async function expectUnchanged(s: WebhookStack, before: Snapshot) {
 }
 
 /** The product's own registry in the shape BlueField's bmcweb pushes it. */
-function xpuRebootEvent(records: Array<{ key: string; id: string | number; ts?: string; args?: unknown[]; origin?: string }>, context = 'node-a') {
+function xpuRebootEvent(
+  records: Array<{ key: string; id: string | number; ts?: string; args?: unknown[]; origin?: string }>,
+  context = 'node-a',
+) {
   return {
     '@odata.type': '#Event.v1_7_0.Event',
     Id: '1',
@@ -88,10 +100,29 @@ describe('each vendor shape through the pipeline', () => {
     expect(res.json).toEqual({ accepted: 1, ignored: 0 });
     const r = await s.rebootOf('node-a', 'xpu');
     // Notice counts from the BMC's EventTimestamp (12:00:00): 600 s, under the policy's 900 s cap.
-    expect(r).toMatchObject({ kind: 'xpu', xpu: 'dpu0', mode: 'planned', reason: 'firmware update', notifiedAt: '2025-03-02T12:00:00.000Z', deadline: '2025-03-02T12:10:00.000Z', noticeSeconds: 600 });
-    expect(s.sent).toEqual([expect.objectContaining({ type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0', source: 'redfish', data: { noticeSeconds: 600, reason: 'firmware update' } })]);
+    expect(r).toMatchObject({
+      kind: 'xpu',
+      xpu: 'dpu0',
+      mode: 'planned',
+      reason: 'firmware update',
+      notifiedAt: '2025-03-02T12:00:00.000Z',
+      deadline: '2025-03-02T12:10:00.000Z',
+      noticeSeconds: 600,
+    });
+    expect(s.sent).toEqual([
+      expect.objectContaining({
+        type: 'xpu.reboot.pending',
+        node: 'node-a',
+        xpu: 'dpu0',
+        source: 'redfish',
+        data: { noticeSeconds: 600, reason: 'firmware update' },
+      }),
+    ]);
     // The workflow runs: the host is asked to prepare before the deadline.
-    await eventually('the host agent to get its prepare commands', async () => (await s.stack.deps.store.openCommands('node-a')).length > 0);
+    await eventually(
+      'the host agent to get its prepare commands',
+      async () => (await s.stack.deps.store.openCommands('node-a')).length > 0,
+    );
     const reply = await s.get(`/v1/reboots/${r.id}`, agentToken('node-a'));
     expect(reply.json).toMatchObject({ id: r.id, node: 'node-a', xpu: 'dpu0', deadline: '2025-03-02T12:10:00.000Z' });
   });
@@ -130,7 +161,12 @@ describe('each vendor shape through the pipeline', () => {
     const res = await deliver(s, 'node-a', fixtureText('dmtf-expanded-origin.json'));
     expect(res.json).toEqual({ accepted: 1, ignored: 0 });
     const r = await s.rebootOf('node-a', 'xpu');
-    expect(r).toMatchObject({ xpu: 'dpu0', mode: 'crash', reason: 'platform reset by its watchdog timer', notifiedAt: '2025-03-02T07:15:42.123Z' });
+    expect(r).toMatchObject({
+      xpu: 'dpu0',
+      mode: 'crash',
+      reason: 'platform reset by its watchdog timer',
+      notifiedAt: '2025-03-02T07:15:42.123Z',
+    });
   });
 
   it.each([
@@ -303,7 +339,13 @@ describe('refused requests store nothing', () => {
     return h;
   }
 
-  async function refused(s: WebhookStack, send: () => Promise<{ status: number; json: any }>, status: number, error: string, message: RegExp) {
+  async function refused(
+    s: WebhookStack,
+    send: () => Promise<{ status: number; json: any }>,
+    status: number,
+    error: string,
+    message: RegExp,
+  ) {
     const before = await s.snapshot();
     const res = await send();
     expect(res.status).toBe(status);
@@ -324,8 +366,20 @@ describe('refused requests store nothing', () => {
     await refused(s, post('{"Events": {"MessageId": "XpuReboot.1.0.Ready"}}'), 400, 'NotAnEvent', /needs an Events array/);
     // One bad record refuses the whole POST, even after a good one: nothing half-stored.
     const good = xpuRebootEvent([{ key: 'RebootPending', id: 'p-1', args: ['600', 'x'] }]);
-    await refused(s, post(JSON.stringify({ ...good, Events: [...good.Events, 42] })), 400, 'MalformedRecord', /Events\[1\] is not an object/);
-    await refused(s, post(JSON.stringify({ ...good, Events: [...good.Events, null] })), 400, 'MalformedRecord', /Events\[1\] is not an object/);
+    await refused(
+      s,
+      post(JSON.stringify({ ...good, Events: [...good.Events, 42] })),
+      400,
+      'MalformedRecord',
+      /Events\[1\] is not an object/,
+    );
+    await refused(
+      s,
+      post(JSON.stringify({ ...good, Events: [...good.Events, null] })),
+      400,
+      'MalformedRecord',
+      /Events\[1\] is not an object/,
+    );
     await refused(s, post('{"Events":[' + '['.repeat(100) + ']'.repeat(100) + ']}'), 400, 'TooDeeplyNested', /deeper than/);
   });
 
@@ -356,7 +410,13 @@ describe('refused requests store nothing', () => {
     const body = fixtureText('xpureboot-pending.json');
     await refused(s, () => s.redfish('node-a', body, { token: null }), 401, 'Unauthorized', /token/);
     await refused(s, () => s.redfish('node-a', body, { token: 'bmc-token-node-zz' }), 401, 'Unauthorized', /token/);
-    await refused(s, () => s.redfish('node-a', body, { token: null, query: { access_token: 'not-a-token' } }), 401, 'Unauthorized', /token/);
+    await refused(
+      s,
+      () => s.redfish('node-a', body, { token: null, query: { access_token: 'not-a-token' } }),
+      401,
+      'Unauthorized',
+      /token/,
+    );
   });
 
   it("a node's agent token (or the operator's) on the webhook is 403", async () => {
@@ -366,11 +426,17 @@ describe('refused requests store nothing', () => {
     await refused(s, () => s.redfish('node-a', body, { token: OPERATOR_TOKEN }), 403, 'Forbidden', /only a BMC token/);
   });
 
-  it("a Context naming another inventory node is 403 and nothing of the POST is stored", async () => {
+  it('a Context naming another inventory node is 403 and nothing of the POST is stored', async () => {
     const s = await stackAt('2025-03-02T12:00:30Z');
     const root = JSON.parse(fixtureText('xpureboot-pending.json'));
     root.Context = 'node-b';
-    await refused(s, () => s.redfish('node-a', root), 403, 'Forbidden', /Context 'node-b' names node 'node-b', but the token belongs to node 'node-a'/);
+    await refused(
+      s,
+      () => s.redfish('node-a', root),
+      403,
+      'Forbidden',
+      /Context 'node-b' names node 'node-b', but the token belongs to node 'node-a'/,
+    );
     // Per-record Context (Dell, Gigabyte): one bad record refuses the good ones with it.
     const perRecord = JSON.parse(fixtureText('dell-bare.json'));
     perRecord.Events.push({ ...perRecord.Events[0], MemberId: '731003', Context: 'node-b.dpu0' });
@@ -379,17 +445,42 @@ describe('refused requests store nothing', () => {
 
   it('a native event for a node not in the inventory is 404, an unknown type 400, another node 403', async () => {
     const s = await stackAt('2025-03-02T12:00:30Z');
-    await refused(s, () => s.native({ id: 'u-1', type: 'xpu.reboot.pending', node: 'node-zz', xpu: 'dpu0' }), 404, 'NotFound', /node-zz is not in the inventory/);
+    await refused(
+      s,
+      () => s.native({ id: 'u-1', type: 'xpu.reboot.pending', node: 'node-zz', xpu: 'dpu0' }),
+      404,
+      'NotFound',
+      /node-zz is not in the inventory/,
+    );
     await refused(s, () => s.native({ id: 'u-2', type: 'xpu.exploded', node: 'node-a' }), 400, 'UnknownEventType', /unknown event type/);
-    await refused(s, () => s.native({ id: 'u-3', type: 'host.down', node: 'node-b' }, agentToken('node-a')), 403, 'Forbidden', /may not post events for node node-b/);
-    await refused(s, () => s.native({ id: 'u-4', type: 'host.down', node: 'node-b' }, bmcToken('node-a')), 403, 'Forbidden', /may not post events for node node-b/);
+    await refused(
+      s,
+      () => s.native({ id: 'u-3', type: 'host.down', node: 'node-b' }, agentToken('node-a')),
+      403,
+      'Forbidden',
+      /may not post events for node node-b/,
+    );
+    await refused(
+      s,
+      () => s.native({ id: 'u-4', type: 'host.down', node: 'node-b' }, bmcToken('node-a')),
+      403,
+      'Forbidden',
+      /may not post events for node node-b/,
+    );
   });
 });
 
 describe('native events share the queue and the dedup', () => {
   it('POST /v1/events goes through the ingest queue; a repeated id is a duplicate; a second notice for the xPU joins', async () => {
     const s = await stackAt('2025-03-02T12:00:30Z');
-    const ev = { id: 'n-1', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0', time: '2025-03-02T12:00:10Z', data: { reason: 'kernel update', noticeSeconds: 300 } };
+    const ev = {
+      id: 'n-1',
+      type: 'xpu.reboot.pending',
+      node: 'node-a',
+      xpu: 'dpu0',
+      time: '2025-03-02T12:00:10Z',
+      data: { reason: 'kernel update', noticeSeconds: 300 },
+    };
     const first = await s.native(ev, agentToken('node-a'));
     expect(first.status).toBe(202);
     expect(first.json).toEqual({ accepted: 1, ignored: 0, id: 'n-1' });

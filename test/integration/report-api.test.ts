@@ -31,7 +31,8 @@ const to = new Date(Date.now() + 3600_000).toISOString();
 
 async function answerAll(agent: string) {
   const cmds = (await api(stack.url, `/v1/agents/${agent}/commands?wait=0`, { token: AGENT })).json as Array<{ id: string }>;
-  for (const c of cmds) await api(stack.url, `/v1/agents/${agent}/commands/${c.id}`, { token: AGENT, body: { status: 'succeeded', output: 'ok' } });
+  for (const c of cmds)
+    await api(stack.url, `/v1/agents/${agent}/commands/${c.id}`, { token: AGENT, body: { status: 'succeeded', output: 'ok' } });
   return cmds.length;
 }
 
@@ -39,16 +40,27 @@ beforeAll(async () => {
   dir = tempDir('report');
   writeFileSync(join(dir, 'nodes.yaml'), INVENTORY);
   stack = await startStack({
-    config: parseConfig({ PORT: '0', DATA_DIR: join(dir, 'data'), NODES_FILE: join(dir, 'nodes.yaml'), OPERATOR_TOKEN: OPERATOR, REPORT_INTERVAL_SECONDS: '1' }),
+    config: parseConfig({
+      PORT: '0',
+      DATA_DIR: join(dir, 'data'),
+      NODES_FILE: join(dir, 'nodes.yaml'),
+      OPERATOR_TOKEN: OPERATOR,
+      REPORT_INTERVAL_SECONDS: '1',
+    }),
     logger: silentLogger,
   });
   // One reboot, run to completion with an extension on the way.
-  await api(stack.url, '/v1/events', { token: AGENT, body: { id: 'r-1', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0', data: { reason: 'fw' } } });
+  await api(stack.url, '/v1/events', {
+    token: AGENT,
+    body: { id: 'r-1', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0', data: { reason: 'fw' } },
+  });
   const reboot = await waitFor('reboot preparing', async () => {
     const r = (await api(stack.url, '/v1/reboots', { token: OPERATOR })).json.items[0];
     return r?.status === 'preparing' ? r : undefined;
   });
-  expect((await api(stack.url, `/v1/reboots/${reboot.id}/extensions`, { token: AGENT, body: { seconds: 60, reason: 'slow drain' } })).status).toBe(200);
+  expect(
+    (await api(stack.url, `/v1/reboots/${reboot.id}/extensions`, { token: AGENT, body: { seconds: 60, reason: 'slow drain' } })).status,
+  ).toBe(200);
   await waitFor('host commands answered', async () => (await answerAll('node-a')) > 0);
   await waitFor('proceed-reboot answered', async () => (await answerAll('node-a.dpu0')) > 0);
   await api(stack.url, '/v1/events', { token: AGENT, body: { id: 'r-2', type: 'xpu.ready', node: 'node-a', xpu: 'dpu0' } });
@@ -71,7 +83,15 @@ describe('compliance report over the pipeline', () => {
     expect(res.json.from).toBe(new Date(from).toISOString());
     expect(res.json.reboots).toHaveLength(1);
     const row = res.json.reboots[0];
-    expect(row).toMatchObject({ kind: 'xpu', node: 'node-a', xpu: 'dpu0', status: 'completed', noticeSeconds: 120, extendedSeconds: 60, forced: false });
+    expect(row).toMatchObject({
+      kind: 'xpu',
+      node: 'node-a',
+      xpu: 'dpu0',
+      status: 'completed',
+      noticeSeconds: 120,
+      extendedSeconds: 60,
+      forced: false,
+    });
     expect(typeof row.recoverySeconds).toBe('number');
     expect(res.json.totals.overall).toMatchObject({ count: 1, forced: 0 });
   });
@@ -80,7 +100,17 @@ describe('compliance report over the pipeline', () => {
     const csv = await api(stack.url, `/v1/reports/compliance?from=${from}&to=${to}&format=csv`, { token: OPERATOR });
     expect(csv.headers.get('content-type')).toMatch(/text\/csv/);
     const lines = csv.text.trim().split(/\r?\n/);
-    expect(lines[0].split(',').slice(0, 9)).toEqual(['id', 'kind', 'node', 'xpu', 'status', 'noticeSeconds', 'extendedSeconds', 'forced', 'recoverySeconds']);
+    expect(lines[0].split(',').slice(0, 9)).toEqual([
+      'id',
+      'kind',
+      'node',
+      'xpu',
+      'status',
+      'noticeSeconds',
+      'extendedSeconds',
+      'forced',
+      'recoverySeconds',
+    ]);
     expect(lines).toHaveLength(2);
     const html = await api(stack.url, `/v1/reports/compliance?from=${from}&to=${to}&format=html`, { token: OPERATOR });
     expect(html.headers.get('content-type')).toMatch(/text\/html/);
@@ -100,10 +130,14 @@ describe('compliance report over the pipeline', () => {
 
   it('the local schedule writes JSON and HTML reports under DATA_DIR/reports', async () => {
     const reports = join(dir, 'data', 'reports');
-    const files = await waitFor('scheduled report files', async () => {
-      const names = existsSync(reports) ? readdirSync(reports).filter((f) => !f.startsWith('.')) : [];
-      return names.some((f) => f.endsWith('.json')) && names.some((f) => f.endsWith('.html')) ? names : undefined;
-    }, 10_000);
+    const files = await waitFor(
+      'scheduled report files',
+      async () => {
+        const names = existsSync(reports) ? readdirSync(reports).filter((f) => !f.startsWith('.')) : [];
+        return names.some((f) => f.endsWith('.json')) && names.some((f) => f.endsWith('.html')) ? names : undefined;
+      },
+      10_000,
+    );
     const json = JSON.parse(readFileSync(join(reports, files.find((f) => f.endsWith('.json'))!), 'utf8'));
     expect(json.schemaVersion).toBe(REPORT_SCHEMA_VERSION);
     expect(Array.isArray(json.reboots)).toBe(true);

@@ -27,7 +27,10 @@ describe('restart after kill -9 with events in flight', () => {
     const first = await startStackProcess({ dataDir, nodesFile, env: { ...env, INGEST_TEST_HOLD_MS: '60000' } });
     running.push(first);
     for (const xpu of ['dpu0', 'dpu1', 'dpu2']) {
-      const res = await api(first.url, '/v1/events', { token: 'agent-token-node-a', body: { id: `inflight-${xpu}`, type: 'xpu.reboot.pending', node: 'node-a', xpu } });
+      const res = await api(first.url, '/v1/events', {
+        token: 'agent-token-node-a',
+        body: { id: `inflight-${xpu}`, type: 'xpu.reboot.pending', node: 'node-a', xpu },
+      });
       expect(res.status).toBe(202);
     }
     // The consumer has received a batch and holds it (test hook): kill -9 exactly there.

@@ -72,7 +72,10 @@ const postEvent = (n: string, type: string, id: string, data = '{}') =>
 function startNode(n: string, opts: { neverReady?: boolean } = {}) {
   const args = ['--heartbeat-seconds', '1', '--backoff-initial-seconds', '0.2', '--backoff-max-seconds', '1'];
   const hostHooks = Object.fromEntries(
-    ['migrate-workloads', 'protect-pcie', 'restore-pcie', 'resume-workloads'].map((h) => [h, `cat > /dev/null\necho "${n} ${h}" >> ${log}`]),
+    ['migrate-workloads', 'protect-pcie', 'restore-pcie', 'resume-workloads'].map((h) => [
+      h,
+      `cat > /dev/null\necho "${n} ${h}" >> ${log}`,
+    ]),
   );
   const xpuHooks = {
     // $REBOOT_ID is the rollout's id on a reboot-xpu command (no reboot exists before the announce).
@@ -81,24 +84,52 @@ function startNode(n: string, opts: { neverReady?: boolean } = {}) {
       opts.neverReady ? 'true' : postEvent(n, 'xpu.ready', 'ready-$COMMAND_ID')
     }`,
   };
-  agents.push(startAgent({ url, agent: n, token: `agent-token-${n}`, hooks: writeHooks(join(dir, `hooks-${n}`), hostHooks), state: join(dir, `state-${n}`), args }));
-  agents.push(startAgent({ url, agent: `${n}.dpu0`, token: `agent-token-${n}`, hooks: writeHooks(join(dir, `hooks-${n}.dpu0`), xpuHooks), state: join(dir, `state-${n}.dpu0`), args }));
+  agents.push(
+    startAgent({
+      url,
+      agent: n,
+      token: `agent-token-${n}`,
+      hooks: writeHooks(join(dir, `hooks-${n}`), hostHooks),
+      state: join(dir, `state-${n}`),
+      args,
+    }),
+  );
+  agents.push(
+    startAgent({
+      url,
+      agent: `${n}.dpu0`,
+      token: `agent-token-${n}`,
+      hooks: writeHooks(join(dir, `hooks-${n}.dpu0`), xpuHooks),
+      state: join(dir, `state-${n}.dpu0`),
+      args,
+    }),
+  );
 }
 
 const lines = (): string[] => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').filter(Boolean) : []);
 const count = (line: string) => lines().filter((l) => l === line).length;
 const rollout = async (id: string) => (await api(url, `/v1/rollouts/${id}`, { token: OPERATOR_TOKEN })).json;
 const until = (id: string, what: string, ok: (r: any) => boolean, ms = 60_000) =>
-  waitFor(`rollout ${id}: ${what}`, async () => {
-    const r = await rollout(id);
-    return r && ok(r) ? r : undefined;
-  }, ms, 250).catch(async (err) => {
+  waitFor(
+    `rollout ${id}: ${what}`,
+    async () => {
+      const r = await rollout(id);
+      return r && ok(r) ? r : undefined;
+    },
+    ms,
+    250,
+  ).catch(async (err) => {
     // What the rollout, the hooks and the stack said: enough to tell where it stuck.
-    throw new Error(`${(err as Error).message}\n${JSON.stringify(await rollout(id).catch(() => null))}\nhooks:\n${lines().join('\n')}\nstack:\n${stack?.output().slice(-2000)}`);
+    throw new Error(
+      `${(err as Error).message}\n${JSON.stringify(await rollout(id).catch(() => null))}\nhooks:\n${lines().join('\n')}\nstack:\n${stack?.output().slice(-2000)}`,
+    );
   });
 
 async function start(rack: string): Promise<string> {
-  const res = await api(url, '/v1/rollouts', { token: OPERATOR_TOKEN, body: { selector: { rack }, maxUnavailable: 1, reason: `firmware for ${rack}` } });
+  const res = await api(url, '/v1/rollouts', {
+    token: OPERATOR_TOKEN,
+    body: { selector: { rack }, maxUnavailable: 1, reason: `firmware for ${rack}` },
+  });
   expect(res.status).toBe(201);
   return res.json.id;
 }
@@ -111,9 +142,12 @@ describe('rollouts through the real local stack and real agents', () => {
     expect(done.done.map((d: any) => d.node)).toEqual(['a', 'b', 'c']);
     expect(done.failed).toEqual([]);
     // One at a time: each xPU was asked only after the previous one had been rebooted and recovered.
-    const order = lines().filter((l) => / (reboot-xpu|rebooted|resume-workloads)/.test(l)).map((l) => l.split(' ').slice(0, 2).join(' '));
+    const order = lines()
+      .filter((l) => / (reboot-xpu|rebooted|resume-workloads)/.test(l))
+      .map((l) => l.split(' ').slice(0, 2).join(' '));
     expect(order).toEqual(['a', 'b', 'c'].flatMap((n) => [`${n} reboot-xpu`, `${n} rebooted`, `${n} resume-workloads`]));
-    for (const d of done.done) expect((await api(url, `/v1/reboots/${d.rebootId}`, { token: OPERATOR_TOKEN })).json.status).toBe('completed');
+    for (const d of done.done)
+      expect((await api(url, `/v1/reboots/${d.rebootId}`, { token: OPERATOR_TOKEN })).json.status).toBe('completed');
   });
 
   it('pauses after the first failed reboot and asks no further xPU', { timeout: 120_000 }, async () => {

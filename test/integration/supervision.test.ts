@@ -68,9 +68,15 @@ describe('supervised children and /healthz', () => {
     it(`starts ${child.name} again after kill -9, and events are processed through it`, async () => {
       const pid = childPid(child.pidFile);
       process.kill(pid, 'SIGKILL');
-      await waitFor(`${child.name} started again`, async () => childPid(child.pidFile) !== pid && (await api(stack.url, '/healthz')).status === 200);
+      await waitFor(
+        `${child.name} started again`,
+        async () => childPid(child.pidFile) !== pid && (await api(stack.url, '/healthz')).status === 200,
+      );
       expect(stack.output()).toContain(`${child.name} died and was started again`);
-      const posted = await api(stack.url, '/v1/events', { token: 'agent-token-node-a', body: { id: `after-${child.name}`, type: 'xpu.reboot.pending', node: 'node-a', xpu: child.xpu } });
+      const posted = await api(stack.url, '/v1/events', {
+        token: 'agent-token-node-a',
+        body: { id: `after-${child.name}`, type: 'xpu.reboot.pending', node: 'node-a', xpu: child.xpu },
+      });
       expect(posted.status).toBe(202);
       await waitFor('the reboot', async () => {
         const items = (await api(stack.url, '/v1/reboots', { token: OPERATOR_TOKEN })).json?.items as { xpu: string }[] | undefined;

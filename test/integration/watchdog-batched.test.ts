@@ -16,14 +16,20 @@ const calls: string[] = [];
 
 beforeAll(async () => {
   const dir = tempDir('watchdog');
-  const nodes = Array.from({ length: NODES }, (_, i) => `  - id: n${i}\n    trusted: true\n    bmcToken: bmc-token-n${i}\n    xpus: [{ id: dpu0 }]\n`).join('');
+  const nodes = Array.from(
+    { length: NODES },
+    (_, i) => `  - id: n${i}\n    trusted: true\n    bmcToken: bmc-token-n${i}\n    xpus: [{ id: dpu0 }]\n`,
+  ).join('');
   writeFileSync(join(dir, 'nodes.yaml'), `nodes:\n${nodes}`);
   index = new InventoryIndex(loadInventoryFile(join(dir, 'nodes.yaml')));
   dynamo = await startLocalDynamo({ dataDir: join(dir, 'dynamodb') });
-  dynamo.client.middlewareStack.add((next, context) => (args) => {
-    calls.push(context.commandName as string);
-    return next(args);
-  }, { step: 'initialize' });
+  dynamo.client.middlewareStack.add(
+    (next, context) => (args) => {
+      calls.push(context.commandName as string);
+      return next(args);
+    },
+    { step: 'initialize' },
+  );
 });
 afterAll(async () => {
   await dynamo?.close();

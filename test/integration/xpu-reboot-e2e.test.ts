@@ -42,7 +42,13 @@ function hooksLoggingTo(dir: string, log: string, names: string[]): string {
 }
 
 function ran(log: string): string[] {
-  return existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').filter(Boolean).map((l) => l.split(' ')[0]) : [];
+  return existsSync(log)
+    ? readFileSync(log, 'utf8')
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split(' ')[0])
+    : [];
 }
 
 let stack: RunningStack | undefined;
@@ -66,10 +72,29 @@ describe('xPU reboot through the real local stack', () => {
     const log = join(dir, 'hooks.log');
     stack = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile: writeInventory(dir, INVENTORY) });
     const url = stack.url;
-    agents.push(startAgent({ url, agent: 'node-a', token: agentToken, hooks: hooksLoggingTo(join(dir, 'host-hooks'), log, HOST_HOOKS), state: join(dir, 'host-state') }));
-    agents.push(startAgent({ url, agent: 'node-a.dpu0', token: agentToken, hooks: hooksLoggingTo(join(dir, 'xpu-hooks'), log, ['proceed-reboot']), state: join(dir, 'xpu-state') }));
+    agents.push(
+      startAgent({
+        url,
+        agent: 'node-a',
+        token: agentToken,
+        hooks: hooksLoggingTo(join(dir, 'host-hooks'), log, HOST_HOOKS),
+        state: join(dir, 'host-state'),
+      }),
+    );
+    agents.push(
+      startAgent({
+        url,
+        agent: 'node-a.dpu0',
+        token: agentToken,
+        hooks: hooksLoggingTo(join(dir, 'xpu-hooks'), log, ['proceed-reboot']),
+        state: join(dir, 'xpu-state'),
+      }),
+    );
 
-    const posted = await api(url, '/v1/events', { token: agentToken, body: { id: 'ev-1', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0', data: { reason: 'firmware update' } } });
+    const posted = await api(url, '/v1/events', {
+      token: agentToken,
+      body: { id: 'ev-1', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0', data: { reason: 'firmware update' } },
+    });
     expect(posted.status).toBe(202);
 
     await waitFor('proceed-reboot on the xPU', async () => ran(log).includes('proceed-reboot'));
@@ -77,8 +102,12 @@ describe('xPU reboot through the real local stack', () => {
     expect(during.status).toBe('rebooting');
     expect(during.forced).toBe(false);
 
-    expect((await api(url, '/v1/events', { token: agentToken, body: { id: 'ev-2', type: 'xpu.down', node: 'node-a', xpu: 'dpu0' } })).status).toBe(202);
-    expect((await api(url, '/v1/events', { token: agentToken, body: { id: 'ev-3', type: 'xpu.ready', node: 'node-a', xpu: 'dpu0' } })).status).toBe(202);
+    expect(
+      (await api(url, '/v1/events', { token: agentToken, body: { id: 'ev-2', type: 'xpu.down', node: 'node-a', xpu: 'dpu0' } })).status,
+    ).toBe(202);
+    expect(
+      (await api(url, '/v1/events', { token: agentToken, body: { id: 'ev-3', type: 'xpu.ready', node: 'node-a', xpu: 'dpu0' } })).status,
+    ).toBe(202);
 
     const done = await waitFor('reboot completed', async () => {
       const r = await rebootOf(url);
@@ -106,24 +135,49 @@ describe('xPU reboot through the real local stack', () => {
     const url = stack.url;
 
     // Killed right after the 202: the event must still be processed after the restart.
-    const posted = await api(url, '/v1/events', { token: agentToken, body: { id: 'k-1', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0' } });
+    const posted = await api(url, '/v1/events', {
+      token: agentToken,
+      body: { id: 'k-1', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0' },
+    });
     expect(posted.status).toBe(202);
     await stack.stop('SIGKILL');
 
     stack = await startStackProcess({ dataDir, nodesFile, env: { PORT: port } });
-    agents.push(startAgent({ url, agent: 'node-a', token: agentToken, hooks: hooksLoggingTo(join(dir, 'host-hooks'), log, HOST_HOOKS), state: join(dir, 'host-state') }));
-    agents.push(startAgent({ url, agent: 'node-a.dpu0', token: agentToken, hooks: hooksLoggingTo(join(dir, 'xpu-hooks'), log, ['proceed-reboot']), state: join(dir, 'xpu-state') }));
+    agents.push(
+      startAgent({
+        url,
+        agent: 'node-a',
+        token: agentToken,
+        hooks: hooksLoggingTo(join(dir, 'host-hooks'), log, HOST_HOOKS),
+        state: join(dir, 'host-state'),
+      }),
+    );
+    agents.push(
+      startAgent({
+        url,
+        agent: 'node-a.dpu0',
+        token: agentToken,
+        hooks: hooksLoggingTo(join(dir, 'xpu-hooks'), log, ['proceed-reboot']),
+        state: join(dir, 'xpu-state'),
+      }),
+    );
     await waitFor('proceed-reboot after the first restart', async () => ran(log).includes('proceed-reboot'));
 
     // Killed mid-reboot, while the workflow waits for xpu.ready.
     await stack.stop('SIGKILL');
     stack = await startStackProcess({ dataDir, nodesFile, env: { PORT: port } });
-    expect((await api(url, '/v1/events', { token: agentToken, body: { id: 'k-2', type: 'xpu.ready', node: 'node-a', xpu: 'dpu0' } })).status).toBe(202);
+    expect(
+      (await api(url, '/v1/events', { token: agentToken, body: { id: 'k-2', type: 'xpu.ready', node: 'node-a', xpu: 'dpu0' } })).status,
+    ).toBe(202);
 
-    const done = await waitFor('reboot completed after two kills', async () => {
-      const r = await rebootOf(url);
-      return r?.status === 'completed' ? r : undefined;
-    }, 45_000);
+    const done = await waitFor(
+      'reboot completed after two kills',
+      async () => {
+        const r = await rebootOf(url);
+        return r?.status === 'completed' ? r : undefined;
+      },
+      45_000,
+    );
     expect(done.node).toBe('node-a');
     expect(ran(log)).toEqual(['migrate-workloads', 'protect-pcie', 'proceed-reboot', 'restore-pcie', 'resume-workloads']);
     const all = await api(url, '/v1/reboots', { token: OPERATOR_TOKEN });

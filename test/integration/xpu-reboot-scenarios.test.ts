@@ -51,10 +51,14 @@ function lines(log: string): string[] {
 const post = (url: string, body: Record<string, unknown>) => api(url, '/v1/events', { token, body });
 const reboot = async (url: string, id: string) => (await api(url, `/v1/reboots/${id}`, { token: OPERATOR_TOKEN })).json;
 const until = (url: string, id: string, status: string, ms = 30_000) =>
-  waitFor(`reboot ${id} ${status}`, async () => {
-    const r = await reboot(url, id);
-    return r?.status === status ? r : undefined;
-  }, ms);
+  waitFor(
+    `reboot ${id} ${status}`,
+    async () => {
+      const r = await reboot(url, id);
+      return r?.status === status ? r : undefined;
+    },
+    ms,
+  );
 async function theReboot(url: string) {
   return waitFor('the reboot', async () => (await api(url, '/v1/reboots?node=node-s', { token })).json.items[0]);
 }
@@ -65,16 +69,40 @@ async function start(prefix: string, hostHooks: Record<string, string>, xpuHooks
   const log = join(dir, 'hooks.log');
   stack = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile: writeInventory(dir, INVENTORY) });
   const withLog = (hooks: Record<string, string>) =>
-    Object.fromEntries(Object.entries(hooks).map(([n, body]) => [n, `cat > /dev/null\necho "${n} start" >> ${log}\n${body}\necho "${n} end" >> ${log}`]));
+    Object.fromEntries(
+      Object.entries(hooks).map(([n, body]) => [n, `cat > /dev/null\necho "${n} start" >> ${log}\n${body}\necho "${n} end" >> ${log}`]),
+    );
   const fast = ['--heartbeat-seconds', '1'];
-  agents.push(startAgent({ url: stack.url, agent: 'node-s', token, hooks: writeHooks(join(dir, 'h'), withLog(hostHooks)), state: join(dir, 's-h'), args: fast }));
-  agents.push(startAgent({ url: stack.url, agent: 'node-s.dpu0', token, hooks: writeHooks(join(dir, 'x'), withLog(xpuHooks)), state: join(dir, 's-x'), args: fast }));
+  agents.push(
+    startAgent({
+      url: stack.url,
+      agent: 'node-s',
+      token,
+      hooks: writeHooks(join(dir, 'h'), withLog(hostHooks)),
+      state: join(dir, 's-h'),
+      args: fast,
+    }),
+  );
+  agents.push(
+    startAgent({
+      url: stack.url,
+      agent: 'node-s.dpu0',
+      token,
+      hooks: writeHooks(join(dir, 'x'), withLog(xpuHooks)),
+      state: join(dir, 's-x'),
+      args: fast,
+    }),
+  );
   return { url: stack.url, log };
 }
 
 describe('xPU reboot scenarios through the real local stack', () => {
   it('forced at the moved deadline, not the old one, with what the host left undone; then recovers', async () => {
-    const { url, log } = await start('forced', { 'migrate-workloads': 'sleep 30', 'protect-pcie': 'true', 'restore-pcie': 'true', 'resume-workloads': 'true' }, { 'proceed-reboot': 'true' });
+    const { url, log } = await start(
+      'forced',
+      { 'migrate-workloads': 'sleep 30', 'protect-pcie': 'true', 'restore-pcie': 'true', 'resume-workloads': 'true' },
+      { 'proceed-reboot': 'true' },
+    );
     await post(url, { id: 'f-1', type: 'xpu.reboot.pending', node: 'node-s', xpu: 'dpu0' });
     const r = await theReboot(url);
     await waitFor('the migration to start', async () => lines(log).includes('migrate-workloads start'));
@@ -104,21 +132,36 @@ describe('xPU reboot scenarios through the real local stack', () => {
   });
 
   it('a crash protects PCIe, lets the xPU take its core dump, then recovers', async () => {
-    const { url, log } = await start('crash', { 'protect-pcie': 'true', 'restore-pcie': 'true', 'resume-workloads': 'true' }, { 'allow-coredump': 'sleep 1' });
+    const { url, log } = await start(
+      'crash',
+      { 'protect-pcie': 'true', 'restore-pcie': 'true', 'resume-workloads': 'true' },
+      { 'allow-coredump': 'sleep 1' },
+    );
     await post(url, { id: 'c-1', type: 'xpu.crashed', node: 'node-s', xpu: 'dpu0', data: { reason: 'watchdog NMI' } });
     const r = await theReboot(url);
     await waitFor('the core dump', async () => lines(log).includes('allow-coredump end'));
     expect(lines(log)).toContain('protect-pcie end');
-    await waitFor('waiting for the xPU', async () => (await reboot(url, r.id)).history.some((h: any) => h.phase === 'command-succeeded' && /allow-coredump/.test(h.detail)));
+    await waitFor('waiting for the xPU', async () =>
+      (await reboot(url, r.id)).history.some((h: any) => h.phase === 'command-succeeded' && /allow-coredump/.test(h.detail)),
+    );
     await post(url, { id: 'c-2', type: 'xpu.ready', node: 'node-s', xpu: 'dpu0' });
     const done = await until(url, r.id, 'completed');
     expect(done).toMatchObject({ mode: 'crash', forced: false });
-    expect(lines(log).filter((l) => l.endsWith(' end'))).toEqual(['protect-pcie end', 'allow-coredump end', 'restore-pcie end', 'resume-workloads end']);
+    expect(lines(log).filter((l) => l.endsWith(' end'))).toEqual([
+      'protect-pcie end',
+      'allow-coredump end',
+      'restore-pcie end',
+      'resume-workloads end',
+    ]);
   });
 
   // docs/api.md: a redelivery after an extension carries the moved deadline, also to a running hook.
   it('an extension reaches the running migration hook before its old deadline kills it', async () => {
-    const { url, log } = await start('ext', { 'migrate-workloads': 'sleep 7', 'protect-pcie': 'true', 'restore-pcie': 'true', 'resume-workloads': 'true' }, { 'proceed-reboot': 'true' });
+    const { url, log } = await start(
+      'ext',
+      { 'migrate-workloads': 'sleep 7', 'protect-pcie': 'true', 'restore-pcie': 'true', 'resume-workloads': 'true' },
+      { 'proceed-reboot': 'true' },
+    );
     await post(url, { id: 'e-1', type: 'xpu.reboot.pending', node: 'node-s', xpu: 'dpu0' });
     const r = await theReboot(url);
     await waitFor('the migration to start', async () => lines(log).includes('migrate-workloads start'));

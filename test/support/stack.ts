@@ -38,7 +38,15 @@ export interface RunningStack {
 export async function startStackProcess(opts: { dataDir: string; nodesFile: string; env?: Record<string, string> }): Promise<RunningStack> {
   const proc = spawn(NODE, [join(ROOT, 'local/main.ts')], {
     cwd: ROOT,
-    env: childEnv({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: opts.dataDir, NODES_FILE: opts.nodesFile, OPERATOR_TOKEN, INGEST_VISIBILITY_SECONDS: '2', ...opts.env }),
+    env: childEnv({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DATA_DIR: opts.dataDir,
+      NODES_FILE: opts.nodesFile,
+      OPERATOR_TOKEN,
+      INGEST_VISIBILITY_SECONDS: '2',
+      ...opts.env,
+    }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -82,10 +90,32 @@ export interface RunningAgent {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export function startAgent(opts: { url: string; agent: string; token: string; hooks: string; state: string; env?: Record<string, string>; args?: string[] }): RunningAgent {
+export function startAgent(opts: {
+  url: string;
+  agent: string;
+  token: string;
+  hooks: string;
+  state: string;
+  env?: Record<string, string>;
+  args?: string[];
+}): RunningAgent {
   const proc = spawn(
     NODE,
-    [join(ROOT, 'cli/rebootctl.js'), 'agent', '--server', opts.url, '--agent', opts.agent, '--hooks', opts.hooks, '--state', opts.state, '--wait', '5', ...(opts.args ?? [])],
+    [
+      join(ROOT, 'cli/rebootctl.js'),
+      'agent',
+      '--server',
+      opts.url,
+      '--agent',
+      opts.agent,
+      '--hooks',
+      opts.hooks,
+      '--state',
+      opts.state,
+      '--wait',
+      '5',
+      ...(opts.args ?? []),
+    ],
     { cwd: ROOT, env: childEnv({ REBOOT_AGENT_TOKEN: opts.token, ...opts.env }), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
@@ -133,7 +163,12 @@ export async function api(url: string, path: string, opts: { method?: string; to
 }
 
 /** eventually with this module's older default (30 s, every 100 ms); same argument order. */
-export function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000, everyMs = 100): Promise<NonNullable<T>> {
+export function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false>,
+  timeoutMs = 30_000,
+  everyMs = 100,
+): Promise<NonNullable<T>> {
   return eventually(what, fn, timeoutMs, everyMs);
 }
 

@@ -35,20 +35,23 @@ describe('agent check: hooks', () => {
   });
 
   // chown needs root; the rest of the file runs as anyone.
-  it.skipIf(process.getuid?.() !== 0)('names each problem: missing, not executable, group- or world-writable, foreign owner, writable directory', () => {
-    const dir = hooksDir({ 'migrate-workloads': 0o644, 'protect-pcie': 0o775, 'restore-pcie': 0o757, '_lib.sh': 0o666 });
-    chownSync(join(dir, 'restore-pcie'), 4242, 4242);
-    chmodSync(join(dir, 'restore-pcie'), 0o755);
-    chmodSync(dir, 0o777);
-    const r = checkHooks({ agent: 'node-a', hooks: dir, uid: 1000 });
-    const text = r.problems.join('\n');
-    expect(text).toMatch(/required hook resume-workloads is missing/);
-    expect(text).toMatch(/required hook migrate-workloads .* is not executable/);
-    expect(text).toMatch(/protect-pcie is group-writable \(mode 0775\)/);
-    expect(text).toMatch(/restore-pcie is owned by uid 4242, not by root or the agent's user \(uid 1000\)/);
-    expect(text).toMatch(/_lib.sh is group-writable/);
-    expect(text).toMatch(/hooks directory .* is group-writable \(mode 0777\)/);
-  });
+  it.skipIf(process.getuid?.() !== 0)(
+    'names each problem: missing, not executable, group- or world-writable, foreign owner, writable directory',
+    () => {
+      const dir = hooksDir({ 'migrate-workloads': 0o644, 'protect-pcie': 0o775, 'restore-pcie': 0o757, '_lib.sh': 0o666 });
+      chownSync(join(dir, 'restore-pcie'), 4242, 4242);
+      chmodSync(join(dir, 'restore-pcie'), 0o755);
+      chmodSync(dir, 0o777);
+      const r = checkHooks({ agent: 'node-a', hooks: dir, uid: 1000 });
+      const text = r.problems.join('\n');
+      expect(text).toMatch(/required hook resume-workloads is missing/);
+      expect(text).toMatch(/required hook migrate-workloads .* is not executable/);
+      expect(text).toMatch(/protect-pcie is group-writable \(mode 0775\)/);
+      expect(text).toMatch(/restore-pcie is owned by uid 4242, not by root or the agent's user \(uid 1000\)/);
+      expect(text).toMatch(/_lib.sh is group-writable/);
+      expect(text).toMatch(/hooks directory .* is group-writable \(mode 0777\)/);
+    },
+  );
 
   it.skipIf(process.getuid?.() !== 0)("accepts hooks owned by the agent's own user", () => {
     const dir = hooksDir({ 'free-host-context': 0o755, reprovision: 0o700 });
@@ -65,17 +68,30 @@ describe('agent check: hooks', () => {
 
 describe('ids and transport rules', () => {
   it('lets plain ids through and refuses paths, option look-alikes and control characters', () => {
-    for (const ok of ['01JD8ZKQ0M3B5Y6N7P8R9S0T1V', 'node-a', 'dpu0', 't1', 'rb-1', 'tenant.blue', 'a:b@c+d=e']) expect(isSafeId(ok)).toBe(true);
-    for (const bad of ['', '../etc', 'a/b', '-rf', '.hidden', 'a..b', 'a b', 'a\nb', 'x\u0000', 'é', 'a'.repeat(201), 42, null]) expect(isSafeId(bad)).toBe(false);
+    for (const ok of ['01JD8ZKQ0M3B5Y6N7P8R9S0T1V', 'node-a', 'dpu0', 't1', 'rb-1', 'tenant.blue', 'a:b@c+d=e'])
+      expect(isSafeId(ok)).toBe(true);
+    for (const bad of ['', '../etc', 'a/b', '-rf', '.hidden', 'a..b', 'a b', 'a\nb', 'x\u0000', 'é', 'a'.repeat(201), 42, null])
+      expect(isSafeId(bad)).toBe(false);
   });
 
   it('no accepted id can leave its directory, look like an option or break a line (property, seeded)', () => {
     // fast-check prints the seed and the shrunk counterexample when this fails.
     fc.assert(
-      fc.property(fc.string({ unit: fc.constantFrom('a', 'Z', '0', '.', '-', '_', ':', '@', '/', '\\', '\n', ' ', '\u0000', 'é'), maxLength: 12 }), (s) => {
-        if (!isSafeId(s)) return true;
-        return !s.includes('/') && !s.includes('..') && !s.startsWith('-') && !s.startsWith('.') && !/[\s\u0000-\u001f\u007f]/.test(s) && s.length <= 200;
-      }),
+      fc.property(
+        fc.string({ unit: fc.constantFrom('a', 'Z', '0', '.', '-', '_', ':', '@', '/', '\\', '\n', ' ', '\u0000', 'é'), maxLength: 12 }),
+        (s) => {
+          if (!isSafeId(s)) return true;
+          return (
+            !s.includes('/') &&
+            !s.includes('..') &&
+            !s.startsWith('-') &&
+            !s.startsWith('.') &&
+            // biome-ignore lint/suspicious/noControlCharactersInRegex: ids with control characters are what the agent must refuse.
+            !/[\s\u0000-\u001f\u007f]/.test(s) &&
+            s.length <= 200
+          );
+        },
+      ),
       { seed: 20261206, numRuns: 2000 },
     );
   });

@@ -16,7 +16,13 @@ describe('agent configuration', () => {
   it('fills defaults and freezes the result', async () => {
     const dir = setup();
     const config = await resolveAgentConfig({ flags: base(dir), env: { HOME: '/home/op' } });
-    expect(config).toMatchObject({ wait: 20, heartbeatSeconds: 5, maxOutputBytes: 65_536, once: false, state: '/home/op/.local/state/rebootctl' });
+    expect(config).toMatchObject({
+      wait: 20,
+      heartbeatSeconds: 5,
+      maxOutputBytes: 65_536,
+      once: false,
+      state: '/home/op/.local/state/rebootctl',
+    });
     expect(Object.isFrozen(config)).toBe(true);
     const xdg = await resolveAgentConfig({ flags: base(dir), env: { XDG_STATE_HOME: '/var/state' } });
     expect(xdg.state).toBe('/var/state/rebootctl');
@@ -25,7 +31,10 @@ describe('agent configuration', () => {
   it('takes a flag over env, env over the config file, the file over defaults', async () => {
     const dir = setup();
     const file = join(dir, 'agent.yaml');
-    writeFileSync(file, `server: https://file:1\nagent: node-a\ntoken: from-file\nhooks: hooks\nwait: 5\nheartbeatSeconds: 2\nmaxOutputBytes: 4096\n`);
+    writeFileSync(
+      file,
+      `server: https://file:1\nagent: node-a\ntoken: from-file\nhooks: hooks\nwait: 5\nheartbeatSeconds: 2\nmaxOutputBytes: 4096\n`,
+    );
     const config = await resolveAgentConfig({
       flags: { config: file, wait: '7' },
       env: { REBOOT_AGENT_WAIT: '9', REBOOT_AGENT_HEARTBEAT_SECONDS: '3', REBOOT_AGENT_TOKEN: 'from-env' },
@@ -50,7 +59,9 @@ describe('agent configuration', () => {
 
   it('names the setting and its source when a value is bad', async () => {
     const dir = setup();
-    const err = await resolveAgentConfig({ flags: { ...base(dir), wait: '45' }, env: { REBOOT_AGENT_MAX_OUTPUT_BYTES: 'lots' } }).catch((e) => e);
+    const err = await resolveAgentConfig({ flags: { ...base(dir), wait: '45' }, env: { REBOOT_AGENT_MAX_OUTPUT_BYTES: 'lots' } }).catch(
+      (e) => e,
+    );
     expect(err).toBeInstanceOf(ConfigError);
     expect(err.message).toMatch(/wait \(--wait\):.*30/);
     expect(err.message).toMatch(/maxOutputBytes \(env REBOOT_AGENT_MAX_OUTPUT_BYTES\)/);
@@ -61,7 +72,9 @@ describe('agent configuration', () => {
     writeFileSync(join(dir, 'a.yaml'), 'server: http://x\nwiat: 5\n');
     await expect(resolveAgentConfig({ flags: { config: join(dir, 'a.yaml') }, env: {} })).rejects.toThrow(/a\.yaml:2: unknown key 'wiat'/);
     await expect(resolveAgentConfig({ flags: { server: 'http://x' }, env: {} })).rejects.toThrow(/missing: --agent .*--token .*--hooks/);
-    await expect(resolveAgentConfig({ flags: { ...base(dir), hooks: join(dir, 'nope') }, env: {} })).rejects.toThrow(/nope is not a directory/);
+    await expect(resolveAgentConfig({ flags: { ...base(dir), hooks: join(dir, 'nope') }, env: {} })).rejects.toThrow(
+      /nope is not a directory/,
+    );
     await expect(resolveAgentConfig({ flags: { ...base(dir), agent: '../etc' }, env: {} })).rejects.toThrow(/agent \(--agent\)/);
     await expect(resolveAgentConfig({ flags: { ...base(dir), server: 'ftp://x' }, env: {} })).rejects.toThrow(/http/);
   });

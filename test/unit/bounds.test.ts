@@ -13,7 +13,16 @@ const T0 = '2030-01-01T00:00:00.000Z';
 const MAX_ITEM_BYTES = 64 * 1024;
 
 function fresh(): StoredReboot {
-  const ev: NativeEvent = { id: 'e1', type: 'xpu.reboot.pending', node: node.id, xpu: 'dpu0', time: T0, source: 'native', dedupKey: 'k', receivedAt: T0 };
+  const ev: NativeEvent = {
+    id: 'e1',
+    type: 'xpu.reboot.pending',
+    node: node.id,
+    xpu: 'dpu0',
+    time: T0,
+    source: 'native',
+    dedupKey: 'k',
+    receivedAt: T0,
+  };
   return newXpuReboot('xr-01jabcdefghjkmnpqrstvwxyz0', node, 'dpu0', ev, 'planned');
 }
 
@@ -22,7 +31,10 @@ const bytes = (r: unknown) => Buffer.byteLength(JSON.stringify(r));
 /** What the API appends for a refused request (the writer knows nothing of bounds). */
 function refuse(r: StoredReboot, seconds: number, reason: string): StoredReboot {
   r.refusals.push({ at: T0, requested: seconds, reason });
-  r.history.push({ ...history(T0, 'extension-refused', `asked ${seconds}s (${reason}): 2 extensions were already granted`), by: 'agent:node-a' });
+  r.history.push({
+    ...history(T0, 'extension-refused', `asked ${seconds}s (${reason}): 2 extensions were already granted`),
+    by: 'agent:node-a',
+  });
   return r;
 }
 
@@ -46,7 +58,10 @@ describe('boundReboot', () => {
         fc.array(
           fc.record({
             seconds: fc.integer({ min: 1, max: 7 * 24 * 3600 }),
-            reason: fc.oneof(fc.string({ minLength: 1000, maxLength: 1000 }), fc.string({ unit: 'grapheme', minLength: 0, maxLength: 1000 })),
+            reason: fc.oneof(
+              fc.string({ minLength: 1000, maxLength: 1000 }),
+              fc.string({ unit: 'grapheme', minLength: 0, maxLength: 1000 }),
+            ),
           }),
           { minLength: 0, maxLength: 300, size: 'max' },
         ),
@@ -68,7 +83,11 @@ describe('boundReboot', () => {
           // History: the first entries and the last ones, and a count of those in between.
           expect(r.history[0].phase).toBe('notified');
           expect(r.history.length + (r.historyDropped ?? 0)).toBe(1 + asks.length);
-          const row = computeComplianceReport([r], { from: new Date('2029-12-31T00:00:00Z'), to: new Date('2030-01-02T00:00:00Z'), generatedAt: new Date(T0) }).reboots[0];
+          const row = computeComplianceReport([r], {
+            from: new Date('2029-12-31T00:00:00Z'),
+            to: new Date('2030-01-02T00:00:00Z'),
+            generatedAt: new Date(T0),
+          }).reboots[0];
           expect(row.extensionsRefused).toBe(asks.length);
           expect(row.extensionsRequested).toBe(asks.length);
           expect(row.extensionSecondsRequested).toBe(asks.reduce((s, a) => s + a.seconds, 0));

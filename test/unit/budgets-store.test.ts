@@ -57,15 +57,22 @@ nodes:
   });
 
   it('refuses two budgets for one domain', () => {
-    expect(() => parseInventory('policy: { budgets: [{ per: rack, maxUnavailable: 1 }, { per: rack, maxUnavailable: 2 }] }\nnodes: []')).toThrow(
-      /one budget per domain/,
-    );
+    expect(() =>
+      parseInventory('policy: { budgets: [{ per: rack, maxUnavailable: 1 }, { per: rack, maxUnavailable: 2 }] }\nnodes: []'),
+    ).toThrow(/one budget per domain/);
   });
 });
 
 describe('may this node start a reboot now', () => {
   const now = new Date('2030-01-01T00:00:00Z');
-  const hold = (selector: Hold['selector'], until?: string): Hold => ({ id: 'h1', selector, reason: 'freeze', createdAt: now.toISOString(), by: 'operator', until });
+  const hold = (selector: Hold['selector'], until?: string): Hold => ({
+    id: 'h1',
+    selector,
+    reason: 'freeze',
+    createdAt: now.toISOString(),
+    by: 'operator',
+    until,
+  });
 
   it('a hold on its rack says no; an expired one does not', () => {
     expect(mayStartReboot(node('n0'), [hold({ rack: 'r1' })], new Map(), now)).toMatchObject({ kind: 'hold' });
@@ -141,7 +148,11 @@ describe('budget counters in the store', () => {
             for (const s of res.overshoot) overshootReported[s.per as 'rack' | 'zone'] = true;
             samples.push(await store.budgetUsage());
             await new Promise((r) => setTimeout(r, op.holdMs));
-            await store.releaseBudgets(slots.map((s) => s.key), op.node, id);
+            await store.releaseBudgets(
+              slots.map((s) => s.key),
+              op.node,
+              id,
+            );
           }),
         );
         running = false;

@@ -19,7 +19,16 @@ const at = (s: number) => new Date(T0 + s * 1000);
 const iso = (s: number) => at(s).toISOString();
 
 function planned(): StoredReboot {
-  const ev: NativeEvent = { id: 'e', type: 'xpu.reboot.pending', node: 'n1', xpu: 'dpu0', time: iso(0), source: 'native', dedupKey: 'k', receivedAt: iso(0) };
+  const ev: NativeEvent = {
+    id: 'e',
+    type: 'xpu.reboot.pending',
+    node: 'n1',
+    xpu: 'dpu0',
+    time: iso(0),
+    source: 'native',
+    dedupKey: 'k',
+    receivedAt: iso(0),
+  };
   return newXpuReboot('xr-1', node, 'dpu0', ev, 'planned');
 }
 function ok(step: Step | Refused): Step {
@@ -67,8 +76,22 @@ describe('cancel', () => {
   it('before the xPU went down: cancel-reboot, then restore-pcie and resume-workloads for what the host was asked', () => {
     const r = waiting(planned(), 'prepared', 'prepare');
     r.status = 'preparing';
-    r.commands['xr-1.migrate-workloads'] = { id: 'xr-1.migrate-workloads', type: 'migrate-workloads', agent: 'n1', step: 'prepare', status: 'running', at: iso(1) };
-    r.commands['xr-1.protect-pcie'] = { id: 'xr-1.protect-pcie', type: 'protect-pcie', agent: 'n1', step: 'prepare', status: 'pending', at: iso(1) };
+    r.commands['xr-1.migrate-workloads'] = {
+      id: 'xr-1.migrate-workloads',
+      type: 'migrate-workloads',
+      agent: 'n1',
+      step: 'prepare',
+      status: 'running',
+      at: iso(1),
+    };
+    r.commands['xr-1.protect-pcie'] = {
+      id: 'xr-1.protect-pcie',
+      type: 'protect-pcie',
+      agent: 'n1',
+      step: 'prepare',
+      status: 'pending',
+      at: iso(1),
+    };
     const step = ok(cancel(r, node, 'operator', 'wrong xPU', at(10)));
     expect(step.reboot).toMatchObject({ status: 'cancelled', endedAt: iso(10) });
     expect(step.reboot.history.at(-1)).toMatchObject({ phase: 'cancelled', by: 'operator' });
@@ -78,7 +101,10 @@ describe('cancel', () => {
       ['restore-pcie', 'n1'],
       ['resume-workloads', 'n1'],
     ]);
-    expect(step.effects.find((e) => e.kind === 'close-commands')).toEqual({ kind: 'close-commands', ids: ['xr-1.migrate-workloads', 'xr-1.protect-pcie'] });
+    expect(step.effects.find((e) => e.kind === 'close-commands')).toEqual({
+      kind: 'close-commands',
+      ids: ['xr-1.migrate-workloads', 'xr-1.protect-pcie'],
+    });
     expect(evaluateWait(step.reboot, node, at(10))).toEqual({ signal: 'cancelled' });
     // Repeated: the same effects, no second history entry.
     const again = ok(cancel(step.reboot, node, 'operator', 'again', at(11)));
@@ -95,7 +121,11 @@ describe('cancel', () => {
   });
 
   it('after the xPU went down, crashed, or was told to reboot: refused', () => {
-    for (const change of [(r: StoredReboot) => (r.downAt = iso(3)), (r: StoredReboot) => (r.rebootingAt = iso(3)), (r: StoredReboot) => (r.crashedAt = iso(3))]) {
+    for (const change of [
+      (r: StoredReboot) => (r.downAt = iso(3)),
+      (r: StoredReboot) => (r.rebootingAt = iso(3)),
+      (r: StoredReboot) => (r.crashedAt = iso(3)),
+    ]) {
       const r = planned();
       change(r);
       expect(cancel(r, node, 'operator', '', at(5))).toMatchObject({ refused: expect.any(String), code: 'PastNoticePhase' });
@@ -107,10 +137,29 @@ describe('cancel', () => {
 describe('force', () => {
   it('in the notice phase: proceed-reboot at once, what the host had not finished recorded as for a forced reboot', () => {
     const r = waiting(planned(), 'prepared', 'prepare');
-    r.commands['xr-1.migrate-workloads'] = { id: 'xr-1.migrate-workloads', type: 'migrate-workloads', agent: 'n1', step: 'prepare', status: 'succeeded', at: iso(1) };
-    r.commands['xr-1.protect-pcie'] = { id: 'xr-1.protect-pcie', type: 'protect-pcie', agent: 'n1', step: 'prepare', status: 'delivered', at: iso(1) };
+    r.commands['xr-1.migrate-workloads'] = {
+      id: 'xr-1.migrate-workloads',
+      type: 'migrate-workloads',
+      agent: 'n1',
+      step: 'prepare',
+      status: 'succeeded',
+      at: iso(1),
+    };
+    r.commands['xr-1.protect-pcie'] = {
+      id: 'xr-1.protect-pcie',
+      type: 'protect-pcie',
+      agent: 'n1',
+      step: 'prepare',
+      status: 'delivered',
+      at: iso(1),
+    };
     const step = ok(force(r, node, 'operator', 'hurry', at(7)));
-    expect(step.reboot).toMatchObject({ status: 'rebooting', forced: true, rebootingAt: iso(7), outstanding: ['protect-pcie (delivered)'] });
+    expect(step.reboot).toMatchObject({
+      status: 'rebooting',
+      forced: true,
+      rebootingAt: iso(7),
+      outstanding: ['protect-pcie (delivered)'],
+    });
     expect(step.effects.find((e) => e.kind === 'send')).toMatchObject({ commands: [{ type: 'proceed-reboot', agent: 'n1.dpu0' }] });
     expect(evaluateWait(step.reboot, node, at(7))).toMatchObject({ signal: 'forced', deadline: r.deadline });
   });

@@ -12,7 +12,16 @@ const T0 = '2030-01-01T00:00:00.000Z';
 const now = new Date('2030-01-01T00:00:30.000Z');
 
 function reboot(): StoredReboot {
-  const ev: NativeEvent = { id: 'e1', type: 'xpu.reboot.pending', node: node.id, xpu: 'dpu0', time: T0, source: 'native', dedupKey: 'k', receivedAt: T0 };
+  const ev: NativeEvent = {
+    id: 'e1',
+    type: 'xpu.reboot.pending',
+    node: node.id,
+    xpu: 'dpu0',
+    time: T0,
+    source: 'native',
+    dedupKey: 'k',
+    receivedAt: T0,
+  };
   const r = newXpuReboot('xr-01jabcdefghjkmnpqrstvwxyz0', node, 'dpu0', ev, 'planned');
   r.status = 'preparing';
   return r;
@@ -49,16 +58,43 @@ describe('applyExtensionRequest', () => {
 
 describe('recordResult', () => {
   const cmd = (status: StoredCommand['status']): StoredCommand => ({
-    id: 'xr-1.protect-pcie', type: 'protect-pcie', rebootId: 'xr-1', node: node.id, xpu: null, args: {}, deadline: T0,
-    agent: node.id, step: 'prepare', status, noticePhase: true, createdAt: T0, finishedAt: '2030-01-01T00:00:10.000Z', output: 'boom\nlast line',
+    id: 'xr-1.protect-pcie',
+    type: 'protect-pcie',
+    rebootId: 'xr-1',
+    node: node.id,
+    xpu: null,
+    args: {},
+    deadline: T0,
+    agent: node.id,
+    step: 'prepare',
+    status,
+    noticePhase: true,
+    createdAt: T0,
+    finishedAt: '2030-01-01T00:00:10.000Z',
+    output: 'boom\nlast line',
   });
 
   it('records a final result the reboot does not have, and nothing when it has it', () => {
     const r = reboot();
-    r.commands['xr-1.protect-pcie'] = { id: 'xr-1.protect-pcie', type: 'protect-pcie', agent: node.id, step: 'prepare', status: 'delivered', at: T0 };
+    r.commands['xr-1.protect-pcie'] = {
+      id: 'xr-1.protect-pcie',
+      type: 'protect-pcie',
+      agent: node.id,
+      step: 'prepare',
+      status: 'delivered',
+      at: T0,
+    };
     const once = recordResult(r, cmd('failed'), node.id);
-    expect(once?.commands['xr-1.protect-pcie']).toMatchObject({ status: 'failed', at: '2030-01-01T00:00:10.000Z', output: 'boom\nlast line' });
-    expect(once?.history.at(-1)).toMatchObject({ phase: 'command-failed', detail: 'protect-pcie on node-a failed: last line', by: `agent:${node.id}` });
+    expect(once?.commands['xr-1.protect-pcie']).toMatchObject({
+      status: 'failed',
+      at: '2030-01-01T00:00:10.000Z',
+      output: 'boom\nlast line',
+    });
+    expect(once?.history.at(-1)).toMatchObject({
+      phase: 'command-failed',
+      detail: 'protect-pcie on node-a failed: last line',
+      by: `agent:${node.id}`,
+    });
     expect(recordResult(structuredClone(once!), cmd('failed'), node.id)).toBeNull();
   });
 

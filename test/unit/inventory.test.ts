@@ -86,7 +86,17 @@ nodes:
 
   it('keeps no token in memory nor in what it stores', () => {
     const inv = parseInventory(WITH_IDS, 'f');
-    const secrets = ['op-alice-token', 'op-alice-next', 'bmc-a-token', 'bmc-a-next', 'host-a-token', 'host-a-next', 'dpu0-a-token', 'dpu0-a-next', 'shared-b-token'];
+    const secrets = [
+      'op-alice-token',
+      'op-alice-next',
+      'bmc-a-token',
+      'bmc-a-next',
+      'host-a-token',
+      'host-a-next',
+      'dpu0-a-token',
+      'dpu0-a-next',
+      'shared-b-token',
+    ];
     for (const text of [JSON.stringify(withHashedTokens(inv)), JSON.stringify(new InventoryIndex(inv).inventory)])
       for (const s of secrets) expect(text).not.toContain(s);
     const stored = withHashedTokens(inv);
@@ -96,11 +106,20 @@ nodes:
   });
 
   it('refuses a token shared by two owners, a twice-listed operator and unknown keys', () => {
-    expect(() => parseInventory(WITH_IDS.replace('dpu0-a-next', 'host-a-token'), 'f')).toThrow(/xpus\[dpu0\]\.agentTokenNext is also a token of node 'node-a'/);
+    expect(() => parseInventory(WITH_IDS.replace('dpu0-a-next', 'host-a-token'), 'f')).toThrow(
+      /xpus\[dpu0\]\.agentTokenNext is also a token of node 'node-a'/,
+    );
     expect(() => parseInventory(WITH_IDS.replace('op-alice-next', 'bmc-a-next'), 'f')).toThrow(/also a token of operator 'alice'/);
     expect(() => parseInventory(WITH_IDS.replace('shared-b-token', 'dpu0-a-token'), 'f')).toThrow(/also a token of agent 'node-a.dpu0'/);
-    expect(() => parseInventory(WITH_IDS.replace('tokenNext: op-alice-next }', 'tokenNext: op-alice-next }\n  - { name: alice, token: op-alice-other }'), 'f')).toThrow(/operator 'alice' is listed twice/);
-    expect(() => parseInventory(WITH_IDS.replace('agentTokenNext: dpu0-a-next', 'agentTokenNew: dpu0-a-next'), 'f')).toThrow(/unknown key 'agentTokenNew'/);
+    expect(() =>
+      parseInventory(
+        WITH_IDS.replace('tokenNext: op-alice-next }', 'tokenNext: op-alice-next }\n  - { name: alice, token: op-alice-other }'),
+        'f',
+      ),
+    ).toThrow(/operator 'alice' is listed twice/);
+    expect(() => parseInventory(WITH_IDS.replace('agentTokenNext: dpu0-a-next', 'agentTokenNew: dpu0-a-next'), 'f')).toThrow(
+      /unknown key 'agentTokenNew'/,
+    );
     expect(() => parseInventory(WITH_IDS.replace('tokenNext: op-alice-next', 'role: admin'), 'f')).toThrow(/unknown key 'role'/);
     // The current and the next token of one owner may be the same (a rollover not yet begun).
     expect(() => parseInventory(WITH_IDS.replace('host-a-next', 'host-a-token'), 'f')).not.toThrow();

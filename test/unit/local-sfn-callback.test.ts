@@ -24,7 +24,9 @@ describe('callback Task', () => {
     const { executionArn } = await h.client.send(
       new StartExecutionCommand({ stateMachineArn: machineArn, input: JSON.stringify({ request }) }),
     );
-    const call = await eventually('a call to approver with this request', () => h.callsTo('approver').find((c) => c.payload.request === request));
+    const call = await eventually('a call to approver with this request', () =>
+      h.callsTo('approver').find((c) => c.payload.request === request),
+    );
     return { executionArn: executionArn!, token: call.payload.taskToken as string };
   }
 
@@ -44,9 +46,7 @@ describe('callback Task', () => {
   test('SendTaskFailure with a custom error is routed by Catch on that name', async () => {
     const { executionArn, token } = await startAndGetToken('r2');
 
-    await h.client.send(
-      new SendTaskFailureCommand({ taskToken: token, error: 'ExtensionRefused', cause: 'cap reached' }),
-    );
+    await h.client.send(new SendTaskFailureCommand({ taskToken: token, error: 'ExtensionRefused', cause: 'cap reached' }));
 
     const done = await h.settled(executionArn);
     expect(done.status).toBe('SUCCEEDED');
@@ -70,9 +70,7 @@ describe('callback Task', () => {
       },
     });
     machineArn = await h.createMachine('approval', 'callback.asl.json', { ApproverFunction: 'approver' });
-    const { executionArn } = await h.client.send(
-      new StartExecutionCommand({ stateMachineArn: machineArn, input: '{"request":"r3"}' }),
-    );
+    const { executionArn } = await h.client.send(new StartExecutionCommand({ stateMachineArn: machineArn, input: '{"request":"r3"}' }));
 
     const done = await h.settled(executionArn!);
 

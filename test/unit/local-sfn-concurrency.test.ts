@@ -25,21 +25,23 @@ test('1,000 concurrent parked executions all succeed after 1,000 SendTaskSuccess
     return calls.length === N ? calls.map((c) => c.payload.taskToken as string) : undefined;
   });
   expect(new Set(tokens).size).toBe(N);
-  await inBatches(tokens, 50, (taskToken) =>
-    h.client.send(new SendTaskSuccessCommand({ taskToken, output: '{"ok":true}' })),
-  );
+  await inBatches(tokens, 50, (taskToken) => h.client.send(new SendTaskSuccessCommand({ taskToken, output: '{"ok":true}' })));
 
-  const succeeded = await eventually('every execution to succeed', async () => {
-    let n = 0;
-    let nextToken: string | undefined;
-    do {
-      const page = await h.client.send(
-        new ListExecutionsCommand({ stateMachineArn, statusFilter: 'SUCCEEDED', maxResults: 1000, nextToken }),
-      );
-      n += page.executions!.length;
-      nextToken = page.nextToken;
-    } while (nextToken);
-    return n === N ? n : undefined;
-  }, 30_000);
+  const succeeded = await eventually(
+    'every execution to succeed',
+    async () => {
+      let n = 0;
+      let nextToken: string | undefined;
+      do {
+        const page = await h.client.send(
+          new ListExecutionsCommand({ stateMachineArn, statusFilter: 'SUCCEEDED', maxResults: 1000, nextToken }),
+        );
+        n += page.executions!.length;
+        nextToken = page.nextToken;
+      } while (nextToken);
+      return n === N ? n : undefined;
+    },
+    30_000,
+  );
   expect(succeeded).toBe(N);
 });

@@ -52,7 +52,10 @@ describe('CreateStateMachine refuses what would not run faithfully', () => {
   });
 
   test('a Task whose Resource has no local handler', () => {
-    const def = { StartAt: 'Put', States: { Put: { Type: 'Task', Resource: 'arn:aws:states:::dynamodb:putItem', Parameters: {}, End: true } } };
+    const def = {
+      StartAt: 'Put',
+      States: { Put: { Type: 'Task', Resource: 'arn:aws:states:::dynamodb:putItem', Parameters: {}, End: true } },
+    };
     expect(() => create(def)).toThrow(
       expect.objectContaining({ name: 'InvalidDefinition', message: expect.stringContaining('dynamodb:putItem') }),
     );
@@ -60,7 +63,9 @@ describe('CreateStateMachine refuses what would not run faithfully', () => {
 
   test('a callback Task that never hands out its token', () => {
     const def = { StartAt: 'C', States: { C: { ...callback, Parameters: { FunctionName: 'f' } } } };
-    expect(() => create(def)).toThrow(expect.objectContaining({ name: 'InvalidDefinition', message: expect.stringContaining('$$.Task.Token') }));
+    expect(() => create(def)).toThrow(
+      expect.objectContaining({ name: 'InvalidDefinition', message: expect.stringContaining('$$.Task.Token') }),
+    );
   });
 
   test('what asl-validator finds: a Next to a state that does not exist', () => {

@@ -97,7 +97,12 @@ describe('execution history', () => {
         Both: {
           Type: 'Parallel',
           Branches: [
-            { StartAt: 'Left', States: { Left: { Type: 'Task', Resource: 'arn:aws:states:::lambda:invoke', Parameters: { FunctionName: 'left' }, End: true } } },
+            {
+              StartAt: 'Left',
+              States: {
+                Left: { Type: 'Task', Resource: 'arn:aws:states:::lambda:invoke', Parameters: { FunctionName: 'left' }, End: true },
+              },
+            },
             { StartAt: 'Right', States: { Right: { Type: 'Pass', End: true } } },
           ],
           End: true,
@@ -149,7 +154,12 @@ describe('Map states', () => {
     const types = h.engine.getExecutionHistory({ executionArn }).events.map((e) => e.type);
 
     expect(JSON.parse(h.engine.describeExecution({ executionArn }).output!)).toHaveLength(3);
-    expect(h.callsTo('check').map((c) => c.payload).sort()).toEqual(['dpu0', 'dpu1', 'dpu2']);
+    expect(
+      h
+        .callsTo('check')
+        .map((c) => c.payload)
+        .sort(),
+    ).toEqual(['dpu0', 'dpu1', 'dpu2']);
     expect(types.filter((t) => t === 'MapIterationStarted')).toHaveLength(3);
     expect(types.filter((t) => t === 'MapIterationSucceeded')).toHaveLength(3);
     expect(types.filter((t) => t === 'TaskStateEntered')).toHaveLength(3);
@@ -160,8 +170,7 @@ describe('Map states', () => {
 describe('StartExecution idempotency', () => {
   test('the same name and input while running returns the running execution', async () => {
     const callback = await h.createMachine('approval', 'callback.asl.json', { ApproverFunction: 'approver' });
-    const start = () =>
-      h.client.send(new StartExecutionCommand({ stateMachineArn: callback, name: 'reboot-1', input: '{"request":"x"}' }));
+    const start = () => h.client.send(new StartExecutionCommand({ stateMachineArn: callback, name: 'reboot-1', input: '{"request":"x"}' }));
 
     const first = await start();
     const second = await start();
@@ -175,8 +184,7 @@ describe('StartExecution idempotency', () => {
 
   test('the same name with other input, or after the first ended, is ExecutionAlreadyExists', async () => {
     const callback = await h.createMachine('approval', 'callback.asl.json', { ApproverFunction: 'approver' });
-    const start = (input: string) =>
-      h.client.send(new StartExecutionCommand({ stateMachineArn: callback, name: 'reboot-2', input }));
+    const start = (input: string) => h.client.send(new StartExecutionCommand({ stateMachineArn: callback, name: 'reboot-2', input }));
     const { executionArn } = await start('{"request":"x"}');
 
     await expect(start('{"request":"y"}')).rejects.toMatchObject({ name: 'ExecutionAlreadyExists' });
@@ -193,9 +201,9 @@ describe('StartExecution idempotency', () => {
     await expect(h.client.send(new StartExecutionCommand({ stateMachineArn: missing }))).rejects.toMatchObject({
       name: 'StateMachineDoesNotExist',
     });
-    await expect(
-      h.client.send(new StartExecutionCommand({ stateMachineArn: machineArn, input: '{nope' })),
-    ).rejects.toMatchObject({ name: 'InvalidExecutionInput' });
+    await expect(h.client.send(new StartExecutionCommand({ stateMachineArn: machineArn, input: '{nope' }))).rejects.toMatchObject({
+      name: 'InvalidExecutionInput',
+    });
     await expect(
       h.client.send(new GetExecutionHistoryCommand({ executionArn: machineArn.replace('stateMachine', 'execution') + ':x' })),
     ).rejects.toMatchObject({ name: 'ExecutionDoesNotExist' });

@@ -44,7 +44,11 @@ describe('torn journal tails', () => {
     const calls: LambdaCall[] = [];
     const e1 = newEngine(dataDir, calls);
     const { stateMachineArn } = e1.createStateMachine({ name: 'timeouts', definition: fixture('timeouts.asl.json') });
-    const { executionArn } = e1.startExecution({ stateMachineArn, name: 'torn-tail', input: JSON.stringify({ timeoutSeconds: 600, heartbeatSeconds: 300 }) });
+    const { executionArn } = e1.startExecution({
+      stateMachineArn,
+      name: 'torn-tail',
+      input: JSON.stringify({ timeoutSeconds: 600, heartbeatSeconds: 300 }),
+    });
     const token = (await eventually('a call to notify-host', () => calls.find((c) => c.fn === 'notify-host'))).payload.taskToken as string;
     // Killed in the middle of an append.
     appendFileSync(journalOf(dataDir, 'torn-tail'), '{"t":"ev","id":99,"ts":1,"ty');
@@ -54,7 +58,11 @@ describe('torn journal tails', () => {
     await e2.recover();
     e2.sendTaskSuccess({ taskToken: token, output: JSON.stringify({ ok: true }) });
     await eventually('the resumed execution to succeed', () => e2.describeExecution({ executionArn }).status === 'SUCCEEDED');
-    const other = e2.startExecution({ stateMachineArn, name: 'after-torn-index', input: JSON.stringify({ timeoutSeconds: 600 }) }).executionArn;
+    const other = e2.startExecution({
+      stateMachineArn,
+      name: 'after-torn-index',
+      input: JSON.stringify({ timeoutSeconds: 600 }),
+    }).executionArn;
 
     // Without the repair, the end record would be glued to the torn line, and this load would see RUNNING.
     const e3 = newEngine(dataDir, calls);

@@ -39,7 +39,7 @@ async function parkedThenKilled() {
 
 const outcome = (e: LocalStepFunctions, executionArn: string) => {
   const d = e.describeExecution({ executionArn });
-  return d.status === 'RUNNING' ? undefined : JSON.parse(d.output ?? 'null')?.outcome ?? d.status;
+  return d.status === 'RUNNING' ? undefined : (JSON.parse(d.output ?? 'null')?.outcome ?? d.status);
 };
 
 describe('restart without blame', () => {

@@ -4,23 +4,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, test } from 'vitest';
-import {
-  DescribeExecutionCommand,
-  ListStateMachinesCommand,
-  SendTaskSuccessCommand,
-  StartExecutionCommand,
-} from '@aws-sdk/client-sfn';
+import { DescribeExecutionCommand, ListStateMachinesCommand, SendTaskSuccessCommand, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { ManualClock } from '../../local/sfn/clock.ts';
 import { LocalStepFunctions, type HistoryEvent } from '../../local/sfn/engine.ts';
-import {
-  allHistory,
-  eventually,
-  fixture,
-  fixturePath,
-  sdkClient,
-  tempDir,
-  type LambdaCall,
-} from './fixtures/sfn/harness.ts';
+import { allHistory, eventually, fixture, fixturePath, sdkClient, tempDir, type LambdaCall } from './fixtures/sfn/harness.ts';
 
 const T0 = Date.parse('2030-06-01T00:00:00Z');
 const engines: LocalStepFunctions[] = [];
@@ -73,7 +60,10 @@ describe('resume in-process (an engine dropped without close)', () => {
     await e3.recover();
     e3.sendTaskSuccess({ taskToken: token, output: JSON.stringify({ agent: 'ok' }) });
 
-    await eventually('the execution to succeed after the second restart', () => e3.describeExecution({ executionArn }).status === 'SUCCEEDED');
+    await eventually(
+      'the execution to succeed after the second restart',
+      () => e3.describeExecution({ executionArn }).status === 'SUCCEEDED',
+    );
     expect([count(calls, 'prepare'), count(calls, 'send-command'), count(calls, 'record')]).toEqual([1, 1, 1]);
     const events = e3.getExecutionHistory({ executionArn, maxResults: 1000 }).events;
     expect(entered(events)).toEqual(['Prepare', 'Pause', 'AwaitAgent', 'Record']);
@@ -197,7 +187,10 @@ async function kill9(child: Child): Promise<void> {
 
 function sideEffects(file: string): LambdaCall[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 }
 
 const children: Child[] = [];
@@ -254,12 +247,7 @@ describe('resume after kill -9 of the server process', () => {
     expect(JSON.parse(done.output!).agent).toEqual({ agent: 'done' });
     const fns = sideEffects(effects).map((c) => c.fn);
     expect(['prepare', 'send-command', 'record'].map((fn) => fns.filter((f) => f === fn).length)).toEqual([1, 1, 1]);
-    expect(entered((await allHistory(client, executionArn!)) as HistoryEvent[])).toEqual([
-      'Prepare',
-      'Pause',
-      'AwaitAgent',
-      'Record',
-    ]);
+    expect(entered((await allHistory(client, executionArn!)) as HistoryEvent[])).toEqual(['Prepare', 'Pause', 'AwaitAgent', 'Record']);
     client.destroy();
   });
 });

@@ -21,9 +21,7 @@ describe('callback Task timeouts from TimeoutSecondsPath and HeartbeatSecondsPat
   async function parkedExecution(clock: ManualClock, input: object) {
     h = await startHarness({ clock });
     const stateMachineArn = await h.createMachine('wait-for-host', 'timeouts.asl.json');
-    const { executionArn } = await h.client.send(
-      new StartExecutionCommand({ stateMachineArn, input: JSON.stringify(input) }),
-    );
+    const { executionArn } = await h.client.send(new StartExecutionCommand({ stateMachineArn, input: JSON.stringify(input) }));
     const call = await eventually('a call to notify-host', () => h.callsTo('notify-host')[0]);
     return { executionArn: executionArn!, token: call.payload.taskToken as string };
   }
@@ -81,9 +79,7 @@ describe('callback Task timeouts from TimeoutSecondsPath and HeartbeatSecondsPat
     h = await startHarness({ clock });
     const stateMachineArn = await h.createMachine('wait-for-host', 'timeouts.asl.json');
 
-    const { executionArn } = await h.client.send(
-      new StartExecutionCommand({ stateMachineArn, input: '{"heartbeatSeconds":60}' }),
-    );
+    const { executionArn } = await h.client.send(new StartExecutionCommand({ stateMachineArn, input: '{"heartbeatSeconds":60}' }));
 
     const done = await h.settled(executionArn!);
     expect(done).toMatchObject({ status: 'FAILED', error: 'States.Runtime' });
@@ -99,9 +95,7 @@ describe('Wait states on the engine Clock', () => {
     const start = clock.now();
     const deadline = new Date(start + 3600_000).toISOString();
 
-    const { executionArn } = await h.client.send(
-      new StartExecutionCommand({ stateMachineArn, input: JSON.stringify({ deadline }) }),
-    );
+    const { executionArn } = await h.client.send(new StartExecutionCommand({ stateMachineArn, input: JSON.stringify({ deadline }) }));
     await clock.advance(3599_999);
     expect((await h.history(executionArn!)).map((e) => e.type)).not.toContain('WaitStateExited');
     await clock.advance(1);
@@ -130,9 +124,7 @@ describe('Wait states on the engine Clock', () => {
     const stateMachineArn = await h.createMachine('waits', 'waits.asl.json');
     const deadline = new Date(clock.now() + 30 * 86400_000).toISOString();
 
-    const { executionArn } = await h.client.send(
-      new StartExecutionCommand({ stateMachineArn, input: JSON.stringify({ deadline }) }),
-    );
+    const { executionArn } = await h.client.send(new StartExecutionCommand({ stateMachineArn, input: JSON.stringify({ deadline }) }));
     await clock.advance(29 * 86400_000);
     expect((await status(executionArn!)).status).toBe('RUNNING');
     await clock.advance(86400_000 + 60_000);
@@ -148,7 +140,9 @@ describe('Wait states on the engine Clock', () => {
     const { executionArn } = await h.client.send(
       new StartExecutionCommand({ stateMachineArn, input: JSON.stringify({ deadline: '2001-01-01T00:00:00Z' }) }),
     );
-    await eventually('the Settle state to be entered', async () => (await h.history(executionArn!)).some((e) => e.stateEnteredEventDetails?.name === 'Settle'));
+    await eventually('the Settle state to be entered', async () =>
+      (await h.history(executionArn!)).some((e) => e.stateEnteredEventDetails?.name === 'Settle'),
+    );
   });
 });
 
@@ -161,9 +155,7 @@ describe('machine-wide TimeoutSeconds and Retry backoff on the Clock', () => {
       StartAt: 'Forever',
       States: { Forever: { Type: 'Wait', Seconds: 86400, End: true } },
     });
-    const { stateMachineArn } = await h.client.send(
-      new CreateStateMachineCommand({ name: 'bounded', definition, roleArn: ROLE_ARN }),
-    );
+    const { stateMachineArn } = await h.client.send(new CreateStateMachineCommand({ name: 'bounded', definition, roleArn: ROLE_ARN }));
     const { executionArn } = await h.client.send(new StartExecutionCommand({ stateMachineArn }));
 
     await clock.advance(600_000);
@@ -200,9 +192,7 @@ describe('machine-wide TimeoutSeconds and Retry backoff on the Clock', () => {
         },
       },
     });
-    const { stateMachineArn } = await h.client.send(
-      new CreateStateMachineCommand({ name: 'retrying', definition, roleArn: ROLE_ARN }),
-    );
+    const { stateMachineArn } = await h.client.send(new CreateStateMachineCommand({ name: 'retrying', definition, roleArn: ROLE_ARN }));
     const { executionArn } = await h.client.send(new StartExecutionCommand({ stateMachineArn }));
     await eventually('one attempt', () => attempts === 1);
 

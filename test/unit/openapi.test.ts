@@ -73,7 +73,28 @@ function refs(v: unknown, at = '#'): { at: string; ref: string }[] {
  */
 function validates(schema: any, v: unknown): boolean {
   if (schema.$ref) return validates(resolve(schema.$ref), v);
-  const known = new Set(['type', 'properties', 'required', 'additionalProperties', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'enum', 'const', 'anyOf', 'items', 'minItems', 'maxItems', 'default', 'description', 'propertyNames', 'pattern']);
+  const known = new Set([
+    'type',
+    'properties',
+    'required',
+    'additionalProperties',
+    'minLength',
+    'maxLength',
+    'minimum',
+    'maximum',
+    'exclusiveMinimum',
+    'exclusiveMaximum',
+    'enum',
+    'const',
+    'anyOf',
+    'items',
+    'minItems',
+    'maxItems',
+    'default',
+    'description',
+    'propertyNames',
+    'pattern',
+  ]);
   for (const k of Object.keys(schema)) if (!known.has(k)) throw new Error(`the test validator does not know keyword ${k}`);
   const typeOf = (x: unknown) => (x === null ? 'null' : Array.isArray(x) ? 'array' : Number.isInteger(x) ? 'integer' : typeof x);
   if (schema.type) {
@@ -108,7 +129,8 @@ function validates(schema: any, v: unknown): boolean {
       if (p) {
         if (!validates(p, x)) return false;
       } else if (schema.additionalProperties === false) return false;
-      else if (schema.additionalProperties && typeof schema.additionalProperties === 'object' && !validates(schema.additionalProperties, x)) return false;
+      else if (schema.additionalProperties && typeof schema.additionalProperties === 'object' && !validates(schema.additionalProperties, x))
+        return false;
     }
   }
   return true;
@@ -136,7 +158,9 @@ describe('GET /openapi.json', () => {
 
   it('documents exactly the routes the app serves', () => {
     const app = createApiApp({ mapping: { rules: [] } } as unknown as ApiDeps);
-    const served = new Set(app.routes.filter((r) => r.method !== 'ALL').map((r) => routeKey({ method: r.method, path: gatewayPath(r.path) })));
+    const served = new Set(
+      app.routes.filter((r) => r.method !== 'ALL').map((r) => routeKey({ method: r.method, path: gatewayPath(r.path) })),
+    );
     const documented = new Set(operations.map((o) => o.key));
     expect([...served].filter((k) => !documented.has(k))).toEqual([]);
     expect([...documented].filter((k) => !served.has(k))).toEqual([]);
@@ -154,11 +178,15 @@ describe('GET /openapi.json', () => {
       expect(statuses.length, key).toBeGreaterThan(0);
       for (const s of statuses) expect(s, key).toMatch(/^([1-5]\d\d|default)$/);
       for (const r of Object.values(op.responses) as any[]) expect(typeof (r.$ref ?? r.description), key).toBe('string');
-      const declared = (op.parameters ?? []).filter((p: any) => p.in === 'path').map((p: any) => p.name).sort();
+      const declared = (op.parameters ?? [])
+        .filter((p: any) => p.in === 'path')
+        .map((p: any) => p.name)
+        .sort();
       const inPath = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]).sort();
       expect(declared, key).toEqual(inPath);
       for (const p of op.parameters ?? []) expect(['path', 'query', 'header', 'cookie'], key).toContain(p.in);
-      for (const req of op.security ?? doc.security) for (const name of Object.keys(req)) expect(doc.components.securitySchemes, key).toHaveProperty(name);
+      for (const req of op.security ?? doc.security)
+        for (const name of Object.keys(req)) expect(doc.components.securitySchemes, key).toHaveProperty(name);
     }
     const unresolved = refs(doc).filter(({ ref }) => {
       try {
@@ -175,8 +203,19 @@ describe('GET /openapi.json', () => {
   it('errors are {"error","message"}; public routes need no token, the Redfish webhook takes access_token', () => {
     expect(doc.components.schemas.Error.required).toEqual(['error', 'message']);
     const byKey = Object.fromEntries(operations.map((o) => [o.key, o.op]));
-    for (const [status, name] of [['400', 'BadRequest'], ['401', 'Unauthorized'], ['403', 'Forbidden'], ['404', 'NotFound'], ['409', 'Conflict'], ['413', 'PayloadTooLarge'], ['503', 'NotConfigured']])
-      expect(Object.values(byKey).some((op: any) => op.responses[status]?.$ref === `#/components/responses/${name}`), status).toBe(true);
+    for (const [status, name] of [
+      ['400', 'BadRequest'],
+      ['401', 'Unauthorized'],
+      ['403', 'Forbidden'],
+      ['404', 'NotFound'],
+      ['409', 'Conflict'],
+      ['413', 'PayloadTooLarge'],
+      ['503', 'NotConfigured'],
+    ])
+      expect(
+        Object.values(byKey).some((op: any) => op.responses[status]?.$ref === `#/components/responses/${name}`),
+        status,
+      ).toBe(true);
     for (const r of API_ROUTES) {
       const op = byKey[routeKey(r)];
       if (r.public) expect(op.security, routeKey(r)).toEqual([]);
@@ -192,43 +231,48 @@ describe('GET /openapi.json', () => {
   describe('a request body schema refuses what its route refuses', () => {
     const { app, redriven } = testApp();
     const post = (path: string, body: unknown, token: string) =>
-      app.request(path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      app.request(path, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
 
-    const cases: { key: string; path: string; token: string; bad: unknown; good: unknown; goodStatus: number; afterwards?: () => void }[] = [
-      {
-        key: 'POST /v1/reboots/{id}/extensions',
-        path: '/v1/reboots/r-1/extensions',
-        token: 'agent-token-n1',
-        bad: { seconds: 0 },
-        good: { seconds: 60, reason: 'draining' },
-        goodStatus: 404, // no such reboot: past validation
-      },
-      {
-        key: 'POST /v1/dlq/redrive',
-        path: '/v1/dlq/redrive',
-        token: OPERATOR,
-        bad: { ids: ['m-1'], all: true },
-        good: { ids: ['m-1'] },
-        goodStatus: 200,
-        afterwards: () => expect(redriven).toEqual([['m-1']]), // only the valid request reached the queue
-      },
-      {
-        key: 'POST /v1/events',
-        path: '/v1/events',
-        token: OPERATOR,
-        bad: { type: 'host.down', node: 'n1' },
-        good: { id: 'e-1', type: 'no.such.type', node: 'n1' },
-        goodStatus: 400, // only the type is wrong, which the schema also refuses: see below
-      },
-      {
-        key: 'POST /v1/holds',
-        path: '/v1/holds',
-        token: OPERATOR,
-        bad: { selector: { building: 'b1' }, reason: 'audit' },
-        good: { selector: { node: 'no-such-node' }, reason: 'audit' },
-        goodStatus: 404, // past validation: the selector matches no node
-      },
-    ];
+    const cases: { key: string; path: string; token: string; bad: unknown; good: unknown; goodStatus: number; afterwards?: () => void }[] =
+      [
+        {
+          key: 'POST /v1/reboots/{id}/extensions',
+          path: '/v1/reboots/r-1/extensions',
+          token: 'agent-token-n1',
+          bad: { seconds: 0 },
+          good: { seconds: 60, reason: 'draining' },
+          goodStatus: 404, // no such reboot: past validation
+        },
+        {
+          key: 'POST /v1/dlq/redrive',
+          path: '/v1/dlq/redrive',
+          token: OPERATOR,
+          bad: { ids: ['m-1'], all: true },
+          good: { ids: ['m-1'] },
+          goodStatus: 200,
+          afterwards: () => expect(redriven).toEqual([['m-1']]), // only the valid request reached the queue
+        },
+        {
+          key: 'POST /v1/events',
+          path: '/v1/events',
+          token: OPERATOR,
+          bad: { type: 'host.down', node: 'n1' },
+          good: { id: 'e-1', type: 'no.such.type', node: 'n1' },
+          goodStatus: 400, // only the type is wrong, which the schema also refuses: see below
+        },
+        {
+          key: 'POST /v1/holds',
+          path: '/v1/holds',
+          token: OPERATOR,
+          bad: { selector: { building: 'b1' }, reason: 'audit' },
+          good: { selector: { node: 'no-such-node' }, reason: 'audit' },
+          goodStatus: 404, // past validation: the selector matches no node
+        },
+      ];
 
     for (const c of cases)
       it(c.key, async () => {

@@ -5,31 +5,57 @@ import { hashToken, InventoryIndex, parseInventory } from '../../lambdas/core/in
 import { silentLogger } from '../../lambdas/handlers/deps.ts';
 import { createIotAuthorizer } from '../../lambdas/handlers/iot-authorizer.ts';
 
-const index = new InventoryIndex(parseInventory('nodes:\n  - id: node-a\n    agentToken: agent-token-node-a\n    xpus: [{ id: dpu0 }]\n  - id: node-b\n    agentToken: agent-token-node-b\n'));
+const index = new InventoryIndex(
+  parseInventory(
+    'nodes:\n  - id: node-a\n    agentToken: agent-token-node-a\n    xpus: [{ id: dpu0 }]\n  - id: node-b\n    agentToken: agent-token-node-b\n',
+  ),
+);
 const b64 = (s: string) => Buffer.from(s).toString('base64');
-const authorize = createIotAuthorizer({ inventory: async () => index, logger: silentLogger, region: 'eu-west-1', account: () => '123456789012' });
+const authorize = createIotAuthorizer({
+  inventory: async () => index,
+  logger: silentLogger,
+  region: 'eu-west-1',
+  account: () => '123456789012',
+});
 
 describe('IoT custom authorizer', () => {
   it('lets an agent connect and listen on its own wake-up topic only', async () => {
-    const res = await authorize({ protocolData: { mqtt: { username: 'node-a.dpu0', password: b64('agent-token-node-a'), clientId: 'node-a.dpu0-1' } } });
+    const res = await authorize({
+      protocolData: { mqtt: { username: 'node-a.dpu0', password: b64('agent-token-node-a'), clientId: 'node-a.dpu0-1' } },
+    });
     expect(res).toMatchObject({ isAuthenticated: true, principalId: 'nodeadpu0' });
     const policy = JSON.parse((res as { policyDocuments: string[] }).policyDocuments[0]);
     expect(policy.Statement).toEqual([
       { Effect: 'Allow', Action: 'iot:Connect', Resource: 'arn:aws:iot:eu-west-1:123456789012:client/node-a.dpu0-*' },
-      { Effect: 'Allow', Action: 'iot:Subscribe', Resource: 'arn:aws:iot:eu-west-1:123456789012:topicfilter/xpu-reboot/agents/node-a.dpu0/wake' },
+      {
+        Effect: 'Allow',
+        Action: 'iot:Subscribe',
+        Resource: 'arn:aws:iot:eu-west-1:123456789012:topicfilter/xpu-reboot/agents/node-a.dpu0/wake',
+      },
       { Effect: 'Allow', Action: 'iot:Receive', Resource: 'arn:aws:iot:eu-west-1:123456789012:topic/xpu-reboot/agents/node-a.dpu0/wake' },
     ]);
   });
 
   it("refuses a wrong token, another node's agent id, and no credentials", async () => {
-    expect(await authorize({ protocolData: { mqtt: { username: 'node-a', password: b64('nope-nope-nope') } } })).toEqual({ isAuthenticated: false });
-    expect(await authorize({ protocolData: { mqtt: { username: 'node-b', password: b64('agent-token-node-a') } } })).toEqual({ isAuthenticated: false });
+    expect(await authorize({ protocolData: { mqtt: { username: 'node-a', password: b64('nope-nope-nope') } } })).toEqual({
+      isAuthenticated: false,
+    });
+    expect(await authorize({ protocolData: { mqtt: { username: 'node-b', password: b64('agent-token-node-a') } } })).toEqual({
+      isAuthenticated: false,
+    });
     expect(await authorize({})).toEqual({ isAuthenticated: false });
   });
 
   it('fails (IoT refuses the connection; the agent long-polls) when the inventory cannot be read', async () => {
-    const failing = createIotAuthorizer({ inventory: async () => Promise.reject(Object.assign(new Error('slow down'), { name: 'ThrottlingException' })), logger: silentLogger, region: 'r', account: () => 'a' });
-    await expect(failing({ protocolData: { mqtt: { username: 'node-a', password: b64('agent-token-node-a') } } })).rejects.toThrow('slow down');
+    const failing = createIotAuthorizer({
+      inventory: async () => Promise.reject(Object.assign(new Error('slow down'), { name: 'ThrottlingException' })),
+      logger: silentLogger,
+      region: 'r',
+      account: () => 'a',
+    });
+    await expect(failing({ protocolData: { mqtt: { username: 'node-a', password: b64('agent-token-node-a') } } })).rejects.toThrow(
+      'slow down',
+    );
     expect(hashToken('x')).toHaveLength(64);
   });
 });

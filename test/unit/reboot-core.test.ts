@@ -19,7 +19,17 @@ const nodeB = inv.nodes[1];
 const T0 = '2026-11-25T10:00:00.000Z';
 
 function pending(data: Record<string, unknown> = {}, time = T0): NativeEvent {
-  return { id: 'e1', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0', time, data, source: 'native', dedupKey: 'native:node-a:e1', receivedAt: T0 };
+  return {
+    id: 'e1',
+    type: 'xpu.reboot.pending',
+    node: 'node-a',
+    xpu: 'dpu0',
+    time,
+    data,
+    source: 'native',
+    dedupKey: 'native:node-a:e1',
+    receivedAt: T0,
+  };
 }
 
 describe('xPU reboot deadline', () => {
@@ -111,7 +121,12 @@ describe('command plans', () => {
   it('migrates to another healthy xPU of the same host when there is one, else to another host', () => {
     const r = newXpuReboot('r1', nodeA, 'dpu0', pending(), 'planned');
     const [migrate, protect] = planCommands(r, 'prepare', { node: nodeA, now, busyXpus: [] });
-    expect(migrate).toMatchObject({ type: 'migrate-workloads', agent: 'node-a', args: { target: 'other-xpu', xpu: 'dpu1' }, deadline: r.deadline });
+    expect(migrate).toMatchObject({
+      type: 'migrate-workloads',
+      agent: 'node-a',
+      args: { target: 'other-xpu', xpu: 'dpu1' },
+      deadline: r.deadline,
+    });
     expect(protect).toMatchObject({ type: 'protect-pcie', agent: 'node-a' });
     const busy = planCommands(r, 'prepare', { node: nodeA, now, busyXpus: ['dpu1'] });
     expect(busy[0].args).toEqual({ target: 'other-host' });

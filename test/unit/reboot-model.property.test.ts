@@ -52,7 +52,16 @@ const NODE: NodeDef = {
   trusted: true,
   xpus: [{ id: 'dpu0', persistentPower: false }],
   policy: {
-    xpuReboot: { noticeSeconds: 300, maxExtensionSeconds: 600, maxExtensions: 2, recoverySeconds: 900, coredumpSeconds: 120, heartbeatSeconds: 60, commandSeconds: 120, afterReady: 'resume-workloads' },
+    xpuReboot: {
+      noticeSeconds: 300,
+      maxExtensionSeconds: 600,
+      maxExtensions: 2,
+      recoverySeconds: 900,
+      coredumpSeconds: 120,
+      heartbeatSeconds: 60,
+      commandSeconds: 120,
+      afterReady: 'resume-workloads',
+    },
     hostReboot: { denyWhile: ['xpu-rebooting'], returnSeconds: 1800, commandSeconds: 120, heartbeatSeconds: 60 },
   },
 };
@@ -165,7 +174,8 @@ class Sim {
     const step = t(before);
     if (!step) return;
     // Transitions never change their input: the stored reboot is what a concurrent reader sees.
-    if (step.reboot !== before && JSON.stringify(before) !== JSON.stringify(this.reboots.get(id))) this.violations.push('transition mutated its input');
+    if (step.reboot !== before && JSON.stringify(before) !== JSON.stringify(this.reboots.get(id)))
+      this.violations.push('transition mutated its input');
     this.reboots.set(id, step.reboot);
     this.perform(id, step.effects);
     if (twice) {
@@ -200,7 +210,20 @@ class Sim {
         continue;
       }
       this.sent.push({ id: p.id, rebootId, type: p.type, args, at: this.sent.length });
-      this.commands.set(p.id, { id: p.id, type: p.type, rebootId, node: 'n1', xpu: p.xpu, args: p.args, deadline: p.deadline, agent: p.agent, step, status: 'pending', noticePhase: p.noticePhase, createdAt: this.at().toISOString() });
+      this.commands.set(p.id, {
+        id: p.id,
+        type: p.type,
+        rebootId,
+        node: 'n1',
+        xpu: p.xpu,
+        args: p.args,
+        deadline: p.deadline,
+        agent: p.agent,
+        step,
+        status: 'pending',
+        noticePhase: p.noticePhase,
+        createdAt: this.at().toISOString(),
+      });
     }
   }
 
@@ -224,7 +247,11 @@ class Sim {
     this.put(id, state, planned);
     const summaries = planned.map((p) => summarize(p, state, this.at().toISOString()));
     const token = `${id}:${state}:${this.seq++}`;
-    const step = registerWaiter(r, { token, step: state, waitFor, deadline: r.deadline, status: status as never, commands: summaries, story: state }, this.at());
+    const step = registerWaiter(
+      r,
+      { token, step: state, waitFor, deadline: r.deadline, status: status as never, commands: summaries, story: state },
+      this.at(),
+    );
     this.reboots.set(id, step.reboot);
     this.perform(id, step.effects);
     if (state === 'prepare') {
@@ -254,7 +281,11 @@ class Sim {
         if (out.signal === 'prepared') {
           const planned = planCommands(this.reboots.get(id)!, 'proceed', { node: NODE, now, busyXpus: [] });
           this.put(id, 'proceed', planned);
-          const s = proceed(this.reboots.get(id)!, planned.map((p) => summarize(p, 'proceed', now.toISOString())), now);
+          const s = proceed(
+            this.reboots.get(id)!,
+            planned.map((p) => summarize(p, 'proceed', now.toISOString())),
+            now,
+          );
           if (s) this.reboots.set(id, s.reboot);
           return this.enter(id, 'down');
         }
@@ -325,7 +356,8 @@ class Sim {
     }
     // The step replayed after a restart changes nothing.
     const again = t(this.reboots.get(id)!);
-    if (again && again.reboot.history.length > this.reboots.get(id)!.history.length) this.violations.push(`replayed end of ${id} added history`);
+    if (again && again.reboot.history.length > this.reboots.get(id)!.history.length)
+      this.violations.push(`replayed end of ${id} added history`);
     this.flows.set(id, { state: 'ended', timeoutAt: Infinity, late: false });
   }
 
@@ -391,10 +423,25 @@ type Op =
   | { op: 'advance'; seconds: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ op: fc.constant('emit' as const), type: fc.constantFrom<Kind>('xpu.reboot.pending', 'xpu.crashed', 'xpu.down', 'xpu.ready', 'xpu.ready', 'xpu.down'), source: fc.constantFrom('bmc' as const, 'agent' as const) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      op: fc.constant('emit' as const),
+      type: fc.constantFrom<Kind>('xpu.reboot.pending', 'xpu.crashed', 'xpu.down', 'xpu.ready', 'xpu.ready', 'xpu.down'),
+      source: fc.constantFrom('bmc' as const, 'agent' as const),
+    }),
+  },
   { weight: 4, arbitrary: fc.record({ op: fc.constant('deliver' as const), pick: fc.nat(20) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('redeliver' as const), pick: fc.nat(20) }) },
-  { weight: 4, arbitrary: fc.record({ op: fc.constant('answer' as const), pick: fc.nat(20), status: fc.constantFrom('succeeded' as const, 'succeeded' as const, 'failed' as const, 'skipped' as const), repeat: fc.boolean() }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      op: fc.constant('answer' as const),
+      pick: fc.nat(20),
+      status: fc.constantFrom('succeeded' as const, 'succeeded' as const, 'failed' as const, 'skipped' as const),
+      repeat: fc.boolean(),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('extend' as const), seconds: fc.integer({ min: 1, max: 900 }) }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('advance' as const), seconds: fc.constantFrom(1, 30, 61, 121, 300, 901) }) },
 );
@@ -443,18 +490,30 @@ function check(sim: Sim): string[] {
     }
     // Nothing follows a failed restore-pcie.
     const restore = Object.values(r.commands).find((c) => c.type === 'restore-pcie');
-    if (restore && restore.status !== 'succeeded' && restore.status !== 'skipped' && sent.some((s) => s.type === 'resume-workloads' || s.type === 'reboot-host'))
+    if (
+      restore &&
+      restore.status !== 'succeeded' &&
+      restore.status !== 'skipped' &&
+      sent.some((s) => s.type === 'resume-workloads' || s.type === 'reboot-host')
+    )
       bad.push(`${r.id}: resume after restore-pcie ${restore.status}`);
-    if (r.status === 'completed' && restore && restore.status !== 'succeeded' && restore.status !== 'skipped') bad.push(`${r.id}: completed after restore-pcie ${restore.status}`);
+    if (r.status === 'completed' && restore && restore.status !== 'succeeded' && restore.status !== 'skipped')
+      bad.push(`${r.id}: completed after restore-pcie ${restore.status}`);
     // A ready sent while the reboot ran is never judged stale: the reboot does not fail for want of it.
     // (Its source's clock says it came after the reboot began; times of two sources are never compared.)
     const inRun = (ev: NativeEvent) =>
-      ev.type === 'xpu.ready' && r.origin && sourceOf(ev) === r.origin.source && ev.time > r.origin.time && (!r.endedAt || ev.receivedAt < r.endedAt);
-    if (r.kind === 'xpu' && !r.readyAt && sim.delivered.some(inRun)) bad.push(`${r.id}: a ready it was sent was not applied (${r.status} ${r.failure ?? ''})`);
+      ev.type === 'xpu.ready' &&
+      r.origin &&
+      sourceOf(ev) === r.origin.source &&
+      ev.time > r.origin.time &&
+      (!r.endedAt || ev.receivedAt < r.endedAt);
+    if (r.kind === 'xpu' && !r.readyAt && sim.delivered.some(inRun))
+      bad.push(`${r.id}: a ready it was sent was not applied (${r.status} ${r.failure ?? ''})`);
     // Every history entry says who.
     if (r.history.some((e) => !e.by)) bad.push(`${r.id}: history entry without by`);
     // Deadlines are on the coordinator's clock, whatever the BMC's says.
-    if (r.deadline && Math.abs(Date.parse(r.deadline) - T0) > 30 * DAY / 10) bad.push(`${r.id}: deadline ${r.deadline} off the coordinator clock`);
+    if (r.deadline && Math.abs(Date.parse(r.deadline) - T0) > (30 * DAY) / 10)
+      bad.push(`${r.id}: deadline ${r.deadline} off the coordinator clock`);
   }
   // No accepted signal is lost: each delivered event is in some reboot's history.
   for (const ev of sim.delivered)
@@ -469,11 +528,16 @@ function check(sim: Sim): string[] {
 describe('the reboot model under disorder (pure, model-based)', () => {
   it('keeps every invariant through random interleavings (4,000 cases)', () => {
     fc.assert(
-      fc.property(fc.array(opArb, { minLength: 1, maxLength: 40 }), fc.integer({ min: -30, max: 30 }), fc.integer({ min: -120, max: 120 }), (ops, bmcSkew, agentSkew) => {
-        const sim = run(ops, bmcSkew, agentSkew);
-        const bad = check(sim);
-        if (bad.length) throw new Error(bad.join('; '));
-      }),
+      fc.property(
+        fc.array(opArb, { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: -30, max: 30 }),
+        fc.integer({ min: -120, max: 120 }),
+        (ops, bmcSkew, agentSkew) => {
+          const sim = run(ops, bmcSkew, agentSkew);
+          const bad = check(sim);
+          if (bad.length) throw new Error(bad.join('; '));
+        },
+      ),
       { seed: SEED, numRuns: 4000, verbose: 1, endOnFailure: false },
     );
   });
@@ -521,12 +585,25 @@ describe('tenants (pure)', () => {
         let lastNamed = provisioned;
         tenants.forEach((tenant, i) => {
           const at = new Date(T0 + i * 60_000).toISOString();
-          const req: NativeEvent = { id: `h${i}`, type: 'host.reboot.requested', node: 'n1', time: at, source: 'native', dedupKey: `h${i}`, receivedAt: at, data: { method: 'shell' } };
+          const req: NativeEvent = {
+            id: `h${i}`,
+            type: 'host.reboot.requested',
+            node: 'n1',
+            time: at,
+            source: 'native',
+            dedupKey: `h${i}`,
+            receivedAt: at,
+            data: { method: 'shell' },
+          };
           let r = newHostReboot(`hr-${i}`, NODE, req, { allowed: true });
           r.tenant = provisioned;
           const ready: NativeEvent = { ...req, id: `r${i}`, type: 'host.ready', dedupKey: `r${i}`, data: tenant ? { tenant } : {} };
           r = onHostReady(r, ready)!.reboot;
-          const reg = registerWaiter(r, { token: 't', step: 'reprovision', waitFor: 'commands-done', deadline: null, commands: [], story: '' }, new Date(at));
+          const reg = registerWaiter(
+            r,
+            { token: 't', step: 'reprovision', waitFor: 'commands-done', deadline: null, commands: [], story: '' },
+            new Date(at),
+          );
           const cmds = planCommands(reg.reboot, 'reprovision', { node: NODE, now: new Date(at), busyXpus: [] });
           for (const e of reg.effects) if (e.kind === 'provision') provisioned = e.tenant;
           if (tenant) {

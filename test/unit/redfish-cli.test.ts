@@ -21,7 +21,14 @@ function rebootctl(args: string[], env: Record<string, string | undefined> = {})
       ['cli/rebootctl.js', ...args],
       {
         cwd: ROOT,
-        env: { ...process.env, PATH: `${ROOT}node_modules/.bin:${process.env.PATH}`, NODES_FILE: NODES, BMC_PASSWORD: '0penBmc', REDFISH_MAPPING_FILE: '', ...env },
+        env: {
+          ...process.env,
+          PATH: `${ROOT}node_modules/.bin:${process.env.PATH}`,
+          NODES_FILE: NODES,
+          BMC_PASSWORD: '0penBmc',
+          REDFISH_MAPPING_FILE: '',
+          ...env,
+        },
         timeout: 30_000,
       },
       (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 99) : 0, stdout, stderr }),
@@ -121,7 +128,9 @@ describe('rebootctl bmc subscribe', () => {
     const withToken = await rebootctl(['bmc', 'subscribe', ...hashedArgs, '--token-env', 'H_TOKEN'], { H_TOKEN: 'hashed-bmc-token-h' });
     expect(withToken.code, withToken.stderr).toBe(0);
     expect([...bmc.subscriptions.values()][0]).toMatchObject({ Context: 'node-h', HttpHeaders: [] });
-    expect(bmc.requests.find((r) => r.method === 'POST')?.body).toMatchObject({ HttpHeaders: [{ Authorization: 'Bearer hashed-bmc-token-h' }] });
+    expect(bmc.requests.find((r) => r.method === 'POST')?.body).toMatchObject({
+      HttpHeaders: [{ Authorization: 'Bearer hashed-bmc-token-h' }],
+    });
   });
 });
 
@@ -152,7 +161,22 @@ describe('rebootctl bmc check', () => {
     const url = bmc.url;
     await bmc.close();
     bmc = undefined;
-    const down = await rebootctl(['bmc', 'check', '--bmc', url, '--user', 'root', '--password-env', 'BMC_PASSWORD', '--node', 'node-a', '--server', SERVER, '--timeout', '3']);
+    const down = await rebootctl([
+      'bmc',
+      'check',
+      '--bmc',
+      url,
+      '--user',
+      'root',
+      '--password-env',
+      'BMC_PASSWORD',
+      '--node',
+      'node-a',
+      '--server',
+      SERVER,
+      '--timeout',
+      '3',
+    ]);
     expect(down.code).toBe(2);
     expect(down.stderr).toMatch(/BmcUnreachable/);
   });

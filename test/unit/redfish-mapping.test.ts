@@ -77,15 +77,34 @@ describe('loadMapping', () => {
   });
 
   it('adds an operator MessageId without code change, and the operator rule wins over a shipped one', () => {
-    const before = translateText(JSON.stringify({ Events: [{ EventId: '1', MessageId: 'ContosoDpu.2.0.MaintenanceScheduled', MessageArgs: ['NIC firmware', '900'] }] }), nodeA);
+    const before = translateText(
+      JSON.stringify({
+        Events: [{ EventId: '1', MessageId: 'ContosoDpu.2.0.MaintenanceScheduled', MessageArgs: ['NIC firmware', '900'] }],
+      }),
+      nodeA,
+    );
     expect(before.kind === 'ok' && before.ignored[0].code).toBe('UnmappedMessageId');
 
     const mapping = loadMapping(operatorFile);
     expect(mapping.files).toEqual([operatorFile, expect.stringMatching(/config\/redfish-mapping\.yaml$/)]);
-    const after = translateText(JSON.stringify({ Events: [{ EventId: '1', MessageId: 'ContosoDpu.2.0.MaintenanceScheduled', MessageArgs: ['NIC firmware', '900'] }] }), nodeA, { mapping });
-    expect(after.kind === 'ok' && after.accepted[0]).toMatchObject({ type: 'xpu.reboot.pending', xpu: 'dpu0', data: { reason: 'NIC firmware', noticeSeconds: 900 } });
+    const after = translateText(
+      JSON.stringify({
+        Events: [{ EventId: '1', MessageId: 'ContosoDpu.2.0.MaintenanceScheduled', MessageArgs: ['NIC firmware', '900'] }],
+      }),
+      nodeA,
+      { mapping },
+    );
+    expect(after.kind === 'ok' && after.accepted[0]).toMatchObject({
+      type: 'xpu.reboot.pending',
+      xpu: 'dpu0',
+      data: { reason: 'NIC firmware', noticeSeconds: 900 },
+    });
 
-    const on = JSON.stringify({ Events: [{ EventId: 'u', MessageId: 'iLOEvents.2.1.ServerPoweredOn', MessageArgs: ['t7'], OriginOfCondition: '/redfish/v1/Systems/1' }] });
+    const on = JSON.stringify({
+      Events: [
+        { EventId: 'u', MessageId: 'iLOEvents.2.1.ServerPoweredOn', MessageArgs: ['t7'], OriginOfCondition: '/redfish/v1/Systems/1' },
+      ],
+    });
     const onOut = translateText(on, nodeHpe, { mapping });
     expect(onOut.kind === 'ok' && onOut.accepted[0]).toMatchObject({ type: 'host.ready', data: { tenant: 't7' } });
     // The rest of the defaults still apply.
@@ -116,7 +135,10 @@ describe('loadMapping', () => {
       ['rules:\n  - registry: X.1.0\n    message: Y\n    type: host.down\n', /no dots/],
       ['rules:\n  - registry: X\n    message: Y\n    type: xpu.down\n    withoutOrigin: host\n', /withoutOrigin/],
       ['rules:\n  - registry: X\n    message: Y\n    type: host.down\n    data: { noticeSeconds: -1 }\n', /noticeSeconds/],
-      ['rules:\n  - registry: [X, null]\n    message: Y\n    type: host.down\n  - registry: x\n    message: Y\n    ignore: z\n', /:5: this rule is never used: the rule at .*:2 matches x Y first/],
+      [
+        'rules:\n  - registry: [X, null]\n    message: Y\n    type: host.down\n  - registry: x\n    message: Y\n    ignore: z\n',
+        /:5: this rule is never used: the rule at .*:2 matches x Y first/,
+      ],
     ];
     for (const [i, [text, re]] of cases.entries()) {
       const file = join(dir, `m${i}.yaml`);

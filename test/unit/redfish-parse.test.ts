@@ -18,7 +18,11 @@ describe('parseRedfishPayload rejects', () => {
   });
 
   it('bytes that are not UTF-8 with 400 InvalidEncoding', () => {
-    expect(parseRedfishPayload(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]))).toMatchObject({ ok: false, status: 400, error: 'InvalidEncoding' });
+    expect(parseRedfishPayload(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]))).toMatchObject({
+      ok: false,
+      status: 400,
+      error: 'InvalidEncoding',
+    });
   });
 
   it('the openbmc SSE framing and truncated JSON with 400 MalformedJson', () => {
@@ -29,7 +33,15 @@ describe('parseRedfishPayload rejects', () => {
   });
 
   it('JSON that is not an Event with 400 NotAnEvent: arrays, scalars, a bare SubmitTestEvent record, Events not an array', () => {
-    for (const body of ['[]', 'null', '42', '"Events"', '{"EventId":"5","MessageId":"Event.1.0.FanWayTooSlow"}', '{"Events":{}}', '{"Events":null}']) {
+    for (const body of [
+      '[]',
+      'null',
+      '42',
+      '"Events"',
+      '{"EventId":"5","MessageId":"Event.1.0.FanWayTooSlow"}',
+      '{"Events":{}}',
+      '{"Events":null}',
+    ]) {
       expect(parseRedfishPayload(body)).toMatchObject({ ok: false, status: 400, error: 'NotAnEvent' });
     }
   });
@@ -68,10 +80,21 @@ describe('parseRedfishPayload accepts', () => {
     const p = parseRedfishPayload(fixture('xpureboot-messages.json'));
     if (!p.ok) throw new Error(p.message);
     expect(p.event.context).toBe('Default Context');
-    expect(p.event.records[0]).toMatchObject({ index: 0, eventId: '4411', registry: 'XpuReboot', key: 'Crashed', messageArgs: ['kernel panic'] });
+    expect(p.event.records[0]).toMatchObject({
+      index: 0,
+      eventId: '4411',
+      registry: 'XpuReboot',
+      key: 'Crashed',
+      messageArgs: ['kernel panic'],
+    });
     expect(p.event.records[0].memberId).toBeUndefined();
     const dell = parseRedfishPayload(fixture('dell-prefixed.json'));
-    expect(dell.ok && dell.event.records[0]).toMatchObject({ registry: 'IDRAC', key: 'ASR0001', context: 'any string is valid', memberId: '412' });
+    expect(dell.ok && dell.event.records[0]).toMatchObject({
+      registry: 'IDRAC',
+      key: 'ASR0001',
+      context: 'any string is valid',
+      memberId: '412',
+    });
   });
 
   it('the four shapes of OriginOfCondition', () => {
@@ -118,7 +141,15 @@ describe('normalizeTimestamp', () => {
   });
 
   it('refuses what is not a time', () => {
-    for (const v of ['', 'now', '2021-13-01T00:00:00Z', '2021-02-29T00:00:00Z', '2021-01-01T25:00:00Z', '2021-01-01T00:00:00+2500', '0099-01-01T00:00:00Z']) {
+    for (const v of [
+      '',
+      'now',
+      '2021-13-01T00:00:00Z',
+      '2021-02-29T00:00:00Z',
+      '2021-01-01T25:00:00Z',
+      '2021-01-01T00:00:00+2500',
+      '0099-01-01T00:00:00Z',
+    ]) {
       expect(normalizeTimestamp(v)).toBeUndefined();
     }
   });

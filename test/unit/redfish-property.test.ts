@@ -97,11 +97,25 @@ const recordArb = fc.record(
   {
     MessageId: fc.oneof(fc.constantFrom(...messageIds), fc.string(), fc.anything()),
     MessageArgs: fc.oneof(
-      fc.array(fc.oneof(fc.constantFrom('600', '0', '-1', 'On', 'Off', 'shell', 'PERST#', '/redfish/v1/Systems/Card1-SoC', 'x'.repeat(2000)), fc.jsonValue()), { maxLength: 4 }),
+      fc.array(
+        fc.oneof(
+          fc.constantFrom('600', '0', '-1', 'On', 'Off', 'shell', 'PERST#', '/redfish/v1/Systems/Card1-SoC', 'x'.repeat(2000)),
+          fc.jsonValue(),
+        ),
+        { maxLength: 4 },
+      ),
       fc.jsonValue(),
     ),
-    OriginOfCondition: fc.oneof(fc.constantFrom(...origins), fc.constantFrom(...origins).map((o) => ({ '@odata.id': o, Status: { State: 'Enabled' } })), fc.jsonValue()),
-    EventTimestamp: fc.oneof(fc.date({ noInvalidDate: true }).map((d) => d.toISOString().replace('Z', '+0300')), fc.string(), fc.jsonValue()),
+    OriginOfCondition: fc.oneof(
+      fc.constantFrom(...origins),
+      fc.constantFrom(...origins).map((o) => ({ '@odata.id': o, Status: { State: 'Enabled' } })),
+      fc.jsonValue(),
+    ),
+    EventTimestamp: fc.oneof(
+      fc.date({ noInvalidDate: true }).map((d) => d.toISOString().replace('Z', '+0300')),
+      fc.string(),
+      fc.jsonValue(),
+    ),
     EventTimeStamp: fc.string(),
     Created: fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
     EventId: fc.oneof(fc.string(), fc.integer(), fc.jsonValue()),
@@ -126,11 +140,17 @@ const eventArb = fc.record(
 
 describe('parse + translate never throw and never produce a half event', () => {
   it('on arbitrary bytes', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 512 }), nodeArb, (bytes, node) => void check(bytes, node)), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 512 }), nodeArb, (bytes, node) => void check(bytes, node)),
+      { numRuns: 300 },
+    );
   });
 
   it('on arbitrary strings', () => {
-    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 512 }), nodeArb, (s, node) => void check(s, node)), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 512 }), nodeArb, (s, node) => void check(s, node)),
+      { numRuns: 300 },
+    );
   });
 
   it('on arbitrary JSON values, also wrapped as Events', () => {

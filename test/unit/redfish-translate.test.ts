@@ -12,7 +12,14 @@ describe('DMTF shapes', () => {
   it('maps ResourcePoweredOff of the BlueField System to xpu.down of that xPU, at the receive time when the event has none', () => {
     const out = translateFixture('dmtf-resource-powered-off.json', nodeA);
     const ev = only(out.accepted);
-    expect(ev).toMatchObject({ type: 'xpu.down', node: 'node-a', xpu: 'dpu0', time: RECEIVED_AT, source: 'redfish', receivedAt: RECEIVED_AT });
+    expect(ev).toMatchObject({
+      type: 'xpu.down',
+      node: 'node-a',
+      xpu: 'dpu0',
+      time: RECEIVED_AT,
+      source: 'redfish',
+      receivedAt: RECEIVED_AT,
+    });
     expect(ev.messageId).toBe('ResourceEvent.1.4.3.ResourcePoweredOff');
     expect(ev.data).toEqual({});
     expect(out.ignored).toEqual([]);
@@ -24,7 +31,9 @@ describe('DMTF shapes', () => {
       ['host.down', undefined, {}],
       ['host.down', undefined, { reason: 'ForceRestart' }],
     ]);
-    expect(out.ignored).toEqual([expect.objectContaining({ index: 2, code: 'UnmappedMessageId', messageId: 'NetworkDevice.1.0.CableRemoved' })]);
+    expect(out.ignored).toEqual([
+      expect.objectContaining({ index: 2, code: 'UnmappedMessageId', messageId: 'NetworkDevice.1.0.CableRemoved' }),
+    ]);
   });
 
   it('reads an expanded OriginOfCondition with a trailing slash: a watchdog reset of the xPU is a crash', () => {
@@ -43,7 +52,11 @@ describe('Dell iDRAC', () => {
 
   it('maps the prefixed IDRAC.2.9.ASR0001 the same way, with the -0500 offset', () => {
     const ev = only(translateFixture('dell-prefixed.json', nodeDell).accepted);
-    expect(ev).toMatchObject({ type: 'host.down', time: '2025-03-02T08:20:05.000Z', data: { reason: 'the watchdog timer reset the system' } });
+    expect(ev).toMatchObject({
+      type: 'host.down',
+      time: '2025-03-02T08:20:05.000Z',
+      data: { reason: 'the watchdog timer reset the system' },
+    });
   });
 
   it('ignores thermal, fan and power-capacity records, each with its reason', () => {
@@ -116,7 +129,7 @@ describe('Intel, Gigabyte, Foxconn, ZT', () => {
 });
 
 describe('BlueField / OpenBMC', () => {
-  it("attributes DCPowerOff without origin to the xPU named by the per-BMC Context, and BIOSBoot on an xPU is not ready", () => {
+  it('attributes DCPowerOff without origin to the xPU named by the per-BMC Context, and BIOSBoot on an xPU is not ready', () => {
     const out = translateFixture('bluefield-dc-off.json', nodeA);
     expect(only(out.accepted)).toMatchObject({ type: 'xpu.down', xpu: 'dpu0', time: '2025-03-02T06:25:31.000Z' });
     expect(only(out.ignored)).toMatchObject({ index: 1, code: 'NotForTarget' });
@@ -169,11 +182,22 @@ describe('the XpuReboot registry', () => {
       JSON.stringify({
         Context: 'node-a',
         Events: [
-          { EventId: '1', MessageId: 'XpuReboot.1.0.RebootPending', MessageArgs: [notice, 'r'], OriginOfCondition: '/redfish/v1/Systems/Bluefield' },
+          {
+            EventId: '1',
+            MessageId: 'XpuReboot.1.0.RebootPending',
+            MessageArgs: [notice, 'r'],
+            OriginOfCondition: '/redfish/v1/Systems/Bluefield',
+          },
           { EventId: '2', MessageId: 'XpuReboot.1.0.HostRebootRequested', MessageArgs: [method] },
         ],
       });
-    for (const [notice, method] of [['-5', 'reboot'], ['0', 42], ['1e309', null], ['abc', ''], [Number.MAX_VALUE * 0, 'IPMIX']] as const) {
+    for (const [notice, method] of [
+      ['-5', 'reboot'],
+      ['0', 42],
+      ['1e309', null],
+      ['abc', ''],
+      [Number.MAX_VALUE * 0, 'IPMIX'],
+    ] as const) {
       const out = translateText(bad(notice, method), nodeA);
       if (out.kind !== 'ok') throw new Error('forbidden');
       expect(out.accepted[0].data).toEqual({ reason: 'r' });
@@ -188,12 +212,17 @@ describe('attribution', () => {
   it('ignores an origin under /Systems/ that is none of the node’s Systems', () => {
     const text = fixture('dmtf-resource-powered-off.json').replace('"node-a"', '"Default Context"');
     const out = translateText(text, nodeHpe);
-    expect(out.kind === 'ok' && out.ignored[0]).toMatchObject({ code: 'OriginNotOfNode', reason: expect.stringContaining('/redfish/v1/Systems/Bluefield') });
+    expect(out.kind === 'ok' && out.ignored[0]).toMatchObject({
+      code: 'OriginNotOfNode',
+      reason: expect.stringContaining('/redfish/v1/Systems/Bluefield'),
+    });
   });
 
   it('matches sub-resources by path prefix but not a sibling whose id merely starts the same', () => {
     const mk = (origin: string) =>
-      JSON.stringify({ Events: [{ EventId: 'x', MessageId: 'ResourceEvent.1.4.3.ResourcePoweredOff', OriginOfCondition: { '@odata.id': origin } }] });
+      JSON.stringify({
+        Events: [{ EventId: 'x', MessageId: 'ResourceEvent.1.4.3.ResourcePoweredOff', OriginOfCondition: { '@odata.id': origin } }],
+      });
     const sub = translateText(mk('/redfish/v1/Systems/1/Memory/DIMM3'), nodeHpe);
     expect(sub.kind === 'ok' && sub.accepted[0].type).toBe('host.down');
     const sibling = translateText(mk('/redfish/v1/Systems/10'), nodeHpe);
@@ -203,7 +232,9 @@ describe('attribution', () => {
   });
 
   it('uses the resource URI in MessageArgs when ResourceEvent comes without OriginOfCondition', () => {
-    const text = JSON.stringify({ Events: [{ EventId: 'y', MessageId: 'ResourceEvent.1.2.1.ResourcePoweringOff', MessageArgs: ['/redfish/v1/Systems/Card1-SoC'] }] });
+    const text = JSON.stringify({
+      Events: [{ EventId: 'y', MessageId: 'ResourceEvent.1.2.1.ResourcePoweringOff', MessageArgs: ['/redfish/v1/Systems/Card1-SoC'] }],
+    });
     const out = translateText(text, nodeHpe);
     expect(out.kind === 'ok' && out.accepted[0]).toMatchObject({ type: 'xpu.down', xpu: 'dpu0' });
   });
@@ -267,8 +298,12 @@ describe('dedupKey', () => {
   });
 
   it('does not depend on the key order a BMC serializes a record without ids in', () => {
-    const a = JSON.stringify({ Events: [{ MessageId: 'Alert.1.0.0.DCPowerOff', EventTimeStamp: '2025-03-02T17:57:23+00:00', MessageSeverity: 'Critical' }] });
-    const b = JSON.stringify({ Events: [{ MessageSeverity: 'Critical', EventTimeStamp: '2025-03-02T17:57:23+00:00', MessageId: 'Alert.1.0.0.DCPowerOff' }] });
+    const a = JSON.stringify({
+      Events: [{ MessageId: 'Alert.1.0.0.DCPowerOff', EventTimeStamp: '2025-03-02T17:57:23+00:00', MessageSeverity: 'Critical' }],
+    });
+    const b = JSON.stringify({
+      Events: [{ MessageSeverity: 'Critical', EventTimeStamp: '2025-03-02T17:57:23+00:00', MessageId: 'Alert.1.0.0.DCPowerOff' }],
+    });
     const ka = translateText(a, nodeFoxconn);
     const kb = translateText(b, nodeFoxconn);
     expect(ka.kind === 'ok' && kb.kind === 'ok' && ka.accepted[0].dedupKey === kb.accepted[0].dedupKey).toBe(true);
@@ -288,8 +323,20 @@ describe('dedupKey', () => {
     expect(keys(fox, nodeFoxconn)[0]).not.toBe(keys(fox.replace('17:57:23', '17:57:24'), nodeFoxconn)[0]);
     const hpe = JSON.stringify({
       Events: [
-        { EventId: 'g', MemberId: '0', EventTimestamp: '2025-03-02T09:10:00Z', MessageId: 'iLOEvents.2.1.ServerPoweredOff', OriginOfCondition: '/redfish/v1/Systems/1' },
-        { EventId: 'g', MemberId: '0', EventTimestamp: '2025-03-02T09:10:00Z', MessageId: 'OpenBMC.0.1.DCPowerOff', OriginOfCondition: '/redfish/v1/Systems/1' },
+        {
+          EventId: 'g',
+          MemberId: '0',
+          EventTimestamp: '2025-03-02T09:10:00Z',
+          MessageId: 'iLOEvents.2.1.ServerPoweredOff',
+          OriginOfCondition: '/redfish/v1/Systems/1',
+        },
+        {
+          EventId: 'g',
+          MemberId: '0',
+          EventTimestamp: '2025-03-02T09:10:00Z',
+          MessageId: 'OpenBMC.0.1.DCPowerOff',
+          OriginOfCondition: '/redfish/v1/Systems/1',
+        },
       ],
     });
     const [h1, h2] = keys(hpe, nodeHpe);

@@ -15,7 +15,9 @@ beforeAll(async () => {
   server = createServer((req, res) => {
     seen.push(req);
     if (req.headers.authorization !== 'Bearer op-token') {
-      res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'Unauthorized', message: 'bad or missing token' }));
+      res
+        .writeHead(401, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: 'Unauthorized', message: 'bad or missing token' }));
       return;
     }
     const url = new URL(req.url!, 'http://x');
@@ -25,7 +27,11 @@ beforeAll(async () => {
     }
     const format = url.searchParams.get('format');
     res.writeHead(200, { 'content-type': format === 'csv' ? 'text/csv' : 'application/json' });
-    res.end(format === 'csv' ? 'id,kind\r\nx1,xpu\r\n' : JSON.stringify({ schemaVersion: '1.0', from: url.searchParams.get('from'), to: url.searchParams.get('to') }));
+    res.end(
+      format === 'csv'
+        ? 'id,kind\r\nx1,xpu\r\n'
+        : JSON.stringify({ schemaVersion: '1.0', from: url.searchParams.get('from'), to: url.searchParams.get('to') }),
+    );
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const addr = server.address();
@@ -110,7 +116,24 @@ describe('rebootctl report', () => {
     registerReportCommand(program);
     const saved = process.exitCode;
     try {
-      await program.parseAsync(['report', '--server', base, '--token', 'op-token', '--from', args.from, '--to', args.to, '--format', 'csv', '--out', join(dir, 'r.csv')], { from: 'user' });
+      await program.parseAsync(
+        [
+          'report',
+          '--server',
+          base,
+          '--token',
+          'op-token',
+          '--from',
+          args.from,
+          '--to',
+          args.to,
+          '--format',
+          'csv',
+          '--out',
+          join(dir, 'r.csv'),
+        ],
+        { from: 'user' },
+      );
       expect(process.exitCode).toBe(0);
     } finally {
       process.exitCode = saved;

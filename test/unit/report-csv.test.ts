@@ -9,11 +9,33 @@ describe('report CSV', () => {
     const out = renderReport(report, 'csv');
     expect(out.contentType).toBe('text/csv; charset=utf-8; header=present');
     const rows = parseCsv(out.body);
-    expect(rows[0].slice(0, 9)).toEqual(['id', 'kind', 'node', 'xpu', 'status', 'noticeSeconds', 'extendedSeconds', 'forced', 'recoverySeconds']);
+    expect(rows[0].slice(0, 9)).toEqual([
+      'id',
+      'kind',
+      'node',
+      'xpu',
+      'status',
+      'noticeSeconds',
+      'extendedSeconds',
+      'forced',
+      'recoverySeconds',
+    ]);
     expect(rows).toHaveLength(report.reboots.length + 1);
     for (const r of rows) expect(r).toHaveLength(CSV_COLUMNS.length);
     const byId = Object.fromEntries(rows.slice(1).map((r) => [r[0], Object.fromEntries(rows[0].map((h, i) => [h, r[i]]))]));
-    expect(byId['x-forced']).toMatchObject({ kind: 'xpu', node: 'node-b', xpu: 'dpu0', status: 'completed', noticeSeconds: '300', extendedSeconds: '0', forced: 'true', recoverySeconds: '180', failedCommands: 'migrate-workloads:timed-out', findings: 'forced-at-deadline; command-timed-out', worstSeverity: 'medium' });
+    expect(byId['x-forced']).toMatchObject({
+      kind: 'xpu',
+      node: 'node-b',
+      xpu: 'dpu0',
+      status: 'completed',
+      noticeSeconds: '300',
+      extendedSeconds: '0',
+      forced: 'true',
+      recoverySeconds: '180',
+      failedCommands: 'migrate-workloads:timed-out',
+      findings: 'forced-at-deadline; command-timed-out',
+      worstSeverity: 'medium',
+    });
     expect(byId['h-denied']).toMatchObject({ xpu: '', recoverySeconds: '', denyReason: 'xpu-rebooting: dpu0 reboot x-ok in progress' });
     expect(rows[1][0]).toBe('x-failed');
   });
@@ -46,7 +68,11 @@ describe('report CSV', () => {
 
   it('keeps hostile node ids and reasons in their cells', () => {
     const evil = xpuReboot('=1+1', 'node-a', t('09:00'), {
-      node: 'n,"1"\r\nx', reason: '@evil', refusals: [{ at: t('09:01'), requested: 10, reason: '-bad, "quoted"\nline' }], rebootingAt: t('09:05'), readyAt: t('09:06'),
+      node: 'n,"1"\r\nx',
+      reason: '@evil',
+      refusals: [{ at: t('09:01'), requested: 10, reason: '-bad, "quoted"\nline' }],
+      rebootingAt: t('09:05'),
+      readyAt: t('09:06'),
     });
     const report = computeComplianceReport([evil], { from: FROM, to: TO });
     const [header, row] = parseCsv(renderReport(report, 'csv').body);

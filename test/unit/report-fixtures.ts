@@ -29,7 +29,13 @@ export function addSeconds(iso: string, s: number): string {
   return new Date(Date.parse(iso) + s * 1000).toISOString();
 }
 
-export function cmd(id: string, type: CommandSummary['type'], status: CommandSummary['status'], at: string, agent = 'node-x'): CommandSummary {
+export function cmd(
+  id: string,
+  type: CommandSummary['type'],
+  status: CommandSummary['status'],
+  at: string,
+  agent = 'node-x',
+): CommandSummary {
   return { id, type, agent, step: type, status, at };
 }
 
@@ -91,11 +97,21 @@ function ext(at: string, requested: number, granted: number, deadline: string) {
 export function recordedDay(): Reboot[] {
   return [
     // Notified exactly at `from`: inside. Forced at its deadline.
-    xpuReboot('x-at-from', 'node-e', t('00:00'), { forced: true, outstanding: ['migrate-workloads'], rebootingAt: t('00:05'), readyAt: t('00:06'), endedAt: t('00:07') }),
+    xpuReboot('x-at-from', 'node-e', t('00:00'), {
+      forced: true,
+      outstanding: ['migrate-workloads'],
+      rebootingAt: t('00:05'),
+      readyAt: t('00:06'),
+      endedAt: t('00:07'),
+    }),
     // The host was ready early: proceed-reboot at 10:03.
     xpuReboot('x-ok', 'node-a', t('10:00'), { rebootingAt: t('10:03'), readyAt: t('10:05:30'), endedAt: t('10:06') }),
     // The xPU denies the host reboot asked for during its own reboot.
-    hostReboot('h-denied', 'node-a', t('10:02'), { status: 'denied', denyReason: 'xpu-rebooting: dpu0 reboot x-ok in progress', endedAt: t('10:02') }),
+    hostReboot('h-denied', 'node-a', t('10:02'), {
+      status: 'denied',
+      denyReason: 'xpu-rebooting: dpu0 reboot x-ok in progress',
+      endedAt: t('10:02'),
+    }),
     xpuReboot('x-forced', 'node-b', t('11:00'), {
       forced: true,
       outstanding: ['migrate-workloads'],
@@ -105,7 +121,12 @@ export function recordedDay(): Reboot[] {
       commands: { c1: cmd('c1', 'migrate-workloads', 'timed-out', t('11:05'), 'node-b') },
     }),
     // A host reboot that went ahead (IPMI, out of band) while x-forced held the node.
-    hostReboot('h-violating', 'node-b', t('11:06'), { mode: 'ipmi', hostDownAt: t('11:06:10'), hostReadyAt: t('11:10:10'), endedAt: t('11:11') }),
+    hostReboot('h-violating', 'node-b', t('11:06'), {
+      mode: 'ipmi',
+      hostDownAt: t('11:06:10'),
+      hostReadyAt: t('11:10:10'),
+      endedAt: t('11:11'),
+    }),
     // Extended twice, the second trimmed to the 1800 s cap: exactly at the cap is compliant.
     xpuReboot('x-ext2', 'node-c', t('12:00'), {
       extensions: [ext(t('12:01'), 600, 600, t('12:15')), ext(t('12:10'), 1500, 1200, t('12:35'))],
@@ -134,7 +155,13 @@ export function recordedDay(): Reboot[] {
       endedAt: t('14:08'),
       commands: { c2: cmd('c2', 'allow-coredump', 'failed', t('14:01'), 'node-e.dpu1') },
     }),
-    xpuReboot('x-short', 'node-f', t('15:00'), { noticeSeconds: 120, deadline: t('15:02'), rebootingAt: t('15:02'), readyAt: t('15:03'), endedAt: t('15:04') }),
+    xpuReboot('x-short', 'node-f', t('15:00'), {
+      noticeSeconds: 120,
+      deadline: t('15:02'),
+      rebootingAt: t('15:02'),
+      readyAt: t('15:03'),
+      endedAt: t('15:04'),
+    }),
     xpuReboot('x-overcap', 'node-g', t('16:00'), {
       extensions: [1, 2, 3, 4].map((i) => ext(t(`16:0${i}`), 500, 500, addSeconds(t('16:05'), 500 * i))),
       deadline: addSeconds(t('16:05'), 2000),
@@ -148,7 +175,12 @@ export function recordedDay(): Reboot[] {
     // Cut by the window's end, finished after it.
     xpuReboot('x-cut-end-done', 'node-c', t('23:50'), { rebootingAt: t('23:55'), readyAt: t('+1 00:01'), endedAt: t('+1 00:01:30') }),
     // Cut by the window's start: notified the day before, so not in this report...
-    xpuReboot('x-cut-start', 'node-d', '2024-04-30T23:58:00.000Z', { deadline: t('00:03'), rebootingAt: t('00:03'), readyAt: t('00:04'), endedAt: t('00:05') }),
+    xpuReboot('x-cut-start', 'node-d', '2024-04-30T23:58:00.000Z', {
+      deadline: t('00:03'),
+      rebootingAt: t('00:03'),
+      readyAt: t('00:04'),
+      endedAt: t('00:05'),
+    }),
     // ...but a host reboot that went ahead while it was active still is a finding.
     hostReboot('h-across', 'node-d', t('00:01'), { hostDownAt: t('00:01:30'), hostReadyAt: t('00:04:30'), endedAt: t('00:05') }),
     // Notified exactly at `to`: outside.

@@ -13,7 +13,11 @@ describe('report HTML', () => {
     expect(body.startsWith('<!doctype html>')).toBe(true);
     expect(body).not.toMatch(/<script|<link|<img|<iframe|<object|@import|url\(|src=|href="[^#]/i);
     // The only URL is the SVG namespace, which is a name, not a fetch.
-    expect(body.match(/https?:\/\/[^"\s<]+/g)).toEqual(['http://www.w3.org/2000/svg', 'http://www.w3.org/2000/svg', 'http://www.w3.org/2000/svg']);
+    expect(body.match(/https?:\/\/[^"\s<]+/g)).toEqual([
+      'http://www.w3.org/2000/svg',
+      'http://www.w3.org/2000/svg',
+      'http://www.w3.org/2000/svg',
+    ]);
     expect(body).toContain(`<meta http-equiv="Content-Security-Policy" content="default-src &#39;none&#39;`);
   });
 
@@ -60,7 +64,8 @@ describe('report HTML', () => {
 
   it('draws one histogram bar per notice bin, one bar per rack and one point per recovered reboot', () => {
     const { body } = page();
-    const chart = (name: string) => body.slice(body.indexOf(`data-chart="${name}"`), body.indexOf('</svg>', body.indexOf(`data-chart="${name}"`)));
+    const chart = (name: string) =>
+      body.slice(body.indexOf(`data-chart="${name}"`), body.indexOf('</svg>', body.indexOf(`data-chart="${name}"`)));
     // Planned notices 120 and 300 (x9): 30 s bins from 0 to 300 are 11 bins.
     const bars = [...chart('notice-histogram').matchAll(/class="bar" data-count="(\d+)"/g)].map((m) => Number(m[1]));
     expect(bars).toHaveLength(11);

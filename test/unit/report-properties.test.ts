@@ -12,7 +12,10 @@ const HOUR = 3_600_000;
 // Times from a day before the window to a day after it, so windows cut reboots on both sides.
 const time = fc.integer({ min: FROM - 24 * HOUR, max: TO + 24 * HOUR }).map((ms) => new Date(ms).toISOString());
 const maybeTime = fc.option(time, { nil: undefined });
-const text = fc.oneof(fc.string(), fc.constantFrom('=1+1', '@x', '-3', '+cmd', 'a,b', 'q"q', 'l\r\nm', '<script>alert(1)</script>', '__proto__'));
+const text = fc.oneof(
+  fc.string(),
+  fc.constantFrom('=1+1', '@x', '-3', '+cmd', 'a,b', 'q"q', 'l\r\nm', '<script>alert(1)</script>', '__proto__'),
+);
 const label = fc.option(fc.oneof(fc.constantFrom('r1', 'r2', 'z1', 't1', 'constructor'), text), { nil: undefined });
 
 const rebootArb: fc.Arbitrary<Reboot> = fc
@@ -32,7 +35,13 @@ const rebootArb: fc.Arbitrary<Reboot> = fc
     noticeSeconds: fc.integer({ min: 0, max: 3600 }),
     policyNoticeSeconds: fc.constantFrom(0, 300, 600),
     extensions: fc.array(
-      fc.record({ at: time, requested: fc.integer({ min: 1, max: 2000 }), granted: fc.integer({ min: 0, max: 2000 }), reason: text, deadline: time }),
+      fc.record({
+        at: time,
+        requested: fc.integer({ min: 1, max: 2000 }),
+        granted: fc.integer({ min: 0, max: 2000 }),
+        reason: text,
+        deadline: time,
+      }),
       { maxLength: 5 },
     ),
     refusals: fc.array(fc.record({ at: time, requested: fc.integer({ min: 1, max: 2000 }), reason: text }), { maxLength: 3 }),
@@ -123,7 +132,7 @@ describe('compliance report properties', () => {
         const report = computeComplianceReport(reboots, { ...w, generatedAt: new Date(TO) });
         const records = parseCsv(renderReport(report, 'csv').body);
         expect(records).toHaveLength(report.reboots.length + 1);
-        records.forEach((r) => expect(r).toHaveLength(CSV_COLUMNS.length));
+        for (const r of records) expect(r).toHaveLength(CSV_COLUMNS.length);
         records.slice(1).forEach((r, i) => {
           const id = report.reboots[i].id;
           // A neutralised cell is the original with one leading quote.
@@ -137,7 +146,10 @@ describe('compliance report properties', () => {
   it('never lets user data open a tag in the HTML page', () => {
     fc.assert(
       fc.property(fc.array(rebootArb, { maxLength: 20 }), (reboots) => {
-        const html = renderReport(computeComplianceReport(reboots, { from: new Date(FROM - 24 * HOUR), to: new Date(TO + 25 * HOUR) }), 'html').body;
+        const html = renderReport(
+          computeComplianceReport(reboots, { from: new Date(FROM - 24 * HOUR), to: new Date(TO + 25 * HOUR) }),
+          'html',
+        ).body;
         expect(html).not.toMatch(/<script/i);
         expect(html.match(/<svg /g)).toHaveLength(3);
       }),

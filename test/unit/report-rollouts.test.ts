@@ -7,7 +7,18 @@ const FROM = new Date('2030-01-01T00:00:00Z');
 const TO = new Date('2030-01-02T00:00:00Z');
 
 function rollout(id: string, createdAt: string, items: Rollout['items'], status: Rollout['status'] = 'running'): Rollout {
-  return { id, status, selector: { rack: 'r1' }, maxUnavailable: 1, maxFailures: 1, reason: 'fw <24.10>', createdAt, items, history: [], version: 1 };
+  return {
+    id,
+    status,
+    selector: { rack: 'r1' },
+    maxUnavailable: 1,
+    maxFailures: 1,
+    reason: 'fw <24.10>',
+    createdAt,
+    items,
+    history: [],
+    version: 1,
+  };
 }
 
 const paused = rollout(
@@ -60,6 +71,8 @@ describe('rollouts in the compliance report', () => {
     expect(html).toContain('<section id="rollouts"><h2>Rollouts (2)</h2>');
     expect(html).toContain('fw &lt;24.10&gt;');
     expect(html).toContain('b / dpu0: reboot failed');
-    expect(renderReport(computeComplianceReport([], { from: FROM, to: TO }), 'html').body).toContain('No rollout was started in this window.');
+    expect(renderReport(computeComplianceReport([], { from: FROM, to: TO }), 'html').body).toContain(
+      'No rollout was started in this window.',
+    );
   });
 });

@@ -30,13 +30,23 @@ describe('compliance report over a recorded day', () => {
   it('lists reboots with findings first by severity, then newest first', () => {
     expect(day().reboots.map((r) => r.id)).toEqual([
       // high
-      'x-failed', 'x-overcap', 'x-short', 'h-violating', 'h-across',
+      'x-failed',
+      'x-overcap',
+      'x-short',
+      'h-violating',
+      'h-across',
       // medium
-      'x-forced', 'x-at-from',
+      'x-forced',
+      'x-at-from',
       // low
       'x-crash',
       // no findings
-      'x-cut-end', 'x-cut-end-done', 'x-refused', 'x-ext2', 'h-denied', 'x-ok',
+      'x-cut-end',
+      'x-cut-end-done',
+      'x-refused',
+      'x-ext2',
+      'h-denied',
+      'x-ok',
     ]);
   });
 
@@ -57,21 +67,44 @@ describe('compliance report over a recorded day', () => {
 
   it('reports a forced reboot with its notice, recovery from the deadline and the timed-out command', () => {
     expect(row(day(), 'x-forced')).toMatchObject({
-      kind: 'xpu', node: 'node-b', xpu: 'dpu0', status: 'completed', noticeSeconds: 300, extendedSeconds: 0,
-      forced: true, recoverySeconds: 180, outstanding: ['migrate-workloads'], rack: 'r1', zone: 'z1', tenant: 't2',
+      kind: 'xpu',
+      node: 'node-b',
+      xpu: 'dpu0',
+      status: 'completed',
+      noticeSeconds: 300,
+      extendedSeconds: 0,
+      forced: true,
+      recoverySeconds: 180,
+      outstanding: ['migrate-workloads'],
+      rack: 'r1',
+      zone: 'z1',
+      tenant: 't2',
       failedCommands: [{ id: 'c1', type: 'migrate-workloads', status: 'timed-out', agent: 'node-b' }],
     });
   });
 
   it('counts a reboot extended twice up to exactly the cap as compliant', () => {
     const r = row(day(), 'x-ext2');
-    expect(r).toMatchObject({ extendedSeconds: 1800, extensionsRequested: 2, extensionsGranted: 2, extensionsRefused: 0, extensionSecondsRequested: 2100, recoverySeconds: 240 });
+    expect(r).toMatchObject({
+      extendedSeconds: 1800,
+      extensionsRequested: 2,
+      extensionsGranted: 2,
+      extensionsRefused: 0,
+      extensionSecondsRequested: 2100,
+      recoverySeconds: 240,
+    });
     expect(r.findings).toEqual([]);
   });
 
   it('reports a refused extension with its reason', () => {
     const r = row(day(), 'x-refused');
-    expect(r).toMatchObject({ extensionsRequested: 2, extensionsGranted: 1, extensionsRefused: 1, extendedSeconds: 300, extensionSecondsRequested: 900 });
+    expect(r).toMatchObject({
+      extensionsRequested: 2,
+      extensionsGranted: 1,
+      extensionsRefused: 1,
+      extendedSeconds: 300,
+      extensionSecondsRequested: 900,
+    });
     expect(r.refusals).toEqual([{ at: t('13:06'), requested: 600, reason: 'past the notice phase' }]);
   });
 
@@ -90,11 +123,18 @@ describe('compliance report over a recorded day', () => {
   });
 
   it('flags notice shorter than the policy', () => {
-    expect(row(day(), 'x-short').findings).toMatchObject([{ code: 'notice-below-policy', severity: 'high', category: 'policy', expected: 300, actual: 120 }]);
+    expect(row(day(), 'x-short').findings).toMatchObject([
+      { code: 'notice-below-policy', severity: 'high', category: 'policy', expected: 300, actual: 120 },
+    ]);
   });
 
   it('reports a denied host reboot with its reason and no finding', () => {
-    expect(row(day(), 'h-denied')).toMatchObject({ status: 'denied', denyReason: 'xpu-rebooting: dpu0 reboot x-ok in progress', recoverySeconds: null, findings: [] });
+    expect(row(day(), 'h-denied')).toMatchObject({
+      status: 'denied',
+      denyReason: 'xpu-rebooting: dpu0 reboot x-ok in progress',
+      recoverySeconds: null,
+      findings: [],
+    });
   });
 
   it('flags a host reboot that went ahead while an xPU reboot of the node was active', () => {
@@ -110,23 +150,53 @@ describe('compliance report over a recorded day', () => {
 
   it('keeps a reboot cut by the window end with its status at generation time', () => {
     const r = day();
-    expect(row(r, 'x-cut-end')).toMatchObject({ status: 'recovering', inProgress: true, crossesWindowEnd: true, recoverySeconds: null, recoveredAt: null });
-    expect(row(r, 'x-cut-end-done')).toMatchObject({ status: 'completed', inProgress: false, crossesWindowEnd: true, recoverySeconds: 360 });
+    expect(row(r, 'x-cut-end')).toMatchObject({
+      status: 'recovering',
+      inProgress: true,
+      crossesWindowEnd: true,
+      recoverySeconds: null,
+      recoveredAt: null,
+    });
+    expect(row(r, 'x-cut-end-done')).toMatchObject({
+      status: 'completed',
+      inProgress: false,
+      crossesWindowEnd: true,
+      recoverySeconds: 360,
+    });
     expect(row(r, 'x-ok').crossesWindowEnd).toBe(false);
   });
 
   it('reports a failed reboot with no recovery', () => {
-    expect(row(day(), 'x-failed')).toMatchObject({ status: 'failed', recoverySeconds: null, findings: [{ code: 'reboot-failed', severity: 'high' }] });
+    expect(row(day(), 'x-failed')).toMatchObject({
+      status: 'failed',
+      recoverySeconds: null,
+      findings: [{ code: 'reboot-failed', severity: 'high' }],
+    });
   });
 
   it('totals the fleet', () => {
     expect(day().totals.overall).toEqual({
-      count: 14, xpu: 11, host: 3, planned: 10, crash: 1,
-      completed: 11, inProgress: 1, failed: 1, denied: 1, cancelled: 0,
-      forced: 2, forcedShare: 2 / 11,
-      medianNoticeSeconds: 300, medianRecoverySeconds: 180, p95RecoverySeconds: 360,
-      extensionsGranted: 7, extensionsRefused: 1, extendedSeconds: 4100,
-      failedCommands: 2, rebootsWithFindings: 8, policyViolations: 5,
+      count: 14,
+      xpu: 11,
+      host: 3,
+      planned: 10,
+      crash: 1,
+      completed: 11,
+      inProgress: 1,
+      failed: 1,
+      denied: 1,
+      cancelled: 0,
+      forced: 2,
+      forcedShare: 2 / 11,
+      medianNoticeSeconds: 300,
+      medianRecoverySeconds: 180,
+      p95RecoverySeconds: 360,
+      extensionsGranted: 7,
+      extensionsRefused: 1,
+      extendedSeconds: 4100,
+      failedCommands: 2,
+      rebootsWithFindings: 8,
+      policyViolations: 5,
     });
   });
 
@@ -138,17 +208,43 @@ describe('compliance report over a recorded day', () => {
       ['r3', 3, 3, 1, 1 / 3],
       ['r4', 1, 1, 0, 0],
     ]);
-    expect(byZone.map((g) => [g.key, g.count])).toEqual([['z1', 8], ['z2', 5], ['z3', 1]]);
-    expect(byTenant.map((g) => [g.key, g.count])).toEqual([['(none)', 1], ['t1', 8], ['t2', 5]]);
-    expect(byKind.map((g) => [g.key, g.count, g.p95RecoverySeconds])).toEqual([['host', 3, 240], ['xpu', 11, 360]]);
+    expect(byZone.map((g) => [g.key, g.count])).toEqual([
+      ['z1', 8],
+      ['z2', 5],
+      ['z3', 1],
+    ]);
+    expect(byTenant.map((g) => [g.key, g.count])).toEqual([
+      ['(none)', 1],
+      ['t1', 8],
+      ['t2', 5],
+    ]);
+    expect(byKind.map((g) => [g.key, g.count, g.p95RecoverySeconds])).toEqual([
+      ['host', 3, 240],
+      ['xpu', 11, 360],
+    ]);
   });
 
   it('matches the published schema, with the contract fields named exactly', () => {
     const r = day();
     expect(ComplianceReportSchema.parse(r)).toEqual(r);
     expect(Object.keys(r)).toEqual(expect.arrayContaining(['schemaVersion', 'from', 'to', 'reboots', 'totals']));
-    expect(Object.keys(r.reboots[0]).slice(0, 9)).toEqual(['id', 'kind', 'node', 'xpu', 'status', 'noticeSeconds', 'extendedSeconds', 'forced', 'recoverySeconds']);
-    expect(r).toMatchObject({ schemaVersion: '1.1', from: '2024-05-01T00:00:00.000Z', to: '2024-05-02T00:00:00.000Z', generatedAt: '2024-05-02T06:00:00.000Z' });
+    expect(Object.keys(r.reboots[0]).slice(0, 9)).toEqual([
+      'id',
+      'kind',
+      'node',
+      'xpu',
+      'status',
+      'noticeSeconds',
+      'extendedSeconds',
+      'forced',
+      'recoverySeconds',
+    ]);
+    expect(r).toMatchObject({
+      schemaVersion: '1.1',
+      from: '2024-05-01T00:00:00.000Z',
+      to: '2024-05-02T00:00:00.000Z',
+      generatedAt: '2024-05-02T06:00:00.000Z',
+    });
   });
 
   it('keeps lambdas/core/report/schema.json in step with the zod schema (UPDATE_REPORT_SCHEMA=1 rewrites it)', () => {
@@ -184,7 +280,9 @@ describe('window and policy edge cases', () => {
   it('uses the node policy it is given: no denied-window finding where the policy allows it, caps per node', () => {
     const lenient = { xpuReboot: { maxExtensions: 5, maxExtensionSeconds: 3000 }, hostReboot: { denyWhile: [] } };
     const r = computeComplianceReport(recordedDay(), {
-      from: FROM, to: TO, generatedAt: GENERATED_AT,
+      from: FROM,
+      to: TO,
+      generatedAt: GENERATED_AT,
       policy: (node) => (node === 'node-b' || node === 'node-g' ? lenient : undefined),
     });
     expect(row(r, 'h-violating').findings).toEqual([]);
@@ -198,7 +296,12 @@ describe('window and policy edge cases', () => {
       hostReboot('h2', 'node-a', t('09:05'), { hostDownAt: t('09:05:10'), hostReadyAt: t('09:08') }),
     ];
     const deny = (denyWhile: ('xpu-rebooting' | 'reprovisioning')[]) =>
-      computeComplianceReport(reboots, { from: FROM, to: TO, generatedAt: GENERATED_AT, policy: { xpuReboot: { maxExtensions: 3, maxExtensionSeconds: 1800 }, hostReboot: { denyWhile } } });
+      computeComplianceReport(reboots, {
+        from: FROM,
+        to: TO,
+        generatedAt: GENERATED_AT,
+        policy: { xpuReboot: { maxExtensions: 3, maxExtensionSeconds: 1800 }, hostReboot: { denyWhile } },
+      });
     expect(row(deny(['reprovisioning']), 'h2').findings.map((f) => f.message)).toEqual([
       'host reboot proceeded at 2024-05-01T09:05:10.000Z while host reboot h1 of the node was active (policy denies host reboots while reprovisioning)',
     ]);
@@ -215,7 +318,10 @@ describe('window and policy edge cases', () => {
   });
 
   it('counts an xPU that came back during the notice phase as recovered in zero seconds', () => {
-    const r = computeComplianceReport([xpuReboot('x', 'node-a', t('08:00'), { downAt: t('08:04'), readyAt: t('08:03'), endedAt: t('08:05') })], { from: FROM, to: TO });
+    const r = computeComplianceReport(
+      [xpuReboot('x', 'node-a', t('08:00'), { downAt: t('08:04'), readyAt: t('08:03'), endedAt: t('08:05') })],
+      { from: FROM, to: TO },
+    );
     expect(row(r, 'x').recoverySeconds).toBe(0);
   });
 });
@@ -226,8 +332,18 @@ describe('percentiles', () => {
     expect(percentileNearestRank([7], 95)).toBe(7);
     expect(percentileNearestRank([1, 2, 3, 4], 50)).toBe(2);
     expect(percentileNearestRank([1, 2, 3, 4, 5], 50)).toBe(3);
-    expect(percentileNearestRank(Array.from({ length: 20 }, (_, i) => i + 1), 95)).toBe(19);
-    expect(percentileNearestRank(Array.from({ length: 100 }, (_, i) => i + 1), 95)).toBe(95);
+    expect(
+      percentileNearestRank(
+        Array.from({ length: 20 }, (_, i) => i + 1),
+        95,
+      ),
+    ).toBe(19);
+    expect(
+      percentileNearestRank(
+        Array.from({ length: 100 }, (_, i) => i + 1),
+        95,
+      ),
+    ).toBe(95);
     expect(percentileNearestRank([1, 2, 3], 0)).toBe(1);
   });
 });
@@ -262,7 +378,7 @@ function mulberry32(seed: number) {
 
 describe('5,000 generated reboots', () => {
   const rnd = mulberry32(42);
-  const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
   const from = new Date('2024-06-01T00:00:00Z');
   const to = new Date('2024-06-08T00:00:00Z');
   const reboots: Reboot[] = [];
@@ -274,22 +390,32 @@ describe('5,000 generated reboots', () => {
     if (rnd() < 0.2) {
       const down = addSeconds(notifiedAt, 5);
       const status = pick(['completed', 'completed', 'denied', 'failed'] as const);
-      reboots.push(hostReboot(`h${i}`, node, notifiedAt, {
-        ...place, status,
-        ...(status === 'denied' ? { denyReason: 'xpu-rebooting' } : { hostDownAt: down }),
-        ...(status === 'completed' ? { hostReadyAt: addSeconds(down, 60 + Math.floor(rnd() * 600)) } : {}),
-      }));
+      reboots.push(
+        hostReboot(`h${i}`, node, notifiedAt, {
+          ...place,
+          status,
+          ...(status === 'denied' ? { denyReason: 'xpu-rebooting' } : { hostDownAt: down }),
+          ...(status === 'completed' ? { hostReadyAt: addSeconds(down, 60 + Math.floor(rnd() * 600)) } : {}),
+        }),
+      );
     } else {
       const notice = pick([300, 300, 300, 120, 600]);
       const forced = rnd() < 0.3;
       const deadline = addSeconds(notifiedAt, notice);
       const rebootingAt = forced ? deadline : addSeconds(notifiedAt, Math.floor(rnd() * notice));
       const recovered = rnd() < 0.9;
-      reboots.push(xpuReboot(`x${i}`, node, notifiedAt, {
-        ...place, mode: rnd() < 0.1 ? 'crash' : 'planned', noticeSeconds: notice, deadline, forced, rebootingAt,
-        status: recovered ? 'completed' : pick(['failed', 'recovering'] as const),
-        ...(recovered ? { readyAt: addSeconds(rebootingAt, 30 + Math.floor(rnd() * 900)) } : {}),
-      }));
+      reboots.push(
+        xpuReboot(`x${i}`, node, notifiedAt, {
+          ...place,
+          mode: rnd() < 0.1 ? 'crash' : 'planned',
+          noticeSeconds: notice,
+          deadline,
+          forced,
+          rebootingAt,
+          status: recovered ? 'completed' : pick(['failed', 'recovering'] as const),
+          ...(recovered ? { readyAt: addSeconds(rebootingAt, 30 + Math.floor(rnd() * 900)) } : {}),
+        }),
+      );
     }
   }
 
@@ -311,7 +437,10 @@ describe('5,000 generated reboots', () => {
       count: rs.length,
       forced: rs.filter((r) => r.forced).length,
       forcedShare: xpu.length ? xpu.filter((r) => r.forced).length / xpu.length : null,
-      medianNoticeSeconds: nearestRank(xpu.filter((r) => r.mode === 'planned').map((r) => r.noticeSeconds), 50),
+      medianNoticeSeconds: nearestRank(
+        xpu.filter((r) => r.mode === 'planned').map((r) => r.noticeSeconds),
+        50,
+      ),
       p95RecoverySeconds: nearestRank(recoveries, 95),
       failed: rs.filter((r) => r.status === 'failed').length,
       denied: rs.filter((r) => r.status === 'denied').length,

@@ -12,7 +12,7 @@ describe('isWithinWindows', () => {
     expect(isWithinWindows([], at('2026-06-03T12:00:00Z'))).toBe(true);
   });
 
-  it('reads local time in the window\'s zone (summer: Berlin is UTC+2)', () => {
+  it("reads local time in the window's zone (summer: Berlin is UTC+2)", () => {
     const w = [{ ...berlinNight, days: ['mon', 'tue'] as MaintenanceWindow['days'] }];
     expect(isWithinWindows(w, at('2026-06-01T00:00:00Z'))).toBe(true); // Mon 02:00 local
     expect(isWithinWindows(w, at('2026-06-01T02:59:00Z'))).toBe(true); // Mon 04:59 local

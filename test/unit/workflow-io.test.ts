@@ -23,7 +23,9 @@ import {
 import { ROOT } from '../support/stack.ts';
 
 const WORKFLOWS = join(ROOT, 'workflows');
-const aslFiles = readdirSync(WORKFLOWS).filter((f) => f.endsWith('.asl.json')).sort();
+const aslFiles = readdirSync(WORKFLOWS)
+  .filter((f) => f.endsWith('.asl.json'))
+  .sort();
 
 /** Every Task state of a definition, nested ones (Parallel branches, Map iterators) included. */
 function tasks(states: Record<string, any>): [string, any][] {
@@ -91,7 +93,10 @@ describe.each(aslFiles)('the Task payloads of %s', (file) => {
       const required = Object.entries(schema.shape as Record<string, z.ZodType>)
         .filter(([, s]) => !s.safeParse(undefined).success)
         .map(([k]) => k);
-      expect(required.filter((k) => !fields.includes(k)), `${file} ${name}: required fields missing`).toEqual([]);
+      expect(
+        required.filter((k) => !fields.includes(k)),
+        `${file} ${name}: required fields missing`,
+      ).toEqual([]);
     }
   });
 });

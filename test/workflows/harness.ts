@@ -126,7 +126,11 @@ export interface Harness {
   advanceTo(at: string | number): Promise<void>;
   request(path: string, opts?: { method?: string; token?: string; body?: unknown }): Promise<Reply>;
   /** Posts a native event (operator token unless given) and returns the reply; ids are generated when absent. */
-  event(node: string, type: NativeEvent['type'], opts?: { id?: string; xpu?: string; time?: string; data?: Record<string, unknown>; token?: string }): Promise<Reply & { id: string }>;
+  event(
+    node: string,
+    type: NativeEvent['type'],
+    opts?: { id?: string; xpu?: string; time?: string; data?: Record<string, unknown>; token?: string },
+  ): Promise<Reply & { id: string }>;
   agent(id: string): TestAgent;
   /** Waits until the ingest queue holds no message, visible or in flight. */
   drain(): Promise<void>;
@@ -148,7 +152,10 @@ export interface Harness {
    * Applies an event straight through an ingest handler (bypassing the queue) for race tests;
    * `delays` (ms by store method) slow that handler's store calls down to force an interleaving.
    */
-  ingestDirect(ev: Omit<NativeEvent, 'source' | 'dedupKey' | 'receivedAt' | 'time'> & { time?: string }, opts?: { delays?: Record<string, number> }): Promise<unknown>;
+  ingestDirect(
+    ev: Omit<NativeEvent, 'source' | 'dedupKey' | 'receivedAt' | 'time'> & { time?: string },
+    opts?: { delays?: Record<string, number> },
+  ): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -235,7 +242,14 @@ export async function startHarness(opts: { inventory?: string } = {}): Promise<H
     request,
     async event(node, type, o = {}) {
       const id = o.id ?? `ev-${++counter}`;
-      const body = { id, type, node, ...(o.xpu ? { xpu: o.xpu } : {}), ...(o.time ? { time: o.time } : {}), ...(o.data ? { data: o.data } : {}) };
+      const body = {
+        id,
+        type,
+        node,
+        ...(o.xpu ? { xpu: o.xpu } : {}),
+        ...(o.time ? { time: o.time } : {}),
+        ...(o.data ? { data: o.data } : {}),
+      };
       const reply = await request('/v1/events', { token: o.token, body });
       return { ...reply, id };
     },
@@ -327,20 +341,30 @@ export async function startHarness(opts: { inventory?: string } = {}): Promise<H
     async ingestDirect(ev, o = {}) {
       const receivedAt = new Date(clock.now()).toISOString();
       const handler = o.delays ? createIngestHandler({ ...stack.deps, store: delayed(stack.deps.store, o.delays) }) : ingest;
-      return handler({ ...ev, time: ev.time ?? receivedAt, source: 'native', dedupKey: `native:${ev.node}:${ev.id}`, receivedAt } as NativeEvent);
+      return handler({
+        ...ev,
+        time: ev.time ?? receivedAt,
+        source: 'native',
+        dedupKey: `native:${ev.node}:${ev.id}`,
+        receivedAt,
+      } as NativeEvent);
     },
     async close() {
       // Let the engine's in-flight Lambdas finish first: closing dynalite under them throws
       // an uncaught 'Database is closed' (stack.close() does not wait for them).
-      await eventually('the workflows to go idle', async () => {
-        for (const kind of Object.values(stack.workflowArns)) {
-          for (const e of stack.engine.listExecutions({ stateMachineArn: kind, statusFilter: 'RUNNING', maxResults: 1000 }).executions) {
-            const last = stack.engine.getExecutionHistory({ executionArn: e.executionArn, reverseOrder: true, maxResults: 1 }).events[0];
-            if (last?.type !== 'TaskSubmitted') return false;
+      await eventually(
+        'the workflows to go idle',
+        async () => {
+          for (const kind of Object.values(stack.workflowArns)) {
+            for (const e of stack.engine.listExecutions({ stateMachineArn: kind, statusFilter: 'RUNNING', maxResults: 1000 }).executions) {
+              const last = stack.engine.getExecutionHistory({ executionArn: e.executionArn, reverseOrder: true, maxResults: 1 }).events[0];
+              if (last?.type !== 'TaskSubmitted') return false;
+            }
           }
-        }
-        return true;
-      }, 3_000).catch(() => {});
+          return true;
+        },
+        3_000,
+      ).catch(() => {});
       await new Promise((r) => setTimeout(r, 20));
       await stack.close();
       rmSync(dataDir, { recursive: true, force: true });

@@ -12,7 +12,6 @@ afterEach(async () => {
 });
 
 const SECOND = 1000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const XPUS: Record<string, string[]> = { solo: ['dpu0'], duo: ['dpu0', 'dpu1'], wary: ['dpu0'], strict: ['dpu0'], lax: ['dpu0'] };
 
 async function requestHostReboot(node: string, opts: { id?: string } = {}) {
@@ -39,7 +38,8 @@ async function finishHost(id: string, node: string) {
     for (const x of XPUS[node]) await h.agent(`${node}.${x}`).answerAll();
     await h.agent(node).answerAll();
     if (!r.hostReadyAt) await h.ingestDirect({ id: `host-ready-${id}`, type: 'host.ready', node });
-    for (const x of XPUS[node]) if (!r.xpuReadyAt?.[x]) await h.ingestDirect({ id: `xpu-ready-${id}-${x}`, type: 'xpu.ready', node, xpu: x });
+    for (const x of XPUS[node])
+      if (!r.xpuReadyAt?.[x]) await h.ingestDirect({ id: `xpu-ready-${id}-${x}`, type: 'xpu.ready', node, xpu: x });
     return false;
   });
 }
@@ -72,7 +72,7 @@ describe('deny', () => {
     const shown = await h.request(`/v1/reboots/${r.id}`);
     expect(shown.json).toMatchObject({ kind: 'host', status: 'denied' });
     expect(shown.json.history.at(-1)).toMatchObject({ phase: 'denied', detail: r.denyReason });
-    expect((await h.statesEntered(r.id))).toEqual(['ChooseAllowOrDeny', 'DenyHostReboot', 'HostRebootDenied']);
+    expect(await h.statesEntered(r.id)).toEqual(['ChooseAllowOrDeny', 'DenyHostReboot', 'HostRebootDenied']);
     // The xPU reboot goes on untouched.
     expect((await h.reboot(xr.id)).status).not.toBe('denied');
   });
@@ -134,7 +134,9 @@ describe('allowed', () => {
     const done = await h.waitForStatus(r.id, 'completed');
     expect(await h.waitForEnd(r.id)).toBe('SUCCEEDED');
     expect(Object.values(done.commands).map((c) => c.type)).toEqual(['free-host-context', 'free-host-context']);
-    expect(phases(done)).toEqual(expect.arrayContaining(['requested', 'preparing', 'rebooting', 'host-down', 'host-ready', 'xpu-ready', 'completed']));
+    expect(phases(done)).toEqual(
+      expect.arrayContaining(['requested', 'preparing', 'rebooting', 'host-down', 'host-ready', 'xpu-ready', 'completed']),
+    );
     expect(await h.agent('duo.dpu0').poll()).toEqual([]);
   });
 
@@ -319,10 +321,7 @@ describe('an xPU reboot and a host reboot of one node at the same moment', () =>
   it('never both proceed, through the HTTP API and the queue (20 rounds)', async () => {
     for (let round = 0; round < 20; round++) {
       const before = new Set((await h.reboots('duo')).map((r) => r.id));
-      await Promise.all([
-        h.event('duo', 'xpu.reboot.pending', { xpu: 'dpu1' }),
-        h.event('duo', 'host.reboot.requested'),
-      ]);
+      await Promise.all([h.event('duo', 'xpu.reboot.pending', { xpu: 'dpu1' }), h.event('duo', 'host.reboot.requested')]);
       await h.drain();
       const fresh = (await h.reboots('duo')).filter((r) => !before.has(r.id));
       expect(bothProceed(fresh, `round ${round}`)).toBe('');

@@ -67,7 +67,12 @@ describe('result POSTs', () => {
 
     // An API whose store loses the reboot write that follows the command write.
     const faulty = failingOnce(h.stack.deps.store, 'updateReboot');
-    const app = createApiApp({ ...h.stack.deps, store: faulty.store, operatorTokenHash: hashToken(OPERATOR_TOKEN), mapping: loadMapping(null) });
+    const app = createApiApp({
+      ...h.stack.deps,
+      store: faulty.store,
+      operatorTokenHash: hashToken(OPERATOR_TOKEN),
+      mapping: loadMapping(null),
+    });
     const post = () =>
       app.request(`/v1/agents/solo/commands/${prep[1].id}`, {
         method: 'POST',
@@ -101,7 +106,11 @@ describe('extensions with an Idempotency-Key', () => {
   it('a repeat with the same key answers the first answer and grants nothing more; a new key grants again', async () => {
     const r = await announce('duo');
     const first = await extend(r.id, 'duo', 120, 'k-1');
-    expect(first).toMatchObject({ status: 200, replayed: false, json: { granted: 120, deadline: new Date(Date.parse(r.deadline!) + 120_000).toISOString() } });
+    expect(first).toMatchObject({
+      status: 200,
+      replayed: false,
+      json: { granted: 120, deadline: new Date(Date.parse(r.deadline!) + 120_000).toISOString() },
+    });
     const again = await extend(r.id, 'duo', 120, 'k-1');
     expect(again).toEqual({ ...first, replayed: true });
     expect((await h.reboot(r.id)).extensions).toHaveLength(1);
@@ -125,7 +134,11 @@ describe('extensions with an Idempotency-Key', () => {
     const r = await announce('lax');
     expect((await extend(r.id, 'lax', 600)).status).toBe(200); // all of maxExtensionSeconds
     const refused = await Promise.all(Array.from({ length: 4 }, () => extend(r.id, 'lax', 30, 'late-ask')));
-    for (const a of refused) expect({ status: a.status, json: a.json }).toEqual({ status: 409, json: { error: 'NoExtensionSecondsLeft', message: expect.any(String) } });
+    for (const a of refused)
+      expect({ status: a.status, json: a.json }).toEqual({
+        status: 409,
+        json: { error: 'NoExtensionSecondsLeft', message: expect.any(String) },
+      });
     expect(new Set(refused.map((a) => a.json.message)).size).toBe(1);
     const after = await h.reboot(r.id);
     expect(after.refusals).toHaveLength(1);
@@ -139,7 +152,17 @@ describe('reboot ids', () => {
     const faulty = failingOnce(h.stack.deps.store, 'createReboot');
     const ingest = createIngestHandler({ ...h.stack.deps, store: faulty.store });
     const at = h.now().toISOString();
-    const ev: NativeEvent = { id: 'crash-between', type: 'xpu.reboot.pending', node: 'strict', xpu: 'dpu0', time: at, receivedAt: at, source: 'native', dedupKey: 'native:strict:crash-between', data: {} };
+    const ev: NativeEvent = {
+      id: 'crash-between',
+      type: 'xpu.reboot.pending',
+      node: 'strict',
+      xpu: 'dpu0',
+      time: at,
+      receivedAt: at,
+      source: 'native',
+      dedupKey: 'native:strict:crash-between',
+      data: {},
+    };
     faulty.arm();
     await expect(ingest(ev)).rejects.toThrow(/injected/);
     const mapped = await h.stack.deps.store.rebootIdOfEvent(ev.dedupKey);
@@ -155,7 +178,17 @@ describe('reboot ids', () => {
 
   it('a replay of an event that started a reboot under an old-style id finds that reboot', async () => {
     const at = h.now().toISOString();
-    const ev: NativeEvent = { id: 'before-upgrade', type: 'xpu.reboot.pending', node: 'wary', xpu: 'dpu0', time: at, receivedAt: at, source: 'native', dedupKey: 'native:wary:before-upgrade', data: {} };
+    const ev: NativeEvent = {
+      id: 'before-upgrade',
+      type: 'xpu.reboot.pending',
+      node: 'wary',
+      xpu: 'dpu0',
+      time: at,
+      receivedAt: at,
+      source: 'native',
+      dedupKey: 'native:wary:before-upgrade',
+      data: {},
+    };
     const old = legacyRebootId('xpu', ev.dedupKey);
     const node = (await h.stack.deps.inventory()).node('wary')!;
     expect(await h.stack.deps.store.createReboot(newXpuReboot(old, node, 'dpu0', ev, 'planned'))).toBe(true);

@@ -41,10 +41,24 @@ type Op =
   | { op: 'advance'; seconds: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('emit' as const), type: fc.constantFrom<Kind>('xpu.reboot.pending', 'xpu.crashed', 'xpu.down', 'xpu.ready'), source: fc.constantFrom('bmc' as const, 'agent' as const) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('emit' as const),
+      type: fc.constantFrom<Kind>('xpu.reboot.pending', 'xpu.crashed', 'xpu.down', 'xpu.ready'),
+      source: fc.constantFrom('bmc' as const, 'agent' as const),
+    }),
+  },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('deliver' as const), pick: fc.nat(9) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('redeliver' as const), pick: fc.nat(9) }) },
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('answer' as const), status: fc.constantFrom('succeeded' as const, 'succeeded' as const, 'failed' as const, 'skipped' as const), agent: fc.constantFrom('host' as const, 'xpu' as const) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('answer' as const),
+      status: fc.constantFrom('succeeded' as const, 'succeeded' as const, 'failed' as const, 'skipped' as const),
+      agent: fc.constantFrom('host' as const, 'xpu' as const),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('repeat' as const) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('extend' as const), seconds: fc.integer({ min: 1, max: 700 }) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('advance' as const), seconds: fc.constantFrom(1, 61, 301, 901) }) },
@@ -69,7 +83,15 @@ async function runCase(ops: Op[], bmcSkewDays: number): Promise<string[]> {
   for (const o of ops) {
     switch (o.op) {
       case 'emit':
-        queue.push({ id: `${node}-e${++seq}`, type: o.type, node, xpu: 'dpu0', time: new Date(h.now().getTime() + skew[o.source]).toISOString(), by: o.source === 'bmc' ? `bmc:${node}` : `agent:${node}.dpu0`, data: { reason: 'fw' } });
+        queue.push({
+          id: `${node}-e${++seq}`,
+          type: o.type,
+          node,
+          xpu: 'dpu0',
+          time: new Date(h.now().getTime() + skew[o.source]).toISOString(),
+          by: o.source === 'bmc' ? `bmc:${node}` : `agent:${node}.dpu0`,
+          data: { reason: 'fw' },
+        });
         break;
       case 'deliver':
         if (queue.length) await deliver(queue.splice(o.pick % queue.length, 1)[0]);
@@ -90,7 +112,11 @@ async function runCase(ops: Op[], bmcSkewDays: number): Promise<string[]> {
         break;
       case 'extend': {
         const active = (await h.reboots(node)).find((r) => !r.endedAt);
-        if (active) await h.request(`/v1/reboots/${active.id}/extensions`, { token: `agent-token-${node}`, body: { seconds: o.seconds, reason: 'drain' } });
+        if (active)
+          await h.request(`/v1/reboots/${active.id}/extensions`, {
+            token: `agent-token-${node}`,
+            body: { seconds: o.seconds, reason: 'drain' },
+          });
         break;
       }
       case 'advance':
@@ -108,7 +134,14 @@ async function runCase(ops: Op[], bmcSkewDays: number): Promise<string[]> {
     await agents.host.answerAll();
     await agents.xpu.answerAll();
     if (rs.some((r) => !r.endedAt && !r.readyAt && (r.downAt || r.rebootingAt || r.forced)))
-      await deliver({ id: `${node}-fin${i}`, type: 'xpu.ready', node, xpu: 'dpu0', time: new Date(h.now().getTime() + skew.agent).toISOString(), by: `agent:${node}.dpu0` });
+      await deliver({
+        id: `${node}-fin${i}`,
+        type: 'xpu.ready',
+        node,
+        xpu: 'dpu0',
+        time: new Date(h.now().getTime() + skew.agent).toISOString(),
+        by: `agent:${node}.dpu0`,
+      });
     await h.advance(31_000);
     await pause(40);
   }
@@ -133,7 +166,11 @@ async function check(node: string, reboots: StoredReboot[], delivered: Array<{ i
     if (cmds.some((c) => c.type === 'proceed-reboot') && !r.forced && !(protect && ['succeeded', 'skipped'].includes(protect.status)))
       bad.push(`${r.id}: proceed-reboot without protect-pcie done`);
     const restore = cmds.find((c) => c.type === 'restore-pcie');
-    if (restore && !['succeeded', 'skipped'].includes(restore.status) && cmds.some((c) => c.type === 'resume-workloads' || c.type === 'reboot-host'))
+    if (
+      restore &&
+      !['succeeded', 'skipped'].includes(restore.status) &&
+      cmds.some((c) => c.type === 'resume-workloads' || c.type === 'reboot-host')
+    )
       bad.push(`${r.id}: resume after restore-pcie ${restore.status}`);
     if (r.history.some((e) => !e.by)) bad.push(`${r.id}: history entry without by`);
   }

@@ -6,7 +6,20 @@ import { eventually, phases, startHarness, type Harness } from './harness.ts';
 
 const SECOND = 1000;
 const DAY = 24 * 3600 * SECOND;
-const NODES = ['skew', 'early', 'order', 'kept', 'tenant', 'joinlate', 'postpone', 'restorefail', 'late', 'crashready', 'proceedno', 'unann'];
+const NODES = [
+  'skew',
+  'early',
+  'order',
+  'kept',
+  'tenant',
+  'joinlate',
+  'postpone',
+  'restorefail',
+  'late',
+  'crashready',
+  'proceedno',
+  'unann',
+];
 const INVENTORY = `
 policy:
   xpuReboot: { noticeSeconds: 300, maxExtensionSeconds: 600, maxExtensions: 2, recoverySeconds: 900, coredumpSeconds: 120, heartbeatSeconds: 60, commandSeconds: 120 }
@@ -50,10 +63,6 @@ async function restoreAndResume(node: string, id: string): Promise<string[]> {
   return [...a, ...b].map((c) => c.type);
 }
 
-async function newest(node: string, kind: 'xpu' | 'host'): Promise<StoredReboot> {
-  return (await h.reboots(node)).filter((r) => r.kind === kind).sort((a, b) => b.history[0].at.localeCompare(a.history[0].at) || b.id.localeCompare(a.id))[0];
-}
-
 describe('clocks', () => {
   it('a reboot announced and ended by a BMC whose clock is 10 days behind completes', async () => {
     const start = h.now().getTime();
@@ -81,7 +90,14 @@ describe('signals before their reboot', () => {
     const start = h.now().getTime();
     await h.ingestDirect({ id: 'early-ready', type: 'xpu.ready', node: 'early', xpu: 'dpu0' });
     // The crash happened first by the xPU's own clock; the queue delivered it second.
-    await h.ingestDirect({ id: 'early-crash', type: 'xpu.crashed', node: 'early', xpu: 'dpu0', time: iso(start - 5 * SECOND), data: { reason: 'panic' } });
+    await h.ingestDirect({
+      id: 'early-crash',
+      type: 'xpu.crashed',
+      node: 'early',
+      xpu: 'dpu0',
+      time: iso(start - 5 * SECOND),
+      data: { reason: 'panic' },
+    });
     const all = await h.reboots('early');
     expect(all).toHaveLength(1);
     const [r] = all;
@@ -165,7 +181,14 @@ describe('tenants are node state', () => {
   it('t1 → t9 → t1 re-provisions both ways, and GET /v1/nodes shows the provisioned tenant', async () => {
     const before = await h.request('/v1/nodes/tenant');
     expect(before.status).toBe(200);
-    expect(before.json).toEqual({ id: 'tenant', rack: 'r1', zone: 'z1', provisionedTenant: 't1', xpus: [{ id: 'dpu0', persistentPower: false }], activeReboots: [] });
+    expect(before.json).toEqual({
+      id: 'tenant',
+      rack: 'r1',
+      zone: 'z1',
+      provisionedTenant: 't1',
+      xpus: [{ id: 'dpu0', persistentPower: false }],
+      activeReboots: [],
+    });
     expect((await hostReboot('tenant', 't9')).filter((c) => c.type === 'reprovision').map((c) => c.args)).toEqual([{ tenant: 't9' }]);
     expect((await h.request('/v1/nodes/tenant')).json.provisionedTenant).toBe('t9');
     // The leak this fixes: the inventory says t1, the xPU holds t9; t1 coming back must re-provision.
@@ -206,14 +229,16 @@ describe('joins', () => {
 describe('postpone-reboot', () => {
   it('each extension tells the xPU its new deadline', async () => {
     const r = await announce('postpone');
-    const ext = async (seconds: number) => (await h.request(`/v1/reboots/${r.id}/extensions`, { token: 'agent-token-postpone', body: { seconds, reason: 'draining' } })).json;
+    const ext = async (seconds: number) =>
+      (await h.request(`/v1/reboots/${r.id}/extensions`, { token: 'agent-token-postpone', body: { seconds, reason: 'draining' } })).json;
     const xpu = h.agent('postpone.dpu0');
     // The workflow wakes on the moved deadline and re-times its wait: the postpone goes out then.
-    const postponed = () => eventually('postpone-reboot for the xPU', async () => {
-      const got = await xpu.poll();
-      for (const c of got) await xpu.post(c.id, 'succeeded');
-      return got.length ? got : undefined;
-    });
+    const postponed = () =>
+      eventually('postpone-reboot for the xPU', async () => {
+        const got = await xpu.poll();
+        for (const c of got) await xpu.post(c.id, 'succeeded');
+        return got.length ? got : undefined;
+      });
     const first = await ext(120);
     const p1 = await postponed();
     expect(p1.map((c) => [c.type, c.args.deadline])).toEqual([['postpone-reboot', first.deadline]]);

@@ -13,14 +13,16 @@ policy:
     heartbeatSeconds: 60
 nodes:
 ${['a', 'b', 'c']
-  .map((n) => `  - id: ${n}
+  .map(
+    (n) => `  - id: ${n}
     rack: r1
     zone: z1
     trusted: true
     agentToken: agent-token-${n}
     xpus:
       - id: dpu0
-`)
+`,
+  )
   .join('')}  - id: w
     rack: r2
     zone: z1
@@ -32,7 +34,8 @@ ${['a', 'b', 'c']
       - id: dpu0
       - id: dpu1
 ${['p', 'q']
-  .map((n) => `  - id: ${n}
+  .map(
+    (n) => `  - id: ${n}
     rack: r3
     zone: z3
     trusted: true
@@ -41,7 +44,8 @@ ${['p', 'q']
       budgets: [{per: rack, maxUnavailable: 1}]
     xpus:
       - id: dpu0
-`)
+`,
+  )
   .join('')}`;
 
 let h: Harness;
@@ -76,7 +80,9 @@ async function rebootThrough(node: string, xpu: string, end: 'completed' | 'fail
   await h.waitForState(r.id, 'PrepareHost');
   await h.agent(node).answerAll();
   // The early go: the xPU reboots now and goes down.
-  const go = await eventually(`proceed-reboot for ${agent}`, async () => (await h.agent(agent).poll()).find((c) => c.type === 'proceed-reboot'));
+  const go = await eventually(`proceed-reboot for ${agent}`, async () =>
+    (await h.agent(agent).poll()).find((c) => c.type === 'proceed-reboot'),
+  );
   await h.agent(agent).post(go.id, 'succeeded');
   await h.event(node, 'xpu.down', { xpu });
   await h.drain();
@@ -155,7 +161,16 @@ describe('rollouts', () => {
     const report = (await h.request(`/v1/reports/compliance?from=${from}&to=${to}`)).json;
     expect(report.schemaVersion).toBe('1.1');
     expect(report.rollouts).toEqual([
-      expect.objectContaining({ id, status: 'completed', selector: { rack: 'r1' }, planned: 3, done: 3, failed: 0, notDone: 0, rebootIds: done.done.map((d: any) => d.rebootId) }),
+      expect.objectContaining({
+        id,
+        status: 'completed',
+        selector: { rack: 'r1' },
+        planned: 3,
+        done: 3,
+        failed: 0,
+        notDone: 0,
+        rebootIds: done.done.map((d: any) => d.rebootId),
+      }),
     ]);
     const html = (await h.request(`/v1/reports/compliance?from=${from}&to=${to}&format=html`)).json as string;
     expect(html).toMatch(new RegExp(`<section id="rollouts"><h2>Rollouts \\(1\\)</h2>.*${id}`));
@@ -208,12 +223,19 @@ describe('rollouts', () => {
     const res = await h.request(`/v1/rollouts/${id}/cancel`, { body: { reason: 'bad firmware' } });
     expect(res.status).toBe(200);
     expect(res.json.status).toBe('cancelled');
-    await eventually('the workflow to end', async () =>
-      h.stack.engine.describeExecution({ executionArn: `${h.stack.workflowArns.rollout.replace(':stateMachine:', ':execution:')}:${id}` }).status === 'SUCCEEDED',
+    await eventually(
+      'the workflow to end',
+      async () =>
+        h.stack.engine.describeExecution({ executionArn: `${h.stack.workflowArns.rollout.replace(':stateMachine:', ':execution:')}:${id}` })
+          .status === 'SUCCEEDED',
     );
     expect(await h.agent('a.dpu0').poll()).toEqual([]);
     const after = await rollout(id);
-    expect(after.pending.map((p: any) => [p.node, p.state])).toEqual([['a', 'pending'], ['b', 'pending'], ['c', 'pending']]);
+    expect(after.pending.map((p: any) => [p.node, p.state])).toEqual([
+      ['a', 'pending'],
+      ['b', 'pending'],
+      ['c', 'pending'],
+    ]);
     expect((await h.request(`/v1/rollouts/${id}/cancel`, { body: {} })).status).toBe(409);
   });
 

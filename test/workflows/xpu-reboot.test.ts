@@ -63,7 +63,9 @@ describe('happy path', () => {
 
     const done = await h.waitForStatus(r.id, 'completed');
     expect(await h.waitForEnd(r.id)).toBe('SUCCEEDED');
-    expect(phases(done)).toEqual(expect.arrayContaining(['notified', 'preparing', 'rebooting', 'xpu-down', 'xpu-ready', 'recovering', 'completed']));
+    expect(phases(done)).toEqual(
+      expect.arrayContaining(['notified', 'preparing', 'rebooting', 'xpu-down', 'xpu-ready', 'recovering', 'completed']),
+    );
     expect(done.history.every((e, i, all) => i === 0 || e.at >= all[i - 1].at)).toBe(true);
   });
 
@@ -80,8 +82,18 @@ describe('happy path', () => {
     // Release 2: the recovery timer starts when the xPU goes down (WaitForXpuDown), and workloads
     // resume only after restore-pcie succeeded (RouteRestored).
     expect(entered).toEqual([
-      'ChooseNoticeOrCrash', 'PrepareHost', 'RouteHostAnswer', 'ProceedReboot', 'WaitForXpuDown', 'RouteXpuDown',
-      'WaitForXpuReady', 'RestorePcie', 'RouteRestored', 'ResumeWorkloads', 'CompleteReboot', 'RebootCompleted',
+      'ChooseNoticeOrCrash',
+      'PrepareHost',
+      'RouteHostAnswer',
+      'ProceedReboot',
+      'WaitForXpuDown',
+      'RouteXpuDown',
+      'WaitForXpuReady',
+      'RestorePcie',
+      'RouteRestored',
+      'ResumeWorkloads',
+      'CompleteReboot',
+      'RebootCompleted',
     ]);
     expect(countStateEntered(await h.history(r.id))).toBeLessThanOrEqual(30);
   });
@@ -260,7 +272,11 @@ describe('forced at the deadline', () => {
     expect((await h.reboot(r.id)).forced).toBe(false);
     await advanceUntilForced(r.id);
     const forced = await h.reboot(r.id);
-    expect(forced).toMatchObject({ status: 'rebooting', forced: true, outstanding: ['migrate-workloads (pending)', 'protect-pcie (pending)'] });
+    expect(forced).toMatchObject({
+      status: 'rebooting',
+      forced: true,
+      outstanding: ['migrate-workloads (pending)', 'protect-pcie (pending)'],
+    });
     await recover(r.id);
   });
 
@@ -568,15 +584,21 @@ describe('races', () => {
 
   it('results posted while the await Lambda registers its waiter still give the early go', async () => {
     for (let round = 0; round < 5; round++) {
-      const started = (await h.ingestDirect({ id: `p-${round}`, type: 'xpu.reboot.pending', node: 'solo', xpu: 'dpu0' })) as { rebootId: string };
+      const started = (await h.ingestDirect({ id: `p-${round}`, type: 'xpu.reboot.pending', node: 'solo', xpu: 'dpu0' })) as {
+        rebootId: string;
+      };
       // Answer each command the moment it exists, racing the waiter's registration.
       const answered = new Set<string>();
-      await eventually('both preparation commands answered', async () => {
-        const got = await h.agent('solo').poll();
-        await Promise.all(got.map((c) => h.agent('solo').post(c.id, 'succeeded')));
-        for (const c of got) answered.add(c.type);
-        return answered.size === 2;
-      }, 5_000);
+      await eventually(
+        'both preparation commands answered',
+        async () => {
+          const got = await h.agent('solo').poll();
+          await Promise.all(got.map((c) => h.agent('solo').post(c.id, 'succeeded')));
+          for (const c of got) answered.add(c.type);
+          return answered.size === 2;
+        },
+        5_000,
+      );
       await h.waitForState(started.rebootId, 'WaitForXpuDown');
       expect((await h.reboot(started.rebootId)).forced).toBe(false);
       await finish(started.rebootId);
@@ -589,7 +611,14 @@ describe('replayed Tasks', () => {
     const r = await announce();
     const before = await h.reboot(r.id);
     const cmds = await h.agent('solo').poll();
-    await createAwaitHandler(h.stack.deps)({ taskToken: before.waiter!.token, rebootId: r.id, step: 'prepare', waitFor: 'prepared', status: 'preparing', deadline: r.deadline });
+    await createAwaitHandler(h.stack.deps)({
+      taskToken: before.waiter!.token,
+      rebootId: r.id,
+      step: 'prepare',
+      waitFor: 'prepared',
+      status: 'preparing',
+      deadline: r.deadline,
+    });
     const after = await h.reboot(r.id);
     expect(Object.keys(after.commands)).toEqual(Object.keys(before.commands));
     expect(after.history).toEqual(before.history);

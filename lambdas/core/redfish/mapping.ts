@@ -107,9 +107,14 @@ const RuleSchema = z
       ctx.addIssue({ code: 'custom', message: `type ${r.type} is about an xPU: origin must be xpu`, path: ['origin'] });
     }
     const t = resolveTypes(r.type, r.origin);
-    if (r.type !== undefined && !t.host && !t.xpu) ctx.addIssue({ code: 'custom', message: "the type gives no native type for the rule's origin", path: ['type'] });
+    if (r.type !== undefined && !t.host && !t.xpu)
+      ctx.addIssue({ code: 'custom', message: "the type gives no native type for the rule's origin", path: ['type'] });
     if (r.type !== undefined && (r.withoutOrigin === 'host' || r.withoutOrigin === 'xpu') && !t[r.withoutOrigin]) {
-      ctx.addIssue({ code: 'custom', message: `withoutOrigin: ${r.withoutOrigin}, but the rule has no type for the ${r.withoutOrigin}`, path: ['withoutOrigin'] });
+      ctx.addIssue({
+        code: 'custom',
+        message: `withoutOrigin: ${r.withoutOrigin}, but the rule has no type for the ${r.withoutOrigin}`,
+        path: ['withoutOrigin'],
+      });
     }
   });
 
@@ -145,7 +150,12 @@ function compileRule(r: RawRule, source: string): MappingRule {
     args: Object.freeze({ ...(r.args ?? {}) }),
     data: Object.freeze({ ...(r.data ?? {}) }),
     when: Object.freeze(
-      conds.map((c) => Object.freeze({ arg: c.arg, equals: Object.freeze((Array.isArray(c.equals) ? c.equals : [c.equals]).map((e) => e.trim().toLowerCase())) })),
+      conds.map((c) =>
+        Object.freeze({
+          arg: c.arg,
+          equals: Object.freeze((Array.isArray(c.equals) ? c.equals : [c.equals]).map((e) => e.trim().toLowerCase())),
+        }),
+      ),
     ),
     ...(r.originFromArg !== undefined ? { originFromArg: r.originFromArg } : {}),
     withoutOrigin,
@@ -203,7 +213,10 @@ export function parseMapping(text: string, source: string): MappingRule[] {
     for (const reg of rule.registries) {
       const k = indexKey(reg, rule.message);
       const first = catchAll.get(k);
-      if (first) throw new MappingFileInvalid(`${rule.source}: this rule is never used: the rule at ${first.source} matches ${reg ?? '(bare)'} ${rule.message} first`);
+      if (first)
+        throw new MappingFileInvalid(
+          `${rule.source}: this rule is never used: the rule at ${first.source} matches ${reg ?? '(bare)'} ${rule.message} first`,
+        );
       if (rule.when.length === 0) catchAll.set(k, rule);
     }
   }
@@ -244,7 +257,7 @@ function readMappingFile(path: string, display = path): MappingRule[] {
  * `extraFile` undefined → `REDFISH_MAPPING_FILE` from the environment; null → defaults only.
  */
 export function loadMapping(extraFile?: string | null): Mapping {
-  const extra = extraFile === undefined ? process.env.REDFISH_MAPPING_FILE || undefined : extraFile ?? undefined;
+  const extra = extraFile === undefined ? process.env.REDFISH_MAPPING_FILE || undefined : (extraFile ?? undefined);
   const defaultFile = defaultMappingFile();
   const defaults = readMappingFile(defaultFile, 'config/redfish-mapping.yaml');
   if (!extra) return compileMapping(defaults, [defaultFile]);

@@ -4,7 +4,13 @@ export const DEFAULT_MAX_BYTES = 256 * 1024;
 /** Real events nest about 7 levels (an expanded OriginOfCondition); anything far deeper is an attack, not a BMC. */
 export const MAX_DEPTH = 64;
 
-export type RedfishParseErrorCode = 'PayloadTooLarge' | 'InvalidEncoding' | 'MalformedJson' | 'TooDeeplyNested' | 'NotAnEvent' | 'MalformedRecord';
+export type RedfishParseErrorCode =
+  | 'PayloadTooLarge'
+  | 'InvalidEncoding'
+  | 'MalformedJson'
+  | 'TooDeeplyNested'
+  | 'NotAnEvent'
+  | 'MalformedRecord';
 
 export interface RedfishParseError {
   ok: false;
@@ -180,12 +186,14 @@ export function normalizePath(s: string): string | undefined {
   let p = s.trim();
   const scheme = /^[a-z][a-z0-9+.-]*:\/\/[^/]*/i.exec(p);
   if (scheme) p = p.slice(scheme[0].length);
-  p = p.replace(/[?#].*$/, '').replace(/\/{2,}/g, '/').replace(/\/+$/, '');
+  p = p
+    .replace(/[?#].*$/, '')
+    .replace(/\/{2,}/g, '/')
+    .replace(/\/+$/, '');
   return p.startsWith('/') ? p : undefined;
 }
 
-const TS_RE =
-  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$/;
+const TS_RE = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$/;
 
 /**
  * Normalizes a BMC timestamp to ISO 8601 UTC. iDRAC sends its local time with a colon-less offset
@@ -195,7 +203,11 @@ export function normalizeTimestamp(v: string): string | undefined {
   const m = TS_RE.exec(v.trim());
   if (!m) return undefined;
   const [, y, mo, d, h, mi, s = '0', frac = '', off] = m;
-  const year = Number(y), month = Number(mo), day = Number(d), hour = Number(h), min = Number(mi);
+  const year = Number(y),
+    month = Number(mo),
+    day = Number(d),
+    hour = Number(h),
+    min = Number(mi);
   let sec = Number(s);
   if (month < 1 || month > 12 || day < 1 || hour > 23 || min > 59 || sec > 60) return undefined;
   if (day > new Date(Date.UTC(year, month, 0)).getUTCDate()) return undefined;

@@ -110,7 +110,9 @@ export interface BmcSubscription {
 }
 
 function errorText(res: HttpResponse): string {
-  const b = res.body as { error?: { message?: unknown; '@Message.ExtendedInfo'?: Array<{ Message?: unknown; MessageId?: unknown }> } } | undefined;
+  const b = res.body as
+    | { error?: { message?: unknown; '@Message.ExtendedInfo'?: Array<{ Message?: unknown; MessageId?: unknown }> } }
+    | undefined;
   const info = b?.error?.['@Message.ExtendedInfo']?.map((i) => i.Message ?? i.MessageId).filter(Boolean) ?? [];
   const main = typeof b?.error?.message === 'string' ? b.error.message : typeof res.body === 'string' ? res.body.slice(0, 300) : '';
   return [main, ...info].filter(Boolean).join('; ') || `HTTP ${res.status}`;
@@ -167,7 +169,11 @@ export type SubscribeOutcome =
  * (a rotated token is not visible on GET: HttpHeaders read back empty). Any 2xx is success: the DMTF mockup
  * server answers 204 with only a Location header. A 400 naming a filter property is retried once without filters.
  */
-export async function subscribe(http: RedfishHttp, spec: SubscriptionSpec, opts: { replace?: boolean; filters?: boolean } = {}): Promise<SubscribeOutcome> {
+export async function subscribe(
+  http: RedfishHttp,
+  spec: SubscriptionSpec,
+  opts: { replace?: boolean; filters?: boolean } = {},
+): Promise<SubscribeOutcome> {
   const warnings: string[] = [];
   let ours: BmcSubscription[] = [];
   try {
@@ -197,7 +203,9 @@ export async function subscribe(http: RedfishHttp, spec: SubscriptionSpec, opts:
     res = await http({ method: 'POST', path: SUBSCRIPTIONS_PATH, body });
     ensureAuthorized(res, `POST ${SUBSCRIPTIONS_PATH}`);
     if (!is2xx(res.status)) {
-      throw new SubscriptionRejected(`POST ${SUBSCRIPTIONS_PATH} without filters (the BMC rejected ${rejected.join(', ')}) answered HTTP ${res.status}: ${errorText(res)}`);
+      throw new SubscriptionRejected(
+        `POST ${SUBSCRIPTIONS_PATH} without filters (the BMC rejected ${rejected.join(', ')}) answered HTTP ${res.status}: ${errorText(res)}`,
+      );
     }
   }
   const location = res.headers.location ?? (res.body as { '@odata.id'?: unknown } | undefined)?.['@odata.id'];

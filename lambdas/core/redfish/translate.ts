@@ -24,9 +24,7 @@ export interface IgnoredRecord {
   messageId?: string;
 }
 
-export type TranslateResult =
-  | { kind: 'forbidden'; message: string }
-  | { kind: 'ok'; accepted: NativeEvent[]; ignored: IgnoredRecord[] };
+export type TranslateResult = { kind: 'forbidden'; message: string } | { kind: 'ok'; accepted: NativeEvent[]; ignored: IgnoredRecord[] };
 
 export interface TranslateOptions {
   /** The node the bearer token belongs to. */
@@ -100,11 +98,17 @@ function translateRecord(
   receivedMs: number,
 ): NativeEvent | IgnoredRecord {
   if (rec.messageId === undefined) return ignore(rec, 'NoMessageId', 'the record has no MessageId');
-  if (rec.key === undefined || rec.registry === undefined) return ignore(rec, 'MalformedMessageId', `MessageId '${clip(rec.messageId)}' is not Prefix.Version.Key nor a bare key`);
+  if (rec.key === undefined || rec.registry === undefined)
+    return ignore(rec, 'MalformedMessageId', `MessageId '${clip(rec.messageId)}' is not Prefix.Version.Key nor a bare key`);
   const rules = rulesFor(mapping, rec.registry, rec.key);
   if (rules.length === 0) return ignore(rec, 'UnmappedMessageId', `no mapping rule for ${rec.registry ?? '(bare)'} ${rec.key}`);
   const rule = rules.find((r) => r.when.every((c) => conditionHolds(c, rec.messageArgs)));
-  if (!rule) return ignore(rec, 'ConditionNotMet', `the MessageArgs of ${rec.key} meet no rule's condition (${rules.map((r) => r.source).join(', ')})`);
+  if (!rule)
+    return ignore(
+      rec,
+      'ConditionNotMet',
+      `the MessageArgs of ${rec.key} meet no rule's condition (${rules.map((r) => r.source).join(', ')})`,
+    );
   if (rule.ignore !== undefined) return ignore(rec, 'IgnoredByMapping', `${rule.ignore} (${rule.source})`);
 
   const ctx = contextTarget(rec.context ?? event.context, nodeIds);
@@ -164,14 +168,23 @@ function resolveTarget(rec: RedfishRecord, rule: MappingRule, node: NodeDef, sco
     if (top.length === 1) return top[0].target;
     const byContext = top.find((c) => c.target.kind === 'xpu' && c.target.xpu === scopedXpu);
     if (byContext) return byContext.target;
-    return ignore(rec, 'AmbiguousOrigin', `origin ${clip(origin)} matches several Systems of node '${node.id}'; give each BMC its own Context (node.xpu)`);
+    return ignore(
+      rec,
+      'AmbiguousOrigin',
+      `origin ${clip(origin)} matches several Systems of node '${node.id}'; give each BMC its own Context (node.xpu)`,
+    );
   }
   if (scopedXpu !== undefined) return { kind: 'xpu', xpu: scopedXpu };
   if (rule.withoutOrigin === 'host') return { kind: 'host' };
-  if (rule.withoutOrigin === 'ignore') return ignore(rec, 'NoOrigin', `${rec.key} names no System of node '${node.id}' and its rule (${rule.source}) does not guess one`);
+  if (rule.withoutOrigin === 'ignore')
+    return ignore(rec, 'NoOrigin', `${rec.key} names no System of node '${node.id}' and its rule (${rule.source}) does not guess one`);
   if (node.xpus.length === 1) return { kind: 'xpu', xpu: node.xpus[0].id };
   if (node.xpus.length === 0) return ignore(rec, 'NoXpu', `${rec.key} is about an xPU, but node '${node.id}' has none`);
-  return ignore(rec, 'AmbiguousXpu', `${rec.key} has no origin and node '${node.id}' has several xPUs; subscribe each xPU's BMC with Context '${node.id}.<xpu>'`);
+  return ignore(
+    rec,
+    'AmbiguousXpu',
+    `${rec.key} has no origin and node '${node.id}' has several xPUs; subscribe each xPU's BMC with Context '${node.id}.<xpu>'`,
+  );
 }
 
 function eventTime(rec: RedfishRecord, receivedAt: string, receivedMs: number): string {

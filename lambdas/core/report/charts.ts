@@ -94,7 +94,9 @@ export function noticeHistogram(rows: readonly ReportRow[]): string {
     }
   }
   out.push(`<text class="axis-label" x="${M.l + PW / 2}" y="${H - 6}" text-anchor="middle">notice given</text>`);
-  out.push(`<text class="axis-label" x="14" y="${M.t + PH / 2}" text-anchor="middle" transform="rotate(-90 14 ${M.t + PH / 2})">reboots</text>`);
+  out.push(
+    `<text class="axis-label" x="14" y="${M.t + PH / 2}" text-anchor="middle" transform="rotate(-90 14 ${M.t + PH / 2})">reboots</text>`,
+  );
   out.push('</svg>');
   return out.join('');
 }
@@ -180,10 +182,16 @@ export function recoveryScatter(rows: readonly ReportRow[], fromIso: string, toI
       `<circle class="point ${p.r.kind}" cx="${n1(x(p.t))}" cy="${n1(y(p.v))}" r="3"><title>${esc(`${p.r.id} (${p.r.node}${p.r.xpu ? `/${p.r.xpu}` : ''}): ${formatDuration(p.v)}`)}</title></circle>`,
     );
   }
-  out.push(`<circle class="point-legend xpu" cx="${M.l + pw - 110}" cy="${M.t + 6}" r="4"/><text class="tick" x="${M.l + pw - 102}" y="${M.t + 10}">xPU</text>`);
-  out.push(`<circle class="point-legend host" cx="${M.l + pw - 60}" cy="${M.t + 6}" r="4"/><text class="tick" x="${M.l + pw - 52}" y="${M.t + 10}">host</text>`);
+  out.push(
+    `<circle class="point-legend xpu" cx="${M.l + pw - 110}" cy="${M.t + 6}" r="4"/><text class="tick" x="${M.l + pw - 102}" y="${M.t + 10}">xPU</text>`,
+  );
+  out.push(
+    `<circle class="point-legend host" cx="${M.l + pw - 60}" cy="${M.t + 6}" r="4"/><text class="tick" x="${M.l + pw - 52}" y="${M.t + 10}">host</text>`,
+  );
   out.push(`<text class="axis-label" x="${M.l + pw / 2}" y="${WIDE_H - 6}" text-anchor="middle">went down (UTC)</text>`);
-  out.push(`<text class="axis-label" x="14" y="${M.t + ph / 2}" text-anchor="middle" transform="rotate(-90 14 ${M.t + ph / 2})">recovery</text>`);
+  out.push(
+    `<text class="axis-label" x="14" y="${M.t + ph / 2}" text-anchor="middle" transform="rotate(-90 14 ${M.t + ph / 2})">recovery</text>`,
+  );
   out.push('</svg>');
   return out.join('');
 }

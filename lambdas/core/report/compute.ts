@@ -1,13 +1,7 @@
 // The compliance report as pure computation over recorded reboots: rows, policy findings and fleet totals.
 import type { Rollout } from '../rollout.ts';
 import { summarizeRollouts } from './rollouts.ts';
-import {
-  ACTIVE_STATUSES,
-  type DenyCondition,
-  type HostRebootPolicy,
-  type Reboot,
-  type XpuRebootPolicy,
-} from '../types.ts';
+import { ACTIVE_STATUSES, type DenyCondition, type HostRebootPolicy, type Reboot, type XpuRebootPolicy } from '../types.ts';
 import { refusalTotal, refusedSecondsTotal } from '../bounds.ts';
 import {
   REPORT_SCHEMA_VERSION,
@@ -107,10 +101,7 @@ export function computeComplianceReport(reboots: readonly Reboot[], options: Rep
   }
 
   const sortKey = new Map(rows.map((row) => [row, worstRank(row.findings)]));
-  rows.sort(
-    (a, b) =>
-      sortKey.get(a)! - sortKey.get(b)! || ms(b.notifiedAt) - ms(a.notifiedAt) || compareStrings(a.id, b.id),
-  );
+  rows.sort((a, b) => sortKey.get(a)! - sortKey.get(b)! || ms(b.notifiedAt) - ms(a.notifiedAt) || compareStrings(a.id, b.id));
 
   const findings: Finding[] = [];
   for (const row of rows) {
@@ -242,14 +233,11 @@ function budgetWait(r: Reboot, nowMs: number): number | null {
  */
 function recovery(r: Reboot): { wentDownAt: string | null; recoveredAt: string | null; recoverySeconds: number | null } {
   const downCandidates =
-    r.kind === 'xpu'
-      ? [r.rebootingAt, r.forced ? r.deadline : undefined, r.downAt, r.crashedAt]
-      : [r.rebootingAt, r.hostDownAt];
+    r.kind === 'xpu' ? [r.rebootingAt, r.forced ? r.deadline : undefined, r.downAt, r.crashedAt] : [r.rebootingAt, r.hostDownAt];
   const wentDownAt = downCandidates.find((t) => has(ms(t))) ?? null;
   const ready = r.kind === 'xpu' ? r.readyAt : r.hostReadyAt;
   const recoveredAt = has(ms(ready)) ? ready! : r.status === 'completed' && has(ms(r.endedAt)) ? r.endedAt! : null;
-  const recoverySeconds =
-    wentDownAt && recoveredAt ? Math.max(0, (ms(recoveredAt) - ms(wentDownAt)) / 1000) : null;
+  const recoverySeconds = wentDownAt && recoveredAt ? Math.max(0, (ms(recoveredAt) - ms(wentDownAt)) / 1000) : null;
   return { wentDownAt, recoveredAt, recoverySeconds };
 }
 
@@ -264,7 +252,8 @@ function findingsOf(r: Reboot, row: ReportRow, ctx: RowContext): RowFinding[] {
   ) => out.push({ code, severity, category, message, expected: null, actual: null, relatedRebootId: null, command: null, ...extra });
 
   // The very thing coordination exists to prevent: the host lost its device without notice.
-  if (row.mode === 'unannounced') add('unannounced-reboot', 'high', 'policy', 'the xPU rebooted without notice: the host got no migrate-workloads or protect-pcie');
+  if (row.mode === 'unannounced')
+    add('unannounced-reboot', 'high', 'policy', 'the xPU rebooted without notice: the host got no migrate-workloads or protect-pcie');
   // A crash gives no notice by nature; the notice policy governs announced reboots.
   else if (row.mode !== 'crash' && row.policyNoticeSeconds > 0 && row.noticeSeconds < row.policyNoticeSeconds) {
     add('notice-below-policy', 'high', 'policy', `notice of ${row.noticeSeconds}s is below the policy's ${row.policyNoticeSeconds}s`, {
@@ -280,10 +269,16 @@ function findingsOf(r: Reboot, row: ReportRow, ctx: RowContext): RowFinding[] {
     });
   }
   if (row.extendedSeconds > caps.maxExtensionSeconds) {
-    add('extension-seconds-above-cap', 'high', 'policy', `${row.extendedSeconds}s of extensions granted, cap is ${caps.maxExtensionSeconds}s`, {
-      expected: caps.maxExtensionSeconds,
-      actual: row.extendedSeconds,
-    });
+    add(
+      'extension-seconds-above-cap',
+      'high',
+      'policy',
+      `${row.extendedSeconds}s of extensions granted, cap is ${caps.maxExtensionSeconds}s`,
+      {
+        expected: caps.maxExtensionSeconds,
+        actual: row.extendedSeconds,
+      },
+    );
   }
   if (r.kind === 'host') {
     const overlap = deniedOverlap(r, ctx);
@@ -340,10 +335,7 @@ function activeUntil(r: Reboot, nowMs: number): number {
  * The first other reboot of the same node whose active span held a condition the node's policy
  * denies host reboots under, at the moment this host reboot went ahead.
  */
-function deniedOverlap(
-  host: Reboot,
-  ctx: RowContext,
-): { other: Reboot; condition: DenyCondition; at: string } | null {
+function deniedOverlap(host: Reboot, ctx: RowContext): { other: Reboot; condition: DenyCondition; at: string } | null {
   const at = proceededAt(host);
   if (!at) return null;
   const t = ms(at);
@@ -383,9 +375,7 @@ function groupTotals(rows: readonly ReportRow[], keyOf: (r: ReportRow) => string
     if (list) list.push(r);
     else groups.set(key, [r]);
   }
-  return [...groups.entries()]
-    .sort(([a], [b]) => compareStrings(a, b))
-    .map(([key, list]) => ({ key, ...totalsOf(list) }));
+  return [...groups.entries()].sort(([a], [b]) => compareStrings(a, b)).map(([key, list]) => ({ key, ...totalsOf(list) }));
 }
 
 /**

@@ -78,7 +78,9 @@ export function renderHtml(report: ComplianceReport): string {
     `<figure><figcaption>Notice given <small>planned xPU reboots, ${o.planned}</small></figcaption>${noticeHistogram(report.reboots)}</figure>`,
   );
   const rackNote =
-    rack.racks > MAX_RACK_BARS ? `worst ${rack.shown} of ${rack.racks} racks` : `${rack.racks} rack${rack.racks === 1 ? '' : 's'} with xPU reboots`;
+    rack.racks > MAX_RACK_BARS
+      ? `worst ${rack.shown} of ${rack.racks} racks`
+      : `${rack.racks} rack${rack.racks === 1 ? '' : 's'} with xPU reboots`;
   out.push(`<figure><figcaption>Forced at the deadline, by rack <small>${esc(rackNote)}</small></figcaption>${rack.svg}</figure>`);
   out.push(
     `<figure class="wide"><figcaption>Recovery time over time <small>${report.reboots.filter((r) => r.recoverySeconds !== null).length} recovered reboots</small></figcaption>${recoveryScatter(report.reboots, report.from, report.to)}</figure>`,
@@ -216,8 +218,13 @@ function rebootsTable(rows: readonly ReportRow[]): string {
     const who = (a: string | null | undefined) => (a ? ` <span class="muted">by ${esc(a)}</span>` : '');
     const extBy = who([...new Set(r.by?.extended ?? [])].join(', '));
     const cmds = r.failedCommands.length ? r.failedCommands.map((c) => `${esc(c.type)}: ${esc(c.status)}`).join('<br>') : '—';
-    const findings = r.findings.length ? r.findings.map((f) => `${sevBadge(f.severity)} <span class="code">${esc(f.code)}</span>`).join('<br>') : '—';
-    const notice = r.kind === 'xpu' ? `${esc(formatDuration(r.noticeSeconds))} <span class="muted">/ ${esc(formatDuration(r.policyNoticeSeconds))}</span>` : '—';
+    const findings = r.findings.length
+      ? r.findings.map((f) => `${sevBadge(f.severity)} <span class="code">${esc(f.code)}</span>`).join('<br>')
+      : '—';
+    const notice =
+      r.kind === 'xpu'
+        ? `${esc(formatDuration(r.noticeSeconds))} <span class="muted">/ ${esc(formatDuration(r.policyNoticeSeconds))}</span>`
+        : '—';
     body.push(
       `<tr${worst ? ` class="sev-${worst}"` : ''}><td class="code">${esc(r.id)}</td><td>${esc(r.kind)} <span class="muted">${esc(r.mode)}</span></td>` +
         `<td>${target(r.node, r.xpu)}</td><td>${place}</td><td>${esc(r.status)}${who(r.by?.cancelled)}${r.crossesWindowEnd && r.inProgress ? ' <span class="muted">(in progress)</span>' : ''}</td>` +

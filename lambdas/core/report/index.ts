@@ -13,4 +13,14 @@ export { renderReport, REPORT_FORMATS, UnknownReportFormat, type ReportFormat, t
 export { parseReportQuery, parseIsoInstant, InvalidReportQuery, type ReportQuery } from './query.ts';
 export { csvField, CSV_COLUMNS } from './csv.ts';
 export { ComplianceReportSchema, REPORT_SCHEMA_VERSION, reportJsonSchema, FINDING_CODES, SEVERITIES } from './schema.ts';
-export type { ComplianceReport, ReportRow, Finding, RowFinding, Totals, GroupTotals, FailedCommand, Severity, FindingCode } from './schema.ts';
+export type {
+  ComplianceReport,
+  ReportRow,
+  Finding,
+  RowFinding,
+  Totals,
+  GroupTotals,
+  FailedCommand,
+  Severity,
+  FindingCode,
+} from './schema.ts';

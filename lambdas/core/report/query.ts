@@ -17,7 +17,8 @@ const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(
 
 export function parseIsoInstant(value: string | undefined | null, name: string): Date {
   if (value === undefined || value === null || value === '') throw new InvalidReportQuery(`${name} is required (ISO 8601)`);
-  if (!ISO_INSTANT.test(value)) throw new InvalidReportQuery(`${name} must be an ISO 8601 date or date-time with a zone, got ${JSON.stringify(value)}`);
+  if (!ISO_INSTANT.test(value))
+    throw new InvalidReportQuery(`${name} must be an ISO 8601 date or date-time with a zone, got ${JSON.stringify(value)}`);
   const d = new Date(value);
   if (!Number.isFinite(d.getTime())) throw new InvalidReportQuery(`${name} is not a valid date: ${JSON.stringify(value)}`);
   return d;

@@ -59,7 +59,10 @@ export function rolloutsHtml(rollouts: readonly RolloutSummary[]): string {
   const head = `<section id="rollouts"><h2>Rollouts (${rollouts.length})</h2>`;
   if (rollouts.length === 0) return `${head}<p class="none">No rollout was started in this window.</p></section>`;
   const rows = rollouts.map((r) => {
-    const scope = Object.entries(r.selector).map(([k, v]) => `${k} ${v}`).join('') || 'whole fleet';
+    const scope =
+      Object.entries(r.selector)
+        .map(([k, v]) => `${k} ${v}`)
+        .join('') || 'whole fleet';
     const failures = r.failures.map((f) => `${f.node} / ${f.xpu}: ${f.reason}`).join('; ');
     return (
       `<tr${r.failed ? ' class="sev-medium"' : ''}><td class="code">${esc(r.id)}</td><td>${esc(r.status)}</td><td>${esc(r.reason)}</td><td>${esc(scope)}</td>` +

@@ -36,9 +36,7 @@ export const RowFindingSchema = z.object({
   expected: z.number().nullable(),
   actual: z.number().nullable(),
   relatedRebootId: z.string().nullable(),
-  command: z
-    .object({ id: z.string(), type: z.enum(COMMAND_TYPES), status: z.enum(['failed', 'timed-out']) })
-    .nullable(),
+  command: z.object({ id: z.string(), type: z.enum(COMMAND_TYPES), status: z.enum(['failed', 'timed-out']) }).nullable(),
 });
 
 export const FindingSchema = RowFindingSchema.extend({
@@ -87,9 +85,7 @@ export const ReportRowSchema = z.object({
   extensionsGranted: z.number().int().min(0),
   extensionsRefused: z.number().int().min(0),
   extensionSecondsRequested: seconds,
-  extensions: z.array(
-    z.object({ at: isoTime, requested: seconds, granted: seconds, reason: z.string(), deadline: isoTime }),
-  ),
+  extensions: z.array(z.object({ at: isoTime, requested: seconds, granted: seconds, reason: z.string(), deadline: isoTime })),
   refusals: z.array(z.object({ at: isoTime, requested: seconds, reason: z.string() })),
   outstanding: z.array(z.string()),
   failedCommands: z.array(FailedCommandSchema),
@@ -100,9 +96,7 @@ export const ReportRowSchema = z.object({
   queueReason: z.string().nullable(),
   findings: z.array(RowFindingSchema),
   /** Who extended, forced and cancelled (from the history's `by`, docs/identities.md); absent when no entry says. */
-  by: z
-    .object({ extended: z.array(z.string()), forced: z.string().nullable(), cancelled: z.string().nullable() })
-    .optional(),
+  by: z.object({ extended: z.array(z.string()), forced: z.string().nullable(), cancelled: z.string().nullable() }).optional(),
 });
 
 export const TotalsSchema = z.object({
