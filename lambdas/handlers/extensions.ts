@@ -149,12 +149,13 @@ export function registerExtensionRoutes(app: Hono, deps: Deps, kit: RouteKit): v
     );
     if (!updated || !outcome) throw new NotFound(`no reboot ${reboot.id}`);
     let answer = answerOf(outcome, deps.clock.now().toISOString());
-    let replayed = outcome.repeat;
+    const replayed = outcome.repeat;
     if (stored) {
       // First answer wins: a repeat racing this one stores nothing new and answers what is stored.
+      // Whether this request is the original is the reboot's conditional write's to say: a repeat
+      // that found the grant may store its (same) answer before the original gets to.
       const kept = await deps.store.putIdempotentAnswer(stored, answer, IDEMPOTENCY_TTL_SECONDS);
-      replayed ||= kept !== answer;
-      answer = kept;
+      if (replayed) answer = kept;
     }
     // Also on a repeat: its first may have failed after the grant, before the commands heard of it.
     if (answer.status === 200) await catchUp(reboot.id, node, updated);
