@@ -17,10 +17,11 @@ beforeAll(async () => {
   mkdirSync(join(ROOT, '.test-tmp'), { recursive: true });
   dir = mkdtempSync(join(ROOT, '.test-tmp', 'agent-lean-'));
   mkdirSync(join(dir, 'hooks'));
-  // Written by the daemon (the CLI process is replaced before its timer fires): the built-ins it loaded.
+  // Written by the daemon only (the process that carries the resolved configuration; on a loaded
+  // machine the CLI may live past 2.5 s before it re-executes): the built-ins it loaded.
   writeFileSync(
     join(dir, 'modules.cjs'),
-    `setTimeout(() => require('fs').writeFileSync(process.env.LEAN_MODULES_OUT, process.moduleLoadList.join('\\n')), 2500).unref();\n`,
+    `if (process.env.REBOOT_AGENT_RESOLVED_CONFIG) setTimeout(() => require('fs').writeFileSync(process.env.LEAN_MODULES_OUT, process.moduleLoadList.join('\\n')), 2500).unref();\n`,
   );
   server = await new FakeServer({ tokens: { [TOKEN]: 'node-a' } }).start();
 }, 60_000);
