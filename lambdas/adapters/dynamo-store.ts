@@ -463,26 +463,7 @@ export class DynamoRebootStore implements RebootStore {
   }
 
   async mapEventToReboot(key: string, rebootId: string, ttlSeconds: number): Promise<string> {
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      try {
-        await this.#doc.send(
-          new PutCommand({
-            TableName: this.#table,
-            Item: { ...eventRebootKey(key), rebootId, ttl: Math.floor(Date.now() / 1000) + ttlSeconds },
-            // dynalite has no TTL: an expired mapping still stored counts as absent.
-            ConditionExpression: 'attribute_not_exists(pk) OR #ttl < :now',
-            ExpressionAttributeNames: { '#ttl': 'ttl' },
-            ExpressionAttributeValues: { ':now': Math.floor(Date.now() / 1000) },
-          }),
-        );
-        return rebootId;
-      } catch (err) {
-        if (!isConditionFailure(err)) throw err;
-      }
-      const held = await this.rebootIdOfEvent(key);
-      if (held) return held;
-    }
-    throw new ConcurrentUpdate(`event key ${key} kept changing under ${MAX_ATTEMPTS} attempts`);
+    return this.#putFirst(eventRebootKey(key), { rebootId }, ttlSeconds, rebootId, () => this.rebootIdOfEvent(key), `event key ${key}`);
   }
 
   async getIdempotentAnswer(key: string): Promise<IdempotentAnswer | undefined> {
@@ -491,25 +472,48 @@ export class DynamoRebootStore implements RebootStore {
   }
 
   async putIdempotentAnswer(key: string, answer: IdempotentAnswer, ttlSeconds: number): Promise<IdempotentAnswer> {
+    return this.#putFirst(
+      idempotencyKey(key),
+      { answer },
+      ttlSeconds,
+      answer,
+      () => this.getIdempotentAnswer(key),
+      `idempotency key ${key}`,
+    );
+  }
+
+  /**
+   * First writer wins: puts the item unless a live one is there, and answers `mine` when it was put,
+   * else what the first writer stored (read back with `read`). dynalite has no TTL: an expired item
+   * still stored counts as absent, here and in the readers.
+   */
+  async #putFirst<T>(
+    key: { pk: string; sk: string },
+    fields: Record<string, unknown>,
+    ttlSeconds: number,
+    mine: T,
+    read: () => Promise<T | undefined>,
+    what: string,
+  ): Promise<T> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       try {
         await this.#doc.send(
           new PutCommand({
             TableName: this.#table,
-            Item: { ...idempotencyKey(key), answer, ttl: Math.floor(Date.now() / 1000) + ttlSeconds },
+            Item: { ...key, ...fields, ttl: Math.floor(Date.now() / 1000) + ttlSeconds },
             ConditionExpression: 'attribute_not_exists(pk) OR #ttl < :now',
             ExpressionAttributeNames: { '#ttl': 'ttl' },
             ExpressionAttributeValues: { ':now': Math.floor(Date.now() / 1000) },
           }),
         );
-        return answer;
+        return mine;
       } catch (err) {
         if (!isConditionFailure(err)) throw err;
       }
-      const first = await this.getIdempotentAnswer(key);
-      if (first) return first;
+      const first = await read();
+      if (first !== undefined) return first;
     }
-    throw new ConcurrentUpdate(`idempotency key ${key} kept changing under ${MAX_ATTEMPTS} attempts`);
+    throw new ConcurrentUpdate(`${what} kept changing under ${MAX_ATTEMPTS} attempts`);
   }
 
   async listDropped(limit: number) {
