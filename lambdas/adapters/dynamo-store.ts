@@ -265,23 +265,22 @@ export class DynamoRebootStore implements RebootStore {
   }
 
   async touchBmc(node: string, at: string): Promise<void> {
-    await this.#doc.send(
-      new UpdateCommand({
-        TableName: this.#table,
-        Key: nodeKey(node),
-        UpdateExpression: 'SET lastBmcEventAt = :at',
-        ExpressionAttributeValues: { ':at': at },
-      }),
-    );
+    await this.#setNodeAttribute(node, 'lastBmcEventAt', at);
   }
 
   async setProvisionedTenant(node: string, tenant: string): Promise<void> {
+    await this.#setNodeAttribute(node, 'provisionedTenant', tenant);
+  }
+
+  /** One attribute of the node item, leaving its claims alone (no read, no condition). */
+  async #setNodeAttribute(node: string, name: 'lastBmcEventAt' | 'provisionedTenant', value: string): Promise<void> {
     await this.#doc.send(
       new UpdateCommand({
         TableName: this.#table,
         Key: nodeKey(node),
-        UpdateExpression: 'SET provisionedTenant = :t',
-        ExpressionAttributeValues: { ':t': tenant },
+        UpdateExpression: 'SET #a = :v',
+        ExpressionAttributeNames: { '#a': name },
+        ExpressionAttributeValues: { ':v': value },
       }),
     );
   }
