@@ -615,23 +615,10 @@ export class DynamoRebootStore implements RebootStore {
 
   async budgetUsage(keys?: readonly string[]): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>();
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const res = await this.#doc.send(
-        new QueryCommand({
-          TableName: this.#table,
-          KeyConditionExpression: 'pk = :p',
-          ExpressionAttributeValues: { ':p': BUDGETS },
-          ConsistentRead: true,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const it of res.Items ?? []) {
-        if (keys && !keys.includes(it.sk as string)) continue;
-        out.set(it.sk as string, [...((it.holders as Set<string> | undefined) ?? [])].sort());
-      }
-      startKey = res.LastEvaluatedKey;
-    } while (startKey);
+    for (const it of await this.#partition(BUDGETS)) {
+      if (keys && !keys.includes(it.sk as string)) continue;
+      out.set(it.sk as string, [...((it.holders as Set<string> | undefined) ?? [])].sort());
+    }
     return out;
   }
 
@@ -647,21 +634,8 @@ export class DynamoRebootStore implements RebootStore {
 
   async queuedReboots(): Promise<QueuedEntry[]> {
     const out: QueuedEntry[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const res = await this.#doc.send(
-        new QueryCommand({
-          TableName: this.#table,
-          KeyConditionExpression: 'pk = :p',
-          ExpressionAttributeValues: { ':p': QUEUED },
-          ConsistentRead: true,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const it of res.Items ?? [])
-        out.push({ rebootId: it.rebootId as string, node: it.node as string, queuedAt: it.queuedAt as string });
-      startKey = res.LastEvaluatedKey;
-    } while (startKey);
+    for (const it of await this.#partition(QUEUED))
+      out.push({ rebootId: it.rebootId as string, node: it.node as string, queuedAt: it.queuedAt as string });
     return out;
   }
 
@@ -671,25 +645,32 @@ export class DynamoRebootStore implements RebootStore {
 
   async listHolds(): Promise<Hold[]> {
     const out: Hold[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const res = await this.#doc.send(
-        new QueryCommand({
-          TableName: this.#table,
-          KeyConditionExpression: 'pk = :p',
-          ExpressionAttributeValues: { ':p': HOLDS },
-          ConsistentRead: true,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const it of res.Items ?? []) out.push(it.hold as Hold);
-      startKey = res.LastEvaluatedKey;
-    } while (startKey);
+    for (const it of await this.#partition(HOLDS)) out.push(it.hold as Hold);
     return out;
   }
 
   async deleteHold(id: string): Promise<Hold | undefined> {
     const res = await this.#doc.send(new DeleteCommand({ TableName: this.#table, Key: { pk: HOLDS, sk: id }, ReturnValues: 'ALL_OLD' }));
     return res.Attributes?.hold as Hold | undefined;
+  }
+
+  /** Every item of one small partition (budgets, the queue, holds), strongly consistent, page after page. */
+  async #partition(pk: string): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const res = await this.#doc.send(
+        new QueryCommand({
+          TableName: this.#table,
+          KeyConditionExpression: 'pk = :p',
+          ExpressionAttributeValues: { ':p': pk },
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      items.push(...(res.Items ?? []));
+      startKey = res.LastEvaluatedKey;
+    } while (startKey);
+    return items;
   }
 }
