@@ -383,11 +383,11 @@ function installMarks(stack: Stack) {
     return r;
   });
   const origNotify = signal.notify.bind(signal);
-  signal.notify = (agent: string) => {
+  signal.notify = (agent: string, commands?: Parameters<typeof origNotify>[1]) => {
     const t = now();
     if (!marks.notify.has(agent)) marks.notify.set(agent, t);
     lastNotify.set(agent, t);
-    origNotify(agent);
+    origNotify(agent, commands);
   };
 }
 

@@ -3,7 +3,8 @@
 import type { Effect, Step } from '../core/model.ts';
 import { noticeWindow, toCommand, type StoredReboot } from '../core/reboot.ts';
 import type { NodeDef } from '../core/types.ts';
-import { wakeIfReady, type Deps } from './deps.ts';
+import { notifyAgents, wakeIfReady, type Deps } from './deps.ts';
+import type { StoredCommand } from '../ports/index.ts';
 import { performFleetEffect } from './fleet.ts';
 
 /** The workflow input of a late recovery: the xPU workflow, entered at RestorePcie. */
@@ -68,9 +69,9 @@ export async function performEffects(deps: Deps, r: StoredReboot, effects: Effec
       }
       case 'send': {
         const at = deps.clock.now().toISOString();
-        await Promise.all(
-          e.commands.map((p, order) =>
-            deps.store.putCommand({
+        const stored = e.commands.map(
+          (p, order) =>
+            ({
               ...toCommand(p, r),
               agent: p.agent,
               step: e.step,
@@ -78,10 +79,10 @@ export async function performEffects(deps: Deps, r: StoredReboot, effects: Effec
               noticePhase: p.noticePhase,
               createdAt: at,
               order,
-            } as never),
-          ),
+            }) as StoredCommand,
         );
-        for (const agent of new Set(e.commands.map((p) => p.agent))) deps.signal.notify(agent);
+        await Promise.all(stored.map((c) => deps.store.putCommand(c)));
+        notifyAgents(deps, stored);
         break;
       }
       case 'provision':

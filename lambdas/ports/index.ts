@@ -202,9 +202,13 @@ export interface WorkflowExecutionState {
 
 /** Lets a long poll return as soon as a command is written, instead of polling the table. */
 export interface CommandSignal {
-  notify(agent: string): void;
-  /** Resolves when notified or after `ms`. */
-  wait(agent: string, ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * `commands`: what the caller just wrote for this agent, when it has them at hand. A signal that shares
+   * memory with the long polls (local) hands them over, so the woken poll need not read them back.
+   */
+  notify(agent: string, commands?: StoredCommand[]): void;
+  /** Resolves when notified (with the commands the notifier passed, if any and in-process) or after `ms`. */
+  wait(agent: string, ms: number, signal?: AbortSignal): Promise<StoredCommand[] | undefined>;
 }
 
 export interface Metrics {
