@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
 import { GSI1_ATTRIBUTES, GSI2_ATTRIBUTES } from '../lambdas/adapters/table-schema.ts';
 import { startServiceProcess, type Supervision } from './service-process.ts';
+import { localClientConfig } from './sdk-clients.ts';
 
 const SERVER = fileURLToPath(new URL('./dynamo-server.ts', import.meta.url));
 
@@ -20,12 +21,7 @@ export interface LocalDynamo {
 }
 
 export function dynamoClient(endpoint: string): DynamoDBClient {
-  return new DynamoDBClient({
-    endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    maxAttempts: 5,
-  });
+  return new DynamoDBClient({ ...localClientConfig(endpoint), maxAttempts: 5 });
 }
 
 /** The same key schema as the CDK table: pk/sk plus gsi1 (gsi1pk/gsi1sk, GSI1_ATTRIBUTES projected). */

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { CreateQueueCommand, GetQueueAttributesCommand, SetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { MAX_RECEIVES } from '../lambdas/handlers/ingest-batch.ts';
 import { startServiceProcess, type Supervision } from './service-process.ts';
+import { localClientConfig } from './sdk-clients.ts';
 
 export interface LocalSqs {
   url: string;
@@ -22,7 +23,7 @@ export const INGEST_DLQ = 'xpu-reboot-ingest-dlq';
 export const MAX_RECEIVE_COUNT = MAX_RECEIVES;
 
 export function sqsClient(endpoint: string): SQSClient {
-  return new SQSClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  return new SQSClient(localClientConfig(endpoint));
 }
 
 /**
