@@ -349,9 +349,14 @@ function installMarks(stack: Stack) {
     }
     return r;
   });
+  // The ingest's first store call: lookUpEvent for a start, isEventSeen for the other events.
   wrap(store, 'isEventSeen', async (orig, key: string) => {
     if (!marks.ingestStart.has(key)) marks.ingestStart.set(key, now());
     return orig(key);
+  });
+  wrap(store, 'lookUpEvent', async (orig, key: string, legacy: string) => {
+    if (!marks.ingestStart.has(key)) marks.ingestStart.set(key, now());
+    return orig(key, legacy);
   });
   wrap(store, 'mapEventToReboot', async (orig, key: string, id: string, ttl: number) => {
     const got = await orig(key, id, ttl);

@@ -39,13 +39,19 @@ export async function applyStep(
   id: string,
   transition: (r: StoredReboot) => Step | null,
   node?: NodeDef,
+  /** The reboot as the caller just read it: spares the read when it is still current. */
+  known?: StoredReboot,
 ): Promise<{ reboot: StoredReboot; changed: boolean } | undefined> {
   let step: Step | null = null;
-  const res = await deps.store.updateReboot(id, (r) => {
-    step = transition(r);
-    if (!step || step.reboot === r) return null;
-    return step.reboot;
-  });
+  const res = await deps.store.updateReboot(
+    id,
+    (r) => {
+      step = transition(r);
+      if (!step || step.reboot === r) return null;
+      return step.reboot;
+    },
+    known,
+  );
   if (!res) return undefined;
   if (res.changed) await wakeIfReady(deps, res.reboot, node);
   const done = step as Step | null;

@@ -16,7 +16,8 @@ import type { NodeStateRecord } from '../ports/index.ts';
 import type { Deps } from './deps.ts';
 import { applyStep } from './effects.ts';
 import { tagRollout } from './rollout.ts';
-import { rebootIdForEvent, rebootOfEvent } from './reboot-ids.ts';
+import { rebootIdForEvent } from './reboot-ids.ts';
+import { legacyRebootId } from '../core/ids.ts';
 import { admitHostReboot, admitNewXpuReboot } from './fleet.ts';
 import { hostWorkflowInput, xpuWorkflowInput } from '../core/workflow-io.ts';
 
@@ -307,12 +308,17 @@ export function createIngestHandler(deps: Deps) {
   }
 
   return async function ingest(ev: NativeEvent): Promise<IngestOutcome> {
-    // A start looks up the reboot its event would have started (a replay) anyway: read it
-    // alongside the dedup key instead of after it, since both are on every start's path.
+    // A start looks up the reboot its event would have started (a replay) anyway: read its
+    // mapping and legacy id in the same request as the dedup key, since all are on every start's path.
     const starts = ev.type === 'xpu.reboot.pending' || ev.type === 'xpu.crashed';
-    const prefetched = starts ? rebootOfEvent(deps.store, 'xpu', ev.dedupKey) : undefined;
-    prefetched?.catch(() => {});
-    if (await deps.store.isEventSeen(ev.dedupKey)) {
+    let seen: boolean;
+    let prefetched: Promise<StoredReboot | undefined> | undefined;
+    if (starts) {
+      const look = await deps.store.lookUpEvent(ev.dedupKey, legacyRebootId('xpu', ev.dedupKey));
+      seen = look.seen;
+      prefetched = look.rebootId ? deps.store.getReboot(look.rebootId) : Promise.resolve(look.legacy);
+    } else seen = await deps.store.isEventSeen(ev.dedupKey);
+    if (seen) {
       deps.metrics.count('DuplicatesSuppressed');
       return { kind: 'duplicate' };
     }
