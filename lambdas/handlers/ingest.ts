@@ -18,7 +18,7 @@ import { applyStep } from './effects.ts';
 import { tagRollout } from './rollout.ts';
 import { rebootIdForEvent } from './reboot-ids.ts';
 import { legacyRebootId } from '../core/ids.ts';
-import { admitHostReboot, admitNewXpuReboot } from './fleet.ts';
+import { activeHolds, admitHostReboot, admitNewXpuReboot } from './fleet.ts';
 import { hostWorkflowInput, xpuWorkflowInput } from '../core/workflow-io.ts';
 
 /** A claim's reboot is not stored yet: thrown so the queue retries the event instead of losing it. */
@@ -100,6 +100,10 @@ export function createIngestHandler(deps: Deps) {
     prefetched?: Promise<StoredReboot | undefined>,
   ): Promise<IngestOutcome> {
     const found = await prefetched;
+    // A new planned reboot is checked against the holds after its claim: read them beside the id and
+    // the claim instead of after them (a hold placed in those few ms races the event either way).
+    const holdsRead = !found && mode === 'planned' ? activeHolds(deps) : undefined;
+    holdsRead?.catch(() => {});
     const { id, fresh } = found
       ? { id: found.id, fresh: false }
       : await rebootIdForEvent(deps, 'xpu', ev.dedupKey, { lookedUp: !!prefetched });
@@ -142,7 +146,7 @@ export function createIngestHandler(deps: Deps) {
         return { kind: 'joined', rebootId: before.id };
       }
       // Rollouts: an announce made for a rollout carries its id; the reboot remembers it.
-      let reboot = await admitNewXpuReboot(deps, node, tagRollout(newXpuReboot(id, node, xpu, ev, mode), ev));
+      let reboot = await admitNewXpuReboot(deps, node, tagRollout(newXpuReboot(id, node, xpu, ev, mode), ev), holdsRead);
       if (state.host) reboot.history.push(history(ev.receivedAt, 'note', `host reboot ${state.host} of this node is in progress`));
       if (!(await deps.store.createReboot(reboot))) reboot = (await deps.store.getReboot(id)) ?? reboot;
       await deps.workflows.start('xpu-reboot', id, xpuWorkflowInput(reboot, node, deps.clock.now()));
