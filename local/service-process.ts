@@ -5,6 +5,8 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 export interface ServiceProcess {
   port: number;
   pid: number;
+  /** What the child said beside its port when it first listened (fauxqs: the messages it released). */
+  hello: Record<string, unknown>;
   stop(): Promise<void>;
 }
 
@@ -64,20 +66,24 @@ const RESTART_WINDOW_MS = 60_000;
  */
 const SERVICE_V8_FLAGS = ['--max-semi-space-size=2'];
 
-async function spawnChild(script: string, args: string[], port: number): Promise<{ child: ChildProcess; port: number }> {
+async function spawnChild(
+  script: string,
+  args: string[],
+  port: number,
+): Promise<{ child: ChildProcess; port: number; hello: Record<string, unknown> }> {
   // SERVICE_PORT: a restarted child listens where the stack's clients already point.
   const child: ChildProcess = spawn(process.execPath, [...SERVICE_V8_FLAGS, script, ...args], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, SERVICE_PORT: String(port) },
   });
-  const got = await new Promise<number>((resolve, reject) => {
+  const hello = await new Promise<Record<string, unknown> & { port: number }>((resolve, reject) => {
     child.once('message', (m: { port?: number; error?: string }) =>
-      m?.port ? resolve(m.port) : reject(new Error(m?.error ?? `${script} did not report its port`)),
+      m?.port ? resolve(m as typeof hello) : reject(new Error(m?.error ?? `${script} did not report its port`)),
     );
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code} before listening`)));
     child.once('error', reject);
   });
-  return { child, port: got };
+  return { child, port: hello.port, hello };
 }
 
 /**
@@ -93,7 +99,7 @@ export async function startServiceProcess(
   fixedPort = 0,
 ): Promise<ServiceProcess> {
   if (pidFile) await reapOrphan(pidFile, script);
-  let { child, port } = await spawnChild(script, args, fixedPort);
+  let { child, port, hello } = await spawnChild(script, args, fixedPort);
   if (pidFile) writeFileSync(pidFile, String(child.pid));
   let stopping = false;
   const restarts: number[] = [];
@@ -141,6 +147,7 @@ export async function startServiceProcess(
 
   return {
     port,
+    hello,
     get pid() {
       return child.pid!;
     },

@@ -28,7 +28,7 @@ import { startSfnServer } from './sfn/server.ts';
 import { substitute } from './sfn/substitute.ts';
 import { HoldingClock, systemClock as sfnSystemClock, type Clock as SfnClock } from './sfn/clock.ts';
 import { startLocalDynamo, type LocalDynamo } from './dynamo.ts';
-import { startLocalSqs, type LocalSqs } from './sqs.ts';
+import { crashOn, noteReleased, startLocalSqs, type LocalSqs } from './sqs.ts';
 import { startIngestPoller, type IngestPoller } from './ingest-poller.ts';
 import { InProcessCommandSignal } from './command-signal.ts';
 import { startMqttBroker, withWakeups, type MqttBroker } from './mqtt-broker.ts';
@@ -208,7 +208,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   // Executions that were running when the process died go on from where they were.
   await engine.recover();
 
-  const ingest = createIngestHandler(deps);
+  // Messages the dead process had in flight: say why, in case they end in the DLQ (GET /v1/dlq shows it).
+  await noteReleased(sqs.released, ingestFailures, logger, metrics);
+  const ingest = crashOn(config.INGEST_TEST_CRASH_EVENT, createIngestHandler(deps));
   const poller: IngestPoller = startIngestPoller({
     sqs: sqs.client,
     queueUrl: sqs.ingestQueueUrl,
@@ -216,6 +218,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     concurrency: config.INGEST_CONCURRENCY,
     holdMs: config.INGEST_TEST_HOLD_MS,
     onDrained: () => sfnClock.open(),
+    suspects: sqs.released.suspects,
     logger,
   });
   // A queue that cannot be drained (store down) must not stop time for ever.
