@@ -1,6 +1,7 @@
 // Runs one local emulator (dynalite, fauxqs) in a child process: its CPU on the other core, and it dies with us.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import module from 'node:module';
 
 export interface ServiceProcess {
   port: number;
@@ -174,4 +175,7 @@ export function serveUntilParentGoes(close: () => Promise<void>): void {
   process.on('disconnect', stop);
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // The stack's start enabled the compile cache (NODE_COMPILE_CACHE); Node writes it at exit, which a kill -9 never
+  // reaches: write it now, so the next start of this child loads compiled code.
+  module.flushCompileCache?.();
 }

@@ -1,13 +1,10 @@
-// SQS for the local stack: fauxqs in a child process (local/sqs-server.ts), the ingest queue and its DLQ.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CreateQueueCommand, GetQueueAttributesCommand, SetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { MAX_RECEIVES } from '../lambdas/handlers/ingest-batch.ts';
 import type { NativeEvent } from '../lambdas/core/types.ts';
 import type { Logger } from '../lambdas/handlers/deps.ts';
 import type { IngestFailureLog, Metrics } from '../lambdas/ports/index.ts';
-import { startServiceProcess, type Supervision } from './service-process.ts';
+import type { ServiceProcess, Supervision } from './service-process.ts';
+import { spawnFauxqs } from './prestart.ts';
 import { planRelease, type ReleasedMessage, type ReleasePlan } from './sqs-restart.ts';
 
 export interface LocalSqs {
@@ -45,24 +42,15 @@ export async function ensureQueue(client: SQSClient, name: string, attributes: R
   return QueueUrl!;
 }
 
-const SERVER = fileURLToPath(new URL('./sqs-server.ts', import.meta.url));
-
 export async function startLocalSqs(opts: {
   dataDir: string;
   visibilityTimeoutSeconds?: number;
   supervise?: Omit<Supervision, 'name' | 'restartArgs'>;
   port?: number;
+  /** The child already spawned by prestart() (npm start); else it is spawned here. */
+  service?: Promise<ServiceProcess>;
 }): Promise<LocalSqs> {
-  mkdirSync(opts.dataDir, { recursive: true });
-  // A stack start: whatever the queue still shows in flight was held by a process that is gone.
-  // A restart of the child under a running stack keeps what is in flight: the stack still holds those receipts.
-  const service = await startServiceProcess(
-    SERVER,
-    [opts.dataDir, '--release-inflight'],
-    join(opts.dataDir, 'fauxqs.pid'),
-    opts.supervise && { name: 'fauxqs', restartArgs: [opts.dataDir], ...opts.supervise },
-    opts.port,
-  );
+  const service = await (opts.service ?? spawnFauxqs(opts.dataDir, opts.supervise, opts.port));
   const url = `http://127.0.0.1:${service.port}`;
   const client = sqsClient(url);
   const dlqUrl = await ensureQueue(client, INGEST_DLQ, { MessageRetentionPeriod: String(14 * 86400) });
