@@ -374,9 +374,11 @@ export function requestExtension(
   const at = now.toISOString();
   const key = req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {};
   const decision = decideExtension(r, node, req.seconds, now);
+  // A 403 (an untrusted host) is a rejected request like any other and changes nothing; only a
+  // refusal on the reboot's own account (409) is counted on it, for the compliance report.
+  if (decision.kind === 'refused' && decision.status === 403) return { outcome: { ...decision, repeat: false }, step: null };
   const s = next(r);
   if (decision.kind === 'refused') {
-    // Recorded like a 409 (the reboot shows an untrusted host asked), as it always was.
     s.refusals.push({ at, requested: req.seconds, reason: decision.reason, code: decision.code, ...key });
     s.history.push(
       entry(at, 'extension-refused', `asked ${req.seconds}s${req.reason ? ` (${req.reason})` : ''}: ${decision.reason}`, req.by),

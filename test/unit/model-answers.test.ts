@@ -108,6 +108,14 @@ describe('requestExtension', () => {
     expect(late.outcome).toMatchObject({ kind: 'refused', status: 409, code: 'PastNoticePhase' });
     expect(late.step?.reboot.refusals).toHaveLength(1);
   });
+  it('an untrusted host is refused 403 before any 409, and nothing is counted', () => {
+    const { outcome } = requestExtension(reboot('rebooting', untrusted), untrusted, { seconds: 5, reason: '', by: 'agent:node-b' }, at(1));
+    const r = reboot('preparing', untrusted);
+    const asked = requestExtension(r, untrusted, { seconds: 5, reason: '', idempotencyKey: 'node-b k', by: 'agent:node-b' }, at(1));
+    expect(outcome).toMatchObject({ kind: 'refused', status: 403 });
+    // Rejected, so nothing changes on the reboot (only a 409 is counted).
+    expect(asked).toMatchObject({ outcome: { kind: 'refused', status: 403, repeat: false }, step: null });
+  });
 });
 
 describe('command results', () => {
@@ -176,10 +184,5 @@ describe('the failure story', () => {
     expect(closed?.reboot.history.at(-1)?.detail).toMatch(/was not answered in time/);
     // An ended reboot is not failed again (a replayed step).
     expect(fail(step!.reboot, 'restore-pcie-failed', undefined, [], at(150))).toBeNull();
-  });
-
-  it('an untrusted host is refused 403 before any 409', () => {
-    const { outcome } = requestExtension(reboot('rebooting', untrusted), untrusted, { seconds: 5, reason: '', by: 'agent:node-b' }, at(1));
-    expect(outcome).toMatchObject({ kind: 'refused', status: 403 });
   });
 });
