@@ -599,21 +599,39 @@ export function markForced(r: StoredReboot, undone: CommandSummary[], timedOut: 
   const at = now.toISOString();
   const s = next(r);
   s.forced = true;
-  s.outstanding = undone.map((c) => `${c.type} (${c.status})`);
   markTimedOut(s, timedOut);
   s.status = advanceStatus(s.status, 'rebooting');
   // The watchdog fired at the deadline the wait was timed on; an extension that slipped in after
   // the timer fired must not date the reboot in the future.
   s.rebootingAt = s.deadline && Date.parse(s.deadline) <= now.getTime() ? s.deadline : at;
+  const outstanding = outstandingAt(s, undone, s.rebootingAt);
+  s.outstanding = outstanding;
   s.history.push(
     entry(
       at,
       'forced',
-      `deadline reached: the xPU watchdog reboots it${undone.length ? `; still outstanding: ${s.outstanding.join(', ')}` : ''}`,
+      `deadline reached: the xPU watchdog reboots it${outstanding.length ? `; still outstanding: ${outstanding.join(', ')}` : ''}`,
       COORDINATOR,
     ),
   );
   return { reboot: s, effects: [{ kind: 'metric', name: 'RebootsForced' }] };
+}
+
+/**
+ * What the host had not done when the watchdog fired, each with where it got to. `undone` was read
+ * before this write; a command that succeeded (or was skipped) in time since is not outstanding, and
+ * one that did so only after the deadline says so, never a bare "outstanding: x (succeeded)".
+ */
+function outstandingAt(s: StoredReboot, undone: CommandSummary[], firedAt: string): string[] {
+  const fired = Date.parse(firedAt);
+  const out: string[] = [];
+  for (const c of undone) {
+    const known = s.commands[c.id];
+    const done = [c, known].find((x) => x && (x.status === 'succeeded' || x.status === 'skipped'));
+    if (!done) out.push(`${c.type} (${c.status})`);
+    else if (Date.parse(done.at) > fired) out.push(`${c.type} (${done.status} after the deadline)`);
+  }
+  return out;
 }
 
 /**

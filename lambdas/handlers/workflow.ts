@@ -135,7 +135,7 @@ export function createStepHandler(deps: Deps) {
         // What the host left undone, with where each command got to (delivered, running, failed...).
         const undone = await Promise.all(
           undoneCommands(reboot, ['prepare', 'crash']).map(async (c) =>
-            isFinal(c.status) ? c : { ...c, status: (await deps.store.getCommand(c.agent, c.id))?.status ?? c.status },
+            isFinal(c.status) ? c : live(c, await deps.store.getCommand(c.agent, c.id)),
           ),
         );
         const closed = await timeOut(deps, reboot, ['prepare', 'crash']);
@@ -178,6 +178,12 @@ export function createStepHandler(deps: Deps) {
       }
     }
   };
+}
+
+/** A command as its record has it now: the status, and when it got there if it ended. */
+function live(c: CommandSummary, stored: StoredCommand | undefined): CommandSummary {
+  if (!stored) return c;
+  return { ...c, status: stored.status, ...(isFinal(stored.status) && stored.finishedAt ? { at: stored.finishedAt } : {}) };
 }
 
 /** A replayed end step writes nothing, but lets go of the claim again (a crash may have kept it from that). */

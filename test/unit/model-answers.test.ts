@@ -6,6 +6,7 @@ import {
   type CommandRecord,
   fail,
   failureStory,
+  markForced,
   markRunning,
   noteLateResult,
   recordResult,
@@ -184,5 +185,34 @@ describe('the failure story', () => {
     expect(closed?.reboot.history.at(-1)?.detail).toMatch(/was not answered in time/);
     // An ended reboot is not failed again (a replayed step).
     expect(fail(step!.reboot, 'restore-pcie-failed', undefined, [], at(150))).toBeNull();
+  });
+
+  it('a forced reboot never lists as outstanding what succeeded in time, and says when it succeeded only after the deadline', () => {
+    const r = reboot('preparing');
+    const deadline = Date.parse(r.deadline!);
+    const prep = (type: 'migrate-workloads' | 'protect-pcie', status: CommandStatus, atMs: number) => ({
+      id: `xr-1.${type}`,
+      type,
+      agent: node.id,
+      step: 'prepare',
+      status,
+      at: new Date(atMs).toISOString(),
+    });
+    r.commands['xr-1.migrate-workloads'] = prep('migrate-workloads', 'running', deadline - 60_000);
+    r.commands['xr-1.protect-pcie'] = prep('protect-pcie', 'delivered', deadline - 60_000);
+    const undone = Object.values(r.commands).map((c) => ({ ...c }));
+    // Read before the write: migrate-workloads succeeded a second before the deadline (its result
+    // reached the reboot meanwhile); protect-pcie's record says succeeded, but only after the deadline.
+    const fresh = structuredClone(r);
+    fresh.commands['xr-1.migrate-workloads'] = prep('migrate-workloads', 'succeeded', deadline - 1000);
+    undone[1] = prep('protect-pcie', 'succeeded', deadline + 2000);
+    const step = markForced(fresh, undone, [], new Date(deadline + 3000));
+    expect(step?.reboot.outstanding).toEqual(['protect-pcie (succeeded after the deadline)']);
+    expect(step?.reboot.history.at(-1)?.detail).toBe(
+      'deadline reached: the xPU watchdog reboots it; still outstanding: protect-pcie (succeeded after the deadline)',
+    );
+    // Nothing answered: both outstanding, as they were.
+    const silent = markForced(r, Object.values(r.commands), [], new Date(deadline));
+    expect(silent?.reboot.outstanding).toEqual(['migrate-workloads (running)', 'protect-pcie (delivered)']);
   });
 });
