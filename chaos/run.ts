@@ -158,7 +158,8 @@ async function startStack(): Promise<void> {
   readyTimes.push(Date.now() - t0);
   await sleep(50); // the "slow start" line is written just after the ready line
   const slow = /^\{.*"msg":"slow start".*\}$/m.exec(stack.output());
-  if (slow) {
+  // The first start (fresh DATA_DIR, cold compile cache) is not a restart.
+  if (slow && readyTimes.length > 1) {
     const phases = JSON.parse(slow[0]).phases as Record<string, number>;
     let last = 0;
     for (const [phase, at] of Object.entries(phases)) {
