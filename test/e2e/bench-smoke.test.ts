@@ -53,7 +53,9 @@ describe('npm run bench --quick', () => {
     expect(r.costUsdPerRebootTarget).toBe(0.001);
     expect(r.cost.prices.asOf).toMatch(/^\d{4}-\d{2}-\d{2}$/);
     expect(isNumber(r.agentIdleRssMb)).toBe(true);
-    expect(r.agentIdleRssMbTarget).toBe(60);
+    expect(r.agentIdleRssMbTarget).toBe(45);
+    expect(isNumber(r.scale.stackPeakPssMb)).toBe(true);
+    expect(r.scale.stackPeakPssMbTarget).toBe(512);
     for (const c of r.checks) {
       expect(typeof c.figure).toBe('string');
       expect(typeof c.target).toBe('string');
