@@ -142,6 +142,16 @@ function procName(pid: number): string {
   }
 }
 
+/** CPU seconds used so far by each process of a tree, by name (GC settings trade memory for CPU: the bench shows both). */
+export function treeCpuSeconds(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const p of processTree(pid)) {
+    const cpu = procCpuSeconds(p);
+    if (cpu !== undefined) out[procName(p)] = (out[procName(p)] ?? 0) + cpu;
+  }
+  return out;
+}
+
 export interface ProcessPss {
   name: string;
   pssMb: number;
@@ -535,7 +545,12 @@ export function httpClient(base: string, connections = 8) {
         },
       );
       req.setTimeout(opts.timeoutMs ?? 60_000, () => req.destroy(new Error(`${method} ${path}: no response in time`)));
-      req.on('error', reject);
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        // A kept-alive socket the server closed (its keep-alive timeout) just as we reused it: the request never
+        // reached the server, so send it again on a fresh socket (the pattern of Node's http docs, `reusedSocket`).
+        if (req.reusedSocket && err.code === 'ECONNRESET') request(method, path, opts).then(resolve, reject);
+        else reject(err);
+      });
       req.end(payload);
     });
   }

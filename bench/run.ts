@@ -17,6 +17,7 @@ import {
   now,
   pool,
   procCpuSeconds,
+  treeCpuSeconds,
   procMemory,
   round,
   sleep,
@@ -672,6 +673,7 @@ async function scalePhase() {
   const mem = memorySampler(stack.child.pid, 200);
   const heap = heapSampler(stack);
   const atStart = mem.current;
+  const cpuAtStart = treeCpuSeconds(stack.child.pid);
   const client = httpClient(stack.url, 64);
   log(`scale: starting ${S} reboots and parking them in the notice phase`);
   const t0 = now();
@@ -761,6 +763,7 @@ async function scalePhase() {
   } while (cursor);
   const memory = mem.stop();
   const atPeak = heap.stop();
+  const cpuAtEnd = treeCpuSeconds(stack.child.pid);
   const missed = (await stack.stats()).missedWakeups;
   client.close();
   await stack.stop();
@@ -786,6 +789,8 @@ async function scalePhase() {
     stackRssAtPeakMb: { anon: memory.atPeak.anonMb, file: memory.atPeak.fileMb },
     // process.memoryUsage() of each process at the largest summed RSS sampled (every 500 ms).
     memoryUsageAtPeakMb: atPeak,
+    // CPU seconds each process used over the phase (parking and driving): what a smaller heap costs in GC work.
+    stackCpuSeconds: Object.fromEntries(Object.entries(cpuAtEnd).map(([k, v]) => [k, round(v - (cpuAtStart[k] ?? 0), 1)])),
   };
 }
 
