@@ -48,9 +48,9 @@ describe('npm run bench --quick', () => {
     expect(isNumber(r.floorMs)).toBe(true);
     expect(r).toHaveProperty('floorRatioTarget');
     expect(isNumber(r.burst.eventsPerSecond)).toBe(true);
-    expect(r.burst.eventsPerSecondTarget).toBe(1000);
+    expect(r.burst.eventsPerSecondTarget).toBe(2500);
     expect(isNumber(r.costUsdPerReboot)).toBe(true);
-    expect(r.costUsdPerRebootTarget).toBe(0.001);
+    expect(r.costUsdPerRebootTarget).toBe(0.0003);
     expect(r.cost.prices.asOf).toMatch(/^\d{4}-\d{2}-\d{2}$/);
     expect(isNumber(r.agentIdleRssMb)).toBe(true);
     expect(r.agentIdleRssMbTarget).toBe(45);
