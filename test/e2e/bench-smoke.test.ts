@@ -40,7 +40,7 @@ describe('npm run bench --quick', () => {
 
     // The contract's figures, each beside its target.
     for (const k of ['p50', 'p95', 'p99']) expect(isNumber(r.eventToFirstHookMs[k]), k).toBe(true);
-    expect(r.eventToFirstHookMs.target).toEqual({ p50: 30, p99: 150 });
+    expect(r.eventToFirstHookMs.target).toEqual({ p50: 12, p99: 40 });
     expect(typeof r.eventToFirstHookMs.pass).toBe('boolean');
     expect(r.eventToFirstHookMs.samples).toBeGreaterThan(0);
     expect(isNumber(r.eventToFirstHookMs.hookSpawnMs.p50)).toBe(true);
