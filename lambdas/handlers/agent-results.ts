@@ -27,7 +27,7 @@ export interface RouteKit {
 }
 
 /** A heartbeat or a late result satisfies no wait: no workflow is looked at again. */
-const QUIET = { wake: false };
+const QUIET = { wake: 'never' } as const;
 
 /** Mounts the result route on the API app; errors go through the app's onError. */
 export function registerResultRoutes(app: Hono, deps: Deps, kit: RouteKit): void {
@@ -69,7 +69,7 @@ export function registerResultRoutes(app: Hono, deps: Deps, kit: RouteKit): void
     // when it has it) and the waiting workflow is looked at again. A first POST that failed after
     // marking the command final is completed by its retry instead of being lost in the duplicate
     // path (the host recorded silent, the step timing out). The wake-up is idempotent.
-    await applyStep(deps, existing.rebootId, (r) => recordResult(r, res.command, agentId));
+    await applyStep(deps, existing.rebootId, (r) => recordResult(r, res.command, agentId), undefined, { wake: 'always' });
     return c.json(res.changed ? { id: cmdId, status: body.status } : { id: cmdId, status: res.command.status, duplicate: true });
   });
 }

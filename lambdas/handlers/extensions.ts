@@ -74,6 +74,8 @@ export function registerExtensionRoutes(app: Hono, deps: Deps, kit: RouteKit): v
         return asked.step;
       },
       node,
+      // A repeat changes nothing but looks at the waiter again: its first may have died before waking it.
+      { wake: 'always' },
     );
     const updated = res?.reboot;
     if (!updated || !outcome) throw new NotFound(`no reboot ${reboot.id}`);

@@ -3,6 +3,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newRebootId } from '../../lambdas/core/ids.ts';
+import { newXpuReboot } from '../../lambdas/core/reboot.ts';
 import { silentLogger } from '../../lambdas/handlers/deps.ts';
 import { parseConfig } from '../../local/config.ts';
 import { type Stack, startStack } from '../../local/stack.ts';
@@ -173,5 +175,35 @@ describe('contract section 3, route by route', () => {
     expect(r.history[0].by).toBe('agent:node-a.dpu0');
     expect(r).not.toHaveProperty('waiter');
     expect(JSON.stringify(r)).not.toMatch(/taskToken|"token"/);
+  });
+
+  it('GET /v1/reboots answers 100 by default, newest first, and the cursor goes on from there', async () => {
+    // Past reboots of the node, written straight to the store (a listing only reads them).
+    const node = (await stack.deps.inventory()).node('node-a')!;
+    const base = Date.parse('2020-01-01T00:00:00Z');
+    for (let i = 0; i < 101; i++) {
+      const at = new Date(base + i * 60_000);
+      const ev = { id: `old-${i}`, type: 'xpu.reboot.pending' as const, node: 'node-a', xpu: 'dpu0', time: at.toISOString() };
+      const r = newXpuReboot(
+        newRebootId('xpu', at),
+        node,
+        'dpu0',
+        { ...ev, source: 'native', dedupKey: `k-${i}`, receivedAt: ev.time },
+        'planned',
+      );
+      Object.assign(r, { status: 'completed', endedAt: at.toISOString() });
+      expect(await stack.deps.store.createReboot(r)).toBe(true);
+    }
+    const first = await api(stack.url, '/v1/reboots?node=node-a', { token: OPERATOR });
+    expect(first.json.items).toHaveLength(100);
+    expect(first.json.items[0].id).toBe(rebootId);
+    expect(first.json.next).toEqual(expect.any(String));
+    const rest = await api(stack.url, `/v1/reboots?node=node-a&cursor=${encodeURIComponent(first.json.next)}`, { token: OPERATOR });
+    expect(rest.json.items).toHaveLength(2);
+    expect(rest.json.next).toBeNull();
+    const ids = [...first.json.items, ...rest.json.items].map((r: { id: string }) => r.id);
+    expect(new Set(ids).size).toBe(102);
+    const times = [...first.json.items, ...rest.json.items].map((r: { notifiedAt: string }) => Date.parse(r.notifiedAt));
+    expect(times).toEqual([...times].sort((a, b) => b - a));
   });
 });
