@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { parseConfig } from '../local/config.ts';
 import { jsonLogger } from '../local/logger.ts';
 import { startStack, type Stack } from '../local/stack.ts';
+import { serviceMemoryUsage } from '../local/service-process.ts';
 import { serveIpc } from './lib.ts';
 
 for (const k of Object.keys(process.env)) if (k.startsWith('AWS_')) delete process.env[k];
@@ -507,7 +508,8 @@ serveIpc({
         delivered: firstDelivery.get(agent),
       };
     }),
-  memory: () => process.memoryUsage(),
+  // This process's and each emulator child's V8 heap vs the rest (the bench's memory breakdown).
+  memory: async () => ({ ...process.memoryUsage(), children: await serviceMemoryUsage() }),
 });
 
 let stopping = false;
