@@ -149,12 +149,14 @@ export interface Harness {
   statesEntered(id: string): Promise<string[]>;
   executionStatus(id: string): Promise<string>;
   /**
-   * Applies an event straight through an ingest handler (bypassing the queue) for race tests;
-   * `delays` (ms by store method) slow that handler's store calls down to force an interleaving.
+   * Applies an event straight through an ingest handler (bypassing the queue) for race tests.
+   * `delays` hold that handler's store calls back by method, to force an interleaving: a number of
+   * ms, or a gate (a promise to wait for, e.g. the other side's call having returned, which holds
+   * on a loaded machine where a fixed delay does not); `returned` is told each call that returned.
    */
   ingestDirect(
     ev: Omit<NativeEvent, 'source' | 'dedupKey' | 'receivedAt' | 'time'> & { time?: string },
-    opts?: { delays?: Record<string, number> },
+    opts?: { delays?: Record<string, number | (() => Promise<unknown>)>; returned?: (method: string) => void },
   ): Promise<unknown>;
   close(): Promise<void>;
 }
@@ -340,7 +342,10 @@ export async function startHarness(opts: { inventory?: string } = {}): Promise<H
     },
     async ingestDirect(ev, o = {}) {
       const receivedAt = new Date(clock.now()).toISOString();
-      const handler = o.delays ? createIngestHandler({ ...stack.deps, store: delayed(stack.deps.store, o.delays) }) : ingest;
+      const handler =
+        o.delays || o.returned
+          ? createIngestHandler({ ...stack.deps, store: delayed(stack.deps.store, o.delays ?? {}, o.returned) })
+          : ingest;
       return handler({
         ...ev,
         time: ev.time ?? receivedAt,
@@ -374,15 +379,22 @@ export async function startHarness(opts: { inventory?: string } = {}): Promise<H
 }
 
 /** The same store, with some of its calls held back by a few milliseconds. */
-function delayed<T extends object>(store: T, delays: Record<string, number>): T {
+function delayed<T extends object>(
+  store: T,
+  delays: Record<string, number | (() => Promise<unknown>)>,
+  returned?: (method: string) => void,
+): T {
   return new Proxy(store, {
     get(target, prop) {
       const value = Reflect.get(target, prop, target);
       if (typeof value !== 'function') return value;
-      const ms = delays[String(prop)];
+      const hold = delays[String(prop)];
       return async (...args: unknown[]) => {
-        if (ms) await new Promise((r) => setTimeout(r, ms));
-        return value.apply(target, args);
+        if (typeof hold === 'number') await new Promise((r) => setTimeout(r, hold));
+        else if (hold) await hold();
+        const out = await value.apply(target, args);
+        returned?.(String(prop));
+        return out;
       };
     },
   });

@@ -289,22 +289,37 @@ describe('an xPU reboot and a host reboot of one node at the same moment', () =>
   }
 
   it('never both proceed, through the ingest handler directly (20 rounds, forced interleavings)', async () => {
-    // Which side's store calls are held back, round by round: none (a free race); the xPU's claim
-    // (the host claims first); the host's claim (the xPU claims between the host's read and its
-    // claim); the xPU's re-read after its claim (the host tries to claim in between).
-    const schedules: Array<{ xpu?: Record<string, number>; host?: Record<string, number>; winner?: 'xpu' | 'host' }> = [
+    // Which side's store calls are held back, round by round, until the other side's call has
+    // returned (a gate, not a fixed delay: on a loaded machine a delay can be shorter than a round
+    // trip): none (a free race); the xPU's claim (the host claims first); the host's claim (the
+    // xPU claims between the host's read and its claim); the host's read of the node (the xPU
+    // claims before the host looks).
+    type Side = 'xpu' | 'host';
+    const schedules: Array<{ hold?: { side: Side; method: string; until: string }; winner?: Side }> = [
       {},
-      { xpu: { claimXpu: 40 }, winner: 'host' },
-      { host: { claimHost: 40 }, winner: 'xpu' },
-      { xpu: { getNodeState: 40 }, winner: 'xpu' },
+      { hold: { side: 'xpu', method: 'claimXpu', until: 'claimHost' }, winner: 'host' },
+      { hold: { side: 'host', method: 'claimHost', until: 'claimXpu' }, winner: 'xpu' },
+      { hold: { side: 'host', method: 'getNodeState', until: 'claimXpu' }, winner: 'xpu' },
     ];
     const seen = { xpu: 0, host: 0 };
     for (let round = 0; round < 20; round++) {
       const plan = schedules[round % schedules.length];
       const before = new Set((await h.reboots('solo')).map((r) => r.id));
+      let otherReturned!: () => void;
+      // Held at most 5 s: should the other side never make that call, the round still ends (and its checks say why).
+      const gate = new Promise<void>((r) => {
+        otherReturned = r;
+        setTimeout(r, 5_000);
+      });
+      const opts = (side: Side) =>
+        plan.hold?.side === side
+          ? { delays: { [plan.hold.method]: () => gate } }
+          : plan.hold
+            ? { returned: (m: string) => m === plan.hold?.until && otherReturned() }
+            : {};
       await Promise.all([
-        h.ingestDirect({ id: `x-${round}`, type: 'xpu.reboot.pending', node: 'solo', xpu: 'dpu0' }, { delays: plan.xpu }),
-        h.ingestDirect({ id: `h-${round}`, type: 'host.reboot.requested', node: 'solo' }, { delays: plan.host }),
+        h.ingestDirect({ id: `x-${round}`, type: 'xpu.reboot.pending', node: 'solo', xpu: 'dpu0' }, opts('xpu')),
+        h.ingestDirect({ id: `h-${round}`, type: 'host.reboot.requested', node: 'solo' }, opts('host')),
       ]);
       const fresh = (await h.reboots('solo')).filter((r) => !before.has(r.id));
       expect(bothProceed(fresh, `round ${round}`)).toBe('');
