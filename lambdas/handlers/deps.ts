@@ -51,7 +51,10 @@ export async function wakeIfReady(deps: Deps, reboot: StoredReboot, node?: NodeD
   if (!reboot.waiter) return;
   const n = node ?? (await deps.inventory({ nodes: [reboot.node] })).node(reboot.node);
   const outcome = evaluateWait(reboot, n, deps.clock.now());
-  if (outcome) await deps.workflows.wake(reboot.waiter.token, outcome);
+  if (!outcome) return;
+  // An outcome with an error name fails the Task: its Catch routes on the name (no Choice state to pay for).
+  if (typeof outcome.error === 'string') await deps.workflows.fail(reboot.waiter.token, outcome.error, JSON.stringify(outcome));
+  else await deps.workflows.wake(reboot.waiter.token, outcome);
 }
 
 /**

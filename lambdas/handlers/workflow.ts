@@ -70,6 +70,9 @@ export function createAwaitHandler(deps: Deps) {
     // The workflow has moved on (this Task timed out while its Lambda was slow): send nothing, register nothing.
     if (isLateRegistration(reboot, reg)) return { registered: false };
     const commands = await sentCommands(deps, reboot, p.step, node);
+    // The early go is sent by the wait for the xPU going down (it was a Task of its own: one state
+    // transition and one reboot write more per reboot). Not after a force: the deadline decides then.
+    const go = p.step === 'down' && goesEarly(reboot) ? await sentCommands(deps, reboot, 'proceed', node) : null;
     const now = deps.clock.now();
     let registered = false;
     await applyStep(
@@ -78,8 +81,9 @@ export function createAwaitHandler(deps: Deps) {
       (r) => {
         registered = !isLateRegistration(r, reg);
         if (!registered) return null;
+        const base = go && goesEarly(r) ? (proceed(r, go, now)?.reboot ?? r) : r;
         return registerWaiter(
-          r,
+          base,
           { ...reg, waitFor: p.waitFor as WaitFor, deadline: p.deadline, status: p.status, commands, story: STEP_STORY[p.step] ?? p.step },
           now,
         );
@@ -92,6 +96,9 @@ export function createAwaitHandler(deps: Deps) {
     return { registered };
   };
 }
+
+/** The host is prepared and nobody forced or ended the reboot meanwhile: the xPU is told to go now. */
+const goesEarly = (r: StoredReboot) => !r.endedAt && !r.forced;
 
 /** Closes commands the workflow stopped waiting for, so agents are no longer handed them. Returns those it closed. */
 async function timeOut(deps: Deps, r: StoredReboot, steps: string[]): Promise<string[]> {
@@ -121,6 +128,8 @@ export function createStepHandler(deps: Deps) {
     const now = deps.clock.now();
     switch (p.action) {
       case 'proceed': {
+        // No state calls this any more (WaitForXpuDown's await sends the go); kept for executions
+        // started on the previous definition while a deployment replaces it.
         if (reboot.endedAt || reboot.forced) return { ok: true }; // cancelled or forced by an operator meanwhile
         const commands = await sentCommands(deps, reboot, 'proceed', node);
         await applyStep(deps, reboot.id, (r) => proceed(r, commands, now), node);
