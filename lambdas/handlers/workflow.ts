@@ -23,7 +23,7 @@ import {
 } from '../core/reboot.ts';
 import type { CommandSummary, NodeDef } from '../core/types.ts';
 import { sendStepCommands, type Deps } from './deps.ts';
-import { AwaitInput, StepInput } from '../core/workflow-io.ts';
+import { AwaitInput, StepInput, startRoute } from '../core/workflow-io.ts';
 import { applyStep } from './effects.ts';
 import { wakeRolloutOf } from './rollout.ts';
 import { onQueuedWaitRegistered, recheckQueued, releaseBudgets } from './fleet.ts';
@@ -60,6 +60,12 @@ const STEP_STORY: Record<string, string> = {
 export function createAwaitHandler(deps: Deps) {
   return async (payload: unknown): Promise<{ registered: boolean }> => {
     const p = parse(AwaitInput, payload);
+    const route = startRoute(p);
+    if (route) {
+      // Not a notice to prepare for: on to where ChooseNoticeOrCrash used to send it, nothing sent, nothing registered.
+      await deps.workflows.wake(p.taskToken, { ...p.window, signal: route });
+      return { registered: false };
+    }
     const { reboot, node } = await load(deps, p.rebootId);
     const reg = { token: p.taskToken, step: p.step, enteredAt: p.enteredAt };
     // Cancelled (docs/fleet-safety.md): every wait answers at once, and nothing more is sent.

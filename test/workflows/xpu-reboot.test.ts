@@ -84,7 +84,6 @@ describe('happy path', () => {
     // is a billed transition; the early go is sent by WaitForXpuDown's Lambda, the branches after it
     // and after RestorePcie are Catches on literal errors, and CompleteReboot ends the execution.
     expect(entered).toEqual([
-      'ChooseNoticeOrCrash',
       'PrepareHost',
       'RouteHostAnswer',
       'WaitForXpuDown',
@@ -341,8 +340,12 @@ describe('crash', () => {
     const cmds = await recover(r.id);
     expect(cmds.map((c) => c.type)).toEqual(['restore-pcie', 'resume-workloads']);
     const entered = await h.statesEntered(r.id);
-    expect(entered).not.toContain('PrepareHost');
+    // Issue 19: PrepareHost is the start state; a crash is answered there at once (nothing sent,
+    // no waiter, no preparing) and sent on, as ChooseNoticeOrCrash did.
+    expect(entered.slice(0, 3)).toEqual(['PrepareHost', 'RouteHostAnswer', 'ProtectPcieAndTakeCoreDump']);
+    expect(entered.filter((s) => s === 'PrepareHost')).toHaveLength(1);
     expect(phases(await h.reboot(r.id))[0]).toBe('crashed');
+    expect(phases(await h.reboot(r.id))).not.toContain('preparing');
   });
 
   it('a crash during the notice phase turns the reboot into its crash form', async () => {
