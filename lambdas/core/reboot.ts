@@ -91,6 +91,8 @@ export interface WakeOutcome {
    * transition fewer on every reboot): the waiting Task is failed with this literal error name.
    */
   error?: string;
+  /** The wait was the reboot's last (ResumeWorkloads): whoever wakes it ends the reboot first. */
+  end?: boolean;
   [key: string]: unknown;
 }
 
@@ -470,6 +472,8 @@ export function evaluateWait(reboot: StoredReboot, node: NodeDef | undefined, no
       const failed = cmds.filter((c) => c.status !== 'succeeded' && c.status !== 'skipped').map((c) => c.type);
       // A restore-pcie that did not succeed is followed by nothing (RestorePcie's Catch: RecordRestoreFailed).
       if (w.step === 'recover' && failed.length > 0) return { signal: 'done', failed, error: 'RestorePcieNotSucceeded' };
+      // The xPU workflow's last wait: its waker completes the reboot (ResumeWorkloads has no CompleteReboot after it).
+      if (w.step === 'resume' && reboot.kind === 'xpu') return { signal: 'done', failed, end: true };
       return { signal: 'done', failed };
     }
     case 'xpu-down': {

@@ -1,32 +1,14 @@
 // The Lambdas behind the workflows' Tasks: callback waits (with their commands) and plain steps.
 import { z } from 'zod';
 import { RebootNotFound } from '../core/errors.ts';
-import {
-  complete,
-  fail,
-  markForced,
-  markSilentHost,
-  postponeIfMoved,
-  proceed,
-  proceedNotTaken,
-  recordCommands,
-  registerWaiter,
-} from '../core/model.ts';
-import {
-  isFinal,
-  isLateRegistration,
-  noticeWindow,
-  outstandingCommands,
-  undoneCommands,
-  type StoredReboot,
-  type WaitFor,
-} from '../core/reboot.ts';
+import { markForced, markSilentHost, postponeIfMoved, proceed, proceedNotTaken, recordCommands, registerWaiter } from '../core/model.ts';
+import { isFinal, isLateRegistration, noticeWindow, undoneCommands, type StoredReboot, type WaitFor } from '../core/reboot.ts';
 import type { CommandSummary, NodeDef } from '../core/types.ts';
 import { sendStepCommands, type Deps } from './deps.ts';
 import { AwaitInput, StepInput, startRoute } from '../core/workflow-io.ts';
 import { applyStep } from './effects.ts';
-import { wakeRolloutOf } from './rollout.ts';
-import { onQueuedWaitRegistered, recheckQueued, releaseBudgets } from './fleet.ts';
+import { endReboot, timeOut } from './end.ts';
+import { onQueuedWaitRegistered, recheckQueued } from './fleet.ts';
 
 export class InvalidStepInput extends Error {
   override readonly name = 'InvalidStepInput';
@@ -106,19 +88,6 @@ export function createAwaitHandler(deps: Deps) {
 /** The host is prepared and nobody forced or ended the reboot meanwhile: the xPU is told to go now. */
 const goesEarly = (r: StoredReboot) => !r.endedAt && !r.forced;
 
-/** Closes commands the workflow stopped waiting for, so agents are no longer handed them. Returns those it closed. */
-async function timeOut(deps: Deps, r: StoredReboot, steps: string[]): Promise<string[]> {
-  const open = outstandingCommands(r, steps);
-  const closed = await Promise.all(
-    open.map((c) =>
-      deps.store.updateCommand(c.agent, c.id, (cmd) =>
-        isFinal(cmd.status) ? null : { ...cmd, status: 'timed-out', finishedAt: deps.clock.now().toISOString() },
-      ),
-    ),
-  );
-  return open.filter((_, i) => closed[i]?.changed).map((c) => c.id);
-}
-
 /** Writes a step's commands and returns them as the reboot records them. */
 async function sentCommands(deps: Deps, reboot: StoredReboot, step: string, node: NodeDef): Promise<CommandSummary[]> {
   const record = await sendStepCommands(deps, reboot, step, node);
@@ -168,48 +137,9 @@ export function createStepHandler(deps: Deps) {
         return { ok: true };
       }
       case 'complete':
-      case 'fail': {
-        const closed = await timeOut(
-          deps,
-          reboot,
-          Object.values(reboot.commands).map((c) => c.step),
-        );
-        const failed = p.action === 'fail';
-        const reason = p.reason ?? (failed ? 'failed' : 'completed');
-        const story = failed ? failureStory(reason, p.error, reboot) : '';
-        // Budget slots go back before the end is written: whoever sees the end (a rollout looking
-        // for its next xPU above all) must find the slot free, not race the release.
-        await releaseBudgets(deps, reboot, node);
-        const res = await applyStep(
-          deps,
-          reboot.id,
-          (r) => (failed ? fail(r, reason, story, closed, now) : complete(r, closed, now)) ?? releaseAgain(r),
-          node,
-        );
-        // Rollouts: the end of a reboot a rollout asked for lets its next xPU start. Also on a replay (harmless).
-        await wakeRolloutOf(deps, res?.reboot);
-        if (failed && res?.changed && !reboot.endedAt)
-          deps.logger.error('reboot failed', { rebootId: reboot.id, node: reboot.node, reason });
+      case 'fail':
+        await endReboot(deps, reboot, node, { failed: p.action === 'fail', reason: p.reason, error: p.error });
         return { ok: true };
-      }
     }
   };
-}
-
-/** A replayed end step writes nothing, but lets go of the claim again (a crash may have kept it from that). */
-function releaseAgain(r: StoredReboot) {
-  return r.endedAt && !r.lateRecovery ? { reboot: r, effects: [{ kind: 'release' as const }] } : null;
-}
-
-function failureStory(reason: string, error: unknown, r: StoredReboot): string {
-  const restore = Object.values(r.commands).find((c) => c.type === 'restore-pcie');
-  const known: Record<string, string> = {
-    'xpu-never-returned': 'the xPU did not report ready within the recovery bound',
-    'restore-pcie-failed': `restore-pcie ${restore?.id ?? ''} ${restore && isFinal(restore.status) ? restore.status : 'was not answered in time'} on the host: nothing more is sent (no resume-workloads); the host needs an operator`,
-    'host-never-returned': 'the host did not come back within its bound',
-    'xpus-never-returned': 'an xPU without persistent power did not come back after the host reset',
-  };
-  if (known[reason]) return known[reason];
-  const e = error as { Error?: string; Cause?: string } | undefined;
-  return `${reason}${e?.Error ? `: ${e.Error}${e.Cause ? ` (${String(e.Cause).slice(0, 300)})` : ''}` : ''}`;
 }
