@@ -39,6 +39,8 @@ const ConfigSchema = z.object({
   RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(60),
   /** Tests only: the ingest consumer holds each batch this long before handling it (to kill -9 it there). */
   INGEST_TEST_HOLD_MS: z.coerce.number().int().min(0).default(0),
+  /** Tests only: the stack kills itself (SIGKILL) when the ingest consumer handles the event with this id. */
+  INGEST_TEST_CRASH_EVENT: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 });
 

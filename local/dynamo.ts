@@ -1,12 +1,7 @@
-// dynalite (DynamoDB on LevelDB) under DATA_DIR on 127.0.0.1, in a child process, with the table the handlers use.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
 import { GSI1_ATTRIBUTES, GSI2_ATTRIBUTES } from '../lambdas/adapters/table-schema.ts';
-import { startServiceProcess, type Supervision } from './service-process.ts';
-
-const SERVER = fileURLToPath(new URL('./dynamo-server.ts', import.meta.url));
+import type { ServiceProcess, Supervision } from './service-process.ts';
+import { spawnDynalite } from './prestart.ts';
 
 export const TABLE_NAME = 'xpu-reboot-coordinator';
 
@@ -88,16 +83,10 @@ export async function startLocalDynamo(opts: {
   table?: string;
   supervise?: Omit<Supervision, 'name'>;
   port?: number;
+  /** The child already spawned by prestart() (npm start); else it is spawned here. */
+  service?: Promise<ServiceProcess>;
 }): Promise<LocalDynamo> {
-  if (opts.dataDir) mkdirSync(opts.dataDir, { recursive: true });
-  const pidFile = opts.dataDir ? join(opts.dataDir, 'dynalite.pid') : undefined;
-  const service = await startServiceProcess(
-    SERVER,
-    [opts.dataDir ?? ''],
-    pidFile,
-    opts.supervise && { name: 'dynalite', ...opts.supervise },
-    opts.port,
-  );
+  const service = await (opts.service ?? spawnDynalite(opts.dataDir, opts.supervise, opts.port));
   const url = `http://127.0.0.1:${service.port}`;
   const client = dynamoClient(url);
   const table = opts.table ?? TABLE_NAME;

@@ -18,22 +18,33 @@ export function startIngestPoller(opts: {
   holdMs?: number;
   /** Called once, the first time the queue is found empty with no batch in hand (the backlog is processed). */
   onDrained?: () => void;
+  /**
+   * Messages the previous process had in flight when it died (local/sqs-restart.ts). Until each was handled
+   * once (or the queue was found empty), one consumer takes one message at a time: if one of them kills the
+   * stack again, it alone is charged with that receive, not the messages that shared its batch.
+   */
+  suspects?: readonly string[];
 }): IngestPoller {
   const abort = new AbortController();
   const holdMs = opts.holdMs ?? 0;
   let drained = false;
   let busy = 0;
   let stopping = false;
+  const suspects = new Set(opts.suspects ?? []);
 
-  async function loop(): Promise<void> {
+  async function loop(consumer: number): Promise<void> {
     while (!stopping) {
+      if (suspects.size > 0 && consumer > 0) {
+        await new Promise((r) => setTimeout(r, 20));
+        continue;
+      }
       let messages: Message[] = [];
       try {
         const res = await opts.sqs.send(
           // Until the backlog is drained once, do not long-poll: an empty answer must come at once.
           new ReceiveMessageCommand({
             QueueUrl: opts.queueUrl,
-            MaxNumberOfMessages: 10,
+            MaxNumberOfMessages: suspects.size > 0 ? 1 : 10,
             WaitTimeSeconds: drained ? 5 : 0,
             MessageSystemAttributeNames: ['ApproximateReceiveCount'],
           }),
@@ -47,6 +58,8 @@ export function startIngestPoller(opts: {
         continue;
       }
       if (messages.length === 0) {
+        // The suspects left are gone (parked in the DLQ at their receive, or deleted): nothing to isolate.
+        suspects.clear();
         if (!drained && busy === 0) {
           drained = true;
           opts.onDrained?.();
@@ -58,6 +71,7 @@ export function startIngestPoller(opts: {
         await handleBatch(messages);
       } finally {
         busy--;
+        for (const m of messages) suspects.delete(m.MessageId!);
       }
     }
   }
@@ -93,7 +107,7 @@ export function startIngestPoller(opts: {
     }
   }
 
-  const loops = Array.from({ length: opts.concurrency }, () => loop());
+  const loops = Array.from({ length: opts.concurrency }, (_, i) => loop(i));
   return {
     async stop() {
       stopping = true;

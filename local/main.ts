@@ -1,8 +1,22 @@
 // `npm start`: the whole pipeline, embedded, on this machine.
-import { parseConfig } from './config.ts';
-import { jsonLogger } from './logger.ts';
-import { INGEST_DLQ, INGEST_QUEUE } from './sqs.ts';
-import { startStack, type Stack } from './stack.ts';
+//
+// Start-up order (docs/reliability.md, "Restart"): the compile cache first, so that this process and the emulator
+// processes reuse the code compiled by the previous start (no TypeScript stripped again); then the DATA_DIR lock and
+// the emulators (local/prestart.ts), whose boot overlaps the loading of the rest; only then the stack's modules.
+import module from 'node:module';
+import type { Stack } from './stack.ts';
+
+if (!process.env.NODE_COMPILE_CACHE) {
+  try {
+    const res = module.enableCompileCache?.();
+    // Children (dynalite, fauxqs) inherit it through the environment.
+    if (res?.directory) process.env.NODE_COMPILE_CACHE = res.directory;
+  } catch {
+    // only a start-up optimisation
+  }
+}
+const { parseConfig } = await import('./config.ts');
+const { jsonLogger } = await import('./logger.ts');
 
 // The local stack talks to its own emulators only: never let a stray AWS profile reach AWS.
 for (const k of Object.keys(process.env)) if (k.startsWith('AWS_')) delete process.env[k];
@@ -18,9 +32,13 @@ const logger = jsonLogger(config.LOG_LEVEL);
 
 let stack: Stack;
 try {
+  const { prestart } = await import('./prestart.ts');
+  const prestarted = prestart({ dataDir: config.DATA_DIR, dynamoPort: config.DYNAMODB_PORT, sqsPort: config.SQS_PORT });
+  const { startStack } = await import('./stack.ts');
   stack = await startStack({
     config,
     logger,
+    prestarted,
     onFatal: (err) => {
       // A dependency that cannot be kept alive: exit so that whatever supervises us starts us again.
       console.error(`xpu-reboot-coordinator: ${err.message}; exiting`);
@@ -31,6 +49,7 @@ try {
   console.error(`xpu-reboot-coordinator: cannot start: ${(err as Error).message}`);
   process.exit(1);
 }
+const { INGEST_DLQ, INGEST_QUEUE } = await import('./sqs.ts');
 
 // The embedded AWS services answer the AWS CLI and SDKs (README: "Look inside with the AWS CLI").
 // One write: whoever waits for the ready line gets the endpoints with it.
@@ -43,6 +62,9 @@ console.log(
     ...(stack.mqtt ? [`agents' push channel (MQTT) at ${stack.mqtt.url}`] : []),
   ].join('\n'),
 );
+logger.info('started', { startupMs: stack.startup });
+// Node writes its compile cache at exit, which a kill -9 never reaches: write it now, for the next start.
+module.flushCompileCache?.();
 if (!config.OPERATOR_TOKEN) console.log(`operator token: ${stack.operatorToken} (set OPERATOR_TOKEN to choose one)`);
 
 let stopping = false;

@@ -1,10 +1,13 @@
 // Runs one local emulator (dynalite, fauxqs) in a child process: its CPU on the other core, and it dies with us.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import module from 'node:module';
 
 export interface ServiceProcess {
   port: number;
   pid: number;
+  /** What the child said beside its port when it first listened (fauxqs: the messages it released). */
+  hello: Record<string, unknown>;
   stop(): Promise<void>;
 }
 
@@ -64,20 +67,24 @@ const RESTART_WINDOW_MS = 60_000;
  */
 const SERVICE_V8_FLAGS = ['--max-semi-space-size=2'];
 
-async function spawnChild(script: string, args: string[], port: number): Promise<{ child: ChildProcess; port: number }> {
+async function spawnChild(
+  script: string,
+  args: string[],
+  port: number,
+): Promise<{ child: ChildProcess; port: number; hello: Record<string, unknown> }> {
   // SERVICE_PORT: a restarted child listens where the stack's clients already point.
   const child: ChildProcess = spawn(process.execPath, [...SERVICE_V8_FLAGS, script, ...args], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, SERVICE_PORT: String(port) },
   });
-  const got = await new Promise<number>((resolve, reject) => {
+  const hello = await new Promise<Record<string, unknown> & { port: number }>((resolve, reject) => {
     child.once('message', (m: { port?: number; error?: string }) =>
-      m?.port ? resolve(m.port) : reject(new Error(m?.error ?? `${script} did not report its port`)),
+      m?.port ? resolve(m as typeof hello) : reject(new Error(m?.error ?? `${script} did not report its port`)),
     );
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code} before listening`)));
     child.once('error', reject);
   });
-  return { child, port: got };
+  return { child, port: hello.port, hello };
 }
 
 /**
@@ -93,7 +100,7 @@ export async function startServiceProcess(
   fixedPort = 0,
 ): Promise<ServiceProcess> {
   if (pidFile) await reapOrphan(pidFile, script);
-  let { child, port } = await spawnChild(script, args, fixedPort);
+  let { child, port, hello } = await spawnChild(script, args, fixedPort);
   if (pidFile) writeFileSync(pidFile, String(child.pid));
   let stopping = false;
   const restarts: number[] = [];
@@ -141,6 +148,7 @@ export async function startServiceProcess(
 
   return {
     port,
+    hello,
     get pid() {
       return child.pid!;
     },
@@ -167,4 +175,7 @@ export function serveUntilParentGoes(close: () => Promise<void>): void {
   process.on('disconnect', stop);
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // The stack's start enabled the compile cache (NODE_COMPILE_CACHE); Node writes it at exit, which a kill -9 never
+  // reaches: write it now, so the next start of this child loads compiled code.
+  module.flushCompileCache?.();
 }

@@ -1,6 +1,7 @@
 // fauxqs (SQS) in its own process, bound to 127.0.0.1, with its SQLite persistence under DATA_DIR.
 import { mkdirSync } from 'node:fs';
 import { serveUntilParentGoes } from './service-process.ts';
+import type { ReleasedMessage } from './sqs-restart.ts';
 
 // startFauxqs() listens on 0.0.0.0 whatever `host` says, and the package exports only app.js:
 // the stores and the persistence manager are imported by path. Pinned to fauxqs 2.4.1 exactly.
@@ -38,14 +39,17 @@ pm.updateMessageReady = (messageId: string) => ready.run(messageId);
 // ingest queue's visibility timeout, 30 s by default), though no live process holds their receipt
 // handles. The stack is the only consumer of its queues, so on a stack start (not on a restart of
 // this child under a running stack, whose receipt handles are still good) hand them out again at
-// once. The receive that died with the stack is not counted against the message (its redrive limit
-// is for its own failures).
+// once. The receive that died with the stack keeps counting against the message (local/sqs-restart.ts):
+// a message that kills the stack every time reaches the DLQ after maxReceiveCount starts. The stack is
+// told which messages these were, to charge them and to record why.
+let released: ReleasedMessage[] = [];
 if (process.argv.includes('--release-inflight')) {
-  pm.db
-    .prepare(
-      'UPDATE sqs_messages SET receipt_handle = NULL, visibility_deadline = NULL, approximate_receive_count = MAX(approximate_receive_count - 1, 0) WHERE receipt_handle IS NOT NULL',
-    )
-    .run();
+  released = (
+    pm.db
+      .prepare('SELECT message_id, queue_name, body, approximate_receive_count FROM sqs_messages WHERE receipt_handle IS NOT NULL')
+      .all() as Array<{ message_id: string; queue_name: string; body: string; approximate_receive_count: number }>
+  ).map((r) => ({ messageId: r.message_id, queue: r.queue_name, body: r.body, receiveCount: r.approximate_receive_count }));
+  pm.db.prepare('UPDATE sqs_messages SET receipt_handle = NULL, visibility_deadline = NULL WHERE receipt_handle IS NOT NULL').run();
 }
 // Load before wiring persistence in, so loading does not write everything back.
 pm.load(sqsStore, snsStore, s3Store);
@@ -64,4 +68,4 @@ try {
   process.exit(1);
 }
 serveUntilParentGoes(() => app.close());
-process.send!({ port: Number(new URL(address).port) });
+process.send!({ port: Number(new URL(address).port), released });

@@ -28,11 +28,12 @@ import { startSfnServer } from './sfn/server.ts';
 import { substitute } from './sfn/substitute.ts';
 import { HoldingClock, systemClock as sfnSystemClock, type Clock as SfnClock } from './sfn/clock.ts';
 import { startLocalDynamo, type LocalDynamo } from './dynamo.ts';
-import { startLocalSqs, type LocalSqs } from './sqs.ts';
+import { crashOn, noteReleased, startLocalSqs, type LocalSqs } from './sqs.ts';
 import { startIngestPoller, type IngestPoller } from './ingest-poller.ts';
 import { InProcessCommandSignal } from './command-signal.ts';
 import { startMqttBroker, withWakeups, type MqttBroker } from './mqtt-broker.ts';
 import { acquireDataDirLock } from './lock.ts';
+import type { Prestarted } from './prestart.ts';
 import { startReportSchedule } from './report-schedule.ts';
 import type { LocalConfig } from './config.ts';
 
@@ -60,6 +61,8 @@ export interface Stack {
   counters: Map<string, number>;
   /** The agents' MQTT push channel (absent with MQTT_PORT=-1). */
   mqtt?: MqttBroker;
+  /** Milliseconds since the process started at which each start-up phase ended (docs/reliability.md). */
+  startup: Record<string, number>;
   /** One reconciler pass now (it also runs at start and every RECONCILE_INTERVAL_SECONDS). */
   reconcile(): Promise<ReconcileResult>;
   close(): Promise<void>;
@@ -73,6 +76,8 @@ export interface StackOptions {
   clock?: Clock;
   /** A dependency died for good; `npm start` exits non-zero. Without it, the error is logged. */
   onFatal?: (err: Error) => void;
+  /** The lock and the emulator processes, when the caller started them early (local/prestart.ts). */
+  prestarted?: Prestarted;
 }
 
 function operatorToken(config: LocalConfig, logger: Logger): string {
@@ -88,8 +93,16 @@ function operatorToken(config: LocalConfig, logger: Logger): string {
 
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const { config, logger } = opts;
+  const startup: Record<string, number> = {};
+  const mark = (phase: string) => {
+    startup[phase] = Math.round(performance.now());
+  };
+  mark('imports');
+  // `npm start` took the lock and spawned the emulators before loading this module (local/prestart.ts).
+  const pre = opts.prestarted;
   mkdirSync(config.DATA_DIR, { recursive: true });
-  const releaseLock = acquireDataDirLock(config.DATA_DIR);
+  const releaseLock = pre?.releaseLock ?? acquireDataDirLock(config.DATA_DIR);
+  mark('lock');
   const clock = opts.clock ?? systemClock;
   const index = new InventoryIndex(loadInventoryFile(config.NODES_FILE));
   const mapping = loadMapping(config.REDFISH_MAPPING_FILE ?? null);
@@ -114,20 +127,33 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     },
     onGiveUp: (err: Error) => (opts.onFatal ? opts.onFatal(err) : logger.error(err.message)),
   };
-  const [dynamo, sqs] = await Promise.all([
-    startLocalDynamo({ dataDir: join(config.DATA_DIR, 'dynamodb'), supervise, port: config.DYNAMODB_PORT }),
+  if (pre) Object.assign(pre.supervise, supervise);
+  // The emulators boot in their own processes while this one compiles the workflows and opens the journals.
+  const children = Promise.all([
+    startLocalDynamo({ dataDir: join(config.DATA_DIR, 'dynamodb'), supervise, port: config.DYNAMODB_PORT, service: pre?.dynamo }).finally(
+      () => mark('dynalite+table'),
+    ),
     startLocalSqs({
       dataDir: join(config.DATA_DIR, 'sqs'),
       visibilityTimeoutSeconds: config.INGEST_VISIBILITY_SECONDS,
       supervise,
       port: config.SQS_PORT,
-    }),
+      service: pre?.sqs,
+    }).finally(() => mark('fauxqs+queues')),
   ]);
-  const signal = new InProcessCommandSignal();
-  const store = new DynamoRebootStore(dynamo.client, dynamo.table);
-  const queue = new SqsEventQueue(sqs.client, sqs.ingestQueueUrl);
-  const ingestFailures = new DynamoIngestFailureLog(dynamo.client, dynamo.table);
-  const dlq = new SqsDeadLetterQueue(sqs.client, { dlqUrl: sqs.dlqUrl, queueUrl: sqs.ingestQueueUrl, failures: ingestFailures });
+  children.catch(() => undefined); // awaited below; a failure meanwhile is not an unhandled rejection
+  // The push channel needs neither store nor queue: it starts while the emulators boot.
+  const mqttStarting =
+    config.MQTT_PORT >= 0
+      ? startMqttBroker({
+          host: config.HOST,
+          port: config.MQTT_PORT,
+          inventory: async () => index,
+          operatorTokenHash: hashToken(token),
+          logger,
+        })
+      : undefined;
+  mqttStarting?.catch(() => undefined);
 
   // Work still running at shutdown (requests, Lambda invocations) must finish before the stores close.
   const inflight = new Set<Promise<unknown>>();
@@ -159,6 +185,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       return JSON.parse(JSON.stringify((await track(fn(JSON.parse(JSON.stringify(payload ?? null))))) ?? null));
     },
   });
+  mark('engine-journals');
   const sfnServer = await startSfnServer(engine, { host: '127.0.0.1', port: config.SFN_PORT });
   const sfnClient = new SFNClient({
     endpoint: sfnServer.url,
@@ -175,20 +202,19 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     arns[name] = res.stateMachineArn;
   }
   const workflows = new SfnWorkflows(sfnClient, arns);
+  mark('state-machines');
 
+  const [dynamo, sqs] = await children;
+  const mqtt = await mqttStarting;
   const rollouts = new DynamoRolloutStore(dynamo.client, dynamo.table);
-  // Agents on the push channel are woken over MQTT; the others keep long-polling (the same signal).
-  const mqtt =
-    config.MQTT_PORT >= 0
-      ? await startMqttBroker({
-          host: config.HOST,
-          port: config.MQTT_PORT,
-          inventory: async () => index,
-          operatorTokenHash: hashToken(token),
-          logger,
-        })
-      : undefined;
+  const signal = new InProcessCommandSignal();
+  const store = new DynamoRebootStore(dynamo.client, dynamo.table);
+  const queue = new SqsEventQueue(sqs.client, sqs.ingestQueueUrl);
+  const ingestFailures = new DynamoIngestFailureLog(dynamo.client, dynamo.table);
+  const dlq = new SqsDeadLetterQueue(sqs.client, { dlqUrl: sqs.dlqUrl, queueUrl: sqs.ingestQueueUrl, failures: ingestFailures });
   if (mqtt) logger.info(`mqtt push channel at ${mqtt.url}`, { mqttUrl: mqtt.url });
+  mark('children+mqtt');
+  // Agents on the push channel are woken over MQTT; the others keep long-polling (the same signal).
   const deps: Deps = {
     store,
     workflows,
@@ -207,8 +233,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   // Executions that were running when the process died go on from where they were.
   await engine.recover();
+  mark('resume');
 
-  const ingest = createIngestHandler(deps);
+  // Messages the dead process had in flight: say why, in case they end in the DLQ (GET /v1/dlq shows it).
+  await noteReleased(sqs.released, ingestFailures, logger, metrics);
+  const ingest = crashOn(config.INGEST_TEST_CRASH_EVENT, createIngestHandler(deps));
   const poller: IngestPoller = startIngestPoller({
     sqs: sqs.client,
     queueUrl: sqs.ingestQueueUrl,
@@ -216,6 +245,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     concurrency: config.INGEST_CONCURRENCY,
     holdMs: config.INGEST_TEST_HOLD_MS,
     onDrained: () => sfnClock.open(),
+    suspects: sqs.released.suspects,
     logger,
   });
   // A queue that cannot be drained (store down) must not stop time for ever.
@@ -226,6 +256,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   openAnyway.unref();
   // Usually the queue is empty at start: let that be seen before serving, so time runs from the first request.
   for (let i = 0; i < 25 && sfnClock.holding; i++) await new Promise((r) => setTimeout(r, 20));
+  mark('backlog-seen');
 
   // Reboots whose execution ended, failed or is gone are ended and their claims released: at start, then periodically.
   const reconciler = createReconciler(deps);
@@ -262,6 +293,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
   const url = `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${port}`;
+  mark('http-listen');
 
   let closed = false;
   return {
@@ -276,6 +308,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     dynamo,
     counters,
     mqtt,
+    startup,
     reconcile,
     async close() {
       if (closed) return;

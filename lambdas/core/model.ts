@@ -10,6 +10,7 @@ import { COORDINATOR } from './principal.ts';
 import {
   advanceStatus,
   commandId,
+  decideExtension,
   isNoticePhase,
   undoneCommands,
   isFinal,
@@ -21,7 +22,17 @@ import {
   type WaitFor,
 } from './reboot.ts';
 import { agentIdOf } from './inventory.ts';
-import type { Actor, CommandSummary, CommandType, HistoryEntry, NativeEvent, NodeDef, RebootStatus } from './types.ts';
+import type {
+  Actor,
+  CommandResultStatus,
+  CommandStatus,
+  CommandSummary,
+  CommandType,
+  HistoryEntry,
+  NativeEvent,
+  NodeDef,
+  RebootStatus,
+} from './types.ts';
 
 /** What a handler must do after it wrote the reboot a transition returned. All are safe to repeat. */
 export type Effect =
@@ -324,9 +335,148 @@ export function onHostRebootRequest(r: StoredReboot, ev: NativeEvent): Step | nu
 }
 
 // --- extensions -------------------------------------------------------------------------------------
-// Extension requests and command results are applied by applyExtensionRequest (handlers/extensions.ts)
-// and recordResult (handlers/agent-results.ts), next to their idempotency keys. A granted extension
-// moves the deadline; the xPU hears of it (postpone-reboot) through the workflow's re-timed wait below.
+// A granted extension moves the deadline; the xPU hears of it (postpone-reboot) through the
+// workflow's re-timed wait below. The route (handlers/extensions.ts) keeps the idempotent answers.
+
+export type ExtensionOutcome =
+  | { kind: 'granted'; granted: number; deadline: string; repeat: boolean }
+  | { kind: 'refused'; status: 403 | 409; code: string; reason: string; repeat: boolean };
+
+export interface ExtensionRequest {
+  seconds: number;
+  reason: string;
+  /** `<agentId> <Idempotency-Key>`, when the request had a key. */
+  idempotencyKey?: string;
+  by: Actor;
+}
+
+/**
+ * An agent asks for more notice. A request whose key the reboot already holds is a repeat:
+ * answered as its first was, nothing changes (`step` null). Being part of the reboot's
+ * conditional write, the key is recorded atomically with the grant, so two repeats racing each
+ * other cannot both grant (the second's write fails, its retry finds the key).
+ */
+export function requestExtension(
+  r: StoredReboot,
+  node: NodeDef,
+  req: ExtensionRequest,
+  now: Date,
+): { outcome: ExtensionOutcome; step: Step | null } {
+  if (req.idempotencyKey) {
+    const granted = r.extensions.find((e) => e.idempotencyKey === req.idempotencyKey);
+    if (granted) return { outcome: { kind: 'granted', granted: granted.granted, deadline: granted.deadline, repeat: true }, step: null };
+    const refused = r.refusals.find((x) => x.idempotencyKey === req.idempotencyKey);
+    if (refused) {
+      const status = refused.code === 'Forbidden' ? 403 : 409;
+      return { outcome: { kind: 'refused', status, code: refused.code ?? 'Conflict', reason: refused.reason, repeat: true }, step: null };
+    }
+  }
+  const at = now.toISOString();
+  const key = req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {};
+  const decision = decideExtension(r, node, req.seconds, now);
+  // A 403 (an untrusted host) is a rejected request like any other and changes nothing; only a
+  // refusal on the reboot's own account (409) is counted on it, for the compliance report.
+  if (decision.kind === 'refused' && decision.status === 403) return { outcome: { ...decision, repeat: false }, step: null };
+  const s = next(r);
+  if (decision.kind === 'refused') {
+    s.refusals.push({ at, requested: req.seconds, reason: decision.reason, code: decision.code, ...key });
+    s.history.push(
+      entry(at, 'extension-refused', `asked ${req.seconds}s${req.reason ? ` (${req.reason})` : ''}: ${decision.reason}`, req.by),
+    );
+    return { outcome: { ...decision, repeat: false }, step: { reboot: s, effects: [] } };
+  }
+  s.extensions.push({ at, requested: req.seconds, granted: decision.granted, reason: req.reason, deadline: decision.deadline, ...key });
+  s.deadline = decision.deadline;
+  s.status = 'extended';
+  s.history.push(
+    entry(
+      at,
+      'extended',
+      `granted ${decision.granted}s of ${req.seconds}s asked${req.reason ? ` (${req.reason})` : ''}; new deadline ${decision.deadline}`,
+      req.by,
+    ),
+  );
+  return { outcome: { ...decision, repeat: false }, step: { reboot: s, effects: [] } };
+}
+
+// --- command results --------------------------------------------------------------------------------
+
+/** A command as its record has it (the store's StoredCommand has these and more). */
+export interface CommandRecord {
+  id: string;
+  type: CommandType;
+  step: string;
+  status: CommandStatus;
+  createdAt: string;
+  seenAt?: string;
+  finishedAt?: string;
+  output?: string;
+}
+
+const lastLine = (output: string) => output.trim().split('\n').slice(-1)[0]?.slice(0, 200);
+
+/**
+ * A command's final result reaches its reboot, unless the reboot has it already. Applied for the
+ * first result and for every repeat of it: a repeat re-applies what the command record says, so a
+ * first POST that failed between marking the command and writing the reboot is completed by its retry.
+ */
+export function recordResult(r: StoredReboot, cmd: CommandRecord, agentId: string): Step | null {
+  const known = r.commands[cmd.id];
+  if ((known && isFinal(known.status)) || !isFinal(cmd.status) || cmd.status === 'timed-out') return null;
+  const s = next(r);
+  const at = cmd.finishedAt ?? cmd.seenAt ?? cmd.createdAt;
+  const output = cmd.output ?? '';
+  const summary: CommandSummary = known
+    ? { ...s.commands[cmd.id] }
+    : { id: cmd.id, type: cmd.type, agent: agentId, step: cmd.step, status: 'pending', at: cmd.createdAt };
+  summary.status = cmd.status;
+  summary.at = at;
+  if (cmd.status === 'failed') summary.output = output.slice(-2000);
+  s.commands[cmd.id] = summary;
+  const tail = cmd.status === 'failed' && output ? `: ${lastLine(output)}` : '';
+  s.history.push(entry(at, `command-${cmd.status}`, `${cmd.type} on ${agentId} ${cmd.status}${tail}`, `agent:${agentId}`));
+  return { reboot: s, effects: [] };
+}
+
+/** The first heartbeat of a command shows on its reboot (operators see the hook running); later ones change nothing. */
+export function markRunning(r: StoredReboot, cmdId: string, now: Date): Step | null {
+  const c = r.commands[cmdId];
+  if (!c || (c.status !== 'pending' && c.status !== 'delivered')) return null;
+  const s = next(r);
+  s.commands[cmdId] = { ...c, status: 'running', at: now.toISOString() };
+  return { reboot: s, effects: [] };
+}
+
+/**
+ * A result that came after the workflow stopped waiting for its command (closed `timed-out`):
+ * noted once, changes nothing else. What the agent said (e.g. "deadline exceeded") is kept, as the
+ * report lists why the command timed out.
+ */
+export function noteLateResult(
+  r: StoredReboot,
+  cmdId: string,
+  result: { status: CommandResultStatus; output: string },
+  agentId: string,
+  now: Date,
+): Step | null {
+  if (r.history.some((h) => h.phase === 'late-result' && h.detail.startsWith(cmdId))) return null;
+  const s = next(r);
+  const tail = result.status === 'failed' && result.output ? `: ${lastLine(result.output)}` : '';
+  s.history.push(
+    entry(
+      now.toISOString(),
+      'late-result',
+      `${cmdId} ${result.status} after the workflow stopped waiting for it${tail}`,
+      `agent:${agentId}`,
+    ),
+  );
+  const c = s.commands[cmdId];
+  if (c) {
+    c.lateStatus = result.status;
+    if (result.output) c.output = result.output.slice(-2000);
+  }
+  return { reboot: s, effects: [] };
+}
 
 /**
  * The deadline the xPU's watchdog runs on, as last told to it: the announced one until a
@@ -449,21 +599,39 @@ export function markForced(r: StoredReboot, undone: CommandSummary[], timedOut: 
   const at = now.toISOString();
   const s = next(r);
   s.forced = true;
-  s.outstanding = undone.map((c) => `${c.type} (${c.status})`);
   markTimedOut(s, timedOut);
   s.status = advanceStatus(s.status, 'rebooting');
   // The watchdog fired at the deadline the wait was timed on; an extension that slipped in after
   // the timer fired must not date the reboot in the future.
   s.rebootingAt = s.deadline && Date.parse(s.deadline) <= now.getTime() ? s.deadline : at;
+  const outstanding = outstandingAt(s, undone, s.rebootingAt);
+  s.outstanding = outstanding;
   s.history.push(
     entry(
       at,
       'forced',
-      `deadline reached: the xPU watchdog reboots it${undone.length ? `; still outstanding: ${s.outstanding.join(', ')}` : ''}`,
+      `deadline reached: the xPU watchdog reboots it${outstanding.length ? `; still outstanding: ${outstanding.join(', ')}` : ''}`,
       COORDINATOR,
     ),
   );
   return { reboot: s, effects: [{ kind: 'metric', name: 'RebootsForced' }] };
+}
+
+/**
+ * What the host had not done when the watchdog fired, each with where it got to. `undone` was read
+ * before this write; a command that succeeded (or was skipped) in time since is not outstanding, and
+ * one that did so only after the deadline says so, never a bare "outstanding: x (succeeded)".
+ */
+function outstandingAt(s: StoredReboot, undone: CommandSummary[], firedAt: string): string[] {
+  const fired = Date.parse(firedAt);
+  const out: string[] = [];
+  for (const c of undone) {
+    const known = s.commands[c.id];
+    const done = [c, known].find((x) => x && (x.status === 'succeeded' || x.status === 'skipped'));
+    if (!done) out.push(`${c.type} (${c.status})`);
+    else if (Date.parse(done.at) > fired) out.push(`${c.type} (${done.status} after the deadline)`);
+  }
+  return out;
 }
 
 /**
@@ -501,10 +669,11 @@ export function recordCommands(r: StoredReboot, commands: CommandSummary[]): Ste
 }
 
 export function complete(r: StoredReboot, timedOut: string[], now: Date): Step | null {
-  if (r.endedAt) return finishLateRecovery(r, timedOut, now, 'completed');
-  const at = now.toISOString();
+  if (r.endedAt && !r.lateRecovery) return null;
   const s = next(r);
   markTimedOut(s, timedOut);
+  if (r.endedAt) return finishLateRecovery(s, now, 'completed');
+  const at = now.toISOString();
   s.status = 'completed';
   s.endedAt = at;
   s.waiter = null;
@@ -519,11 +688,26 @@ export function complete(r: StoredReboot, timedOut: string[], now: Date): Step |
   return { reboot: s, effects: [{ kind: 'release' }] };
 }
 
-export function fail(r: StoredReboot, reason: string, story: string, timedOut: string[], now: Date): Step | null {
-  if (r.endedAt) return finishLateRecovery(r, timedOut, now, 'failed', story);
-  const at = now.toISOString();
-  const s = next(r);
+/**
+ * The workflow gave up on the reboot. `settled`: results that reached their command records after
+ * the workflow stopped waiting but before it closed them (so they were not timed out); they are
+ * recorded first, so the story is told from the reboot as it is now, never from an older read.
+ */
+export function fail(
+  r: StoredReboot,
+  reason: string,
+  error: unknown,
+  timedOut: string[],
+  now: Date,
+  settled: Array<CommandRecord & { agent: string }> = [],
+): Step | null {
+  if (r.endedAt && !r.lateRecovery) return null;
+  let s = next(r);
+  for (const c of settled) s = recordResult(s, c, c.agent)?.reboot ?? s;
   markTimedOut(s, timedOut);
+  const story = failureStory(reason, error, s);
+  if (r.endedAt) return finishLateRecovery(s, now, 'failed', story);
+  const at = now.toISOString();
   s.status = 'failed';
   s.failure = reason;
   s.endedAt = at;
@@ -532,12 +716,42 @@ export function fail(r: StoredReboot, reason: string, story: string, timedOut: s
   return { reboot: s, effects: [{ kind: 'release' }, { kind: 'metric', name: 'RebootFailed', dimensions: { reason } }] };
 }
 
+/**
+ * Why a reboot failed, in words, from the reboot as it will be written. The restore-pcie story
+ * names where that command got to: a success that arrived as the wait timed out is told as such,
+ * not as a failure (the workflow had already taken the failed branch; nothing more is sent).
+ */
+export function failureStory(reason: string, error: unknown, r: StoredReboot): string {
+  if (reason === 'restore-pcie-failed') {
+    const restore = Object.values(r.commands)
+      .filter((c) => c.type === 'restore-pcie' && c.step === 'recover')
+      .at(-1);
+    const id = restore?.id ?? '';
+    const tail = 'nothing more is sent (no resume-workloads); the host needs an operator';
+    switch (restore?.status) {
+      case 'failed':
+        return `restore-pcie ${id} failed on the host: ${tail}`;
+      case 'skipped':
+        return `restore-pcie ${id} was skipped on the host (no hook ran): ${tail}`;
+      case 'succeeded':
+        return `restore-pcie ${id} succeeded on the host only after the workflow had stopped waiting for it: workloads were not resumed (no resume-workloads); the host needs an operator to resume them`;
+      default:
+        return `restore-pcie ${id} was not answered in time on the host: ${tail}`;
+    }
+  }
+  const known: Record<string, string> = {
+    'xpu-never-returned': 'the xPU did not report ready within the recovery bound',
+    'host-never-returned': 'the host did not come back within its bound',
+    'xpus-never-returned': 'an xPU without persistent power did not come back after the host reset',
+  };
+  if (known[reason]) return known[reason];
+  const e = error as { Error?: string; Cause?: string } | undefined;
+  return `${reason}${e?.Error ? `: ${e.Error}${e.Cause ? ` (${String(e.Cause).slice(0, 300)})` : ''}` : ''}`;
+}
+
 /** The late recovery of a failed reboot ends: the reboot stays failed, its history says how the host was left. */
-function finishLateRecovery(r: StoredReboot, timedOut: string[], now: Date, how: 'completed' | 'failed', story?: string): Step | null {
-  if (!r.lateRecovery) return null;
+function finishLateRecovery(s: StoredReboot, now: Date, how: 'completed' | 'failed', story?: string): Step {
   const at = now.toISOString();
-  const s = next(r);
-  markTimedOut(s, timedOut);
   s.lateRecovery = false;
   s.waiter = null;
   s.history.push(

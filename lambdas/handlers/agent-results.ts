@@ -4,10 +4,11 @@ import { z } from 'zod';
 import { NotFound } from '../core/errors.ts';
 import type { InventoryIndex } from '../core/inventory.ts';
 import type { Principal } from '../core/principal.ts';
-import { history, isFinal, type StoredReboot } from '../core/reboot.ts';
+import { markRunning, noteLateResult, recordResult } from '../core/model.ts';
+import { isFinal } from '../core/reboot.ts';
 import { COMMAND_RESULT_STATUSES } from '../core/types.ts';
-import type { StoredCommand } from '../ports/index.ts';
-import { changeReboot, type Deps } from './deps.ts';
+import type { Deps } from './deps.ts';
+import { applyStep } from './effects.ts';
 
 export const ResultBody = z.object({
   status: z.enum(COMMAND_RESULT_STATUSES),
@@ -25,33 +26,8 @@ export interface RouteKit {
   heartbeatReboots(rebootIds: Set<string>): Promise<void>;
 }
 
-const lastLine = (output: string) => output.trim().split('\n').slice(-1)[0]?.slice(0, 200);
-
-/**
- * Records a command's final result on its reboot, unless the reboot has it already. Used for the
- * first result and for every repeat of it: a repeat re-applies what the command record says, so a
- * first POST that failed between marking the command and writing the reboot is completed by its retry.
- */
-export function recordResult(r: StoredReboot, cmd: StoredCommand, agentId: string): StoredReboot | null {
-  const summary = r.commands[cmd.id] ?? {
-    id: cmd.id,
-    type: cmd.type,
-    agent: agentId,
-    step: cmd.step,
-    status: 'pending' as const,
-    at: cmd.createdAt,
-  };
-  if (isFinal(summary.status) || !isFinal(cmd.status) || cmd.status === 'timed-out') return null;
-  const at = cmd.finishedAt ?? cmd.seenAt ?? cmd.createdAt;
-  const output = cmd.output ?? '';
-  summary.status = cmd.status;
-  summary.at = at;
-  if (cmd.status === 'failed') summary.output = output.slice(-2000);
-  r.commands[cmd.id] = summary;
-  const tail = cmd.status === 'failed' && output ? `: ${lastLine(output)}` : '';
-  r.history.push({ ...history(at, `command-${cmd.status}`, `${cmd.type} on ${agentId} ${cmd.status}${tail}`), by: `agent:${agentId}` });
-  return r;
-}
+/** A heartbeat or a late result satisfies no wait: no workflow is looked at again. */
+const QUIET = { wake: 'never' } as const;
 
 /** Mounts the result route on the API app; errors go through the app's onError. */
 export function registerResultRoutes(app: Hono, deps: Deps, kit: RouteKit): void {
@@ -70,14 +46,7 @@ export function registerResultRoutes(app: Hono, deps: Deps, kit: RouteKit): void
         isFinal(cmd.status) ? null : { ...cmd, status: 'running', seenAt: now },
       );
       // The first heartbeat also shows on the reboot (operators see the hook running); later ones do not write it.
-      if (res?.changed)
-        await deps.store.updateReboot(existing.rebootId, (r) => {
-          const summary = r.commands[cmdId];
-          if (!summary || (summary.status !== 'pending' && summary.status !== 'delivered')) return null;
-          summary.status = 'running';
-          summary.at = now;
-          return r;
-        });
+      if (res?.changed) await applyStep(deps, existing.rebootId, (r) => markRunning(r, cmdId, new Date(now)), undefined, QUIET);
       await kit.heartbeatReboots(new Set([existing.rebootId]));
       return c.json({ id: cmdId, status: existing.status === 'pending' || existing.status === 'delivered' ? 'running' : existing.status });
     }
@@ -87,27 +56,20 @@ export function registerResultRoutes(app: Hono, deps: Deps, kit: RouteKit): void
     if (!res) throw new NotFound(`no command ${cmdId} for agent ${agentId}`);
     if (!res.changed && res.command.status === 'timed-out') {
       // A late result after the workflow stopped waiting: noted once, changes nothing else.
-      await deps.store.updateReboot(existing.rebootId, (r) => {
-        if (r.history.some((h) => h.phase === 'late-result' && h.detail.startsWith(cmdId))) return null;
-        const tail = body.status === 'failed' && output ? `: ${lastLine(output)}` : '';
-        r.history.push(
-          history(now, 'late-result', `${cmdId} ${body.status} after the workflow stopped waiting for it${tail}`, `agent:${agentId}`),
-        );
-        // Keep what the agent said (e.g. "deadline exceeded"): the report lists why it timed out.
-        const summary = r.commands[cmdId];
-        if (summary) {
-          summary.lateStatus = body.status;
-          if (output) summary.output = output.slice(-2000);
-        }
-        return r;
-      });
+      await applyStep(
+        deps,
+        existing.rebootId,
+        (r) => noteLateResult(r, cmdId, { status: body.status, output }, agentId, new Date(now)),
+        undefined,
+        QUIET,
+      );
       return c.json({ id: cmdId, status: res.command.status, duplicate: true });
     }
     // First result or a repeat: either way the reboot gets what the command record says (a no-op
     // when it has it) and the waiting workflow is looked at again. A first POST that failed after
     // marking the command final is completed by its retry instead of being lost in the duplicate
     // path (the host recorded silent, the step timing out). The wake-up is idempotent.
-    await changeReboot(deps, existing.rebootId, (r) => recordResult(r, res.command, agentId));
+    await applyStep(deps, existing.rebootId, (r) => recordResult(r, res.command, agentId), undefined, { wake: 'always' });
     return c.json(res.changed ? { id: cmdId, status: body.status } : { id: cmdId, status: res.command.status, duplicate: true });
   });
 }

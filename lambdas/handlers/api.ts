@@ -92,10 +92,14 @@ export const NativeEventBody = z.object({
   data: z.record(z.string(), z.unknown()).nullish(),
 });
 
+/** The largest page of GET /v1/reboots. */
+export const MAX_LIST_LIMIT = 1000;
+
 export const ListParams = z.object({
   node: z.string().optional(),
   status: z.enum(REBOOT_STATUSES).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  // More than MAX_LIST_LIMIT asked: that many are answered (a page is at most that), not a 400.
+  limit: z.coerce.number().int().min(1).default(100),
   cursor: z.string().optional(),
 });
 
@@ -206,7 +210,8 @@ export function createApiApp(deps: ApiDeps) {
       if (q.node && q.node !== who.node) throw new Forbidden(`a token of node ${who.node} may not list node ${q.node}`);
       q.node = who.node;
     }
-    const page = await deps.store.listReboots({ node: q.node, status: q.status, limit: q.limit, cursor: q.cursor });
+    const limit = Math.min(q.limit, MAX_LIST_LIMIT);
+    const page = await deps.store.listReboots({ node: q.node, status: q.status, limit, cursor: q.cursor });
     return c.json({ items: page.items.map(publicReboot), next: page.next });
   });
 

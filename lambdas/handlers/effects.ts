@@ -30,7 +30,8 @@ export const lateRecoveryExecution = (rebootId: string) => `${rebootId}-late`;
 /**
  * Applies `transition` to reboot `id`: reads, applies, writes if the version is unchanged (else
  * reads and applies again), wakes a waiting workflow the change satisfies, then performs the
- * effects. A transition that returns the reboot it was given unchanged writes nothing but still
+ * effects (`wake`: `never` for a change no wait is for, e.g. a heartbeat; `always` where a repeat must
+ * look at the waiter again, its first may have died before waking it). A transition that returns the reboot it was given unchanged writes nothing but still
  * has its effects performed (a replay finishing what a crash interrupted).
  */
 export async function applyStep(
@@ -38,6 +39,7 @@ export async function applyStep(
   id: string,
   transition: (r: StoredReboot) => Step | null,
   node?: NodeDef,
+  opts: { wake?: 'changed' | 'always' | 'never' } = {},
 ): Promise<{ reboot: StoredReboot; changed: boolean } | undefined> {
   let step: Step | null = null;
   const res = await deps.store.updateReboot(id, (r) => {
@@ -46,7 +48,8 @@ export async function applyStep(
     return step.reboot;
   });
   if (!res) return undefined;
-  if (res.changed) await wakeIfReady(deps, res.reboot, node);
+  const wake = opts.wake ?? 'changed';
+  if (wake === 'always' || (wake === 'changed' && res.changed)) await wakeIfReady(deps, res.reboot, node);
   const done = step as Step | null;
   if (done) await performEffects(deps, res.reboot, done.effects, node);
   return res;

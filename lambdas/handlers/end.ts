@@ -3,6 +3,7 @@
 import { complete, fail } from '../core/model.ts';
 import { isFinal, outstandingCommands, type StoredReboot } from '../core/reboot.ts';
 import type { NodeDef } from '../core/types.ts';
+import type { StoredCommand } from '../ports/index.ts';
 import type { Deps } from './deps.ts';
 import { applyStep } from './effects.ts';
 import { releaseBudgets } from './fleet.ts';
@@ -29,21 +30,19 @@ export async function endReboot(
   end: { failed: boolean; reason?: string; error?: unknown },
 ): Promise<void> {
   const now = deps.clock.now();
-  const closed = await timeOut(
-    deps,
-    reboot,
-    Object.values(reboot.commands).map((c) => c.step),
-  );
+  const steps = Object.values(reboot.commands).map((c) => c.step);
+  const closed = await timeOut(deps, reboot, steps);
   const { failed } = end;
   const reason = end.reason ?? (failed ? 'failed' : 'completed');
-  const story = failed ? failureStory(reason, end.error, reboot) : '';
+  // Results that beat the closing (the wait timed out as they arrived) are told as they are.
+  const settled = failed ? await settledMeanwhile(deps, reboot, steps, closed) : [];
   // Budget slots go back before the end is written: whoever sees the end (a rollout looking
   // for its next xPU above all) must find the slot free, not race the release.
   await releaseBudgets(deps, reboot, node);
   const res = await applyStep(
     deps,
     reboot.id,
-    (r) => (failed ? fail(r, reason, story, closed, now) : complete(r, closed, now)) ?? releaseAgain(r),
+    (r) => (failed ? fail(r, reason, end.error, closed, now, settled) : complete(r, closed, now)) ?? releaseAgain(r),
     node,
   );
   // Rollouts: the end of a reboot a rollout asked for lets its next xPU start. Also on a replay (harmless).
@@ -56,15 +55,13 @@ function releaseAgain(r: StoredReboot) {
   return r.endedAt && !r.lateRecovery ? { reboot: r, effects: [{ kind: 'release' as const }] } : null;
 }
 
-function failureStory(reason: string, error: unknown, r: StoredReboot): string {
-  const restore = Object.values(r.commands).find((c) => c.type === 'restore-pcie');
-  const known: Record<string, string> = {
-    'xpu-never-returned': 'the xPU did not report ready within the recovery bound',
-    'restore-pcie-failed': `restore-pcie ${restore?.id ?? ''} ${restore && isFinal(restore.status) ? restore.status : 'was not answered in time'} on the host: nothing more is sent (no resume-workloads); the host needs an operator`,
-    'host-never-returned': 'the host did not come back within its bound',
-    'xpus-never-returned': 'an xPU without persistent power did not come back after the host reset',
-  };
-  if (known[reason]) return known[reason];
-  const e = error as { Error?: string; Cause?: string } | undefined;
-  return `${reason}${e?.Error ? `: ${e.Error}${e.Cause ? ` (${String(e.Cause).slice(0, 300)})` : ''}` : ''}`;
+/**
+ * Commands open when the step began that it did not close: their results reached the command
+ * records meanwhile. Read back, so the failure is told with them even if the agent's own write of
+ * the reboot has not landed yet.
+ */
+async function settledMeanwhile(deps: Deps, r: StoredReboot, steps: string[], closed: string[]) {
+  const open = outstandingCommands(r, steps).filter((c) => !closed.includes(c.id));
+  const records = await Promise.all(open.map((c) => deps.store.getCommand(c.agent, c.id)));
+  return records.filter((c): c is StoredCommand => !!c && isFinal(c.status));
 }

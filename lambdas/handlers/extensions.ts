@@ -2,11 +2,13 @@
 import type { Context, Hono } from 'hono';
 import { z } from 'zod';
 import { BadRequest, Forbidden, NotFound } from '../core/errors.ts';
-import { decideExtension, history, type StoredReboot } from '../core/reboot.ts';
-import type { Actor, NodeDef } from '../core/types.ts';
+import { requestExtension, type ExtensionOutcome, type ExtensionRequest } from '../core/model.ts';
+import type { StoredReboot } from '../core/reboot.ts';
+import type { NodeDef } from '../core/types.ts';
 import type { IdempotentAnswer } from '../ports/index.ts';
 import type { RouteKit } from './agent-results.ts';
-import { changeReboot, wakeIfReady, type Deps } from './deps.ts';
+import { wakeIfReady, type Deps } from './deps.ts';
+import { applyStep } from './effects.ts';
 import { mayActAs } from './auth.ts';
 
 export const ExtensionBody = z.object({
@@ -23,80 +25,6 @@ export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
 /** Printable ASCII without spaces (a UUID, a ULID, a hash), as with the IETF draft's examples. */
 const KEY = /^[\x21-\x7e]{1,255}$/;
 export const REPLAYED_HEADER = 'idempotent-replayed';
-
-export type ExtensionOutcome =
-  | { kind: 'granted'; granted: number; deadline: string; repeat: boolean }
-  | { kind: 'refused'; status: 403 | 409; code: string; reason: string; repeat: boolean };
-
-export interface ExtensionRequest {
-  seconds: number;
-  reason: string;
-  /** `<agentId> <Idempotency-Key>`, when the request had a key. */
-  idempotencyKey?: string;
-  by: Actor;
-}
-
-/**
- * Applies an extension request to a reboot (in place); `changed` says whether to write it. A
- * request whose key the reboot already holds is a repeat: answered as its first was, nothing
- * changes. Being part of the reboot's conditional write, the key is recorded atomically with the
- * grant, so two repeats racing each other cannot both grant (the second's write fails, its retry
- * finds the key).
- */
-export function applyExtensionRequest(
-  r: StoredReboot,
-  node: NodeDef,
-  req: ExtensionRequest,
-  now: Date,
-): { outcome: ExtensionOutcome; changed: boolean } {
-  if (req.idempotencyKey) {
-    const granted = r.extensions.find((e) => e.idempotencyKey === req.idempotencyKey);
-    if (granted)
-      return { outcome: { kind: 'granted', granted: granted.granted, deadline: granted.deadline, repeat: true }, changed: false };
-    const refused = r.refusals.find((x) => x.idempotencyKey === req.idempotencyKey);
-    if (refused) {
-      const status = refused.code === 'Forbidden' ? 403 : 409;
-      return {
-        outcome: { kind: 'refused', status, code: refused.code ?? 'Conflict', reason: refused.reason, repeat: true },
-        changed: false,
-      };
-    }
-  }
-  const at = now.toISOString();
-  const asked = `asked ${req.seconds}s${req.reason ? ` (${req.reason})` : ''}`;
-  const decision = decideExtension(r, node, req.seconds, now);
-  if (decision.kind === 'refused') {
-    // Recorded like a 409 (the reboot shows an untrusted host asked), as it always was.
-    r.refusals.push({
-      at,
-      requested: req.seconds,
-      reason: decision.reason,
-      code: decision.code,
-      ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}),
-    });
-    r.history.push({ ...history(at, 'extension-refused', `${asked}: ${decision.reason}`), by: req.by });
-    return { outcome: { ...decision, repeat: false }, changed: true };
-  }
-  r.extensions.push({
-    at,
-    requested: req.seconds,
-    granted: decision.granted,
-    reason: req.reason,
-    deadline: decision.deadline,
-    ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}),
-  });
-  r.deadline = decision.deadline;
-  r.status = 'extended';
-  r.history.push({
-    ...history(
-      at,
-      'extended',
-      `granted ${decision.granted}s of ${req.seconds}s asked${req.reason ? ` (${req.reason})` : ''}; new deadline ${decision.deadline}`,
-    ),
-    by: req.by,
-  });
-  return { outcome: { ...decision, repeat: false }, changed: true };
-}
 
 function answerOf(outcome: ExtensionOutcome, at: string): IdempotentAnswer {
   return outcome.kind === 'granted'
@@ -137,16 +65,19 @@ export function registerExtensionRoutes(app: Hono, deps: Deps, kit: RouteKit): v
 
     const req: ExtensionRequest = { seconds: body.seconds, reason: body.reason, idempotencyKey, by: `agent:${agent}` };
     let outcome: ExtensionOutcome | undefined;
-    const updated = await changeReboot(
+    const res = await applyStep(
       deps,
       reboot.id,
       (r) => {
-        const res = applyExtensionRequest(r, node, req, deps.clock.now());
-        outcome = res.outcome;
-        return res.changed ? r : null;
+        const asked = requestExtension(r, node, req, deps.clock.now());
+        outcome = asked.outcome;
+        return asked.step;
       },
       node,
+      // A repeat changes nothing but looks at the waiter again: its first may have died before waking it.
+      { wake: 'always' },
     );
+    const updated = res?.reboot;
     if (!updated || !outcome) throw new NotFound(`no reboot ${reboot.id}`);
     let answer = answerOf(outcome, deps.clock.now().toISOString());
     const replayed = outcome.repeat;

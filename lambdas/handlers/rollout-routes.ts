@@ -15,7 +15,8 @@ import type { RolloutTagged } from './rollout.ts';
 import { FLEET_PAGE } from './ui-page.ts';
 import { rolloutWorkflowInput } from '../core/workflow-io.ts';
 
-const MAX_BODY_BYTES = 64 * 1024;
+/** The contract's one body limit (413 above it), as on every other route. */
+const MAX_BODY_BYTES = 256 * 1024;
 /** Reboots the fleet view reads (newest first): those in flight and the recent past for the timeline. */
 const FLEET_REBOOTS = 500;
 const TIMELINE_HOURS = 24;

@@ -4,6 +4,7 @@ import { RebootNotFound } from '../core/errors.ts';
 import { markForced, markSilentHost, postponeIfMoved, proceed, proceedNotTaken, recordCommands, registerWaiter } from '../core/model.ts';
 import { isFinal, isLateRegistration, noticeWindow, undoneCommands, type StoredReboot, type WaitFor } from '../core/reboot.ts';
 import type { CommandSummary, NodeDef } from '../core/types.ts';
+import type { StoredCommand } from '../ports/index.ts';
 import { sendStepCommands, type Deps } from './deps.ts';
 import { AwaitInput, StepInput, startRoute } from '../core/workflow-io.ts';
 import { applyStep } from './effects.ts';
@@ -118,7 +119,7 @@ export function createStepHandler(deps: Deps) {
         // What the host left undone, with where each command got to (delivered, running, failed...).
         const undone = await Promise.all(
           undoneCommands(reboot, ['prepare', 'crash']).map(async (c) =>
-            isFinal(c.status) ? c : { ...c, status: (await deps.store.getCommand(c.agent, c.id))?.status ?? c.status },
+            isFinal(c.status) ? c : live(c, await deps.store.getCommand(c.agent, c.id)),
           ),
         );
         const closed = await timeOut(deps, reboot, ['prepare', 'crash']);
@@ -142,4 +143,10 @@ export function createStepHandler(deps: Deps) {
         return { ok: true };
     }
   };
+}
+
+/** A command as its record has it now: the status, and when it got there if it ended. */
+function live(c: CommandSummary, stored: StoredCommand | undefined): CommandSummary {
+  if (!stored) return c;
+  return { ...c, status: stored.status, ...(isFinal(stored.status) && stored.finishedAt ? { at: stored.finishedAt } : {}) };
 }

@@ -2,7 +2,7 @@
 // here, deterministically, the causes: the re-executed daemon must not load Node's TypeScript compiler (its modules
 // come from the compile cache the CLI wrote), nor the built-ins an idle agent does not use.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeServer } from '../fixtures/agent/fake-server.ts';
@@ -34,6 +34,11 @@ afterAll(async () => {
 /** Runs `<entry> agent` for the first time on a fresh state dir until the daemon wrote its module list. */
 async function firstStart(entry: string, name: string) {
   const out = join(dir, `${name}.modules`);
+  // stderr into a file, not a pipe: Node writes its NODE_DEBUG_NATIVE lines with fprintf to the same (non-blocking)
+  // descriptor, and when the reader is slow (a loaded machine) a full pipe drops them (EAGAIN) — it was the CLI's
+  // "flushCompileCache() finished" line, just before it re-executes, that went missing. A file takes every line.
+  const errFile = join(dir, `${name}.stderr`);
+  const errFd = openSync(errFile, 'w');
   const child = spawn(
     process.execPath,
     [
@@ -60,12 +65,11 @@ async function firstStart(entry: string, name: string) {
         NODE_OPTIONS: `--require ${join(dir, 'modules.cjs')}`,
         LEAN_MODULES_OUT: out,
       },
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', 'ignore', errFd],
     },
   );
-  let err = '';
+  closeSync(errFd);
   let cmdline: string[] = [];
-  child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
   try {
     await waitFor(() => existsSync(out) && readFileSync(out, 'utf8').length > 0, 30_000);
     cmdline = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
@@ -73,7 +77,7 @@ async function firstStart(entry: string, name: string) {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('close', r));
   }
-  return { modules: readFileSync(out, 'utf8').split('\n'), debug: err, cmdline };
+  return { modules: readFileSync(out, 'utf8').split('\n'), debug: readFileSync(errFile, 'utf8'), cmdline };
 }
 
 /** Built-ins an idle daemon has no use for: each stays resident once loaded. */

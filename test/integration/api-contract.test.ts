@@ -143,8 +143,12 @@ describe('HTTP contract', () => {
     expect((await api(stack.url, '/v1/reboots/xr-doesnotexist/extensions', { token: A, body: { seconds: 5 } })).status).toBe(404);
     expect(await snapshot()).toBe(before);
     const bReboot = (await api(stack.url, '/v1/reboots', { token: B })).json.items[0];
+    const beforeUntrusted = await snapshot();
     const untrusted = await api(stack.url, `/v1/reboots/${bReboot.id}/extensions`, { token: B, body: { seconds: 60, reason: 'please' } });
     expect(untrusted.status).toBe(403);
+    expect(untrusted.json).toEqual({ error: 'Forbidden', message: expect.any(String) });
+    // Only a 409 is counted on the reboot: a 403 changes nothing.
+    expect(await snapshot()).toBe(beforeUntrusted);
     const trimmed = await api(stack.url, `/v1/reboots/${ids[0]}/extensions`, { token: A, body: { seconds: 99999, reason: 'big drain' } });
     expect(trimmed.status).toBe(200);
     expect(trimmed.json.granted).toBe(1800);

@@ -381,6 +381,17 @@ describe('refused requests store nothing', () => {
       /Events\[1\] is not an object/,
     );
     await refused(s, post('{"Events":[' + '['.repeat(100) + ']'.repeat(100) + ']}'), 400, 'TooDeeplyNested', /deeper than/);
+    // What a BMC sends on its SSE stream (id:/data: framing) is not a pushed Event.
+    const record = { EventId: 'sse-1', MessageId: 'OpenBMC.0.1.DCPowerOff', OriginOfCondition: '/redfish/v1/Systems/system' };
+    await refused(s, post(`id: 1\ndata: ${JSON.stringify({ Events: [record] })}\n\n`), 400, 'MalformedJson', /not JSON/);
+    // Nor is the body of a SubmitTestEvent action (one bare record, no Events array).
+    await refused(
+      s,
+      post(JSON.stringify({ ...record, EventType: 'Alert', Severity: 'OK', Message: 'test' })),
+      400,
+      'NotAnEvent',
+      /Events array/,
+    );
   });
 
   it('a body over 256 KiB is 413; one at the limit is taken', async () => {

@@ -43,11 +43,17 @@ describe('restart after kill -9 with events in flight', () => {
     const items = await waitFor(
       'all three reboots after the restart',
       async () => {
-        const list = (await api(second.url, '/v1/reboots', { token: OPERATOR_TOKEN })).json.items as { xpu: string }[];
+        const list = (await api(second.url, '/v1/reboots', { token: OPERATOR_TOKEN })).json.items as {
+          xpu: string;
+          history: { detail?: string }[];
+        }[];
         return list.length === 3 ? list : undefined;
       },
       10_000,
     );
     expect(items.map((r) => r.xpu).sort()).toEqual(['dpu0', 'dpu1', 'dpu2']);
+    // Processed once each, and the receive that died with the stack did not park anything.
+    for (const r of items) expect(r.history.filter((h) => String(h.detail).includes(`event inflight-${r.xpu})`))).toHaveLength(1);
+    expect((await api(second.url, '/v1/dlq', { token: OPERATOR_TOKEN })).json.items).toEqual([]);
   });
 });

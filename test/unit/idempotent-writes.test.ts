@@ -2,8 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { newXpuReboot, type StoredReboot } from '../../lambdas/core/reboot.ts';
 import type { NativeEvent } from '../../lambdas/core/types.ts';
-import { recordResult } from '../../lambdas/handlers/agent-results.ts';
-import { applyExtensionRequest } from '../../lambdas/handlers/extensions.ts';
+import { recordResult, requestExtension } from '../../lambdas/core/model.ts';
 import type { StoredCommand } from '../../lambdas/ports/index.ts';
 import { EXAMPLE, parseInventory } from './inventory-fixture.ts';
 
@@ -27,7 +26,14 @@ function reboot(): StoredReboot {
   return r;
 }
 
-describe('applyExtensionRequest', () => {
+/** The old in-place shape of the extension transition, so these cases read as before. */
+function applyExtensionRequest(r: StoredReboot, n: typeof node, req: Parameters<typeof requestExtension>[2], at: Date) {
+  const { outcome, step } = requestExtension(r, n, req, at);
+  if (step) Object.assign(r, step.reboot);
+  return { outcome, changed: step !== null };
+}
+
+describe('requestExtension', () => {
   const ask = (key?: string) => ({ seconds: 30, reason: 'drain', idempotencyKey: key, by: 'agent:node-a' });
 
   it('grants once per key: a repeat answers the first grant and changes nothing', () => {
@@ -84,7 +90,7 @@ describe('recordResult', () => {
       status: 'delivered',
       at: T0,
     };
-    const once = recordResult(r, cmd('failed'), node.id);
+    const once = recordResult(r, cmd('failed'), node.id)?.reboot;
     expect(once?.commands['xr-1.protect-pcie']).toMatchObject({
       status: 'failed',
       at: '2030-01-01T00:00:10.000Z',
@@ -95,6 +101,7 @@ describe('recordResult', () => {
       detail: 'protect-pcie on node-a failed: last line',
       by: `agent:${node.id}`,
     });
+    expect(r.commands['xr-1.protect-pcie'].status).toBe('delivered'); // pure: the given reboot is left as it was
     expect(recordResult(structuredClone(once!), cmd('failed'), node.id)).toBeNull();
   });
 

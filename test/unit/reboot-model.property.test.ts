@@ -14,7 +14,9 @@ import {
   postponeIfMoved,
   proceed,
   proceedNotTaken,
+  recordResult,
   registerWaiter,
+  requestExtension,
   sameOutage,
   sourceOf,
   unannouncedReboot,
@@ -36,8 +38,6 @@ import {
   type WaitFor,
 } from '../../lambdas/core/reboot.ts';
 import type { CommandResultStatus, NativeEvent, NodeDef } from '../../lambdas/core/types.ts';
-import { applyExtensionRequest } from '../../lambdas/handlers/extensions.ts';
-import { recordResult } from '../../lambdas/handlers/agent-results.ts';
 import type { StoredCommand } from '../../lambdas/ports/index.ts';
 
 const SEED = Number(process.env.FC_SEED ?? 20261206);
@@ -373,7 +373,7 @@ class Sim {
     }
     // A repeat re-applies what the command record says (agent-results.ts): the reboot hears once.
     const before = this.reboots.get(c.rebootId)!;
-    const next = recordResult(structuredClone(before), c, c.agent);
+    const next = recordResult(before, c, c.agent)?.reboot;
     if (next) {
       this.reboots.set(c.rebootId, next);
       this.settle(c.rebootId);
@@ -382,11 +382,10 @@ class Sim {
 
   extend(seconds: number) {
     if (!this.claim) return;
-    const r = structuredClone(this.reboots.get(this.claim)!);
-    const { changed } = applyExtensionRequest(r, NODE, { seconds, reason: 'drain', by: 'agent:n1' }, this.at());
-    if (changed) {
-      this.reboots.set(r.id, r);
-      this.settle(r.id);
+    const { step } = requestExtension(this.reboots.get(this.claim)!, NODE, { seconds, reason: 'drain', by: 'agent:n1' }, this.at());
+    if (step) {
+      this.reboots.set(step.reboot.id, step.reboot);
+      this.settle(step.reboot.id);
     }
   }
 
@@ -406,7 +405,7 @@ class Sim {
 
   answerCommand(c: StoredCommand) {
     c.status = 'succeeded';
-    const next = recordResult(structuredClone(this.reboots.get(c.rebootId)!), c, c.agent);
+    const next = recordResult(this.reboots.get(c.rebootId)!, c, c.agent)?.reboot;
     if (next) {
       this.reboots.set(c.rebootId, next);
       this.settle(c.rebootId);

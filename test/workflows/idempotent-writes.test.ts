@@ -8,11 +8,20 @@ import type { RebootStore } from '../../lambdas/ports/index.ts';
 import type { NativeEvent } from '../../lambdas/core/types.ts';
 import { legacyRebootId } from '../../lambdas/core/ids.ts';
 import { newXpuReboot } from '../../lambdas/core/reboot.ts';
-import { OPERATOR_TOKEN, phases, startHarness, T0, tokenOf, type Harness } from './harness.ts';
+import { INVENTORY, OPERATOR_TOKEN, phases, startHarness, T0, tokenOf, type Harness } from './harness.ts';
 
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness();
+  // One more node than the shared inventory: each test has a node of its own.
+  h = await startHarness({
+    inventory: `${INVENTORY.trimEnd()}
+  - id: retry
+    trusted: true
+    agentToken: ${tokenOf('retry')}
+    xpus:
+      - id: dpu0
+`,
+  });
 });
 afterAll(async () => {
   await h?.close();
@@ -98,6 +107,45 @@ describe('result POSTs', () => {
 
     // A third repeat changes nothing more.
     expect((await post()).status).toBe(200);
+    expect((await h.reboot(r.id)).history.filter((e) => e.phase === 'command-succeeded')).toHaveLength(2);
+  });
+
+  it('a result whose first POST wrote the reboot but died before waking the workflow wakes it when retried', async () => {
+    const r = await announce('retry');
+    const host = h.agent('retry');
+    const prep = await host.poll();
+    await host.post(prep[0].id, 'succeeded');
+
+    // An API whose wake-up of the waiting workflow is lost once (the process died right after the write).
+    let armed = true;
+    const workflows = new Proxy(h.stack.deps.workflows, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target);
+        if (prop !== 'wake' || typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          if (armed) {
+            armed = false;
+            throw new Error('injected failure of wake');
+          }
+          return value.apply(target, args);
+        };
+      },
+    });
+    const app = createApiApp({ ...h.stack.deps, workflows, operatorTokenHash: hashToken(OPERATOR_TOKEN), mapping: loadMapping(null) });
+    const post = () =>
+      app.request(`/v1/agents/retry/commands/${prep[1].id}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tokenOf('retry')}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ status: 'succeeded', output: '' }),
+      });
+    expect((await post()).status).toBe(500);
+    expect(armed).toBe(false);
+    expect((await h.reboot(r.id)).commands[prep[1].id].status).toBe('succeeded');
+
+    // The retry changes nothing on the reboot, but looks at the waiter again: the early go follows at once.
+    expect(await (await post()).json()).toEqual({ id: prep[1].id, status: 'succeeded', duplicate: true });
+    await h.waitForState(r.id, 'WaitForXpuDown');
+    expect(h.now().getTime()).toBe(T0);
     expect((await h.reboot(r.id)).history.filter((e) => e.phase === 'command-succeeded')).toHaveLength(2);
   });
 });

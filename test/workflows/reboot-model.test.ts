@@ -15,6 +15,7 @@ const NODES = [
   'joinlate',
   'postpone',
   'restorefail',
+  'restorerace',
   'late',
   'crashready',
   'proceedno',
@@ -273,6 +274,35 @@ describe('failures', () => {
     await h.advance(20 * SECOND);
     expect(await h.agent('restorefail').poll()).toEqual([]);
     expect(Object.values(failed.commands).map((c) => c.type)).not.toContain('resume-workloads');
+  });
+
+  it('a restore-pcie success that lands as its wait times out is told as such, never as "succeeded ... nothing more is sent"', async () => {
+    const r = await announce('restorerace');
+    await prepareAndGo('restorerace', r.id);
+    await h.event('restorerace', 'xpu.ready', { xpu: 'dpu0' });
+    await h.drain();
+    await h.waitForState(r.id, 'RestorePcie');
+    const [restore] = await h.agent('restorerace').poll();
+    expect(restore.type).toBe('restore-pcie');
+    // The agent's result reaches the command record (its write of the reboot is still on the way)
+    // at the moment the Task times out: the workflow has already taken the failed branch.
+    const { store } = h.stack.deps;
+    const at = h.now().toISOString();
+    await store.updateCommand('restorerace', restore.id, (c) => ({ ...c, status: 'succeeded', output: 'rescanned', finishedAt: at }));
+    await h.advance(121 * SECOND);
+    const failed = await h.waitForStatus(r.id, 'failed');
+    expect(failed.failure).toBe('restore-pcie-failed');
+    const story = failed.history.at(-1)!.detail;
+    expect(story).toMatch(new RegExp(`restore-pcie ${restore.id} succeeded on the host only after the workflow had stopped waiting`));
+    expect(story).not.toMatch(/nothing more is sent/);
+    expect(failed.commands[restore.id].status).toBe('succeeded');
+    // The agent's own write of the reboot lands now (a retry of its POST): recorded once, nothing resumes.
+    expect((await h.agent('restorerace').post(restore.id, 'succeeded', 'rescanned')).json).toMatchObject({ duplicate: true });
+    const after = await h.reboot(r.id);
+    expect(phases(after).filter((p) => p === 'command-succeeded').length).toBe(
+      phases(failed).filter((p) => p === 'command-succeeded').length,
+    );
+    expect(Object.values(after.commands).map((c) => c.type)).not.toContain('resume-workloads');
   });
 
   it('an xpu.ready after the reboot failed for want of it still restores the host (recovered-late)', async () => {

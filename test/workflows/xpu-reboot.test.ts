@@ -181,9 +181,14 @@ describe('extensions', () => {
 
   it('refuses an untrusted host with 403, before any 409', async () => {
     const r = await announce('wary');
+    const before = await h.reboot(r.id);
     const res = await extend(r.id, 60, 'agent-token-wary');
     expect(res.status).toBe(403);
-    expect(phases(await h.reboot(r.id))).toContain('extension-refused');
+    // A rejected request changes nothing: only a 409 is counted on the reboot (contract section 3).
+    const after = await h.reboot(r.id);
+    expect(phases(after)).not.toContain('extension-refused');
+    expect(after.refusals).toEqual([]);
+    expect(after.version).toBe(before.version);
     await prepareAndProceed(r.id, 'wary');
     // Past the notice phase too: still 403, not 409.
     expect((await extend(r.id, 60, 'agent-token-wary')).status).toBe(403);
