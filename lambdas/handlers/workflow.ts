@@ -71,16 +71,18 @@ export function createAwaitHandler(deps: Deps) {
         registered = !isLateRegistration(r, reg);
         if (!registered) return null;
         const base = go && goesEarly(r) ? (proceed(r, go, now)?.reboot ?? r) : r;
-        return registerWaiter(
+        const step = registerWaiter(
           base,
           { ...reg, waitFor: p.waitFor as WaitFor, deadline: p.deadline, status: p.status, commands, story: STEP_STORY[p.step] ?? p.step },
           now,
         );
+        // The notice phase re-times its wait whenever the deadline moves: the xPU's watchdog moves
+        // with it. In the same write as the registration (it was a second read and update).
+        const post = p.step === 'prepare' ? postponeIfMoved(step.reboot, node, now) : null;
+        return post ? { reboot: post.reboot, effects: [...step.effects, ...post.effects] } : step;
       },
       node,
     );
-    // The notice phase re-times its wait whenever the deadline moves: the xPU's watchdog moves with it.
-    if (registered && p.step === 'prepare') await applyStep(deps, reboot.id, (r) => postponeIfMoved(r, node, deps.clock.now()), node);
     if (registered && p.step === 'budget') await onQueuedWaitRegistered(deps, reboot.id, node);
     return { registered };
   };
