@@ -1,7 +1,16 @@
 // The Lambdas behind the workflows' Tasks: callback waits (with their commands) and plain steps.
 import { z } from 'zod';
 import { RebootNotFound } from '../core/errors.ts';
-import { markForced, markSilentHost, postponeIfMoved, proceed, proceedNotTaken, recordCommands, registerWaiter } from '../core/model.ts';
+import {
+  markForced,
+  markSilentHost,
+  postponeIfMoved,
+  proceed,
+  proceedNotTaken,
+  recordCommands,
+  registerWaiter,
+  type Step,
+} from '../core/model.ts';
 import { isFinal, isLateRegistration, noticeWindow, undoneCommands, type StoredReboot, type WaitFor } from '../core/reboot.ts';
 import type { CommandSummary, NodeDef } from '../core/types.ts';
 import type { StoredCommand } from '../ports/index.ts';
@@ -64,6 +73,8 @@ export function createAwaitHandler(deps: Deps) {
     const go = p.step === 'down' && goesEarly(reboot) ? await sentCommands(deps, reboot, 'proceed', node) : null;
     const now = deps.clock.now();
     let registered = false;
+    // One write on the copy just loaded (no second read unless it changed meanwhile): the waiter, and
+    // in the notice phase the re-timed wait, since the xPU's watchdog moves with the deadline.
     await applyStep(
       deps,
       reboot.id,
@@ -71,17 +82,15 @@ export function createAwaitHandler(deps: Deps) {
         registered = !isLateRegistration(r, reg);
         if (!registered) return null;
         const base = go && goesEarly(r) ? (proceed(r, go, now)?.reboot ?? r) : r;
-        const step = registerWaiter(
+        const waiting = registerWaiter(
           base,
           { ...reg, waitFor: p.waitFor as WaitFor, deadline: p.deadline, status: p.status, commands, story: STEP_STORY[p.step] ?? p.step },
           now,
         );
-        // The notice phase re-times its wait whenever the deadline moves: the xPU's watchdog moves
-        // with it. In the same write as the registration (it was a second read and update).
-        const post = p.step === 'prepare' ? postponeIfMoved(step.reboot, node, now) : null;
-        return post ? { reboot: post.reboot, effects: [...step.effects, ...post.effects] } : step;
+        return p.step === 'prepare' ? thenPostponeIfMoved(waiting, node, now) : waiting;
       },
       node,
+      { known: reboot },
     );
     if (registered && p.step === 'budget') await onQueuedWaitRegistered(deps, reboot.id, node);
     return { registered };
@@ -90,6 +99,12 @@ export function createAwaitHandler(deps: Deps) {
 
 /** The host is prepared and nobody forced or ended the reboot meanwhile: the xPU is told to go now. */
 const goesEarly = (r: StoredReboot) => !r.endedAt && !r.forced;
+
+/** A registration followed by the notice phase's re-timing, as one change of the reboot (effects in that order). */
+function thenPostponeIfMoved(step: Step, node: NodeDef, now: Date): Step {
+  const moved = postponeIfMoved(step.reboot, node, now);
+  return moved ? { reboot: moved.reboot, effects: [...step.effects, ...moved.effects] } : step;
+}
 
 /** Writes a step's commands and returns them as the reboot records them. */
 async function sentCommands(deps: Deps, reboot: StoredReboot, step: string, node: NodeDef): Promise<CommandSummary[]> {
