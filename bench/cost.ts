@@ -118,6 +118,8 @@ export interface RebootCounts {
   dynamoRru: number;
   dynamoWru: number;
   dynamoOps: number;
+  /** The DynamoDB figures above by `<command> <item kind>` (kind: pk prefix; R reboot, A command, N node...; `+gsi`: index copies). */
+  dynamoBy?: Record<string, { ops: number; rru: number; wru: number }>;
   stepFunctionsApiCalls: Record<string, number>;
 }
 

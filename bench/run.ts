@@ -947,6 +947,12 @@ function countsPerReboot(d: any, histories: Array<{ events: Array<{ type: string
     dynamoRru: round(d.rebootDdb.rru / n, 2),
     dynamoWru: round(d.rebootDdb.wru / n, 2),
     dynamoOps: round(d.rebootDdb.ops / n, 2),
+    dynamoBy: Object.fromEntries(
+      Object.entries((d.ddbBy ?? {}) as Record<string, { ops: number; rru: number; wru: number }>)
+        .filter(([, p]) => p.ops > 0 || p.wru > 0 || p.rru > 0)
+        .sort(([, a], [, b]) => b.wru - a.wru || b.rru - a.rru)
+        .map(([k, p]) => [k, { ops: round(p.ops / n, 2), rru: round(p.rru / n, 2), wru: round(p.wru / n, 2) }]),
+    ),
     stepFunctionsApiCalls: sfnCalls,
   };
 }

@@ -4,6 +4,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { GSI1_ATTRIBUTES, GSI2_ATTRIBUTES } from '../lambdas/adapters/table-schema.ts';
 import { parseConfig } from '../local/config.ts';
 import { jsonLogger } from '../local/logger.ts';
 import { startStack, type Stack } from '../local/stack.ts';
@@ -23,6 +24,13 @@ interface RequestScope {
   rru: number;
   wru: number;
   ddbOps: number;
+  /** The same units by command and item kind (see `ddbBy`), kept only if the request was not an idle poll. */
+  by: Map<string, DdbPart>;
+}
+interface DdbPart {
+  ops: number;
+  rru: number;
+  wru: number;
 }
 const scope = new AsyncLocalStorage<RequestScope>();
 
@@ -31,6 +39,15 @@ const httpCounts = new Map<string, number>();
 const apiTime = new Map<string, { n: number; ms: number }>();
 const idle = { polls: 0, ms: 0, rru: 0, wru: 0, ddbOps: 0 };
 const rebootDdb = { rru: 0, wru: 0, ops: 0 };
+/** `rebootDdb` split by `<command> <item kind>` (kind: the pk prefix, e.g. R = reboot, A = command; `+gsiN`: the index copies). */
+const ddbBy = new Map<string, DdbPart>();
+function addPart(m: Map<string, DdbPart>, label: string, p: DdbPart) {
+  const t = m.get(label) ?? { ops: 0, rru: 0, wru: 0 };
+  t.ops += p.ops;
+  t.rru += p.rru;
+  t.wru += p.wru;
+  m.set(label, t);
+}
 const pollsInflight = new Map<string, number>();
 /** agent → first time a long poll answered it with commands (latency marks). */
 const firstDelivery = new Map<string, number>();
@@ -66,7 +83,7 @@ function onRequest(req: http.IncomingMessage, res: http.ServerResponse): Request
   const started = now();
   const { route, agent, wait } = apiRoute(req.method ?? 'GET', req.url ?? '/');
   inc(httpCounts, `API ${route}`);
-  const s: RequestScope = { rru: 0, wru: 0, ddbOps: 0 };
+  const s: RequestScope = { rru: 0, wru: 0, ddbOps: 0, by: new Map() };
   let bodyBytes = 0;
   if (route === 'GET poll' && agent) {
     inc(pollsInflight, agent);
@@ -118,6 +135,7 @@ function onRequest(req: http.IncomingMessage, res: http.ServerResponse): Request
     rebootDdb.rru += s.rru;
     rebootDdb.wru += s.wru;
     rebootDdb.ops += s.ddbOps;
+    for (const [k, p] of s.by) addPart(ddbBy, k, p);
   };
   res.once('finish', finish);
   res.once('close', finish);
@@ -160,12 +178,71 @@ const ddbOps = new Map<string, number>();
 /** Per DynamoDB command: calls and summed round-trip time (SDK + HTTP + dynalite), ms. */
 const ddbTime = new Map<string, { n: number; ms: number }>();
 const ddbUnits = { rru: 0, wru: 0, gsiWru: 0, conditionFailures: 0 };
-/** What the table holds, as far as this process wrote or read it: size and whether the item is in gsi1. */
-const known = new Map<string, { size: number; gsi?: string }>();
+
+/** The table's indexes as local/dynamo.ts and cdk/constructs/tables.ts define them (INCLUDE projections). */
+const INDEXES = [
+  { name: 'gsi1', pk: 'gsi1pk', sk: 'gsi1sk', attrs: GSI1_ATTRIBUTES as readonly string[] },
+  { name: 'gsi2', pk: 'gsi2pk', sk: 'gsi2sk', attrs: GSI2_ATTRIBUTES as readonly string[] },
+];
+interface IndexEntry {
+  key: string;
+  size: number;
+  sig: string;
+}
+/**
+ * An item's entry in each index it is in (it has that index's keys): the index keys, the table keys and the projected
+ * attributes the item has. DynamoDB bills an index write by the entry's size, only when the entry changes: a put or a
+ * delete when the item enters or leaves the index, both when its index key changes, one update when a projected
+ * attribute changes, nothing when the write leaves the entry as it was.
+ */
+function indexEntries(item: Record<string, unknown> | undefined): Record<string, IndexEntry> {
+  const out: Record<string, IndexEntry> = {};
+  if (!item) return out;
+  for (const ix of INDEXES) {
+    if (item[ix.pk] === undefined || item[ix.sk] === undefined) continue;
+    const entry: Record<string, unknown> = {};
+    for (const a of ['pk', 'sk', ix.pk, ix.sk, ...ix.attrs]) if (item[a] !== undefined) entry[a] = item[a];
+    out[ix.name] = {
+      key: `${item[ix.pk]}|${item[ix.sk]}`,
+      size: itemSize(entry),
+      sig: JSON.stringify(entry, (_k, v) => (v instanceof Set ? [...v] : v)),
+    };
+  }
+  return out;
+}
+function indexWriteUnits(before: Record<string, IndexEntry>, after: Record<string, IndexEntry>): number {
+  const kb = (e: IndexEntry) => Math.max(1, Math.ceil(e.size / 1024));
+  let units = 0;
+  for (const ix of INDEXES) {
+    const o = before[ix.name];
+    const n = after[ix.name];
+    if (!o && !n) continue;
+    if (!o) units += kb(n!);
+    else if (!n) units += kb(o);
+    else if (o.key !== n.key) units += kb(o) + kb(n);
+    else if (o.sig !== n.sig) units += Math.max(kb(o), kb(n));
+  }
+  return units;
+}
+/** Attribute names an update expression touches (its #names resolved). */
+function updatedNames(input: { UpdateExpression?: string; ExpressionAttributeNames?: Record<string, string> }): Set<string> {
+  const names = new Set<string>();
+  for (const m of (input.UpdateExpression ?? '').matchAll(/#?[A-Za-z_][A-Za-z0-9_]*/g)) {
+    const w = m[0];
+    names.add(w.startsWith('#') ? (input.ExpressionAttributeNames?.[w] ?? w) : w);
+  }
+  return names;
+}
+/** What the table holds, as far as this process wrote or read it: size and its index entries. */
+const known = new Map<string, { size: number; entries: Record<string, IndexEntry> }>();
 const keyOf = (k: Record<string, unknown> | undefined) => (k ? `${k.pk}|${k.sk}` : '');
 
-function chargeRead(s: RequestScope | undefined, units: number) {
+/** What kind of item a key is: its pk up to the first `#` (R reboot, A command, N node state, E event seen...). */
+const kindOf = (k: Record<string, unknown> | undefined) => String(k?.pk ?? '?').split('#')[0];
+
+function chargeRead(s: RequestScope | undefined, units: number, label: string) {
   ddbUnits.rru += units;
+  addPart(s ? s.by : ddbBy, label, { ops: 1, rru: units, wru: 0 });
   if (s) {
     s.rru += units;
     s.ddbOps++;
@@ -174,9 +251,11 @@ function chargeRead(s: RequestScope | undefined, units: number) {
     rebootDdb.ops++;
   }
 }
-function chargeWrite(s: RequestScope | undefined, units: number, gsi = 0) {
+function chargeWrite(s: RequestScope | undefined, units: number, label: string, gsi = 0) {
   ddbUnits.wru += units + gsi;
   ddbUnits.gsiWru += gsi;
+  addPart(s ? s.by : ddbBy, label, { ops: 1, rru: 0, wru: units });
+  if (gsi) addPart(s ? s.by : ddbBy, `${label} +gsi`, { ops: 0, rru: 0, wru: gsi });
   if (s) {
     s.wru += units + gsi;
     s.ddbOps++;
@@ -210,7 +289,7 @@ function installDynamoCounter(stack: Stack) {
           // A failed condition still costs the write (at least 1 WRU, sized by the existing item).
           ddbUnits.conditionFailures++;
           const old = known.get(keyOf(input.Item ?? input.Key));
-          chargeWrite(s, Math.max(1, Math.ceil((old?.size ?? 0) / 1024)));
+          chargeWrite(s, Math.max(1, Math.ceil((old?.size ?? 0) / 1024)), `${cmd} ${kindOf(input.Item ?? input.Key)} failed`);
         }
         throw err;
       }
@@ -218,32 +297,78 @@ function installDynamoCounter(stack: Stack) {
       switch (cmd) {
         case 'GetItem': {
           const size = itemSize(output.Item);
-          if (output.Item) known.set(keyOf(input.Key), { size, gsi: output.Item.gsi1pk });
-          chargeRead(s, Math.max(1, Math.ceil(size / 4096)) * (input.ConsistentRead ? 1 : 0.5));
+          if (output.Item) known.set(keyOf(input.Key), { size, entries: indexEntries(output.Item) });
+          chargeRead(s, Math.max(1, Math.ceil(size / 4096)) * (input.ConsistentRead ? 1 : 0.5), `${cmd} ${kindOf(input.Key)}`);
+          break;
+        }
+        case 'BatchGetItem': {
+          // Billed per item read, each rounded up to 4 KB (halved unless consistent).
+          for (const [table, items] of Object.entries((output.Responses ?? {}) as Record<string, Record<string, unknown>[]>)) {
+            const consistent = input.RequestItems?.[table]?.ConsistentRead;
+            for (const it of items)
+              chargeRead(s, Math.max(1, Math.ceil(itemSize(it) / 4096)) * (consistent ? 1 : 0.5), `${cmd} ${kindOf(it)}`);
+          }
           break;
         }
         case 'Query': {
           let size = 0;
           for (const it of output.Items ?? []) size += itemSize(it);
-          chargeRead(s, Math.max(1, Math.ceil(size / 4096)) * (input.ConsistentRead ? 1 : 0.5));
+          const p = String(Object.values(input.ExpressionAttributeValues ?? {})[0] ?? '?').split('#')[0];
+          chargeRead(
+            s,
+            Math.max(1, Math.ceil(size / 4096)) * (input.ConsistentRead ? 1 : 0.5),
+            `${cmd} ${p}${input.IndexName ? ` ${input.IndexName}` : ''}`,
+          );
           break;
         }
         case 'PutItem': {
           const k = keyOf(input.Item);
           const size = itemSize(input.Item);
+          // An item this process never saw is taken as new (the coordinator reads what it overwrites, or creates it).
           const old = known.get(k);
-          const gsi = input.Item?.gsi1pk as string | undefined;
-          let gsiUnits = 0;
-          if (gsi) gsiUnits += Math.ceil(size / 1024); // written (or rewritten) in the index
-          if (old?.gsi && old.gsi !== gsi) gsiUnits += Math.max(1, Math.ceil(old.size / 1024)); // removed from it
-          chargeWrite(s, Math.max(Math.ceil(size / 1024), Math.ceil((old?.size ?? 0) / 1024), 1), gsiUnits);
-          known.set(k, { size, gsi });
+          const entries = indexEntries(input.Item);
+          const gsiUnits = indexWriteUnits(old?.entries ?? {}, entries);
+          chargeWrite(s, Math.max(Math.ceil(size / 1024), Math.ceil((old?.size ?? 0) / 1024), 1), `${cmd} ${kindOf(input.Item)}`, gsiUnits);
+          known.set(k, { size, entries });
           break;
         }
-        case 'UpdateItem':
+        case 'UpdateItem': {
+          const k = keyOf(input.Key);
+          const old = known.get(k);
+          if (input.ReturnValues === 'ALL_NEW' && output.Attributes) {
+            const size = itemSize(output.Attributes);
+            const entries = indexEntries(output.Attributes);
+            const gsiUnits = indexWriteUnits(old?.entries ?? {}, entries);
+            chargeWrite(
+              s,
+              Math.max(1, Math.ceil(size / 1024), Math.ceil((old?.size ?? 0) / 1024)),
+              `${cmd} ${kindOf(input.Key)}`,
+              gsiUnits,
+            );
+            known.set(k, { size, entries });
+            break;
+          }
+          // The new item is not returned: an index entry the update may change is charged once (entries are < 1 KB).
+          const touched = updatedNames(input);
+          let gsiUnits = 0;
+          for (const ix of INDEXES) {
+            const e = old?.entries[ix.name];
+            if (!e && !touched.has(ix.pk)) continue;
+            if ([ix.pk, ix.sk, ...ix.attrs].some((a) => touched.has(a))) gsiUnits += e && touched.has(ix.pk) ? 2 : 1;
+          }
+          chargeWrite(s, Math.max(1, Math.ceil((old?.size ?? 0) / 1024)), `${cmd} ${kindOf(input.Key)}`, gsiUnits);
+          break;
+        }
         case 'DeleteItem': {
-          const old = known.get(keyOf(input.Key));
-          chargeWrite(s, Math.max(1, Math.ceil((old?.size ?? 0) / 1024)));
+          const k = keyOf(input.Key);
+          const old = known.get(k);
+          chargeWrite(
+            s,
+            Math.max(1, Math.ceil((old?.size ?? 0) / 1024)),
+            `${cmd} ${kindOf(input.Key)}`,
+            indexWriteUnits(old?.entries ?? {}, {}),
+          );
+          known.delete(k);
           break;
         }
         default:
@@ -429,6 +554,7 @@ serveIpc({
     apiTime: Object.fromEntries(apiTime),
     idle: { ...idle },
     rebootDdb: { ...rebootDdb },
+    ddbBy: Object.fromEntries([...ddbBy].map(([k, p]) => [k, { ...p }])),
     ddbOps: Object.fromEntries(ddbOps),
     ddbTime: Object.fromEntries(ddbTime),
     sqsTime: Object.fromEntries(sqsTime),

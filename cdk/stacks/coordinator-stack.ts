@@ -189,7 +189,8 @@ export class CoordinatorStack extends Stack {
     // Events start reboots; rollouts are started by the API alone.
     for (const wf of this.workflows.workflows.filter((w) => w.stem !== ROLLOUT_WORKFLOW))
       grantEnv(ingest, wf.envName, wf.stateMachine, 'start');
-    grantTaskCallbacks(ingest, ['SendTaskSuccess', 'SendTaskHeartbeat'], machines);
+    // SendTaskFailure: a wake-up that routes through a Catch (deps.ts wakeIfReady, `error` outcomes).
+    grantTaskCallbacks(ingest, ['SendTaskSuccess', 'SendTaskFailure', 'SendTaskHeartbeat'], machines);
     ingest.addEventSource(
       new SqsEventSource(this.ingestQueue.queue, {
         batchSize: 10,
@@ -200,10 +201,10 @@ export class CoordinatorStack extends Stack {
     );
 
     grantEnv(workflowAwait, 'TABLE_NAME', reboots, 'readWrite');
-    grantTaskCallbacks(workflowAwait, ['SendTaskSuccess'], machines);
+    grantTaskCallbacks(workflowAwait, ['SendTaskSuccess', 'SendTaskFailure'], machines);
     grantEnv(workflowStep, 'TABLE_NAME', reboots, 'readWrite');
     // Every change to a reboot may satisfy its waiting Task, so the step that made it wakes it.
-    grantTaskCallbacks(workflowStep, ['SendTaskSuccess'], machines);
+    grantTaskCallbacks(workflowStep, ['SendTaskSuccess', 'SendTaskFailure'], machines);
 
     for (const writer of [api, ingest, workflowAwait, workflowStep])
       writer.addEnvironment('REBOOT_RETENTION_DAYS', String(config.rebootRetentionDays));

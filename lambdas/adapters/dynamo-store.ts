@@ -17,6 +17,7 @@ import type { StoredReboot } from '../core/reboot.ts';
 import type { NativeEvent } from '../core/types.ts';
 import type { ClaimResult, IdempotentAnswer, ListQuery, NodeStateRecord, QueuedEntry, RebootStore, StoredCommand } from '../ports/index.ts';
 import { DEFAULT_RETENTION_DAYS, RebootIndex, rebootIndexAttributes } from './reboot-index.ts';
+import { packReboot, unpackReboot } from './reboot-item.ts';
 
 const BATCH_GET_MAX = 100;
 const DROPPED = 'DROPPED';
@@ -85,11 +86,12 @@ export class DynamoRebootStore implements RebootStore {
 
   async getReboot(id: string): Promise<StoredReboot | undefined> {
     const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: rebootKey(id), ConsistentRead: true }));
-    return stripKeys<StoredReboot>(res.Item);
+    return res.Item && unpackReboot(stripKeys(res.Item)!);
   }
 
+  /** The item layout is reboot-item.ts's: a few plain attributes and a compressed body (under 1 KB: one WRU a write). */
   #rebootItem(r: StoredReboot) {
-    return { ...r, ...rebootKey(r.id), ...rebootIndexAttributes(r, this.#retentionDays) };
+    return { ...packReboot(r), ...rebootKey(r.id), ...rebootIndexAttributes(r, this.#retentionDays) };
   }
 
   async createReboot(reboot: StoredReboot): Promise<boolean> {
@@ -119,7 +121,7 @@ export class DynamoRebootStore implements RebootStore {
         const res: BatchGetCommandOutput = await this.#doc.send(
           new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys, ConsistentRead: true } } }),
         );
-        for (const it of res.Responses?.[this.#table] ?? []) found.set(it.id as string, stripKeys<StoredReboot>(it)!);
+        for (const it of res.Responses?.[this.#table] ?? []) found.set(it.id as string, unpackReboot(stripKeys(it)!));
         keys = res.UnprocessedKeys?.[this.#table]?.Keys as Record<string, unknown>[] | undefined;
         if (keys?.length) await jitter(attempt);
       }
@@ -483,7 +485,8 @@ export class DynamoRebootStore implements RebootStore {
       // dynalite has no TTL: readers honour the expiry themselves (as isEventSeen does).
       seen: !!seen && (typeof seen.ttl !== 'number' || seen.ttl * 1000 > Date.now()),
       rebootId: mapped && !expired(mapped) ? (mapped.rebootId as string) : undefined,
-      legacy: stripKeys<StoredReboot>(found.get(rebootKey(legacyRebootId).pk)),
+      // Reboot items are packed (reboot-item.ts): read through the same decoder as getReboot.
+      legacy: found.has(rebootKey(legacyRebootId).pk) ? unpackReboot(stripKeys(found.get(rebootKey(legacyRebootId).pk))!) : undefined,
     };
   }
 

@@ -2,6 +2,7 @@
 import {
   DescribeExecutionCommand,
   ExecutionAlreadyExists,
+  SendTaskFailureCommand,
   SendTaskHeartbeatCommand,
   SendTaskSuccessCommand,
   StartExecutionCommand,
@@ -34,6 +35,16 @@ export class SfnWorkflows implements Workflows {
   async wake(token: string, output: unknown): Promise<boolean> {
     try {
       await this.#sfn.send(new SendTaskSuccessCommand({ taskToken: token, output: JSON.stringify(output) }));
+      return true;
+    } catch (err) {
+      if (GONE.has((err as Error).name)) return false;
+      throw err;
+    }
+  }
+
+  async fail(token: string, error: string, cause: string): Promise<boolean> {
+    try {
+      await this.#sfn.send(new SendTaskFailureCommand({ taskToken: token, error, cause: cause.slice(0, 32_768) }));
       return true;
     } catch (err) {
       if (GONE.has((err as Error).name)) return false;

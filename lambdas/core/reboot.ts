@@ -86,6 +86,13 @@ export interface StoredReboot extends Reboot {
 
 export interface WakeOutcome {
   signal: string;
+  /**
+   * Set on the outcomes the workflow branches on with a Catch rather than a Choice (one billed state
+   * transition fewer on every reboot): the waiting Task is failed with this literal error name.
+   */
+  error?: string;
+  /** The wait was the reboot's last (ResumeWorkloads): whoever wakes it ends the reboot first. */
+  end?: boolean;
   [key: string]: unknown;
 }
 
@@ -368,7 +375,7 @@ export function planCommands(reboot: StoredReboot, step: string, ctx: PlanContex
         return [plan(reboot, 'proceed-reboot', reboot.xpu!, {}, later(xp.commandSeconds))];
       case 'recover':
         return [plan(reboot, 'restore-pcie', 'host', {}, later(xp.commandSeconds))];
-      // Only after restore-pcie succeeded (the workflow's RouteRestored). Nothing was migrated
+      // Only after restore-pcie succeeded (a restore that did not succeed fails RestorePcie with RestorePcieNotSucceeded). Nothing was migrated
       // away from an unannounced reboot, so nothing resumes.
       case 'resume':
         if (reboot.mode === 'unannounced') return [];
@@ -462,14 +469,20 @@ export function evaluateWait(reboot: StoredReboot, node: NodeDef | undefined, no
       if (w.step === 'crash' && reboot.readyAt) return { signal: 'xpu-ready' };
       const cmds = stepCommands(reboot, w.step);
       if (!cmds.every((c) => isFinal(c.status))) return null;
-      return { signal: 'done', failed: cmds.filter((c) => c.status !== 'succeeded' && c.status !== 'skipped').map((c) => c.type) };
+      const failed = cmds.filter((c) => c.status !== 'succeeded' && c.status !== 'skipped').map((c) => c.type);
+      // A restore-pcie that did not succeed is followed by nothing (RestorePcie's Catch: RecordRestoreFailed).
+      if (w.step === 'recover' && failed.length > 0) return { signal: 'done', failed, error: 'RestorePcieNotSucceeded' };
+      // The xPU workflow's last wait: its waker completes the reboot (ResumeWorkloads has no CompleteReboot after it).
+      if (w.step === 'resume' && reboot.kind === 'xpu') return { signal: 'done', failed, end: true };
+      return { signal: 'done', failed };
     }
     case 'xpu-down': {
       if (reboot.readyAt) return { signal: 'xpu-ready' };
       if (reboot.downAt) return { signal: 'xpu-down' };
       // The early go was not taken: the watchdog decides (once noted, the wait runs to the deadline).
       const go = Object.values(reboot.commands).find((c) => c.type === 'proceed-reboot');
-      if (go && isFinal(go.status) && go.status !== 'succeeded' && !reboot.proceedRefused) return { signal: 'proceed-not-taken' };
+      if (go && isFinal(go.status) && go.status !== 'succeeded' && !reboot.proceedRefused)
+        return { signal: 'proceed-not-taken', error: 'ProceedNotTaken' };
       return null;
     }
     case 'xpu-ready':

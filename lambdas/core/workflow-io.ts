@@ -95,7 +95,25 @@ export const AwaitInput = z.object({
   deadline: z.string().nullable().optional(),
   /** $$.State.EnteredTime of the waiting state. */
   enteredAt: z.string().optional(),
+  /** PrepareHost, the xPU workflow's start state: the execution's mode and window, to send other starts on (startRoute). */
+  mode: z.string().optional(),
+  window: z.looseObject({ signal: z.string().optional() }).optional(),
 });
+
+/**
+ * The xPU workflow starts in PrepareHost (a Choice before it would cost every planned reboot a
+ * state transition). A start that is not a planned notice is answered at once with the signal
+ * RouteHostAnswer sends on: queued → WaitForBudgetSlot, crashed → ProtectPcieAndTakeCoreDump,
+ * down (unannounced) → WaitForXpuReady, xpu-ready (late recovery) → RestorePcie. Null: prepare.
+ */
+export function startRoute(p: { step: string; mode?: string; window?: { signal?: string } }): string | null {
+  if (p.step !== 'prepare' || p.mode === undefined) return null;
+  if (p.window?.signal === 'queued') return 'queued';
+  if (p.mode === 'crash') return 'crashed';
+  if (p.mode === 'unannounced') return 'down';
+  if (p.mode === 'recover-late') return 'xpu-ready';
+  return null;
+}
 
 /** A reboot workflow's plain Task (the step function): one named change of the reboot. */
 export const StepInput = z.object({

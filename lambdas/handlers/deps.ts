@@ -4,6 +4,7 @@ import { evaluateWait, summarize, toCommand, planCommands, type StoredReboot } f
 import type { NodeDef } from '../core/types.ts';
 import type { Clock, CommandSignal, EventQueue, InventoryHint, Metrics, RebootStore, StoredCommand, Workflows } from '../ports/index.ts';
 import type { RolloutStore } from '../ports/rollouts.ts';
+import { endReboot } from './end.ts';
 
 export interface Logger {
   info(msg: string, extra?: Record<string, unknown>): void;
@@ -51,7 +52,18 @@ export async function wakeIfReady(deps: Deps, reboot: StoredReboot, node?: NodeD
   if (!reboot.waiter) return;
   const n = node ?? (await deps.inventory({ nodes: [reboot.node] })).node(reboot.node);
   const outcome = evaluateWait(reboot, n, deps.clock.now());
-  if (outcome) await deps.workflows.wake(reboot.waiter.token, outcome);
+  if (!outcome) return;
+  const token = reboot.waiter.token;
+  // ResumeWorkloads ends the execution itself (a CompleteReboot Task after it was one more billed
+  // transition): the change that finished its commands ends the reboot, then wakes it. Should this
+  // stop half way, the Task times out into CompleteReboot, which replays the end.
+  if (outcome.end) {
+    if (!n) return;
+    await endReboot(deps, reboot, n, { failed: false });
+  }
+  // An outcome with an error name fails the Task: its Catch routes on the name (no Choice state to pay for).
+  if (typeof outcome.error === 'string') await deps.workflows.fail(token, outcome.error, JSON.stringify(outcome));
+  else await deps.workflows.wake(token, outcome);
 }
 
 /**

@@ -2,8 +2,6 @@
 import { z } from 'zod';
 import { RebootNotFound } from '../core/errors.ts';
 import {
-  complete,
-  fail,
   markForced,
   markSilentHost,
   postponeIfMoved,
@@ -13,22 +11,14 @@ import {
   registerWaiter,
   type Step,
 } from '../core/model.ts';
-import {
-  isFinal,
-  isLateRegistration,
-  noticeWindow,
-  outstandingCommands,
-  undoneCommands,
-  type StoredReboot,
-  type WaitFor,
-} from '../core/reboot.ts';
+import { isFinal, isLateRegistration, noticeWindow, undoneCommands, type StoredReboot, type WaitFor } from '../core/reboot.ts';
 import type { CommandSummary, NodeDef } from '../core/types.ts';
 import type { StoredCommand } from '../ports/index.ts';
 import { sendStepCommands, type Deps } from './deps.ts';
-import { AwaitInput, StepInput } from '../core/workflow-io.ts';
+import { AwaitInput, StepInput, startRoute } from '../core/workflow-io.ts';
 import { applyStep } from './effects.ts';
-import { wakeRolloutOf } from './rollout.ts';
-import { onQueuedWaitRegistered, recheckQueued, releaseBudgets } from './fleet.ts';
+import { endReboot, timeOut } from './end.ts';
+import { onQueuedWaitRegistered, recheckQueued } from './fleet.ts';
 
 export class InvalidStepInput extends Error {
   override readonly name = 'InvalidStepInput';
@@ -62,6 +52,12 @@ const STEP_STORY: Record<string, string> = {
 export function createAwaitHandler(deps: Deps) {
   return async (payload: unknown): Promise<{ registered: boolean }> => {
     const p = parse(AwaitInput, payload);
+    const route = startRoute(p);
+    if (route) {
+      // Not a notice to prepare for: on to where ChooseNoticeOrCrash used to send it, nothing sent, nothing registered.
+      await deps.workflows.wake(p.taskToken, { ...p.window, signal: route });
+      return { registered: false };
+    }
     const { reboot, node } = await load(deps, p.rebootId);
     const reg = { token: p.taskToken, step: p.step, enteredAt: p.enteredAt };
     // Cancelled (docs/fleet-safety.md): every wait answers at once, and nothing more is sent.
@@ -72,6 +68,9 @@ export function createAwaitHandler(deps: Deps) {
     // The workflow has moved on (this Task timed out while its Lambda was slow): send nothing, register nothing.
     if (isLateRegistration(reboot, reg)) return { registered: false };
     const commands = await sentCommands(deps, reboot, p.step, node);
+    // The early go is sent by the wait for the xPU going down (it was a Task of its own: one state
+    // transition and one reboot write more per reboot). Not after a force: the deadline decides then.
+    const go = p.step === 'down' && goesEarly(reboot) ? await sentCommands(deps, reboot, 'proceed', node) : null;
     const now = deps.clock.now();
     let registered = false;
     // One write on the copy just loaded (no second read unless it changed meanwhile): the waiter, and
@@ -82,8 +81,9 @@ export function createAwaitHandler(deps: Deps) {
       (r) => {
         registered = !isLateRegistration(r, reg);
         if (!registered) return null;
+        const base = go && goesEarly(r) ? (proceed(r, go, now)?.reboot ?? r) : r;
         const waiting = registerWaiter(
-          r,
+          base,
           { ...reg, waitFor: p.waitFor as WaitFor, deadline: p.deadline, status: p.status, commands, story: STEP_STORY[p.step] ?? p.step },
           now,
         );
@@ -97,23 +97,13 @@ export function createAwaitHandler(deps: Deps) {
   };
 }
 
+/** The host is prepared and nobody forced or ended the reboot meanwhile: the xPU is told to go now. */
+const goesEarly = (r: StoredReboot) => !r.endedAt && !r.forced;
+
 /** A registration followed by the notice phase's re-timing, as one change of the reboot (effects in that order). */
 function thenPostponeIfMoved(step: Step, node: NodeDef, now: Date): Step {
   const moved = postponeIfMoved(step.reboot, node, now);
   return moved ? { reboot: moved.reboot, effects: [...step.effects, ...moved.effects] } : step;
-}
-
-/** Closes commands the workflow stopped waiting for, so agents are no longer handed them. Returns those it closed. */
-async function timeOut(deps: Deps, r: StoredReboot, steps: string[]): Promise<string[]> {
-  const open = outstandingCommands(r, steps);
-  const closed = await Promise.all(
-    open.map((c) =>
-      deps.store.updateCommand(c.agent, c.id, (cmd) =>
-        isFinal(cmd.status) ? null : { ...cmd, status: 'timed-out', finishedAt: deps.clock.now().toISOString() },
-      ),
-    ),
-  );
-  return open.filter((_, i) => closed[i]?.changed).map((c) => c.id);
 }
 
 /** Writes a step's commands and returns them as the reboot records them. */
@@ -131,6 +121,8 @@ export function createStepHandler(deps: Deps) {
     const now = deps.clock.now();
     switch (p.action) {
       case 'proceed': {
+        // No state calls this any more (WaitForXpuDown's await sends the go); kept for executions
+        // started on the previous definition while a deployment replaces it.
         if (reboot.endedAt || reboot.forced) return { ok: true }; // cancelled or forced by an operator meanwhile
         const commands = await sentCommands(deps, reboot, 'proceed', node);
         await applyStep(deps, reboot.id, (r) => proceed(r, commands, now), node);
@@ -163,28 +155,9 @@ export function createStepHandler(deps: Deps) {
         return { ok: true };
       }
       case 'complete':
-      case 'fail': {
-        const steps = Object.values(reboot.commands).map((c) => c.step);
-        const closed = await timeOut(deps, reboot, steps);
-        const failed = p.action === 'fail';
-        const reason = p.reason ?? (failed ? 'failed' : 'completed');
-        // Results that beat the closing (the wait timed out as they arrived) are told as they are.
-        const settled = failed ? await settledMeanwhile(deps, reboot, steps, closed) : [];
-        // Budget slots go back before the end is written: whoever sees the end (a rollout looking
-        // for its next xPU above all) must find the slot free, not race the release.
-        await releaseBudgets(deps, reboot, node);
-        const res = await applyStep(
-          deps,
-          reboot.id,
-          (r) => (failed ? fail(r, reason, p.error, closed, now, settled) : complete(r, closed, now)) ?? releaseAgain(r),
-          node,
-        );
-        // Rollouts: the end of a reboot a rollout asked for lets its next xPU start. Also on a replay (harmless).
-        await wakeRolloutOf(deps, res?.reboot);
-        if (failed && res?.changed && !reboot.endedAt)
-          deps.logger.error('reboot failed', { rebootId: reboot.id, node: reboot.node, reason });
+      case 'fail':
+        await endReboot(deps, reboot, node, { failed: p.action === 'fail', reason: p.reason, error: p.error });
         return { ok: true };
-      }
     }
   };
 }
@@ -193,20 +166,4 @@ export function createStepHandler(deps: Deps) {
 function live(c: CommandSummary, stored: StoredCommand | undefined): CommandSummary {
   if (!stored) return c;
   return { ...c, status: stored.status, ...(isFinal(stored.status) && stored.finishedAt ? { at: stored.finishedAt } : {}) };
-}
-
-/** A replayed end step writes nothing, but lets go of the claim again (a crash may have kept it from that). */
-function releaseAgain(r: StoredReboot) {
-  return r.endedAt && !r.lateRecovery ? { reboot: r, effects: [{ kind: 'release' as const }] } : null;
-}
-
-/**
- * Commands open when the step began that it did not close: their results reached the command
- * records meanwhile. Read back, so the failure is told with them even if the agent's own write of
- * the reboot has not landed yet.
- */
-async function settledMeanwhile(deps: Deps, r: StoredReboot, steps: string[], closed: string[]) {
-  const open = outstandingCommands(r, steps).filter((c) => !closed.includes(c.id));
-  const records = await Promise.all(open.map((c) => deps.store.getCommand(c.agent, c.id)));
-  return records.filter((c): c is StoredCommand => !!c && isFinal(c.status));
 }

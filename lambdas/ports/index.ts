@@ -198,6 +198,11 @@ export interface Workflows {
   start(kind: WorkflowKind, name: string, input: unknown): Promise<void>;
   /** Wakes a callback Task; a token that is no longer waiting is ignored (false). */
   wake(token: string, output: unknown): Promise<boolean>;
+  /**
+   * Fails a callback Task with a literal error name that its Catch routes on (a branch without a
+   * Choice state, hence without a billed transition); a token no longer waiting is ignored (false).
+   */
+  fail(token: string, error: string, cause: string): Promise<boolean>;
   heartbeat(token: string): Promise<boolean>;
   /** Where an execution is: RUNNING, how it ended, or NOT_FOUND (never started, or gone). */
   describe(kind: WorkflowKind, name: string): Promise<WorkflowExecutionState>;

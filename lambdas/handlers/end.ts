@@ -1,0 +1,67 @@
+// Ending a reboot, completed or failed: from the workflow's end steps, and from the change that
+// finished its last commands (ResumeWorkloads ends the execution: no CompleteReboot Task after it).
+import { complete, fail } from '../core/model.ts';
+import { isFinal, outstandingCommands, type StoredReboot } from '../core/reboot.ts';
+import type { NodeDef } from '../core/types.ts';
+import type { StoredCommand } from '../ports/index.ts';
+import type { Deps } from './deps.ts';
+import { applyStep } from './effects.ts';
+import { releaseBudgets } from './fleet.ts';
+import { wakeRolloutOf } from './rollout.ts';
+
+/** Closes commands the workflow stopped waiting for, so agents are no longer handed them. Returns those it closed. */
+export async function timeOut(deps: Deps, r: StoredReboot, steps: string[]): Promise<string[]> {
+  const open = outstandingCommands(r, steps);
+  const closed = await Promise.all(
+    open.map((c) =>
+      deps.store.updateCommand(c.agent, c.id, (cmd) =>
+        isFinal(cmd.status) ? null : { ...cmd, status: 'timed-out', finishedAt: deps.clock.now().toISOString() },
+      ),
+    ),
+  );
+  return open.filter((_, i) => closed[i]?.changed).map((c) => c.id);
+}
+
+/** Ends the reboot (idempotent: a replay writes nothing and only lets go of the claim again). */
+export async function endReboot(
+  deps: Deps,
+  reboot: StoredReboot,
+  node: NodeDef,
+  end: { failed: boolean; reason?: string; error?: unknown },
+): Promise<void> {
+  const now = deps.clock.now();
+  const steps = Object.values(reboot.commands).map((c) => c.step);
+  const closed = await timeOut(deps, reboot, steps);
+  const { failed } = end;
+  const reason = end.reason ?? (failed ? 'failed' : 'completed');
+  // Results that beat the closing (the wait timed out as they arrived) are told as they are.
+  const settled = failed ? await settledMeanwhile(deps, reboot, steps, closed) : [];
+  // Budget slots go back before the end is written: whoever sees the end (a rollout looking
+  // for its next xPU above all) must find the slot free, not race the release.
+  await releaseBudgets(deps, reboot, node);
+  const res = await applyStep(
+    deps,
+    reboot.id,
+    (r) => (failed ? fail(r, reason, end.error, closed, now, settled) : complete(r, closed, now)) ?? releaseAgain(r),
+    node,
+  );
+  // Rollouts: the end of a reboot a rollout asked for lets its next xPU start. Also on a replay (harmless).
+  await wakeRolloutOf(deps, res?.reboot);
+  if (failed && res?.changed && !reboot.endedAt) deps.logger.error('reboot failed', { rebootId: reboot.id, node: reboot.node, reason });
+}
+
+/** A replayed end step writes nothing, but lets go of the claim again (a crash may have kept it from that). */
+function releaseAgain(r: StoredReboot) {
+  return r.endedAt && !r.lateRecovery ? { reboot: r, effects: [{ kind: 'release' as const }] } : null;
+}
+
+/**
+ * Commands open when the step began that it did not close: their results reached the command
+ * records meanwhile. Read back, so the failure is told with them even if the agent's own write of
+ * the reboot has not landed yet.
+ */
+async function settledMeanwhile(deps: Deps, r: StoredReboot, steps: string[], closed: string[]) {
+  const open = outstandingCommands(r, steps).filter((c) => !closed.includes(c.id));
+  const records = await Promise.all(open.map((c) => deps.store.getCommand(c.agent, c.id)));
+  return records.filter((c): c is StoredCommand => !!c && isFinal(c.status));
+}
