@@ -215,7 +215,7 @@ export class CoordinatorStack extends Stack {
     grantEnv(reconciler, 'TABLE_NAME', reboots, 'readWrite');
     for (const wf of this.workflows.workflows) grantEnv(reconciler, wf.envName, wf.stateMachine, 'describe');
     // A running wait whose condition already happened (its wake-up was lost) is woken by the reconciler.
-    grantTaskCallbacks(reconciler, ['SendTaskSuccess'], machines);
+    grantTaskCallbacks(reconciler, ['SendTaskSuccess', 'SendTaskFailure'], machines);
 
     this.schedule('DailyReport', report, {
       description: 'Daily compliance report',

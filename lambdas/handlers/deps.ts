@@ -48,22 +48,23 @@ export async function changeReboot(
   return res.reboot;
 }
 
-export async function wakeIfReady(deps: Deps, reboot: StoredReboot, node?: NodeDef): Promise<void> {
-  if (!reboot.waiter) return;
+/** Wakes the reboot's waiting Task when the reboot satisfies it; true when a waiting Task took the answer. */
+export async function wakeIfReady(deps: Deps, reboot: StoredReboot, node?: NodeDef): Promise<boolean> {
+  if (!reboot.waiter) return false;
   const n = node ?? (await deps.inventory({ nodes: [reboot.node] })).node(reboot.node);
   const outcome = evaluateWait(reboot, n, deps.clock.now());
-  if (!outcome) return;
+  if (!outcome) return false;
   const token = reboot.waiter.token;
   // ResumeWorkloads ends the execution itself (a CompleteReboot Task after it was one more billed
   // transition): the change that finished its commands ends the reboot, then wakes it. Should this
   // stop half way, the Task times out into CompleteReboot, which replays the end.
   if (outcome.end) {
-    if (!n) return;
+    if (!n) return false;
     await endReboot(deps, reboot, n, { failed: false });
   }
   // An outcome with an error name fails the Task: its Catch routes on the name (no Choice state to pay for).
-  if (typeof outcome.error === 'string') await deps.workflows.fail(token, outcome.error, JSON.stringify(outcome));
-  else await deps.workflows.wake(token, outcome);
+  if (typeof outcome.error === 'string') return deps.workflows.fail(token, outcome.error, JSON.stringify(outcome));
+  return deps.workflows.wake(token, outcome);
 }
 
 /**

@@ -1,10 +1,10 @@
 // Reconciles reboots with their workflow executions: a reboot whose execution ended, failed or is gone
 // can never end by itself, and would hold its xPU or host claim for ever. Run at start and on a schedule.
 import { COORDINATOR } from '../core/principal.ts';
-import { evaluateWait, history, isEnded, isFinal, outstandingCommands, type StoredReboot } from '../core/reboot.ts';
+import { history, isEnded, isFinal, outstandingCommands, type StoredReboot } from '../core/reboot.ts';
 import { REBOOT_STATUSES, type RebootStatus } from '../core/types.ts';
 import type { WorkflowExecutionState } from '../ports/index.ts';
-import { changeReboot, type Deps } from './deps.ts';
+import { changeReboot, wakeIfReady, type Deps } from './deps.ts';
 import { WORKFLOW_OF } from '../core/workflow-io.ts';
 
 export interface ReconcilerOptions {
@@ -98,14 +98,12 @@ export function createReconciler(deps: Deps, opts: ReconcilerOptions = {}) {
   async function wakeLost(id: string): Promise<boolean> {
     const reboot = await deps.store.getReboot(id);
     if (!reboot?.waiter || reboot.endedAt) return false;
-    const node = (await deps.inventory({ nodes: [reboot.node] })).node(reboot.node);
-    const outcome = evaluateWait(reboot, node, deps.clock.now());
-    if (!outcome || !(await deps.workflows.wake(reboot.waiter.token, outcome))) return false;
+    if (!(await wakeIfReady(deps, reboot))) return false;
     deps.metrics.count('LostWakeupsRecovered', 1, { waitFor: reboot.waiter.waitFor });
     deps.logger.warn('reconciler woke a wait whose condition had already happened', {
       rebootId: id,
-      waitFor: reboot.waiter.waitFor,
-      step: reboot.waiter.step,
+      waitFor: reboot.waiter?.waitFor,
+      step: reboot.waiter?.step,
     });
     return true;
   }
