@@ -21,16 +21,16 @@ import {
 // shows it (the hook still alive after it), and the forced reboot is checked against the reboot's
 // own recorded deadline and times, never against the test's clock.
 const NOTICE_SECONDS = 15;
-const INVENTORY = `
+const inventory = (maxExtensionSeconds = 4) => `
 policy:
   xpuReboot:
     noticeSeconds: ${NOTICE_SECONDS}
-    maxExtensionSeconds: 4
+    maxExtensionSeconds: ${maxExtensionSeconds}
     maxExtensions: 2
     heartbeatSeconds: 5
     recoverySeconds: 20
-    coredumpSeconds: 10
-    commandSeconds: 10
+    coredumpSeconds: 60
+    commandSeconds: 60
 nodes:
   - id: node-s
     tenant: t1
@@ -55,17 +55,20 @@ function lines(log: string): string[] {
 
 const post = (url: string, body: Record<string, unknown>) => api(url, '/v1/events', { token, body });
 const reboot = async (url: string, id: string) => (await api(url, `/v1/reboots/${id}`, { token: OPERATOR_TOKEN })).json;
-const until = (url: string, id: string, status: string, ms = 30_000) =>
+/** Every wait here is long: it returns once its condition holds, and a loaded machine may take a minute. */
+const WAIT = 90_000;
+const wait = <T>(what: string, fn: () => Promise<T | undefined | null | false>) => waitFor(what, fn, WAIT);
+const until = (url: string, id: string, status: string) =>
   waitFor(
     `reboot ${id} ${status}`,
     async () => {
       const r = await reboot(url, id);
       return r?.status === status ? r : undefined;
     },
-    ms,
+    WAIT,
   );
 async function theReboot(url: string) {
-  return waitFor('the reboot', async () => (await api(url, '/v1/reboots?node=node-s', { token })).json.items[0]);
+  return waitFor('the reboot', async () => (await api(url, '/v1/reboots?node=node-s', { token })).json.items[0], WAIT);
 }
 
 /** Starts the stack and both agents; `hostHooks` and `xpuHooks` are shell bodies by hook name, each logging what it does. */
@@ -73,10 +76,11 @@ async function start(
   prefix: string,
   hostHooks: Record<string, string> | ((dir: string) => Record<string, string>),
   xpuHooks: Record<string, string>,
+  maxExtensionSeconds?: number,
 ) {
   const dir = tempDir(prefix);
   const log = join(dir, 'hooks.log');
-  stack = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile: writeInventory(dir, INVENTORY) });
+  stack = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile: writeInventory(dir, inventory(maxExtensionSeconds)) });
   const withLog = (hooks: Record<string, string>) =>
     Object.fromEntries(
       Object.entries(hooks).map(([n, body]) => [n, `cat > /dev/null\necho "${n} start" >> ${log}\n${body}\necho "${n} end" >> ${log}`]),
@@ -106,7 +110,7 @@ async function start(
 }
 
 describe('xPU reboot scenarios through the real local stack', () => {
-  it('forced at the moved deadline, not the old one, with what the host left undone; then recovers', { timeout: 120_000 }, async () => {
+  it('forced at the moved deadline, not the old one, with what the host left undone; then recovers', { timeout: 240_000 }, async () => {
     const { url, log } = await start(
       'forced',
       { 'migrate-workloads': 'sleep 300', 'protect-pcie': 'true', 'restore-pcie': 'true', 'resume-workloads': 'true' },
@@ -127,9 +131,9 @@ describe('xPU reboot scenarios through the real local stack', () => {
     expect({ status: third.status, error: third.json.error }).toEqual({ status: 409, error: 'MaxExtensions' });
     const deadline = Date.parse(r.deadline) + 4_000;
     expect((await reboot(url, r.id)).deadline).toBe(new Date(deadline).toISOString());
-    await waitFor('the migration to start', async () => lines(log).includes('migrate-workloads start'));
+    await wait('the migration to start', async () => lines(log).includes('migrate-workloads start'));
 
-    const forced = await until(url, r.id, 'rebooting', 60_000);
+    const forced = await until(url, r.id, 'rebooting');
     expect(forced.forced).toBe(true);
     expect(forced.rebootingAt).toBe(new Date(deadline).toISOString());
     expect(forced.outstanding.some((o: string) => o.startsWith('migrate-workloads'))).toBe(true);
@@ -141,11 +145,11 @@ describe('xPU reboot scenarios through the real local stack', () => {
 
     await post(url, { id: 'f-2', type: 'xpu.down', node: 'node-s', xpu: 'dpu0' });
     await post(url, { id: 'f-3', type: 'xpu.ready', node: 'node-s', xpu: 'dpu0' });
-    await until(url, r.id, 'completed', 60_000);
+    await until(url, r.id, 'completed');
     expect(lines(log)).toEqual(expect.arrayContaining(['restore-pcie end', 'resume-workloads end']));
   });
 
-  it('a crash protects PCIe, lets the xPU take its core dump, then recovers', async () => {
+  it('a crash protects PCIe, lets the xPU take its core dump, then recovers', { timeout: 240_000 }, async () => {
     const { url, log } = await start(
       'crash',
       { 'protect-pcie': 'true', 'restore-pcie': 'true', 'resume-workloads': 'true' },
@@ -153,9 +157,9 @@ describe('xPU reboot scenarios through the real local stack', () => {
     );
     await post(url, { id: 'c-1', type: 'xpu.crashed', node: 'node-s', xpu: 'dpu0', data: { reason: 'watchdog NMI' } });
     const r = await theReboot(url);
-    await waitFor('the core dump', async () => lines(log).includes('allow-coredump end'));
+    await wait('the core dump', async () => lines(log).includes('allow-coredump end'));
     expect(lines(log)).toContain('protect-pcie end');
-    await waitFor('waiting for the xPU', async () =>
+    await wait('waiting for the xPU', async () =>
       (await reboot(url, r.id)).history.some((h: any) => h.phase === 'command-succeeded' && /allow-coredump/.test(h.detail)),
     );
     await post(url, { id: 'c-2', type: 'xpu.ready', node: 'node-s', xpu: 'dpu0' });
@@ -170,7 +174,7 @@ describe('xPU reboot scenarios through the real local stack', () => {
   });
 
   // docs/api.md: a redelivery after an extension carries the moved deadline, also to a running hook.
-  it('an extension reaches the running migration hook before its old deadline kills it', { timeout: 120_000 }, async () => {
+  it('an extension reaches the running migration hook before its old deadline kills it', { timeout: 240_000 }, async () => {
     const { url, log, dir } = await start(
       'ext',
       (d) => ({
@@ -181,26 +185,27 @@ describe('xPU reboot scenarios through the real local stack', () => {
         'resume-workloads': 'true',
       }),
       { 'proceed-reboot': 'true' },
+      // Room to see the hook alive well past its old deadline before the moved one kills it.
+      30,
     );
     const alive = join(dir, 'alive');
     await post(url, { id: 'e-1', type: 'xpu.reboot.pending', node: 'node-s', xpu: 'dpu0' });
     const r = await theReboot(url);
     const oldDeadline = Date.parse(r.deadline);
-    await waitFor('the migration to start', async () => lines(log).includes('migrate-workloads start'));
-    const ext = await api(url, `/v1/reboots/${r.id}/extensions`, { token, body: { seconds: 4 } });
+    await wait('the migration to start', async () => lines(log).includes('migrate-workloads start'));
+    const ext = await api(url, `/v1/reboots/${r.id}/extensions`, { token, body: { seconds: 30 } });
     expect({ status: ext.status, json: ext.json }).toEqual({
       status: 200,
-      json: { granted: 4, deadline: new Date(oldDeadline + 4000).toISOString() },
+      json: { granted: 30, deadline: new Date(oldDeadline + 30_000).toISOString() },
     });
     // The old deadline passed with the hook alive: it noted a time a second past it (the kill would have stopped it).
-    await waitFor(
+    await wait(
       'the hook alive past its old deadline',
       async () => existsSync(alive) && Number(readFileSync(alive, 'utf8')) >= oldDeadline + 1000,
-      60_000,
     );
     expect(lines(log)).not.toContain('migrate-workloads end');
     writeFileSync(join(dir, 'go'), '');
-    await waitFor('proceed-reboot', async () => lines(log).includes('proceed-reboot end'), 60_000);
+    await wait('proceed-reboot', async () => lines(log).includes('proceed-reboot end'));
     const after = await reboot(url, r.id);
     expect(after.history.filter((h: any) => h.phase === 'command-failed')).toEqual([]);
     expect(after.forced).toBe(false);
