@@ -132,6 +132,12 @@ const results = {
     restartReadyMs: { p50: 0, p95: 0, max: 0, over3s: 0 },
     inFlightProcessedAfterRestartMs: { p50: 0, p95: 0, max: 0, over10s: 0 },
     loadAverageAtEnd: [] as number[],
+    /**
+     * Restarts over 3 s (the stack's "slow start" line): the median ms from the previous phase's end (in the order they
+     * ended) to each phase's end; phases are named in local/stack.ts.
+     */
+    slowStartPhasesMs: {} as Record<string, number>,
+    slowStarts: 0,
   },
   childRestartMs: { p50: 0, max: 0 },
   fuzz: undefined as unknown,
@@ -150,7 +156,19 @@ async function startStack(): Promise<void> {
   // The ready line comes after the HTTP server listens; ready is /healthz answering 200 (every dependency answers).
   while ((await api(stack.url, '/healthz').catch(() => ({ status: 0 }))).status !== 200) await sleep(10);
   readyTimes.push(Date.now() - t0);
+  await sleep(50); // the "slow start" line is written just after the ready line
+  const slow = /^\{.*"msg":"slow start".*\}$/m.exec(stack.output());
+  // The first start (fresh DATA_DIR, cold compile cache) is not a restart.
+  if (slow && readyTimes.length > 1) {
+    const phases = JSON.parse(slow[0]).phases as Record<string, number>;
+    let last = 0;
+    for (const [phase, at] of Object.entries(phases)) {
+      slowPhases[phase] = [...(slowPhases[phase] ?? []), at - last];
+      last = at;
+    }
+  }
 }
+const slowPhases: Record<string, number[]> = {};
 
 function startAgentOf(spec: (typeof agentSpecs)[number]): void {
   agents.set(
@@ -421,6 +439,8 @@ results.restart.restartReadyMs = {
   max: Math.max(0, ...restartTimes),
   over3s: restartTimes.filter((t) => t > 3_000).length,
 };
+results.restart.slowStarts = Math.max(0, ...Object.values(slowPhases).map((xs) => xs.length));
+results.restart.slowStartPhasesMs = Object.fromEntries(Object.entries(slowPhases).map(([k, xs]) => [k, percentile(xs, 50)]));
 results.restart.loadAverageAtEnd = loadavg().map((l) => Math.round(l * 10) / 10);
 results.restart.inFlightProcessedAfterRestartMs = {
   p50: percentile(backlogTimes, 50),

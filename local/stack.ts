@@ -204,7 +204,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const workflows = new SfnWorkflows(sfnClient, arns);
   mark('state-machines');
 
-  const [dynamo, sqs] = await children;
+  const [dynamo, sqs] = await children.catch(async (err) => {
+    await (await mqttStarting?.catch(() => undefined))?.close();
+    throw err;
+  });
   const mqtt = await mqttStarting;
   const rollouts = new DynamoRolloutStore(dynamo.client, dynamo.table);
   const signal = new InProcessCommandSignal();
