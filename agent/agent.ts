@@ -550,8 +550,9 @@ class Agent {
       return this.#finishUnrun(id, 'skipped', `no hook for ${cmd.type}: ${hook.path} (${hook.reason})`, { type: cmd.type });
     }
 
-    // The record reaches the disk before the hook starts: after a crash from here on, the command
-    // is reported as interrupted rather than run a second time.
+    // The record reaches the disk before the hook starts (with the spawn record's fsync, before the
+    // hook's gate opens): after a crash from here on, the command is reported as interrupted rather
+    // than run a second time.
     this.journal.started({ id, type: cmd.type, rebootId: cmd.rebootId, deadline: cmd.deadline.toISOString() });
     const run = startHook({
       path: hook.path,

@@ -13,7 +13,7 @@ import {
   fstatSync,
 } from 'node:fs';
 import http from 'node:http';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
 export const ROOT = resolve(import.meta.dirname, '..');
@@ -120,14 +120,43 @@ export function processTree(pid: number): number[] {
   return out;
 }
 
-/** Proportional set size (shared pages split among the processes sharing them), in MiB. */
-export function procPssMb(pid: number): number | undefined {
+/** Proportional set size (shared pages split among the processes sharing them) and its anonymous / file-backed parts, in MiB. */
+export function procPss(pid: number): { pssMb: number; anonMb: number; fileMb: number } | undefined {
   try {
     const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-    return Number(/^Pss:\s+(\d+)/m.exec(text)?.[1] ?? NaN) / 1024;
+    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    return { pssMb: kb('Pss') / 1024, anonMb: kb('Pss_Anon') / 1024, fileMb: kb('Pss_File') / 1024 };
   } catch {
     return undefined;
   }
+}
+
+/** A short name for one of the stack's processes: its script's file name (stack-child, dynamo-server, sqs-server). */
+function procName(pid: number): string {
+  try {
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    const script = args.find((a) => /\.(ts|js|mjs)$/.test(a));
+    return script ? basename(script).replace(/\.(ts|js|mjs)$/, '') : (args[0] ?? String(pid));
+  } catch {
+    return String(pid);
+  }
+}
+
+/** CPU seconds used so far by each process of a tree, by name (GC settings trade memory for CPU: the bench shows both). */
+export function treeCpuSeconds(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const p of processTree(pid)) {
+    const cpu = procCpuSeconds(p);
+    if (cpu !== undefined) out[procName(p)] = (out[procName(p)] ?? 0) + cpu;
+  }
+  return out;
+}
+
+export interface ProcessPss {
+  name: string;
+  pssMb: number;
+  anonMb: number;
+  fileMb: number;
 }
 
 /**
@@ -135,30 +164,49 @@ export function procPssMb(pid: number): number | undefined {
  * libraries) once per process, so `pssMb`, which counts each page once, is the tree's real
  * footprint; VmHWM summed is only an upper bound of its peak (the processes peak at different times).
  */
-export function treeMemory(pid: number): (NonNullable<ReturnType<typeof procMemory>> & { pssMb: number }) | undefined {
+export function treeMemory(
+  pid: number,
+): (NonNullable<ReturnType<typeof procMemory>> & { pssMb: number; processes: ProcessPss[] }) | undefined {
   const pids = processTree(pid);
   const parts = pids.map(procMemory).filter((m) => m !== undefined);
   if (parts.length === 0) return undefined;
   const sum = (k: 'rssMb' | 'hwmMb' | 'anonMb' | 'fileMb') => parts.reduce((a, m) => a + m[k], 0);
-  const pssMb = pids.reduce((a, p) => a + (procPssMb(p) ?? 0), 0);
-  return { rssMb: sum('rssMb'), hwmMb: sum('hwmMb'), anonMb: sum('anonMb'), fileMb: sum('fileMb'), pssMb };
+  const processes: ProcessPss[] = [];
+  for (const p of pids) {
+    const m = procPss(p);
+    if (m) processes.push({ name: procName(p), ...m });
+  }
+  const pssMb = processes.reduce((a, m) => a + m.pssMb, 0);
+  return { rssMb: sum('rssMb'), hwmMb: sum('hwmMb'), anonMb: sum('anonMb'), fileMb: sum('fileMb'), pssMb, processes };
 }
 
 /**
  * Samples a process tree's memory every `everyMs`: the peak of its summed PSS (the footprint, each
- * shared page once), the peak of its summed RSS, and its summed VmHWM (an upper bound).
+ * shared page once) with each process's share at that moment, the peak of its summed RSS, and its
+ * summed VmHWM (an upper bound).
  */
 export function memorySampler(pid: number, everyMs = 200) {
   let peakRss = 0;
   let peakPss = 0;
   let hwm = 0;
-  let last = 0;
-  let atPeak = { anonMb: 0, fileMb: 0 };
+  let last = { rssMb: 0, pssMb: 0 };
+  let atPeak = { anonMb: 0, fileMb: 0, processes: [] as ProcessPss[] };
   const tick = () => {
     const m = treeMemory(pid);
     if (!m) return;
-    last = m.rssMb;
-    if (m.pssMb > peakPss) atPeak = { anonMb: round(m.anonMb, 1), fileMb: round(m.fileMb, 1) };
+    last = { rssMb: m.rssMb, pssMb: m.pssMb };
+    if (m.pssMb > peakPss) {
+      atPeak = {
+        anonMb: round(m.anonMb, 1),
+        fileMb: round(m.fileMb, 1),
+        processes: m.processes.map((p) => ({
+          name: p.name,
+          pssMb: round(p.pssMb, 1),
+          anonMb: round(p.anonMb, 1),
+          fileMb: round(p.fileMb, 1),
+        })),
+      };
+    }
     peakPss = Math.max(peakPss, m.pssMb);
     peakRss = Math.max(peakRss, m.rssMb);
     hwm = Math.max(hwm, m.hwmMb);
@@ -166,14 +214,15 @@ export function memorySampler(pid: number, everyMs = 200) {
   tick();
   const timer = setInterval(tick, everyMs);
   return {
+    /** Summed RSS and PSS now. */
     get current() {
       tick();
-      return last;
+      return { rssMb: round(last.rssMb, 1), pssMb: round(last.pssMb, 1) };
     },
     stop() {
       tick();
       clearInterval(timer);
-      return { peakPssMb: round(peakPss, 1), peakRssMb: round(peakRss, 1), hwmMb: round(hwm, 1), lastRssMb: round(last, 1), atPeak };
+      return { peakPssMb: round(peakPss, 1), peakRssMb: round(peakRss, 1), hwmMb: round(hwm, 1), lastRssMb: round(last.rssMb, 1), atPeak };
     },
   };
 }
@@ -210,13 +259,13 @@ export class IpcChild {
   readonly #events = new Map<string, (msg: any) => void>();
   readonly exited: Promise<number | null>;
 
-  constructor(name: string, script: string, opts: { env?: Record<string, string>; log: string }) {
+  constructor(name: string, script: string, opts: { env?: Record<string, string>; log: string; execArgv?: string[] }) {
     this.name = name;
     const fd = openSync(opts.log, 'a');
     this.proc = fork(script, [], {
       cwd: ROOT,
       env: childEnv(opts.env),
-      execArgv: [],
+      execArgv: opts.execArgv ?? [],
       stdio: ['ignore', fd, fd, 'ipc'],
     });
     closeSync(fd);
@@ -496,7 +545,12 @@ export function httpClient(base: string, connections = 8) {
         },
       );
       req.setTimeout(opts.timeoutMs ?? 60_000, () => req.destroy(new Error(`${method} ${path}: no response in time`)));
-      req.on('error', reject);
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        // A kept-alive socket the server closed (its keep-alive timeout) just as we reused it: the request never
+        // reached the server, so send it again on a fresh socket (the pattern of Node's http docs, `reusedSocket`).
+        if (req.reusedSocket && err.code === 'ECONNRESET') request(method, path, opts).then(resolve, reject);
+        else reject(err);
+      });
       req.end(payload);
     });
   }

@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { parseConfig } from '../local/config.ts';
 import { jsonLogger } from '../local/logger.ts';
 import { startStack, type Stack } from '../local/stack.ts';
+import { serviceMemoryUsage } from '../local/service-process.ts';
 import { serveIpc } from './lib.ts';
 
 for (const k of Object.keys(process.env)) if (k.startsWith('AWS_')) delete process.env[k];
@@ -349,9 +350,14 @@ function installMarks(stack: Stack) {
     }
     return r;
   });
+  // The ingest's first store call: lookUpEvent for a start, isEventSeen for the other events.
   wrap(store, 'isEventSeen', async (orig, key: string) => {
     if (!marks.ingestStart.has(key)) marks.ingestStart.set(key, now());
     return orig(key);
+  });
+  wrap(store, 'lookUpEvent', async (orig, key: string, legacy: string) => {
+    if (!marks.ingestStart.has(key)) marks.ingestStart.set(key, now());
+    return orig(key, legacy);
   });
   wrap(store, 'mapEventToReboot', async (orig, key: string, id: string, ttl: number) => {
     const got = await orig(key, id, ttl);
@@ -383,11 +389,11 @@ function installMarks(stack: Stack) {
     return r;
   });
   const origNotify = signal.notify.bind(signal);
-  signal.notify = (agent: string) => {
+  signal.notify = (agent: string, commands?: Parameters<typeof origNotify>[1]) => {
     const t = now();
     if (!marks.notify.has(agent)) marks.notify.set(agent, t);
     lastNotify.set(agent, t);
-    origNotify(agent);
+    origNotify(agent, commands);
   };
 }
 
@@ -502,7 +508,8 @@ serveIpc({
         delivered: firstDelivery.get(agent),
       };
     }),
-  memory: () => process.memoryUsage(),
+  // This process's and each emulator child's V8 heap vs the rest (the bench's memory breakdown).
+  memory: async () => ({ ...process.memoryUsage(), children: await serviceMemoryUsage() }),
 });
 
 let stopping = false;

@@ -1,34 +1,38 @@
 // Wakes an agent's long poll the moment a command for it is written (same process locally).
-import type { CommandSignal } from '../lambdas/ports/index.ts';
+import type { CommandSignal, StoredCommand } from '../lambdas/ports/index.ts';
+
+type Waiter = (commands?: StoredCommand[]) => void;
 
 export class InProcessCommandSignal implements CommandSignal {
-  readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #waiters = new Map<string, Set<Waiter>>();
   #closed = false;
 
-  notify(agent: string): void {
+  /** The commands, where given, go to every poll woken: they race for them (the store's conditional mark decides). */
+  notify(agent: string, commands?: StoredCommand[]): void {
     const set = this.#waiters.get(agent);
     if (!set) return;
     this.#waiters.delete(agent);
-    for (const wake of set) wake();
+    for (const wake of set) wake(commands);
   }
 
-  wait(agent: string, ms: number, signal?: AbortSignal): Promise<void> {
-    if (this.#closed || ms <= 0 || signal?.aborted) return Promise.resolve();
+  wait(agent: string, ms: number, signal?: AbortSignal): Promise<StoredCommand[] | undefined> {
+    if (this.#closed || ms <= 0 || signal?.aborted) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       let set = this.#waiters.get(agent);
       if (!set) {
         set = new Set();
         this.#waiters.set(agent, set);
       }
-      const done = () => {
+      const done: Waiter = (commands) => {
         clearTimeout(timer);
         set!.delete(done);
-        signal?.removeEventListener('abort', done);
-        resolve();
+        signal?.removeEventListener('abort', onAbort);
+        resolve(commands);
       };
+      const onAbort = () => done();
       const timer = setTimeout(done, ms);
       set.add(done);
-      signal?.addEventListener('abort', done, { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 

@@ -2,9 +2,12 @@
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
+import { closeIteratorsOnReturn } from './level-iterators.ts';
 import { serveUntilParentGoes } from './service-process.ts';
 
 const require = createRequire(import.meta.url);
+// Before dynalite loads: its Query and Scan streams close their LevelDB iterators with return().
+closeIteratorsOnReturn();
 const dynalite = require('dynalite') as (o: {
   path?: string;
   createTableMs?: number;

@@ -2,7 +2,7 @@
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import type { NativeEvent } from '../lambdas/core/types.ts';
 import type { Logger } from '../lambdas/handlers/deps.ts';
-import { processBatch } from '../lambdas/handlers/ingest-batch.ts';
+import { NodeLanes, processBatch } from '../lambdas/handlers/ingest-batch.ts';
 
 export interface IngestPoller {
   stop(): Promise<void>;
@@ -30,6 +30,8 @@ export function startIngestPoller(opts: {
   let drained = false;
   let busy = 0;
   let stopping = false;
+  // Consumers run batches side by side; a node's events still apply in the order their batches came.
+  const lanes = new NodeLanes();
   const suspects = new Set(opts.suspects ?? []);
 
   async function loop(consumer: number): Promise<void> {
@@ -89,6 +91,7 @@ export function startIngestPoller(opts: {
           messages.map((m) => ({ id: m.MessageId!, body: m.Body ?? '', receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 1) })),
           opts.handle,
           opts.logger,
+          lanes,
         )
       ).map((f) => f.id),
     );

@@ -1,5 +1,12 @@
 // `npm start`: the whole pipeline, embedded, on this machine.
 //
+// V8 flags (`npm start` passes them, package.json; the bench runs the stack with the same ones): the API, ingest and
+// engine allocate short-lived garbage per request, and with V8's defaults the heap held ~3x its live size (1,000
+// workflows driven to completion: heap 250 MB of which 100 MB live). --max-semi-space-size=8 caps the young
+// generation at 2 x 8 MB (Node 24's default grows to 2 x 64 MB: no pointer compression); --heap-growing-percent=30
+// lets the old generation grow 30 % past its live size before a full GC (default up to 4x). Together: the stack
+// process 360 -> 125 MB PSS at the peak of 300 workflows (bench/README.md, "Round 2"), for more GC work.
+//
 // Start-up order (docs/reliability.md, "Restart"): the compile cache first, so that this process and the emulator
 // processes reuse the code compiled by the previous start (no TypeScript stripped again); then the DATA_DIR lock and
 // the emulators (local/prestart.ts), whose boot overlaps the loading of the rest; only then the stack's modules.

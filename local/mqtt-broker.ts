@@ -88,8 +88,8 @@ export async function startMqttBroker(opts: MqttBrokerOptions): Promise<MqttBrok
 /** The command signal of the API and the workflows, also publishing each notification as an MQTT wake-up. */
 export function withWakeups(signal: CommandSignal, broker: Pick<MqttBroker, 'wake'>): CommandSignal {
   return {
-    notify(agent) {
-      signal.notify(agent);
+    notify(agent, commands) {
+      signal.notify(agent, commands);
       broker.wake(agent);
     },
     wait: (agent, ms, abort) => signal.wait(agent, ms, abort),

@@ -67,6 +67,39 @@ const RESTART_WINDOW_MS = 60_000;
  */
 const SERVICE_V8_FLAGS = ['--max-semi-space-size=2'];
 
+/** Live children by script, so a diagnostic (the bench) can ask each for its `process.memoryUsage()`. */
+const live = new Map<ChildProcess, string>();
+
+/** Each live child's `process.memoryUsage()` (V8 heap vs the rest), by script file name; a child that does not answer within 1 s is left out. */
+export async function serviceMemoryUsage(): Promise<Record<string, NodeJS.MemoryUsage>> {
+  const out: Record<string, NodeJS.MemoryUsage> = {};
+  await Promise.all(
+    [...live].map(
+      ([child, script]) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(done, 1000);
+          function done() {
+            clearTimeout(timer);
+            child.off('message', onMessage);
+            resolve();
+          }
+          function onMessage(m: { memoryUsage?: NodeJS.MemoryUsage }) {
+            if (!m?.memoryUsage) return;
+            out[script.replace(/^.*\//, '').replace(/\.[a-z]+$/, '')] = m.memoryUsage;
+            done();
+          }
+          child.on('message', onMessage);
+          try {
+            child.send('memoryUsage');
+          } catch {
+            done();
+          }
+        }),
+    ),
+  );
+  return out;
+}
+
 async function spawnChild(
   script: string,
   args: string[],
@@ -77,6 +110,8 @@ async function spawnChild(
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, SERVICE_PORT: String(port) },
   });
+  live.set(child, script);
+  child.once('exit', () => live.delete(child));
   const hello = await new Promise<Record<string, unknown> & { port: number }>((resolve, reject) => {
     child.once('message', (m: { port?: number; error?: string }) =>
       m?.port ? resolve(m as typeof hello) : reject(new Error(m?.error ?? `${script} did not report its port`)),
@@ -172,6 +207,9 @@ export function serveUntilParentGoes(close: () => Promise<void>): void {
       () => process.exit(1),
     );
   };
+  process.on('message', (m) => {
+    if (m === 'memoryUsage') process.send?.({ memoryUsage: process.memoryUsage() });
+  });
   process.on('disconnect', stop);
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

@@ -213,6 +213,8 @@ export class CoordinatorStack extends Stack {
     grantEnv(watchdog, 'TABLE_NAME', reboots, 'read');
     grantEnv(reconciler, 'TABLE_NAME', reboots, 'readWrite');
     for (const wf of this.workflows.workflows) grantEnv(reconciler, wf.envName, wf.stateMachine, 'describe');
+    // A running wait whose condition already happened (its wake-up was lost) is woken by the reconciler.
+    grantTaskCallbacks(reconciler, ['SendTaskSuccess'], machines);
 
     this.schedule('DailyReport', report, {
       description: 'Daily compliance report',

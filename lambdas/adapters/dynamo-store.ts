@@ -127,11 +127,19 @@ export class DynamoRebootStore implements RebootStore {
     return ids.map((id) => found.get(id)).filter((r): r is StoredReboot => r !== undefined);
   }
 
-  async updateReboot(id: string, change: (r: StoredReboot) => StoredReboot | null) {
+  async updateReboot(id: string, change: (r: StoredReboot) => StoredReboot | null, known?: StoredReboot) {
+    // The caller's copy stands in for the first read; a conflict (or a null change) reads afresh.
+    let seed = known?.id === id ? known : undefined;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const current = await this.getReboot(id);
+      const current = seed ?? (await this.getReboot(id));
       if (!current) return undefined;
       const changed = change(structuredClone(current));
+      const seeded = seed !== undefined;
+      seed = undefined;
+      if (!changed && seeded) {
+        attempt--; // "nothing to change" is decided on a fresh read, not on the caller's copy
+        continue;
+      }
       if (!changed) return { reboot: current, changed: false };
       // The one choke point every writer of a reboot passes: its size stays bounded (core/bounds.ts).
       const next = boundReboot(changed);
@@ -454,6 +462,29 @@ export class DynamoRebootStore implements RebootStore {
         },
       }),
     );
+  }
+
+  async lookUpEvent(key: string, legacyRebootId: string): Promise<{ seen: boolean; rebootId?: string; legacy?: StoredReboot }> {
+    const seenKey = { pk: `E#${key}`, sk: 'E' };
+    const found = new Map<string, Record<string, unknown>>();
+    let keys: Record<string, unknown>[] | undefined = [seenKey, eventRebootKey(key), rebootKey(legacyRebootId)];
+    // One BatchGetItem instead of three GetItems; consistent, as the mapping and the reboot are read.
+    for (let attempt = 0; keys && keys.length > 0; attempt++) {
+      const res: BatchGetCommandOutput = await this.#doc.send(
+        new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys, ConsistentRead: true } } }),
+      );
+      for (const it of res.Responses?.[this.#table] ?? []) found.set(it.pk as string, it);
+      keys = res.UnprocessedKeys?.[this.#table]?.Keys as Record<string, unknown>[] | undefined;
+      if (keys?.length) await jitter(attempt);
+    }
+    const seen = found.get(seenKey.pk);
+    const mapped = found.get(eventRebootKey(key).pk);
+    return {
+      // dynalite has no TTL: readers honour the expiry themselves (as isEventSeen does).
+      seen: !!seen && (typeof seen.ttl !== 'number' || seen.ttl * 1000 > Date.now()),
+      rebootId: mapped && !expired(mapped) ? (mapped.rebootId as string) : undefined,
+      legacy: stripKeys<StoredReboot>(found.get(rebootKey(legacyRebootId).pk)),
+    };
   }
 
   async rebootIdOfEvent(key: string): Promise<string | undefined> {

@@ -66,8 +66,8 @@ export function withIotWakeups(
 ): CommandSignal & { flush(): Promise<void> } {
   const inflight = new Set<Promise<void>>();
   return {
-    notify(agent) {
-      inner.notify(agent);
+    notify(agent, commands) {
+      inner.notify(agent, commands);
       const payload = JSON.stringify({ agent });
       const req = signedPublish({
         endpoint: opts.endpoint,

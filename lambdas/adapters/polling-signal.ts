@@ -11,15 +11,15 @@ export class PollingCommandSignal implements CommandSignal {
 
   notify(): void {}
 
-  wait(_agent: string, ms: number, signal?: AbortSignal): Promise<void> {
-    if (ms <= 0 || signal?.aborted) return Promise.resolve();
+  wait(_agent: string, ms: number, signal?: AbortSignal): Promise<undefined> {
+    if (ms <= 0 || signal?.aborted) return Promise.resolve(undefined);
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, Math.min(ms, this.#intervalMs));
+      const timer = setTimeout(() => resolve(undefined), Math.min(ms, this.#intervalMs));
       signal?.addEventListener(
         'abort',
         () => {
           clearTimeout(timer);
-          resolve();
+          resolve(undefined);
         },
         { once: true },
       );

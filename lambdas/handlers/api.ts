@@ -234,15 +234,27 @@ export function createApiApp(deps: ApiDeps) {
     const abort = new AbortController();
     c.req.raw.signal?.addEventListener?.('abort', () => abort.abort());
     let lastBeat = 0;
+    let handed: StoredCommand[] | undefined;
+    let idle = false;
     for (;;) {
       // Listen before looking: a command written between the look and the wait still wakes us.
+      // With nothing open, only a new command (which notifies) can make this poll answer: no recheck then.
       const done = new AbortController();
       const woken = deps.signal.wait(
         agentId,
-        Math.min(until - Date.now(), POLL_RECHECK_MS),
+        Math.min(until - Date.now(), idle ? Infinity : POLL_RECHECK_MS),
         AbortSignal.any([abort.signal, done.signal, ...(deps.shutdown ? [deps.shutdown] : [])]),
       );
+      // Woken with the commands just written (in-process signal): mark those instead of reading them back.
+      // If none of them is ours to deliver any more (another poll took them), look as usual.
+      const fast = handed ? await deliver(handed) : undefined;
+      handed = undefined;
+      if (fast && fast.ready.length > 0) {
+        done.abort();
+        return c.json(fast.ready.map(publicCommand));
+      }
       const { ready, open } = await deliverable(agentId);
+      idle = open.length === 0;
       // An agent that polls is alive: keep the waits of its open commands from timing out. Only
       // commands already handed out count, so a first delivery never waits for a heartbeat.
       if (Date.now() - lastBeat >= POLL_RECHECK_MS) {
@@ -254,7 +266,7 @@ export function createApiApp(deps: ApiDeps) {
         done.abort();
         return c.json(ready.map(publicCommand));
       }
-      await woken;
+      handed = (await woken)?.filter((cmd) => cmd.agent === agentId);
     }
   });
 

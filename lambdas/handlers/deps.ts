@@ -81,8 +81,15 @@ export async function sendStepCommands(deps: Deps, reboot: StoredReboot, step: s
     order,
   }));
   await Promise.all(stored.map((c) => deps.store.putCommand(c)));
-  for (const agent of new Set(planned.map((p) => p.agent))) deps.signal.notify(agent);
+  notifyAgents(deps, stored);
   return (r) => {
     for (const p of planned) if (!r.commands[p.id]) r.commands[p.id] = summarize(p, step, at);
   };
+}
+
+/** Wakes the long polls of the commands' agents, handing each its commands (a local poll then skips reading them back). */
+export function notifyAgents(deps: Pick<Deps, 'signal'>, commands: StoredCommand[]): void {
+  const byAgent = new Map<string, StoredCommand[]>();
+  for (const c of commands) byAgent.set(c.agent, [...(byAgent.get(c.agent) ?? []), c]);
+  for (const [agent, cmds] of byAgent) deps.signal.notify(agent, cmds);
 }

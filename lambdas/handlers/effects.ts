@@ -3,7 +3,8 @@
 import type { Effect, Step } from '../core/model.ts';
 import { noticeWindow, toCommand, type StoredReboot } from '../core/reboot.ts';
 import type { NodeDef } from '../core/types.ts';
-import { wakeIfReady, type Deps } from './deps.ts';
+import { notifyAgents, wakeIfReady, type Deps } from './deps.ts';
+import type { StoredCommand } from '../ports/index.ts';
 import { performFleetEffect } from './fleet.ts';
 
 /** The workflow input of a late recovery: the xPU workflow, entered at RestorePcie. */
@@ -39,14 +40,19 @@ export async function applyStep(
   id: string,
   transition: (r: StoredReboot) => Step | null,
   node?: NodeDef,
-  opts: { wake?: 'changed' | 'always' | 'never' } = {},
+  /** `known`: the reboot as the caller just read it, which spares the read while it is still current. */
+  opts: { wake?: 'changed' | 'always' | 'never'; known?: StoredReboot } = {},
 ): Promise<{ reboot: StoredReboot; changed: boolean } | undefined> {
   let step: Step | null = null;
-  const res = await deps.store.updateReboot(id, (r) => {
-    step = transition(r);
-    if (!step || step.reboot === r) return null;
-    return step.reboot;
-  });
+  const res = await deps.store.updateReboot(
+    id,
+    (r) => {
+      step = transition(r);
+      if (!step || step.reboot === r) return null;
+      return step.reboot;
+    },
+    opts.known,
+  );
   if (!res) return undefined;
   const wake = opts.wake ?? 'changed';
   if (wake === 'always' || (wake === 'changed' && res.changed)) await wakeIfReady(deps, res.reboot, node);
@@ -71,9 +77,9 @@ export async function performEffects(deps: Deps, r: StoredReboot, effects: Effec
       }
       case 'send': {
         const at = deps.clock.now().toISOString();
-        await Promise.all(
-          e.commands.map((p, order) =>
-            deps.store.putCommand({
+        const stored = e.commands.map(
+          (p, order) =>
+            ({
               ...toCommand(p, r),
               agent: p.agent,
               step: e.step,
@@ -81,10 +87,10 @@ export async function performEffects(deps: Deps, r: StoredReboot, effects: Effec
               noticePhase: p.noticePhase,
               createdAt: at,
               order,
-            } as never),
-          ),
+            }) as StoredCommand,
         );
-        for (const agent of new Set(e.commands.map((p) => p.agent))) deps.signal.notify(agent);
+        await Promise.all(stored.map((c) => deps.store.putCommand(c)));
+        notifyAgents(deps, stored);
         break;
       }
       case 'provision':

@@ -61,8 +61,8 @@ export async function mayNodeStartReboot(
 type Taken = { ok: true; keys: string[] } | { ok: false; kind: 'hold' | 'budget'; reason: string; holds: Hold[] };
 
 /** Takes the node's budget slots for a reboot that may be held back, unless a hold or a full budget says no. */
-async function takeSlots(deps: Deps, node: NodeDef, rebootId: string): Promise<Taken> {
-  const holds = holdsOn(node, await activeHolds(deps), deps.clock.now());
+async function takeSlots(deps: Deps, node: NodeDef, rebootId: string, holdsRead?: Promise<Hold[]>): Promise<Taken> {
+  const holds = holdsOn(node, await (holdsRead ?? activeHolds(deps)), deps.clock.now());
   if (holds.length) return { ok: false, kind: 'hold', reason: describeHold(holds[0]), holds };
   const slots = budgetSlotsOf(node);
   if (!slots.length) return { ok: true, keys: [] };
@@ -87,7 +87,13 @@ async function countSlots(deps: Deps, node: NodeDef, rebootId: string): Promise<
  * Decides a new xPU reboot against holds and budgets, before it is stored: a crash (or an
  * unannounced reboot) is never held but counts (and says when it goes beyond a budget); a planned reboot takes its slots or is queued.
  */
-export async function admitNewXpuReboot(deps: Deps, node: NodeDef, reboot: StoredReboot): Promise<StoredReboot> {
+export async function admitNewXpuReboot(
+  deps: Deps,
+  node: NodeDef,
+  reboot: StoredReboot,
+  /** `activeHolds` read by the caller alongside its claim (a start reads it anyway; not after the claim). */
+  holdsRead?: Promise<Hold[]>,
+): Promise<StoredReboot> {
   const now = deps.clock.now();
   if (reboot.mode === 'crash' || reboot.mode === 'unannounced') {
     const counted = await countSlots(deps, node, reboot.id);
@@ -100,7 +106,7 @@ export async function admitNewXpuReboot(deps: Deps, node: NodeDef, reboot: Store
       });
     return reboot;
   }
-  const taken = await takeSlots(deps, node, reboot.id);
+  const taken = await takeSlots(deps, node, reboot.id, holdsRead);
   if (taken.ok) {
     if (taken.keys.length) reboot.budgetKeys = taken.keys;
     return reboot;

@@ -16,8 +16,9 @@ import type { NodeStateRecord } from '../ports/index.ts';
 import type { Deps } from './deps.ts';
 import { applyStep } from './effects.ts';
 import { tagRollout } from './rollout.ts';
-import { rebootIdForEvent, rebootOfEvent } from './reboot-ids.ts';
-import { admitHostReboot, admitNewXpuReboot } from './fleet.ts';
+import { rebootIdForEvent } from './reboot-ids.ts';
+import { legacyRebootId } from '../core/ids.ts';
+import { activeHolds, admitHostReboot, admitNewXpuReboot } from './fleet.ts';
 import { hostWorkflowInput, xpuWorkflowInput } from '../core/workflow-io.ts';
 
 /** A claim's reboot is not stored yet: thrown so the queue retries the event instead of losing it. */
@@ -99,6 +100,10 @@ export function createIngestHandler(deps: Deps) {
     prefetched?: Promise<StoredReboot | undefined>,
   ): Promise<IngestOutcome> {
     const found = await prefetched;
+    // A new planned reboot is checked against the holds after its claim: read them beside the id and
+    // the claim instead of after them (a hold placed in those few ms races the event either way).
+    const holdsRead = !found && mode === 'planned' ? activeHolds(deps) : undefined;
+    holdsRead?.catch(() => {});
     const { id, fresh } = found
       ? { id: found.id, fresh: false }
       : await rebootIdForEvent(deps, 'xpu', ev.dedupKey, { lookedUp: !!prefetched });
@@ -141,7 +146,7 @@ export function createIngestHandler(deps: Deps) {
         return { kind: 'joined', rebootId: before.id };
       }
       // Rollouts: an announce made for a rollout carries its id; the reboot remembers it.
-      let reboot = await admitNewXpuReboot(deps, node, tagRollout(newXpuReboot(id, node, xpu, ev, mode), ev));
+      let reboot = await admitNewXpuReboot(deps, node, tagRollout(newXpuReboot(id, node, xpu, ev, mode), ev), holdsRead);
       if (state.host) reboot.history.push(history(ev.receivedAt, 'note', `host reboot ${state.host} of this node is in progress`));
       if (!(await deps.store.createReboot(reboot))) reboot = (await deps.store.getReboot(id)) ?? reboot;
       await deps.workflows.start('xpu-reboot', id, xpuWorkflowInput(reboot, node, deps.clock.now()));
@@ -307,12 +312,17 @@ export function createIngestHandler(deps: Deps) {
   }
 
   return async function ingest(ev: NativeEvent): Promise<IngestOutcome> {
-    // A start looks up the reboot its event would have started (a replay) anyway: read it
-    // alongside the dedup key instead of after it, since both are on every start's path.
+    // A start looks up the reboot its event would have started (a replay) anyway: read its
+    // mapping and legacy id in the same request as the dedup key, since all are on every start's path.
     const starts = ev.type === 'xpu.reboot.pending' || ev.type === 'xpu.crashed';
-    const prefetched = starts ? rebootOfEvent(deps.store, 'xpu', ev.dedupKey) : undefined;
-    prefetched?.catch(() => {});
-    if (await deps.store.isEventSeen(ev.dedupKey)) {
+    let seen: boolean;
+    let prefetched: Promise<StoredReboot | undefined> | undefined;
+    if (starts) {
+      const look = await deps.store.lookUpEvent(ev.dedupKey, legacyRebootId('xpu', ev.dedupKey));
+      seen = look.seen;
+      prefetched = look.rebootId ? deps.store.getReboot(look.rebootId) : Promise.resolve(look.legacy);
+    } else seen = await deps.store.isEventSeen(ev.dedupKey);
+    if (seen) {
       deps.metrics.count('DuplicatesSuppressed');
       return { kind: 'duplicate' };
     }

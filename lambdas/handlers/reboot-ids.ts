@@ -1,6 +1,5 @@
 // Which reboot an event starts: a new ULID the first time, the same id on every replay of that event.
 import { legacyRebootId, newRebootId, type RebootIdKind } from '../core/ids.ts';
-import type { StoredReboot } from '../core/reboot.ts';
 import type { Clock, RebootStore } from '../ports/index.ts';
 
 /** As long as the event key itself is remembered (ingest's dedup TTL): replays come within it. */
@@ -10,7 +9,7 @@ export const EVENT_REBOOT_TTL_SECONDS = 7 * 24 * 3600;
  * The reboot id for an event key. The key→id mapping is written (conditionally) before the reboot,
  * so a replay after a crash between the two writes finds the same id and creates that reboot; two
  * deliveries racing both end up with the first mapping. `fresh`: minted now, nothing stored under it
- * yet. `lookedUp`: the caller read the mapping and the legacy id already (`rebootOfEvent`) and found
+ * yet. `lookedUp`: the caller read the mapping and the legacy id already (`store.lookUpEvent`) and found
  * no reboot, so only the conditional put is left (it still finds a mapping written meanwhile).
  */
 export async function rebootIdForEvent(
@@ -28,13 +27,4 @@ export async function rebootIdForEvent(
   const candidate = newRebootId(kind, deps.clock.now());
   const id = await deps.store.mapEventToReboot(key, candidate, EVENT_REBOOT_TTL_SECONDS);
   return { id, fresh: id === candidate };
-}
-
-/**
- * The reboot an event key started, if any (under its mapped id, or the old-style id of a reboot
- * started before the upgrade): read ahead on the start path, beside the dedup check.
- */
-export async function rebootOfEvent(store: RebootStore, kind: RebootIdKind, key: string): Promise<StoredReboot | undefined> {
-  const [id, legacy] = await Promise.all([store.rebootIdOfEvent(key), store.getReboot(legacyRebootId(kind, key))]);
-  return id ? store.getReboot(id) : legacy;
 }

@@ -1,7 +1,7 @@
 // Reconciles reboots with their workflow executions: a reboot whose execution ended, failed or is gone
 // can never end by itself, and would hold its xPU or host claim for ever. Run at start and on a schedule.
 import { endByReconciler } from '../core/model.ts';
-import { isEnded, isFinal, outstandingCommands, type StoredReboot } from '../core/reboot.ts';
+import { evaluateWait, isEnded, isFinal, outstandingCommands, type StoredReboot } from '../core/reboot.ts';
 import { REBOOT_STATUSES, type RebootStatus } from '../core/types.ts';
 import type { WorkflowExecutionState } from '../ports/index.ts';
 import type { Deps } from './deps.ts';
@@ -20,6 +20,8 @@ export interface ReconcilerOptions {
 export interface ReconcileResult {
   checked: number;
   ended: Array<{ rebootId: string; reason: string }>;
+  /** Running reboots whose workflow waited for something that had already happened: woken now. */
+  woken: string[];
 }
 
 /** Statuses whose reboots have a running execution. A queued reboot has none yet. */
@@ -80,8 +82,29 @@ export function createReconciler(deps: Deps, opts: ReconcilerOptions = {}) {
     return ended;
   }
 
+  /**
+   * A running workflow waits for something its reboot already records (the wake-up that change sent
+   * was lost: it raced the wait's registration, or the process died between the write and the wake).
+   * Every change wakes the waiter it satisfies, so this should find nothing; when it does, the wait
+   * is woken now instead of running into its time-out and failing the reboot, and it is counted.
+   */
+  async function wakeLost(id: string): Promise<boolean> {
+    const reboot = await deps.store.getReboot(id);
+    if (!reboot?.waiter || reboot.endedAt) return false;
+    const node = (await deps.inventory({ nodes: [reboot.node] })).node(reboot.node);
+    const outcome = evaluateWait(reboot, node, deps.clock.now());
+    if (!outcome || !(await deps.workflows.wake(reboot.waiter.token, outcome))) return false;
+    deps.metrics.count('LostWakeupsRecovered', 1, { waitFor: reboot.waiter.waitFor });
+    deps.logger.warn('reconciler woke a wait whose condition had already happened', {
+      rebootId: id,
+      waitFor: reboot.waiter.waitFor,
+      step: reboot.waiter.step,
+    });
+    return true;
+  }
+
   return async function reconcile(): Promise<ReconcileResult> {
-    const result: ReconcileResult = { checked: 0, ended: [] };
+    const result: ReconcileResult = { checked: 0, ended: [], woken: [] };
     for (const status of ACTIVE) {
       let cursor: string | undefined;
       do {
@@ -90,7 +113,10 @@ export function createReconciler(deps: Deps, opts: ReconcilerOptions = {}) {
           if (listed.endedAt) continue;
           result.checked++;
           const state = await deps.workflows.describe(WORKFLOW_OF[listed.kind], listed.id);
-          if (state.status === 'RUNNING') continue;
+          if (state.status === 'RUNNING') {
+            if (await wakeLost(listed.id)) result.woken.push(listed.id);
+            continue;
+          }
           // The listing may lag: decide on the reboot as it is now.
           const reboot = await deps.store.getReboot(listed.id);
           if (!reboot || reboot.endedAt) continue;

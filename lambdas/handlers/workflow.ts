@@ -11,6 +11,7 @@ import {
   proceedNotTaken,
   recordCommands,
   registerWaiter,
+  type Step,
 } from '../core/model.ts';
 import {
   isFinal,
@@ -73,25 +74,33 @@ export function createAwaitHandler(deps: Deps) {
     const commands = await sentCommands(deps, reboot, p.step, node);
     const now = deps.clock.now();
     let registered = false;
+    // One write on the copy just loaded (no second read unless it changed meanwhile): the waiter, and
+    // in the notice phase the re-timed wait, since the xPU's watchdog moves with the deadline.
     await applyStep(
       deps,
       reboot.id,
       (r) => {
         registered = !isLateRegistration(r, reg);
         if (!registered) return null;
-        return registerWaiter(
+        const waiting = registerWaiter(
           r,
           { ...reg, waitFor: p.waitFor as WaitFor, deadline: p.deadline, status: p.status, commands, story: STEP_STORY[p.step] ?? p.step },
           now,
         );
+        return p.step === 'prepare' ? thenPostponeIfMoved(waiting, node, now) : waiting;
       },
       node,
+      { known: reboot },
     );
-    // The notice phase re-times its wait whenever the deadline moves: the xPU's watchdog moves with it.
-    if (registered && p.step === 'prepare') await applyStep(deps, reboot.id, (r) => postponeIfMoved(r, node, deps.clock.now()), node);
     if (registered && p.step === 'budget') await onQueuedWaitRegistered(deps, reboot.id, node);
     return { registered };
   };
+}
+
+/** A registration followed by the notice phase's re-timing, as one change of the reboot (effects in that order). */
+function thenPostponeIfMoved(step: Step, node: NodeDef, now: Date): Step {
+  const moved = postponeIfMoved(step.reboot, node, now);
+  return moved ? { reboot: moved.reboot, effects: [...step.effects, ...moved.effects] } : step;
 }
 
 /** Closes commands the workflow stopped waiting for, so agents are no longer handed them. Returns those it closed. */

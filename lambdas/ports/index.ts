@@ -53,10 +53,13 @@ export interface RebootStore extends BudgetStore, HoldStore {
   /**
    * Read-modify-write with optimistic concurrency. `change` returns the new record, or null for
    * "nothing to change"; it may run several times under contention, so it must be pure.
+   * `known`: a copy the caller has just read; the first attempt writes against its version instead of
+   * reading again (a stale copy costs the retry; a null change is decided on a fresh read).
    */
   updateReboot(
     id: string,
     change: (r: StoredReboot) => StoredReboot | null,
+    known?: StoredReboot,
   ): Promise<{ reboot: StoredReboot; changed: boolean } | undefined>;
   listReboots(q: ListQuery): Promise<{ items: StoredReboot[]; next: string | null }>;
   /** Reboots notified in [from, to), oldest first. */
@@ -107,6 +110,12 @@ export interface RebootStore extends BudgetStore, HoldStore {
 
   /** The reboot an event key started (docs/reboot-model.md: ids are ULIDs, so a replay must look its reboot up). */
   rebootIdOfEvent(key: string): Promise<string | undefined>;
+  /**
+   * What a starting event is checked against, in one read (every start needs all three): whether its
+   * key was seen (`isEventSeen`), the reboot id it maps to (`rebootIdOfEvent`) and the reboot stored
+   * under `legacyRebootId` (`getReboot`).
+   */
+  lookUpEvent(key: string, legacyRebootId: string): Promise<{ seen: boolean; rebootId?: string; legacy?: StoredReboot }>;
   /**
    * Maps an event key to `rebootId` unless it maps to a reboot already (a conditional put); returns
    * the id the key maps to after the call, ours or the one a first delivery wrote.
@@ -202,9 +211,13 @@ export interface WorkflowExecutionState {
 
 /** Lets a long poll return as soon as a command is written, instead of polling the table. */
 export interface CommandSignal {
-  notify(agent: string): void;
-  /** Resolves when notified or after `ms`. */
-  wait(agent: string, ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * `commands`: what the caller just wrote for this agent, when it has them at hand. A signal that shares
+   * memory with the long polls (local) hands them over, so the woken poll need not read them back.
+   */
+  notify(agent: string, commands?: StoredCommand[]): void;
+  /** Resolves when notified (with the commands the notifier passed, if any and in-process) or after `ms`. */
+  wait(agent: string, ms: number, signal?: AbortSignal): Promise<StoredCommand[] | undefined>;
 }
 
 export interface Metrics {

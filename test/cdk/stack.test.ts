@@ -296,12 +296,12 @@ describe('IAM', () => {
     }
   });
 
-  it('grants SendTask* only to the functions that answer callback Tasks', () => {
+  it('grants SendTask* only to the functions that answer callback Tasks (and the reconciler, which wakes a lost one)', () => {
     const holders = policyStatements(resources)
       .filter((s) => asArray(s.Action).some((a) => a.startsWith('states:SendTask')))
       .map((s) => asArray(resources[s.policy].Properties.Roles)[0].Ref.replace(/ServiceRole.*$/, ''))
       .sort();
-    expect(holders).toEqual(['ApiFunction', 'IngestFunction', 'WorkflowAwaitFunction', 'WorkflowStepFunction']);
+    expect(holders).toEqual(['ApiFunction', 'IngestFunction', 'ReconcilerFunction', 'WorkflowAwaitFunction', 'WorkflowStepFunction']);
   });
 
   it('lets the report function put objects under reports/ and nothing else in S3', () => {

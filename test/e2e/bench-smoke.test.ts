@@ -40,7 +40,7 @@ describe('npm run bench --quick', () => {
 
     // The contract's figures, each beside its target.
     for (const k of ['p50', 'p95', 'p99']) expect(isNumber(r.eventToFirstHookMs[k]), k).toBe(true);
-    expect(r.eventToFirstHookMs.target).toEqual({ p50: 30, p99: 150 });
+    expect(r.eventToFirstHookMs.target).toEqual({ p50: 12, p99: 40 });
     expect(typeof r.eventToFirstHookMs.pass).toBe('boolean');
     expect(r.eventToFirstHookMs.samples).toBeGreaterThan(0);
     expect(isNumber(r.eventToFirstHookMs.hookSpawnMs.p50)).toBe(true);
@@ -48,12 +48,14 @@ describe('npm run bench --quick', () => {
     expect(isNumber(r.floorMs)).toBe(true);
     expect(r).toHaveProperty('floorRatioTarget');
     expect(isNumber(r.burst.eventsPerSecond)).toBe(true);
-    expect(r.burst.eventsPerSecondTarget).toBe(1000);
+    expect(r.burst.eventsPerSecondTarget).toBe(2500);
     expect(isNumber(r.costUsdPerReboot)).toBe(true);
-    expect(r.costUsdPerRebootTarget).toBe(0.001);
+    expect(r.costUsdPerRebootTarget).toBe(0.0003);
     expect(r.cost.prices.asOf).toMatch(/^\d{4}-\d{2}-\d{2}$/);
     expect(isNumber(r.agentIdleRssMb)).toBe(true);
-    expect(r.agentIdleRssMbTarget).toBe(60);
+    expect(r.agentIdleRssMbTarget).toBe(45);
+    expect(isNumber(r.scale.stackPeakPssMb)).toBe(true);
+    expect(r.scale.stackPeakPssMbTarget).toBe(512);
     for (const c of r.checks) {
       expect(typeof c.figure).toBe('string');
       expect(typeof c.target).toBe('string');

@@ -16,7 +16,7 @@ nodes:
   - id: node-a
     trusted: true
     agentToken: ${A}
-    xpus: [{ id: dpu0 }, { id: dpu1 }, { id: dpu2 }]
+    xpus: [{ id: dpu0 }, { id: dpu1 }, { id: dpu2 }, { id: dpu3 }]
 `;
 
 let stack: Stack;
@@ -95,5 +95,22 @@ describe('reconciler', () => {
     const after = (await api(stack.url, `/v1/reboots/${reboot.id}`, { token: OPERATOR })).json;
     expect(after.history.at(-1).detail).toMatch(/States.TaskFailed: retries exhausted/);
     expect((await stack.deps.store.getNodeState('node-a')).xpus.dpu2).toBeUndefined();
+  });
+
+  it('wakes a running wait whose condition already happened (a lost wake-up), once, and counts it', async () => {
+    const reboot = await startReboot('dpu3', 'rec-lost-wakeup');
+    await waitFor('the wait for the host', async () => (await stack.deps.store.getReboot(reboot.id))?.waiter?.waitFor === 'prepared');
+    // The xPU's ready lands on the reboot, but the wake-up that change sends is lost.
+    const at = new Date().toISOString();
+    await stack.deps.store.updateReboot(reboot.id, (r) => ({ ...r, readyAt: at }));
+    expect((await stack.reconcile()).woken).toEqual([reboot.id]);
+    expect(stack.counters.get('LostWakeupsRecovered')).toBe(1);
+    // The workflow went on from where it waited: the host is asked to restore PCIe.
+    await waitFor('restore-pcie', async () =>
+      Object.values((await stack.deps.store.getReboot(reboot.id))?.commands ?? {}).some((c) => c.type === 'restore-pcie'),
+    );
+    // Woken once: the next pass finds the new wait not yet satisfied.
+    expect((await stack.reconcile()).woken).toEqual([]);
+    expect(stack.counters.get('LostWakeupsRecovered')).toBe(1);
   });
 });
