@@ -964,6 +964,21 @@ export function endByReconciler(r: StoredReboot, closed: string[], reason: strin
   return { reboot: s, effects: [] };
 }
 
+/**
+ * A new xPU reboot, before it is stored, counts in the budgets `keys`; an outage (a crash, an
+ * unannounced reboot) is never held and says which budget it goes `beyond`.
+ */
+export function admitNew(r: StoredReboot, keys: string[], beyond: string | undefined, now: Date): StoredReboot {
+  const s = next(r);
+  if (keys.length) s.budgetKeys = keys;
+  const what = r.mode === 'crash' ? 'a crash' : 'an unannounced reboot';
+  if (beyond)
+    s.history.push(
+      entry(now.toISOString(), 'budget-exceeded', `${what} is never held: the node is unavailable beyond ${beyond}`, COORDINATOR),
+    );
+  return s;
+}
+
 /** A queued reboot found no slot: when to look again. Null once it left the queue. */
 export function noteQueueRecheck(r: StoredReboot, recheckAt: string): Step | null {
   if (!r.queue || r.status !== 'queued') return null;

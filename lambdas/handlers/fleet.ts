@@ -14,6 +14,7 @@ import {
   type Hold,
 } from '../core/budgets.ts';
 import {
+  admitNew,
   countOutOfQueue,
   leaveQueue as leaveQueueStep,
   noteBudgetExceeded,
@@ -21,17 +22,7 @@ import {
   recordQueuedPostpone,
   type Effect,
 } from '../core/model.ts';
-import { COORDINATOR } from '../core/principal.ts';
-import {
-  history,
-  isEnded,
-  isFinal,
-  noticeWindow,
-  planPostpone,
-  toCommand,
-  type PlannedCommand,
-  type StoredReboot,
-} from '../core/reboot.ts';
+import { isEnded, isFinal, noticeWindow, planPostpone, toCommand, type PlannedCommand, type StoredReboot } from '../core/reboot.ts';
 import type { NodeDef } from '../core/types.ts';
 import type { QueuedEntry, StoredCommand } from '../ports/index.ts';
 import type { Deps } from './deps.ts';
@@ -97,20 +88,10 @@ export async function admitNewXpuReboot(
   const now = deps.clock.now();
   if (reboot.mode === 'crash' || reboot.mode === 'unannounced') {
     const counted = await countSlots(deps, node, reboot.id);
-    if (counted.keys.length) reboot.budgetKeys = counted.keys;
-    const what = reboot.mode === 'crash' ? 'a crash' : 'an unannounced reboot';
-    if (counted.beyond)
-      reboot.history.push({
-        ...history(now, 'budget-exceeded', `${what} is never held: the node is unavailable beyond ${counted.beyond}`),
-        by: COORDINATOR,
-      });
-    return reboot;
+    return admitNew(reboot, counted.keys, counted.beyond, now);
   }
   const taken = await takeSlots(deps, node, reboot.id, holdsRead);
-  if (taken.ok) {
-    if (taken.keys.length) reboot.budgetKeys = taken.keys;
-    return reboot;
-  }
+  if (taken.ok) return admitNew(reboot, taken.keys, undefined, now);
   return onBudgetRefused(reboot, `${taken.kind}: ${taken.reason}`, taken.holds, node.policy.xpuReboot, now);
 }
 

@@ -2,6 +2,7 @@
 // never mutating what they are given, null when nothing changes (a replay, a lost race).
 import { describe, expect, it } from 'vitest';
 import {
+  admitNew,
   countOutOfQueue,
   endByReconciler,
   leaveQueue,
@@ -81,6 +82,22 @@ describe('endByReconciler', () => {
 });
 
 describe('the budget queue', () => {
+  it('admitNew counts a new reboot in its budgets, and a crash beyond one says so; the reboot it was given is left as it was', () => {
+    const planned = pure(reboot('notified'), (x) => admitNew(x, ['rack#r1'], undefined, at(0)));
+    expect(planned.budgetKeys).toEqual(['rack#r1']);
+    expect(planned.history.some((h) => h.phase === 'budget-exceeded')).toBe(false);
+    const r = reboot('notified');
+    r.mode = 'crash';
+    const crash = pure(r, (x) => admitNew(x, [], 'rack r1 (maxUnavailable 1)', at(1)));
+    expect(crash.budgetKeys).toBeUndefined();
+    expect(crash.history.at(-1)).toEqual({
+      at: iso(1),
+      phase: 'budget-exceeded',
+      detail: 'a crash is never held: the node is unavailable beyond rack r1 (maxUnavailable 1)',
+      by: 'coordinator',
+    });
+  });
+
   it('noteQueueRecheck sets when to look again, only while queued', () => {
     const s = pure(queued(), (x) => noteQueueRecheck(x, iso(60)))!.reboot;
     expect(s.queue?.recheckAt).toBe(iso(60));
