@@ -6,6 +6,7 @@
 // conditionally (lost the race: reload and apply again) and perform the effects; nothing else
 // changes a reboot. The model's tests (test/unit/reboot-model*.test.ts) drive these through
 // random interleavings, so every rule about disorder lives here, in one file.
+import { onQueueLeft } from './budgets.ts';
 import { COORDINATOR } from './principal.ts';
 import {
   advanceStatus,
@@ -944,3 +945,104 @@ export function force(r: StoredReboot, node: NodeDef, by: Actor, reason: string,
 
 /** Statuses from which the model never moves on: the end. */
 export const ENDED: readonly RebootStatus[] = ['completed', 'denied', 'failed', 'cancelled'];
+
+// --- the reconciler and the budget queue (lambdas/handlers/reconciler.ts, fleet.ts) ---------------
+
+/**
+ * The reconciler ends a reboot its workflow no longer runs for: failed, the commands it closed
+ * marked timed out (unless a result got there first). Null if something else ended it first.
+ */
+export function endByReconciler(r: StoredReboot, closed: string[], reason: string, detail: string, now: Date): Step | null {
+  if (r.endedAt) return null;
+  const s = next(r);
+  markTimedOut(s, closed);
+  const at = now.toISOString();
+  s.status = 'failed';
+  s.endedAt = at;
+  s.waiter = null;
+  s.history.push(entry(at, 'failed', `${reason}: ${detail}; ended by the reconciler`, COORDINATOR));
+  return { reboot: s, effects: [] };
+}
+
+/**
+ * A new xPU reboot, before it is stored, counts in the budgets `keys`; an outage (a crash, an
+ * unannounced reboot) is never held and says which budget it goes `beyond`.
+ */
+export function admitNew(r: StoredReboot, keys: string[], beyond: string | undefined, now: Date): StoredReboot {
+  const s = next(r);
+  if (keys.length) s.budgetKeys = keys;
+  const what = r.mode === 'crash' ? 'a crash' : 'an unannounced reboot';
+  if (beyond)
+    s.history.push(
+      entry(now.toISOString(), 'budget-exceeded', `${what} is never held: the node is unavailable beyond ${beyond}`, COORDINATOR),
+    );
+  return s;
+}
+
+/** A queued reboot found no slot: when to look again. Null once it left the queue. */
+export function noteQueueRecheck(r: StoredReboot, recheckAt: string): Step | null {
+  if (!r.queue || r.status !== 'queued') return null;
+  const s = next(r);
+  s.queue = { ...s.queue!, recheckAt };
+  return { reboot: s, effects: [] };
+}
+
+/** The node is unavailable beyond a budget (`beyond` names it): said once per reboot. */
+export function noteBudgetExceeded(r: StoredReboot, beyond: string, now: Date): Step | null {
+  if (r.history.some((h) => h.phase === 'budget-exceeded')) return null;
+  const s = next(r);
+  s.history.push(entry(now.toISOString(), 'budget-exceeded', `the node is unavailable beyond ${beyond}`, COORDINATOR));
+  return { reboot: s, effects: [] };
+}
+
+/**
+ * A reboot forced or let out of the queue counts against its budgets (`keys`), also beyond them
+ * (`beyond`, said once). Null when there is nothing to record or it already holds its slots.
+ */
+export function countOutOfQueue(r: StoredReboot, keys: string[], beyond: string | undefined, now: Date): Step | null {
+  const say = !!beyond && !r.history.some((h) => h.phase === 'budget-exceeded');
+  if (!say && (!keys.length || r.budgetKeys?.length)) return null;
+  const s = next(r);
+  if (keys.length) s.budgetKeys = keys;
+  if (say)
+    s.history.push(
+      entry(now.toISOString(), 'budget-exceeded', `forced out of the queue: the node is unavailable beyond ${beyond}`, COORDINATOR),
+    );
+  return { reboot: s, effects: [] };
+}
+
+/** A queued reboot's xPU is told to hold its watchdog to the deadline: the postpone command is recorded once. */
+export function recordQueuedPostpone(r: StoredReboot, postpone: PlannedCommand, now: Date): Step | null {
+  if (r.commands[postpone.id] || r.status !== 'queued') return null;
+  const s = next(r);
+  s.commands[postpone.id] = summarize(postpone, 'budget', now.toISOString());
+  s.postponedTo = s.deadline ?? undefined;
+  return { reboot: s, effects: [] };
+}
+
+/**
+ * A queued reboot goes on (`slot`: a slot freed; `cap`: its wait reached the cap), taking `keys`.
+ * If its deadline moved, `postpone` is the command that tells the xPU (recorded here, sent by the
+ * handler). Null once it left the queue.
+ */
+export function leaveQueue(
+  r: StoredReboot,
+  how: 'slot' | 'cap',
+  keys: string[],
+  node: NodeDef,
+  now: Date,
+  why?: string,
+): { step: Step | null; postpone?: PlannedCommand } {
+  if (r.status !== 'queued' || !r.queue) return { step: null };
+  const s = next(r);
+  const before = s.deadline;
+  onQueueLeft(s, how, node.policy.xpuReboot, now, why);
+  if (keys.length) s.budgetKeys = keys;
+  let postpone: PlannedCommand | undefined;
+  if (s.deadline && s.deadline !== before) {
+    postpone = planPostpone(s, s.deadline, how === 'cap' ? 'budget wait reached its cap' : 'a budget slot is free', node, now);
+    s.commands[postpone.id] ??= summarize(postpone, 'budget', now.toISOString());
+    s.postponedTo = s.deadline; // what the xPU's watchdog was told (postponeIfMoved reads it)
+  }
+  return { step: { reboot: s, effects: [] }, ...(postpone ? { postpone } : {}) };
+}

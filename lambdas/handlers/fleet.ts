@@ -7,29 +7,26 @@ import {
   isHoldActive,
   mayStartReboot,
   onBudgetRefused,
-  onQueueLeft,
   queueRecheckAt,
   queueWindow,
   admittedDeadline,
   type Admission,
   type Hold,
 } from '../core/budgets.ts';
-import type { Effect } from '../core/model.ts';
-import { COORDINATOR } from '../core/principal.ts';
 import {
-  history,
-  isEnded,
-  isFinal,
-  noticeWindow,
-  planPostpone,
-  summarize,
-  toCommand,
-  type PlannedCommand,
-  type StoredReboot,
-} from '../core/reboot.ts';
+  admitNew,
+  countOutOfQueue,
+  leaveQueue as leaveQueueStep,
+  noteBudgetExceeded,
+  noteQueueRecheck,
+  recordQueuedPostpone,
+  type Effect,
+} from '../core/model.ts';
+import { isEnded, isFinal, noticeWindow, planPostpone, toCommand, type PlannedCommand, type StoredReboot } from '../core/reboot.ts';
 import type { NodeDef } from '../core/types.ts';
 import type { QueuedEntry, StoredCommand } from '../ports/index.ts';
-import { changeReboot, type Deps } from './deps.ts';
+import type { Deps } from './deps.ts';
+import { applyStep } from './effects.ts';
 import { wakeRolloutOf } from './rollout.ts';
 
 export async function activeHolds(deps: Pick<Deps, 'store' | 'clock'>): Promise<Hold[]> {
@@ -91,20 +88,10 @@ export async function admitNewXpuReboot(
   const now = deps.clock.now();
   if (reboot.mode === 'crash' || reboot.mode === 'unannounced') {
     const counted = await countSlots(deps, node, reboot.id);
-    if (counted.keys.length) reboot.budgetKeys = counted.keys;
-    const what = reboot.mode === 'crash' ? 'a crash' : 'an unannounced reboot';
-    if (counted.beyond)
-      reboot.history.push({
-        ...history(now, 'budget-exceeded', `${what} is never held: the node is unavailable beyond ${counted.beyond}`),
-        by: COORDINATOR,
-      });
-    return reboot;
+    return admitNew(reboot, counted.keys, counted.beyond, now);
   }
   const taken = await takeSlots(deps, node, reboot.id, holdsRead);
-  if (taken.ok) {
-    if (taken.keys.length) reboot.budgetKeys = taken.keys;
-    return reboot;
-  }
+  if (taken.ok) return admitNew(reboot, taken.keys, undefined, now);
   return onBudgetRefused(reboot, `${taken.kind}: ${taken.reason}`, taken.holds, node.policy.xpuReboot, now);
 }
 
@@ -169,26 +156,19 @@ async function leaveQueue(
   why?: string,
 ): Promise<StoredReboot | undefined> {
   const now = deps.clock.now();
-  const policy = node.policy.xpuReboot;
   let postpone: PlannedCommand | undefined;
-  const updated = await changeReboot(
+  const res = await applyStep(
     deps,
     rebootId,
     (r) => {
-      postpone = undefined;
-      if (r.status !== 'queued' || !r.queue) return null;
-      const before = r.deadline;
-      onQueueLeft(r, how, policy, now, why);
-      if (keys.length) r.budgetKeys = keys;
-      if (r.deadline && r.deadline !== before) {
-        postpone = planPostpone(r, r.deadline, how === 'cap' ? 'budget wait reached its cap' : 'a budget slot is free', node, now);
-        r.commands[postpone.id] ??= summarize(postpone, 'budget', now.toISOString());
-        r.postponedTo = r.deadline; // what the xPU's watchdog was told (the model's postponeIfMoved reads it)
-      }
-      return r;
+      const left = leaveQueueStep(r, how, keys, node, now, why);
+      postpone = left.postpone;
+      return left.step;
     },
     node,
+    { wake: 'always' },
   );
+  const updated = res?.reboot;
   if (!updated) return undefined;
   if (postpone) await putCommands(deps, updated, [postpone], 'budget');
   const entry = entryOf(updated);
@@ -258,17 +238,7 @@ export async function onQueuedWaitRegistered(deps: Deps, rebootId: string, node:
   const now = deps.clock.now();
   const postpone = planPostpone(reboot, reboot.deadline, `queued: ${reboot.queue.reason}`, node, now);
   if (!reboot.commands[postpone.id]) {
-    const updated = await changeReboot(
-      deps,
-      rebootId,
-      (r) => {
-        if (r.commands[postpone.id] || r.status !== 'queued') return null;
-        r.commands[postpone.id] = summarize(postpone, 'budget', now.toISOString());
-        r.postponedTo = r.deadline ?? undefined;
-        return r;
-      },
-      node,
-    );
+    const updated = (await applyStep(deps, rebootId, (r) => recordQueuedPostpone(r, postpone, now), node, { wake: 'always' }))?.reboot;
     if (updated?.commands[postpone.id]) await putCommands(deps, updated, [postpone], 'budget');
   }
   await tryAdmit(deps, entry);
@@ -292,11 +262,7 @@ export async function recheckQueued(deps: Deps, rebootId: string, node: NodeDef)
     if (!outage && !capped && (await tryAdmit(deps, entry)) !== 'admitted') {
       const holds = holdsOn(node, await activeHolds(deps), now);
       const recheckAt = queueRecheckAt(reboot.queue, holds, now);
-      const updated = await deps.store.updateReboot(rebootId, (r) => {
-        if (!r.queue || r.status !== 'queued') return null;
-        r.queue.recheckAt = recheckAt;
-        return r;
-      });
+      const updated = await applyStep(deps, rebootId, (r) => noteQueueRecheck(r, recheckAt), node, { wake: 'never' });
       const wait = updated && queueWindow(updated.reboot, now);
       if (wait) return wait;
     } else if (outage || capped) {
@@ -304,12 +270,7 @@ export async function recheckQueued(deps: Deps, rebootId: string, node: NodeDef)
       const counted = await countSlots(deps, node, rebootId);
       const why = outage ? 'the xPU went down while queued' : undefined;
       await leaveQueue(deps, node, rebootId, outage ? 'slot' : 'cap', counted.keys, why);
-      if (counted.beyond)
-        await deps.store.updateReboot(rebootId, (r) => {
-          if (r.history.some((h) => h.phase === 'budget-exceeded')) return null;
-          r.history.push({ ...history(now, 'budget-exceeded', `the node is unavailable beyond ${counted.beyond}`), by: COORDINATOR });
-          return r;
-        });
+      if (counted.beyond) await applyStep(deps, rebootId, (r) => noteBudgetExceeded(r, counted.beyond!, now), node, { wake: 'never' });
     }
     reboot = (await deps.store.getReboot(rebootId)) ?? reboot;
   }
@@ -342,17 +303,7 @@ export async function performFleetEffect(deps: Deps, reboot: StoredReboot, e: Fl
       if (!n) break;
       const counted = await countSlots(deps, n, reboot.id);
       const now = deps.clock.now();
-      await deps.store.updateReboot(reboot.id, (r) => {
-        const beyond = counted.beyond && !r.history.some((h) => h.phase === 'budget-exceeded');
-        if (!beyond && (!counted.keys.length || r.budgetKeys?.length)) return null;
-        if (counted.keys.length) r.budgetKeys = counted.keys;
-        if (beyond)
-          r.history.push({
-            ...history(now, 'budget-exceeded', `forced out of the queue: the node is unavailable beyond ${counted.beyond}`),
-            by: COORDINATOR,
-          });
-        return r;
-      });
+      await applyStep(deps, reboot.id, (r) => countOutOfQueue(r, counted.keys, counted.beyond, now), n, { wake: 'never' });
       break;
     }
     case 'release-budgets':

@@ -1,10 +1,11 @@
 // Reconciles reboots with their workflow executions: a reboot whose execution ended, failed or is gone
 // can never end by itself, and would hold its xPU or host claim for ever. Run at start and on a schedule.
-import { COORDINATOR } from '../core/principal.ts';
-import { history, isEnded, isFinal, outstandingCommands, type StoredReboot } from '../core/reboot.ts';
+import { endByReconciler } from '../core/model.ts';
+import { isEnded, isFinal, outstandingCommands, type StoredReboot } from '../core/reboot.ts';
 import { REBOOT_STATUSES, type RebootStatus } from '../core/types.ts';
 import type { WorkflowExecutionState } from '../ports/index.ts';
-import { changeReboot, wakeIfReady, type Deps } from './deps.ts';
+import { wakeIfReady, type Deps } from './deps.ts';
+import { applyStep } from './effects.ts';
 import { WORKFLOW_OF } from '../core/workflow-io.ts';
 
 export interface ReconcilerOptions {
@@ -58,27 +59,19 @@ export function createReconciler(deps: Deps, opts: ReconcilerOptions = {}) {
   const pageSize = opts.pageSize ?? 100;
 
   async function end(reboot: StoredReboot, reason: string, detail: string): Promise<boolean> {
-    const at = deps.clock.now().toISOString();
+    const at = deps.clock.now();
     // Its commands will never be waited for again: close them so agents stop being handed them.
     const open = outstandingCommands(reboot, [...new Set(Object.values(reboot.commands).map((c) => c.step))]);
     const closed = await Promise.all(
       open.map((c) =>
-        deps.store.updateCommand(c.agent, c.id, (cmd) => (isFinal(cmd.status) ? null : { ...cmd, status: 'timed-out', finishedAt: at })),
+        deps.store.updateCommand(c.agent, c.id, (cmd) =>
+          isFinal(cmd.status) ? null : { ...cmd, status: 'timed-out', finishedAt: at.toISOString() },
+        ),
       ),
     );
     const closedIds = open.filter((_, i) => closed[i]?.changed).map((c) => c.id);
-    let ended = false;
-    await changeReboot(deps, reboot.id, (r) => {
-      ended = false;
-      if (r.endedAt) return null;
-      ended = true;
-      for (const id of closedIds) if (r.commands[id] && !isFinal(r.commands[id].status)) r.commands[id].status = 'timed-out';
-      r.status = 'failed';
-      r.endedAt = at;
-      r.waiter = null;
-      r.history.push({ ...history(at, 'failed', `${reason}: ${detail}; ended by the reconciler`), by: COORDINATOR });
-      return r;
-    });
+    const res = await applyStep(deps, reboot.id, (r) => endByReconciler(r, closedIds, reason, detail, at), undefined, { wake: 'always' });
+    const ended = !!res?.changed;
     // Released even when another path ended it first: releasing a claim not held is harmless.
     await deps.store.release(reboot.node, reboot.kind, reboot.kind === 'xpu' ? reboot.xpu : null, reboot.id);
     if (ended) {

@@ -163,15 +163,18 @@ function journal(state: string, agentId: string): any[] {
 }
 
 describe('the real agent against the real local stack', () => {
-  it('heartbeats while a slow hook runs: the server holds the command running and the reboot keeps waiting; a silent agent is noticed', async () => {
+  // Notices are long against a loaded machine's start-up: node-b's host must be noticed silent before its deadline.
+  it('heartbeats while a slow hook runs: the server holds the command running and the reboot keeps waiting; a silent agent is noticed', {
+    timeout: 120_000,
+  }, async () => {
     const dir = tempDir('agent-stack-hb');
     stack = await startStackProcess({
       dataDir: join(dir, 'data'),
       nodesFile: writeInventory(
         dir,
         inventory([
-          { id: 'node-a', noticeSeconds: 30, heartbeatSeconds: 5 },
-          { id: 'node-b', noticeSeconds: 12, heartbeatSeconds: 5 },
+          { id: 'node-a', noticeSeconds: 40, heartbeatSeconds: 10 },
+          { id: 'node-b', noticeSeconds: 25, heartbeatSeconds: 5 },
         ]),
       ),
     });
@@ -181,7 +184,8 @@ describe('the real agent against the real local stack', () => {
     const pidB = join(dir, 'b-hook.pid');
     pidFiles.push(pidB);
     // node-a's migration outlasts heartbeatSeconds: only the agent's heartbeats keep the host from counting as silent.
-    agent(url, 'node-a', dir, logged(logA, { 'migrate-workloads': 'sleep 7', 'protect-pcie': 'true' }));
+    // Its heartbeatSeconds (10) is ten of the agent's heartbeats: a loaded machine may delay a few, not all.
+    agent(url, 'node-a', dir, logged(logA, { 'migrate-workloads': 'sleep 12', 'protect-pcie': 'true' }));
     const b = agent(url, 'node-b', dir, logged(logB, { 'migrate-workloads': `echo $$ > ${pidB}\nsleep 30`, 'protect-pcie': 'true' }));
     expect((await post(url, 'node-a', { id: 'hb-a', type: 'xpu.reboot.pending' })).status).toBe(202);
     expect((await post(url, 'node-b', { id: 'hb-b', type: 'xpu.reboot.pending' })).status).toBe(202);
@@ -190,7 +194,7 @@ describe('the real agent against the real local stack', () => {
 
     // node-b: once its hook runs and has sent a heartbeat or two, the agent is frozen (SIGSTOP): no more heartbeats.
     await waitFor('node-b migration to start', async () => lines(logB).includes('migrate-workloads start'));
-    await sleep(2_000);
+    await until(url, rb.id, 'node-b migrate-workloads running', (r) => commandOf(r, 'migrate-workloads').status === 'running');
     b.proc.kill('SIGSTOP');
 
     // node-a: the heartbeats keep the reboot waiting for the slow host; then the early go, never forced.
@@ -204,7 +208,7 @@ describe('the real agent against the real local stack', () => {
     );
     expect(whileRunning.status).toBe('preparing');
     expect(lines(logA)).not.toContain('migrate-workloads end');
-    const early = await until(url, ra.id, 'rebooting', (r) => r.status === 'rebooting', 25_000);
+    const early = await until(url, ra.id, 'rebooting', (r) => r.status === 'rebooting', 60_000);
     expect(lines(logA)).toEqual(['migrate-workloads start', 'migrate-workloads end', 'protect-pcie start', 'protect-pcie end']);
     expect(early.forced).toBe(false);
     expect(commandOf(early, 'migrate-workloads').status).toBe('succeeded');
@@ -214,12 +218,12 @@ describe('the real agent against the real local stack', () => {
     const migrated = Date.parse(
       early.history.find((h: any) => h.phase === 'command-succeeded' && h.detail.startsWith('migrate-workloads')).at,
     );
-    expect(migrated - prepared).toBeGreaterThan(5_000); // the hook outlasted heartbeatSeconds without the host counting as silent
+    expect(migrated - prepared).toBeGreaterThan(10_000); // the hook outlasted heartbeatSeconds without the host counting as silent
     expect(Date.parse(early.rebootingAt)).toBeLessThan(Date.parse(early.deadline));
 
     // node-b: without heartbeats the host is noticed as silent, and the server's record of the command is
     // still `running` (what the heartbeats set) when the deadline forces the reboot.
-    const forced = await until(url, rb.id, 'forced', (r) => r.forced === true, 25_000);
+    const forced = await until(url, rb.id, 'forced', (r) => r.forced === true, 60_000);
     const p = phases(forced);
     expect(p).toContain('silent-host');
     expect(p.indexOf('silent-host')).toBeLessThan(p.indexOf('forced'));
@@ -227,11 +231,14 @@ describe('the real agent against the real local stack', () => {
     expect(lines(logB)).not.toContain('migrate-workloads end');
   });
 
-  it("kills the hook's whole process group at the reboot's deadline, reports it failed, and the reboot is forced at that deadline", async () => {
+  // The notice is long against a loaded machine's start-up: the hook must start before the deadline kills it.
+  it("kills the hook's whole process group at the reboot's deadline, reports it failed, and the reboot is forced at that deadline", {
+    timeout: 120_000,
+  }, async () => {
     const dir = tempDir('agent-stack-deadline');
     stack = await startStackProcess({
       dataDir: join(dir, 'data'),
-      nodesFile: writeInventory(dir, inventory([{ id: 'node-a', noticeSeconds: 4, heartbeatSeconds: 5 }])),
+      nodesFile: writeInventory(dir, inventory([{ id: 'node-a', noticeSeconds: 15, heartbeatSeconds: 5 }])),
     });
     const url = stack.url;
     const log = join(dir, 'hooks.log');
@@ -260,7 +267,7 @@ describe('the real agent against the real local stack', () => {
     expect(Date.now()).toBeLessThan(deadline);
 
     // Gone: `kill(pid, 0)` throws, or only a zombie is left for init to reap (the container's init may not).
-    await waitFor('the hook and its grandchild to be killed', async () => !running(hook) && !running(grandchild), 20_000);
+    await waitFor('the hook and its grandchild to be killed', async () => !running(hook) && !running(grandchild), 60_000);
     expect(Date.now()).toBeGreaterThanOrEqual(deadline);
     expect(lines(log)).toEqual(['migrate-workloads start']); // never reached its end; protect-pcie never ran (past the deadline)
 

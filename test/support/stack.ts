@@ -55,7 +55,7 @@ export async function startStackProcess(opts: { dataDir: string; nodesFile: stri
   const shown = captureOutput(`the stack (DATA_DIR ${opts.dataDir})`, () => out);
   proc.once('exit', () => shown.stopped());
   const url = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`stack did not get ready:\n${out}`)), 30_000);
+    const timer = setTimeout(() => rej(new Error(`stack did not get ready:\n${out}`)), 90_000); // a loaded 2-core machine may take a minute
     const onData = () => {
       const m = /ready at (http:\/\/\S+)/.exec(out);
       if (m) {
