@@ -13,6 +13,9 @@ import { killLeftoverGroup } from './proc.ts';
 import { isSafeId, unsafeIdProblem } from './ids.ts';
 import { DRY_RUN_ENV, isRequiredHook } from './roles.ts';
 
+/** How long a hook runs before its first `running` heartbeat (see where it is used). */
+const FIRST_HEARTBEAT_MS = 250;
+
 export type { AgentConfig } from './config.ts';
 
 /** Exit codes of the agent process; systemd and scripts tell a wrong token from a crash by them. */
@@ -585,10 +588,14 @@ class Agent {
         ticking = false;
       }
     };
-    void tick();
+    // The first heartbeat waits a moment: most hooks end within it, and their result alone says
+    // everything a `running` would (it saves a POST, a poll and two writes per command at the
+    // coordinator). A hook that runs on is reported running well inside any heartbeat policy.
+    const first = setTimeout(() => void tick(), Math.min(FIRST_HEARTBEAT_MS, this.config.heartbeatSeconds * 1000));
     const ticker = setInterval(() => void tick(), this.config.heartbeatSeconds * 1000);
 
     const outcome = dryRunOutcome(await run.done, this.#env[DRY_RUN_ENV] === '1', required);
+    clearTimeout(first);
     clearInterval(ticker);
     this.#stop.removeEventListener('abort', onStop);
     this.#current = null;

@@ -145,6 +145,22 @@ describe('rebootctl agent', () => {
     expect(beats.every((b) => b.at <= final.at)).toBe(true);
   });
 
+  it('reports a hook that ends at once by its result alone, without a running heartbeat or a refresh poll', async () => {
+    const ws = workspace();
+    const server = await fakeServer();
+    writeHook(ws, 'restore-pcie', 'echo rescanned');
+    server.enqueue('node-a', command('quick', 'restore-pcie'));
+
+    const a = agent(ws, server);
+    await waitFor(() => server.finalResults('quick')[0]);
+    a.child.kill('SIGTERM');
+    expect(await a.exited).toBe(0);
+
+    expect(server.finalResults('quick')[0]).toMatchObject({ status: 'succeeded' });
+    expect(server.heartbeats('quick')).toEqual([]);
+    expect(server.polls.filter((p) => p.wait === 0)).toEqual([]);
+  });
+
   it("kills the hook's whole process group at the deadline and reports failed", async () => {
     const ws = workspace();
     const server = await fakeServer();
