@@ -91,6 +91,12 @@ export class Monitoring extends Construct {
     this.alarm('RebootFailed', rebootFailed, 'A reboot ended as failed.');
     const reconciled = custom('RebootsReconciled', 'SUM');
     this.alarm('RebootsReconciled', reconciled, 'The reconciler ended reboots whose workflow execution had ended, failed or was gone.');
+    const lostWakeups = custom('LostWakeupsRecovered', 'SUM');
+    this.alarm(
+      'LostWakeupsRecovered',
+      lostWakeups,
+      'The reconciler woke a workflow wait whose condition had already happened: a wake-up was lost.',
+    );
     const quietBmcs = custom('QuietBmcs', 'MAX');
     this.alarm('QuietBmcs', quietBmcs, 'BMCs sent nothing within their interval: reboots on those nodes go unseen.');
 

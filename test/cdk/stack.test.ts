@@ -448,6 +448,7 @@ describe('alarms', () => {
       .sort();
     expect(queries).toEqual([
       "SELECT MAX(QuietBmcs) FROM XpuRebootCoordinator WHERE service = 'xpu-reboot-coordinator-test'",
+      "SELECT SUM(LostWakeupsRecovered) FROM XpuRebootCoordinator WHERE service = 'xpu-reboot-coordinator-test'",
       "SELECT SUM(RebootFailed) FROM XpuRebootCoordinator WHERE service = 'xpu-reboot-coordinator-test'",
       "SELECT SUM(RebootsReconciled) FROM XpuRebootCoordinator WHERE service = 'xpu-reboot-coordinator-test'",
     ]);
