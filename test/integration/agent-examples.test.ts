@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { COMMAND_TYPES } from '../../lambdas/core/types.ts';
 import { command, FakeServer } from '../fixtures/agent/fake-server.ts';
 import { buildFakePci, type FakePci } from '../fixtures/agent/fake-pci.ts';
 import { removeWorkspaces, startAgent, workspace, type Workspace } from '../fixtures/agent/harness.ts';
@@ -64,21 +65,7 @@ describe('example hooks (dry run)', () => {
       'cancel-reboot': { reason: 'operator' },
       'reboot-xpu': { reason: 'firmware', noticeSeconds: 300, rolloutId: 'ro-1' },
     };
-    const types = [
-      'migrate-workloads',
-      'protect-pcie',
-      'allow-coredump',
-      'proceed-reboot',
-      'restore-pcie',
-      'resume-workloads',
-      'reboot-host',
-      'free-host-context',
-      'reprovision',
-      'deny-host-reboot',
-      'postpone-reboot',
-      'cancel-reboot',
-      'reboot-xpu',
-    ];
+    const types = COMMAND_TYPES;
     server.enqueue('node-a', ...types.map((t, i) => command(`e${i}`, t, { xpu: 'dpu0', args: args[t] ?? {} })));
 
     const a = startAgent(ws, ['--once', '--server', server.url, '--agent', 'node-a', '--hooks', EXAMPLES, '--state', ws.state], {

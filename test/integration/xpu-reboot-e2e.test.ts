@@ -61,6 +61,28 @@ afterEach(async () => {
 
 const agentToken = 'agent-token-node-a';
 
+/** The host's agent and its xPU's agent, each hook logging to `log`; state under `dir` (kept across a stack restart). */
+function startBothAgents(url: string, dir: string, log: string): void {
+  agents.push(
+    startAgent({
+      url,
+      agent: 'node-a',
+      token: agentToken,
+      hooks: hooksLoggingTo(join(dir, 'host-hooks'), log, HOST_HOOKS),
+      state: join(dir, 'host-state'),
+    }),
+  );
+  agents.push(
+    startAgent({
+      url,
+      agent: 'node-a.dpu0',
+      token: agentToken,
+      hooks: hooksLoggingTo(join(dir, 'xpu-hooks'), log, ['proceed-reboot']),
+      state: join(dir, 'xpu-state'),
+    }),
+  );
+}
+
 async function rebootOf(url: string) {
   const list = await api(url, '/v1/reboots?node=node-a', { token: OPERATOR_TOKEN });
   return list.json?.items?.[0];
@@ -72,24 +94,7 @@ describe('xPU reboot through the real local stack', () => {
     const log = join(dir, 'hooks.log');
     stack = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile: writeInventory(dir, INVENTORY) });
     const url = stack.url;
-    agents.push(
-      startAgent({
-        url,
-        agent: 'node-a',
-        token: agentToken,
-        hooks: hooksLoggingTo(join(dir, 'host-hooks'), log, HOST_HOOKS),
-        state: join(dir, 'host-state'),
-      }),
-    );
-    agents.push(
-      startAgent({
-        url,
-        agent: 'node-a.dpu0',
-        token: agentToken,
-        hooks: hooksLoggingTo(join(dir, 'xpu-hooks'), log, ['proceed-reboot']),
-        state: join(dir, 'xpu-state'),
-      }),
-    );
+    startBothAgents(url, dir, log);
 
     const posted = await api(url, '/v1/events', {
       token: agentToken,
@@ -143,24 +148,7 @@ describe('xPU reboot through the real local stack', () => {
     await stack.stop('SIGKILL');
 
     stack = await startStackProcess({ dataDir, nodesFile, env: { PORT: port } });
-    agents.push(
-      startAgent({
-        url,
-        agent: 'node-a',
-        token: agentToken,
-        hooks: hooksLoggingTo(join(dir, 'host-hooks'), log, HOST_HOOKS),
-        state: join(dir, 'host-state'),
-      }),
-    );
-    agents.push(
-      startAgent({
-        url,
-        agent: 'node-a.dpu0',
-        token: agentToken,
-        hooks: hooksLoggingTo(join(dir, 'xpu-hooks'), log, ['proceed-reboot']),
-        state: join(dir, 'xpu-state'),
-      }),
-    );
+    startBothAgents(url, dir, log);
     await waitFor('proceed-reboot after the first restart', async () => ran(log).includes('proceed-reboot'));
 
     // Killed mid-reboot, while the workflow waits for xpu.ready.
