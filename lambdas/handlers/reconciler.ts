@@ -91,13 +91,10 @@ export function createReconciler(deps: Deps, opts: ReconcilerOptions = {}) {
   async function wakeLost(id: string): Promise<boolean> {
     const reboot = await deps.store.getReboot(id);
     if (!reboot?.waiter || reboot.endedAt) return false;
+    const { waitFor, step } = reboot.waiter;
     if (!(await wakeIfReady(deps, reboot))) return false;
-    deps.metrics.count('LostWakeupsRecovered', 1, { waitFor: reboot.waiter.waitFor });
-    deps.logger.warn('reconciler woke a wait whose condition had already happened', {
-      rebootId: id,
-      waitFor: reboot.waiter?.waitFor,
-      step: reboot.waiter?.step,
-    });
+    deps.metrics.count('LostWakeupsRecovered', 1, { waitFor });
+    deps.logger.warn('reconciler woke a wait whose condition had already happened', { rebootId: id, waitFor, step });
     return true;
   }
 
