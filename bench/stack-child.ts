@@ -489,6 +489,12 @@ function installMarks(stack: Stack) {
     eventReboots.set(key, got);
     return got;
   });
+  // A start maps its key with this one (beside its look-up); false: mapped before, by the call recorded then.
+  wrap(store, 'tryMapEventToReboot', async (orig, key: string, id: string, ttl: number) => {
+    const put = await orig(key, id, ttl);
+    if (put && !eventReboots.has(key)) eventReboots.set(key, id);
+    return put;
+  });
   wrap(store, 'createReboot', async (orig, r: unknown) => {
     const ok = await orig(r);
     if (ok) rebootsCreated++;

@@ -2,6 +2,9 @@
 import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
+  BatchWriteCommand,
+  type BatchWriteCommandInput,
+  type BatchWriteCommandOutput,
   DeleteCommand,
   DynamoDBDocumentClient,
   type BatchGetCommandOutput,
@@ -18,8 +21,10 @@ import type { NativeEvent } from '../core/types.ts';
 import type { ClaimResult, IdempotentAnswer, ListQuery, NodeStateRecord, QueuedEntry, RebootStore, StoredCommand } from '../ports/index.ts';
 import { DEFAULT_RETENTION_DAYS, RebootIndex, rebootIndexAttributes } from './reboot-index.ts';
 import { packReboot, unpackReboot } from './reboot-item.ts';
+import { coalesce } from './coalesce.ts';
 
 const BATCH_GET_MAX = 100;
+const BATCH_WRITE_MAX = 25;
 const DROPPED = 'DROPPED';
 /** Dropped events are kept (and listed) this many days. */
 const DROPPED_DAYS = 30;
@@ -426,26 +431,19 @@ export class DynamoRebootStore implements RebootStore {
     }
   }
 
-  async markEventSeen(key: string, ttlSeconds: number): Promise<boolean> {
-    try {
-      await this.#doc.send(
-        new PutCommand({
-          TableName: this.#table,
-          Item: { pk: `E#${key}`, sk: 'E', ttl: Math.floor(Date.now() / 1000) + ttlSeconds },
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      );
-      return true;
-    } catch (err) {
-      if (isConditionFailure(err)) return false;
-      throw err;
-    }
+  // The ingest's event-key reads and writes: the events of one batch that reach them in the same turn share a request.
+  readonly #lookUps = coalesce(
+    (items: Array<{ key: string; legacyRebootId?: string }>) => this.#lookUpEvents(items),
+    Math.floor(BATCH_GET_MAX / 3),
+  );
+  readonly #marks = coalesce((items: Array<{ key: string; ttlSeconds: number }>) => this.#markEventsSeen(items), BATCH_WRITE_MAX);
+
+  async markEventSeen(key: string, ttlSeconds: number): Promise<void> {
+    await this.#marks({ key, ttlSeconds });
   }
 
   async isEventSeen(key: string): Promise<boolean> {
-    const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: { pk: `E#${key}`, sk: 'E' } }));
-    // dynalite has no TTL: readers honour the expiry themselves.
-    return !!res.Item && (typeof res.Item.ttl !== 'number' || res.Item.ttl * 1000 > Date.now());
+    return (await this.#lookUps({ key })).seen;
   }
 
   async recordDropped(ev: NativeEvent, reason: string): Promise<void> {
@@ -467,10 +465,21 @@ export class DynamoRebootStore implements RebootStore {
   }
 
   async lookUpEvent(key: string, legacyRebootId: string): Promise<{ seen: boolean; rebootId?: string; legacy?: StoredReboot }> {
-    const seenKey = { pk: `E#${key}`, sk: 'E' };
+    return this.#lookUps({ key, legacyRebootId });
+  }
+
+  /** Dedup keys, event mappings and legacy reboots of several events in one BatchGetItem (consistent: the mapping and reboot are read). */
+  async #lookUpEvents(
+    items: Array<{ key: string; legacyRebootId?: string }>,
+  ): Promise<Array<{ seen: boolean; rebootId?: string; legacy?: StoredReboot }>> {
+    const seenKey = (key: string) => ({ pk: `E#${key}`, sk: 'E' });
+    const wanted = new Map<string, Record<string, unknown>>();
+    for (const { key, legacyRebootId } of items) {
+      // A starting event needs all three; another only its dedup key. A batch may name a key twice.
+      for (const k of legacyRebootId ? [seenKey(key), eventRebootKey(key), rebootKey(legacyRebootId)] : [seenKey(key)]) wanted.set(k.pk, k);
+    }
     const found = new Map<string, Record<string, unknown>>();
-    let keys: Record<string, unknown>[] | undefined = [seenKey, eventRebootKey(key), rebootKey(legacyRebootId)];
-    // One BatchGetItem instead of three GetItems; consistent, as the mapping and the reboot are read.
+    let keys: Record<string, unknown>[] | undefined = [...wanted.values()];
     for (let attempt = 0; keys && keys.length > 0; attempt++) {
       const res: BatchGetCommandOutput = await this.#doc.send(
         new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys, ConsistentRead: true } } }),
@@ -479,15 +488,35 @@ export class DynamoRebootStore implements RebootStore {
       keys = res.UnprocessedKeys?.[this.#table]?.Keys as Record<string, unknown>[] | undefined;
       if (keys?.length) await jitter(attempt);
     }
-    const seen = found.get(seenKey.pk);
-    const mapped = found.get(eventRebootKey(key).pk);
-    return {
-      // dynalite has no TTL: readers honour the expiry themselves (as isEventSeen does).
-      seen: !!seen && (typeof seen.ttl !== 'number' || seen.ttl * 1000 > Date.now()),
-      rebootId: mapped && !expired(mapped) ? (mapped.rebootId as string) : undefined,
-      // Reboot items are packed (reboot-item.ts): read through the same decoder as getReboot.
-      legacy: found.has(rebootKey(legacyRebootId).pk) ? unpackReboot(stripKeys(found.get(rebootKey(legacyRebootId).pk))!) : undefined,
+    return items.map(({ key, legacyRebootId }) => {
+      const seen = found.get(seenKey(key).pk);
+      const mapped = found.get(eventRebootKey(key).pk);
+      const legacy = legacyRebootId ? found.get(rebootKey(legacyRebootId).pk) : undefined;
+      return {
+        // dynalite has no TTL: readers honour the expiry themselves.
+        seen: !!seen && !expired(seen),
+        rebootId: legacyRebootId && mapped && !expired(mapped) ? (mapped.rebootId as string) : undefined,
+        // Reboot items are packed (reboot-item.ts): read through the same decoder as getReboot.
+        legacy: legacy ? unpackReboot(stripKeys(legacy)!) : undefined,
+      };
+    });
+  }
+
+  /** Dedup keys of several events in one BatchWriteItem: unconditional, since nobody asks whether a mark was the first. */
+  async #markEventsSeen(items: Array<{ key: string; ttlSeconds: number }>): Promise<undefined[]> {
+    const byPk = new Map<string, Record<string, unknown>>();
+    const now = Math.floor(Date.now() / 1000);
+    for (const { key, ttlSeconds } of items) byPk.set(`E#${key}`, { pk: `E#${key}`, sk: 'E', ttl: now + ttlSeconds });
+    let requests: BatchWriteCommandInput['RequestItems'] | undefined = {
+      [this.#table]: [...byPk.values()].map((Item) => ({ PutRequest: { Item } })),
     };
+    for (let attempt = 0; requests?.[this.#table]?.length; attempt++) {
+      if (attempt >= MAX_ATTEMPTS) throw new ConcurrentUpdate(`event keys left unprocessed after ${MAX_ATTEMPTS} attempts`);
+      const res: BatchWriteCommandOutput = await this.#doc.send(new BatchWriteCommand({ RequestItems: requests }));
+      requests = res.UnprocessedItems;
+      if (requests?.[this.#table]?.length) await jitter(attempt);
+    }
+    return items.map(() => undefined);
   }
 
   async rebootIdOfEvent(key: string): Promise<string | undefined> {
@@ -497,6 +526,16 @@ export class DynamoRebootStore implements RebootStore {
 
   async mapEventToReboot(key: string, rebootId: string, ttlSeconds: number): Promise<string> {
     return this.#putFirst(eventRebootKey(key), { rebootId }, ttlSeconds, rebootId, () => this.rebootIdOfEvent(key), `event key ${key}`);
+  }
+
+  async tryMapEventToReboot(key: string, rebootId: string, ttlSeconds: number): Promise<boolean> {
+    try {
+      await this.#doc.send(this.#putFirstCommand(eventRebootKey(key), { rebootId }, ttlSeconds));
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
   }
 
   async getIdempotentAnswer(key: string): Promise<IdempotentAnswer | undefined> {
@@ -530,15 +569,7 @@ export class DynamoRebootStore implements RebootStore {
   ): Promise<T> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       try {
-        await this.#doc.send(
-          new PutCommand({
-            TableName: this.#table,
-            Item: { ...key, ...fields, ttl: Math.floor(Date.now() / 1000) + ttlSeconds },
-            ConditionExpression: 'attribute_not_exists(pk) OR #ttl < :now',
-            ExpressionAttributeNames: { '#ttl': 'ttl' },
-            ExpressionAttributeValues: { ':now': Math.floor(Date.now() / 1000) },
-          }),
-        );
+        await this.#doc.send(this.#putFirstCommand(key, fields, ttlSeconds));
         return mine;
       } catch (err) {
         if (!isConditionFailure(err)) throw err;
@@ -547,6 +578,17 @@ export class DynamoRebootStore implements RebootStore {
       if (first !== undefined) return first;
     }
     throw new ConcurrentUpdate(`${what} kept changing under ${MAX_ATTEMPTS} attempts`);
+  }
+
+  /** The put of `#putFirst`: unless a live item is there (dynalite has no TTL: an expired one counts as absent). */
+  #putFirstCommand(key: { pk: string; sk: string }, fields: Record<string, unknown>, ttlSeconds: number): PutCommand {
+    return new PutCommand({
+      TableName: this.#table,
+      Item: { ...key, ...fields, ttl: Math.floor(Date.now() / 1000) + ttlSeconds },
+      ConditionExpression: 'attribute_not_exists(pk) OR #ttl < :now',
+      ExpressionAttributeNames: { '#ttl': 'ttl' },
+      ExpressionAttributeValues: { ':now': Math.floor(Date.now() / 1000) },
+    });
   }
 
   async listDropped(limit: number) {

@@ -16,9 +16,10 @@ import type { NodeStateRecord } from '../ports/index.ts';
 import type { Deps } from './deps.ts';
 import { applyStep } from './effects.ts';
 import { tagRollout } from './rollout.ts';
-import { rebootIdForEvent } from './reboot-ids.ts';
-import { legacyRebootId } from '../core/ids.ts';
-import { activeHolds, admitHostReboot, admitNewXpuReboot } from './fleet.ts';
+import { lookUpStart, rebootIdForEvent, type StartOfEvent } from './reboot-ids.ts';
+import { isHoldActive } from '../core/budgets.ts';
+import { admitHostReboot, admitNewXpuReboot } from './fleet.ts';
+import { sharedRead } from './shared-read.ts';
 import { hostWorkflowInput, xpuWorkflowInput } from '../core/workflow-io.ts';
 
 /** A claim's reboot is not stored yet: thrown so the queue retries the event instead of losing it. */
@@ -44,6 +45,16 @@ export const KEEP_SIGNAL_SECONDS = 30 * 60;
 export { hostWorkflowInput, xpuWorkflowInput } from '../core/workflow-io.ts';
 
 export function createIngestHandler(deps: Deps) {
+  /** Ingest calls begun so far: a shared read serves only calls that began before it started. */
+  let begun = 0;
+  const holds = sharedRead(
+    () => begun,
+    async () => {
+      const now = deps.clock.now();
+      return (await deps.store.listHolds()).filter((h) => isHoldActive(h, now));
+    },
+  );
+
   async function drop(ev: NativeEvent, reason: string): Promise<IngestOutcome> {
     deps.logger.warn('event dropped', { eventId: ev.id, type: ev.type, node: ev.node, reason });
     deps.metrics.count('EventsDropped');
@@ -97,17 +108,14 @@ export function createIngestHandler(deps: Deps) {
     node: NodeDef,
     xpu: string,
     mode: 'planned' | 'crash',
-    prefetched?: Promise<StoredReboot | undefined>,
+    start: StartId,
   ): Promise<IngestOutcome> {
-    const found = await prefetched;
-    // A new planned reboot is checked against the holds after its claim: read them beside the id and
-    // the claim instead of after them (a hold placed in those few ms races the event either way).
-    const holdsRead = !found && mode === 'planned' ? activeHolds(deps) : undefined;
+    const { id } = start;
+    const existing = await start.found;
+    // A new planned reboot is checked against the holds after its claim: read them beside the claim
+    // instead of after it (a hold placed in those few ms races the event either way).
+    const holdsRead = !existing && mode === 'planned' ? holds.read(start.order) : undefined;
     holdsRead?.catch(() => {});
-    const { id, fresh } = found
-      ? { id: found.id, fresh: false }
-      : await rebootIdForEvent(deps, 'xpu', ev.dedupKey, { lookedUp: !!prefetched });
-    const existing = found ?? (fresh ? undefined : await deps.store.getReboot(id));
     if (existing) {
       // A replay of the event that started this reboot: make sure its workflow runs, nothing more.
       if (existing.endedAt) return { kind: 'duplicate' };
@@ -281,7 +289,7 @@ export function createIngestHandler(deps: Deps) {
     return { kind: 'started', rebootId: id };
   }
 
-  async function apply(ev: NativeEvent, prefetched?: Promise<StoredReboot | undefined>): Promise<IngestOutcome> {
+  async function apply(ev: NativeEvent, start?: StartId): Promise<IngestOutcome> {
     const index = await deps.inventory({ nodes: [ev.node] });
     const node = index.node(ev.node);
     if (!node) return drop(ev, `node ${ev.node} is not in the inventory`);
@@ -292,9 +300,9 @@ export function createIngestHandler(deps: Deps) {
 
     switch (ev.type) {
       case 'xpu.reboot.pending':
-        return startXpuReboot(ev, node, xpu!, 'planned', prefetched);
+        return startXpuReboot(ev, node, xpu!, 'planned', start!);
       case 'xpu.crashed':
-        return startXpuReboot(ev, node, xpu!, 'crash', prefetched);
+        return startXpuReboot(ev, node, xpu!, 'crash', start!);
       case 'xpu.down':
       case 'xpu.ready':
         return xpuDownOrReady(ev, node, xpu!);
@@ -312,24 +320,25 @@ export function createIngestHandler(deps: Deps) {
   }
 
   return async function ingest(ev: NativeEvent): Promise<IngestOutcome> {
-    // A start looks up the reboot its event would have started (a replay) anyway: read its
-    // mapping and legacy id in the same request as the dedup key, since all are on every start's path.
-    const starts = ev.type === 'xpu.reboot.pending' || ev.type === 'xpu.crashed';
-    let seen: boolean;
-    let prefetched: Promise<StoredReboot | undefined> | undefined;
-    if (starts) {
-      const look = await deps.store.lookUpEvent(ev.dedupKey, legacyRebootId('xpu', ev.dedupKey));
-      seen = look.seen;
-      prefetched = look.rebootId ? deps.store.getReboot(look.rebootId) : Promise.resolve(look.legacy);
-    } else seen = await deps.store.isEventSeen(ev.dedupKey);
-    if (seen) {
-      deps.metrics.count('DuplicatesSuppressed');
-      return { kind: 'duplicate' };
-    }
+    const order = ++begun;
+    let start: StartId | undefined;
+    if (ev.type === 'xpu.reboot.pending' || ev.type === 'xpu.crashed') {
+      const look = await lookUpStart(deps, ev.dedupKey);
+      if (look.seen) return duplicate();
+      start = { ...look, order };
+    } else if (await deps.store.isEventSeen(ev.dedupKey)) return duplicate();
     // Every step above is idempotent (the event key maps to its reboot id), so a crash before this
     // mark only means the event is applied again on redelivery, to the same effect.
-    const outcome = await apply(ev, prefetched);
+    const outcome = await apply(ev, start);
     await deps.store.markEventSeen(ev.dedupKey, DEDUP_TTL_SECONDS);
     return outcome;
   };
+
+  function duplicate(): IngestOutcome {
+    deps.metrics.count('DuplicatesSuppressed');
+    return { kind: 'duplicate' };
+  }
 }
+
+/** The reboot a starting event goes with (`lookUpStart`) and the ingest call's place in order, for `holds`. */
+type StartId = StartOfEvent & { order: number };

@@ -1,5 +1,6 @@
 // Which reboot an event starts: a new ULID the first time, the same id on every replay of that event.
 import { legacyRebootId, newRebootId, type RebootIdKind } from '../core/ids.ts';
+import type { StoredReboot } from '../core/reboot.ts';
 import type { Clock, RebootStore } from '../ports/index.ts';
 
 /** As long as the event key itself is remembered (ingest's dedup TTL): replays come within it. */
@@ -9,22 +10,66 @@ export const EVENT_REBOOT_TTL_SECONDS = 7 * 24 * 3600;
  * The reboot id for an event key. The key→id mapping is written (conditionally) before the reboot,
  * so a replay after a crash between the two writes finds the same id and creates that reboot; two
  * deliveries racing both end up with the first mapping. `fresh`: minted now, nothing stored under it
- * yet. `lookedUp`: the caller read the mapping and the legacy id already (`store.lookUpEvent`) and found
- * no reboot, so only the conditional put is left (it still finds a mapping written meanwhile).
+ * yet.
  */
 export async function rebootIdForEvent(
   deps: { store: RebootStore; clock: Clock },
   kind: RebootIdKind,
   key: string,
-  opts: { lookedUp?: boolean } = {},
 ): Promise<{ id: string; fresh: boolean }> {
-  if (!opts.lookedUp) {
-    const [mapped, legacy] = await Promise.all([deps.store.rebootIdOfEvent(key), deps.store.getReboot(legacyRebootId(kind, key))]);
-    if (mapped) return { id: mapped, fresh: false };
-    // Started before ids were ULIDs (an upgrade with events in flight): its replay keeps the old id.
-    if (legacy) return { id: legacy.id, fresh: false };
-  }
+  const [mapped, legacy] = await Promise.all([deps.store.rebootIdOfEvent(key), deps.store.getReboot(legacyRebootId(kind, key))]);
+  if (mapped) return { id: mapped, fresh: false };
+  // Started before ids were ULIDs (an upgrade with events in flight): its replay keeps the old id.
+  if (legacy) return { id: legacy.id, fresh: false };
   const candidate = newRebootId(kind, deps.clock.now());
   const id = await deps.store.mapEventToReboot(key, candidate, EVENT_REBOOT_TTL_SECONDS);
   return { id, fresh: id === candidate };
+}
+
+/** What a starting event (xPU notice or crash) goes with: its reboot id, and the reboot stored under it. */
+export interface StartOfEvent {
+  id: string;
+  /** Minted and mapped by this delivery: nothing can be stored under it yet. */
+  fresh: boolean;
+  /** The reboot stored under `id` (a replay's), being read; undefined when fresh. */
+  found: Promise<StoredReboot | undefined>;
+}
+
+/**
+ * `rebootIdForEvent` for a starting xPU event, with its dedup check, in one sequential round trip
+ * where the plain order takes two: the conditional put of a fresh id runs beside the look-up (dedup
+ * key, mapping, legacy id in one read) instead of after it. Safe because the put writes only where
+ * no mapping is, exactly as it would after the look-up:
+ * - a replay or a seen event finds its key mapped: the put writes nothing, the look-up's mapping wins;
+ * - two deliveries racing: one put wins, the other reads the winner's mapping (as `mapEventToReboot` does);
+ * - a crash after the put: the retry's put finds that mapping, and the retry goes on with its id.
+ * Only the cases where the sequential order would not have put leave a mapping it would not have
+ * written: a seen event whose start was never mapped (dropped before, or started under a legacy id)
+ * and a legacy reboot's event. No one starts a reboot under such an id: a legacy reboot is looked for
+ * first, and a seen event is a duplicate.
+ */
+export async function lookUpStart(
+  deps: { store: RebootStore; clock: Clock },
+  key: string,
+): Promise<{ seen: true } | ({ seen: false } & StartOfEvent)> {
+  const legacyId = legacyRebootId('xpu', key);
+  const candidate = newRebootId('xpu', deps.clock.now());
+  const put = deps.store.tryMapEventToReboot(key, candidate, EVENT_REBOOT_TTL_SECONDS);
+  put.catch(() => {});
+  const look = await deps.store.lookUpEvent(key, legacyId);
+  if (look.seen) {
+    // A duplicate: settled before answering (its put wrote nothing, or a mapping no one reads).
+    await put.catch(() => {});
+    return { seen: true };
+  }
+  // First, since the put beside the look-up may have mapped the key to an id no one will use.
+  if (look.legacy) return { seen: false, id: look.legacy.id, fresh: false, found: Promise.resolve(look.legacy) };
+  if (await put) return { seen: false, id: candidate, fresh: true, found: Promise.resolve(undefined) };
+  // Mapped before: by an earlier delivery (the look-up found it) or a racing one (read now).
+  const mapped = look.rebootId ?? (await deps.store.rebootIdOfEvent(key));
+  // (Not mapped after all: expired between the two. Done the plain way.)
+  const { id, fresh } = mapped ? { id: mapped, fresh: false } : await rebootIdForEvent(deps, 'xpu', key);
+  const found = fresh ? Promise.resolve(undefined) : deps.store.getReboot(id);
+  found.catch(() => {}); // awaited by the caller, maybe after other awaits
+  return { seen: false, id, fresh, found };
 }

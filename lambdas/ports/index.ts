@@ -101,8 +101,8 @@ export interface RebootStore extends BudgetStore, HoldStore {
   /** Moves the deadline of a reboot's open notice-phase commands (after an extension). */
   moveNoticeDeadline(reboot: StoredReboot, deadline: string): Promise<void>;
 
-  /** true the first time a key is seen; the record expires after `ttlSeconds`. */
-  markEventSeen(key: string, ttlSeconds: number): Promise<boolean>;
+  /** Remembers a key for `ttlSeconds` (events handled side by side may share one write). */
+  markEventSeen(key: string, ttlSeconds: number): Promise<void>;
   isEventSeen(key: string): Promise<boolean>;
   /** Events that could not be applied, kept with the reason for operators. */
   recordDropped(ev: NativeEvent, reason: string): Promise<void>;
@@ -121,6 +121,11 @@ export interface RebootStore extends BudgetStore, HoldStore {
    * the id the key maps to after the call, ours or the one a first delivery wrote.
    */
   mapEventToReboot(key: string, rebootId: string, ttlSeconds: number): Promise<string>;
+  /**
+   * `mapEventToReboot` without the read-back: true when the key now maps to `rebootId`, false when it
+   * mapped to a reboot already (the put wrote nothing; the caller reads or has read that mapping).
+   */
+  tryMapEventToReboot(key: string, rebootId: string, ttlSeconds: number): Promise<boolean>;
   /** The answer stored for an idempotency key, if it has not expired. */
   getIdempotentAnswer(key: string): Promise<IdempotentAnswer | undefined>;
   /** Stores the answer unless one is stored (first wins); returns `answer` itself when it was stored, else the first. */
