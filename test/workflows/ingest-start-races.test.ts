@@ -96,7 +96,17 @@ class Interleaver {
 
 function event(node: string, id: string): NativeEvent {
   const at = h.now().toISOString();
-  return { id, type: 'xpu.reboot.pending', node, xpu: 'dpu0', time: at, receivedAt: at, source: 'native', dedupKey: `native:${node}:${id}`, data: {} };
+  return {
+    id,
+    type: 'xpu.reboot.pending',
+    node,
+    xpu: 'dpu0',
+    time: at,
+    receivedAt: at,
+    source: 'native',
+    dedupKey: `native:${node}:${id}`,
+    data: {},
+  };
 }
 
 /** What must hold once every delivery (and the retry) is done; empty when it does. */
@@ -142,7 +152,8 @@ describe('starting an xPU reboot: two deliveries of one event, interleaved, one 
           // The queue's redelivery, alone: it must reach the reboot the others left (or make it).
           outcomes.push(await createIngestHandler(h.stack.deps)({ ...ev }));
           const bad = await violations(ev, outcomes);
-          if (bad.length) console.log(`case: choices ${JSON.stringify(choices)} crash ${JSON.stringify(crash)}\n  calls: ${il.log.join(' ')}`);
+          if (bad.length)
+            console.log(`case: choices ${JSON.stringify(choices)} crash ${JSON.stringify(crash)}\n  calls: ${il.log.join(' ')}`);
           expect(bad).toEqual([]);
         },
       ),
