@@ -598,6 +598,7 @@ export class LocalStepFunctions {
       if (exec.run) this.killRun(exec.run);
     }
     this.tokens.clear();
+    await this.store.close();
   }
 
   // ---------------------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // Issue 14: a torn journal tail is cut at open, so the next record is not glued to it and lost; a journal torn at
 // its start record does not leave an execution RUNNING for ever.
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { ManualClock } from '../../local/sfn/clock.ts';
@@ -88,3 +88,49 @@ describe('torn journal tails', () => {
     expect(newEngine(dataDir).describeExecution({ executionArn }).status).toBe('FAILED');
   });
 });
+
+// Journals are spare empty files made ahead off the event loop, renamed into place, then written (journal.ts createJournal).
+describe('spare journal files', () => {
+  const spares = (dataDir: string) => readdirSync(join(dataDir, 'spare')).filter((f) => f.endsWith('.spare'));
+
+  test('executions take spare files, which are made again; every journal holds its start record', async () => {
+    const dataDir = tempDir();
+    const e1 = newEngine(dataDir);
+    const { stateMachineArn } = e1.createStateMachine({ name: 'timeouts', definition: fixture('timeouts.asl.json') });
+    e1.startExecution({ stateMachineArn, name: 'first', input: JSON.stringify({ timeoutSeconds: 600 }) });
+    await eventually('spare files made', () => spares(dataDir).length >= 32);
+    const before = spares(dataDir).length;
+    for (let i = 0; i < 10; i++) e1.startExecution({ stateMachineArn, name: `s-${i}`, input: JSON.stringify({ timeoutSeconds: 600 }) });
+    expect(spares(dataDir).length).toBe(before - 10);
+    for (let i = 0; i < 10; i++) expect(JSON.parse(readFileSync(journalOf(dataDir, `s-${i}`), 'utf8').split('\n')[0]).name).toBe(`s-${i}`);
+    // A later process takes the spares this one left.
+    await e1.close();
+    const left = spares(dataDir).length;
+    const e2 = newEngine(dataDir);
+    e2.startExecution({ stateMachineArn, name: 'second', input: JSON.stringify({ timeoutSeconds: 600 }) });
+    expect(spares(dataDir).length).toBe(left - 1);
+    expect(
+      e2.describeExecution({ executionArn: e1.describeExecution({ executionArn: arnOf(stateMachineArn, 's-3') }).executionArn }).status,
+    ).toBe('RUNNING');
+  });
+
+  test('killed after the rename, before the start record: the empty journal is skipped, and the retried start writes it', async () => {
+    const dataDir = tempDir();
+    const e1 = newEngine(dataDir);
+    const { stateMachineArn } = e1.createStateMachine({ name: 'timeouts', definition: fixture('timeouts.asl.json') });
+    e1.startExecution({ stateMachineArn, name: 'warm', input: JSON.stringify({ timeoutSeconds: 600 }) });
+    await eventually('spare files made', () => spares(dataDir).length > 0);
+    // What a kill -9 between renameSync and writeFileSync leaves: an empty journal, no index line.
+    renameSync(join(dataDir, 'spare', spares(dataDir)[0]), journalOf(dataDir, 'cut'));
+
+    const e2 = newEngine(dataDir);
+    await e2.recover();
+    const arn = arnOf(stateMachineArn, 'cut');
+    expect(() => e2.describeExecution({ executionArn: arn })).toThrow(/ExecutionDoesNotExist|does not exist/);
+    e2.startExecution({ stateMachineArn, name: 'cut', input: JSON.stringify({ timeoutSeconds: 600 }) });
+    expect(newEngine(dataDir).describeExecution({ executionArn: arn }).status).toBe('RUNNING');
+    expect(JSON.parse(readFileSync(journalOf(dataDir, 'cut'), 'utf8').split('\n')[0]).t).toBe('start');
+  });
+});
+
+const arnOf = (machineArn: string, name: string) => `${machineArn.replace(':stateMachine:', ':execution:')}:${name}`;
