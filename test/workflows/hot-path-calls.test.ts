@@ -24,7 +24,29 @@ async function quiet(ms = 300) {
 const reset = () => {
   storeCalls.clear();
   dynamoCalls.clear();
+  requests.length = 0;
+  ingestStart = undefined;
+  startExecutionAt = undefined;
 };
+/** Every DynamoDB request since the last reset: when it was sent and answered (performance.now()). */
+const requests: Array<{ cmd: string; from: number; to: number }> = [];
+let ingestStart: number | undefined;
+let startExecutionAt: number | undefined;
+/**
+ * DynamoDB round trips in sequence between the ingest's first store call and StartExecution: requests that
+ * overlap in time count once (the ingest sends them side by side), so this is the depth of the chain, which is
+ * what the event waits for; deterministic on a quiet stack, whatever each round trip takes.
+ */
+function sequentialTripsBeforeStart(): number {
+  const inWindow = requests.filter((r) => r.from >= ingestStart! && r.from <= startExecutionAt!).sort((a, b) => a.from - b.from);
+  let trips = 0;
+  let end = -Infinity;
+  for (const r of inWindow) {
+    if (r.from > end) trips++;
+    end = Math.max(end, r.to);
+  }
+  return trips;
+}
 
 beforeAll(async () => {
   h = await startHarness();
@@ -38,14 +60,28 @@ beforeAll(async () => {
     const orig = (store[k] as (...a: unknown[]) => unknown).bind(store);
     store[k] = (...a: unknown[]) => {
       storeCalls.set(k, (storeCalls.get(k) ?? 0) + 1);
+      // A start's first calls: the id mapping's put and the look-up, side by side.
+      if ((k === 'lookUpEvent' || k === 'tryMapEventToReboot') && ingestStart === undefined) ingestStart = performance.now();
       return orig(...a);
     };
   }
+  const workflows = h.stack.deps.workflows;
+  const start = workflows.start.bind(workflows);
+  workflows.start = (...a) => {
+    startExecutionAt ??= performance.now();
+    return start(...a);
+  };
   h.stack.dynamo.client.middlewareStack.add(
     (next, context) => async (args) => {
       const cmd = String((context as { commandName?: string }).commandName ?? 'unknown').replace(/Command$/, '');
       dynamoCalls.set(cmd, (dynamoCalls.get(cmd) ?? 0) + 1);
-      return next(args);
+      const r = { cmd, from: performance.now(), to: Number.POSITIVE_INFINITY };
+      requests.push(r);
+      try {
+        return await next(args);
+      } finally {
+        r.to = performance.now();
+      }
     },
     { step: 'initialize', name: 'hotPathCounter' },
   );
@@ -59,6 +95,11 @@ afterAll(async () => {
 describe('the hot path in store calls (planned xPU reboot on a node nobody used before)', () => {
   let rebootId = '';
   it('event → workflow parked in PrepareHost with its two commands written', async () => {
+    // Warm: the first reboot of a day in a process records the day first (reboot-index.ts recordDay), once.
+    const warm = await h.event('duo', 'xpu.reboot.pending', { xpu: 'dpu0', data: { reason: 'warm-up' } });
+    expect(warm.status).toBe(202);
+    await eventually('the warm-up reboot parked', async () => (storeCalls.get('putCommand') ?? 0) >= 1);
+    await quiet();
     reset();
     const posted = await h.event('solo', 'xpu.reboot.pending', { xpu: 'dpu0', data: { reason: 'count' } });
     expect(posted.status).toBe(202);
@@ -74,6 +115,13 @@ describe('the hot path in store calls (planned xPU reboot on a node nobody used 
     expect(counts.store.putCommand).toBe(2);
     expect(counts.storeTotal).toBeLessThanOrEqual(START_STORE_CALLS);
     expect(counts.dynamoTotal).toBeLessThanOrEqual(START_DYNAMO_CALLS);
+    const trips = sequentialTripsBeforeStart();
+    console.log(
+      'DynamoDB round trips in sequence before StartExecution:',
+      trips,
+      JSON.stringify(requests.map((r) => [r.cmd, +(r.from - ingestStart!).toFixed(1), +(r.to - ingestStart!).toFixed(1)])),
+    );
+    expect(trips).toBeLessThanOrEqual(START_SEQUENTIAL_TRIPS);
   });
 
   it('the host agent long poll that gets those two commands', async () => {
@@ -106,8 +154,11 @@ describe('the hot path in store calls (planned xPU reboot on a node nobody used 
   });
 });
 
-// Today's figures (see bench/README.md, "Where the time goes"; round 2 took the start from 15/15 to 10/11); lower them with the path.
+// Today's figures (see bench/README.md, "Where the time goes"; round 2 took the start from 15/15 to 10/11, then
+// session 4 the ingest's chain before StartExecution from 4 sequential round trips to 3); lower them with the path.
 const START_STORE_CALLS = 10;
-const START_DYNAMO_CALLS = 11;
+const START_DYNAMO_CALLS = 10; // 11 with the day record of the first reboot of a day (warmed up above)
+// Ingest, session 4: mapping put beside the look-up; claim (with the holds beside it); reboot record. Was 4.
+const START_SEQUENTIAL_TRIPS = 3;
 const POLL_STORE_CALLS = 3;
 const POLL_DYNAMO_CALLS = 3;
