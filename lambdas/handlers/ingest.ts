@@ -17,8 +17,7 @@ import type { Deps } from './deps.ts';
 import { applyStep } from './effects.ts';
 import { tagRollout } from './rollout.ts';
 import { lookUpStart, rebootIdForEvent, type StartOfEvent } from './reboot-ids.ts';
-import { isHoldActive } from '../core/budgets.ts';
-import { admitHostReboot, admitNewXpuReboot } from './fleet.ts';
+import { activeHolds, admitHostReboot, admitNewXpuReboot } from './fleet.ts';
 import { sharedRead } from './shared-read.ts';
 import { hostWorkflowInput, xpuWorkflowInput } from '../core/workflow-io.ts';
 
@@ -49,10 +48,7 @@ export function createIngestHandler(deps: Deps) {
   let begun = 0;
   const holds = sharedRead(
     () => begun,
-    async () => {
-      const now = deps.clock.now();
-      return (await deps.store.listHolds()).filter((h) => isHoldActive(h, now));
-    },
+    () => activeHolds(deps),
   );
 
   async function drop(ev: NativeEvent, reason: string): Promise<IngestOutcome> {
