@@ -12,6 +12,7 @@ import {
   renameSync,
   truncateSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { close as closeAsync, open as openAsync } from 'node:fs';
 import { join } from 'node:path';
@@ -162,6 +163,15 @@ type IndexLine =
   | { k: 's'; a: string; m: string; n: string; f: string; s: number; st?: ExecutionStatus; d?: number; er?: string; c?: string }
   | { k: 'e'; a: string; st: ExecutionStatus; d: number; er?: string; c?: string };
 
+/** Journals kept open for appends (`JournalStore.append`). */
+const OPEN_JOURNALS = 128;
+
+/** Writes all of `text` at the descriptor (a regular file takes it whole; looped as writeFileSync does). */
+function writeAll(fd: number, text: string): void {
+  const buf = Buffer.from(text);
+  for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
+}
+
 /** Empty journal files kept made ahead (`JournalStore.createJournal`), and the count below which more are made. */
 const SPARE_FILES = 64;
 const SPARE_LOW = 32;
@@ -181,6 +191,8 @@ export class JournalStore {
   /** Spare files being made (on libuv's threadpool); settles when they are. */
   private making: Promise<void> | undefined;
   private closed = false;
+  /** Journal → open descriptor, least recently appended to first. */
+  private readonly open = new Map<string, number>();
 
   constructor(dataDir: string) {
     this.dataDir = dataDir;
@@ -198,9 +210,10 @@ export class JournalStore {
     repairTail(this.machinesFile);
   }
 
-  /** Stops making spare files and waits for those being made (the data directory may be removed next). */
+  /** Closes the open journals, stops making spare files and waits for those being made (the data directory may be removed next). */
   async close(): Promise<void> {
     this.closed = true;
+    for (const file of [...this.open.keys()]) this.closeJournal(file);
     await this.making;
   }
 
@@ -250,6 +263,7 @@ export class JournalStore {
       this.dirs.add(dir);
     }
     const path = join(this.execDir, file);
+    this.closeJournal(file); // (a descriptor of a file this one replaces)
     const spare = this.spares.pop();
     if (spare) {
       try {
@@ -292,8 +306,27 @@ export class JournalStore {
     });
   }
 
+  /**
+   * One write on a journal kept open (O_APPEND) instead of appendFileSync's open, write and close: the record
+   * reaches the kernel before the call returns all the same. The most recently used journals stay open; an
+   * execution's closes with its end record.
+   */
   append(file: string, rec: JournalRecord): void {
-    appendFileSync(join(this.execDir, file), JSON.stringify(rec) + '\n');
+    let fd = this.open.get(file);
+    if (fd === undefined) {
+      fd = openSync(join(this.execDir, file), 'a');
+      if (this.open.size >= OPEN_JOURNALS) this.closeJournal(this.open.keys().next().value!);
+    } else this.open.delete(file);
+    this.open.set(file, fd);
+    writeAll(fd, JSON.stringify(rec) + '\n');
+    if (rec.t === 'end') this.closeJournal(file);
+  }
+
+  private closeJournal(file: string): void {
+    const fd = this.open.get(file);
+    if (fd === undefined) return;
+    this.open.delete(file);
+    closeSync(fd);
   }
 
   read(file: string): JournalRecord[] {

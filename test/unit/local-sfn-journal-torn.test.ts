@@ -1,6 +1,6 @@
 // Issue 14: a torn journal tail is cut at open, so the next record is not glued to it and lost; a journal torn at
 // its start record does not leave an execution RUNNING for ever.
-import { appendFileSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { ManualClock } from '../../local/sfn/clock.ts';
@@ -128,6 +128,47 @@ describe('spare journal files', () => {
     e2.startExecution({ stateMachineArn, name: 'cut', input: JSON.stringify({ timeoutSeconds: 600 }) });
     expect(newEngine(dataDir).describeExecution({ executionArn: arn }).status).toBe('RUNNING');
     expect(JSON.parse(readFileSync(journalOf(dataDir, 'cut'), 'utf8').split('\n')[0]).t).toBe('start');
+  });
+});
+
+describe('journals kept open', () => {
+  const openIn = (dataDir: string) =>
+    readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith(join(dataDir, 'executions'));
+      } catch {
+        return false;
+      }
+    }).length;
+
+  test('more executions than descriptors kept: every record reaches its journal, and at most 128 stay open', async () => {
+    const dataDir = tempDir();
+    const calls: LambdaCall[] = [];
+    const e1 = newEngine(dataDir, calls);
+    const { stateMachineArn } = e1.createStateMachine({ name: 'timeouts', definition: fixture('timeouts.asl.json') });
+    const N = 150;
+    for (let i = 0; i < N; i++)
+      e1.startExecution({ stateMachineArn, name: `o-${i}`, input: JSON.stringify({ timeoutSeconds: 600, heartbeatSeconds: 300 }) });
+    await eventually('every execution parked', () => calls.filter((c) => c.fn === 'notify-host').length === N);
+    expect(openIn(dataDir)).toBe(128); // the most recent, kept open for their next record
+    // Oldest first: their journals were closed to make room, and are opened again.
+    for (const c of calls) e1.sendTaskSuccess({ taskToken: c.payload.taskToken as string, output: JSON.stringify({ ok: true }) });
+    await eventually('every execution succeeded', () =>
+      Array.from({ length: N }, (_, i) => e1.describeExecution({ executionArn: arnOf(stateMachineArn, `o-${i}`) }).status).every(
+        (st) => st === 'SUCCEEDED',
+      ),
+    );
+    // Ended executions close their journals.
+    expect(openIn(dataDir)).toBe(0);
+    // A new process reads every journal back whole.
+    const e2 = newEngine(dataDir);
+    for (let i = 0; i < N; i += 37) {
+      const arn = arnOf(stateMachineArn, `o-${i}`);
+      expect(e2.describeExecution({ executionArn: arn }).status).toBe('SUCCEEDED');
+      const types = e2.getExecutionHistory({ executionArn: arn, maxResults: 1000 }).events.map((e) => e.type);
+      expect(types[0]).toBe('ExecutionStarted');
+      expect(types.at(-1)).toBe('ExecutionSucceeded');
+    }
   });
 });
 
