@@ -1,5 +1,6 @@
 // Claimed long polls (docs/command-delivery.md): the in-process signal's claim, and writeCommands under
 // disorder (two polls of one agent, a poll gone between claim and hand-over, a write that throws, a replay).
+import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../lambdas/handlers/deps.ts';
 import { writeCommands, type NewCommand } from '../../lambdas/handlers/command-delivery.ts';
@@ -7,6 +8,8 @@ import type { HandedCommands, RebootStore, StoredCommand } from '../../lambdas/p
 import { CLAIM_WAIT_MS, InProcessCommandSignal } from '../../local/command-signal.ts';
 
 const NOW = new Date('2030-01-01T00:00:00.000Z');
+/** fast-check prints the seed and the shrunk case on failure; FC_SEED reproduces it. */
+const SEED = Number(process.env.FC_SEED ?? 20261206);
 
 function command(id: string, agent = 'n1', order = 0): NewCommand {
   return {
@@ -32,10 +35,15 @@ function fakeStore() {
   const key = (agent: string, id: string) => `${agent}/${id}`;
   let gate: Promise<void> | undefined;
   let failNext: Error | undefined;
+  const failIds = new Set<string>();
   const puts: string[] = [];
   const store = {
     async putCommand(c: StoredCommand) {
       puts.push(c.id);
+      if (failIds.has(c.id)) {
+        await gate;
+        throw new Error(`injected failure writing ${c.id}`);
+      }
       if (failNext) {
         const err = failNext;
         failNext = undefined;
@@ -75,6 +83,7 @@ function fakeStore() {
     failNextPut(err: Error) {
       failNext = err;
     },
+    failIds,
   };
 }
 
@@ -245,5 +254,82 @@ describe('writeCommands', () => {
     await writeCommands({ store, signal, logger: silentLogger }, [command('c1')], new Date(NOW.getTime() + 1000));
     expect(await poll).toBeUndefined(); // released: its look finds c1 pending
     expect(items.get('n1/c1')?.status).toBe('pending');
+  });
+});
+
+describe('writeCommands under random disorder (property)', () => {
+  const scenario = fc.record({
+    /** Parked polls per agent, and when each one's client goes away. */
+    polls: fc.array(fc.record({ agent: fc.constantFrom('n1', 'n2'), abort: fc.constantFrom('never', 'before', 'during') }), {
+      maxLength: 4,
+    }),
+    commands: fc.uniqueArray(fc.record({ id: fc.constantFrom('c1', 'c2', 'c3', 'c4'), agent: fc.constantFrom('n1', 'n2') }), {
+      minLength: 1,
+      maxLength: 4,
+      selector: (c) => c.id,
+    }),
+    /** Ids whose write throws, and ids that exist already (a replayed step), pending or delivered. */
+    failing: fc.subarray(['c1', 'c2', 'c3', 'c4']),
+    existing: fc.subarray(['c1', 'c2', 'c3', 'c4']),
+    existingDelivered: fc.boolean(),
+  });
+
+  it('no command goes to two polls, none is handed to a gone poll, none is left delivered to nobody', async () => {
+    await fc.assert(
+      fc.asyncProperty(scenario, async (sc) => {
+        const { store, items, hold, failIds } = fakeStore();
+        const signal = new InProcessCommandSignal();
+        for (const id of sc.failing) failIds.add(id);
+        const cmds = sc.commands.map((c, i) => command(c.id, c.agent, i));
+        const earlier = new Date(NOW.getTime() - 1000).toISOString();
+        for (const c of cmds)
+          if (sc.existing.includes(c.id))
+            items.set(`${c.agent}/${c.id}`, sc.existingDelivered ? { ...c, status: 'delivered', seenAt: earlier, rev: 1 } : { ...c });
+        const polls = sc.polls.map((p) => {
+          const ctl = new AbortController();
+          return { ...p, ctl, answer: signal.wait(p.agent, 60_000, ctl.signal) };
+        });
+        for (const p of polls) if (p.abort === 'before') p.ctl.abort();
+        const open = hold();
+        const writing = writeCommands({ store, signal, logger: silentLogger }, cmds, NOW).then(
+          () => undefined,
+          (err: Error) => err,
+        );
+        for (const p of polls) if (p.abort === 'during') p.ctl.abort();
+        open();
+        const err = await writing;
+        // The failure of a write is thrown (for the Task to retry), after everything else was done.
+        expect(err !== undefined).toBe(cmds.some((c) => sc.failing.includes(c.id)));
+        signal.closeAll();
+        const answers = await Promise.all(polls.map((p) => p.answer));
+        const handedTo = new Map<string, number>();
+        answers.forEach((a, i) => {
+          if (!isHanded(a)) return;
+          // Only a poll whose client was still there got commands, and only its own agent's.
+          expect(polls[i].abort).toBe('never');
+          for (const c of a.delivered) {
+            expect(c.agent).toBe(polls[i].agent);
+            expect(handedTo.has(c.id)).toBe(false);
+            handedTo.set(c.id, i);
+          }
+        });
+        for (const c of cmds) {
+          const stored = items.get(`${c.agent}/${c.id}`);
+          if (sc.existing.includes(c.id)) {
+            expect(handedTo.has(c.id)).toBe(false); // a replay never hands what existed before
+            continue;
+          }
+          if (sc.failing.includes(c.id)) {
+            expect(stored).toBeUndefined();
+            continue;
+          }
+          expect(stored).toBeDefined();
+          if (stored!.status === 'pending') expect(handedTo.has(c.id)).toBe(false);
+          // Delivered by this call: to exactly one poll that answered with it, or flagged for the next one.
+          else expect(handedTo.has(c.id) !== (stored!.redeliver === true)).toBe(true);
+        }
+      }),
+      { seed: SEED, numRuns: 400 },
+    );
   });
 });
