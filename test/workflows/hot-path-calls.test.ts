@@ -7,6 +7,8 @@ import { eventually, startHarness, type Harness } from './harness.ts';
 let h: Harness;
 /** Store method → calls, and DynamoDB command → calls, since the last reset. */
 const storeCalls = new Map<string, number>();
+/** Store calls in the order they started and ended (to tell side-by-side calls from one-after-the-other). */
+const timeline: string[] = [];
 const dynamoCalls = new Map<string, number>();
 const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 const snapshot = () => ({
@@ -24,6 +26,7 @@ async function quiet(ms = 300) {
 const reset = () => {
   storeCalls.clear();
   dynamoCalls.clear();
+  timeline.length = 0;
   requests.length = 0;
   ingestStart = undefined;
   startExecutionAt = undefined;
@@ -60,9 +63,17 @@ beforeAll(async () => {
     const orig = (store[k] as (...a: unknown[]) => unknown).bind(store);
     store[k] = (...a: unknown[]) => {
       storeCalls.set(k, (storeCalls.get(k) ?? 0) + 1);
+      timeline.push(`${k} start`);
       // A start's first calls: the id mapping's put and the look-up, side by side.
       if ((k === 'lookUpEvent' || k === 'tryMapEventToReboot') && ingestStart === undefined) ingestStart = performance.now();
-      return orig(...a);
+      const res = orig(...a);
+      if (res instanceof Promise) {
+        res.then(
+          () => timeline.push(`${k} end`),
+          () => timeline.push(`${k} end`),
+        );
+      }
+      return res;
     };
   }
   const workflows = h.stack.deps.workflows;
@@ -96,7 +107,7 @@ describe('the hot path in store calls (planned xPU reboot on a node nobody used 
   let rebootId = '';
   it('event → workflow parked in PrepareHost with its two commands written', async () => {
     // Warm: the first reboot of a day in a process records the day first (reboot-index.ts recordDay), once.
-    const warm = await h.event('duo', 'xpu.reboot.pending', { xpu: 'dpu0', data: { reason: 'warm-up' } });
+    const warm = await h.event('strict', 'xpu.reboot.pending', { xpu: 'dpu0', data: { reason: 'warm-up' } });
     expect(warm.status).toBe(202);
     await eventually('the warm-up reboot parked', async () => (storeCalls.get('putCommand') ?? 0) >= 1);
     await quiet();
@@ -148,9 +159,37 @@ describe('the hot path in store calls (planned xPU reboot on a node nobody used 
     await quiet();
     const counts = snapshot();
     console.log('event → parked long poll answered:', JSON.stringify(counts));
-    // The commands came with the wake-up: marked delivered, never queried again.
+    // The await Lambda claimed the parked poll and wrote the commands already marked delivered to it
+    // (lambdas/handlers/command-delivery.ts): the poll answers without a mark or a query of its own.
     expect(counts.store.openCommands ?? 0).toBe(0);
-    expect(counts.store.markDelivered).toBe(2);
+    expect(counts.store.markDelivered ?? 0).toBe(0);
+    expect(counts.store.putCommand).toBe(2);
+    expect(counts.storeTotal).toBeLessThanOrEqual(PARKED_STORE_CALLS);
+    expect(counts.dynamoTotal).toBeLessThanOrEqual(PARKED_DYNAMO_CALLS);
+    const cmds = await Promise.all(got.map((c) => h.stack.deps.store.getCommand('lax', c.id)));
+    expect(cmds.map((c) => c?.status)).toEqual(['delivered', 'delivered']);
+    expect(cmds.every((c) => c?.seenAt)).toBe(true);
+  });
+
+  it('a node with two xPUs: the await Lambda reads the reboot and the node state side by side', async () => {
+    reset();
+    const posted = await h.event('duo', 'xpu.reboot.pending', { xpu: 'dpu1', data: { reason: 'count' } });
+    expect(posted.status).toBe(202);
+    await eventually('two commands written', async () => storeCalls.get('putCommand') === 2);
+    await quiet();
+    const counts = snapshot();
+    console.log('start of a planned xPU reboot on a two-xPU node:', JSON.stringify(counts), timeline.join(', '));
+    expect(counts.store.getNodeState).toBe(1);
+    expect(counts.store.getReboot).toBe(1);
+    // Both reads were started before either ended (one round trip, not two).
+    const at = (e: string) => timeline.indexOf(e);
+    expect(at('getNodeState start')).toBeGreaterThanOrEqual(0);
+    expect(at('getNodeState start')).toBeLessThan(at('getReboot end'));
+    expect(at('getReboot start')).toBeLessThan(at('getNodeState end'));
+    // And the commands are written only once both are in.
+    expect(at('putCommand start')).toBeGreaterThan(Math.max(at('getReboot end'), at('getNodeState end')));
+    expect(counts.storeTotal).toBeLessThanOrEqual(START_TWO_XPUS_STORE_CALLS);
+    expect(counts.dynamoTotal).toBeLessThanOrEqual(START_TWO_XPUS_DYNAMO_CALLS);
   });
 });
 
@@ -162,3 +201,9 @@ const START_DYNAMO_CALLS = 10; // 11 with the day record of the first reboot of 
 const START_SEQUENTIAL_TRIPS = 3;
 const POLL_STORE_CALLS = 3;
 const POLL_DYNAMO_CALLS = 3;
+// Event → a parked poll answered: the start's calls only (session 4 took it from 12/12: the two marks went).
+const PARKED_STORE_CALLS = 10;
+const PARKED_DYNAMO_CALLS = 10;
+// The start on a node with two xPUs: one read more (the node's state, beside the reboot's, not after it).
+const START_TWO_XPUS_STORE_CALLS = START_STORE_CALLS + 1;
+const START_TWO_XPUS_DYNAMO_CALLS = START_DYNAMO_CALLS + 1;
