@@ -26,14 +26,20 @@ const OWN_CACHE_ENV = 'REBOOT_AGENT_OWN_COMPILE_CACHE';
 export const DAEMON_V8_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
 
 /**
- * Only for a JavaScript entry (the bundle): --lite-mode (interpreter only, no optimising compilers)
- * keeps ~2.2 MB of the node binary's compiler code out of memory; the agent's JavaScript is a few
- * hundred µs per command, the rest is system calls. It also turns off WebAssembly, which Node's
- * TypeScript stripping needs even when the compile cache has the stripped code (a .ts entry fails
- * to start) and fetch needs (the agent uses node:http only). Measured and not kept (±0.3 MB):
- * --single-threaded, --v8-pool-size=1, --max-old-space-size=8, MALLOC_ARENA_MAX=1.
+ * No optimising or baseline compiler (TurboFan, Maglev, Sparkplug): the agent's JavaScript is a
+ * few hundred µs per command, the rest is system calls; yet at start-up Node's module resolution
+ * (path normalisation, file URLs) runs hot enough for Maglev and TurboFan, whose code in the node
+ * binary (~2.2 MB) and memory then stay resident. Idle daemon from the repository: −2.7 MB.
+ * For a JavaScript entry (the bundle) --lite-mode does that and more (lazy feedback, no
+ * WebAssembly). Not for a .ts entry: any V8 flag but the heap sizes keys a compile cache of its
+ * own, so the daemon's first start strips its TypeScript itself (restartIfStripperLoaded), which
+ * needs WebAssembly. Measured and not kept (±0.3 MB): --single-threaded, --v8-pool-size=1,
+ * --max-old-space-size=8, MALLOC_ARENA_MAX=1, --optimize-for-size, --max-lazy,
+ * --semi-space-growth-factor=1; --minor-ms −0.7 MB (not kept: a young-generation collector
+ * Node does not use by default).
  */
-export const daemonV8Flags = (entry: string): string[] => [...DAEMON_V8_FLAGS, ...(entry.endsWith('.ts') ? [] : ['--lite-mode'])];
+const NO_JIT_FLAGS: readonly string[] = ['--no-opt', '--no-maglev', '--no-sparkplug'];
+export const daemonV8Flags = (entry: string): string[] => [...DAEMON_V8_FLAGS, ...(entry.endsWith('.ts') ? NO_JIT_FLAGS : ['--lite-mode'])];
 
 /**
  * Starts the daemon for a validated configuration. Where the platform allows it, replaces this
@@ -115,6 +121,7 @@ function writeTokenHandoff(config: AgentConfig): string {
 
 /** The re-executed daemon's main: configuration from CONFIG_ENV, the token from its file. */
 export async function daemonMain(): Promise<never> {
+  restartIfStripperLoaded();
   const text = process.env[CONFIG_ENV];
   // Hooks inherit the environment (without any token); this blob is of no use to them.
   delete process.env[CONFIG_ENV];
@@ -137,6 +144,38 @@ export async function daemonMain(): Promise<never> {
   }
   const code = await runMain(Object.freeze({ ...parsed, token }));
   process.exit(code);
+}
+
+/** Set in the image restartIfStripperLoaded starts: it never restarts twice. */
+const WARM_ENV = 'REBOOT_AGENT_WARM_START';
+const STRIPPER = 'NativeModule internal/deps/amaro/dist/index';
+
+/**
+ * Node's TypeScript stripper (WebAssembly, ~17 MB resident for good) is loaded when a module
+ * misses the compile cache: on the daemon's first start with its V8 flags, whose cache is not the
+ * CLI's (daemonV8Flags). Every module is stripped and compiled by now, so write the cache and
+ * start this same image again (same pid) from it: once per node binary and flags.
+ */
+function restartIfStripperLoaded(): void {
+  if (process.env[WARM_ENV] === '1') {
+    delete process.env[WARM_ENV];
+    return;
+  }
+  if (
+    !process.env.NODE_COMPILE_CACHE ||
+    typeof process.execve !== 'function' ||
+    !(process as unknown as { moduleLoadList: string[] }).moduleLoadList.includes(STRIPPER)
+  )
+    return;
+  try {
+    process.getBuiltinModule('node:module').flushCompileCache();
+    process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+      ...process.env,
+      [WARM_ENV]: '1',
+    } as Record<string, string>);
+  } catch {
+    // only a memory optimisation: run on in this image
+  }
 }
 
 if (import.meta.main) await daemonMain();

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { formatOutput, TailBuffer } from './output.ts';
 import { identify, terminateGroup, type ProcessIdentity } from './proc.ts';
+import { isoTime } from './iso-time.ts';
 import { fs, spawn } from './builtins.ts';
 
 const { accessSync, constants, statSync } = fs;
@@ -140,7 +141,7 @@ export function startHook(spec: HookSpec): HookRun {
         header.push(`cannot execute hook ${spec.path}: ${spawnError.message}`);
       } else if (killed === 'deadline') {
         header.push(
-          `deadline exceeded: the command's deadline ${deadline.toISOString()} passed after ${(durationMs / 1000).toFixed(1)} s; ` +
+          `deadline exceeded: the command's deadline ${isoTime(deadline)} passed after ${(durationMs / 1000).toFixed(1)} s; ` +
             `killed the hook's process group (SIGTERM, then SIGKILL after ${spec.killGraceMs / 1000} s)`,
         );
       } else if (killed === 'stop') {
