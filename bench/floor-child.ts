@@ -12,7 +12,7 @@ import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { startLocalSqs } from '../local/sqs.ts';
 import { LocalStepFunctions } from '../local/sfn/engine.ts';
 import { startSfnServer } from '../local/sfn/server.ts';
-import { localClientConfig } from '../local/sdk-clients.ts';
+import { CACHE_MIDDLEWARE, leanLocalClient, localClientConfig } from '../local/sdk-clients.ts';
 import { serveIpc, sleep } from './lib.ts';
 
 for (const k of Object.keys(process.env)) if (k.startsWith('AWS_')) delete process.env[k];
@@ -58,7 +58,7 @@ const engine = new LocalStepFunctions({
 });
 const sfnServer = await startSfnServer(engine, { host: '127.0.0.1', port: 0 });
 // The same client options as the stack's (local/sdk-clients.ts), so the floor pays what the stack pays per call.
-const sfn = new SFNClient(localClientConfig(sfnServer.url));
+const sfn = leanLocalClient(new SFNClient({ ...localClientConfig(sfnServer.url), ...CACHE_MIDDLEWARE }));
 const machine = engine.createStateMachine({
   name: 'floor',
   definition: JSON.stringify({

@@ -585,6 +585,7 @@ async function burstPhase() {
     `burst: posting ${total} events (${distinct} distinct, ${dups} duplicates, ${malformed} malformed) for ${nodes.length} nodes over 32 connections`,
   );
   const s0 = await stack.stats();
+  const cpuAtStart = treeCpuSeconds(stack.child.pid);
   const tStart = now();
   let tLastAccepted = tStart;
   await pool(list, 32, async (p) => {
@@ -619,6 +620,7 @@ async function burstPhase() {
     log(`burst: ${(err as Error).message}`);
   }
   last = await stack.stats();
+  const cpuAtEnd = treeCpuSeconds(stack.child.pid);
   const expectedIds: Array<string | null> = await stack.child.call('rebootIds', { keys: expectedKeys });
   const expectedReboots = expectedIds.map((id, i) => id ?? `(no reboot for ${expectedKeys[i]})`);
   const missing: string[] = await stack.child.call('missingFirstCommand', { ids: expectedReboots });
@@ -628,6 +630,7 @@ async function burstPhase() {
   client.close();
   await stack.stop();
 
+  const cpuSpent = Object.fromEntries(Object.entries(cpuAtEnd).map(([k, v]) => [k, round(v - (cpuAtStart[k] ?? 0), 2)]));
   const extraReboots = Math.max(0, last.rebootsCreated - distinct, executionCount - distinct);
   const dupAccepted = statuses.dup.get(202) ?? 0;
   const malformed400 = statuses.malformed.get(400) ?? 0;
@@ -662,6 +665,10 @@ async function burstPhase() {
     stackRssAtPeakMb: { anon: memory.atPeak.anonMb, file: memory.atPeak.fileMb },
     stackPssAtPeakByProcessMb: memory.atPeak.processes,
     ingestConcurrency: Number(process.env.INGEST_CONCURRENCY ?? 1),
+    // CPU the stack's processes spent from the first POST until every reboot started: what throughput scales
+    // with on a machine where the stack's one event loop is the limit, and less load-dependent than seconds.
+    stackCpuSeconds: cpuSpent,
+    stackCpuMsPerReboot: Object.fromEntries(Object.entries(cpuSpent).map(([k, v]) => [k, round((1000 * v) / distinct, 2)])),
   };
 }
 

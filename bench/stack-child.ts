@@ -530,6 +530,9 @@ const stack = await startStack({ config, logger });
 if (COUNT) {
   installDynamoCounter(stack);
   installSqsCounter(stack);
+  // The local SQS client caches its resolved middleware per command class (local/sdk-clients.ts): drop what
+  // the start-up calls cached, so every later call goes through the counter just added.
+  delete (stack.sqs.client as unknown as { handlers?: unknown }).handlers;
 }
 installMarks(stack);
 

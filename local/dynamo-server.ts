@@ -3,11 +3,14 @@ import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { closeIteratorsOnReturn } from './level-iterators.ts';
+import { readSynchronously } from './level-sync-get.ts';
 import { serveUntilParentGoes } from './service-process.ts';
 
 const require = createRequire(import.meta.url);
-// Before dynalite loads: its Query and Scan streams close their LevelDB iterators with return().
+// Before dynalite loads: its Query and Scan streams close their LevelDB iterators with return(), and its
+// point reads are answered without a thread-pool round trip.
 closeIteratorsOnReturn();
+readSynchronously();
 const dynalite = require('dynalite') as (o: {
   path?: string;
   createTableMs?: number;

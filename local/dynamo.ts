@@ -2,7 +2,7 @@ import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUse
 import { GSI1_ATTRIBUTES, GSI2_ATTRIBUTES } from '../lambdas/adapters/table-schema.ts';
 import type { ServiceProcess, Supervision } from './service-process.ts';
 import { spawnDynalite } from './prestart.ts';
-import { localClientConfig } from './sdk-clients.ts';
+import { leanLocalClient, localClientConfig } from './sdk-clients.ts';
 
 export const TABLE_NAME = 'xpu-reboot-coordinator';
 
@@ -16,7 +16,7 @@ export interface LocalDynamo {
 }
 
 export function dynamoClient(endpoint: string): DynamoDBClient {
-  return new DynamoDBClient({ ...localClientConfig(endpoint), maxAttempts: 5 });
+  return leanLocalClient(new DynamoDBClient({ ...localClientConfig(endpoint), maxAttempts: 5 }));
 }
 
 /** The same key schema as the CDK table: pk/sk plus gsi1 (gsi1pk/gsi1sk, GSI1_ATTRIBUTES projected). */

@@ -6,7 +6,7 @@ import type { IngestFailureLog, Metrics } from '../lambdas/ports/index.ts';
 import type { ServiceProcess, Supervision } from './service-process.ts';
 import { spawnFauxqs } from './prestart.ts';
 import { planRelease, type ReleasedMessage, type ReleasePlan } from './sqs-restart.ts';
-import { localClientConfig } from './sdk-clients.ts';
+import { CACHE_MIDDLEWARE, leanLocalClient, localClientConfig } from './sdk-clients.ts';
 
 export interface LocalSqs {
   url: string;
@@ -29,7 +29,7 @@ export const INGEST_DLQ = 'xpu-reboot-ingest-dlq';
 export const MAX_RECEIVE_COUNT = MAX_RECEIVES;
 
 export function sqsClient(endpoint: string): SQSClient {
-  return new SQSClient(localClientConfig(endpoint));
+  return leanLocalClient(new SQSClient({ ...localClientConfig(endpoint), ...CACHE_MIDDLEWARE }));
 }
 
 /**

@@ -33,7 +33,7 @@ import { startIngestPoller, type IngestPoller } from './ingest-poller.ts';
 import { InProcessCommandSignal } from './command-signal.ts';
 import { startMqttBroker, withWakeups, type MqttBroker } from './mqtt-broker.ts';
 import { acquireDataDirLock } from './lock.ts';
-import { localClientConfig } from './sdk-clients.ts';
+import { CACHE_MIDDLEWARE, leanLocalClient, localClientConfig } from './sdk-clients.ts';
 import type { Prestarted } from './prestart.ts';
 import { startReportSchedule } from './report-schedule.ts';
 import type { LocalConfig } from './config.ts';
@@ -188,7 +188,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   });
   mark('engine-journals');
   const sfnServer = await startSfnServer(engine, { host: '127.0.0.1', port: config.SFN_PORT });
-  const sfnClient = new SFNClient(localClientConfig(sfnServer.url));
+  const sfnClient = leanLocalClient(new SFNClient({ ...localClientConfig(sfnServer.url), ...CACHE_MIDDLEWARE }));
   const arns = {} as Record<WorkflowKind, string>;
   for (const file of readdirSync(WORKFLOWS_DIR)
     .filter((f) => f.endsWith('.asl.json'))
