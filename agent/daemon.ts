@@ -23,7 +23,18 @@ const OWN_CACHE_ENV = 'REBOOT_AGENT_OWN_COMPILE_CACHE';
  * V8's young generation grows to 16 MB per semi-space under a burst of allocations (a large journal
  * read at start, a run of commands) and keeps that memory; the agent allocates little and often.
  */
-export const DAEMON_V8_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+export const DAEMON_V8_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--expose-gc'];
+
+/**
+ * Start-up (module loading, the journal, the first polls) grows V8's young generation to its
+ * maximum, and an idle agent allocates too little for V8 to shrink it again. One collection
+ * that gives memory back, once start-up is over: −1.0 MB for the idle daemon, for good (measured
+ * over 50 s of polls: 48.8–48.9 MB vs 49.9–50.5 without). --expose-gc is what makes `gc` callable.
+ */
+const STARTUP_OVER_MS = 5000;
+function releaseStartupMemory(): void {
+  setTimeout(() => globalThis.gc?.({ type: 'major', flavor: 'last-resort' }), STARTUP_OVER_MS).unref();
+}
 
 /**
  * No optimising or baseline compiler (TurboFan, Maglev, Sparkplug): the agent's JavaScript is a
@@ -142,6 +153,7 @@ export async function daemonMain(): Promise<never> {
     process.stderr.write(`rebootctl agent: cannot read the token file ${parsed.tokenFile}: ${(err as Error).message}\n`);
     process.exit(EXIT_CODES.config);
   }
+  releaseStartupMemory();
   const code = await runMain(Object.freeze({ ...parsed, token }));
   process.exit(code);
 }
