@@ -355,7 +355,7 @@ async function latencyPhase() {
     add('5 StartExecution (HTTP to the engine)', m.wfDone - m.wfCall);
     add('6 engine: Choice → PrepareHost Task scheduled', m.taskScheduled - m.wfCall);
     add('7 await Lambda: load, plan, first command written', m.firstPut - m.taskScheduled);
-    add('8 2nd command, reboot updated, agent notified', m.notify - m.firstPut);
+    add('8 commands written, agent long poll handed them (or woken)', m.notify - m.firstPut);
     add('9 long poll wakes → response sent', m.delivered - m.notify);
     add('10 agent: response → hook running (parse, fsync, spawn)', s.tHook - m.delivered);
     const logged = hookStarted[`${s.node}|migrate-workloads|${items[i].rebootId}`];

@@ -520,6 +520,26 @@ function installMarks(stack: Stack) {
     lastNotify.set(agent, t);
     origNotify(agent, commands);
   };
+  // A claimed poll is handed its commands instead of notified (lambdas/handlers/command-delivery.ts): same mark.
+  const origClaim = signal.claim?.bind(signal);
+  if (origClaim) {
+    signal.claim = (agent: string) => {
+      const claim = origClaim(agent);
+      if (!claim) return claim;
+      return {
+        get live() {
+          return claim.live;
+        },
+        hand: (commands) => {
+          const t = now();
+          if (!marks.notify.has(agent)) marks.notify.set(agent, t);
+          lastNotify.set(agent, t);
+          return claim.hand(commands);
+        },
+        release: () => claim.release(),
+      };
+    };
+  }
 }
 
 // ---- the stack ---------------------------------------------------------------------------------------------------

@@ -93,5 +93,7 @@ export function withWakeups(signal: CommandSignal, broker: Pick<MqttBroker, 'wak
       broker.wake(agent);
     },
     wait: (agent, ms, abort) => signal.wait(agent, ms, abort),
+    // A claimed poll is answered with the commands: no wake-up needed for those.
+    ...(signal.claim ? { claim: (agent: string) => signal.claim!(agent) } : {}),
   };
 }

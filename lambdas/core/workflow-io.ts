@@ -88,6 +88,8 @@ export function rolloutWorkflowInput(rolloutId: string) {
 export const AwaitInput = z.object({
   taskToken: z.string().min(1),
   rebootId: z.string().min(1),
+  /** The reboot's node, where the state passes it (PrepareHost): the Lambda reads the reboot and the node side by side. */
+  node: z.string().min(1).optional(),
   step: z.string().min(1),
   waitFor: z.enum(['prepared', 'commands-done', 'xpu-down', 'xpu-ready', 'host-ready', 'xpus-ready', 'budget-slot']),
   status: z.enum(REBOOT_STATUSES).optional(),

@@ -266,7 +266,12 @@ export function createApiApp(deps: ApiDeps) {
         done.abort();
         return c.json(ready.map(publicCommand));
       }
-      handed = (await woken)?.filter((cmd) => cmd.agent === agentId);
+      const got = await woken;
+      // Claimed: the writer stored these as delivered to this very poll (command-delivery.ts), nothing to mark.
+      if (got && 'delivered' in got) return c.json(got.delivered.map(publicCommand));
+      // Its client went away: whatever it marked now would wait REDELIVER_AFTER_MS for the next poll.
+      if (abort.signal.aborted) return c.json([]);
+      handed = got?.filter((cmd) => cmd.agent === agentId);
     }
   });
 

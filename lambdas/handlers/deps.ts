@@ -2,8 +2,9 @@
 import type { InventoryIndex } from '../core/inventory.ts';
 import { evaluateWait, summarize, toCommand, planCommands, type StoredReboot } from '../core/reboot.ts';
 import type { NodeDef } from '../core/types.ts';
-import type { Clock, CommandSignal, EventQueue, InventoryHint, Metrics, RebootStore, StoredCommand, Workflows } from '../ports/index.ts';
+import type { Clock, CommandSignal, EventQueue, InventoryHint, Metrics, NodeStateRecord, RebootStore, Workflows } from '../ports/index.ts';
 import type { RolloutStore } from '../ports/rollouts.ts';
+import { writeCommands, type NewCommand } from './command-delivery.ts';
 import { endReboot } from './end.ts';
 
 export interface Logger {
@@ -68,41 +69,45 @@ export async function wakeIfReady(deps: Deps, reboot: StoredReboot, node?: NodeD
 }
 
 /**
- * Writes a step's commands (idempotently: ids derive from reboot, type and target) and wakes
- * their agents' long polls. Returns the change that records them on the reboot, for the caller
+ * Writes a step's commands (idempotently: ids derive from reboot, type and target) and gets them
+ * to their agents' long polls (command-delivery.ts). Returns the change that records them on the reboot, for the caller
  * to apply in its own single update of the reboot.
  */
-export async function sendStepCommands(deps: Deps, reboot: StoredReboot, step: string, node: NodeDef): Promise<(r: StoredReboot) => void> {
+export async function sendStepCommands(
+  deps: Deps,
+  reboot: StoredReboot,
+  step: string,
+  node: NodeDef,
+  /** The node's state, when the caller read it alongside the reboot (one round trip less). */
+  known?: { nodeState?: NodeStateRecord },
+): Promise<(r: StoredReboot) => void> {
   const now = deps.clock.now();
   // Only a migration needs to know which other xPUs are busy; spare the read otherwise.
   let busyXpus: string[] = [];
-  if (step === 'prepare' && node.xpus.length > 1) {
-    const state = await deps.store.getNodeState(node.id);
+  if (needsNodeState(step, node)) {
+    const state = known?.nodeState?.node === node.id ? known.nodeState : await deps.store.getNodeState(node.id);
     busyXpus = Object.entries(state.xpus)
       .filter(([, holder]) => holder !== reboot.id)
       .map(([x]) => x);
   }
   const planned = planCommands(reboot, step, { node, now, busyXpus }).filter((p) => !reboot.commands[p.id]);
   const at = now.toISOString();
-  const stored = planned.map((p, order): StoredCommand & { order: number } => ({
-    ...toCommand(p, reboot),
-    agent: p.agent,
-    step,
-    status: 'pending',
-    noticePhase: p.noticePhase,
-    createdAt: at,
-    order,
-  }));
-  await Promise.all(stored.map((c) => deps.store.putCommand(c)));
-  notifyAgents(deps, stored);
+  const stored = planned.map(
+    (p, order): NewCommand => ({
+      ...toCommand(p, reboot),
+      agent: p.agent,
+      step,
+      status: 'pending',
+      noticePhase: p.noticePhase,
+      createdAt: at,
+      order,
+    }),
+  );
+  await writeCommands(deps, stored, now);
   return (r) => {
     for (const p of planned) if (!r.commands[p.id]) r.commands[p.id] = summarize(p, step, at);
   };
 }
 
-/** Wakes the long polls of the commands' agents, handing each its commands (a local poll then skips reading them back). */
-export function notifyAgents(deps: Pick<Deps, 'signal'>, commands: StoredCommand[]): void {
-  const byAgent = new Map<string, StoredCommand[]>();
-  for (const c of commands) byAgent.set(c.agent, [...(byAgent.get(c.agent) ?? []), c]);
-  for (const [agent, cmds] of byAgent) deps.signal.notify(agent, cmds);
-}
+/** Whether `sendStepCommands` reads the node's state for this step (the await Lambda reads it alongside the reboot then). */
+export const needsNodeState = (step: string, node: NodeDef) => step === 'prepare' && node.xpus.length > 1;

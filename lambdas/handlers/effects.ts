@@ -3,8 +3,8 @@
 import type { Effect, Step } from '../core/model.ts';
 import { noticeWindow, toCommand, type StoredReboot } from '../core/reboot.ts';
 import type { NodeDef } from '../core/types.ts';
-import { notifyAgents, wakeIfReady, type Deps } from './deps.ts';
-import type { StoredCommand } from '../ports/index.ts';
+import { wakeIfReady, type Deps } from './deps.ts';
+import { writeCommands, type NewCommand } from './command-delivery.ts';
 import { performFleetEffect } from './fleet.ts';
 
 /** The workflow input of a late recovery: the xPU workflow, entered at RestorePcie. */
@@ -76,21 +76,20 @@ export async function performEffects(deps: Deps, r: StoredReboot, effects: Effec
         break;
       }
       case 'send': {
-        const at = deps.clock.now().toISOString();
+        const now = deps.clock.now();
+        const at = now.toISOString();
         const stored = e.commands.map(
-          (p, order) =>
-            ({
-              ...toCommand(p, r),
-              agent: p.agent,
-              step: e.step,
-              status: 'pending',
-              noticePhase: p.noticePhase,
-              createdAt: at,
-              order,
-            }) as StoredCommand,
+          (p, order): NewCommand => ({
+            ...toCommand(p, r),
+            agent: p.agent,
+            step: e.step,
+            status: 'pending',
+            noticePhase: p.noticePhase,
+            createdAt: at,
+            order,
+          }),
         );
-        await Promise.all(stored.map((c) => deps.store.putCommand(c)));
-        notifyAgents(deps, stored);
+        await writeCommands(deps, stored, now);
         break;
       }
       case 'provision':

@@ -13,8 +13,8 @@ import {
 } from '../core/model.ts';
 import { isFinal, isLateRegistration, noticeWindow, undoneCommands, type StoredReboot, type WaitFor } from '../core/reboot.ts';
 import type { CommandSummary, NodeDef } from '../core/types.ts';
-import type { StoredCommand } from '../ports/index.ts';
-import { sendStepCommands, type Deps } from './deps.ts';
+import type { NodeStateRecord, StoredCommand } from '../ports/index.ts';
+import { needsNodeState, sendStepCommands, type Deps } from './deps.ts';
 import { AwaitInput, StepInput, startRoute } from '../core/workflow-io.ts';
 import { applyStep } from './effects.ts';
 import { endReboot, timeOut } from './end.ts';
@@ -38,6 +38,29 @@ async function load(deps: Deps, id: string): Promise<{ reboot: StoredReboot; nod
   return { reboot, node };
 }
 
+/**
+ * load() for a wait whose input names the node (PrepareHost): the inventory, the reboot and, where the
+ * step's commands depend on it, the node's state are read side by side rather than one after the other.
+ */
+async function loadForStep(
+  deps: Deps,
+  p: z.infer<typeof AwaitInput>,
+): Promise<{ reboot: StoredReboot; node: NodeDef; nodeState?: NodeStateRecord }> {
+  const hint = p.node;
+  if (!hint) return load(deps, p.rebootId);
+  const index = deps.inventory({ nodes: [hint] });
+  const state = index.then((ix) => {
+    const n = ix.node(hint);
+    return n && needsNodeState(p.step, n) ? deps.store.getNodeState(hint) : undefined;
+  });
+  const [reboot, ix, nodeState] = await Promise.all([deps.store.getReboot(p.rebootId), index, state]);
+  if (!reboot) throw new RebootNotFound(`reboot ${p.rebootId} does not exist`);
+  if (reboot.node !== hint) return load(deps, p.rebootId);
+  const node = ix.node(hint);
+  if (!node) throw new RebootNotFound(`node ${reboot.node} of reboot ${reboot.id} is no longer in the inventory`);
+  return { reboot, node, nodeState };
+}
+
 const STEP_STORY: Record<string, string> = {
   prepare: 'asked the host to migrate workloads and protect PCIe',
   crash: 'protecting PCIe and holding the watchdog for a core dump',
@@ -58,7 +81,7 @@ export function createAwaitHandler(deps: Deps) {
       await deps.workflows.wake(p.taskToken, { ...p.window, signal: route });
       return { registered: false };
     }
-    const { reboot, node } = await load(deps, p.rebootId);
+    const { reboot, node, nodeState } = await loadForStep(deps, p);
     const reg = { token: p.taskToken, step: p.step, enteredAt: p.enteredAt };
     // Cancelled (docs/fleet-safety.md): every wait answers at once, and nothing more is sent.
     if (reboot.status === 'cancelled') {
@@ -67,7 +90,7 @@ export function createAwaitHandler(deps: Deps) {
     }
     // The workflow has moved on (this Task timed out while its Lambda was slow): send nothing, register nothing.
     if (isLateRegistration(reboot, reg)) return { registered: false };
-    const commands = await sentCommands(deps, reboot, p.step, node);
+    const commands = await sentCommands(deps, reboot, p.step, node, nodeState);
     // The early go is sent by the wait for the xPU going down (it was a Task of its own: one state
     // transition and one reboot write more per reboot). Not after a force: the deadline decides then.
     const go = p.step === 'down' && goesEarly(reboot) ? await sentCommands(deps, reboot, 'proceed', node) : null;
@@ -107,8 +130,14 @@ function thenPostponeIfMoved(step: Step, node: NodeDef, now: Date): Step {
 }
 
 /** Writes a step's commands and returns them as the reboot records them. */
-async function sentCommands(deps: Deps, reboot: StoredReboot, step: string, node: NodeDef): Promise<CommandSummary[]> {
-  const record = await sendStepCommands(deps, reboot, step, node);
+async function sentCommands(
+  deps: Deps,
+  reboot: StoredReboot,
+  step: string,
+  node: NodeDef,
+  nodeState?: NodeStateRecord,
+): Promise<CommandSummary[]> {
+  const record = await sendStepCommands(deps, reboot, step, node, { nodeState });
   const probe = { commands: {} } as StoredReboot;
   record(probe);
   return Object.values(probe.commands);

@@ -221,8 +221,33 @@ export interface CommandSignal {
    * memory with the long polls (local) hands them over, so the woken poll need not read them back.
    */
   notify(agent: string, commands?: StoredCommand[]): void;
-  /** Resolves when notified (with the commands the notifier passed, if any and in-process) or after `ms`. */
-  wait(agent: string, ms: number, signal?: AbortSignal): Promise<StoredCommand[] | undefined>;
+  /**
+   * Resolves when notified (with the commands the notifier passed, if any and in-process), when a claim
+   * hands it commands (`HandedCommands`), or after `ms`.
+   */
+  wait(agent: string, ms: number, signal?: AbortSignal): Promise<StoredCommand[] | HandedCommands | undefined>;
+  /**
+   * Takes one of the agent's parked long polls for the caller alone (docs/command-delivery.md): the caller
+   * writes its commands already marked delivered to that poll, then hands them over, and the poll answers
+   * without a write or a read of its own. Only a signal sharing memory with the polls (local) has it; none
+   * parked: undefined, and the caller writes the commands pending and notifies.
+   */
+  claim?(agent: string): PollClaim | undefined;
+}
+
+/** Commands stored already marked delivered to the one poll that claimed them: it answers with them as they are. */
+export interface HandedCommands {
+  delivered: StoredCommand[];
+}
+
+/** A parked long poll taken by `CommandSignal.claim`: no notify reaches it until it is handed, released or gone. */
+export interface PollClaim {
+  /** false once the poll is gone (its client went away, shutdown) or gave up waiting for the claimer. */
+  readonly live: boolean;
+  /** Answers the poll with commands stored as delivered to it; false (nobody got them) when it was no longer live. */
+  hand(commands: StoredCommand[]): boolean;
+  /** Gives the poll back unanswered: it looks for commands itself, as if woken. */
+  release(): void;
 }
 
 export interface Metrics {

@@ -7,6 +7,8 @@ import { eventually, startHarness, type Harness } from './harness.ts';
 let h: Harness;
 /** Store method → calls, and DynamoDB command → calls, since the last reset. */
 const storeCalls = new Map<string, number>();
+/** Store calls in the order they started and ended (to tell side-by-side calls from one-after-the-other). */
+const timeline: string[] = [];
 const dynamoCalls = new Map<string, number>();
 const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 const snapshot = () => ({
@@ -24,6 +26,7 @@ async function quiet(ms = 300) {
 const reset = () => {
   storeCalls.clear();
   dynamoCalls.clear();
+  timeline.length = 0;
 };
 
 beforeAll(async () => {
@@ -38,7 +41,15 @@ beforeAll(async () => {
     const orig = (store[k] as (...a: unknown[]) => unknown).bind(store);
     store[k] = (...a: unknown[]) => {
       storeCalls.set(k, (storeCalls.get(k) ?? 0) + 1);
-      return orig(...a);
+      timeline.push(`${k} start`);
+      const res = orig(...a);
+      if (res instanceof Promise) {
+        res.then(
+          () => timeline.push(`${k} end`),
+          () => timeline.push(`${k} end`),
+        );
+      }
+      return res;
     };
   }
   h.stack.dynamo.client.middlewareStack.add(
@@ -100,9 +111,37 @@ describe('the hot path in store calls (planned xPU reboot on a node nobody used 
     await quiet();
     const counts = snapshot();
     console.log('event → parked long poll answered:', JSON.stringify(counts));
-    // The commands came with the wake-up: marked delivered, never queried again.
+    // The await Lambda claimed the parked poll and wrote the commands already marked delivered to it
+    // (lambdas/handlers/command-delivery.ts): the poll answers without a mark or a query of its own.
     expect(counts.store.openCommands ?? 0).toBe(0);
-    expect(counts.store.markDelivered).toBe(2);
+    expect(counts.store.markDelivered ?? 0).toBe(0);
+    expect(counts.store.putCommand).toBe(2);
+    expect(counts.storeTotal).toBeLessThanOrEqual(PARKED_STORE_CALLS);
+    expect(counts.dynamoTotal).toBeLessThanOrEqual(PARKED_DYNAMO_CALLS);
+    const cmds = await Promise.all(got.map((c) => h.stack.deps.store.getCommand('lax', c.id)));
+    expect(cmds.map((c) => c?.status)).toEqual(['delivered', 'delivered']);
+    expect(cmds.every((c) => c?.seenAt)).toBe(true);
+  });
+
+  it('a node with two xPUs: the await Lambda reads the reboot and the node state side by side', async () => {
+    reset();
+    const posted = await h.event('duo', 'xpu.reboot.pending', { xpu: 'dpu1', data: { reason: 'count' } });
+    expect(posted.status).toBe(202);
+    await eventually('two commands written', async () => storeCalls.get('putCommand') === 2);
+    await quiet();
+    const counts = snapshot();
+    console.log('start of a planned xPU reboot on a two-xPU node:', JSON.stringify(counts), timeline.join(', '));
+    expect(counts.store.getNodeState).toBe(1);
+    expect(counts.store.getReboot).toBe(1);
+    // Both reads were started before either ended (one round trip, not two).
+    const at = (e: string) => timeline.indexOf(e);
+    expect(at('getNodeState start')).toBeGreaterThanOrEqual(0);
+    expect(at('getNodeState start')).toBeLessThan(at('getReboot end'));
+    expect(at('getReboot start')).toBeLessThan(at('getNodeState end'));
+    // And the commands are written only once both are in.
+    expect(at('putCommand start')).toBeGreaterThan(Math.max(at('getReboot end'), at('getNodeState end')));
+    expect(counts.storeTotal).toBeLessThanOrEqual(START_TWO_XPUS_STORE_CALLS);
+    expect(counts.dynamoTotal).toBeLessThanOrEqual(START_TWO_XPUS_DYNAMO_CALLS);
   });
 });
 
@@ -111,3 +150,9 @@ const START_STORE_CALLS = 10;
 const START_DYNAMO_CALLS = 11;
 const POLL_STORE_CALLS = 3;
 const POLL_DYNAMO_CALLS = 3;
+// Event → a parked poll answered: the start's calls only (session 4 took it from 12/12: the two marks went).
+const PARKED_STORE_CALLS = 10;
+const PARKED_DYNAMO_CALLS = 10;
+// The start on a node with two xPUs: one read more (the node's state, beside the reboot's, not after it).
+const START_TWO_XPUS_STORE_CALLS = START_STORE_CALLS + 1;
+const START_TWO_XPUS_DYNAMO_CALLS = START_DYNAMO_CALLS + 1;
