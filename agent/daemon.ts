@@ -1,5 +1,5 @@
 // The agent process: signals, exit codes, and the lean re-exec that keeps zod, commander and the CLI out of the long-running daemon.
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { EXIT_CODES, runAgent, type AgentConfig } from './agent.ts';
 import { reportBoot } from './boot-report.ts';
 import { liveGroups } from './hook.ts';
@@ -54,12 +54,25 @@ const NO_JIT_FLAGS: readonly string[] = ['--no-opt', '--no-maglev', '--no-sparkp
 export const daemonV8Flags = (entry: string): string[] => [...DAEMON_V8_FLAGS, ...(entry.endsWith('.ts') ? NO_JIT_FLAGS : ['--lite-mode'])];
 
 /**
+ * `npm run package:agent` writes the daemon alone next to the bundle: V8 parses and keeps the whole
+ * file a process runs, and the bundle's CLI part (commander, zod, the other commands) costs the idle
+ * daemon ~3.8 MB (53.3 → 49.5 MB). Without that file (the bundle copied alone) the bundle runs the
+ * daemon itself; from the repository the entry is this module.
+ */
+export const DAEMON_BUNDLE = 'rebootctl-agent-daemon.mjs';
+function leanEntry(self: string): string {
+  if (!self.endsWith('.mjs')) return self;
+  const daemon = join(dirname(self), DAEMON_BUNDLE);
+  return fs.existsSync(daemon) ? daemon : self;
+}
+
+/**
  * Starts the daemon for a validated configuration. Where the platform allows it, replaces this
  * process (same pid, so systemd and signals are unaffected) with a fresh Node running only the
  * agent: the CLI's modules (commander, zod, other commands) would otherwise stay resident, and
  * the idle agent must fit in 60 MB.
  */
-export async function startDaemon(config: AgentConfig, entry: string = import.meta.filename): Promise<void> {
+export async function startDaemon(config: AgentConfig, entry: string = leanEntry(import.meta.filename)): Promise<void> {
   if (typeof process.execve === 'function' && process.env[NO_EXEC_ENV] !== '1') {
     try {
       const tokenFile = config.tokenFile ?? writeTokenHandoff(config);

@@ -99,9 +99,12 @@ describe('the idle daemon', () => {
     expect(modules).not.toContain('NativeModule internal/deps/amaro/dist/index');
   }, 60_000);
 
-  it('from the bundle: no unused built-in, and it runs in V8 lite mode', async () => {
+  it('from the bundle: the daemon-only file next to it, no unused built-in, in V8 lite mode', async () => {
     execFileSync(process.execPath, [join(ROOT, 'scripts/package-agent.mjs')], { cwd: ROOT, stdio: 'pipe' });
     const { modules, cmdline } = await firstStart(join(ROOT, 'dist/agent/rebootctl-agent.mjs'), 'bundle');
+    // Not the bundle itself: V8 would parse and keep its CLI part (commander, zod) too. Without the file the bundle
+    // runs the daemon itself (agent-package.test.ts copies the bundle alone).
+    expect(cmdline.at(-2)).toBe(join(ROOT, 'dist/agent/rebootctl-agent-daemon.mjs'));
     expect(cmdline).toContain('--lite-mode');
     for (const m of UNUSED_WHILE_IDLE) expect(modules).not.toContain(m);
   }, 60_000);
