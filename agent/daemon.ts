@@ -22,6 +22,7 @@ const OWN_CACHE_ENV = 'REBOOT_AGENT_OWN_COMPILE_CACHE';
 /**
  * V8's young generation grows to 16 MB per semi-space under a burst of allocations (a large journal
  * read at start, a run of commands) and keeps that memory; the agent allocates little and often.
+ * --expose-gc: for releaseStartupMemory.
  */
 export const DAEMON_V8_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--expose-gc'];
 
@@ -41,7 +42,7 @@ function releaseStartupMemory(): void {
  * No optimising or baseline compiler (TurboFan, Maglev, Sparkplug): the agent's JavaScript is a
  * few hundred µs per command, the rest is system calls; yet at start-up Node's module resolution
  * (path normalisation, file URLs) runs hot enough for Maglev and TurboFan, whose code in the node
- * binary (~2.2 MB) and memory then stay resident. Idle daemon from the repository: −2.7 MB.
+ * binary (~2.2 MB) and memory then stay resident. Idle daemon from the repository: −2.6 MB.
  * For a JavaScript entry (the bundle) --lite-mode does that and more (lazy feedback, no
  * WebAssembly). Not for a .ts entry: any V8 flag but the heap sizes keys a compile cache of its
  * own, so the daemon's first start strips its TypeScript itself (restartIfStripperLoaded), which
