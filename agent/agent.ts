@@ -11,6 +11,7 @@ import { utf8Tail } from './output.ts';
 import { createTransport, type Transport } from './transport-mqtt.ts';
 import { killLeftoverGroup } from './proc.ts';
 import { isSafeId, unsafeIdProblem } from './ids.ts';
+import { isoTime } from './iso-time.ts';
 import { DRY_RUN_ENV, isRequiredHook } from './roles.ts';
 
 /** How long a hook runs before its first `running` heartbeat (see where it is used). */
@@ -490,7 +491,7 @@ class Agent {
       if (current?.id === id) {
         const moved = typeof item.deadline === 'string' ? new Date(item.deadline) : null;
         if (moved && !Number.isNaN(moved.getTime()) && moved.getTime() !== current.deadline.getTime()) {
-          this.log.info('deadline moved', { command: id, from: current.deadline.toISOString(), to: moved.toISOString() });
+          this.log.info('deadline moved', { command: id, from: isoTime(current.deadline), to: isoTime(moved) });
           current.deadline = moved;
           current.run.setDeadline(moved);
         }
@@ -531,12 +532,9 @@ class Agent {
     const cmd = parsed.cmd;
     const log = this.log.child({ command: id, type: cmd.type, reboot: cmd.rebootId });
     if (cmd.deadline.getTime() <= Date.now()) {
-      return this.#finishUnrun(
-        id,
-        'failed',
-        `deadline exceeded before the hook started (deadline ${cmd.deadline.toISOString()}); not run`,
-        { type: cmd.type },
-      );
+      return this.#finishUnrun(id, 'failed', `deadline exceeded before the hook started (deadline ${isoTime(cmd.deadline)}); not run`, {
+        type: cmd.type,
+      });
     }
     const required = isRequiredHook(this.config.agent, cmd.type);
     const hook = findHook(this.config.hooks, cmd.type);
@@ -556,7 +554,7 @@ class Agent {
     // The record reaches the disk before the hook starts (with the spawn record's fsync, before the
     // hook's gate opens): after a crash from here on, the command is reported as interrupted rather
     // than run a second time.
-    this.journal.started({ id, type: cmd.type, rebootId: cmd.rebootId, deadline: cmd.deadline.toISOString() });
+    this.journal.started({ id, type: cmd.type, rebootId: cmd.rebootId, deadline: isoTime(cmd.deadline) });
     const run = startHook({
       path: hook.path,
       stdin: JSON.stringify(cmd.raw) + '\n',
@@ -568,7 +566,7 @@ class Agent {
       onSpawn: (identity) => this.journal.spawned(id, identity),
     });
     this.#current = { id, run, deadline: cmd.deadline };
-    log.info('hook started', { pid: run.pid, deadline: cmd.deadline.toISOString() });
+    log.info('hook started', { pid: run.pid, deadline: isoTime(cmd.deadline) });
 
     const onStop = () => {
       log.info('agent stopping: letting the hook finish within the grace period', { graceSeconds: this.config.stopGraceSeconds });
@@ -644,7 +642,7 @@ class Agent {
       COMMAND_TYPE: cmd.type,
       NODE_ID: cmd.node,
       XPU_ID: cmd.xpu ?? '',
-      DEADLINE: cmd.deadline.toISOString(),
+      DEADLINE: isoTime(cmd.deadline),
       // So a hook can call the API itself (e.g. ask for an extension) with the agent's own credentials.
       REBOOT_AGENT_SERVER: this.config.server,
       REBOOT_AGENT_ID: this.config.agent,

@@ -1,5 +1,5 @@
 // The agent process: signals, exit codes, and the lean re-exec that keeps zod, commander and the CLI out of the long-running daemon.
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { EXIT_CODES, runAgent, type AgentConfig } from './agent.ts';
 import { reportBoot } from './boot-report.ts';
 import { liveGroups } from './hook.ts';
@@ -22,18 +22,50 @@ const OWN_CACHE_ENV = 'REBOOT_AGENT_OWN_COMPILE_CACHE';
 /**
  * V8's young generation grows to 16 MB per semi-space under a burst of allocations (a large journal
  * read at start, a run of commands) and keeps that memory; the agent allocates little and often.
+ * --expose-gc: for releaseStartupMemory.
  */
-export const DAEMON_V8_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+export const DAEMON_V8_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--expose-gc'];
 
 /**
- * Only for a JavaScript entry (the bundle): --lite-mode (interpreter only, no optimising compilers)
- * keeps ~2.2 MB of the node binary's compiler code out of memory; the agent's JavaScript is a few
- * hundred µs per command, the rest is system calls. It also turns off WebAssembly, which Node's
- * TypeScript stripping needs even when the compile cache has the stripped code (a .ts entry fails
- * to start) and fetch needs (the agent uses node:http only). Measured and not kept (±0.3 MB):
- * --single-threaded, --v8-pool-size=1, --max-old-space-size=8, MALLOC_ARENA_MAX=1.
+ * Start-up (module loading, the journal, the first poll) grows V8's young generation to its
+ * maximum, and an idle agent allocates too little for V8 to shrink it again. One collection
+ * that gives memory back, a second after start (start-up is over by then; a later one would only
+ * show up as idle CPU): −1.0 MB for the idle daemon, for good (VmRSS over 50 s of polls:
+ * 48.8–48.9 MB vs 49.9–50.5 without). --expose-gc is what makes `gc` callable.
  */
-export const daemonV8Flags = (entry: string): string[] => [...DAEMON_V8_FLAGS, ...(entry.endsWith('.ts') ? [] : ['--lite-mode'])];
+const STARTUP_OVER_MS = 1000;
+function releaseStartupMemory(): void {
+  setTimeout(() => globalThis.gc?.({ type: 'major', flavor: 'last-resort' }), STARTUP_OVER_MS).unref();
+}
+
+/**
+ * No optimising or baseline compiler (TurboFan, Maglev, Sparkplug): the agent's JavaScript is a
+ * few hundred µs per command, the rest is system calls; yet at start-up Node's module resolution
+ * (path normalisation, file URLs) runs hot enough for Maglev and TurboFan, whose code in the node
+ * binary (~2.2 MB) and memory then stay resident. Idle daemon from the repository: −2.6 MB.
+ * For a JavaScript entry (the bundle) --lite-mode does that and more (lazy feedback, no
+ * WebAssembly). Not for a .ts entry: any V8 flag but the heap sizes keys a compile cache of its
+ * own, so the daemon's first start strips its TypeScript itself (restartIfStripperLoaded), which
+ * needs WebAssembly. Measured and not kept (±0.3 MB): --single-threaded, --v8-pool-size=1,
+ * --max-old-space-size=8, MALLOC_ARENA_MAX=1, --optimize-for-size, --max-lazy,
+ * --semi-space-growth-factor=1; --minor-ms −0.7 MB (not kept: a young-generation collector
+ * Node does not use by default).
+ */
+const NO_JIT_FLAGS: readonly string[] = ['--no-opt', '--no-maglev', '--no-sparkplug'];
+export const daemonV8Flags = (entry: string): string[] => [...DAEMON_V8_FLAGS, ...(entry.endsWith('.ts') ? NO_JIT_FLAGS : ['--lite-mode'])];
+
+/**
+ * `npm run package:agent` writes the daemon alone next to the bundle: V8 parses and keeps the whole
+ * file a process runs, and the bundle's CLI part (commander, zod, the other commands) costs the idle
+ * daemon ~3.8 MB (53.3 → 49.5 MB). Without that file (the bundle copied alone) the bundle runs the
+ * daemon itself; from the repository the entry is this module.
+ */
+export const DAEMON_BUNDLE = 'rebootctl-agent-daemon.mjs';
+function leanEntry(self: string): string {
+  if (!self.endsWith('.mjs')) return self;
+  const daemon = join(dirname(self), DAEMON_BUNDLE);
+  return fs.existsSync(daemon) ? daemon : self;
+}
 
 /**
  * Starts the daemon for a validated configuration. Where the platform allows it, replaces this
@@ -41,7 +73,7 @@ export const daemonV8Flags = (entry: string): string[] => [...DAEMON_V8_FLAGS, .
  * agent: the CLI's modules (commander, zod, other commands) would otherwise stay resident, and
  * the idle agent must fit in 60 MB.
  */
-export async function startDaemon(config: AgentConfig, entry: string = import.meta.filename): Promise<void> {
+export async function startDaemon(config: AgentConfig, entry: string = leanEntry(import.meta.filename)): Promise<void> {
   if (typeof process.execve === 'function' && process.env[NO_EXEC_ENV] !== '1') {
     try {
       const tokenFile = config.tokenFile ?? writeTokenHandoff(config);
@@ -115,6 +147,7 @@ function writeTokenHandoff(config: AgentConfig): string {
 
 /** The re-executed daemon's main: configuration from CONFIG_ENV, the token from its file. */
 export async function daemonMain(): Promise<never> {
+  restartIfStripperLoaded();
   const text = process.env[CONFIG_ENV];
   // Hooks inherit the environment (without any token); this blob is of no use to them.
   delete process.env[CONFIG_ENV];
@@ -135,8 +168,41 @@ export async function daemonMain(): Promise<never> {
     process.stderr.write(`rebootctl agent: cannot read the token file ${parsed.tokenFile}: ${(err as Error).message}\n`);
     process.exit(EXIT_CODES.config);
   }
+  releaseStartupMemory();
   const code = await runMain(Object.freeze({ ...parsed, token }));
   process.exit(code);
+}
+
+/** Set in the image restartIfStripperLoaded starts: it never restarts twice. */
+const WARM_ENV = 'REBOOT_AGENT_WARM_START';
+const STRIPPER = 'NativeModule internal/deps/amaro/dist/index';
+
+/**
+ * Node's TypeScript stripper (WebAssembly, ~17 MB resident for good) is loaded when a module
+ * misses the compile cache: on the daemon's first start with its V8 flags, whose cache is not the
+ * CLI's (daemonV8Flags). Every module is stripped and compiled by now, so write the cache and
+ * start this same image again (same pid) from it: once per node binary and flags.
+ */
+function restartIfStripperLoaded(): void {
+  if (process.env[WARM_ENV] === '1') {
+    delete process.env[WARM_ENV];
+    return;
+  }
+  if (
+    !process.env.NODE_COMPILE_CACHE ||
+    typeof process.execve !== 'function' ||
+    !(process as unknown as { moduleLoadList: string[] }).moduleLoadList.includes(STRIPPER)
+  )
+    return;
+  try {
+    process.getBuiltinModule('node:module').flushCompileCache();
+    process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+      ...process.env,
+      [WARM_ENV]: '1',
+    } as Record<string, string>);
+  } catch {
+    // only a memory optimisation: run on in this image
+  }
 }
 
 if (import.meta.main) await daemonMain();

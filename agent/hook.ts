@@ -1,8 +1,9 @@
 // Runs one hook executable for one command: own process group, stdin JSON, capped output, killed at its deadline.
 import { join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { formatOutput, TailBuffer } from './output.ts';
 import { identify, terminateGroup, type ProcessIdentity } from './proc.ts';
+import { isoTime } from './iso-time.ts';
 import { fs, spawn } from './builtins.ts';
 
 const { accessSync, constants, statSync } = fs;
@@ -58,8 +59,14 @@ export interface HookSpec {
   onSpawn?: (identity: ProcessIdentity) => void;
 }
 
-/** $0 is the hook. `exec` keeps the pid, so the group id and identity recorded stay the hook's. */
-const GATE = 'IFS= read -r go <&3 && [ "$go" = go ] && exec "$0" 3<&-; exit 125';
+/**
+ * $0 is the hook. `exec` keeps the pid, so the group id and identity recorded stay the hook's.
+ * The gate is the first line of stdin: the shell's `read` takes a pipe byte by byte, so the hook
+ * reads exactly the command JSON after it. `2>&1` gives the hook one pipe for its output, read in
+ * the order it was written. Two pipes instead of four (a separate gate and stderr): each costs the
+ * agent a socketpair and a stream at every spawn, on the path from a command to its hook.
+ */
+const GATE = 'IFS= read -r go && [ "$go" = go ] && exec "$0" 2>&1; exit 125';
 
 /** Groups of hooks currently running, so a hard exit of the agent can take them down with it. */
 export const liveGroups = new Set<number>();
@@ -77,28 +84,29 @@ export function startHook(spec: HookSpec): HookRun {
   let timer: NodeJS.Timeout | undefined;
   let identity: ProcessIdentity | undefined;
 
-  // The hook starts behind a gate: a shell waits for "go" on fd 3, sent only once onSpawn has
+  // The hook starts behind a gate: a shell waits for "go" on stdin, sent only once onSpawn has
   // recorded the process group. A crash of the agent in between leaves no hook running unrecorded.
   const child = spawn('/bin/sh', ['-c', GATE, spec.path], {
     cwd: spec.cwd,
     env: spec.env,
     // Its own process group: the deadline kills the hook and everything it started, not the agent.
     detached: true,
-    stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+    // The shell's own stderr: it writes nothing there (an exec failure goes to stdout, after 2>&1).
+    stdio: ['pipe', 'pipe', 'ignore'],
   });
   const pid = child.pid;
-  const gate = child.stdio[3] as Writable | null;
-  gate?.on('error', () => {}); // the shell may be gone already (killed); the exit path reports it
+  // A hook that does not read its stdin closes the pipe early (its right); a killed shell too.
+  child.stdin.on('error', () => {});
   if (pid !== undefined) {
     liveGroups.add(pid);
     identity = identify(pid);
     try {
       spec.onSpawn?.(identity);
     } catch (err) {
-      gate?.destroy(); // EOF on the gate: the shell exits without running the hook
+      child.stdin.destroy(); // EOF on the gate: the shell exits without running the hook
       throw err;
     }
-    gate?.end('go\n');
+    child.stdin.end('go\n' + spec.stdin);
   }
 
   const killAt = () => Math.min(deadline.getTime(), stopAt ?? Infinity);
@@ -121,17 +129,13 @@ export function startHook(spec: HookSpec): HookRun {
       spawnError = err;
     });
     child.stdout.on('data', (c: Buffer) => tail.push(c));
-    child.stderr.on('data', (c: Buffer) => tail.push(c));
-    // A hook that does not read its stdin closes the pipe early; that is its right.
-    child.stdin.on('error', () => {});
-    child.stdin.end(spec.stdin);
 
     child.on('close', () => {}); // stdio may stay open in grandchildren; 'exit' below decides
     const finish = async (code: number | null, signal: NodeJS.Signals | null) => {
       clearTimeout(timer);
       if (killing) await killing;
       // Grandchildren left in the background may hold the pipes; take what is buffered and let go.
-      await drain(child.stdout, child.stderr);
+      await drain(child.stdout);
       if (pid !== undefined) liveGroups.delete(pid);
       const durationMs = Date.now() - began;
       const header: string[] = [];
@@ -140,7 +144,7 @@ export function startHook(spec: HookSpec): HookRun {
         header.push(`cannot execute hook ${spec.path}: ${spawnError.message}`);
       } else if (killed === 'deadline') {
         header.push(
-          `deadline exceeded: the command's deadline ${deadline.toISOString()} passed after ${(durationMs / 1000).toFixed(1)} s; ` +
+          `deadline exceeded: the command's deadline ${isoTime(deadline)} passed after ${(durationMs / 1000).toFixed(1)} s; ` +
             `killed the hook's process group (SIGTERM, then SIGKILL after ${spec.killGraceMs / 1000} s)`,
         );
       } else if (killed === 'stop') {

@@ -1,6 +1,7 @@
 // The agent's write-ahead journal: which commands it started, finished and delivered, so none runs twice across restarts.
 import { join } from 'node:path';
 import { fs } from './builtins.ts';
+import { isoTime } from './iso-time.ts';
 import type { Logger } from './log.ts';
 import { identify, isSameProcessAlive, type ProcessIdentity } from './proc.ts';
 
@@ -287,7 +288,7 @@ export class Journal {
   }
 
   #iso(): string {
-    return new Date(this.#now()).toISOString();
+    return isoTime(this.#now());
   }
 
   #now(): number {

@@ -1,4 +1,5 @@
 // Structured logs of the edge agent: one JSON object per line on stderr, for journald and log shippers.
+import { isoTime } from './iso-time.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFields = Record<string, unknown>;
@@ -22,7 +23,7 @@ export function createLogger(opts: { level?: LogLevel; base?: LogFields; write?:
   const make = (base: LogFields): Logger => {
     const emit = (level: LogLevel, msg: string, fields?: LogFields) => {
       if (RANK[level] < min) return;
-      const record: LogFields = { time: new Date().toISOString(), level, msg, ...base };
+      const record: LogFields = { time: isoTime(), level, msg, ...base };
       if (fields) for (const [k, v] of Object.entries(fields)) record[k] = v instanceof Error ? describeError(v) : v;
       write(JSON.stringify(record) + '\n', level);
     };

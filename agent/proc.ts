@@ -13,12 +13,17 @@ export interface ProcessIdentity {
   startTime: string | null;
 }
 
+/** Read once: it cannot change while this process lives, and identify() runs between a hook's spawn and its gate. */
+let ownBootId: string | null | undefined;
+
 export function bootId(): string | null {
+  if (ownBootId !== undefined) return ownBootId;
   try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    ownBootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
   } catch {
-    return null;
+    ownBootId = null;
   }
+  return ownBootId;
 }
 
 interface ProcStat {

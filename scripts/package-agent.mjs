@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// npm run package:agent [-- --deb]: bundles the edge agent into dist/agent/rebootctl-agent.mjs (one file, no node_modules,
-// no native code: the same file runs on x64 and arm64 with any Node >= 22), and with --deb builds a .deb around it.
+// npm run package:agent [-- --deb]: bundles the edge agent into dist/agent/rebootctl-agent.mjs (no node_modules, no native
+// code: the same file runs on x64 and arm64 with any Node >= 22) and the daemon alone next to it (rebootctl-agent-daemon.mjs,
+// optional: without it the bundle runs the daemon itself), and with --deb builds a .deb around them.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -9,6 +10,7 @@ import { build } from 'esbuild';
 const ROOT = resolve(import.meta.dirname, '..');
 const OUT_DIR = join(ROOT, 'dist/agent');
 const OUT = join(OUT_DIR, 'rebootctl-agent.mjs');
+const DAEMON_OUT = join(OUT_DIR, 'rebootctl-agent-daemon.mjs');
 const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
 
 /**
@@ -30,9 +32,7 @@ const lazyBuiltins = {
 };
 
 mkdirSync(OUT_DIR, { recursive: true });
-const result = await build({
-  entryPoints: [join(ROOT, 'agent/bundle-entry.ts')],
-  outfile: OUT,
+const common = {
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -41,9 +41,7 @@ const result = await build({
   minifyWhitespace: true,
   legalComments: 'none',
   metafile: true,
-  // The daemon's `if (import.meta.main)` must not fire inside the bundle: the entry decides.
-  define: { 'import.meta.main': 'false' },
-  // commander is CommonJS: its require() of Node built-ins needs a real require in an ES module.
+  // commander (mqtt in the daemon) is CommonJS: its require() of Node built-ins needs a real require in an ES module.
   banner: {
     js: [
       '#!/usr/bin/env node',
@@ -53,16 +51,26 @@ const result = await build({
   },
   logLevel: 'warning',
   plugins: [lazyBuiltins],
-});
-// No native addon may slip in: the file must run on any architecture.
-const native = Object.keys(result.metafile.inputs).filter((f) => f.endsWith('.node'));
-if (native.length) throw new Error(`native modules in the agent bundle: ${native.join(', ')}`);
-const forbidden = Object.keys(result.metafile.inputs).filter((f) => /@aws-sdk|dynalite|classic-level|fauxqs|aws-cdk/.test(f));
-if (forbidden.length) throw new Error(`server dependencies in the agent bundle: ${forbidden.slice(0, 5).join(', ')}`);
-chmodSync(OUT, 0o755);
-process.stdout.write(
-  `wrote ${OUT} (${Math.round(statSync(OUT).size / 1024)} KiB, ${Object.keys(result.metafile.inputs).length} modules)\n`,
-);
+};
+const outputs = [
+  // The daemon's `if (import.meta.main)` must not fire inside the CLI bundle: the entry decides.
+  { entryPoints: [join(ROOT, 'agent/bundle-entry.ts')], outfile: OUT, define: { 'import.meta.main': 'false' } },
+  // The daemon alone, which the bundle re-executes into when it lies next to it (agent/daemon.ts, DAEMON_BUNDLE):
+  // the idle daemon does not keep the CLI's code. It starts through its own `if (import.meta.main)`.
+  { entryPoints: [join(ROOT, 'agent/daemon.ts')], outfile: DAEMON_OUT },
+];
+for (const o of outputs) {
+  const result = await build({ ...common, ...o });
+  // No native addon may slip in: the file must run on any architecture.
+  const native = Object.keys(result.metafile.inputs).filter((f) => f.endsWith('.node'));
+  if (native.length) throw new Error(`native modules in the agent bundle: ${native.join(', ')}`);
+  const forbidden = Object.keys(result.metafile.inputs).filter((f) => /@aws-sdk|dynalite|classic-level|fauxqs|aws-cdk/.test(f));
+  if (forbidden.length) throw new Error(`server dependencies in the agent bundle: ${forbidden.slice(0, 5).join(', ')}`);
+  chmodSync(o.outfile, 0o755);
+  process.stdout.write(
+    `wrote ${o.outfile} (${Math.round(statSync(o.outfile).size / 1024)} KiB, ${Object.keys(result.metafile.inputs).length} modules)\n`,
+  );
+}
 
 if (process.argv.includes('--deb')) {
   const script = join(ROOT, 'agent/packaging/build-deb.sh');

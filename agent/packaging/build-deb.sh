@@ -11,6 +11,9 @@ root=$(mktemp -d)
 chmod 0755 "$root"
 trap 'rm -rf "$root"' EXIT
 install -D -m 0755 "$bundle" "$root/usr/lib/rebootctl/rebootctl-agent.mjs"
+# The daemon alone, which the bundle re-executes into (leaner idle agent); the bundle runs without it too.
+daemon="$(dirname "$bundle")/rebootctl-agent-daemon.mjs"
+if [ -f "$daemon" ]; then install -D -m 0755 "$daemon" "$root/usr/lib/rebootctl/rebootctl-agent-daemon.mjs"; fi
 install -D -m 0644 "$agent_dir/rebootctl-agent.service" "$root/lib/systemd/system/rebootctl-agent.service"
 install -D -m 0644 "$here/rebootctl.rules" "$root/usr/share/polkit-1/rules.d/50-rebootctl.rules"
 mkdir -p "$root/usr/bin" "$root/usr/share/doc/rebootctl-agent/examples" "$root/etc/rebootctl/hooks"

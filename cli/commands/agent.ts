@@ -37,9 +37,9 @@ export function registerAgentCommand(program: Command): void {
 }
 
 /**
- * Node strips TypeScript with a WebAssembly compiler that stays resident (~17 MB). With the
- * compile cache, the agent's modules compiled here are reused by the re-executed daemon, which
- * then never loads that compiler.
+ * Node strips TypeScript with a WebAssembly compiler that stays resident (~17 MB). The compile
+ * cache keeps it out of the re-executed daemon, which inherits NODE_COMPILE_CACHE from here. Its
+ * V8 flags key a cache of their own (agent/daemon.ts): its first start fills it and starts again.
  */
 function enableCompileCache(stateRoot: string): void {
   if (process.env.NODE_COMPILE_CACHE) return; // node already enabled it at startup

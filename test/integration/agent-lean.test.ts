@@ -31,8 +31,8 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** Runs `<entry> agent` for the first time on a fresh state dir until the daemon wrote its module list. */
-async function firstStart(entry: string, name: string) {
+/** Runs `<entry> agent` (by default for the first time, on a fresh state dir) until the daemon wrote its module list. */
+async function firstStart(entry: string, name: string, state = join(dir, `state-${name}`)) {
   const out = join(dir, `${name}.modules`);
   // stderr into a file, not a pipe: Node writes its NODE_DEBUG_NATIVE lines with fprintf to the same (non-blocking)
   // descriptor, and when the reader is slow (a loaded machine) a full pipe drops them (EAGAIN) — it was the CLI's
@@ -41,20 +41,7 @@ async function firstStart(entry: string, name: string) {
   const errFd = openSync(errFile, 'w');
   const child = spawn(
     process.execPath,
-    [
-      entry,
-      'agent',
-      '--server',
-      server.url,
-      '--agent',
-      'node-a',
-      '--hooks',
-      join(dir, 'hooks'),
-      '--state',
-      join(dir, `state-${name}`),
-      '--wait',
-      '1',
-    ],
+    [entry, 'agent', '--server', server.url, '--agent', 'node-a', '--hooks', join(dir, 'hooks'), '--state', state, '--wait', '1'],
     {
       cwd: dir,
       env: {
@@ -89,19 +76,35 @@ const UNUSED_WHILE_IDLE = [
 ];
 
 describe('the idle daemon', () => {
-  it('from the repository: its first start strips no TypeScript (every module from the compile cache) and loads no unused built-in', async () => {
-    const { modules, debug } = await firstStart(join(ROOT, 'cli/rebootctl.js'), 'repo');
-    // The daemon's part of the log starts where the CLI flushed the cache before re-executing.
-    const daemonLog = debug.slice(debug.indexOf('module.flushCompileCache() finished'));
-    expect(daemonLog.length).toBeGreaterThan(0);
+  it('from the repository: its first start ends in an image that strips no TypeScript (every module from the compile cache), runs without JIT and loads no unused built-in', async () => {
+    const { modules, debug, cmdline } = await firstStart(join(ROOT, 'cli/rebootctl.js'), 'repo');
+    // The daemon's V8 flags key a compile cache of their own: its first image strips the modules,
+    // flushes the cache and starts again from it. The last image's log starts at the last flush.
+    const flushes = debug.split('module.flushCompileCache() finished');
+    expect(flushes.length).toBe(3); // the CLI's flush before its execve, the first daemon image's before its own
+    const daemonLog = flushes.at(-1)!;
     expect(daemonLog).toContain('retrieving transpile cache for StrippedTypeScript');
     expect(daemonLog.match(/no transpile cache for StrippedTypeScript \S+/g) ?? []).toEqual([]);
+    expect(modules).not.toContain('NativeModule internal/deps/amaro/dist/index');
+    for (const flag of ['--no-opt', '--no-maglev', '--no-sparkplug']) expect(cmdline).toContain(flag);
     for (const m of UNUSED_WHILE_IDLE) expect(modules).not.toContain(m);
   }, 60_000);
 
-  it('from the bundle: no unused built-in, and it runs in V8 lite mode', async () => {
+  it('from the repository, a later start: the daemon starts once, from the cache', async () => {
+    const { modules, debug } = await firstStart(join(ROOT, 'cli/rebootctl.js'), 'repo-again', join(dir, 'state-repo'));
+    const flushes = debug.split('module.flushCompileCache() finished');
+    expect(flushes.length).toBe(2); // the CLI's only
+    expect(flushes[1]).toContain('retrieving transpile cache for StrippedTypeScript');
+    expect(flushes[1].match(/no transpile cache for StrippedTypeScript \S+/g) ?? []).toEqual([]);
+    expect(modules).not.toContain('NativeModule internal/deps/amaro/dist/index');
+  }, 60_000);
+
+  it('from the bundle: the daemon-only file next to it, no unused built-in, in V8 lite mode', async () => {
     execFileSync(process.execPath, [join(ROOT, 'scripts/package-agent.mjs')], { cwd: ROOT, stdio: 'pipe' });
     const { modules, cmdline } = await firstStart(join(ROOT, 'dist/agent/rebootctl-agent.mjs'), 'bundle');
+    // Not the bundle itself: V8 would parse and keep its CLI part (commander, zod) too. Without the file the bundle
+    // runs the daemon itself (agent-package.test.ts copies the bundle alone).
+    expect(cmdline.at(-2)).toBe(join(ROOT, 'dist/agent/rebootctl-agent-daemon.mjs'));
     expect(cmdline).toContain('--lite-mode');
     for (const m of UNUSED_WHILE_IDLE) expect(modules).not.toContain(m);
   }, 60_000);

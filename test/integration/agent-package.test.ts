@@ -197,6 +197,7 @@ describe('installing it', () => {
       const files = execFileSync('dpkg-deb', ['-c', deb], { encoding: 'utf8' });
       for (const f of [
         './usr/lib/rebootctl/rebootctl-agent.mjs',
+        './usr/lib/rebootctl/rebootctl-agent-daemon.mjs',
         './lib/systemd/system/rebootctl-agent.service',
         './usr/share/polkit-1/rules.d/50-rebootctl.rules',
         './usr/share/doc/rebootctl-agent/examples/hooks/protect-pcie',
