@@ -1,9 +1,23 @@
 // Writing commands and getting them to their agents' long polls (docs/command-delivery.md).
+import { toCommand, type PlannedCommand, type StoredReboot } from '../core/reboot.ts';
 import type { PollClaim, StoredCommand } from '../ports/index.ts';
 import type { Deps } from './deps.ts';
 
 /** A command as written: `order` keeps the commands of one step in the order they were planned. */
 export type NewCommand = StoredCommand & { order: number };
+
+/** The commands a step planned, as they are first written: pending, in the order planned. */
+export function newCommands(reboot: StoredReboot, planned: readonly PlannedCommand[], step: string, at: string): NewCommand[] {
+  return planned.map((p, order) => ({
+    ...toCommand(p, reboot),
+    agent: p.agent,
+    step,
+    status: 'pending',
+    noticePhase: p.noticePhase,
+    createdAt: at,
+    order,
+  }));
+}
 
 /**
  * Writes new commands (each only if it does not exist yet) and gets them to their agents.

@@ -1,10 +1,10 @@
 // What every handler factory is given, and the few operations they all share.
 import type { InventoryIndex } from '../core/inventory.ts';
-import { evaluateWait, summarize, toCommand, planCommands, type StoredReboot } from '../core/reboot.ts';
+import { evaluateWait, summarize, planCommands, type StoredReboot } from '../core/reboot.ts';
 import type { NodeDef } from '../core/types.ts';
 import type { Clock, CommandSignal, EventQueue, InventoryHint, Metrics, NodeStateRecord, RebootStore, Workflows } from '../ports/index.ts';
 import type { RolloutStore } from '../ports/rollouts.ts';
-import { writeCommands, type NewCommand } from './command-delivery.ts';
+import { newCommands, writeCommands } from './command-delivery.ts';
 import { endReboot } from './end.ts';
 
 export interface Logger {
@@ -92,17 +92,7 @@ export async function sendStepCommands(
   }
   const planned = planCommands(reboot, step, { node, now, busyXpus }).filter((p) => !reboot.commands[p.id]);
   const at = now.toISOString();
-  const stored = planned.map(
-    (p, order): NewCommand => ({
-      ...toCommand(p, reboot),
-      agent: p.agent,
-      step,
-      status: 'pending',
-      noticePhase: p.noticePhase,
-      createdAt: at,
-      order,
-    }),
-  );
+  const stored = newCommands(reboot, planned, step, at);
   await writeCommands(deps, stored, now);
   return (r) => {
     for (const p of planned) if (!r.commands[p.id]) r.commands[p.id] = summarize(p, step, at);

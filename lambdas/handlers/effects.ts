@@ -1,10 +1,10 @@
 // Applies a model transition to a stored reboot (conditional write, retried on a lost race) and
 // carries out the effects it returned. The one way handlers change a reboot.
 import type { Effect, Step } from '../core/model.ts';
-import { noticeWindow, toCommand, type StoredReboot } from '../core/reboot.ts';
+import { noticeWindow, type StoredReboot } from '../core/reboot.ts';
 import type { NodeDef } from '../core/types.ts';
 import { wakeIfReady, type Deps } from './deps.ts';
-import { writeCommands, type NewCommand } from './command-delivery.ts';
+import { newCommands, writeCommands } from './command-delivery.ts';
 import { performFleetEffect } from './fleet.ts';
 
 /** The workflow input of a late recovery: the xPU workflow, entered at RestorePcie. */
@@ -78,17 +78,7 @@ export async function performEffects(deps: Deps, r: StoredReboot, effects: Effec
       case 'send': {
         const now = deps.clock.now();
         const at = now.toISOString();
-        const stored = e.commands.map(
-          (p, order): NewCommand => ({
-            ...toCommand(p, r),
-            agent: p.agent,
-            step: e.step,
-            status: 'pending',
-            noticePhase: p.noticePhase,
-            createdAt: at,
-            order,
-          }),
-        );
+        const stored = newCommands(r, e.commands, e.step, at);
         await writeCommands(deps, stored, now);
         break;
       }

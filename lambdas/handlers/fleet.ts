@@ -22,9 +22,10 @@ import {
   recordQueuedPostpone,
   type Effect,
 } from '../core/model.ts';
-import { isEnded, isFinal, noticeWindow, planPostpone, toCommand, type PlannedCommand, type StoredReboot } from '../core/reboot.ts';
+import { isEnded, isFinal, noticeWindow, planPostpone, type PlannedCommand, type StoredReboot } from '../core/reboot.ts';
+import { newCommands } from './command-delivery.ts';
 import type { NodeDef } from '../core/types.ts';
-import type { QueuedEntry, StoredCommand } from '../ports/index.ts';
+import type { QueuedEntry } from '../ports/index.ts';
 import type { Deps } from './deps.ts';
 import { applyStep } from './effects.ts';
 import { wakeRolloutOf } from './rollout.ts';
@@ -108,19 +109,7 @@ export async function admitHostReboot(deps: Deps, node: NodeDef, rebootId: strin
 
 /** Writes commands (idempotently, by id) in the given order and wakes their agents' long polls. */
 async function putCommands(deps: Deps, reboot: StoredReboot, planned: PlannedCommand[], step: string): Promise<void> {
-  const at = deps.clock.now().toISOString();
-  for (const [order, p] of planned.entries()) {
-    const cmd: StoredCommand & { order: number } = {
-      ...toCommand(p, reboot),
-      agent: p.agent,
-      step,
-      status: 'pending',
-      noticePhase: p.noticePhase,
-      createdAt: at,
-      order,
-    };
-    await deps.store.putCommand(cmd);
-  }
+  for (const cmd of newCommands(reboot, planned, step, deps.clock.now().toISOString())) await deps.store.putCommand(cmd);
   for (const agent of new Set(planned.map((p) => p.agent))) deps.signal.notify(agent);
 }
 
