@@ -1,51 +1,36 @@
 // Issue 19: dynalite closes the LevelDB iterator of every Query once it has read what it needs. Before
 // local/level-iterators.ts each one stayed open until the database closed, pinning memtables and deleted
 // table files (the local stack's memory grew with every Query).
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
 import { PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeIteratorsOnReturn } from '../../local/level-iterators.ts';
-import { dynamoClient, ensureTable } from '../../local/dynamo.ts';
-import { tempDir } from '../support/stack.ts';
+import { dynaliteLevelModule, startInProcessDynalite, type InProcessDynalite } from '../support/dynalite.ts';
 
-const require = createRequire(import.meta.url);
 const TABLE = 'iterators';
 
 describe('dynalite Query iterators', () => {
-  let server: Server;
-  let client: ReturnType<typeof dynamoClient>;
+  let dynamo: InProcessDynalite;
+  let client: InProcessDynalite['client'];
   let closes = 0;
 
   beforeAll(async () => {
     closeIteratorsOnReturn();
     // Count iterator closes as they happen (this process runs dynalite itself, as local/dynamo-server.ts does).
-    const classicLevel = require.resolve('classic-level', {
-      paths: [dirname(require.resolve('level', { paths: [dirname(require.resolve('dynalite'))] }))],
-    });
-    const abstractLevel = require(require.resolve('abstract-level', { paths: [dirname(classicLevel)] }));
+    const abstractLevel = dynaliteLevelModule('abstract-level');
     for (const name of ['AbstractIterator', 'AbstractKeyIterator', 'AbstractValueIterator']) {
       const proto = abstractLevel[name].prototype;
-      const close = proto.close;
+      const close = proto.close as (...args: unknown[]) => unknown;
       proto.close = function (this: unknown, ...args: unknown[]) {
         closes++;
         return close.apply(this, args);
       };
     }
-    const dynalite = require('dynalite') as (o: object) => Server;
-    server = dynalite({ path: join(tempDir('dynalite-iterators'), 'db'), createTableMs: 0 });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    client = dynamoClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-    await ensureTable(client, TABLE);
+    dynamo = await startInProcessDynalite('dynalite-iterators', TABLE);
+    client = dynamo.client;
   });
 
   afterAll(async () => {
-    client?.destroy();
-    await new Promise<void>((r) => server.close(() => r()));
-    const db = (server as unknown as { db?: { close?: (cb: () => void) => void } }).db;
-    if (db?.close) await new Promise<void>((r) => db.close!(() => r()));
+    await dynamo?.close();
   });
 
   it('closes each Query iterator when the Query is answered, not when the database closes', async () => {

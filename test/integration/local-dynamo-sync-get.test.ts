@@ -1,43 +1,34 @@
 // Issue 19: dynalite's point reads are answered with LevelDB's getSync (local/level-sync-get.ts), not a
 // thread-pool round trip each. Same answers as before: the item, nothing for a missing key, the newest write.
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
 import { DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSynchronously } from '../../local/level-sync-get.ts';
-import { dynamoClient, ensureTable } from '../../local/dynamo.ts';
-import { tempDir } from '../support/stack.ts';
+import { dynaliteLevelModule, startInProcessDynalite, type InProcessDynalite } from '../support/dynalite.ts';
 
-const require = createRequire(import.meta.url);
 const TABLE = 'sync-get';
 
 describe('dynalite point reads', () => {
-  let server: Server;
-  let client: ReturnType<typeof dynamoClient>;
+  let dynamo: InProcessDynalite;
+  let client: InProcessDynalite['client'];
   let syncReads = 0;
 
   beforeAll(async () => {
     readSynchronously();
     // Count getSync calls (this process runs dynalite itself, as local/dynamo-server.ts does).
-    const level = require.resolve('level', { paths: [dirname(require.resolve('dynalite'))] });
-    const { ClassicLevel } = require(require.resolve('classic-level', { paths: [dirname(level)] }));
+    const { ClassicLevel } = dynaliteLevelModule<{ ClassicLevel: { prototype: { getSync(...args: unknown[]): unknown } } }>(
+      'classic-level',
+    );
     const getSync = ClassicLevel.prototype.getSync;
     ClassicLevel.prototype.getSync = function (this: unknown, ...args: unknown[]) {
       syncReads++;
       return getSync.apply(this, args);
     };
-    const dynalite = require('dynalite') as (o: object) => Server;
-    server = dynalite({ path: join(tempDir('dynalite-sync-get'), 'db'), createTableMs: 0 });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    client = dynamoClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-    await ensureTable(client, TABLE);
+    dynamo = await startInProcessDynalite('dynalite-sync-get', TABLE);
+    client = dynamo.client;
   });
 
   afterAll(async () => {
-    client?.destroy();
-    await new Promise<void>((r) => server.close(() => r()));
+    await dynamo?.close();
   });
 
   const key = (pk: string) => ({ pk: { S: pk }, sk: { S: 'x' } });
