@@ -95,6 +95,17 @@ nodes:
       - id: dpu0
 `;
 
+/** The policy of the model tests (short windows) over nodes with one xPU each, named as given. */
+export function oneXpuInventory(nodes: readonly string[]): string {
+  return `
+policy:
+  xpuReboot: { noticeSeconds: 300, maxExtensionSeconds: 600, maxExtensions: 2, recoverySeconds: 900, coredumpSeconds: 120, heartbeatSeconds: 60, commandSeconds: 120 }
+  hostReboot: { denyWhile: [xpu-rebooting], returnSeconds: 1800, commandSeconds: 120, heartbeatSeconds: 60 }
+nodes:
+${nodes.map((n) => `  - { id: ${n}, rack: r1, zone: z1, tenant: t1, trusted: true, bmcToken: bmc-token-${n}, agentToken: agent-token-${n}, xpus: [{ id: dpu0, persistentPower: false }] }`).join('\n')}
+`;
+}
+
 export const tokenOf = (node: string) => `agent-token-${node}`;
 
 const quiet: Logger = { info: () => {}, warn: () => {}, error: () => {} };

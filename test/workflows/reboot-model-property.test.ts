@@ -8,19 +8,13 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredReboot } from '../../lambdas/core/reboot.ts';
 import type { NativeEvent } from '../../lambdas/core/types.ts';
-import { startHarness, type Harness } from './harness.ts';
+import { startHarness, type Harness, oneXpuInventory } from './harness.ts';
 
 const SEED = Number(process.env.FC_SEED ?? 20261206);
 const RUNS = Number(process.env.FC_RUNS ?? 8);
 const POOL = 30;
 const NODES = Array.from({ length: POOL }, (_, i) => `p${i}`);
-const INVENTORY = `
-policy:
-  xpuReboot: { noticeSeconds: 300, maxExtensionSeconds: 600, maxExtensions: 2, recoverySeconds: 900, coredumpSeconds: 120, heartbeatSeconds: 60, commandSeconds: 120 }
-  hostReboot: { denyWhile: [xpu-rebooting], returnSeconds: 1800, commandSeconds: 120, heartbeatSeconds: 60 }
-nodes:
-${NODES.map((n) => `  - { id: ${n}, tenant: t1, trusted: true, agentToken: agent-token-${n}, xpus: [{ id: dpu0, persistentPower: false }] }`).join('\n')}
-`;
+const INVENTORY = oneXpuInventory(NODES);
 
 let h: Harness;
 beforeAll(async () => {

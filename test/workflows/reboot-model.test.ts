@@ -2,7 +2,7 @@
 // model under disorder, one node of the inventory per test so that one stack serves the whole file.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredReboot } from '../../lambdas/core/reboot.ts';
-import { eventually, phases, startHarness, type Harness } from './harness.ts';
+import { eventually, phases, startHarness, type Harness, oneXpuInventory } from './harness.ts';
 
 const SECOND = 1000;
 const DAY = 24 * 3600 * SECOND;
@@ -21,13 +21,7 @@ const NODES = [
   'proceedno',
   'unann',
 ];
-const INVENTORY = `
-policy:
-  xpuReboot: { noticeSeconds: 300, maxExtensionSeconds: 600, maxExtensions: 2, recoverySeconds: 900, coredumpSeconds: 120, heartbeatSeconds: 60, commandSeconds: 120 }
-  hostReboot: { denyWhile: [xpu-rebooting], returnSeconds: 1800, commandSeconds: 120, heartbeatSeconds: 60 }
-nodes:
-${NODES.map((n) => `  - { id: ${n}, rack: r1, zone: z1, tenant: t1, trusted: true, bmcToken: bmc-token-${n}, agentToken: agent-token-${n}, xpus: [{ id: dpu0, persistentPower: false }] }`).join('\n')}
-`;
+const INVENTORY = oneXpuInventory(NODES);
 
 let h: Harness;
 beforeAll(async () => {
