@@ -248,6 +248,8 @@ interface Run {
   cleanups: Set<() => void>;
   tokens: Set<string>;
   cancelExecutionTimeout?: () => void;
+  /** The context object as the engine's own Parameters evaluation sees it (TaskMeta.parameters). */
+  context?: Record<string, unknown>;
 }
 
 function b64url(s: string): string {
@@ -758,6 +760,16 @@ export class LocalStepFunctions {
       },
       [RUN]: run,
     };
+    // The package adds Execution.Input to the context it evaluates with; so does the engine's evaluation.
+    run.context = {
+      ...context,
+      Execution: {
+        ...context.Execution,
+        get Input() {
+          return JSON.parse(exec.input ?? 'null');
+        },
+      },
+    };
     try {
       const pkg = this.packageMachine(compiled, startAt).run(input, {
         overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides },
@@ -1002,6 +1014,14 @@ export class LocalStepFunctions {
   private onTask(run: Run, name: string, input: unknown): Promise<unknown> {
     if (run.dead) return Promise.reject(statesError('States.Runtime', 'execution is not running', { fatal: true }));
     const meta = run.compiled.tasks.get(name)!;
+    if (meta.parameters) {
+      // Evaluated here, where the package would have (before the Task's retry delay), with the same failure.
+      try {
+        input = meta.parameters(input, run.context);
+      } catch (err) {
+        return Promise.reject(this.fatal(errorParts(err).message));
+      }
+    }
     const call = (run.calls.get(name) ?? 0) + 1;
     run.calls.set(name, call);
     const delay = meta.topLevel ? run.retryDelayMs : 0;

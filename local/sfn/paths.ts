@@ -28,6 +28,22 @@ function parseSteps(path: string): (string | number)[] {
   return steps;
 }
 
+/** A reference path parsed once: reads it from an input (or, for `$$` paths, the context object). */
+export function compilePath(path: string): (input: unknown, context?: unknown) => unknown {
+  const fromContext = path.startsWith('$$');
+  const rest = fromContext ? path.slice(1) : path;
+  if (!rest.startsWith('$')) throw new Error(`unsupported reference path '${path}'`);
+  const steps = parseSteps(rest);
+  return (input, context) => {
+    let target: unknown = fromContext ? context : input;
+    for (const step of steps) {
+      if (target === null || typeof target !== 'object') return undefined;
+      target = (target as Record<string | number, unknown>)[step];
+    }
+    return target;
+  };
+}
+
 /** Resolves a reference path; `$$` paths read the context object. Returns undefined when nothing is there. */
 export function readPath(path: string, input: unknown, context?: unknown): unknown {
   let target: unknown = input;
