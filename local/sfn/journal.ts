@@ -14,7 +14,7 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { close as closeAsync, open as openAsync } from 'node:fs';
+import { constants as fsConstants, open as openAsync } from 'node:fs';
 import { join } from 'node:path';
 
 // appendFileSync hands each record to the kernel before returning, so it survives kill -9. There is no fsync:
@@ -175,6 +175,14 @@ function writeAll(fd: number, text: string): void {
 /** Empty journal files kept made ahead (`JournalStore.createJournal`), and the count below which more are made. */
 const SPARE_FILES = 64;
 const SPARE_LOW = 32;
+/** A journal's first open: whatever a torn first write left there (no index line points to it) is cut, then appended to. */
+const FRESH_JOURNAL = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_APPEND;
+
+/** A spare journal file, and its descriptor when this process made it (those of an earlier process are opened at use). */
+interface Spare {
+  path: string;
+  fd?: number;
+}
 
 export class JournalStore {
   readonly dataDir: string;
@@ -186,13 +194,15 @@ export class JournalStore {
   /** Machine directories under execDir known to exist. */
   private readonly dirs = new Set<string>();
   /** Empty files in spareDir, ready to become journals. */
-  private readonly spares: string[] = [];
+  private readonly spares: Spare[] = [];
   private spareSeq = 0;
   /** Spare files being made (on libuv's threadpool); settles when they are. */
   private making: Promise<void> | undefined;
   private closed = false;
   /** Journal → open descriptor, least recently appended to first. */
   private readonly open = new Map<string, number>();
+  /** The index, kept open for appends once written to. */
+  private indexFd: number | undefined;
 
   constructor(dataDir: string) {
     this.dataDir = dataDir;
@@ -205,7 +215,7 @@ export class JournalStore {
     mkdirSync(this.defDir, { recursive: true });
     mkdirSync(this.spareDir, { recursive: true });
     // Spares an earlier process made and did not use: empty files (or cut short while made), still good.
-    for (const f of readdirSync(this.spareDir)) if (f.endsWith('.spare')) this.spares.push(join(this.spareDir, f));
+    for (const f of readdirSync(this.spareDir)) if (f.endsWith('.spare')) this.spares.push({ path: join(this.spareDir, f) });
     repairTail(this.indexFile);
     repairTail(this.machinesFile);
   }
@@ -215,6 +225,11 @@ export class JournalStore {
     this.closed = true;
     for (const file of [...this.open.keys()]) this.closeJournal(file);
     await this.making;
+    // The spare files stay for the next process; only their descriptors go.
+    for (const spare of this.spares) if (spare.fd !== undefined) closeSync(spare.fd);
+    for (const spare of this.spares) spare.fd = undefined;
+    if (this.indexFd !== undefined) closeSync(this.indexFd);
+    this.indexFd = undefined;
   }
 
   // ---- machines and definition versions
@@ -252,9 +267,11 @@ export class JournalStore {
   /**
    * Creating a file (an inode and a directory entry) costs ~0.3–0.8 ms of CPU, a rename ~0.03 ms: on the stack's
    * one event loop that was the biggest part of a StartExecution. So a journal is a spare empty file made ahead on
-   * libuv's threadpool, renamed into place, then written. What is on disk after each step is what a torn first write
-   * of a new file left before: a kill -9 after the rename leaves an empty journal that no index line points to and
-   * that has no start record (loadIndex skips it; the retried start writes over it). Without a spare, a new file.
+   * libuv's threadpool (and opened there: an open costs the event loop ~0.05 ms), renamed into place, then written
+   * through the descriptor made with it, which stays open for the execution's next records. What is on disk after
+   * each step is what a torn first write of a new file left before: a kill -9 after the rename leaves an empty journal
+   * that no index line points to and that has no start record (loadIndex skips it; the retried start cuts it and
+   * writes over it). Without a spare, a new file.
    */
   createJournal(file: string, start: StartRecord): void {
     const dir = join(this.execDir, file.split('/')[0]);
@@ -265,15 +282,20 @@ export class JournalStore {
     const path = join(this.execDir, file);
     this.closeJournal(file); // (a descriptor of a file this one replaces)
     const spare = this.spares.pop();
+    let fd: number | undefined;
     if (spare) {
       try {
-        renameSync(spare, path);
+        renameSync(spare.path, path);
+        fd = spare.fd;
       } catch {
-        // Gone (removed by hand): the write below makes the file.
+        // Gone (removed by hand): the open below makes the file.
+        if (spare.fd !== undefined) closeSync(spare.fd);
       }
     }
-    // Written, not appended: whatever a torn first write left there (no index line points to it) is replaced.
-    writeFileSync(path, JSON.stringify(start) + '\n');
+    // Cut, not appended to: whatever a torn first write left there (no index line points to it) is replaced.
+    fd ??= openSync(path, FRESH_JOURNAL);
+    this.keepOpen(file, fd);
+    writeAll(fd, JSON.stringify(start) + '\n');
     if (this.spares.length < SPARE_LOW) this.makeSpares();
   }
 
@@ -288,7 +310,8 @@ export class JournalStore {
           return;
         }
         const path = join(this.spareDir, `${process.pid}-${this.spareSeq++}.spare`);
-        openAsync(path, 'wx', (err, fd) => {
+        // Made empty and exclusively (wx), kept open for appends: the journal it becomes needs no open of its own.
+        openAsync(path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_APPEND, (err, fd) => {
           if (err?.code === 'EEXIST') return next(); // an earlier process's, of the same pid
           if (err) {
             // Best effort (e.g. the directory is gone): journals are then made as new files.
@@ -296,10 +319,9 @@ export class JournalStore {
             done();
             return;
           }
-          closeAsync(fd, () => {
-            this.spares.push(path);
-            next();
-          });
+          if (this.closed) closeSync(fd);
+          else this.spares.push({ path, fd });
+          next();
         });
       };
       next();
@@ -313,13 +335,17 @@ export class JournalStore {
    */
   append(file: string, rec: JournalRecord): void {
     let fd = this.open.get(file);
-    if (fd === undefined) {
-      fd = openSync(join(this.execDir, file), 'a');
-      if (this.open.size >= OPEN_JOURNALS) this.closeJournal(this.open.keys().next().value!);
-    } else this.open.delete(file);
-    this.open.set(file, fd);
+    if (fd === undefined) fd = openSync(join(this.execDir, file), 'a');
+    this.keepOpen(file, fd);
     writeAll(fd, JSON.stringify(rec) + '\n');
     if (rec.t === 'end') this.closeJournal(file);
+  }
+
+  /** Marks a journal's descriptor most recently used, closing the least recently used beyond OPEN_JOURNALS. */
+  private keepOpen(file: string, fd: number): void {
+    if (this.open.get(file) === fd) this.open.delete(file);
+    else if (this.open.size >= OPEN_JOURNALS) this.closeJournal(this.open.keys().next().value!);
+    this.open.set(file, fd);
   }
 
   private closeJournal(file: string): void {
@@ -337,12 +363,18 @@ export class JournalStore {
 
   indexStart(e: IndexEntry): void {
     const line: IndexLine = { k: 's', a: e.arn, m: e.machineArn, n: e.name, f: e.file, s: e.startDate };
-    appendFileSync(this.indexFile, JSON.stringify(line) + '\n');
+    this.appendIndex(JSON.stringify(line) + '\n');
   }
 
   indexEnd(arn: string, end: { status: ExecutionStatus; stopDate: number; error?: string; cause?: string }): void {
     const line: IndexLine = { k: 'e', a: arn, st: end.status, d: end.stopDate, er: end.error, c: end.cause };
-    appendFileSync(this.indexFile, JSON.stringify(line) + '\n');
+    this.appendIndex(JSON.stringify(line) + '\n');
+  }
+
+  /** One write on the index kept open (O_APPEND), as appendFileSync's open, write and close would leave it. */
+  private appendIndex(text: string): void {
+    this.indexFd ??= openSync(this.indexFile, 'a');
+    writeAll(this.indexFd, text);
   }
 
   /**
@@ -418,6 +450,9 @@ export class JournalStore {
       text += JSON.stringify(line) + '\n';
     }
     writeFileSync(this.indexFile + '.tmp', text);
+    // A descriptor of the index this one replaces would append to a file no one reads again.
+    if (this.indexFd !== undefined) closeSync(this.indexFd);
+    this.indexFd = undefined;
     renameSync(this.indexFile + '.tmp', this.indexFile);
   }
 }
