@@ -18,7 +18,16 @@ import { boundReboot } from '../core/bounds.ts';
 import { ConcurrentUpdate } from '../core/errors.ts';
 import type { StoredReboot } from '../core/reboot.ts';
 import type { NativeEvent } from '../core/types.ts';
-import type { ClaimResult, IdempotentAnswer, ListQuery, NodeStateRecord, QueuedEntry, RebootStore, StoredCommand } from '../ports/index.ts';
+import type {
+  ClaimAheadResult,
+  ClaimResult,
+  IdempotentAnswer,
+  ListQuery,
+  NodeStateRecord,
+  QueuedEntry,
+  RebootStore,
+  StoredCommand,
+} from '../ports/index.ts';
 import { DEFAULT_RETENTION_DAYS, RebootIndex, rebootIndexAttributes } from './reboot-index.ts';
 import { packReboot, unpackReboot } from './reboot-item.ts';
 import { coalesce } from './coalesce.ts';
@@ -232,7 +241,7 @@ export class DynamoRebootStore implements RebootStore {
     }
   }
 
-  async claimXpuAhead(node: string, xpu: string, rebootId: string, key: string, at: Date): Promise<ClaimResult> {
+  async claimXpuAhead(node: string, xpu: string, rebootId: string, key: string, at: Date): Promise<ClaimAheadResult> {
     try {
       const res = await this.#doc.send(
         new UpdateCommand({
@@ -250,7 +259,7 @@ export class DynamoRebootStore implements RebootStore {
       return { ok: true, state: nodeState(node, res.Attributes ?? {}) };
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
-      return { ok: false, state: await this.getNodeState(node) };
+      return { ok: false }; // no read: the caller does not look (a duplicate, say, pays nothing more)
     }
   }
 

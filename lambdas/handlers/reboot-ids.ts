@@ -1,7 +1,7 @@
 // Which reboot an event starts: a new ULID the first time, the same id on every replay of that event.
 import { legacyRebootId, newRebootId, type RebootIdKind } from '../core/ids.ts';
 import type { StoredReboot } from '../core/reboot.ts';
-import type { ClaimResult, Clock, RebootStore } from '../ports/index.ts';
+import type { ClaimAheadResult, Clock, RebootStore } from '../ports/index.ts';
 
 /** As long as the event key itself is remembered (ingest's dedup TTL): replays come within it. */
 export const EVENT_REBOOT_TTL_SECONDS = 7 * 24 * 3600;
@@ -34,12 +34,12 @@ export interface StartOfEvent {
   /** The reboot stored under `id` (a replay's), being read; undefined when fresh. */
   found: Promise<StoredReboot | undefined>;
   /** Fresh only: the xPU claim taken under `id` beside the look-up (`claimAhead`), the caller's to use. */
-  claim?: ClaimResult;
+  claim?: ClaimAheadResult;
 }
 
 /** Takes the xPU ahead under a candidate id (`RebootStore.claimXpuAhead`), and gives it back. */
 export interface ClaimAhead {
-  take(candidate: string): Promise<ClaimResult>;
+  take(candidate: string): Promise<ClaimAheadResult>;
   giveBack(candidate: string): Promise<boolean>;
 }
 

@@ -40,6 +40,8 @@ export interface NodeStateRecord {
 
 /** Either way, `state` is the node's claims as they were right after the attempt (when the store can tell). */
 export type ClaimResult = { ok: true; state?: NodeStateRecord } | { ok: false; state: NodeStateRecord };
+/** A claim taken ahead: the node as it left it, or nothing (a failed one is taken again the plain way, if at all). */
+export type ClaimAheadResult = { ok: true; state: NodeStateRecord } | { ok: false };
 
 export interface ListQuery {
   node?: string;
@@ -76,7 +78,7 @@ export interface RebootStore extends BudgetStore, HoldStore {
    * Takes the xPU ahead, for a reboot id just minted for event `key` and not yet known to be used: only
    * where no one holds it, recording `key` beside the claim (docs/idempotency.md, "the claim beside the look-up").
    */
-  claimXpuAhead(node: string, xpu: string, rebootId: string, key: string, at: Date): Promise<ClaimResult>;
+  claimXpuAhead(node: string, xpu: string, rebootId: string, key: string, at: Date): Promise<ClaimAheadResult>;
   /** Gives back a claim taken ahead, only if it still names `rebootId` and `key` (no one confirmed it since). */
   releaseAhead(node: string, xpu: string, rebootId: string, key: string): Promise<boolean>;
   /** Takes the host; with `exclusive`, only while no xPU of the node is rebooting. */
