@@ -35,8 +35,11 @@ export function claimAhead(deps: { store: RebootStore; clock: Clock }, node: str
  * - when the key maps to another id: its put lost (a mapping, once written, stays);
  * - when the key maps to `holder` but the claim is older than the minter can live: a later delivery
  *   with that id confirms the claim before it stores the reboot, or claims the xPU anew once it is free.
- * A key mapped to nothing is left alone (the minter's put may be on its way). The reboot is read after
- * the look-up, in case it was stored after all.
+ * - when the key maps to nothing and the claim is older than the minter can live: its put never landed
+ *   and no request of its is still on the way (a landed put stays mapped for 7 days), so no one knows
+ *   `holder`; a later delivery of the event mints an id of its own.
+ * Younger, a key mapped to nothing is left alone (the minter's put may be on its way). The reboot is read
+ * after the look-up, in case it was stored after all.
  */
 export async function releaseIfDangling(deps: { store: RebootStore; clock: Clock }, node: string, holder: string): Promise<boolean> {
   const state = await deps.store.getNodeState(node);
@@ -46,9 +49,8 @@ export async function releaseIfDangling(deps: { store: RebootStore; clock: Clock
   if (!xpu) return false; // a confirmed claim (or one from before claims ahead): its reboot is on its way
   const { key, at } = state.claimsAhead![xpu];
   const look = await deps.store.lookUpEvent(key, legacyRebootId('xpu', key));
-  if (look.rebootId === undefined) return false;
   const expired = deps.clock.now().getTime() - Date.parse(at) > CLAIM_AHEAD_LIFETIME_MS;
-  if (look.rebootId === holder && !expired) return false;
+  if ((look.rebootId === undefined || look.rebootId === holder) && !expired) return false;
   if (await deps.store.getReboot(holder)) return false;
   // Released, or not as read any more (given back or confirmed meanwhile): either way, start over.
   await deps.store.releaseAhead(node, xpu, holder, key);

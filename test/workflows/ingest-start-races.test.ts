@@ -256,7 +256,21 @@ describe('a claim taken ahead by a delivery that died before giving it back (doc
     expect((await store().getNodeState(node)).xpus.dpu0).toBe((next as { rebootId: string }).rebootId);
   });
 
-  it('a claim of a live delivery (its put won, not seen) is never released, only waited for', async () => {
+  it('its event maps to nothing (the put never landed): kept while its minter may live, released after', async () => {
+    const node = NODES[nextNode++];
+    const ev = event(node, 'unmapped');
+    // The dead delivery's claim went through, its put failed without writing, and the event was never retried.
+    expect((await store().claimXpuAhead(node, 'dpu0', 'xr-unmapped', ev.dedupKey, h.now())).ok).toBe(true);
+    await expect(createIngestHandler(h.stack.deps)(other(node))).rejects.toMatchObject({ name: 'HolderNotStored' });
+    expect((await store().getNodeState(node)).xpus.dpu0).toBe('xr-unmapped');
+    await h.advance(CLAIM_AHEAD_LIFETIME_MS + 1000);
+    const next = await createIngestHandler(h.stack.deps)(other(node));
+    expect(next.kind).toBe('started');
+    expect((await store().getNodeState(node)).xpus.dpu0).toBe((next as { rebootId: string }).rebootId);
+    expect(await store().getReboot('xr-unmapped')).toBeUndefined();
+  });
+
+  it('a claim of a live delivery (its put won, not seen) is not released while it may live, only waited for', async () => {
     const node = NODES[nextNode++];
     const ev = event(node, 'live');
     expect(await store().tryMapEventToReboot(ev.dedupKey, 'xr-live', 3600)).toBe(true);
