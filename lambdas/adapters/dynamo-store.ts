@@ -18,7 +18,16 @@ import { boundReboot } from '../core/bounds.ts';
 import { ConcurrentUpdate } from '../core/errors.ts';
 import type { StoredReboot } from '../core/reboot.ts';
 import type { NativeEvent } from '../core/types.ts';
-import type { ClaimResult, IdempotentAnswer, ListQuery, NodeStateRecord, QueuedEntry, RebootStore, StoredCommand } from '../ports/index.ts';
+import type {
+  ClaimAheadResult,
+  ClaimResult,
+  IdempotentAnswer,
+  ListQuery,
+  NodeStateRecord,
+  QueuedEntry,
+  RebootStore,
+  StoredCommand,
+} from '../ports/index.ts';
 import { DEFAULT_RETENTION_DAYS, RebootIndex, rebootIndexAttributes } from './reboot-index.ts';
 import { packReboot, unpackReboot } from './reboot-item.ts';
 import { coalesce } from './coalesce.ts';
@@ -38,6 +47,9 @@ const rebootKey = (id: string) => ({ pk: `R#${id}`, sk: 'R' });
 const nodeKey = (node: string) => ({ pk: `N#${node}`, sk: 'STATE' });
 const commandKey = (agent: string, id: string) => ({ pk: `A#${agent}`, sk: `C#${id}` });
 const xpuAttr = (xpu: string) => `x_${xpu}`;
+/** The event key of a claim taken ahead of its look-up (claimXpuAhead), until confirmed or released; and when. */
+const claimKeyAttr = (xpu: string) => `c_${xpu}`;
+const claimAtAttr = (xpu: string) => `a_${xpu}`;
 const eventRebootKey = (key: string) => ({ pk: `EVENTKEY#${key}`, sk: 'R' });
 const idempotencyKey = (key: string) => ({ pk: `IDEM#${key}`, sk: 'A' });
 /** dynalite has no TTL: readers honour the expiry themselves. */
@@ -65,6 +77,9 @@ function nodeState(node: string, item: Record<string, unknown>): NodeStateRecord
   for (const [k, v] of Object.entries(item)) if (k.startsWith('x_') && typeof v === 'string') xpus[k.slice(2)] = v;
   const lastXpuReboots: Record<string, string> = {};
   for (const [k, v] of Object.entries(item)) if (k.startsWith('l_') && typeof v === 'string') lastXpuReboots[k.slice(2)] = v;
+  const claimsAhead: Record<string, { key: string; at: string }> = {};
+  for (const [k, v] of Object.entries(item))
+    if (k.startsWith('c_') && typeof v === 'string') claimsAhead[k.slice(2)] = { key: v, at: String(item[`a_${k.slice(2)}`] ?? '') };
   return {
     node,
     host: item.host as string | undefined,
@@ -72,6 +87,7 @@ function nodeState(node: string, item: Record<string, unknown>): NodeStateRecord
     lastBmcEventAt: item.lastBmcEventAt as string | undefined,
     lastXpuReboots,
     provisionedTenant: item.provisionedTenant as string | undefined,
+    claimsAhead,
   };
 }
 
@@ -209,9 +225,10 @@ export class DynamoRebootStore implements RebootStore {
         new UpdateCommand({
           TableName: this.#table,
           Key: nodeKey(node),
-          UpdateExpression: 'SET #x = :id ADD xpuSet :s',
+          // Holding it under this id, it is this reboot's now: a claim taken ahead is confirmed (no key).
+          UpdateExpression: 'SET #x = :id REMOVE #c, #a ADD xpuSet :s',
           ConditionExpression: 'attribute_not_exists(#x) OR #x = :id',
-          ExpressionAttributeNames: { '#x': xpuAttr(xpu) },
+          ExpressionAttributeNames: { '#x': xpuAttr(xpu), '#c': claimKeyAttr(xpu), '#a': claimAtAttr(xpu) },
           ExpressionAttributeValues: { ':id': rebootId, ':s': new Set([xpu]) },
           // The node as our claim left it, read in the same atomic write: no second read needed.
           ReturnValues: 'ALL_NEW',
@@ -221,6 +238,47 @@ export class DynamoRebootStore implements RebootStore {
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
       return { ok: false, state: await this.getNodeState(node) };
+    }
+  }
+
+  async claimXpuAhead(node: string, xpu: string, rebootId: string, key: string, at: Date): Promise<ClaimAheadResult> {
+    try {
+      const res = await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: nodeKey(node),
+          UpdateExpression: 'SET #x = :id, #c = :k, #a = :at ADD xpuSet :s',
+          // Only where no one holds it, not "or under this id": then a key on a claim says that no one
+          // but its minter took it (the minter alone knows the id until its mapping is written).
+          ConditionExpression: 'attribute_not_exists(#x)',
+          ExpressionAttributeNames: { '#x': xpuAttr(xpu), '#c': claimKeyAttr(xpu), '#a': claimAtAttr(xpu) },
+          ExpressionAttributeValues: { ':id': rebootId, ':k': key, ':at': at.toISOString(), ':s': new Set([xpu]) },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return { ok: true, state: nodeState(node, res.Attributes ?? {}) };
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      return { ok: false }; // no read: the caller does not look (a duplicate, say, pays nothing more)
+    }
+  }
+
+  async releaseAhead(node: string, xpu: string, rebootId: string, key: string): Promise<boolean> {
+    try {
+      await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: nodeKey(node),
+          UpdateExpression: 'REMOVE #x, #c, #a DELETE xpuSet :s',
+          ConditionExpression: '#x = :id AND #c = :k',
+          ExpressionAttributeNames: { '#x': xpuAttr(xpu), '#c': claimKeyAttr(xpu), '#a': claimAtAttr(xpu) },
+          ExpressionAttributeValues: { ':id': rebootId, ':k': key, ':s': new Set([xpu]) },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
     }
   }
 
@@ -255,9 +313,11 @@ export class DynamoRebootStore implements RebootStore {
             TableName: this.#table,
             Key: nodeKey(node),
             // The released reboot stays findable as the xPU's last one: late signals belong to it.
-            UpdateExpression: remember ? 'REMOVE #x SET #l = :id DELETE xpuSet :s' : 'REMOVE #x DELETE xpuSet :s',
+            UpdateExpression: remember ? 'REMOVE #x, #c, #a SET #l = :id DELETE xpuSet :s' : 'REMOVE #x, #c, #a DELETE xpuSet :s',
             ConditionExpression: '#x = :id',
-            ExpressionAttributeNames: remember ? { '#x': xpuAttr(xpu), '#l': `l_${xpu}` } : { '#x': xpuAttr(xpu) },
+            ExpressionAttributeNames: remember
+              ? { '#x': xpuAttr(xpu), '#c': claimKeyAttr(xpu), '#a': claimAtAttr(xpu), '#l': `l_${xpu}` }
+              : { '#x': xpuAttr(xpu), '#c': claimKeyAttr(xpu), '#a': claimAtAttr(xpu) },
             ExpressionAttributeValues: { ':id': rebootId, ':s': new Set([xpu]) },
           }),
         );

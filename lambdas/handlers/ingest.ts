@@ -17,6 +17,9 @@ import type { Deps } from './deps.ts';
 import { applyStep } from './effects.ts';
 import { tagRollout } from './rollout.ts';
 import { lookUpStart, rebootIdForEvent, type StartOfEvent } from './reboot-ids.ts';
+import { ClaimReleased, claimAhead, releaseIfDangling } from './claim-ahead.ts';
+import type { InventoryIndex } from '../core/inventory.ts';
+import type { Hold } from '../core/budgets.ts';
 import { activeHolds, admitHostReboot, admitNewXpuReboot } from './fleet.ts';
 import { sharedRead } from './shared-read.ts';
 import { hostWorkflowInput, xpuWorkflowInput } from '../core/workflow-io.ts';
@@ -63,10 +66,14 @@ export function createIngestHandler(deps: Deps) {
    * the two writes, maybe in another ingest worker): wait for it rather than lose what joins it, and
    * leave the event to the queue's retry if it does not show up.
    */
-  async function holderOf(rebootId: string): Promise<StoredReboot> {
+  async function holderOf(rebootId: string, node: string): Promise<StoredReboot> {
     for (let attempt = 0; attempt < 40; attempt++) {
       const r = await deps.store.getReboot(rebootId);
       if (r) return r;
+      // Or a claim given back since, or taken ahead by a delivery that died before giving it back
+      // (released now): nothing to wait for, start over.
+      if (attempt === 0 && (await releaseIfDangling(deps, node, rebootId)))
+        throw new ClaimReleased(`claim of ${rebootId} on ${node} is gone or was never used: starting over`);
       await new Promise((res) => setTimeout(res, 25));
     }
     throw new HolderNotStored(`reboot ${rebootId} holds its claim but is not stored yet; the event will be retried`);
@@ -110,8 +117,7 @@ export function createIngestHandler(deps: Deps) {
     const existing = await start.found;
     // A new planned reboot is checked against the holds after its claim: read them beside the claim
     // instead of after it (a hold placed in those few ms races the event either way).
-    const holdsRead = !existing && mode === 'planned' ? holds.read(start.order) : undefined;
-    holdsRead?.catch(() => {});
+    const holdsRead = !existing && mode === 'planned' ? start.holdsRead : undefined;
     if (existing) {
       // A replay of the event that started this reboot: make sure its workflow runs, nothing more.
       if (existing.endedAt) return { kind: 'duplicate' };
@@ -121,11 +127,15 @@ export function createIngestHandler(deps: Deps) {
     const exclusive = node.policy.hostReboot.denyWhile.includes('xpu-rebooting');
     // Retried only when the claims changed between reading and writing them.
     for (let attempt = 0; attempt < 5; attempt++) {
-      const claim = await deps.store.claimXpu(node.id, xpu, id);
+      // The claim taken beside the look-up, once (on a retry of this loop, the claims changed since).
+      const ahead = start.claim;
+      start.claim = undefined;
+      // (Failed, it is taken again the plain way: its holder may have given it back since.)
+      const claim = ahead?.ok ? ahead : await deps.store.claimXpu(node.id, xpu, id);
       if (!claim.ok) {
         const holder = claim.state.xpus[xpu];
         if (!holder) continue; // released in between
-        await holderOf(holder);
+        await holderOf(holder, node.id);
         await applyStep(deps, holder, (r) => (mode === 'crash' ? onXpuCrashed(r, ev) : onNotice(r, ev)), node);
         return { kind: 'joined', rebootId: holder };
       }
@@ -134,7 +144,7 @@ export function createIngestHandler(deps: Deps) {
       // while the host is down. Once the host is back it runs again: a reboot of its own.
       const state = claim.state ?? (await deps.store.getNodeState(node.id));
       if (state.host && exclusive) {
-        const host = await holderOf(state.host);
+        const host = await holderOf(state.host, node.id);
         if (hostIsDown(host)) {
           await deps.store.release(node.id, 'xpu', xpu, id, false);
           const joined = await joinHostReboot(host, ev, node, mode);
@@ -171,6 +181,8 @@ export function createIngestHandler(deps: Deps) {
         return existing.decision === 'denied' ? { kind: 'denied', rebootId: id } : { kind: 'started', rebootId: id };
       }
       const state = await deps.store.getNodeState(node.id);
+      // An xPU claim taken ahead by a delivery that died would deny (or join) this request forever.
+      if (await anyDangling(node.id, state)) continue;
       let hostReprovisioning = false;
       if (state.host && state.host !== id) {
         const running = await deps.store.getReboot(state.host);
@@ -180,7 +192,7 @@ export function createIngestHandler(deps: Deps) {
       let budgetKeys: string[] = [];
       let budgetDenial: string | undefined;
       if (decision.kind === 'join') {
-        await holderOf(decision.rebootId);
+        await holderOf(decision.rebootId, node.id);
         await applyStep(deps, decision.rebootId, (r) => onHostRebootRequest(r, ev), node);
         return { kind: 'joined', rebootId: decision.rebootId };
       }
@@ -214,6 +226,14 @@ export function createIngestHandler(deps: Deps) {
     throw new Error(`node ${node.id} claims kept changing while deciding host reboot ${id}`);
   }
 
+  /** Whether a claim taken ahead on the node's xPUs was dangling (now released) or changed: read the node again. */
+  async function anyDangling(node: string, state: NodeStateRecord): Promise<boolean> {
+    const ahead = Object.keys(state.claimsAhead ?? {}).filter((x) => state.xpus[x]);
+    const found = await Promise.all(ahead.map((x) => deps.store.getReboot(state.xpus[x])));
+    for (const [i, x] of ahead.entries()) if (!found[i] && (await releaseIfDangling(deps, node, state.xpus[x]))) return true;
+    return false;
+  }
+
   /** Host signals that came before their host reboot: applied now that it exists (docs/reboot-model.md). */
   async function applyKept(rebootId: string, node: NodeDef) {
     const kept = (await deps.store.keptSignals(node.id)).filter((k) => k.type === 'host.down' || k.type === 'host.ready');
@@ -235,14 +255,14 @@ export function createIngestHandler(deps: Deps) {
     let outcome: IngestOutcome | undefined;
     const own = state.xpus[xpu];
     if (own) {
-      await holderOf(own);
+      await holderOf(own, node.id);
       await applyStep(deps, own, (r) => xpuSignal(r, ev), node);
       outcome = { kind: 'applied', rebootId: own };
     }
     if (state.host) {
       // A host reset also power-cycles xPUs without persistent power: the host reboot waits for them.
       // (Where the policy lets an xPU reboot run beside a host reboot, both hear of the xPU.)
-      await holderOf(state.host);
+      await holderOf(state.host, node.id);
       await applyStep(deps, state.host, (r) => hostSignal(r, ev), node);
       outcome ??= { kind: 'applied', rebootId: state.host };
     }
@@ -271,7 +291,7 @@ export function createIngestHandler(deps: Deps) {
       // A reboot of the xPU began in between: the signal is its.
       const holder = claim.state.xpus[xpu];
       if (holder) {
-        await holderOf(holder);
+        await holderOf(holder, node.id);
         await applyStep(deps, holder, (r) => xpuSignal(r, ev), node);
         return { kind: 'applied', rebootId: holder };
       }
@@ -285,8 +305,8 @@ export function createIngestHandler(deps: Deps) {
     return { kind: 'started', rebootId: id };
   }
 
-  async function apply(ev: NativeEvent, start?: StartId): Promise<IngestOutcome> {
-    const index = await deps.inventory({ nodes: [ev.node] });
+  async function apply(ev: NativeEvent, start?: StartId, inventory?: InventoryIndex): Promise<IngestOutcome> {
+    const index = inventory ?? (await deps.inventory({ nodes: [ev.node] }));
     const node = index.node(ev.node);
     if (!node) return drop(ev, `node ${ev.node} is not in the inventory`);
     const xpu = ev.xpu ?? (node.xpus.length === 1 ? node.xpus[0].id : undefined);
@@ -308,7 +328,7 @@ export function createIngestHandler(deps: Deps) {
       case 'host.ready': {
         const state = await deps.store.getNodeState(node.id);
         if (!state.host) return keep(ev, `no host reboot of ${node.id} is in progress yet`);
-        await holderOf(state.host);
+        await holderOf(state.host, node.id);
         await applyStep(deps, state.host, (r) => hostSignal(r, ev), node);
         return { kind: 'applied', rebootId: state.host };
       }
@@ -318,14 +338,31 @@ export function createIngestHandler(deps: Deps) {
   return async function ingest(ev: NativeEvent): Promise<IngestOutcome> {
     const order = ++begun;
     let start: StartId | undefined;
+    let index: InventoryIndex | undefined;
     if (ev.type === 'xpu.reboot.pending' || ev.type === 'xpu.crashed') {
-      const look = await lookUpStart(deps, ev.dedupKey);
+      // The node first (as apply would): its xPU is claimed beside the look-up, and its holds read there.
+      index = await deps.inventory({ nodes: [ev.node] });
+      const node = index.node(ev.node);
+      const xpu = ev.xpu ?? (node?.xpus.length === 1 ? node.xpus[0].id : undefined);
+      const known = node && xpu && node.xpus.some((x) => x.id === xpu) ? { node: node.id, xpu } : undefined;
+      const holdsRead = known && ev.type === 'xpu.reboot.pending' ? holds.read(order) : undefined;
+      holdsRead?.catch(() => {});
+      const look = await lookUpStart(deps, ev.dedupKey, known && claimAhead(deps, known.node, known.xpu, ev.dedupKey));
       if (look.seen) return duplicate();
-      start = { ...look, order };
+      start = { ...look, order, holdsRead };
     } else if (await deps.store.isEventSeen(ev.dedupKey)) return duplicate();
     // Every step above is idempotent (the event key maps to its reboot id), so a crash before this
     // mark only means the event is applied again on redelivery, to the same effect.
-    const outcome = await apply(ev, start);
+    let outcome: IngestOutcome;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        outcome = await apply(ev, start, index);
+        break;
+      } catch (err) {
+        // A dangling claim was released in the way: once more, now that it is gone.
+        if (!(err instanceof ClaimReleased) || attempt >= 3) throw err;
+      }
+    }
     await deps.store.markEventSeen(ev.dedupKey, DEDUP_TTL_SECONDS);
     return outcome;
   };
@@ -337,4 +374,4 @@ export function createIngestHandler(deps: Deps) {
 }
 
 /** The reboot a starting event goes with (`lookUpStart`) and the ingest call's place in order, for `holds`. */
-type StartId = StartOfEvent & { order: number };
+type StartId = StartOfEvent & { order: number; holdsRead?: Promise<Hold[]> };

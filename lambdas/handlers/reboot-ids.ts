@@ -1,7 +1,7 @@
 // Which reboot an event starts: a new ULID the first time, the same id on every replay of that event.
 import { legacyRebootId, newRebootId, type RebootIdKind } from '../core/ids.ts';
 import type { StoredReboot } from '../core/reboot.ts';
-import type { Clock, RebootStore } from '../ports/index.ts';
+import type { ClaimAheadResult, Clock, RebootStore } from '../ports/index.ts';
 
 /** As long as the event key itself is remembered (ingest's dedup TTL): replays come within it. */
 export const EVENT_REBOOT_TTL_SECONDS = 7 * 24 * 3600;
@@ -33,6 +33,14 @@ export interface StartOfEvent {
   fresh: boolean;
   /** The reboot stored under `id` (a replay's), being read; undefined when fresh. */
   found: Promise<StoredReboot | undefined>;
+  /** Fresh only: the xPU claim taken under `id` beside the look-up (`claimAhead`), the caller's to use. */
+  claim?: ClaimAheadResult;
+}
+
+/** Takes the xPU ahead under a candidate id (`RebootStore.claimXpuAhead`), and gives it back. */
+export interface ClaimAhead {
+  take(candidate: string): Promise<ClaimAheadResult>;
+  giveBack(candidate: string): Promise<boolean>;
 }
 
 /**
@@ -51,20 +59,34 @@ export interface StartOfEvent {
 export async function lookUpStart(
   deps: { store: RebootStore; clock: Clock },
   key: string,
+  ahead?: ClaimAhead,
 ): Promise<{ seen: true } | ({ seen: false } & StartOfEvent)> {
   const legacyId = legacyRebootId('xpu', key);
   const candidate = newRebootId('xpu', deps.clock.now());
   const put = deps.store.tryMapEventToReboot(key, candidate, EVENT_REBOOT_TTL_SECONDS);
   put.catch(() => {});
+  // The claim beside them too (docs/idempotency.md): kept when the candidate is the event's reboot,
+  // given back at once otherwise. A death before that leaves a claim `releaseIfDangling` recognises.
+  const claim = ahead?.take(candidate);
+  claim?.catch(() => {});
+  const unused = async () => {
+    const c = await claim?.catch(() => undefined);
+    if (c?.ok) await ahead!.giveBack(candidate);
+  };
   const look = await deps.store.lookUpEvent(key, legacyId);
   if (look.seen) {
     // A duplicate: settled before answering (its put wrote nothing, or a mapping no one reads).
     await put.catch(() => {});
+    await unused();
     return { seen: true };
   }
   // First, since the put beside the look-up may have mapped the key to an id no one will use.
-  if (look.legacy) return { seen: false, id: look.legacy.id, fresh: false, found: Promise.resolve(look.legacy) };
-  if (await put) return { seen: false, id: candidate, fresh: true, found: Promise.resolve(undefined) };
+  if (look.legacy) {
+    await unused();
+    return { seen: false, id: look.legacy.id, fresh: false, found: Promise.resolve(look.legacy) };
+  }
+  if (await put) return { seen: false, id: candidate, fresh: true, found: Promise.resolve(undefined), claim: await claim };
+  await unused();
   // Mapped before: by an earlier delivery (the look-up found it) or a racing one (read now).
   const mapped = look.rebootId ?? (await deps.store.rebootIdOfEvent(key));
   // (Not mapped after all: expired between the two. Done the plain way.)

@@ -34,10 +34,14 @@ export interface NodeStateRecord {
   lastXpuReboots?: Record<string, string>;
   /** The tenant the node's xPUs are provisioned for (docs/reboot-model.md); unset: the inventory's. */
   provisionedTenant?: string;
+  /** xPU id → the event a claim was taken for beside its look-up, and when; gone once confirmed (docs/idempotency.md). */
+  claimsAhead?: Record<string, { key: string; at: string }>;
 }
 
 /** Either way, `state` is the node's claims as they were right after the attempt (when the store can tell). */
 export type ClaimResult = { ok: true; state?: NodeStateRecord } | { ok: false; state: NodeStateRecord };
+/** A claim taken ahead: the node as it left it, or nothing (a failed one is taken again the plain way, if at all). */
+export type ClaimAheadResult = { ok: true; state: NodeStateRecord } | { ok: false };
 
 export interface ListQuery {
   node?: string;
@@ -68,8 +72,15 @@ export interface RebootStore extends BudgetStore, HoldStore {
   getNodeState(node: string): Promise<NodeStateRecord>;
   /** Many nodes' state in few reads (eventually consistent); a node never written comes back empty. */
   getNodeStates(nodes: string[]): Promise<Map<string, NodeStateRecord>>;
-  /** Takes the xPU for a reboot unless another reboot holds it (holding it already is ok). */
+  /** Takes the xPU for a reboot unless another reboot holds it (holding it already is ok); confirms a claim taken ahead. */
   claimXpu(node: string, xpu: string, rebootId: string): Promise<ClaimResult>;
+  /**
+   * Takes the xPU ahead, for a reboot id just minted for event `key` and not yet known to be used: only
+   * where no one holds it, recording `key` beside the claim (docs/idempotency.md, "the claim beside the look-up").
+   */
+  claimXpuAhead(node: string, xpu: string, rebootId: string, key: string, at: Date): Promise<ClaimAheadResult>;
+  /** Gives back a claim taken ahead, only if it still names `rebootId` and `key` (no one confirmed it since). */
+  releaseAhead(node: string, xpu: string, rebootId: string, key: string): Promise<boolean>;
   /** Takes the host; with `exclusive`, only while no xPU of the node is rebooting. */
   claimHost(node: string, rebootId: string, exclusive: boolean): Promise<ClaimResult>;
   /** `remember` (default true): the xPU's last reboot becomes this one; false for a claim taken and given back unused. */

@@ -297,9 +297,10 @@ describe('an xPU reboot and a host reboot of one node at the same moment', () =>
     type Side = 'xpu' | 'host';
     const schedules: Array<{ hold?: { side: Side; method: string; until: string }; winner?: Side }> = [
       {},
-      { hold: { side: 'xpu', method: 'claimXpu', until: 'claimHost' }, winner: 'host' },
-      { hold: { side: 'host', method: 'claimHost', until: 'claimXpu' }, winner: 'xpu' },
-      { hold: { side: 'host', method: 'getNodeState', until: 'claimXpu' }, winner: 'xpu' },
+      // (A starting event's claim is taken beside its look-up: claimXpuAhead, docs/idempotency.md.)
+      { hold: { side: 'xpu', method: 'claimXpuAhead', until: 'claimHost' }, winner: 'host' },
+      { hold: { side: 'host', method: 'claimHost', until: 'claimXpuAhead' }, winner: 'xpu' },
+      { hold: { side: 'host', method: 'getNodeState', until: 'claimXpuAhead' }, winner: 'xpu' },
     ];
     const seen = { xpu: 0, host: 0 };
     for (let round = 0; round < 20; round++) {
