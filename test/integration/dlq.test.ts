@@ -31,18 +31,33 @@ afterEach(async () => {
 
 const INJECTED = 'injected: the node claims table is unavailable';
 
-/** Makes claimXpu fail for node-p until `fix()`; counts the claims that went through. */
+/**
+ * Makes the xPU claims of node-p fail until `fix()` (a start claims ahead, beside its look-up; a retry or
+ * a join claims the plain way): counts the calls of each kind, and the claims taken (a claim taken ahead
+ * that its delivery then gives back, the event being mapped already, counts too).
+ */
 function poisonNodeP(s: WebhookStack) {
   const store = s.stack.deps.store;
   const claim = store.claimXpu.bind(store);
-  const state = { broken: true, attempts: 0, claims: 0 };
+  const claimAhead = store.claimXpuAhead.bind(store);
+  const state = { broken: true, ahead: 0, plain: 0, taken: 0 };
+  const gate = (node: string, how: 'ahead' | 'plain') => {
+    if (node !== 'node-p') return false;
+    state[how]++;
+    if (state.broken) throw new Error(INJECTED);
+    return true;
+  };
   store.claimXpu = async (node, xpu, id) => {
-    if (node === 'node-p') {
-      state.attempts++;
-      if (state.broken) throw new Error(INJECTED);
-      state.claims++;
-    }
-    return claim(node, xpu, id);
+    const counted = gate(node, 'plain');
+    const res = await claim(node, xpu, id);
+    if (counted && res.ok) state.taken++;
+    return res;
+  };
+  store.claimXpuAhead = async (node, xpu, id, key, at) => {
+    const counted = gate(node, 'ahead');
+    const res = await claimAhead(node, xpu, id, key, at);
+    if (counted && res.ok) state.taken++;
+    return res;
   };
   return { state, fix: () => (state.broken = false) };
 }
@@ -90,7 +105,8 @@ describe('a poison event in the DLQ', () => {
     await s.rebootOf('node-a', 'xpu');
 
     await parked(s, 1);
-    expect(poison.state.attempts).toBe(MAX_RECEIVE_COUNT);
+    // Each receive tried the claim beside its look-up (a retry, finding the event mapped, then the plain way too).
+    expect(poison.state.ahead).toBe(MAX_RECEIVE_COUNT);
     expect(await s.depth()).toEqual({ queued: 0, dlq: 1 });
     expect(await s.reboots('node-p')).toEqual([]);
 
@@ -134,7 +150,10 @@ describe('a poison event in the DLQ', () => {
     const r = await s.rebootOf('node-p', 'xpu');
     await s.drain();
     expect(r).toMatchObject({ node: 'node-p', xpu: 'dpu0', reason: 'bios update', notifiedAt: '2025-03-02T12:00:20.000Z' });
-    expect(poison.state.claims).toBe(1);
+    // The redriven event is mapped already: its claim ahead is given back, and its reboot claims the xPU.
+    expect(poison.state.taken).toBeGreaterThanOrEqual(1);
+    const taken = poison.state.taken;
+    expect((await s.stack.deps.store.getNodeState('node-p')).xpus.dpu0).toBe(r.id);
     expect(await s.depth()).toEqual({ queued: 0, dlq: 0 });
 
     const again = captureIo();
@@ -147,7 +166,7 @@ describe('a poison event in the DLQ', () => {
     const reboots = await s.reboots('node-p');
     expect(reboots).toHaveLength(1);
     expect(reboots[0].history.filter((x) => x.phase === 'notified')).toHaveLength(1);
-    expect(poison.state.claims).toBe(1);
+    expect(poison.state.taken).toBe(taken);
     expect((await s.get('/v1/dlq')).json).toEqual({ items: [], count: 0 });
   });
 
