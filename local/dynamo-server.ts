@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { closeIteratorsOnReturn } from './level-iterators.ts';
 import { readSynchronously } from './level-sync-get.ts';
-import { serveUntilParentGoes } from './service-process.ts';
+import { serveUntilParentGoes, tellParent } from './service-process.ts';
 
 const require = createRequire(import.meta.url);
 // Before dynalite loads: its Query and Scan streams close their LevelDB iterators with return(), and its
@@ -28,8 +28,8 @@ serveUntilParentGoes(async () => {
 });
 
 server.once('error', (err) => {
-  process.send!({ error: `cannot listen: ${err.message}` });
+  tellParent({ error: `cannot listen: ${err.message}` });
   process.exit(1);
 });
 // SERVICE_PORT: set when the stack restarts this child where its clients already point.
-server.listen(Number(process.env.SERVICE_PORT ?? 0), '127.0.0.1', () => process.send!({ port: (server.address() as AddressInfo).port }));
+server.listen(Number(process.env.SERVICE_PORT ?? 0), '127.0.0.1', () => tellParent({ port: (server.address() as AddressInfo).port }));

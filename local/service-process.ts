@@ -196,6 +196,18 @@ export async function startServiceProcess(
   };
 }
 
+/**
+ * In the child: tells the parent something over IPC. A child restarted just as its stack stopped can
+ * finish listening after the parent is gone; writing to the closed channel would throw EPIPE as an
+ * unhandled 'error' event. There is no one left to serve: it exits quietly instead.
+ */
+export function tellParent(message: Record<string, unknown>): void {
+  if (!process.connected) process.exit(0);
+  process.send!(message, undefined, undefined, (err) => {
+    if (err) process.exit(0);
+  });
+}
+
 /** In the child: exit when the parent goes (the IPC channel closes) or asks (SIGTERM). */
 export function serveUntilParentGoes(close: () => Promise<void>): void {
   let closing = false;

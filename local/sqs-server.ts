@@ -1,6 +1,6 @@
 // fauxqs (SQS) in its own process, bound to 127.0.0.1, with its SQLite persistence under DATA_DIR.
 import { mkdirSync } from 'node:fs';
-import { serveUntilParentGoes } from './service-process.ts';
+import { serveUntilParentGoes, tellParent } from './service-process.ts';
 import type { ReleasedMessage } from './sqs-restart.ts';
 
 // startFauxqs() listens on 0.0.0.0 whatever `host` says, and the package exports only app.js:
@@ -64,8 +64,8 @@ let address: string;
 try {
   address = await app.listen({ port: Number(process.env.SERVICE_PORT ?? 0), host: '127.0.0.1' });
 } catch (err) {
-  process.send!({ error: `cannot listen: ${(err as Error).message}` });
+  tellParent({ error: `cannot listen: ${(err as Error).message}` });
   process.exit(1);
 }
 serveUntilParentGoes(() => app.close());
-process.send!({ port: Number(new URL(address).port), released });
+tellParent({ port: Number(new URL(address).port), released });
