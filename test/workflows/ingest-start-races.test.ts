@@ -168,10 +168,12 @@ describe('starting an xPU reboot: two deliveries of one event, interleaved, one 
       // Shrinking would need a fresh node per attempt: stop at the first failure and print it.
       { seed: SEED, numRuns: RUNS, endOnFailure: true, verbose: 1 },
     );
-    // Some cases did die midway (the property is not only about clean runs), some holding a claim taken ahead.
+    // Some cases did die midway (the property is not only about clean runs). How many of them left a claim
+    // taken ahead for the other delivery to release depends on the timing of the calls as well as the seed
+    // (3–4 of 24 cases in runs alone, once 0 in a full-suite run): reported, not asserted. The dangling-claim tests
+    // below force each kind of leftover claim.
     expect(crashed).toBeGreaterThan(0);
     console.log(`${crashed} deliveries died; in ${dangling} cases one released the other's claim taken ahead`);
-    expect(dangling).toBeGreaterThan(0);
   }, 120_000);
 });
 
