@@ -208,6 +208,10 @@ export class CoordinatorStack extends Stack {
 
     for (const writer of [api, ingest, workflowAwait, workflowStep])
       writer.addEnvironment('REBOOT_RETENTION_DAYS', String(config.rebootRetentionDays));
+    // Signals of an xPU's next outage kept on the reboot that still held it go back to the ingest
+    // queue when it lets go of the xPU (model.ts `defer`): whoever ends or advances a reboot sends them.
+    for (const releaser of [ingest, workflowAwait, workflowStep, reconciler])
+      grantEnv(releaser, 'QUEUE_URL', this.ingestQueue.queue, 'send');
 
     grantEnv(report, 'TABLE_NAME', reboots, 'read');
     grantEnv(report, 'REPORT_BUCKET', this.reports.bucket, 'put', REPORT_KEY_PREFIX);

@@ -50,6 +50,8 @@ const xpuAttr = (xpu: string) => `x_${xpu}`;
 /** The event key of a claim taken ahead of its look-up (claimXpuAhead), until confirmed or released; and when. */
 const claimKeyAttr = (xpu: string) => `c_${xpu}`;
 const claimAtAttr = (xpu: string) => `a_${xpu}`;
+/** Set (to the holder's id) when signals of the xPU's next outage were kept on the holder: its release sends them. */
+const deferredAttr = (xpu: string) => `d_${xpu}`;
 const eventRebootKey = (key: string) => ({ pk: `EVENTKEY#${key}`, sk: 'R' });
 const idempotencyKey = (key: string) => ({ pk: `IDEM#${key}`, sk: 'A' });
 /** dynalite has no TTL: readers honour the expiry themselves. */
@@ -305,22 +307,29 @@ export class DynamoRebootStore implements RebootStore {
     }
   }
 
-  async release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string, remember = true): Promise<void> {
+  async release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string, remember = true): Promise<boolean> {
     try {
       if (kind === 'xpu' && xpu) {
-        await this.#doc.send(
+        const res = await this.#doc.send(
           new UpdateCommand({
             TableName: this.#table,
             Key: nodeKey(node),
             // The released reboot stays findable as the xPU's last one: late signals belong to it.
-            UpdateExpression: remember ? 'REMOVE #x, #c, #a SET #l = :id DELETE xpuSet :s' : 'REMOVE #x, #c, #a DELETE xpuSet :s',
+            UpdateExpression: remember ? 'REMOVE #x, #c, #a, #d SET #l = :id DELETE xpuSet :s' : 'REMOVE #x, #c, #a, #d DELETE xpuSet :s',
             ConditionExpression: '#x = :id',
-            ExpressionAttributeNames: remember
-              ? { '#x': xpuAttr(xpu), '#c': claimKeyAttr(xpu), '#a': claimAtAttr(xpu), '#l': `l_${xpu}` }
-              : { '#x': xpuAttr(xpu), '#c': claimKeyAttr(xpu), '#a': claimAtAttr(xpu) },
+            ExpressionAttributeNames: {
+              '#x': xpuAttr(xpu),
+              '#c': claimKeyAttr(xpu),
+              '#a': claimAtAttr(xpu),
+              '#d': deferredAttr(xpu),
+              ...(remember ? { '#l': `l_${xpu}` } : {}),
+            },
             ExpressionAttributeValues: { ':id': rebootId, ':s': new Set([xpu]) },
+            // The deferral mark as it was, in the same atomic write: a mark set after the releaser read the reboot is seen here.
+            ReturnValues: 'UPDATED_OLD',
           }),
         );
+        return res.Attributes?.[deferredAttr(xpu)] === rebootId;
       } else {
         await this.#doc.send(
           new UpdateCommand({
@@ -336,6 +345,26 @@ export class DynamoRebootStore implements RebootStore {
     } catch (err) {
       // Released already (a replayed step), or held by another reboot: nothing of ours to release.
       if (!isConditionFailure(err)) throw err;
+    }
+    return false;
+  }
+
+  async markDeferred(node: string, xpu: string, rebootId: string): Promise<boolean> {
+    try {
+      await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: nodeKey(node),
+          UpdateExpression: 'SET #d = :id',
+          ConditionExpression: '#x = :id',
+          ExpressionAttributeNames: { '#x': xpuAttr(xpu), '#d': deferredAttr(xpu) },
+          ExpressionAttributeValues: { ':id': rebootId },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
     }
   }
 

@@ -51,7 +51,12 @@ export type Effect =
   /** docs/fleet-safety.md: take a queued reboot out of the queue; `takeBudget`: it counts in its budgets now, beyond them if need be. */
   | { kind: 'leave-queue'; takeBudget: boolean }
   /** docs/fleet-safety.md: give the node's budget slots back, and let queued reboots of those budgets go on. */
-  | { kind: 'release-budgets' };
+  | { kind: 'release-budgets' }
+  /**
+   * Signals of the xPU's next outage were kept on this reboot (`deferred`): mark its claim so the
+   * `release` that lets go of the xPU sends them to the ingest again (sent now if it let go already).
+   */
+  | { kind: 'defer' };
 
 export interface Step {
   reboot: StoredReboot;
@@ -155,7 +160,8 @@ function noteStale(r: StoredReboot, ev: NativeEvent): Step | null {
 
 export function onXpuDown(r: StoredReboot, ev: NativeEvent): Step | null {
   if (predates(r, ev)) return noteStale(r, ev);
-  if (applied(r, ev)) return null;
+  if (applied(r, ev)) return replayedDeferral(r, ev);
+  if (ofNextOutage(r, ev)) return deferToNextOutage(r, ev);
   if (r.downAt) return noteRepeat(r, ev);
   const s = next(r);
   s.downAt = coordinatorTime(ev);
@@ -168,12 +174,27 @@ const WANT_OF_READY = 'xpu-never-returned';
 
 export function onXpuReady(r: StoredReboot, ev: NativeEvent): Step | null {
   if (predates(r, ev)) return noteStale(r, ev);
-  if (applied(r, ev)) return r.lateRecovery ? { reboot: r, effects: [{ kind: 'start-late-recovery' }] } : null;
+  if (applied(r, ev)) return replayedDeferral(r, ev) ?? (r.lateRecovery ? { reboot: r, effects: [{ kind: 'start-late-recovery' }] } : null);
+  if (ofNextOutage(r, ev)) return deferToNextOutage(r, ev);
   if (r.readyAt) return noteRepeat(r, ev);
   const s = next(r);
   s.readyAt = coordinatorTime(ev);
   s.readyOrigin = originOf(ev);
   const by = actorOfEvent(ev);
+  // Notices that joined before this ready but were sent after it (it was applied late): they
+  // announce the next outage, not this one.
+  // (Sent at the very instant of the ready, the order they were applied in stands: joined.)
+  const later = (r.outageNotices ?? []).filter((n) => announcesNext(r, s.readyOrigin!, n) && !sentWith(s.readyOrigin!, n));
+  delete s.outageNotices;
+  if (later.length) {
+    const deferred = deferToNextOutage(s, later);
+    return finishReady(r, deferred.reboot, ev, by, deferred.effects);
+  }
+  return finishReady(r, s, ev, by, []);
+}
+
+/** The rest of onXpuReady, on `s` (readyAt set): a late recovery, or the end of the outage. */
+function finishReady(r: StoredReboot, s: StoredReboot, ev: NativeEvent, by: Actor, effects: Effect[]): Step {
   if (r.status === 'failed' && r.failure === WANT_OF_READY) {
     // The reboot failed waiting for this: the host is still drained with PCIe protected. Recover it.
     s.lateRecovery = true;
@@ -185,18 +206,19 @@ export function onXpuReady(r: StoredReboot, ev: NativeEvent): Step | null {
         by,
       ),
     );
-    return { reboot: s, effects: [{ kind: 'start-late-recovery' }] };
+    return { reboot: s, effects: [...effects, { kind: 'start-late-recovery' }] };
   }
   // The contract: ready ends the outage whenever it arrives; a missing down is recorded, not awaited.
   if (!r.downAt) s.history.push(entry(ev.receivedAt, 'note', 'xpu.down was never received', COORDINATOR));
   s.history.push(entry(ev.receivedAt, 'xpu-ready', `xPU ${ev.xpu} is ready ${evRef(ev)}`, by));
-  return { reboot: s, effects: [] };
+  return { reboot: s, effects };
 }
 
 /** A crash while the reboot runs (or one that arrives after an unannounced reboot of the same outage). */
 export function onXpuCrashed(r: StoredReboot, ev: NativeEvent): Step | null {
   if (predates(r, ev)) return noteStale(r, ev);
-  if (applied(r, ev)) return null;
+  if (applied(r, ev)) return replayedDeferral(r, ev);
+  if (ofNextOutage(r, ev)) return deferToNextOutage(r, ev);
   if (r.crashedAt) return noteRepeat(r, ev);
   const s = next(r);
   s.crashedAt = coordinatorTime(ev);
@@ -207,13 +229,120 @@ export function onXpuCrashed(r: StoredReboot, ev: NativeEvent): Step | null {
 
 /** Another notice for an xPU whose reboot runs (or an unannounced one of the same outage): it joins. */
 export function onNotice(r: StoredReboot, ev: NativeEvent): Step | null {
-  if (applied(r, ev)) return null;
+  if (applied(r, ev)) return replayedDeferral(r, ev);
+  if (ofNextOutage(r, ev)) return deferToNextOutage(r, ev);
   const s = next(r);
+  // Joined before the outage's ready: if that ready turns out to have been sent first (a delivery
+  // retried, applied late), this notice announces the next outage (onXpuReady moves it to `deferred`).
+  if (r.kind === 'xpu' && !r.readyAt && (r.outageNotices?.length ?? 0) < MAX_KEPT_FOR_NEXT)
+    s.outageNotices = [...(r.outageNotices ?? []), ev];
   const late = r.mode === 'unannounced' ? ' (it arrived after the outage it announces)' : '';
   s.history.push(
     entry(ev.receivedAt, 'joined', `another reboot notice for ${ev.xpu} joined this reboot${late} ${evRef(ev)}`, actorOfEvent(ev)),
   );
   return { reboot: s, effects: [] };
+}
+
+/** Was `ev` sent before the ready that ended an outage (by that ready's source's clock, else received before it)? */
+function beforeReady(ready: Origin, ev: NativeEvent): boolean {
+  return sourceOf(ev) === ready.source
+    ? Date.parse(ev.time) < Date.parse(ready.time)
+    : Date.parse(ev.receivedAt) < Date.parse(ready.receivedAt);
+}
+
+/** Was `ev` sent no later than the reboot's first signal (by its source's clock, else about when it was received)? */
+function notAfterOrigin(o: Origin, ev: NativeEvent): boolean {
+  return sourceOf(ev) === o.source
+    ? Date.parse(ev.time) <= Date.parse(o.time)
+    : Date.parse(ev.receivedAt) <= Date.parse(o.receivedAt) + CROSS_SOURCE_SLACK_MS;
+}
+
+/** Was `ev` sent at the very instant of `o` (by their one source's clock, else received then)? */
+function sentWith(o: Origin, ev: NativeEvent): boolean {
+  return sourceOf(ev) === o.source ? Date.parse(ev.time) === Date.parse(o.time) : Date.parse(ev.receivedAt) === Date.parse(o.receivedAt);
+}
+
+/** How many signals of the next outage one reboot keeps (a storm beyond it is noted, not kept). */
+const MAX_KEPT_FOR_NEXT = 16;
+
+/**
+ * Is a notice, crash or down that reached this xPU reboot one of the xPU's *next* outage? The xPU
+ * is back (its ready came before this signal), but the reboot still holds the xPU's claim until it
+ * registers its recovery, so the ingest hands it the signal. Joined, a second reboot would go
+ * unannounced. The rules are sameOutage's: a notice or crash is the next outage's unless sent
+ * before the ready; a down only when its source's clock puts it after the ready (a down received
+ * late is the usual reordering of this outage). A ready sent after a deferred down or crash ends
+ * that next outage, so it goes too.
+ */
+function ofNextOutage(r: StoredReboot, ev: NativeEvent): boolean {
+  const ready = r.readyOrigin;
+  if (r.kind !== 'xpu' || !ready) return false;
+  switch (ev.type) {
+    case 'xpu.reboot.pending':
+    case 'xpu.crashed':
+      return announcesNext(r, ready, ev);
+    case 'xpu.down':
+      return sourceOf(ev) === ready.source && Date.parse(ev.time) > Date.parse(ready.time);
+    case 'xpu.ready':
+      return endsNext(r, ev);
+    default:
+      return false;
+  }
+}
+
+/**
+ * Is a ready one of the next outage, whose first signals `r` deferred? Sent after a deferred down or
+ * crash; after a deferred notice only by that notice's own source's clock (across sources, a second
+ * word on this outage's ready must not end the next reboot before its xPU even went down).
+ */
+function endsNext(r: StoredReboot, ev: NativeEvent): boolean {
+  const again = originOf(ev);
+  return (r.deferred ?? []).some((d) =>
+    d.type === 'xpu.reboot.pending' ? sourceOf(d) === again.source && Date.parse(d.time) < Date.parse(again.time) : beforeReady(again, d),
+  );
+}
+
+/** A deferred signal delivered again: its `defer` effect again (the first may have died before marking the claim). */
+function replayedDeferral(r: StoredReboot, ev: NativeEvent): Step | null {
+  const key = nextOutageKey(r, ev);
+  return r.deferred?.some((d) => d.dedupKey === key) ? { reboot: r, effects: [{ kind: 'defer' }] } : null;
+}
+
+/** Is a notice or crash sent after the ready that ended `r`'s outage (so of the next one)? */
+function announcesNext(r: StoredReboot, ready: Origin, ev: NativeEvent): boolean {
+  // An unannounced reboot's own notice or crash, delivered after the outage it announced.
+  if (r.mode === 'unannounced' && r.origin && notAfterOrigin(r.origin, ev)) return false;
+  return !beforeReady(ready, ev);
+}
+
+/** The key a deferred signal is ingested again under: its own key was spent on this reboot. */
+function nextOutageKey(r: StoredReboot, ev: NativeEvent): string {
+  return `${ev.dedupKey}#after:${r.id}`;
+}
+
+/** Keeps a signal of the next outage for the ingest: it starts (or signals) the reboot after this one. */
+function deferToNextOutage(r: StoredReboot, evs: NativeEvent | NativeEvent[]): Step {
+  const s = next(r);
+  const kept = [...(r.deferred ?? [])];
+  for (const ev of Array.isArray(evs) ? evs : [evs]) {
+    if (kept.length >= MAX_KEPT_FOR_NEXT) {
+      s.history.push(
+        entry(ev.receivedAt, 'note', `${ev.type} after the xPU came back: too many kept already, not kept ${evRef(ev)}`, COORDINATOR),
+      );
+      continue;
+    }
+    kept.push({ ...ev, dedupKey: nextOutageKey(r, ev) });
+    s.history.push(
+      entry(
+        ev.receivedAt,
+        'deferred',
+        `${ev.type} received after the xPU came back: kept for the xPU's next reboot, ingested again once this one lets go of the xPU ${evRef(ev)}`,
+        actorOfEvent(ev),
+      ),
+    );
+  }
+  s.deferred = kept;
+  return { reboot: s, effects: [{ kind: 'defer' }] };
 }
 
 /**
@@ -224,28 +353,25 @@ export function onNotice(r: StoredReboot, ev: NativeEvent): Step | null {
  */
 export function sameOutage(r: StoredReboot, ev: NativeEvent): boolean {
   if (!r.origin) return false;
-  const o = r.origin;
-  const sameSource = sourceOf(ev) === o.source;
-  const notLater = sameSource
-    ? Date.parse(ev.time) <= Date.parse(o.time)
-    : Date.parse(ev.receivedAt) <= Date.parse(o.receivedAt) + CROSS_SOURCE_SLACK_MS;
+  const notLater = notAfterOrigin(r.origin, ev);
   // At the very moment of the end (or of the ready) the order is unknown: such an event is taken as new.
   const receivedWhileItRan = !r.endedAt || Date.parse(ev.receivedAt) < Date.parse(r.endedAt);
   if (ev.type === 'xpu.reboot.pending' || ev.type === 'xpu.crashed') {
     if (r.mode === 'unannounced' && notLater) return true;
     // Sent before the ready that ended this reboot (by that ready's source): a notice of this outage, delivered late.
     const ready = r.readyOrigin;
-    if (ready)
-      return sourceOf(ev) === ready.source
-        ? Date.parse(ev.time) < Date.parse(ready.time)
-        : Date.parse(ev.receivedAt) < Date.parse(ready.receivedAt);
+    if (ready) return beforeReady(ready, ev);
     // No ready yet: a notice received while the reboot ran would have joined it then.
     return !predates(r, ev) && receivedWhileItRan;
   }
   if (ev.type === 'xpu.ready' && r.status === 'failed' && r.failure === WANT_OF_READY && !r.readyAt) return !predates(r, ev);
+  if (ev.type === 'xpu.ready' && endsNext(r, ev)) return false;
   // After the ready that ended this reboot's outage, by that ready's own clock: a new outage.
   const ended = r.readyOrigin;
   if (ended && sourceOf(ev) === ended.source && Date.parse(ev.time) > Date.parse(ended.time)) return false;
+  // A down sent before this reboot's ready, by that ready's clock, starts no outage of its own: that
+  // ready (or an earlier one) ended it. Recorded here (as stale, if it predates the reboot too).
+  if (ev.type === 'xpu.down' && ended && sourceOf(ev) === ended.source && Date.parse(ev.time) < Date.parse(ended.time)) return true;
   if (r.mode === 'unannounced' && notLater) return true;
   return !predates(r, ev) && receivedWhileItRan;
 }

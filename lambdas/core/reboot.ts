@@ -78,6 +78,13 @@ export interface StoredReboot extends Reboot {
   failure?: string;
   /** A failed reboot whose xPU came back after all: its host is being restored (restore-pcie, resume-workloads). */
   lateRecovery?: boolean;
+  /**
+   * Signals of the xPU's next outage that reached this reboot while it still held the xPU (model.ts
+   * ofNextOutage), re-keyed; sent to the ingest again when it lets go of the xPU.
+   */
+  deferred?: NativeEvent[];
+  /** Notices that joined before the xPU's ready, until that ready says whether they were of this outage. */
+  outageNotices?: NativeEvent[];
   /** The deadline the xPU was last told with postpone-reboot. */
   postponedTo?: string;
   /** The xPU did not take the early go (proceed-reboot failed or was skipped); recorded once. */

@@ -64,8 +64,16 @@ export async function applyStep(
 export async function performEffects(deps: Deps, r: StoredReboot, effects: Effect[], node?: NodeDef): Promise<void> {
   for (const e of effects) {
     switch (e.kind) {
-      case 'release':
-        await deps.store.release(r.node, r.kind, r.xpu, r.id);
+      case 'release': {
+        const marked = await deps.store.release(r.node, r.kind, r.xpu, r.id);
+        // A mark means signals were deferred after `r` was read: read them as they are now.
+        const deferred = marked ? (await deps.store.getReboot(r.id))?.deferred : r.deferred;
+        if (deferred?.length) await deps.queue.send(deferred);
+        break;
+      }
+      case 'defer':
+        // Still held: the release will send them. Let go already (perhaps before it saw them): sent now.
+        if (r.xpu && r.deferred?.length && !(await deps.store.markDeferred(r.node, r.xpu, r.id))) await deps.queue.send(r.deferred);
         break;
       case 'metric':
         deps.metrics.count(e.name, 1, e.dimensions);

@@ -83,8 +83,16 @@ export interface RebootStore extends BudgetStore, HoldStore {
   releaseAhead(node: string, xpu: string, rebootId: string, key: string): Promise<boolean>;
   /** Takes the host; with `exclusive`, only while no xPU of the node is rebooting. */
   claimHost(node: string, rebootId: string, exclusive: boolean): Promise<ClaimResult>;
-  /** `remember` (default true): the xPU's last reboot becomes this one; false for a claim taken and given back unused. */
-  release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string, remember?: boolean): Promise<void>;
+  /**
+   * `remember` (default true): the xPU's last reboot becomes this one; false for a claim taken and
+   * given back unused. True when this released a claim markDeferred had marked.
+   */
+  release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string, remember?: boolean): Promise<boolean>;
+  /**
+   * Marks the xPU's claim: its holder `rebootId` keeps signals for the next reboot (model.ts
+   * `defer`). False when the holder let go of the xPU already (then nothing will send them).
+   */
+  markDeferred(node: string, xpu: string, rebootId: string): Promise<boolean>;
   touchBmc(node: string, at: string): Promise<void>;
   setProvisionedTenant(node: string, tenant: string): Promise<void>;
 

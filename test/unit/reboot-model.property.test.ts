@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   complete,
+  CROSS_SOURCE_SLACK_MS,
   fail,
   markForced,
   onHostReady,
@@ -96,6 +97,10 @@ class Sim {
   /** Events accepted by the API, not yet taken from the queue. */
   queue: NativeEvent[] = [];
   delivered: NativeEvent[] = [];
+  /** Keys of deferred signals sent to the queue again. */
+  requeued = new Set<string>();
+  /** Event key → the reboot it started (the ingest's key mapping). */
+  startedBy = new Map<string, string>();
   seq = 0;
   /** Each source's clock offset (a BMC may be days off) and its own last event time. */
   skew: Record<string, number>;
@@ -141,6 +146,8 @@ class Sim {
 
   /** The ingest handler's rules (handlers/ingest.ts), on the pure model. */
   ingest(ev: NativeEvent) {
+    // A notice or crash is looked up by its key first: the replay of one that started a reboot starts nothing new.
+    if ((ev.type === 'xpu.reboot.pending' || ev.type === 'xpu.crashed') && this.startedBy.has(ev.dedupKey)) return;
     if (this.claim) {
       this.apply(this.claim, (r) => xpuSignal(r, ev));
       return;
@@ -150,9 +157,10 @@ class Sim {
       this.apply(last.id, (r) => xpuSignal(r, ev));
       return;
     }
-    // A replay of the event that started a reboot starts nothing new.
-    if ([...this.reboots.values()].some((r) => r.history[0].detail.endsWith(`event ${ev.id})`))) return;
+    // A replay of the event that started a reboot starts nothing new (its key is mapped to that reboot).
+    if (this.startedBy.has(ev.dedupKey)) return;
     const id = `xr-${++this.seq}`;
+    this.startedBy.set(ev.dedupKey, id);
     if (ev.type === 'xpu.down' || ev.type === 'xpu.ready') {
       const r = unannouncedReboot(newXpuReboot(id, NODE, 'dpu0', ev, 'planned'), ev).reboot;
       this.start(r, 'reboot');
@@ -192,11 +200,24 @@ class Sim {
       if (e.kind === 'release') {
         if (this.claim === id) this.claim = undefined;
         this.last = id;
+        // effects.ts: the release sends what was deferred to the ingest queue (marked or not).
+        this.requeue(id);
+      } else if (e.kind === 'defer') {
+        // Still held: the release will send them (the store's mark); let go already: sent now.
+        if (this.claim !== id) this.requeue(id);
       } else if (e.kind === 'send') this.put(id, e.step, e.commands);
       else if (e.kind === 'start-late-recovery') {
         const f = this.flows.get(id)!;
         if (f.state === 'ended' && !f.late) this.enter(id, 'recover', true);
       }
+    }
+  }
+
+  /** Deferred signals go back on the queue, delivered later in any order (again: a repeated release). */
+  requeue(id: string) {
+    for (const ev of this.reboots.get(id)?.deferred ?? []) {
+      this.requeued.add(ev.dedupKey);
+      this.queue.push(ev);
     }
   }
 
@@ -514,6 +535,32 @@ function check(sim: Sim): string[] {
     if (r.deadline && Math.abs(Date.parse(r.deadline) - T0) > (30 * DAY) / 10)
       bad.push(`${r.id}: deadline ${r.deadline} off the coordinator clock`);
   }
+  // A signal kept for the xPU's next reboot is sent to the ingest again, and lands there: in the
+  // history of a reboot other than the one that kept it.
+  for (const r of all)
+    for (const d of r.deferred ?? []) {
+      if (!sim.requeued.has(d.dedupKey)) bad.push(`${d.id} (${d.type}) deferred by ${r.id} was never sent again`);
+      const ref = `event ${d.id})`;
+      if (!all.some((o) => o.id !== r.id && o.history.some((e) => e.phase !== 'deferred' && e.detail.endsWith(ref))))
+        bad.push(`${d.id} (${d.type}) deferred by ${r.id} reached no later reboot`);
+    }
+  // A notice sent after the ready of a reboot's outage never joins that reboot: it is the next one's.
+  for (const r of all)
+    for (const e of r.history.filter((h) => h.phase === 'joined')) {
+      const ev = sim.delivered.find((d) => e.detail.endsWith(`event ${d.id})`));
+      if (!ev || !r.readyOrigin) continue;
+      // Joined before the ready was applied, then moved on to the next reboot when it was.
+      if (r.history.some((h) => h.phase === 'deferred' && h.detail.endsWith(`event ${ev.id})`))) continue;
+      // An unannounced reboot takes a notice sent no later than its first signal as its own (from
+      // another source: received up to CROSS_SOURCE_SLACK_MS after it), whatever the ready says.
+      const o = r.origin!;
+      const ofOrigin =
+        sourceOf(ev) === o.source ? ev.time <= o.time : Date.parse(ev.receivedAt) <= Date.parse(o.receivedAt) + CROSS_SOURCE_SLACK_MS;
+      if (r.mode === 'unannounced' && ofOrigin) continue;
+      // (At the same instant the order is unknown: either is right.)
+      const after = sourceOf(ev) === r.readyOrigin.source ? ev.time > r.readyOrigin.time : ev.receivedAt > r.readyOrigin.receivedAt;
+      if (after) bad.push(`${ev.id}: a notice sent after ${r.id}'s ready joined it`);
+    }
   // No accepted signal is lost: each delivered event is in some reboot's history.
   for (const ev of sim.delivered)
     if (!all.some((r) => r.history.some((e) => e.detail.endsWith(`event ${ev.id})`)))) bad.push(`event ${ev.id} (${ev.type}) lost`);

@@ -7,7 +7,7 @@ import { ManualClock } from '../../local/sfn/clock.ts';
 import { startStack, type Stack } from '../../local/stack.ts';
 import type { HistoryEvent } from '../../local/sfn/engine.ts';
 import { createIngestHandler } from '../../lambdas/handlers/ingest.ts';
-import type { Logger } from '../../lambdas/handlers/deps.ts';
+import type { Deps, Logger } from '../../lambdas/handlers/deps.ts';
 import type { StoredReboot } from '../../lambdas/core/reboot.ts';
 import type { Command, NativeEvent, RebootStatus } from '../../lambdas/core/types.ts';
 import { waitFor } from '../support/stack.ts';
@@ -167,7 +167,12 @@ export interface Harness {
    */
   ingestDirect(
     ev: Omit<NativeEvent, 'source' | 'dedupKey' | 'receivedAt' | 'time'> & { time?: string },
-    opts?: { delays?: Record<string, number | (() => Promise<unknown>)>; returned?: (method: string) => void },
+    opts?: {
+      delays?: Record<string, number | (() => Promise<unknown>)>;
+      returned?: (method: string) => void;
+      /** Ports of that handler's own (e.g. workflows that hold its wake-ups back). */
+      deps?: Partial<Deps>;
+    },
   ): Promise<unknown>;
   close(): Promise<void>;
 }
@@ -354,8 +359,8 @@ export async function startHarness(opts: { inventory?: string } = {}): Promise<H
     async ingestDirect(ev, o = {}) {
       const receivedAt = new Date(clock.now()).toISOString();
       const handler =
-        o.delays || o.returned
-          ? createIngestHandler({ ...stack.deps, store: delayed(stack.deps.store, o.delays ?? {}, o.returned) })
+        o.delays || o.returned || o.deps
+          ? createIngestHandler({ ...stack.deps, store: delayed(stack.deps.store, o.delays ?? {}, o.returned), ...o.deps })
           : ingest;
       return handler({
         ...ev,
