@@ -26,7 +26,14 @@ const TOKENS = {
 } as const;
 type Who = keyof typeof TOKENS;
 
-// node-a: xPU tokens for dpu0 and dpu1, none for dpu2 and dpu3 (the host's token still acts as their agent).
+/**
+ * dpu4's token, outside the tables: its xPU gets no signal before the cancel test, whose reboot
+ * must not meet the outages the tables' events leave on dpu0 (model.ts sameOutage would rightly
+ * take a notice a few seconds after them as one of theirs).
+ */
+const DPU4_TOKEN = 'dpu4-a-token';
+
+// node-a: xPU tokens for dpu0, dpu1 and dpu4, none for dpu2 and dpu3 (the host's token still acts as their agent).
 // node-b: the shared form of release 1 (one agentToken for the host and its xPU).
 const INVENTORY = `
 operators:
@@ -43,6 +50,7 @@ nodes:
       - { id: dpu1, agentToken: ${TOKENS.dpu1} }
       - { id: dpu2 }
       - { id: dpu3 }
+      - { id: dpu4, agentToken: ${DPU4_TOKEN} }
   - id: node-b
     trusted: true
     bmcToken: ${TOKENS.bmcB}
@@ -308,8 +316,8 @@ describe('cancel by an agent', () => {
     expect(
       (
         await api(stack.url, '/v1/events', {
-          token: TOKENS.dpu0,
-          body: { id: 'c-0', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu0', data: { reason: 'fw' } },
+          token: DPU4_TOKEN,
+          body: { id: 'c-4', type: 'xpu.reboot.pending', node: 'node-a', xpu: 'dpu4', data: { reason: 'fw' } },
         })
       ).status,
     ).toBe(202);
@@ -326,16 +334,20 @@ describe('cancel by an agent', () => {
       waitFor(`the reboot of ${xpu}`, async () =>
         (await api(stack.url, '/v1/reboots?node=node-a', { token: OPERATOR })).json.items.find((r: any) => r.xpu === xpu && active(r)),
       );
-    const dpu0 = await of('dpu0');
-    // dpu3: untouched by the matrix above (whose signals left dpu2 an unannounced reboot to join).
+    // dpu3 and dpu4: untouched by the matrix above (whose signals left dpu0 and dpu2 outages to join).
+    const dpu4 = await of('dpu4');
     const dpu3 = await of('dpu3');
-    for (const who of ['hostA', 'dpu1', 'bmcA', 'sharedB'] as Who[])
-      expect((await api(stack.url, `/v1/reboots/${dpu0.id}/cancel`, { token: TOKENS[who], body: {} })).status, `${who} on dpu0`).toBe(403);
+    for (const who of ['hostA', 'dpu0', 'dpu1', 'bmcA', 'sharedB'] as Who[])
+      expect((await api(stack.url, `/v1/reboots/${dpu4.id}/cancel`, { token: TOKENS[who], body: {} })).status, `${who} on dpu4`).toBe(403);
     for (const who of ['dpu0', 'dpu1', 'bmcA'] as Who[])
       expect((await api(stack.url, `/v1/reboots/${dpu3.id}/cancel`, { token: TOKENS[who], body: {} })).status, `${who} on dpu3`).toBe(403);
+    expect((await api(stack.url, `/v1/reboots/${dpu3.id}/cancel`, { token: DPU4_TOKEN, body: {} })).status, 'dpu4 on dpu3').toBe(403);
     const cancelled = await api(stack.url, `/v1/reboots/${dpu3.id}/cancel`, { token: TOKENS.hostANext, body: { reason: 'not now' } });
     expect(cancelled.status).toBe(200);
     expect(cancelled.json.history.find((h: any) => h.phase === 'cancelled')?.by).toBe('agent:node-a');
+    const own = await api(stack.url, `/v1/reboots/${dpu4.id}/cancel`, { token: DPU4_TOKEN, body: { reason: 'not now' } });
+    expect(own.status).toBe(200);
+    expect(own.json.history.find((h: any) => h.phase === 'cancelled')?.by).toBe('agent:node-a.dpu4');
   });
 });
 

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_RECEIVE_COUNT } from '../../local/sqs.ts';
-import { api, freePort, OPERATOR_TOKEN, startStackProcess, tempDir, waitFor, writeInventory, type RunningStack } from '../support/stack.ts';
+import { api, OPERATOR_TOKEN, startStackProcess, tempDir, waitFor, writeInventory, type RunningStack } from '../support/stack.ts';
 
 const INVENTORY = `
 nodes:
@@ -30,7 +30,8 @@ describe('a message that kills the stack each time it is processed', () => {
     const dir = tempDir('poison');
     const nodesFile = writeInventory(dir, INVENTORY);
     const dataDir = join(dir, 'data');
-    const env = { PORT: String(await freePort()), INGEST_TEST_CRASH_EVENT: 'poison-1', RECONCILE_INTERVAL_SECONDS: '0' };
+    // PORT 0: each restart takes a port of its own (reusing one races other tests' sockets).
+    const env = { INGEST_TEST_CRASH_EVENT: 'poison-1', RECONCILE_INTERVAL_SECONDS: '0' };
 
     const first = await startStackProcess({ dataDir, nodesFile, env });
     running.push(first);

@@ -1,7 +1,7 @@
 // Issue 14: events the killed stack had taken from the queue are handed out again at once on restart.
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { api, freePort, OPERATOR_TOKEN, startStackProcess, tempDir, waitFor, writeInventory, type RunningStack } from '../support/stack.ts';
+import { api, OPERATOR_TOKEN, startStackProcess, tempDir, waitFor, writeInventory, type RunningStack } from '../support/stack.ts';
 
 const INVENTORY = `
 nodes:
@@ -21,9 +21,9 @@ describe('restart after kill -9 with events in flight', () => {
     const dir = tempDir('inflight');
     const nodesFile = writeInventory(dir, INVENTORY);
     const dataDir = join(dir, 'data');
-    const port = String(await freePort());
     // The visibility timeout is far longer than the 10 s allowed: only an immediate redelivery passes.
-    const env = { PORT: port, INGEST_VISIBILITY_SECONDS: '120' };
+    // Each start takes a port of its own (PORT 0): reusing the killed one's raced other tests' sockets (EADDRINUSE).
+    const env = { INGEST_VISIBILITY_SECONDS: '120' };
     const first = await startStackProcess({ dataDir, nodesFile, env: { ...env, INGEST_TEST_HOLD_MS: '60000' } });
     running.push(first);
     for (const xpu of ['dpu0', 'dpu1', 'dpu2']) {
