@@ -284,7 +284,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       sqs.client.send(new GetQueueAttributesCommand({ QueueUrl: sqs.ingestQueueUrl, AttributeNames: ['QueueArn'] }), { abortSignal }),
     workflows: (abortSignal) => sfnClient.send(new ListStateMachinesCommand({ maxResults: 1 }), { abortSignal }),
   });
-  const app = createApiApp({ ...deps, operatorTokenHash: hashToken(token), mapping, dlq, shutdown: shutdown.signal, health });
+  // A command handed to a poll just before a kill -9 may never have reached its agent: out again at once.
+  const servingSince = deps.clock.now();
+  const app = createApiApp({ ...deps, operatorTokenHash: hashToken(token), mapping, dlq, shutdown: shutdown.signal, health, servingSince });
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: (req, env) => track(Promise.resolve(app.fetch(req, env))), hostname: config.HOST, port: config.PORT }, () =>
       resolve(s),

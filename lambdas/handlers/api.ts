@@ -46,6 +46,13 @@ export interface ApiDeps extends Deps {
   dlq?: DeadLetterQueue;
   /** Probes the store, queue and workflow engine for /healthz; absent, /healthz answers 200. */
   health?: () => Promise<HealthReport>;
+  /**
+   * When this API began serving after the one before it stopped (the local stack's start; unset in
+   * AWS, where instances come and go side by side). A command handed out before it and not answered
+   * since may have died with that process's response: it goes out again at once, not after
+   * REDELIVER_AFTER_MS (the agent's journal keeps a hook from running twice).
+   */
+  servingSince?: Date;
 }
 
 export { authenticate } from './auth.ts';
@@ -275,16 +282,23 @@ export function createApiApp(deps: ApiDeps) {
     }
   });
 
+  /** Handed out before this, unanswered: due again. REDELIVER_AFTER_MS ago, or this API's start if later. */
+  function redeliverBefore(now: Date): string {
+    const silent = now.getTime() - REDELIVER_AFTER_MS;
+    const since = deps.servingSince?.getTime() ?? 0;
+    return new Date(Math.max(silent, since)).toISOString();
+  }
+
   async function deliver(commands: StoredCommand[]): Promise<{ ready: StoredCommand[]; open: StoredCommand[] }> {
     const now = deps.clock.now();
-    const before = new Date(now.getTime() - REDELIVER_AFTER_MS).toISOString();
+    const before = redeliverBefore(now);
     const marked = await Promise.all(commands.map((c) => deps.store.markDelivered(c, now.toISOString(), before)));
     return { ready: marked.filter((c): c is StoredCommand => c !== undefined), open: commands };
   }
 
   async function deliverable(agentId: string): Promise<{ ready: StoredCommand[]; open: StoredCommand[] }> {
     const now = deps.clock.now();
-    const before = new Date(now.getTime() - REDELIVER_AFTER_MS).toISOString();
+    const before = redeliverBefore(now);
     const open = await deps.store.openCommands(agentId);
     const due = open.filter((c) => c.status === 'pending' || c.redeliver || !c.seenAt || c.seenAt < before);
     return { ready: (await deliver(due)).ready, open };
