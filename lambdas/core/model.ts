@@ -1026,6 +1026,35 @@ export function cancel(r: StoredReboot, node: NodeDef, by: Actor, reason: string
 }
 
 /**
+ * Commands an await wrote as (or just after) the reboot was cancelled, which the cancel could not
+ * know of: closed (recorded timed out), and the undo the cancel sends for what went out before it
+ * (restore-pcie after protect-pcie, resume-workloads after migrate-workloads) goes out for them
+ * too. Null when the reboot is not cancelled or knows them all already (a replay).
+ */
+export function cancelCaughtUp(r: StoredReboot, sent: CommandSummary[], node: NodeDef, now: Date): Step | null {
+  if (r.status !== 'cancelled') return null;
+  const unknown = sent.filter((c) => !r.commands[c.id]);
+  if (unknown.length === 0) return null;
+  const at = now.toISOString();
+  const due = new Date(now.getTime() + node.policy.xpuReboot.commandSeconds * 1000).toISOString();
+  const known = (type: CommandType) => Object.values(r.commands).some((c) => c.type === type && c.step === 'prepare');
+  const wrote = (type: CommandType) => unknown.some((c) => c.type === type) && !known(type);
+  const undo: PlannedCommand[] = [];
+  if (wrote('protect-pcie')) undo.push(planControl(r, 'restore-pcie', null, { reason: `reboot ${r.id} cancelled` }, due));
+  if (wrote('migrate-workloads')) undo.push(planControl(r, 'resume-workloads', null, { reason: `reboot ${r.id} cancelled` }, due));
+  const s = next(r);
+  for (const c of unknown) s.commands[c.id] = { ...c, status: 'timed-out' };
+  for (const p of undo) s.commands[p.id] ??= summarize(p, 'cancel', at);
+  const undone = undo.length ? `; ${undo.map((p) => p.type).join(', then ')} sent` : '';
+  s.history.push(
+    entry(at, 'note', `${unknown.map((c) => c.type).join(', ')} went out as the reboot was cancelled: closed${undone}`, COORDINATOR),
+  );
+  const effects: Effect[] = [{ kind: 'close-commands', ids: unknown.map((c) => c.id) }];
+  if (undo.length) effects.push({ kind: 'send', step: 'cancel', commands: undo });
+  return { reboot: s, effects };
+}
+
+/**
  * Hurries an xPU reboot that is queued or in its notice phase: `proceed-reboot` goes to the xPU at
  * once, and what the host had not finished is recorded as for a reboot forced at its deadline. A
  * queued reboot leaves the queue and counts in its budgets, beyond them if need be.

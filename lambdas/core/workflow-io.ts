@@ -45,15 +45,40 @@ export function workflowArnsFrom(env: z.infer<typeof WorkflowArnEnv>): Record<Wo
 
 // --- start inputs ----------------------------------------------------------------------------------
 
+/**
+ * The reboot as its ingest has just written it, and the node's claims right after its own: the
+ * first PrepareHost await plans and registers from this copy instead of reading both again (one
+ * round trip less before the first command). It rides in `window`, which PrepareHost's result
+ * replaces, so no later state carries it; the await trusts it only on its first attempt and while
+ * it is young (START_COPY_MAX_AGE_MS), and its registration is a conditional write either way.
+ */
+export const StartCopy = z.object({
+  /** When the ingest wrote the reboot (the coordinator's clock). */
+  at: z.string(),
+  reboot: z.looseObject({ id: z.string(), node: z.string(), version: z.number(), commands: z.record(z.string(), z.unknown()) }),
+  /** xPU id → the reboot that holds it, as the ingest's claim left them. */
+  xpus: z.record(z.string(), z.string()),
+});
+export type StartCopy = z.infer<typeof StartCopy>;
+
+/** Older than this, a start copy is not used (a cold function, a resumed execution): the await reads. */
+export const START_COPY_MAX_AGE_MS = 2_000;
+
 /** The xPU workflow's input: a queued reboot starts in WaitForBudgetSlot, the others in the notice phase. */
-export function xpuWorkflowInput(r: StoredReboot, node: NodeDef, now: Date) {
+export function xpuWorkflowInput(r: StoredReboot, node: NodeDef, now: Date, fresh?: { xpus: Record<string, string> }) {
   const p = node.policy.xpuReboot;
+  const queued = queueWindow(r, now);
+  // Only a planned reboot in its notice phase registers in PrepareHost; the others are routed on at once.
+  const copy: StartCopy | undefined =
+    fresh && !queued && r.mode === 'planned'
+      ? { at: now.toISOString(), reboot: r as unknown as StartCopy['reboot'], xpus: fresh.xpus }
+      : undefined;
   return {
     rebootId: r.id,
     node: r.node,
     xpu: r.xpu,
     mode: r.mode,
-    window: { ...noticeWindow(r, now), ...(queueWindow(r, now) ?? { signal: 'notified' as const }) },
+    window: { ...noticeWindow(r, now), ...(queued ?? { signal: 'notified' as const }), ...(copy ? { known: copy } : {}) },
     limits: {
       heartbeatSeconds: p.heartbeatSeconds,
       recoverySeconds: p.recoverySeconds,
@@ -99,7 +124,9 @@ export const AwaitInput = z.object({
   enteredAt: z.string().optional(),
   /** PrepareHost, the xPU workflow's start state: the execution's mode and window, to send other starts on (startRoute). */
   mode: z.string().optional(),
-  window: z.looseObject({ signal: z.string().optional() }).optional(),
+  window: z.looseObject({ signal: z.string().optional(), known: StartCopy.optional() }).optional(),
+  /** $$.State.RetryCount: a retried attempt does not trust the start copy. */
+  retryCount: z.number().int().nonnegative().optional(),
 });
 
 /**

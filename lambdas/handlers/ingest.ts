@@ -162,8 +162,11 @@ export function createIngestHandler(deps: Deps) {
       // Rollouts: an announce made for a rollout carries its id; the reboot remembers it.
       let reboot = await admitNewXpuReboot(deps, node, tagRollout(newXpuReboot(id, node, xpu, ev, mode), ev), holdsRead);
       if (state.host) reboot.history.push(history(ev.receivedAt, 'note', `host reboot ${state.host} of this node is in progress`));
-      if (!(await deps.store.createReboot(reboot))) reboot = (await deps.store.getReboot(id)) ?? reboot;
-      await deps.workflows.start('xpu-reboot', id, xpuWorkflowInput(reboot, node, deps.clock.now()));
+      const created = await deps.store.createReboot(reboot);
+      if (!created) reboot = (await deps.store.getReboot(id)) ?? reboot;
+      // What was just written, handed to the first await (workflow-io.ts StartCopy): it reads neither again.
+      const fresh = created ? { xpus: state.xpus } : undefined;
+      await deps.workflows.start('xpu-reboot', id, xpuWorkflowInput(reboot, node, deps.clock.now(), fresh));
       deps.metrics.count('RebootsStarted', 1, { kind: 'xpu' });
       return { kind: 'started', rebootId: id };
     }

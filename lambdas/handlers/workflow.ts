@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { RebootNotFound } from '../core/errors.ts';
 import {
+  cancelCaughtUp,
   markForced,
   markSilentHost,
   postponeIfMoved,
@@ -15,7 +16,7 @@ import { isFinal, isLateRegistration, noticeWindow, undoneCommands, type StoredR
 import type { CommandSummary, NodeDef } from '../core/types.ts';
 import type { NodeStateRecord, StoredCommand } from '../ports/index.ts';
 import { needsNodeState, sendStepCommands, type Deps } from './deps.ts';
-import { AwaitInput, StepInput, startRoute } from '../core/workflow-io.ts';
+import { AwaitInput, START_COPY_MAX_AGE_MS, type StartCopy, StepInput, startRoute } from '../core/workflow-io.ts';
 import { applyStep } from './effects.ts';
 import { endReboot, timeOut } from './end.ts';
 import { onQueuedWaitRegistered, recheckQueued } from './fleet.ts';
@@ -48,6 +49,11 @@ async function loadForStep(
 ): Promise<{ reboot: StoredReboot; node: NodeDef; nodeState?: NodeStateRecord }> {
   const hint = p.node;
   if (!hint) return load(deps, p.rebootId);
+  const copy = startCopy(deps, p);
+  if (copy) {
+    const node = (await deps.inventory({ nodes: [hint] })).node(hint);
+    if (node) return { reboot: copy.reboot as unknown as StoredReboot, node, nodeState: { node: hint, xpus: copy.xpus } };
+  }
   const index = deps.inventory({ nodes: [hint] });
   const state = index.then((ix) => {
     const n = ix.node(hint);
@@ -59,6 +65,15 @@ async function loadForStep(
   const node = ix.node(hint);
   if (!node) throw new RebootNotFound(`node ${reboot.node} of reboot ${reboot.id} is no longer in the inventory`);
   return { reboot, node, nodeState };
+}
+
+/** The ingest's copy of a reboot it just started (workflow-io.ts StartCopy), if this attempt may trust it. */
+function startCopy(deps: Deps, p: z.infer<typeof AwaitInput>): StartCopy | undefined {
+  const copy = p.window?.known;
+  if (!copy || p.step !== 'prepare' || (p.retryCount ?? 0) > 0) return undefined;
+  if (copy.reboot.id !== p.rebootId || copy.reboot.node !== p.node) return undefined;
+  const age = deps.clock.now().getTime() - Date.parse(copy.at);
+  return age >= 0 && age <= START_COPY_MAX_AGE_MS ? copy : undefined;
 }
 
 const STEP_STORY: Record<string, string> = {
@@ -78,7 +93,8 @@ export function createAwaitHandler(deps: Deps) {
     const route = startRoute(p);
     if (route) {
       // Not a notice to prepare for: on to where ChooseNoticeOrCrash used to send it, nothing sent, nothing registered.
-      await deps.workflows.wake(p.taskToken, { ...p.window, signal: route });
+      const { known: _copy, ...window } = p.window ?? {};
+      await deps.workflows.wake(p.taskToken, { ...window, signal: route });
       return { registered: false };
     }
     const { reboot, node, nodeState } = await loadForStep(deps, p);
@@ -98,7 +114,7 @@ export function createAwaitHandler(deps: Deps) {
     let registered = false;
     // One write on the copy just loaded (no second read unless it changed meanwhile): the waiter, and
     // in the notice phase the re-timed wait, since the xPU's watchdog moves with the deadline.
-    await applyStep(
+    const res = await applyStep(
       deps,
       reboot.id,
       (r) => {
@@ -116,6 +132,13 @@ export function createAwaitHandler(deps: Deps) {
       { known: reboot },
     );
     if (registered && p.step === 'budget') await onQueuedWaitRegistered(deps, reboot.id, node);
+    // Cancelled after the copy was taken (or after our commands were written, before this write):
+    // the cancel did not know of them. Close them, undo what they may have done, and end the wait.
+    if (!registered && res?.reboot.status === 'cancelled') {
+      await applyStep(deps, reboot.id, (r) => cancelCaughtUp(r, commands, node, now), node);
+      // Its Task waits for nothing now (the cancel's wake found no waiter); a dead token is ignored.
+      await deps.workflows.wake(p.taskToken, { signal: 'cancelled' });
+    }
     return { registered };
   };
 }

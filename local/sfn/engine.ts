@@ -242,6 +242,8 @@ interface Run {
   minted: Set<string>;
   current?: { state: string; input: unknown; enteredAt: number };
   retryDelayMs: number;
+  /** $$.State.RetryCount: retries of the current top-level state since it was entered. */
+  retryCount?: number;
   markers: Map<string, number>;
   calls: Map<string, number>;
   deferred: Map<string, { call: number; emit: () => void }[]>;
@@ -751,6 +753,9 @@ export class LocalStepFunctions {
         get EnteredTime() {
           return run.current ? new Date(run.current.enteredAt).toISOString() : undefined;
         },
+        get RetryCount() {
+          return run.retryCount ?? 0;
+        },
       },
       Task: {
         // The package spreads the context shallowly, so this getter runs each time Parameters are evaluated.
@@ -919,6 +924,7 @@ export class LocalStepFunctions {
         if (topTypes.has(s.name)) {
           const now = this.clock.now();
           run.retryDelayMs = 0;
+          run.retryCount = 0;
           const resume = run.resume;
           if (resume && !resume.enteredSkipped && resume.state === s.name) {
             // Resuming here: its entered event is already in the journal and the history.
@@ -958,6 +964,7 @@ export class LocalStepFunctions {
         if (topTypes.has(s.name) && run.compiled.retriers.has(s.name) && ev.retry) {
           run.retryDelayMs = retryDelayMs(ev.retry.retrier, ev.retry.attempt);
         }
+        if (topTypes.has(s.name)) run.retryCount = (run.retryCount ?? 0) + 1;
         this.marker(run, s.name);
         return;
       }

@@ -85,3 +85,36 @@ describe('Parameters of top-level Tasks', () => {
     expect(h.calls).toHaveLength(0);
   });
 });
+
+describe('$$.State.RetryCount', () => {
+  test('is 0 on a state’s first attempt, counts its retries, and starts again at 0 when the state is entered again', async () => {
+    h.close();
+    let failures = 2;
+    h = await startHarness({
+      lambdas: {
+        [FN]: () => {
+          if (failures-- > 0) throw Object.assign(new Error('flaky'), { name: 'Flaky' });
+          return {};
+        },
+      },
+    });
+    const t = {
+      Type: 'Task',
+      Resource: 'arn:aws:states:::lambda:invoke',
+      Parameters: { FunctionName: FN, Payload: { 'retry.$': '$$.State.RetryCount', 'state.$': '$$.State.Name' } },
+      Retry: [{ ErrorEquals: ['States.ALL'], IntervalSeconds: 1, MaxAttempts: 3 }],
+      ResultPath: null,
+    };
+    const definition = { StartAt: 'A', States: { A: { ...t, Next: 'B' }, B: { ...t, End: true } } };
+    const compiled = compileDefinition(JSON.stringify(definition), { validate: true });
+    expect(compiled.tasks.get('A')?.parameters).toBeTypeOf('function');
+    const done = await runDefinition('retries', definition, {});
+    expect(done.status).toBe('SUCCEEDED');
+    expect(h.callsTo(FN).map((c) => [c.payload.state, c.payload.retry])).toEqual([
+      ['A', 0],
+      ['A', 1],
+      ['A', 2],
+      ['B', 0],
+    ]);
+  });
+});
