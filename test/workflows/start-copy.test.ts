@@ -22,8 +22,8 @@ interface StartInput {
   window: Record<string, unknown> & { deadline?: string; known?: unknown };
 }
 
-/** A planned reboot ingested with its workflow start held back: the start input, as the ingest made it. */
-async function ingestedNotStarted(): Promise<StartInput> {
+/** The stack's workflows, except that starts are only recorded: `input()` is the last start's input. */
+function heldStarts() {
   let input: StartInput | undefined;
   const real = h.stack.deps.workflows;
   const workflows: Workflows = {
@@ -35,12 +35,18 @@ async function ingestedNotStarted(): Promise<StartInput> {
     heartbeat: (t) => real.heartbeat(t),
     describe: (...a) => real.describe(...a),
   };
+  return { workflows, input: () => input };
+}
+
+/** A planned reboot ingested with its workflow start held back: the start input, as the ingest made it. */
+async function ingestedNotStarted(): Promise<StartInput> {
+  const starts = heldStarts();
   await h.ingestDirect(
     { id: 'copy-1', type: 'xpu.reboot.pending', node: 'duo', xpu: 'dpu1', data: { reason: 'fw' } },
-    { deps: { workflows } },
+    { deps: { workflows: starts.workflows } },
   );
-  expect(input?.window.known, 'the start input carries the copy').toBeDefined();
-  return input!;
+  expect(starts.input()?.window.known, 'the start input carries the copy').toBeDefined();
+  return starts.input()!;
 }
 
 /** PrepareHost's await, as the ASL hands it the execution input; its wake-ups are recorded. */
@@ -135,18 +141,9 @@ describe('the start copy', () => {
 
   it('only a planned reboot in its notice phase carries one, and a routed start drops any it is given', async () => {
     const planned = await ingestedNotStarted();
-    let input: StartInput | undefined;
-    const real = h.stack.deps.workflows;
-    const workflows: Workflows = {
-      start: async (_k, _n, i) => {
-        input = i as StartInput;
-      },
-      wake: (...a) => real.wake(...a),
-      fail: (...a) => real.fail(...a),
-      heartbeat: (t) => real.heartbeat(t),
-      describe: (...a) => real.describe(...a),
-    };
-    await h.ingestDirect({ id: 'crash-1', type: 'xpu.crashed', node: 'solo', xpu: 'dpu0' }, { deps: { workflows } });
+    const starts = heldStarts();
+    await h.ingestDirect({ id: 'crash-1', type: 'xpu.crashed', node: 'solo', xpu: 'dpu0' }, { deps: { workflows: starts.workflows } });
+    const input = starts.input();
     expect(input?.mode).toBe('crash');
     expect(input?.window.known).toBeUndefined();
     // Routed on at once (crashed): the wake-up, which becomes the state's window, carries no copy on.
