@@ -973,7 +973,8 @@ function check(figure: string, value: number | null, target: string, pass: boole
 async function main() {
   const git = (args: string[]) => {
     try {
-      return execFileSync('git', args, { cwd: BENCH_DIR, encoding: 'utf8' }).trim();
+      // trimEnd: `status --porcelain` lines start with a space (" M file"), the first one too.
+      return execFileSync('git', args, { cwd: BENCH_DIR, encoding: 'utf8' }).trimEnd();
     } catch {
       return '';
     }
