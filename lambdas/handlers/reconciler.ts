@@ -5,7 +5,7 @@ import { isEnded, isFinal, outstandingCommands, type StoredReboot } from '../cor
 import { REBOOT_STATUSES, type RebootStatus } from '../core/types.ts';
 import type { WorkflowExecutionState } from '../ports/index.ts';
 import { wakeIfReady, type Deps } from './deps.ts';
-import { applyStep } from './effects.ts';
+import { applyStep, performEffects } from './effects.ts';
 import { WORKFLOW_OF } from '../core/workflow-io.ts';
 
 export interface ReconcilerOptions {
@@ -72,8 +72,9 @@ export function createReconciler(deps: Deps, opts: ReconcilerOptions = {}) {
     const closedIds = open.filter((_, i) => closed[i]?.changed).map((c) => c.id);
     const res = await applyStep(deps, reboot.id, (r) => endByReconciler(r, closedIds, reason, detail, at), undefined, { wake: 'always' });
     const ended = !!res?.changed;
-    // Released even when another path ended it first: releasing a claim not held is harmless.
-    await deps.store.release(reboot.node, reboot.kind, reboot.kind === 'xpu' ? reboot.xpu : null, reboot.id);
+    // Released even when another path ended it first: releasing a claim not held is harmless. As an
+    // effect, so what the reboot kept for the xPU's next one goes to the ingest (model.ts `defer`).
+    await performEffects(deps, res?.reboot ?? reboot, [{ kind: 'release' }]);
     if (ended) {
       deps.metrics.count('RebootsReconciled', 1, { reason });
       deps.metrics.count('RebootFailed', 1, { reason });

@@ -16,7 +16,7 @@ nodes:
   - id: node-a
     trusted: true
     agentToken: ${A}
-    xpus: [{ id: dpu0 }, { id: dpu1 }, { id: dpu2 }, { id: dpu3 }]
+    xpus: [{ id: dpu0 }, { id: dpu1 }, { id: dpu2 }, { id: dpu3 }, { id: dpu4 }]
 `;
 
 let stack: Stack;
@@ -112,5 +112,27 @@ describe('reconciler', () => {
     // Woken once: the next pass finds the new wait not yet satisfied.
     expect((await stack.reconcile()).woken).toEqual([]);
     expect(stack.counters.get('LostWakeupsRecovered')).toBe(1);
+  });
+
+  it('a reboot it ends sends on what it kept for the xPU’s next reboot (model.ts defer)', async () => {
+    const reboot = await startReboot('dpu4', 'rec-kept');
+    const arn = `${stack.workflowArns['xpu-reboot'].replace(':stateMachine:', ':execution:')}:${reboot.id}`;
+    stack.engine.stopExecution({ executionArn: arn, error: 'Test.Stopped', cause: 'stopped by the test' });
+    // The xPU is back; with its workflow gone the reboot keeps the claim, so the next notice reaches it.
+    const post = (id: string, type: string) => api(stack.url, '/v1/events', { token: A, body: { id, type, node: 'node-a', xpu: 'dpu4' } });
+    expect((await post('rec-kept-ready', 'xpu.ready')).status).toBe(202);
+    await waitFor('the ready applied', async () => (await stack.deps.store.getReboot(reboot.id))?.readyAt);
+    expect((await post('rec-kept-next', 'xpu.reboot.pending')).status).toBe(202);
+    await waitFor('the notice kept', async () => (await stack.deps.store.getReboot(reboot.id))?.deferred?.length === 1);
+    expect((await stack.deps.store.getNodeState('node-a')).xpus.dpu4).toBe(reboot.id);
+
+    const res = await stack.reconcile();
+    expect(res.ended.map((e) => e.rebootId)).toContain(reboot.id);
+    const next = await waitFor('the next reboot, from the kept notice', async () => {
+      const items = (await api(stack.url, '/v1/reboots?node=node-a', { token: OPERATOR })).json.items as any[];
+      return items.find((r) => r.xpu === 'dpu4' && r.id !== reboot.id);
+    });
+    expect(next.history[0].phase).toBe('notified');
+    expect(next.history[0].detail).toContain('event rec-kept-next)');
   });
 });
