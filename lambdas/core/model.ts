@@ -394,11 +394,26 @@ export function onHostReady(r: StoredReboot, ev: NativeEvent): Step | null {
   if (r.hostReadyAt) return noteRepeat(r, ev);
   const s = next(r);
   s.hostReadyAt = coordinatorTime(ev);
+  s.hostReadyOrigin = originOf(ev);
   const tenant = typeof ev.data?.tenant === 'string' && ev.data.tenant ? ev.data.tenant : undefined;
   if (tenant) s.nextTenant = tenant;
   if (!r.hostDownAt) s.history.push(entry(ev.receivedAt, 'note', 'host.down was never received', COORDINATOR));
   s.history.push(entry(ev.receivedAt, 'host-ready', `host is up${tenant ? ` for tenant ${tenant}` : ''} ${evRef(ev)}`, actorOfEvent(ev)));
   return { reboot: s, effects: [] };
+}
+
+/**
+ * Was a host reboot request sent after this host reboot's host.ready (by that ready's source's
+ * clock; from another source, received more than CROSS_SOURCE_SLACK_MS after it)? Then the host
+ * is up and asks to reboot again: not a second word on the reboot that ran. A reboot stored
+ * before host.ready kept its origin answers no (it joins, as it did).
+ */
+export function afterHostBack(r: StoredReboot, ev: NativeEvent): boolean {
+  const o = r.hostReadyOrigin;
+  if (r.kind !== 'host' || !r.hostReadyAt || !o) return false;
+  return sourceOf(ev) === o.source
+    ? Date.parse(ev.time) > Date.parse(o.time)
+    : Date.parse(ev.receivedAt) > Date.parse(o.receivedAt) + CROSS_SOURCE_SLACK_MS;
 }
 
 /** An xPU went down or came back while the host reboots: a host reset power-cycles xPUs without persistent power. */

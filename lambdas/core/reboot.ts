@@ -74,6 +74,8 @@ export interface StoredReboot extends Reboot {
   origin?: Origin;
   /** The xpu.ready that ended the outage: a notice sent before it (by its source's clock) belongs to this reboot. */
   readyOrigin?: Origin;
+  /** Host reboot: the host.ready that said the host is back (a request after it is another reboot). */
+  hostReadyOrigin?: Origin;
   /** Why it failed: a reason code (`xpu-never-returned`, `restore-pcie-failed`, ...). */
   failure?: string;
   /** A failed reboot whose xPU came back after all: its host is being restored (restore-pcie, resume-workloads). */
@@ -264,6 +266,11 @@ export interface NodeClaims {
   xpus: Record<string, string>;
   /** The running host reboot is re-provisioning its xPUs. */
   hostReprovisioning?: boolean;
+  /**
+   * The request came after the running host reboot's host.ready (model.ts afterHostBack): the host
+   * is up again, so this is another reboot of it, not a second word on the one that ran.
+   */
+  afterHostBack?: boolean;
 }
 
 export type HostRebootDecision = { kind: 'join'; rebootId: string } | { kind: 'deny'; reason: string } | { kind: 'allow' };
@@ -274,6 +281,13 @@ export function decideHostReboot(node: NodeDef, claims: NodeClaims): HostRebootD
   if (claims.host) {
     if (claims.hostReprovisioning && deny.includes('reprovisioning'))
       return { kind: 'deny', reason: `reprovisioning still running for host reboot ${claims.host}` };
+    // Joined, it would pass at once (the running reboot's xPUs freed the host context before the
+    // host went down) and the host would reboot again with nobody freeing it: refused instead.
+    if (claims.afterHostBack)
+      return {
+        kind: 'deny',
+        reason: `host-reboot-finishing: host reboot ${claims.host} is still finishing (the host is back; its xPUs are coming back or being re-provisioned): ask again once it has ended`,
+      };
     return { kind: 'join', rebootId: claims.host };
   }
   if (rebooting.length > 0 && deny.includes('xpu-rebooting'))

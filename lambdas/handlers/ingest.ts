@@ -1,5 +1,6 @@
 // Applies one native event from the ingest queue: starts, joins or signals reboots; drops with a reason.
 import {
+  afterHostBack,
   hostIsDown,
   hostSignal,
   joinHostReboot as joinHost,
@@ -187,11 +188,18 @@ export function createIngestHandler(deps: Deps) {
       // An xPU claim taken ahead by a delivery that died would deny (or join) this request forever.
       if (await anyDangling(node.id, state)) continue;
       let hostReprovisioning = false;
+      let afterBack = false;
       if (state.host && state.host !== id) {
         const running = await deps.store.getReboot(state.host);
         hostReprovisioning = running?.waiter?.step === 'reprovision';
+        afterBack = !!running && afterHostBack(running, ev);
       }
-      let decision = decideHostReboot(node, { host: state.host === id ? undefined : state.host, xpus: state.xpus, hostReprovisioning });
+      let decision = decideHostReboot(node, {
+        host: state.host === id ? undefined : state.host,
+        xpus: state.xpus,
+        hostReprovisioning,
+        afterHostBack: afterBack,
+      });
       let budgetKeys: string[] = [];
       let budgetDenial: string | undefined;
       if (decision.kind === 'join') {

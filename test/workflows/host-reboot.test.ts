@@ -89,6 +89,42 @@ describe('deny', () => {
     expect(second).toMatchObject({ status: 'denied', denyReason: expect.stringMatching(/reprovisioning still running/) });
   });
 
+  it('refuses a request sent after host.ready while the reboot still waits for its xPUs: joined, it would pass without anyone freeing the host context', async () => {
+    const r = await requestHostReboot('solo');
+    await freeAll('solo', r.id);
+    await h.event('solo', 'host.ready', { data: { tenant: 'other' } });
+    await h.drain();
+    await h.waitForState(r.id, 'WaitForXpusBack');
+    // A second earlier than host.ready (a duplicate word on the reboot that ran): still joined.
+    const early = new Date(h.now().getTime() - SECOND).toISOString();
+    await h.event('solo', 'host.reboot.requested', { id: 'hr-dup', time: early, data: { method: 'shell' } });
+    await h.drain();
+    expect(phases(await h.reboot(r.id))).toContain('joined');
+    // The host is up and asks to reboot again: its own request, refused with the reason.
+    await h.advance(SECOND);
+    await h.event('solo', 'host.reboot.requested', { id: 'hr-again', data: { method: 'shell' } });
+    await h.drain();
+    const second = await eventually('the second request', async () => (await h.reboots('solo')).find((x) => x.id !== r.id));
+    expect(second).toMatchObject({ kind: 'host', status: 'denied', denyReason: expect.stringMatching(/^host-reboot-finishing: /) });
+    expect(second.denyReason).toContain(r.id);
+    expect((await h.reboot(r.id)).history.filter((e) => e.phase === 'joined')).toHaveLength(1);
+    // The first goes on: its xPU comes back, is re-provisioned, and the reboot completes.
+    await h.event('solo', 'xpu.ready', { xpu: 'dpu0' });
+    await h.drain();
+    await h.waitForState(r.id, 'ReprovisionXpus');
+    await eventually(
+      'the reprovision answered',
+      async () => (await h.agent('solo.dpu0').answerAll()).length > 0 || (await h.reboot(r.id)).endedAt,
+    );
+    expect((await h.waitForStatus(r.id, 'completed')).status).toBe('completed');
+    // Once it has ended, the host may ask again: a reboot of its own, allowed.
+    await h.advance(SECOND);
+    const third = await requestHostReboot('solo').then(async () =>
+      eventually('the third request', async () => (await h.reboots('solo')).find((x) => x.id !== r.id && x.id !== second.id)),
+    );
+    expect(third.status).not.toBe('denied');
+  });
+
   it('allows a host reboot once the xPU reboot has completed', async () => {
     await h.event('solo', 'xpu.reboot.pending', { xpu: 'dpu0' });
     await h.drain();
