@@ -70,6 +70,17 @@ function stripKeys<T>(item: Record<string, unknown> | undefined): T | undefined 
   return rest as T;
 }
 
+/** Runs a conditional write: true when it was written, false when its condition failed. */
+async function writtenIf(write: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await write();
+    return true;
+  } catch (err) {
+    if (isConditionFailure(err)) return false;
+    throw err;
+  }
+}
+
 function jitter(attempt: number): Promise<void> {
   return new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 5 * 2 ** attempt)));
 }
@@ -81,7 +92,7 @@ function nodeState(node: string, item: Record<string, unknown>): NodeStateRecord
   for (const [k, v] of Object.entries(item)) if (k.startsWith('l_') && typeof v === 'string') lastXpuReboots[k.slice(2)] = v;
   const claimsAhead: Record<string, { key: string; at: string }> = {};
   for (const [k, v] of Object.entries(item))
-    if (k.startsWith('c_') && typeof v === 'string') claimsAhead[k.slice(2)] = { key: v, at: String(item[`a_${k.slice(2)}`] ?? '') };
+    if (k.startsWith('c_') && typeof v === 'string') claimsAhead[k.slice(2)] = { key: v, at: String(item[claimAtAttr(k.slice(2))] ?? '') };
   return {
     node,
     host: item.host as string | undefined,
@@ -119,19 +130,15 @@ export class DynamoRebootStore implements RebootStore {
 
   async createReboot(reboot: StoredReboot): Promise<boolean> {
     await this.#index.recordDay(reboot.notifiedAt);
-    try {
-      await this.#doc.send(
+    return writtenIf(() =>
+      this.#doc.send(
         new PutCommand({
           TableName: this.#table,
           Item: this.#rebootItem(boundReboot(reboot)),
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
-      );
-      return true;
-    } catch (err) {
-      if (isConditionFailure(err)) return false;
-      throw err;
-    }
+      ),
+    );
   }
 
   /** Whole reboot items for ids read from the index, in the index's order. */
@@ -266,8 +273,8 @@ export class DynamoRebootStore implements RebootStore {
   }
 
   async releaseAhead(node: string, xpu: string, rebootId: string, key: string): Promise<boolean> {
-    try {
-      await this.#doc.send(
+    return writtenIf(() =>
+      this.#doc.send(
         new UpdateCommand({
           TableName: this.#table,
           Key: nodeKey(node),
@@ -276,12 +283,8 @@ export class DynamoRebootStore implements RebootStore {
           ExpressionAttributeNames: { '#x': xpuAttr(xpu), '#c': claimKeyAttr(xpu), '#a': claimAtAttr(xpu) },
           ExpressionAttributeValues: { ':id': rebootId, ':k': key, ':s': new Set([xpu]) },
         }),
-      );
-      return true;
-    } catch (err) {
-      if (isConditionFailure(err)) return false;
-      throw err;
-    }
+      ),
+    );
   }
 
   async claimHost(node: string, rebootId: string, exclusive: boolean): Promise<ClaimResult> {
@@ -350,8 +353,8 @@ export class DynamoRebootStore implements RebootStore {
   }
 
   async markDeferred(node: string, xpu: string, rebootId: string): Promise<boolean> {
-    try {
-      await this.#doc.send(
+    return writtenIf(() =>
+      this.#doc.send(
         new UpdateCommand({
           TableName: this.#table,
           Key: nodeKey(node),
@@ -360,12 +363,8 @@ export class DynamoRebootStore implements RebootStore {
           ExpressionAttributeNames: { '#x': xpuAttr(xpu), '#d': deferredAttr(xpu) },
           ExpressionAttributeValues: { ':id': rebootId },
         }),
-      );
-      return true;
-    } catch (err) {
-      if (isConditionFailure(err)) return false;
-      throw err;
-    }
+      ),
+    );
   }
 
   async touchBmc(node: string, at: string): Promise<void> {
@@ -425,15 +424,11 @@ export class DynamoRebootStore implements RebootStore {
   }
 
   async putCommand(cmd: StoredCommand): Promise<boolean> {
-    try {
-      await this.#doc.send(
+    return writtenIf(() =>
+      this.#doc.send(
         new PutCommand({ TableName: this.#table, Item: this.#commandItem(cmd), ConditionExpression: 'attribute_not_exists(pk)' }),
-      );
-      return true;
-    } catch (err) {
-      if (isConditionFailure(err)) return false;
-      throw err;
-    }
+      ),
+    );
   }
 
   async getCommand(agent: string, id: string): Promise<StoredCommand | undefined> {
@@ -618,13 +613,7 @@ export class DynamoRebootStore implements RebootStore {
   }
 
   async tryMapEventToReboot(key: string, rebootId: string, ttlSeconds: number): Promise<boolean> {
-    try {
-      await this.#doc.send(this.#putFirstCommand(eventRebootKey(key), { rebootId }, ttlSeconds));
-      return true;
-    } catch (err) {
-      if (isConditionFailure(err)) return false;
-      throw err;
-    }
+    return writtenIf(() => this.#doc.send(this.#putFirstCommand(eventRebootKey(key), { rebootId }, ttlSeconds)));
   }
 
   async getIdempotentAnswer(key: string): Promise<IdempotentAnswer | undefined> {
