@@ -360,7 +360,7 @@ export function createIngestHandler(deps: Deps) {
       holdsRead?.catch(() => {});
       const look = await lookUpStart(deps, ev.dedupKey, known && claimAhead(deps, known.node, known.xpu, ev.dedupKey));
       if (look.seen) return duplicate();
-      start = { ...look, order, holdsRead };
+      start = { ...look, holdsRead };
     } else if (await deps.store.isEventSeen(ev.dedupKey)) return duplicate();
     // Every step above is idempotent (the event key maps to its reboot id), so a crash before this
     // mark only means the event is applied again on redelivery, to the same effect.
@@ -384,5 +384,5 @@ export function createIngestHandler(deps: Deps) {
   }
 }
 
-/** The reboot a starting event goes with (`lookUpStart`) and the ingest call's place in order, for `holds`. */
-type StartId = StartOfEvent & { order: number; holdsRead?: Promise<Hold[]> };
+/** The reboot a starting event goes with (`lookUpStart`), and the holds read beside its look-up. */
+type StartId = StartOfEvent & { holdsRead?: Promise<Hold[]> };

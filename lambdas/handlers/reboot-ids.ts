@@ -29,11 +29,9 @@ export async function rebootIdForEvent(
 /** What a starting event (xPU notice or crash) goes with: its reboot id, and the reboot stored under it. */
 export interface StartOfEvent {
   id: string;
-  /** Minted and mapped by this delivery: nothing can be stored under it yet. */
-  fresh: boolean;
-  /** The reboot stored under `id` (a replay's), being read; undefined when fresh. */
+  /** The reboot stored under `id` (a replay's), being read; undefined when minted by this delivery. */
   found: Promise<StoredReboot | undefined>;
-  /** Fresh only: the xPU claim taken under `id` beside the look-up (`claimAhead`), the caller's to use. */
+  /** Minted by this delivery only: the xPU claim taken under `id` beside the look-up (`claimAhead`), the caller's to use. */
   claim?: ClaimAheadResult;
 }
 
@@ -83,9 +81,9 @@ export async function lookUpStart(
   // First, since the put beside the look-up may have mapped the key to an id no one will use.
   if (look.legacy) {
     await unused();
-    return { seen: false, id: look.legacy.id, fresh: false, found: Promise.resolve(look.legacy) };
+    return { seen: false, id: look.legacy.id, found: Promise.resolve(look.legacy) };
   }
-  if (await put) return { seen: false, id: candidate, fresh: true, found: Promise.resolve(undefined), claim: await claim };
+  if (await put) return { seen: false, id: candidate, found: Promise.resolve(undefined), claim: await claim };
   await unused();
   // Mapped before: by an earlier delivery (the look-up found it) or a racing one (read now).
   const mapped = look.rebootId ?? (await deps.store.rebootIdOfEvent(key));
@@ -93,5 +91,5 @@ export async function lookUpStart(
   const { id, fresh } = mapped ? { id: mapped, fresh: false } : await rebootIdForEvent(deps, 'xpu', key);
   const found = fresh ? Promise.resolve(undefined) : deps.store.getReboot(id);
   found.catch(() => {}); // awaited by the caller, maybe after other awaits
-  return { seen: false, id, fresh, found };
+  return { seen: false, id, found };
 }
