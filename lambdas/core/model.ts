@@ -250,7 +250,7 @@ function beforeReady(ready: Origin, ev: NativeEvent): boolean {
     : Date.parse(ev.receivedAt) < Date.parse(ready.receivedAt);
 }
 
-/** Was `ev` sent no later than the reboot's first signal (by its source's clock, else about when it was received)? */
+/** Was `ev` sent no later than the signal `o` (by its source's clock; from another source, received at most CROSS_SOURCE_SLACK_MS after it)? */
 function notAfterOrigin(o: Origin, ev: NativeEvent): boolean {
   return sourceOf(ev) === o.source
     ? Date.parse(ev.time) <= Date.parse(o.time)
@@ -411,9 +411,7 @@ export function onHostReady(r: StoredReboot, ev: NativeEvent): Step | null {
 export function afterHostBack(r: StoredReboot, ev: NativeEvent): boolean {
   const o = r.hostReadyOrigin;
   if (r.kind !== 'host' || !r.hostReadyAt || !o) return false;
-  return sourceOf(ev) === o.source
-    ? Date.parse(ev.time) > Date.parse(o.time)
-    : Date.parse(ev.receivedAt) > Date.parse(o.receivedAt) + CROSS_SOURCE_SLACK_MS;
+  return !notAfterOrigin(o, ev);
 }
 
 /** An xPU went down or came back while the host reboots: a host reset power-cycles xPUs without persistent power. */
