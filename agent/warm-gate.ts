@@ -10,22 +10,25 @@ export type GateChild = ChildProcessByStdio<Writable, Readable, null>;
  * The cold gate (hook.ts) runs `exec "$0"` once "go" arrives. The warm one is started before its
  * hook is known, so it reads everything that differs per command from stdin, one line each:
  *   <hook path>            → $1 (positional parameters are not exported: the hook's env stays as cold)
- *   <hooks dir>            → cd there if "." is no longer it (the directory was replaced meanwhile)
+ *   <hooks dir>            → cd -P there, now (a hooks directory replaced since the gate started counts)
+ *   <inherited PWD>        → PWD as the cold shell's start-up sets it (below)
  *   NAME=value ...         → export (the per-command variables only: dash reads a pipe byte by byte)
  *   go                     → exec the hook, output on the one pipe (2>&1); the command JSON follows
  * EOF or any other line before "go" (the agent died, or closed it on stop) → exit 125, nothing run.
  * It reads only from its own stdin, which only the agent can write; lines are data, never evaluated.
  *
- * What the hook sees is what the cold gate gives it: the spawn has the same env and cwd, so dash
- * computes the same PWD at start-up; `go` ends up "go" as in the cold gate; a `cd` (only after a
- * replacement) would change OLDPWD and PWD, so both are put back as the cold shell's start-up would
- * have them: OLDPWD as inherited, PWD kept when it still names the directory, else the physical path.
- * One line, so dash's error messages say line 1 as the cold gate's do ("<$0>: 1: exec: …: not found").
+ * What the hook sees is what the cold gate gives it. The cold shell starts in the hooks directory
+ * and dash sets PWD at start-up: the inherited PWD when it is absolute and names that directory,
+ * else the physical path. The gate's `cd -P` sets the physical path (and OLDPWD), so it puts OLDPWD
+ * back as inherited and applies the same rule to the inherited PWD, at the time of the command
+ * (not the gate's own start-up PWD: the directory may have been replaced in between). `go` ends
+ * up "go" as in the cold gate. One line, so dash's error messages say line 1 as the cold gate's
+ * do ("<$0>: 1: exec: …: not found").
  */
 export const WARM_GATE_SCRIPT =
   // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansions, not a JavaScript template
-  'IFS= read -r go && set -- "$go" "$PWD" "${OLDPWD-}" "${OLDPWD+1}" && IFS= read -r go || exit 125; ' +
-  '[ . -ef "$go" ] || { cd -P -- "$go" 2>&1 || exit 125; if [ "$4" ]; then OLDPWD=$3; else unset OLDPWD; fi; [ "$2" -ef . ] && PWD=$2; }; ' +
+  'IFS= read -r go && set -- "$go" "${OLDPWD-}" "${OLDPWD+1}" && IFS= read -r go && cd -P -- "$go" 2>&1 && IFS= read -r go || exit 125; ' +
+  'if [ "$3" ]; then OLDPWD=$2; else unset OLDPWD; fi; case $go in /*) [ "$go" -ef . ] && PWD=$go;; esac; ' +
   'while IFS= read -r go; do case $go in go) exec "$1" 2>&1;; *=*) export "$go";; *) break;; esac; done; exit 125';
 
 /** $0 of the warm gate: what `ps` shows at the end of its command line. */
@@ -141,8 +144,9 @@ export class WarmGate {
 
 /** The lines that open a warm gate for this hook, or null when one of them cannot be carried. */
 export function gateLines(req: GateRequest): string | null {
-  if (UNCARRIABLE.test(req.path) || UNCARRIABLE.test(req.cwd)) return null;
-  let lines = `${req.path}\n${req.cwd}\n`;
+  const pwd = req.env.PWD ?? '';
+  if (UNCARRIABLE.test(req.path) || UNCARRIABLE.test(req.cwd) || UNCARRIABLE.test(pwd)) return null;
+  let lines = `${req.path}\n${req.cwd}\n${pwd}\n`;
   for (const [name, value] of Object.entries(req.commandEnv ?? {})) {
     if (!NAME.test(name) || UNCARRIABLE.test(value)) return null;
     lines += `${name}=${value}\n`;
