@@ -185,7 +185,9 @@ describe('warm gate', () => {
     expect(gate.take({ path: '/x', cwd: hooks, env, commandEnv: { 'NOT-A-NAME': '1' } })).toBeNull();
     expect(gate.take({ path: '/x\0', cwd: hooks, env })).toBeNull();
     expect(gate.pid).toBeGreaterThan(0);
-    expect(gateLines({ path: '/h/x', cwd: '/h', env: { PWD: '/p' }, commandEnv: { A: 'a b', B: '' } })).toBe('/h/x\n/h\n/p\nA=a b\nB=\ngo\n');
+    expect(gateLines({ path: '/h/x', cwd: '/h', env: { PWD: '/p' }, commandEnv: { A: 'a b', B: '' } })).toBe(
+      '/h/x\n/h\n/p\nA=a b\nB=\ngo\n',
+    );
   });
 
   it('reports a hook that vanished after the check the same way as the cold gate (exec: not found)', async () => {
@@ -207,8 +209,7 @@ describe('warm gate', () => {
     const marker = join(rec, 'ran');
     writeFileSync(join(real, 'touch'), `#!/bin/sh\ntouch ${marker}\n`);
     chmodSync(join(real, 'touch'), 0o755);
-    const gate = (input: string) =>
-      spawnSync('/bin/sh', ['-c', WARM_GATE_SCRIPT, WARM_GATE_NAME], { input, cwd: hooks, encoding: 'utf8' });
+    const gate = (input: string) => spawnSync('/bin/sh', ['-c', WARM_GATE_SCRIPT, WARM_GATE_NAME], { input, cwd: hooks, encoding: 'utf8' });
     const lines = gateLines({ path: join(hooks, 'touch'), cwd: hooks, env: {}, commandEnv: { A: '1' } })!;
     for (const cut of ['', lines.slice(0, 5), lines.replace('go\n', ''), lines.replace('go\n', 'go'), lines.replace('A=1', 'A1')]) {
       expect([cut, gate(cut).status]).toEqual([cut, 125]);
