@@ -352,7 +352,7 @@ async function latencyPhase() {
     add('2 API: SendMessageBatch to fauxqs', m.sendEnd - m.sendStart);
     add('3 fauxqs → ingest poller wakes', m.ingestStart - m.sendEnd);
     add('4 ingest: dedup check, claim, reboot record', m.wfCall - m.ingestStart);
-    add('5 StartExecution (HTTP to the engine)', m.wfDone - m.wfCall);
+    add('5 StartExecution (SDK client → engine, in process)', m.wfDone - m.wfCall);
     add('6 engine: Choice → PrepareHost Task scheduled', m.taskScheduled - m.wfCall);
     add('7 await Lambda: load, plan, first command written', m.firstPut - m.taskScheduled);
     add('8 commands written, agent long poll handed them (or woken)', m.notify - m.firstPut);
