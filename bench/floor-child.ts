@@ -1,6 +1,6 @@
 // The floor: the same hops as an event's path with none of our logic, in a process like the stack's.
 //   sqs:      SendMessageBatch to fauxqs (same wrapper, same SQLite persistence) → a waiting ReceiveMessage returns it
-//   sfn:      StartExecution over HTTP (same engine and server) of a one-Task machine → the Task's Lambda is called
+//   sfn:      StartExecution through the stack's own transport (same engine, in process) of a one-Task machine → the Task's Lambda is called
 //   longpoll: a plain node:http long poll answered by this process → the bench process has the response
 //   post:     a plain node:http POST from the bench process → this process has read the body (one way)
 import { mkdirSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageBatchComma
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { startLocalSqs } from '../local/sqs.ts';
 import { LocalStepFunctions } from '../local/sfn/engine.ts';
-import { startSfnServer } from '../local/sfn/server.ts';
+import { inProcessSfnHandler, startSfnServer } from '../local/sfn/server.ts';
 import { CACHE_MIDDLEWARE, leanLocalClient, localClientConfig } from '../local/sdk-clients.ts';
 import { serveIpc, sleep } from './lib.ts';
 
@@ -57,8 +57,11 @@ const engine = new LocalStepFunctions({
   },
 });
 const sfnServer = await startSfnServer(engine, { host: '127.0.0.1', port: 0 });
-// The same client options as the stack's (local/sdk-clients.ts), so the floor pays what the stack pays per call.
-const sfn = leanLocalClient(new SFNClient({ ...localClientConfig(sfnServer.url), ...CACHE_MIDDLEWARE }));
+// The same client options as the stack's (local/sdk-clients.ts, local/stack.ts), in-process transport included,
+// so the floor pays what the stack pays per call.
+const sfn = leanLocalClient(
+  new SFNClient({ ...localClientConfig(sfnServer.url), ...CACHE_MIDDLEWARE, requestHandler: inProcessSfnHandler(engine) }),
+);
 const machine = engine.createStateMachine({
   name: 'floor',
   definition: JSON.stringify({

@@ -24,7 +24,7 @@ import { createRolloutTasks, withRolloutTasks } from '../lambdas/handlers/rollou
 import type { Deps, Logger } from '../lambdas/handlers/deps.ts';
 import { systemClock, type Clock, type Metrics, type WorkflowKind } from '../lambdas/ports/index.ts';
 import { LocalStepFunctions } from './sfn/engine.ts';
-import { startSfnServer } from './sfn/server.ts';
+import { inProcessSfnHandler, startSfnServer } from './sfn/server.ts';
 import { substitute } from './sfn/substitute.ts';
 import { HoldingClock, systemClock as sfnSystemClock, type Clock as SfnClock } from './sfn/clock.ts';
 import { startLocalDynamo, type LocalDynamo } from './dynamo.ts';
@@ -188,7 +188,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   });
   mark('engine-journals');
   const sfnServer = await startSfnServer(engine, { host: '127.0.0.1', port: config.SFN_PORT });
-  const sfnClient = leanLocalClient(new SFNClient({ ...localClientConfig(sfnServer.url), ...CACHE_MIDDLEWARE }));
+  // The stack's own calls to the engine (StartExecution, SendTask*) stay in the process: sfn/server.ts says why.
+  const sfnClient = leanLocalClient(
+    new SFNClient({ ...localClientConfig(sfnServer.url), ...CACHE_MIDDLEWARE, requestHandler: inProcessSfnHandler(engine) }),
+  );
   const arns = {} as Record<WorkflowKind, string>;
   for (const file of readdirSync(WORKFLOWS_DIR)
     .filter((f) => f.endsWith('.asl.json'))

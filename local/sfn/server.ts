@@ -62,15 +62,48 @@ function toWire(value: unknown): unknown {
   return value;
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
-  res.end(text);
+/** A request of the JSON protocol, answered: what the HTTP server and the in-process transport share. */
+interface Answer {
+  status: number;
+  body: string;
+  /** The error's name, for `x-amzn-errortype`. */
+  type?: string;
 }
 
-function sendError(res: ServerResponse, status: number, type: string, message: string): void {
-  res.setHeader('x-amzn-errortype', type);
-  send(res, status, { __type: type, message });
+function error(status: number, type: string, message: string): Answer {
+  return { status, type, body: JSON.stringify({ __type: type, message }) };
+}
+
+/** `target` is the `X-Amz-Target` header; `text` the request body. */
+async function answer(engine: LocalStepFunctions, target: string, text: string): Promise<Answer> {
+  try {
+    const op = target.startsWith(TARGET_PREFIX) ? OPERATIONS[target.slice(TARGET_PREFIX.length)] : undefined;
+    if (!op) return error(400, 'UnknownOperationException', `unsupported operation '${target}'`);
+    let body: Body;
+    try {
+      body = text ? (JSON.parse(text) as Body) : {};
+    } catch {
+      return error(400, 'SerializationException', 'request body is not JSON');
+    }
+    const result = await op(engine, body ?? {});
+    return { status: 200, body: JSON.stringify(toWire(result ?? {})) };
+  } catch (err) {
+    const name = err instanceof Error ? err.name : 'InternalFailure';
+    const message = err instanceof Error ? err.message : String(err);
+    if (CLIENT_ERROR_NAMES.has(name)) return error(400, name, message);
+    return error(500, 'InternalFailure', `${name}: ${message}`);
+  }
+}
+
+function headersOf(a: Answer): Record<string, string> {
+  const headers: Record<string, string> = { 'content-type': CONTENT_TYPE, 'content-length': String(Buffer.byteLength(a.body)) };
+  if (a.type) headers['x-amzn-errortype'] = a.type;
+  return headers;
+}
+
+function send(res: ServerResponse, a: Answer): void {
+  res.writeHead(a.status, headersOf(a));
+  res.end(a.body);
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -94,26 +127,14 @@ function readBody(req: IncomingMessage): Promise<string> {
 export async function startSfnServer(engine: LocalStepFunctions, opts: { host?: string; port?: number } = {}): Promise<SfnServer> {
   const host = opts.host ?? '127.0.0.1';
   const server = createServer(async (req, res) => {
+    if (req.method !== 'POST') return send(res, error(400, 'UnknownOperationException', 'use POST /'));
+    let text: string;
     try {
-      if (req.method !== 'POST') return sendError(res, 400, 'UnknownOperationException', 'use POST /');
-      const target = String(req.headers['x-amz-target'] ?? '');
-      const op = target.startsWith(TARGET_PREFIX) ? OPERATIONS[target.slice(TARGET_PREFIX.length)] : undefined;
-      if (!op) return sendError(res, 400, 'UnknownOperationException', `unsupported operation '${target}'`);
-      const text = await readBody(req);
-      let body: Body;
-      try {
-        body = text ? (JSON.parse(text) as Body) : {};
-      } catch {
-        return sendError(res, 400, 'SerializationException', 'request body is not JSON');
-      }
-      const result = await op(engine, body ?? {});
-      send(res, 200, toWire(result ?? {}));
+      text = await readBody(req);
     } catch (err) {
-      const name = err instanceof Error ? err.name : 'InternalFailure';
-      const message = err instanceof Error ? err.message : String(err);
-      if (CLIENT_ERROR_NAMES.has(name)) sendError(res, 400, name, message);
-      else sendError(res, 500, 'InternalFailure', `${name}: ${message}`);
+      return send(res, error(400, 'ValidationException', (err as Error).message));
     }
+    send(res, await answer(engine, String(req.headers['x-amz-target'] ?? ''), text));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -129,5 +150,34 @@ export async function startSfnServer(engine: LocalStepFunctions, opts: { host?: 
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+/**
+ * A request handler for @aws-sdk/client-sfn that answers in this process, for the stack's own client: the
+ * engine runs in the stack's event loop, so StartExecution and SendTask* over loopback HTTP made the one
+ * loop both client and server of every call (socket writes, HTTP parsing on both sides, an event-loop turn
+ * each way; bench/README.md "Round 2, fourth pass"). The client is the same SDK client as in AWS, with
+ * its serialisation, middleware and error mapping; only the transport under it differs, as the endpoint
+ * does. The HTTP server stays for everything outside the stack (CLI, tests, `aws stepfunctions`).
+ */
+export function inProcessSfnHandler(engine: LocalStepFunctions) {
+  return {
+    async handle(request: { headers: Record<string, string>; body?: unknown }) {
+      const target = request.headers['x-amz-target'] ?? request.headers['X-Amz-Target'] ?? '';
+      const body = request.body;
+      // A view, not Buffer.from(body): the SDK's body adapter answers valueOf() with a warning.
+      const text =
+        typeof body === 'string'
+          ? body
+          : body instanceof Uint8Array
+            ? Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')
+            : '';
+      const a = await answer(engine, target, text);
+      return { response: { statusCode: a.status, reason: undefined, headers: headersOf(a), body: Buffer.from(a.body) } };
+    },
+    updateHttpClientConfig() {},
+    httpHandlerConfigs: () => ({}),
+    destroy() {},
   };
 }
