@@ -80,12 +80,17 @@ export class WarmGate {
   /** Starts a gate shell unless one is idle; call it off the command path (it forks the agent). */
   fill(): void {
     if (this.#closed || this.#idle) return;
-    const child = spawn('/bin/sh', ['-c', WARM_GATE_SCRIPT, WARM_GATE_NAME], {
-      cwd: this.cwd,
-      env: this.env,
-      detached: true, // its own process group, as the cold gate: pid == group id == the journaled identity
-      stdio: ['pipe', 'pipe', 'ignore'],
-    }) as GateChild;
+    let child: GateChild;
+    try {
+      child = spawn('/bin/sh', ['-c', WARM_GATE_SCRIPT, WARM_GATE_NAME], {
+        cwd: this.cwd,
+        env: this.env,
+        detached: true, // its own process group, as the cold gate: pid == group id == the journaled identity
+        stdio: ['pipe', 'pipe', 'ignore'],
+      }) as GateChild;
+    } catch {
+      return; // spawn throws for some errors (ENOMEM...): off the path, the next command simply spawns cold
+    }
     // A failed spawn (hooks directory gone, no /bin/sh) leaves no pid: the next command spawns cold,
     // and the next fill tries again (one attempt per command, never a loop).
     child.on('error', () => {});
