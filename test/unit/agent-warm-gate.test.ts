@@ -185,6 +185,11 @@ describe('warm gate', () => {
     expect(gate.take({ path: '/x', cwd: hooks, env, commandEnv: { 'NOT-A-NAME': '1' } })).toBeNull();
     expect(gate.take({ path: '/x\0', cwd: hooks, env })).toBeNull();
     expect(gate.pid).toBeGreaterThan(0);
+    // A gate that cannot start (its hooks directory is gone) leaves nothing idle: the command spawns cold.
+    const orphan = new WarmGate(env, join(dir, 'no-such-dir'));
+    orphan.fill();
+    expect(orphan.pid).toBeUndefined();
+    expect(orphan.take({ path: '/x', cwd: join(dir, 'no-such-dir'), env })).toBeNull();
     expect(gateLines({ path: '/h/x', cwd: '/h', env: { PWD: '/p' }, commandEnv: { A: 'a b', B: '' } })).toBe(
       '/h/x\n/h\n/p\nA=a b\nB=\ngo\n',
     );
