@@ -551,6 +551,8 @@ export interface CommandRecord {
   seenAt?: string;
   finishedAt?: string;
   output?: string;
+  /** When the command times out (the timeout a follow-up of it reuses). */
+  deadline?: string;
 }
 
 const lastLine = (output: string) => output.trim().split('\n').slice(-1)[0]?.slice(0, 200);
@@ -562,7 +564,8 @@ const lastLine = (output: string) => output.trim().split('\n').slice(-1)[0]?.sli
  */
 export function recordResult(r: StoredReboot, cmd: CommandRecord, agentId: string): Step | null {
   const known = r.commands[cmd.id];
-  if ((known && isFinal(known.status)) || !isFinal(cmd.status) || cmd.status === 'timed-out') return null;
+  if ((known && isFinal(known.status)) || !isFinal(cmd.status) || cmd.status === 'timed-out')
+    return known?.status === cmd.status ? cancelResumeAfterRestore(r, cmd, cmd.finishedAt ?? cmd.createdAt) : null;
   const s = next(r);
   const at = cmd.finishedAt ?? cmd.seenAt ?? cmd.createdAt;
   const output = cmd.output ?? '';
@@ -575,7 +578,8 @@ export function recordResult(r: StoredReboot, cmd: CommandRecord, agentId: strin
   s.commands[cmd.id] = summary;
   const tail = cmd.status === 'failed' && output ? `: ${lastLine(output)}` : '';
   s.history.push(entry(at, `command-${cmd.status}`, `${cmd.type} on ${agentId} ${cmd.status}${tail}`, `agent:${agentId}`));
-  return { reboot: s, effects: [] };
+  const resume = cancelResumeAfterRestore(s, cmd, at);
+  return resume ? { reboot: resume.reboot, effects: resume.effects } : { reboot: s, effects: [] };
 }
 
 /** The first heartbeat of a command shows on its reboot (operators see the hook running); later ones change nothing. */
@@ -1002,7 +1006,8 @@ const OPEN = ['pending', 'delivered', 'running'];
 /**
  * Withdraws an xPU reboot before its xPU went down (queued or in its notice phase): the xPU is told
  * to stand down (`cancel-reboot`), and the host undoes what it was asked to do, in turn:
- * `restore-pcie` if `protect-pcie` was sent, then `resume-workloads` if `migrate-workloads` was.
+ * `restore-pcie` if `protect-pcie` was sent, then `resume-workloads` if `migrate-workloads` was
+ * (after restore-pcie succeeded, when it was sent: see cancelUndo).
  * Repeated, it returns the reboot unchanged with the same (idempotent) effects, so a crash between
  * the write and them loses nothing.
  */
@@ -1014,10 +1019,7 @@ export function cancel(r: StoredReboot, node: NodeDef, by: Actor, reason: string
   }
   const at = now.toISOString();
   const due = new Date(now.getTime() + node.policy.xpuReboot.commandSeconds * 1000).toISOString();
-  const sent = (type: CommandType) => Object.values(r.commands).some((c) => c.type === type && c.step === 'prepare');
-  const commands = [planControl(r, 'cancel-reboot', r.xpu, { reason }, due)];
-  if (sent('protect-pcie')) commands.push(planControl(r, 'restore-pcie', null, { reason: `reboot ${r.id} cancelled` }, due));
-  if (sent('migrate-workloads')) commands.push(planControl(r, 'resume-workloads', null, { reason: `reboot ${r.id} cancelled` }, due));
+  const commands = [planControl(r, 'cancel-reboot', r.xpu, { reason }, due), ...cancelUndo(r, due)];
   const open = Object.values(r.commands).filter((c) => c.step === 'prepare' && OPEN.includes(c.status));
   const effects: Effect[] = [
     { kind: 'close-commands', ids: open.map((c) => c.id) },
@@ -1032,10 +1034,56 @@ export function cancel(r: StoredReboot, node: NodeDef, by: Actor, reason: string
   s.endedAt = at;
   for (const c of open) s.commands[c.id] = { ...c, status: 'timed-out' };
   for (const p of commands) s.commands[p.id] ??= summarize(p, 'cancel', at);
+  const waits = resumeWaitsForRestore(s) ? '; resume-workloads follows once restore-pcie succeeded' : '';
   s.history.push(
-    entry(at, 'cancelled', `cancelled${reason ? `: ${reason}` : ''}; ${commands.map((c) => c.type).join(', then ')} sent`, by),
+    entry(at, 'cancelled', `cancelled${reason ? `: ${reason}` : ''}; ${commands.map((c) => c.type).join(', then ')} sent${waits}`, by),
   );
   return { reboot: s, effects: [...effects, { kind: 'metric', name: 'RebootsCancelled' }] };
+}
+
+const undoneOk = (c: CommandSummary | undefined) => c?.status === 'succeeded' || c?.status === 'skipped';
+const preparedWith = (r: StoredReboot, type: CommandType) => Object.values(r.commands).some((c) => c.type === type && c.step === 'prepare');
+const undoOf = (r: StoredReboot, type: CommandType) => Object.values(r.commands).find((c) => c.type === type && c.step === 'cancel');
+
+/**
+ * What a cancelled reboot owes the host now: `restore-pcie` once `protect-pcie` went out, and
+ * `resume-workloads` once `migrate-workloads` went out, but only after that restore-pcie succeeded
+ * when there is one. Sent together, an agent that failed restore-pcie would resume workloads on a
+ * device it could not bring back; contract 7.1 says a failed restore-pcie is never followed by
+ * resume-workloads, on this path as on the recovery's. Listed whether or not sent already (sending
+ * is idempotent), so a repeat re-sends what a crash may have kept from going out.
+ */
+function cancelUndo(r: StoredReboot, due: string): PlannedCommand[] {
+  const why = { reason: `reboot ${r.id} cancelled` };
+  const out: PlannedCommand[] = [];
+  if (preparedWith(r, 'protect-pcie')) out.push(planControl(r, 'restore-pcie', null, why, due));
+  if (preparedWith(r, 'migrate-workloads') && (!preparedWith(r, 'protect-pcie') || undoneOk(undoOf(r, 'restore-pcie'))))
+    out.push(planControl(r, 'resume-workloads', null, why, due));
+  return out;
+}
+
+/** Is the cancel's resume-workloads held back until its restore-pcie succeeds? */
+function resumeWaitsForRestore(r: StoredReboot): boolean {
+  return preparedWith(r, 'migrate-workloads') && preparedWith(r, 'protect-pcie') && !undoneOk(undoOf(r, 'restore-pcie'));
+}
+
+/**
+ * The restore-pcie of a cancel succeeded: the resume-workloads it held back goes out now (with the
+ * restore's own timeout). On a repeat of that result the reboot is unchanged and the send is repeated
+ * (idempotent), so a crash between the write and the send loses nothing. Null on any other result.
+ */
+function cancelResumeAfterRestore(r: StoredReboot, cmd: CommandRecord, at: string): Step | null {
+  if (r.status !== 'cancelled' || cmd.type !== 'restore-pcie' || cmd.step !== 'cancel' || !undoneOk(r.commands[cmd.id])) return null;
+  const timeout = cmd.deadline ? Math.max(0, Date.parse(cmd.deadline) - Date.parse(cmd.createdAt)) : 600_000;
+  const due = new Date(Date.parse(at) + timeout).toISOString();
+  const resume = cancelUndo(r, due).filter((p) => p.type === 'resume-workloads');
+  if (resume.length === 0) return null;
+  const effects: Effect[] = [{ kind: 'send', step: 'cancel', commands: resume }];
+  if (resume.every((p) => r.commands[p.id])) return { reboot: r, effects };
+  const s = next(r);
+  for (const p of resume) s.commands[p.id] ??= summarize(p, 'cancel', at);
+  s.history.push(entry(at, 'note', 'restore-pcie of the cancel succeeded: resume-workloads sent', COORDINATOR));
+  return { reboot: s, effects };
 }
 
 /**
@@ -1050,15 +1098,13 @@ export function cancelCaughtUp(r: StoredReboot, sent: CommandSummary[], node: No
   if (unknown.length === 0) return null;
   const at = now.toISOString();
   const due = new Date(now.getTime() + node.policy.xpuReboot.commandSeconds * 1000).toISOString();
-  const known = (type: CommandType) => Object.values(r.commands).some((c) => c.type === type && c.step === 'prepare');
-  const wrote = (type: CommandType) => unknown.some((c) => c.type === type) && !known(type);
-  const undo: PlannedCommand[] = [];
-  if (wrote('protect-pcie')) undo.push(planControl(r, 'restore-pcie', null, { reason: `reboot ${r.id} cancelled` }, due));
-  if (wrote('migrate-workloads')) undo.push(planControl(r, 'resume-workloads', null, { reason: `reboot ${r.id} cancelled` }, due));
   const s = next(r);
   for (const c of unknown) s.commands[c.id] = { ...c, status: 'timed-out' };
+  // What the cancel owes now that these are known, less what it sent already.
+  const undo = cancelUndo(s, due).filter((p) => !r.commands[p.id]);
   for (const p of undo) s.commands[p.id] ??= summarize(p, 'cancel', at);
-  const undone = undo.length ? `; ${undo.map((p) => p.type).join(', then ')} sent` : '';
+  const waits = resumeWaitsForRestore(s) && !resumeWaitsForRestore(r) ? '; resume-workloads follows once restore-pcie succeeded' : '';
+  const undone = `${undo.length ? `; ${undo.map((p) => p.type).join(', then ')} sent` : ''}${waits}`;
   s.history.push(
     entry(at, 'note', `${unknown.map((c) => c.type).join(', ')} went out as the reboot was cancelled: closed${undone}`, COORDINATOR),
   );

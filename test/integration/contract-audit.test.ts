@@ -1,0 +1,97 @@
+// An acceptance audit of the running stack against CONTRACT.md, black box: each test is a promise of the
+// contract that the stack once broke, driven only through the HTTP API (one stack for the file).
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../lambdas/handlers/deps.ts';
+import { parseConfig } from '../../local/config.ts';
+import { type Stack, startStack } from '../../local/stack.ts';
+import { api, tempDir, waitFor } from '../support/stack.ts';
+
+const OPERATOR = 'operator-token-audit';
+const node = (id: string, rack: string) => `
+  - id: ${id}
+    rack: ${rack}
+    zone: z1
+    tenant: t1
+    trusted: true
+    redfishSystem: /redfish/v1/Systems/system
+    bmcToken: bmc-token-${id}
+    agentToken: agent-token-${id}
+    xpus: [{ id: dpu0, redfishSystem: /redfish/v1/Systems/Bluefield }]`;
+const INVENTORY = `
+policy:
+  xpuReboot: { noticeSeconds: 300, maxExtensionSeconds: 600, maxExtensions: 3 }
+nodes:${['ca1', 'ca2'].map((id, i) => node(id, `r${i}`)).join('')}
+`;
+
+let stack: Stack;
+
+beforeAll(async () => {
+  const dir = tempDir('audit');
+  writeFileSync(join(dir, 'nodes.yaml'), INVENTORY);
+  stack = await startStack({
+    config: parseConfig({ PORT: '0', DATA_DIR: join(dir, 'data'), NODES_FILE: join(dir, 'nodes.yaml'), OPERATOR_TOKEN: OPERATOR }),
+    logger: silentLogger,
+  });
+});
+
+afterAll(async () => {
+  await stack?.close();
+});
+
+const token = (agent: string) => `agent-token-${agent.split('.')[0]}`;
+/** One poll of an agent's commands (types and ids), answered at once. */
+async function poll(agent: string): Promise<Array<{ id: string; type: string }>> {
+  const res = await api(stack.url, `/v1/agents/${agent}/commands?wait=0`, { token: token(agent) });
+  expect(res.status).toBe(200);
+  return res.json;
+}
+const post = (agent: string, id: string, status: string) =>
+  api(stack.url, `/v1/agents/${agent}/commands/${id}`, { token: token(agent), body: { status, output: `${status} here` } });
+const reboot = async (id: string) => (await api(stack.url, `/v1/reboots/${id}`, { token: OPERATOR })).json;
+
+/** An announced xPU reboot whose host was handed migrate-workloads and protect-pcie (not answered). */
+async function preparing(n: string, eventId: string): Promise<string> {
+  const posted = await api(stack.url, '/v1/events', {
+    token: token(n),
+    body: { id: eventId, type: 'xpu.reboot.pending', node: n, xpu: 'dpu0', data: { reason: 'audit' } },
+  });
+  expect(posted.status).toBe(202);
+  const id = await waitFor(`a reboot of ${n} in its notice phase`, async () => {
+    const r = (await api(stack.url, `/v1/reboots?node=${n}`, { token: OPERATOR })).json.items[0];
+    return r?.status === 'preparing' ? (r.id as string) : undefined;
+  });
+  await waitFor('the preparation commands', async () => (await poll(n)).length === 2 || undefined);
+  return id;
+}
+
+describe('7.1/7.3: a cancel undoes in turn, and a failed restore-pcie is never followed by resume-workloads', () => {
+  it('restore-pcie failed: no resume-workloads, ever; succeeded: resume-workloads follows', async () => {
+    const failing = await preparing('ca1', 'ca1-pending');
+    const working = await preparing('ca2', 'ca2-pending');
+    for (const id of [failing, working])
+      expect((await api(stack.url, `/v1/reboots/${id}/cancel`, { token: OPERATOR, body: { reason: 'audit' } })).status).toBe(200);
+
+    // Only the restore goes out with the cancel: resume-workloads waits for its result.
+    const restore1 = await waitFor('restore-pcie on ca1', async () => (await poll('ca1')).find((c) => c.type === 'restore-pcie'));
+    expect((await poll('ca1')).map((c) => c.type)).not.toContain('resume-workloads');
+    expect((await post('ca1', restore1.id, 'failed')).status).toBe(200);
+
+    const restore2 = await waitFor('restore-pcie on ca2', async () => (await poll('ca2')).find((c) => c.type === 'restore-pcie'));
+    expect((await post('ca2', restore2.id, 'succeeded')).status).toBe(200);
+    const resume = await waitFor('resume-workloads on ca2', async () => (await poll('ca2')).find((c) => c.type === 'resume-workloads'));
+    expect(resume.id).toBe(`${working}.resume-workloads`);
+    // The same result again sends nothing new.
+    expect((await post('ca2', restore2.id, 'succeeded')).json).toMatchObject({ duplicate: true });
+
+    // ca2's resume-workloads came after ca1's failure was recorded: by then ca1 has none, nor gets one.
+    const failed = await reboot(failing);
+    expect(failed.status).toBe('cancelled');
+    expect(Object.values(failed.commands).map((c: any) => c.type)).not.toContain('resume-workloads');
+    expect(failed.history.map((h: any) => h.phase)).toContain('command-failed');
+    expect((await poll('ca1')).map((c) => c.type)).not.toContain('resume-workloads');
+    const done = await reboot(working);
+    expect(Object.values(done.commands).filter((c: any) => c.type === 'resume-workloads')).toHaveLength(1);
+  });
+});
