@@ -799,6 +799,23 @@ export function markSilentHost(r: StoredReboot, now: Date): Step | null {
 }
 
 /** Marks closed commands timed out on the reboot, unless a result got there first. */
+/**
+ * The xPU is back (its ready ends the outage whenever it arrives: in the notice phase, in a core-dump
+ * hold) while commands of those phases were still open. They were for before the outage (contract 5:
+ * protect-pcie before the xPU goes down, allow-coredump before its reset), so they are closed as the
+ * recovery begins: an agent that polls only now must not migrate workloads, mask PCIe or dump a core
+ * after the xPU came back, nor run protect-pcie after the restore-pcie that follows. Null when none were open.
+ */
+export function closeOnReturn(r: StoredReboot, closed: string[], now: Date): Step | null {
+  const open = closed.filter((id) => r.commands[id] && !isFinal(r.commands[id].status));
+  if (open.length === 0) return null;
+  const s = next(r);
+  markTimedOut(s, open);
+  const types = open.map((id) => s.commands[id]!.type).join(', ');
+  s.history.push(entry(now.toISOString(), 'note', `the xPU came back before ${types} was done: closed, not sent any more`, COORDINATOR));
+  return { reboot: s, effects: [] };
+}
+
 export function markTimedOut(r: StoredReboot, closed: string[]): void {
   for (const id of closed) if (r.commands[id] && !isFinal(r.commands[id].status)) r.commands[id].status = 'timed-out';
 }

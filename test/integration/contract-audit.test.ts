@@ -22,7 +22,7 @@ const node = (id: string, rack: string) => `
 const INVENTORY = `
 policy:
   xpuReboot: { noticeSeconds: 300, maxExtensionSeconds: 600, maxExtensions: 3 }
-nodes:${['ca1', 'ca2'].map((id, i) => node(id, `r${i}`)).join('')}
+nodes:${['ca1', 'ca2', 'ca3', 'ca4'].map((id, i) => node(id, `r${i}`)).join('')}
 `;
 
 let stack: Stack;
@@ -93,5 +93,58 @@ describe('7.1/7.3: a cancel undoes in turn, and a failed restore-pcie is never f
     expect((await poll('ca1')).map((c) => c.type)).not.toContain('resume-workloads');
     const done = await reboot(working);
     expect(Object.values(done.commands).filter((c: any) => c.type === 'resume-workloads')).toHaveLength(1);
+  });
+});
+
+describe('4/5: xpu.ready ends the outage whenever it arrives; what was for before the outage is not sent after it', () => {
+  const pending = (n: string, id: string) =>
+    api(stack.url, '/v1/events', {
+      token: token(n),
+      body: { id, type: 'xpu.reboot.pending', node: n, xpu: 'dpu0', data: { reason: 'audit' } },
+    });
+  const signal = (n: string, id: string, type: string) =>
+    api(stack.url, '/v1/events', { token: token(n), body: { id, type, node: n, xpu: 'dpu0' } });
+
+  it('ready in the notice phase: a host agent that polls only now gets restore-pcie, not migrate-workloads or protect-pcie', async () => {
+    expect((await pending('ca3', 'ca3-pending')).status).toBe(202);
+    const id = await waitFor('the notice phase', async () => {
+      const r = (await api(stack.url, '/v1/reboots?node=ca3', { token: OPERATOR })).json.items[0];
+      return r?.status === 'preparing' ? (r.id as string) : undefined;
+    });
+    expect((await signal('ca3', 'ca3-ready', 'xpu.ready')).status).toBe(202);
+    await waitFor('recovery', async () => (await reboot(id)).status === 'recovering' || undefined);
+    const cmds = await waitFor('restore-pcie', async () => {
+      const got = await poll('ca3');
+      return got.some((c) => c.type === 'restore-pcie') ? got : undefined;
+    });
+    expect(cmds.map((c) => c.type)).toEqual(['restore-pcie']);
+    const r = await reboot(id);
+    expect(r.commands[`${id}.migrate-workloads`].status).toBe('timed-out');
+    expect(r.commands[`${id}.protect-pcie`].status).toBe('timed-out');
+    // And the reboot ends as the contract says: restore-pcie, then resume-workloads, completed.
+    expect((await post('ca3', `${id}.restore-pcie`, 'succeeded')).status).toBe(200);
+    const resume = await waitFor('resume-workloads', async () => (await poll('ca3')).find((c) => c.type === 'resume-workloads'));
+    expect((await post('ca3', resume.id, 'succeeded')).status).toBe(200);
+    await waitFor('completed', async () => (await reboot(id)).status === 'completed' || undefined);
+  });
+
+  it('ready during the core-dump hold: the xPU is not asked for a core dump, nor the host to protect PCIe, once it is back', async () => {
+    const crashed = await api(stack.url, '/v1/events', {
+      token: token('ca4'),
+      body: { id: 'ca4-crash', type: 'xpu.crashed', node: 'ca4', xpu: 'dpu0', data: { reason: 'panic' } },
+    });
+    expect(crashed.status).toBe(202);
+    const id = await waitFor(
+      'the crash reboot',
+      async () => (await api(stack.url, '/v1/reboots?node=ca4', { token: OPERATOR })).json.items[0]?.id,
+    );
+    await waitFor('the core-dump hold', async () => Object.keys((await reboot(id)).commands ?? {}).length >= 2 || undefined);
+    expect((await signal('ca4', 'ca4-ready', 'xpu.ready')).status).toBe(202);
+    const cmds = await waitFor('restore-pcie', async () => {
+      const got = await poll('ca4');
+      return got.some((c) => c.type === 'restore-pcie') ? got : undefined;
+    });
+    expect(cmds.map((c) => c.type)).toEqual(['restore-pcie']);
+    expect((await poll('ca4.dpu0')).map((c) => c.type)).toEqual([]);
   });
 });
