@@ -15,7 +15,6 @@ import {
   isNoticePhase,
   undoneCommands,
   isFinal,
-  MAX_EVENT_DELAY_MS,
   planPostpone,
   summarize,
   type PlannedCommand,
@@ -80,15 +79,12 @@ export function sourceOf(ev: NativeEvent): string {
 }
 
 /**
- * When a signal happened, on the coordinator's clock: its own time when that is plausible (at or
- * shortly before its receipt: a retried delivery), else its receipt. Deadlines, timeouts and the
- * report are dated with this, never with a source's raw time.
+ * When a signal happened, on the coordinator's clock: its receipt (contract 7.1: a source's own time
+ * only orders that source's events, it never dates anything). Deadlines, timeouts and the report are
+ * dated with this.
  */
 export function coordinatorTime(ev: NativeEvent): string {
-  const t = Date.parse(ev.time);
-  const r = Date.parse(ev.receivedAt);
-  if (!Number.isFinite(t) || t > r || r - t > MAX_EVENT_DELAY_MS) return new Date(r).toISOString();
-  return new Date(t).toISOString();
+  return new Date(Date.parse(ev.receivedAt)).toISOString();
 }
 
 /** The event that started a reboot, as far as ordering needs it. */

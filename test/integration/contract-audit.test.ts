@@ -22,7 +22,7 @@ const node = (id: string, rack: string) => `
 const INVENTORY = `
 policy:
   xpuReboot: { noticeSeconds: 300, maxExtensionSeconds: 600, maxExtensions: 3 }
-nodes:${['ca1', 'ca2', 'ca3', 'ca4'].map((id, i) => node(id, `r${i}`)).join('')}
+nodes:${['ca1', 'ca2', 'ca3', 'ca4', 'ca5'].map((id, i) => node(id, `r${i}`)).join('')}
 `;
 
 let stack: Stack;
@@ -146,5 +146,32 @@ describe('4/5: xpu.ready ends the outage whenever it arrives; what was for befor
     });
     expect(cmds.map((c) => c.type)).toEqual(['restore-pcie']);
     expect((await poll('ca4.dpu0')).map((c) => c.type)).toEqual([]);
+  });
+});
+
+describe('7.1: the coordinator dates notice and deadlines by its own clock, whatever the BMC clock says', () => {
+  it('a BMC two minutes behind gets the full notice it announced, from the receipt', async () => {
+    const before = Date.now();
+    const res = await api(stack.url, '/v1/events/redfish', {
+      token: 'bmc-token-ca5',
+      body: {
+        Events: [
+          {
+            EventId: 'ca5-pending',
+            EventTimestamp: new Date(before - 120_000).toISOString().replace(/\.\d+Z$/, '-0000'),
+            MessageId: 'XpuReboot.1.0.RebootPending',
+            MessageArgs: ['200', 'skewed clock'],
+            OriginOfCondition: '/redfish/v1/Systems/Bluefield/',
+          },
+        ],
+      },
+    });
+    const after = Date.now();
+    expect(res.json).toEqual({ accepted: 1, ignored: 0 });
+    const r = await waitFor('the reboot', async () => (await api(stack.url, '/v1/reboots?node=ca5', { token: OPERATOR })).json.items[0]);
+    const notified = Date.parse(r.notifiedAt);
+    expect(notified).toBeGreaterThanOrEqual(before);
+    expect(notified).toBeLessThanOrEqual(after);
+    expect(Date.parse(r.deadline) - notified).toBe(200_000);
   });
 });
