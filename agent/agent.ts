@@ -13,6 +13,7 @@ import { killLeftoverGroup } from './proc.ts';
 import { isSafeId, unsafeIdProblem } from './ids.ts';
 import { isoTime } from './iso-time.ts';
 import { DRY_RUN_ENV, isRequiredHook } from './roles.ts';
+import { WarmGate } from './warm-gate.ts';
 
 /** How long a hook runs before its first `running` heartbeat (see where it is used). */
 const FIRST_HEARTBEAT_MS = 250;
@@ -347,6 +348,10 @@ class Agent {
   readonly #base: string;
   /** Push channel (transport-mqtt.ts): decides how long each poll waits. */
   readonly #transport: Transport;
+  /** What every hook inherits (the per-command variables go on top): computed once, so a warm gate can carry it. */
+  readonly #hookBaseEnv: NodeJS.ProcessEnv;
+  /** The gate shell started ahead of the next command (warm-gate.ts). */
+  readonly #warm: WarmGate;
 
   constructor(config: AgentConfig, journal: Journal, log: Logger, stop: AbortSignal, env: NodeJS.ProcessEnv) {
     this.config = config;
@@ -359,6 +364,10 @@ class Agent {
     this.#sender = new Sender(this, this.#backoff());
     this.#base = `v1/agents/${encodeURIComponent(config.agent)}/commands`;
     this.#transport = createTransport({ mode: config.transport, url: config.mqttUrl, agent: config.agent, token: config.token, log });
+    this.#hookBaseEnv = Object.freeze(this.#baseEnv());
+    this.#warm = new WarmGate(this.#hookBaseEnv, config.hooks);
+    // Stopping: EOF on the idle gate's stdin, it exits without running anything (a hook running now goes on).
+    stop.addEventListener('abort', () => this.#warm.close(), { once: true });
   }
 
   async run(): Promise<AgentExit> {
@@ -373,11 +382,14 @@ class Agent {
     });
     await this.#recover();
     this.#sender.start();
+    // Before the first command arrives, so that one too starts without a fork on its path.
+    if (!this.#stop.aborted) this.#warm.fill();
     const exit = c.once ? await this.#runOnce() : await this.#runForever();
     return this.#shutdown(exit);
   }
 
   close(): void {
+    this.#warm.close();
     this.#transport.close();
     this.#sender.stop();
     this.#http.close();
@@ -412,6 +424,8 @@ class Agent {
         await this.#execute(next);
         continue;
       }
+      // Idle now (waiting for the server): fork the next hook's gate shell, off any command's path.
+      this.#fillGateSoon();
       // Deliver before asking for more: the server hands back every command without a result.
       if (this.#sender.pending && !this.#sender.backingOff) await this.#sender.drain(this.config.requestTimeoutSeconds * 1000);
       const res = await this.#poll(await this.#transport.beforePoll(this.config.wait, this.#stop));
@@ -558,15 +572,17 @@ class Agent {
     const run = startHook({
       path: hook.path,
       stdin: JSON.stringify(cmd.raw) + '\n',
-      env: this.#hookEnv(cmd),
+      env: this.#hookBaseEnv,
+      commandEnv: commandEnv(cmd),
       cwd: this.config.hooks,
       deadline: cmd.deadline,
       maxOutputBytes: this.config.maxOutputBytes,
       killGraceMs: this.config.killGraceSeconds * 1000,
       onSpawn: (identity) => this.journal.spawned(id, identity),
+      warm: this.#warm,
     });
     this.#current = { id, run, deadline: cmd.deadline };
-    log.info('hook started', { pid: run.pid, deadline: isoTime(cmd.deadline) });
+    log.info('hook started', { pid: run.pid, deadline: isoTime(cmd.deadline), gate: run.warm ? 'warm' : 'cold' });
 
     const onStop = () => {
       log.info('agent stopping: letting the hook finish within the grace period', { graceSeconds: this.config.stopGraceSeconds });
@@ -577,6 +593,7 @@ class Agent {
 
     let ticking = false;
     const tick = async () => {
+      this.#fillGateSoon(); // the hook runs on: a command queued meanwhile need not wait for a fork either
       if (ticking) return;
       ticking = true;
       try {
@@ -608,6 +625,18 @@ class Agent {
     this.#sender.enqueue(id);
   }
 
+  /**
+   * Forks the next gate shell after the current macrotask (a request just started goes on the wire first),
+   * and never right after a hook's gate opened: a fork of the agent then competes with the hook's start
+   * (+1.5 ms p50 to the hook's first instruction, bench/probe-warm-gate.ts). So: when the agent turns to
+   * the server (delivering, polling) and when a hook has run for a while (its first heartbeat tick).
+   */
+  #fillGateSoon(): void {
+    setImmediate(() => {
+      if (!this.#stop.aborted) this.#warm.fill();
+    });
+  }
+
   #warned = new Map<string, number>();
   /** One warning per kind and minute: a misbehaving server must not flood the journal. */
   #warnOnce(kind: string, msg: string, fields: Record<string, unknown>): void {
@@ -623,7 +652,7 @@ class Agent {
     this.#sender.enqueue(id);
   }
 
-  #hookEnv(cmd: ValidCommand): NodeJS.ProcessEnv {
+  #baseEnv(): NodeJS.ProcessEnv {
     // Never the token itself: a hook's environment is readable in /proc by its user and is copied
     // into everything it starts. A hook that calls the API reads REBOOT_AGENT_TOKEN_FILE (opt-in).
     // NOTIFY_SOCKET & co. belong to the agent: a hook must not speak for the service to systemd.
@@ -637,12 +666,6 @@ class Agent {
     } = this.#env;
     return {
       ...inherited,
-      REBOOT_ID: cmd.rebootId,
-      COMMAND_ID: cmd.id,
-      COMMAND_TYPE: cmd.type,
-      NODE_ID: cmd.node,
-      XPU_ID: cmd.xpu ?? '',
-      DEADLINE: isoTime(cmd.deadline),
       // So a hook can call the API itself (e.g. ask for an extension) with the agent's own credentials.
       REBOOT_AGENT_SERVER: this.config.server,
       REBOOT_AGENT_ID: this.config.agent,
@@ -754,6 +777,18 @@ class Agent {
   #backoff(): Backoff {
     return createBackoff(this.config.backoffInitialSeconds * 1000, this.config.backoffMaxSeconds * 1000);
   }
+}
+
+/** The hook's variables that differ per command (on top of the agent's #baseEnv). */
+function commandEnv(cmd: ValidCommand): Record<string, string> {
+  return {
+    REBOOT_ID: cmd.rebootId,
+    COMMAND_ID: cmd.id,
+    COMMAND_TYPE: cmd.type,
+    NODE_ID: cmd.node,
+    XPU_ID: cmd.xpu ?? '',
+    DEADLINE: isoTime(cmd.deadline),
+  };
 }
 
 /**

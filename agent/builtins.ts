@@ -9,8 +9,9 @@
 export const fs = process.getBuiltinModule('node:fs');
 
 /**
- * child_process (with dgram, which it requires for handle passing) is loaded at the first spawn:
- * an idle agent outside systemd never spawns anything.
+ * child_process (with dgram, which it requires for handle passing) is loaded at the first spawn: for
+ * the daemon that is the warm gate at start (warm-gate.ts); `rebootctl` commands that never spawn
+ * do not load it.
  */
 export const spawn: typeof import('node:child_process').spawn = ((...args: unknown[]) =>
   (process.getBuiltinModule('node:child_process').spawn as (...a: unknown[]) => unknown)(...args)) as never;

@@ -5,6 +5,7 @@ import { formatOutput, TailBuffer } from './output.ts';
 import { identify, terminateGroup, type ProcessIdentity } from './proc.ts';
 import { isoTime } from './iso-time.ts';
 import { fs, spawn } from './builtins.ts';
+import type { GateChild, WarmGate } from './warm-gate.ts';
 
 const { accessSync, constants, statSync } = fs;
 
@@ -40,6 +41,8 @@ export interface HookRun {
   readonly pid: number | undefined;
   /** Known once spawned: what the journal records to find leftovers after our own crash. */
   readonly identity: ProcessIdentity | undefined;
+  /** It ran through the agent's pre-started gate shell (no fork on the command's path). */
+  readonly warm: boolean;
   readonly done: Promise<HookOutcome>;
   /** A redelivery after an extension carries a moved deadline. */
   setDeadline(deadline: Date): void;
@@ -50,13 +53,18 @@ export interface HookRun {
 export interface HookSpec {
   path: string;
   stdin: string;
+  /** What the hook inherits, with commandEnv on top. */
   env: NodeJS.ProcessEnv;
+  /** The variables that differ per command: a warm gate exports them from lines on its stdin. */
+  commandEnv?: Readonly<Record<string, string>>;
   cwd: string;
   deadline: Date;
   maxOutputBytes: number;
   killGraceMs: number;
   /** Called once the process group exists and before the hook runs: journal it here. */
   onSpawn?: (identity: ProcessIdentity) => void;
+  /** A gate shell started ahead (warm-gate.ts): used when it runs this hook exactly as a cold spawn would. */
+  warm?: WarmGate;
 }
 
 /**
@@ -86,27 +94,22 @@ export function startHook(spec: HookSpec): HookRun {
 
   // The hook starts behind a gate: a shell waits for "go" on stdin, sent only once onSpawn has
   // recorded the process group. A crash of the agent in between leaves no hook running unrecorded.
-  const child = spawn('/bin/sh', ['-c', GATE, spec.path], {
-    cwd: spec.cwd,
-    env: spec.env,
-    // Its own process group: the deadline kills the hook and everything it started, not the agent.
-    detached: true,
-    // The shell's own stderr: it writes nothing there (an exec failure goes to stdout, after 2>&1).
-    stdio: ['pipe', 'pipe', 'ignore'],
-  });
+  // A warm gate was forked before the command came; everything from here on is the same for both.
+  const warm = spec.warm?.take(spec) ?? null;
+  const child = warm?.child ?? spawnGate(spec);
   const pid = child.pid;
   // A hook that does not read its stdin closes the pipe early (its right); a killed shell too.
   child.stdin.on('error', () => {});
   if (pid !== undefined) {
     liveGroups.add(pid);
-    identity = identify(pid);
+    identity = warm?.identity ?? identify(pid);
     try {
       spec.onSpawn?.(identity);
     } catch (err) {
       child.stdin.destroy(); // EOF on the gate: the shell exits without running the hook
       throw err;
     }
-    child.stdin.end('go\n' + spec.stdin);
+    child.stdin.end((warm?.lines ?? 'go\n') + spec.stdin);
   }
 
   const killAt = () => Math.min(deadline.getTime(), stopAt ?? Infinity);
@@ -170,6 +173,7 @@ export function startHook(spec: HookSpec): HookRun {
   return {
     pid,
     identity,
+    warm: warm !== null,
     done,
     setDeadline(d: Date) {
       deadline = d;
@@ -180,6 +184,18 @@ export function startHook(spec: HookSpec): HookRun {
       arm();
     },
   };
+}
+
+/** The cold path: fork the agent and exec the gate shell, now. */
+function spawnGate(spec: HookSpec): GateChild {
+  return spawn('/bin/sh', ['-c', GATE, spec.path], {
+    cwd: spec.cwd,
+    env: spec.commandEnv ? { ...spec.env, ...spec.commandEnv } : spec.env,
+    // Its own process group: the deadline kills the hook and everything it started, not the agent.
+    detached: true,
+    // The shell's own stderr: it writes nothing there (an exec failure goes to stdout, after 2>&1).
+    stdio: ['pipe', 'pipe', 'ignore'],
+  }) as GateChild;
 }
 
 /** Waits briefly for both pipes to end, then destroys them (a background grandchild may keep them open). */

@@ -3,9 +3,12 @@
 // V8 flags (`npm start` passes them, package.json; the bench runs the stack with the same ones): the API, ingest and
 // engine allocate short-lived garbage per request, and with V8's defaults the heap held ~3x its live size (1,000
 // workflows driven to completion: heap 250 MB of which 100 MB live). --max-semi-space-size=8 caps the young
-// generation at 2 x 8 MB (Node 24's default grows to 2 x 64 MB: no pointer compression); --heap-growing-percent=30
-// lets the old generation grow 30 % past its live size before a full GC (default up to 4x). Together: the stack
-// process 360 -> 125 MB PSS at the peak of 300 workflows (bench/README.md, "Round 2"), for more GC work.
+// generation at 2 x 8 MB (Node 24's default grows to 2 x 64 MB: no pointer compression); --heap-growing-percent=100
+// lets the old generation grow to twice its live size before a full GC (default up to 4x). Together: the stack
+// process 360 -> 125 MB PSS at the peak of 300 workflows (bench/README.md, "Round 2"), for more GC work. 100 rather
+// than the 30 of round 2: a full GC's pause lands on whichever event is in flight, and at 30 % the stack ran one
+// every ~1.4 s under the latency bench (18 in 25 s, 0.16-0.45 s of pauses); at 100 %, 6 (0.08 s), for +40 MiB at the
+// peak of 1,000 workflows (314 -> 355 MiB PSS; bench/README.md "Round 2, fourth pass").
 //
 // Start-up order (docs/reliability.md, "Restart"): the compile cache first, so that this process and the emulator
 // processes reuse the code compiled by the previous start (no TypeScript stripped again); then the DATA_DIR lock and

@@ -68,8 +68,9 @@ async function firstStart(entry: string, name: string, state = join(dir, `state-
 }
 
 /** Built-ins an idle daemon has no use for: each stays resident once loaded. */
+// Not child_process: an idle agent keeps the next hook's gate shell forked ahead (agent/warm-gate.ts; ~0.9 MB RSS
+// outside systemd, nothing more under it, where systemd-notify loads it at start anyway).
 const UNUSED_WHILE_IDLE = [
-  'NativeModule child_process', // loaded at the first hook or systemd-notify
   'NativeModule internal/fs/promises', // `import … from 'node:fs'` builds fs.promises
   'NativeModule internal/readline/interface', // `import … from 'node:module'`
   'NativeModule internal/deps/undici/undici', // fetch, or `import … from 'node:http'`
