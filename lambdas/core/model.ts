@@ -100,6 +100,29 @@ export function originOf(ev: NativeEvent): Origin {
   return { source: sourceOf(ev), time: ev.time, receivedAt: ev.receivedAt };
 }
 
+/**
+ * How far a source's clock may drift against our receipts between two of its events before its
+ * times stop ordering them: its deliveries take seconds to minutes (a BMC retries for ~90 s; an
+ * event held through an outage of its network, hours at worst), so a gap between its clock and our
+ * receipts that changed by more than this is a clock that was set (an RTC reset after a BMC
+ * reboot, NTP coming back after days), not a slow delivery. Receipts are the API's, kept through
+ * the queue and the DLQ, so a late or redriven queue delivery does not widen the gap.
+ */
+export const MAX_CLOCK_DRIFT_MS = 6 * 60 * 60 * 1000;
+
+/**
+ * May `ev` and the signal `o` be ordered by their one source's clock? Same source, and the clock
+ * did not jump between them. A BMC whose clock is days off all along still orders its own events
+ * (contract 7.1); one whose clock was set back after a reboot no longer puts its next notice
+ * "before" the last reboot's ready (the notice would join that ended reboot and start nothing).
+ */
+function sameClock(o: Origin, ev: NativeEvent): boolean {
+  if (sourceOf(ev) !== o.source) return false;
+  const clockGap = Date.parse(ev.time) - Date.parse(o.time);
+  const receiptGap = Date.parse(ev.receivedAt) - Date.parse(o.receivedAt);
+  return Math.abs(clockGap - receiptGap) <= MAX_CLOCK_DRIFT_MS;
+}
+
 /** Two sources may deliver a moment apart for one happening; closer than this, receipt order says nothing. */
 export const CROSS_SOURCE_SLACK_MS = 5_000;
 
@@ -113,7 +136,7 @@ export function predates(r: StoredReboot, ev: NativeEvent): boolean {
   // An unannounced reboot is first heard of in the middle of its outage: its down, its notice or
   // its crash may well come from before that first signal. Only an older ready is another outage's.
   if (r.mode === 'unannounced' && ev.type !== 'xpu.ready') return false;
-  if (o.source === sourceOf(ev)) return Date.parse(ev.time) < Date.parse(o.time);
+  if (sameClock(o, ev)) return Date.parse(ev.time) < Date.parse(o.time);
   return Date.parse(ev.receivedAt) < Date.parse(o.receivedAt) - CROSS_SOURCE_SLACK_MS;
 }
 
@@ -241,21 +264,19 @@ export function onNotice(r: StoredReboot, ev: NativeEvent): Step | null {
 
 /** Was `ev` sent before the ready that ended an outage (by that ready's source's clock, else received before it)? */
 function beforeReady(ready: Origin, ev: NativeEvent): boolean {
-  return sourceOf(ev) === ready.source
-    ? Date.parse(ev.time) < Date.parse(ready.time)
-    : Date.parse(ev.receivedAt) < Date.parse(ready.receivedAt);
+  return sameClock(ready, ev) ? Date.parse(ev.time) < Date.parse(ready.time) : Date.parse(ev.receivedAt) < Date.parse(ready.receivedAt);
 }
 
 /** Was `ev` sent no later than the signal `o` (by its source's clock; from another source, received at most CROSS_SOURCE_SLACK_MS after it)? */
 function notAfterOrigin(o: Origin, ev: NativeEvent): boolean {
-  return sourceOf(ev) === o.source
+  return sameClock(o, ev)
     ? Date.parse(ev.time) <= Date.parse(o.time)
     : Date.parse(ev.receivedAt) <= Date.parse(o.receivedAt) + CROSS_SOURCE_SLACK_MS;
 }
 
 /** Was `ev` sent at the very instant of `o` (by their one source's clock, else received then)? */
 function sentWith(o: Origin, ev: NativeEvent): boolean {
-  return sourceOf(ev) === o.source ? Date.parse(ev.time) === Date.parse(o.time) : Date.parse(ev.receivedAt) === Date.parse(o.receivedAt);
+  return sameClock(o, ev) ? Date.parse(ev.time) === Date.parse(o.time) : Date.parse(ev.receivedAt) === Date.parse(o.receivedAt);
 }
 
 /** How many signals of the next outage one reboot keeps (a storm beyond it is noted, not kept). */
@@ -278,7 +299,7 @@ function ofNextOutage(r: StoredReboot, ev: NativeEvent): boolean {
     case 'xpu.crashed':
       return announcesNext(r, ready, ev);
     case 'xpu.down':
-      return sourceOf(ev) === ready.source && Date.parse(ev.time) > Date.parse(ready.time);
+      return sameClock(ready, ev) && Date.parse(ev.time) > Date.parse(ready.time);
     case 'xpu.ready':
       return endsNext(r, ev);
     default:
@@ -294,7 +315,7 @@ function ofNextOutage(r: StoredReboot, ev: NativeEvent): boolean {
 function endsNext(r: StoredReboot, ev: NativeEvent): boolean {
   const again = originOf(ev);
   return (r.deferred ?? []).some((d) =>
-    d.type === 'xpu.reboot.pending' ? sourceOf(d) === again.source && Date.parse(d.time) < Date.parse(again.time) : beforeReady(again, d),
+    d.type === 'xpu.reboot.pending' ? sameClock(again, d) && Date.parse(d.time) < Date.parse(again.time) : beforeReady(again, d),
   );
 }
 
@@ -364,10 +385,10 @@ export function sameOutage(r: StoredReboot, ev: NativeEvent): boolean {
   if (ev.type === 'xpu.ready' && endsNext(r, ev)) return false;
   // After the ready that ended this reboot's outage, by that ready's own clock: a new outage.
   const ended = r.readyOrigin;
-  if (ended && sourceOf(ev) === ended.source && Date.parse(ev.time) > Date.parse(ended.time)) return false;
+  if (ended && sameClock(ended, ev) && Date.parse(ev.time) > Date.parse(ended.time)) return false;
   // A down sent before this reboot's ready, by that ready's clock, starts no outage of its own: that
   // ready (or an earlier one) ended it. Recorded here (as stale, if it predates the reboot too).
-  if (ev.type === 'xpu.down' && ended && sourceOf(ev) === ended.source && Date.parse(ev.time) < Date.parse(ended.time)) return true;
+  if (ev.type === 'xpu.down' && ended && sameClock(ended, ev) && Date.parse(ev.time) < Date.parse(ended.time)) return true;
   if (r.mode === 'unannounced' && notLater) return true;
   return !predates(r, ev) && receivedWhileItRan;
 }

@@ -22,7 +22,7 @@ const node = (id: string, rack: string) => `
 const INVENTORY = `
 policy:
   xpuReboot: { noticeSeconds: 300, maxExtensionSeconds: 600, maxExtensions: 3 }
-nodes:${['ca1', 'ca2', 'ca3', 'ca4', 'ca5'].map((id, i) => node(id, `r${i}`)).join('')}
+nodes:${['ca1', 'ca2', 'ca3', 'ca4', 'ca5', 'ca6'].map((id, i) => node(id, `r${i}`)).join('')}
 `;
 
 let stack: Stack;
@@ -173,5 +173,50 @@ describe('7.1: the coordinator dates notice and deadlines by its own clock, what
     expect(notified).toBeGreaterThanOrEqual(before);
     expect(notified).toBeLessThanOrEqual(after);
     expect(Date.parse(r.deadline) - notified).toBe(200_000);
+  });
+});
+
+describe('7.1: a BMC clock may be wrong by any amount, also when it was set wrong between two reboots', () => {
+  const rf = (n: string, id: string, time: string, messageId: string, args: string[] = []) =>
+    api(stack.url, '/v1/events/redfish', {
+      token: `bmc-token-${n}`,
+      body: {
+        Events: [
+          {
+            EventId: id,
+            EventTimestamp: time,
+            MessageId: messageId,
+            MessageArgs: args,
+            OriginOfCondition: '/redfish/v1/Systems/Bluefield',
+          },
+        ],
+      },
+    });
+
+  it('a notice from a BMC whose clock went back 10 days after its last reboot starts a new reboot, not a join of the ended one', async () => {
+    const now = new Date().toISOString();
+    expect((await rf('ca6', 'c6-1', now, 'XpuReboot.1.0.RebootPending', ['120', 'first'])).status).toBe(202);
+    const first = await waitFor(
+      'the first reboot',
+      async () => (await api(stack.url, '/v1/reboots?node=ca6', { token: OPERATOR })).json.items[0]?.id,
+    );
+    expect((await rf('ca6', 'c6-2', now, 'XpuReboot.1.0.Ready')).status).toBe(202);
+    const restore = await waitFor('restore-pcie', async () => (await poll('ca6')).find((c) => c.type === 'restore-pcie'));
+    expect((await post('ca6', restore.id, 'succeeded')).status).toBe(200);
+    const resume = await waitFor('resume-workloads', async () => (await poll('ca6')).find((c) => c.type === 'resume-workloads'));
+    expect((await post('ca6', resume.id, 'succeeded')).status).toBe(200);
+    await waitFor('the first reboot completed', async () => (await reboot(first)).status === 'completed' || undefined);
+
+    // The BMC rebooted and lost its time: 10 days behind from now on.
+    const past = new Date(Date.now() - 10 * 86_400_000).toISOString();
+    expect((await rf('ca6', 'c6-3', past, 'XpuReboot.1.0.RebootPending', ['120', 'second'])).status).toBe(202);
+    const second = await waitFor('a second reboot', async () => {
+      const items = (await api(stack.url, '/v1/reboots?node=ca6', { token: OPERATOR })).json.items;
+      return items.length === 2 ? items[0] : undefined;
+    });
+    expect(second).toMatchObject({ reason: 'second', mode: 'planned' });
+    expect(second.id).not.toBe(first);
+    await waitFor('its notice flow', async () => (await reboot(second.id)).status === 'preparing' || undefined);
+    expect((await reboot(first)).history.map((h: any) => h.phase)).not.toContain('joined');
   });
 });
