@@ -2,15 +2,17 @@
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
+import { batchIndexWrites } from './level-batched-writes.ts';
 import { closeIteratorsOnReturn } from './level-iterators.ts';
 import { readSynchronously } from './level-sync-get.ts';
 import { serveUntilParentGoes, tellParent } from './service-process.ts';
 
 const require = createRequire(import.meta.url);
-// Before dynalite loads: its Query and Scan streams close their LevelDB iterators with return(), and its
-// point reads are answered without a thread-pool round trip.
+// Before dynalite loads: its Query and Scan streams close their LevelDB iterators with return(), its
+// point reads are answered without a thread-pool round trip, and an item and its index entries are one batch.
 closeIteratorsOnReturn();
 readSynchronously();
+batchIndexWrites();
 const dynalite = require('dynalite') as (o: {
   path?: string;
   createTableMs?: number;
