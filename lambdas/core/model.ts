@@ -15,7 +15,6 @@ import {
   isNoticePhase,
   undoneCommands,
   isFinal,
-  MAX_EVENT_DELAY_MS,
   planPostpone,
   summarize,
   type PlannedCommand,
@@ -80,15 +79,12 @@ export function sourceOf(ev: NativeEvent): string {
 }
 
 /**
- * When a signal happened, on the coordinator's clock: its own time when that is plausible (at or
- * shortly before its receipt: a retried delivery), else its receipt. Deadlines, timeouts and the
- * report are dated with this, never with a source's raw time.
+ * When a signal happened, on the coordinator's clock: its receipt (contract 7.1: a source's own time
+ * only orders that source's events, it never dates anything). Deadlines, timeouts and the report are
+ * dated with this.
  */
 export function coordinatorTime(ev: NativeEvent): string {
-  const t = Date.parse(ev.time);
-  const r = Date.parse(ev.receivedAt);
-  if (!Number.isFinite(t) || t > r || r - t > MAX_EVENT_DELAY_MS) return new Date(r).toISOString();
-  return new Date(t).toISOString();
+  return new Date(Date.parse(ev.receivedAt)).toISOString();
 }
 
 /** The event that started a reboot, as far as ordering needs it. */
@@ -104,6 +100,29 @@ export function originOf(ev: NativeEvent): Origin {
   return { source: sourceOf(ev), time: ev.time, receivedAt: ev.receivedAt };
 }
 
+/**
+ * How far a source's clock may drift against our receipts between two of its events before its
+ * times stop ordering them: its deliveries take seconds to minutes (a BMC retries for ~90 s; an
+ * event held through an outage of its network, hours at worst), so a gap between its clock and our
+ * receipts that changed by more than this is a clock that was set (an RTC reset after a BMC
+ * reboot, NTP coming back after days), not a slow delivery. Receipts are the API's, kept through
+ * the queue and the DLQ, so a late or redriven queue delivery does not widen the gap.
+ */
+export const MAX_CLOCK_DRIFT_MS = 6 * 60 * 60 * 1000;
+
+/**
+ * May `ev` and the signal `o` be ordered by their one source's clock? Same source, and the clock
+ * did not jump between them. A BMC whose clock is days off all along still orders its own events
+ * (contract 7.1); one whose clock was set back after a reboot no longer puts its next notice
+ * "before" the last reboot's ready (the notice would join that ended reboot and start nothing).
+ */
+function sameClock(o: Origin, ev: NativeEvent): boolean {
+  if (sourceOf(ev) !== o.source) return false;
+  const clockGap = Date.parse(ev.time) - Date.parse(o.time);
+  const receiptGap = Date.parse(ev.receivedAt) - Date.parse(o.receivedAt);
+  return Math.abs(clockGap - receiptGap) <= MAX_CLOCK_DRIFT_MS;
+}
+
 /** Two sources may deliver a moment apart for one happening; closer than this, receipt order says nothing. */
 export const CROSS_SOURCE_SLACK_MS = 5_000;
 
@@ -117,7 +136,7 @@ export function predates(r: StoredReboot, ev: NativeEvent): boolean {
   // An unannounced reboot is first heard of in the middle of its outage: its down, its notice or
   // its crash may well come from before that first signal. Only an older ready is another outage's.
   if (r.mode === 'unannounced' && ev.type !== 'xpu.ready') return false;
-  if (o.source === sourceOf(ev)) return Date.parse(ev.time) < Date.parse(o.time);
+  if (sameClock(o, ev)) return Date.parse(ev.time) < Date.parse(o.time);
   return Date.parse(ev.receivedAt) < Date.parse(o.receivedAt) - CROSS_SOURCE_SLACK_MS;
 }
 
@@ -245,21 +264,19 @@ export function onNotice(r: StoredReboot, ev: NativeEvent): Step | null {
 
 /** Was `ev` sent before the ready that ended an outage (by that ready's source's clock, else received before it)? */
 function beforeReady(ready: Origin, ev: NativeEvent): boolean {
-  return sourceOf(ev) === ready.source
-    ? Date.parse(ev.time) < Date.parse(ready.time)
-    : Date.parse(ev.receivedAt) < Date.parse(ready.receivedAt);
+  return sameClock(ready, ev) ? Date.parse(ev.time) < Date.parse(ready.time) : Date.parse(ev.receivedAt) < Date.parse(ready.receivedAt);
 }
 
 /** Was `ev` sent no later than the signal `o` (by its source's clock; from another source, received at most CROSS_SOURCE_SLACK_MS after it)? */
 function notAfterOrigin(o: Origin, ev: NativeEvent): boolean {
-  return sourceOf(ev) === o.source
+  return sameClock(o, ev)
     ? Date.parse(ev.time) <= Date.parse(o.time)
     : Date.parse(ev.receivedAt) <= Date.parse(o.receivedAt) + CROSS_SOURCE_SLACK_MS;
 }
 
 /** Was `ev` sent at the very instant of `o` (by their one source's clock, else received then)? */
 function sentWith(o: Origin, ev: NativeEvent): boolean {
-  return sourceOf(ev) === o.source ? Date.parse(ev.time) === Date.parse(o.time) : Date.parse(ev.receivedAt) === Date.parse(o.receivedAt);
+  return sameClock(o, ev) ? Date.parse(ev.time) === Date.parse(o.time) : Date.parse(ev.receivedAt) === Date.parse(o.receivedAt);
 }
 
 /** How many signals of the next outage one reboot keeps (a storm beyond it is noted, not kept). */
@@ -282,7 +299,7 @@ function ofNextOutage(r: StoredReboot, ev: NativeEvent): boolean {
     case 'xpu.crashed':
       return announcesNext(r, ready, ev);
     case 'xpu.down':
-      return sourceOf(ev) === ready.source && Date.parse(ev.time) > Date.parse(ready.time);
+      return sameClock(ready, ev) && Date.parse(ev.time) > Date.parse(ready.time);
     case 'xpu.ready':
       return endsNext(r, ev);
     default:
@@ -298,7 +315,7 @@ function ofNextOutage(r: StoredReboot, ev: NativeEvent): boolean {
 function endsNext(r: StoredReboot, ev: NativeEvent): boolean {
   const again = originOf(ev);
   return (r.deferred ?? []).some((d) =>
-    d.type === 'xpu.reboot.pending' ? sourceOf(d) === again.source && Date.parse(d.time) < Date.parse(again.time) : beforeReady(again, d),
+    d.type === 'xpu.reboot.pending' ? sameClock(again, d) && Date.parse(d.time) < Date.parse(again.time) : beforeReady(again, d),
   );
 }
 
@@ -368,10 +385,10 @@ export function sameOutage(r: StoredReboot, ev: NativeEvent): boolean {
   if (ev.type === 'xpu.ready' && endsNext(r, ev)) return false;
   // After the ready that ended this reboot's outage, by that ready's own clock: a new outage.
   const ended = r.readyOrigin;
-  if (ended && sourceOf(ev) === ended.source && Date.parse(ev.time) > Date.parse(ended.time)) return false;
+  if (ended && sameClock(ended, ev) && Date.parse(ev.time) > Date.parse(ended.time)) return false;
   // A down sent before this reboot's ready, by that ready's clock, starts no outage of its own: that
   // ready (or an earlier one) ended it. Recorded here (as stale, if it predates the reboot too).
-  if (ev.type === 'xpu.down' && ended && sourceOf(ev) === ended.source && Date.parse(ev.time) < Date.parse(ended.time)) return true;
+  if (ev.type === 'xpu.down' && ended && sameClock(ended, ev) && Date.parse(ev.time) < Date.parse(ended.time)) return true;
   if (r.mode === 'unannounced' && notLater) return true;
   return !predates(r, ev) && receivedWhileItRan;
 }
@@ -551,6 +568,8 @@ export interface CommandRecord {
   seenAt?: string;
   finishedAt?: string;
   output?: string;
+  /** When the command times out (the timeout a follow-up of it reuses). */
+  deadline?: string;
 }
 
 const lastLine = (output: string) => output.trim().split('\n').slice(-1)[0]?.slice(0, 200);
@@ -562,7 +581,8 @@ const lastLine = (output: string) => output.trim().split('\n').slice(-1)[0]?.sli
  */
 export function recordResult(r: StoredReboot, cmd: CommandRecord, agentId: string): Step | null {
   const known = r.commands[cmd.id];
-  if ((known && isFinal(known.status)) || !isFinal(cmd.status) || cmd.status === 'timed-out') return null;
+  if ((known && isFinal(known.status)) || !isFinal(cmd.status) || cmd.status === 'timed-out')
+    return known?.status === cmd.status ? cancelResumeAfterRestore(r, cmd, cmd.finishedAt ?? cmd.createdAt) : null;
   const s = next(r);
   const at = cmd.finishedAt ?? cmd.seenAt ?? cmd.createdAt;
   const output = cmd.output ?? '';
@@ -575,7 +595,8 @@ export function recordResult(r: StoredReboot, cmd: CommandRecord, agentId: strin
   s.commands[cmd.id] = summary;
   const tail = cmd.status === 'failed' && output ? `: ${lastLine(output)}` : '';
   s.history.push(entry(at, `command-${cmd.status}`, `${cmd.type} on ${agentId} ${cmd.status}${tail}`, `agent:${agentId}`));
-  return { reboot: s, effects: [] };
+  const resume = cancelResumeAfterRestore(s, cmd, at);
+  return resume ? { reboot: resume.reboot, effects: resume.effects } : { reboot: s, effects: [] };
 }
 
 /** The first heartbeat of a command shows on its reboot (operators see the hook running); later ones change nothing. */
@@ -795,6 +816,23 @@ export function markSilentHost(r: StoredReboot, now: Date): Step | null {
 }
 
 /** Marks closed commands timed out on the reboot, unless a result got there first. */
+/**
+ * The xPU is back (its ready ends the outage whenever it arrives: in the notice phase, in a core-dump
+ * hold) while commands of those phases were still open. They were for before the outage (contract 5:
+ * protect-pcie before the xPU goes down, allow-coredump before its reset), so they are closed as the
+ * recovery begins: an agent that polls only now must not migrate workloads, mask PCIe or dump a core
+ * after the xPU came back, nor run protect-pcie after the restore-pcie that follows. Null when none were open.
+ */
+export function closeOnReturn(r: StoredReboot, closed: string[], now: Date): Step | null {
+  const open = closed.filter((id) => r.commands[id] && !isFinal(r.commands[id].status));
+  if (open.length === 0) return null;
+  const s = next(r);
+  markTimedOut(s, open);
+  const types = open.map((id) => s.commands[id]!.type).join(', ');
+  s.history.push(entry(now.toISOString(), 'note', `the xPU came back before ${types} was done: closed, not sent any more`, COORDINATOR));
+  return { reboot: s, effects: [] };
+}
+
 export function markTimedOut(r: StoredReboot, closed: string[]): void {
   for (const id of closed) if (r.commands[id] && !isFinal(r.commands[id].status)) r.commands[id].status = 'timed-out';
 }
@@ -1002,7 +1040,8 @@ const OPEN = ['pending', 'delivered', 'running'];
 /**
  * Withdraws an xPU reboot before its xPU went down (queued or in its notice phase): the xPU is told
  * to stand down (`cancel-reboot`), and the host undoes what it was asked to do, in turn:
- * `restore-pcie` if `protect-pcie` was sent, then `resume-workloads` if `migrate-workloads` was.
+ * `restore-pcie` if `protect-pcie` was sent, then `resume-workloads` if `migrate-workloads` was
+ * (after restore-pcie succeeded, when it was sent: see cancelUndo).
  * Repeated, it returns the reboot unchanged with the same (idempotent) effects, so a crash between
  * the write and them loses nothing.
  */
@@ -1014,10 +1053,7 @@ export function cancel(r: StoredReboot, node: NodeDef, by: Actor, reason: string
   }
   const at = now.toISOString();
   const due = new Date(now.getTime() + node.policy.xpuReboot.commandSeconds * 1000).toISOString();
-  const sent = (type: CommandType) => Object.values(r.commands).some((c) => c.type === type && c.step === 'prepare');
-  const commands = [planControl(r, 'cancel-reboot', r.xpu, { reason }, due)];
-  if (sent('protect-pcie')) commands.push(planControl(r, 'restore-pcie', null, { reason: `reboot ${r.id} cancelled` }, due));
-  if (sent('migrate-workloads')) commands.push(planControl(r, 'resume-workloads', null, { reason: `reboot ${r.id} cancelled` }, due));
+  const commands = [planControl(r, 'cancel-reboot', r.xpu, { reason }, due), ...cancelUndo(r, due)];
   const open = Object.values(r.commands).filter((c) => c.step === 'prepare' && OPEN.includes(c.status));
   const effects: Effect[] = [
     { kind: 'close-commands', ids: open.map((c) => c.id) },
@@ -1032,10 +1068,56 @@ export function cancel(r: StoredReboot, node: NodeDef, by: Actor, reason: string
   s.endedAt = at;
   for (const c of open) s.commands[c.id] = { ...c, status: 'timed-out' };
   for (const p of commands) s.commands[p.id] ??= summarize(p, 'cancel', at);
+  const waits = resumeWaitsForRestore(s) ? '; resume-workloads follows once restore-pcie succeeded' : '';
   s.history.push(
-    entry(at, 'cancelled', `cancelled${reason ? `: ${reason}` : ''}; ${commands.map((c) => c.type).join(', then ')} sent`, by),
+    entry(at, 'cancelled', `cancelled${reason ? `: ${reason}` : ''}; ${commands.map((c) => c.type).join(', then ')} sent${waits}`, by),
   );
   return { reboot: s, effects: [...effects, { kind: 'metric', name: 'RebootsCancelled' }] };
+}
+
+const undoneOk = (c: CommandSummary | undefined) => c?.status === 'succeeded' || c?.status === 'skipped';
+const preparedWith = (r: StoredReboot, type: CommandType) => Object.values(r.commands).some((c) => c.type === type && c.step === 'prepare');
+const undoOf = (r: StoredReboot, type: CommandType) => Object.values(r.commands).find((c) => c.type === type && c.step === 'cancel');
+
+/**
+ * What a cancelled reboot owes the host now: `restore-pcie` once `protect-pcie` went out, and
+ * `resume-workloads` once `migrate-workloads` went out, but only after that restore-pcie succeeded
+ * when there is one. Sent together, an agent that failed restore-pcie would resume workloads on a
+ * device it could not bring back; contract 7.1 says a failed restore-pcie is never followed by
+ * resume-workloads, on this path as on the recovery's. Listed whether or not sent already (sending
+ * is idempotent), so a repeat re-sends what a crash may have kept from going out.
+ */
+function cancelUndo(r: StoredReboot, due: string): PlannedCommand[] {
+  const why = { reason: `reboot ${r.id} cancelled` };
+  const out: PlannedCommand[] = [];
+  if (preparedWith(r, 'protect-pcie')) out.push(planControl(r, 'restore-pcie', null, why, due));
+  if (preparedWith(r, 'migrate-workloads') && (!preparedWith(r, 'protect-pcie') || undoneOk(undoOf(r, 'restore-pcie'))))
+    out.push(planControl(r, 'resume-workloads', null, why, due));
+  return out;
+}
+
+/** Is the cancel's resume-workloads held back until its restore-pcie succeeds? */
+function resumeWaitsForRestore(r: StoredReboot): boolean {
+  return preparedWith(r, 'migrate-workloads') && preparedWith(r, 'protect-pcie') && !undoneOk(undoOf(r, 'restore-pcie'));
+}
+
+/**
+ * The restore-pcie of a cancel succeeded: the resume-workloads it held back goes out now (with the
+ * restore's own timeout). On a repeat of that result the reboot is unchanged and the send is repeated
+ * (idempotent), so a crash between the write and the send loses nothing. Null on any other result.
+ */
+function cancelResumeAfterRestore(r: StoredReboot, cmd: CommandRecord, at: string): Step | null {
+  if (r.status !== 'cancelled' || cmd.type !== 'restore-pcie' || cmd.step !== 'cancel' || !undoneOk(r.commands[cmd.id])) return null;
+  const timeout = cmd.deadline ? Math.max(0, Date.parse(cmd.deadline) - Date.parse(cmd.createdAt)) : 600_000;
+  const due = new Date(Date.parse(at) + timeout).toISOString();
+  const resume = cancelUndo(r, due).filter((p) => p.type === 'resume-workloads');
+  if (resume.length === 0) return null;
+  const effects: Effect[] = [{ kind: 'send', step: 'cancel', commands: resume }];
+  if (resume.every((p) => r.commands[p.id])) return { reboot: r, effects };
+  const s = next(r);
+  for (const p of resume) s.commands[p.id] ??= summarize(p, 'cancel', at);
+  s.history.push(entry(at, 'note', 'restore-pcie of the cancel succeeded: resume-workloads sent', COORDINATOR));
+  return { reboot: s, effects };
 }
 
 /**
@@ -1050,15 +1132,13 @@ export function cancelCaughtUp(r: StoredReboot, sent: CommandSummary[], node: No
   if (unknown.length === 0) return null;
   const at = now.toISOString();
   const due = new Date(now.getTime() + node.policy.xpuReboot.commandSeconds * 1000).toISOString();
-  const known = (type: CommandType) => Object.values(r.commands).some((c) => c.type === type && c.step === 'prepare');
-  const wrote = (type: CommandType) => unknown.some((c) => c.type === type) && !known(type);
-  const undo: PlannedCommand[] = [];
-  if (wrote('protect-pcie')) undo.push(planControl(r, 'restore-pcie', null, { reason: `reboot ${r.id} cancelled` }, due));
-  if (wrote('migrate-workloads')) undo.push(planControl(r, 'resume-workloads', null, { reason: `reboot ${r.id} cancelled` }, due));
   const s = next(r);
   for (const c of unknown) s.commands[c.id] = { ...c, status: 'timed-out' };
+  // What the cancel owes now that these are known, less what it sent already.
+  const undo = cancelUndo(s, due).filter((p) => !r.commands[p.id]);
   for (const p of undo) s.commands[p.id] ??= summarize(p, 'cancel', at);
-  const undone = undo.length ? `; ${undo.map((p) => p.type).join(', then ')} sent` : '';
+  const waits = resumeWaitsForRestore(s) && !resumeWaitsForRestore(r) ? '; resume-workloads follows once restore-pcie succeeded' : '';
+  const undone = `${undo.length ? `; ${undo.map((p) => p.type).join(', then ')} sent` : ''}${waits}`;
   s.history.push(
     entry(at, 'note', `${unknown.map((c) => c.type).join(', ')} went out as the reboot was cancelled: closed${undone}`, COORDINATOR),
   );

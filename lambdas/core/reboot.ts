@@ -149,20 +149,14 @@ function secondsBetween(a: string | Date, b: string | Date): number {
   return (new Date(b).getTime() - new Date(a).getTime()) / 1000;
 }
 
-/** How far behind its receipt an event's own time is believed: BMC retries take ~90 s at most. */
-export const MAX_EVENT_DELAY_MS = 5 * 60 * 1000;
-
 /**
- * Notice starts when the event happened at its source (a retried BMC delivery does not buy the
- * host extra time), but never in the future: a BMC clock running ahead must not lengthen the
- * notice past the policy. A time far behind the receipt is a skewed clock, not a slow delivery:
- * trusting it would put the deadline in the past, so the receipt time counts instead.
+ * Notice starts when the coordinator received the event (contract 7.1: notice, deadlines and timeouts
+ * are dated by the coordinator's own clock; a source's own times only order that source's events).
+ * A BMC clock a minute behind must not shorten the notice by a minute, nor one ahead lengthen it.
+ * Queue retries do not move this: the receipt is the API's, before the queue.
  */
 export function noticeTime(ev: NativeEvent): Date {
-  const t = Date.parse(ev.time);
-  const r = Date.parse(ev.receivedAt);
-  if (!Number.isFinite(t) || t > r || r - t > MAX_EVENT_DELAY_MS) return new Date(r);
-  return new Date(t);
+  return new Date(Date.parse(ev.receivedAt));
 }
 
 /** Deadline = notice time + the event's noticeSeconds when given, capped at the policy's. */

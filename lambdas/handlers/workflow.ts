@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { RebootNotFound } from '../core/errors.ts';
 import {
   cancelCaughtUp,
+  closeOnReturn,
   markForced,
   markSilentHost,
   postponeIfMoved,
@@ -106,6 +107,8 @@ export function createAwaitHandler(deps: Deps) {
     }
     // The workflow has moved on (this Task timed out while its Lambda was slow): send nothing, register nothing.
     if (isLateRegistration(reboot, reg)) return { registered: false };
+    // The xPU is back: what the notice phase or the core-dump hold left open is closed before restore-pcie goes out.
+    const closed = p.step === 'recover' ? await timeOut(deps, reboot, ['prepare', 'crash']) : [];
     const commands = await sentCommands(deps, reboot, p.step, node, nodeState);
     // The early go is sent by the wait for the xPU going down (it was a Task of its own: one state
     // transition and one reboot write more per reboot). Not after a force: the deadline decides then.
@@ -120,7 +123,8 @@ export function createAwaitHandler(deps: Deps) {
       (r) => {
         registered = !isLateRegistration(r, reg);
         if (!registered) return null;
-        const base = go && goesEarly(r) ? (proceed(r, go, now)?.reboot ?? r) : r;
+        const back = closed.length ? (closeOnReturn(r, closed, now)?.reboot ?? r) : r;
+        const base = go && goesEarly(back) ? (proceed(back, go, now)?.reboot ?? back) : back;
         const waiting = registerWaiter(
           base,
           { ...reg, waitFor: p.waitFor as WaitFor, deadline: p.deadline, status: p.status, commands, story: STEP_STORY[p.step] ?? p.step },

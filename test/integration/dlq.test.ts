@@ -149,7 +149,8 @@ describe('a poison event in the DLQ', () => {
     expect(redrive.out).toBe(`redriven 1 message to the ingest queue\n  ${item.messageId}\n`);
     const r = await s.rebootOf('node-p', 'xpu');
     await s.drain();
-    expect(r).toMatchObject({ node: 'node-p', xpu: 'dpu0', reason: 'bios update', notifiedAt: '2025-03-02T12:00:20.000Z' });
+    // Dated by its first receipt (the coordinator's clock), not by the redrive nor by the event's own time.
+    expect(r).toMatchObject({ node: 'node-p', xpu: 'dpu0', reason: 'bios update', notifiedAt: '2025-03-02T12:00:30.000Z' });
     // The redriven event is mapped already: its claim ahead is given back, and its reboot claims the xPU.
     expect(poison.state.taken).toBeGreaterThanOrEqual(1);
     const taken = poison.state.taken;

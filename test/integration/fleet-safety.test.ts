@@ -392,7 +392,7 @@ describe('holds', () => {
 });
 
 describe('cancel and force', () => {
-  it('cancel before the xPU went down: cancel-reboot to the xPU, restore-pcie then resume-workloads to the host; a second cancel changes nothing', async () => {
+  it('cancel before the xPU went down: cancel-reboot to the xPU, restore-pcie then (once it succeeded) resume-workloads to the host; a second cancel changes nothing', async () => {
     await event('c1', 'c1-n', 'xpu.reboot.pending');
     const r = await rebootOf('c1');
     await waitFor('the preparation commands', async () => types('c1').includes('protect-pcie'));
@@ -407,7 +407,13 @@ describe('cancel and force', () => {
       detail: expect.stringMatching(/wrong xPU/),
     });
     await waitFor('cancel-reboot', async () => types('c1.dpu0').includes('cancel-reboot'));
-    await waitFor('the host to undo', async () => types('c1').includes('resume-workloads'));
+    await waitFor('the host to restore PCIe', async () => types('c1').includes('restore-pcie'));
+    expect(types('c1')).toEqual(['migrate-workloads', 'protect-pcie', 'restore-pcie']);
+    const restore = seen.get('c1')!.find((c) => c.type === 'restore-pcie');
+    expect((await api(url, `/v1/agents/c1/commands/${restore.id}`, { token: OPERATOR_TOKEN, body: { status: 'succeeded' } })).status).toBe(
+      200,
+    );
+    await waitFor('the host to resume', async () => types('c1').includes('resume-workloads'));
     expect(types('c1')).toEqual(['migrate-workloads', 'protect-pcie', 'restore-pcie', 'resume-workloads']);
     expect(types('c1.dpu0')).toEqual(['cancel-reboot']);
     const again = await api(url, `/v1/reboots/${r.id}/cancel`, { token: OPERATOR_TOKEN, body: { reason: 'again' } });

@@ -26,6 +26,8 @@ async function stackAt(at: string): Promise<WebhookStack> {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+/** The source's own time of the last event of `type` the webhook sent on: the parsed timestamp (it orders, never dates). */
+const sentTime = (s: WebhookStack, type: string) => s.sent.filter((e) => e.type === type).at(-1)?.time;
 const minus = (at: string, seconds: number) => iso(Date.parse(at) - seconds * 1000);
 
 /** A host reboot in progress on `node`, requested at `time` (before the fixture's event, as in real life). */
@@ -99,14 +101,15 @@ describe('each vendor shape through the pipeline', () => {
     expect(res.status).toBe(202);
     expect(res.json).toEqual({ accepted: 1, ignored: 0 });
     const r = await s.rebootOf('node-a', 'xpu');
-    // Notice counts from the BMC's EventTimestamp (12:00:00): 600 s, under the policy's 900 s cap.
+    // Notice counts from the receipt (12:00:30, contract 7.1: the coordinator's clock; the BMC's
+    // EventTimestamp 12:00:00 only orders its own events): 600 s, under the policy's 900 s cap.
     expect(r).toMatchObject({
       kind: 'xpu',
       xpu: 'dpu0',
       mode: 'planned',
       reason: 'firmware update',
-      notifiedAt: '2025-03-02T12:00:00.000Z',
-      deadline: '2025-03-02T12:10:00.000Z',
+      notifiedAt: '2025-03-02T12:00:30.000Z',
+      deadline: '2025-03-02T12:10:30.000Z',
       noticeSeconds: 600,
     });
     expect(s.sent).toEqual([
@@ -115,6 +118,7 @@ describe('each vendor shape through the pipeline', () => {
         node: 'node-a',
         xpu: 'dpu0',
         source: 'redfish',
+        time: '2025-03-02T12:00:00.000Z',
         data: { noticeSeconds: 600, reason: 'firmware update' },
       }),
     ]);
@@ -124,7 +128,7 @@ describe('each vendor shape through the pipeline', () => {
       async () => (await s.stack.deps.store.openCommands('node-a')).length > 0,
     );
     const reply = await s.get(`/v1/reboots/${r.id}`, agentToken('node-a'));
-    expect(reply.json).toMatchObject({ id: r.id, node: 'node-a', xpu: 'dpu0', deadline: '2025-03-02T12:10:00.000Z' });
+    expect(reply.json).toMatchObject({ id: r.id, node: 'node-a', xpu: 'dpu0', deadline: '2025-03-02T12:10:30.000Z' });
   });
 
   it('DMTF ResourcePoweredOff of the BlueField System (no timestamp) is xpu.down on the active reboot', async () => {
@@ -142,7 +146,8 @@ describe('each vendor shape through the pipeline', () => {
     const r = await activeXpuReboot(s, 'node-a', 'dpu0', '2025-03-02T06:24:00Z');
     const res = await deliver(s, 'node-a', fixtureText('bluefield-dc-off.json'));
     expect(res.json).toEqual({ accepted: 1, ignored: 1 });
-    expect((await reload(s, r)).downAt).toBe('2025-03-02T06:25:31.000Z');
+    expect((await reload(s, r)).downAt).toBe('2025-03-02T06:27:30.000Z'); // received; the record's Created:
+    expect(sentTime(s, 'xpu.down')).toBe('2025-03-02T06:25:31.000Z');
     expect((await s.reboots('node-a')).map((x) => x.kind)).toEqual(['xpu']);
   });
 
@@ -165,8 +170,9 @@ describe('each vendor shape through the pipeline', () => {
       xpu: 'dpu0',
       mode: 'crash',
       reason: 'platform reset by its watchdog timer',
-      notifiedAt: '2025-03-02T07:15:42.123Z',
+      notifiedAt: '2025-03-02T07:16:00.000Z',
     });
+    expect(sentTime(s, 'xpu.crashed')).toBe('2025-03-02T07:15:42.123Z');
   });
 
   it.each([
@@ -177,7 +183,8 @@ describe('each vendor shape through the pipeline', () => {
     const r = await activeHostReboot(s, 'node-dell', '2025-03-02T08:19:00Z');
     const res = await deliver(s, 'node-dell', fixtureText(file));
     expect(res.json).toEqual({ accepted: 1, ignored: 0 });
-    expect((await reload(s, r)).hostDownAt).toBe('2025-03-02T08:20:05.000Z');
+    expect((await reload(s, r)).hostDownAt).toBe('2025-03-02T08:20:35.000Z');
+    expect(sentTime(s, 'host.down')).toBe('2025-03-02T08:20:05.000Z');
   });
 
   it('HPE iLO with object origins: ServerPoweredOff is host.down, ServerPoweredOn is ignored', async () => {
@@ -186,7 +193,8 @@ describe('each vendor shape through the pipeline', () => {
     const res = await deliver(s, 'node-hpe', fixtureText('hpe-object-origin.json'));
     expect(res.json).toEqual({ accepted: 1, ignored: 1 });
     const after = await reload(s, r);
-    expect(after.hostDownAt).toBe('2025-03-02T09:10:00.000Z');
+    expect(after.hostDownAt).toBe('2025-03-02T09:10:30.000Z');
+    expect(sentTime(s, 'host.down')).toBe('2025-03-02T09:10:00.000Z');
     expect(after.hostReadyAt).toBeUndefined();
   });
 
@@ -194,14 +202,16 @@ describe('each vendor shape through the pipeline', () => {
     const s = await stackAt('2025-03-02T09:00:31Z');
     const r = await activeHostReboot(s, 'node-hpe', '2025-03-02T08:59:00Z');
     expect((await deliver(s, 'node-hpe', fixtureText('hpe-string-origin.json'))).json).toEqual({ accepted: 1, ignored: 0 });
-    expect((await reload(s, r)).hostDownAt).toBe('2025-03-02T09:00:01.000Z');
+    expect((await reload(s, r)).hostDownAt).toBe('2025-03-02T09:00:31.000Z');
+    expect(sentTime(s, 'host.down')).toBe('2025-03-02T09:00:01.000Z');
   });
 
   it('Intel Alert.1.0.0.SystemPowerOff (four-part version, MessageArgs [null]) is host.down', async () => {
     const s = await stackAt('2025-03-02T10:41:47Z');
     const r = await activeHostReboot(s, 'node-intel', '2025-03-02T10:40:00Z');
     expect((await deliver(s, 'node-intel', fixtureText('intel-system-off.json'))).json).toEqual({ accepted: 1, ignored: 0 });
-    expect((await reload(s, r)).hostDownAt).toBe('2025-03-02T10:41:17.000Z');
+    expect((await reload(s, r)).hostDownAt).toBe('2025-03-02T10:41:47.000Z');
+    expect(sentTime(s, 'host.down')).toBe('2025-03-02T10:41:17.000Z');
   });
 
   it('Cray ResourcePowerStateChanged Off on a Chassis origin is host.down', async () => {
@@ -228,7 +238,8 @@ describe('each vendor shape through the pipeline', () => {
     const r = await activeHostReboot(s, 'node-a', '2025-03-02T06:30:00Z');
     expect((await deliver(s, 'node-a', fixtureText('openbmc-host-bios-boot.json'))).json).toEqual({ accepted: 1, ignored: 0 });
     const after = await reload(s, r);
-    expect(after.hostReadyAt).toBe('2025-03-02T06:31:10.000Z');
+    expect(after.hostReadyAt).toBe('2025-03-02T06:31:40.000Z');
+    expect(sentTime(s, 'host.ready')).toBe('2025-03-02T06:31:10.000Z');
     expect(after.history.map((x) => x.detail)).toContain('host.down was never received');
   });
 
@@ -242,7 +253,8 @@ describe('each vendor shape through the pipeline', () => {
     // xpu.ready ends the core-dump hold at once, so the crash reboot may be recovering (its xPU
     // free) before the later records: the host request and the pending are then no longer denied
     // or joined to the crash, but each is still accounted for.
-    expect(xpu).toMatchObject({ reason: 'kernel panic', notifiedAt: '2025-03-02T12:05:00.000Z', readyAt: '2025-03-02T12:05:30.000Z' });
+    expect(xpu).toMatchObject({ reason: 'kernel panic', notifiedAt: '2025-03-02T12:05:30.000Z', readyAt: '2025-03-02T12:05:30.000Z' });
+    expect(sentTime(s, 'xpu.crashed')).toBe('2025-03-02T12:05:00.000Z');
     const host = all.find((r) => r.kind === 'host')!;
     expect(host).toBeDefined();
     const pendingLanded =
@@ -282,7 +294,7 @@ describe('redelivery and ordering', () => {
     const reboots = await s.reboots();
     expect(reboots).toHaveLength(1);
     const r = reboots[0];
-    expect(r.deadline).toBe('2025-03-02T12:10:00.000Z'); // a retry buys no extra notice
+    expect(r.deadline).toBe('2025-03-02T12:10:30.000Z'); // from the first receipt: a retry buys no extra notice
     expect(r.history.filter((x) => x.phase === 'notified')).toHaveLength(1);
     expect(r.history.filter((x) => x.phase === 'joined')).toEqual([]);
     expect(new Set(s.sent.map((e) => e.dedupKey)).size).toBe(1);
@@ -299,7 +311,7 @@ describe('redelivery and ordering', () => {
     expect(first.json).toEqual({ accepted: 1, ignored: 0 });
     const again = await deliver(s, 'node-a', body);
     expect(again.json).toEqual({ accepted: 1, ignored: 0 });
-    expect((await s.reboots()).map((r) => [r.node, r.xpu, r.deadline])).toEqual([['node-a', 'dpu0', '2025-03-02T12:10:00.000Z']]);
+    expect((await s.reboots()).map((r) => [r.node, r.xpu, r.deadline])).toEqual([['node-a', 'dpu0', '2025-03-02T12:10:30.000Z']]);
   });
 
   // Release 2 (docs/reboot-model.md): a ready with no reboot is an unannounced reboot, recorded at once; the
@@ -310,7 +322,7 @@ describe('redelivery and ordering', () => {
     const early = await deliver(s, 'node-a', xpuRebootEvent([{ key: 'Ready', id: 'r-1', ts: '2025-03-02T12:00:20Z' }]));
     expect(early.json).toEqual({ accepted: 1, ignored: 0 });
     const [u] = await s.reboots();
-    expect(u).toMatchObject({ kind: 'xpu', mode: 'unannounced', readyAt: '2025-03-02T12:00:20.000Z' });
+    expect(u).toMatchObject({ kind: 'xpu', mode: 'unannounced', readyAt: '2025-03-02T12:00:30.000Z' });
 
     // 2. The pending, stamped before the ready by the same BMC: it joins, no second reboot.
     await deliver(s, 'node-a', fixtureText('xpureboot-pending.json'));
@@ -322,7 +334,7 @@ describe('redelivery and ordering', () => {
     const now = await reload(s, u);
     const staleLines = now.history.filter((x) => x.phase === 'stale-event').map((x) => x.detail);
     expect(staleLines).toEqual([expect.stringMatching(/^xpu\.ready from 2025-03-02T11:00:00\.000Z predates this reboot: not applied/)]);
-    expect(now.readyAt).toBe('2025-03-02T12:00:20.000Z');
+    expect(now.readyAt).toBe('2025-03-02T12:00:30.000Z');
     expect(await s.dropped()).toEqual([]);
     expect(await s.depth()).toEqual({ queued: 0, dlq: 0 });
     expect(s.sent).toHaveLength(3);
@@ -509,7 +521,7 @@ describe('native events share the queue and the dedup', () => {
     await deliver(s, 'node-a', fixtureText('xpureboot-pending.json'));
     const reboots = await s.reboots();
     expect(reboots).toHaveLength(1);
-    expect(reboots[0]).toMatchObject({ reason: 'kernel update', deadline: '2025-03-02T12:05:10.000Z' });
+    expect(reboots[0]).toMatchObject({ reason: 'kernel update', deadline: '2025-03-02T12:05:30.000Z' });
     expect(viewOf(reboots[0]).events.filter((e) => e.startsWith('joined'))).toHaveLength(1);
     expect(await s.depth()).toEqual({ queued: 0, dlq: 0 });
   });

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { onBudgetRefused, onQueueLeft, queueRecheckAt, queueWindow, type Hold } from '../../lambdas/core/budgets.ts';
-import { cancel, force, type Refused, type Step } from '../../lambdas/core/model.ts';
+import { cancel, force, recordResult, type Refused, type Step } from '../../lambdas/core/model.ts';
 import { evaluateWait, newXpuReboot, type StoredReboot } from '../../lambdas/core/reboot.ts';
 import { parseInventory } from '../../lambdas/core/inventory.ts';
 import type { NativeEvent } from '../../lambdas/core/types.ts';
@@ -73,7 +73,7 @@ describe('the queue', () => {
 });
 
 describe('cancel', () => {
-  it('before the xPU went down: cancel-reboot, then restore-pcie and resume-workloads for what the host was asked', () => {
+  it('before the xPU went down: cancel-reboot, then restore-pcie for what the host was asked (resume-workloads waits for it)', () => {
     const r = waiting(planned(), 'prepared', 'prepare');
     r.status = 'preparing';
     r.commands['xr-1.migrate-workloads'] = {
@@ -99,8 +99,8 @@ describe('cancel', () => {
     expect(send && send.kind === 'send' && send.commands.map((c) => [c.type, c.agent])).toEqual([
       ['cancel-reboot', 'n1.dpu0'],
       ['restore-pcie', 'n1'],
-      ['resume-workloads', 'n1'],
     ]);
+    expect(step.reboot.history.at(-1)!.detail).toMatch(/resume-workloads follows once restore-pcie succeeded/);
     expect(step.effects.find((e) => e.kind === 'close-commands')).toEqual({
       kind: 'close-commands',
       ids: ['xr-1.migrate-workloads', 'xr-1.protect-pcie'],
@@ -110,6 +110,59 @@ describe('cancel', () => {
     const again = ok(cancel(step.reboot, node, 'operator', 'again', at(11)));
     expect(again.reboot).toBe(step.reboot);
     expect(again.effects.map((e) => e.kind)).toEqual(['close-commands', 'send', 'leave-queue', 'release', 'release-budgets']);
+  });
+
+  it('resume-workloads follows the cancel only once its restore-pcie succeeded; a failed restore-pcie is never followed by it', () => {
+    const prepared = () => {
+      const r = waiting(planned(), 'prepared', 'prepare');
+      r.status = 'preparing';
+      for (const type of ['migrate-workloads', 'protect-pcie'] as const)
+        r.commands[`xr-1.${type}`] = { id: `xr-1.${type}`, type, agent: 'n1', step: 'prepare', status: 'delivered', at: iso(1) };
+      return ok(cancel(r, node, 'operator', 'x', at(10))).reboot;
+    };
+    const restore = (status: 'succeeded' | 'failed') => ({
+      id: 'xr-1.restore-pcie',
+      type: 'restore-pcie' as const,
+      step: 'cancel',
+      status,
+      createdAt: iso(10),
+      finishedAt: iso(20),
+      deadline: iso(70),
+    });
+    const sent = (s: Step | null) =>
+      s?.effects.flatMap((e) => (e.kind === 'send' ? e.commands.map((c) => [c.type, c.deadline]) : [])) ?? [];
+
+    const failed = recordResult(prepared(), restore('failed'), 'n1');
+    expect(failed?.reboot.commands['xr-1.restore-pcie']?.status).toBe('failed');
+    expect(sent(failed)).toEqual([]);
+    expect(Object.values(failed!.reboot.commands).map((c) => c.type)).not.toContain('resume-workloads');
+
+    const done = recordResult(prepared(), restore('succeeded'), 'n1');
+    expect(sent(done)).toEqual([['resume-workloads', iso(80)]]);
+    expect(done!.reboot.commands['xr-1.resume-workloads']).toMatchObject({ step: 'cancel', status: 'pending' });
+    // The result posted again: nothing new on the reboot, the send repeated (a crash may have kept it from going out).
+    const again = recordResult(done!.reboot, restore('succeeded'), 'n1');
+    expect(again?.reboot).toBe(done!.reboot);
+    expect(sent(again)).toEqual([['resume-workloads', iso(80)]]);
+    // And a repeated cancel re-sends it too, now that restore-pcie succeeded.
+    const repeat = ok(cancel(done!.reboot, node, 'operator', 'again', at(30)));
+    expect(sent(repeat).map(([t]) => t)).toEqual(['cancel-reboot', 'restore-pcie', 'resume-workloads']);
+  });
+
+  it('of a reboot whose host was asked to migrate but not yet to protect PCIe: resume-workloads at once', () => {
+    const r = waiting(planned(), 'prepared', 'prepare');
+    r.status = 'preparing';
+    r.commands['xr-1.migrate-workloads'] = {
+      id: 'xr-1.migrate-workloads',
+      type: 'migrate-workloads',
+      agent: 'n1',
+      step: 'prepare',
+      status: 'delivered',
+      at: iso(1),
+    };
+    const step = ok(cancel(r, node, 'operator', 'x', at(10)));
+    const send = step.effects.find((e) => e.kind === 'send');
+    expect(send && send.kind === 'send' && send.commands.map((c) => c.type)).toEqual(['cancel-reboot', 'resume-workloads']);
   });
 
   it('of a queued reboot: only the xPU hears of it, and it leaves the queue', () => {

@@ -181,9 +181,13 @@ describe('waking the notice phase', () => {
 });
 
 describe('notice time and clock skew', () => {
-  it('keeps a recent event time, but takes the receipt time for a clock far behind', () => {
-    const recent = newXpuReboot('r', nodeA, 'dpu0', pending({}, '2026-11-25T09:59:30.000Z'), 'planned');
-    expect(recent.notifiedAt).toBe('2026-11-25T09:59:30.000Z');
+  it('dates the notice by the receipt, however far off the source clock is (contract 7.1)', () => {
+    // A clock 30 s behind used to shorten the notice by 30 s: the source's time only orders its own events.
+    for (const time of ['2026-11-25T09:59:30.000Z', '2026-11-25T10:00:40.000Z']) {
+      const r = newXpuReboot('r', nodeA, 'dpu0', pending({}, time), 'planned');
+      expect(r.notifiedAt).toBe(T0);
+      expect(r.origin?.time).toBe(time);
+    }
     const skewed = newXpuReboot('r', nodeA, 'dpu0', pending({}, '2026-11-25T07:00:00.000Z'), 'planned');
     expect(skewed.notifiedAt).toBe(T0);
     expect(skewed.deadline).toBe('2026-11-25T10:02:00.000Z');

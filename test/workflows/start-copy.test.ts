@@ -94,11 +94,15 @@ describe('the start copy', () => {
     expect(byType['migrate-workloads'].status).toBe('timed-out');
     expect(byType['protect-pcie'].status).toBe('timed-out');
     expect(byType['restore-pcie']?.step).toBe('cancel');
-    expect(byType['resume-workloads']?.step).toBe('cancel');
-    expect(r.history.at(-1)?.detail).toMatch(/went out as the reboot was cancelled: closed; restore-pcie, then resume-workloads sent/);
-    // The host agent is handed only the undo, never the closed preparation.
-    const host = (await h.agent('duo').poll()).map((c) => c.type);
-    expect(host.sort()).toEqual(['restore-pcie', 'resume-workloads']);
+    expect(byType['resume-workloads']).toBeUndefined();
+    expect(r.history.at(-1)?.detail).toMatch(
+      /went out as the reboot was cancelled: closed; restore-pcie sent; resume-workloads follows once restore-pcie succeeded/,
+    );
+    // The host agent is handed only the undo, never the closed preparation; resume-workloads once restore-pcie succeeded.
+    const host = await h.agent('duo').poll();
+    expect(host.map((c) => c.type)).toEqual(['restore-pcie']);
+    expect((await h.agent('duo').post(host[0]!.id, 'succeeded')).status).toBe(200);
+    expect((await h.agent('duo').poll()).map((c) => c.type)).toEqual(['resume-workloads']);
     // A replay of that await changes nothing more.
     const before = await h.reboot(input.rebootId);
     await prepareHost(input);
