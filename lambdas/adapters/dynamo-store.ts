@@ -52,6 +52,8 @@ const claimKeyAttr = (xpu: string) => `c_${xpu}`;
 const claimAtAttr = (xpu: string) => `a_${xpu}`;
 /** Set (to the holder's id) when signals of the xPU's next outage were kept on the holder: its release sends them. */
 const deferredAttr = (xpu: string) => `d_${xpu}`;
+/** `<reboot id> <ended at>`: the xPU's last reboot that failed for want of its ready (NodeStateRecord.awaitingReady). */
+const awaitingReadyAttr = (xpu: string) => `w_${xpu}`;
 const eventRebootKey = (key: string) => ({ pk: `EVENTKEY#${key}`, sk: 'R' });
 const idempotencyKey = (key: string) => ({ pk: `IDEM#${key}`, sk: 'A' });
 /** dynalite has no TTL: readers honour the expiry themselves. */
@@ -90,6 +92,12 @@ function nodeState(node: string, item: Record<string, unknown>): NodeStateRecord
   for (const [k, v] of Object.entries(item)) if (k.startsWith('x_') && typeof v === 'string') xpus[k.slice(2)] = v;
   const lastXpuReboots: Record<string, string> = {};
   for (const [k, v] of Object.entries(item)) if (k.startsWith('l_') && typeof v === 'string') lastXpuReboots[k.slice(2)] = v;
+  const awaitingReady: Record<string, { rebootId: string; endedAt: string }> = {};
+  for (const [k, v] of Object.entries(item))
+    if (k.startsWith('w_') && typeof v === 'string') {
+      const [rebootId, endedAt] = v.split(' ');
+      if (rebootId && endedAt) awaitingReady[k.slice(2)] = { rebootId, endedAt };
+    }
   const claimsAhead: Record<string, { key: string; at: string }> = {};
   for (const [k, v] of Object.entries(item))
     if (k.startsWith('c_') && typeof v === 'string') claimsAhead[k.slice(2)] = { key: v, at: String(item[claimAtAttr(k.slice(2))] ?? '') };
@@ -99,6 +107,7 @@ function nodeState(node: string, item: Record<string, unknown>): NodeStateRecord
     xpus,
     lastBmcEventAt: item.lastBmcEventAt as string | undefined,
     lastXpuReboots,
+    awaitingReady,
     provisionedTenant: item.provisionedTenant as string | undefined,
     claimsAhead,
   };
@@ -310,15 +319,24 @@ export class DynamoRebootStore implements RebootStore {
     }
   }
 
-  async release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string, remember = true): Promise<boolean> {
+  async release(
+    node: string,
+    kind: 'xpu' | 'host',
+    xpu: string | null,
+    rebootId: string,
+    remember = true,
+    awaitsReadySince?: string,
+  ): Promise<boolean> {
     try {
       if (kind === 'xpu' && xpu) {
+        // The released reboot stays findable as the xPU's last one: late signals belong to it. One that
+        // failed for want of its ready stays findable as such, beyond the reboots that follow it.
+        const sets = [...(remember ? ['#l = :id'] : []), ...(awaitsReadySince ? ['#w = :w'] : [])];
         const res = await this.#doc.send(
           new UpdateCommand({
             TableName: this.#table,
             Key: nodeKey(node),
-            // The released reboot stays findable as the xPU's last one: late signals belong to it.
-            UpdateExpression: remember ? 'REMOVE #x, #c, #a, #d SET #l = :id DELETE xpuSet :s' : 'REMOVE #x, #c, #a, #d DELETE xpuSet :s',
+            UpdateExpression: `REMOVE #x, #c, #a, #d${sets.length ? ` SET ${sets.join(', ')}` : ''} DELETE xpuSet :s`,
             ConditionExpression: '#x = :id',
             ExpressionAttributeNames: {
               '#x': xpuAttr(xpu),
@@ -326,8 +344,13 @@ export class DynamoRebootStore implements RebootStore {
               '#a': claimAtAttr(xpu),
               '#d': deferredAttr(xpu),
               ...(remember ? { '#l': `l_${xpu}` } : {}),
+              ...(awaitsReadySince ? { '#w': awaitingReadyAttr(xpu) } : {}),
             },
-            ExpressionAttributeValues: { ':id': rebootId, ':s': new Set([xpu]) },
+            ExpressionAttributeValues: {
+              ':id': rebootId,
+              ':s': new Set([xpu]),
+              ...(awaitsReadySince ? { ':w': `${rebootId} ${awaitsReadySince}` } : {}),
+            },
             // The deferral mark as it was, in the same atomic write: a mark set after the releaser read the reboot is seen here.
             ReturnValues: 'UPDATED_OLD',
           }),

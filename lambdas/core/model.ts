@@ -393,6 +393,25 @@ export function sameOutage(r: StoredReboot, ev: NativeEvent): boolean {
   return !predates(r, ev) && receivedWhileItRan;
 }
 
+/**
+ * A reboot that failed for want of its xPU's ready still takes that ready (recovered-late, contract
+ * 7.1): its host stays drained with PCIe protected until then. The release records it on the node
+ * (with when it ended), so a ready delivered late finds it even after other reboots of the xPU began.
+ */
+export function awaitsLateReady(r: StoredReboot): boolean {
+  return r.kind === 'xpu' && r.status === 'failed' && r.failure === WANT_OF_READY && !r.readyAt && !!r.endedAt;
+}
+
+/**
+ * Is this ready the one `failed` waited for? Received while it still ran (the queue delivered it
+ * late, behind other events), and not from before it began: it would have been applied to it had the
+ * queue delivered in order. Whatever reboot holds the xPU now would record it as stale or as a repeat.
+ */
+export function failedRebootTakesReady(failed: StoredReboot, ev: NativeEvent): boolean {
+  if (ev.type !== 'xpu.ready' || !awaitsLateReady(failed)) return false;
+  return Date.parse(ev.receivedAt) < Date.parse(failed.endedAt!) && !predates(failed, ev);
+}
+
 // --- signals to a host reboot ----------------------------------------------------------------------
 
 export function onHostDown(r: StoredReboot, ev: NativeEvent): Step | null {

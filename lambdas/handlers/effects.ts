@@ -1,6 +1,6 @@
 // Applies a model transition to a stored reboot (conditional write, retried on a lost race) and
 // carries out the effects it returned. The one way handlers change a reboot.
-import type { Effect, Step } from '../core/model.ts';
+import { awaitsLateReady, type Effect, type Step } from '../core/model.ts';
 import { noticeWindow, type StoredReboot } from '../core/reboot.ts';
 import type { NodeDef } from '../core/types.ts';
 import { wakeIfReady, type Deps } from './deps.ts';
@@ -65,7 +65,7 @@ export async function performEffects(deps: Deps, r: StoredReboot, effects: Effec
   for (const e of effects) {
     switch (e.kind) {
       case 'release': {
-        const marked = await deps.store.release(r.node, r.kind, r.xpu, r.id);
+        const marked = await deps.store.release(r.node, r.kind, r.xpu, r.id, true, awaitsLateReady(r) ? r.endedAt : undefined);
         // A mark means signals were deferred after `r` was read: read them as they are now.
         const deferred = marked ? (await deps.store.getReboot(r.id))?.deferred : r.deferred;
         if (deferred?.length) await deps.queue.send(deferred);

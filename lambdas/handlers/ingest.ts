@@ -3,6 +3,7 @@ import {
   afterHostBack,
   hostIsDown,
   hostSignal,
+  failedRebootTakesReady,
   joinHostReboot as joinHost,
   onHostRebootRequest,
   onNotice,
@@ -105,6 +106,18 @@ export function createIngestHandler(deps: Deps) {
     if (!id || state.xpus[xpu] === id) return undefined;
     const last = await deps.store.getReboot(id);
     return last && sameOutage(last, ev) ? last : undefined;
+  }
+
+  /**
+   * The reboot of the xPU that failed for want of its ready, when `ev` is that ready (model.ts
+   * failedRebootTakesReady). Read only for a ready received before that reboot ended: none in the
+   * usual flow, where no reboot failed so.
+   */
+  async function failedRebootAwaiting(state: NodeStateRecord, xpu: string, ev: NativeEvent): Promise<StoredReboot | undefined> {
+    const awaiting = state.awaitingReady?.[xpu];
+    if (ev.type !== 'xpu.ready' || !awaiting || Date.parse(ev.receivedAt) >= Date.parse(awaiting.endedAt)) return undefined;
+    const failed = await deps.store.getReboot(awaiting.rebootId);
+    return failed && failedRebootTakesReady(failed, ev) ? failed : undefined;
   }
 
   async function startXpuReboot(
@@ -264,8 +277,14 @@ export function createIngestHandler(deps: Deps) {
   async function xpuDownOrReady(ev: NativeEvent, node: NodeDef, xpu: string): Promise<IngestOutcome> {
     const state = await deps.store.getNodeState(node.id);
     let outcome: IngestOutcome | undefined;
+    // The ready a failed reboot waited for, delivered behind later events: that reboot's, whatever came since.
+    const failed = await failedRebootAwaiting(state, xpu, ev);
+    if (failed) {
+      await applyStep(deps, failed.id, (r) => xpuSignal(r, ev), node);
+      outcome = { kind: 'applied', rebootId: failed.id };
+    }
     const own = state.xpus[xpu];
-    if (own) {
+    if (own && !outcome) {
       await holderOf(own, node.id);
       await applyStep(deps, own, (r) => xpuSignal(r, ev), node);
       outcome = { kind: 'applied', rebootId: own };

@@ -32,6 +32,8 @@ export interface NodeStateRecord {
   lastBmcEventAt?: string;
   /** xPU id → the last reboot that released its claim on it (late signals find their reboot). */
   lastXpuReboots?: Record<string, string>;
+  /** xPU id → the last reboot of it that failed for want of its ready, and when it ended (model.ts awaitsLateReady). */
+  awaitingReady?: Record<string, { rebootId: string; endedAt: string }>;
   /** The tenant the node's xPUs are provisioned for (docs/reboot-model.md); unset: the inventory's. */
   provisionedTenant?: string;
   /** xPU id → the event a claim was taken for beside its look-up, and when; gone once confirmed (docs/idempotency.md). */
@@ -87,7 +89,18 @@ export interface RebootStore extends BudgetStore, HoldStore {
    * `remember` (default true): the xPU's last reboot becomes this one; false for a claim taken and
    * given back unused. True when this released a claim markDeferred had marked.
    */
-  release(node: string, kind: 'xpu' | 'host', xpu: string | null, rebootId: string, remember?: boolean): Promise<boolean>;
+  /**
+   * Lets go of a claim. `remember`: the xPU's last reboot is this one (default). `awaitsReadySince`: it
+   * failed for want of its ready, ended then; kept on the node until another such failure replaces it.
+   */
+  release(
+    node: string,
+    kind: 'xpu' | 'host',
+    xpu: string | null,
+    rebootId: string,
+    remember?: boolean,
+    awaitsReadySince?: string,
+  ): Promise<boolean>;
   /**
    * Marks the xPU's claim: its holder `rebootId` keeps signals for the next reboot (model.ts
    * `defer`). False when the holder let go of the xPU already (then nothing will send them).

@@ -7,9 +7,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  awaitsLateReady,
   complete,
   CROSS_SOURCE_SLACK_MS,
   fail,
+  failedRebootTakesReady,
   markForced,
   onHostReady,
   postponeIfMoved,
@@ -92,6 +94,8 @@ class Sim {
   flows = new Map<string, Flow>();
   claim: string | undefined;
   last: string | undefined;
+  /** The last reboot that failed for want of its ready (the node's awaitingReady). */
+  awaiting: string | undefined;
   commands = new Map<string, StoredCommand>();
   sent: Sent[] = [];
   /** Events accepted by the API, not yet taken from the queue. */
@@ -148,6 +152,12 @@ class Sim {
   ingest(ev: NativeEvent) {
     // A notice or crash is looked up by its key first: the replay of one that started a reboot starts nothing new.
     if ((ev.type === 'xpu.reboot.pending' || ev.type === 'xpu.crashed') && this.startedBy.has(ev.dedupKey)) return;
+    // The ready a failed reboot waited for, delivered behind later events (the node's awaitingReady).
+    const failed = this.awaiting ? this.reboots.get(this.awaiting) : undefined;
+    if (failed && failedRebootTakesReady(failed, ev)) {
+      this.apply(failed.id, (r) => xpuSignal(r, ev));
+      return;
+    }
     if (this.claim) {
       this.apply(this.claim, (r) => xpuSignal(r, ev));
       return;
@@ -200,6 +210,7 @@ class Sim {
       if (e.kind === 'release') {
         if (this.claim === id) this.claim = undefined;
         this.last = id;
+        if (awaitsLateReady(this.reboots.get(id)!)) this.awaiting = id;
         // effects.ts: the release sends what was deferred to the ingest queue (marked or not).
         this.requeue(id);
       } else if (e.kind === 'defer') {

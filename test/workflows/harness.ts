@@ -172,6 +172,8 @@ export interface Harness {
       returned?: (method: string) => void;
       /** Ports of that handler's own (e.g. workflows that hold its wake-ups back). */
       deps?: Partial<Deps>;
+      /** When the API received it (default now): an event the queue delivers long after its receipt. */
+      receivedAt?: string;
     },
   ): Promise<unknown>;
   close(): Promise<void>;
@@ -357,7 +359,7 @@ export async function startHarness(opts: { inventory?: string } = {}): Promise<H
       return stack.engine.describeExecution({ executionArn: executionArn(id) }).status;
     },
     async ingestDirect(ev, o = {}) {
-      const receivedAt = new Date(clock.now()).toISOString();
+      const receivedAt = o.receivedAt ?? new Date(clock.now()).toISOString();
       const handler =
         o.delays || o.returned || o.deps
           ? createIngestHandler({ ...stack.deps, store: delayed(stack.deps.store, o.delays ?? {}, o.returned), ...o.deps })

@@ -20,6 +20,7 @@ const NODES = [
   'crashready',
   'proceedno',
   'unann',
+  'lateafter',
 ];
 const INVENTORY = oneXpuInventory(NODES);
 
@@ -325,6 +326,27 @@ describe('failures', () => {
     const after = await h.waitForStatus(r.id, 'failed');
     await expect.poll(async () => phases(await h.reboot(r.id)).at(-1)).toBe('recovered');
     expect(after.status).toBe('failed');
+  });
+
+  it('a ready the failed reboot waited for, delivered only after the next reboot began, still recovers it', async () => {
+    const r = await announce('lateafter');
+    await prepareAndGo('lateafter', r.id);
+    await h.event('lateafter', 'xpu.down', { xpu: 'dpu0' });
+    await h.drain();
+    await h.waitForState(r.id, 'WaitForXpuReady');
+    // The xPU's ready is received now, but the queue holds it back (redelivery after a receive that died).
+    const readyReceived = h.now().toISOString();
+    await h.advance(900 * SECOND);
+    expect((await h.waitForStatus(r.id, 'failed')).failure).toBe('xpu-never-returned');
+    // Meanwhile the xPU announces its next reboot, and that one starts.
+    await h.advance(60 * SECOND);
+    const next = await announce('lateafter');
+    expect(next.id).not.toBe(r.id);
+    // Then the held ready is delivered: the failed reboot's (recovered-late), not a stale event of the new one.
+    await h.ingestDirect({ id: 'held-ready', type: 'xpu.ready', node: 'lateafter', xpu: 'dpu0' }, { receivedAt: readyReceived });
+    expect(phases(await h.reboot(r.id))).toContain('recovered-late');
+    expect(phases(await h.reboot(next.id))).not.toContain('stale-event');
+    expect((await h.reboot(next.id)).readyAt).toBeUndefined();
   });
 
   it('after a crash, xpu.ready ends the core-dump hold at once', async () => {
