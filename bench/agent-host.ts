@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { runAgent } from '../agent/agent.ts';
 import { resolveAgentConfig } from '../agent/config.ts';
 import { startHook } from '../agent/hook.ts';
+import { WarmGate } from '../agent/warm-gate.ts';
 import { Journal } from '../agent/journal.ts';
 import type { Logger, LogFields } from '../agent/log.ts';
 import { serveIpc } from './lib.ts';
@@ -70,26 +71,36 @@ serveIpc({
   exits: () => exits,
   /**
    * The cost of starting a hook as the agent does (startHook: own process group, piped stdio, env):
-   * from the spawn call to the hook's own $EPOCHREALTIME, n times.
+   * from the call to the hook's own $EPOCHREALTIME, n times. `warm`: through a gate shell forked
+   * beforehand (agent/warm-gate.ts), as the agent starts its hooks; else a fork of this process then.
    */
-  async probeSpawn({ hook, log, n }: { hook: string; log: string; n: number }) {
+  async probeSpawn({ hook, log, n, warm = false }: { hook: string; log: string; n: number; warm?: boolean }) {
     const out: number[] = [];
+    const env = Object.freeze({ PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' });
+    const gate = warm ? new WarmGate(env, join(hook, '..')) : undefined;
     for (let i = 0; i < n; i++) {
+      gate?.fill();
+      // The agent forks its next gate while it waits on the server: give the fork that moment.
+      if (gate) await new Promise((r) => setTimeout(r, 15));
       const before = readFileSync(log, 'utf8').length;
       const t0 = now();
       const run = startHook({
         path: hook,
         stdin: '{}\n',
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C', NODE_ID: `probe${i}`, COMMAND_ID: `c${i}` },
+        env,
+        commandEnv: { NODE_ID: `probe${i}`, COMMAND_ID: `c${i}` },
         cwd: join(hook, '..'),
         deadline: new Date(Date.now() + 30_000),
         maxOutputBytes: 65_536,
         killGraceMs: 1000,
+        warm: gate,
       });
+      if (gate && !run.warm) throw new Error('the probe meant to start its hook through the warm gate started it cold');
       await run.done;
       const line = readFileSync(log, 'utf8').slice(before).trim().split('\n')[0] ?? '';
       out.push(Number(line.split(' ')[0]) * 1000 - t0);
     }
+    gate?.close();
     return out;
   },
   /** One journal record appended and fsynced, as the agent does before it starts a hook, n times. */
