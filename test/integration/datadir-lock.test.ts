@@ -67,7 +67,11 @@ describe('DATA_DIR lock', () => {
       ]);
     const [ra, rb] = await Promise.all([outcome(a), outcome(b)]);
     const results = [ra, rb];
-    expect(results.filter((r) => 'ready' in r)).toHaveLength(1);
+    // Both outputs on failure: a race of two starts under load is what this checks.
+    expect(
+      results.filter((r) => 'ready' in r),
+      `A: ${a.output()}\nB: ${b.output()}`,
+    ).toHaveLength(1);
     const loser = 'ready' in ra ? b : a;
     expect((results.find((r) => 'code' in r) as { code: number }).code).not.toBe(0);
     expect(loser.output()).toMatch(/in use by process/);
