@@ -86,12 +86,10 @@ export interface RebootStore extends BudgetStore, HoldStore {
   /** Takes the host; with `exclusive`, only while no xPU of the node is rebooting. */
   claimHost(node: string, rebootId: string, exclusive: boolean): Promise<ClaimResult>;
   /**
-   * `remember` (default true): the xPU's last reboot becomes this one; false for a claim taken and
-   * given back unused. True when this released a claim markDeferred had marked.
-   */
-  /**
-   * Lets go of a claim. `remember`: the xPU's last reboot is this one (default). `awaitsReadySince`: it
-   * failed for want of its ready, ended then; kept on the node until another such failure replaces it.
+   * Lets go of a claim. `remember` (default true): the xPU's last reboot becomes this one; false for a
+   * claim taken and given back unused. `awaitsReadySince`: it failed for want of its ready, ended then;
+   * kept on the node until another such failure replaces it. True when this released a claim
+   * markDeferred had marked.
    */
   release(
     node: string,
