@@ -834,7 +834,6 @@ export function markSilentHost(r: StoredReboot, now: Date): Step | null {
   return { reboot: s, effects: answered ? [] : [{ kind: 'metric', name: 'SilentHosts' }] };
 }
 
-/** Marks closed commands timed out on the reboot, unless a result got there first. */
 /**
  * The xPU is back (its ready ends the outage whenever it arrives: in the notice phase, in a core-dump
  * hold) while commands of those phases were still open. They were for before the outage (contract 5:
@@ -852,6 +851,7 @@ export function closeOnReturn(r: StoredReboot, closed: string[], now: Date): Ste
   return { reboot: s, effects: [] };
 }
 
+/** Marks closed commands timed out on the reboot, unless a result got there first. */
 export function markTimedOut(r: StoredReboot, closed: string[]): void {
   for (const id of closed) if (r.commands[id] && !isFinal(r.commands[id].status)) r.commands[id].status = 'timed-out';
 }
