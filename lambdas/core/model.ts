@@ -1110,8 +1110,7 @@ function cancelUndo(r: StoredReboot, due: string): PlannedCommand[] {
   const why = { reason: `reboot ${r.id} cancelled` };
   const out: PlannedCommand[] = [];
   if (preparedWith(r, 'protect-pcie')) out.push(planControl(r, 'restore-pcie', null, why, due));
-  if (preparedWith(r, 'migrate-workloads') && (!preparedWith(r, 'protect-pcie') || undoneOk(undoOf(r, 'restore-pcie'))))
-    out.push(planControl(r, 'resume-workloads', null, why, due));
+  if (preparedWith(r, 'migrate-workloads') && !resumeWaitsForRestore(r)) out.push(planControl(r, 'resume-workloads', null, why, due));
   return out;
 }
 
