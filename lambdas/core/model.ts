@@ -15,6 +15,7 @@ import {
   isNoticePhase,
   undoneCommands,
   isFinal,
+  noticeTime,
   planPostpone,
   summarize,
   type PlannedCommand,
@@ -84,7 +85,7 @@ export function sourceOf(ev: NativeEvent): string {
  * dated with this.
  */
 export function coordinatorTime(ev: NativeEvent): string {
-  return new Date(Date.parse(ev.receivedAt)).toISOString();
+  return noticeTime(ev).toISOString();
 }
 
 /** The event that started a reboot, as far as ordering needs it. */
@@ -381,7 +382,7 @@ export function sameOutage(r: StoredReboot, ev: NativeEvent): boolean {
     // No ready yet: a notice received while the reboot ran would have joined it then.
     return !predates(r, ev) && receivedWhileItRan;
   }
-  if (ev.type === 'xpu.ready' && r.status === 'failed' && r.failure === WANT_OF_READY && !r.readyAt) return !predates(r, ev);
+  if (ev.type === 'xpu.ready' && awaitsLateReady(r)) return !predates(r, ev);
   if (ev.type === 'xpu.ready' && endsNext(r, ev)) return false;
   // After the ready that ended this reboot's outage, by that ready's own clock: a new outage.
   const ended = r.readyOrigin;
