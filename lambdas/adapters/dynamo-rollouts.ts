@@ -1,9 +1,9 @@
 // RolloutStore on the coordinator's one table: an item per rollout, listed newest first through gsi1.
 import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { ConcurrentUpdate } from '../core/errors.ts';
 import type { Rollout } from '../core/rollout.ts';
 import type { RolloutStore } from '../ports/rollouts.ts';
+import { backoffMs, conflictRetry, Turns } from './optimistic.ts';
 
 const ALL_ROLLOUTS = 'ROLLOUTS';
 const MAX_ATTEMPTS = 12;
@@ -22,6 +22,7 @@ function strip(item: Record<string, unknown> | undefined): Rollout | undefined {
 export class DynamoRolloutStore implements RolloutStore {
   readonly #doc: DynamoDBDocumentClient;
   readonly #table: string;
+  readonly #turns = new Turns();
 
   constructor(client: DynamoDBClient, table: string) {
     this.#doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
@@ -51,7 +52,13 @@ export class DynamoRolloutStore implements RolloutStore {
   }
 
   async updateRollout(id: string, change: (r: Rollout) => Rollout | null) {
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    // Its workflow's steps and the operator's cancel take turns here; other processes, conflictRetry.
+    return this.#turns.run(id, () => this.#updateRollout(id, change));
+  }
+
+  async #updateRollout(id: string, change: (r: Rollout) => Rollout | null) {
+    const retry = conflictRetry(`rollout ${id}`);
+    for (let attempt = 0; retry.more(attempt); attempt++) {
       const current = await this.getRollout(id);
       if (!current) return undefined;
       const next = change(structuredClone(current));
@@ -69,10 +76,10 @@ export class DynamoRolloutStore implements RolloutStore {
         return { rollout: next, changed: true };
       } catch (err) {
         if (!isConditionFailure(err)) throw err;
-        await new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 5 * 2 ** attempt)));
+        await retry.lost(attempt);
       }
     }
-    throw new ConcurrentUpdate(`rollout ${id} kept changing under ${MAX_ATTEMPTS} attempts`);
+    throw retry.giveUp();
   }
 
   async listRollouts(limit: number): Promise<Rollout[]> {
@@ -117,6 +124,8 @@ export class DynamoRolloutStore implements RolloutStore {
         const got = await this.#doc.send(new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys, ConsistentRead: true } } }));
         for (const it of got.Responses?.[this.#table] ?? []) found.set(it.id as string, strip(it)!);
         keys = got.UnprocessedKeys?.[this.#table]?.Keys as Record<string, unknown>[] | undefined;
+        // Unprocessed keys mean throttling: asking again at once is asking to be throttled again.
+        if (keys?.length) await new Promise((r) => setTimeout(r, backoffMs(attempt)));
       }
     }
     return ids.map((id) => found.get(id)).filter((r): r is Rollout => r !== undefined);

@@ -31,6 +31,7 @@ import type {
 import { DEFAULT_RETENTION_DAYS, RebootIndex, rebootIndexAttributes } from './reboot-index.ts';
 import { packReboot, unpackReboot } from './reboot-item.ts';
 import { coalesce } from './coalesce.ts';
+import { conflictRetry, Turns } from './optimistic.ts';
 
 const BATCH_GET_MAX = 100;
 const BATCH_WRITE_MAX = 25;
@@ -118,6 +119,7 @@ export class DynamoRebootStore implements RebootStore {
   readonly #table: string;
   readonly #index: RebootIndex;
   readonly #retentionDays: number;
+  readonly #turns = new Turns();
 
   /** `retentionDays`: how long an ended reboot stays in the table (TTL); the daily S3 reports keep it after. */
   constructor(client: DynamoDBClient, table: string, opts: { retentionDays?: number } = {}) {
@@ -169,9 +171,16 @@ export class DynamoRebootStore implements RebootStore {
   }
 
   async updateReboot(id: string, change: (r: StoredReboot) => StoredReboot | null, known?: StoredReboot) {
+    // Writers of this reboot in this process take turns (optimistic.ts); one that waited for another
+    // reads afresh, as the caller's copy is then likely older than what the one before it wrote.
+    return this.#turns.run(`R#${id}`, (waited) => this.#updateReboot(id, change, waited ? undefined : known));
+  }
+
+  async #updateReboot(id: string, change: (r: StoredReboot) => StoredReboot | null, known?: StoredReboot) {
     // The caller's copy stands in for the first read; a conflict (or a null change) reads afresh.
     let seed = known?.id === id ? known : undefined;
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const retry = conflictRetry(`reboot ${id}`);
+    for (let attempt = 0; retry.more(attempt); attempt++) {
       const current = seed ?? (await this.getReboot(id));
       if (!current) return undefined;
       const changed = change(structuredClone(current));
@@ -198,10 +207,10 @@ export class DynamoRebootStore implements RebootStore {
         return { reboot: next, changed: true };
       } catch (err) {
         if (!isConditionFailure(err)) throw err;
-        await jitter(attempt);
+        await retry.lost(attempt);
       }
     }
-    throw new ConcurrentUpdate(`reboot ${id} kept changing under ${MAX_ATTEMPTS} attempts`);
+    throw retry.giveUp();
   }
 
   async listReboots(q: ListQuery) {
@@ -473,7 +482,12 @@ export class DynamoRebootStore implements RebootStore {
   }
 
   async updateCommand(agent: string, id: string, change: (c: StoredCommand) => StoredCommand | null) {
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    return this.#turns.run(`C#${agent} ${id}`, () => this.#updateCommand(agent, id, change));
+  }
+
+  async #updateCommand(agent: string, id: string, change: (c: StoredCommand) => StoredCommand | null) {
+    const retry = conflictRetry(`command ${id}`);
+    for (let attempt = 0; retry.more(attempt); attempt++) {
       const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: commandKey(agent, id), ConsistentRead: true }));
       if (!res.Item) return undefined;
       const current = stripKeys<StoredCommand & { rev?: number; order?: number }>(res.Item)!;
@@ -492,10 +506,10 @@ export class DynamoRebootStore implements RebootStore {
         return { command: next, changed: true };
       } catch (err) {
         if (!isConditionFailure(err)) throw err;
-        await jitter(attempt);
+        await retry.lost(attempt);
       }
     }
-    throw new ConcurrentUpdate(`command ${id} kept changing under ${MAX_ATTEMPTS} attempts`);
+    throw retry.giveUp();
   }
 
   async markDelivered(cmd: StoredCommand, at: string, redeliverBefore: string): Promise<StoredCommand | undefined> {

@@ -26,6 +26,9 @@ const ERRORS = {
   503: ['NotConfigured', 'this deployment lacks what the route needs (e.g. no DLQ configured)'],
 } as const;
 type ErrorStatus = keyof typeof ERRORS;
+/** 503 `ConcurrentUpdate` (lambdas/handlers/contended.ts): contention outlasted the store's retries. */
+const CONTENDED =
+  'other writers kept changing the same reboot, command or rollout for seconds; nothing of the lost write was done, send the same request again after Retry-After';
 
 type Content = 'json' | 'html' | 'report' | 'none';
 
@@ -39,6 +42,8 @@ interface Operation {
   headers?: { name: string; description: string; schema: object }[];
   ok: { status: number; description: string; content?: Content; schema?: object };
   errors: ErrorStatus[];
+  /** Writes a reboot, command or rollout that other writers may be changing: 503 ConcurrentUpdate (contended.ts). */
+  contended?: true;
   /** `access_token` in the query as well as the header (RFC 6750 §2.3), for BMCs without custom headers. */
   queryToken?: true;
 }
@@ -128,6 +133,7 @@ function operations(): Record<string, Operation> {
       body: { name: 'ExtensionRequest', schema: ExtensionBody, required: true },
       ok: { status: 200, description: '`{"granted":S,"deadline":"..."}`', schema: object },
       errors: [400, ...authed, 404, 409, 413],
+      contended: true,
     },
     'POST /v1/reboots/{id}/cancel': {
       tag: 'fleet',
@@ -136,6 +142,7 @@ function operations(): Record<string, Operation> {
       body: { name: 'RebootControl', schema: ControlBody },
       ok: { status: 200, description: 'the cancelled reboot', schema: object },
       errors: [400, ...authed, 404, 409, 413],
+      contended: true,
     },
     'POST /v1/reboots/{id}/force': {
       tag: 'fleet',
@@ -143,6 +150,7 @@ function operations(): Record<string, Operation> {
       body: { name: 'RebootControl', schema: ControlBody },
       ok: { status: 200, description: 'the forced reboot', schema: object },
       errors: [400, ...authed, 404, 409, 413],
+      contended: true,
     },
     'GET /v1/agents/{agentId}/commands': {
       tag: 'agents',
@@ -166,6 +174,7 @@ function operations(): Record<string, Operation> {
       body: { name: 'CommandResult', schema: ResultBody, required: true },
       ok: { status: 200, description: '`{"id","status","duplicate"?}`', schema: object },
       errors: [400, ...authed, 404, 413],
+      contended: true,
     },
     'GET /v1/reports/compliance': {
       tag: 'reports',
@@ -221,6 +230,7 @@ function operations(): Record<string, Operation> {
       summary: 'Release a hold; what it queued goes on (operator)',
       ok: { status: 204, description: 'released', content: 'none' },
       errors: [...authed, 404],
+      contended: true,
     },
     'POST /v1/rollouts': {
       tag: 'rollouts',
@@ -249,6 +259,7 @@ function operations(): Record<string, Operation> {
       body: { name: 'RolloutCancel', schema: RolloutCancelBody },
       ok: { status: 200, description: 'the cancelled rollout', schema: object },
       errors: [400, ...authed, 404, 409, 413, 503],
+      contended: true,
     },
     'GET /v1/fleet': {
       tag: 'fleet',
@@ -316,6 +327,9 @@ function operationOf(route: ApiRoute, op: Operation | undefined, schemas: Record
   const responses: Record<string, unknown> = { [String(op.ok.status)]: okResponse(op.ok) };
   for (const status of op.errors) responses[String(status)] = { $ref: `#/components/responses/${ERRORS[status][0]}` };
   if (!route.public) responses['500'] = { $ref: '#/components/responses/InternalError' };
+  // One response per status: a route that may also lack its configuration says both under one 503.
+  if (op.contended)
+    responses['503'] = { $ref: `#/components/responses/${op.errors.includes(503) ? 'NotConfiguredOrContended' : 'ConcurrentUpdate'}` };
   if (route.path === '/healthz')
     responses['503'] = { description: 'a dependency does not answer', content: { 'application/json': { schema: object } } };
   const parameters = [
@@ -368,6 +382,14 @@ export function openApiDocument(): Record<string, unknown> {
     Object.values(ERRORS).map(([code, description]) => [code, errorResponse(description)]),
   );
   responses.InternalError = errorResponse('the request could not be completed; it is safe to retry');
+  const retryAfter = {
+    'Retry-After': { description: 'seconds to wait before sending the request again', schema: { type: 'integer', minimum: 0 } },
+  };
+  responses.ConcurrentUpdate = { ...errorResponse(CONTENDED), headers: retryAfter };
+  responses.NotConfiguredOrContended = {
+    ...errorResponse(`\`NotConfigured\`: ${ERRORS[503][1]}; or \`ConcurrentUpdate\` (with Retry-After): ${CONTENDED}`),
+    headers: retryAfter,
+  };
   return {
     openapi: '3.1.0',
     info: {
