@@ -8,7 +8,7 @@ import { loadMapping } from '../../lambdas/core/redfish/mapping.ts';
 import { newXpuReboot, type StoredReboot } from '../../lambdas/core/reboot.ts';
 import type { NativeEvent } from '../../lambdas/core/types.ts';
 import { createApiApp } from '../../lambdas/handlers/api.ts';
-import { OPERATOR_TOKEN, phases, startHarness, tokenOf, type Harness } from './harness.ts';
+import { eventually, OPERATOR_TOKEN, phases, startHarness, tokenOf, type Harness } from './harness.ts';
 
 /** Many extensions and seconds, so grants and refusals interleave; one node for the whole file. */
 const POLICY = { maxExtensions: 12, maxExtensionSeconds: 2400 };
@@ -18,7 +18,7 @@ policy:
   xpuReboot: { noticeSeconds: 300, maxExtensionSeconds: ${POLICY.maxExtensionSeconds}, maxExtensions: ${POLICY.maxExtensions}, recoverySeconds: 900, coredumpSeconds: 120, heartbeatSeconds: 60, commandSeconds: 120 }
   hostReboot: { denyWhile: [xpu-rebooting], returnSeconds: 1800, commandSeconds: 120, heartbeatSeconds: 60 }
 nodes:
-  - { id: ${NODE}, rack: r1, zone: z1, tenant: t1, trusted: true, agentToken: ${tokenOf(NODE)}, xpus: [{ id: dpu0, persistentPower: false }] }
+${[NODE, 'race1', 'race2'].map((n) => `  - { id: ${n}, rack: r1, zone: z1, tenant: t1, trusted: true, agentToken: ${tokenOf(n)}, xpus: [{ id: dpu0, persistentPower: false }] }`).join('\n')}
 `;
 const SEED = 20261206;
 /** Requests in flight at once, as in the report that found it (8 agents' retries on one reboot). */
@@ -72,18 +72,20 @@ interface Answer extends Ask {
 type Send = (id: string, ask: Ask) => Promise<Answer>;
 
 /** Over HTTP to the stack's one API (one process: its writers share one store). */
-const overHttp: Send = async (id, ask) => {
-  const res = await fetch(`${h.url}/v1/reboots/${id}/extensions`, {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${tokenOf(NODE)}`,
-      'content-type': 'application/json',
-      ...(ask.key ? { 'idempotency-key': ask.key } : {}),
-    },
-    body: JSON.stringify({ seconds: ask.seconds, reason: 'draining takes longer' }),
-  });
-  return { ...ask, status: res.status, json: await res.json(), replayed: res.headers.get('idempotent-replayed') === 'true' };
-};
+const overHttp =
+  (node = NODE): Send =>
+  async (id, ask) => {
+    const res = await fetch(`${h.url}/v1/reboots/${id}/extensions`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${tokenOf(node)}`,
+        'content-type': 'application/json',
+        ...(ask.key ? { 'idempotency-key': ask.key } : {}),
+      },
+      body: JSON.stringify({ seconds: ask.seconds, reason: 'draining takes longer' }),
+    });
+    return { ...ask, status: res.status, json: await res.json(), replayed: res.headers.get('idempotent-replayed') === 'true' };
+  };
 
 /** Round robin over API apps with a store each, as separate Lambda instances in AWS: no writer of one sees another's. */
 function overInstances(n: number): Send {
@@ -126,8 +128,12 @@ async function fire(id: string, asks: Ask[], send: Send): Promise<Answer[]> {
   return answers;
 }
 
-/** What the answers and the stored reboot must agree on, whatever the interleaving. */
-function assess(before: StoredReboot, after: StoredReboot, answers: Answer[]) {
+/**
+ * What the answers and the stored reboot must agree on, whatever the interleaving. `others`: other
+ * writers (a cancel, results) raced the asks: the notice phase may end under them, and the history
+ * has their entries too.
+ */
+function assess(before: StoredReboot, after: StoredReboot, answers: Answer[], others = false) {
   const unexpected = answers.filter((a) => a.status !== 200 && a.status !== 409);
   expect(unexpected.map((a) => `${a.status} ${JSON.stringify(a.json)}`)).toEqual([]);
   for (const a of answers) {
@@ -136,7 +142,12 @@ function assess(before: StoredReboot, after: StoredReboot, answers: Answer[]) {
       expect(a.json.granted).toBeGreaterThan(0);
       expect(a.json.granted).toBeLessThanOrEqual(a.seconds);
     } else
-      expect(a.json).toEqual({ error: expect.stringMatching(/^(MaxExtensions|NoExtensionSecondsLeft)$/), message: expect.any(String) });
+      expect(a.json).toEqual({
+        error: expect.stringMatching(
+          others ? /^(MaxExtensions|NoExtensionSecondsLeft|PastNoticePhase)$/ : /^(MaxExtensions|NoExtensionSecondsLeft)$/,
+        ),
+        message: expect.any(String),
+      });
   }
 
   // A key answers its first answer, to every repeat, racing or not; and only one of them is the original.
@@ -165,8 +176,12 @@ function assess(before: StoredReboot, after: StoredReboot, answers: Answer[]) {
   // Bounded however many asked, and every entry accounted for (kept or counted as dropped).
   expect(after.history.length).toBeLessThanOrEqual(REBOOT_BOUNDS.historyHead + REBOOT_BOUNDS.historyTail);
   expect(after.refusals.length).toBeLessThanOrEqual(REBOOT_BOUNDS.refusals);
-  expect(after.history.length + (after.historyDropped ?? 0)).toBe(before.history.length + grants.length + refusals.length);
-  expect(phases(after).slice(-1)[0]).toMatch(/^(extended|extension-refused)$/);
+  const entries = after.history.length + (after.historyDropped ?? 0);
+  if (others) expect(entries).toBeGreaterThan(before.history.length + grants.length + refusals.length);
+  else {
+    expect(entries).toBe(before.history.length + grants.length + refusals.length);
+    expect(phases(after).slice(-1)[0]).toMatch(/^(extended|extension-refused)$/);
+  }
 }
 
 /** A key stands for one request of one agent: its repeats carry the same body. */
@@ -181,7 +196,7 @@ describe('extensions racing on one reboot with a long history', () => {
   it('600 asks, 8 at a time, to one API: every answer is 200 or 409 and the grants add up', async () => {
     const asks = fc.sample(fc.array(ask, { minLength: 600, maxLength: 600 }), { seed: SEED, numRuns: 1 })[0];
     const before = await busyReboot();
-    const answers = await fire(before.id, asks, overHttp);
+    const answers = await fire(before.id, asks, overHttp());
     assess(before, await h.reboot(before.id), answers);
   });
 
@@ -195,5 +210,70 @@ describe('extensions racing on one reboot with a long history', () => {
       // Each run is a fresh reboot; shrinking re-runs a few hundred requests a step, so it stops early.
       { seed: SEED, numRuns: 2, endOnFailure: true },
     );
+  });
+});
+
+describe('extensions racing the other writers of one reboot', () => {
+  /**
+   * A reboot announced for real (its workflow waits in PrepareHost), then at once: 120 asks 8 at a
+   * time; the host's agent posting heartbeats and (repeated) results for both prep commands; and,
+   * once 20 asks were answered, three `control` requests of the operator's at once.
+   */
+  async function race(node: string, control: 'cancel' | 'force') {
+    const posted = await h.event(node, 'xpu.reboot.pending', { xpu: 'dpu0', data: { reason: 'firmware' } });
+    expect(posted.status).toBe(202);
+    await h.drain();
+    const before = await h.rebootOf(node, 'xpu', 'dpu0');
+    await h.waitForState(before.id, 'PrepareHost');
+    const host = h.agent(node);
+    const prep = await host.poll();
+    expect(prep.map((c) => c.type).sort()).toEqual(['migrate-workloads', 'protect-pcie']);
+
+    const asks = fc.sample(fc.array(ask, { minLength: 120, maxLength: 120 }), {
+      seed: SEED + (control === 'cancel' ? 1 : 2),
+      numRuns: 1,
+    })[0];
+    let answered = 0;
+    const send = overHttp(node);
+    const counted: Send = async (id, a) => {
+      const out = await send(id, a);
+      answered++;
+      return out;
+    };
+    const results = Promise.all(
+      prep.map(async (c) => {
+        const beats = [];
+        for (let i = 0; i < 10; i++) beats.push(await host.post(c.id, 'running'));
+        return [...beats, ...(await Promise.all([0, 1, 2].map(() => host.post(c.id, 'succeeded'))))];
+      }),
+    );
+    const controls = (async () => {
+      await eventually('20 asks answered', async () => answered >= 20);
+      return Promise.all([0, 1, 2].map(() => h.request(`/v1/reboots/${before.id}/${control}`, { body: { reason: 'racing' } })));
+    })();
+    const [answers, posts, controlled] = await Promise.all([fire(before.id, asks, counted), results, controls]);
+
+    for (const p of posts.flat())
+      expect({ status: p.status, json: p.json }).toEqual({ status: 200, json: expect.objectContaining({ id: expect.any(String) }) });
+    for (const c of controlled) expect([200, 409], JSON.stringify(c.json)).toContain(c.status);
+    // Repeats of one operator's control answer as the first did (a repeated cancel or force is a 200 again).
+    expect(new Set(controlled.map((c) => c.status)).size).toBe(1);
+    for (const c of controlled.filter((x) => x.status === 409)) expect(c.json.error).toBe('PastNoticePhase');
+    const after = await h.reboot(before.id);
+    assess(before, after, answers, true);
+    return { after, controlled };
+  }
+
+  it("a cancel and the host agent's results: every answer is documented, the grants add up, the reboot ends cancelled", async () => {
+    const { after, controlled } = await race('race1', 'cancel');
+    // A cancel repeated answers as the first; one refused came after the xPU was told to reboot.
+    if (controlled.some((c) => c.status === 200)) expect(after.status).toBe('cancelled');
+    expect(phases(after).filter((p) => p === 'cancelled').length).toBe(controlled.some((c) => c.status === 200) ? 1 : 0);
+  });
+
+  it("a force and the host agent's results: the same, and the reboot is forced once", async () => {
+    const { after, controlled } = await race('race2', 'force');
+    if (controlled.some((c) => c.status === 200)) expect(after.forced).toBe(true);
+    expect(phases(after).filter((p) => p === 'forced').length).toBeLessThanOrEqual(1);
   });
 });
