@@ -544,8 +544,9 @@ export class DynamoRebootStore implements RebootStore {
     for (const c of Object.values(reboot.commands)) {
       if (['succeeded', 'failed', 'skipped', 'timed-out'].includes(c.status)) continue;
       // Flagged for redelivery: an agent running the hook learns the moved deadline on its next poll.
+      // Only later: of two grants racing, the one whose move comes last may carry the earlier deadline.
       await this.updateCommand(c.agent, c.id, (cmd) =>
-        cmd.noticePhase && cmd.deadline !== deadline && !['succeeded', 'failed', 'skipped', 'timed-out'].includes(cmd.status)
+        cmd.noticePhase && cmd.deadline < deadline && !['succeeded', 'failed', 'skipped', 'timed-out'].includes(cmd.status)
           ? { ...cmd, deadline, redeliver: true }
           : null,
       );

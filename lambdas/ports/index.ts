@@ -128,7 +128,7 @@ export interface RebootStore extends BudgetStore, HoldStore {
    * `redeliverBefore`); undefined when another poll or a result got there first.
    */
   markDelivered(cmd: StoredCommand, at: string, redeliverBefore: string): Promise<StoredCommand | undefined>;
-  /** Moves the deadline of a reboot's open notice-phase commands (after an extension). */
+  /** Moves the deadline of a reboot's open notice-phase commands later (after an extension); never earlier. */
   moveNoticeDeadline(reboot: StoredReboot, deadline: string): Promise<void>;
 
   /** Remembers a key for `ttlSeconds` (events handled side by side may share one write). */

@@ -18,7 +18,7 @@ policy:
   xpuReboot: { noticeSeconds: 300, maxExtensionSeconds: ${POLICY.maxExtensionSeconds}, maxExtensions: ${POLICY.maxExtensions}, recoverySeconds: 900, coredumpSeconds: 120, heartbeatSeconds: 60, commandSeconds: 120 }
   hostReboot: { denyWhile: [xpu-rebooting], returnSeconds: 1800, commandSeconds: 120, heartbeatSeconds: 60 }
 nodes:
-${[NODE, 'race1', 'race2'].map((n) => `  - { id: ${n}, rack: r1, zone: z1, tenant: t1, trusted: true, agentToken: ${tokenOf(n)}, xpus: [{ id: dpu0, persistentPower: false }] }`).join('\n')}
+${[NODE, 'race1', 'race2', 'race3'].map((n) => `  - { id: ${n}, rack: r1, zone: z1, tenant: t1, trusted: true, agentToken: ${tokenOf(n)}, xpus: [{ id: dpu0, persistentPower: false }] }`).join('\n')}
 `;
 const SEED = 20261206;
 /** Requests in flight at once, as in the report that found it (8 agents' retries on one reboot). */
@@ -88,7 +88,7 @@ const overHttp =
   };
 
 /** Round robin over API apps with a store each, as separate Lambda instances in AWS: no writer of one sees another's. */
-function overInstances(n: number): Send {
+function overInstances(n: number, node = NODE): Send {
   const apps = Array.from({ length: n }, () =>
     createApiApp({
       ...h.stack.deps,
@@ -103,7 +103,7 @@ function overInstances(n: number): Send {
     const res = await app.request(`/v1/reboots/${id}/extensions`, {
       method: 'POST',
       headers: {
-        authorization: `Bearer ${tokenOf(NODE)}`,
+        authorization: `Bearer ${tokenOf(node)}`,
         'content-type': 'application/json',
         ...(ask.key ? { 'idempotency-key': ask.key } : {}),
       },
@@ -275,5 +275,50 @@ describe('extensions racing the other writers of one reboot', () => {
     const { after, controlled } = await race('race2', 'force');
     if (controlled.some((c) => c.status === 200)) expect(after.forced).toBe(true);
     expect(phases(after).filter((p) => p === 'forced').length).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('grants racing on a reboot whose host is preparing', () => {
+  it('the open prep commands end at the last deadline granted, not at one a slower request computed', async () => {
+    const posted = await h.event('race3', 'xpu.reboot.pending', { xpu: 'dpu0', data: { reason: 'firmware' } });
+    expect(posted.status).toBe(202);
+    await h.drain();
+    const before = await h.rebootOf('race3', 'xpu', 'dpu0');
+    await h.waitForState(before.id, 'PrepareHost');
+    const prep = await h.agent('race3').poll();
+    expect(prep).toHaveLength(2);
+
+    // A's grant is written first, then its move of the commands is held until B's grant and move are done.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const slowStore = new Proxy(h.stack.deps.store, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target);
+        if (typeof value !== 'function') return value;
+        if (prop !== 'moveNoticeDeadline') return value.bind(target); // its private fields are the target's
+        return async (...args: unknown[]) => {
+          await held;
+          return value.apply(target, args);
+        };
+      },
+    });
+    const api = (store: typeof slowStore) =>
+      createApiApp({ ...h.stack.deps, store, operatorTokenHash: hashToken(OPERATOR_TOKEN), mapping: loadMapping(null) });
+    const ask = (app: ReturnType<typeof api>) =>
+      app.request(`/v1/reboots/${before.id}/extensions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tokenOf('race3')}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ seconds: 60, reason: 'draining' }),
+      });
+    const slow = ask(api(slowStore));
+    await eventually('the slow grant written', async () => (await h.reboot(before.id)).extensions.length === 1);
+    const fast = await ask(api(h.stack.deps.store));
+    expect(fast.status).toBe(200);
+    release();
+    expect((await slow).status).toBe(200);
+
+    const after = await h.reboot(before.id);
+    expect(after.deadline).toBe(new Date(Date.parse(before.deadline!) + 120_000).toISOString());
+    for (const c of prep) expect((await h.stack.deps.store.getCommand('race3', c.id))?.deadline, c.type).toBe(after.deadline);
   });
 });
