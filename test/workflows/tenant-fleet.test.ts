@@ -141,6 +141,36 @@ describe('a node re-provisioned for another tenant', () => {
     await cancelAndEnd('moved', queued.id);
   });
 
+  it('waits in t2’s budget when queued: the slot another t2 node gives back wakes it', async () => {
+    await h.advance(1000);
+    const theirs = await announce('other');
+    expect(theirs.queue).toBeUndefined();
+    const mine = await announce('moved');
+    expect(mine.status).toBe('queued');
+    expect(mine.queue?.reason).toBe('budget: tenant t2 has 1 of 1 nodes unavailable (other)');
+    // No clock moves: only the wake-up of the slot given back under tenant:t2 lets it go on.
+    await cancelAndEnd('other', theirs.id);
+    const admitted = await h.waitForStatus(mine.id, ['notified', 'preparing']);
+    expect(admitted.budgetKeys).toEqual(['tenant:t2']);
+    await cancelAndEnd('moved', mine.id);
+  });
+
+  it('an unannounced reboot of it is never held, and counts under t2', async () => {
+    await h.advance(1000);
+    await h.event('moved', 'xpu.down', { xpu: 'dpu0' });
+    await h.drain();
+    const r = await next('moved', 'xpu');
+    expect(r).toMatchObject({ mode: 'unannounced', tenant: 't2', budgetKeys: ['tenant:t2'] });
+    expect((await h.stack.deps.store.budgetUsage()).get('tenant:t2')).toEqual(['moved']);
+    await h.event('moved', 'xpu.ready', { xpu: 'dpu0' });
+    await h.drain();
+    while (!(await h.reboot(r.id)).endedAt) {
+      await h.agent('moved').answerAll();
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    expect((await h.stack.deps.store.budgetUsage()).get('tenant:t2') ?? []).toEqual([]);
+  });
+
   it('a rollout by tenant plans the nodes provisioned for it', async () => {
     const plan = async (tenant: string) =>
       (await h.request('/v1/rollouts', { body: { selector: { tenant }, maxUnavailable: 1, reason: 'fw', dryRun: true } })).json.plan;
