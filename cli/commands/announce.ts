@@ -29,7 +29,7 @@ export async function announce(opts: AnnounceOpts, io = { out: console.log, err:
     const { node, xpu } = parseAgentId(opts.agent);
     if (!xpu) throw new UsageError(`--agent must name an xPU agent (node.xpu), not ${opts.agent}`);
     const token = resolveToken(opts);
-    const notice = opts.notice === undefined ? undefined : seconds(opts.notice, '--notice', 1);
+    const notice = opts.notice === undefined ? undefined : seconds(opts.notice, '--notice');
     const wait = seconds(opts.wait, '--wait');
     const id = opts.id ?? stableEventId(`announce-${xpu}`, [opts.agent, opts.reason, String(notice ?? '')]);
     const client = new Client(opts.server, token, Date.now() + wait * 1000);

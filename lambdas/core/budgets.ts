@@ -21,9 +21,31 @@ export function budgetKey(per: BudgetDomain, value: string): string {
 }
 
 /**
+ * The node as budgets and holds see it: in its inventory rack and zone, and in the tenant its xPUs
+ * are provisioned for, which is state of the node (contract 7.1: first the inventory's `tenant`; a
+ * `host.ready` for another tenant re-provisions it). Handlers pass that state in
+ * (NodeStateRecord.provisionedTenant, or the tenant a reboot was recorded for).
+ */
+export function asProvisioned(node: NodeDef, provisionedTenant: string | undefined): NodeDef {
+  return provisionedTenant && provisionedTenant !== node.tenant ? { ...node, tenant: provisionedTenant } : node;
+}
+
+/**
+ * Whether a queued reboot of this node may wait for a slot of one of these budgets. Its rack, zone
+ * and fleet budgets follow from the inventory; its tenant budget from the tenant its reboot was
+ * recorded for, which only the reboot knows: any tenant key may be its.
+ */
+export function mayWaitOn(node: NodeDef, keys: readonly string[]): boolean {
+  const anyTenant = keys.some((k) => k.startsWith(budgetKey('tenant', '')));
+  if (anyTenant && (node.policy.budgets ?? []).some((b) => b.per === 'tenant')) return true;
+  return budgetSlotsOf(node).some((s) => s.per !== 'tenant' && keys.includes(s.key));
+}
+
+/**
  * The budgets that apply to a node, in a fixed order (by key): every acquirer takes them in the
  * same order, so two nodes racing for the last slots of a zone and a rack do not each end up with
- * one and both give up. A node without a rack (zone, tenant) is in no rack budget.
+ * one and both give up. A node without a rack (zone, tenant) is in no rack budget. Its tenant is the
+ * node's own field: pass the node `asProvisioned`.
  */
 export function budgetSlotsOf(node: NodeDef): BudgetSlot[] {
   const slots: BudgetSlot[] = [];
@@ -56,6 +78,7 @@ export function isHoldActive(h: Hold, now: Date): boolean {
   return !h.until || Date.parse(h.until) > now.getTime();
 }
 
+/** `node` as provisioned (asProvisioned): a hold on a tenant matches the nodes provisioned for it. */
 export function holdMatches(h: Hold, node: NodeDef): boolean {
   return HOLD_SELECTOR_KEYS.some((k) => {
     const want = h.selector[k];

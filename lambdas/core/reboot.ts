@@ -159,11 +159,17 @@ export function noticeTime(ev: NativeEvent): Date {
   return new Date(Date.parse(ev.receivedAt));
 }
 
-/** Deadline = notice time + the event's noticeSeconds when given, capped at the policy's. */
+/**
+ * Deadline = notice time + the event's noticeSeconds when given, capped at the policy's. A given 0
+ * is a reboot without notice (the xPU's watchdog fires at once): its deadline is its notice time,
+ * not the policy's, or the host would prepare for minutes the xPU does not wait.
+ */
 export function noticeSecondsFor(node: NodeDef, ev: NativeEvent): number {
   const policy = node.policy.xpuReboot.noticeSeconds;
-  const asked = Number(ev.data?.noticeSeconds);
-  if (Number.isFinite(asked) && asked > 0) return Math.min(Math.floor(asked), policy);
+  const given = ev.data?.noticeSeconds;
+  const asked =
+    typeof given === 'number' ? given : typeof given === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(given) ? Number(given) : Number.NaN;
+  if (Number.isFinite(asked) && asked >= 0) return Math.min(Math.floor(asked), policy);
   return policy;
 }
 

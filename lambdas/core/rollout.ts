@@ -51,7 +51,7 @@ export const IN_FLIGHT: readonly RolloutItemState[] = ['sent', 'rebooting'];
 export const isInFlight = (it: RolloutItem) => IN_FLIGHT.includes(it.state);
 export const isItemEnded = (it: RolloutItem) => it.state === 'done' || it.state === 'failed';
 
-/** Nodes the selector names (all for an empty one), rack by rack; each xPU of them in inventory order. */
+/** Nodes the selector names (all for an empty one), rack by rack; each xPU of them in inventory order. A `tenant` selector matches `node.tenant`: pass the nodes as provisioned (budgets.ts asProvisioned). */
 export function planRollout(inventory: Inventory, selector: Selector): Array<{ node: string; xpu: string }> {
   const match = (n: NodeDef) =>
     (selector.node === undefined || n.id === selector.node) &&

@@ -100,6 +100,11 @@ export const NativeEventBody = z.object({
   data: z.record(z.string(), z.unknown()).nullish(),
 });
 
+/** An announced notice: seconds, 0 for none (a number or its digits; core/reboot.ts noticeSecondsFor caps it). */
+const NoticeSeconds = z
+  .union([z.number().finite().nonnegative(), z.string().regex(/^\s*\d+(\.\d+)?\s*$/, 'not a number of seconds')])
+  .nullish();
+
 /** The largest page of GET /v1/reboots. */
 export const MAX_LIST_LIMIT = 1000;
 
@@ -188,6 +193,8 @@ export function createApiApp(deps: ApiDeps) {
     const body = check(NativeEventBody, await readJson(c), 'event');
     if (!(NATIVE_EVENT_TYPES as readonly string[]).includes(body.type))
       throw new BadRequest(`unknown event type '${body.type}'; one of ${NATIVE_EVENT_TYPES.join(', ')}`, 'UnknownEventType');
+    // A notice that is not a number of seconds would silently become the policy's: refused instead.
+    if (body.type === 'xpu.reboot.pending') check(NoticeSeconds, body.data?.noticeSeconds, 'data.noticeSeconds');
     const node = index.node(body.node);
     if (!node) throw new NotFound(`node ${body.node} is not in the inventory`);
     if (who.kind !== 'operator' && who.node !== node.id)

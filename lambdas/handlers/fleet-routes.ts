@@ -12,7 +12,7 @@ import type { CommandStatus, NodeDef } from '../core/types.ts';
 import { check, readJson } from './api.ts';
 import type { Deps } from './deps.ts';
 import { applyStep } from './effects.ts';
-import { wakeQueued } from './fleet.ts';
+import { provisionedNodes, wakeQueued } from './fleet.ts';
 import { publicReboot } from './views.ts';
 import { mayActAs } from './auth.ts';
 
@@ -48,19 +48,23 @@ export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
     return { who, index };
   }
 
-  const view = (h: Hold, index: InventoryIndex) => ({
+  const view = (h: Hold, nodes: readonly NodeDef[]) => ({
     ...h,
     active: isHoldActive(h, deps.clock.now()),
-    nodes: index.inventory.nodes.filter((n) => holdMatches(h, n)).map((n) => n.id),
+    nodes: nodes.filter((n) => holdMatches(h, n)).map((n) => n.id),
   });
+  /** The nodes as holds see them: a hold on a tenant matches the nodes provisioned for it, not those the inventory names. */
+  const nodesFor = (holds: readonly Pick<Hold, 'selector'>[], index: InventoryIndex) =>
+    holds.some((h) => h.selector.tenant !== undefined) ? provisionedNodes(deps, index.inventory.nodes) : index.inventory.nodes;
 
   app.post('/v1/holds', async (c) => {
     const { who, index } = await operator(c, 'place holds');
     const body = check(HoldBody, await readJson(c), 'hold');
     const [key, value] = Object.entries(body.selector).find(([, v]) => v !== undefined) as [(typeof HOLD_SELECTOR_KEYS)[number], string];
+    const nodes = await nodesFor([{ selector: { [key]: value } }], index);
     // A hold that matches nothing is almost certainly a typo: say so instead of holding nothing.
-    if (!index.inventory.nodes.some((n) => (key === 'node' ? n.id : n[key]) === value))
-      throw new NotFound(`no node of the inventory has ${key} ${value}`);
+    if (!nodes.some((n) => (key === 'node' ? n.id : n[key]) === value))
+      throw new NotFound(`no node of the inventory has ${key} ${value}${key === 'tenant' ? ' (the tenant it is provisioned for)' : ''}`);
     const now = deps.clock.now();
     if (body.until && Date.parse(body.until) <= now.getTime())
       throw new BadRequest(`hold: until ${body.until} is not in the future`, 'ValidationError');
@@ -73,14 +77,15 @@ export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
       by: actorOf(who),
     };
     await deps.store.putHold(hold);
-    return c.json(view(hold, index), 201);
+    return c.json(view(hold, nodes), 201);
   });
 
   app.get('/v1/holds', async (c) => {
     const { index } = await operator(c, 'list holds');
     const now = deps.clock.now();
     const items = (await deps.store.listHolds()).filter((h) => isHoldActive(h, now)).sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1));
-    return c.json({ items: items.map((h) => view(h, index)) });
+    const nodes = await nodesFor(items, index);
+    return c.json({ items: items.map((h) => view(h, nodes)) });
   });
 
   app.delete('/v1/holds/:id', async (c) => {

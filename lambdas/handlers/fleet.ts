@@ -1,11 +1,13 @@
 // Fleet safety in the handlers (docs/fleet-safety.md): budget admission, the queue's waits and wake-ups, holds, cancel and force.
 import {
+  asProvisioned,
   budgetFullReason,
   budgetSlotsOf,
   describeHold,
   holdsOn,
   isHoldActive,
   mayStartReboot,
+  mayWaitOn,
   onBudgetRefused,
   queueRecheckAt,
   queueWindow,
@@ -36,8 +38,20 @@ export async function activeHolds(deps: Pick<Deps, 'store' | 'clock'>): Promise<
 }
 
 /**
+ * Nodes as budgets and holds see them (`asProvisioned`: in the tenant they are provisioned for),
+ * from their state in the store: one batched, eventually consistent read, for readers (holds,
+ * rollouts, the fleet view); the reboot paths have the state at hand.
+ */
+export async function provisionedNodes(deps: Pick<Deps, 'store'>, nodes: readonly NodeDef[]): Promise<NodeDef[]> {
+  if (!nodes.length) return [];
+  const states = await deps.store.getNodeStates(nodes.map((n) => n.id));
+  return nodes.map((n) => asProvisioned(n, states.get(n.id)?.provisionedTenant));
+}
+
+/**
  * May this node start a reboot now (no hold on it, room in each of its budgets)? For rollouts and
  * the fleet view. An answer, not a reservation: the reboot itself takes its slots atomically.
+ * `node` as provisioned (provisionedNodes), like the nodes of `alsoUnavailable`.
  */
 export async function mayNodeStartReboot(
   deps: Pick<Deps, 'store' | 'clock'>,
@@ -52,7 +66,7 @@ export async function mayNodeStartReboot(
 
 type Taken = { ok: true; keys: string[] } | { ok: false; kind: 'hold' | 'budget'; reason: string; holds: Hold[] };
 
-/** Takes the node's budget slots for a reboot that may be held back, unless a hold or a full budget says no. */
+/** Takes the node's budget slots for a reboot that may be held back, unless a hold or a full budget says no. `node` as provisioned. */
 async function takeSlots(deps: Deps, node: NodeDef, rebootId: string, holdsRead?: Promise<Hold[]>): Promise<Taken> {
   const holds = holdsOn(node, await (holdsRead ?? activeHolds(deps)), deps.clock.now());
   if (holds.length) return { ok: false, kind: 'hold', reason: describeHold(holds[0]), holds };
@@ -63,7 +77,7 @@ async function takeSlots(deps: Deps, node: NodeDef, rebootId: string, holdsRead?
   return { ok: true, keys: slots.map((s) => s.key) };
 }
 
-/** Counts a reboot that is never held (a crash, the queue's cap, an operator's force); says which budgets it goes beyond. */
+/** Counts a reboot that is never held (a crash, the queue's cap, an operator's force); says which budgets it goes beyond. `node` as provisioned. */
 async function countSlots(deps: Deps, node: NodeDef, rebootId: string): Promise<{ keys: string[]; beyond?: string }> {
   const slots = budgetSlotsOf(node);
   if (!slots.length) return { keys: [] };
@@ -78,6 +92,7 @@ async function countSlots(deps: Deps, node: NodeDef, rebootId: string): Promise<
 /**
  * Decides a new xPU reboot against holds and budgets, before it is stored: a crash (or an
  * unannounced reboot) is never held but counts (and says when it goes beyond a budget); a planned reboot takes its slots or is queued.
+ * Its tenant budget and tenant holds are those of `reboot.tenant`: the tenant the node was provisioned for when it began.
  */
 export async function admitNewXpuReboot(
   deps: Deps,
@@ -87,20 +102,29 @@ export async function admitNewXpuReboot(
   holdsRead?: Promise<Hold[]>,
 ): Promise<StoredReboot> {
   const now = deps.clock.now();
+  const placed = asProvisioned(node, reboot.tenant);
   if (reboot.mode === 'crash' || reboot.mode === 'unannounced') {
-    const counted = await countSlots(deps, node, reboot.id);
+    const counted = await countSlots(deps, placed, reboot.id);
     return admitNew(reboot, counted.keys, counted.beyond, now);
   }
-  const taken = await takeSlots(deps, node, reboot.id, holdsRead);
+  const taken = await takeSlots(deps, placed, reboot.id, holdsRead);
   if (taken.ok) return admitNew(reboot, taken.keys, undefined, now);
   return onBudgetRefused(reboot, `${taken.kind}: ${taken.reason}`, taken.holds, node.policy.xpuReboot, now);
 }
 
 export type HostAdmission = { kind: 'allow'; keys: string[] } | { kind: 'deny'; reason: 'hold' | 'budget'; detail: string };
 
-/** A host reboot request beyond a budget, or on a held node, is denied (docs/fleet-safety.md: reason `budget` or `hold`). */
-export async function admitHostReboot(deps: Deps, node: NodeDef, rebootId: string): Promise<HostAdmission> {
-  const taken = await takeSlots(deps, node, rebootId);
+/**
+ * A host reboot request beyond a budget, or on a held node, is denied (docs/fleet-safety.md: reason
+ * `budget` or `hold`). `provisionedTenant`: the node's (NodeStateRecord), which its tenant budget and holds follow.
+ */
+export async function admitHostReboot(
+  deps: Deps,
+  node: NodeDef,
+  rebootId: string,
+  provisionedTenant: string | undefined,
+): Promise<HostAdmission> {
+  const taken = await takeSlots(deps, asProvisioned(node, provisionedTenant), rebootId);
   if (taken.ok) return { kind: 'allow', keys: taken.keys };
   return { kind: 'deny', reason: taken.kind, detail: taken.reason };
 }
@@ -178,7 +202,7 @@ async function tryAdmit(deps: Deps, entry: QueuedEntry): Promise<'admitted' | 'h
   }
   const node = (await deps.inventory({ nodes: [reboot.node] })).node(reboot.node);
   if (!node) return 'gone';
-  const taken = await takeSlots(deps, node, reboot.id);
+  const taken = await takeSlots(deps, asProvisioned(node, reboot.tenant), reboot.id);
   if (!taken.ok) return taken.kind === 'hold' ? 'held' : 'full';
   const after = await leaveQueue(deps, node, reboot.id, 'slot', taken.keys);
   return after && after.status !== 'queued' && !isEnded(after.status) ? 'admitted' : 'gone';
@@ -196,7 +220,7 @@ export async function wakeQueued(deps: Deps, keys?: readonly string[]): Promise<
   for (const e of entries) {
     if (keys) {
       const node = index.node(e.node);
-      if (!node || !budgetSlotsOf(node).some((s) => keys.includes(s.key))) continue;
+      if (!node || !mayWaitOn(node, keys)) continue;
     }
     await tryAdmit(deps, e);
   }
@@ -208,7 +232,7 @@ export async function wakeQueued(deps: Deps, keys?: readonly string[]): Promise<
  */
 export async function releaseBudgets(deps: Deps, reboot: StoredReboot, node?: NodeDef): Promise<void> {
   const n = node ?? (await deps.inventory({ nodes: [reboot.node] })).node(reboot.node);
-  const keys = [...new Set([...(reboot.budgetKeys ?? []), ...(n ? budgetSlotsOf(n).map((s) => s.key) : [])])];
+  const keys = [...new Set([...(reboot.budgetKeys ?? []), ...(n ? budgetSlotsOf(asProvisioned(n, reboot.tenant)).map((s) => s.key) : [])])];
   if (!keys.length) return;
   await deps.store.releaseBudgets(keys, reboot.node, reboot.id);
   await wakeQueued(deps, keys);
@@ -248,15 +272,16 @@ export async function recheckQueued(deps: Deps, rebootId: string, node: NodeDef)
   if (reboot.queue && entry) {
     const outage = reboot.crashedAt || reboot.downAt || reboot.readyAt;
     const capped = now.getTime() >= Date.parse(reboot.queue.capAt);
+    const placed = asProvisioned(node, reboot.tenant);
     if (!outage && !capped && (await tryAdmit(deps, entry)) !== 'admitted') {
-      const holds = holdsOn(node, await activeHolds(deps), now);
+      const holds = holdsOn(placed, await activeHolds(deps), now);
       const recheckAt = queueRecheckAt(reboot.queue, holds, now);
       const updated = await applyStep(deps, rebootId, (r) => noteQueueRecheck(r, recheckAt), node, { wake: 'never' });
       const wait = updated && queueWindow(updated.reboot, now);
       if (wait) return wait;
     } else if (outage || capped) {
       // The xPU went down while queued (it did not wait), or the wait reached its cap: never held longer, but counted.
-      const counted = await countSlots(deps, node, rebootId);
+      const counted = await countSlots(deps, placed, rebootId);
       const why = outage ? 'the xPU went down while queued' : undefined;
       await leaveQueue(deps, node, rebootId, outage ? 'slot' : 'cap', counted.keys, why);
       if (counted.beyond) await applyStep(deps, rebootId, (r) => noteBudgetExceeded(r, counted.beyond!, now), node, { wake: 'never' });
@@ -290,7 +315,7 @@ export async function performFleetEffect(deps: Deps, reboot: StoredReboot, e: Fl
       if (!e.takeBudget) break;
       const n = node ?? (await deps.inventory({ nodes: [reboot.node] })).node(reboot.node);
       if (!n) break;
-      const counted = await countSlots(deps, n, reboot.id);
+      const counted = await countSlots(deps, asProvisioned(n, reboot.tenant), reboot.id);
       const now = deps.clock.now();
       await applyStep(deps, reboot.id, (r) => countOutOfQueue(r, counted.keys, counted.beyond, now), n, { wake: 'never' });
       break;

@@ -21,7 +21,7 @@ import { tagRollout } from './rollout.ts';
 import { lookUpStart, rebootIdForEvent, type StartOfEvent } from './reboot-ids.ts';
 import { ClaimReleased, claimAhead, releaseIfDangling } from './claim-ahead.ts';
 import type { InventoryIndex } from '../core/inventory.ts';
-import type { Hold } from '../core/budgets.ts';
+import { asProvisioned, type Hold } from '../core/budgets.ts';
 import { activeHolds, admitHostReboot, admitNewXpuReboot } from './fleet.ts';
 import { sharedRead } from './shared-read.ts';
 import { hostWorkflowInput, xpuWorkflowInput } from '../core/workflow-io.ts';
@@ -173,8 +173,10 @@ export function createIngestHandler(deps: Deps) {
         await applyStep(deps, before.id, (r) => xpuSignal(r, ev), node);
         return { kind: 'joined', rebootId: before.id };
       }
-      // Rollouts: an announce made for a rollout carries its id; the reboot remembers it.
-      let reboot = await admitNewXpuReboot(deps, node, tagRollout(newXpuReboot(id, node, xpu, ev, mode), ev), holdsRead);
+      // Rollouts: an announce made for a rollout carries its id; the reboot remembers it. Its tenant
+      // (budget, holds) is the one the node is provisioned for, from the claim's state (docs/fleet-safety.md).
+      const placed = asProvisioned(node, state.provisionedTenant);
+      let reboot = await admitNewXpuReboot(deps, node, tagRollout(newXpuReboot(id, placed, xpu, ev, mode), ev), holdsRead);
       if (state.host) reboot.history.push(history(ev.receivedAt, 'note', `host reboot ${state.host} of this node is in progress`));
       const created = await deps.store.createReboot(reboot);
       if (!created) reboot = (await deps.store.getReboot(id)) ?? reboot;
@@ -224,7 +226,7 @@ export function createIngestHandler(deps: Deps) {
         const claim = await deps.store.claimHost(node.id, id, exclusive);
         if (!claim.ok) continue;
         // docs/fleet-safety.md: beyond a budget, or on a held node, the request is denied.
-        const budget = await admitHostReboot(deps, node, id);
+        const budget = await admitHostReboot(deps, node, id, state.provisionedTenant);
         if (budget.kind === 'deny') {
           await deps.store.release(node.id, 'host', null, id);
           decision = { kind: 'deny', reason: budget.reason };
@@ -326,8 +328,11 @@ export function createIngestHandler(deps: Deps) {
         return { kind: 'applied', rebootId: holder };
       }
     }
-    // docs/fleet-safety.md: never held, but it counts in the node's budgets (and says when it goes beyond).
-    let reboot = await admitNewXpuReboot(deps, node, unannouncedReboot(newXpuReboot(id, node, xpu, ev, 'planned'), ev).reboot);
+    // docs/fleet-safety.md: never held, but it counts in the node's budgets (and says when it goes beyond),
+    // its tenant's being the one the node is provisioned for.
+    const state = claim.state ?? (await deps.store.getNodeState(node.id));
+    const placed = asProvisioned(node, state.provisionedTenant);
+    let reboot = await admitNewXpuReboot(deps, node, unannouncedReboot(newXpuReboot(id, placed, xpu, ev, 'planned'), ev).reboot);
     if (!(await deps.store.createReboot(reboot))) reboot = (await deps.store.getReboot(id)) ?? reboot;
     await deps.workflows.start('xpu-reboot', id, xpuWorkflowInput(reboot, node, deps.clock.now()));
     deps.metrics.count('RebootsStarted', 1, { kind: 'xpu' });

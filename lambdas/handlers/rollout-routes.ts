@@ -11,6 +11,7 @@ import type { RolloutStore } from '../ports/rollouts.ts';
 import { bearerToken, requirePrincipal } from './auth.ts';
 import type { Deps } from './deps.ts';
 import { activeHolds, budgetUse } from './fleet-seams.ts';
+import { provisionedNodes } from './fleet.ts';
 import type { RolloutTagged } from './rollout.ts';
 import { FLEET_PAGE } from './ui-page.ts';
 import { rolloutWorkflowInput } from '../core/workflow-io.ts';
@@ -105,7 +106,9 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
     const body = check(RolloutBody, await jsonBody(c), 'rollout');
     const sel = body.selector;
     if (sel.node && !index.node(sel.node)) throw new NotFound(`node ${sel.node} is not in the inventory`);
-    const plan = planRollout(index.inventory, sel);
+    // A tenant is the one a node is provisioned for (contract 7.1), not the inventory's.
+    const nodes = sel.tenant ? await provisionedNodes(deps, index.inventory.nodes) : index.inventory.nodes;
+    const plan = planRollout({ ...index.inventory, nodes }, sel);
     if (plan.length === 0) throw new BadRequest(`the selector ${JSON.stringify(sel)} matches no xPU`, 'EmptyPlan');
     if (plan.length > MAX_PLAN)
       throw new BadRequest(
@@ -164,10 +167,12 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
     const index = await operatorOnly(c);
     const now = deps.clock.now();
     const since = new Date(now.getTime() - TIMELINE_HOURS * 3600_000).toISOString();
-    const [page, holds, rollouts] = await Promise.all([
+    const [page, holds, rollouts, nodes] = await Promise.all([
       deps.store.listReboots({ limit: FLEET_REBOOTS }),
       activeHolds(deps),
       deps.rollouts ? deps.rollouts.listRollouts(20) : Promise.resolve([]),
+      // Each node in the tenant it is provisioned for: its tenant, its holds and its budgets.
+      provisionedNodes(deps, index.inventory.nodes),
     ]);
     const reboots = page.items as RolloutTagged[];
     const active = reboots.filter((r) => !isEnded(r.status));
@@ -192,7 +197,7 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
     for (const r of rollouts)
       for (const it of r.items) if (it.state === 'sent') asked.set(it.node, [...(asked.get(it.node) ?? []), it.xpu]);
     const racks = new Map<string, unknown[]>();
-    for (const n of index.inventory.nodes) {
+    for (const n of nodes) {
       const rack = n.rack ?? '(no rack)';
       const mine = active.filter((r) => r.node === n.id);
       if (!racks.has(rack)) racks.set(rack, []);
@@ -223,7 +228,7 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
         queued: active.filter((r) => r.status === 'queued').length,
         unavailableNodes: unavailable.size,
       },
-      budgets: await budgetUse(deps, index, unavailable),
+      budgets: await budgetUse(deps, nodes, unavailable),
       holds,
       rollouts: rollouts.map((r) => {
         const p = publicRollout(r);

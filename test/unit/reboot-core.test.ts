@@ -43,6 +43,17 @@ describe('xPU reboot deadline', () => {
     expect(newXpuReboot('r', nodeA, 'dpu0', pending({ noticeSeconds: 30 }), 'planned').deadline).toBe('2026-11-25T10:00:30.000Z');
     expect(newXpuReboot('r', nodeA, 'dpu0', pending({ noticeSeconds: 9999 }), 'planned').deadline).toBe('2026-11-25T10:02:00.000Z');
     expect(newXpuReboot('r', nodeA, 'dpu0', pending({ noticeSeconds: -5 }), 'planned').noticeSeconds).toBe(120);
+    expect(newXpuReboot('r', nodeA, 'dpu0', pending({ noticeSeconds: '45' }), 'planned').noticeSeconds).toBe(45);
+    for (const junk of ['', ' ', 'soon', null, true, Number.NaN])
+      expect(newXpuReboot('r', nodeA, 'dpu0', pending({ noticeSeconds: junk }), 'planned').noticeSeconds).toBe(120);
+  });
+
+  it('is the notice time itself for a notice of 0 given (a reboot without notice), not the policy', () => {
+    for (const zero of [0, '0', 0.4]) {
+      const r = newXpuReboot('r', nodeA, 'dpu0', pending({ noticeSeconds: zero }), 'planned');
+      expect(r.noticeSeconds).toBe(0);
+      expect(r.deadline).toBe(r.notifiedAt);
+    }
   });
 
   it('does not let a BMC clock running ahead extend the notice', () => {

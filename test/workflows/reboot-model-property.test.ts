@@ -12,7 +12,8 @@ import { startHarness, type Harness, oneXpuInventory } from './harness.ts';
 
 const SEED = Number(process.env.FC_SEED ?? 20261206);
 const RUNS = Number(process.env.FC_RUNS ?? 8);
-const POOL = 30;
+// A node per run (no shrinking: endOnFailure), so FC_RUNS may ask for more than the default pool.
+const POOL = Math.max(30, RUNS + 1);
 const NODES = Array.from({ length: POOL }, (_, i) => `p${i}`);
 const INVENTORY = oneXpuInventory(NODES);
 

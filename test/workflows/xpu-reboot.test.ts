@@ -256,6 +256,31 @@ describe('forced at the deadline', () => {
     await recover(r.id);
   });
 
+  it('a notice of 0 is a reboot without notice: the deadline is its receipt, the xPU goes at once', async () => {
+    const posted = await h.event('solo', 'xpu.reboot.pending', { xpu: 'dpu0', data: { reason: 'watchdog', noticeSeconds: 0 } });
+    expect(posted.status).toBe(202);
+    await h.drain();
+    const r = await h.rebootOf('solo', 'xpu', 'dpu0');
+    expect(r.noticeSeconds).toBe(0);
+    expect(r.deadline).toBe(r.notifiedAt);
+    // No time passes on the manual clock: nothing waits for the host, the reboot is forced now.
+    await advanceUntilForced(r.id);
+    const forced = await h.reboot(r.id);
+    expect(forced).toMatchObject({ status: 'rebooting', forced: true });
+    expect(Date.parse(forced.rebootingAt!)).toBeLessThanOrEqual(Date.parse(r.notifiedAt!) + 3 * SECOND);
+    await recover(r.id);
+  });
+
+  it('refuses a notice that is not a number of seconds, and starts nothing', async () => {
+    for (const noticeSeconds of [-1, 'soon', true, { s: 1 }]) {
+      const posted = await h.event('solo', 'xpu.reboot.pending', { xpu: 'dpu0', data: { reason: 'r', noticeSeconds } });
+      expect(posted.status).toBe(400);
+      expect(posted.json).toMatchObject({ error: 'ValidationError' });
+    }
+    await h.drain();
+    expect(await h.reboots('solo')).toEqual([]);
+  });
+
   it('a silent host (no heartbeat) is recorded, and the xPU is still forced only at the deadline', async () => {
     const r = await announce();
     await h.advance(61 * SECOND);
