@@ -84,9 +84,10 @@ export function registerExtensionRoutes(app: Hono, deps: Deps, kit: RouteKit): v
     if (stored) {
       // First answer wins: a repeat racing this one stores nothing new and answers what is stored.
       // Whether this request is the original is the reboot's conditional write's to say: a repeat
-      // that found the grant may store its (same) answer before the original gets to.
-      const kept = await deps.store.putIdempotentAnswer(stored, answer, IDEMPOTENCY_TTL_SECONDS);
-      if (replayed) answer = kept;
+      // that found the grant may store its (same) answer before the original gets to. One that took
+      // itself for the original answers what is stored too: a repeat that no longer found the first
+      // refusal on the reboot (refusals keep their last entries only) still answers the first answer.
+      answer = await deps.store.putIdempotentAnswer(stored, answer, IDEMPOTENCY_TTL_SECONDS);
     }
     // Also on a repeat: its first may have failed after the grant, before the commands heard of it.
     if (answer.status === 200) await catchUp(reboot.id, node, updated);
