@@ -1,6 +1,7 @@
 // Many writers on one reboot at once (in-process stack): every valid request gets a documented answer, never a 5xx.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoRolloutStore } from '../../lambdas/adapters/dynamo-rollouts.ts';
 import { DynamoRebootStore } from '../../lambdas/adapters/dynamo-store.ts';
 import { REBOOT_BOUNDS } from '../../lambdas/core/bounds.ts';
 import { hashToken } from '../../lambdas/core/inventory.ts';
@@ -320,5 +321,69 @@ describe('grants racing on a reboot whose host is preparing', () => {
     const after = await h.reboot(before.id);
     expect(after.deadline).toBe(new Date(Date.parse(before.deadline!) + 120_000).toISOString());
     for (const c of prep) expect((await h.stack.deps.store.getCommand('race3', c.id))?.deadline, c.type).toBe(after.deadline);
+  });
+});
+
+describe('the other items many write at once', () => {
+  const EACH = 50;
+  /** Each of `writers` (a store each, as Lambda instances) makes `each` changes one after another; all at once. */
+  async function hammer<S>(stores: S[], each: number, write: (store: S, writer: number, i: number) => Promise<unknown>) {
+    const outcomes = await Promise.allSettled(
+      stores.map(async (store, w) => {
+        for (let i = 0; i < each; i++) await write(store, w, i);
+      }),
+    );
+    expect(outcomes.filter((o) => o.status === 'rejected').map((o) => String((o as PromiseRejectedResult).reason))).toEqual([]);
+  }
+
+  it('a rollout changed by 8 instances at once keeps every change', async () => {
+    const stores = Array.from({ length: PARALLEL }, () => new DynamoRolloutStore(h.stack.dynamo.client, h.stack.dynamo.table));
+    const id = `ro-contention-${Date.now()}`;
+    const at = h.now().toISOString();
+    expect(
+      await stores[0].createRollout({
+        id,
+        status: 'running',
+        selector: {},
+        maxUnavailable: 1,
+        maxFailures: 1,
+        reason: 'contention',
+        createdAt: at,
+        items: [],
+        history: [],
+        version: 0,
+      }),
+    ).toBe(true);
+    await hammer(stores, EACH, (store, w, i) =>
+      store.updateRollout(id, (r) => ({ ...r, history: [...r.history, { at, phase: 'note', detail: `${w}.${i}` }] })),
+    );
+    const after = await stores[0].getRollout(id);
+    expect(after?.history).toHaveLength(PARALLEL * EACH);
+    expect(after?.version).toBe(PARALLEL * EACH);
+  });
+
+  it('a command changed by 8 instances at once keeps every change', async () => {
+    const stores = Array.from({ length: PARALLEL }, () => new DynamoRebootStore(h.stack.dynamo.client, h.stack.dynamo.table));
+    const r = await busyReboot();
+    const cmd = {
+      id: `${r.id}-cmd`,
+      type: 'migrate-workloads' as const,
+      rebootId: r.id,
+      node: NODE,
+      xpu: null,
+      args: {},
+      agent: NODE,
+      step: 'prepare',
+      status: 'pending' as const,
+      noticePhase: true,
+      createdAt: h.now().toISOString(),
+      deadline: r.deadline!,
+    };
+    expect(await h.stack.deps.store.putCommand(cmd)).toBe(true);
+    await hammer(stores, EACH, (store, w, i) =>
+      store.updateCommand(NODE, cmd.id, (c) => ({ ...c, output: `${c.output ?? ''}${w}.${i};` })),
+    );
+    const after = await h.stack.deps.store.getCommand(NODE, cmd.id);
+    expect(after?.output?.split(';').filter(Boolean)).toHaveLength(PARALLEL * EACH);
   });
 });
