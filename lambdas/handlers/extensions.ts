@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { BadRequest, Forbidden, NotFound } from '../core/errors.ts';
 import { requestExtension, type ExtensionOutcome, type ExtensionRequest } from '../core/model.ts';
 import type { StoredReboot } from '../core/reboot.ts';
+import { refusalTotal } from '../core/bounds.ts';
 import type { NodeDef } from '../core/types.ts';
 import type { IdempotentAnswer } from '../ports/index.ts';
 import type { RouteKit } from './agent-results.ts';
@@ -25,6 +26,15 @@ export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
 /** Printable ASCII without spaces (a UUID, a ULID, a hash), as with the IETF draft's examples. */
 const KEY = /^[\x21-\x7e]{1,255}$/;
 export const REPLAYED_HEADER = 'idempotent-replayed';
+
+/** How often a request whose key's first answer may have been dropped from its reboot looks for it in the store. */
+const KEY_LOOKS = 5;
+
+const knowsKey = (r: StoredReboot, key: string) =>
+  r.extensions.some((e) => e.idempotencyKey === key) || r.refusals.some((x) => x.idempotencyKey === key);
+
+/** Whether refusals written after `seen` was read are dropped from `r` already (lambdas/core/bounds.ts). */
+const droppedSince = (seen: StoredReboot, r: StoredReboot) => refusalTotal(seen) < (r.refusalsDropped ?? 0);
 
 function answerOf(outcome: ExtensionOutcome, at: string): IdempotentAnswer {
   return outcome.kind === 'granted'
@@ -55,28 +65,45 @@ export function registerExtensionRoutes(app: Hono, deps: Deps, kit: RouteKit): v
     // Scoped to the reboot and the agent: one agent's key never answers another's request.
     const idempotencyKey = rawKey === undefined ? undefined : `${agent} ${rawKey}`;
     const stored = idempotencyKey ? `${reboot.id} ${idempotencyKey}` : undefined;
+    const replay = async (first: IdempotentAnswer) => {
+      if (first.status === 200) await catchUp(reboot.id, node);
+      return reply(c, first, true);
+    };
     if (stored) {
       const first = await deps.store.getIdempotentAnswer(stored);
-      if (first) {
-        if (first.status === 200) await catchUp(reboot.id, node);
-        return reply(c, first, true);
-      }
+      if (first) return replay(first);
     }
 
     const req: ExtensionRequest = { seconds: body.seconds, reason: body.reason, idempotencyKey, by: `agent:${agent}` };
     let outcome: ExtensionOutcome | undefined;
-    const res = await applyStep(
-      deps,
-      reboot.id,
-      (r) => {
-        const asked = requestExtension(r, node, req, deps.clock.now());
-        outcome = asked.outcome;
-        return asked.step;
-      },
-      node,
-      // A repeat changes nothing but looks at the waiter again: its first may have died before waking it.
-      { wake: 'always' },
-    );
+    let res: Awaited<ReturnType<typeof applyStep>>;
+    for (let look = 1; ; look++) {
+      let unsure = false;
+      res = await applyStep(
+        deps,
+        reboot.id,
+        (r) => {
+          outcome = undefined;
+          // `reboot` was read before the key was looked up: a first answer on it but dropped from `r`
+          // since (refusals keep their last entries only) is still the first answer.
+          const from = idempotencyKey && !knowsKey(r, idempotencyKey) && knowsKey(reboot, idempotencyKey) ? reboot : r;
+          unsure = from === r && idempotencyKey !== undefined && look <= KEY_LOOKS && droppedSince(reboot, r);
+          if (unsure) return null;
+          const asked = requestExtension(from, node, req, deps.clock.now());
+          outcome = asked.outcome;
+          return asked.step;
+        },
+        node,
+        // A repeat changes nothing but looks at the waiter again: its first may have died before waking it.
+        { wake: 'always' },
+      );
+      if (!unsure || !stored) break;
+      // Refusals written while this request waited were dropped unseen: the first of this key may be
+      // among them, its answer stored by now or in a moment. Decided afresh only if it never shows.
+      const first = await deps.store.getIdempotentAnswer(stored);
+      if (first) return replay(first);
+      await new Promise((r) => setTimeout(r, 10 * 2 ** look));
+    }
     const updated = res?.reboot;
     if (!updated || !outcome) throw new NotFound(`no reboot ${reboot.id}`);
     let answer = answerOf(outcome, deps.clock.now().toISOString());
@@ -85,8 +112,7 @@ export function registerExtensionRoutes(app: Hono, deps: Deps, kit: RouteKit): v
       // First answer wins: a repeat racing this one stores nothing new and answers what is stored.
       // Whether this request is the original is the reboot's conditional write's to say: a repeat
       // that found the grant may store its (same) answer before the original gets to. One that took
-      // itself for the original answers what is stored too: a repeat that no longer found the first
-      // refusal on the reboot (refusals keep their last entries only) still answers the first answer.
+      // itself for the original answers what is stored too (the first answer, whatever it decided).
       answer = await deps.store.putIdempotentAnswer(stored, answer, IDEMPOTENCY_TTL_SECONDS);
     }
     // Also on a repeat: its first may have failed after the grant, before the commands heard of it.

@@ -214,6 +214,63 @@ describe('extensions racing on one reboot with a long history', () => {
   });
 });
 
+describe('a repeat held up while refusals pile on', () => {
+  it("still answers its key's first refusal, replayed, and is not counted again once that refusal left the reboot", async () => {
+    const before = await busyReboot();
+    const send = overHttp();
+    expect((await send(before.id, { seconds: POLICY.maxExtensionSeconds })).status).toBe(200); // nothing left to grant
+
+    // B looks its key up (nothing stored yet), then is held before it decides.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let lookedUp!: () => void;
+    const afterLookUp = new Promise<void>((r) => (lookedUp = r));
+    const heldStore = new Proxy(h.stack.deps.store, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target);
+        if (typeof value !== 'function') return value;
+        const bound = value.bind(target); // its private fields are the target's
+        if (prop === 'getIdempotentAnswer')
+          return async (...args: unknown[]) => {
+            const out = await bound(...args);
+            lookedUp();
+            return out;
+          };
+        if (prop === 'updateReboot')
+          return async (...args: unknown[]) => {
+            await held;
+            return bound(...args);
+          };
+        return bound;
+      },
+    });
+    const b = createApiApp({ ...h.stack.deps, store: heldStore, operatorTokenHash: hashToken(OPERATOR_TOKEN), mapping: loadMapping(null) });
+    const ask = { authorization: `Bearer ${tokenOf(NODE)}`, 'content-type': 'application/json', 'idempotency-key': 'held' };
+    const repeat = b.request(`/v1/reboots/${before.id}/extensions`, {
+      method: 'POST',
+      headers: ask,
+      body: JSON.stringify({ seconds: 60 }),
+    });
+    await afterLookUp;
+
+    // A, the same request, is refused and stores its answer; then more refusals push A's off the reboot.
+    const first = await send(before.id, { seconds: 60, key: 'held' });
+    expect(first).toMatchObject({ status: 409, replayed: false, json: { error: 'NoExtensionSecondsLeft' } });
+    for (let i = 0; i < REBOOT_BOUNDS.refusals + 5; i++) expect((await send(before.id, { seconds: 1 })).status).toBe(409);
+    const crowded = await h.reboot(before.id);
+    expect(crowded.refusals.some((x) => x.idempotencyKey?.endsWith(' held'))).toBe(false);
+
+    release();
+    const res = await repeat;
+    expect({ status: res.status, json: await res.json(), replayed: res.headers.get('idempotent-replayed') }).toEqual({
+      status: first.status,
+      json: first.json,
+      replayed: 'true',
+    });
+    expect((await h.reboot(before.id)).refusalCount).toBe(1 + REBOOT_BOUNDS.refusals + 5);
+  });
+});
+
 describe('extensions racing the other writers of one reboot', () => {
   /**
    * A reboot announced for real (its workflow waits in PrepareHost), then at once: 120 asks 8 at a
