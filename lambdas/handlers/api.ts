@@ -24,6 +24,7 @@ import { registerFleetRoutes } from './fleet-routes.ts';
 import { registerOpenApiRoute } from './openapi.ts';
 import { registerNodeRoutes } from './nodes.ts';
 import { contended } from './contended.ts';
+import { isDependencyDown, unavailable } from './unavailable.ts';
 
 export const MAX_BODY_BYTES = 256 * 1024;
 /** Agents long-poll at most this long; API Gateway's 30 s integration limit caps it lower in AWS. */
@@ -150,6 +151,7 @@ export function createApiApp(deps: ApiDeps) {
     if (err instanceof HttpError) return c.json({ error: err.code, message: err.message }, err.status as 400);
     if ((err as Error).name === 'BadCursor') return c.json({ error: 'BadRequest', message: (err as Error).message }, 400);
     if ((err as Error).name === 'ConcurrentUpdate') return contended(c, err as Error, deps.logger);
+    if (isDependencyDown(err)) return unavailable(c, err as Error, deps.logger);
     deps.logger.error('request failed', { path: c.req.path, error: (err as Error).stack ?? String(err) });
     return c.json({ error: 'InternalError', message: 'the request could not be completed; it is safe to retry' }, 500);
   });

@@ -26,6 +26,17 @@ const ERRORS = {
   503: ['NotConfigured', 'this deployment lacks what the route needs (e.g. no DLQ configured)'],
 } as const;
 type ErrorStatus = keyof typeof ERRORS;
+/** 503 `Unavailable` (lambdas/handlers/unavailable.ts): a dependency did not answer. Any route with a token may answer it. */
+const UNAVAILABLE =
+  'a dependency (the store, the queue or the workflow engine) did not answer or throttled; nothing was done, send the same request again after Retry-After';
+
+/** The 503 response of a route with a token: `Unavailable`, and on some routes `NotConfigured` or `ConcurrentUpdate` too. */
+function unavailableResponse(op: Operation): string {
+  const notConfigured = op.errors.includes(503);
+  if (op.contended) return notConfigured ? 'UnavailableNotConfiguredOrContended' : 'UnavailableOrContended';
+  return notConfigured ? 'UnavailableOrNotConfigured' : 'Unavailable';
+}
+
 /** 503 `ConcurrentUpdate` (lambdas/handlers/contended.ts): contention outlasted the store's retries. */
 const CONTENDED =
   'other writers kept changing the same reboot, command or rollout for seconds; nothing of the lost write was done, send the same request again after Retry-After';
@@ -325,11 +336,12 @@ function operationOf(route: ApiRoute, op: Operation | undefined, schemas: Record
   }
   if (op.body) schemas[op.body.name] = inputSchema(op.body.schema);
   const responses: Record<string, unknown> = { [String(op.ok.status)]: okResponse(op.ok) };
-  for (const status of op.errors) responses[String(status)] = { $ref: `#/components/responses/${ERRORS[status][0]}` };
-  if (!route.public) responses['500'] = { $ref: '#/components/responses/InternalError' };
-  // One response per status: a route that may also lack its configuration says both under one 503.
-  if (op.contended)
-    responses['503'] = { $ref: `#/components/responses/${op.errors.includes(503) ? 'NotConfiguredOrContended' : 'ConcurrentUpdate'}` };
+  for (const status of op.errors) if (status !== 503) responses[String(status)] = { $ref: `#/components/responses/${ERRORS[status][0]}` };
+  if (!route.public) {
+    responses['500'] = { $ref: '#/components/responses/InternalError' };
+    // One response per status: every 503 the route may answer, under one (unavailable.ts, contended.ts).
+    responses['503'] = { $ref: `#/components/responses/${unavailableResponse(op)}` };
+  } else if (op.errors.includes(503)) responses['503'] = { $ref: '#/components/responses/NotConfigured' };
   if (route.path === '/healthz')
     responses['503'] = { description: 'a dependency does not answer', content: { 'application/json': { schema: object } } };
   const parameters = [
@@ -385,9 +397,14 @@ export function openApiDocument(): Record<string, unknown> {
   const retryAfter = {
     'Retry-After': { description: 'seconds to wait before sending the request again', schema: { type: 'integer', minimum: 0 } },
   };
-  responses.ConcurrentUpdate = { ...errorResponse(CONTENDED), headers: retryAfter };
-  responses.NotConfiguredOrContended = {
-    ...errorResponse(`\`NotConfigured\`: ${ERRORS[503][1]}; or \`ConcurrentUpdate\` (with Retry-After): ${CONTENDED}`),
+  const unavailable = `\`Unavailable\` (with Retry-After): ${UNAVAILABLE}`;
+  const notConfigured = `\`NotConfigured\`: ${ERRORS[503][1]}`;
+  const concurrent = `\`ConcurrentUpdate\` (with Retry-After): ${CONTENDED}`;
+  responses.Unavailable = { ...errorResponse(unavailable), headers: retryAfter };
+  responses.UnavailableOrContended = { ...errorResponse(`${unavailable}; or ${concurrent}`), headers: retryAfter };
+  responses.UnavailableOrNotConfigured = { ...errorResponse(`${unavailable}; or ${notConfigured}`), headers: retryAfter };
+  responses.UnavailableNotConfiguredOrContended = {
+    ...errorResponse(`${unavailable}; or ${notConfigured}; or ${concurrent}`),
     headers: retryAfter,
   };
   return {

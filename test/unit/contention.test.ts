@@ -236,13 +236,18 @@ nodes:
       ['/v1/agents/{agentId}/commands/{cmdId}', 'post'],
       ['/v1/holds/{id}', 'delete'],
     ])
-      expect(doc.paths[path][method].responses['503'], `${method} ${path}`).toEqual({ $ref: '#/components/responses/ConcurrentUpdate' });
+      expect(doc.paths[path][method].responses['503'], `${method} ${path}`).toEqual({
+        $ref: '#/components/responses/UnavailableOrContended',
+      });
     expect(doc.paths['/v1/rollouts/{id}/cancel'].post.responses['503']).toEqual({
-      $ref: '#/components/responses/NotConfiguredOrContended',
+      $ref: '#/components/responses/UnavailableNotConfiguredOrContended',
     });
-    for (const name of ['ConcurrentUpdate', 'NotConfiguredOrContended'])
+    for (const name of ['UnavailableOrContended', 'UnavailableNotConfiguredOrContended']) {
       expect(doc.components.responses[name].headers['Retry-After'].schema).toEqual({ type: 'integer', minimum: 0 });
-    // A read never writes: no 503 of this kind there.
-    expect(doc.paths['/v1/reboots/{id}'].get.responses['503']).toBeUndefined();
+      expect(doc.components.responses[name].description).toContain('`ConcurrentUpdate`');
+    }
+    // A read never writes: its 503 is only a dependency's (unavailable.ts).
+    expect(doc.paths['/v1/reboots/{id}'].get.responses['503']).toEqual({ $ref: '#/components/responses/Unavailable' });
+    expect(doc.components.responses.Unavailable.description).not.toContain('ConcurrentUpdate');
   });
 });

@@ -210,7 +210,7 @@ describe('GET /openapi.json', () => {
       ['404', 'NotFound'],
       ['409', 'Conflict'],
       ['413', 'PayloadTooLarge'],
-      ['503', 'NotConfigured'],
+      ['503', 'UnavailableOrNotConfigured'],
     ])
       expect(
         Object.values(byKey).some((op: any) => op.responses[status]?.$ref === `#/components/responses/${name}`),
