@@ -373,6 +373,12 @@ async function latencyPhase() {
     const logged = hookStarted[`${s.node}|migrate-workloads|${items[i].rebootId}`];
     add('(info) agent logs "hook started" (after spawn, identify, 2nd fsync) minus hook running', logged - s.tHook);
   });
+  // With BENCH_SAMPLES_OUT=FILE, every sample's start (epoch ms), total and segments, to look into the tail.
+  if (process.env.BENCH_SAMPLES_OUT)
+    writeFileSync(
+      process.env.BENCH_SAMPLES_OUT,
+      JSON.stringify(samples.map((s, i) => ({ t0: s.t0, ms: s.ms, node: s.node, ...bySample[i] }))),
+    );
   // The slowest 1 % of the samples (at least 5): each segment's mean over them.
   const slowest = samples
     .map((s, i) => ({ ms: s.ms, segs: bySample[i] }))

@@ -3,7 +3,8 @@
 // timestamps on the event → first command path. Counting is a map increment per call; nothing is slowed on purpose.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import http from 'node:http';
-import { performance } from 'node:perf_hooks';
+import { appendFileSync } from 'node:fs';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { GSI1_ATTRIBUTES, GSI2_ATTRIBUTES } from '../lambdas/adapters/table-schema.ts';
 import { parseConfig } from '../local/config.ts';
 import { jsonLogger } from '../local/logger.ts';
@@ -16,6 +17,24 @@ for (const k of Object.keys(process.env)) if (k.startsWith('AWS_')) delete proce
 const now = () => performance.timeOrigin + performance.now();
 const REGION_ACCOUNT = 'us-east-1:000000000000';
 const inc = (m: Map<string, number>, k: string, v = 1) => m.set(k, (m.get(k) ?? 0) + v);
+
+// ---- Diagnostics: with BENCH_GC_LOG=FILE, every GC pause of this process (epoch ms, duration, kind), to lay the
+// slowest samples (BENCH_SAMPLES_OUT in run.ts) beside them. Off by default: the observer is not free.
+if (process.env.BENCH_GC_LOG) {
+  const out = process.env.BENCH_GC_LOG;
+  const lines: string[] = [];
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries())
+      lines.push(
+        JSON.stringify({
+          at: performance.timeOrigin + e.startTime,
+          ms: e.duration,
+          kind: (e as { detail?: { kind?: number } }).detail?.kind,
+        }),
+      );
+  }).observe({ entryTypes: ['gc'] });
+  setInterval(() => lines.length && appendFileSync(out, `${lines.splice(0).join('\n')}\n`), 1000).unref();
+}
 
 // ---- HTTP: every request to every server of this process (API, fauxqs, dynalite, Step Functions) ----------------
 
