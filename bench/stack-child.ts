@@ -4,7 +4,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import http from 'node:http';
 import { appendFileSync } from 'node:fs';
-import { PerformanceObserver, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { GSI1_ATTRIBUTES, GSI2_ATTRIBUTES } from '../lambdas/adapters/table-schema.ts';
 import { parseConfig } from '../local/config.ts';
 import { jsonLogger } from '../local/logger.ts';
@@ -18,23 +18,11 @@ const now = () => performance.timeOrigin + performance.now();
 const REGION_ACCOUNT = 'us-east-1:000000000000';
 const inc = (m: Map<string, number>, k: string, v = 1) => m.set(k, (m.get(k) ?? 0) + v);
 
-// ---- Diagnostics: with BENCH_GC_LOG=FILE, every GC pause of this process (epoch ms, duration, kind), to lay the
-// slowest samples (BENCH_SAMPLES_OUT in run.ts) beside them. Off by default: the observer is not free.
-if (process.env.BENCH_GC_LOG) {
-  const out = process.env.BENCH_GC_LOG;
-  const lines: string[] = [];
-  new PerformanceObserver((list) => {
-    for (const e of list.getEntries())
-      lines.push(
-        JSON.stringify({
-          at: performance.timeOrigin + e.startTime,
-          ms: e.duration,
-          kind: (e as { detail?: { kind?: number } }).detail?.kind,
-        }),
-      );
-  }).observe({ entryTypes: ['gc'] });
-  setInterval(() => lines.length && appendFileSync(out, `${lines.splice(0).join('\n')}\n`), 1000).unref();
-}
+// ---- Diagnostics: with BENCH_CALL_LOG=FILE, each DynamoDB call (epoch ms sent, round trip, command), to lay the
+// slowest samples (BENCH_SAMPLES_OUT in run.ts) beside them; bench/pause-log.mjs logs each process's GC pauses and stalls.
+const callLog: string[] | undefined = process.env.BENCH_CALL_LOG ? [] : undefined;
+if (callLog)
+  setInterval(() => callLog.length && appendFileSync(process.env.BENCH_CALL_LOG!, `${callLog.splice(0).join('\n')}\n`), 1000).unref();
 
 // ---- HTTP: every request to every server of this process (API, fauxqs, dynalite, Step Functions) ----------------
 
@@ -298,6 +286,7 @@ function installDynamoCounter(stack: Stack) {
         t.n++;
         t.ms += now() - t0;
         ddbTime.set(cmd, t);
+        callLog?.push(JSON.stringify({ at: t0, ms: now() - t0, cmd }));
       };
       try {
         out = await next(args);
