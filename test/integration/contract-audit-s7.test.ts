@@ -1,0 +1,407 @@
+// Black-box audit of CONTRACT.md section 7 through one real local stack, the way an outside acceptance check
+// drives it: the HTTP API, Redfish payloads written here, fake agents over the real routes, disorder.
+// Only statements the earlier audits (contract-audit, contract-conformance, fleet-safety, participants) do not check.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  NODE,
+  OPERATOR_TOKEN,
+  ROOT,
+  api,
+  childEnv,
+  startStackProcess,
+  tempDir,
+  waitFor,
+  writeInventory,
+  type RunningStack,
+} from '../support/stack.ts';
+
+const BMC = '/redfish/v1/Systems/Bluefield';
+const INVENTORY = `
+policy:
+  xpuReboot:
+    noticeSeconds: 120
+    maxExtensionSeconds: 600
+    heartbeatSeconds: 30
+    recoverySeconds: 30
+    commandSeconds: 20
+nodes:
+  - { id: r1, rack: ra, trusted: true, bmcToken: bmc-token-r1, agentToken: agent-token-r1, redfishSystem: /redfish/v1/Systems/system, xpus: [{ id: dpu0, redfishSystem: ${BMC} }] }
+  - { id: q1, rack: rq, agentToken: agent-token-q1, xpus: [{ id: dpu0 }] }
+  - { id: l1, rack: rl, agentToken: agent-token-l1, policy: { xpuReboot: { noticeSeconds: 1, recoverySeconds: 2 } }, xpus: [{ id: dpu0 }] }
+  - { id: x1, rack: rx, trusted: true, agentToken: agent-token-x1, xpus: [{ id: dpu0 }] }
+  - { id: h1, rack: rh, agentToken: agent-token-h1, xpus: [{ id: dpu0 }] }
+  - { id: o1, rack: ro, agentToken: agent-token-o1, xpus: [{ id: dpu0 }] }
+  - { id: o2, rack: ro, agentToken: agent-token-o2, xpus: [{ id: dpu0 }] }
+  - { id: r2, rack: rb, bmcToken: bmc-token-r2, agentToken: agent-token-r2, xpus: [{ id: dpu0, redfishSystem: ${BMC} }] }
+  - { id: tn, rack: rt, tenant: ta, agentToken: agent-token-tn, xpus: [{ id: dpu0, persistentPower: true }] }
+  - { id: ho, rack: rr, agentToken: agent-token-ho, xpus: [{ id: dpu0, persistentPower: true }] }
+  - { id: fq, rack: rf, agentToken: agent-token-fq, xpus: [{ id: dpu0 }] }
+`;
+const NODES = ['r1', 'q1', 'l1', 'x1', 'h1', 'o1', 'o2', 'r2', 'tn', 'ho', 'fq'];
+
+let dir: string;
+let stack: RunningStack;
+let url: string;
+let stopped = false;
+const seen = new Map<string, any[]>();
+/** Agents that answer `succeeded` to what they take; the others stay silent. */
+const answering = new Set<string>(['r1', 'l1', 'r2', 'tn', 'tn.dpu0', 'ho', 'ho.dpu0']);
+
+async function fakeAgent(agent: string) {
+  while (!stopped) {
+    const res = await api(url, `/v1/agents/${agent}/commands?wait=1`, { token: OPERATOR_TOKEN }).catch(() => undefined);
+    if (res?.status !== 200) continue;
+    for (const cmd of res.json) {
+      const list = seen.get(agent) ?? [];
+      if (!list.some((c) => c.id === cmd.id)) list.push(cmd);
+      seen.set(agent, list);
+      if (answering.has(agent))
+        await api(url, `/v1/agents/${agent}/commands/${cmd.id}`, { token: OPERATOR_TOKEN, body: { status: 'succeeded' } });
+    }
+  }
+}
+
+const types = (agent: string) => (seen.get(agent) ?? []).map((c) => c.type);
+const event = (node: string, id: string, type: string, data?: Record<string, unknown>, time?: string) =>
+  api(url, '/v1/events', {
+    token: `agent-token-${node}`,
+    body: { id, type, node, ...(type.startsWith('xpu.') ? { xpu: 'dpu0' } : {}), data, ...(time ? { time } : {}) },
+  });
+const get = async (id: string) => (await api(url, `/v1/reboots/${id}`, { token: OPERATOR_TOKEN })).json;
+const reboots = async (node: string) => (await api(url, `/v1/reboots?node=${node}`, { token: OPERATOR_TOKEN })).json.items as any[];
+const rebootOf = (node: string, kind = 'xpu') =>
+  waitFor(`a ${kind} reboot of ${node}`, async () => (await reboots(node)).find((r: any) => r.kind === kind));
+const until = (id: string, ok: (r: any) => boolean, what: string, ms = 20_000) =>
+  waitFor(
+    `${id}: ${what}`,
+    async () => {
+      const r = await get(id);
+      if (ok(r)) return r;
+      throw new Error(`${r?.status}: ${JSON.stringify(r?.history?.slice(-4).map((h: any) => `${h.phase} ${h.detail}`))}`);
+    },
+    ms,
+  );
+const settle = (ms = 1500) => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  dir = tempDir('audit-s7');
+  stack = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile: writeInventory(dir, INVENTORY) });
+  url = stack.url;
+  for (const n of NODES) {
+    void fakeAgent(n);
+    void fakeAgent(`${n}.dpu0`);
+  }
+}, 90_000);
+
+afterAll(async () => {
+  stopped = true;
+  await stack?.stop();
+});
+
+/** A Redfish Event as a BMC pushes it, one record per entry, OriginOfCondition the xPU's system. */
+function redfish(records: Array<{ id: string; msg: string; args?: string[]; ts: string }>) {
+  return {
+    '@odata.type': '#Event.v1_7_0.Event',
+    Id: `batch-${records[0].id}`,
+    Name: 'Event Array',
+    Context: 'Default Context',
+    Events: records.map((r) => ({
+      EventType: 'Alert',
+      EventId: r.id,
+      EventTimestamp: r.ts,
+      Severity: 'OK',
+      MessageSeverity: 'OK',
+      Message: r.msg,
+      MessageId: r.msg,
+      MessageArgs: r.args ?? [],
+      OriginOfCondition: { '@odata.id': BMC },
+    })),
+  };
+}
+const postRedfish = (body: unknown, node = 'r1') => api(url, '/v1/events/redfish', { token: `bmc-token-${node}`, body });
+
+describe('7.1 under disorder, through Redfish: a BMC 10 days behind, the ready before the notice, every record twice', () => {
+  it('makes one reboot of the outage, dated by the coordinator, and it completes', async () => {
+    const back = Date.now() - 10 * 86_400_000;
+    const pending = { id: 'ev-1', msg: 'XpuReboot.1.0.RebootPending', args: ['60', 'firmware'], ts: new Date(back).toISOString() };
+    const ready = { id: 'ev-2', msg: 'XpuReboot.1.0.Ready', ts: new Date(back + 90_000).toISOString() };
+    const before = Date.now();
+    // The queue delivered the ready first, then the notice; each record comes twice.
+    expect((await postRedfish(redfish([ready]))).status).toBe(202);
+    expect((await postRedfish(redfish([ready]))).status).toBe(202);
+    expect((await postRedfish(redfish([pending]))).status).toBe(202);
+    expect((await postRedfish(redfish([pending]))).status).toBe(202);
+    const r = await rebootOf('r1');
+    const done = await until(r.id, (x) => x.status === 'completed', 'completed');
+    await settle();
+    const all = (await reboots('r1')).filter((x) => x.kind === 'xpu');
+    expect(all.map((x) => x.id)).toEqual([r.id]);
+    // Every time it carries is the coordinator's, not 10 days ago.
+    for (const h of done.history) expect(Date.parse(h.at)).toBeGreaterThanOrEqual(before - 5_000);
+    expect(types('r1').filter((t) => t === 'restore-pcie')).toHaveLength(1);
+  }, 40_000);
+});
+
+describe('7.3 cancel of a queued reboot', () => {
+  it('is 200 cancelled, the xPU gets cancel-reboot, the host (told nothing yet) gets nothing', async () => {
+    const hold = await api(url, '/v1/holds', { token: OPERATOR_TOKEN, body: { selector: { node: 'q1' }, reason: 'audit' } });
+    expect(hold.status).toBe(201);
+    await event('q1', 'q1-n', 'xpu.reboot.pending', { reason: 'firmware' });
+    const r = await until((await rebootOf('q1')).id, (x) => x.status === 'queued', 'queued');
+    const postponed = await waitFor('postpone-reboot to q1.dpu0', async () =>
+      seen.get('q1.dpu0')?.find((c) => c.type === 'postpone-reboot'),
+    );
+    expect(postponed.args).toEqual(expect.objectContaining({ deadline: r.deadline, reason: expect.any(String) }));
+    const res = await api(url, `/v1/reboots/${r.id}/cancel`, { token: OPERATOR_TOKEN, body: { reason: 'not now' } });
+    expect(res.status).toBe(200);
+    expect(res.json.status).toBe('cancelled');
+    await waitFor('cancel-reboot', async () => types('q1.dpu0').includes('cancel-reboot'));
+    expect((await api(url, `/v1/holds/${hold.json.id}`, { method: 'DELETE', token: OPERATOR_TOKEN })).status).toBe(204);
+    await settle();
+    expect(types('q1')).toEqual([]);
+    expect((await get(r.id)).status).toBe('cancelled');
+    expect(types('q1.dpu0')).toEqual(['postpone-reboot', 'cancel-reboot']);
+  }, 40_000);
+});
+
+describe('7.1 recovered-late', () => {
+  it('an xpu.ready after the reboot failed for want of it sends restore-pcie then resume-workloads (phase recovered-late)', async () => {
+    await event('l1', 'l1-n', 'xpu.reboot.pending', { reason: 'firmware' });
+    const r = await rebootOf('l1');
+    await event('l1', 'l1-d', 'xpu.down');
+    const failed = await until(r.id, (x) => x.status === 'failed', 'failed for want of xpu.ready', 30_000);
+    expect(types('l1')).not.toContain('restore-pcie');
+    await event('l1', 'l1-r', 'xpu.ready');
+    const late = await until(r.id, (x) => x.history.some((h: any) => h.phase === 'recovered-late'), 'recovered-late');
+    await waitFor('resume-workloads after restore-pcie', async () => types('l1').includes('resume-workloads'));
+    const t = types('l1');
+    expect(t.indexOf('restore-pcie')).toBeGreaterThan(-1);
+    expect(t.indexOf('restore-pcie')).toBeLessThan(t.indexOf('resume-workloads'));
+    expect(failed.id).toBe(late.id);
+  }, 50_000);
+});
+
+describe('7.1 postpone-reboot on an extension', () => {
+  it('the xPU hears the moved deadline with a reason', async () => {
+    await event('x1', 'x1-n', 'xpu.reboot.pending', { reason: 'firmware' });
+    const r = await rebootOf('x1');
+    const ext = await api(url, `/v1/reboots/${r.id}/extensions`, { token: 'agent-token-x1', body: { seconds: 60, reason: 'drain' } });
+    expect(ext.status).toBe(200);
+    const p = await waitFor('postpone-reboot to x1.dpu0', async () => seen.get('x1.dpu0')?.find((c) => c.type === 'postpone-reboot'));
+    expect(Date.parse(p.args.deadline)).toBe(Date.parse(ext.json.deadline));
+    expect(typeof p.args.reason).toBe('string');
+    expect((await api(url, `/v1/reboots/${r.id}/cancel`, { token: OPERATOR_TOKEN, body: { reason: 'done' } })).status).toBe(200);
+  }, 30_000);
+});
+
+describe('7.3 rollouts: shapes, dry run, cancel, bad input', () => {
+  it('a dry run plans and starts nothing; a rollout reads done/pending/failed; cancel makes it cancelled', async () => {
+    const bad = [
+      { selector: { rack: 'ro' }, maxUnavailable: 0, reason: 'x' },
+      { selector: { rack: 'ro' }, maxUnavailable: 'one', reason: 'x' },
+      { selector: { shelf: 'ro' }, maxUnavailable: 1, reason: 'x' },
+      { selector: { rack: 'ro' }, maxUnavailable: 1, reason: 'x', maxFailures: -1 },
+    ];
+    for (const body of bad) {
+      const res = await api(url, '/v1/rollouts', { token: OPERATOR_TOKEN, body });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.json).toMatchObject({ error: expect.any(String), message: expect.any(String) });
+    }
+    const dry = await api(url, '/v1/rollouts', {
+      token: OPERATOR_TOKEN,
+      body: { selector: { rack: 'ro' }, maxUnavailable: 1, reason: 'fw', dryRun: true },
+    });
+    expect(dry.status).toBe(201);
+    expect(dry.json.plan).toEqual([
+      { node: 'o1', xpu: 'dpu0' },
+      { node: 'o2', xpu: 'dpu0' },
+    ]);
+    await settle();
+    expect(types('o1.dpu0')).toEqual([]);
+
+    const ro = await api(url, '/v1/rollouts', {
+      token: OPERATOR_TOKEN,
+      body: { selector: { rack: 'ro' }, maxUnavailable: 1, reason: 'fw', noticeSeconds: 60 },
+    });
+    expect(ro.status).toBe(201);
+    expect(ro.json).toMatchObject({ id: expect.any(String), status: 'running', plan: dry.json.plan });
+    const cmd = await waitFor('reboot-xpu', async () =>
+      [...(seen.get('o1.dpu0') ?? []), ...(seen.get('o2.dpu0') ?? [])].find((c) => c.type === 'reboot-xpu'),
+    );
+    expect(cmd.args).toMatchObject({ reason: 'fw', noticeSeconds: 60, rolloutId: ro.json.id });
+    const st = await api(url, `/v1/rollouts/${ro.json.id}`, { token: OPERATOR_TOKEN });
+    expect(st.status).toBe(200);
+    expect(st.json).toMatchObject({ id: ro.json.id, status: 'running' });
+    for (const k of ['done', 'pending', 'failed']) expect(Array.isArray(st.json[k]), k).toBe(true);
+    expect(st.json.done).toEqual([]);
+    expect(st.json.failed).toEqual([]);
+    expect(st.json.pending.length).toBeGreaterThanOrEqual(1);
+    expect((await api(url, `/v1/rollouts/${ro.json.id}`, { token: 'agent-token-o1' })).status).toBe(403);
+    const c = await api(url, `/v1/rollouts/${ro.json.id}/cancel`, { token: OPERATOR_TOKEN, body: { reason: 'stop' } });
+    expect(c.status).toBe(200);
+    expect((await api(url, `/v1/rollouts/${ro.json.id}`, { token: OPERATOR_TOKEN })).json.status).toBe('cancelled');
+    expect((await api(url, '/v1/rollouts/ro-doesnotexist', { token: OPERATOR_TOKEN })).status).toBe(404);
+  }, 40_000);
+});
+
+describe('7.3 bad input to holds, cancel and force: a clear 4xx that changes nothing', () => {
+  it('answers 400/404/409 and leaves holds and reboots as they were', async () => {
+    const holdsBefore = (await api(url, '/v1/holds', { token: OPERATOR_TOKEN })).json.items.length;
+    for (const body of [
+      { selector: { node: 'h1' }, reason: 'x', until: 'tomorrow' },
+      { selector: {}, reason: 'x' },
+      { selector: { node: 'h1' } },
+      { selector: { node: 'h1' }, reason: 42 },
+    ]) {
+      const res = await api(url, '/v1/holds', { token: OPERATOR_TOKEN, body });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+    }
+    expect((await api(url, '/v1/holds', { token: OPERATOR_TOKEN, raw: '{"selector":' })).status).toBe(400);
+    expect((await api(url, '/v1/holds', { token: OPERATOR_TOKEN })).json.items.length).toBe(holdsBefore);
+    expect((await api(url, '/v1/reboots/xr-nope/cancel', { token: OPERATOR_TOKEN, body: { reason: 'x' } })).status).toBe(404);
+    expect((await api(url, '/v1/reboots/xr-nope/force', { token: OPERATOR_TOKEN, body: {} })).status).toBe(404);
+    expect((await api(url, '/v1/holds/hold-nope', { method: 'DELETE', token: OPERATOR_TOKEN })).status).toBe(404);
+  });
+});
+
+describe('7.2 host-reboot under a hold', () => {
+  it('rebootctl host-reboot exits 3 with the reason hold on stderr', async () => {
+    const hold = await api(url, '/v1/holds', { token: OPERATOR_TOKEN, body: { selector: { rack: 'rh' }, reason: 'audit hold' } });
+    expect(hold.status).toBe(201);
+    const proc = spawn(
+      NODE,
+      [join(ROOT, 'cli/rebootctl.js'), 'host-reboot', '--server', url, '--agent', 'h1', '--token', 'agent-token-h1', '--wait', '20'],
+      { cwd: ROOT, env: childEnv({ REBOOT_BOOT_ID_FILE: join(dir, 'boot_id') }), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let err = '';
+    proc.stderr!.on('data', (d) => (err += d));
+    const code = await new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
+    expect(code, err).toBe(3);
+    expect(err).toMatch(/hold/);
+    await api(url, `/v1/holds/${hold.json.id}`, { method: 'DELETE', token: OPERATOR_TOKEN });
+  }, 40_000);
+});
+
+describe('7.4 the OpenAPI document of the running stack', () => {
+  it('lists every section-7 route', async () => {
+    const doc = (await api(url, '/openapi.json')).json;
+    expect(doc.openapi).toMatch(/^3\.1/);
+    const paths = Object.keys(doc.paths).map((p) => p.replace(/\{[^}]+\}/g, '{}'));
+    for (const p of [
+      '/v1/holds',
+      '/v1/holds/{}',
+      '/v1/rollouts',
+      '/v1/rollouts/{}',
+      '/v1/rollouts/{}/cancel',
+      '/v1/reboots/{}/cancel',
+      '/v1/reboots/{}/force',
+      '/v1/nodes/{}',
+      '/healthz',
+    ])
+      expect(paths, p).toContain(p);
+  });
+});
+
+describe('7.1 clocks: a BMC days ahead, and sources that disagree', () => {
+  it('a notice from a BMC 2 days ahead gets its notice from the receipt, and its ready ends it', async () => {
+    const ahead = Date.now() + 2 * 86_400_000;
+    await waitFor('the first r1 reboot to end', async () => (await reboots('r1')).every((x) => x.status === 'completed'));
+    const before = Date.now();
+    const res = await postRedfish(
+      redfish([{ id: 'ev-a1', msg: 'XpuReboot.1.0.RebootPending', args: ['60', 'firmware'], ts: new Date(ahead).toISOString() }]),
+    );
+    expect(res.status).toBe(202);
+    expect(res.json).toEqual({ accepted: 1, ignored: 0 });
+    const r = await waitFor('a second r1 reboot', async () => (await reboots('r1')).find((x) => x.status !== 'completed'));
+    expect(Date.parse(r.deadline)).toBeGreaterThanOrEqual(before + 55_000);
+    expect(Date.parse(r.deadline)).toBeLessThanOrEqual(Date.now() + 65_000);
+    await postRedfish(redfish([{ id: 'ev-a2', msg: 'XpuReboot.1.0.Ready', ts: new Date(ahead + 30_000).toISOString() }]));
+    await until(r.id, (x) => x.status === 'completed', 'completed');
+  }, 30_000);
+
+  it('a notice from the agent (coordinator time) is ended by a ready from a BMC 10 days behind', async () => {
+    await event('r2', 'r2-n', 'xpu.reboot.pending', { reason: 'firmware' });
+    const r = await rebootOf('r2');
+    const back = Date.now() - 10 * 86_400_000;
+    expect((await postRedfish(redfish([{ id: 'ev-b1', msg: 'XpuReboot.1.0.Ready', ts: new Date(back).toISOString() }]), 'r2')).status).toBe(
+      202,
+    );
+    await until(r.id, (x) => x.status === 'completed', 'completed');
+    await settle();
+    expect((await reboots('r2')).map((x) => x.id)).toEqual([r.id]);
+  }, 30_000);
+});
+
+describe('7.1 a host reboot whose signals came before it, from a host clock hours ahead', () => {
+  it('keeps host.ready and host.down and applies them when the request arrives: one reboot, completed', async () => {
+    const t = Date.now() + 5 * 3_600_000;
+    const at = (s: number) => new Date(t + s * 1000).toISOString();
+    expect((await event('ho', 'ho-3', 'host.ready', undefined, at(30))).status).toBe(202);
+    expect((await event('ho', 'ho-2', 'host.down', undefined, at(10))).status).toBe(202);
+    await settle(500);
+    expect((await event('ho', 'ho-1', 'host.reboot.requested', { method: 'shell' }, at(0))).status).toBe(202);
+    const hr = await rebootOf('ho', 'host');
+    const done = await until(hr.id, (x) => ['completed', 'failed', 'denied'].includes(x.status), 'ended', 30_000);
+    expect(done.status).toBe('completed');
+    expect((await reboots('ho')).filter((x) => x.kind === 'host')).toHaveLength(1);
+  }, 40_000);
+});
+
+describe('7.1 tenants that come back', () => {
+  const hostReboot = async (n: number, tenant: string) => {
+    await event('tn', `tn-req-${n}`, 'host.reboot.requested', { method: 'shell' });
+    const hr = await waitFor('the host reboot', async () =>
+      (await reboots('tn')).find((x) => x.kind === 'host' && !['completed', 'denied', 'failed'].includes(x.status)),
+    );
+    await until(hr.id, (x) => x.status === 'rebooting', 'rebooting');
+    await event('tn', `tn-down-${n}`, 'host.down');
+    await event('tn', `tn-ready-${n}`, 'host.ready', { tenant });
+    return until(hr.id, (x) => x.status === 'completed', 'completed');
+  };
+  const reprovisions = () => (seen.get('tn.dpu0') ?? []).filter((c) => c.type === 'reprovision').map((c) => c.args.tenant);
+  const node = async () => (await api(url, '/v1/nodes/tn', { token: 'agent-token-tn' })).json;
+
+  it('ta → tb → ta: reprovision each time, the node says which; a hold by tenant follows the provisioned one', async () => {
+    expect((await node()).provisionedTenant).toBe('ta');
+    await hostReboot(1, 'tb');
+    await waitFor('reprovision tb', async () => reprovisions().length === 1);
+    expect(reprovisions()).toEqual(['tb']);
+    expect(await node()).toMatchObject({ id: 'tn', rack: 'rt', provisionedTenant: 'tb', xpus: [{ id: 'dpu0', persistentPower: true }] });
+
+    const hold = await api(url, '/v1/holds', { token: OPERATOR_TOKEN, body: { selector: { tenant: 'tb' }, reason: 'tenant freeze' } });
+    expect(hold.status).toBe(201);
+    expect(hold.json.nodes).toContain('tn');
+    await event('tn', 'tn-x1', 'xpu.reboot.pending', { reason: 'fw' });
+    const q = await until((await rebootOf('tn')).id, (x) => x.status === 'queued', 'queued by the tenant hold');
+    expect((await api(url, `/v1/holds/${hold.json.id}`, { method: 'DELETE', token: OPERATOR_TOKEN })).status).toBe(204);
+    await until(q.id, (x) => x.status !== 'queued', 'out of the queue');
+    await event('tn', 'tn-x1-d', 'xpu.down');
+    await event('tn', 'tn-x1-r', 'xpu.ready');
+    await until(q.id, (x) => x.status === 'completed', 'completed');
+
+    // The first tenant comes back; a repeated host.ready with the same tenant asks for nothing more.
+    await hostReboot(2, 'ta');
+    await waitFor('reprovision ta', async () => reprovisions().length === 2);
+    await event('tn', 'tn-ready-2b', 'host.ready', { tenant: 'ta' });
+    await settle();
+    expect(reprovisions()).toEqual(['tb', 'ta']);
+    expect((await node()).provisionedTenant).toBe('ta');
+  }, 80_000);
+});
+
+describe('7.3 force of a queued reboot (observed)', () => {
+  it('answers something clear and never leaves it half-queued', async () => {
+    const hold = await api(url, '/v1/holds', { token: OPERATOR_TOKEN, body: { selector: { node: 'fq' }, reason: 'audit' } });
+    await event('fq', 'fq-n', 'xpu.reboot.pending', { reason: 'firmware' });
+    const r = await until((await rebootOf('fq')).id, (x) => x.status === 'queued', 'queued');
+    const res = await api(url, `/v1/reboots/${r.id}/force`, { token: OPERATOR_TOKEN, body: { reason: 'now' } });
+    const after = await get(r.id);
+    console.log('force of a queued reboot:', res.status, res.json?.status, after.status, JSON.stringify(types('fq.dpu0')));
+    expect([200, 409]).toContain(res.status);
+    if (res.status === 409) expect(after.status).toBe('queued');
+    else await waitFor('proceed-reboot', async () => types('fq.dpu0').includes('proceed-reboot'));
+    await api(url, `/v1/holds/${hold.json.id}`, { method: 'DELETE', token: OPERATOR_TOKEN });
+  }, 30_000);
+});
