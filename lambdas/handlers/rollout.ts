@@ -83,13 +83,14 @@ export function createRolloutTasks(deps: RolloutDeps) {
     let cmd: StoredCommand | undefined;
     if (it.rebootId) reboot = await deps.store.getReboot(it.rebootId);
     else {
-      // The reboot that holds the xPU's claim first (one read); the node's recent reboots only once the
-      // hook has run and no claim shows it (ended already, or held back without a claim).
+      // The reboot that holds the xPU's claim first (one read); the node's recent reboots when no claim
+      // shows it (ended already, or held back without a claim). Also while reboot-xpu has no result: an
+      // xPU that announced and went down at once may never report it, and its ended reboot is the answer.
       const holder = (await deps.store.getNodeState(it.node)).xpus[it.xpu];
       const held = holder ? ((await deps.store.getReboot(holder)) as RolloutTagged | undefined) : undefined;
       if (held && matches(held, r, it)) reboot = held;
       else if (it.commandId) cmd = await deps.store.getCommand(agent, it.commandId);
-      if (!reboot && cmd?.status === 'succeeded') {
+      if (!reboot && cmd) {
         const recent = await deps.store.listReboots({ node: it.node, limit: 20 });
         reboot = (recent.items as RolloutTagged[]).find((x) => matches(x, r, it));
       }

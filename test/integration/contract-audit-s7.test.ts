@@ -38,8 +38,13 @@ nodes:
   - { id: tn, rack: rt, tenant: ta, agentToken: agent-token-tn, xpus: [{ id: dpu0, persistentPower: true }] }
   - { id: ho, rack: rr, agentToken: agent-token-ho, xpus: [{ id: dpu0, persistentPower: true }] }
   - { id: fq, rack: rf, agentToken: agent-token-fq, xpus: [{ id: dpu0 }] }
+  - { id: r3, rack: rb3, bmcToken: bmc-token-r3, agentToken: agent-token-r3, xpus: [{ id: dpu0, redfishSystem: ${BMC} }] }
+  - { id: lo, rack: rlo, agentToken: agent-token-lo, xpus: [{ id: dpu0 }] }
+  - { id: pf, rack: rpf, agentToken: agent-token-pf, xpus: [{ id: dpu0 }] }
+${['p1', 'p2'].map((id) => `  - { id: ${id}, rack: rp, agentToken: agent-token-${id}, policy: { xpuReboot: { noticeSeconds: 1, recoverySeconds: 2 } }, xpus: [{ id: dpu0 }] }`).join('\n')}
+  - { id: s1, rack: rs, agentToken: agent-token-s1, policy: { xpuReboot: { noticeSeconds: 1 } }, xpus: [{ id: dpu0 }] }
 `;
-const NODES = ['r1', 'q1', 'l1', 'x1', 'h1', 'o1', 'o2', 'r2', 'tn', 'ho', 'fq'];
+const NODES = ['s1', 'r1', 'q1', 'l1', 'x1', 'h1', 'o1', 'o2', 'r2', 'tn', 'ho', 'fq', 'r3', 'lo', 'pf', 'p1', 'p2'];
 
 let dir: string;
 let stack: RunningStack;
@@ -47,7 +52,12 @@ let url: string;
 let stopped = false;
 const seen = new Map<string, any[]>();
 /** Agents that answer `succeeded` to what they take; the others stay silent. */
-const answering = new Set<string>(['r1', 'l1', 'r2', 'tn', 'tn.dpu0', 'ho', 'ho.dpu0']);
+const answering = new Set<string>(['r1', 'l1', 'r2', 'tn', 'tn.dpu0', 'ho', 'ho.dpu0', 'r3', 'lo', 'p1', 'p2', 's1']);
+
+/** Agents that answer `failed` to these command types (and `succeeded` to the others). */
+const failing = new Map<string, Set<string>>([['pf', new Set(['restore-pcie'])]]);
+/** What an xPU does on a command beyond answering (announce on reboot-xpu). */
+const reactions = new Map<string, (cmd: any) => Promise<unknown>>();
 
 async function fakeAgent(agent: string) {
   while (!stopped) {
@@ -55,10 +65,13 @@ async function fakeAgent(agent: string) {
     if (res?.status !== 200) continue;
     for (const cmd of res.json) {
       const list = seen.get(agent) ?? [];
-      if (!list.some((c) => c.id === cmd.id)) list.push(cmd);
+      const first = !list.some((c) => c.id === cmd.id);
+      if (first) list.push(cmd);
       seen.set(agent, list);
-      if (answering.has(agent))
-        await api(url, `/v1/agents/${agent}/commands/${cmd.id}`, { token: OPERATOR_TOKEN, body: { status: 'succeeded' } });
+      if (first) await reactions.get(agent)?.(cmd);
+      const status = failing.get(agent)?.has(cmd.type) ? 'failed' : 'succeeded';
+      if (answering.has(agent) || failing.has(agent))
+        await api(url, `/v1/agents/${agent}/commands/${cmd.id}`, { token: OPERATOR_TOKEN, body: { status } });
     }
   }
 }
@@ -404,4 +417,113 @@ describe('7.3 force of a queued reboot (observed)', () => {
     else await waitFor('proceed-reboot', async () => types('fq.dpu0').includes('proceed-reboot'));
     await api(url, `/v1/holds/${hold.json.id}`, { method: 'DELETE', token: OPERATOR_TOKEN });
   }, 30_000);
+});
+
+describe('7.1 a late xpu.down of an outage that already ended', () => {
+  it('through Redfish (BMC 3 days behind): the power-off record delivered after the ready starts no unannounced reboot', async () => {
+    const back = Date.now() - 3 * 86_400_000;
+    const ts = (s: number) => new Date(back + s * 1000).toISOString();
+    await postRedfish(redfish([{ id: 'r3-1', msg: 'XpuReboot.1.0.RebootPending', args: ['60', 'fw'], ts: ts(0) }]), 'r3');
+    const r = await rebootOf('r3');
+    await postRedfish(redfish([{ id: 'r3-3', msg: 'XpuReboot.1.0.Ready', ts: ts(90) }]), 'r3');
+    await until(r.id, (x) => x.status === 'completed', 'completed');
+    const late = await postRedfish(redfish([{ id: 'r3-2', msg: 'ResourceEvent.1.0.ResourcePoweredOff', args: [BMC], ts: ts(30) }]), 'r3');
+    expect(late.json).toEqual({ accepted: 1, ignored: 0 });
+    await settle(2500);
+    expect((await reboots('r3')).map((x) => [x.id, x.status])).toEqual([[r.id, 'completed']]);
+  }, 30_000);
+
+  it('from the host agent, its own times ordering: the down after the ready starts no unannounced reboot', async () => {
+    const t = Date.now() - 7_200_000;
+    const at = (s: number) => new Date(t + s * 1000).toISOString();
+    await event('lo', 'lo-1', 'xpu.reboot.pending', { reason: 'fw' }, at(0));
+    const r = await rebootOf('lo');
+    await event('lo', 'lo-3', 'xpu.ready', undefined, at(90));
+    await until(r.id, (x) => x.status === 'completed', 'completed');
+    await event('lo', 'lo-2', 'xpu.down', undefined, at(30));
+    await settle(2500);
+    expect((await reboots('lo')).map((x) => [x.id, x.status])).toEqual([[r.id, 'completed']]);
+  }, 30_000);
+});
+
+describe('7.1 a failed restore-pcie', () => {
+  it('ends the reboot failed naming restore-pcie; resume-workloads never follows, also not on a repeated xpu.ready', async () => {
+    await event('pf', 'pf-n', 'xpu.reboot.pending', { reason: 'fw' });
+    const r = await rebootOf('pf');
+    await waitFor('preparation', async () => types('pf').includes('protect-pcie'));
+    await event('pf', 'pf-d', 'xpu.down');
+    await event('pf', 'pf-r', 'xpu.ready');
+    const failed = await until(r.id, (x) => x.status === 'failed', 'failed');
+    expect(JSON.stringify(failed.history.slice(-3))).toMatch(/restore-pcie/);
+    await event('pf', 'pf-r2', 'xpu.ready');
+    await settle();
+    expect(types('pf')).not.toContain('resume-workloads');
+    expect(types('pf')).not.toContain('reboot-host');
+    expect((await get(r.id)).status).toBe('failed');
+    expect((await get(r.id)).history.some((h: any) => h.phase === 'recovered-late')).toBe(false);
+  }, 30_000);
+});
+
+describe('7.3 a rollout pauses after maxFailures failed reboots', () => {
+  it('GET says paused, the failed xPU in failed, the other still pending and never asked', async () => {
+    for (const n of ['p1', 'p2'])
+      reactions.set(`${n}.dpu0`, async (cmd) => {
+        if (cmd.type === 'reboot-xpu')
+          await event(n, `${n}-ann`, 'xpu.reboot.pending', { reason: cmd.args.reason, rolloutId: cmd.args.rolloutId });
+        if (cmd.type === 'proceed-reboot') await event(n, `${n}-down`, 'xpu.down'); // and never comes back
+      });
+    const ro = await api(url, '/v1/rollouts', {
+      token: OPERATOR_TOKEN,
+      body: { selector: { rack: 'rp' }, maxUnavailable: 1, reason: 'fw 3' },
+    });
+    expect(ro.status).toBe(201);
+    const paused = await waitFor(
+      'paused',
+      async () => {
+        const st = (await api(url, `/v1/rollouts/${ro.json.id}`, { token: OPERATOR_TOKEN })).json;
+        if (st.status === 'paused') return st;
+        throw new Error(JSON.stringify(st));
+      },
+      30_000,
+    );
+    expect(paused.failed).toHaveLength(1);
+    expect(paused.done).toEqual([]);
+    expect(paused.pending).toHaveLength(1);
+    const asked = ['p1', 'p2'].filter((n) => types(`${n}.dpu0`).includes('reboot-xpu'));
+    expect(asked).toHaveLength(1);
+    expect(JSON.stringify(paused.failed)).toContain(asked[0]);
+    // It failed because its reboot failed, not for want of the reboot-xpu result its rebooting xPU never sent.
+    expect(paused.failed[0].reason).toBe('reboot failed');
+  }, 40_000);
+});
+
+describe('7.3 a rollout follows the reboot its xPU announced, not the reboot-xpu result', () => {
+  it('an xPU that reboots before its agent reports reboot-xpu still counts as done once its reboot completed', async () => {
+    // The hook announced and the xPU went down at once: its agent never got to post the result.
+    reactions.set('s1.dpu0', async (cmd) => {
+      if (cmd.type === 'reboot-xpu')
+        await event('s1', 's1-ann', 'xpu.reboot.pending', { reason: cmd.args.reason, rolloutId: cmd.args.rolloutId });
+      if (cmd.type === 'proceed-reboot') {
+        await event('s1', 's1-down', 'xpu.down');
+        await event('s1', 's1-ready', 'xpu.ready');
+      }
+    });
+    const ro = await api(url, '/v1/rollouts', {
+      token: OPERATOR_TOKEN,
+      body: { selector: { node: 's1' }, maxUnavailable: 1, reason: 'fw 4' },
+    });
+    expect(ro.status).toBe(201);
+    const r = await rebootOf('s1');
+    await until(r.id, (x) => x.status === 'completed', 'completed');
+    const st = await waitFor(
+      'the rollout to end',
+      async () => {
+        const x = (await api(url, `/v1/rollouts/${ro.json.id}`, { token: OPERATOR_TOKEN })).json;
+        return x.status === 'running' ? undefined : x;
+      },
+      30_000,
+    );
+    expect(st).toMatchObject({ status: 'completed', failed: [], pending: [] });
+    expect(st.done).toEqual([expect.objectContaining({ node: 's1', xpu: 'dpu0' })]);
+  }, 40_000);
 });
