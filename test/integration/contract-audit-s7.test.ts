@@ -527,3 +527,51 @@ describe('7.3 a rollout follows the reboot its xPU announced, not the reboot-xpu
     expect(st.done).toEqual([expect.objectContaining({ node: 's1', xpu: 'dpu0' })]);
   }, 40_000);
 });
+
+describe('7.4 no blame for downtime', () => {
+  it('a host that heartbeats before and right after a kill -9 longer than its heartbeat window is never recorded silent', async () => {
+    const own = tempDir('audit-s7-down');
+    const nodesFile = writeInventory(
+      own,
+      `
+policy: { xpuReboot: { noticeSeconds: 120, heartbeatSeconds: 5, commandSeconds: 120 } }
+nodes:
+  - { id: k1, agentToken: agent-token-k1, xpus: [{ id: dpu0 }] }
+`,
+    );
+    const dataDir = join(own, 'data');
+    let s = await startStackProcess({ dataDir, nodesFile });
+    let beating = true;
+    const held = new Set<string>();
+    // The host agent takes its preparation commands and says `running` every second, never done.
+    const heart = (async () => {
+      while (beating) {
+        const at = s.url;
+        const res = await api(at, '/v1/agents/k1/commands?wait=1', { token: 'agent-token-k1' }).catch(() => undefined);
+        if (res?.status === 200) for (const c of res.json) held.add(c.id);
+        for (const id of held)
+          await api(at, `/v1/agents/k1/commands/${id}`, { token: 'agent-token-k1', body: { status: 'running' } }).catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    })();
+    try {
+      await api(s.url, '/v1/events', {
+        token: 'agent-token-k1',
+        body: { id: 'k1-n', type: 'xpu.reboot.pending', node: 'k1', xpu: 'dpu0' },
+      });
+      await waitFor('both preparation commands', async () => held.size === 2);
+      await settle(6000); // heartbeats keep it from being silent while the coordinator is up
+      expect(await s.stop('SIGKILL')).toBe(null);
+      await settle(11_000); // down for twice the heartbeat window
+      s = await startStackProcess({ dataDir, nodesFile });
+      await settle(7000); // the host goes on beating from the restart
+      const r = (await api(s.url, '/v1/reboots?node=k1', { token: OPERATOR_TOKEN })).json.items[0];
+      expect(r.status).toBe('preparing');
+      expect(r.history.map((h: any) => h.phase)).not.toContain('silent-host');
+    } finally {
+      beating = false;
+      await heart;
+      await s.stop();
+    }
+  }, 80_000);
+});
