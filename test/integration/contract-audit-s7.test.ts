@@ -43,8 +43,10 @@ nodes:
   - { id: pf, rack: rpf, agentToken: agent-token-pf, xpus: [{ id: dpu0 }] }
 ${['p1', 'p2'].map((id) => `  - { id: ${id}, rack: rp, agentToken: agent-token-${id}, policy: { xpuReboot: { noticeSeconds: 1, recoverySeconds: 2 } }, xpus: [{ id: dpu0 }] }`).join('\n')}
   - { id: s1, rack: rs, agentToken: agent-token-s1, policy: { xpuReboot: { noticeSeconds: 1 } }, xpus: [{ id: dpu0 }] }
+  - { id: tz, rack: rtz, tenant: ta, agentToken: agent-token-tz, xpus: [{ id: dpu0, persistentPower: true }] }
+  - { id: ty, rack: rty, tenant: ta, agentToken: agent-token-ty, xpus: [{ id: dpu0, persistentPower: true }] }
 `;
-const NODES = ['s1', 'r1', 'q1', 'l1', 'x1', 'h1', 'o1', 'o2', 'r2', 'tn', 'ho', 'fq', 'r3', 'lo', 'pf', 'p1', 'p2'];
+const NODES = ['tz', 'ty', 's1', 'r1', 'q1', 'l1', 'x1', 'h1', 'o1', 'o2', 'r2', 'tn', 'ho', 'fq', 'r3', 'lo', 'pf', 'p1', 'p2'];
 
 let dir: string;
 let stack: RunningStack;
@@ -52,7 +54,24 @@ let url: string;
 let stopped = false;
 const seen = new Map<string, any[]>();
 /** Agents that answer `succeeded` to what they take; the others stay silent. */
-const answering = new Set<string>(['r1', 'l1', 'r2', 'tn', 'tn.dpu0', 'ho', 'ho.dpu0', 'r3', 'lo', 'p1', 'p2', 's1']);
+const answering = new Set<string>([
+  'r1',
+  'l1',
+  'r2',
+  'tn',
+  'tn.dpu0',
+  'ho',
+  'ho.dpu0',
+  'r3',
+  'lo',
+  'p1',
+  'p2',
+  's1',
+  'tz',
+  'tz.dpu0',
+  'ty',
+  'ty.dpu0',
+]);
 
 /** Agents that answer `failed` to these command types (and `succeeded` to the others). */
 const failing = new Map<string, Set<string>>([['pf', new Set(['restore-pcie'])]]);
@@ -574,4 +593,24 @@ nodes:
       await s.stop();
     }
   }, 80_000);
+});
+
+// Deviation left open (see the audit report): a host.ready outside a requested host reboot is only kept for a
+// host reboot that may follow (7.1 early signals), so its tenant leads to no reprovision. Fixing it needs a
+// record to carry the reprovision command (an unannounced host reboot?): a design decision, not a small fix.
+describe.skip('7.1 a host.ready with another tenant outside a requested host reboot', () => {
+  const reprovisions = (n: string) => (seen.get(`${n}.dpu0`) ?? []).filter((c) => c.type === 'reprovision').map((c) => c.args.tenant);
+  it('alone: reprovision with that tenant, which becomes the provisioned one', async () => {
+    await event('tz', 'tz-ready', 'host.ready', { tenant: 'tc' });
+    await waitFor('reprovision tc', async () => reprovisions('tz').length > 0, 15_000);
+    expect(reprovisions('tz')).toEqual(['tc']);
+    expect((await api(url, '/v1/nodes/tz', { token: OPERATOR_TOKEN })).json.provisionedTenant).toBe('tc');
+  }, 20_000);
+  it('after an unrequested power cycle (host.down, host.ready): the same', async () => {
+    await event('ty', 'ty-down', 'host.down');
+    await event('ty', 'ty-ready', 'host.ready', { tenant: 'tc' });
+    await waitFor('reprovision tc', async () => reprovisions('ty').length > 0, 15_000);
+    expect(reprovisions('ty')).toEqual(['tc']);
+    expect((await api(url, '/v1/nodes/ty', { token: OPERATOR_TOKEN })).json.provisionedTenant).toBe('tc');
+  }, 20_000);
 });
