@@ -26,6 +26,8 @@ policy:
     heartbeatSeconds: 30
     recoverySeconds: 30
     commandSeconds: 20
+  budgets:
+    - { per: rack, maxUnavailable: 1 }
 nodes:
   - { id: r1, rack: ra, trusted: true, bmcToken: bmc-token-r1, agentToken: agent-token-r1, redfishSystem: /redfish/v1/Systems/system, xpus: [{ id: dpu0, redfishSystem: ${BMC} }] }
   - { id: q1, rack: rq, agentToken: agent-token-q1, xpus: [{ id: dpu0 }] }
@@ -45,8 +47,34 @@ ${['p1', 'p2'].map((id) => `  - { id: ${id}, rack: rp, agentToken: agent-token-$
   - { id: s1, rack: rs, agentToken: agent-token-s1, policy: { xpuReboot: { noticeSeconds: 1 } }, xpus: [{ id: dpu0 }] }
   - { id: tz, rack: rtz, tenant: ta, agentToken: agent-token-tz, xpus: [{ id: dpu0, persistentPower: true }] }
   - { id: ty, rack: rty, tenant: ta, agentToken: agent-token-ty, xpus: [{ id: dpu0, persistentPower: true }] }
+  - { id: u1, rack: ru, agentToken: agent-token-u1, xpus: [{ id: dpu0 }] }
+  - { id: bc1, rack: rbc, agentToken: agent-token-bc1, xpus: [{ id: dpu0 }] }
+  - { id: bc2, rack: rbc, agentToken: agent-token-bc2, xpus: [{ id: dpu0 }] }
 `;
-const NODES = ['tz', 'ty', 's1', 'r1', 'q1', 'l1', 'x1', 'h1', 'o1', 'o2', 'r2', 'tn', 'ho', 'fq', 'r3', 'lo', 'pf', 'p1', 'p2'];
+const NODES = [
+  'u1',
+  'bc1',
+  'bc2',
+  'tz',
+  'ty',
+  's1',
+  'r1',
+  'q1',
+  'l1',
+  'x1',
+  'h1',
+  'o1',
+  'o2',
+  'r2',
+  'tn',
+  'ho',
+  'fq',
+  'r3',
+  'lo',
+  'pf',
+  'p1',
+  'p2',
+];
 
 let dir: string;
 let stack: RunningStack;
@@ -613,4 +641,30 @@ describe.skip('7.1 a host.ready with another tenant outside a requested host reb
     expect(reprovisions('ty')).toEqual(['tc']);
     expect((await api(url, '/v1/nodes/ty', { token: OPERATOR_TOKEN })).json.provisionedTenant).toBe('tc');
   }, 20_000);
+});
+
+describe('7.3 what frees a slot or ends a hold lets the queue go on', () => {
+  it('a hold that ends by its until: what it queued goes on (long before its cap)', async () => {
+    const hold = await api(url, '/v1/holds', {
+      token: OPERATOR_TOKEN,
+      body: { selector: { node: 'u1' }, reason: 'short', until: new Date(Date.now() + 2500).toISOString() },
+    });
+    expect(hold.status).toBe(201);
+    await event('u1', 'u1-n', 'xpu.reboot.pending', { reason: 'fw' });
+    const q = await until((await rebootOf('u1')).id, (x) => x.status === 'queued', 'queued');
+    const goes = await until(q.id, (x) => x.status !== 'queued', 'out of the queue once the hold ended', 15_000);
+    expect(goes.history.some((h: any) => h.phase === 'admitted')).toBe(true);
+    expect(goes.history.some((h: any) => h.phase === 'budget-exceeded')).toBe(false);
+  }, 25_000);
+
+  it('a cancel of the reboot that holds the rack slot lets the queued one go on', async () => {
+    await event('bc1', 'bc1-n', 'xpu.reboot.pending', { reason: 'fw' });
+    const first = await rebootOf('bc1');
+    await event('bc2', 'bc2-n', 'xpu.reboot.pending', { reason: 'fw' });
+    const q = await until((await rebootOf('bc2')).id, (x) => x.status === 'queued', 'queued');
+    expect((await api(url, `/v1/reboots/${first.id}/cancel`, { token: OPERATOR_TOKEN, body: { reason: 'not now' } })).status).toBe(200);
+    const goes = await until(q.id, (x) => x.status !== 'queued', 'out of the queue once the slot freed', 15_000);
+    expect(goes.history.some((h: any) => h.phase === 'admitted')).toBe(true);
+    expect(goes.history.some((h: any) => h.phase === 'budget-exceeded')).toBe(false);
+  }, 25_000);
 });
