@@ -201,6 +201,14 @@ describe('7.1 under disorder, through Redfish: a BMC 10 days behind, the ready b
     // Every time it carries is the coordinator's, not 10 days ago.
     for (const h of done.history) expect(Date.parse(h.at)).toBeGreaterThanOrEqual(before - 5_000);
     expect(types('r1').filter((t) => t === 'restore-pcie')).toHaveLength(1);
+    const report = await api(
+      url,
+      `/v1/reports/compliance?from=${new Date(before - 60_000).toISOString()}&to=${new Date(Date.now() + 60_000).toISOString()}`,
+      { token: OPERATOR_TOKEN },
+    );
+    const row = report.json.reboots.find((x: any) => x.id === r.id);
+    // Left as the product decides (see the report): the queue delivered the ready first, so it is an unannounced reboot.
+    expect(row.findings.map((f: any) => f.code)).toContain('unannounced-reboot');
   }, 40_000);
 });
 
@@ -458,8 +466,19 @@ describe('7.3 force of a queued reboot (observed)', () => {
     const r = await until((await rebootOf('fq')).id, (x) => x.status === 'queued', 'queued');
     const res = await api(url, `/v1/reboots/${r.id}/force`, { token: OPERATOR_TOKEN, body: { reason: 'now' } });
     const after = await get(r.id);
-    console.log('force of a queued reboot:', res.status, res.json?.status, after.status, JSON.stringify(types('fq.dpu0')));
+    const rep = await api(
+      url,
+      `/v1/reports/compliance?from=${new Date(Date.now() - 600_000).toISOString()}&to=${new Date(Date.now() + 60_000).toISOString()}`,
+      { token: OPERATOR_TOKEN },
+    );
     expect([200, 409]).toContain(res.status);
+    if (res.status === 200) {
+      // Recorded as for a forced reboot, but honestly: the operator forced it, long before its deadline.
+      const row = rep.json.reboots.find((x: any) => x.id === r.id);
+      expect(row.forced).toBe(true);
+      const finding = row.findings.find((f: any) => f.code === 'forced-at-deadline');
+      expect(finding.message).toMatch(/^forced by operator before the deadline/);
+    }
     if (res.status === 409) expect(after.status).toBe('queued');
     else await waitFor('proceed-reboot', async () => types('fq.dpu0').includes('proceed-reboot'));
     await api(url, `/v1/holds/${hold.json.id}`, { method: 'DELETE', token: OPERATOR_TOKEN });

@@ -297,7 +297,10 @@ function findingsOf(r: Reboot, row: ReportRow, ctx: RowContext): RowFinding[] {
   if (row.status === 'failed') add('reboot-failed', 'high', 'operational', 'the reboot failed');
   if (row.forced) {
     const left = row.outstanding.length ? `; outstanding: ${row.outstanding.join(', ')}` : '';
-    add('forced-at-deadline', 'medium', 'operational', `forced at the deadline${left}`);
+    // An operator's force (POST /force) is recorded as for a forced reboot, but it came before the deadline.
+    const who = row.by?.forced;
+    const when = who && who !== 'coordinator' ? `forced by ${who} before the deadline` : 'forced at the deadline';
+    add('forced-at-deadline', 'medium', 'operational', `${when}${left}`);
   }
   for (const c of row.failedCommands) {
     add(
