@@ -50,8 +50,12 @@ ${['p1', 'p2'].map((id) => `  - { id: ${id}, rack: rp, agentToken: agent-token-$
   - { id: u1, rack: ru, agentToken: agent-token-u1, xpus: [{ id: dpu0 }] }
   - { id: bc1, rack: rbc, agentToken: agent-token-bc1, xpus: [{ id: dpu0 }] }
   - { id: bc2, rack: rbc, agentToken: agent-token-bc2, xpus: [{ id: dpu0 }] }
+  - { id: cp1, rack: rcp, agentToken: agent-token-cp1, policy: { xpuReboot: { maxExtensionSeconds: 3 } }, xpus: [{ id: dpu0 }] }
+  - { id: cp2, rack: rcp, agentToken: agent-token-cp2, policy: { xpuReboot: { maxExtensionSeconds: 3 } }, xpus: [{ id: dpu0 }] }
 `;
 const NODES = [
+  'cp1',
+  'cp2',
   'u1',
   'bc1',
   'bc2',
@@ -686,4 +690,23 @@ describe('7.3 what frees a slot or ends a hold lets the queue go on', () => {
     expect(goes.history.some((h: any) => h.phase === 'admitted')).toBe(true);
     expect(goes.history.some((h: any) => h.phase === 'budget-exceeded')).toBe(false);
   }, 25_000);
+});
+
+describe('7.1/7.3 postpone-reboot each time the deadline moves', () => {
+  it('a queued reboot that goes on at its cap: the xPU hears every deadline it had after the announced one', async () => {
+    await event('cp1', 'cp1-n', 'xpu.reboot.pending', { reason: 'fw' });
+    await rebootOf('cp1');
+    await event('cp2', 'cp2-n', 'xpu.reboot.pending', { reason: 'fw' });
+    const q = await until((await rebootOf('cp2')).id, (x) => x.status === 'queued', 'queued');
+    const after = await until(q.id, (x) => x.status !== 'queued', 'out of the queue at its cap', 15_000);
+    expect(after.history.some((h: any) => h.phase === 'budget-exceeded')).toBe(true);
+    const told = async () =>
+      (seen.get('cp2.dpu0') ?? []).filter((c) => c.type === 'postpone-reboot').map((c) => Date.parse(c.args.deadline));
+    await waitFor('the xPU told of its deadline now', async () => (await told()).includes(Date.parse(after.deadline)), 10_000).catch(
+      () => {},
+    );
+    const heard = await told();
+    expect(heard).toContain(Date.parse(q.deadline));
+    if (after.deadline !== q.queue.announcedDeadline) expect(heard).toContain(Date.parse(after.deadline));
+  }, 30_000);
 });
