@@ -52,8 +52,12 @@ ${['p1', 'p2'].map((id) => `  - { id: ${id}, rack: rp, agentToken: agent-token-$
   - { id: bc2, rack: rbc, agentToken: agent-token-bc2, xpus: [{ id: dpu0 }] }
   - { id: cp1, rack: rcp, agentToken: agent-token-cp1, policy: { xpuReboot: { maxExtensionSeconds: 3 } }, xpus: [{ id: dpu0 }] }
   - { id: cp2, rack: rcp, agentToken: agent-token-cp2, policy: { xpuReboot: { maxExtensionSeconds: 3 } }, xpus: [{ id: dpu0 }] }
+  - { id: cr, rack: rcr, agentToken: agent-token-cr, xpus: [{ id: dpu0 }] }
+  - { id: uf, rack: ruf, agentToken: agent-token-uf, xpus: [{ id: dpu0 }] }
 `;
 const NODES = [
+  'uf',
+  'cr',
   'cp1',
   'cp2',
   'u1',
@@ -87,6 +91,8 @@ let stopped = false;
 const seen = new Map<string, any[]>();
 /** Agents that answer `succeeded` to what they take; the others stay silent. */
 const answering = new Set<string>([
+  'cr',
+  'cr.dpu0',
   'r1',
   'l1',
   'r2',
@@ -106,7 +112,10 @@ const answering = new Set<string>([
 ]);
 
 /** Agents that answer `failed` to these command types (and `succeeded` to the others). */
-const failing = new Map<string, Set<string>>([['pf', new Set(['restore-pcie'])]]);
+const failing = new Map<string, Set<string>>([
+  ['pf', new Set(['restore-pcie'])],
+  ['uf', new Set(['restore-pcie'])],
+]);
 /** What an xPU does on a command beyond answering (announce on reboot-xpu). */
 const reactions = new Map<string, (cmd: any) => Promise<unknown>>();
 
@@ -708,5 +717,33 @@ describe('7.1/7.3 postpone-reboot each time the deadline moves', () => {
     const heard = await told();
     expect(heard).toContain(Date.parse(q.deadline));
     if (after.deadline !== q.queue.announcedDeadline) expect(heard).toContain(Date.parse(after.deadline));
+  }, 30_000);
+});
+
+describe('7.1 a crash delivered after the ready of its outage', () => {
+  it('joins the unannounced reboot: one reboot, completed, and no core dump asked of an xPU that is back', async () => {
+    const t = Date.now() - 3_600_000;
+    const at = (s: number) => new Date(t + s * 1000).toISOString();
+    await event('cr', 'cr-ready', 'xpu.ready', undefined, at(60));
+    const r = await until((await rebootOf('cr')).id, (x) => x.status === 'completed', 'completed');
+    await event('cr', 'cr-crash', 'xpu.crashed', { reason: 'NMI' }, at(0));
+    await settle(2500);
+    expect((await reboots('cr')).map((x) => [x.id, x.status])).toEqual([[r.id, 'completed']]);
+    expect(types('cr.dpu0')).not.toContain('allow-coredump');
+    expect(types('cr').filter((x) => x === 'restore-pcie')).toHaveLength(1);
+  }, 30_000);
+});
+
+describe('7.1 an unannounced reboot whose restore-pcie fails', () => {
+  it('ends failed naming restore-pcie, not completed; nothing follows it', async () => {
+    await event('uf', 'uf-d', 'xpu.down');
+    const r = await rebootOf('uf');
+    expect(r.mode).toBe('unannounced');
+    await event('uf', 'uf-r', 'xpu.ready');
+    const failed = await until(r.id, (x) => ['failed', 'completed'].includes(x.status), 'ended');
+    expect(failed.status).toBe('failed');
+    expect(JSON.stringify(failed.history.slice(-3))).toMatch(/restore-pcie/);
+    await settle();
+    expect(types('uf')).toEqual(['restore-pcie']);
   }, 30_000);
 });
