@@ -747,3 +747,30 @@ describe('7.1 an unannounced reboot whose restore-pcie fails', () => {
     expect(types('uf')).toEqual(['restore-pcie']);
   }, 30_000);
 });
+
+describe('7.1 every history entry says who', () => {
+  it('by is bmc:<node>, agent:<agentId>, operator or coordinator on every entry of every reboot this file made', async () => {
+    const all: any[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: any = (
+        await api(url, `/v1/reboots?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { token: OPERATOR_TOKEN })
+      ).json;
+      all.push(...page.items);
+      cursor = page.next;
+    } while (cursor);
+    expect(all.length).toBeGreaterThan(20);
+    const wrong: string[] = [];
+    for (const r of all)
+      for (const h of r.history) {
+        const ok =
+          h.by === 'operator' ||
+          h.by === 'coordinator' ||
+          h.by === `bmc:${r.node}` ||
+          h.by === `agent:${r.node}` ||
+          (typeof h.by === 'string' && h.by.startsWith(`agent:${r.node}.`));
+        if (!ok) wrong.push(`${r.id} ${h.phase}: ${JSON.stringify(h.by)}`);
+      }
+    expect(wrong).toEqual([]);
+  });
+});
