@@ -308,6 +308,14 @@ export function decideExtension(reboot: Reboot, node: NodeDef, requested: number
   if (!node.trusted) return { kind: 'refused', status: 403, code: 'Forbidden', reason: `host ${node.id} is not trusted to extend reboots` };
   if (reboot.kind !== 'xpu' || !reboot.deadline)
     return { kind: 'refused', status: 409, code: 'NotExtendable', reason: 'only xPU reboots have a notice phase' };
+  // A queued reboot has not reached its notice phase: its deadline is held by the queue, not extended.
+  if (reboot.status === 'queued')
+    return {
+      kind: 'refused',
+      status: 409,
+      code: 'PastNoticePhase',
+      reason: 'reboot is queued: extensions are granted once its notice phase begins',
+    };
   if (!isNoticePhase(reboot.status))
     return { kind: 'refused', status: 409, code: 'PastNoticePhase', reason: `reboot is ${reboot.status}, past its notice phase` };
   if (now.getTime() >= Date.parse(reboot.deadline))

@@ -30,7 +30,7 @@ policy:
     - { per: rack, maxUnavailable: 1 }
 nodes:
   - { id: r1, rack: ra, trusted: true, bmcToken: bmc-token-r1, agentToken: agent-token-r1, redfishSystem: /redfish/v1/Systems/system, xpus: [{ id: dpu0, redfishSystem: ${BMC} }] }
-  - { id: q1, rack: rq, agentToken: agent-token-q1, xpus: [{ id: dpu0 }] }
+  - { id: q1, rack: rq, trusted: true, agentToken: agent-token-q1, xpus: [{ id: dpu0 }] }
   - { id: l1, rack: rl, agentToken: agent-token-l1, policy: { xpuReboot: { noticeSeconds: 1, recoverySeconds: 2 } }, xpus: [{ id: dpu0 }] }
   - { id: x1, rack: rx, trusted: true, agentToken: agent-token-x1, xpus: [{ id: dpu0 }] }
   - { id: h1, rack: rh, agentToken: agent-token-h1, xpus: [{ id: dpu0 }] }
@@ -235,6 +235,11 @@ describe('7.3 cancel of a queued reboot', () => {
       seen.get('q1.dpu0')?.find((c) => c.type === 'postpone-reboot'),
     );
     expect(postponed.args).toEqual(expect.objectContaining({ deadline: r.deadline, reason: expect.any(String) }));
+    // Not yet in its notice phase: an extension is refused (409), and the message says why truthfully.
+    const ext = await api(url, `/v1/reboots/${r.id}/extensions`, { token: 'agent-token-q1', body: { seconds: 60, reason: 'x' } });
+    expect(ext.status).toBe(409);
+    expect(ext.json.message).not.toMatch(/past its notice phase/);
+    expect(ext.json.message).toMatch(/queued/);
     const res = await api(url, `/v1/reboots/${r.id}/cancel`, { token: OPERATOR_TOKEN, body: { reason: 'not now' } });
     expect(res.status).toBe(200);
     expect(res.json.status).toBe('cancelled');
