@@ -54,8 +54,10 @@ ${['p1', 'p2'].map((id) => `  - { id: ${id}, rack: rp, agentToken: agent-token-$
   - { id: cp2, rack: rcp, agentToken: agent-token-cp2, policy: { xpuReboot: { maxExtensionSeconds: 3 } }, xpus: [{ id: dpu0 }] }
   - { id: cr, rack: rcr, agentToken: agent-token-cr, xpus: [{ id: dpu0 }] }
   - { id: uf, rack: ruf, agentToken: agent-token-uf, xpus: [{ id: dpu0 }] }
+  - { id: hb, rack: rhb, bmcToken: bmc-token-hb, agentToken: agent-token-hb, redfishSystem: /redfish/v1/Systems/system, xpus: [{ id: dpu0, persistentPower: true, redfishSystem: ${BMC} }] }
 `;
 const NODES = [
+  'hb',
   'uf',
   'cr',
   'cp1',
@@ -91,6 +93,8 @@ let stopped = false;
 const seen = new Map<string, any[]>();
 /** Agents that answer `succeeded` to what they take; the others stay silent. */
 const answering = new Set<string>([
+  'hb',
+  'hb.dpu0',
   'cr',
   'cr.dpu0',
   'r1',
@@ -778,4 +782,38 @@ describe('7.1 every history entry says who', () => {
       }
     expect(wrong).toEqual([]);
   });
+});
+
+describe('7.1 a host reboot asked by the agent and ended by a BMC whose clock is 10 days behind', () => {
+  it('completes: the BMC power-off and BIOS boot apply, dated by the coordinator', async () => {
+    const before = Date.now();
+    await event('hb', 'hb-req', 'host.reboot.requested', { method: 'shell' });
+    const hr = await rebootOf('hb', 'host');
+    await until(hr.id, (x) => x.status === 'rebooting', 'rebooting');
+    const back = Date.now() - 10 * 86_400_000;
+    const host = (id: string, msg: string, args: string[], s: number) => ({
+      '@odata.type': '#Event.v1_7_0.Event',
+      Id: id,
+      Name: 'Event Array',
+      Context: 'Default Context',
+      Events: [
+        {
+          EventType: 'Alert',
+          EventId: id,
+          EventTimestamp: new Date(back + s * 1000).toISOString(),
+          MessageId: msg,
+          MessageArgs: args,
+          OriginOfCondition: { '@odata.id': '/redfish/v1/Systems/system' },
+        },
+      ],
+    });
+    const off = await postRedfish(host('hb-1', 'ResourceEvent.1.0.ResourcePoweredOff', ['/redfish/v1/Systems/system'], 0), 'hb');
+    expect(off.json).toEqual({ accepted: 1, ignored: 0 });
+    const boot = await postRedfish(host('hb-2', 'OpenBMC.0.1.BIOSBoot', [], 60), 'hb');
+    expect(boot.json).toEqual({ accepted: 1, ignored: 0 });
+    const done = await until(hr.id, (x) => ['completed', 'failed'].includes(x.status), 'ended');
+    expect(done.status).toBe('completed');
+    expect(done.history.map((h: any) => h.phase)).toEqual(expect.arrayContaining(['host-down', 'host-ready']));
+    for (const h of done.history) expect(Date.parse(h.at)).toBeGreaterThanOrEqual(before - 5_000);
+  }, 30_000);
 });
