@@ -2,14 +2,14 @@
 // product: `npm start` as a user runs it, and the HTTP API of one shared stack with bad input, retries and
 // BMC clocks that are days off. Each test holds a statement the earlier audits (contract-audit,
 // contract-conformance, api-contract, report-api) do not check, or check less than the contract says.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../lambdas/handlers/deps.ts';
 import { parseConfig } from '../../local/config.ts';
 import { type Stack, startStack } from '../../local/stack.ts';
-import { api, childEnv, OPERATOR_TOKEN, ROOT, startStackProcess, tempDir, waitFor } from '../support/stack.ts';
+import { api, childEnv, NODE, OPERATOR_TOKEN, ROOT, startStackProcess, tempDir, waitFor } from '../support/stack.ts';
 
 const OPERATOR = 'operator-token-audit-2';
 const NODES = ['b1', 'b2', 'b3', 'b4', 'b5', 'b6', 'b7'];
@@ -307,5 +307,41 @@ describe('3: GET /v1/reboots filters and paging, and the report window', () => {
     expect(r).toMatchObject({ kind: 'host', node: 'b1', xpu: null, extensions: [] });
     const ext = await api(stack.url, `/v1/reboots/${h.id}/extensions`, { token: agent('b1'), body: { seconds: 10, reason: 'x' } });
     expect(ext.status).toBe(409);
+  });
+});
+
+describe('2: unknown inventory keys', () => {
+  const VALID = `policy:
+  xpuReboot:
+    noticeSeconds: 300
+nodes:
+  - id: node-a
+    trusted: true
+    agentToken: agent-token-node-a
+    xpus:
+      - id: dpu0
+        persistentPower: false
+`;
+  it('anywhere in the file (policy, an xPU, the top level; YAML or JSON) stop the start and name file, line and key', () => {
+    const dir = tempDir('audit2-inv');
+    const cases: Array<[string, string, number, string]> = [
+      ['policy.yaml', VALID.replace('    noticeSeconds: 300\n', '    noticeSeconds: 300\n    noticeSecs: 60\n'), 4, 'noticeSecs'],
+      ['xpu.yaml', VALID.replace('        persistentPower: false\n', '        persistentPower: false\n        colour: red\n'), 11, 'colour'],
+      ['top.yaml', `${VALID}budget: 1\n`, 11, 'budget'],
+      ['nodes.json', '{"nodes": [\n  {"id": "node-a", "agentToken": "agent-token-node-a",\n   "xpus": [{"id": "dpu0", "slot": 1}]}\n]}\n', 3, 'slot'],
+    ];
+    for (const [name, text, line, key] of cases) {
+      const file = join(dir, name);
+      writeFileSync(file, text);
+      const res = spawnSync(NODE, [join(ROOT, 'local/main.ts')], {
+        env: childEnv({ PORT: '0', DATA_DIR: join(dir, `data-${name}`), NODES_FILE: file, OPERATOR_TOKEN }),
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      expect(res.status, name).not.toBe(0);
+      expect(res.stdout, name).not.toContain('ready');
+      expect(res.stderr, name).toContain(`${file}:${line}:`);
+      expect(res.stderr, name).toContain(`'${key}'`);
+    }
   });
 });
