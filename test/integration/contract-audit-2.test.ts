@@ -345,3 +345,27 @@ nodes:
     }
   });
 });
+
+describe('3: bad input is a clear 4xx', () => {
+  it('an id longer than any the API hands out is 404 in the error shape (not 500) on every route that takes one', async () => {
+    for (const x of ['x'.repeat(1100), 'x'.repeat(5000), 'é'.repeat(700)]) {
+      const id = encodeURIComponent(x);
+      const cases: Array<[string, string, string, unknown?]> = [
+        ['GET', `/v1/reboots/${id}`, OPERATOR],
+        ['POST', `/v1/reboots/${id}/extensions`, agent('b1'), { seconds: 5, reason: 'x' }],
+        ['POST', `/v1/reboots/${id}/cancel`, OPERATOR, { reason: 'x' }],
+        ['POST', `/v1/reboots/${id}/force`, OPERATOR, { reason: 'x' }],
+        ['POST', `/v1/agents/b1/commands/${id}`, agent('b1'), { status: 'succeeded', output: '' }],
+        ['DELETE', `/v1/holds/${id}`, OPERATOR],
+        ['GET', `/v1/rollouts/${id}`, OPERATOR],
+        ['POST', `/v1/rollouts/${id}/cancel`, OPERATOR, { reason: 'x' }],
+        ['GET', `/v1/nodes/${id}`, OPERATOR],
+      ];
+      for (const [method, path, token, body] of cases) {
+        const res = await api(stack.url, path, { method, token, body });
+        expect(res.status, `${method} ${path.slice(0, 30)}… (${x.length} chars)`).toBe(404);
+        expect(res.json).toEqual({ error: 'NotFound', message: expect.any(String) });
+      }
+    }
+  });
+});
