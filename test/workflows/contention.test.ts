@@ -72,21 +72,28 @@ interface Answer extends Ask {
 }
 type Send = (id: string, ask: Ask) => Promise<Answer>;
 
+/** The extension request of one ask, as the node's host agent sends it. */
+const extensionRequest = (node: string, ask: Ask): RequestInit => ({
+  method: 'POST',
+  headers: {
+    authorization: `Bearer ${tokenOf(node)}`,
+    'content-type': 'application/json',
+    ...(ask.key ? { 'idempotency-key': ask.key } : {}),
+  },
+  body: JSON.stringify({ seconds: ask.seconds, reason: 'draining takes longer' }),
+});
+const answerOf = async (ask: Ask, res: Response): Promise<Answer> => ({
+  ...ask,
+  status: res.status,
+  json: await res.json(),
+  replayed: res.headers.get('idempotent-replayed') === 'true',
+});
+
 /** Over HTTP to the stack's one API (one process: its writers share one store). */
 const overHttp =
   (node = NODE): Send =>
-  async (id, ask) => {
-    const res = await fetch(`${h.url}/v1/reboots/${id}/extensions`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${tokenOf(node)}`,
-        'content-type': 'application/json',
-        ...(ask.key ? { 'idempotency-key': ask.key } : {}),
-      },
-      body: JSON.stringify({ seconds: ask.seconds, reason: 'draining takes longer' }),
-    });
-    return { ...ask, status: res.status, json: await res.json(), replayed: res.headers.get('idempotent-replayed') === 'true' };
-  };
+  async (id, ask) =>
+    answerOf(ask, await fetch(`${h.url}/v1/reboots/${id}/extensions`, extensionRequest(node, ask)));
 
 /** Round robin over API apps with a store each, as separate Lambda instances in AWS: no writer of one sees another's. */
 function overInstances(n: number, node = NODE): Send {
@@ -99,19 +106,7 @@ function overInstances(n: number, node = NODE): Send {
     }),
   );
   let next = 0;
-  return async (id, ask) => {
-    const app = apps[next++ % n];
-    const res = await app.request(`/v1/reboots/${id}/extensions`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${tokenOf(node)}`,
-        'content-type': 'application/json',
-        ...(ask.key ? { 'idempotency-key': ask.key } : {}),
-      },
-      body: JSON.stringify({ seconds: ask.seconds, reason: 'draining takes longer' }),
-    });
-    return { ...ask, status: res.status, json: await res.json(), replayed: res.headers.get('idempotent-replayed') === 'true' };
-  };
+  return async (id, ask) => answerOf(ask, await apps[next++ % n].request(`/v1/reboots/${id}/extensions`, extensionRequest(node, ask)));
 }
 
 /** Sends every ask, PARALLEL at a time, each worker taking the next as soon as its last was answered. */
