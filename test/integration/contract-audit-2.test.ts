@@ -108,15 +108,10 @@ describe('1: `npm start` as a user runs it', () => {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       const run = await npmStart(dataDir, nodesFile);
       try {
-        if (signal === 'SIGTERM')
-          expect(
-            (
-              await api(run.url, '/v1/events', {
-                token: agent('b1'),
-                body: { id: 'npm-1', type: 'xpu.reboot.pending', node: 'b1', xpu: 'dpu0' },
-              })
-            ).status,
-          ).toBe(202);
+        if (signal === 'SIGTERM') {
+          const event = { id: 'npm-1', type: 'xpu.reboot.pending', node: 'b1', xpu: 'dpu0' };
+          expect((await api(run.url, '/v1/events', { token: agent('b1'), body: event })).status).toBe(202);
+        }
         run.proc.kill(signal);
         await run.exited;
         await waitFor(`the stack process ${run.pid} gone after ${signal} to npm`, async () => !alive(run.pid), 20_000);
@@ -212,9 +207,7 @@ describe('4: deadlines by the coordinator, however wrong the source clock', () =
       },
     });
     expect(rf.json).toEqual({ accepted: 1, ignored: 0 });
-    expect((await pending('b5', 'b5-pending', { noticeSeconds: '120' }, new Date(before + 7 * 86_400_000).toISOString())).status).toBe(
-      202,
-    );
+    expect((await pending('b5', 'b5-pending', { noticeSeconds: '120' }, new Date(before + 7 * 86_400_000).toISOString())).status).toBe(202);
     const after = Date.now() + 5_000;
     for (const [n, notice] of [
       ['b4', 300],
@@ -280,14 +273,16 @@ describe('3: GET /v1/reboots filters and paging, and the report window', () => {
     const r = await inNotice('b7');
     const at = Date.parse(r.notifiedAt);
     const report = async (from: number, to: number, format = 'json') =>
-      api(
-        stack.url,
-        `/v1/reports/compliance?from=${new Date(from).toISOString()}&to=${new Date(to).toISOString()}&format=${format}`,
-        { token: OPERATOR },
-      );
+      api(stack.url, `/v1/reports/compliance?from=${new Date(from).toISOString()}&to=${new Date(to).toISOString()}&format=${format}`, {
+        token: OPERATOR,
+      });
     const from = await report(at, at + 1);
     expect(from.json.reboots.map((x: { id: string }) => x.id)).toEqual([r.id]);
-    expect(from.json).toMatchObject({ schemaVersion: expect.any(String), from: new Date(at).toISOString(), to: new Date(at + 1).toISOString() });
+    expect(from.json).toMatchObject({
+      schemaVersion: expect.any(String),
+      from: new Date(at).toISOString(),
+      to: new Date(at + 1).toISOString(),
+    });
     expect((await report(at - 60_000, at)).json.reboots.map((x: { id: string }) => x.id)).not.toContain(r.id);
     const csv = (await report(at, at + 1, 'csv')).text;
     expect(csv).toContain('"a,""b""\nc"');
@@ -299,9 +294,7 @@ describe('3: GET /v1/reboots filters and paging, and the report window', () => {
       body: { id: 'b1-host', type: 'host.reboot.requested', node: 'b1', data: { method: 'shell' } },
     });
     expect(posted.status).toBe(202);
-    const h = await waitFor('the host reboot', async () =>
-      (await list('node=b1')).items.find((x: { kind: string }) => x.kind === 'host'),
-    );
+    const h = await waitFor('the host reboot', async () => (await list('node=b1')).items.find((x: { kind: string }) => x.kind === 'host'));
     const r = (await api(stack.url, `/v1/reboots/${h.id}`, { token: agent('b1') })).json;
     for (const key of ['id', 'kind', 'node', 'xpu', 'status', 'deadline', 'extensions', 'history']) expect(r, key).toHaveProperty(key);
     expect(r).toMatchObject({ kind: 'host', node: 'b1', xpu: null, extensions: [] });
@@ -326,9 +319,19 @@ nodes:
     const dir = tempDir('audit2-inv');
     const cases: Array<[string, string, number, string]> = [
       ['policy.yaml', VALID.replace('    noticeSeconds: 300\n', '    noticeSeconds: 300\n    noticeSecs: 60\n'), 4, 'noticeSecs'],
-      ['xpu.yaml', VALID.replace('        persistentPower: false\n', '        persistentPower: false\n        colour: red\n'), 11, 'colour'],
+      [
+        'xpu.yaml',
+        VALID.replace('        persistentPower: false\n', '        persistentPower: false\n        colour: red\n'),
+        11,
+        'colour',
+      ],
       ['top.yaml', `${VALID}budget: 1\n`, 11, 'budget'],
-      ['nodes.json', '{"nodes": [\n  {"id": "node-a", "agentToken": "agent-token-node-a",\n   "xpus": [{"id": "dpu0", "slot": 1}]}\n]}\n', 3, 'slot'],
+      [
+        'nodes.json',
+        '{"nodes": [\n  {"id": "node-a", "agentToken": "agent-token-node-a",\n   "xpus": [{"id": "dpu0", "slot": 1}]}\n]}\n',
+        3,
+        'slot',
+      ],
     ];
     for (const [name, text, line, key] of cases) {
       const file = join(dir, name);
