@@ -7,7 +7,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { ListStateMachinesCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
-import { hashToken, InventoryIndex, loadInventoryFile } from '../lambdas/core/inventory.ts';
+import { hashToken, InventoryIndex, loadInventoryFile, WEAK_TOKEN_CHARS, weakTokens } from '../lambdas/core/inventory.ts';
 import { loadMapping } from '../lambdas/core/redfish/mapping.ts';
 import { DynamoRebootStore } from '../lambdas/adapters/dynamo-store.ts';
 import { SqsEventQueue } from '../lambdas/adapters/sqs-queue.ts';
@@ -108,6 +108,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const index = new InventoryIndex(loadInventoryFile(config.NODES_FILE));
   const mapping = loadMapping(config.REDFISH_MAPPING_FILE ?? null);
   const token = operatorToken(config, logger);
+  const weak = [...weakTokens(index.inventory), ...(token.length < WEAK_TOKEN_CHARS ? ['OPERATOR_TOKEN'] : [])];
+  if (weak.length)
+    logger.warn(`tokens shorter than ${WEAK_TOKEN_CHARS} characters are easy to guess; use long random ones`, { tokens: weak });
 
   const counters = new Map<string, number>();
   const metrics: Metrics = {

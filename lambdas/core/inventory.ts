@@ -85,7 +85,24 @@ const PolicyOverrideSchema = z.strictObject({
     .optional(),
 });
 
-const token = z.string().min(8);
+// Any non-empty token is accepted (an inventory written for a test or a lab must start); the stack warns of
+// short ones at start (weakTokens), since a bearer token is only as strong as it is long.
+const token = z.string().min(1);
+
+/** Below this many characters a plain token is named at start as easy to guess (`sha256:` hashes are not judged). */
+export const WEAK_TOKEN_CHARS = 16;
+
+/** Where the inventory has a plain token shorter than WEAK_TOKEN_CHARS: `node-a bmcToken`, `node-a.dpu0 agentToken`, `operator ops token`. */
+export function weakTokens(inv: Inventory): string[] {
+  const weak = (t: string | undefined) => t !== undefined && !t.startsWith('sha256:') && t.length < WEAK_TOKEN_CHARS;
+  const out: string[] = [];
+  for (const n of inv.nodes) {
+    for (const k of ['bmcToken', 'agentToken', 'bmcTokenNext', 'agentTokenNext'] as const) if (weak(n[k])) out.push(`${n.id} ${k}`);
+    for (const x of n.xpus) for (const k of ['agentToken', 'agentTokenNext'] as const) if (weak(x[k])) out.push(`${n.id}.${x.id} ${k}`);
+  }
+  for (const o of inv.operators ?? []) for (const k of ['token', 'tokenNext'] as const) if (weak(o[k])) out.push(`operator ${o.name} ${k}`);
+  return out;
+}
 
 const XpuSchema = z.strictObject({
   id,

@@ -25,6 +25,7 @@ import { registerOpenApiRoute } from './openapi.ts';
 import { registerNodeRoutes } from './nodes.ts';
 import { contended } from './contended.ts';
 import { isDependencyDown, unavailable } from './unavailable.ts';
+import { registerPathLimits } from './path-limits.ts';
 
 export const MAX_BODY_BYTES = 256 * 1024;
 /** Agents long-poll at most this long; API Gateway's 30 s integration limit caps it lower in AWS. */
@@ -156,6 +157,7 @@ export function createApiApp(deps: ApiDeps) {
     return c.json({ error: 'InternalError', message: 'the request could not be completed; it is safe to retry' }, 500);
   });
   app.notFound((c) => c.json({ error: 'NotFound', message: `no route ${c.req.method} ${c.req.path}` }, 404));
+  registerPathLimits(app);
 
   app.get('/healthz', async (c) => {
     const report = deps.health ? await deps.health() : { ok: true };

@@ -13,11 +13,9 @@ import { applyStep } from './effects.ts';
 import { mayActAs } from './auth.ts';
 
 export const ExtensionBody = z.object({
-  seconds: z
-    .number()
-    .int()
-    .positive()
-    .max(7 * 24 * 3600),
+  // No upper bound of its own (a safe integer): a request beyond what remains is trimmed, not refused
+  // (CONTRACT 3), however much was asked.
+  seconds: z.number().int().positive(),
   reason: z.string().max(1000).default(''),
 });
 

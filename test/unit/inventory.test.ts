@@ -125,3 +125,28 @@ nodes:
     expect(() => parseInventory(WITH_IDS.replace('host-a-next', 'host-a-token'), 'f')).not.toThrow();
   });
 });
+
+describe('short tokens', () => {
+  const inv = parseInventory(
+    `
+operators: [{ name: ops, token: op }]
+nodes:
+  - id: n1
+    bmcToken: bmc1
+    agentToken: a-long-random-agent-token-1
+    xpus: [{ id: dpu0, agentToken: x1 }]
+  - id: n2
+    bmcToken: "sha256:${'ab'.repeat(32)}"
+`,
+    'short.yaml',
+  );
+
+  it('are accepted (an inventory written for a lab starts), and kept hashed like any other', () => {
+    expect(new InventoryIndex(inv).node('n1')?.bmcToken).toBe(`sha256:${hashToken('bmc1')}`);
+  });
+
+  it('are named for the warning at start; a hash and a long token are not', async () => {
+    const { weakTokens } = await import('../../lambdas/core/inventory.ts');
+    expect(weakTokens(inv)).toEqual(['n1 bmcToken', 'n1.dpu0 agentToken', 'operator ops token']);
+  });
+});

@@ -297,6 +297,26 @@ describe('dedupKey', () => {
     }
   });
 
+  it('is the same for a record with the same EventId and origin that its sender stamped anew (CONTRACT 4)', () => {
+    const record = (ts: string) =>
+      JSON.stringify({
+        Events: [
+          {
+            EventId: 'bf-77',
+            EventTimestamp: ts,
+            MessageId: 'XpuReboot.1.0.Ready',
+            OriginOfCondition: '/redfish/v1/Systems/Bluefield',
+          },
+        ],
+      });
+    const a = translateText(record('2025-03-02T09:10:00Z'), nodeA);
+    const b = translateText(record('2025-03-02T09:10:30Z'), nodeA);
+    expect(a.kind === 'ok' && b.kind === 'ok' && a.accepted[0].dedupKey === b.accepted[0].dedupKey).toBe(true);
+    const another = translateText(record('2025-03-02T09:10:00Z').replace('bf-77', 'bf-78'), nodeA);
+    expect(another.kind === 'ok' && a.kind === 'ok' && another.accepted.length === 1).toBe(true);
+    expect(another.kind === 'ok' && a.kind === 'ok' && another.accepted[0].dedupKey !== a.accepted[0].dedupKey).toBe(true);
+  });
+
   it('does not depend on the key order a BMC serializes a record without ids in', () => {
     const a = JSON.stringify({
       Events: [{ MessageId: 'Alert.1.0.0.DCPowerOff', EventTimeStamp: '2025-03-02T17:57:23+00:00', MessageSeverity: 'Critical' }],
@@ -309,7 +329,7 @@ describe('dedupKey', () => {
     expect(ka.kind === 'ok' && kb.kind === 'ok' && ka.accepted[0].dedupKey === kb.accepted[0].dedupKey).toBe(true);
   });
 
-  it('differs between records that share Dell’s class EventId, HPE’s EventId, or only a timestamp', () => {
+  it('differs between records that share Dell’s class EventId, HPE’s EventId, or (without an id) only a timestamp', () => {
     const keys = (text: string, node = nodeDell) => {
       const out = translateText(text, node);
       if (out.kind !== 'ok') throw new Error('forbidden');
