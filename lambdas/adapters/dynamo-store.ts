@@ -105,6 +105,7 @@ function nodeState(node: string, item: Record<string, unknown>): NodeStateRecord
   return {
     node,
     host: item.host as string | undefined,
+    ...(typeof item.lh === 'string' ? { lastHostReboot: item.lh } : {}),
     xpus,
     lastBmcEventAt: item.lastBmcEventAt as string | undefined,
     lastXpuReboots,
@@ -370,7 +371,8 @@ export class DynamoRebootStore implements RebootStore {
           new UpdateCommand({
             TableName: this.#table,
             Key: nodeKey(node),
-            UpdateExpression: 'REMOVE #h',
+            // Remembered like an xPU's last reboot: a request delivered after the reboot ended finds it.
+            UpdateExpression: remember ? 'REMOVE #h SET lh = :id' : 'REMOVE #h',
             ConditionExpression: '#h = :id',
             ExpressionAttributeNames: { '#h': 'host' },
             ExpressionAttributeValues: { ':id': rebootId },

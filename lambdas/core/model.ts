@@ -503,10 +503,27 @@ export function joinHostReboot(r: StoredReboot, ev: NativeEvent, mode: 'planned'
   return { reboot: s, effects: [] };
 }
 
-/** Another host reboot request while one runs. */
+/**
+ * Another host reboot request while one runs (or, requestOfEndedHostReboot, for one that ended). On
+ * an unannounced host reboot it is that reboot's own request, delivered after its host.ready: the
+ * reboot was requested after all, and takes the request's method.
+ */
 export function onHostRebootRequest(r: StoredReboot, ev: NativeEvent): Step | null {
   if (applied(r, ev)) return null;
   const s = next(r);
+  if (r.kind === 'host' && r.mode === 'unannounced') {
+    const method = String(ev.data?.method ?? 'other');
+    s.mode = (['shell', 'ipmi', 'perst'].includes(method) ? method : 'other') as StoredReboot['mode'];
+    s.history.push(
+      entry(
+        ev.receivedAt,
+        'joined',
+        `the request of this host reboot (${s.mode}) arrived after the host was back ${evRef(ev)}`,
+        actorOfEvent(ev),
+      ),
+    );
+    return { reboot: s, effects: [] };
+  }
   s.history.push(entry(ev.receivedAt, 'joined', `another host reboot request joined this reboot ${evRef(ev)}`, actorOfEvent(ev)));
   return { reboot: s, effects: [] };
 }
@@ -990,6 +1007,69 @@ export function unannouncedReboot(base: StoredReboot, ev: NativeEvent): Step {
     s.history.push(entry(ev.receivedAt, 'xpu-ready', `xPU ${ev.xpu} is ready ${evRef(ev)}`, actorOfEvent(ev)));
   }
   return { reboot: s, effects: [] };
+}
+
+/**
+ * The tenant a lone host.ready (no host reboot of the node in progress) brings up, when it is not the
+ * one the node's xPUs are provisioned for: the host was rebooted without a request (an IPMI power
+ * cycle, a reset nobody announced) and now serves another tenant, whose xPUs still hold the old
+ * one's context (contract 7.1: such a host.ready leads to reprovision). Otherwise undefined, and the
+ * signal is kept for the host reboot it may belong to.
+ */
+export function tenantChangeOf(ev: NativeEvent, provisionedTenant: string | undefined): string | undefined {
+  const tenant = typeof ev.data?.tenant === 'string' && ev.data.tenant ? ev.data.tenant : undefined;
+  return ev.type === 'host.ready' && tenant && tenant !== provisionedTenant ? tenant : undefined;
+}
+
+/**
+ * The host came up for another tenant with no host reboot requested (tenantChangeOf): recorded at
+ * once as an unannounced host reboot, so its xPUs free the old tenant's context and are
+ * re-provisioned for the new one. The host is back already; its xPUs are not waited for (a power
+ * cycle of theirs, if the reset reached them, went by unobserved: their own signals tell of it).
+ */
+export function unannouncedHostReboot(base: StoredReboot, ev: NativeEvent, node: NodeDef, tenant: string): Step {
+  const s = next(base);
+  const at = coordinatorTime(ev);
+  s.mode = 'unannounced';
+  s.origin = originOf(ev);
+  s.hostReadyAt = at;
+  s.hostReadyOrigin = originOf(ev);
+  s.nextTenant = tenant;
+  s.xpuReadyAt = Object.fromEntries(node.xpus.map((x) => [x.id, at]));
+  s.history = [
+    entry(ev.receivedAt, 'unannounced', `host came up for tenant ${tenant} without a host reboot requested ${evRef(ev)}`, actorOfEvent(ev)),
+    entry(ev.receivedAt, 'host-ready', `host is up for tenant ${tenant} ${evRef(ev)}`, actorOfEvent(ev)),
+    entry(ev.receivedAt, 'note', 'its xPUs free the host context and are re-provisioned; they are not waited for', COORDINATOR),
+  ];
+  return { reboot: s, effects: [] };
+}
+
+/**
+ * A host reboot request sent before the host.ready of a host reboot that has ended since, by that
+ * ready's source's own clock: that reboot's own request, delivered late. It joins the ended reboot
+ * instead of starting one that would wait for a host.down and host.ready already spent. Only the
+ * same clock can say so: by receipt alone (afterHostBack's slack) a host that is rebooted again at
+ * once would have its new request taken for the old one's.
+ */
+export function requestOfEndedHostReboot(last: StoredReboot, ev: NativeEvent): boolean {
+  const o = last.hostReadyOrigin;
+  if (last.kind !== 'host' || !last.endedAt || !o) return false;
+  return awaitsItsRequest(last, ev) || (sameClock(o, ev) && Date.parse(ev.time) < Date.parse(o.time));
+}
+
+/** How long a signal that found no reboot is kept for the reboot it belongs to (contract 7.1: at least 10 minutes). */
+export const KEEP_SIGNAL_MS = 30 * 60_000;
+
+/**
+ * Is this request the one of an unannounced host reboot (one no request has joined yet), received
+ * within the time its host.ready would have been kept for a request? A lone host.ready and its
+ * request delivered after it cannot be told from a power cycle nobody requested until the request
+ * comes: the request then joins the reboot the host.ready started, whatever the clocks say, as a
+ * kept host.ready would have been applied to the request's reboot (contract 7.1).
+ */
+export function awaitsItsRequest(r: StoredReboot, ev: NativeEvent): boolean {
+  const o = r.hostReadyOrigin;
+  return r.kind === 'host' && r.mode === 'unannounced' && !!o && Date.parse(ev.receivedAt) - Date.parse(o.receivedAt) <= KEEP_SIGNAL_MS;
 }
 
 /** The signal a transition applies, by event type, for a reboot of the xPU the event names. */

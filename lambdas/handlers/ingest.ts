@@ -1,14 +1,19 @@
 // Applies one native event from the ingest queue: starts, joins or signals reboots; drops with a reason.
 import {
   afterHostBack,
+  awaitsItsRequest,
   hostIsDown,
+  KEEP_SIGNAL_MS,
   hostSignal,
   failedRebootTakesReady,
   joinHostReboot as joinHost,
   onHostRebootRequest,
   onNotice,
   onXpuCrashed,
+  requestOfEndedHostReboot,
   sameOutage,
+  tenantChangeOf,
+  unannouncedHostReboot,
   unannouncedReboot,
   xpuSignal,
 } from '../core/model.ts';
@@ -43,7 +48,7 @@ export type IngestOutcome =
 /** How long an event key is remembered: longer than any BMC or queue retries it. */
 export const DEDUP_TTL_SECONDS = 7 * 24 * 3600;
 /** How long a signal that found no reboot is kept for the reboot it belongs to (docs/reboot-model.md: at least 10 minutes). */
-export const KEEP_SIGNAL_SECONDS = 30 * 60;
+export const KEEP_SIGNAL_SECONDS = KEEP_SIGNAL_MS / 1000;
 
 // The start inputs moved to core/workflow-io.ts (one home for what goes into each workflow).
 export { hostWorkflowInput, xpuWorkflowInput } from '../core/workflow-io.ts';
@@ -202,12 +207,19 @@ export function createIngestHandler(deps: Deps) {
       const state = await deps.store.getNodeState(node.id);
       // An xPU claim taken ahead by a delivery that died would deny (or join) this request forever.
       if (await anyDangling(node.id, state)) continue;
+      // The request of a host reboot that ended already (it was sent before that reboot's host.ready).
+      const last = !state.host && state.lastHostReboot ? await deps.store.getReboot(state.lastHostReboot) : undefined;
+      if (last && requestOfEndedHostReboot(last, ev)) {
+        await applyStep(deps, last.id, (r) => onHostRebootRequest(r, ev), node);
+        return { kind: 'joined', rebootId: last.id };
+      }
       let hostReprovisioning = false;
       let afterBack = false;
       if (state.host && state.host !== id) {
         const running = await deps.store.getReboot(state.host);
         hostReprovisioning = running?.waiter?.step === 'reprovision';
-        afterBack = !!running && afterHostBack(running, ev);
+        // An unannounced host reboot's own request, delivered after its host.ready, joins it.
+        afterBack = !!running && !awaitsItsRequest(running, ev) && afterHostBack(running, ev);
       }
       let decision = decideHostReboot(node, {
         host: state.host === id ? undefined : state.host,
@@ -267,6 +279,38 @@ export function createIngestHandler(deps: Deps) {
       const res = await applyStep(deps, rebootId, (r) => hostSignal(r, k), node);
       if (res?.changed) await deps.store.forgetSignal(k);
     }
+  }
+
+  /**
+   * A host.ready for another tenant with no host reboot in progress (model.ts tenantChangeOf): an
+   * unannounced host reboot, recorded and run at once. It already happened, so nothing holds or
+   * denies it; it counts in the node's budgets. Its request, should one arrive after, joins it.
+   */
+  async function startUnannouncedHost(ev: NativeEvent, node: NodeDef, tenant: string): Promise<IngestOutcome> {
+    const { id, fresh } = await rebootIdForEvent(deps, 'host', ev.dedupKey);
+    const existing = fresh ? undefined : await deps.store.getReboot(id);
+    if (existing) {
+      if (!existing.endedAt) await deps.workflows.start('host-reboot', id, hostWorkflowInput(existing, node));
+      return existing.endedAt ? { kind: 'duplicate' } : { kind: 'started', rebootId: id };
+    }
+    const claim = await deps.store.claimHost(node.id, id, false);
+    if (!claim.ok) {
+      // A host reboot began in between: the ready is its.
+      const holder = claim.state.host;
+      if (!holder) throw new ClaimReleased(`host claim of ${node.id} changed while starting ${id}: starting over`);
+      await holderOf(holder, node.id);
+      await applyStep(deps, holder, (r) => hostSignal(r, ev), node);
+      return { kind: 'applied', rebootId: holder };
+    }
+    const state = claim.state ?? (await deps.store.getNodeState(node.id));
+    const base = newHostReboot(id, asProvisioned(node, state.provisionedTenant), ev, { allowed: true });
+    let reboot = await admitNewXpuReboot(deps, node, unannouncedHostReboot(base, ev, node, tenant).reboot);
+    if (!(await deps.store.createReboot(reboot))) reboot = (await deps.store.getReboot(id)) ?? reboot;
+    await applyKept(reboot.id, node);
+    await deps.workflows.start('host-reboot', id, hostWorkflowInput(reboot, node));
+    deps.metrics.count('RebootsStarted', 1, { kind: 'host' });
+    deps.metrics.count('UnannouncedReboots');
+    return { kind: 'started', rebootId: id };
   }
 
   async function keep(ev: NativeEvent, why: string): Promise<IngestOutcome> {
@@ -362,7 +406,11 @@ export function createIngestHandler(deps: Deps) {
       case 'host.down':
       case 'host.ready': {
         const state = await deps.store.getNodeState(node.id);
-        if (!state.host) return keep(ev, `no host reboot of ${node.id} is in progress yet`);
+        if (!state.host) {
+          const tenant = tenantChangeOf(ev, state.provisionedTenant ?? node.tenant);
+          if (tenant) return startUnannouncedHost(ev, node, tenant);
+          return keep(ev, `no host reboot of ${node.id} is in progress yet`);
+        }
         await holderOf(state.host, node.id);
         await applyStep(deps, state.host, (r) => hostSignal(r, ev), node);
         return { kind: 'applied', rebootId: state.host };

@@ -34,6 +34,8 @@ export interface NodeStateRecord {
   lastXpuReboots?: Record<string, string>;
   /** xPU id → the last reboot of it that failed for want of its ready, and when it ended (model.ts awaitsLateReady). */
   awaitingReady?: Record<string, { rebootId: string; endedAt: string }>;
+  /** The last host reboot that released the host (a request sent before its host.ready joins it: model.ts requestOfEndedHostReboot). */
+  lastHostReboot?: string;
   /** The tenant the node's xPUs are provisioned for (docs/reboot-model.md); unset: the inventory's. */
   provisionedTenant?: string;
   /** xPU id → the event a claim was taken for beside its look-up, and when; gone once confirmed (docs/idempotency.md). */

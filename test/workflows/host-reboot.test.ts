@@ -1,7 +1,7 @@
 // The host reboot workflow on the in-process stack with a ManualClock: deny, free, return, re-provision.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { StoredReboot } from '../../lambdas/core/reboot.ts';
-import { eventually, phases, startHarness, type Harness } from './harness.ts';
+import { eventually, phases, startHarness, T0, type Harness } from './harness.ts';
 
 let h: Harness;
 beforeEach(async () => {
@@ -379,5 +379,94 @@ describe('an xPU reboot and a host reboot of one node at the same moment', () =>
       expect(bothProceed(fresh, `round ${round}`)).toBe('');
       await settleRound('duo', 'dpu1');
     }
+  });
+});
+
+describe('a host reboot nobody requested', () => {
+  /** Every command the node's xPU agents are handed until the reboot ends, answered succeeded, in the order handed. */
+  async function answerUntilEnded(id: string, node: string) {
+    const seen: Array<[string, string | null, unknown]> = [];
+    await eventually(`host reboot ${id} to end`, async () => {
+      if ((await h.reboot(id)).endedAt) return true;
+      for (const x of XPUS[node])
+        for (const c of await h.agent(`${node}.${x}`).answerAll()) seen.push([c.type, c.xpu, c.args.tenant ?? null]);
+      return false;
+    });
+    return seen;
+  }
+
+  it('a host.ready for another tenant: its xPUs free the host context, then are re-provisioned for it (CONTRACT 7.1)', async () => {
+    expect((await h.event('duo', 'host.down')).status).toBe(202);
+    expect((await h.event('duo', 'host.ready', { data: { tenant: 'tenant-b' } })).status).toBe(202);
+    await h.drain();
+    const r = await h.rebootOf('duo', 'host');
+    expect(r).toMatchObject({ mode: 'unannounced', decision: 'allowed', nextTenant: 'tenant-b', tenant: 't2' });
+    const seen = await answerUntilEnded(r.id, 'duo');
+    const done = await h.reboot(r.id);
+    expect(done.status).toBe('completed');
+    expect(seen.filter((c) => c[0] === 'free-host-context').map((c) => c[1])).toEqual(expect.arrayContaining(['dpu0', 'dpu1']));
+    expect(seen.filter((c) => c[0] === 'reprovision')).toEqual([
+      ['reprovision', 'dpu0', 'tenant-b'],
+      ['reprovision', 'dpu1', 'tenant-b'],
+    ]);
+    // The context is freed before the next tenant's provisioning, never after.
+    expect(seen.findLastIndex((c) => c[0] === 'free-host-context')).toBeLessThan(seen.findIndex((c) => c[0] === 'reprovision'));
+    expect((await h.request('/v1/nodes/duo')).json.provisionedTenant).toBe('tenant-b');
+    expect(await h.reboots('duo')).toHaveLength(1);
+  });
+
+  it('a host.ready for the tenant it is provisioned for (or none) is kept for a host reboot that may follow: nothing starts', async () => {
+    await h.event('solo', 'host.ready', { data: { tenant: 't1' } });
+    await h.event('solo', 'host.ready', { id: 'no-tenant' });
+    await h.drain();
+    expect(await h.reboots('solo')).toEqual([]);
+  });
+
+  it('its request, delivered after it ended, joins it: one host reboot, requested after all', async () => {
+    const at = (s: number) => new Date(T0 + s * SECOND).toISOString();
+    await h.event('duo', 'host.ready', { id: 'ready-c', time: at(10), data: { tenant: 'tenant-c' } });
+    await h.drain();
+    const r = await h.rebootOf('duo', 'host');
+    await answerUntilEnded(r.id, 'duo');
+    await h.event('duo', 'host.reboot.requested', { id: 'late-request', time: at(1), data: { method: 'ipmi' } });
+    await h.drain();
+    expect(await h.reboots('duo')).toHaveLength(1);
+    const after = await h.reboot(r.id);
+    expect(after).toMatchObject({ status: 'completed', mode: 'ipmi' });
+    expect(phases(after)).toContain('joined');
+  });
+
+  it('a host.ready for another tenant delivered before its request (CONTRACT 7.1 early signal): one reboot, re-provisioned, requested after all', async () => {
+    await h.event('duo', 'host.ready', { id: 'early-ready', data: { tenant: 'tenant-d' } });
+    await h.drain();
+    const r = await h.rebootOf('duo', 'host');
+    // The request follows (sent after the ready by every clock: only its delivery order tells), then the down.
+    await h.advance(2 * SECOND);
+    const req = await h.event('duo', 'host.reboot.requested', { id: 'its-request', data: { method: 'shell' } });
+    expect(req.status).toBe(202);
+    await h.event('duo', 'host.down', { id: 'its-down' });
+    await h.drain();
+    const seen = await answerUntilEnded(r.id, 'duo');
+    expect(await h.reboots('duo')).toHaveLength(1);
+    expect(await h.reboot(r.id)).toMatchObject({ status: 'completed', mode: 'shell', decision: 'allowed' });
+    expect(seen.filter((c) => c[0] === 'reprovision').map((c) => c[2])).toEqual(['tenant-d', 'tenant-d']);
+    // Nobody was told to deny it.
+    expect((await h.agent('duo').answerAll()).map((c) => c.type)).not.toContain('deny-host-reboot');
+  });
+
+  it('a requested host reboot that ended is joined by a second request sent before its host.ready, not restarted', async () => {
+    const at = (s: number) => new Date(T0 + s * SECOND).toISOString();
+    const posted = await h.event('solo', 'host.reboot.requested', { id: 'req-1', time: at(0), data: { method: 'shell' } });
+    expect(posted.status).toBe(202);
+    await h.drain();
+    const r = await h.rebootOf('solo', 'host');
+    await h.event('solo', 'host.ready', { id: 'ready-1', time: at(30) });
+    await finishHost(r.id, 'solo');
+    expect((await h.reboot(r.id)).status).toBe('completed');
+    // The host's own shutdown hook asked too (another event id), and its request was delivered last.
+    await h.event('solo', 'host.reboot.requested', { id: 'req-2', time: at(2), data: { method: 'shell' } });
+    await h.drain();
+    expect(await h.reboots('solo')).toHaveLength(1);
+    expect(phases(await h.reboot(r.id))).toContain('joined');
   });
 });

@@ -251,9 +251,17 @@ function findingsOf(r: Reboot, row: ReportRow, ctx: RowContext): RowFinding[] {
     extra: Partial<Pick<RowFinding, 'expected' | 'actual' | 'relatedRebootId' | 'command'>> = {},
   ) => out.push({ code, severity, category, message, expected: null, actual: null, relatedRebootId: null, command: null, ...extra });
 
-  // The very thing coordination exists to prevent: the host lost its device without notice.
+  // The very thing coordination exists to prevent: the host lost its device without notice (or, a
+  // host reboot, its xPUs kept the old tenant's context until the host was back).
   if (row.mode === 'unannounced')
-    add('unannounced-reboot', 'high', 'policy', 'the xPU rebooted without notice: the host got no migrate-workloads or protect-pcie');
+    add(
+      'unannounced-reboot',
+      'high',
+      'policy',
+      row.kind === 'host'
+        ? 'the host rebooted without a request: its xPUs could not free its context before it went down'
+        : 'the xPU rebooted without notice: the host got no migrate-workloads or protect-pcie',
+    );
   // A crash gives no notice by nature; the notice policy governs announced reboots.
   else if (row.mode !== 'crash' && row.policyNoticeSeconds > 0 && row.noticeSeconds < row.policyNoticeSeconds) {
     add('notice-below-policy', 'high', 'policy', `notice of ${row.noticeSeconds}s is below the policy's ${row.policyNoticeSeconds}s`, {
