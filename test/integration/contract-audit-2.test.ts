@@ -9,25 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../lambdas/handlers/deps.ts';
 import { parseConfig } from '../../local/config.ts';
 import { type Stack, startStack } from '../../local/stack.ts';
-import { api, childEnv, NODE, OPERATOR_TOKEN, ROOT, startStackProcess, tempDir, waitFor } from '../support/stack.ts';
+import { api, childEnv, NODE, OPERATOR_TOKEN, rackPerNodeInventory, ROOT, startStackProcess, tempDir, waitFor } from '../support/stack.ts';
 
 const OPERATOR = 'operator-token-audit-2';
 const NODES = ['b1', 'b2', 'b3', 'b4', 'b5', 'b6', 'b7'];
-const node = (id: string, rack: string) => `
-  - id: ${id}
-    rack: ${rack}
-    zone: z1
-    tenant: t1
-    trusted: true
-    redfishSystem: /redfish/v1/Systems/system
-    bmcToken: bmc-token-${id}
-    agentToken: agent-token-${id}
-    xpus: [{ id: dpu0, redfishSystem: /redfish/v1/Systems/Bluefield }]`;
-const INVENTORY = `
-policy:
-  xpuReboot: { noticeSeconds: 300, maxExtensionSeconds: 600, maxExtensions: 3 }
-nodes:${NODES.map((id, i) => node(id, `r${i}`)).join('')}
-`;
+const INVENTORY = rackPerNodeInventory(NODES);
 
 let stack: Stack;
 

@@ -15,6 +15,7 @@ import {
   waitFor,
   writeInventory,
   type RunningStack,
+  waitForReboot,
 } from '../support/stack.ts';
 
 const BMC = '/redfish/v1/Systems/Bluefield';
@@ -150,16 +151,7 @@ const get = async (id: string) => (await api(url, `/v1/reboots/${id}`, { token: 
 const reboots = async (node: string) => (await api(url, `/v1/reboots?node=${node}`, { token: OPERATOR_TOKEN })).json.items as any[];
 const rebootOf = (node: string, kind = 'xpu') =>
   waitFor(`a ${kind} reboot of ${node}`, async () => (await reboots(node)).find((r: any) => r.kind === kind));
-const until = (id: string, ok: (r: any) => boolean, what: string, ms = 20_000) =>
-  waitFor(
-    `${id}: ${what}`,
-    async () => {
-      const r = await get(id);
-      if (ok(r)) return r;
-      throw new Error(`${r?.status}: ${JSON.stringify(r?.history?.slice(-4).map((h: any) => `${h.phase} ${h.detail}`))}`);
-    },
-    ms,
-  );
+const until = (id: string, ok: (r: any) => boolean, what: string, ms = 20_000) => waitForReboot(url, id, ok, what, ms);
 const settle = (ms = 1500) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {

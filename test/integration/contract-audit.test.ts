@@ -6,24 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../lambdas/handlers/deps.ts';
 import { parseConfig } from '../../local/config.ts';
 import { type Stack, startStack } from '../../local/stack.ts';
-import { api, tempDir, waitFor } from '../support/stack.ts';
+import { api, rackPerNodeInventory, tempDir, waitFor } from '../support/stack.ts';
 
 const OPERATOR = 'operator-token-audit';
-const node = (id: string, rack: string) => `
-  - id: ${id}
-    rack: ${rack}
-    zone: z1
-    tenant: t1
-    trusted: true
-    redfishSystem: /redfish/v1/Systems/system
-    bmcToken: bmc-token-${id}
-    agentToken: agent-token-${id}
-    xpus: [{ id: dpu0, redfishSystem: /redfish/v1/Systems/Bluefield }]`;
-const INVENTORY = `
-policy:
-  xpuReboot: { noticeSeconds: 300, maxExtensionSeconds: 600, maxExtensions: 3 }
-nodes:${['ca1', 'ca2', 'ca3', 'ca4', 'ca5', 'ca6'].map((id, i) => node(id, `r${i}`)).join('')}
-`;
+const INVENTORY = rackPerNodeInventory(['ca1', 'ca2', 'ca3', 'ca4', 'ca5', 'ca6']);
 
 let stack: Stack;
 

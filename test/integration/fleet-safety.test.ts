@@ -1,7 +1,16 @@
 // Fleet safety (docs/fleet-safety.md) through the real local stack: budgets, holds, cancel and force.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, OPERATOR_TOKEN, startStackProcess, tempDir, waitFor, writeInventory, type RunningStack } from '../support/stack.ts';
+import {
+  api,
+  OPERATOR_TOKEN,
+  startStackProcess,
+  tempDir,
+  waitFor,
+  writeInventory,
+  type RunningStack,
+  waitForReboot,
+} from '../support/stack.ts';
 
 // Real time passes: short notices where the flow must run through, a long one where an operator acts first.
 const INVENTORY = `
@@ -72,16 +81,7 @@ const rebootOf = (node: string, kind = 'xpu') =>
   waitFor(`a ${kind} reboot of ${node}`, async () =>
     (await api(url, `/v1/reboots?node=${node}`, { token: OPERATOR_TOKEN })).json.items.find((r: any) => r.kind === kind),
   );
-const until = (id: string, ok: (r: any) => boolean, what: string, ms = 20_000) =>
-  waitFor(
-    `${id}: ${what}`,
-    async () => {
-      const r = await get(id);
-      if (ok(r)) return r;
-      throw new Error(`${r?.status}: ${JSON.stringify(r?.history?.slice(-4).map((h: any) => `${h.phase} ${h.detail}`))}`);
-    },
-    ms,
-  );
+const until = (id: string, ok: (r: any) => boolean, what: string, ms = 20_000) => waitForReboot(url, id, ok, what, ms);
 
 beforeAll(async () => {
   const dir = tempDir('fleet');

@@ -194,3 +194,38 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+/** Waits until the reboot satisfies `ok` (read as the operator); a time-out says its status and last history entries. */
+export function waitForReboot(url: string, id: string, ok: (r: any) => boolean, what: string, ms = 20_000, token = OPERATOR_TOKEN) {
+  return waitFor(
+    `${id}: ${what}`,
+    async () => {
+      const r = (await api(url, `/v1/reboots/${id}`, { token })).json;
+      if (ok(r)) return r;
+      throw new Error(`${r?.status}: ${JSON.stringify(r?.history?.slice(-4).map((h: any) => `${h.phase} ${h.detail}`))}`);
+    },
+    ms,
+  );
+}
+
+/**
+ * An inventory of trusted one-xPU nodes, each in a rack of its own (r0, r1, …), zone z1, tenant t1, with
+ * `bmc-token-<id>`/`agent-token-<id>` and the usual Redfish systems; notice 300 s, 600 s of extensions in 3.
+ */
+export function rackPerNodeInventory(ids: readonly string[]): string {
+  const node = (id: string, rack: string) => `
+  - id: ${id}
+    rack: ${rack}
+    zone: z1
+    tenant: t1
+    trusted: true
+    redfishSystem: /redfish/v1/Systems/system
+    bmcToken: bmc-token-${id}
+    agentToken: agent-token-${id}
+    xpus: [{ id: dpu0, redfishSystem: /redfish/v1/Systems/Bluefield }]`;
+  return `
+policy:
+  xpuReboot: { noticeSeconds: 300, maxExtensionSeconds: 600, maxExtensions: 3 }
+nodes:${ids.map((id, i) => node(id, `r${i}`)).join('')}
+`;
+}
