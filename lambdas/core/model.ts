@@ -16,6 +16,8 @@ import {
   undoneCommands,
   isFinal,
   noticeTime,
+  hostRebootMode,
+  tenantOf,
   planPostpone,
   summarize,
   type PlannedCommand,
@@ -432,7 +434,7 @@ export function onHostReady(r: StoredReboot, ev: NativeEvent): Step | null {
   const s = next(r);
   s.hostReadyAt = coordinatorTime(ev);
   s.hostReadyOrigin = originOf(ev);
-  const tenant = typeof ev.data?.tenant === 'string' && ev.data.tenant ? ev.data.tenant : undefined;
+  const tenant = tenantOf(ev);
   if (tenant) s.nextTenant = tenant;
   if (!r.hostDownAt) s.history.push(entry(ev.receivedAt, 'note', 'host.down was never received', COORDINATOR));
   s.history.push(entry(ev.receivedAt, 'host-ready', `host is up${tenant ? ` for tenant ${tenant}` : ''} ${evRef(ev)}`, actorOfEvent(ev)));
@@ -512,8 +514,7 @@ export function onHostRebootRequest(r: StoredReboot, ev: NativeEvent): Step | nu
   if (applied(r, ev)) return null;
   const s = next(r);
   if (r.kind === 'host' && r.mode === 'unannounced') {
-    const method = String(ev.data?.method ?? 'other');
-    s.mode = (['shell', 'ipmi', 'perst'].includes(method) ? method : 'other') as StoredReboot['mode'];
+    s.mode = hostRebootMode(ev);
     s.history.push(
       entry(
         ev.receivedAt,
@@ -1017,7 +1018,7 @@ export function unannouncedReboot(base: StoredReboot, ev: NativeEvent): Step {
  * signal is kept for the host reboot it may belong to.
  */
 export function tenantChangeOf(ev: NativeEvent, provisionedTenant: string | undefined): string | undefined {
-  const tenant = typeof ev.data?.tenant === 'string' && ev.data.tenant ? ev.data.tenant : undefined;
+  const tenant = tenantOf(ev);
   return ev.type === 'host.ready' && tenant && tenant !== provisionedTenant ? tenant : undefined;
 }
 

@@ -216,14 +216,24 @@ export function newXpuReboot(id: string, node: NodeDef, xpu: string, ev: NativeE
   return rec;
 }
 
+/** How a host reboot request says the host reboots (`data.method`): shell, ipmi, perst, or other. */
+export function hostRebootMode(ev: NativeEvent): StoredReboot['mode'] {
+  const method = String(ev.data?.method ?? 'other');
+  return (['shell', 'ipmi', 'perst'].includes(method) ? method : 'other') as StoredReboot['mode'];
+}
+
+/** The tenant a host.ready says the host is up for (`data.tenant`), if it names one. */
+export function tenantOf(ev: NativeEvent): string | undefined {
+  return typeof ev.data?.tenant === 'string' && ev.data.tenant ? ev.data.tenant : undefined;
+}
+
 export function newHostReboot(
   id: string,
   node: NodeDef,
   ev: NativeEvent,
   decision: { allowed: true } | { allowed: false; reason: string },
 ): StoredReboot {
-  const method = String(ev.data?.method ?? 'other');
-  const mode = (['shell', 'ipmi', 'perst'].includes(method) ? method : 'other') as StoredReboot['mode'];
+  const mode = hostRebootMode(ev);
   const at = noticeTime(ev).toISOString();
   const rec: StoredReboot = {
     id,
