@@ -159,6 +159,9 @@ export function noticeTime(ev: NativeEvent): Date {
   return new Date(Date.parse(ev.receivedAt));
 }
 
+/** A number of seconds written as text (a Redfish MessageArg, a native event's `"120"`): digits, maybe a fraction, maybe spaced. */
+export const SECONDS_TEXT = /^\s*\d+(\.\d+)?\s*$/;
+
 /**
  * Deadline = notice time + the event's noticeSeconds when given, capped at the policy's. A given 0
  * is a reboot without notice (the xPU's watchdog fires at once): its deadline is its notice time,
@@ -167,8 +170,7 @@ export function noticeTime(ev: NativeEvent): Date {
 export function noticeSecondsFor(node: NodeDef, ev: NativeEvent): number {
   const policy = node.policy.xpuReboot.noticeSeconds;
   const given = ev.data?.noticeSeconds;
-  const asked =
-    typeof given === 'number' ? given : typeof given === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(given) ? Number(given) : Number.NaN;
+  const asked = typeof given === 'number' ? given : typeof given === 'string' && SECONDS_TEXT.test(given) ? Number(given) : Number.NaN;
   if (Number.isFinite(asked) && asked >= 0) return Math.min(Math.floor(asked), policy);
   return policy;
 }

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { BadRequest, Forbidden, HttpError, NotFound, PayloadTooLarge } from '../core/errors.ts';
 import type { InventoryIndex } from '../core/inventory.ts';
 import { actorOf, type Principal } from '../core/principal.ts';
+import { SECONDS_TEXT } from '../core/reboot.ts';
 import { parseRedfishPayload } from '../core/redfish/parse.ts';
 import { translateRedfishEvent } from '../core/redfish/translate.ts';
 import type { Mapping } from '../core/redfish/mapping.ts';
@@ -103,9 +104,7 @@ export const NativeEventBody = z.object({
 });
 
 /** An announced notice: seconds, 0 for none (a number or its digits; core/reboot.ts noticeSecondsFor caps it). */
-const NoticeSeconds = z
-  .union([z.number().finite().nonnegative(), z.string().regex(/^\s*\d+(\.\d+)?\s*$/, 'not a number of seconds')])
-  .nullish();
+const NoticeSeconds = z.union([z.number().finite().nonnegative(), z.string().regex(SECONDS_TEXT, 'not a number of seconds')]).nullish();
 
 /** The largest page of GET /v1/reboots. */
 export const MAX_LIST_LIMIT = 1000;

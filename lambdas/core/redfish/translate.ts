@@ -1,5 +1,6 @@
 // Turns a parsed Redfish Event into native events for the token's node: Context check, host/xPU attribution, mapping, dedup keys.
 import { createHash } from 'node:crypto';
+import { SECONDS_TEXT } from '../reboot.ts';
 import type { Inventory, NativeEvent, NativeEventType, NodeDef } from '../types.ts';
 import { conditionHolds, HOST_REBOOT_METHODS, rulesFor, type Mapping, type MappingRule } from './mapping.ts';
 import { normalizePath, type RedfishEvent, type RedfishRecord } from './parse.ts';
@@ -224,7 +225,7 @@ function dataOf(rule: MappingRule, type: NativeEventType, rec: RedfishRecord): R
 function coerce(field: 'noticeSeconds' | 'reason' | 'method' | 'tenant', v: unknown): string | number | undefined {
   switch (field) {
     case 'noticeSeconds': {
-      const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(v) ? Number(v) : NaN;
+      const n = typeof v === 'number' ? v : typeof v === 'string' && SECONDS_TEXT.test(v) ? Number(v) : NaN;
       return Number.isFinite(n) && n > 0 ? n : undefined;
     }
     case 'method': {
