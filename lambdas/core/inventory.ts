@@ -92,15 +92,20 @@ const token = z.string().min(1);
 /** Below this many characters a plain token is named at start as easy to guess (`sha256:` hashes are not judged). */
 export const WEAK_TOKEN_CHARS = 16;
 
+/** The inventory's token fields, by where they stand (withHashedTokens and weakTokens go through the same ones). */
+const NODE_TOKENS = ['bmcToken', 'agentToken', 'bmcTokenNext', 'agentTokenNext'] as const;
+const XPU_TOKENS = ['agentToken', 'agentTokenNext'] as const;
+const OPERATOR_TOKENS = ['token', 'tokenNext'] as const;
+
 /** Where the inventory has a plain token shorter than WEAK_TOKEN_CHARS: `node-a bmcToken`, `node-a.dpu0 agentToken`, `operator ops token`. */
 export function weakTokens(inv: Inventory): string[] {
   const weak = (t: string | undefined) => t !== undefined && !t.startsWith('sha256:') && t.length < WEAK_TOKEN_CHARS;
   const out: string[] = [];
   for (const n of inv.nodes) {
-    for (const k of ['bmcToken', 'agentToken', 'bmcTokenNext', 'agentTokenNext'] as const) if (weak(n[k])) out.push(`${n.id} ${k}`);
-    for (const x of n.xpus) for (const k of ['agentToken', 'agentTokenNext'] as const) if (weak(x[k])) out.push(`${n.id}.${x.id} ${k}`);
+    for (const k of NODE_TOKENS) if (weak(n[k])) out.push(`${n.id} ${k}`);
+    for (const x of n.xpus) for (const k of XPU_TOKENS) if (weak(x[k])) out.push(`${n.id}.${x.id} ${k}`);
   }
-  for (const o of inv.operators ?? []) for (const k of ['token', 'tokenNext'] as const) if (weak(o[k])) out.push(`operator ${o.name} ${k}`);
+  for (const o of inv.operators ?? []) for (const k of OPERATOR_TOKENS) if (weak(o[k])) out.push(`operator ${o.name} ${k}`);
   return out;
 }
 
@@ -353,7 +358,7 @@ function tokenHash(token: string): string {
 export function withHashedTokens(inv: Inventory): Inventory {
   const h = (t?: string) => (t === undefined ? undefined : `sha256:${tokenHash(t)}`);
   // Absent keys stay absent: a stored inventory has exactly the keys of the file it came from.
-  const hashed = <T extends object>(o: T, keys: (keyof T)[]): T => {
+  const hashed = <T extends object>(o: T, keys: readonly (keyof T)[]): T => {
     const out = { ...o };
     for (const k of keys) if (out[k] !== undefined) (out as Record<keyof T, unknown>)[k] = h(out[k] as string);
     return out;
@@ -361,10 +366,10 @@ export function withHashedTokens(inv: Inventory): Inventory {
   return {
     ...inv,
     nodes: inv.nodes.map((n) => ({
-      ...hashed(n, ['bmcToken', 'agentToken', 'bmcTokenNext', 'agentTokenNext']),
-      xpus: n.xpus.map((x) => hashed(x, ['agentToken', 'agentTokenNext'])),
+      ...hashed(n, NODE_TOKENS),
+      xpus: n.xpus.map((x) => hashed(x, XPU_TOKENS)),
     })),
-    ...(inv.operators ? { operators: inv.operators.map((o) => hashed(o, ['token', 'tokenNext'])) } : {}),
+    ...(inv.operators ? { operators: inv.operators.map((o) => hashed(o, OPERATOR_TOKENS)) } : {}),
   };
 }
 
