@@ -1,6 +1,7 @@
 // The answer to a request whose write lost every race on one item (docs/api.md): 503 with Retry-After, never a 500.
 import type { Context } from 'hono';
 import type { Logger } from './deps.ts';
+import { retryLater } from './unavailable.ts';
 
 /**
  * Seconds a client waits before it tries again. The store retried for seconds already (adapters/
@@ -16,9 +17,10 @@ export const CONTENDED_RETRY_AFTER_SECONDS = 1;
  */
 export function contended(c: Context, err: Error, logger: Logger) {
   logger.warn('request gave up under contention', { path: c.req.path, error: err.message });
-  c.header('Retry-After', String(CONTENDED_RETRY_AFTER_SECONDS));
-  return c.json(
-    { error: 'ConcurrentUpdate', message: `${err.message}; send the request again after ${CONTENDED_RETRY_AFTER_SECONDS}s` },
-    503,
+  return retryLater(
+    c,
+    'ConcurrentUpdate',
+    `${err.message}; send the request again after ${CONTENDED_RETRY_AFTER_SECONDS}s`,
+    CONTENDED_RETRY_AFTER_SECONDS,
   );
 }

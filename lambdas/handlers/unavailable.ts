@@ -53,12 +53,16 @@ export function isDependencyDown(err: unknown): boolean {
 
 export function unavailable(c: Context, err: Error, logger: Logger) {
   logger.warn('a dependency did not answer', { path: c.req.path, error: `${err.name}: ${err.message}` });
-  c.header('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
-  return c.json(
-    {
-      error: 'Unavailable',
-      message: `a dependency of the coordinator did not answer (${err.name}); nothing was done, send the request again after ${UNAVAILABLE_RETRY_AFTER_SECONDS}s`,
-    },
-    503,
+  return retryLater(
+    c,
+    'Unavailable',
+    `a dependency of the coordinator did not answer (${err.name}); nothing was done, send the request again after ${UNAVAILABLE_RETRY_AFTER_SECONDS}s`,
+    UNAVAILABLE_RETRY_AFTER_SECONDS,
   );
+}
+
+/** A 503 whose request may be sent again as it is after `seconds` (`Retry-After`): the API's transient failures (this module, contended.ts). */
+export function retryLater(c: Context, error: string, message: string, seconds: number) {
+  c.header('Retry-After', String(seconds));
+  return c.json({ error, message }, 503);
 }
