@@ -30,11 +30,20 @@ type ErrorStatus = keyof typeof ERRORS;
 const UNAVAILABLE =
   'a dependency (the store, the queue or the workflow engine) did not answer or throttled; nothing was done, send the same request again after Retry-After';
 
-/** The 503 response of a route with a token: `Unavailable`, and on some routes `NotConfigured` or `ConcurrentUpdate` too. */
-function unavailableResponse(op: Operation): string {
-  const notConfigured = op.errors.includes(503);
-  if (op.contended) return notConfigured ? 'UnavailableNotConfiguredOrContended' : 'UnavailableOrContended';
-  return notConfigured ? 'UnavailableOrNotConfigured' : 'Unavailable';
+/**
+ * The 503s a route with a token may answer, as one response (OpenAPI has one per status): `Unavailable`
+ * on every such route, `NotConfigured` where it lists 503, `ConcurrentUpdate` where it writes. Its
+ * component is named after them (`Unavailable`, `UnavailableOrContended`, `UnavailableNotConfiguredOrContended`, ...).
+ */
+function unavailableResponse(op: Pick<Operation, 'errors' | 'contended'>): { name: string; description: string } {
+  const parts: Array<[string, string]> = [
+    ['Unavailable', `\`Unavailable\` (with Retry-After): ${UNAVAILABLE}`],
+    ...(op.errors.includes(503) ? [['NotConfigured', `\`NotConfigured\`: ${ERRORS[503][1]}`] as [string, string]] : []),
+    ...(op.contended ? [['Contended', `\`ConcurrentUpdate\` (with Retry-After): ${CONTENDED}`] as [string, string]] : []),
+  ];
+  const names = parts.map(([n]) => n);
+  const name = names.length === 1 ? names[0] : `${names.slice(0, -1).join('')}Or${names.at(-1)}`;
+  return { name, description: parts.map(([, d]) => d).join('; or ') };
 }
 
 /** 503 `ConcurrentUpdate` (lambdas/handlers/contended.ts): contention outlasted the store's retries. */
@@ -340,7 +349,7 @@ function operationOf(route: ApiRoute, op: Operation | undefined, schemas: Record
   if (!route.public) {
     responses['500'] = { $ref: '#/components/responses/InternalError' };
     // One response per status: every 503 the route may answer, under one (unavailable.ts, contended.ts).
-    responses['503'] = { $ref: `#/components/responses/${unavailableResponse(op)}` };
+    responses['503'] = { $ref: `#/components/responses/${unavailableResponse(op).name}` };
   } else if (op.errors.includes(503)) responses['503'] = { $ref: '#/components/responses/NotConfigured' };
   if (route.path === '/healthz')
     responses['503'] = { description: 'a dependency does not answer', content: { 'application/json': { schema: object } } };
@@ -397,16 +406,11 @@ export function openApiDocument(): Record<string, unknown> {
   const retryAfter = {
     'Retry-After': { description: 'seconds to wait before sending the request again', schema: { type: 'integer', minimum: 0 } },
   };
-  const unavailable = `\`Unavailable\` (with Retry-After): ${UNAVAILABLE}`;
-  const notConfigured = `\`NotConfigured\`: ${ERRORS[503][1]}`;
-  const concurrent = `\`ConcurrentUpdate\` (with Retry-After): ${CONTENDED}`;
-  responses.Unavailable = { ...errorResponse(unavailable), headers: retryAfter };
-  responses.UnavailableOrContended = { ...errorResponse(`${unavailable}; or ${concurrent}`), headers: retryAfter };
-  responses.UnavailableOrNotConfigured = { ...errorResponse(`${unavailable}; or ${notConfigured}`), headers: retryAfter };
-  responses.UnavailableNotConfiguredOrContended = {
-    ...errorResponse(`${unavailable}; or ${notConfigured}; or ${concurrent}`),
-    headers: retryAfter,
-  };
+  for (const errors of [[], [503]] as ErrorStatus[][])
+    for (const contended of [undefined, true] as const) {
+      const { name, description } = unavailableResponse({ errors, contended });
+      responses[name] = { ...errorResponse(description), headers: retryAfter };
+    }
   return {
     openapi: '3.1.0',
     info: {
