@@ -90,11 +90,12 @@ async function countSlots(deps: Deps, node: NodeDef, rebootId: string): Promise<
 }
 
 /**
- * Decides a new xPU reboot against holds and budgets, before it is stored: a crash (or an
- * unannounced reboot) is never held but counts (and says when it goes beyond a budget); a planned reboot takes its slots or is queued.
+ * Decides a new reboot against holds and budgets, before it is stored: a crash (or an unannounced
+ * reboot, of an xPU or of the host) is never held but counts (and says when it goes beyond a budget);
+ * a planned xPU reboot takes its slots or is queued.
  * Its tenant budget and tenant holds are those of `reboot.tenant`: the tenant the node was provisioned for when it began.
  */
-export async function admitNewXpuReboot(
+export async function admitNewReboot(
   deps: Deps,
   node: NodeDef,
   reboot: StoredReboot,

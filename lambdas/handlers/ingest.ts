@@ -27,7 +27,7 @@ import { lookUpStart, rebootIdForEvent, type StartOfEvent } from './reboot-ids.t
 import { ClaimReleased, claimAhead, releaseIfDangling } from './claim-ahead.ts';
 import type { InventoryIndex } from '../core/inventory.ts';
 import { asProvisioned, type Hold } from '../core/budgets.ts';
-import { activeHolds, admitHostReboot, admitNewXpuReboot } from './fleet.ts';
+import { activeHolds, admitHostReboot, admitNewReboot } from './fleet.ts';
 import { sharedRead } from './shared-read.ts';
 import { hostWorkflowInput, xpuWorkflowInput } from '../core/workflow-io.ts';
 
@@ -125,6 +125,17 @@ export function createIngestHandler(deps: Deps) {
     return failed && failedRebootTakesReady(failed, ev) ? failed : undefined;
   }
 
+  /**
+   * A replay of the event that started `existing` (its id maps to it): its workflow is made sure to
+   * run (StartExecution of a running execution is idempotent), nothing more; ended, a duplicate.
+   */
+  async function replayOf(existing: StoredReboot, node: NodeDef): Promise<IngestOutcome> {
+    if (existing.endedAt) return { kind: 'duplicate' };
+    if (existing.kind === 'host') await deps.workflows.start('host-reboot', existing.id, hostWorkflowInput(existing, node));
+    else await deps.workflows.start('xpu-reboot', existing.id, xpuWorkflowInput(existing, node, deps.clock.now()));
+    return { kind: 'started', rebootId: existing.id };
+  }
+
   async function startXpuReboot(
     ev: NativeEvent,
     node: NodeDef,
@@ -137,12 +148,7 @@ export function createIngestHandler(deps: Deps) {
     // A new planned reboot is checked against the holds after its claim: read them beside the claim
     // instead of after it (a hold placed in those few ms races the event either way).
     const holdsRead = !existing && mode === 'planned' ? start.holdsRead : undefined;
-    if (existing) {
-      // A replay of the event that started this reboot: make sure its workflow runs, nothing more.
-      if (existing.endedAt) return { kind: 'duplicate' };
-      await deps.workflows.start('xpu-reboot', id, xpuWorkflowInput(existing, node, deps.clock.now()));
-      return { kind: 'started', rebootId: id };
-    }
+    if (existing) return replayOf(existing, node);
     const exclusive = node.policy.hostReboot.denyWhile.includes('xpu-rebooting');
     // Retried only when the claims changed between reading and writing them.
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -181,7 +187,7 @@ export function createIngestHandler(deps: Deps) {
       // Rollouts: an announce made for a rollout carries its id; the reboot remembers it. Its tenant
       // (budget, holds) is the one the node is provisioned for, from the claim's state (docs/fleet-safety.md).
       const placed = asProvisioned(node, state.provisionedTenant);
-      let reboot = await admitNewXpuReboot(deps, node, tagRollout(newXpuReboot(id, placed, xpu, ev, mode), ev), holdsRead);
+      let reboot = await admitNewReboot(deps, node, tagRollout(newXpuReboot(id, placed, xpu, ev, mode), ev), holdsRead);
       if (state.host) reboot.history.push(history(ev.receivedAt, 'note', `host reboot ${state.host} of this node is in progress`));
       const created = await deps.store.createReboot(reboot);
       if (!created) reboot = (await deps.store.getReboot(id)) ?? reboot;
@@ -289,10 +295,7 @@ export function createIngestHandler(deps: Deps) {
   async function startUnannouncedHost(ev: NativeEvent, node: NodeDef, tenant: string): Promise<IngestOutcome> {
     const { id, fresh } = await rebootIdForEvent(deps, 'host', ev.dedupKey);
     const existing = fresh ? undefined : await deps.store.getReboot(id);
-    if (existing) {
-      if (!existing.endedAt) await deps.workflows.start('host-reboot', id, hostWorkflowInput(existing, node));
-      return existing.endedAt ? { kind: 'duplicate' } : { kind: 'started', rebootId: id };
-    }
+    if (existing) return replayOf(existing, node);
     const claim = await deps.store.claimHost(node.id, id, false);
     if (!claim.ok) {
       // A host reboot began in between: the ready is its.
@@ -304,7 +307,7 @@ export function createIngestHandler(deps: Deps) {
     }
     const state = claim.state ?? (await deps.store.getNodeState(node.id));
     const base = newHostReboot(id, asProvisioned(node, state.provisionedTenant), ev, { allowed: true });
-    let reboot = await admitNewXpuReboot(deps, node, unannouncedHostReboot(base, ev, node, tenant).reboot);
+    let reboot = await admitNewReboot(deps, node, unannouncedHostReboot(base, ev, node, tenant).reboot);
     if (!(await deps.store.createReboot(reboot))) reboot = (await deps.store.getReboot(id)) ?? reboot;
     await applyKept(reboot.id, node);
     await deps.workflows.start('host-reboot', id, hostWorkflowInput(reboot, node));
@@ -357,11 +360,7 @@ export function createIngestHandler(deps: Deps) {
   async function startUnannounced(ev: NativeEvent, node: NodeDef, xpu: string): Promise<IngestOutcome> {
     const { id, fresh } = await rebootIdForEvent(deps, 'xpu', ev.dedupKey);
     const existing = fresh ? undefined : await deps.store.getReboot(id);
-    if (existing) {
-      if (existing.endedAt) return { kind: 'duplicate' };
-      await deps.workflows.start('xpu-reboot', id, xpuWorkflowInput(existing, node, deps.clock.now()));
-      return { kind: 'started', rebootId: id };
-    }
+    if (existing) return replayOf(existing, node);
     const claim = await deps.store.claimXpu(node.id, xpu, id);
     if (!claim.ok) {
       // A reboot of the xPU began in between: the signal is its.
@@ -376,7 +375,7 @@ export function createIngestHandler(deps: Deps) {
     // its tenant's being the one the node is provisioned for.
     const state = claim.state ?? (await deps.store.getNodeState(node.id));
     const placed = asProvisioned(node, state.provisionedTenant);
-    let reboot = await admitNewXpuReboot(deps, node, unannouncedReboot(newXpuReboot(id, placed, xpu, ev, 'planned'), ev).reboot);
+    let reboot = await admitNewReboot(deps, node, unannouncedReboot(newXpuReboot(id, placed, xpu, ev, 'planned'), ev).reboot);
     if (!(await deps.store.createReboot(reboot))) reboot = (await deps.store.getReboot(id)) ?? reboot;
     await deps.workflows.start('xpu-reboot', id, xpuWorkflowInput(reboot, node, deps.clock.now()));
     deps.metrics.count('RebootsStarted', 1, { kind: 'xpu' });
