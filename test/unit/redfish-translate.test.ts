@@ -271,14 +271,17 @@ describe('Context', () => {
 });
 
 describe('time', () => {
-  it('falls back to the receive time for an epoch clock or a time far in the future', () => {
+  it('keeps the BMC clock however wrong (epoch, years ahead): it orders that BMC’s events, the receipt dates them', () => {
     const mk = (ts: string) => JSON.stringify({ Events: [{ MessageId: 'OpenBMC.0.1.DCPowerOff', EventTimestamp: ts }] });
-    for (const ts of ['1970-01-01T00:00:07+00:00', '2031-01-01T00:00:00Z', 'yesterday', '2025-02-30T10:00:00Z']) {
+    const at = (ts: string) => {
       const out = translateText(mk(ts), nodeFoxconn);
-      expect(out.kind === 'ok' && out.accepted[0].time).toBe(RECEIVED_AT);
-    }
-    const local = translateText(mk('2025-03-02T10:00:00'), nodeFoxconn);
-    expect(local.kind === 'ok' && local.accepted[0].time).toBe('2025-03-02T10:00:00.000Z');
+      return out.kind === 'ok' ? [out.accepted[0].time, out.accepted[0].receivedAt] : undefined;
+    };
+    expect(at('1970-01-01T00:00:07+00:00')).toEqual(['1970-01-01T00:00:07.000Z', RECEIVED_AT]);
+    expect(at('2031-01-01T00:00:00Z')).toEqual(['2031-01-01T00:00:00.000Z', RECEIVED_AT]);
+    // No usable time: the receipt.
+    for (const ts of ['yesterday', '2025-02-30T10:00:00Z', '0099-01-01T00:00:00Z']) expect(at(ts)).toEqual([RECEIVED_AT, RECEIVED_AT]);
+    expect(at('2025-03-02T10:00:00')?.[0]).toBe('2025-03-02T10:00:00.000Z');
   });
 });
 

@@ -40,9 +40,6 @@ export class InvalidReceivedAt extends Error {
   override readonly name = 'InvalidReceivedAt';
 }
 
-/** BMC clocks left at the epoch (BlueField reports 1970 until NTP syncs) would put deadlines decades in the past. */
-const EARLIEST_PLAUSIBLE_MS = Date.UTC(2000, 0, 1);
-const MAX_FUTURE_MS = 24 * 3600_000;
 const MAX_REASON = 1024;
 
 type Resolved = { kind: 'host' } | { kind: 'xpu'; xpu: string };
@@ -65,7 +62,7 @@ export function translateRedfishEvent(event: RedfishEvent, opts: TranslateOption
   const accepted: NativeEvent[] = [];
   const ignored: IgnoredRecord[] = [];
   for (const rec of event.records) {
-    const out = translateRecord(rec, event, node, nodeIds, mapping, receivedAt, receivedMs);
+    const out = translateRecord(rec, event, node, nodeIds, mapping, receivedAt);
     if ('code' in out) ignored.push(out);
     else accepted.push(out);
   }
@@ -96,7 +93,6 @@ function translateRecord(
   nodeIds: ReadonlySet<string>,
   mapping: Mapping,
   receivedAt: string,
-  receivedMs: number,
 ): NativeEvent | IgnoredRecord {
   if (rec.messageId === undefined) return ignore(rec, 'NoMessageId', 'the record has no MessageId');
   if (rec.key === undefined || rec.registry === undefined)
@@ -128,7 +124,10 @@ function translateRecord(
     type,
     node: node.id,
     ...(type.startsWith('xpu.') && target.kind === 'xpu' ? { xpu: target.xpu } : {}),
-    time: eventTime(rec, receivedAt, receivedMs),
+    // The BMC's own time, however wrong its clock (1970 before NTP, years ahead): it only orders this BMC's
+    // events among themselves (contract 7.1; the coordinator dates everything by the receipt). Replaced by the
+    // receipt, a record this BMC sent before its ready but delivered after it would look sent after it.
+    time: rec.timestamp ?? receivedAt,
     data: dataOf(rule, type, rec),
     source: 'redfish',
     dedupKey,
@@ -186,13 +185,6 @@ function resolveTarget(rec: RedfishRecord, rule: MappingRule, node: NodeDef, sco
     'AmbiguousXpu',
     `${rec.key} has no origin and node '${node.id}' has several xPUs; subscribe each xPU's BMC with Context '${node.id}.<xpu>'`,
   );
-}
-
-function eventTime(rec: RedfishRecord, receivedAt: string, receivedMs: number): string {
-  if (rec.timestamp === undefined) return receivedAt;
-  const ms = Date.parse(rec.timestamp);
-  if (ms < EARLIEST_PLAUSIBLE_MS || ms > receivedMs + MAX_FUTURE_MS) return receivedAt;
-  return rec.timestamp;
 }
 
 function dataOf(rule: MappingRule, type: NativeEventType, rec: RedfishRecord): Record<string, unknown> {

@@ -1,0 +1,400 @@
+// Black-box acceptance audit of Redfish ingestion (CONTRACT 3, 4 and 7.1) through one real local stack: the
+// webhook route over HTTP, payloads written here after the quirks of /work/shared/redfish/README.md, fake
+// agents that answer over the real routes, state read back through the API. Only what redfish-webhook,
+// redfish-property and the contract audits do not already check.
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../local/config.ts';
+import { startStack, type Stack } from '../../local/stack.ts';
+import type { Logger } from '../../lambdas/handlers/deps.ts';
+import { OPERATOR_TOKEN, ROOT, api, waitFor, waitForReboot } from '../support/stack.ts';
+
+const HOST = '/redfish/v1/Systems/system';
+const DPU = '/redfish/v1/Systems/Bluefield';
+const NOTICE = 120;
+/** A BMC clock at the epoch runs from 1970-01-01T01:00Z at this instant. */
+const EPOCH_BASE = Date.now();
+
+/** One node per case, so each case reads its own reboots; tw* have two xPUs, bare has no redfishSystem. */
+const SINGLE = [
+  'obj',
+  'str',
+  'exp',
+  'sub',
+  'url',
+  'none',
+  'hsub',
+  'alien',
+  'nomsg',
+  'crash',
+  'multi',
+  'ph',
+  'tnz',
+  'tcl',
+  'toff',
+  'thrs',
+  'tyrs',
+  'tepo',
+  'tfut',
+  'dup',
+  'rst',
+  'f5a',
+  'f5b',
+  'many',
+  'auth',
+  'unk',
+  'ver',
+  'mix',
+  'late',
+];
+const INVENTORY = `
+policy:
+  xpuReboot:
+    noticeSeconds: ${NOTICE}
+    maxExtensionSeconds: 600
+    recoverySeconds: 30
+    commandSeconds: 20
+nodes:
+${SINGLE.map(
+  (id) =>
+    `  - { id: ${id}, trusted: true, redfishSystem: ${HOST}, bmcToken: bmc-${id}, agentToken: agent-${id}, xpus: [{ id: dpu0, redfishSystem: ${DPU} }] }`,
+).join('\n')}
+  - { id: tw, trusted: true, redfishSystem: /redfish/v1/Systems/1, bmcToken: bmc-tw, agentToken: agent-tw,
+      xpus: [{ id: dpu0, redfishSystem: /redfish/v1/Systems/Card1-SoC }, { id: dpu1, redfishSystem: /redfish/v1/Systems/Card2-SoC }] }
+  - { id: tw2, trusted: true, redfishSystem: /redfish/v1/Systems/1, bmcToken: bmc-tw2, agentToken: agent-tw2,
+      xpus: [{ id: dpu0, redfishSystem: /redfish/v1/Systems/Card1-SoC }, { id: dpu1, redfishSystem: /redfish/v1/Systems/Card2-SoC }] }
+  - { id: other, trusted: true, redfishSystem: ${HOST}, bmcToken: bmc-other, agentToken: agent-other, xpus: [{ id: dpu0, redfishSystem: ${DPU} }] }
+`;
+const AGENTS = [...SINGLE.flatMap((n) => [n, `${n}.dpu0`]), 'tw', 'tw.dpu0', 'tw.dpu1', 'tw2', 'tw2.dpu0', 'tw2.dpu1'];
+
+let stack: Stack;
+let url: string;
+let stopped = false;
+const seen = new Map<string, Array<{ id: string; type: string }>>();
+const errors: string[] = [];
+
+/** An agent that answers `succeeded` to every command it takes (each command once). */
+async function fakeAgent(agent: string) {
+  while (!stopped) {
+    const res = await api(url, `/v1/agents/${agent}/commands?wait=1`, { token: OPERATOR_TOKEN }).catch(() => undefined);
+    if (res?.status !== 200) {
+      await new Promise((r) => setTimeout(r, 100));
+      continue;
+    }
+    for (const cmd of res.json) {
+      const list = seen.get(agent) ?? [];
+      if (!list.some((c) => c.id === cmd.id)) list.push(cmd);
+      seen.set(agent, list);
+      await api(url, `/v1/agents/${agent}/commands/${cmd.id}`, { token: OPERATOR_TOKEN, body: { status: 'succeeded' } }).catch(() => {});
+    }
+  }
+}
+
+beforeAll(async () => {
+  const base = join(ROOT, '.test-tmp');
+  mkdirSync(base, { recursive: true });
+  const dir = mkdtempSync(join(base, 'redfish-audit-s8-'));
+  const nodesFile = join(dir, 'nodes.yaml');
+  writeFileSync(nodesFile, INVENTORY);
+  const config = parseConfig({
+    HOST: '127.0.0.1',
+    PORT: '0',
+    MQTT_PORT: '-1',
+    DATA_DIR: join(dir, 'data'),
+    NODES_FILE: nodesFile,
+    OPERATOR_TOKEN,
+    INGEST_VISIBILITY_SECONDS: '1',
+    INGEST_CONCURRENCY: '2',
+  });
+  const logger: Logger = { info: () => {}, warn: () => {}, error: (msg, extra) => void errors.push(`${msg} ${JSON.stringify(extra)}`) };
+  stack = await startStack({ config, logger });
+  url = stack.url;
+  for (const a of AGENTS) void fakeAgent(a);
+}, 60_000);
+
+afterAll(async () => {
+  stopped = true;
+  await stack?.close();
+});
+
+// --- payloads, written after the shapes BMCs send (README "Quirks seen in real payloads") -------------------
+
+type Rec = Record<string, unknown>;
+
+/** A pushed Event as bmcweb (BlueField) sends it: root Context, Event Array, records as given. */
+function event(records: Rec[], extra: Rec = {}): Rec {
+  return { '@odata.type': '#Event.v1_7_0.Event', Id: '1', Name: 'Event Array', Context: 'Default Context', Events: records, ...extra };
+}
+
+/** One XpuReboot record, object origin on the xPU unless told otherwise. */
+function xr(key: string, id: string, o: { args?: unknown[]; ts?: string; origin?: unknown; message?: string | null } = {}): Rec {
+  return {
+    EventType: 'Alert',
+    EventId: id,
+    ...(o.ts ? { EventTimestamp: o.ts } : {}),
+    MessageSeverity: 'Warning',
+    ...(o.message === null ? {} : { Message: o.message ?? `xPU message ${key}` }),
+    MessageId: `XpuReboot.1.0.${key}`,
+    MessageArgs: o.args ?? [],
+    ...('origin' in o ? (o.origin === undefined ? {} : { OriginOfCondition: o.origin }) : { OriginOfCondition: { '@odata.id': DPU } }),
+  };
+}
+
+const pending = (id: string, o: Parameters<typeof xr>[2] = {}) => xr('RebootPending', id, { args: ['60', 'firmware update'], ...o });
+
+/** POST /v1/events/redfish with the node's bmcToken (or as told). */
+async function post(node: string, body: unknown, o: { token?: string | null; query?: string; headers?: Record<string, string> } = {}) {
+  const token = o.token === undefined ? `bmc-${node}` : o.token;
+  const res = await fetch(`${url}/v1/events/redfish${o.query ?? ''}`, {
+    method: 'POST',
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json', ...o.headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, json, headers: res.headers };
+}
+
+const reboots = async (node: string) =>
+  ((await api(url, `/v1/reboots?node=${node}`, { token: OPERATOR_TOKEN })).json.items as any[]).sort((a, b) => a.id.localeCompare(b.id));
+const getReboot = async (id: string) => (await api(url, `/v1/reboots/${id}`, { token: OPERATOR_TOKEN })).json;
+const rebootOf = (node: string, kind = 'xpu') =>
+  waitFor(`a ${kind} reboot of ${node}`, async () => (await reboots(node)).find((r: any) => r.kind === kind), 15_000, 50);
+const until = (id: string, ok: (r: any) => boolean, what: string) => waitForReboot(url, id, ok, what, 25_000);
+const phases = (r: any) => r.history.map((h: any) => h.phase as string);
+
+/** Waits until the ingest queue is empty (visible and in flight): whatever was accepted has been applied. */
+async function drained() {
+  const { GetQueueAttributesCommand } = await import('@aws-sdk/client-sqs');
+  await waitFor(
+    'the ingest queue to drain',
+    async () => {
+      const res = await stack.sqs.client.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: stack.sqs.ingestQueueUrl,
+          AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+        }),
+      );
+      const a = res.Attributes ?? {};
+      return Number(a.ApproximateNumberOfMessages ?? 0) + Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) === 0;
+    },
+    15_000,
+    25,
+  );
+}
+
+/** Lets anything wrongly queued be applied, then returns the node's reboots. */
+async function settledReboots(node: string) {
+  await new Promise((r) => setTimeout(r, 300));
+  await drained();
+  return reboots(node);
+}
+
+/** The deadline lies `seconds` after a receipt in [before, after]: dated by the coordinator, not the BMC. */
+function expectDeadline(r: any, before: number, after: number, seconds: number) {
+  const d = Date.parse(r.deadline);
+  expect(d).toBeGreaterThanOrEqual(before + seconds * 1000 - 1000);
+  expect(d).toBeLessThanOrEqual(after + seconds * 1000 + 1000);
+}
+
+// --- 1. OriginOfCondition in every shape ---------------------------------------------------------------------
+
+describe('quirk 1: OriginOfCondition in every shape tells the xPU from the host', () => {
+  const shapes: Array<[string, string, unknown]> = [
+    ['obj', 'an object {"@odata.id"}', { '@odata.id': DPU }],
+    ['str', 'a plain string with a trailing slash', `${DPU}/`],
+    [
+      'exp',
+      'the whole System expanded inline (IncludeOriginOfCondition)',
+      {
+        '@odata.id': DPU,
+        '@odata.type': '#ComputerSystem.v1_17_0.ComputerSystem',
+        Id: 'Bluefield',
+        PowerState: 'On',
+        Status: { State: 'Enabled', Health: 'OK' },
+        Links: { Chassis: [{ '@odata.id': '/redfish/v1/Chassis/Card1' }] },
+      },
+    ],
+    ['sub', 'a sub-resource of the System', { '@odata.id': `${DPU}/EthernetInterfaces/oob_net0` }],
+    ['url', 'an absolute URL of the BMC', `https://192.0.2.10${DPU}`],
+    ['none', 'missing (the node has one xPU)', undefined],
+  ];
+  for (const [node, what, origin] of shapes) {
+    it(`${what}: RebootPending starts the xPU reboot, its deadline from the receipt`, async () => {
+      const before = Date.now();
+      const res = await post(node, event([pending(`${node}-1`, { origin, ts: new Date().toISOString() })]));
+      const after = Date.now();
+      expect(res.status).toBe(202);
+      expect(res.json).toEqual({ accepted: 1, ignored: 0 });
+      const r = await rebootOf(node);
+      expect(r).toMatchObject({ kind: 'xpu', node, xpu: 'dpu0' });
+      expectDeadline(r, before, after, 60);
+      expect(await settledReboots(node)).toHaveLength(1);
+    });
+  }
+
+  it("an origin below the host's System, or a System the node does not have, is ignored and starts nothing", async () => {
+    const hsub = await post('hsub', event([pending('hsub-1', { origin: { '@odata.id': `${HOST}/Memory` } })]));
+    expect(hsub.status).toBe(202);
+    expect(hsub.json).toEqual({ accepted: 0, ignored: 1 });
+    const alien = await post('alien', event([pending('alien-1', { origin: '/redfish/v1/Systems/Card9-SoC' })]));
+    expect(alien.json).toEqual({ accepted: 0, ignored: 1 });
+    expect(await settledReboots('hsub')).toEqual([]);
+    expect(await settledReboots('alien')).toEqual([]);
+  });
+
+  it('with two xPUs: the string origin picks the xPU; without origin a per-BMC Context does; without either, nothing', async () => {
+    const res = await post(
+      'tw',
+      event([
+        pending('tw-1', { origin: '/redfish/v1/Systems/Card2-SoC/' }),
+        pending('tw-2', { origin: undefined }),
+        { ...pending('tw-3', { origin: undefined }), Context: 'tw.dpu0' },
+      ]),
+    );
+    expect(res.json).toEqual({ accepted: 2, ignored: 1 });
+    await waitFor('two reboots of tw', async () => (await reboots('tw')).length === 2);
+    expect((await settledReboots('tw')).map((r) => r.xpu).sort()).toEqual(['dpu0', 'dpu1']);
+  });
+});
+
+// --- 10. Message missing; odd MessageArgs --------------------------------------------------------------------
+
+describe('quirk 10: Message missing', () => {
+  it('a RebootPending with no Message and no MessageArgs still starts the reboot, with the policy notice', async () => {
+    const before = Date.now();
+    const res = await post('nomsg', event([pending('nomsg-1', { message: null, args: [] })]));
+    const after = Date.now();
+    expect(res.json).toEqual({ accepted: 1, ignored: 0 });
+    const r = await rebootOf('nomsg');
+    expectDeadline(r, before, after, NOTICE);
+  });
+
+  it('a Crashed with no Message and MessageArgs [null] starts a crash reboot', async () => {
+    const res = await post('crash', event([xr('Crashed', 'crash-1', { message: null, args: [null] })]));
+    expect(res.json).toEqual({ accepted: 1, ignored: 0 });
+    const r = await rebootOf('crash');
+    expect(r).toMatchObject({ xpu: 'dpu0', mode: 'crash' });
+  });
+});
+
+// --- 11. several records in one POST -------------------------------------------------------------------------
+
+describe('quirk 11: several records in one POST, some relevant and some not', () => {
+  it('counts each, applies the relevant ones once, and starts nothing for the others', async () => {
+    const body = event([
+      // Dell's bare thermal id, per-record Context and MemberId.
+      { EventId: '2162', MemberId: '615703', MessageId: 'TMP0120', Message: 'temperature warning', Context: 'any string is valid' },
+      pending('multi-1'),
+      // A heartbeat, a record without MessageId (a BlueField log entry), a power-on (not ready).
+      { EventId: 'hb-1', MessageId: 'HeartbeatEvent.1.1.1.RedfishServiceFunctional', MessageArgs: [] },
+      { EventId: 'le-1', Message: 'xyz.openbmc_project.Common.Error.InternalFailure', Severity: 'OK' },
+      { EventId: 'on-1', MessageId: 'ResourceEvent.1.4.3.ResourcePoweredOn', MessageArgs: [DPU], OriginOfCondition: DPU },
+      // The same notice a second time in the same POST: counted, applied once.
+      pending('multi-1'),
+    ]);
+    const res = await post('multi', body);
+    expect(res.json).toEqual({ accepted: 2, ignored: 4 });
+    const r = await rebootOf('multi');
+    const all = await settledReboots('multi');
+    expect(all.map((x) => x.id)).toEqual([r.id]);
+    const full = await getReboot(r.id);
+    expect(phases(full).filter((p: string) => p === 'notified')).toHaveLength(1);
+    expect(phases(full)).not.toContain('joined');
+  });
+});
+
+// --- hms-smd templates: placeholders left in ------------------------------------------------------------------
+
+describe('placeholders left in a template (%XNAME%, %REDFISH_ID%, %REGISTRY_ID%)', () => {
+  it('are accepted as a request and ignored as records: no 403 for the Context, nothing starts', async () => {
+    const res = await post(
+      'ph',
+      event(
+        [
+          {
+            Context: '%XNAME%:whatever',
+            EventId: '558851bc-c386-d8d0-70a9-900e4a067d84',
+            EventTimestamp: '2021-04-13T03:29:51Z',
+            MemberId: '0',
+            MessageId: '%REGISTRY_ID%ServerPoweredOff',
+            OriginOfCondition: { '@odata.id': '/redfish/v1/Systems/%REDFISH_ID%' },
+            Severity: '%SEVERITY%',
+          },
+          {
+            EventId: 'Event4',
+            MessageId: 'XpuReboot.1.0.RebootPending',
+            MessageArgs: ['60', 'x'],
+            OriginOfCondition: { '@odata.id': '/redfish/v1/Systems/%REDFISH_ID%' },
+          },
+        ],
+        { Context: '%XNAME%:PowerState_tests' },
+      ),
+    );
+    expect(res.status).toBe(202);
+    expect(res.json).toEqual({ accepted: 0, ignored: 2 });
+    expect(await settledReboots('ph')).toEqual([]);
+  });
+});
+
+// --- 2. timestamps: keys, zones, wrong clocks ----------------------------------------------------------------
+
+describe('quirk 2 and 7.1: odd timestamps and BMC clocks wrong by any amount', () => {
+  const now = () => Date.now();
+  const stamps: Array<[string, string, (ms: number) => string]> = [
+    ['tnz', 'no zone', (ms) => new Date(ms).toISOString().replace(/\.\d+Z$/, '')],
+    ['tcl', 'a colon-less offset (iDRAC local time)', (ms) => localStamp(ms, 3 * 60, false)],
+    ['toff', 'an offset with colon, under EventTimeStamp (Foxconn)', (ms) => localStamp(ms, -5 * 60, true)],
+    ['thrs', 'a clock 7 hours behind', (ms) => new Date(ms - 7 * 3_600_000).toISOString()],
+    ['tyrs', 'a clock 4 years behind', (ms) => new Date(ms - 4 * 365 * 86_400_000).toISOString()],
+    ['tepo', 'a clock at the epoch (BlueField before NTP)', (ms) => new Date(ms - EPOCH_BASE + 3_600_000).toISOString()],
+    ['tfut', 'a clock 3 years ahead', (ms) => new Date(ms + 3 * 365 * 86_400_000).toISOString()],
+  ];
+  for (const [node, what, stamp] of stamps) {
+    it(`${what}: the notice is the coordinator's; the BMC's own ready ends it and its late power-off starts nothing`, async () => {
+      const key = node === 'toff' ? 'EventTimeStamp' : 'EventTimestamp';
+      const t0 = now();
+      const rec = (r: Rec, at: number) => {
+        const { EventTimestamp: _, ...rest } = r;
+        return { ...rest, [key]: stamp(at) };
+      };
+      const before = Date.now();
+      expect((await post(node, event([rec(pending(`${node}-p`), t0)]))).json).toEqual({ accepted: 1, ignored: 0 });
+      const after = Date.now();
+      const r = await rebootOf(node);
+      expectDeadline(r, before, after, 60);
+      // The BMC's ready, 90 s later by its clock (sent now, after proceed-reboot).
+      await until(r.id, (x) => x.status === 'rebooting', 'rebooting');
+      expect((await post(node, event([rec(xr('Ready', `${node}-r`), t0 + 90_000)]))).json).toEqual({ accepted: 1, ignored: 0 });
+      const done = await until(r.id, (x) => x.status === 'completed', 'completed');
+      expect(phases(done)).not.toContain('stale-event');
+      // Its power-off record, sent between the two by its clock, delivered late (a BMC retry): recorded on that
+      // reboot, never an unannounced reboot of its own.
+      const down = {
+        EventId: `${node}-d`,
+        MessageId: 'ResourceEvent.1.4.3.ResourcePoweredOff',
+        MessageArgs: [DPU],
+        OriginOfCondition: { '@odata.id': DPU },
+      };
+      expect((await post(node, event([rec(down, t0 + 30_000)]))).json).toEqual({ accepted: 1, ignored: 0 });
+      const all = await settledReboots(node);
+      expect(all.map((x) => [x.id, x.status])).toEqual([[r.id, 'completed']]);
+    }, 40_000);
+  }
+});
+
+/** A local time with its UTC offset in minutes, as iDRAC (`+0300`) or OpenBMC (`-05:00`) write it. */
+function localStamp(ms: number, offsetMin: number, colon: boolean): string {
+  const local = new Date(ms + offsetMin * 60_000).toISOString().replace(/\.\d+Z$/, '');
+  const sign = offsetMin < 0 ? '-' : '+';
+  const abs = Math.abs(offsetMin);
+  const hh = String(Math.floor(abs / 60)).padStart(2, '0');
+  const mm = String(abs % 60).padStart(2, '0');
+  return `${local}${sign}${hh}${colon ? ':' : ''}${mm}`;
+}
