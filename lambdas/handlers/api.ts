@@ -184,9 +184,10 @@ export function createApiApp(deps: ApiDeps) {
     const result = translateRedfishEvent(parsed.event, { node, inventory: index.inventory, mapping: deps.mapping, receivedAt });
     if (result.kind === 'forbidden') throw new Forbidden(result.message);
     const by = actorOf(who);
-    await deps.queue.send(result.accepted.map((ev) => ({ ...ev, by })));
-    // Any delivery, even of ignored records (e.g. HeartbeatEvent), shows the subscription is alive.
+    // Any delivery, even of ignored records (e.g. HeartbeatEvent), shows the subscription is alive. Marked
+    // before the records are queued: a 503 from here must mean nothing was accepted (docs/api.md).
     await deps.store.touchBmc(node.id, receivedAt);
+    await deps.queue.send(result.accepted.map((ev) => ({ ...ev, by })));
     deps.metrics.count('RedfishRecordsAccepted', result.accepted.length);
     return c.json({ accepted: result.accepted.length, ignored: result.ignored.length }, 202);
   });

@@ -398,3 +398,184 @@ function localStamp(ms: number, offsetMin: number, colon: boolean): string {
   const mm = String(abs % 60).padStart(2, '0');
   return `${local}${sign}${hh}${colon ? ':' : ''}${mm}`;
 }
+
+// --- redelivery --------------------------------------------------------------------------------------------
+
+describe('4: a redelivered record counts as accepted and starts nothing', () => {
+  it('the same POST again, and the same EventId and origin stamped anew, are one reboot with one notice', async () => {
+    const first = await post('dup', event([pending('dup-1', { ts: new Date().toISOString() })]));
+    expect(first.json).toEqual({ accepted: 1, ignored: 0 });
+    const r = await rebootOf('dup');
+    expect((await post('dup', event([pending('dup-1', { ts: new Date().toISOString() })]))).json).toEqual({ accepted: 1, ignored: 0 });
+    const later = new Date(Date.now() + 30_000).toISOString();
+    const restamped = await post('dup', event([pending('dup-1', { ts: later })], { Id: '2' }));
+    expect(restamped.json).toEqual({ accepted: 1, ignored: 0 });
+    const all = await settledReboots('dup');
+    expect(all.map((x) => x.id)).toEqual([r.id]);
+    const full = await getReboot(r.id);
+    expect(phases(full).filter((p: string) => p === 'notified')).toHaveLength(1);
+    expect(phases(full)).not.toContain('joined');
+    expect(full.deadline).toBe(r.deadline);
+  });
+
+  it('the same EventId from two xPU Systems is two records: nothing lost', async () => {
+    const res = await post(
+      'tw2',
+      event([pending('1', { origin: '/redfish/v1/Systems/Card1-SoC' }), pending('1', { origin: '/redfish/v1/Systems/Card2-SoC' })]),
+    );
+    expect(res.json).toEqual({ accepted: 2, ignored: 0 });
+    await waitFor('two reboots of tw2', async () => (await reboots('tw2')).length === 2);
+    expect((await settledReboots('tw2')).map((x) => x.xpu).sort()).toEqual(['dpu0', 'dpu1']);
+  });
+
+  it('after the coordinator answered 5xx (queue down): nothing was taken; the BMC retry starts the reboot once', async () => {
+    const queue = stack.deps.queue;
+    const send = queue.send;
+    queue.send = async () => {
+      queue.send = send;
+      throw Object.assign(new Error('queue unavailable'), { name: 'ServiceUnavailable' });
+    };
+    const body = event([pending('f5a-1', { ts: new Date().toISOString() })]);
+    const failed = await post('f5a', body);
+    expect(failed.status).toBe(503);
+    expect(failed.json.error).toBe('Unavailable');
+    expect(await settledReboots('f5a')).toEqual([]);
+    const retry = await post('f5a', body);
+    expect(retry.json).toEqual({ accepted: 1, ignored: 0 });
+    const r = await rebootOf('f5a');
+    expect((await settledReboots('f5a')).map((x) => x.id)).toEqual([r.id]);
+  });
+
+  it('after a 5xx answered once the records were queued: the retry is a redelivery, one reboot, one notice', async () => {
+    const store = stack.deps.store;
+    const touch = store.touchBmc;
+    store.touchBmc = async () => {
+      store.touchBmc = touch;
+      throw Object.assign(new Error('table unavailable'), { name: 'ServiceUnavailable' });
+    };
+    const body = event([pending('f5b-1', { ts: new Date().toISOString() })]);
+    const failed = await post('f5b', body);
+    expect(failed.status).toBe(503);
+    // docs/api.md: a 503 means nothing was done (the event was not accepted).
+    expect(await settledReboots('f5b')).toEqual([]);
+    const retry = await post('f5b', body);
+    expect(retry.json).toEqual({ accepted: 1, ignored: 0 });
+    const r = await rebootOf('f5b');
+    const full = await getReboot(r.id);
+    expect(phases(full).filter((p: string) => p === 'notified')).toHaveLength(1);
+    expect((await settledReboots('f5b')).map((x) => x.id)).toEqual([r.id]);
+  });
+});
+
+// --- transport and size ------------------------------------------------------------------------------------
+
+describe('quirk 11 transport, and bodies that are no Event: a clear 4xx that changes nothing', () => {
+  it('the SSE text form (id:/data: lines) is 400, also sent as text/event-stream', async () => {
+    const record = JSON.stringify({ Events: [pending('sse-1')] }, null, 2);
+    const sse = `id: 1\n${record
+      .split('\n')
+      .map((l) => `data: ${l}`)
+      .join('\n')}\n\n`;
+    for (const contentType of ['text/event-stream', 'application/json']) {
+      const res = await post('many', sse, { headers: { 'content-type': contentType } });
+      expect(res.status).toBe(400);
+      expect(res.json).toMatchObject({ error: 'MalformedJson' });
+    }
+    expect(await settledReboots('many')).toEqual([]);
+  });
+
+  it('thousands of records in one POST under 256 KiB: every one counted, the duplicates of one notice start one reboot', async () => {
+    const noise = Array.from({ length: 3000 }, (_, i) => ({ EventId: `n${i}`, MessageId: 'TMP0120', MessageArgs: [] }));
+    const notices = Array.from({ length: 200 }, () => pending('many-1'));
+    const body = JSON.stringify(event([...noise, ...notices]));
+    expect(Buffer.byteLength(body)).toBeLessThan(256 * 1024);
+    const res = await post('many', body);
+    expect(res.json).toEqual({ accepted: 200, ignored: 3000 });
+    const r = await rebootOf('many');
+    expect((await settledReboots('many')).map((x) => x.id)).toEqual([r.id]);
+    expect(phases(await getReboot(r.id))).not.toContain('joined');
+  });
+
+  it('a body one byte over 256 KiB without Content-Length (chunked) is 413 and changes nothing', async () => {
+    const big = JSON.stringify(event([pending('big-1', { message: 'x'.repeat(256 * 1024) })]));
+    const stream = new ReadableStream({
+      start(c) {
+        c.enqueue(new TextEncoder().encode(big));
+        c.close();
+      },
+    });
+    const res = await fetch(`${url}/v1/events/redfish`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer bmc-auth', 'content-type': 'application/json' },
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({ error: 'PayloadTooLarge' });
+    expect(await settledReboots('auth')).toEqual([]);
+  });
+});
+
+// --- authentication ----------------------------------------------------------------------------------------
+
+describe('3: who may post', () => {
+  it('a missing, unknown or non-Bearer credential is 401; an agent token 403; any case of "Bearer" and ?access_token= are taken', async () => {
+    const body = event([pending('auth-1')]);
+    const refused: Array<[number, string, Parameters<typeof post>[2]]> = [
+      [401, 'Unauthorized', { token: null }],
+      [401, 'Unauthorized', { token: 'bmc-nobody' }],
+      [401, 'Unauthorized', { token: null, headers: { authorization: 'Basic cm9vdDowcGVuQm1j' } }],
+      [403, 'Forbidden', { token: 'agent-auth' }],
+      [403, 'Forbidden', { token: OPERATOR_TOKEN }],
+      [403, 'Forbidden', { token: 'bmc-other', query: '' }],
+    ];
+    // The last one: another node's BMC token with Context naming this node.
+    for (const [status, error, o] of refused) {
+      const b = o?.token === 'bmc-other' ? { ...body, Context: 'auth' } : body;
+      const res = await post('auth', b, o);
+      expect([res.status, res.json?.error]).toEqual([status, error]);
+      expect(typeof res.json.message).toBe('string');
+    }
+    expect(await settledReboots('auth')).toEqual([]);
+    expect(await settledReboots('other')).toEqual([]);
+    const lower = await post('auth', body, { token: null, headers: { authorization: 'bearer bmc-auth' } });
+    expect(lower.json).toEqual({ accepted: 1, ignored: 0 });
+    // A BMC configured with user/password sends Basic; the token in the URL still names the node.
+    const url2 = await post('auth', body, {
+      token: null,
+      query: '?access_token=bmc-auth',
+      headers: { authorization: 'Basic cm9vdDowcGVuQm1j' },
+    });
+    expect(url2.json).toEqual({ accepted: 1, ignored: 0 });
+    const r = await rebootOf('auth');
+    expect((await settledReboots('auth')).map((x) => x.id)).toEqual([r.id]);
+  });
+});
+
+// --- 3. MessageIds -----------------------------------------------------------------------------------------
+
+describe('quirk 3: unknown registries and MessageIds are accepted as a request and ignored as records', () => {
+  it('unknown prefix, unknown key, bare unknown id, junk ids: 202, all ignored, nothing starts', async () => {
+    const res = await post(
+      'unk',
+      event([
+        { EventId: 'u1', MessageId: 'Contoso.1.0.SledRebooting', OriginOfCondition: DPU },
+        { EventId: 'u2', MessageId: 'XpuReboot.1.0.RebootScheduled', OriginOfCondition: DPU },
+        { EventId: 'u3', MessageId: 'SYS9999' },
+        { EventId: 'u4', MessageId: 42 },
+        { EventId: 'u5', MessageId: '' },
+        { EventId: 'u6', MessageId: 'XpuReboot.1.0.Reboot Pending', OriginOfCondition: DPU },
+        { EventId: 'u7', MessageId: 'ZT_Event_Service_Log.1.0.Alert', Message: '0x1234' },
+      ]),
+    );
+    expect(res.status).toBe(202);
+    expect(res.json).toEqual({ accepted: 0, ignored: 7 });
+    expect(await settledReboots('unk')).toEqual([]);
+  });
+
+  it('registry versions do not matter: XpuReboot.2.1.RebootPending and a four-part version map like 1.0', async () => {
+    const res = await post('ver', event([{ ...pending('ver-1'), MessageId: 'XpuReboot.2.1.0.RebootPending' }]));
+    expect(res.json).toEqual({ accepted: 1, ignored: 0 });
+    await rebootOf('ver');
+  });
+});
