@@ -393,7 +393,20 @@ export function sameOutage(r: StoredReboot, ev: NativeEvent): boolean {
   // ready (or an earlier one) ended it. Recorded here (as stale, if it predates the reboot too).
   if (ev.type === 'xpu.down' && ended && sameClock(ended, ev) && Date.parse(ev.time) < Date.parse(ended.time)) return true;
   if (r.mode === 'unannounced' && notLater) return true;
-  return !predates(r, ev) && receivedWhileItRan;
+  return !predates(r, ev) && (receivedWhileItRan || sentWhileItRan(r, ev));
+}
+
+/**
+ * Was a down or ready sent while the reboot ran, by the clock of the source that announced it? That
+ * source's own notice places its clock on ours (the notice's receipt), so its later events need no
+ * other source's clock. A BMC retrying its power-off and ready after the agent's ready ended the
+ * reboot is then a late word on this outage, not an unannounced reboot of its own.
+ */
+function sentWhileItRan(r: StoredReboot, ev: NativeEvent): boolean {
+  const o = r.origin;
+  if (!o || !r.endedAt || (ev.type !== 'xpu.down' && ev.type !== 'xpu.ready') || !sameClock(o, ev)) return false;
+  const sentAt = Date.parse(o.receivedAt) + (Date.parse(ev.time) - Date.parse(o.time));
+  return sentAt < Date.parse(r.endedAt);
 }
 
 /**

@@ -47,6 +47,7 @@ const SINGLE = [
   'ver',
   'mix',
   'late',
+  'ooo',
 ];
 const INVENTORY = `
 policy:
@@ -578,4 +579,79 @@ describe('quirk 3: unknown registries and MessageIds are accepted as a request a
     expect(res.json).toEqual({ accepted: 1, ignored: 0 });
     await rebootOf('ver');
   });
+});
+
+// --- 7.1: BMC records and native events about the same outage ----------------------------------------------
+
+/** A native event from the node's agent (coordinator time unless `time` is given). */
+const native = (node: string, id: string, type: string, data: Rec = {}) =>
+  api(url, '/v1/events', {
+    token: `agent-${node}`,
+    body: { id, type, node, ...(type.startsWith('xpu.') ? { xpu: 'dpu0' } : {}), data },
+  });
+const powerOff = (id: string, ts: string) => ({
+  EventId: id,
+  EventTimestamp: ts,
+  MessageId: 'ResourceEvent.1.4.3.ResourcePoweredOff',
+  MessageArgs: [DPU],
+  OriginOfCondition: { '@odata.id': DPU },
+});
+const commandsOf = (agent: string, rebootId: string) =>
+  (seen.get(agent) ?? []).filter((c: any) => c.rebootId === rebootId).map((c) => c.type);
+
+describe('7.1: a reboot told by the BMC and by the agents at once is one reboot, nothing doubled', () => {
+  it('BMC notice, agent notice, agent down, BMC power-off, BMC ready, agent ready: one reboot, restore-pcie once', async () => {
+    const t = (s: number) => new Date(Date.now() + s * 1000).toISOString();
+    expect((await post('mix', event([pending('mix-p', { ts: t(0) })]))).json).toEqual({ accepted: 1, ignored: 0 });
+    const r = await rebootOf('mix');
+    expect((await native('mix', 'mix-n1', 'xpu.reboot.pending', { reason: 'the agent says so too' })).status).toBe(202);
+    await until(r.id, (x) => x.status === 'rebooting', 'rebooting');
+    expect((await native('mix', 'mix-n2', 'xpu.down')).status).toBe(202);
+    expect((await post('mix', event([powerOff('mix-d', t(1))]))).json).toEqual({ accepted: 1, ignored: 0 });
+    expect((await post('mix', event([xr('Ready', 'mix-r', { ts: t(2) })]))).json).toEqual({ accepted: 1, ignored: 0 });
+    expect((await native('mix', 'mix-n3', 'xpu.ready')).status).toBe(202);
+    const done = await until(r.id, (x) => x.status === 'completed', 'completed');
+    expect((await settledReboots('mix')).map((x) => x.id)).toEqual([r.id]);
+    expect(phases(done).filter((p: string) => p === 'notified')).toHaveLength(1);
+    expect(phases(done).filter((p: string) => p === 'xpu-ready')).toHaveLength(1);
+    expect(commandsOf('mix', r.id).filter((c) => c === 'restore-pcie')).toHaveLength(1);
+  }, 40_000);
+
+  it("the BMC's ready delivered late, after the agent's ready ended the reboot: no second reboot, no second restore-pcie", async () => {
+    const sent = Date.now();
+    const t = (s: number) => new Date(sent + s * 1000).toISOString();
+    expect((await post('late', event([pending('late-p', { ts: t(0) })]))).json).toEqual({ accepted: 1, ignored: 0 });
+    const r = await rebootOf('late');
+    await until(r.id, (x) => x.status === 'rebooting', 'rebooting');
+    // The BMC saw the xPU go down and come back and said so at once; its POSTs failed and are retried later.
+    const bmcReadyAt = t((Date.now() - sent) / 1000);
+    expect((await native('late', 'late-n1', 'xpu.ready')).status).toBe(202);
+    const done = await until(r.id, (x) => x.status === 'completed', 'completed');
+    expect(commandsOf('late', r.id)).toContain('resume-workloads');
+    // The retries: the power-off and the ready, each stamped when the BMC saw it (before the reboot ended).
+    expect((await post('late', event([powerOff('late-d', bmcReadyAt)]))).json).toEqual({ accepted: 1, ignored: 0 });
+    expect((await post('late', event([xr('Ready', 'late-r', { ts: bmcReadyAt })]))).json).toEqual({ accepted: 1, ignored: 0 });
+    // And the notice once more (its first delivery's answer was lost): a redelivery.
+    expect((await post('late', event([pending('late-p', { ts: t(0) })]))).json).toEqual({ accepted: 1, ignored: 0 });
+    const all = await settledReboots('late');
+    expect(all.map((x) => [x.id, x.status])).toEqual([[done.id, 'completed']]);
+    expect((seen.get('late') ?? []).filter((c) => c.type === 'restore-pcie')).toHaveLength(1);
+    // A power-off the BMC sends ten minutes on (by its clock) is another outage: an unannounced reboot.
+    expect((await post('late', event([powerOff('late-d2', t(600))]))).json).toEqual({ accepted: 1, ignored: 0 });
+    const next = await waitFor('the unannounced reboot', async () => (await reboots('late')).find((x) => x.id !== done.id));
+    expect(next.mode).toBe('unannounced');
+  }, 40_000);
+
+  it('the BMC power-off before its notice (the BMC says the notice came first): one reboot that the notice joins', async () => {
+    const t = (s: number) => new Date(Date.now() + s * 1000).toISOString();
+    // Sent in this order by the BMC: notice (t0), power-off (t0+5); delivered the other way round.
+    expect((await post('ooo', event([powerOff('ooo-d', t(5))]))).json).toEqual({ accepted: 1, ignored: 0 });
+    const r = await rebootOf('ooo');
+    expect((await post('ooo', event([pending('ooo-p', { ts: t(0) })]))).json).toEqual({ accepted: 1, ignored: 0 });
+    expect((await post('ooo', event([xr('Ready', 'ooo-r', { ts: t(60) })]))).json).toEqual({ accepted: 1, ignored: 0 });
+    const done = await until(r.id, (x) => x.status === 'completed', 'completed');
+    expect(phases(done)).toContain('joined');
+    expect((await settledReboots('ooo')).map((x) => x.id)).toEqual([r.id]);
+    expect((seen.get('ooo') ?? []).filter((c) => c.type === 'restore-pcie')).toHaveLength(1);
+  }, 40_000);
 });

@@ -1,0 +1,71 @@
+// sameOutage (lambdas/core/model.ts): which ended xPU reboot a late down or ready belongs to, when the BMC
+// announced the reboot and an agent's ready ended it before the BMC's own retries came in.
+import { describe, expect, it } from 'vitest';
+import { originOf, sameOutage } from '../../lambdas/core/model.ts';
+import { newXpuReboot, type StoredReboot } from '../../lambdas/core/reboot.ts';
+import type { NativeEvent } from '../../lambdas/core/types.ts';
+import { EXAMPLE, parseInventory } from './inventory-fixture.ts';
+
+const nodeA = parseInventory(EXAMPLE, 'test').nodes[0];
+const R0 = Date.parse('2026-11-25T10:00:00.000Z');
+const at = (s: number) => new Date(R0 + s * 1000).toISOString();
+/** The BMC's clock: 3 days behind ours. */
+const bmc = (s: number) => new Date(R0 - 3 * 86_400_000 + s * 1000).toISOString();
+
+function redfish(id: string, type: NativeEvent['type'], sentS: number, receivedS: number): NativeEvent {
+  return {
+    id,
+    type,
+    node: 'node-a',
+    xpu: 'dpu0',
+    time: bmc(sentS),
+    data: {},
+    source: 'redfish',
+    dedupKey: `node-a:redfish:${id}`,
+    receivedAt: at(receivedS),
+  };
+}
+
+/** Announced by the BMC at 0, ended by the agent's ready (received at 60) at 62. */
+function endedByTheAgent(): StoredReboot {
+  const notice = redfish('p', 'xpu.reboot.pending', 0, 0);
+  const r = newXpuReboot('xr-1', nodeA, 'dpu0', notice, 'planned');
+  const agentReady: NativeEvent = {
+    ...notice,
+    id: 'a',
+    type: 'xpu.ready',
+    time: at(60),
+    source: 'native',
+    dedupKey: 'native:node-a:a',
+    receivedAt: at(60),
+    by: 'agent:node-a.dpu0',
+  };
+  return { ...r, origin: originOf(notice), readyOrigin: originOf(agentReady), readyAt: at(60), status: 'completed', endedAt: at(62) };
+}
+
+describe('a late down or ready from the BMC that announced the reboot', () => {
+  it('sent while the reboot ran (by its clock, placed through its notice) belongs to it, however late it comes', () => {
+    const r = endedByTheAgent();
+    expect(sameOutage(r, redfish('d', 'xpu.down', 30, 120))).toBe(true);
+    expect(sameOutage(r, redfish('r', 'xpu.ready', 59, 120))).toBe(true);
+    expect(sameOutage(r, redfish('r2', 'xpu.ready', 61, 3600))).toBe(true);
+  });
+
+  it('sent after it ended is a new outage (an unannounced reboot)', () => {
+    const r = endedByTheAgent();
+    expect(sameOutage(r, redfish('d', 'xpu.down', 600, 600))).toBe(false);
+    expect(sameOutage(r, redfish('r', 'xpu.ready', 63, 63))).toBe(false);
+  });
+
+  it('from a BMC whose clock was set since (jumped by more than a drift) is judged by receipt: new', () => {
+    const r = endedByTheAgent();
+    const jumped = { ...redfish('d', 'xpu.down', 30, 120), time: new Date(Date.parse(bmc(30)) - 7 * 86_400_000).toISOString() };
+    expect(sameOutage(r, jumped)).toBe(false);
+  });
+
+  it('from another source is judged by receipt, as before', () => {
+    const r = endedByTheAgent();
+    const other: NativeEvent = { ...redfish('x', 'xpu.down', 30, 120), source: 'native', by: 'operator', time: at(30) };
+    expect(sameOutage(r, other)).toBe(false);
+  });
+});
