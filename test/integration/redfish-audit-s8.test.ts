@@ -48,6 +48,7 @@ const SINGLE = [
   'mix',
   'late',
   'ooo',
+  'mem',
 ];
 const INVENTORY = `
 policy:
@@ -418,6 +419,37 @@ describe('4: a redelivered record counts as accepted and starts nothing', () => 
     expect(phases(full)).not.toContain('joined');
     expect(full.deadline).toBe(r.deadline);
   });
+
+  it('without EventId, only the same content is a redelivery: a MemberId "0" (HPE) on two notices a day apart is two reboots', async () => {
+    const rec = (ts: string) => {
+      const { EventId: _, ...r } = pending('unused', { ts });
+      return { ...r, MemberId: '0' };
+    };
+    const sent = Date.now();
+    const first = rec(new Date(sent).toISOString());
+    expect((await post('mem', event([first]))).json).toEqual({ accepted: 1, ignored: 0 });
+    const r = await rebootOf('mem');
+    // The same content again: a redelivery.
+    expect((await post('mem', event([first]))).json).toEqual({ accepted: 1, ignored: 0 });
+    await until(r.id, (x) => x.status === 'rebooting', 'rebooting');
+    expect(
+      (
+        await post(
+          'mem',
+          event([{ ...xr('Ready', 'x'), EventId: undefined, MemberId: '0', EventTimestamp: new Date(sent + 60_000).toISOString() }]),
+        )
+      ).json,
+    ).toEqual({
+      accepted: 1,
+      ignored: 0,
+    });
+    await until(r.id, (x) => x.status === 'completed', 'completed');
+    // The next notice, a day later by the BMC's clock, with the same MemberId: another reboot.
+    expect((await post('mem', event([rec(new Date(sent + 86_400_000).toISOString())]))).json).toEqual({ accepted: 1, ignored: 0 });
+    await waitFor('a second reboot of mem', async () => (await reboots('mem')).length === 2);
+    const all = await settledReboots('mem');
+    expect(all.map((x) => x.mode)).toEqual(['planned', 'planned']);
+  }, 40_000);
 
   it('the same EventId from two xPU Systems is two records: nothing lost', async () => {
     const res = await post(

@@ -364,6 +364,15 @@ describe('dedupKey', () => {
     });
     const [h1, h2] = keys(hpe, nodeHpe);
     expect(h1).not.toBe(h2);
+    // No EventId: a MemberId is no instance id (HPE sends "0" on every record); the content decides (CONTRACT 4).
+    const member = (ts: string) =>
+      JSON.stringify({
+        Events: [
+          { MemberId: '0', EventTimestamp: ts, MessageId: 'iLOEvents.2.1.ServerPoweredOff', OriginOfCondition: '/redfish/v1/Systems/1' },
+        ],
+      });
+    expect(keys(member('2025-03-02T09:10:00Z'), nodeHpe)[0]).not.toBe(keys(member('2025-03-03T09:10:00Z'), nodeHpe)[0]);
+    expect(keys(member('2025-03-02T09:10:00Z'), nodeHpe)[0]).toBe(keys(member('2025-03-02T09:10:00Z'), nodeHpe)[0]);
   });
 
   it('differs between nodes for the same record', () => {

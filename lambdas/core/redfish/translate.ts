@@ -233,15 +233,16 @@ function coerce(field: 'noticeSeconds' | 'reason' | 'method' | 'tenant', v: unkn
 }
 
 /**
- * Durable idempotency key. With an id, the key is EventId + MemberId + origin + MessageId (+ Context): the
+ * Durable idempotency key. With an EventId, the key is EventId + MemberId + origin + MessageId (+ Context): the
  * contract's "same EventId and origin" is a redelivery, also one a sender re-stamped (its timestamp is not in
  * the key); MemberId and MessageId stay in it because Dell's EventId is a message class shared by unrelated
- * events (its MemberId is the instance), and the DMTF mockup server's top-level Id is always "1". Without any
- * id (Foxconn, the openbmc SSE shape), it is a hash of the record's canonical JSON, timestamp included.
+ * events (its MemberId is the instance), and the DMTF mockup server's top-level Id is always "1". Without an
+ * EventId (Foxconn, the openbmc SSE shape), it is a hash of the record's canonical JSON, timestamp included: the
+ * contract's "same content". A MemberId alone is no instance id: HPE sends "0" on every record.
  */
 export function dedupKeyOf(nodeId: string, rec: RedfishRecord, rootContext: string | undefined): string {
   const context = rec.context ?? rootContext ?? null;
-  if (rec.eventId !== undefined || rec.memberId !== undefined) {
+  if (rec.eventId !== undefined) {
     const material = JSON.stringify([rec.eventId ?? null, rec.memberId ?? null, rec.origin ?? null, rec.messageId ?? null, context]);
     return `${nodeId}:redfish:id:${sha256(material)}`;
   }
