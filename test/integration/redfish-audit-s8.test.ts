@@ -49,6 +49,7 @@ const SINGLE = [
   'late',
   'ooo',
   'mem',
+  'hr',
 ];
 const INVENTORY = `
 policy:
@@ -685,5 +686,34 @@ describe('7.1: a reboot told by the BMC and by the agents at once is one reboot,
     expect(phases(done)).toContain('joined');
     expect((await settledReboots('ooo')).map((x) => x.id)).toEqual([r.id]);
     expect((seen.get('ooo') ?? []).filter((c) => c.type === 'restore-pcie')).toHaveLength(1);
+  }, 40_000);
+
+  it('a host reboot asked by the BMC (IPMI) and by the agent, ended by BMC records each sent twice: one host reboot, completed', async () => {
+    const t = (s: number) => new Date(Date.now() + s * 1000).toISOString();
+    const hostRec = (id: string, msg: string, ts: string) => ({
+      EventId: id,
+      EventTimestamp: ts,
+      MessageId: msg,
+      MessageArgs: [],
+      OriginOfCondition: { '@odata.id': HOST },
+    });
+    const ask = event([{ ...xr('HostRebootRequested', 'hr-1', { ts: t(0), args: ['IPMI'] }), OriginOfCondition: HOST }]);
+    expect((await post('hr', ask)).json).toEqual({ accepted: 1, ignored: 0 });
+    const hr = await rebootOf('hr', 'host');
+    expect(hr.mode).toBe('ipmi');
+    expect((await native('hr', 'hr-n1', 'host.reboot.requested', { method: 'shell' })).status).toBe(202);
+    const off = event([hostRec('hr-2', 'OpenBMC.0.1.DCPowerOff', t(5))]);
+    const boot = event([hostRec('hr-3', 'OpenBMC.0.1.BIOSBoot', t(60))]);
+    // The xPU (no persistent power) comes back too: the host reboot waits for it.
+    const xpuBack = event([xr('Ready', 'hr-4', { ts: t(90) })]);
+    for (const body of [off, off, boot, boot, xpuBack, xpuBack]) expect((await post('hr', body)).json).toEqual({ accepted: 1, ignored: 0 });
+    const done = await until(hr.id, (x) => ['completed', 'failed', 'denied'].includes(x.status), 'ended');
+    expect(done.status).toBe('completed');
+    expect(phases(done).filter((p: string) => p === 'host-down')).toHaveLength(1);
+    expect(phases(done).filter((p: string) => p === 'host-ready')).toHaveLength(1);
+    // The power-off once more after the end (its answer was lost): nothing new.
+    expect((await post('hr', off)).json).toEqual({ accepted: 1, ignored: 0 });
+    const all = await settledReboots('hr');
+    expect(all.map((x) => [x.kind, x.status])).toEqual([['host', 'completed']]);
   }, 40_000);
 });
