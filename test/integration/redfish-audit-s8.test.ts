@@ -50,6 +50,8 @@ const SINGLE = [
   'ooo',
   'mem',
   'hr',
+  'g1',
+  'g2',
 ];
 const INVENTORY = `
 policy:
@@ -715,5 +717,22 @@ describe('7.1: a reboot told by the BMC and by the agents at once is one reboot,
     expect((await post('hr', off)).json).toEqual({ accepted: 1, ignored: 0 });
     const all = await settledReboots('hr');
     expect(all.map((x) => [x.kind, x.status])).toEqual([['host', 'completed']]);
+  }, 40_000);
+
+  it('a whole outage in one POST, in the order sent or reversed: one reboot, completed, restore-pcie once', async () => {
+    const t = (s: number) => new Date(Date.now() - 120_000 + s * 1000).toISOString();
+    const records = (node: string) => [
+      pending(`${node}-p`, { ts: t(0) }),
+      powerOff(`${node}-d`, t(30)),
+      xr('Ready', `${node}-r`, { ts: t(60) }),
+    ];
+    expect((await post('g1', event(records('g1')))).json).toEqual({ accepted: 3, ignored: 0 });
+    expect((await post('g2', event(records('g2').reverse()))).json).toEqual({ accepted: 3, ignored: 0 });
+    for (const node of ['g1', 'g2']) {
+      const r = await rebootOf(node);
+      await until(r.id, (x) => x.status === 'completed', 'completed');
+      expect((await settledReboots(node)).map((x) => x.id)).toEqual([r.id]);
+      expect((seen.get(node) ?? []).filter((c) => c.type === 'restore-pcie')).toHaveLength(1);
+    }
   }, 40_000);
 });
