@@ -69,9 +69,10 @@ ${SINGLE.map(
       xpus: [{ id: dpu0, redfishSystem: /redfish/v1/Systems/Card1-SoC }, { id: dpu1, redfishSystem: /redfish/v1/Systems/Card2-SoC }] }
   - { id: tw2, trusted: true, redfishSystem: /redfish/v1/Systems/1, bmcToken: bmc-tw2, agentToken: agent-tw2,
       xpus: [{ id: dpu0, redfishSystem: /redfish/v1/Systems/Card1-SoC }, { id: dpu1, redfishSystem: /redfish/v1/Systems/Card2-SoC }] }
+  - { id: same, trusted: true, redfishSystem: ${HOST}, bmcToken: bmc-same, agentToken: agent-same, xpus: [{ id: dpu0, redfishSystem: ${HOST} }] }
   - { id: other, trusted: true, redfishSystem: ${HOST}, bmcToken: bmc-other, agentToken: agent-other, xpus: [{ id: dpu0, redfishSystem: ${DPU} }] }
 `;
-const AGENTS = [...SINGLE.flatMap((n) => [n, `${n}.dpu0`]), 'tw', 'tw.dpu0', 'tw.dpu1', 'tw2', 'tw2.dpu0', 'tw2.dpu1'];
+const AGENTS = [...[...SINGLE, 'same'].flatMap((n) => [n, `${n}.dpu0`]), 'tw', 'tw.dpu0', 'tw.dpu1', 'tw2', 'tw2.dpu0', 'tw2.dpu1'];
 
 let stack: Stack;
 let url: string;
@@ -252,6 +253,19 @@ describe('quirk 1: OriginOfCondition in every shape tells the xPU from the host'
     expect(alien.json).toEqual({ accepted: 0, ignored: 1 });
     expect(await settledReboots('hsub')).toEqual([]);
     expect(await settledReboots('alien')).toEqual([]);
+  });
+
+  it('host and xPU at one path (two OpenBMCs): the message that is only about an xPU finds it; a power-off stays ambiguous', async () => {
+    const res = await post(
+      'same',
+      event([
+        pending('same-1', { origin: `${HOST}/` }),
+        { EventId: 'same-2', MessageId: 'OpenBMC.0.1.DCPowerOff', MessageArgs: [], OriginOfCondition: { '@odata.id': HOST } },
+      ]),
+    );
+    expect(res.json).toEqual({ accepted: 1, ignored: 1 });
+    expect(await rebootOf('same')).toMatchObject({ kind: 'xpu', xpu: 'dpu0' });
+    expect(await settledReboots('same')).toHaveLength(1);
   });
 
   it('with two xPUs: the string origin picks the xPU; without origin a per-BMC Context does; without either, nothing', async () => {

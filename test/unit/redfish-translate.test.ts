@@ -231,6 +231,20 @@ describe('attribution', () => {
     expect(card2.kind === 'ok' && card2.accepted[0]).toMatchObject({ type: 'xpu.down', xpu: 'dpu1' });
   });
 
+  it('at a path host and xPU share, takes the one kind the message maps for; a message for both stays ambiguous', () => {
+    const shared = { ...nodeA, xpus: [{ ...nodeA.xpus[0], redfishSystem: '/redfish/v1/Systems/system' }] };
+    const mk = (messageId: string, args: string[] = []) =>
+      JSON.stringify({
+        Events: [{ EventId: messageId, MessageId: messageId, MessageArgs: args, OriginOfCondition: '/redfish/v1/Systems/system/' }],
+      });
+    const pendingOut = translateText(mk('XpuReboot.1.0.RebootPending', ['60', 'fw']), shared);
+    expect(pendingOut.kind === 'ok' && pendingOut.accepted[0]).toMatchObject({ type: 'xpu.reboot.pending', xpu: 'dpu0' });
+    const bios = translateText(mk('OpenBMC.0.1.BIOSBoot'), shared);
+    expect(bios.kind === 'ok' && bios.accepted[0]).toMatchObject({ type: 'host.ready' });
+    const off = translateText(mk('OpenBMC.0.1.DCPowerOff'), shared);
+    expect(off.kind === 'ok' && off.ignored[0].code).toBe('AmbiguousOrigin');
+  });
+
   it('uses the resource URI in MessageArgs when ResourceEvent comes without OriginOfCondition', () => {
     const text = JSON.stringify({
       Events: [{ EventId: 'y', MessageId: 'ResourceEvent.1.2.1.ResourcePoweringOff', MessageArgs: ['/redfish/v1/Systems/Card1-SoC'] }],

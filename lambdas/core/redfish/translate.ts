@@ -168,6 +168,10 @@ function resolveTarget(rec: RedfishRecord, rule: MappingRule, node: NodeDef, sco
     if (top.length === 1) return top[0].target;
     const byContext = top.find((c) => c.target.kind === 'xpu' && c.target.xpu === scopedXpu);
     if (byContext) return byContext.target;
+    // Host and xPU at the same path (two OpenBMCs both serving /Systems/system): a message the rule maps for
+    // one kind only (XpuReboot.RebootPending: an xPU) says which; the other would ignore it anyway.
+    const mapped = top.filter((c) => rule.types[c.target.kind] !== undefined);
+    if (mapped.length === 1) return mapped[0].target;
     return ignore(
       rec,
       'AmbiguousOrigin',
