@@ -187,6 +187,7 @@ export function onXpuDown(r: StoredReboot, ev: NativeEvent): Step | null {
   if (r.downAt) return noteRepeat(r, ev);
   const s = next(r);
   s.downAt = coordinatorTime(ev);
+  s.downOrigin = originOf(ev);
   s.history.push(entry(ev.receivedAt, 'xpu-down', `xPU ${ev.xpu} went down ${evRef(ev)}`, actorOfEvent(ev)));
   return { reboot: s, effects: [] };
 }
@@ -397,16 +398,17 @@ export function sameOutage(r: StoredReboot, ev: NativeEvent): boolean {
 }
 
 /**
- * Was a down or ready sent while the reboot ran, by the clock of the source that announced it? That
- * source's own notice places its clock on ours (the notice's receipt), so its later events need no
- * other source's clock. A BMC retrying its power-off and ready after the agent's ready ended the
- * reboot is then a late word on this outage, not an unannounced reboot of its own.
+ * Was a down or ready sent while the reboot ran, by the clock of its source? That source's own notice or
+ * down, applied to this reboot, places its clock on ours (through that event's receipt), so its later
+ * events need no other source's clock. A BMC retrying its power-off and ready after the agent's ready
+ * ended the reboot is then a late word on this outage, not an unannounced reboot of its own.
  */
 function sentWhileItRan(r: StoredReboot, ev: NativeEvent): boolean {
-  const o = r.origin;
-  if (!o || !r.endedAt || (ev.type !== 'xpu.down' && ev.type !== 'xpu.ready') || !sameClock(o, ev)) return false;
-  const sentAt = Date.parse(o.receivedAt) + (Date.parse(ev.time) - Date.parse(o.time));
-  return sentAt < Date.parse(r.endedAt);
+  if (!r.endedAt || (ev.type !== 'xpu.down' && ev.type !== 'xpu.ready')) return false;
+  const endedAt = Date.parse(r.endedAt);
+  return [r.origin, r.downOrigin].some(
+    (o) => o !== undefined && sameClock(o, ev) && Date.parse(o.receivedAt) + (Date.parse(ev.time) - Date.parse(o.time)) < endedAt,
+  );
 }
 
 /**
@@ -1007,6 +1009,7 @@ export function unannouncedReboot(base: StoredReboot, ev: NativeEvent): Step {
   s.rebootingAt = at;
   s.origin = originOf(ev);
   if (ev.type === 'xpu.ready') s.readyOrigin = originOf(ev);
+  if (ev.type === 'xpu.down') s.downOrigin = originOf(ev);
   s.history = [
     entry(
       ev.receivedAt,

@@ -74,6 +74,8 @@ export interface StoredReboot extends Reboot {
   origin?: Origin;
   /** The xpu.ready that ended the outage: a notice sent before it (by its source's clock) belongs to this reboot. */
   readyOrigin?: Origin;
+  /** The xpu.down applied: its source's clock places that source's late signals on ours (model.ts sentWhileItRan). */
+  downOrigin?: Origin;
   /** Host reboot: the host.ready that said the host is back (a request after it is another reboot). */
   hostReadyOrigin?: Origin;
   /** Why it failed: a reason code (`xpu-never-returned`, `restore-pcie-failed`, ...). */

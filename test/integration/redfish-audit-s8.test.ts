@@ -52,6 +52,7 @@ const SINGLE = [
   'hr',
   'g1',
   'g2',
+  'late2',
 ];
 const INVENTORY = `
 policy:
@@ -689,6 +690,21 @@ describe('7.1: a reboot told by the BMC and by the agents at once is one reboot,
     expect((await post('late', event([powerOff('late-d2', t(600))]))).json).toEqual({ accepted: 1, ignored: 0 });
     const next = await waitFor('the unannounced reboot', async () => (await reboots('late')).find((x) => x.id !== done.id));
     expect(next.mode).toBe('unannounced');
+  }, 40_000);
+
+  it("announced by the agent, the BMC's power-off applied: the BMC's ready retried after the agent's ready ended it starts nothing", async () => {
+    expect((await native('late2', 'late2-n1', 'xpu.reboot.pending', { reason: 'agent', noticeSeconds: 60 })).status).toBe(202);
+    const r = await rebootOf('late2');
+    await until(r.id, (x) => x.status === 'rebooting', 'rebooting');
+    const sent = Date.now();
+    expect((await post('late2', event([powerOff('late2-d', new Date(sent).toISOString())]))).json).toEqual({ accepted: 1, ignored: 0 });
+    await until(r.id, (x) => x.downAt !== undefined, 'down');
+    const bmcReadyAt = new Date(Date.now()).toISOString();
+    expect((await native('late2', 'late2-n2', 'xpu.ready')).status).toBe(202);
+    await until(r.id, (x) => x.status === 'completed', 'completed');
+    expect((await post('late2', event([xr('Ready', 'late2-r', { ts: bmcReadyAt })]))).json).toEqual({ accepted: 1, ignored: 0 });
+    const all = await settledReboots('late2');
+    expect(all.map((x) => [x.id, x.status])).toEqual([[r.id, 'completed']]);
   }, 40_000);
 
   it('the BMC power-off before its notice (the BMC says the notice came first): one reboot that the notice joins', async () => {

@@ -69,3 +69,40 @@ describe('a late down or ready from the BMC that announced the reboot', () => {
     expect(sameOutage(r, other)).toBe(false);
   });
 });
+
+describe('a late ready from a BMC whose power-off the reboot applied (the agent announced it)', () => {
+  it('sent before the end, by the clock that power-off placed, belongs to it; sent after, is new', () => {
+    const notice: NativeEvent = {
+      id: 'n',
+      type: 'xpu.reboot.pending',
+      node: 'node-a',
+      xpu: 'dpu0',
+      time: at(0),
+      data: {},
+      source: 'native',
+      dedupKey: 'native:node-a:n',
+      receivedAt: at(0),
+      by: 'agent:node-a.dpu0',
+    };
+    const down = redfish('d', 'xpu.down', 30, 30);
+    const agentReady: NativeEvent = {
+      ...notice,
+      id: 'a',
+      type: 'xpu.ready',
+      time: at(60),
+      receivedAt: at(60),
+      dedupKey: 'native:node-a:a',
+    };
+    const r: StoredReboot = {
+      ...newXpuReboot('xr-2', nodeA, 'dpu0', notice, 'planned'),
+      origin: originOf(notice),
+      downOrigin: originOf(down),
+      readyOrigin: originOf(agentReady),
+      status: 'completed',
+      endedAt: at(62),
+    };
+    expect(sameOutage(r, redfish('r', 'xpu.ready', 59, 300))).toBe(true);
+    expect(sameOutage(r, redfish('r2', 'xpu.ready', 90, 300))).toBe(false);
+    expect(sameOutage({ ...r, downOrigin: undefined }, redfish('r', 'xpu.ready', 59, 300))).toBe(false);
+  });
+});
