@@ -53,6 +53,7 @@ const SINGLE = [
   'g1',
   'g2',
   'late2',
+  'big',
 ];
 const INVENTORY = `
 policy:
@@ -547,7 +548,7 @@ describe('quirk 11 transport, and bodies that are no Event: a clear 4xx that cha
     expect(phases(await getReboot(r.id))).not.toContain('joined');
   });
 
-  it('a body one byte over 256 KiB without Content-Length (chunked) is 413 and changes nothing', async () => {
+  it('a body over 256 KiB sent chunked (no Content-Length) is 413; UTF-16, trailing junk and a gzip body are 400; nothing changes', async () => {
     const big = JSON.stringify(event([pending('big-1', { message: 'x'.repeat(256 * 1024) })]));
     const stream = new ReadableStream({
       start(c) {
@@ -557,13 +558,29 @@ describe('quirk 11 transport, and bodies that are no Event: a clear 4xx that cha
     });
     const res = await fetch(`${url}/v1/events/redfish`, {
       method: 'POST',
-      headers: { authorization: 'Bearer bmc-auth', 'content-type': 'application/json' },
+      headers: { authorization: 'Bearer bmc-big', 'content-type': 'application/json' },
       body: stream,
       duplex: 'half',
     } as RequestInit);
     expect(res.status).toBe(413);
     expect(await res.json()).toMatchObject({ error: 'PayloadTooLarge' });
-    expect(await settledReboots('auth')).toEqual([]);
+    const good = JSON.stringify(event([pending('big-2')]));
+    const utf16 = new Uint8Array(Buffer.from(`\ufeff${good}`, 'utf16le'));
+    const { gzipSync } = await import('node:zlib');
+    for (const [body, headers] of [
+      [utf16, {}],
+      [`${good} trailing`, {}],
+      [new Uint8Array(gzipSync(good)), { 'content-encoding': 'gzip' }],
+    ] as const) {
+      const bad = await fetch(`${url}/v1/events/redfish`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer bmc-big', 'content-type': 'application/json', ...headers },
+        body,
+      });
+      expect(bad.status).toBe(400);
+      expect(((await bad.json()) as { error: string }).error).toMatch(/^(InvalidEncoding|MalformedJson)$/);
+    }
+    expect(await settledReboots('big')).toEqual([]);
   });
 });
 
