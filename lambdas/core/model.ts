@@ -78,7 +78,9 @@ export function actorOfEvent(ev: NativeEvent): Actor {
  * among themselves; times of two sources are never compared (a BMC may be days off).
  */
 export function sourceOf(ev: NativeEvent): string {
-  return `${ev.source === 'redfish' ? `bmc:${ev.node}` : actorOfEvent(ev)}@${ev.node}`;
+  // A time that is our receipt is on our clock: ordered with the source's own times it would be hours off
+  // whenever that clock is (a BMC 2 h behind would make its stamped ready "predate" its unstamped notice).
+  return `${ev.source === 'redfish' ? `bmc:${ev.node}` : actorOfEvent(ev)}@${ev.node}${ev.timeIsReceipt ? '#receipt' : ''}`;
 }
 
 /**

@@ -54,6 +54,7 @@ const SINGLE = [
   'g2',
   'late2',
   'big',
+  'mixc',
 ];
 const INVENTORY = `
 policy:
@@ -781,5 +782,16 @@ describe('7.1: a reboot told by the BMC and by the agents at once is one reboot,
       expect((await settledReboots(node)).map((x) => x.id)).toEqual([r.id]);
       expect((seen.get(node) ?? []).filter((c) => c.type === 'restore-pcie')).toHaveLength(1);
     }
+  }, 40_000);
+
+  it('a notice with no timestamp (a SubmitTestEvent) and the BMC ready stamped by a clock 2 hours behind: the ready ends the reboot', async () => {
+    expect((await post('mixc', event([pending('mixc-p')]))).json).toEqual({ accepted: 1, ignored: 0 });
+    const r = await rebootOf('mixc');
+    await until(r.id, (x) => x.status === 'rebooting', 'rebooting');
+    const behind = new Date(Date.now() - 2 * 3_600_000).toISOString();
+    expect((await post('mixc', event([xr('Ready', 'mixc-r', { ts: behind })]))).json).toEqual({ accepted: 1, ignored: 0 });
+    const done = await until(r.id, (x) => ['completed', 'failed'].includes(x.status), 'ended');
+    expect(done.status).toBe('completed');
+    expect(phases(done)).not.toContain('stale-event');
   }, 40_000);
 });

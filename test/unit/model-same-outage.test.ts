@@ -1,7 +1,7 @@
 // sameOutage (lambdas/core/model.ts): which ended xPU reboot a late down or ready belongs to, when the BMC
 // announced the reboot and an agent's ready ended it before the BMC's own retries came in.
 import { describe, expect, it } from 'vitest';
-import { originOf, sameOutage } from '../../lambdas/core/model.ts';
+import { originOf, predates, sameOutage, sourceOf } from '../../lambdas/core/model.ts';
 import { newXpuReboot, type StoredReboot } from '../../lambdas/core/reboot.ts';
 import type { NativeEvent } from '../../lambdas/core/types.ts';
 import { EXAMPLE, parseInventory } from './inventory-fixture.ts';
@@ -104,5 +104,18 @@ describe('a late ready from a BMC whose power-off the reboot applied (the agent 
     expect(sameOutage(r, redfish('r', 'xpu.ready', 59, 300))).toBe(true);
     expect(sameOutage(r, redfish('r2', 'xpu.ready', 90, 300))).toBe(false);
     expect(sameOutage({ ...r, downOrigin: undefined }, redfish('r', 'xpu.ready', 59, 300))).toBe(false);
+  });
+});
+
+describe('a Redfish record without a timestamp', () => {
+  it('is on our clock, not its BMC’s: the BMC’s stamped ready, 2 hours behind, does not predate the unstamped notice', () => {
+    const notice: NativeEvent = { ...redfish('p', 'xpu.reboot.pending', 0, 0), time: at(0), timeIsReceipt: true };
+    const r: StoredReboot = { ...newXpuReboot('xr-3', nodeA, 'dpu0', notice, 'planned'), origin: originOf(notice) };
+    const ready: NativeEvent = { ...redfish('r', 'xpu.ready', 0, 90), time: new Date(R0 + 90_000 - 2 * 3_600_000).toISOString() };
+    expect(sourceOf(notice)).not.toBe(sourceOf(ready));
+    expect(predates(r, ready)).toBe(false);
+    // Two unstamped records of one BMC still order by their receipts.
+    const down: NativeEvent = { ...redfish('d', 'xpu.down', 0, 30), time: at(30), timeIsReceipt: true };
+    expect(sourceOf(down)).toBe(sourceOf(notice));
   });
 });

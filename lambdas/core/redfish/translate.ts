@@ -128,6 +128,7 @@ function translateRecord(
     // events among themselves (contract 7.1; the coordinator dates everything by the receipt). Replaced by the
     // receipt, a record this BMC sent before its ready but delivered after it would look sent after it.
     time: rec.timestamp ?? receivedAt,
+    ...(rec.timestamp === undefined ? { timeIsReceipt: true as const } : {}),
     data: dataOf(rule, type, rec),
     source: 'redfish',
     dedupKey,
