@@ -408,10 +408,18 @@ export function sameOutage(r: StoredReboot, ev: NativeEvent): boolean {
 function sentWhileItRan(r: StoredReboot, ev: NativeEvent): boolean {
   if (!r.endedAt || (ev.type !== 'xpu.down' && ev.type !== 'xpu.ready')) return false;
   const endedAt = Date.parse(r.endedAt);
-  return [r.origin, r.downOrigin].some(
-    (o) => o !== undefined && sameClock(o, ev) && Date.parse(o.receivedAt) + (Date.parse(ev.time) - Date.parse(o.time)) < endedAt,
-  );
+  const receivedAt = Date.parse(ev.receivedAt);
+  return [r.origin, r.downOrigin].some((o) => {
+    if (o === undefined || !sameClock(o, ev)) return false;
+    const sentAt = Date.parse(o.receivedAt) + (Date.parse(ev.time) - Date.parse(o.time));
+    // Delivered that much later is a sender's retry; later still, a clock set back since is likelier, and a
+    // new outage taken for an old one would never get its restore-pcie.
+    return sentAt < endedAt && receivedAt - sentAt <= LATE_DELIVERY_MS;
+  });
 }
+
+/** How late a source's retries bring an event (a BMC retries for minutes; an outage of ours, longer). */
+export const LATE_DELIVERY_MS = 30 * 60_000;
 
 /**
  * A reboot that failed for want of its xPU's ready still takes that ready (recovered-late, contract

@@ -1,7 +1,7 @@
 // sameOutage (lambdas/core/model.ts): which ended xPU reboot a late down or ready belongs to, when the BMC
 // announced the reboot and an agent's ready ended it before the BMC's own retries came in.
 import { describe, expect, it } from 'vitest';
-import { originOf, predates, sameOutage, sourceOf } from '../../lambdas/core/model.ts';
+import { LATE_DELIVERY_MS, originOf, predates, sameOutage, sourceOf } from '../../lambdas/core/model.ts';
 import { newXpuReboot, type StoredReboot } from '../../lambdas/core/reboot.ts';
 import type { NativeEvent } from '../../lambdas/core/types.ts';
 import { EXAMPLE, parseInventory } from './inventory-fixture.ts';
@@ -48,7 +48,12 @@ describe('a late down or ready from the BMC that announced the reboot', () => {
     const r = endedByTheAgent();
     expect(sameOutage(r, redfish('d', 'xpu.down', 30, 120))).toBe(true);
     expect(sameOutage(r, redfish('r', 'xpu.ready', 59, 120))).toBe(true);
-    expect(sameOutage(r, redfish('r2', 'xpu.ready', 61, 3600))).toBe(true);
+    expect(sameOutage(r, redfish('r2', 'xpu.ready', 61, 1800))).toBe(true);
+  });
+
+  it('delivered more than LATE_DELIVERY_MS after it was sent (its clock set back since, likelier than a retry) is new', () => {
+    const r = endedByTheAgent();
+    expect(sameOutage(r, redfish('d', 'xpu.down', 30, 30 + LATE_DELIVERY_MS / 1000 + 1))).toBe(false);
   });
 
   it('sent after it ended is a new outage (an unannounced reboot)', () => {
