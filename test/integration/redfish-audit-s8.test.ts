@@ -55,6 +55,7 @@ const SINGLE = [
   'late2',
   'big',
   'mixc',
+  'crash2',
 ];
 const INVENTORY = `
 policy:
@@ -793,5 +794,30 @@ describe('7.1: a reboot told by the BMC and by the agents at once is one reboot,
     const done = await until(r.id, (x) => ['completed', 'failed'].includes(x.status), 'ended');
     expect(done.status).toBe('completed');
     expect(phases(done)).not.toContain('stale-event');
+  }, 40_000);
+
+  it('a crash told twice by the BMC (XpuReboot.Crashed, Platform watchdog reset), each delivered twice, then its ready: one crash reboot, completed', async () => {
+    const t = (s: number) => new Date(Date.now() + s * 1000).toISOString();
+    const crashed = event([xr('Crashed', 'c2-1', { ts: t(0), args: ['kernel panic'] })]);
+    const watchdog = event([
+      {
+        EventId: 'c2-2',
+        EventTimestamp: t(1),
+        MessageId: 'Platform.1.3.2.PlatformResetWatchdogTimer',
+        MessageArgs: [],
+        OriginOfCondition: { '@odata.id': DPU, '@odata.type': '#ComputerSystem.v1_17_0.ComputerSystem', PowerState: 'On' },
+      },
+    ]);
+    for (const body of [crashed, watchdog, crashed, watchdog])
+      expect((await post('crash2', body)).json).toEqual({ accepted: 1, ignored: 0 });
+    const r = await rebootOf('crash2');
+    expect(r.mode).toBe('crash');
+    expect((await post('crash2', event([xr('Ready', 'c2-3', { ts: t(30) })]))).json).toEqual({ accepted: 1, ignored: 0 });
+    const done = await until(r.id, (x) => x.status === 'completed', 'completed');
+    // The second message about the crash is a repeat; the redeliveries leave no trace.
+    expect(phases(done).filter((p: string) => p === 'crashed')).toHaveLength(1);
+    expect(phases(done).filter((p: string) => p === 'repeat')).toHaveLength(1);
+    expect((await settledReboots('crash2')).map((x) => x.id)).toEqual([r.id]);
+    expect((seen.get('crash2') ?? []).filter((c) => c.type === 'restore-pcie')).toHaveLength(1);
   }, 40_000);
 });
