@@ -56,6 +56,7 @@ const SINGLE = [
   'big',
   'mixc',
   'crash2',
+  'f5c',
 ];
 const INVENTORY = `
 policy:
@@ -153,6 +154,19 @@ function xr(key: string, id: string, o: { args?: unknown[]; ts?: string; origin?
 
 const pending = (id: string, o: Parameters<typeof xr>[2] = {}) => xr('RebootPending', id, { args: ['60', 'firmware update'], ...o });
 
+/** A native event from the node's agent (coordinator time unless `time` is given). */
+const native = (node: string, id: string, type: string, data: Rec = {}) =>
+  api(url, '/v1/events', {
+    token: `agent-${node}`,
+    body: { id, type, node, ...(type.startsWith('xpu.') ? { xpu: 'dpu0' } : {}), data },
+  });
+const powerOff = (id: string, ts: string) => ({
+  EventId: id,
+  EventTimestamp: ts,
+  MessageId: 'ResourceEvent.1.4.3.ResourcePoweredOff',
+  MessageArgs: [DPU],
+  OriginOfCondition: { '@odata.id': DPU },
+});
 /** POST /v1/events/redfish with the node's bmcToken (or as told). */
 async function post(node: string, body: unknown, o: { token?: string | null; query?: string; headers?: Record<string, string> } = {}) {
   const token = o.token === undefined ? `bmc-${node}` : o.token;
@@ -500,6 +514,26 @@ describe('4: a redelivered record counts as accepted and starts nothing', () => 
     expect((await settledReboots('f5a')).map((x) => x.id)).toEqual([r.id]);
   });
 
+  it('after a 5xx that came when part of a POST was queued: the whole POST again counts each record once', async () => {
+    const queue = stack.deps.queue;
+    const send = queue.send;
+    queue.send = async (events) => {
+      queue.send = send;
+      await send.call(queue, events.slice(0, 1));
+      throw Object.assign(new Error('queue throttled'), { name: 'ThrottlingException' });
+    };
+    const t = (s: number) => new Date(Date.now() + s * 1000).toISOString();
+    const body = event([pending('f5c-p', { ts: t(0) }), powerOff('f5c-d', t(1))]);
+    expect((await post('f5c', body)).status).toBe(503);
+    const r = await rebootOf('f5c');
+    expect((await post('f5c', body)).json).toEqual({ accepted: 2, ignored: 0 });
+    await until(r.id, (x) => x.downAt !== undefined, 'the power-off applied');
+    const full = await getReboot(r.id);
+    expect(phases(full).filter((p: string) => p === 'notified')).toHaveLength(1);
+    expect(phases(full).filter((p: string) => p === 'xpu-down')).toHaveLength(1);
+    expect((await settledReboots('f5c')).map((x) => x.id)).toEqual([r.id]);
+  });
+
   it('after a 5xx answered once the records were queued: the retry is a redelivery, one reboot, one notice', async () => {
     const store = stack.deps.store;
     const touch = store.touchBmc;
@@ -652,19 +686,6 @@ describe('quirk 3: unknown registries and MessageIds are accepted as a request a
 
 // --- 7.1: BMC records and native events about the same outage ----------------------------------------------
 
-/** A native event from the node's agent (coordinator time unless `time` is given). */
-const native = (node: string, id: string, type: string, data: Rec = {}) =>
-  api(url, '/v1/events', {
-    token: `agent-${node}`,
-    body: { id, type, node, ...(type.startsWith('xpu.') ? { xpu: 'dpu0' } : {}), data },
-  });
-const powerOff = (id: string, ts: string) => ({
-  EventId: id,
-  EventTimestamp: ts,
-  MessageId: 'ResourceEvent.1.4.3.ResourcePoweredOff',
-  MessageArgs: [DPU],
-  OriginOfCondition: { '@odata.id': DPU },
-});
 const commandsOf = (agent: string, rebootId: string) =>
   (seen.get(agent) ?? []).filter((c: any) => c.rebootId === rebootId).map((c) => c.type);
 
