@@ -57,6 +57,7 @@ const SINGLE = [
   'mixc',
   'crash2',
   'f5c',
+  'opm',
 ];
 const INVENTORY = `
 policy:
@@ -76,6 +77,16 @@ ${SINGLE.map(
       xpus: [{ id: dpu0, redfishSystem: /redfish/v1/Systems/Card1-SoC }, { id: dpu1, redfishSystem: /redfish/v1/Systems/Card2-SoC }] }
   - { id: same, trusted: true, redfishSystem: ${HOST}, bmcToken: bmc-same, agentToken: agent-same, xpus: [{ id: dpu0, redfishSystem: ${HOST} }] }
   - { id: other, trusted: true, redfishSystem: ${HOST}, bmcToken: bmc-other, agentToken: agent-other, xpus: [{ id: dpu0, redfishSystem: ${DPU} }] }
+`;
+/** An operator's own mapping (CONTRACT 4: extended in a file without code changes): a vendor's own notice message. */
+const OPERATOR_MAPPING = `
+version: 1
+rules:
+  - registry: AcmeDpu
+    message: RestartScheduled
+    withoutOrigin: xpu
+    type: xpu.reboot.pending
+    args: { noticeSeconds: 1, reason: 0 }
 `;
 const AGENTS = [...[...SINGLE, 'same'].flatMap((n) => [n, `${n}.dpu0`]), 'tw', 'tw.dpu0', 'tw.dpu1', 'tw2', 'tw2.dpu0', 'tw2.dpu1'];
 
@@ -108,6 +119,8 @@ beforeAll(async () => {
   const dir = mkdtempSync(join(base, 'redfish-audit-s8-'));
   const nodesFile = join(dir, 'nodes.yaml');
   writeFileSync(nodesFile, INVENTORY);
+  const mappingFile = join(dir, 'mapping.yaml');
+  writeFileSync(mappingFile, OPERATOR_MAPPING);
   const config = parseConfig({
     HOST: '127.0.0.1',
     PORT: '0',
@@ -115,6 +128,7 @@ beforeAll(async () => {
     DATA_DIR: join(dir, 'data'),
     NODES_FILE: nodesFile,
     OPERATOR_TOKEN,
+    REDFISH_MAPPING_FILE: mappingFile,
     INGEST_VISIBILITY_SECONDS: '1',
     INGEST_CONCURRENCY: '2',
   });
@@ -675,6 +689,18 @@ describe('quirk 3: unknown registries and MessageIds are accepted as a request a
     expect(res.status).toBe(202);
     expect(res.json).toEqual({ accepted: 0, ignored: 7 });
     expect(await settledReboots('unk')).toEqual([]);
+  });
+
+  it("an operator's mapping file adds a vendor message: AcmeDpu.3.1.RestartScheduled starts the xPU reboot with its notice", async () => {
+    const before = Date.now();
+    const res = await post(
+      'opm',
+      event([{ EventId: 'opm-1', MessageId: 'AcmeDpu.3.1.RestartScheduled', MessageArgs: ['bsp upgrade', '45'], OriginOfCondition: DPU }]),
+    );
+    expect(res.json).toEqual({ accepted: 1, ignored: 0 });
+    const r = await rebootOf('opm');
+    expectDeadline(r, before, Date.now(), 45);
+    expect((await getReboot(r.id)).reason).toBe('bsp upgrade');
   });
 
   it('registry versions do not matter: XpuReboot.2.1.RebootPending and a four-part version map like 1.0', async () => {
