@@ -325,6 +325,8 @@ describe('quirk 10: Message missing', () => {
     expect(res.json).toEqual({ accepted: 1, ignored: 0 });
     const r = await rebootOf('nomsg');
     expectDeadline(r, before, after, NOTICE);
+    // The reason falls back to what was said: here only the MessageId.
+    expect((await getReboot(r.id)).reason).toBe('XpuReboot.1.0.RebootPending');
   });
 
   it('a Crashed with no Message and MessageArgs [null] starts a crash reboot', async () => {
