@@ -231,7 +231,7 @@ describe('attribution', () => {
     expect(card2.kind === 'ok' && card2.accepted[0]).toMatchObject({ type: 'xpu.down', xpu: 'dpu1' });
   });
 
-  it('at a path host and xPU share, takes the one kind the message maps for; a message for both stays ambiguous', () => {
+  it('at a path host and xPU share, gives the product’s own xPU messages to the xPU; vendor messages stay ambiguous', () => {
     const shared = { ...nodeA, xpus: [{ ...nodeA.xpus[0], redfishSystem: '/redfish/v1/Systems/system' }] };
     const mk = (messageId: string, args: string[] = []) =>
       JSON.stringify({
@@ -239,10 +239,13 @@ describe('attribution', () => {
       });
     const pendingOut = translateText(mk('XpuReboot.1.0.RebootPending', ['60', 'fw']), shared);
     expect(pendingOut.kind === 'ok' && pendingOut.accepted[0]).toMatchObject({ type: 'xpu.reboot.pending', xpu: 'dpu0' });
-    const bios = translateText(mk('OpenBMC.0.1.BIOSBoot'), shared);
-    expect(bios.kind === 'ok' && bios.accepted[0]).toMatchObject({ type: 'host.ready' });
-    const off = translateText(mk('OpenBMC.0.1.DCPowerOff'), shared);
-    expect(off.kind === 'ok' && off.ignored[0].code).toBe('AmbiguousOrigin');
+    const ready = translateText(mk('XpuReboot.1.0.Ready'), shared);
+    expect(ready.kind === 'ok' && ready.accepted[0]).toMatchObject({ type: 'xpu.ready', xpu: 'dpu0' });
+    // The xPU's own BMC logs BIOSBoot too, and a host BMC may send OperatingSystemCrash: no guess.
+    for (const id of ['OpenBMC.0.1.BIOSBoot', 'OpenBMC.0.1.DCPowerOff', 'Platform.1.3.2.OperatingSystemCrash']) {
+      const out = translateText(mk(id), shared);
+      expect(out.kind === 'ok' && out.ignored[0]?.code, id).toBe('AmbiguousOrigin');
+    }
   });
 
   it('uses the resource URI in MessageArgs when ResourceEvent comes without OriginOfCondition', () => {

@@ -169,10 +169,11 @@ function resolveTarget(rec: RedfishRecord, rule: MappingRule, node: NodeDef, sco
     if (top.length === 1) return top[0].target;
     const byContext = top.find((c) => c.target.kind === 'xpu' && c.target.xpu === scopedXpu);
     if (byContext) return byContext.target;
-    // Host and xPU at the same path (two OpenBMCs both serving /Systems/system): a message the rule maps for
-    // one kind only (XpuReboot.RebootPending: an xPU) says which; the other would ignore it anyway.
-    const mapped = top.filter((c) => rule.types[c.target.kind] !== undefined);
-    if (mapped.length === 1) return mapped[0].target;
+    // Host and xPU at one path (two OpenBMCs both serving /Systems/system): a rule that names the xPU when
+    // nothing else does (the product's own XpuReboot messages: only an xPU sends them) names it here too. A
+    // vendor message stays ambiguous: the xPU's BMC sends BIOSBoot too, a host's BMC OperatingSystemCrash.
+    const xpus = top.filter((c) => c.target.kind === 'xpu');
+    if (rule.withoutOrigin === 'xpu' && xpus.length === 1) return xpus[0].target;
     return ignore(
       rec,
       'AmbiguousOrigin',
