@@ -58,6 +58,7 @@ const SINGLE = [
   'crash2',
   'f5c',
   'opm',
+  'lateN',
 ];
 const INVENTORY = `
 policy:
@@ -868,5 +869,22 @@ describe('7.1: a reboot told by the BMC and by the agents at once is one reboot,
     expect(phases(done).filter((p: string) => p === 'repeat')).toHaveLength(1);
     expect((await settledReboots('crash2')).map((x) => x.id)).toEqual([r.id]);
     expect((seen.get('crash2') ?? []).filter((c) => c.type === 'restore-pcie')).toHaveLength(1);
+  }, 40_000);
+
+  // Known and not fixed (see the s8 report): the BMC's clock is unknown next to the agent's, so a notice the BMC
+  // sent before the outage but delivered more than CROSS_SOURCE_SLACK_MS after the agent's ready of it is taken
+  // for the next outage's (a new planned reboot). Telling them apart needs a per-BMC clock offset learned from
+  // prompt deliveries, which contract 7.1 ("own times order own events only") does not provide for.
+  it.fails("the BMC's notice delivered 6 s after the agent's ready of the outage it announced joins that outage", async () => {
+    const sentAt = new Date().toISOString();
+    // The agent's boot report comes first: an unannounced reboot.
+    expect((await native('lateN', 'lateN-r', 'xpu.ready')).status).toBe(202);
+    const r = await rebootOf('lateN');
+    expect(r.mode).toBe('unannounced');
+    await until(r.id, (x) => x.status === 'completed', 'completed');
+    await new Promise((res) => setTimeout(res, 6000));
+    expect((await post('lateN', event([pending('lateN-p', { ts: sentAt })]))).json).toEqual({ accepted: 1, ignored: 0 });
+    const all = await settledReboots('lateN');
+    expect(all.map((x) => x.id)).toEqual([r.id]);
   }, 40_000);
 });
