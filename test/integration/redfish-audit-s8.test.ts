@@ -59,6 +59,7 @@ const SINGLE = [
   'f5c',
   'opm',
   'lateN',
+  'num',
 ];
 const INVENTORY = `
 policy:
@@ -502,6 +503,14 @@ describe('4: a redelivered record counts as accepted and starts nothing', () => 
     const all = await settledReboots('mem');
     expect(all.map((x) => x.mode)).toEqual(['planned', 'planned']);
   }, 40_000);
+
+  it('an EventId sent as a JSON number and again as a string (quirk 4) is one record', async () => {
+    expect((await post('num', event([{ ...pending('x'), EventId: 77 }]))).json).toEqual({ accepted: 1, ignored: 0 });
+    const r = await rebootOf('num');
+    expect((await post('num', event([{ ...pending('x'), EventId: '77' }]))).json).toEqual({ accepted: 1, ignored: 0 });
+    expect((await settledReboots('num')).map((x) => x.id)).toEqual([r.id]);
+    expect(phases(await getReboot(r.id))).not.toContain('joined');
+  });
 
   it('the same EventId from two xPU Systems is two records: nothing lost', async () => {
     const res = await post(
