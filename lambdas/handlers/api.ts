@@ -27,6 +27,7 @@ import { registerNodeRoutes } from './nodes.ts';
 import { contended } from './contended.ts';
 import { isDependencyDown, unavailable } from './unavailable.ts';
 import { registerPathLimits } from './path-limits.ts';
+import { readBodyBytes } from './body.ts';
 
 export const MAX_BODY_BYTES = 256 * 1024;
 /** Agents long-poll at most this long; API Gateway's 30 s integration limit caps it lower in AWS. */
@@ -66,10 +67,7 @@ function bearer(c: Context): string | undefined {
 }
 
 async function readBody(c: Context): Promise<string> {
-  const declared = Number(c.req.header('content-length') ?? 0);
-  if (declared > MAX_BODY_BYTES) throw new PayloadTooLarge(`body is ${declared} bytes; the limit is ${MAX_BODY_BYTES}`);
-  const buf = new Uint8Array(await c.req.arrayBuffer());
-  if (buf.byteLength > MAX_BODY_BYTES) throw new PayloadTooLarge(`body is ${buf.byteLength} bytes; the limit is ${MAX_BODY_BYTES}`);
+  const buf = await readBodyBytes(c, MAX_BODY_BYTES);
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(buf);
   } catch {
@@ -172,9 +170,7 @@ export function createApiApp(deps: ApiDeps) {
     const { who, index } = await principal(c);
     if (who.kind !== 'bmc') throw new Forbidden('only a BMC token may post Redfish events');
     const node = index.node(who.node)!;
-    const declared = Number(c.req.header('content-length') ?? 0);
-    if (declared > MAX_BODY_BYTES) throw new PayloadTooLarge(`body is ${declared} bytes; the limit is ${MAX_BODY_BYTES}`);
-    const body = new Uint8Array(await c.req.arrayBuffer());
+    const body = await readBodyBytes(c, MAX_BODY_BYTES);
     const parsed = parseRedfishPayload(body, { maxBytes: MAX_BODY_BYTES });
     if (!parsed.ok) {
       if (parsed.status === 413) throw new PayloadTooLarge(parsed.message);

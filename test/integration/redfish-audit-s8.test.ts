@@ -626,6 +626,23 @@ describe('quirk 11 transport, and bodies that are no Event: a clear 4xx that cha
     } as RequestInit);
     expect(res.status).toBe(413);
     expect(await res.json()).toMatchObject({ error: 'PayloadTooLarge' });
+    // 32 MiB streamed by a BMC gone wrong: still a clean 413 (read no further than the limit, the rest discarded).
+    const chunk = new Uint8Array(64 * 1024).fill(0x20);
+    let left = 512;
+    const flood = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (left-- === 0) c.close();
+        else c.enqueue(chunk);
+      },
+    });
+    const flooded = await fetch(`${url}/v1/events/redfish`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer bmc-big', 'content-type': 'application/json' },
+      body: flood,
+      duplex: 'half',
+    } as RequestInit);
+    expect(flooded.status).toBe(413);
+    expect(((await flooded.json()) as { error: string }).error).toBe('PayloadTooLarge');
     const good = JSON.stringify(event([pending('big-2')]));
     const utf16 = new Uint8Array(Buffer.from(`\ufeff${good}`, 'utf16le'));
     const { gzipSync } = await import('node:zlib');
