@@ -550,12 +550,3 @@ export function outstandingCommands(reboot: StoredReboot, steps: string[]): Comm
 export function undoneCommands(reboot: StoredReboot, steps: string[]): CommandSummary[] {
   return Object.values(reboot.commands).filter((c) => steps.includes(c.step) && c.status !== 'succeeded' && c.status !== 'skipped');
 }
-
-/**
- * Is an event older than the reboot state it would change? A BMC retry or a queue redelivery can
- * bring an event from before this reboot began; applying it would end the outage too early.
- */
-export function isStale(reboot: Reboot, ev: NativeEvent): boolean {
-  const t = Date.parse(ev.time);
-  return Number.isFinite(t) && t < Date.parse(reboot.notifiedAt);
-}
