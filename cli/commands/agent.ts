@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { AGENT_OPTIONS } from '../../agent/options.ts';
 import { readTokenFile, TokenOptionError } from './token-option.ts';
+import { usageErrorsExit2 } from './usage-exit.ts';
 
 export function registerAgentCommand(program: Command): void {
   const cmd = program
@@ -12,6 +13,7 @@ export function registerAgentCommand(program: Command): void {
     .description(
       'run the edge agent: long-poll the server for commands and run their hooks (every option also from REBOOT_AGENT_* env or --config)',
     );
+  usageErrorsExit2(cmd); // before `check` is added: it inherits the override
   for (const opt of AGENT_OPTIONS) cmd.option(opt.flag, `${opt.help} [env ${opt.env}]`);
   cmd.addHelpText(
     'after',

@@ -1,0 +1,490 @@
+// Session-8 acceptance audit of the edge agent and kit (contract 5, 6, 7.2, 7.5), black box: real
+// `rebootctl` processes against one real local stack, with the world misbehaving (kill -9 of the agent
+// at chosen points, a lost response, the stack killed under parked polls, hooks that misbehave, tokens
+// that are wrong, rotated or revoked). Scenarios already covered elsewhere (agent-stack, agent, identities,
+// participants) are not repeated; see the file list in docs/edge-kit.md.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REQUIRED_HOOKS, roleOf } from '../../agent/roles.ts';
+import {
+  api,
+  childEnv,
+  freePort,
+  NODE,
+  OPERATOR_TOKEN,
+  ROOT,
+  startAgent,
+  startStackProcess,
+  tempDir,
+  waitFor,
+  writeHooks,
+  writeInventory,
+  type RunningAgent,
+  type RunningStack,
+} from '../support/stack.ts';
+
+const tokenOf = (node: string) => `agent-token-for-${node}`;
+const NEXT = (node: string) => `${tokenOf(node)}-next`;
+const XPU_TOKEN = (node: string) => `xpu-token-for-${node}-dpu0`;
+
+/** Each scenario gets a node of its own; short policies because real time passes here. */
+const NODES: Record<string, { notice: number; xpuToken?: boolean }> = {
+  'n-ack': { notice: 60 },
+  'n-gap': { notice: 60 },
+  'n-lost': { notice: 60 },
+  'n-out': { notice: 60 },
+  'n-fork': { notice: 60 },
+  'n-cancel': { notice: 60 },
+  'n-tok': { notice: 60, xpuToken: true },
+  'n-wd': { notice: 8 },
+  'n-down': { notice: 60 },
+  'n-rev': { notice: 60 },
+};
+
+function inventory(revoked: string[] = []): string {
+  return `nodes:\n${Object.entries(NODES)
+    .map(
+      ([id, n]) => `  - id: ${id}
+    tenant: t1
+    trusted: true
+    agentToken: ${revoked.includes(id) ? `${tokenOf(id)}-replaced` : tokenOf(id)}
+    agentTokenNext: ${NEXT(id)}${revoked.includes(id) ? '-replaced' : ''}
+    bmcToken: bmc-token-for-${id}
+    policy:
+      xpuReboot:
+        noticeSeconds: ${n.notice}
+        maxExtensionSeconds: 600
+        maxExtensions: 3
+        heartbeatSeconds: 30
+        commandSeconds: 20
+        recoverySeconds: 60
+    xpus:
+      - id: dpu0${n.xpuToken ? `\n        agentToken: ${XPU_TOKEN(id)}` : ''}
+`,
+    )
+    .join('')}`;
+}
+
+let dir: string;
+let stack: RunningStack;
+let port: string;
+let nodesFile: string;
+const agents: RunningAgent[] = [];
+const pids: number[] = [];
+
+beforeAll(async () => {
+  dir = tempDir('agent-audit-s8');
+  port = String(await freePort());
+  nodesFile = writeInventory(dir, inventory());
+  stack = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile, env: { PORT: port } });
+}, 120_000);
+
+afterAll(async () => {
+  for (const a of agents) {
+    try {
+      a.proc.kill('SIGCONT');
+    } catch {}
+  }
+  await Promise.all(agents.map((a) => a.stop('SIGKILL')));
+  for (const p of pids) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {}
+  }
+  await stack?.stop();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function lines(file: string): string[] {
+  return existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean) : [];
+}
+
+/** Each hook logs "<type> start" and "<type> end" around its body to `log`. */
+function logged(log: string, hooks: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(hooks).map(([n, body]) => [n, `cat > /dev/null\necho "${n} start" >> ${log}\n${body}\necho "${n} end" >> ${log}`]),
+  );
+}
+
+function agent(
+  id: string,
+  hooks: Record<string, string>,
+  opts: { token?: string; state?: string; url?: string; hooksDir?: string } = {},
+): RunningAgent {
+  const a = startAgent({
+    url: opts.url ?? stack.url,
+    agent: id,
+    token: opts.token ?? tokenOf(id.split('.')[0]),
+    hooks: writeHooks(opts.hooksDir ?? join(dir, `hooks-${id}`), {
+      ...Object.fromEntries(REQUIRED_HOOKS[roleOf(id)].map((t) => [t, 'cat > /dev/null'])),
+      ...hooks,
+    }),
+    state: opts.state ?? join(dir, `state-${id}`),
+    args: ['--heartbeat-seconds', '1', '--kill-grace-seconds', '1', '--backoff-initial-seconds', '0.2', '--backoff-max-seconds', '1'],
+  });
+  agents.push(a);
+  return a;
+}
+
+function exitOf(a: RunningAgent, ms = 20_000): Promise<number | null | 'still running'> {
+  if (a.proc.exitCode !== null || a.proc.signalCode !== null) return Promise.resolve(a.proc.exitCode);
+  return Promise.race([
+    new Promise<number | null>((r) => a.proc.once('exit', (code) => r(code))),
+    sleep(ms).then(() => 'still running' as const),
+  ]);
+}
+
+const notice = async (node: string, id: string) => {
+  const res = await api(stack.url, '/v1/events', {
+    token: `bmc-token-for-${node}`,
+    body: { id, type: 'xpu.reboot.pending', node, xpu: 'dpu0' },
+  });
+  expect(res.status).toBe(202);
+  return waitFor(
+    `the reboot of ${node}`,
+    async () => (await api(stack.url, `/v1/reboots?node=${node}`, { token: OPERATOR_TOKEN })).json?.items?.[0],
+  );
+};
+const rebootOf = async (id: string) => (await api(stack.url, `/v1/reboots/${id}`, { token: OPERATOR_TOKEN })).json;
+const until = (id: string, what: string, ok: (r: any) => boolean, ms = 40_000) =>
+  waitFor(
+    `reboot ${id}: ${what}`,
+    async () => {
+      const r = await rebootOf(id);
+      return r && ok(r) ? r : undefined;
+    },
+    ms,
+  );
+const commandOf = (r: any, type: string) => Object.values(r.commands as Record<string, any>).find((c) => c.type === type);
+/** History entries that record a final result of this command type (exactly once means one). */
+const results = (r: any, type: string) =>
+  r.history.filter((h: any) => /^command-(succeeded|failed|skipped)$/.test(h.phase) && h.detail.startsWith(`${type} on `));
+
+function journal(state: string, agentId: string): any[] {
+  const file = join(state, agentId, 'journal.jsonl');
+  return lines(file).flatMap((l) => {
+    try {
+      return [JSON.parse(l)];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/**
+ * A pass-through HTTP proxy between an agent and the stack that can refuse a request (503, the server
+ * "down" for it), lose the response of one it forwarded (502 after the stack took it), or hold that
+ * response for ever (the agent never reads what the stack handed it).
+ */
+type Outcome = 'pass' | 'refuse' | 'lose' | 'hold';
+async function proxy(target: string, rule: (method: string, path: string) => Outcome) {
+  const seen: { method: string; path: string; outcome: string; body?: string }[] = [];
+  const server: Server = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const outcome = rule(req.method ?? 'GET', req.url ?? '/');
+    seen.push({ method: req.method ?? 'GET', path: req.url ?? '/', outcome });
+    if (outcome === 'refuse') {
+      res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"Unavailable","message":"proxy refuses"}');
+      return;
+    }
+    try {
+      const up = await fetch(target + req.url, {
+        method: req.method,
+        headers: { authorization: String(req.headers.authorization ?? ''), 'content-type': 'application/json' },
+        body: chunks.length ? Buffer.concat(chunks) : undefined,
+      });
+      const body = await up.text();
+      seen.at(-1)!.body = body;
+      if (outcome === 'hold') return;
+      if (outcome === 'lose') res.writeHead(502).end('lost');
+      else res.writeHead(up.status, { 'content-type': 'application/json' }).end(body);
+    } catch {
+      res.writeHead(502).end('upstream down');
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return {
+    url,
+    seen,
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+describe('kill -9 of the agent at chosen points, then a restart on the same journal', () => {
+  it('before it acknowledged a command it was handed: the restarted agent runs it once, its result is recorded once', async () => {
+    const log = join(dir, 'ack.log');
+    const state = join(dir, 'state-ack');
+    // Polls pass until one carries a command; that answer the agent never gets (the stack handed it out).
+    let held = false;
+    const px = await proxy(stack.url, (m, p) => (m === 'GET' && p.includes('/commands?') && !held ? 'hold' : 'pass'));
+    try {
+      const hooks = logged(log, { 'migrate-workloads': 'true', 'protect-pcie': 'true' });
+      const first = agent('n-ack', hooks, { state, url: px.url });
+      const r = await notice('n-ack', 'ack-1');
+      await waitFor('a poll answer carrying migrate-workloads', async () => px.seen.some((s) => s.body?.includes('.migrate-workloads"')));
+      held = true;
+      first.proc.kill('SIGKILL');
+      await exitOf(first);
+      expect(lines(log)).toEqual([]);
+      expect(journal(state, 'n-ack').filter((e) => e.t === 'started')).toEqual([]);
+
+      agent('n-ack', hooks, { state });
+      const done = await until(r.id, 'both prepare commands succeeded', (x) =>
+        ['migrate-workloads', 'protect-pcie'].every((t) => commandOf(x, t)?.status === 'succeeded'),
+      );
+      expect(lines(log)).toEqual(['migrate-workloads start', 'migrate-workloads end', 'protect-pcie start', 'protect-pcie end']);
+      expect(results(done, 'migrate-workloads')).toHaveLength(1);
+      expect(results(done, 'protect-pcie')).toHaveLength(1);
+    } finally {
+      await px.close();
+    }
+  });
+
+  it('between the hook ending and the agent recording it: reported failed "interrupted", never run again, recorded once', async () => {
+    const log = join(dir, 'gap.log');
+    const state = join(dir, 'state-gap');
+    const hooks = logged(log, { 'migrate-workloads': 'sleep 2' });
+    const first = agent('n-gap', hooks, { state });
+    const r = await notice('n-gap', 'gap-1');
+    await waitFor('migrate-workloads to start', async () => lines(log).includes('migrate-workloads start'));
+    first.proc.kill('SIGSTOP'); // the hook (its own group) runs on and ends; the agent never sees it end
+    await waitFor('migrate-workloads to end', async () => lines(log).includes('migrate-workloads end'), 20_000);
+    first.proc.kill('SIGKILL');
+    await exitOf(first);
+    expect(journal(state, 'n-gap').some((e) => e.t === 'finished')).toBe(false);
+
+    agent('n-gap', hooks, { state });
+    const done = await until(r.id, 'migrate-workloads reported', (x) => commandOf(x, 'migrate-workloads')?.status === 'failed');
+    expect(commandOf(done, 'migrate-workloads').output).toMatch(/^interrupted: agent restarted/);
+    await until(r.id, 'protect-pcie succeeded', (x) => commandOf(x, 'protect-pcie')?.status === 'succeeded');
+    expect(lines(log).filter((l) => l === 'migrate-workloads start')).toHaveLength(1);
+    expect(results(await rebootOf(r.id), 'migrate-workloads')).toHaveLength(1);
+  });
+
+  it('after the hook finished, with its result undelivered (server refusing, then a lost response): delivered after the restart, recorded once', async () => {
+    const log = join(dir, 'lost.log');
+    const state = join(dir, 'state-lost');
+    let mode: 'refuse' | 'lose' | 'pass' = 'refuse';
+    const isResult = (m: string, p: string) => m === 'POST' && /\/commands\/[^/?]+\.migrate-workloads$/.test(p);
+    const px = await proxy(stack.url, (m, p) => (isResult(m, p) ? mode : 'pass'));
+    try {
+      const hooks = logged(log, { 'migrate-workloads': 'true' });
+      const first = agent('n-lost', hooks, { state, url: px.url });
+      const r = await notice('n-lost', 'lost-1');
+      const id = `${r.id}.migrate-workloads`;
+      await waitFor(
+        'the result journalled and refused at least twice',
+        async () =>
+          journal(state, 'n-lost').some((e) => e.t === 'finished' && e.id === id) &&
+          px.seen.filter((s) => isResult(s.method, s.path) && s.outcome === 'refuse').length >= 2,
+      );
+      first.proc.kill('SIGKILL');
+      await exitOf(first);
+      expect(commandOf(await rebootOf(r.id), 'migrate-workloads').status).not.toBe('succeeded');
+
+      // The restarted agent's first try reaches the stack, but its answer is lost; the retry is a repeat.
+      mode = 'lose';
+      agent('n-lost', hooks, { state, url: px.url });
+      await waitFor('a result forwarded and its answer lost', async () =>
+        px.seen.some((s) => isResult(s.method, s.path) && s.outcome === 'lose'),
+      );
+      mode = 'pass';
+      await waitFor('the agent to journal the delivery', async () =>
+        journal(state, 'n-lost').some((e) => e.t === 'delivered' && e.id === id),
+      );
+      const done = await rebootOf(r.id);
+      expect(commandOf(done, 'migrate-workloads').status).toBe('succeeded');
+      expect(results(done, 'migrate-workloads')).toHaveLength(1);
+      expect(lines(log).filter((l) => l === 'migrate-workloads start')).toHaveLength(1);
+    } finally {
+      await px.close();
+    }
+  });
+});
+
+describe('hooks that misbehave', () => {
+  it('huge non-UTF-8 output with NULs from a failing hook: capped, tail kept, delivered and recorded', async () => {
+    const state = join(dir, 'state-out');
+    // ~3 MB of invalid UTF-8, NUL bytes and a cut sequence, then a last line.
+    agent(
+      'n-out',
+      {
+        'migrate-workloads': `cat > /dev/null\nhead -c 3000000 /dev/zero | tr '\\0' '\\377'\nhead -c 100 /dev/zero\nprintf '\\xc3\\n'\necho MIGRATE-TAIL\nexit 3`,
+      },
+      { state },
+    );
+    const r = await notice('n-out', 'out-1');
+    const failed = await until(r.id, 'migrate-workloads failed', (x) => commandOf(x, 'migrate-workloads')?.status === 'failed');
+    expect(commandOf(failed, 'migrate-workloads').output).toMatch(/MIGRATE-TAIL\n?$/);
+    const j = journal(state, 'n-out');
+    const fin = j.find((e) => e.t === 'finished' && e.id === `${r.id}.migrate-workloads`);
+    expect(fin.output).toMatch(/^hook exited with code 3\n\[output truncated: \d+ of \d+ bytes dropped, the tail is kept\]\n/);
+    expect(Buffer.byteLength(fin.output)).toBeLessThanOrEqual(65536);
+    expect(fin.output).toContain('\uFFFD');
+    const delivered = j.find((e) => e.t === 'delivered' && e.id === `${r.id}.migrate-workloads`);
+    expect(delivered).toBeTruthy();
+    expect(delivered.dropped).toBeUndefined();
+  });
+
+  it('a hook whose child outlives it (holding its output pipe): reported when the hook exits, the child left alone', async () => {
+    const pidFile = join(dir, 'fork-child.pid');
+    agent('n-fork', { 'protect-pcie': `cat > /dev/null\n(sleep 120; echo late) &\necho $! > ${pidFile}\necho protected` });
+    const r = await notice('n-fork', 'fork-1');
+    const done = await until(r.id, 'protect-pcie succeeded', (x) => commandOf(x, 'protect-pcie')?.status === 'succeeded');
+    const child = Number(readFileSync(pidFile, 'utf8'));
+    pids.push(child);
+    expect(done.status).not.toBe('failed');
+    expect(alive(child)).toBe(true); // reported while the child still holds the pipe
+  });
+});
+
+describe('a command of a reboot cancelled meanwhile', () => {
+  it('the running hook finishes, its late result is taken, and the host is put back in order', async () => {
+    const log = join(dir, 'cancel.log');
+    const state = join(dir, 'state-cancel');
+    const a = agent(
+      'n-cancel',
+      logged(log, { 'migrate-workloads': 'sleep 3', 'protect-pcie': 'true', 'restore-pcie': 'true', 'resume-workloads': 'true' }),
+      { state },
+    );
+    const r = await notice('n-cancel', 'cancel-1');
+    await waitFor('migrate-workloads to start', async () => lines(log).includes('migrate-workloads start'));
+    const res = await api(stack.url, `/v1/reboots/${r.id}/cancel`, { token: OPERATOR_TOKEN, body: { reason: 'audit' } });
+    expect(res.status).toBe(200);
+    await waitFor('resume-workloads to run', async () => lines(log).includes('resume-workloads end'), 30_000);
+    const log1 = lines(log).filter((l) => l.endsWith(' start'));
+    // Undo after do: restore-pcie never before a protect-pcie that ran, resume-workloads last.
+    if (log1.includes('protect-pcie start')) expect(log1.indexOf('protect-pcie start')).toBeLessThan(log1.indexOf('restore-pcie start'));
+    expect(log1.at(-1)).toBe('resume-workloads start');
+    expect((await rebootOf(r.id)).status).toBe('cancelled');
+    await waitFor('every result delivered', async () => {
+      const j = journal(state, 'n-cancel');
+      const fin = j.filter((e) => e.t === 'finished').map((e) => e.id);
+      return fin.length >= 3 && fin.every((id) => j.some((e) => e.t === 'delivered' && e.id === id));
+    });
+    expect(journal(state, 'n-cancel').filter((e) => e.t === 'delivered' && e.dropped)).toEqual([]);
+    expect(a.proc.exitCode).toBeNull();
+  });
+});
+
+describe('tokens', () => {
+  it('a rotated token (agentTokenNext) works; a wrong one is 401, a host token on an xPU with its own token 403: exit 3, nothing changed', async () => {
+    const log = join(dir, 'tok.log');
+    const r = await notice('n-tok', 'tok-1');
+    await until(r.id, 'commands written', (x) => commandOf(x, 'protect-pcie'));
+    const before = await rebootOf(r.id);
+
+    const hooks = logged(log, { 'migrate-workloads': 'true', 'protect-pcie': 'true' });
+    const wrong = agent('n-tok', hooks, { token: 'not-a-token-of-anyone', state: join(dir, 'state-tok-wrong') });
+    expect(await exitOf(wrong)).toBe(3);
+    expect(wrong.output()).toMatch(/did not accept the agent token: HTTP 401/);
+    const xpuAsHost = agent('n-tok.dpu0', hooks, { token: tokenOf('n-tok'), state: join(dir, 'state-tok-xpu') });
+    expect(await exitOf(xpuAsHost)).toBe(3);
+    expect(xpuAsHost.output()).toMatch(/refused agent n-tok\.dpu0 .*HTTP 403/);
+    expect(lines(log)).toEqual([]);
+    expect(await rebootOf(r.id)).toEqual(before);
+
+    agent('n-tok', hooks, { token: NEXT('n-tok') });
+    await until(r.id, 'prepared by the agent on its next token', (x) => commandOf(x, 'protect-pcie')?.status === 'succeeded');
+    expect(lines(log)).toEqual(['migrate-workloads start', 'migrate-workloads end', 'protect-pcie start', 'protect-pcie end']);
+  });
+});
+
+describe('the xPU hears every moved deadline (its watchdog)', () => {
+  it("a host hook's extension reaches the xPU as postpone-reboot, and the host hook is not killed at the old deadline", async () => {
+    const log = join(dir, 'wd.log');
+    const args = join(dir, 'wd-postpone.json');
+    const ask = `node -e 'const fs=require("fs");const t=fs.readFileSync(process.env.REBOOT_AGENT_TOKEN_FILE,"utf8").trim();fetch(process.env.REBOOT_AGENT_SERVER+"/v1/reboots/"+process.env.REBOOT_ID+"/extensions",{method:"POST",headers:{authorization:"Bearer "+t,"content-type":"application/json"},body:JSON.stringify({seconds:30,reason:"draining"})}).then(async r=>{console.log(r.status,await r.text());process.exit(r.status===200?0:1)})'`;
+    agent('n-wd', logged(log, { 'migrate-workloads': `${ask}\nsleep 12` }));
+    agent('n-wd.dpu0', { 'postpone-reboot': `cat > ${args}` });
+    const r = await notice('n-wd', 'wd-1');
+    const extended = await until(r.id, 'extended', (x) => x.extensions.length === 1);
+    const postponed = await waitFor(
+      'postpone-reboot on the xPU',
+      async () => existsSync(args) && readFileSync(args, 'utf8').trim() && JSON.parse(readFileSync(args, 'utf8')),
+    );
+    expect(postponed.type).toBe('postpone-reboot');
+    expect(new Date(postponed.args.deadline).getTime()).toBe(new Date(extended.deadline).getTime());
+    const done = await until(r.id, 'migrate-workloads reported', (x) =>
+      ['succeeded', 'failed'].includes(commandOf(x, 'migrate-workloads')?.status),
+    );
+    expect(commandOf(done, 'migrate-workloads').status).toBe('succeeded');
+    expect(lines(log)).toContain('migrate-workloads end');
+  });
+});
+
+describe('exit codes of the edge kit commands', () => {
+  const run = (...args: string[]) =>
+    spawnSync(NODE, [join(ROOT, 'cli/rebootctl.js'), ...args], { cwd: ROOT, env: childEnv(), encoding: 'utf8', timeout: 30_000 });
+
+  it('a usage error (unknown option, missing required option) is exit 2 for agent, agent check, announce and host-reboot', () => {
+    const cases = [
+      ['agent', '--no-such-option'],
+      ['agent', 'check', '--agent', 'n-x', '--hooks', dir, '--no-such-option'],
+      ['announce', '--server', 'http://127.0.0.1:1', '--agent', 'n-x.dpu0', '--token', 't'], // no --reason
+      ['announce', '--server', 'http://127.0.0.1:1', '--agent', 'n-x.dpu0', '--token', 't', '--reason', 'r', '--bogus'],
+      ['host-reboot', '--agent', 'n-x', '--token', 't'], // no --server
+    ];
+    for (const args of cases) {
+      const res = run(...args);
+      expect({ args, status: res.status }).toEqual({ args, status: 2 });
+      expect(res.stderr).toMatch(/error: (unknown option|required option)/);
+    }
+    // Help is not an error.
+    for (const args of [
+      ['agent', '--help'],
+      ['announce', '--help'],
+      ['host-reboot', '--help'],
+      ['agent', 'check', '--help'],
+    ]) {
+      expect({ args, status: run(...args).status }).toEqual({ args, status: 0 });
+    }
+  });
+});
+
+describe('the stack killed -9 under parked polls, then restarted; a token revoked meanwhile', () => {
+  it('agents ride out the outage (one warning, one recovery line) and run what comes next; the revoked one exits 3', async () => {
+    const log = join(dir, 'down.log');
+    const survivor = agent('n-down', logged(log, {}));
+    const revoked = agent('n-rev', logged(log, {}));
+    await waitFor(
+      'both agents polling',
+      async () => survivor.output().includes('agent starting') && revoked.output().includes('agent starting'),
+    );
+    await sleep(1000); // parked
+    await stack.stop('SIGKILL');
+    await waitFor('the outage noticed', async () => survivor.output().includes('server unreachable'), 20_000);
+    await sleep(2500); // several retries' worth
+    writeFileSync(nodesFile, inventory(['n-rev']));
+    stack = await startStackProcess({ dataDir: join(dir, 'data'), nodesFile, env: { PORT: port } });
+
+    expect(await exitOf(revoked)).toBe(3);
+    expect(revoked.output()).toMatch(/did not accept the agent token: HTTP 401/);
+    const r = await notice('n-down', 'down-1');
+    await until(r.id, 'prepared after the outage', (x) => commandOf(x, 'protect-pcie')?.status === 'succeeded');
+    expect(survivor.proc.exitCode).toBeNull();
+    const out = survivor.output();
+    expect(out.match(/server unreachable; retrying/g)).toHaveLength(1);
+    expect(out.match(/server reachable again/g)).toHaveLength(1);
+  });
+});
