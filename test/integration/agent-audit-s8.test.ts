@@ -4,7 +4,7 @@
 // that are wrong, rotated or revoked). Scenarios already covered elsewhere (agent-stack, agent, identities,
 // participants) are not repeated; see the file list in docs/edge-kit.md.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,6 +42,7 @@ const NODES: Record<string, { notice: number; xpuToken?: boolean }> = {
   'n-wd': { notice: 8 },
   'n-down': { notice: 60 },
   'n-rev': { notice: 60 },
+  'n-gate': { notice: 60 },
 };
 
 function inventory(revoked: string[] = []): string {
@@ -459,6 +460,66 @@ describe('exit codes of the edge kit commands', () => {
     ]) {
       expect({ args, status: run(...args).status }).toEqual({ args, status: 0 });
     }
+  });
+});
+
+/**
+ * What systemd would run as the unit's ExecStop: its Environment= lines, then its EnvironmentFile= (which
+ * overrides them), its credentials under %d, ${VAR} expanded. `files` maps the absolute paths the unit names
+ * (the host's /etc files) to test files; the installed bundle and the checkout both map to this checkout.
+ */
+function execStopOf(unitText: string, files: Record<string, string>): { argv: string[]; env: Record<string, string> } {
+  const service = unitText.split(/^\[Service\]$/m)[1].split(/^\[/m)[0];
+  const values = (key: string) =>
+    service
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith(`${key}=`))
+      .map((l) => l.slice(key.length + 1));
+  const creds = join(dir, 'gate-credentials');
+  mkdirSync(creds, { recursive: true });
+  for (const c of values('LoadCredential')) {
+    const [name, path] = c.split(/:(.*)/s);
+    writeFileSync(join(creds, name), readFileSync(files[path] ?? path));
+  }
+  const env: Record<string, string> = {};
+  for (const e of values('Environment')) {
+    const [k, v] = e.split(/=(.*)/s);
+    env[k] = v.replaceAll('%d', creds).replaceAll('%C', join(dir, 'gate-cache'));
+  }
+  for (const f of values('EnvironmentFile')) {
+    const path = files[f.replace(/^-/, '')];
+    if (!path || !existsSync(path)) continue;
+    for (const line of readFileSync(path, 'utf8').split('\n')) {
+      const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
+      if (m) env[m[1]] = m[2];
+    }
+  }
+  const [stop] = values('ExecStop');
+  const argv = stop
+    .replace('/usr/bin/node /usr/lib/rebootctl/rebootctl-agent.mjs', `${NODE} ${join(ROOT, 'cli/rebootctl.js')}`)
+    .replaceAll('/opt/xpu-reboot-coordinator/node_modules/.bin/node', NODE)
+    .replaceAll('/opt/xpu-reboot-coordinator', ROOT)
+    .replace(/\$\{(\w+)\}/g, (_, k) => env[k] ?? '')
+    .split(/\s+/);
+  return { argv, env };
+}
+
+describe('the shipped shutdown gate, installed as the edge kit says', () => {
+  it("reaches the coordinator with the host agent's token file and answers within its wait", () => {
+    // The host agent's install (agent/README.md): the token in /etc/rebootctl/agent.token, agent.env
+    // with the server and the agent id, no token.
+    const token = join(dir, 'etc-agent.token');
+    writeFileSync(token, `${tokenOf('n-gate')}\n`, { mode: 0o600 });
+    const envFile = join(dir, 'etc-agent.env');
+    writeFileSync(envFile, `REBOOT_AGENT_SERVER=${stack.url}\nREBOOT_AGENT_ID=n-gate\nREBOOT_GATE_WAIT=2\n`);
+    const unit = readFileSync(join(ROOT, 'agent/rebootctl-host-reboot-gate.service'), 'utf8');
+    const { argv, env } = execStopOf(unit, { '/etc/rebootctl/agent.token': token, '/etc/rebootctl/agent.env': envFile });
+    const res = spawnSync(argv[0], argv.slice(1), { cwd: ROOT, env: { ...childEnv(), ...env }, encoding: 'utf8', timeout: 60_000 });
+    const answers = ['0', ...(/^SuccessExitStatus=(.*)$/m.exec(unit)?.[1].split(/\s+/) ?? [])];
+    expect({ status: res.status, stderr: res.stderr }).toEqual({ status: expect.any(Number), stderr: expect.any(String) });
+    expect(answers).toContain(String(res.status)); // an answer (allowed, denied, timed out), not a unit failure
+    expect(res.stderr).toMatch(/still waiting for n-gate\.dpu0/); // no xPU agent runs: it waited, then gave up
   });
 });
 
