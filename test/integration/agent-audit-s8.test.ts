@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AGENT_OPTIONS } from '../../agent/options.ts';
 import { REQUIRED_HOOKS, roleOf } from '../../agent/roles.ts';
 import {
   api,
@@ -520,6 +521,21 @@ describe('the shipped shutdown gate, installed as the edge kit says', () => {
     expect({ status: res.status, stderr: res.stderr }).toEqual({ status: expect.any(Number), stderr: expect.any(String) });
     expect(answers).toContain(String(res.status)); // an answer (allowed, denied, timed out), not a unit failure
     expect(res.stderr).toMatch(/still waiting for n-gate\.dpu0/); // no xPU agent runs: it waited, then gave up
+  });
+});
+
+describe('agent/README.md, the options table', () => {
+  it('lists every option of `rebootctl agent` with its variable', () => {
+    const readme = readFileSync(join(ROOT, 'agent/README.md'), 'utf8');
+    const table = readme.slice(readme.indexOf('## Options'), readme.indexOf('Exit codes:'));
+    const missing = AGENT_OPTIONS.filter((o) => {
+      const flag = o.flag.split(' ')[0];
+      // Its row names the flag, and the variable in full or as `..._TAIL` (a shared prefix left out).
+      const row = table.split('\n').find((l) => new RegExp(`^\\|[^|]*\`${flag}[ \`]`).test(l)) ?? '';
+      const vars = [...row.matchAll(/`(REBOOT_AGENT_[A-Z_]+|\.\.\.(_[A-Z_]+))`/g)];
+      return !vars.some((m) => m[1] === o.env || (m[2] !== undefined && o.env.endsWith(m[2])));
+    });
+    expect(missing.map((o) => o.flag)).toEqual([]);
   });
 });
 
