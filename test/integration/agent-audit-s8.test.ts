@@ -4,7 +4,7 @@
 // that are wrong, rotated or revoked). Scenarios already covered elsewhere (agent-stack, agent, identities,
 // participants) are not repeated; see the file list in docs/edge-kit.md.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -44,6 +44,8 @@ const NODES: Record<string, { notice: number; xpuToken?: boolean }> = {
   'n-down': { notice: 60 },
   'n-rev': { notice: 60 },
   'n-gate': { notice: 60 },
+  'n-hang': { notice: 6 },
+  'n-roll': { notice: 60 },
 };
 
 function inventory(revoked: string[] = []): string {
@@ -125,7 +127,7 @@ function logged(log: string, hooks: Record<string, string>): Record<string, stri
 function agent(
   id: string,
   hooks: Record<string, string>,
-  opts: { token?: string; state?: string; url?: string; hooksDir?: string } = {},
+  opts: { token?: string; state?: string; url?: string; hooksDir?: string; env?: Record<string, string> } = {},
 ): RunningAgent {
   const a = startAgent({
     url: opts.url ?? stack.url,
@@ -137,6 +139,7 @@ function agent(
     }),
     state: opts.state ?? join(dir, `state-${id}`),
     args: ['--heartbeat-seconds', '1', '--kill-grace-seconds', '1', '--backoff-initial-seconds', '0.2', '--backoff-max-seconds', '1'],
+    env: opts.env,
   });
   agents.push(a);
   return a;
@@ -357,6 +360,59 @@ describe('hooks that misbehave', () => {
     pids.push(child);
     expect(done.status).not.toBe('failed');
     expect(alive(child)).toBe(true); // reported while the child still holds the pipe
+  });
+});
+
+describe('a hook that hangs past its deadline and ignores SIGTERM', () => {
+  it('is killed with its group (SIGKILL after the grace) and reported failed "deadline exceeded"', async () => {
+    const pidFile = join(dir, 'hang.pid');
+    agent('n-hang', {
+      'migrate-workloads': `cat > /dev/null\ntrap '' TERM\n(trap '' TERM; sleep 300) &\necho "$$ $!" > ${pidFile}\nwhile :; do sleep 1; done`,
+    });
+    const r = await notice('n-hang', 'hang-1');
+    const [hook, child] = (await waitFor('the hook to start', async () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim()))
+      .split(' ')
+      .map(Number);
+    pids.push(hook, child);
+    // The coordinator stops waiting at the same deadline (timed-out); the agent's result still says why.
+    const ended = await until(r.id, "the agent's result recorded", (x) => {
+      const c = commandOf(x, 'migrate-workloads');
+      return (c?.status === 'failed' || c?.lateStatus === 'failed') && c;
+    });
+    expect(commandOf(ended, 'migrate-workloads').output).toMatch(/^deadline exceeded: .*killed the hook's process group/);
+    expect(alive(hook)).toBe(false);
+    expect(alive(child)).toBe(false);
+  });
+});
+
+describe('a rollout through the example reboot-xpu hook', () => {
+  it('the hook announces with the token file the agent gives it (a --token agent too), and the rollout follows that reboot', async () => {
+    const hooks = join(dir, 'hooks-n-roll.dpu0');
+    mkdirSync(hooks, { recursive: true });
+    for (const f of ['reboot-xpu', '_lib.sh']) copyFileSync(join(ROOT, 'agent/examples/hooks', f), join(hooks, f));
+    const rebootctl = join(dir, 'rebootctl');
+    writeFileSync(rebootctl, `#!/bin/sh\nexec ${NODE} ${join(ROOT, 'cli/rebootctl.js')} "$@"\n`);
+    chmodSync(rebootctl, 0o755);
+    agent('n-roll', {});
+    agent('n-roll.dpu0', {}, { hooksDir: hooks, env: { REBOOTCTL: rebootctl, REBOOT_HOOK_CONFIG: '/dev/null' } });
+    const started = await api(stack.url, '/v1/rollouts', {
+      token: OPERATOR_TOKEN,
+      body: { selector: { node: 'n-roll' }, maxUnavailable: 1, reason: 'firmware 1.2', noticeSeconds: 30 },
+    });
+    expect(started.status).toBe(201);
+    const r = await waitFor(
+      'the announced reboot',
+      async () => (await api(stack.url, '/v1/reboots?node=n-roll', { token: OPERATOR_TOKEN })).json?.items?.[0],
+    );
+    expect(r.kind).toBe('xpu');
+    expect(r.history[0].by).toBe('agent:n-roll.dpu0');
+    const rollout = await waitFor('the rollout to follow it', async () => {
+      const g = (await api(stack.url, `/v1/rollouts/${started.json.id}`, { token: OPERATOR_TOKEN })).json;
+      return g.pending[0]?.state === 'rebooting' && g;
+    });
+    expect(rollout.status).toBe('running');
+    expect(rollout.pending[0].rebootId).toBe(r.id);
+    expect(rollout.failed).toEqual([]);
   });
 });
 
