@@ -189,7 +189,8 @@ export function defaultStateRoot(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.HOME || homedir(), '.local', 'state', 'rebootctl');
 }
 
-async function readConfigFile(path: string): Promise<{ path: string; values: Record<string, unknown> }> {
+/** The `--config` file: its values by key, unknown keys refused (also read by `rebootctl agent check`). */
+export async function readConfigFile(path: string): Promise<{ path: string; values: Record<string, unknown> }> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');

@@ -562,6 +562,38 @@ function execStopOf(unitText: string, files: Record<string, string>): { argv: st
   return { argv, env };
 }
 
+describe('rebootctl agent check with a config-file install', () => {
+  it('reads the same --config / REBOOT_AGENT_CONFIG as the agent (the unit runs it as ExecStartPre)', () => {
+    // Everything in the config file, relative paths relative to it (agent/README.md, Options).
+    const conf = join(dir, 'conf');
+    writeHooks(join(conf, 'hooks'), Object.fromEntries(REQUIRED_HOOKS.host.map((t) => [t, 'true'])));
+    chmodSync(join(conf, 'hooks'), 0o755);
+    writeFileSync(join(conf, 'token'), `${tokenOf('n-gate')}\n`, { mode: 0o600 });
+    const file = join(conf, 'agent.yaml');
+    writeFileSync(file, `server: ${stack.url}\nagent: n-gate\nhooks: hooks\ntokenFile: token\n`);
+    const check = (args: string[], env: Record<string, string> = {}) =>
+      spawnSync(NODE, [join(ROOT, 'cli/rebootctl.js'), 'agent', 'check', ...args], {
+        cwd: dir,
+        env: childEnv(env),
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+    for (const res of [check(['--allow-offline'], { REBOOT_AGENT_CONFIG: file }), check(['--config', file])]) {
+      expect({ status: res.status, stderr: res.stderr }).toEqual({ status: 0, stderr: '' });
+      expect(res.stdout).toContain('accepts the token of agent n-gate');
+      expect(res.stdout).toContain('required hook protect-pcie present');
+    }
+    // Flags and env still win over the file; a bad file is a usage error.
+    const wrong = check(['--config', file, '--agent', 'n-gate.dpu0']);
+    expect(wrong.status).toBe(1);
+    expect(wrong.stderr).toMatch(/required hook free-host-context is missing/);
+    writeFileSync(join(conf, 'bad.yaml'), 'hookz: hooks\n');
+    const bad = check(['--config', join(conf, 'bad.yaml')]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/unknown key 'hookz'/);
+  });
+});
+
 describe('the shipped shutdown gate, installed as the edge kit says', () => {
   it("reaches the coordinator with the host agent's token file and answers within its wait", () => {
     // The host agent's install (agent/README.md): the token in /etc/rebootctl/agent.token, agent.env
