@@ -46,6 +46,8 @@ const NODES: Record<string, { notice: number; xpuToken?: boolean }> = {
   'n-gate': { notice: 60 },
   'n-hang': { notice: 6 },
   'n-roll': { notice: 60 },
+  'n-ahead': { notice: 60 },
+  'n-behind': { notice: 6 },
 };
 
 function inventory(revoked: string[] = []): string {
@@ -196,7 +198,7 @@ function journal(state: string, agentId: string): any[] {
  * response for ever (the agent never reads what the stack handed it).
  */
 type Outcome = 'pass' | 'refuse' | 'lose' | 'hold';
-async function proxy(target: string, rule: (method: string, path: string) => Outcome) {
+async function proxy(target: string, rule: (method: string, path: string) => Outcome, opts: { shiftMs?: number } = {}) {
   const seen: { method: string; path: string; outcome: string; body?: string }[] = [];
   const server: Server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
@@ -213,11 +215,19 @@ async function proxy(target: string, rule: (method: string, path: string) => Out
         headers: { authorization: String(req.headers.authorization ?? ''), 'content-type': 'application/json' },
         body: chunks.length ? Buffer.concat(chunks) : undefined,
       });
-      const body = await up.text();
+      let body = await up.text();
       seen.at(-1)!.body = body;
       if (outcome === 'hold') return;
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (opts.shiftMs) {
+        // A server whose clock is shiftMs ahead of the agent's: its Date header and the deadlines it sends.
+        const shift = (iso: string) => new Date(Date.parse(iso) + opts.shiftMs!).toISOString();
+        headers.date = new Date(Date.parse(up.headers.get('date') ?? '') + opts.shiftMs).toUTCString();
+        if (req.method === 'GET' && up.status === 200 && body.startsWith('['))
+          body = JSON.stringify((JSON.parse(body) as any[]).map((c) => ({ ...c, deadline: shift(c.deadline) })));
+      }
       if (outcome === 'lose') res.writeHead(502).end('lost');
-      else res.writeHead(up.status, { 'content-type': 'application/json' }).end(body);
+      else res.writeHead(up.status, headers).end(body);
     } catch {
       res.writeHead(502).end('upstream down');
     }
@@ -413,6 +423,43 @@ describe('a rollout through the example reboot-xpu hook', () => {
     expect(rollout.status).toBe('running');
     expect(rollout.pending[0].rebootId).toBe(r.id);
     expect(rollout.failed).toEqual([]);
+  });
+});
+
+describe("an agent whose clock is off by an hour (the coordinator's clock dates deadlines, contract 7.1)", () => {
+  it('ahead: still runs the commands it is sent, instead of taking every deadline as passed', async () => {
+    const px = await proxy(stack.url, () => 'pass', { shiftMs: -3_600_000 });
+    try {
+      const log = join(dir, 'ahead.log');
+      agent('n-ahead', logged(log, { 'migrate-workloads': 'true', 'protect-pcie': 'true' }), { url: px.url });
+      const r = await notice('n-ahead', 'ahead-1');
+      const done = await until(r.id, 'prepared', (x) =>
+        ['migrate-workloads', 'protect-pcie'].every((t) => ['succeeded', 'failed'].includes(commandOf(x, t)?.status)),
+      );
+      expect(commandOf(done, 'migrate-workloads')).toMatchObject({ status: 'succeeded' });
+      expect(lines(log)).toContain('protect-pcie end');
+    } finally {
+      await px.close();
+    }
+  });
+
+  it("behind: kills a hook at the command's deadline by the server's clock, not an hour later", async () => {
+    const px = await proxy(stack.url, () => 'pass', { shiftMs: 3_600_000 });
+    const state = join(dir, 'state-behind');
+    try {
+      agent('n-behind', { 'migrate-workloads': 'cat > /dev/null\nsleep 300' }, { url: px.url, state });
+      const r = await notice('n-behind', 'behind-1');
+      const id = `${r.id}.migrate-workloads`;
+      const fin = await waitFor(
+        'the hook killed and its result journalled',
+        async () => journal(state, 'n-behind').find((e) => e.t === 'finished' && e.id === id),
+        40_000,
+      );
+      expect(fin.status).toBe('failed');
+      expect(fin.output).toMatch(/^deadline exceeded: /);
+    } finally {
+      await px.close();
+    }
   });
 });
 
