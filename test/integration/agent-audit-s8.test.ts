@@ -48,6 +48,7 @@ const NODES: Record<string, { notice: number; xpuToken?: boolean }> = {
   'n-roll': { notice: 60 },
   'n-ahead': { notice: 60 },
   'n-behind': { notice: 6 },
+  'n-twice': { notice: 60 },
 };
 
 function inventory(revoked: string[] = []): string {
@@ -460,6 +461,28 @@ describe("an agent whose clock is off by an hour (the coordinator's clock dates 
     } finally {
       await px.close();
     }
+  });
+});
+
+describe('stopping the agent twice', () => {
+  it('a second SIGTERM kills the running hook and exits 130 at once; the restart reports the hook interrupted', async () => {
+    const pidFile = join(dir, 'twice.pid');
+    const state = join(dir, 'state-twice');
+    const hooks = { 'migrate-workloads': `cat > /dev/null\necho $$ > ${pidFile}\nsleep 300` };
+    const first = agent('n-twice', hooks, { state });
+    const r = await notice('n-twice', 'twice-1');
+    const hook = Number(await waitFor('the hook to run', async () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim()));
+    pids.push(hook);
+    first.proc.kill('SIGTERM');
+    await waitFor('the first stop to be taken', async () => first.output().includes('stop requested'));
+    expect(alive(hook)).toBe(true); // the stop grace (30 s) lets it run on
+    first.proc.kill('SIGTERM');
+    expect(await exitOf(first, 10_000)).toBe(130);
+    await waitFor('the hook to be gone', async () => !alive(hook), 5_000);
+
+    agent('n-twice', hooks, { state });
+    const done = await until(r.id, 'migrate-workloads reported', (x) => commandOf(x, 'migrate-workloads')?.status === 'failed');
+    expect(commandOf(done, 'migrate-workloads').output).toMatch(/^interrupted: agent restarted/);
   });
 });
 
