@@ -27,11 +27,16 @@ export interface ParticipantOpts {
   tokenFile?: string;
 }
 
-/** --token, else --token-file, else REBOOT_AGENT_TOKEN / REBOOT_AGENT_TOKEN_FILE (as the agent). */
+/**
+ * --token, else --token-file, else REBOOT_AGENT_TOKEN, else REBOOT_AGENT_TOKEN_FILE. A token in the
+ * environment beats a file named there: the shutdown gate's unit names the agent's token file by default,
+ * and an agent.env that holds the token itself (its earlier form) must keep working.
+ */
 export function resolveToken(opts: ParticipantOpts, env: NodeJS.ProcessEnv = process.env): string {
   if (opts.token && opts.tokenFile) throw new UsageError('give either --token or --token-file, not both');
-  const file = opts.tokenFile ?? (opts.token ? undefined : env.REBOOT_AGENT_TOKEN_FILE);
   if (opts.token) return opts.token;
+  if (!opts.tokenFile && env.REBOOT_AGENT_TOKEN) return env.REBOOT_AGENT_TOKEN;
+  const file = opts.tokenFile ?? env.REBOOT_AGENT_TOKEN_FILE;
   if (file) {
     try {
       const t = readFileSync(file, 'utf8').trim();
@@ -41,7 +46,6 @@ export function resolveToken(opts: ParticipantOpts, env: NodeJS.ProcessEnv = pro
     }
     throw new UsageError(`the token file ${file} is empty`);
   }
-  if (env.REBOOT_AGENT_TOKEN) return env.REBOOT_AGENT_TOKEN;
   throw new UsageError('a token is needed: --token, --token-file, or REBOOT_AGENT_TOKEN(_FILE)');
 }
 

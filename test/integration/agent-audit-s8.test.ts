@@ -607,12 +607,16 @@ function execStopOf(unitText: string, files: Record<string, string>): { argv: st
   mkdirSync(creds, { recursive: true });
   for (const c of values('LoadCredential')) {
     const [name, path] = c.split(/:(.*)/s);
-    writeFileSync(join(creds, name), readFileSync(files[path] ?? path));
+    const from = files[path] ?? path;
+    // systemd does not start a unit whose credential file is missing.
+    if (!existsSync(from)) throw new Error(`LoadCredential=${c}: no such file: systemd would not start the unit`);
+    writeFileSync(join(creds, name), readFileSync(from));
   }
   const env: Record<string, string> = {};
   for (const e of values('Environment')) {
     const [k, v] = e.split(/=(.*)/s);
-    env[k] = v.replaceAll('%d', creds).replaceAll('%C', join(dir, 'gate-cache'));
+    const value = v.replaceAll('%d', creds).replaceAll('%C', join(dir, 'gate-cache'));
+    env[k] = files[value] ?? value;
   }
   for (const f of values('EnvironmentFile')) {
     const path = files[f.replace(/^-/, '')];
@@ -679,6 +683,24 @@ describe('the shipped shutdown gate, installed as the edge kit says', () => {
     expect({ status: res.status, stderr: res.stderr }).toEqual({ status: expect.any(Number), stderr: expect.any(String) });
     expect(answers).toContain(String(res.status)); // an answer (allowed, denied, timed out), not a unit failure
     expect(res.stderr).toMatch(/still waiting for n-gate\.dpu0/); // no xPU agent runs: it waited, then gave up
+
+    // The form identities.md described before: the token in agent.env itself, no token file. Still an answer.
+    const oldEnv = join(dir, 'etc-agent-old.env');
+    writeFileSync(
+      oldEnv,
+      `REBOOT_AGENT_SERVER=${stack.url}\nREBOOT_AGENT_ID=n-gate\nREBOOT_AGENT_TOKEN=${tokenOf('n-gate')}\nREBOOT_GATE_WAIT=1\n`,
+    );
+    const old = execStopOf(unit, { '/etc/rebootctl/agent.token': join(dir, 'no-such-token-file'), '/etc/rebootctl/agent.env': oldEnv });
+    const res2 = spawnSync(old.argv[0], old.argv.slice(1), {
+      cwd: ROOT,
+      env: { ...childEnv(), ...old.env },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect({ status: res2.status, stderr: res2.stderr }).toEqual({
+      status: 4,
+      stderr: expect.stringMatching(/still waiting for n-gate\.dpu0/),
+    });
   });
 });
 
