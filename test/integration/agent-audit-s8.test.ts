@@ -578,6 +578,30 @@ describe('exit codes of the edge kit commands', () => {
       expect({ args, status: res.status }).toEqual({ args, status: 2 });
       expect(res.stderr).toMatch(/error: (unknown option|required option)/);
     }
+    // A token that cannot go into an Authorization header is a bad configuration, not an unreachable server.
+    const twoLines = join(dir, 'two-line-token');
+    writeFileSync(twoLines, `${tokenOf('n-x')}\nsecond line\n`, { mode: 0o600 });
+    const hooks = writeHooks(join(dir, 'hooks-usage'), {});
+    for (const token of [
+      ['--token-file', twoLines],
+      ['--token', 'a token with spaces'],
+    ]) {
+      const res = run(
+        'agent',
+        '--server',
+        stack.url,
+        '--agent',
+        'n-x',
+        '--hooks',
+        hooks,
+        '--state',
+        join(dir, 'state-usage'),
+        '--once',
+        ...token,
+      );
+      expect({ token, status: res.status }).toEqual({ token, status: 2 });
+      expect(res.stderr).toMatch(/- token \([^:]*(--token-file|--token)\)+: must be one word of printable ASCII/);
+    }
     // Help is not an error.
     for (const args of [
       ['agent', '--help'],
