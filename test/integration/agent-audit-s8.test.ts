@@ -602,6 +602,15 @@ describe('exit codes of the edge kit commands', () => {
       expect({ token, status: res.status }).toEqual({ token, status: 2 });
       expect(res.stderr).toMatch(/- token \([^:]*(--token-file|--token)\)+: must be one word of printable ASCII/);
     }
+    // The same token file for announce and host-reboot: a usage error at once, not retries until --wait runs out.
+    for (const args of [
+      ['announce', '--agent', 'n-x.dpu0', '--reason', 'r', '--wait', '5'],
+      ['host-reboot', '--agent', 'n-x', '--wait', '5'],
+    ]) {
+      const res = run(...args, '--server', stack.url, '--token-file', twoLines);
+      expect({ args, status: res.status }).toEqual({ args, status: 2 });
+      expect(res.stderr).toMatch(/token file .* holds more than one word/);
+    }
     // Help is not an error.
     for (const args of [
       ['agent', '--help'],
