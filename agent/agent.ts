@@ -618,6 +618,7 @@ class Agent {
       killGraceMs: this.config.killGraceSeconds * 1000,
       onSpawn: (identity) => this.journal.spawned(id, identity),
       warm: this.#warm,
+      serverAheadMs: cmd.deadline.getTime() - killAt.getTime(),
     });
     this.#current = { id, run, deadline: cmd.deadline };
     log.info('hook started', { pid: run.pid, deadline: isoTime(cmd.deadline), gate: run.warm ? 'warm' : 'cold' });

@@ -458,6 +458,9 @@ describe("an agent whose clock is off by an hour (the coordinator's clock dates 
       );
       expect(fin.status).toBe('failed');
       expect(fin.output).toMatch(/^deadline exceeded: /);
+      // It names the deadline the server sent (not that time on this machine's clock).
+      const started = journal(state, 'n-behind').find((e) => e.t === 'started' && e.id === id);
+      expect(fin.output).toContain(`the command's deadline ${started.deadline} passed`);
     } finally {
       await px.close();
     }
