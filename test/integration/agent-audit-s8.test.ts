@@ -357,8 +357,11 @@ describe('hooks that misbehave', () => {
     expect(fin.output).toMatch(/^hook exited with code 3\n\[output truncated: \d+ of \d+ bytes dropped, the tail is kept\]\n/);
     expect(Buffer.byteLength(fin.output)).toBeLessThanOrEqual(65536);
     expect(fin.output).toContain('\uFFFD');
-    const delivered = j.find((e) => e.t === 'delivered' && e.id === `${r.id}.migrate-workloads`);
-    expect(delivered).toBeTruthy();
+    // The agent journals the delivery once the server answered: the server may show the result first.
+    await waitFor('the agent to journal the delivery', async () =>
+      journal(state, 'n-out').some((e) => e.t === 'delivered' && e.id === `${r.id}.migrate-workloads`),
+    );
+    const delivered = journal(state, 'n-out').find((e) => e.t === 'delivered' && e.id === `${r.id}.migrate-workloads`);
     expect(delivered.dropped).toBeUndefined();
   });
 
