@@ -7,7 +7,7 @@ export class QueueSendFailed extends Error {
   override readonly name = 'QueueSendFailed';
 }
 
-/** SQS limits a batch to 10 messages and 256 KiB; stay clear of the byte limit. */
+/** SQS limits a batch to 10 messages and 256 KiB of UTF-8 bytes (not characters); stay clear of the byte limit. */
 const MAX_ENTRIES = 10;
 const MAX_BATCH_BYTES = 200 * 1024;
 
@@ -40,9 +40,11 @@ export class SqsEventQueue implements EventQueue {
         (ev) =>
           new Promise<void>((resolve, reject) => {
             const body = JSON.stringify(ev);
-            if (this.#pending.length >= MAX_ENTRIES || this.#bytes + body.length > MAX_BATCH_BYTES) this.#flush();
+            // Bytes as SQS counts them: text in a reason or a Redfish message may be several bytes a character.
+            const bytes = Buffer.byteLength(body, 'utf8');
+            if (this.#pending.length >= MAX_ENTRIES || this.#bytes + bytes > MAX_BATCH_BYTES) this.#flush();
             this.#pending.push({ body, done: (err) => (err ? reject(err) : resolve()) });
-            this.#bytes += body.length;
+            this.#bytes += bytes;
             if (this.#pending.length >= MAX_ENTRIES) this.#flush();
             else if (!this.#scheduled) {
               // Whatever else arrives in this turn of the event loop goes in the same call.

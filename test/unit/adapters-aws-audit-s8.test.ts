@@ -6,6 +6,8 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import { DynamoInventory, nodeItemKey } from '../../lambdas/adapters/dynamo-inventory.ts';
 import { parseInventory } from '../../lambdas/core/inventory.ts';
+import { SqsEventQueue } from '../../lambdas/adapters/sqs-queue.ts';
+import type { NativeEvent } from '../../lambdas/core/types.ts';
 
 type Handler = (command: string, input: any) => unknown;
 
@@ -79,5 +81,33 @@ nodes:
     await store.push(inv, { generation: 2 });
     expect(deleted).toEqual([]);
     expect(current.get(keyOf(nodeItemKey('n1')))?.gen).toBe(2);
+  });
+});
+
+describe('SQS: SendMessageBatch is limited to 256 KiB of message bytes, not characters', () => {
+  it('never sends a batch whose bodies exceed 256 KiB when the events carry multi-byte text', async () => {
+    const batches: number[] = [];
+    const sqs = fakeSqs((command, input) => {
+      if (command !== 'SendMessageBatchCommand') throw new Error(`unexpected ${command}`);
+      const bytes = (input.Entries as { MessageBody: string }[]).reduce((n, e) => n + Buffer.byteLength(e.MessageBody), 0);
+      batches.push(bytes);
+      // What SQS answers for a batch over the limit: the whole call fails.
+      if (bytes > 256 * 1024)
+        throw Object.assign(new Error('Batch requests cannot be longer than 262144 bytes'), { name: 'BatchRequestTooLong' });
+      return { Successful: input.Entries.map((e: { Id: string }) => ({ Id: e.Id })), Failed: [] };
+    });
+    const queue = new SqsEventQueue(sqs, 'https://sqs.us-east-1.amazonaws.com/1/q');
+    // 30,000 characters of three bytes each: ~88 KiB a message, ~29 KiB by String.length.
+    const reason = '€'.repeat(30_000);
+    const events = Array.from({ length: 6 }, (_, i) => ({
+      id: `e${i}`,
+      type: 'xpu.reboot.pending',
+      node: 'n1',
+      xpu: 'dpu0',
+      data: { reason },
+      dedupKey: `native:n1:e${i}`,
+    })) as unknown as NativeEvent[];
+    await expect(queue.send(events)).resolves.toBeUndefined();
+    expect(Math.max(...batches)).toBeLessThanOrEqual(256 * 1024);
   });
 });
