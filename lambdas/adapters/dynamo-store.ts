@@ -432,16 +432,10 @@ export class DynamoRebootStore implements RebootStore {
   }
 
   async keptSignals(node: string): Promise<NativeEvent[]> {
-    const res = await this.#doc.send(
-      new QueryCommand({
-        TableName: this.#table,
-        KeyConditionExpression: 'pk = :p',
-        ExpressionAttributeValues: { ':p': `K#${node}` },
-        ConsistentRead: true,
-      }),
-    );
+    // Every page: a BMC flooding one node (and expired items TTL has not deleted yet) can pass 1 MB.
+    const items = await this.#partition(`K#${node}`);
     // dynalite has no TTL: readers honour the expiry themselves.
-    return (res.Items ?? []).filter((it) => typeof it.ttl !== 'number' || it.ttl * 1000 > Date.now()).map((it) => it.event as NativeEvent);
+    return items.filter((it) => typeof it.ttl !== 'number' || it.ttl * 1000 > Date.now()).map((it) => it.event as NativeEvent);
   }
 
   async forgetSignal(ev: NativeEvent): Promise<void> {
@@ -713,16 +707,22 @@ export class DynamoRebootStore implements RebootStore {
     const out: Array<{ at: string; reason: string; event: NativeEvent }> = [];
     for (let back = 0; back <= DROPPED_DAYS && out.length < limit; back++) {
       const day = new Date(Date.now() - back * 86400_000).toISOString().slice(0, 10);
-      const res = await this.#doc.send(
-        new QueryCommand({
-          TableName: this.#table,
-          KeyConditionExpression: 'pk = :p',
-          ExpressionAttributeValues: { ':p': `${DROPPED}#${day}` },
-          ScanIndexForward: false,
-          Limit: limit - out.length,
-        }),
-      );
-      out.push(...(res.Items ?? []).map((it) => ({ at: it.at as string, reason: it.reason as string, event: it.event as NativeEvent })));
+      // A page ends at 1 MB (dropped events carry their whole event) before Limit: read the day to its end.
+      let start: Record<string, unknown> | undefined;
+      do {
+        const res = await this.#doc.send(
+          new QueryCommand({
+            TableName: this.#table,
+            KeyConditionExpression: 'pk = :p',
+            ExpressionAttributeValues: { ':p': `${DROPPED}#${day}` },
+            ScanIndexForward: false,
+            Limit: limit - out.length,
+            ExclusiveStartKey: start,
+          }),
+        );
+        out.push(...(res.Items ?? []).map((it) => ({ at: it.at as string, reason: it.reason as string, event: it.event as NativeEvent })));
+        start = res.LastEvaluatedKey;
+      } while (start && out.length < limit);
     }
     return out;
   }
@@ -848,7 +848,7 @@ export class DynamoRebootStore implements RebootStore {
     return res.Attributes?.hold as Hold | undefined;
   }
 
-  /** Every item of one small partition (budgets, the queue, holds), strongly consistent, page after page. */
+  /** Every item of one small partition (budgets, the queue, holds, kept signals), strongly consistent, page after page. */
   async #partition(pk: string): Promise<Record<string, unknown>[]> {
     const items: Record<string, unknown>[] = [];
     let startKey: Record<string, unknown> | undefined;

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { DynamoInventory, nodeItemKey } from '../../lambdas/adapters/dynamo-inventory.ts';
 import { parseInventory } from '../../lambdas/core/inventory.ts';
 import { SqsEventQueue } from '../../lambdas/adapters/sqs-queue.ts';
+import { DynamoRebootStore } from '../../lambdas/adapters/dynamo-store.ts';
 import type { NativeEvent } from '../../lambdas/core/types.ts';
 
 type Handler = (command: string, input: any) => unknown;
@@ -109,5 +110,63 @@ describe('SQS: SendMessageBatch is limited to 256 KiB of message bytes, not char
     })) as unknown as NativeEvent[];
     await expect(queue.send(events)).resolves.toBeUndefined();
     expect(Math.max(...batches)).toBeLessThanOrEqual(256 * 1024);
+  });
+});
+
+/**
+ * A Query answered as DynamoDB does once a page reaches 1 MB: `pageSize` items at most, with a
+ * LastEvaluatedKey while more remain, whatever the Limit (dynalite's pages are never that small).
+ */
+function pagedQuery(items: (input: any) => Record<string, unknown>[], pageSize: number) {
+  return (input: any) => {
+    const all = items(input);
+    const from = input.ExclusiveStartKey ? all.findIndex((it) => keyOf(it as never) === keyOf(input.ExclusiveStartKey)) + 1 : 0;
+    const take = Math.min(pageSize, input.Limit ?? Number.POSITIVE_INFINITY);
+    const page = all.slice(from, from + take);
+    const more = from + page.length < all.length;
+    return { Items: page, ...(more ? { LastEvaluatedKey: { pk: page[page.length - 1].pk, sk: page[page.length - 1].sk } } : {}) };
+  };
+}
+
+describe('DynamoDB Query pages end at 1 MB: every reader goes on at LastEvaluatedKey', () => {
+  const ev = (i: number) => ({
+    id: `s${i}`,
+    type: 'host.ready',
+    node: 'n1',
+    dedupKey: `native:n1:s${i}`,
+    receivedAt: `2026-12-07T00:00:0${i}.000Z`,
+  });
+
+  it('keptSignals returns every signal kept for the node, not the first page', async () => {
+    const kept = [0, 1, 2, 3, 4].map((i) => ({ pk: 'K#n1', sk: `${ev(i).receivedAt}#${ev(i).dedupKey}`, event: ev(i) }));
+    const query = pagedQuery(() => kept, 2);
+    const store = new DynamoRebootStore(
+      fakeDynamo((command, input) => {
+        if (command === 'QueryCommand') return query(input);
+        throw new Error(`unexpected ${command}`);
+      }),
+      't',
+    );
+    expect((await store.keptSignals('n1')).map((e) => e.id)).toEqual(['s0', 's1', 's2', 's3', 's4']);
+  });
+
+  it('listDropped reads a day to its end before it goes to the day before', async () => {
+    const today = new Date().toISOString().slice(0, 10);
+    const dropped = [3, 2, 1].map((i) => ({
+      pk: `DROPPED#${today}`,
+      sk: `${today}T00:00:0${i}.000Z#k${i}`,
+      at: `${today}T00:00:0${i}.000Z`,
+      reason: 'r',
+      event: ev(i),
+    }));
+    const query = pagedQuery((input) => (input.ExpressionAttributeValues[':p'] === `DROPPED#${today}` ? dropped : []), 1);
+    const store = new DynamoRebootStore(
+      fakeDynamo((command, input) => {
+        if (command === 'QueryCommand') return query(input);
+        throw new Error(`unexpected ${command}`);
+      }),
+      't',
+    );
+    expect((await store.listDropped(3)).map((d) => d.event.id)).toEqual(['s3', 's2', 's1']);
   });
 });
