@@ -190,7 +190,8 @@ export class CoordinatorStack extends Stack {
     for (const wf of this.workflows.workflows.filter((w) => w.stem !== ROLLOUT_WORKFLOW))
       grantEnv(ingest, wf.envName, wf.stateMachine, 'start');
     // SendTaskFailure: a wake-up that routes through a Catch (deps.ts wakeIfReady, `error` outcomes).
-    grantTaskCallbacks(ingest, ['SendTaskSuccess', 'SendTaskFailure', 'SendTaskHeartbeat'], machines);
+    // No SendTaskHeartbeat: agents' heartbeats reach a waiting Task through the API alone.
+    grantTaskCallbacks(ingest, ['SendTaskSuccess', 'SendTaskFailure'], machines);
     ingest.addEventSource(
       new SqsEventSource(this.ingestQueue.queue, {
         batchSize: 10,
@@ -206,7 +207,8 @@ export class CoordinatorStack extends Stack {
     // Every change to a reboot may satisfy its waiting Task, so the step that made it wakes it.
     grantTaskCallbacks(workflowStep, ['SendTaskSuccess', 'SendTaskFailure'], machines);
 
-    for (const writer of [api, ingest, workflowAwait, workflowStep])
+    // Every writer of reboots stamps the TTL of those it ends; the reconciler ends reboots too.
+    for (const writer of [api, ingest, workflowAwait, workflowStep, reconciler])
       writer.addEnvironment('REBOOT_RETENTION_DAYS', String(config.rebootRetentionDays));
     // Signals of an xPU's next outage kept on the reboot that still held it go back to the ingest
     // queue when it lets go of the xPU (model.ts `defer`): whoever ends or advances a reboot sends them.
@@ -217,7 +219,9 @@ export class CoordinatorStack extends Stack {
     grantEnv(report, 'REPORT_BUCKET', this.reports.bucket, 'put', REPORT_KEY_PREFIX);
     grantEnv(watchdog, 'TABLE_NAME', reboots, 'read');
     grantEnv(reconciler, 'TABLE_NAME', reboots, 'readWrite');
-    for (const wf of this.workflows.workflows) grantEnv(reconciler, wf.envName, wf.stateMachine, 'describe');
+    // The reboots' executions only (reconciler.ts WORKFLOW_OF): it never reads a rollout's.
+    for (const wf of this.workflows.workflows.filter((w) => w.stem !== ROLLOUT_WORKFLOW))
+      grantEnv(reconciler, wf.envName, wf.stateMachine, 'describe');
     // A running wait whose condition already happened (its wake-up was lost) is woken by the reconciler.
     grantTaskCallbacks(reconciler, ['SendTaskSuccess', 'SendTaskFailure'], machines);
 

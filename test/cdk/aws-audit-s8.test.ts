@@ -1,0 +1,103 @@
+// Issue s8 (AWS audit): invariants of the synthesized twin that the local stack cannot show: every
+// function that writes what it configures gets the configuration, each grant is one the code uses,
+// and every error the workflows name is one the code throws.
+import { Template } from 'aws-cdk-lib/assertions';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { asArray, buildTestApp, policyStatements, REPO_ROOT } from './helpers.ts';
+
+type Resources = Record<string, { Type: string; Properties: any }>;
+let built: ReturnType<typeof buildTestApp>;
+let resources: Resources;
+
+const fnId = (name: keyof typeof built.stack.functions) =>
+  built.stack.resolve((built.stack.functions[name].node.defaultChild as any).logicalId) as string;
+const envOf = (name: keyof typeof built.stack.functions): Record<string, unknown> =>
+  resources[fnId(name)].Properties.Environment?.Variables ?? {};
+const statementsOf = (name: keyof typeof built.stack.functions) => {
+  const role = resources[fnId(name)].Properties.Role['Fn::GetAtt'][0];
+  return policyStatements(resources).filter((s) => asArray(resources[s.policy].Properties.Roles).some((r: any) => r.Ref === role));
+};
+const actionsOf = (name: keyof typeof built.stack.functions) => statementsOf(name).flatMap((s) => asArray(s.Action));
+
+beforeAll(() => {
+  built = buildTestApp({
+    skipBundling: true,
+    workflowsDir: join(REPO_ROOT, 'workflows'),
+    config: { stage: 'audit', rebootRetentionDays: 30 },
+  });
+  resources = Template.fromStack(built.stack).toJSON().Resources;
+}, 120_000);
+
+describe('configuration follows the writes', () => {
+  it('gives every function that writes reboots the stage retention (the TTL it stamps on an ended reboot)', () => {
+    const writers = (Object.keys(built.stack.functions) as (keyof typeof built.stack.functions)[]).filter((name) =>
+      actionsOf(name).includes('dynamodb:PutItem'),
+    );
+    expect(writers).toEqual(expect.arrayContaining(['api', 'ingest', 'workflow-await', 'workflow-step', 'reconciler']));
+    for (const name of writers) expect(envOf(name).REBOOT_RETENTION_DAYS, name).toBe('30');
+  });
+});
+
+describe('least privilege: each grant is one the code uses', () => {
+  it('grants states:SendTaskHeartbeat to the api alone (agents heartbeat through it: handlers/api.ts)', () => {
+    const holders = (Object.keys(built.stack.functions) as (keyof typeof built.stack.functions)[]).filter((name) =>
+      actionsOf(name).includes('states:SendTaskHeartbeat'),
+    );
+    expect(holders).toEqual(['api']);
+  });
+
+  it('lets the reconciler describe executions of the reboot workflows only (it never reads a rollout execution)', () => {
+    expect(
+      Object.keys(envOf('reconciler'))
+        .filter((k) => k.endsWith('_WORKFLOW_ARN'))
+        .sort(),
+    ).toEqual(['HOST_WORKFLOW_ARN', 'XPU_WORKFLOW_ARN']);
+    const describe = statementsOf('reconciler').filter((s) => asArray(s.Action).includes('states:DescribeExecution'));
+    const text = JSON.stringify(describe.map((s) => s.Resource));
+    expect(text).toMatch(/XpuReboot/);
+    expect(text).toMatch(/HostReboot/);
+    expect(text).not.toMatch(/Rollout/);
+  });
+});
+
+describe('the workflows name only errors the code throws', () => {
+  const files = readdirSync(join(REPO_ROOT, 'workflows')).filter((f) => f.endsWith('.asl.json'));
+  const source = (dir: string): string =>
+    readdirSync(join(REPO_ROOT, dir), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => readFileSync(join(REPO_ROOT, dir, f), 'utf8'))
+      .join('\n');
+  const code = source('lambdas');
+  /** Error names the functions raise: `name = 'X'` on an Error class, or `error: 'X'` of a SendTaskFailure outcome. */
+  const thrown = new Set([...code.matchAll(/(?:readonly name = |\berror: )'([A-Za-z]+)'/g)].map((m) => m[1]));
+
+  function errorNames(states: Record<string, any>, out: Map<string, { retried: boolean; caught: boolean }>) {
+    for (const s of Object.values(states)) {
+      for (const [field, key] of [
+        ['Retry', 'retried'],
+        ['Catch', 'caught'],
+      ] as const)
+        for (const r of s[field] ?? [])
+          for (const e of r.ErrorEquals as string[]) out.set(e, { ...(out.get(e) ?? { retried: false, caught: false }), [key]: true });
+      for (const b of s.Branches ?? []) errorNames(b.States, out);
+      if (s.ItemProcessor) errorNames(s.ItemProcessor.States, out);
+    }
+    return out;
+  }
+
+  it.each(files)('%s: every ErrorEquals is a States./Lambda. error or one the functions throw', (file) => {
+    const names = errorNames(JSON.parse(readFileSync(join(REPO_ROOT, 'workflows', file), 'utf8')).States, new Map());
+    const unknown = [...names.keys()].filter((e) => !/^(States|Lambda)\./.test(e) && !thrown.has(e));
+    expect(unknown).toEqual([]);
+  });
+
+  it('retries ConcurrentUpdate (a lost optimistic race) in every workflow that calls the functions', () => {
+    expect(thrown.has('ConcurrentUpdate')).toBe(true);
+    for (const file of files) {
+      const names = errorNames(JSON.parse(readFileSync(join(REPO_ROOT, 'workflows', file), 'utf8')).States, new Map());
+      expect(names.get('ConcurrentUpdate')?.retried, file).toBe(true);
+    }
+  });
+});
