@@ -90,6 +90,11 @@ const iotSignal = env.IOT_DATA_ENDPOINT
         sessionToken: process.env.AWS_SESSION_TOKEN,
       }),
       onError: (agent, err) => powertoolsLogger.warn('wake-up not published', { agent, error: String(err) }),
+      // The agent fetches from gsi1 (eventually consistent): wake it once its commands show there.
+      visible: async (agent, ids) => {
+        const open = new Set((await store.openCommands(agent)).map((c) => c.id));
+        return ids.every((id) => open.has(id));
+      },
     })
   : undefined;
 const signal = iotSignal ?? new PollingCommandSignal();

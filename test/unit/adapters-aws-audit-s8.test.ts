@@ -3,11 +3,14 @@
 // against fake clients that behave as the AWS service does where the local emulators do not.
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DynamoInventory, nodeItemKey } from '../../lambdas/adapters/dynamo-inventory.ts';
 import { parseInventory } from '../../lambdas/core/inventory.ts';
 import { SqsEventQueue } from '../../lambdas/adapters/sqs-queue.ts';
 import { DynamoRebootStore } from '../../lambdas/adapters/dynamo-store.ts';
+import { withIotWakeups } from '../../lambdas/adapters/iot-wake.ts';
+import { PollingCommandSignal } from '../../lambdas/adapters/polling-signal.ts';
+import type { StoredCommand } from '../../lambdas/ports/index.ts';
 import type { NativeEvent } from '../../lambdas/core/types.ts';
 
 type Handler = (command: string, input: any) => unknown;
@@ -168,5 +171,64 @@ describe('DynamoDB Query pages end at 1 MB: every reader goes on at LastEvaluate
       't',
     );
     expect((await store.listDropped(3)).map((d) => d.event.id)).toEqual(['s3', 's2', 's1']);
+  });
+});
+
+describe('IoT wake-ups wait until the commands show in gsi1 (a GSI is eventually consistent)', () => {
+  const cmd = (id: string) => ({ id, agent: 'node-a', status: 'pending' }) as unknown as StoredCommand;
+
+  it('publishes only once a fetch would find the commands it announces', async () => {
+    const order: string[] = [];
+    let looks = 0;
+    vi.stubGlobal('fetch', async () => {
+      order.push('publish');
+      return new Response(null, { status: 200 });
+    });
+    try {
+      const signal = withIotWakeups(new PollingCommandSignal(), {
+        endpoint: 'abc-ats.iot.eu-west-1.amazonaws.com',
+        region: 'eu-west-1',
+        credentials: () => ({ accessKeyId: 'k', secretAccessKey: 's' }),
+        onError: (_agent, err) => order.push(`error ${err}`),
+        // The index shows the command on the third look, as gsi1 may a moment after the write.
+        visible: async (agent, ids) => {
+          order.push(`look ${agent} ${ids.join(',')}`);
+          return ++looks >= 3;
+        },
+        lookAfterMs: () => 1,
+      });
+      signal.notify('node-a', [cmd('c1')]);
+      await signal.flush();
+      expect(order).toEqual(['look node-a c1', 'look node-a c1', 'look node-a c1', 'publish']);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
+  it('publishes all the same when the index still lags after its last look (the periodic fetch is the fallback)', async () => {
+    const order: string[] = [];
+    vi.stubGlobal('fetch', async () => {
+      order.push('publish');
+      return new Response(null, { status: 200 });
+    });
+    try {
+      const signal = withIotWakeups(new PollingCommandSignal(), {
+        endpoint: 'abc-ats.iot.eu-west-1.amazonaws.com',
+        region: 'eu-west-1',
+        credentials: () => ({ accessKeyId: 'k', secretAccessKey: 's' }),
+        onError: () => {},
+        visible: async () => {
+          order.push('look');
+          return false;
+        },
+        lookAfterMs: () => 1,
+      });
+      signal.notify('node-a', [cmd('c1')]);
+      await signal.flush();
+      expect(order.at(-1)).toBe('publish');
+      expect(order.filter((o) => o === 'look').length).toBeGreaterThan(1);
+    } finally {
+      vi.unstubAllGlobals();
+    }
   });
 });
