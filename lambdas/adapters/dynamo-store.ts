@@ -444,10 +444,14 @@ export class DynamoRebootStore implements RebootStore {
 
   #commandItem(c: StoredCommand & { order?: number }) {
     const open = !['succeeded', 'failed', 'skipped', 'timed-out'].includes(c.status);
+    // A closed command expires with its reboot (TTL, epoch seconds); an open one stays while its agent may fetch it.
+    const closedAt = Date.parse(c.finishedAt ?? '') || Date.now();
     return {
       ...c,
       ...commandKey(c.agent, c.id),
-      ...(open ? { gsi1pk: `OPEN#${c.agent}`, gsi1sk: `${c.createdAt}#${String(c.order ?? 0).padStart(4, '0')}#${c.id}` } : {}),
+      ...(open
+        ? { gsi1pk: `OPEN#${c.agent}`, gsi1sk: `${c.createdAt}#${String(c.order ?? 0).padStart(4, '0')}#${c.id}` }
+        : { ttl: Math.floor(closedAt / 1000) + this.#retentionDays * 86400 }),
     };
   }
 

@@ -232,3 +232,66 @@ describe('IoT wake-ups wait until the commands show in gsi1 (a GSI is eventually
     }
   });
 });
+
+describe('TTL: items meant to expire carry `ttl` in epoch seconds', () => {
+  it('a command gets a ttl once it is closed (its reboot expires after the retention; its commands did not)', async () => {
+    const puts: Record<string, unknown>[] = [];
+    const open = {
+      pk: 'A#node-a',
+      sk: 'C#xr-1.restore-pcie',
+      id: 'xr-1.restore-pcie',
+      agent: 'node-a',
+      rebootId: 'xr-1',
+      type: 'restore-pcie',
+      status: 'delivered',
+      step: 'recover',
+      noticePhase: false,
+      createdAt: '2026-12-07T00:00:00.000Z',
+      rev: 1,
+    };
+    const store = new DynamoRebootStore(
+      fakeDynamo((command, input) => {
+        if (command === 'GetItemCommand') return { Item: open };
+        if (command === 'PutItemCommand') {
+          puts.push(input.Item);
+          return {};
+        }
+        throw new Error(`unexpected ${command}`);
+      }),
+      't',
+      { retentionDays: 30 },
+    );
+    const before = Math.floor(Date.now() / 1000);
+    await store.updateCommand('node-a', open.id, (c) => ({ ...c, status: 'succeeded', finishedAt: new Date().toISOString() }));
+    const ttl = puts[0].ttl as number;
+    expect(ttl).toBeGreaterThanOrEqual(before + 30 * 86400);
+    expect(ttl).toBeLessThan(before + 31 * 86400); // seconds, not milliseconds
+    expect(puts[0].gsi1pk).toBeUndefined();
+  });
+
+  it('an open command has no ttl: it must not expire while its agent may still fetch it', async () => {
+    const puts: Record<string, unknown>[] = [];
+    const store = new DynamoRebootStore(
+      fakeDynamo((command, input) => {
+        if (command === 'PutItemCommand') {
+          puts.push(input.Item);
+          return {};
+        }
+        throw new Error(`unexpected ${command}`);
+      }),
+      't',
+    );
+    await store.putCommand({
+      id: 'xr-1.protect-pcie',
+      agent: 'node-a',
+      rebootId: 'xr-1',
+      type: 'protect-pcie',
+      status: 'pending',
+      step: 'prepare',
+      noticePhase: true,
+      createdAt: '2026-12-07T00:00:00.000Z',
+    } as unknown as StoredCommand);
+    expect(puts[0].ttl).toBeUndefined();
+    expect(puts[0].gsi1pk).toBe('OPEN#node-a');
+  });
+});
