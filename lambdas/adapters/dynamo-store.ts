@@ -160,6 +160,7 @@ export class DynamoRebootStore implements RebootStore {
       let keys: Record<string, unknown>[] | undefined = ids.slice(i, i + BATCH_GET_MAX).map(rebootKey);
       // BatchGet may leave keys unprocessed under load: ask again for those.
       for (let attempt = 0; keys && keys.length > 0; attempt++) {
+        if (attempt >= MAX_ATTEMPTS) throw new ConcurrentUpdate(`reboots left unprocessed after ${MAX_ATTEMPTS} attempts`);
         const res: BatchGetCommandOutput = await this.#doc.send(
           new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys, ConsistentRead: true } } }),
         );
@@ -233,6 +234,7 @@ export class DynamoRebootStore implements RebootStore {
     for (let i = 0; i < nodes.length; i += BATCH_GET_MAX) {
       let keys: Record<string, unknown>[] | undefined = nodes.slice(i, i + BATCH_GET_MAX).map(nodeKey);
       for (let attempt = 0; keys && keys.length > 0; attempt++) {
+        if (attempt >= MAX_ATTEMPTS) throw new ConcurrentUpdate(`node states left unprocessed after ${MAX_ATTEMPTS} attempts`);
         // Eventually consistent: half the read cost, and a second-old view is fine for the watchdog.
         const res: BatchGetCommandOutput = await this.#doc.send(new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys } } }));
         for (const it of res.Responses?.[this.#table] ?? []) {
@@ -603,6 +605,7 @@ export class DynamoRebootStore implements RebootStore {
     const found = new Map<string, Record<string, unknown>>();
     let keys: Record<string, unknown>[] | undefined = [...wanted.values()];
     for (let attempt = 0; keys && keys.length > 0; attempt++) {
+      if (attempt >= MAX_ATTEMPTS) throw new ConcurrentUpdate(`event keys left unread after ${MAX_ATTEMPTS} attempts`);
       const res: BatchGetCommandOutput = await this.#doc.send(
         new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys, ConsistentRead: true } } }),
       );

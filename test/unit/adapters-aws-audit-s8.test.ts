@@ -295,3 +295,34 @@ describe('TTL: items meant to expire carry `ttl` in epoch seconds', () => {
     expect(puts[0].gsi1pk).toBe('OPEN#node-a');
   });
 });
+
+describe('BatchGetItem: keys left unprocessed are asked again with backoff, a bounded number of times', () => {
+  /** DynamoDB under a throttled partition: every key comes back unprocessed. */
+  function throttled() {
+    let calls = 0;
+    const client = fakeDynamo((command, input) => {
+      // The listing's index: one day with one reboot.
+      if (command === 'QueryCommand')
+        return input.ExpressionAttributeValues[':p'] === 'REBOOTDAYS'
+          ? { Items: [{ pk: 'REBOOTDAYS', sk: '1970-01-01' }] }
+          : { Items: [{ id: 'xr-1', gsi1sk: '1970-01-01T00:00:00.000Z#xr-1' }] };
+      if (command !== 'BatchGetItemCommand') throw new Error(`unexpected ${command}`);
+      if (++calls > 50) throw new Error('still asking after 50 calls');
+      const [table, request] = Object.entries(input.RequestItems)[0] as [string, { Keys: unknown[] }];
+      expect(request.Keys.length).toBeLessThanOrEqual(100);
+      return { Responses: { [table]: [] }, UnprocessedKeys: { [table]: request } };
+    });
+    return { store: new DynamoRebootStore(client, 't'), calls: () => calls };
+  }
+
+  it.each([
+    ['getNodeStates', (s: DynamoRebootStore) => s.getNodeStates(['n1', 'n2'])],
+    ['listing reboots by id', (s: DynamoRebootStore) => s.rebootsNotifiedBetween(new Date(0), new Date(60_000))],
+    ['the ingest event look-up', (s: DynamoRebootStore) => s.isEventSeen('native:n1:e1')],
+  ])('%s gives up with ConcurrentUpdate (retried by the caller: SQS, the ASL Retry, a 503)', async (_what, call) => {
+    const { store, calls } = throttled();
+    const err = await call(store).catch((e: Error) => e);
+    expect((err as Error).name).toBe('ConcurrentUpdate');
+    expect(calls()).toBeLessThanOrEqual(12);
+  });
+});
