@@ -6,6 +6,7 @@ import { loadMapping } from '../core/redfish/mapping.ts';
 import { createApiApp } from '../handlers/api.ts';
 import { tokenOf } from '../handlers/authorizer.ts';
 import type { InventoryHint } from '../ports/index.ts';
+import { fitLambdaResponse } from './response-limit.ts';
 import { deadLetters, deps, flushWakeups, powertoolsMetrics } from './runtime.ts';
 
 /**
@@ -45,7 +46,10 @@ const serve = handle(app);
 export const handler = async (event: Parameters<typeof serve>[0], context: Context) => {
   requestHint = hintOf(event as unknown as APIGatewayProxyEventV2);
   try {
-    return await serve(event, context);
+    const result = await serve(event, context);
+    const fitted = fitLambdaResponse(result);
+    if (fitted !== result) deps.logger.warn('answer too large for Lambda', { path: (event as unknown as APIGatewayProxyEventV2).rawPath });
+    return fitted;
   } finally {
     await flushWakeups();
     // Powertools keeps metrics in memory until published: without this the API's counts never reach CloudWatch.

@@ -11,6 +11,7 @@ import { DynamoRebootStore } from '../../lambdas/adapters/dynamo-store.ts';
 import { withIotWakeups } from '../../lambdas/adapters/iot-wake.ts';
 import { PollingCommandSignal } from '../../lambdas/adapters/polling-signal.ts';
 import type { StoredCommand } from '../../lambdas/ports/index.ts';
+import { fitLambdaResponse, LAMBDA_RESPONSE_MAX_BYTES } from '../../lambdas/entry/response-limit.ts';
 import type { NativeEvent } from '../../lambdas/core/types.ts';
 
 type Handler = (command: string, input: any) => unknown;
@@ -324,5 +325,23 @@ describe('BatchGetItem: keys left unprocessed are asked again with backoff, a bo
     const err = await call(store).catch((e: Error) => e);
     expect((err as Error).name).toBe('ConcurrentUpdate');
     expect(calls()).toBeLessThanOrEqual(12);
+  });
+});
+
+describe('Lambda: a synchronous response is at most 6 MB', () => {
+  it('turns an answer Lambda could not return into a 413 ResponseTooLarge that says how to ask for less', () => {
+    const big = { statusCode: 200, headers: { 'content-type': 'text/csv' }, body: 'x'.repeat(7 * 1024 * 1024), isBase64Encoded: false };
+    const fitted = fitLambdaResponse(big);
+    expect(fitted.statusCode).toBe(413);
+    expect(JSON.parse(fitted.body)).toMatchObject({ error: 'ResponseTooLarge', message: expect.stringMatching(/from\/to/) });
+    expect(Buffer.byteLength(JSON.stringify(fitted))).toBeLessThan(LAMBDA_RESPONSE_MAX_BYTES);
+  });
+
+  it('counts bytes, escapes included, and leaves an answer that fits as it is', () => {
+    const small = { statusCode: 200, body: 'x'.repeat(1024 * 1024) };
+    expect(fitLambdaResponse(small)).toBe(small);
+    // 2.5 M three-byte characters: 7.5 MB on the wire, although String.length is 2.5 M.
+    const multiByte = { statusCode: 200, body: '€'.repeat(2_500_000) };
+    expect(fitLambdaResponse(multiByte).statusCode).toBe(413);
   });
 });
