@@ -11,7 +11,7 @@ import { resolve } from 'node:path';
 import { parseMapping } from '../../lambdas/core/redfish/mapping.ts';
 import type { StageConfig } from '../config.ts';
 import { coordinatorFunction, type CoordinatorFunctionProps } from '../constructs/coordinator-function.ts';
-import { grantEnv, grantTaskCallbacks } from '../constructs/grant-env.ts';
+import { grantEnv, grantStartByName, grantTaskCallbacks } from '../constructs/grant-env.ts';
 import { CoordinatorHttpApi, LONG_POLL_MAX_SECONDS } from '../constructs/http-api.ts';
 import { IngestQueue } from '../constructs/ingest-queue.ts';
 import { Monitoring } from '../constructs/monitoring.ts';
@@ -204,6 +204,8 @@ export class CoordinatorStack extends Stack {
     grantEnv(workflowAwait, 'TABLE_NAME', reboots, 'readWrite');
     grantTaskCallbacks(workflowAwait, ['SendTaskSuccess', 'SendTaskFailure'], machines);
     grantEnv(workflowStep, 'TABLE_NAME', reboots, 'readWrite');
+    // The rollout's tick hands a long rollout to a new execution of it (core/rollout.ts TICKS_PER_EXECUTION).
+    if (rollout) grantStartByName(workflowStep, rollout.envName, rollout.stateMachineName);
     // Every change to a reboot may satisfy its waiting Task, so the step that made it wakes it.
     grantTaskCallbacks(workflowStep, ['SendTaskSuccess', 'SendTaskFailure'], machines);
 

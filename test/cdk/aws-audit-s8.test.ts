@@ -101,3 +101,22 @@ describe('the workflows name only errors the code throws', () => {
     }
   });
 });
+
+describe('a long rollout continues in a new execution (25,000 history events per execution)', () => {
+  const rollout = JSON.parse(readFileSync(join(REPO_ROOT, 'workflows', 'rollout.asl.json'), 'utf8'));
+
+  it('tells the tick which execution runs, and ends an execution the tick handed over', () => {
+    expect(rollout.States.StartNextReboots.Parameters['execution.$']).toBe('$$.Execution.Name');
+    const route = rollout.States.RouteRollout.Choices.find((c: any) => c.StringEquals === 'continued');
+    expect(rollout.States[route?.Next]?.Type).toBe('Succeed');
+  });
+
+  it('lets the workflow-step function (the tick) start the rollout state machine, by its fixed name', () => {
+    const env = envOf('workflow-step');
+    expect(JSON.stringify(env.ROLLOUT_WORKFLOW_ARN)).toMatch(/:stateMachine:audit-Rollout/);
+    const start = statementsOf('workflow-step').filter((s) => asArray(s.Action).includes('states:StartExecution'));
+    expect(start).toHaveLength(1);
+    expect(JSON.stringify(start[0].Resource)).toMatch(/:stateMachine:audit-Rollout"/);
+    expect(JSON.stringify(start[0].Resource)).not.toMatch(/Reboot/);
+  });
+});

@@ -5,7 +5,9 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, it, vi } from 'vitest';
 import { DynamoInventory, nodeItemKey } from '../../lambdas/adapters/dynamo-inventory.ts';
-import { parseInventory } from '../../lambdas/core/inventory.ts';
+import { InventoryIndex, parseInventory } from '../../lambdas/core/inventory.ts';
+import { type Rollout, TICKS_PER_EXECUTION } from '../../lambdas/core/rollout.ts';
+import { createRolloutTasks, type RolloutDeps } from '../../lambdas/handlers/rollout.ts';
 import { SqsEventQueue } from '../../lambdas/adapters/sqs-queue.ts';
 import { DynamoRebootStore } from '../../lambdas/adapters/dynamo-store.ts';
 import { withIotWakeups } from '../../lambdas/adapters/iot-wake.ts';
@@ -343,5 +345,86 @@ describe('Lambda: a synchronous response is at most 6 MB', () => {
     // 2.5 M three-byte characters: 7.5 MB on the wire, although String.length is 2.5 M.
     const multiByte = { statusCode: 200, body: '€'.repeat(2_500_000) };
     expect(fitLambdaResponse(multiByte).statusCode).toBe(413);
+  });
+});
+
+describe('Step Functions: an execution ends at 25,000 history events, so a long rollout hands over to a successor', () => {
+  const inventory = new InventoryIndex(
+    parseInventory(`
+nodes:
+  - { id: n1, xpus: [{ id: dpu0 }] }
+`),
+  );
+  function rolloutDeps() {
+    const rollouts = new Map<string, Rollout>();
+    const started: Array<{ kind: string; name: string; input: unknown }> = [];
+    rollouts.set('ro-1', {
+      id: 'ro-1',
+      status: 'running',
+      selector: {},
+      maxUnavailable: 1,
+      maxFailures: 1,
+      reason: 'firmware',
+      createdAt: '2026-12-07T00:00:00.000Z',
+      // In flight for the whole test: each tick finds its reboot still running and waits again.
+      items: [{ node: 'n1', xpu: 'dpu0', state: 'rebooting', rebootId: 'xr-1', sentAt: '2026-12-07T00:00:00.000Z' }],
+      history: [],
+      version: 1,
+    });
+    const deps = {
+      clock: { now: () => new Date('2026-12-07T01:00:00.000Z') },
+      inventory: async () => inventory,
+      logger: { info() {}, warn() {}, error() {} },
+      metrics: { count() {} },
+      store: { getReboot: async () => ({ id: 'xr-1', status: 'rebooting' }) },
+      workflows: {
+        start: async (kind: string, name: string, input: unknown) => {
+          started.push({ kind, name, input });
+        },
+      },
+      rollouts: {
+        getRollout: async (id: string) => structuredClone(rollouts.get(id)),
+        updateRollout: async (id: string, change: (r: Rollout) => Rollout | null) => {
+          const cur = rollouts.get(id)!;
+          const next = change(structuredClone(cur));
+          if (!next) return { rollout: cur, changed: false };
+          next.version = cur.version + 1;
+          rollouts.set(id, next);
+          return { rollout: next, changed: true };
+        },
+      },
+    } as unknown as RolloutDeps;
+    return { deps, started, rollout: () => rollouts.get('ro-1')! };
+  }
+  const tick = (execution: string) => ({ action: 'rollout-tick', rolloutId: 'ro-1', execution });
+
+  it('after its share of ticks, an execution starts the next one (named after the rollout) and ends', async () => {
+    const { deps, started } = rolloutDeps();
+    const tasks = createRolloutTasks(deps, { ticksPerExecution: 3 });
+    expect(await tasks(tick('ro-1'))).toMatchObject({ next: 'wait-reboots' });
+    expect(await tasks(tick('ro-1'))).toMatchObject({ next: 'wait-reboots' });
+    expect(await tasks(tick('ro-1'))).toMatchObject({ next: 'continued' });
+    expect(started).toEqual([{ kind: 'rollout', name: 'ro-1-g2', input: { rolloutId: 'ro-1' } }]);
+    // The successor goes on, with a count of its own.
+    expect(await tasks(tick('ro-1-g2'))).toMatchObject({ next: 'wait-reboots' });
+    expect(await tasks(tick('ro-1-g2'))).toMatchObject({ next: 'wait-reboots' });
+    expect(await tasks(tick('ro-1-g2'))).toMatchObject({ next: 'continued' });
+    expect(started.map((s) => s.name)).toEqual(['ro-1-g2', 'ro-1-g3']);
+  });
+
+  it('a late tick of a replaced execution (a retry) only makes sure its successor runs, and ends: never two executions ticking', async () => {
+    const { deps, started, rollout } = rolloutDeps();
+    const tasks = createRolloutTasks(deps, { ticksPerExecution: 1 });
+    expect(await tasks(tick('ro-1'))).toMatchObject({ next: 'continued' });
+    const before = rollout().version;
+    expect(await tasks(tick('ro-1'))).toMatchObject({ next: 'continued' });
+    expect(rollout().version).toBe(before);
+    // Started again under the same name: Step Functions answers ExecutionAlreadyExists, which start() absorbs.
+    expect(started.map((s) => s.name)).toEqual(['ro-1-g2', 'ro-1-g2']);
+  });
+
+  it('the default share keeps an execution far from the limit: ~13 events a turn, retries aside', () => {
+    expect(TICKS_PER_EXECUTION * 13).toBeLessThanOrEqual(25_000 * 0.6);
+    expect(TICKS_PER_EXECUTION).toBeGreaterThanOrEqual(100);
   });
 });
