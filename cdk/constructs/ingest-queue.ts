@@ -11,6 +11,12 @@ import { MAX_RECEIVES as MAX_RECEIVE_COUNT } from '../../lambdas/handlers/ingest
 export const DLQ_RETENTION = Duration.days(14);
 
 export const QUEUE_RETENTION = Duration.days(4);
+/**
+ * Set, not left to the service default (which AWS has changed): the API refuses an event larger than
+ * this with 413 before queuing anything (lambdas/adapters/sqs-queue.ts MAX_MESSAGE_BYTES), and the
+ * DLQ must take whatever the queue moves into it.
+ */
+export const MAX_MESSAGE_BYTES = 256 * 1024;
 export const VISIBILITY_TIMEOUTS_PER_INVOCATION = 3;
 
 export class IngestQueue extends Construct {
@@ -28,6 +34,7 @@ export class IngestQueue extends Construct {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: DLQ_RETENTION,
+      maxMessageSizeBytes: MAX_MESSAGE_BYTES,
     });
     this.idempotencyTtl = Duration.days(DLQ_RETENTION.toDays() + QUEUE_RETENTION.toDays() + 1);
     this.queue = new Queue(this, 'IngestQueue', {
@@ -40,6 +47,7 @@ export class IngestQueue extends Construct {
       // what the 6x guidance leaves room for; and 3x still outlasts an invocation and its retry.
       visibilityTimeout: Duration.seconds(props.consumerTimeout.toSeconds() * VISIBILITY_TIMEOUTS_PER_INVOCATION),
       retentionPeriod: QUEUE_RETENTION,
+      maxMessageSizeBytes: MAX_MESSAGE_BYTES,
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: MAX_RECEIVE_COUNT },
     });
   }

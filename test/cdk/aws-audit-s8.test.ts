@@ -5,6 +5,8 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { MAX_MESSAGE_BYTES as QUEUE_MESSAGE_LIMIT } from '../../cdk/constructs/ingest-queue.ts';
+import { MAX_MESSAGE_BYTES as API_MESSAGE_LIMIT } from '../../lambdas/adapters/sqs-queue.ts';
 import { asArray, buildTestApp, policyStatements, REPO_ROOT } from './helpers.ts';
 
 type Resources = Record<string, { Type: string; Properties: any }>;
@@ -118,5 +120,14 @@ describe('a long rollout continues in a new execution (25,000 history events per
     expect(start).toHaveLength(1);
     expect(JSON.stringify(start[0].Resource)).toMatch(/:stateMachine:audit-Rollout"/);
     expect(JSON.stringify(start[0].Resource)).not.toMatch(/Reboot/);
+  });
+});
+
+describe('the ingest queue', () => {
+  it('sets its message size limit to what the API checks before queuing (not the service default), and so does its DLQ', () => {
+    const queues = Object.values(resources).filter((r) => r.Type === 'AWS::SQS::Queue');
+    expect(queues).toHaveLength(2);
+    for (const q of queues) expect(q.Properties.MaximumMessageSize).toBe(QUEUE_MESSAGE_LIMIT);
+    expect(QUEUE_MESSAGE_LIMIT).toBe(API_MESSAGE_LIMIT);
   });
 });

@@ -428,3 +428,23 @@ nodes:
     expect(TICKS_PER_EXECUTION).toBeGreaterThanOrEqual(100);
   });
 });
+
+describe('SQS: one message is at most 256 KiB', () => {
+  it('refuses (413) an event too large to queue, and queues nothing of that request', async () => {
+    const calls: unknown[] = [];
+    const queue = new SqsEventQueue(
+      fakeSqs((command, input) => {
+        calls.push(command);
+        return { Successful: input.Entries.map((e: { Id: string }) => ({ Id: e.Id })), Failed: [] };
+      }),
+      'https://sqs.us-east-1.amazonaws.com/1/q',
+    );
+    const event = (id: string, data: Record<string, unknown>) =>
+      ({ id, type: 'xpu.reboot.pending', node: 'n1', xpu: 'dpu0', data, dedupKey: `native:n1:${id}` }) as unknown as NativeEvent;
+    // A body just under the API's 256 KiB limit grows past SQS's once the coordinator's fields are added.
+    const huge = event('big', { reason: 'x'.repeat(256 * 1024 - 20) });
+    const err = await queue.send([event('small', { reason: 'ok' }), huge]).catch((e: Error & { status?: number }) => e);
+    expect(err).toMatchObject({ name: 'PayloadTooLarge', status: 413 });
+    expect(calls).toEqual([]);
+  });
+});
