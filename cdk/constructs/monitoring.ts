@@ -35,6 +35,8 @@ export interface MonitoringProps {
   httpApi?: IHttpApi;
   /** The ingest queue: events waiting too long alarm (ingest throttled, failing or too slow). */
   ingestQueue?: IQueue;
+  /** Functions run on a schedule, by name: each failed run alarms (the scheduler drops it after its retries). */
+  scheduled?: Readonly<Record<string, IFunction>>;
 }
 
 /** An event older than this in the ingest queue has used 40 % of a default 300 s notice. */
@@ -106,6 +108,14 @@ export class Monitoring extends Construct {
       const t = fn.metricThrottles({ period: fiveMinutes, statistic: 'Sum' });
       this.alarm(`${id}Throttles`, t, `The ${name} function was throttled: its reserved concurrency is used up.`);
       throttles.push(t.with({ label: name }));
+    }
+    for (const [name, fn] of Object.entries(props.scheduled ?? {})) {
+      const id = name.replace(/(^|-)([a-z])/g, (_m, _d, c: string) => c.toUpperCase());
+      this.alarm(
+        `${id}Errors`,
+        fn.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
+        `A scheduled run of the ${name} function failed: nothing retries it before its next run.`,
+      );
     }
     if (props.httpApi) {
       const errors = props.httpApi.metricServerError({ period: fiveMinutes, statistic: 'Sum' });

@@ -259,6 +259,7 @@ export class CoordinatorStack extends Stack {
       functions: this.functions,
       httpApi: this.httpApi.api,
       ingestQueue: this.ingestQueue.queue,
+      scheduled: { report, watchdog, reconciler },
     });
 
     new CfnOutput(this, 'ApiUrl', { value: this.httpApi.url, description: 'Base URL of the HTTP API' });

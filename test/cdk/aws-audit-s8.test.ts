@@ -131,3 +131,20 @@ describe('the ingest queue', () => {
     expect(QUEUE_MESSAGE_LIMIT).toBe(API_MESSAGE_LIMIT);
   });
 });
+
+describe('alarms', () => {
+  it.each(['report', 'watchdog', 'reconciler'] as const)(
+    'alarms when the scheduled %s function fails (EventBridge Scheduler drops a failed run after its retries, silently)',
+    (name) => {
+      const alarms = Object.values(resources).filter(
+        (r) =>
+          r.Type === 'AWS::CloudWatch::Alarm' &&
+          r.Properties.MetricName === 'Errors' &&
+          r.Properties.Namespace === 'AWS/Lambda' &&
+          (r.Properties.Dimensions ?? []).some((d: any) => d.Name === 'FunctionName' && d.Value?.Ref === fnId(name)),
+      );
+      expect(alarms).toHaveLength(1);
+      expect(alarms[0].Properties.AlarmActions).toHaveLength(1);
+    },
+  );
+});
