@@ -2,6 +2,7 @@
 // AWS behaviour the adapters must cope with (eventually consistent reads, 1 MB pages, byte limits),
 // against fake clients that behave as the AWS service does where the local emulators do not.
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, it, vi } from 'vitest';
 import { DynamoInventory, nodeItemKey } from '../../lambdas/adapters/dynamo-inventory.ts';
@@ -9,6 +10,7 @@ import { InventoryIndex, parseInventory } from '../../lambdas/core/inventory.ts'
 import { type Rollout, TICKS_PER_EXECUTION } from '../../lambdas/core/rollout.ts';
 import { createRolloutTasks, type RolloutDeps } from '../../lambdas/handlers/rollout.ts';
 import { SqsEventQueue } from '../../lambdas/adapters/sqs-queue.ts';
+import { SfnWorkflows } from '../../lambdas/adapters/sfn-workflows.ts';
 import { DynamoRebootStore } from '../../lambdas/adapters/dynamo-store.ts';
 import { withIotWakeups } from '../../lambdas/adapters/iot-wake.ts';
 import { PollingCommandSignal } from '../../lambdas/adapters/polling-signal.ts';
@@ -446,5 +448,53 @@ describe('SQS: one message is at most 256 KiB', () => {
     const err = await queue.send([event('small', { reason: 'ok' }), huge]).catch((e: Error & { status?: number }) => e);
     expect(err).toMatchObject({ name: 'PayloadTooLarge', status: 413 });
     expect(calls).toEqual([]);
+  });
+});
+
+describe('Step Functions callbacks and starts: the errors AWS answers, handled as the local engine’s', () => {
+  function fakeSfn(fail: (command: string) => string | undefined) {
+    const client = new SFNClient({ region: 'us-east-1', credentials: { accessKeyId: 'k', secretAccessKey: 's' } });
+    const sent: Array<{ command: string; input: any }> = [];
+    client.middlewareStack.add(
+      (_next, context) => async (args: any) => {
+        const command = String((context as { commandName?: string }).commandName);
+        sent.push({ command, input: args.input });
+        const name = fail(command);
+        if (name) throw Object.assign(new Error(name), { name });
+        return { output: { $metadata: {}, executionArn: 'arn', status: 'RUNNING' }, response: {} };
+      },
+      { step: 'initialize', priority: 'high', name: 'fakeSfn' },
+    );
+    return {
+      sfn: new SfnWorkflows(client, { 'xpu-reboot': 'arn:aws:states:r:1:stateMachine:s-XpuReboot', 'host-reboot': '', rollout: '' }),
+      sent,
+    };
+  }
+
+  it.each(['TaskTimedOut', 'TaskDoesNotExist', 'InvalidToken'])(
+    'a wake, failure or heartbeat answered %s is a late one: false, not an error',
+    async (name) => {
+      const { sfn } = fakeSfn(() => name);
+      expect(await sfn.wake('t', {})).toBe(false);
+      expect(await sfn.fail('t', 'RestorePcieNotSucceeded', 'x')).toBe(false);
+      expect(await sfn.heartbeat('t')).toBe(false);
+    },
+  );
+
+  it('rethrows what is not about the token (throttling: the caller retries)', async () => {
+    const { sfn } = fakeSfn(() => 'ThrottlingException');
+    await expect(sfn.wake('t', {})).rejects.toMatchObject({ name: 'ThrottlingException' });
+  });
+
+  it('a start under a name already used is the same reboot started again: nothing to do', async () => {
+    const { sfn } = fakeSfn((c) => (c === 'StartExecutionCommand' ? 'ExecutionAlreadyExists' : undefined));
+    await expect(sfn.start('xpu-reboot', 'xr-1', {})).resolves.toBeUndefined();
+  });
+
+  it('keeps a failure cause within the 32,768 characters SendTaskFailure takes', async () => {
+    const { sfn, sent } = fakeSfn(() => undefined);
+    await sfn.fail('t', 'RestorePcieNotSucceeded', 'x'.repeat(40_000));
+    expect(sent[0].input.cause.length).toBeLessThanOrEqual(32_768);
+    expect(sent[0].input.error.length).toBeLessThanOrEqual(256);
   });
 });
