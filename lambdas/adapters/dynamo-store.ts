@@ -126,8 +126,8 @@ export class DynamoRebootStore implements RebootStore {
   constructor(client: DynamoDBClient, table: string, opts: { retentionDays?: number } = {}) {
     this.#doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true } });
     this.#table = table;
-    this.#index = new RebootIndex(this.#doc, table);
     this.#retentionDays = opts.retentionDays ?? DEFAULT_RETENTION_DAYS;
+    this.#index = new RebootIndex(this.#doc, table, this.#retentionDays);
   }
 
   async getReboot(id: string): Promise<StoredReboot | undefined> {

@@ -8,6 +8,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { DynamoInventory, nodeItemKey } from '../../lambdas/adapters/dynamo-inventory.ts';
 import { InventoryIndex, parseInventory } from '../../lambdas/core/inventory.ts';
 import { type Rollout, TICKS_PER_EXECUTION } from '../../lambdas/core/rollout.ts';
+import { newXpuReboot } from '../../lambdas/core/reboot.ts';
 import { createRolloutTasks, type RolloutDeps } from '../../lambdas/handlers/rollout.ts';
 import { SqsEventQueue } from '../../lambdas/adapters/sqs-queue.ts';
 import { SfnWorkflows } from '../../lambdas/adapters/sfn-workflows.ts';
@@ -496,5 +497,41 @@ describe('Step Functions callbacks and starts: the errors AWS answers, handled a
     await sfn.fail('t', 'RestorePcieNotSucceeded', 'x'.repeat(40_000));
     expect(sent[0].input.cause.length).toBeLessThanOrEqual(32_768);
     expect(sent[0].input.error.length).toBeLessThanOrEqual(256);
+  });
+});
+
+describe('the listing days (REBOOTDAYS) expire after the reboots they list', () => {
+  it('a day item carries a ttl past the retention of the reboots notified that day, in epoch seconds', async () => {
+    const puts: Record<string, unknown>[] = [];
+    const store = new DynamoRebootStore(
+      fakeDynamo((command, input) => {
+        if (command === 'PutItemCommand') {
+          puts.push(input.Item);
+          return {};
+        }
+        throw new Error(`unexpected ${command}`);
+      }),
+      't',
+      { retentionDays: 30 },
+    );
+    const node = parseInventory('nodes:\n  - { id: n1, xpus: [{ id: dpu0 }] }\n').nodes[0];
+    const ev = {
+      id: 'e1',
+      type: 'xpu.reboot.pending',
+      node: 'n1',
+      xpu: 'dpu0',
+      time: '2026-12-07T10:00:00.000Z',
+      receivedAt: '2026-12-07T10:00:00.000Z',
+      data: {},
+      source: 'native',
+      dedupKey: 'native:n1:e1',
+    } as NativeEvent;
+    await store.createReboot(newXpuReboot('xr-days-1', node, 'dpu0', ev, 'planned'));
+    const day = puts.find((it) => it.pk === 'REBOOTDAYS')!;
+    expect(day.sk).toBe('2026-12-07');
+    const dayStart = Date.parse('2026-12-07T00:00:00.000Z') / 1000;
+    // Every reboot of that day has ended and expired by then (workflows end within hours).
+    expect(day.ttl).toBeGreaterThanOrEqual(dayStart + 31 * 86400);
+    expect(day.ttl).toBeLessThanOrEqual(dayStart + 90 * 86400);
   });
 });
