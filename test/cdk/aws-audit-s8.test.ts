@@ -5,6 +5,8 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { FETCH_EVERY_MS } from '../../agent/transport-mqtt.ts';
+import { parseStageConfig } from '../../cdk/config.ts';
 import { MAX_MESSAGE_BYTES as QUEUE_MESSAGE_LIMIT } from '../../cdk/constructs/ingest-queue.ts';
 import { MAX_MESSAGE_BYTES as API_MESSAGE_LIMIT } from '../../lambdas/adapters/sqs-queue.ts';
 import { asArray, buildTestApp, policyStatements, REPO_ROOT } from './helpers.ts';
@@ -147,4 +149,16 @@ describe('alarms', () => {
       expect(alarms[0].Properties.AlarmActions).toHaveLength(1);
     },
   );
+});
+
+describe('the HTTP API stage throttle at fleet scale', () => {
+  it('lets the fleet’s periodic fetches through by default, with room for wake-ups, results and events', () => {
+    // docs/aws-fleet-scale.md: 10,000 hosts with 2 xPUs each, an agent on each, each fetching every 3 minutes.
+    const agents = 10_000 * 3;
+    const periodic = agents / (FETCH_EVERY_MS / 1000);
+    const defaults = parseStageConfig({});
+    expect(defaults.apiThrottleRate).toBeGreaterThanOrEqual(2 * periodic);
+    // The api function's reserved concurrency serves that rate at well under a second a request.
+    expect(defaults.reservedConcurrency.api! * 5).toBeGreaterThanOrEqual(defaults.apiThrottleRate);
+  });
 });
