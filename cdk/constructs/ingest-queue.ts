@@ -2,6 +2,7 @@
 import { Duration } from 'aws-cdk-lib';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { removalPolicyOf, type StageConfig } from '../config.ts';
 
 /** A message is tried this many times before it is parked in the DLQ. */
 export { MAX_RECEIVES as MAX_RECEIVE_COUNT } from '../../lambdas/handlers/ingest-batch.ts';
@@ -28,9 +29,12 @@ export class IngestQueue extends Construct {
    */
   readonly idempotencyTtl: Duration;
 
-  constructor(scope: Construct, id: string, props: { consumerTimeout: Duration }) {
+  constructor(scope: Construct, id: string, props: { consumerTimeout: Duration; config?: StageConfig }) {
     super(scope, id);
+    // Events not yet processed (or parked for a redrive) are state: they go with the stage's tables.
+    const removalPolicy = props.config ? removalPolicyOf(props.config) : undefined;
     this.deadLetterQueue = new Queue(this, 'IngestDLQ', {
+      removalPolicy,
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: DLQ_RETENTION,
@@ -38,6 +42,7 @@ export class IngestQueue extends Construct {
     });
     this.idempotencyTtl = Duration.days(DLQ_RETENTION.toDays() + QUEUE_RETENTION.toDays() + 1);
     this.queue = new Queue(this, 'IngestQueue', {
+      removalPolicy,
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       // The visibility timeout is the retry delay of a failed event (reportBatchItemFailures): with

@@ -144,7 +144,7 @@ export class CoordinatorStack extends Stack {
       'iot-authorizer': iotAuthorizer,
     };
 
-    this.ingestQueue = new IngestQueue(this, 'Ingest', { consumerTimeout: ingest.timeout ?? Duration.seconds(30) });
+    this.ingestQueue = new IngestQueue(this, 'Ingest', { consumerTimeout: ingest.timeout ?? Duration.seconds(30), config });
     this.reports = new ReportBucket(this, 'Reports', { config });
 
     this.workflows = new Workflows(this, 'Workflows', {

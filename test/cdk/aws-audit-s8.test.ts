@@ -162,3 +162,19 @@ describe('the HTTP API stage throttle at fleet scale', () => {
     expect(defaults.reservedConcurrency.api! * 5).toBeGreaterThanOrEqual(defaults.apiThrottleRate);
   });
 });
+
+describe('removal policies of stateful resources', () => {
+  it('retains the ingest queue and its DLQ (events not yet processed) in a retained stage, and deletes them in a destroyable one', () => {
+    const queues = (rs: Record<string, { Type: string; DeletionPolicy?: string }>) =>
+      Object.values(rs)
+        .filter((r) => r.Type === 'AWS::SQS::Queue')
+        .map((r) => r.DeletionPolicy);
+    expect(queues(resources as never)).toEqual(['Retain', 'Retain']);
+    const destroyable = buildTestApp({
+      skipBundling: true,
+      workflowsDir: join(REPO_ROOT, 'workflows'),
+      config: { stage: 'gone', removalPolicy: 'destroy' },
+    });
+    expect(queues(Template.fromStack(destroyable.stack).toJSON().Resources)).toEqual(['Delete', 'Delete']);
+  });
+});
