@@ -13,7 +13,7 @@ import type { StageConfig } from '../config.ts';
 import { coordinatorFunction, type CoordinatorFunctionProps } from '../constructs/coordinator-function.ts';
 import { grantEnv, grantStartByName, grantTaskCallbacks } from '../constructs/grant-env.ts';
 import { CoordinatorHttpApi, LONG_POLL_MAX_SECONDS } from '../constructs/http-api.ts';
-import { IngestQueue } from '../constructs/ingest-queue.ts';
+import { DLQ_RETENTION, IngestQueue } from '../constructs/ingest-queue.ts';
 import { Monitoring } from '../constructs/monitoring.ts';
 import { PushChannel } from '../constructs/push-channel.ts';
 import { nagArn } from '../constructs/nag.ts';
@@ -253,6 +253,7 @@ export class CoordinatorStack extends Stack {
     this.monitoring = new Monitoring(this, 'Monitoring', {
       config,
       deadLetterQueue: this.ingestQueue.deadLetterQueue,
+      deadLetterRetention: DLQ_RETENTION,
       ingest,
       api,
       workflows: this.workflows.workflows,

@@ -178,3 +178,19 @@ describe('removal policies of stateful resources', () => {
     expect(queues(Template.fromStack(destroyable.stack).toJSON().Resources)).toEqual(['Delete', 'Delete']);
   });
 });
+
+describe('the DLQ', () => {
+  it('alarms days before a parked event expires from it (SQS deletes it silently at the end of its retention)', () => {
+    const dlq = Object.entries(resources).find(([, r]) => r.Type === 'AWS::SQS::Queue' && !r.Properties.RedrivePolicy)![0];
+    const retention = resources[dlq].Properties.MessageRetentionPeriod as number;
+    const expiring = Object.values(resources).filter(
+      (r) =>
+        r.Type === 'AWS::CloudWatch::Alarm' &&
+        r.Properties.MetricName === 'ApproximateAgeOfOldestMessage' &&
+        JSON.stringify(r.Properties.Dimensions).includes(dlq),
+    );
+    expect(expiring).toHaveLength(1);
+    expect(expiring[0].Properties.Threshold).toBeLessThanOrEqual(retention - 2 * 86400);
+    expect(expiring[0].Properties.Threshold).toBeGreaterThan(86400);
+  });
+});
