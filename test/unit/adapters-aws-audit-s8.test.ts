@@ -2,7 +2,10 @@
 // AWS behaviour the adapters must cope with (eventually consistent reads, 1 MB pages, byte limits),
 // against fake clients that behave as the AWS service does where the local emulators do not.
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { SFNClient } from '@aws-sdk/client-sfn';
+import { CreateStateMachineCommand, SendTaskSuccessCommand, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, it, vi } from 'vitest';
 import { DynamoInventory, nodeItemKey } from '../../lambdas/adapters/dynamo-inventory.ts';
@@ -10,6 +13,10 @@ import { InventoryIndex, parseInventory } from '../../lambdas/core/inventory.ts'
 import { type Rollout, TICKS_PER_EXECUTION } from '../../lambdas/core/rollout.ts';
 import { newXpuReboot } from '../../lambdas/core/reboot.ts';
 import { createRolloutTasks, type RolloutDeps } from '../../lambdas/handlers/rollout.ts';
+import { substitute } from '../../local/sfn/substitute.ts';
+import { ROLE_ARN as SFN_ROLE_ARN, startHarness as startSfnHarness } from './fixtures/sfn/harness.ts';
+
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 import { SqsEventQueue } from '../../lambdas/adapters/sqs-queue.ts';
 import { SfnWorkflows } from '../../lambdas/adapters/sfn-workflows.ts';
 import { DynamoRebootStore } from '../../lambdas/adapters/dynamo-store.ts';
@@ -351,54 +358,56 @@ describe('Lambda: a synchronous response is at most 6 MB', () => {
   });
 });
 
-describe('Step Functions: an execution ends at 25,000 history events, so a long rollout hands over to a successor', () => {
-  const inventory = new InventoryIndex(
-    parseInventory(`
+/** A rollout with one xPU in flight, in memory, and the ports its tick uses. */
+const inventory = new InventoryIndex(
+  parseInventory(`
 nodes:
   - { id: n1, xpus: [{ id: dpu0 }] }
 `),
-  );
-  function rolloutDeps() {
-    const rollouts = new Map<string, Rollout>();
-    const started: Array<{ kind: string; name: string; input: unknown }> = [];
-    rollouts.set('ro-1', {
-      id: 'ro-1',
-      status: 'running',
-      selector: {},
-      maxUnavailable: 1,
-      maxFailures: 1,
-      reason: 'firmware',
-      createdAt: '2026-12-07T00:00:00.000Z',
-      // In flight for the whole test: each tick finds its reboot still running and waits again.
-      items: [{ node: 'n1', xpu: 'dpu0', state: 'rebooting', rebootId: 'xr-1', sentAt: '2026-12-07T00:00:00.000Z' }],
-      history: [],
-      version: 1,
-    });
-    const deps = {
-      clock: { now: () => new Date('2026-12-07T01:00:00.000Z') },
-      inventory: async () => inventory,
-      logger: { info() {}, warn() {}, error() {} },
-      metrics: { count() {} },
-      store: { getReboot: async () => ({ id: 'xr-1', status: 'rebooting' }) },
-      workflows: {
-        start: async (kind: string, name: string, input: unknown) => {
-          started.push({ kind, name, input });
-        },
+);
+function rolloutDeps() {
+  const rollouts = new Map<string, Rollout>();
+  const started: Array<{ kind: string; name: string; input: unknown }> = [];
+  rollouts.set('ro-1', {
+    id: 'ro-1',
+    status: 'running',
+    selector: {},
+    maxUnavailable: 1,
+    maxFailures: 1,
+    reason: 'firmware',
+    createdAt: '2026-12-07T00:00:00.000Z',
+    // In flight for the whole test: each tick finds its reboot still running and waits again.
+    items: [{ node: 'n1', xpu: 'dpu0', state: 'rebooting', rebootId: 'xr-1', sentAt: '2026-12-07T00:00:00.000Z' }],
+    history: [],
+    version: 1,
+  });
+  const deps = {
+    clock: { now: () => new Date('2026-12-07T01:00:00.000Z') },
+    inventory: async () => inventory,
+    logger: { info() {}, warn() {}, error() {} },
+    metrics: { count() {} },
+    store: { getReboot: async () => ({ id: 'xr-1', status: 'rebooting' }) },
+    workflows: {
+      start: async (kind: string, name: string, input: unknown) => {
+        started.push({ kind, name, input });
       },
-      rollouts: {
-        getRollout: async (id: string) => structuredClone(rollouts.get(id)),
-        updateRollout: async (id: string, change: (r: Rollout) => Rollout | null) => {
-          const cur = rollouts.get(id)!;
-          const next = change(structuredClone(cur));
-          if (!next) return { rollout: cur, changed: false };
-          next.version = cur.version + 1;
-          rollouts.set(id, next);
-          return { rollout: next, changed: true };
-        },
+    },
+    rollouts: {
+      getRollout: async (id: string) => structuredClone(rollouts.get(id)),
+      updateRollout: async (id: string, change: (r: Rollout) => Rollout | null) => {
+        const cur = rollouts.get(id)!;
+        const next = change(structuredClone(cur));
+        if (!next) return { rollout: cur, changed: false };
+        next.version = cur.version + 1;
+        rollouts.set(id, next);
+        return { rollout: next, changed: true };
       },
-    } as unknown as RolloutDeps;
-    return { deps, started, rollout: () => rollouts.get('ro-1')! };
-  }
+    },
+  } as unknown as RolloutDeps;
+  return { deps, started, rollout: () => rollouts.get('ro-1')! };
+}
+
+describe('Step Functions: an execution ends at 25,000 history events, so a long rollout hands over to a successor', () => {
   const tick = (execution: string) => ({ action: 'rollout-tick', rolloutId: 'ro-1', execution });
 
   it('after its share of ticks, an execution starts the next one (named after the rollout) and ends', async () => {
@@ -534,4 +543,66 @@ describe('the listing days (REBOOTDAYS) expire after the reboots they list', () 
     expect(day.ttl).toBeGreaterThanOrEqual(dayStart + 31 * 86400);
     expect(day.ttl).toBeLessThanOrEqual(dayStart + 90 * 86400);
   });
+});
+
+describe('the rollout hand-over on the local engine, with the shipped rollout.asl.json', () => {
+  const STEP_ARN = 'arn:aws:lambda:us-east-1:000000000000:function:workflow-step';
+  const AWAIT_ARN = 'arn:aws:lambda:us-east-1:000000000000:function:workflow-await';
+  it('each execution ticks its share, starts <id>-g<n> and ends in RolloutContinued; the last one completes the rollout', async () => {
+    const { deps, rollout } = rolloutDeps();
+    let ticks = 0;
+    // The reboot of the one in-flight item ends on the seventh tick: g1 ticks 1-3, g2 4-6, g3 completes.
+    (deps.store as unknown as { getReboot: unknown }).getReboot = async () =>
+      ticks >= 7 ? { id: 'xr-1', status: 'completed', endedAt: '2026-12-07T00:30:00.000Z' } : { id: 'xr-1', status: 'rebooting' };
+    let tasks: (p: unknown) => Promise<unknown> = async () => {
+      throw new Error('not ready');
+    };
+    let client: SFNClient | undefined;
+    const h = await startSfnHarness({
+      lambdas: {
+        [STEP_ARN]: (p) => {
+          ticks++;
+          return tasks(p);
+        },
+        // The wait is woken at once, as the end of a reboot or the fallback look would wake it.
+        [AWAIT_ARN]: (p) => {
+          setTimeout(() => void client!.send(new SendTaskSuccessCommand({ taskToken: p.taskToken, output: '{"signal":"look-again"}' })), 5);
+          return { registered: true };
+        },
+      },
+    });
+    try {
+      client = h.client;
+      const definition = substitute(readFileSync(join(REPO_ROOT, 'workflows', 'rollout.asl.json'), 'utf8'), {
+        StepFunctionArn: STEP_ARN,
+        AwaitFunctionArn: AWAIT_ARN,
+      });
+      const machineArn = (await h.client.send(new CreateStateMachineCommand({ name: 's8-Rollout', definition, roleArn: SFN_ROLE_ARN })))
+        .stateMachineArn!;
+      // The tick starts its successors on this engine.
+      (deps as unknown as { workflows: unknown }).workflows = new SfnWorkflows(h.client, {
+        'xpu-reboot': '',
+        'host-reboot': '',
+        rollout: machineArn,
+      });
+      tasks = createRolloutTasks(deps, { ticksPerExecution: 3 });
+      const settled = (name: string) => h.settled(`${machineArn.replace(':stateMachine:', ':execution:')}:${name}`, 20_000);
+      const ended = async (name: string) => {
+        const done = await settled(name);
+        expect(done.status, name).toBe('SUCCEEDED');
+        return (await h.history(done.executionArn!))
+          .filter((e) => e.type === 'SucceedStateEntered')
+          .map((e) => e.stateEnteredEventDetails?.name);
+      };
+      await h.client.send(
+        new StartExecutionCommand({ stateMachineArn: machineArn, name: 'ro-1', input: JSON.stringify({ rolloutId: 'ro-1' }) }),
+      );
+      expect(await ended('ro-1')).toEqual(['RolloutContinued']);
+      expect(await ended('ro-1-g2')).toEqual(['RolloutContinued']);
+      expect(await ended('ro-1-g3')).toEqual(['RolloutCompleted']);
+      expect(rollout()).toMatchObject({ status: 'completed', generation: 3 });
+    } finally {
+      await h.close();
+    }
+  }, 60_000);
 });
