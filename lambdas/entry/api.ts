@@ -7,7 +7,7 @@ import { createApiApp } from '../handlers/api.ts';
 import { tokenOf } from '../handlers/authorizer.ts';
 import type { InventoryHint } from '../ports/index.ts';
 import { fitLambdaResponse } from './response-limit.ts';
-import { deadLetters, deps, flushWakeups, powertoolsMetrics } from './runtime.ts';
+import { deadLetters, deps, env, flushWakeups, powertoolsMetrics } from './runtime.ts';
 
 /**
  * What this request will look up in the inventory: the caller's token and the node a posted event
@@ -38,8 +38,8 @@ const app = createApiApp({
   ...deps,
   inventory: (hint) => deps.inventory(hint ?? requestHint),
   dlq: deadLetters,
-  mapping: loadMapping(process.env.REDFISH_MAPPING_FILE ?? null),
-  maxWaitSeconds: Number(process.env.LONG_POLL_MAX_SECONDS ?? 25),
+  mapping: loadMapping(env.REDFISH_MAPPING_FILE ?? null),
+  maxWaitSeconds: env.LONG_POLL_MAX_SECONDS,
 });
 const serve = handle(app);
 

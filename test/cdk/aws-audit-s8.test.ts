@@ -9,6 +9,7 @@ import { FETCH_EVERY_MS } from '../../agent/transport-mqtt.ts';
 import { parseStageConfig } from '../../cdk/config.ts';
 import { MAX_MESSAGE_BYTES as QUEUE_MESSAGE_LIMIT } from '../../cdk/constructs/ingest-queue.ts';
 import { MAX_MESSAGE_BYTES as API_MESSAGE_LIMIT } from '../../lambdas/adapters/sqs-queue.ts';
+import { LambdaEnv, PLATFORM_ENV } from '../../lambdas/entry/config.ts';
 import { asArray, buildTestApp, policyStatements, REPO_ROOT } from './helpers.ts';
 
 type Resources = Record<string, { Type: string; Properties: any }>;
@@ -192,5 +193,41 @@ describe('the DLQ', () => {
     expect(expiring).toHaveLength(1);
     expect(expiring[0].Properties.Threshold).toBeLessThanOrEqual(retention - 2 * 86400);
     expect(expiring[0].Properties.Threshold).toBeGreaterThan(86400);
+  });
+});
+
+describe('each function’s environment is what its config (zod) reads', () => {
+  const names = () => Object.keys(built.stack.functions) as (keyof typeof built.stack.functions)[];
+  // CloudFormation references (table names, queue URLs, ARNs) stand in as text.
+  const asText = (vars: Record<string, unknown>) =>
+    Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, typeof v === 'string' ? v : 'ref']));
+
+  it.each([
+    'api',
+    'authorizer',
+    'ingest',
+    'workflow-await',
+    'workflow-step',
+    'report',
+    'watchdog',
+    'reconciler',
+    'iot-authorizer',
+  ] as const)('%s: every variable CDK sets is one the config reads, and the config parses it', (name) => {
+    expect(names()).toContain(name);
+    const vars = asText(envOf(name));
+    const unknown = Object.keys(vars).filter((k) => !PLATFORM_ENV.test(k) && !(k in LambdaEnv.shape));
+    expect(unknown).toEqual([]);
+    expect(() => LambdaEnv.parse(vars)).not.toThrow();
+  });
+
+  it('the entries read their environment through the config only (parsed once, frozen)', () => {
+    const dir = join(REPO_ROOT, 'lambdas', 'entry');
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts') && f !== 'config.ts')) {
+      const reads = [...readFileSync(join(dir, file), 'utf8').matchAll(/process\.env\.([A-Z0-9_]+)/g)].map((m) => m[1]);
+      expect(
+        reads.filter((v) => !PLATFORM_ENV.test(v)),
+        file,
+      ).toEqual([]);
+    }
   });
 });
