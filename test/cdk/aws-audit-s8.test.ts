@@ -10,6 +10,9 @@ import { parseStageConfig } from '../../cdk/config.ts';
 import { MAX_MESSAGE_BYTES as QUEUE_MESSAGE_LIMIT } from '../../cdk/constructs/ingest-queue.ts';
 import { MAX_MESSAGE_BYTES as API_MESSAGE_LIMIT } from '../../lambdas/adapters/sqs-queue.ts';
 import { LambdaEnv, PLATFORM_ENV } from '../../lambdas/entry/config.ts';
+import { newRebootId } from '../../lambdas/core/ids.ts';
+import { rolloutExecutionName } from '../../lambdas/core/rollout.ts';
+import { lateRecoveryExecution } from '../../lambdas/handlers/effects.ts';
 import { asArray, buildTestApp, policyStatements, REPO_ROOT } from './helpers.ts';
 
 type Resources = Record<string, { Type: string; Properties: any }>;
@@ -228,6 +231,30 @@ describe('each function’s environment is what its config (zod) reads', () => {
         reads.filter((v) => !PLATFORM_ENV.test(v)),
         file,
       ).toEqual([]);
+    }
+  });
+});
+
+describe('Step Functions limits the local engine does not enforce', () => {
+  it('names every execution within 80 characters of [A-Za-z0-9_-] (reboots, late recoveries, rollouts and their successors)', () => {
+    const names = [
+      newRebootId('xpu', new Date()),
+      newRebootId('host', new Date()),
+      lateRecoveryExecution(newRebootId('xpu', new Date())),
+      rolloutExecutionName(`ro-${'0'.repeat(26)}`, 1),
+      rolloutExecutionName(`ro-${'0'.repeat(26)}`, 99_999),
+    ];
+    for (const n of names) expect(n, n).toMatch(/^[A-Za-z0-9_-]{1,80}$/);
+  });
+
+  it('retries Lambda throttling (Lambda.TooManyRequestsException) on every Task that invokes a function', () => {
+    for (const file of readdirSync(join(REPO_ROOT, 'workflows')).filter((f) => f.endsWith('.asl.json'))) {
+      const states = JSON.parse(readFileSync(join(REPO_ROOT, 'workflows', file), 'utf8')).States as Record<string, any>;
+      for (const [name, s] of Object.entries(states)) {
+        if (s.Type !== 'Task') continue;
+        const retried = (s.Retry ?? []).some((r: any) => r.ErrorEquals.includes('Lambda.TooManyRequestsException') && r.MaxAttempts > 0);
+        expect(retried, `${file} ${name}`).toBe(true);
+      }
     }
   });
 });
