@@ -12,6 +12,7 @@ import { DynamoInventory, nodeItemKey } from '../../lambdas/adapters/dynamo-inve
 import { InventoryIndex, parseInventory } from '../../lambdas/core/inventory.ts';
 import { type Rollout, TICKS_PER_EXECUTION } from '../../lambdas/core/rollout.ts';
 import { newXpuReboot } from '../../lambdas/core/reboot.ts';
+import { queueRecheckAt } from '../../lambdas/core/budgets.ts';
 import { createRolloutTasks, type RolloutDeps } from '../../lambdas/handlers/rollout.ts';
 import { substitute } from '../../local/sfn/substitute.ts';
 import { ROLE_ARN as SFN_ROLE_ARN, startHarness as startSfnHarness } from './fixtures/sfn/harness.ts';
@@ -605,4 +606,24 @@ describe('the rollout hand-over on the local engine, with the shipped rollout.as
       await h.close();
     }
   }, 60_000);
+});
+
+describe('Step Functions history: a queued reboot looks again a bounded number of times, however long its cap', () => {
+  /** Timeouts of WaitForBudgetSlot from queuing to the cap (each costs ~13 events: Task 6, Recheck 5, Choice 2). */
+  function looks(capSeconds: number): number {
+    const t0 = Date.parse('2026-12-07T00:00:00.000Z');
+    const capAt = new Date(t0 + capSeconds * 1000).toISOString();
+    let now = t0;
+    let n = 0;
+    while (now < Date.parse(capAt)) {
+      now = Date.parse(queueRecheckAt({ capAt }, [], new Date(now)));
+      n++;
+    }
+    return n;
+  }
+
+  it('keeps the minute for the default cap (1,800 s) and stays under 1,000 looks for the largest (2,000,000 s, 23 days)', () => {
+    expect(looks(1800)).toBe(30);
+    expect(looks(2_000_000) * 13).toBeLessThan(25_000 * 0.6);
+  });
 });
