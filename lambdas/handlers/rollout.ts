@@ -158,7 +158,8 @@ export function createRolloutTasks(deps: RolloutDeps, opts: { ticksPerExecution?
       noticePhase: false,
       createdAt: it.sentAt ?? deps.clock.now().toISOString(),
     };
-    if (await deps.store.putCommand(cmd)) deps.signal.notify(agent);
+    // With the command: in AWS its wake-up then waits until a fetch would find it (adapters/iot-wake.ts).
+    if (await deps.store.putCommand(cmd)) deps.signal.notify(agent, [cmd]);
   }
 
   async function tick(payload: unknown): Promise<{ next: TickNext | 'continued'; waitSeconds: number; inFlight: number }> {

@@ -627,3 +627,21 @@ describe('Step Functions history: a queued reboot looks again a bounded number o
     expect(looks(2_000_000) * 13).toBeLessThan(25_000 * 0.6);
   });
 });
+
+describe('a rollout’s reboot-xpu wakes its agent with the command, so the wake-up waits for gsi1 like any other', () => {
+  it('notifies the agent with the command it wrote', async () => {
+    const { deps, rollout } = rolloutDeps();
+    rollout().items = [{ node: 'n1', xpu: 'dpu0', state: 'sent', commandId: 'ro-1.0', sentAt: '2026-12-07T00:59:00.000Z' }];
+    const notified: Array<{ agent: string; ids?: string[] }> = [];
+    Object.assign(deps.store, {
+      getNodeState: async () => ({ node: 'n1', xpus: {} }),
+      getCommand: async () => undefined,
+      putCommand: async () => true,
+    });
+    (deps as unknown as { signal: unknown }).signal = {
+      notify: (agent: string, commands?: StoredCommand[]) => notified.push({ agent, ids: commands?.map((c) => c.id) }),
+    };
+    await createRolloutTasks(deps)({ action: 'rollout-tick', rolloutId: 'ro-1', execution: 'ro-1' });
+    expect(notified).toEqual([{ agent: 'n1.dpu0', ids: ['ro-1.0'] }]);
+  });
+});
