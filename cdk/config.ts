@@ -61,9 +61,13 @@ export const StageConfigSchema = z
     alarmEmail: z.email().optional(),
     /** Upper bound of concurrent ingest invocations on the SQS event source (AWS allows 2..1000). */
     ingestMaxConcurrency: z.coerce.number().int().min(2).max(1000).default(10),
-    /** Steady-state requests per second and burst of the HTTP API's default stage. */
-    apiThrottleRate: z.coerce.number().positive().default(50),
-    apiThrottleBurst: z.coerce.number().int().positive().default(100),
+    /**
+     * Steady-state requests per second and burst of the HTTP API's default stage. The fleet's agents
+     * alone fetch every 3 minutes (30,000 agents: ~170/s), besides wake-up fetches, results and
+     * events; at the former 50/s most periodic fetches were answered 429.
+     */
+    apiThrottleRate: z.coerce.number().positive().default(500),
+    apiThrottleBurst: z.coerce.number().int().positive().default(1000),
     /** What happens to the tables, buckets, key and log groups when the stack is deleted. */
     removalPolicy: z.enum(['retain', 'destroy']).default('retain'),
     /** EventBridge Scheduler expression of the daily compliance report. */

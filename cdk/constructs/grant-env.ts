@@ -125,3 +125,20 @@ export function grantTaskCallbacks(fn: LambdaFunction, callbacks: TaskCallback[]
   );
   fn.addToRolePolicy(new PolicyStatement({ actions: callbacks.map((c) => `states:${c}`), resources }));
 }
+
+/**
+ * *_WORKFLOW_ARN-style for a function the state machine itself invokes: the ARN built from the
+ * machine's fixed name, with states:StartExecution on it. A reference (grantEnv 'start') would be a
+ * circular dependency: the machine depends on the functions it invokes.
+ */
+export function grantStartByName(fn: LambdaFunction, name: string, machineName: string): void {
+  claim(fn, name);
+  const arn = Stack.of(fn).formatArn({
+    service: 'states',
+    resource: 'stateMachine',
+    resourceName: machineName,
+    arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+  });
+  fn.addToRolePolicy(new PolicyStatement({ actions: ['states:StartExecution'], resources: [arn] }));
+  fn.addEnvironment(name, arn);
+}

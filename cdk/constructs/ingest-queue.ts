@@ -2,6 +2,7 @@
 import { Duration } from 'aws-cdk-lib';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { removalPolicyOf, type StageConfig } from '../config.ts';
 
 /** A message is tried this many times before it is parked in the DLQ. */
 export { MAX_RECEIVES as MAX_RECEIVE_COUNT } from '../../lambdas/handlers/ingest-batch.ts';
@@ -11,6 +12,12 @@ import { MAX_RECEIVES as MAX_RECEIVE_COUNT } from '../../lambdas/handlers/ingest
 export const DLQ_RETENTION = Duration.days(14);
 
 export const QUEUE_RETENTION = Duration.days(4);
+/**
+ * Set, not left to the service default (which AWS has changed): the API refuses an event larger than
+ * this with 413 before queuing anything (lambdas/adapters/sqs-queue.ts MAX_MESSAGE_BYTES), and the
+ * DLQ must take whatever the queue moves into it.
+ */
+export const MAX_MESSAGE_BYTES = 256 * 1024;
 export const VISIBILITY_TIMEOUTS_PER_INVOCATION = 3;
 
 export class IngestQueue extends Construct {
@@ -22,15 +29,20 @@ export class IngestQueue extends Construct {
    */
   readonly idempotencyTtl: Duration;
 
-  constructor(scope: Construct, id: string, props: { consumerTimeout: Duration }) {
+  constructor(scope: Construct, id: string, props: { consumerTimeout: Duration; config?: StageConfig }) {
     super(scope, id);
+    // Events not yet processed (or parked for a redrive) are state: they go with the stage's tables.
+    const removalPolicy = props.config ? removalPolicyOf(props.config) : undefined;
     this.deadLetterQueue = new Queue(this, 'IngestDLQ', {
+      removalPolicy,
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: DLQ_RETENTION,
+      maxMessageSizeBytes: MAX_MESSAGE_BYTES,
     });
     this.idempotencyTtl = Duration.days(DLQ_RETENTION.toDays() + QUEUE_RETENTION.toDays() + 1);
     this.queue = new Queue(this, 'IngestQueue', {
+      removalPolicy,
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       // The visibility timeout is the retry delay of a failed event (reportBatchItemFailures): with
@@ -40,6 +52,7 @@ export class IngestQueue extends Construct {
       // what the 6x guidance leaves room for; and 3x still outlasts an invocation and its retry.
       visibilityTimeout: Duration.seconds(props.consumerTimeout.toSeconds() * VISIBILITY_TIMEOUTS_PER_INVOCATION),
       retentionPeriod: QUEUE_RETENTION,
+      maxMessageSizeBytes: MAX_MESSAGE_BYTES,
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: MAX_RECEIVE_COUNT },
     });
   }

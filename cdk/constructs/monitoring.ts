@@ -35,10 +35,16 @@ export interface MonitoringProps {
   httpApi?: IHttpApi;
   /** The ingest queue: events waiting too long alarm (ingest throttled, failing or too slow). */
   ingestQueue?: IQueue;
+  /** How long the DLQ keeps a message: an event parked that long is deleted by SQS, so it alarms before. */
+  deadLetterRetention?: Duration;
+  /** Functions run on a schedule, by name: each failed run alarms (the scheduler drops it after its retries). */
+  scheduled?: Readonly<Record<string, IFunction>>;
 }
 
 /** An event older than this in the ingest queue has used 40 % of a default 300 s notice. */
 export const OLDEST_EVENT_ALARM_SECONDS = 120;
+/** Days before a parked event expires from the DLQ that IngestDlqExpiring alarms. */
+export const DLQ_EXPIRY_WARNING_DAYS = 3;
 /** 5xx answers within 5 minutes that alarm: a single retried authorizer timeout does not. */
 export const API_5XX_ALARM_COUNT = 5;
 
@@ -107,6 +113,14 @@ export class Monitoring extends Construct {
       this.alarm(`${id}Throttles`, t, `The ${name} function was throttled: its reserved concurrency is used up.`);
       throttles.push(t.with({ label: name }));
     }
+    for (const [name, fn] of Object.entries(props.scheduled ?? {})) {
+      const id = name.replace(/(^|-)([a-z])/g, (_m, _d, c: string) => c.toUpperCase());
+      this.alarm(
+        `${id}Errors`,
+        fn.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
+        `A scheduled run of the ${name} function failed: nothing retries it before its next run.`,
+      );
+    }
     if (props.httpApi) {
       const errors = props.httpApi.metricServerError({ period: fiveMinutes, statistic: 'Sum' });
       this.alarm('Api5xx', errors, `The HTTP API answered 5xx more than ${API_5XX_ALARM_COUNT} times in 5 minutes.`, API_5XX_ALARM_COUNT);
@@ -118,6 +132,16 @@ export class Monitoring extends Construct {
         age,
         `An event waited more than ${OLDEST_EVENT_ALARM_SECONDS} s in the ingest queue.`,
         OLDEST_EVENT_ALARM_SECONDS,
+      );
+    }
+    if (props.deadLetterRetention) {
+      // IngestDlqNotEmpty fires once and stays in alarm; this one fires while there is still time to redrive.
+      const expiresIn = DLQ_EXPIRY_WARNING_DAYS * 86400;
+      this.alarm(
+        'IngestDlqExpiring',
+        props.deadLetterQueue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(5), statistic: 'Maximum' }),
+        `An event has waited in the ingest DLQ for more than ${props.deadLetterRetention.toDays() - DLQ_EXPIRY_WARNING_DAYS} days: SQS deletes it after ${props.deadLetterRetention.toDays()}. Redrive it (rebootctl dlq redrive) or note why not.`,
+        props.deadLetterRetention.toSeconds() - expiresIn,
       );
     }
 

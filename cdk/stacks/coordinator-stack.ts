@@ -11,9 +11,9 @@ import { resolve } from 'node:path';
 import { parseMapping } from '../../lambdas/core/redfish/mapping.ts';
 import type { StageConfig } from '../config.ts';
 import { coordinatorFunction, type CoordinatorFunctionProps } from '../constructs/coordinator-function.ts';
-import { grantEnv, grantTaskCallbacks } from '../constructs/grant-env.ts';
+import { grantEnv, grantStartByName, grantTaskCallbacks } from '../constructs/grant-env.ts';
 import { CoordinatorHttpApi, LONG_POLL_MAX_SECONDS } from '../constructs/http-api.ts';
-import { IngestQueue } from '../constructs/ingest-queue.ts';
+import { DLQ_RETENTION, IngestQueue } from '../constructs/ingest-queue.ts';
 import { Monitoring } from '../constructs/monitoring.ts';
 import { PushChannel } from '../constructs/push-channel.ts';
 import { nagArn } from '../constructs/nag.ts';
@@ -144,7 +144,7 @@ export class CoordinatorStack extends Stack {
       'iot-authorizer': iotAuthorizer,
     };
 
-    this.ingestQueue = new IngestQueue(this, 'Ingest', { consumerTimeout: ingest.timeout ?? Duration.seconds(30) });
+    this.ingestQueue = new IngestQueue(this, 'Ingest', { consumerTimeout: ingest.timeout ?? Duration.seconds(30), config });
     this.reports = new ReportBucket(this, 'Reports', { config });
 
     this.workflows = new Workflows(this, 'Workflows', {
@@ -190,7 +190,8 @@ export class CoordinatorStack extends Stack {
     for (const wf of this.workflows.workflows.filter((w) => w.stem !== ROLLOUT_WORKFLOW))
       grantEnv(ingest, wf.envName, wf.stateMachine, 'start');
     // SendTaskFailure: a wake-up that routes through a Catch (deps.ts wakeIfReady, `error` outcomes).
-    grantTaskCallbacks(ingest, ['SendTaskSuccess', 'SendTaskFailure', 'SendTaskHeartbeat'], machines);
+    // No SendTaskHeartbeat: agents' heartbeats reach a waiting Task through the API alone.
+    grantTaskCallbacks(ingest, ['SendTaskSuccess', 'SendTaskFailure'], machines);
     ingest.addEventSource(
       new SqsEventSource(this.ingestQueue.queue, {
         batchSize: 10,
@@ -203,10 +204,13 @@ export class CoordinatorStack extends Stack {
     grantEnv(workflowAwait, 'TABLE_NAME', reboots, 'readWrite');
     grantTaskCallbacks(workflowAwait, ['SendTaskSuccess', 'SendTaskFailure'], machines);
     grantEnv(workflowStep, 'TABLE_NAME', reboots, 'readWrite');
+    // The rollout's tick hands a long rollout to a new execution of it (core/rollout.ts TICKS_PER_EXECUTION).
+    if (rollout) grantStartByName(workflowStep, rollout.envName, rollout.stateMachineName);
     // Every change to a reboot may satisfy its waiting Task, so the step that made it wakes it.
     grantTaskCallbacks(workflowStep, ['SendTaskSuccess', 'SendTaskFailure'], machines);
 
-    for (const writer of [api, ingest, workflowAwait, workflowStep])
+    // Every writer of reboots stamps the TTL of those it ends; the reconciler ends reboots too.
+    for (const writer of [api, ingest, workflowAwait, workflowStep, reconciler])
       writer.addEnvironment('REBOOT_RETENTION_DAYS', String(config.rebootRetentionDays));
     // Signals of an xPU's next outage kept on the reboot that still held it go back to the ingest
     // queue when it lets go of the xPU (model.ts `defer`): whoever ends or advances a reboot sends them.
@@ -217,7 +221,9 @@ export class CoordinatorStack extends Stack {
     grantEnv(report, 'REPORT_BUCKET', this.reports.bucket, 'put', REPORT_KEY_PREFIX);
     grantEnv(watchdog, 'TABLE_NAME', reboots, 'read');
     grantEnv(reconciler, 'TABLE_NAME', reboots, 'readWrite');
-    for (const wf of this.workflows.workflows) grantEnv(reconciler, wf.envName, wf.stateMachine, 'describe');
+    // The reboots' executions only (reconciler.ts WORKFLOW_OF): it never reads a rollout's.
+    for (const wf of this.workflows.workflows.filter((w) => w.stem !== ROLLOUT_WORKFLOW))
+      grantEnv(reconciler, wf.envName, wf.stateMachine, 'describe');
     // A running wait whose condition already happened (its wake-up was lost) is woken by the reconciler.
     grantTaskCallbacks(reconciler, ['SendTaskSuccess', 'SendTaskFailure'], machines);
 
@@ -247,12 +253,14 @@ export class CoordinatorStack extends Stack {
     this.monitoring = new Monitoring(this, 'Monitoring', {
       config,
       deadLetterQueue: this.ingestQueue.deadLetterQueue,
+      deadLetterRetention: DLQ_RETENTION,
       ingest,
       api,
       workflows: this.workflows.workflows,
       functions: this.functions,
       httpApi: this.httpApi.api,
       ingestQueue: this.ingestQueue.queue,
+      scheduled: { report, watchdog, reconciler },
     });
 
     new CfnOutput(this, 'ApiUrl', { value: this.httpApi.url, description: 'Base URL of the HTTP API' });

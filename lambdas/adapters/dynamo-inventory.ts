@@ -142,6 +142,9 @@ export class DynamoInventory {
           FilterExpression: 'gen <> :g',
           ProjectionExpression: 'pk, sk',
           ExpressionAttributeValues: { ':p': pk, ':g': generation },
+          // Strongly consistent: an eventually consistent read may still return an item this push just
+          // rewrote with its old generation, and the sweep would delete a node or token that is current.
+          ConsistentRead: true,
           ExclusiveStartKey: start,
         }),
       );

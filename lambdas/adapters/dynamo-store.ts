@@ -126,8 +126,8 @@ export class DynamoRebootStore implements RebootStore {
   constructor(client: DynamoDBClient, table: string, opts: { retentionDays?: number } = {}) {
     this.#doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true } });
     this.#table = table;
-    this.#index = new RebootIndex(this.#doc, table);
     this.#retentionDays = opts.retentionDays ?? DEFAULT_RETENTION_DAYS;
+    this.#index = new RebootIndex(this.#doc, table, this.#retentionDays);
   }
 
   async getReboot(id: string): Promise<StoredReboot | undefined> {
@@ -160,6 +160,7 @@ export class DynamoRebootStore implements RebootStore {
       let keys: Record<string, unknown>[] | undefined = ids.slice(i, i + BATCH_GET_MAX).map(rebootKey);
       // BatchGet may leave keys unprocessed under load: ask again for those.
       for (let attempt = 0; keys && keys.length > 0; attempt++) {
+        if (attempt >= MAX_ATTEMPTS) throw new ConcurrentUpdate(`reboots left unprocessed after ${MAX_ATTEMPTS} attempts`);
         const res: BatchGetCommandOutput = await this.#doc.send(
           new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys, ConsistentRead: true } } }),
         );
@@ -233,6 +234,7 @@ export class DynamoRebootStore implements RebootStore {
     for (let i = 0; i < nodes.length; i += BATCH_GET_MAX) {
       let keys: Record<string, unknown>[] | undefined = nodes.slice(i, i + BATCH_GET_MAX).map(nodeKey);
       for (let attempt = 0; keys && keys.length > 0; attempt++) {
+        if (attempt >= MAX_ATTEMPTS) throw new ConcurrentUpdate(`node states left unprocessed after ${MAX_ATTEMPTS} attempts`);
         // Eventually consistent: half the read cost, and a second-old view is fine for the watchdog.
         const res: BatchGetCommandOutput = await this.#doc.send(new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys } } }));
         for (const it of res.Responses?.[this.#table] ?? []) {
@@ -432,16 +434,10 @@ export class DynamoRebootStore implements RebootStore {
   }
 
   async keptSignals(node: string): Promise<NativeEvent[]> {
-    const res = await this.#doc.send(
-      new QueryCommand({
-        TableName: this.#table,
-        KeyConditionExpression: 'pk = :p',
-        ExpressionAttributeValues: { ':p': `K#${node}` },
-        ConsistentRead: true,
-      }),
-    );
+    // Every page: a BMC flooding one node (and expired items TTL has not deleted yet) can pass 1 MB.
+    const items = await this.#partition(`K#${node}`);
     // dynalite has no TTL: readers honour the expiry themselves.
-    return (res.Items ?? []).filter((it) => typeof it.ttl !== 'number' || it.ttl * 1000 > Date.now()).map((it) => it.event as NativeEvent);
+    return items.filter((it) => typeof it.ttl !== 'number' || it.ttl * 1000 > Date.now()).map((it) => it.event as NativeEvent);
   }
 
   async forgetSignal(ev: NativeEvent): Promise<void> {
@@ -450,10 +446,14 @@ export class DynamoRebootStore implements RebootStore {
 
   #commandItem(c: StoredCommand & { order?: number }) {
     const open = !['succeeded', 'failed', 'skipped', 'timed-out'].includes(c.status);
+    // A closed command expires with its reboot (TTL, epoch seconds); an open one stays while its agent may fetch it.
+    const closedAt = Date.parse(c.finishedAt ?? '') || Date.now();
     return {
       ...c,
       ...commandKey(c.agent, c.id),
-      ...(open ? { gsi1pk: `OPEN#${c.agent}`, gsi1sk: `${c.createdAt}#${String(c.order ?? 0).padStart(4, '0')}#${c.id}` } : {}),
+      ...(open
+        ? { gsi1pk: `OPEN#${c.agent}`, gsi1sk: `${c.createdAt}#${String(c.order ?? 0).padStart(4, '0')}#${c.id}` }
+        : { ttl: Math.floor(closedAt / 1000) + this.#retentionDays * 86400 }),
     };
   }
 
@@ -605,6 +605,7 @@ export class DynamoRebootStore implements RebootStore {
     const found = new Map<string, Record<string, unknown>>();
     let keys: Record<string, unknown>[] | undefined = [...wanted.values()];
     for (let attempt = 0; keys && keys.length > 0; attempt++) {
+      if (attempt >= MAX_ATTEMPTS) throw new ConcurrentUpdate(`event keys left unread after ${MAX_ATTEMPTS} attempts`);
       const res: BatchGetCommandOutput = await this.#doc.send(
         new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys, ConsistentRead: true } } }),
       );
@@ -713,16 +714,22 @@ export class DynamoRebootStore implements RebootStore {
     const out: Array<{ at: string; reason: string; event: NativeEvent }> = [];
     for (let back = 0; back <= DROPPED_DAYS && out.length < limit; back++) {
       const day = new Date(Date.now() - back * 86400_000).toISOString().slice(0, 10);
-      const res = await this.#doc.send(
-        new QueryCommand({
-          TableName: this.#table,
-          KeyConditionExpression: 'pk = :p',
-          ExpressionAttributeValues: { ':p': `${DROPPED}#${day}` },
-          ScanIndexForward: false,
-          Limit: limit - out.length,
-        }),
-      );
-      out.push(...(res.Items ?? []).map((it) => ({ at: it.at as string, reason: it.reason as string, event: it.event as NativeEvent })));
+      // A page ends at 1 MB (dropped events carry their whole event) before Limit: read the day to its end.
+      let start: Record<string, unknown> | undefined;
+      do {
+        const res = await this.#doc.send(
+          new QueryCommand({
+            TableName: this.#table,
+            KeyConditionExpression: 'pk = :p',
+            ExpressionAttributeValues: { ':p': `${DROPPED}#${day}` },
+            ScanIndexForward: false,
+            Limit: limit - out.length,
+            ExclusiveStartKey: start,
+          }),
+        );
+        out.push(...(res.Items ?? []).map((it) => ({ at: it.at as string, reason: it.reason as string, event: it.event as NativeEvent })));
+        start = res.LastEvaluatedKey;
+      } while (start && out.length < limit);
     }
     return out;
   }
@@ -848,7 +855,7 @@ export class DynamoRebootStore implements RebootStore {
     return res.Attributes?.hold as Hold | undefined;
   }
 
-  /** Every item of one small partition (budgets, the queue, holds), strongly consistent, page after page. */
+  /** Every item of one small partition (budgets, the queue, holds, kept signals), strongly consistent, page after page. */
   async #partition(pk: string): Promise<Record<string, unknown>[]> {
     const items: Record<string, unknown>[] = [];
     let startKey: Record<string, unknown> | undefined;

@@ -55,32 +55,65 @@ export function signedPublish(opts: {
   return { url: `https://${endpoint}${path}?${query}`, headers };
 }
 
+/** Looks at the index before a wake-up: about 3 s in all, then the wake-up goes out anyway. */
+export const VISIBILITY_LOOKS = 6;
+const lookAfter = (look: number) => 50 * 2 ** look;
+
+export interface IotWakeupOptions {
+  endpoint: string;
+  region: string;
+  credentials: () => Credentials;
+  onError: (agent: string, err: unknown) => void;
+  /**
+   * Whether a fetch of `agent` would find these commands now. An agent fetches its commands from
+   * gsi1, which is eventually consistent: a wake-up published right after the write can reach the
+   * agent before the index has the commands, and the agent, finding nothing, waits for its periodic
+   * fetch (minutes). Unset: publish at once (the local broker, whose table has no lag).
+   */
+  visible?: (agent: string, commandIds: string[]) => Promise<boolean>;
+  /** Milliseconds before look `n + 1` (injectable for tests). */
+  lookAfterMs?: (look: number) => number;
+}
+
 /**
  * The command signal of the AWS functions: long polls keep polling the table (`inner`), and each
- * notification is also published on the agent's wake-up topic. A failed publish is logged, not
- * thrown: the agent fetches every few minutes anyway.
+ * notification is also published on the agent's wake-up topic, once the commands it announces show
+ * in the index an agent's fetch reads. A failed publish is logged, not thrown: the agent fetches
+ * every few minutes anyway.
  */
-export function withIotWakeups(
-  inner: CommandSignal,
-  opts: { endpoint: string; region: string; credentials: () => Credentials; onError: (agent: string, err: unknown) => void },
-): CommandSignal & { flush(): Promise<void> } {
+export function withIotWakeups(inner: CommandSignal, opts: IotWakeupOptions): CommandSignal & { flush(): Promise<void> } {
   const inflight = new Set<Promise<void>>();
+  const wait = opts.lookAfterMs ?? lookAfter;
+
+  async function whenVisible(agent: string, ids: string[]): Promise<void> {
+    if (!opts.visible || ids.length === 0) return;
+    for (let look = 0; look < VISIBILITY_LOOKS; look++) {
+      // A look that fails (throttled) does not hold the wake-up back: it goes out as it did before.
+      if (await opts.visible(agent, ids).catch(() => true)) return;
+      await new Promise((r) => setTimeout(r, wait(look)));
+    }
+  }
+
+  async function publish(agent: string): Promise<void> {
+    const payload = JSON.stringify({ agent });
+    const req = signedPublish({
+      endpoint: opts.endpoint,
+      region: opts.region,
+      topic: wakeTopic(agent),
+      payload,
+      credentials: opts.credentials(),
+      now: new Date(),
+    });
+    const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: payload, signal: AbortSignal.timeout(3_000) });
+    if (!res.ok) throw new Error(`IoT publish answered ${res.status}`);
+  }
+
   return {
     notify(agent, commands) {
       inner.notify(agent, commands);
-      const payload = JSON.stringify({ agent });
-      const req = signedPublish({
-        endpoint: opts.endpoint,
-        region: opts.region,
-        topic: wakeTopic(agent),
-        payload,
-        credentials: opts.credentials(),
-        now: new Date(),
-      });
-      const p = fetch(req.url, { method: 'POST', headers: req.headers, body: payload, signal: AbortSignal.timeout(3_000) })
-        .then((res) => {
-          if (!res.ok) throw new Error(`IoT publish answered ${res.status}`);
-        })
+      const ids = (commands ?? []).map((c) => c.id);
+      const p = whenVisible(agent, ids)
+        .then(() => publish(agent))
         .catch((err) => opts.onError(agent, err))
         .finally(() => inflight.delete(p));
       inflight.add(p);

@@ -14,6 +14,12 @@ export const DAY_SHARDS = 8;
 /** Ended reboots stay this long (the daily reports in S3 keep the record after that). */
 export const DEFAULT_RETENTION_DAYS = 90;
 const DAYS_PK = 'REBOOTDAYS';
+/**
+ * A day's item outlives the retention by this much: a reboot notified that day ends within hours
+ * (its workflow's timeouts) and expires `retentionDays` after its end. Without a ttl the days of
+ * every year since the deployment were listed, 8 Queries each, on every listing and reconciler run.
+ */
+const DAY_SLACK_DAYS = 30;
 
 export const dayOf = (iso: string) => iso.slice(0, 10);
 const shardOf = (id: string) => createHash('sha256').update(id).digest()[0] % DAY_SHARDS;
@@ -58,17 +64,22 @@ export class RebootIndex {
   readonly #table: string;
   /** Days this container recorded already: one write per day and container, not per reboot. */
   readonly #daysKnown = new Set<string>();
+  readonly #retentionDays: number;
 
-  constructor(doc: DynamoDBDocumentClient, table: string) {
+  constructor(doc: DynamoDBDocumentClient, table: string, retentionDays = DEFAULT_RETENTION_DAYS) {
     this.#doc = doc;
     this.#table = table;
+    this.#retentionDays = retentionDays;
   }
 
   /** Notes that `day` has reboots, so listings know which day partitions to read. */
   async recordDay(iso: string): Promise<void> {
     const day = dayOf(iso);
     if (this.#daysKnown.has(day)) return;
-    await this.#doc.send(new PutCommand({ TableName: this.#table, Item: { pk: DAYS_PK, sk: day } }));
+    const ttl = Math.floor(Date.parse(`${day}T00:00:00.000Z`) / 1000) + (1 + this.#retentionDays + DAY_SLACK_DAYS) * 86400;
+    await this.#doc.send(
+      new PutCommand({ TableName: this.#table, Item: { pk: DAYS_PK, sk: day, ...(Number.isFinite(ttl) ? { ttl } : {}) } }),
+    );
     this.#daysKnown.add(day);
   }
 

@@ -1,5 +1,6 @@
 // EventQueue on SQS: the API acknowledges an event only after SendMessageBatch stored it.
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { PayloadTooLarge } from '../core/errors.ts';
 import type { NativeEvent } from '../core/types.ts';
 import type { EventQueue } from '../ports/index.ts';
 
@@ -7,9 +8,11 @@ export class QueueSendFailed extends Error {
   override readonly name = 'QueueSendFailed';
 }
 
-/** SQS limits a batch to 10 messages and 256 KiB; stay clear of the byte limit. */
+/** SQS limits a batch to 10 messages and 256 KiB of UTF-8 bytes (not characters); stay clear of the byte limit. */
 const MAX_ENTRIES = 10;
 const MAX_BATCH_BYTES = 200 * 1024;
+/** The ingest queue's limit on one message (cdk/constructs/ingest-queue.ts sets it; fauxqs takes more). */
+export const MAX_MESSAGE_BYTES = 256 * 1024;
 
 interface Pending {
   body: string;
@@ -35,14 +38,25 @@ export class SqsEventQueue implements EventQueue {
 
   send(events: NativeEvent[]): Promise<void> {
     if (events.length === 0) return Promise.resolve();
+    // Bytes as SQS counts them: text in a reason or a Redfish message may be several bytes a character.
+    const bodies = events.map((ev) => JSON.stringify(ev));
+    const sizes = bodies.map((b) => Buffer.byteLength(b, 'utf8'));
+    // Checked before any is queued: a request refused changes nothing. A body just under the API's
+    // limit grows past SQS's once the coordinator's fields are added; SQS would refuse it for ever.
+    const over = sizes.findIndex((n) => n > MAX_MESSAGE_BYTES);
+    if (over >= 0) {
+      return Promise.reject(
+        new PayloadTooLarge(`event ${events[over].id} is ${sizes[over]} bytes once queued; the queue takes at most ${MAX_MESSAGE_BYTES}`),
+      );
+    }
     return Promise.all(
-      events.map(
-        (ev) =>
+      bodies.map(
+        (body, i) =>
           new Promise<void>((resolve, reject) => {
-            const body = JSON.stringify(ev);
-            if (this.#pending.length >= MAX_ENTRIES || this.#bytes + body.length > MAX_BATCH_BYTES) this.#flush();
+            const bytes = sizes[i];
+            if (this.#pending.length >= MAX_ENTRIES || this.#bytes + bytes > MAX_BATCH_BYTES) this.#flush();
             this.#pending.push({ body, done: (err) => (err ? reject(err) : resolve()) });
-            this.#bytes += body.length;
+            this.#bytes += bytes;
             if (this.#pending.length >= MAX_ENTRIES) this.#flush();
             else if (!this.#scheduled) {
               // Whatever else arrives in this turn of the event loop goes in the same call.

@@ -186,9 +186,21 @@ export function admittedDeadline(q: QueueRecord, noticeSeconds: number, maxExten
 /** A queued reboot looks again at least this often: holds created later may end by themselves, and a lost wake-up costs at most this. */
 export const QUEUE_RECHECK_SECONDS = 60;
 
-/** When a queued reboot's workflow looks again: at the cap, when a hold on it ends by itself, or after QUEUE_RECHECK_SECONDS. */
+/**
+ * A queued reboot's own looks stay about this many (plus the last hour's minutes) however far its cap:
+ * each costs its execution ~13 history events, and Step Functions fails an execution at 25,000.
+ */
+export const QUEUE_LOOKS_TO_CAP = 100;
+
+/**
+ * When a queued reboot's workflow looks again: at the cap, when a hold on it ends by itself, or after
+ * QUEUE_RECHECK_SECONDS; while the cap is further than QUEUE_LOOKS_TO_CAP minutes away, after that
+ * share of the time left instead (a cap of 23 days would otherwise be 33,000 looks).
+ */
 export function queueRecheckAt(q: Pick<QueueRecord, 'capAt'>, holds: readonly Hold[], now: Date): string {
-  const times = [Date.parse(q.capAt), now.getTime() + QUEUE_RECHECK_SECONDS * 1000];
+  const left = Date.parse(q.capAt) - now.getTime();
+  const every = Math.max(QUEUE_RECHECK_SECONDS * 1000, Math.floor(left / QUEUE_LOOKS_TO_CAP));
+  const times = [Date.parse(q.capAt), now.getTime() + every];
   const expiry = nextHoldExpiry(holds);
   if (expiry) times.push(Date.parse(expiry));
   return new Date(Math.min(...times)).toISOString();

@@ -44,7 +44,31 @@ export interface Rollout {
   history: HistoryEntry[];
   /** The workflow's callback token while it waits; woken by a reboot's end and by cancel. */
   waiter?: { token: string; at: string; enteredAt?: string } | null;
+  /** Which execution runs the rollout (1: the first, named after it; see TICKS_PER_EXECUTION), and its ticks so far. */
+  generation?: number;
+  ticks?: number;
   version: number;
+}
+
+/**
+ * Ticks one execution of a rollout makes before it hands the rollout to a successor execution and
+ * ends. Step Functions fails an execution at 25,000 history events; a tick and the wait after it
+ * are about 13 (Task 5, Choice 2, callback Task 6), and a rollout looks again every 10-60 s while
+ * its reboots run: a 1,000-xPU rollout would otherwise fail after a day or two. The local engine
+ * has no such limit.
+ */
+export const TICKS_PER_EXECUTION = 1000;
+
+/** The execution that runs generation `generation` of a rollout: the first is named after the rollout. */
+export function rolloutExecutionName(rolloutId: string, generation: number): string {
+  return generation <= 1 ? rolloutId : `${rolloutId}-g${generation}`;
+}
+
+/** The generation an execution name stands for (1 for the rollout's own name, or one not of this form). */
+export function rolloutGenerationOf(rolloutId: string, executionName: string): number {
+  if (!executionName.startsWith(`${rolloutId}-g`)) return 1;
+  const n = Number(executionName.slice(rolloutId.length + 2));
+  return Number.isInteger(n) && n > 1 ? n : 1;
 }
 
 export const IN_FLIGHT: readonly RolloutItemState[] = ['sent', 'rebooting'];

@@ -153,7 +153,12 @@ export const StepInput = z.object({
 });
 
 /** The rollout workflow's Tasks, served by the same two functions and told apart by `action`. */
-export const RolloutTickInput = z.object({ action: z.literal('rollout-tick'), rolloutId: z.string().min(1) });
+export const RolloutTickInput = z.object({
+  action: z.literal('rollout-tick'),
+  rolloutId: z.string().min(1),
+  /** $$.Execution.Name: which generation ticks (core/rollout.ts TICKS_PER_EXECUTION). */
+  execution: z.string().min(1).optional(),
+});
 export const RolloutAwaitInput = z.object({
   action: z.literal('rollout-await'),
   rolloutId: z.string().min(1),

@@ -6,7 +6,8 @@ import { loadMapping } from '../core/redfish/mapping.ts';
 import { createApiApp } from '../handlers/api.ts';
 import { tokenOf } from '../handlers/authorizer.ts';
 import type { InventoryHint } from '../ports/index.ts';
-import { deadLetters, deps, flushWakeups, powertoolsMetrics } from './runtime.ts';
+import { fitLambdaResponse } from './response-limit.ts';
+import { deadLetters, deps, env, flushWakeups, powertoolsMetrics } from './runtime.ts';
 
 /**
  * What this request will look up in the inventory: the caller's token and the node a posted event
@@ -37,15 +38,18 @@ const app = createApiApp({
   ...deps,
   inventory: (hint) => deps.inventory(hint ?? requestHint),
   dlq: deadLetters,
-  mapping: loadMapping(process.env.REDFISH_MAPPING_FILE ?? null),
-  maxWaitSeconds: Number(process.env.LONG_POLL_MAX_SECONDS ?? 25),
+  mapping: loadMapping(env.REDFISH_MAPPING_FILE ?? null),
+  maxWaitSeconds: env.LONG_POLL_MAX_SECONDS,
 });
 const serve = handle(app);
 
 export const handler = async (event: Parameters<typeof serve>[0], context: Context) => {
   requestHint = hintOf(event as unknown as APIGatewayProxyEventV2);
   try {
-    return await serve(event, context);
+    const result = await serve(event, context);
+    const fitted = fitLambdaResponse(result);
+    if (fitted !== result) deps.logger.warn('answer too large for Lambda', { path: (event as unknown as APIGatewayProxyEventV2).rawPath });
+    return fitted;
   } finally {
     await flushWakeups();
     // Powertools keeps metrics in memory until published: without this the API's counts never reach CloudWatch.

@@ -11,7 +11,7 @@ const ingest = createIngestHandler(deps);
 // Longer than an event can sit in the queue and the DLQ (CDK sets it: ingest-queue.ts), so a redrive never applies an event twice.
 const idempotency = new IdempotencyConfig({
   eventKeyJmesPath: 'dedupKey',
-  expiresAfterSeconds: Number(process.env.IDEMPOTENCY_TTL_SECONDS ?? 19 * 24 * 3600),
+  expiresAfterSeconds: env.IDEMPOTENCY_TTL_SECONDS,
 });
 const apply = env.IDEMPOTENCY_TABLE_NAME
   ? makeIdempotent((ev: NativeEvent) => ingest(ev), {

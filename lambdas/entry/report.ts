@@ -4,7 +4,6 @@ import { writeScheduledReport } from '../handlers/report-job.ts';
 import { deps, env, powertoolsMetrics } from './runtime.ts';
 
 const s3 = new S3Client({});
-const WINDOW_SECONDS = Number(process.env.REPORT_WINDOW_SECONDS ?? 86400);
 
 export const handler = async () => {
   if (!env.REPORT_BUCKET) throw new Error('REPORT_BUCKET is not set');
@@ -16,7 +15,7 @@ export const handler = async () => {
           await s3.send(new PutObjectCommand({ Bucket: env.REPORT_BUCKET, Key: `reports/${name}`, Body: body, ContentType: contentType }));
         },
       },
-      WINDOW_SECONDS,
+      env.REPORT_WINDOW_SECONDS,
     );
     deps.logger.info('compliance report written', res);
     return res;

@@ -4,7 +4,6 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
 import { Metrics as PowertoolsMetrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { z } from 'zod';
 import type { InventoryIndex } from '../core/inventory.ts';
 import { CachedInventory, DynamoInventory } from '../adapters/dynamo-inventory.ts';
 import { DynamoRebootStore } from '../adapters/dynamo-store.ts';
@@ -15,27 +14,11 @@ import { DynamoRolloutStore } from '../adapters/dynamo-rollouts.ts';
 import { PollingCommandSignal } from '../adapters/polling-signal.ts';
 import { withIotWakeups } from '../adapters/iot-wake.ts';
 import type { Deps, Logger } from '../handlers/deps.ts';
-import { WorkflowArnEnv, workflowArnsFrom } from '../core/workflow-io.ts';
+import { workflowArnsFrom } from '../core/workflow-io.ts';
+import { LambdaEnv } from './config.ts';
 import { systemClock, type EventQueue, type InventoryHint, type Metrics, type Workflows } from '../ports/index.ts';
 
-const Env = z
-  .object({
-    TABLE_NAME: z.string().min(1),
-    QUEUE_URL: z.string().optional(),
-    /** The ingest queue's DLQ: the API's operator routes /v1/dlq list and redrive it. */
-    DLQ_URL: z.string().optional(),
-    REPORT_BUCKET: z.string().optional(),
-    IDEMPOTENCY_TABLE_NAME: z.string().optional(),
-    /** How long a Lambda container keeps the inventory before reading it again. */
-    INVENTORY_TTL_SECONDS: z.coerce.number().int().min(0).default(60),
-    /** Days an ended reboot stays in the table (TTL); the daily reports in S3 keep the record. */
-    REBOOT_RETENTION_DAYS: z.coerce.number().int().min(1).optional(),
-    /** AWS IoT Core's data endpoint: wake-ups for agents on the push channel are published there. */
-    IOT_DATA_ENDPOINT: z.string().min(1).optional(),
-  })
-  .extend(WorkflowArnEnv.shape);
-
-export const env = Object.freeze(Env.parse(process.env));
+export const env = Object.freeze(LambdaEnv.parse(process.env));
 
 export const powertoolsLogger = new PowertoolsLogger();
 export const powertoolsMetrics = new PowertoolsMetrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'XpuRebootCoordinator' });
@@ -90,6 +73,11 @@ const iotSignal = env.IOT_DATA_ENDPOINT
         sessionToken: process.env.AWS_SESSION_TOKEN,
       }),
       onError: (agent, err) => powertoolsLogger.warn('wake-up not published', { agent, error: String(err) }),
+      // The agent fetches from gsi1 (eventually consistent): wake it once its commands show there.
+      visible: async (agent, ids) => {
+        const open = new Set((await store.openCommands(agent)).map((c) => c.id));
+        return ids.every((id) => open.has(id));
+      },
     })
   : undefined;
 const signal = iotSignal ?? new PollingCommandSignal();

@@ -7,7 +7,10 @@ import {
   isItemEnded,
   observeItem,
   rolloutCommandId,
+  rolloutExecutionName,
+  rolloutGenerationOf,
   rolloutTick,
+  TICKS_PER_EXECUTION,
   type Observation,
   type Rollout,
   type RolloutItem,
@@ -20,7 +23,12 @@ import type { StoredCommand } from '../ports/index.ts';
 import type { RolloutStore } from '../ports/rollouts.ts';
 import type { Deps } from './deps.ts';
 import { rolloutBudgetGate } from './fleet-seams.ts';
-import { RolloutAwaitInput as AwaitInput, RolloutFailInput as FailInput, RolloutTickInput as TickInput } from '../core/workflow-io.ts';
+import {
+  RolloutAwaitInput as AwaitInput,
+  RolloutFailInput as FailInput,
+  RolloutTickInput as TickInput,
+  rolloutWorkflowInput,
+} from '../core/workflow-io.ts';
 
 export class RolloutNotFound extends Error {
   override readonly name = 'RolloutNotFound';
@@ -67,8 +75,14 @@ function matches(r: RolloutTagged, rollout: Rollout, it: RolloutItem): boolean {
   return r.mode === 'planned' && !!it.sentAt && (r.history[0]?.at ?? r.notifiedAt) >= it.sentAt;
 }
 
-export function createRolloutTasks(deps: RolloutDeps) {
+export function createRolloutTasks(deps: RolloutDeps, opts: { ticksPerExecution?: number } = {}) {
   const budget = rolloutBudgetGate(deps);
+  const ticksPerExecution = opts.ticksPerExecution ?? TICKS_PER_EXECUTION;
+
+  /** Starts the execution of a rollout's generation (again: by name, so a repeat starts nothing new). */
+  async function continueAs(r: Rollout, generation: number): Promise<void> {
+    await deps.workflows.start('rollout', rolloutExecutionName(r.id, generation), rolloutWorkflowInput(r.id));
+  }
 
   async function load(id: string): Promise<Rollout> {
     const r = await deps.rollouts.getRollout(id);
@@ -144,12 +158,21 @@ export function createRolloutTasks(deps: RolloutDeps) {
       noticePhase: false,
       createdAt: it.sentAt ?? deps.clock.now().toISOString(),
     };
-    if (await deps.store.putCommand(cmd)) deps.signal.notify(agent);
+    // With the command: in AWS its wake-up then waits until a fetch would find it (adapters/iot-wake.ts).
+    if (await deps.store.putCommand(cmd)) deps.signal.notify(agent, [cmd]);
   }
 
-  async function tick(payload: unknown): Promise<{ next: TickNext; waitSeconds: number; inFlight: number }> {
+  async function tick(payload: unknown): Promise<{ next: TickNext | 'continued'; waitSeconds: number; inFlight: number }> {
     const p = parse(TickInput, payload);
     const r = await load(p.rolloutId);
+    // Which execution ticks; undefined for a caller that does not say (it is never handed over).
+    const generation = p.execution ? rolloutGenerationOf(r.id, p.execution) : undefined;
+    const continued = async (to: Rollout) => {
+      // A replaced execution (a late retry of its last tick) only makes sure its successor runs, and ends.
+      await continueAs(to, to.generation ?? 1);
+      return { next: 'continued' as const, waitSeconds: 0, inFlight: to.items.filter(isInFlight).length };
+    };
+    if (generation !== undefined && generation < (r.generation ?? 1)) return continued(r);
     const index = await deps.inventory();
     const now = deps.clock.now();
     const obs = new Map<number, Observation>();
@@ -178,13 +201,26 @@ export function createRolloutTasks(deps: RolloutDeps) {
       }
     }
     let result: ReturnType<typeof rolloutTick> | undefined;
+    let superseded = false;
+    let handOver = false;
     const res = await deps.rollouts.updateRollout(r.id, (cur) => {
+      superseded = generation !== undefined && generation < (cur.generation ?? 1);
+      if (superseded) return null;
       result = rolloutTick(cur, obs, gates, deadlines, now);
       for (const i of result.started) result.rollout.items[i].commandId = rolloutCommandId(cur.id, i);
       // The token that woke this tick is spent.
       result.rollout.waiter = null;
+      // Counted per execution; the one that has ticked its share hands over instead of waiting again.
+      handOver = false;
+      if (generation !== undefined) {
+        const ticks = (cur.generation ?? 1) === generation ? (cur.ticks ?? 0) + 1 : 1;
+        const goesOn = result.next === 'wait-reboots' || result.next === 'wait-window';
+        handOver = goesOn && ticks >= ticksPerExecution;
+        Object.assign(result.rollout, handOver ? { generation: generation + 1, ticks: 0 } : { generation, ticks });
+      }
       return result.rollout;
     });
+    if (res && superseded) return continued(res.rollout);
     if (!res || !result) throw new RolloutNotFound(`rollout ${r.id} disappeared`);
     const stored = res.rollout;
     // Every item still waiting for its reboot gets its command (again: a crash may have come between the two writes).
@@ -194,6 +230,10 @@ export function createRolloutTasks(deps: RolloutDeps) {
         rolloutId: r.id,
         xpus: result.started.map((i) => `${stored.items[i].node}/${stored.items[i].xpu}`),
       });
+    if (handOver) {
+      deps.logger.info('rollout handed to its next execution', { rolloutId: r.id, generation: stored.generation });
+      return continued(stored);
+    }
     return { next: result.next, waitSeconds: result.waitSeconds, inFlight: stored.items.filter(isInFlight).length };
   }
 
