@@ -792,9 +792,13 @@ export function proceedNotTaken(r: StoredReboot, now: Date): Step | null {
   return { reboot: s, effects: [] };
 }
 
-/** The deadline passed: the watchdog reboots the xPU whatever the host had left undone. */
+/**
+ * The deadline passed: the watchdog reboots the xPU whatever the host had left undone. Not a reboot
+ * that ended meanwhile: an operator's cancel that won the race with the deadline's timer told the
+ * xPU to stand down (cancel-reboot), and a cancelled reboot recorded as forced would contradict itself.
+ */
 export function markForced(r: StoredReboot, undone: CommandSummary[], timedOut: string[], now: Date): Step | null {
-  if (r.forced) return null;
+  if (r.forced || r.endedAt) return null;
   const at = now.toISOString();
   const s = next(r);
   s.forced = true;
@@ -1113,9 +1117,11 @@ export interface Refused {
 
 /**
  * Has the xPU gone down (or been told to)? From then on the reboot cannot be withdrawn or hurried:
- * the device is away, and only its recovery is left.
+ * the device is away, and only its recovery is left. So once its deadline passed: the xPU's
+ * watchdog reboots it then, whether or not the deadline's timer has recorded that yet (a cancel
+ * accepted in between would tell an xPU that is already going down to stand down).
  */
-function xpuWentDown(r: StoredReboot): string | undefined {
+function xpuWentDown(r: StoredReboot, now: Date): string | undefined {
   if (r.kind !== 'xpu') return 'only xPU reboots have a notice phase';
   if (r.mode === 'crash' || r.mode === 'unannounced' || r.crashedAt)
     return r.mode === 'unannounced' ? 'the xPU rebooted without notice' : 'the xPU crashed';
@@ -1123,6 +1129,8 @@ function xpuWentDown(r: StoredReboot): string | undefined {
   if (r.readyAt) return 'the xPU rebooted already';
   if (r.rebootingAt || r.forced) return `the xPU was told to reboot (${r.status})`;
   if (r.status !== 'queued' && !isNoticePhase(r.status)) return `the reboot is ${r.status}`;
+  if (r.status !== 'queued' && r.deadline && now.getTime() >= Date.parse(r.deadline))
+    return `its deadline ${r.deadline} passed: the xPU watchdog reboots it`;
   return undefined;
 }
 
@@ -1149,7 +1157,7 @@ const OPEN = ['pending', 'delivered', 'running'];
 export function cancel(r: StoredReboot, node: NodeDef, by: Actor, reason: string, now: Date): Step | Refused {
   const repeated = r.status === 'cancelled';
   if (!repeated) {
-    const down = xpuWentDown(r);
+    const down = xpuWentDown(r, now);
     if (down) return { refused: `cannot cancel: ${down}`, code: 'PastNoticePhase' };
   }
   const at = now.toISOString();
@@ -1259,7 +1267,7 @@ export function force(r: StoredReboot, node: NodeDef, by: Actor, reason: string,
   // Repeated: the same answer; the command again (idempotent), unless the reboot is over.
   if (r.forced && r.history.some((h) => h.phase === 'forced' && h.by === by))
     return { reboot: r, effects: r.endedAt ? [] : [{ kind: 'send', step: 'proceed', commands: [go] }] };
-  const down = xpuWentDown(r);
+  const down = xpuWentDown(r, now);
   if (down) return { refused: `cannot force: ${down}`, code: 'PastNoticePhase' };
   const undone = undoneCommands(r, ['prepare']);
   const open = undone.filter((c) => OPEN.includes(c.status));
