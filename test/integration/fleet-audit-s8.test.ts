@@ -566,6 +566,41 @@ describe('many operators at once', () => {
     );
   });
 
+  it('cancel racing the deadline’s own timer: 200 means cancelled (never also forced), 409 means the watchdog’s reboot goes on', async () => {
+    const offsets = [-800, -60, -20, 0, 20, 60, 150, 800];
+    const nodes = ['k1', 'k2', 'k3', 'k4'];
+    const outcomes: string[] = [];
+    for (let round = 0; round < offsets.length / nodes.length; round++)
+      await Promise.all(
+        nodes.map(async (node, i) => {
+          const offset = offsets[round * nodes.length + i];
+          const before = new Set((await rebootsOf(node)).map((r) => r.id));
+          await post(node, `dl-${node}-${round}`, 'xpu.reboot.pending', 'dpu0', { reason: 'deadline race', noticeSeconds: 2 });
+          const r = await waitFor(`${node}: its reboot`, async () => (await rebootsOf(node)).find((x) => !before.has(x.id)));
+          await sleep(Math.max(0, Date.parse(r.deadline) - Date.now() + offset));
+          const res = await control(r.id, 'cancel');
+          outcomes.push(`${offset}:${res.status}`);
+          if (res.status === 200) {
+            await sleep(1000);
+            const after = await get(r.id);
+            expect(after.status, `${r.id} ${offset}`).toBe('cancelled');
+            expect(after.forced ?? false, `${r.id} ${offset}: cancelled and forced`).toBe(false);
+            expect(after.history.map((h: any) => h.phase)).not.toContain('forced');
+          } else {
+            expect([res.status, res.json.error], `${r.id} ${offset}`).toEqual([409, 'PastNoticePhase']);
+            await post(node, `dl-down-${r.id}`, 'xpu.down', 'dpu0');
+            await post(node, `dl-ready-${r.id}`, 'xpu.ready', 'dpu0');
+            const after = await until(r.id, (x) => ENDED.has(x.status), 'ended');
+            // Never cancelled; forced when the deadline's timer saw it before the xPU's down did.
+            expect(after.status, r.id).toBe('completed');
+          }
+        }),
+      );
+    // Well before the deadline a cancel is taken, well after it is refused.
+    expect(outcomes).toContain('-800:200');
+    expect(outcomes).toContain('800:409');
+  });
+
   it('force or cancel of a reboot already ended: 409 PastNoticePhase, and the reboot reads the same', async () => {
     const ended = (await listAll()).filter((r) => ['k1', 'k2', 'k5', 'k6'].includes(r.node) && ENDED.has(r.status));
     expect(ended.length).toBeGreaterThanOrEqual(4);
