@@ -62,6 +62,7 @@ ${['h1', 'h2'].map((id) => `  - { id: ${id}, rack: rh, zone: zh, tenant: th, age
   - { id: bz, rack: rbz, agentToken: agent-token-bz, ${LONG}, xpus: [{ id: dpu0, agentToken: xpu-token-bz }] }
 ${['bq1', 'bq2', 'bq3'].map((id) => `  - { id: ${id}, rack: bq, agentToken: agent-token-${id}, policy: { xpuReboot: { noticeSeconds: 300 }, budgets: [{ per: rack, maxUnavailable: ${bqBudget} }] }, xpus: [{ id: dpu0 }] }`).join('\n')}
 ${['ro1', 'ro2', 'ro3', 'ro4', 'rc1', 'rc2', 'rc3', 'rc4'].map((id) => `  - { id: ${id}, rack: ${id.slice(0, 2)}, agentToken: agent-token-${id}, policy: { budgets: [] }, xpus: [{ id: dpu0 }] }`).join('\n')}
+${['rw1', 'rw2'].map((id) => `  - { id: ${id}, rack: rw, agentToken: agent-token-${id}, policy: { budgets: [] }, xpus: [{ id: dpu0 }] }`).join('\n')}
   - { id: rp1, rack: rp, agentToken: agent-token-rp1, policy: { budgets: [], xpuReboot: { recoverySeconds: 3 } }, xpus: [{ id: dpu0 }] }
   - { id: rp2, rack: rp, agentToken: agent-token-rp2, policy: { budgets: [] }, xpus: [{ id: dpu0 }] }
 `;
@@ -73,7 +74,8 @@ const ALL_AGENTS = [
     `${n}.dpu0`,
   ]),
   ...['ro1', 'ro2', 'ro3', 'ro4', 'rc1', 'rc2', 'rc3', 'rc4', 'rp1', 'rp2'].flatMap((n) => [n, `${n}.dpu0`]),
-  // bz and k8 have no agents: their reboots stay as they are (the bad-input checks compare them before and after).
+  // bz and k8 have no agents: their reboots stay as they are (the bad-input checks compare them before and after);
+  // rw1 and rw2 neither: a rollout's reboot-xpu to them stays undelivered.
 ];
 
 let dir: string;
@@ -833,6 +835,41 @@ describe('rollouts under operators and kill -9', () => {
     const p = await untilRollout(paused, 'paused', (r) => r.status === 'paused', 60_000);
     expect(p.failed.map((f: any) => f.node)).toEqual(['rp1']);
     expect(count('rp2.dpu0', 'reboot-xpu')).toBe(0);
+  });
+
+  it('two operators start rollouts over the same xPUs: the second is 409 RolloutOverlap and stores nothing; after a cancel (which withdraws what was not delivered) it may start', async () => {
+    const first = await api(url, '/v1/rollouts', {
+      token: OPERATOR_TOKEN,
+      body: { selector: { rack: 'rw' }, maxUnavailable: 2, reason: 'fw rw' },
+    });
+    expect(first.status).toBe(201);
+    await untilRollout(first.json.id, 'both asked', (r) => r.pending.every((p: any) => p.state === 'sent'));
+    const listed = (await api(url, '/v1/rollouts', { token: OPERATOR_TOKEN })).json;
+    const second = await api(url, '/v1/rollouts', {
+      token: OPERATOR_TOKEN,
+      body: { selector: { node: 'rw2' }, maxUnavailable: 1, reason: 'again' },
+    });
+    expect([second.status, second.json.error]).toEqual([409, 'RolloutOverlap']);
+    expect(second.json.message).toContain(first.json.id);
+    expect((await api(url, '/v1/rollouts', { token: OPERATOR_TOKEN })).json).toEqual(listed);
+    // A dry run still shows the plan.
+    const dry = await api(url, '/v1/rollouts', {
+      token: OPERATOR_TOKEN,
+      body: { selector: { node: 'rw2' }, maxUnavailable: 1, reason: 'again', dryRun: true },
+    });
+    expect([dry.status, dry.json.plan]).toEqual([201, [{ node: 'rw2', xpu: 'dpu0' }]]);
+    expect((await api(url, `/v1/rollouts/${first.json.id}/cancel`, { token: OPERATOR_TOKEN, body: { reason: 'wrong rack' } })).status).toBe(
+      200,
+    );
+    const withdrawn = await untilRollout(first.json.id, 'withdrawn', (r) => r.inFlight === 0);
+    expect(withdrawn.pending.map((p: any) => p.state)).toEqual(['pending', 'pending']);
+    expect((await api(url, '/v1/agents/rw2.dpu0/commands?wait=0', { token: OPERATOR_TOKEN })).json).toEqual([]);
+    const third = await api(url, '/v1/rollouts', {
+      token: OPERATOR_TOKEN,
+      body: { selector: { node: 'rw2' }, maxUnavailable: 1, reason: 'again' },
+    });
+    expect(third.status).toBe(201);
+    expect((await api(url, `/v1/rollouts/${third.json.id}/cancel`, { token: OPERATOR_TOKEN, body: {} })).status).toBe(200);
   });
 
   it('kill -9 of the stack mid-wave, restarted with a raised budget: the rollout goes on without doubling or skipping, the paused one stays paused, the queue takes the new room', {
