@@ -716,35 +716,61 @@ async function watchBudgets(drive: () => Promise<void>) {
 }
 
 describe('budgets per rack, zone, tenant and fleet, never exceeded at any instant', () => {
-  it('random announcements across nine nodes in three racks, two zones and two tenants (seeded)', { timeout: 300_000 }, async () => {
-    const xpus = M_NODES.flatMap((n) => n.xpus.map((x) => ({ node: n.id, xpu: x })));
+  it('random xPU announcements and host reboot requests across nine nodes in three racks, two zones and two tenants (seeded)', {
+    timeout: 300_000,
+  }, async () => {
+    const xpus = M_NODES.flatMap((n) => n.xpus.map((x) => ({ node: n.id, xpu: x as string | null })));
+    // A host reboot request of each node too: it is denied (budget, or its xPU rebooting) or runs its course.
+    const targets = [...xpus, ...M_NODES.map((n) => ({ node: n.id, xpu: null as string | null }))];
     const seed = Number(process.env.FC_SEED ?? 8108);
     let run = 0;
+    const hostEnds = new Set<string>();
+    /** Drives the host reboot an event started (or joined) to its end, as the host and its xPUs would. */
+    async function hostFlow(node: string, eventId: string) {
+      const mine = (r: any) => r.kind === 'host' && r.history.some((h: any) => (h.detail ?? '').includes(eventId));
+      const r = await waitFor(`${node}: the host reboot of ${eventId}`, async () => (await rebootsOf(node)).find(mine));
+      const going = await until(r.id, (x) => x.status === 'rebooting' || ENDED.has(x.status), 'going or denied');
+      if (ENDED.has(going.status)) return;
+      await post(node, `${eventId}-down`, 'host.down', undefined);
+      await post(node, `${eventId}-ready`, 'host.ready', undefined);
+      for (const x of byId.get(node)!.xpus) await post(node, `${eventId}-${x}-ready`, 'xpu.ready', x);
+    }
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.record({ at: fc.integer({ min: 0, max: xpus.length - 1 }), gapMs: fc.integer({ min: 0, max: 300 }) }), {
+        fc.array(fc.record({ at: fc.integer({ min: 0, max: targets.length - 1 }), gapMs: fc.integer({ min: 0, max: 300 }) }), {
           minLength: 10,
           maxLength: 16,
         }),
         async (schedule) => {
           run++;
           const seen = new Set((await listAll()).map((r) => r.id));
+          const hosts: Promise<void>[] = [];
           const { all, violations, peak, exceeded } = await watchBudgets(async () => {
             for (const [i, s] of schedule.entries()) {
-              const { node, xpu } = xpus[s.at];
-              const res = await post(node, `prop-${run}-${i}-${node}-${xpu}`, 'xpu.reboot.pending', xpu, { reason: `run ${run}` });
+              const { node, xpu } = targets[s.at];
+              const id = `prop-${run}-${i}-${node}-${xpu ?? 'host'}`;
+              const res = xpu
+                ? await post(node, id, 'xpu.reboot.pending', xpu, { reason: `run ${run}` })
+                : await post(node, id, 'host.reboot.requested', undefined, { method: 'shell' });
               expect(res.status).toBe(202);
+              if (!xpu) hosts.push(hostFlow(node, id));
               await sleep(s.gapMs);
             }
+            await Promise.all(hosts);
           });
-          const failed = all.filter((r) => !seen.has(r.id) && r.status !== 'completed').map((r) => `${r.id} ${r.status}`);
+          const failed = all
+            .filter((r) => !seen.has(r.id) && r.status !== 'completed' && !(r.kind === 'host' && r.status === 'denied'))
+            .map((r) => `${r.id} ${r.status}`);
           if (violations.length || failed.length || exceeded.length)
             throw new Error(`violations ${JSON.stringify(violations.slice(0, 5))} failed ${failed} exceeded ${exceeded}`);
           expect(peak).toBeGreaterThan(1);
+          for (const r of all) if (!seen.has(r.id) && r.kind === 'host') hostEnds.add(r.status);
         },
       ),
       { seed, numRuns: Number(process.env.FC_RUNS ?? 2), endOnFailure: true, verbose: true },
     );
+    // Host reboots both ran their course and were denied.
+    expect([...hostEnds].sort()).toEqual(['completed', 'denied']);
   });
 
   it('a rollout over a zone with maxUnavailable 7 stays within every rack, zone, tenant and fleet budget by itself', {
