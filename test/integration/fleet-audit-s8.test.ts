@@ -1004,6 +1004,29 @@ describe('rollouts under operators and kill -9', () => {
           .map((x: any) => x.rebootId),
       );
     }
+    // The CSV of the same window has one row per reboot of the JSON, with the same statuses.
+    const csv = await cli(['report', '--from', startedAt, '--to', to, '--format', 'csv']);
+    expect(csv.code, csv.stderr).toBe(0);
+    const [header, ...lines] = csv.stdout.trim().split('\n');
+    const cols = header.split(',');
+    expect(cols.slice(0, 9)).toEqual([
+      'id',
+      'kind',
+      'node',
+      'xpu',
+      'status',
+      'noticeSeconds',
+      'extendedSeconds',
+      'forced',
+      'recoverySeconds',
+    ]);
+    const csvStatus = new Map(lines.map((l) => l.split(',')).map((c) => [c[0], c[cols.indexOf('status')]]));
+    expect(csvStatus.size).toBe(rows.size);
+    for (const [id, row] of rows) expect(csvStatus.get(id), id).toBe(row.status);
+    // The fleet at a glance reads the same stack: every rack, the budgets, and nothing in flight.
+    const status = await cli(['status']);
+    expect(status.code, status.stderr).toBe(0);
+    for (const rack of ['pr1', 'pr2', 'pr3', 'qa', 'bq']) expect(status.stdout).toContain(rack);
     writeFileSync(join(dir, 'report-checked'), 'ok');
   });
 });
