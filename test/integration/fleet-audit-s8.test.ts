@@ -474,7 +474,14 @@ describe('many operators at once', () => {
     expect((await get(h1)).status).toBe('queued');
     expect((await api(url, '/v1/holds', { token: OPERATOR_TOKEN })).json.items.map((h: any) => h.id)).toEqual([last]);
     expect((await api(url, `/v1/holds/${last}`, { token: OPERATOR_TOKEN, method: 'DELETE' })).status).toBe(204);
-    await until(h1, (r) => r.status !== 'queued', 'goes on once the last hold is gone', 10_000);
+    const admitted = await until(h1, (r) => r.status !== 'queued', 'goes on once the last hold is gone', 10_000);
+    // The xPU heard the held deadline when queued, and the re-dated one when it went on (contract 7.1).
+    const postponed = await waitFor('the second postpone-reboot', async () => {
+      const p = (seen.get('h1.dpu0') ?? []).filter((c) => c.type === 'postpone-reboot' && c.rebootId === h1);
+      return p.length >= 2 ? p : undefined;
+    });
+    expect(postponed.at(-1).args.deadline).toBe(admitted.deadline);
+    expect(Date.parse(postponed[0].args.deadline)).toBeGreaterThan(Date.parse(admitted.deadline));
     expect((await api(url, '/v1/holds', { token: OPERATOR_TOKEN })).json.items).toEqual([]);
     expect((await control(h1, 'cancel')).status).toBe(200);
   });
