@@ -870,7 +870,7 @@ export function closeOnReturn(r: StoredReboot, closed: string[], now: Date): Ste
   const s = next(r);
   markTimedOut(s, open);
   const types = open.map((id) => s.commands[id]!.type).join(', ');
-  s.history.push(entry(now.toISOString(), 'note', `the xPU came back before ${types} was done: closed, not sent any more`, COORDINATOR));
+  s.history.push(entry(now.toISOString(), 'note', `the xPU rebooted before ${types} was done: closed, not sent any more`, COORDINATOR));
   return { reboot: s, effects: [] };
 }
 

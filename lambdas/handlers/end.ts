@@ -22,6 +22,31 @@ export async function timeOut(deps: Deps, r: StoredReboot, steps: string[]): Pro
   return open.filter((_, i) => closed[i]?.changed).map((c) => c.id);
 }
 
+/**
+ * The early go (`proceed-reboot`) its xPU never picked up, once the xPU went down or came back anyway
+ * (its watchdog, an operator's force racing its own reboot): withdrawn, so that its agent, polling
+ * again after the boot, does not reboot the xPU a second time. One it picked up stays: its journal
+ * never runs it twice, and its result still tells how the go went. Returns those it withdrew.
+ */
+export async function withdrawUntakenGo(deps: Deps, r: StoredReboot): Promise<string[]> {
+  const open = outstandingCommands(r, ['proceed']);
+  const withdrawn = await Promise.all(
+    open.map((c) =>
+      deps.store.updateCommand(c.agent, c.id, (cmd) =>
+        cmd.status === 'pending'
+          ? {
+              ...cmd,
+              status: 'timed-out',
+              finishedAt: deps.clock.now().toISOString(),
+              output: 'withdrawn: the xPU rebooted before it took this',
+            }
+          : null,
+      ),
+    ),
+  );
+  return open.filter((_, i) => withdrawn[i]?.changed).map((c) => c.id);
+}
+
 /** Ends the reboot (idempotent: a replay writes nothing and only lets go of the claim again). */
 export async function endReboot(
   deps: Deps,

@@ -62,6 +62,7 @@ ${['h1', 'h2'].map((id) => `  - { id: ${id}, rack: rh, zone: zh, tenant: th, age
   - { id: bz, rack: rbz, agentToken: agent-token-bz, ${LONG}, xpus: [{ id: dpu0, agentToken: xpu-token-bz }] }
 ${['bq1', 'bq2', 'bq3'].map((id) => `  - { id: ${id}, rack: bq, agentToken: agent-token-${id}, policy: { xpuReboot: { noticeSeconds: 300 }, budgets: [{ per: rack, maxUnavailable: ${bqBudget} }] }, xpus: [{ id: dpu0 }] }`).join('\n')}
 ${['ro1', 'ro2', 'ro3', 'ro4', 'rc1', 'rc2', 'rc3', 'rc4'].map((id) => `  - { id: ${id}, rack: ${id.slice(0, 2)}, agentToken: agent-token-${id}, policy: { budgets: [] }, xpus: [{ id: dpu0 }] }`).join('\n')}
+  - { id: nf, rack: rnf, agentToken: agent-token-nf, ${LONG}, xpus: [{ id: dpu0 }] }
 ${['rw1', 'rw2'].map((id) => `  - { id: ${id}, rack: rw, agentToken: agent-token-${id}, policy: { budgets: [] }, xpus: [{ id: dpu0 }] }`).join('\n')}
   - { id: rp1, rack: rp, agentToken: agent-token-rp1, policy: { budgets: [], xpuReboot: { recoverySeconds: 3 } }, xpus: [{ id: dpu0 }] }
   - { id: rp2, rack: rp, agentToken: agent-token-rp2, policy: { budgets: [] }, xpus: [{ id: dpu0 }] }
@@ -74,6 +75,7 @@ const ALL_AGENTS = [
     `${n}.dpu0`,
   ]),
   ...['ro1', 'ro2', 'ro3', 'ro4', 'rc1', 'rc2', 'rc3', 'rc4', 'rp1', 'rp2'].flatMap((n) => [n, `${n}.dpu0`]),
+  'nf', // its xPU's agent is away (nf.dpu0 polls nothing)
   // bz and k8 have no agents: their reboots stay as they are (the bad-input checks compare them before and after);
   // rw1 and rw2 neither: a rollout's reboot-xpu to them stays undelivered.
 ];
@@ -91,9 +93,30 @@ type Answer = 'succeeded' | 'failed' | null;
 const seen = new Map<string, any[]>();
 const answers = new Map<string, Answer>();
 /** Host agents that take their preparation commands and never answer them (the reboot stays in its notice phase). */
-const silentHosts = new Set(['q1', 'q2', 'q3', 'q4', 'q5', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7', 'h1', 'h2', 'bq1', 'bq2', 'bq3']);
+const silentHosts = new Set([
+  'nf',
+  'q1',
+  'q2',
+  'q3',
+  'q4',
+  'q5',
+  'k1',
+  'k2',
+  'k3',
+  'k4',
+  'k5',
+  'k6',
+  'k7',
+  'h1',
+  'h2',
+  'bq1',
+  'bq2',
+  'bq3',
+]);
 /** xPUs that never come back after going down. */
 const neverReady = new Set(['rp1.dpu0']);
+/** Host agents that hold their restore-pcie answer until this settles (the reboot stays in recovery meanwhile). */
+const gates = new Map<string, Promise<void>>();
 /** Pause between an xPU's down and its ready (a slower reboot keeps a rollout's wave in flight longer). */
 const rebootMs = new Map<string, number>();
 
@@ -116,6 +139,7 @@ async function post(node: string, id: string, type: string, xpu: string | undefi
 /** What an agent does with a command the first time it sees it; the answer is posted on every delivery. */
 async function react(agent: string, cmd: any): Promise<Answer> {
   const [node, xpu] = agent.split('.');
+  if (!xpu && cmd.type === 'restore-pcie') await gates.get(node);
   if (!xpu) return silentHosts.has(node) && ['migrate-workloads', 'protect-pcie'].includes(cmd.type) ? null : 'succeeded';
   if (cmd.type === 'reboot-xpu') {
     await post(node, `ann-${cmd.id}`, 'xpu.reboot.pending', xpu, { reason: cmd.args.reason, rolloutId: cmd.args.rolloutId });
@@ -608,6 +632,22 @@ describe('many operators at once', () => {
     // Well before the deadline a cancel is taken, well after it is refused.
     expect(outcomes).toContain('-800:200');
     expect(outcomes).toContain('800:409');
+  });
+
+  it('force while the xPU’s agent is away, and the xPU reboots by itself (only its ready is heard): the go it never took is withdrawn, not run after the boot', async () => {
+    const id = await announce('nf');
+    await until(id, inNotice, 'in notice');
+    let release = () => {};
+    gates.set('nf', new Promise<void>((r) => (release = r)));
+    expect((await control(id, 'force')).status).toBe(200);
+    await post('nf', `nf-ready-${id}`, 'xpu.ready', 'dpu0');
+    // In recovery (the host restores PCIe): the agent comes back and is not told to reboot the xPU again.
+    await until(id, (r) => r.history.some((h: any) => h.phase === 'recovering'), 'recovering');
+    const polled = await api(url, '/v1/agents/nf.dpu0/commands?wait=0', { token: OPERATOR_TOKEN });
+    release();
+    expect(polled.json.map((c: any) => c.type)).not.toContain('proceed-reboot');
+    const done = await until(id, (r) => r.status === 'completed', 'completed');
+    expect(Object.values(done.commands).find((c: any) => c.type === 'proceed-reboot')).toMatchObject({ status: 'timed-out' });
   });
 
   it('force or cancel of a reboot already ended: 409 PastNoticePhase, and the reboot reads the same', async () => {
