@@ -202,6 +202,40 @@ class Link {
   }
 }
 
+/** Below this, a difference of clocks is the Date header's resolution and the network's latency: in sync. */
+const CLOCK_TOLERANCE_MS = 2000;
+
+/**
+ * The coordinator dates deadlines by its own clock (contract 7.1); an xPU often boots before NTP has
+ * set its clock. Learnt from the Date header of every answer: a deadline is turned into this
+ * machine's time before it decides whether a command is late and when to kill its hook.
+ */
+class ServerClock {
+  #aheadMs = 0;
+  readonly #log: Logger;
+
+  constructor(log: Logger) {
+    this.#log = log;
+  }
+
+  observe(aheadMs: number | undefined): void {
+    if (aheadMs === undefined || !Number.isFinite(aheadMs)) return;
+    const next = Math.abs(aheadMs) <= CLOCK_TOLERANCE_MS ? 0 : Math.round(aheadMs);
+    if (Math.abs(next - this.#aheadMs) <= CLOCK_TOLERANCE_MS) return;
+    this.#aheadMs = next;
+    if (next === 0) this.#log.info("this machine's clock agrees with the server's again");
+    else
+      this.#log.warn("this machine's clock differs from the server's; command deadlines follow the server's clock (set up NTP)", {
+        serverAheadSeconds: Math.round(next / 1000),
+      });
+  }
+
+  /** A time on the server's clock, as this machine's clock will show it. */
+  local(serverTime: Date): Date {
+    return this.#aheadMs === 0 ? serverTime : new Date(serverTime.getTime() - this.#aheadMs);
+  }
+}
+
 type PostOutcome =
   | { kind: 'ok' }
   | { kind: 'drop'; reason: string }
@@ -341,6 +375,7 @@ class Agent {
   readonly #env: NodeJS.ProcessEnv;
   readonly #http: HttpClient;
   readonly #link: Link;
+  readonly #clock: ServerClock;
   readonly #sender: Sender;
   readonly #queue: Record<string, unknown>[] = [];
   #current: { id: string; run: HookRun; deadline: Date } | null = null;
@@ -361,6 +396,7 @@ class Agent {
     this.#env = env;
     this.#http = createHttpClient(config.server, config.token, `rebootctl-agent (${config.agent})`, config);
     this.#link = new Link(log, config.backoffMaxSeconds);
+    this.#clock = new ServerClock(log);
     this.#sender = new Sender(this, this.#backoff());
     this.#base = `v1/agents/${encodeURIComponent(config.agent)}/commands`;
     this.#transport = createTransport({ mode: config.transport, url: config.mqttUrl, agent: config.agent, token: config.token, log });
@@ -507,7 +543,7 @@ class Agent {
         if (moved && !Number.isNaN(moved.getTime()) && moved.getTime() !== current.deadline.getTime()) {
           this.log.info('deadline moved', { command: id, from: isoTime(current.deadline), to: isoTime(moved) });
           current.deadline = moved;
-          current.run.setDeadline(moved);
+          current.run.setDeadline(this.#clock.local(moved));
         }
         continue;
       }
@@ -545,7 +581,9 @@ class Agent {
     if (!parsed.ok) return this.#finishUnrun(id, 'failed', parsed.problem, { type: raw.type });
     const cmd = parsed.cmd;
     const log = this.log.child({ command: id, type: cmd.type, reboot: cmd.rebootId });
-    if (cmd.deadline.getTime() <= Date.now()) {
+    // When the hook is killed: the deadline on this machine's clock (the server's clock dates it).
+    const killAt = this.#clock.local(cmd.deadline);
+    if (killAt.getTime() <= Date.now()) {
       return this.#finishUnrun(id, 'failed', `deadline exceeded before the hook started (deadline ${isoTime(cmd.deadline)}); not run`, {
         type: cmd.type,
       });
@@ -575,11 +613,12 @@ class Agent {
       env: this.#hookBaseEnv,
       commandEnv: commandEnv(cmd),
       cwd: this.config.hooks,
-      deadline: cmd.deadline,
+      deadline: killAt,
       maxOutputBytes: this.config.maxOutputBytes,
       killGraceMs: this.config.killGraceSeconds * 1000,
       onSpawn: (identity) => this.journal.spawned(id, identity),
       warm: this.#warm,
+      serverAheadMs: cmd.deadline.getTime() - killAt.getTime(),
     });
     this.#current = { id, run, deadline: cmd.deadline };
     log.info('hook started', { pid: run.pid, deadline: isoTime(cmd.deadline), gate: run.warm ? 'warm' : 'cold' });
@@ -764,11 +803,13 @@ class Agent {
 
   async #request(method: 'GET' | 'POST', path: string, body: unknown, timeoutSeconds: number): Promise<HttpResponse | { error: string }> {
     try {
-      return await this.#http.request(method, path, {
+      const res = await this.#http.request(method, path, {
         body,
         timeoutMs: timeoutSeconds * 1000,
         signal: method === 'GET' ? this.#stop : undefined,
       });
+      this.#clock.observe(res.serverAheadMs);
+      return res;
     } catch (err) {
       return { error: describeError(err) };
     }

@@ -27,7 +27,13 @@ export const AgentConfigSchema = z
       ),
     // It names a directory too: no '/', and no leading '.', so never '..'.
     agent: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must look like node-a or node-a.dpu0 (letters, digits, . _ : -)'),
-    token: z.string().trim().min(1, 'must not be empty'),
+    // It goes into an Authorization header as is: a second line or a space in a token file would
+    // otherwise fail every request as if the server were unreachable.
+    token: z
+      .string()
+      .trim()
+      .min(1, 'must not be empty')
+      .regex(/^[\x21-\x7e]+$/, 'must be one word of printable ASCII (does the token file hold more than the token?)'),
     /** Where the token came from, when a file: the lean daemon reads it again there, and hooks get its path. */
     tokenFile: z.string().min(1).optional(),
     caFile: z.string().min(1).optional(),
@@ -189,7 +195,8 @@ export function defaultStateRoot(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.HOME || homedir(), '.local', 'state', 'rebootctl');
 }
 
-async function readConfigFile(path: string): Promise<{ path: string; values: Record<string, unknown> }> {
+/** The `--config` file: its values by key, unknown keys refused (also read by `rebootctl agent check`). */
+export async function readConfigFile(path: string): Promise<{ path: string; values: Record<string, unknown> }> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');

@@ -65,6 +65,8 @@ export interface HookSpec {
   onSpawn?: (identity: ProcessIdentity) => void;
   /** A gate shell started ahead (warm-gate.ts): used when it runs this hook exactly as a cold spawn would. */
   warm?: WarmGate;
+  /** How far the server's clock is ahead of ours: `deadline` is on our clock, the output names the server's. */
+  serverAheadMs?: number;
 }
 
 /**
@@ -147,7 +149,7 @@ export function startHook(spec: HookSpec): HookRun {
         header.push(`cannot execute hook ${spec.path}: ${spawnError.message}`);
       } else if (killed === 'deadline') {
         header.push(
-          `deadline exceeded: the command's deadline ${isoTime(deadline)} passed after ${(durationMs / 1000).toFixed(1)} s; ` +
+          `deadline exceeded: the command's deadline ${isoTime(new Date(deadline.getTime() + (spec.serverAheadMs ?? 0)))} passed after ${(durationMs / 1000).toFixed(1)} s; ` +
             `killed the hook's process group (SIGTERM, then SIGKILL after ${spec.killGraceMs / 1000} s)`,
         );
       } else if (killed === 'stop') {

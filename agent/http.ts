@@ -9,6 +9,8 @@ const http = process.getBuiltinModule('node:http');
 export interface HttpResponse {
   status: number;
   body: string;
+  /** How far the server's clock is ahead of ours, from its Date header (1 s resolution); undefined without one. */
+  serverAheadMs?: number;
 }
 
 /** The request never got a response: refused, reset, timed out, DNS... (worth retrying). */
@@ -84,6 +86,9 @@ export function createHttpClient(server: string, token: string, userAgent: strin
       });
       req.on('error', fail);
       req.on('response', (res) => {
+        // The header is written with the response head and truncated to the second: +500 ms is its middle.
+        const date = res.headers.date ? Date.parse(res.headers.date) : Number.NaN;
+        const serverAheadMs = Number.isNaN(date) ? undefined : date + 500 - Date.now();
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {
@@ -96,7 +101,7 @@ export function createHttpClient(server: string, token: string, userAgent: strin
           if (settled) return;
           settled = true;
           cleanup();
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), reused });
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), serverAheadMs, reused });
         });
       });
       if (signal?.aborted) onAbort();
@@ -107,15 +112,15 @@ export function createHttpClient(server: string, token: string, userAgent: strin
     async request(method, path, { body, timeoutMs, signal }) {
       const payload = body === undefined ? undefined : JSON.stringify(body);
       try {
-        const { status, body: text } = await once(method, path, payload, timeoutMs, signal);
-        return { status, body: text };
+        const { reused: _, ...res } = await once(method, path, payload, timeoutMs, signal);
+        return res;
       } catch (err) {
         // A keep-alive socket the server closed while idle fails on reuse: retry once on a fresh
         // socket instead of reporting the server unreachable. Both routes are safe to repeat.
         const e = err as NetworkError & { reused?: boolean; code?: string };
         if (e.reused && !signal?.aborted && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) {
-          const { status, body: text } = await once(method, path, payload, timeoutMs, signal);
-          return { status, body: text };
+          const { reused: _, ...res } = await once(method, path, payload, timeoutMs, signal);
+          return res;
         }
         throw err;
       }

@@ -15,6 +15,8 @@ install -D -m 0755 "$bundle" "$root/usr/lib/rebootctl/rebootctl-agent.mjs"
 daemon="$(dirname "$bundle")/rebootctl-agent-daemon.mjs"
 if [ -f "$daemon" ]; then install -D -m 0755 "$daemon" "$root/usr/lib/rebootctl/rebootctl-agent-daemon.mjs"; fi
 install -D -m 0644 "$agent_dir/rebootctl-agent.service" "$root/lib/systemd/system/rebootctl-agent.service"
+# The host's shutdown gate (docs/identities.md): shipped, enabled by hand on hosts only.
+install -D -m 0644 "$agent_dir/rebootctl-host-reboot-gate.service" "$root/lib/systemd/system/rebootctl-host-reboot-gate.service"
 install -D -m 0644 "$here/rebootctl.rules" "$root/usr/share/polkit-1/rules.d/50-rebootctl.rules"
 mkdir -p "$root/usr/bin" "$root/usr/share/doc/rebootctl-agent/examples" "$root/etc/rebootctl/hooks"
 printf '#!/bin/sh\nexec /usr/bin/node /usr/lib/rebootctl/rebootctl-agent.mjs "$@"\n' > "$root/usr/bin/rebootctl-agent"

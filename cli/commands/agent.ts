@@ -1,10 +1,11 @@
 // `rebootctl agent`: the edge daemon's command line; resolves and validates the configuration, then starts the daemon.
 import { mkdirSync } from 'node:fs';
 import module from 'node:module';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { AGENT_OPTIONS } from '../../agent/options.ts';
 import { readTokenFile, TokenOptionError } from './token-option.ts';
+import { usageErrorsExit2 } from './usage-exit.ts';
 
 export function registerAgentCommand(program: Command): void {
   const cmd = program
@@ -12,6 +13,7 @@ export function registerAgentCommand(program: Command): void {
     .description(
       'run the edge agent: long-poll the server for commands and run their hooks (every option also from REBOOT_AGENT_* env or --config)',
     );
+  usageErrorsExit2(cmd); // before `check` is added: it inherits the override
   for (const opt of AGENT_OPTIONS) cmd.option(opt.flag, `${opt.help} [env ${opt.env}]`);
   cmd.addHelpText(
     'after',
@@ -64,6 +66,7 @@ interface CheckFlags {
   caFile?: string;
   clientCert?: string;
   clientKey?: string;
+  config?: string;
   allowOffline?: boolean;
   hookSelfCheck?: boolean;
 }
@@ -90,6 +93,7 @@ function registerAgentCheck(program: Command, agent: Command): void {
     .option('--ca-file <file>', 'PEM CA bundle for the server certificate [env REBOOT_AGENT_CA_FILE]')
     .option('--client-cert <file>', 'PEM client certificate [env REBOOT_AGENT_CLIENT_CERT]')
     .option('--client-key <file>', 'PEM client key [env REBOOT_AGENT_CLIENT_KEY]')
+    .option('--config <file>', "the agent's config file; flags and env win over it [env REBOOT_AGENT_CONFIG]")
     .option('--allow-offline', 'an unreachable server is a warning, not a failure (the agent retries on its own)')
     .option(
       '--hook-self-check',
@@ -101,17 +105,35 @@ function registerAgentCheck(program: Command, agent: Command): void {
 }
 
 export async function runAgentCheck(flags: CheckFlags, env: NodeJS.ProcessEnv): Promise<number> {
-  const pick = (v: string | undefined, name: string) => v ?? (env[name] || undefined);
-  const agentId = pick(flags.agent, 'REBOOT_AGENT_ID');
-  const hooks = pick(flags.hooks, 'REBOOT_AGENT_HOOKS');
-  const server = pick(flags.server, 'REBOOT_AGENT_SERVER');
-  const tokenFile = pick(flags.tokenFile, 'REBOOT_AGENT_TOKEN_FILE');
   const say = (line: string) => process.stderr.write(`rebootctl agent check: ${line}\n`);
+  const { isLoopback, readConfigFile, ConfigError } = await import('../../agent/config.ts');
+  // The agent's own precedence (flag > env > config file): the unit runs this check as ExecStartPre
+  // with the agent's environment, which may name a config file holding everything.
+  const configPath = flags.config ?? (env.REBOOT_AGENT_CONFIG || undefined);
+  let file: { path: string; values: Record<string, unknown> } | undefined;
+  if (configPath) {
+    try {
+      file = await readConfigFile(resolve(configPath));
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      say(err.message);
+      return 2;
+    }
+  }
+  const fromFile = (key: string, isPath: boolean) => {
+    const v = file?.values[key];
+    if (v === undefined || v === null) return undefined;
+    return isPath ? resolve(dirname(file!.path), String(v)) : String(v);
+  };
+  const pick = (v: string | undefined, name: string, key: string, isPath = false) => v ?? (env[name] || undefined) ?? fromFile(key, isPath);
+  const agentId = pick(flags.agent, 'REBOOT_AGENT_ID', 'agent');
+  const hooks = pick(flags.hooks, 'REBOOT_AGENT_HOOKS', 'hooks', true);
+  const server = pick(flags.server, 'REBOOT_AGENT_SERVER', 'server');
+  const tokenFile = pick(flags.tokenFile, 'REBOOT_AGENT_TOKEN_FILE', 'tokenFile', true);
   if (!agentId || !hooks) {
-    say('--agent and --hooks are required (or REBOOT_AGENT_ID and REBOOT_AGENT_HOOKS)');
+    say('--agent and --hooks are required (or REBOOT_AGENT_ID and REBOOT_AGENT_HOOKS, or in the --config file)');
     return 2;
   }
-  const { isLoopback } = await import('../../agent/config.ts');
   const { runCheck } = await import('../../agent/check.ts');
   const problems: string[] = [];
   if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(agentId))
@@ -144,9 +166,9 @@ export async function runAgentCheck(flags: CheckFlags, env: NodeJS.ProcessEnv): 
     token,
     tokenFile,
     tls: {
-      caFile: pick(flags.caFile, 'REBOOT_AGENT_CA_FILE'),
-      clientCert: pick(flags.clientCert, 'REBOOT_AGENT_CLIENT_CERT'),
-      clientKey: pick(flags.clientKey, 'REBOOT_AGENT_CLIENT_KEY'),
+      caFile: pick(flags.caFile, 'REBOOT_AGENT_CA_FILE', 'caFile', true),
+      clientCert: pick(flags.clientCert, 'REBOOT_AGENT_CLIENT_CERT', 'clientCert', true),
+      clientKey: pick(flags.clientKey, 'REBOOT_AGENT_CLIENT_KEY', 'clientKey', true),
     },
     allowOffline: flags.allowOffline,
     hookSelfCheck: flags.hookSelfCheck,

@@ -15,6 +15,7 @@ import {
   stableEventId,
   type ParticipantOpts,
 } from './participant.ts';
+import { usageErrorsExit2 } from './usage-exit.ts';
 
 interface AnnounceOpts extends ParticipantOpts {
   reason: string;
@@ -62,8 +63,7 @@ export async function announce(opts: AnnounceOpts, io = { out: console.log, err:
 }
 
 export function registerAnnounceCommand(program: Command): void {
-  program
-    .command('announce')
+  usageErrorsExit2(program.command('announce'))
     .description("the xPU announces its own reboot (in-band): posts xpu.reboot.pending, prints the reboot's id and deadline")
     .requiredOption('--server <url>', 'the coordinator API')
     .requiredOption('--agent <node.xpu>', 'this xPU agent, e.g. node-a.dpu0')

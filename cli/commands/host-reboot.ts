@@ -17,6 +17,7 @@ import {
   type ParticipantOpts,
   type RebootView,
 } from './participant.ts';
+import { usageErrorsExit2 } from './usage-exit.ts';
 
 interface HostRebootOpts extends ParticipantOpts {
   method: string;
@@ -108,8 +109,7 @@ export async function hostReboot(opts: HostRebootOpts, io = { out: console.log, 
 }
 
 export function registerHostRebootCommand(program: Command): void {
-  program
-    .command('host-reboot')
+  usageErrorsExit2(program.command('host-reboot'))
     .description(
       'the host asks to reboot and waits for its xPUs: exit 0 allowed (every xPU freed the host context), 3 denied, 4 --wait ran out',
     )

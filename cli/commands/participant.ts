@@ -2,6 +2,7 @@
 // that retries what may be retried, and finding the reboot an event started or joined.
 import { readFileSync } from 'node:fs';
 import { createHash, randomUUID } from 'node:crypto';
+import { readTokenFile } from './token-option.ts';
 
 /** Exit codes of the participant commands (contract 7.2). */
 export const EXIT = Object.freeze({ ok: 0, error: 1, usage: 2, denied: 3, timedOut: 4 });
@@ -27,22 +28,32 @@ export interface ParticipantOpts {
   tokenFile?: string;
 }
 
-/** --token, else --token-file, else REBOOT_AGENT_TOKEN / REBOOT_AGENT_TOKEN_FILE (as the agent). */
+/**
+ * --token, else --token-file, else REBOOT_AGENT_TOKEN, else REBOOT_AGENT_TOKEN_FILE. A token in the
+ * environment beats a file named there: the shutdown gate's unit names the agent's token file by default,
+ * and an agent.env that holds the token itself (its earlier form) must keep working.
+ */
 export function resolveToken(opts: ParticipantOpts, env: NodeJS.ProcessEnv = process.env): string {
   if (opts.token && opts.tokenFile) throw new UsageError('give either --token or --token-file, not both');
-  const file = opts.tokenFile ?? (opts.token ? undefined : env.REBOOT_AGENT_TOKEN_FILE);
-  if (opts.token) return opts.token;
+  if (opts.token) return oneWord(opts.token, '--token');
+  if (!opts.tokenFile && env.REBOOT_AGENT_TOKEN) return oneWord(env.REBOOT_AGENT_TOKEN, 'REBOOT_AGENT_TOKEN');
+  const file = opts.tokenFile ?? env.REBOOT_AGENT_TOKEN_FILE;
   if (file) {
+    // The operator commands' reader: trimmed, one word, else a usage error (not requests retried until --wait).
     try {
-      const t = readFileSync(file, 'utf8').trim();
-      if (t) return t;
+      return readTokenFile(file);
     } catch (err) {
-      throw new UsageError(`cannot read the token file ${file}: ${(err as Error).message}`);
+      throw new UsageError((err as Error).message);
     }
-    throw new UsageError(`the token file ${file} is empty`);
   }
-  if (env.REBOOT_AGENT_TOKEN) return env.REBOOT_AGENT_TOKEN;
   throw new UsageError('a token is needed: --token, --token-file, or REBOOT_AGENT_TOKEN(_FILE)');
+}
+
+/** A token goes into an Authorization header as is: one word of printable ASCII. */
+function oneWord(token: string, where: string): string {
+  const t = token.trim();
+  if (!/^[\x21-\x7e]+$/.test(t)) throw new UsageError(`the token (${where}) must be one word of printable ASCII`);
+  return t;
 }
 
 export function seconds(value: string, what: string, min = 0): number {

@@ -78,7 +78,9 @@ export function actorOfEvent(ev: NativeEvent): Actor {
  * among themselves; times of two sources are never compared (a BMC may be days off).
  */
 export function sourceOf(ev: NativeEvent): string {
-  return `${ev.source === 'redfish' ? `bmc:${ev.node}` : actorOfEvent(ev)}@${ev.node}`;
+  // A time that is our receipt is on our clock: ordered with the source's own times it would be hours off
+  // whenever that clock is (a BMC 2 h behind would make its stamped ready "predate" its unstamped notice).
+  return `${ev.source === 'redfish' ? `bmc:${ev.node}` : actorOfEvent(ev)}@${ev.node}${ev.timeIsReceipt ? '#receipt' : ''}`;
 }
 
 /**
@@ -187,6 +189,7 @@ export function onXpuDown(r: StoredReboot, ev: NativeEvent): Step | null {
   if (r.downAt) return noteRepeat(r, ev);
   const s = next(r);
   s.downAt = coordinatorTime(ev);
+  s.downOrigin = originOf(ev);
   s.history.push(entry(ev.receivedAt, 'xpu-down', `xPU ${ev.xpu} went down ${evRef(ev)}`, actorOfEvent(ev)));
   return { reboot: s, effects: [] };
 }
@@ -393,8 +396,30 @@ export function sameOutage(r: StoredReboot, ev: NativeEvent): boolean {
   // ready (or an earlier one) ended it. Recorded here (as stale, if it predates the reboot too).
   if (ev.type === 'xpu.down' && ended && sameClock(ended, ev) && Date.parse(ev.time) < Date.parse(ended.time)) return true;
   if (r.mode === 'unannounced' && notLater) return true;
-  return !predates(r, ev) && receivedWhileItRan;
+  return !predates(r, ev) && (receivedWhileItRan || sentWhileItRan(r, ev));
 }
+
+/**
+ * Was a down or ready sent while the reboot ran, by the clock of its source? That source's own notice or
+ * down, applied to this reboot, places its clock on ours (through that event's receipt), so its later
+ * events need no other source's clock. A BMC retrying its power-off and ready after the agent's ready
+ * ended the reboot is then a late word on this outage, not an unannounced reboot of its own.
+ */
+function sentWhileItRan(r: StoredReboot, ev: NativeEvent): boolean {
+  if (!r.endedAt || (ev.type !== 'xpu.down' && ev.type !== 'xpu.ready')) return false;
+  const endedAt = Date.parse(r.endedAt);
+  const receivedAt = Date.parse(ev.receivedAt);
+  return [r.origin, r.downOrigin].some((o) => {
+    if (o === undefined || !sameClock(o, ev)) return false;
+    const sentAt = Date.parse(o.receivedAt) + (Date.parse(ev.time) - Date.parse(o.time));
+    // Delivered that much later is a sender's retry; later still, a clock set back since is likelier, and a
+    // new outage taken for an old one would never get its restore-pcie.
+    return sentAt < endedAt && receivedAt - sentAt <= LATE_DELIVERY_MS;
+  });
+}
+
+/** How late a source's retries bring an event (a BMC retries for minutes; an outage of ours, longer). */
+export const LATE_DELIVERY_MS = 30 * 60_000;
 
 /**
  * A reboot that failed for want of its xPU's ready still takes that ready (recovered-late, contract
@@ -998,6 +1023,7 @@ export function unannouncedReboot(base: StoredReboot, ev: NativeEvent): Step {
   s.rebootingAt = at;
   s.origin = originOf(ev);
   if (ev.type === 'xpu.ready') s.readyOrigin = originOf(ev);
+  if (ev.type === 'xpu.down') s.downOrigin = originOf(ev);
   s.history = [
     entry(
       ev.receivedAt,

@@ -74,6 +74,8 @@ export interface StoredReboot extends Reboot {
   origin?: Origin;
   /** The xpu.ready that ended the outage: a notice sent before it (by its source's clock) belongs to this reboot. */
   readyOrigin?: Origin;
+  /** The xpu.down applied: its source's clock places that source's late signals on ours (model.ts sentWhileItRan). */
+  downOrigin?: Origin;
   /** Host reboot: the host.ready that said the host is back (a request after it is another reboot). */
   hostReadyOrigin?: Origin;
   /** Why it failed: a reason code (`xpu-never-returned`, `restore-pcie-failed`, ...). */
@@ -547,13 +549,4 @@ export function outstandingCommands(reboot: StoredReboot, steps: string[]): Comm
 /** What a forced reboot left undone: every command of those steps that did not succeed (or was skipped). */
 export function undoneCommands(reboot: StoredReboot, steps: string[]): CommandSummary[] {
   return Object.values(reboot.commands).filter((c) => steps.includes(c.step) && c.status !== 'succeeded' && c.status !== 'skipped');
-}
-
-/**
- * Is an event older than the reboot state it would change? A BMC retry or a queue redelivery can
- * bring an event from before this reboot began; applying it would end the outage too early.
- */
-export function isStale(reboot: Reboot, ev: NativeEvent): boolean {
-  const t = Date.parse(ev.time);
-  return Number.isFinite(t) && t < Date.parse(reboot.notifiedAt);
 }

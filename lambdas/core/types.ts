@@ -130,6 +130,8 @@ export interface NativeEvent {
   xpu?: string;
   /** ISO 8601 time the event happened at its source (BMC or agent); the receive time when absent. */
   time: string;
+  /** Set when the source gave no time of its own (a Redfish record without a timestamp): `time` is the receipt, our clock, not the source's. */
+  timeIsReceipt?: true;
   data?: Record<string, unknown>;
   source: 'native' | 'redfish';
   /** Durable idempotency key: the same key twice starts nothing new. */

@@ -27,6 +27,7 @@ import { registerNodeRoutes } from './nodes.ts';
 import { contended } from './contended.ts';
 import { isDependencyDown, unavailable } from './unavailable.ts';
 import { registerPathLimits } from './path-limits.ts';
+import { readBodyBytes } from './body.ts';
 
 export const MAX_BODY_BYTES = 256 * 1024;
 /** Agents long-poll at most this long; API Gateway's 30 s integration limit caps it lower in AWS. */
@@ -66,10 +67,7 @@ function bearer(c: Context): string | undefined {
 }
 
 async function readBody(c: Context): Promise<string> {
-  const declared = Number(c.req.header('content-length') ?? 0);
-  if (declared > MAX_BODY_BYTES) throw new PayloadTooLarge(`body is ${declared} bytes; the limit is ${MAX_BODY_BYTES}`);
-  const buf = new Uint8Array(await c.req.arrayBuffer());
-  if (buf.byteLength > MAX_BODY_BYTES) throw new PayloadTooLarge(`body is ${buf.byteLength} bytes; the limit is ${MAX_BODY_BYTES}`);
+  const buf = await readBodyBytes(c, MAX_BODY_BYTES);
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(buf);
   } catch {
@@ -172,9 +170,7 @@ export function createApiApp(deps: ApiDeps) {
     const { who, index } = await principal(c);
     if (who.kind !== 'bmc') throw new Forbidden('only a BMC token may post Redfish events');
     const node = index.node(who.node)!;
-    const declared = Number(c.req.header('content-length') ?? 0);
-    if (declared > MAX_BODY_BYTES) throw new PayloadTooLarge(`body is ${declared} bytes; the limit is ${MAX_BODY_BYTES}`);
-    const body = new Uint8Array(await c.req.arrayBuffer());
+    const body = await readBodyBytes(c, MAX_BODY_BYTES);
     const parsed = parseRedfishPayload(body, { maxBytes: MAX_BODY_BYTES });
     if (!parsed.ok) {
       if (parsed.status === 413) throw new PayloadTooLarge(parsed.message);
@@ -184,9 +180,10 @@ export function createApiApp(deps: ApiDeps) {
     const result = translateRedfishEvent(parsed.event, { node, inventory: index.inventory, mapping: deps.mapping, receivedAt });
     if (result.kind === 'forbidden') throw new Forbidden(result.message);
     const by = actorOf(who);
-    await deps.queue.send(result.accepted.map((ev) => ({ ...ev, by })));
-    // Any delivery, even of ignored records (e.g. HeartbeatEvent), shows the subscription is alive.
+    // Any delivery, even of ignored records (e.g. HeartbeatEvent), shows the subscription is alive. Marked
+    // before the records are queued: a 503 from here must mean nothing was accepted (docs/api.md).
     await deps.store.touchBmc(node.id, receivedAt);
+    await deps.queue.send(result.accepted.map((ev) => ({ ...ev, by })));
     deps.metrics.count('RedfishRecordsAccepted', result.accepted.length);
     return c.json({ accepted: result.accepted.length, ignored: result.ignored.length }, 202);
   });

@@ -199,6 +199,7 @@ describe('installing it', () => {
         './usr/lib/rebootctl/rebootctl-agent.mjs',
         './usr/lib/rebootctl/rebootctl-agent-daemon.mjs',
         './lib/systemd/system/rebootctl-agent.service',
+        './lib/systemd/system/rebootctl-host-reboot-gate.service',
         './usr/share/polkit-1/rules.d/50-rebootctl.rules',
         './usr/share/doc/rebootctl-agent/examples/hooks/protect-pcie',
         './usr/bin/rebootctl-agent',

@@ -70,6 +70,8 @@ const CompleteEvent = z.strictObject({
   node: z.enum(NODES as [string, ...string[]]),
   xpu: z.string().min(1).optional(),
   time: isoUtc,
+  /** The record had no usable timestamp: `time` is the receipt (lambdas/core/types.ts). */
+  timeIsReceipt: z.literal(true).optional(),
   receivedAt: isoUtc,
   source: z.literal('redfish'),
   dedupKey: z.string().regex(/^node-[a-z]+:redfish:(id|content):[0-9a-f]{64}$/),

@@ -6,6 +6,7 @@ import { hashToken, InventoryIndex, parseInventory } from '../../lambdas/core/in
 import { createApiApp, type ApiDeps } from '../../lambdas/handlers/api.ts';
 import { silentLogger } from '../../lambdas/handlers/deps.ts';
 import { isDependencyDown, UNAVAILABLE_RETRY_AFTER_SECONDS } from '../../lambdas/handlers/unavailable.ts';
+import { loadMapping } from '../../lambdas/core/redfish/mapping.ts';
 
 /** An error as the AWS SDK v3 throws it: a service exception with its name and metadata. */
 function awsError(name: string, status: number, extra: Record<string, unknown> = {}): Error {
@@ -109,5 +110,32 @@ nodes:
     const res = await app.request('/v1/reboots/xr-1', { headers: auth(OPERATOR) });
     expect(res.status).toBe(500);
     expect(((await res.json()) as { error: string }).error).toBe('InternalError');
+  });
+});
+
+describe('the Redfish webhook when the table does not answer', () => {
+  it('answers 503 before anything was queued, so the BMC retry is the only delivery', async () => {
+    const index = new InventoryIndex(parseInventory('nodes:\n  - { id: n1, bmcToken: bmc-token-n1, xpus: [{ id: dpu0 }] }\n'));
+    const queued: unknown[] = [];
+    const app = createApiApp({
+      mapping: loadMapping(null),
+      inventory: async () => index,
+      logger: silentLogger,
+      clock: { now: () => new Date('2030-01-01T00:00:00.000Z') },
+      store: {
+        touchBmc: async () => {
+          throw awsError('ProvisionedThroughputExceededException', 400);
+        },
+      },
+      queue: { send: async (evs: unknown[]) => void queued.push(...evs) },
+      metrics: { count: () => {} },
+    } as unknown as ApiDeps);
+    const res = await app.request('/v1/events/redfish', {
+      method: 'POST',
+      headers: { authorization: 'Bearer bmc-token-n1', 'content-type': 'application/json' },
+      body: JSON.stringify({ Events: [{ EventId: '1', MessageId: 'XpuReboot.1.0.RebootPending', MessageArgs: ['60', 'fw'] }] }),
+    });
+    expect(res.status).toBe(503);
+    expect(queued).toEqual([]);
   });
 });

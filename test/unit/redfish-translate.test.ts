@@ -231,6 +231,23 @@ describe('attribution', () => {
     expect(card2.kind === 'ok' && card2.accepted[0]).toMatchObject({ type: 'xpu.down', xpu: 'dpu1' });
   });
 
+  it('at a path host and xPU share, gives the product’s own xPU messages to the xPU; vendor messages stay ambiguous', () => {
+    const shared = { ...nodeA, xpus: [{ ...nodeA.xpus[0], redfishSystem: '/redfish/v1/Systems/system' }] };
+    const mk = (messageId: string, args: string[] = []) =>
+      JSON.stringify({
+        Events: [{ EventId: messageId, MessageId: messageId, MessageArgs: args, OriginOfCondition: '/redfish/v1/Systems/system/' }],
+      });
+    const pendingOut = translateText(mk('XpuReboot.1.0.RebootPending', ['60', 'fw']), shared);
+    expect(pendingOut.kind === 'ok' && pendingOut.accepted[0]).toMatchObject({ type: 'xpu.reboot.pending', xpu: 'dpu0' });
+    const ready = translateText(mk('XpuReboot.1.0.Ready'), shared);
+    expect(ready.kind === 'ok' && ready.accepted[0]).toMatchObject({ type: 'xpu.ready', xpu: 'dpu0' });
+    // The xPU's own BMC logs BIOSBoot too, and a host BMC may send OperatingSystemCrash: no guess.
+    for (const id of ['OpenBMC.0.1.BIOSBoot', 'OpenBMC.0.1.DCPowerOff', 'Platform.1.3.2.OperatingSystemCrash']) {
+      const out = translateText(mk(id), shared);
+      expect(out.kind === 'ok' && out.ignored[0]?.code, id).toBe('AmbiguousOrigin');
+    }
+  });
+
   it('uses the resource URI in MessageArgs when ResourceEvent comes without OriginOfCondition', () => {
     const text = JSON.stringify({
       Events: [{ EventId: 'y', MessageId: 'ResourceEvent.1.2.1.ResourcePoweringOff', MessageArgs: ['/redfish/v1/Systems/Card1-SoC'] }],
@@ -271,14 +288,17 @@ describe('Context', () => {
 });
 
 describe('time', () => {
-  it('falls back to the receive time for an epoch clock or a time far in the future', () => {
+  it('keeps the BMC clock however wrong (epoch, years ahead): it orders that BMC’s events, the receipt dates them', () => {
     const mk = (ts: string) => JSON.stringify({ Events: [{ MessageId: 'OpenBMC.0.1.DCPowerOff', EventTimestamp: ts }] });
-    for (const ts of ['1970-01-01T00:00:07+00:00', '2031-01-01T00:00:00Z', 'yesterday', '2025-02-30T10:00:00Z']) {
+    const at = (ts: string) => {
       const out = translateText(mk(ts), nodeFoxconn);
-      expect(out.kind === 'ok' && out.accepted[0].time).toBe(RECEIVED_AT);
-    }
-    const local = translateText(mk('2025-03-02T10:00:00'), nodeFoxconn);
-    expect(local.kind === 'ok' && local.accepted[0].time).toBe('2025-03-02T10:00:00.000Z');
+      return out.kind === 'ok' ? [out.accepted[0].time, out.accepted[0].receivedAt] : undefined;
+    };
+    expect(at('1970-01-01T00:00:07+00:00')).toEqual(['1970-01-01T00:00:07.000Z', RECEIVED_AT]);
+    expect(at('2031-01-01T00:00:00Z')).toEqual(['2031-01-01T00:00:00.000Z', RECEIVED_AT]);
+    // No usable time: the receipt.
+    for (const ts of ['yesterday', '2025-02-30T10:00:00Z', '0099-01-01T00:00:00Z']) expect(at(ts)).toEqual([RECEIVED_AT, RECEIVED_AT]);
+    expect(at('2025-03-02T10:00:00')?.[0]).toBe('2025-03-02T10:00:00.000Z');
   });
 });
 
@@ -361,6 +381,15 @@ describe('dedupKey', () => {
     });
     const [h1, h2] = keys(hpe, nodeHpe);
     expect(h1).not.toBe(h2);
+    // No EventId: a MemberId is no instance id (HPE sends "0" on every record); the content decides (CONTRACT 4).
+    const member = (ts: string) =>
+      JSON.stringify({
+        Events: [
+          { MemberId: '0', EventTimestamp: ts, MessageId: 'iLOEvents.2.1.ServerPoweredOff', OriginOfCondition: '/redfish/v1/Systems/1' },
+        ],
+      });
+    expect(keys(member('2025-03-02T09:10:00Z'), nodeHpe)[0]).not.toBe(keys(member('2025-03-03T09:10:00Z'), nodeHpe)[0]);
+    expect(keys(member('2025-03-02T09:10:00Z'), nodeHpe)[0]).toBe(keys(member('2025-03-02T09:10:00Z'), nodeHpe)[0]);
   });
 
   it('differs between nodes for the same record', () => {

@@ -40,9 +40,6 @@ export class InvalidReceivedAt extends Error {
   override readonly name = 'InvalidReceivedAt';
 }
 
-/** BMC clocks left at the epoch (BlueField reports 1970 until NTP syncs) would put deadlines decades in the past. */
-const EARLIEST_PLAUSIBLE_MS = Date.UTC(2000, 0, 1);
-const MAX_FUTURE_MS = 24 * 3600_000;
 const MAX_REASON = 1024;
 
 type Resolved = { kind: 'host' } | { kind: 'xpu'; xpu: string };
@@ -65,7 +62,7 @@ export function translateRedfishEvent(event: RedfishEvent, opts: TranslateOption
   const accepted: NativeEvent[] = [];
   const ignored: IgnoredRecord[] = [];
   for (const rec of event.records) {
-    const out = translateRecord(rec, event, node, nodeIds, mapping, receivedAt, receivedMs);
+    const out = translateRecord(rec, event, node, nodeIds, mapping, receivedAt);
     if ('code' in out) ignored.push(out);
     else accepted.push(out);
   }
@@ -96,7 +93,6 @@ function translateRecord(
   nodeIds: ReadonlySet<string>,
   mapping: Mapping,
   receivedAt: string,
-  receivedMs: number,
 ): NativeEvent | IgnoredRecord {
   if (rec.messageId === undefined) return ignore(rec, 'NoMessageId', 'the record has no MessageId');
   if (rec.key === undefined || rec.registry === undefined)
@@ -128,7 +124,11 @@ function translateRecord(
     type,
     node: node.id,
     ...(type.startsWith('xpu.') && target.kind === 'xpu' ? { xpu: target.xpu } : {}),
-    time: eventTime(rec, receivedAt, receivedMs),
+    // The BMC's own time, however wrong its clock (1970 before NTP, years ahead): it only orders this BMC's
+    // events among themselves (contract 7.1; the coordinator dates everything by the receipt). Replaced by the
+    // receipt, a record this BMC sent before its ready but delivered after it would look sent after it.
+    time: rec.timestamp ?? receivedAt,
+    ...(rec.timestamp === undefined ? { timeIsReceipt: true as const } : {}),
     data: dataOf(rule, type, rec),
     source: 'redfish',
     dedupKey,
@@ -169,6 +169,11 @@ function resolveTarget(rec: RedfishRecord, rule: MappingRule, node: NodeDef, sco
     if (top.length === 1) return top[0].target;
     const byContext = top.find((c) => c.target.kind === 'xpu' && c.target.xpu === scopedXpu);
     if (byContext) return byContext.target;
+    // Host and xPU at one path (two OpenBMCs both serving /Systems/system): a rule that names the xPU when
+    // nothing else does (the product's own XpuReboot messages: only an xPU sends them) names it here too. A
+    // vendor message stays ambiguous: the xPU's BMC sends BIOSBoot too, a host's BMC OperatingSystemCrash.
+    const xpus = top.filter((c) => c.target.kind === 'xpu');
+    if (rule.withoutOrigin === 'xpu' && xpus.length === 1) return xpus[0].target;
     return ignore(
       rec,
       'AmbiguousOrigin',
@@ -186,13 +191,6 @@ function resolveTarget(rec: RedfishRecord, rule: MappingRule, node: NodeDef, sco
     'AmbiguousXpu',
     `${rec.key} has no origin and node '${node.id}' has several xPUs; subscribe each xPU's BMC with Context '${node.id}.<xpu>'`,
   );
-}
-
-function eventTime(rec: RedfishRecord, receivedAt: string, receivedMs: number): string {
-  if (rec.timestamp === undefined) return receivedAt;
-  const ms = Date.parse(rec.timestamp);
-  if (ms < EARLIEST_PLAUSIBLE_MS || ms > receivedMs + MAX_FUTURE_MS) return receivedAt;
-  return rec.timestamp;
 }
 
 function dataOf(rule: MappingRule, type: NativeEventType, rec: RedfishRecord): Record<string, unknown> {
@@ -241,15 +239,16 @@ function coerce(field: 'noticeSeconds' | 'reason' | 'method' | 'tenant', v: unkn
 }
 
 /**
- * Durable idempotency key. With an id, the key is EventId + MemberId + origin + MessageId (+ Context): the
+ * Durable idempotency key. With an EventId, the key is EventId + MemberId + origin + MessageId (+ Context): the
  * contract's "same EventId and origin" is a redelivery, also one a sender re-stamped (its timestamp is not in
  * the key); MemberId and MessageId stay in it because Dell's EventId is a message class shared by unrelated
- * events (its MemberId is the instance), and the DMTF mockup server's top-level Id is always "1". Without any
- * id (Foxconn, the openbmc SSE shape), it is a hash of the record's canonical JSON, timestamp included.
+ * events (its MemberId is the instance), and the DMTF mockup server's top-level Id is always "1". Without an
+ * EventId (Foxconn, the openbmc SSE shape), it is a hash of the record's canonical JSON, timestamp included: the
+ * contract's "same content". A MemberId alone is no instance id: HPE sends "0" on every record.
  */
 export function dedupKeyOf(nodeId: string, rec: RedfishRecord, rootContext: string | undefined): string {
   const context = rec.context ?? rootContext ?? null;
-  if (rec.eventId !== undefined || rec.memberId !== undefined) {
+  if (rec.eventId !== undefined) {
     const material = JSON.stringify([rec.eventId ?? null, rec.memberId ?? null, rec.origin ?? null, rec.messageId ?? null, context]);
     return `${nodeId}:redfish:id:${sha256(material)}`;
   }
