@@ -185,7 +185,7 @@ function noteStale(r: StoredReboot, ev: NativeEvent): Step | null {
 export function onXpuDown(r: StoredReboot, ev: NativeEvent): Step | null {
   if (predates(r, ev)) return noteStale(r, ev);
   if (applied(r, ev)) return replayedDeferral(r, ev);
-  if (ofNextOutage(r, ev)) return deferToNextOutage(r, ev);
+  if (ofNextOutage(r, ev) || cancelledBefore(r, ev)) return deferToNextOutage(r, ev);
   if (r.downAt) return noteRepeat(r, ev);
   const s = next(r);
   s.downAt = coordinatorTime(ev);
@@ -194,13 +194,24 @@ export function onXpuDown(r: StoredReboot, ev: NativeEvent): Step | null {
   return { reboot: s, effects: [] };
 }
 
+/**
+ * A down or ready that reaches a reboot cancelled before it (the cancel was written first; the
+ * reboot may still hold the xPU's claim for a moment): the xPU went down or came back anyway, an
+ * outage the cancelled reboot does not own. Kept for the xPU's next reboot like a signal of the next
+ * outage, so it is recorded as an unannounced reboot from its first signal on, counted in its
+ * budgets while the xPU is away, instead of landing on the cancelled one.
+ */
+function cancelledBefore(r: StoredReboot, ev: NativeEvent): boolean {
+  return r.status === 'cancelled' && !!r.endedAt && ev.receivedAt >= r.endedAt;
+}
+
 /** Failure reasons after which the xPU may still come back (late recovery). */
 const WANT_OF_READY = 'xpu-never-returned';
 
 export function onXpuReady(r: StoredReboot, ev: NativeEvent): Step | null {
   if (predates(r, ev)) return noteStale(r, ev);
   if (applied(r, ev)) return replayedDeferral(r, ev) ?? (r.lateRecovery ? { reboot: r, effects: [{ kind: 'start-late-recovery' }] } : null);
-  if (ofNextOutage(r, ev)) return deferToNextOutage(r, ev);
+  if (ofNextOutage(r, ev) || cancelledBefore(r, ev)) return deferToNextOutage(r, ev);
   if (r.readyAt) return noteRepeat(r, ev);
   const s = next(r);
   s.readyAt = coordinatorTime(ev);

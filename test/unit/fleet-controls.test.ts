@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { onBudgetRefused, onQueueLeft, queueRecheckAt, queueWindow, type Hold } from '../../lambdas/core/budgets.ts';
-import { cancel, force, markForced, recordResult, type Refused, type Step } from '../../lambdas/core/model.ts';
+import { cancel, force, markForced, onXpuDown, onXpuReady, recordResult, type Refused, type Step } from '../../lambdas/core/model.ts';
 import { evaluateWait, newXpuReboot, type StoredReboot } from '../../lambdas/core/reboot.ts';
 import { parseInventory } from '../../lambdas/core/inventory.ts';
 import type { NativeEvent } from '../../lambdas/core/types.ts';
@@ -191,6 +191,28 @@ describe('cancel', () => {
     r.status = 'preparing';
     const cancelled = ok(cancel(r, node, 'operator', 'race', at(299))).reboot;
     expect(markForced(cancelled, [], [], at(300))).toBeNull();
+  });
+
+  it('a down or ready received after the cancel is not the cancelled reboot’s: kept for the xPU’s next (unannounced) reboot', () => {
+    const r = planned();
+    r.status = 'preparing';
+    const cancelled = ok(cancel(r, node, 'operator', 'race', at(10))).reboot;
+    for (const type of ['xpu.down', 'xpu.ready'] as const) {
+      const ev: NativeEvent = {
+        id: `late-${type}`,
+        type,
+        node: 'n1',
+        xpu: 'dpu0',
+        time: iso(11),
+        source: 'native',
+        dedupKey: `k-${type}`,
+        receivedAt: iso(11),
+      };
+      const step = (type === 'xpu.down' ? onXpuDown : onXpuReady)(cancelled, ev);
+      expect(step?.effects).toEqual([{ kind: 'defer' }]);
+      expect(step?.reboot).toMatchObject({ status: 'cancelled', deferred: [expect.objectContaining({ id: `late-${type}` })] });
+      expect(step?.reboot.downAt ?? step?.reboot.readyAt).toBeUndefined();
+    }
   });
 
   it('once its deadline passed, whether or not the timer has recorded it yet: refused, as is force (the watchdog reboots the xPU)', () => {
