@@ -46,6 +46,9 @@ const common = {
     js: [
       '#!/usr/bin/env node',
       `// rebootctl-agent ${version}: the edge agent of xpu-reboot-coordinator, bundled (node rebootctl-agent.mjs agent --help).`,
+      // Node 22.0-22.2 have no process.getBuiltinModule, which every built-in of the bundle goes through (above):
+      // there it is require() itself. Only those Nodes pay for node:module's namespace.
+      "if (typeof process.getBuiltinModule !== 'function') { const r = (await import('node:module')).createRequire(import.meta.url); process.getBuiltinModule = (id) => r(id); }",
       "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);",
     ].join('\n'),
   },
@@ -57,7 +60,9 @@ const outputs = [
   { entryPoints: [join(ROOT, 'agent/bundle-entry.ts')], outfile: OUT, define: { 'import.meta.main': 'false' } },
   // The daemon alone, which the bundle re-executes into when it lies next to it (agent/daemon.ts, DAEMON_BUNDLE):
   // the idle daemon does not keep the CLI's code. It starts through its own `if (import.meta.main)`.
-  { entryPoints: [join(ROOT, 'agent/daemon.ts')], outfile: DAEMON_OUT },
+  // It is only ever run, never imported, and import.meta.main is undefined before Node 22.18 / 24.2: were it left to
+  // the runtime, a Node 22.15-22.17 (execve, so the re-exec, but no import.meta.main) would start a daemon that exits.
+  { entryPoints: [join(ROOT, 'agent/daemon.ts')], outfile: DAEMON_OUT, define: { 'import.meta.main': 'true' } },
 ];
 for (const o of outputs) {
   const result = await build({ ...common, ...o });

@@ -51,9 +51,9 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** The bundle under Node 24, cwd outside the repository, no NODE_PATH. */
-function runBundle(args: string[], env: Record<string, string> = {}, stderr: 'pipe' | number = 'pipe') {
-  return spawn(process.execPath, [bundle, ...args], {
+/** The bundle under Node 24 (`nodeFlags` before it), cwd outside the repository, no NODE_PATH. */
+function runBundle(args: string[], env: Record<string, string> = {}, stderr: 'pipe' | number = 'pipe', nodeFlags: string[] = []) {
+  return spawn(process.execPath, [...nodeFlags, bundle, ...args], {
     cwd: dir,
     env: { PATH: process.env.PATH!, HOME: dir, ...env },
     stdio: ['ignore', 'pipe', stderr],
@@ -135,6 +135,25 @@ describe('the bundled agent (dist/agent/rebootctl-agent.mjs)', () => {
     expect(result).toMatchObject({ status: 'succeeded', output: 'migrate-workloads ok\n' });
     child.kill('SIGTERM');
     expect((await done).code).toBe(0);
+  });
+
+  it('runs on the oldest Node it promises (22.0: no process.getBuiltinModule, no process.execve), simulated on Node 24', async () => {
+    const node22 = ['--import', 'data:text/javascript,delete process.getBuiltinModule; delete process.execve'];
+    const help = await collect(runBundle(['agent', '--help'], {}, 'pipe', node22));
+    expect(help.err).toBe('');
+    expect(help.out).toContain('--token-file <file>');
+    rmSync(join(dir, 'go'), { force: true });
+    server.enqueue('node-a', command('old-node-1', 'protect-pcie'));
+    const child = runBundle(agentArgs('state-old-node'), {}, 'pipe', node22);
+    const done = collect(child);
+    await waitFor(() => existsSync(join(dir, 'old-node-1.pid')), 15_000);
+    writeFileSync(join(dir, 'go'), '');
+    const result = await waitFor(() => server.finalResults('old-node-1')[0], 15_000);
+    expect(result).toMatchObject({ status: 'succeeded', output: 'protect-pcie ok\n' });
+    child.kill('SIGTERM');
+    expect((await done).code).toBe(0);
+    // Node 22.15-22.17 re-execute (execve) but have no import.meta.main: the daemon file must not depend on it.
+    expect(readFileSync(join(ROOT, 'dist/agent/rebootctl-agent-daemon.mjs'), 'utf8')).not.toContain('import.meta.main');
   });
 
   it('tells systemd READY=1, pings WATCHDOG=1 every WatchdogSec/2 and says STOPPING=1 (through systemd-notify)', async () => {
