@@ -185,7 +185,7 @@ function noteStale(r: StoredReboot, ev: NativeEvent): Step | null {
 export function onXpuDown(r: StoredReboot, ev: NativeEvent): Step | null {
   if (predates(r, ev)) return noteStale(r, ev);
   if (applied(r, ev)) return replayedDeferral(r, ev);
-  if (ofNextOutage(r, ev)) return deferToNextOutage(r, ev);
+  if (ofNextOutage(r, ev) || cancelledBefore(r, ev)) return deferToNextOutage(r, ev);
   if (r.downAt) return noteRepeat(r, ev);
   const s = next(r);
   s.downAt = coordinatorTime(ev);
@@ -194,13 +194,24 @@ export function onXpuDown(r: StoredReboot, ev: NativeEvent): Step | null {
   return { reboot: s, effects: [] };
 }
 
+/**
+ * A down or ready that reaches a reboot cancelled before it (the cancel was written first; the
+ * reboot may still hold the xPU's claim for a moment): the xPU went down or came back anyway, an
+ * outage the cancelled reboot does not own. Kept for the xPU's next reboot like a signal of the next
+ * outage, so it is recorded as an unannounced reboot from its first signal on, counted in its
+ * budgets while the xPU is away, instead of landing on the cancelled one.
+ */
+function cancelledBefore(r: StoredReboot, ev: NativeEvent): boolean {
+  return r.status === 'cancelled' && !!r.endedAt && ev.receivedAt >= r.endedAt;
+}
+
 /** Failure reasons after which the xPU may still come back (late recovery). */
 const WANT_OF_READY = 'xpu-never-returned';
 
 export function onXpuReady(r: StoredReboot, ev: NativeEvent): Step | null {
   if (predates(r, ev)) return noteStale(r, ev);
   if (applied(r, ev)) return replayedDeferral(r, ev) ?? (r.lateRecovery ? { reboot: r, effects: [{ kind: 'start-late-recovery' }] } : null);
-  if (ofNextOutage(r, ev)) return deferToNextOutage(r, ev);
+  if (ofNextOutage(r, ev) || cancelledBefore(r, ev)) return deferToNextOutage(r, ev);
   if (r.readyAt) return noteRepeat(r, ev);
   const s = next(r);
   s.readyAt = coordinatorTime(ev);
@@ -817,9 +828,13 @@ export function proceedNotTaken(r: StoredReboot, now: Date): Step | null {
   return { reboot: s, effects: [] };
 }
 
-/** The deadline passed: the watchdog reboots the xPU whatever the host had left undone. */
+/**
+ * The deadline passed: the watchdog reboots the xPU whatever the host had left undone. Not a reboot
+ * that ended meanwhile: an operator's cancel that won the race with the deadline's timer told the
+ * xPU to stand down (cancel-reboot), and a cancelled reboot recorded as forced would contradict itself.
+ */
 export function markForced(r: StoredReboot, undone: CommandSummary[], timedOut: string[], now: Date): Step | null {
-  if (r.forced) return null;
+  if (r.forced || r.endedAt) return null;
   const at = now.toISOString();
   const s = next(r);
   s.forced = true;
@@ -891,7 +906,7 @@ export function closeOnReturn(r: StoredReboot, closed: string[], now: Date): Ste
   const s = next(r);
   markTimedOut(s, open);
   const types = open.map((id) => s.commands[id]!.type).join(', ');
-  s.history.push(entry(now.toISOString(), 'note', `the xPU came back before ${types} was done: closed, not sent any more`, COORDINATOR));
+  s.history.push(entry(now.toISOString(), 'note', `the xPU rebooted before ${types} was done: closed, not sent any more`, COORDINATOR));
   return { reboot: s, effects: [] };
 }
 
@@ -1139,9 +1154,11 @@ export interface Refused {
 
 /**
  * Has the xPU gone down (or been told to)? From then on the reboot cannot be withdrawn or hurried:
- * the device is away, and only its recovery is left.
+ * the device is away, and only its recovery is left. So once its deadline passed: the xPU's
+ * watchdog reboots it then, whether or not the deadline's timer has recorded that yet (a cancel
+ * accepted in between would tell an xPU that is already going down to stand down).
  */
-function xpuWentDown(r: StoredReboot): string | undefined {
+function xpuWentDown(r: StoredReboot, now: Date): string | undefined {
   if (r.kind !== 'xpu') return 'only xPU reboots have a notice phase';
   if (r.mode === 'crash' || r.mode === 'unannounced' || r.crashedAt)
     return r.mode === 'unannounced' ? 'the xPU rebooted without notice' : 'the xPU crashed';
@@ -1149,6 +1166,8 @@ function xpuWentDown(r: StoredReboot): string | undefined {
   if (r.readyAt) return 'the xPU rebooted already';
   if (r.rebootingAt || r.forced) return `the xPU was told to reboot (${r.status})`;
   if (r.status !== 'queued' && !isNoticePhase(r.status)) return `the reboot is ${r.status}`;
+  if (r.status !== 'queued' && r.deadline && now.getTime() >= Date.parse(r.deadline))
+    return `its deadline ${r.deadline} passed: the xPU watchdog reboots it`;
   return undefined;
 }
 
@@ -1175,7 +1194,7 @@ const OPEN = ['pending', 'delivered', 'running'];
 export function cancel(r: StoredReboot, node: NodeDef, by: Actor, reason: string, now: Date): Step | Refused {
   const repeated = r.status === 'cancelled';
   if (!repeated) {
-    const down = xpuWentDown(r);
+    const down = xpuWentDown(r, now);
     if (down) return { refused: `cannot cancel: ${down}`, code: 'PastNoticePhase' };
   }
   const at = now.toISOString();
@@ -1285,7 +1304,7 @@ export function force(r: StoredReboot, node: NodeDef, by: Actor, reason: string,
   // Repeated: the same answer; the command again (idempotent), unless the reboot is over.
   if (r.forced && r.history.some((h) => h.phase === 'forced' && h.by === by))
     return { reboot: r, effects: r.endedAt ? [] : [{ kind: 'send', step: 'proceed', commands: [go] }] };
-  const down = xpuWentDown(r);
+  const down = xpuWentDown(r, now);
   if (down) return { refused: `cannot force: ${down}`, code: 'PastNoticePhase' };
   const undone = undoneCommands(r, ['prepare']);
   const open = undone.filter((c) => OPEN.includes(c.status));

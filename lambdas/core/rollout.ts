@@ -90,6 +90,27 @@ export function planRollout(inventory: Inventory, selector: Selector): Array<{ n
   );
 }
 
+/**
+ * The first xPU of a plan that another rollout still has to reboot: an item of a running rollout that
+ * has not ended, or one a paused rollout has in flight. Two rollouts asking one xPU get one reboot (the
+ * second announce joins the first's reboot, tagged with the first rollout), so the second would wait out
+ * its reboot-xpu deadline and count a failure that never happened: such a start is refused instead.
+ */
+export function overlapOf(
+  plan: ReadonlyArray<{ node: string; xpu: string }>,
+  rollouts: readonly Rollout[],
+): { rolloutId: string; status: RolloutStatus; node: string; xpu: string } | undefined {
+  const taken = new Map<string, Rollout>();
+  for (const r of rollouts)
+    for (const it of r.items)
+      if ((r.status === 'running' && !isItemEnded(it)) || (r.status === 'paused' && isInFlight(it))) taken.set(`${it.node}/${it.xpu}`, r);
+  for (const p of plan) {
+    const r = taken.get(`${p.node}/${p.xpu}`);
+    if (r) return { rolloutId: r.id, status: r.status, node: p.node, xpu: p.xpu };
+  }
+  return undefined;
+}
+
 /** The reboot-xpu command of a plan item: derived from rollout and position, so a replayed step sends the same one. */
 export function rolloutCommandId(rolloutId: string, index: number): string {
   return `${rolloutId}-${index}`;

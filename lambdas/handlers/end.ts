@@ -1,7 +1,7 @@
 // Ending a reboot, completed or failed: from the workflow's end steps, and from the change that
 // finished its last commands (ResumeWorkloads ends the execution: no CompleteReboot Task after it).
 import { complete, fail } from '../core/model.ts';
-import { isFinal, outstandingCommands, type StoredReboot } from '../core/reboot.ts';
+import { isEnded, isFinal, outstandingCommands, type StoredReboot } from '../core/reboot.ts';
 import type { NodeDef } from '../core/types.ts';
 import type { StoredCommand } from '../ports/index.ts';
 import type { Deps } from './deps.ts';
@@ -22,6 +22,31 @@ export async function timeOut(deps: Deps, r: StoredReboot, steps: string[]): Pro
   return open.filter((_, i) => closed[i]?.changed).map((c) => c.id);
 }
 
+/**
+ * The early go (`proceed-reboot`) its xPU never picked up, once the xPU went down or came back anyway
+ * (its watchdog, an operator's force racing its own reboot): withdrawn, so that its agent, polling
+ * again after the boot, does not reboot the xPU a second time. One it picked up stays: its journal
+ * never runs it twice, and its result still tells how the go went. Returns those it withdrew.
+ */
+export async function withdrawUntakenGo(deps: Deps, r: StoredReboot): Promise<string[]> {
+  const open = outstandingCommands(r, ['proceed']);
+  const withdrawn = await Promise.all(
+    open.map((c) =>
+      deps.store.updateCommand(c.agent, c.id, (cmd) =>
+        cmd.status === 'pending'
+          ? {
+              ...cmd,
+              status: 'timed-out',
+              finishedAt: deps.clock.now().toISOString(),
+              output: 'withdrawn: the xPU rebooted before it took this',
+            }
+          : null,
+      ),
+    ),
+  );
+  return open.filter((_, i) => withdrawn[i]?.changed).map((c) => c.id);
+}
+
 /** Ends the reboot (idempotent: a replay writes nothing and only lets go of the claim again). */
 export async function endReboot(
   deps: Deps,
@@ -36,16 +61,19 @@ export async function endReboot(
   const reason = end.reason ?? (failed ? 'failed' : 'completed');
   // Results that beat the closing (the wait timed out as they arrived) are told as they are.
   const settled = failed ? await settledMeanwhile(deps, reboot, steps, closed) : [];
-  // Budget slots go back before the end is written: whoever sees the end (a rollout looking
-  // for its next xPU above all) must find the slot free, not race the release.
-  await releaseBudgets(deps, reboot, node);
   const res = await applyStep(
     deps,
     reboot.id,
     (r) => (failed ? fail(r, reason, end.error, closed, now, settled) : complete(r, closed, now)) ?? releaseAgain(r),
     node,
   );
-  // Rollouts: the end of a reboot a rollout asked for lets its next xPU start. Also on a replay (harmless).
+  // Budget slots go back once the end is written, never before: the node is unavailable until its
+  // reboot ends (contract 7.3), and a queued reboot the release admits must not be seen in flight
+  // beside the one it replaces. Also on a replay: a crash between the write and here loses no slot.
+  const ended = res?.reboot ?? reboot;
+  if (isEnded(ended.status)) await releaseBudgets(deps, ended, node);
+  // Rollouts: the end of a reboot a rollout asked for lets its next xPU start; woken after the
+  // release, so it finds the slot free. Also on a replay (harmless).
   await wakeRolloutOf(deps, res?.reboot);
   if (failed && res?.changed && !reboot.endedAt) deps.logger.error('reboot failed', { rebootId: reboot.id, node: reboot.node, reason });
 }

@@ -257,7 +257,7 @@ function operations(): Record<string, Operation> {
       summary: 'Reboot the xPUs a selector matches, a few at a time (operator)',
       body: { name: 'Rollout', schema: RolloutBody, required: true },
       ok: { status: 201, description: '`{"id","status","plan":[{"node","xpu"}...]}` (`dryRun`: the plan only)', schema: object },
-      errors: [400, ...authed, 404, 413, 503],
+      errors: [400, ...authed, 404, 409, 413, 503],
     },
     'GET /v1/rollouts': {
       tag: 'rollouts',

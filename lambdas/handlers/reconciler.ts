@@ -74,7 +74,10 @@ export function createReconciler(deps: Deps, opts: ReconcilerOptions = {}) {
     const ended = !!res?.changed;
     // Released even when another path ended it first: releasing a claim not held is harmless. As an
     // effect, so what the reboot kept for the xPU's next one goes to the ingest (model.ts `defer`).
-    await performEffects(deps, res?.reboot ?? reboot, [{ kind: 'release' }]);
+    // Its budget slots go back too, as whoever ends a reboot gives them back (docs/fleet-safety.md):
+    // else its rack stays full for good and what waits behind it goes only at its cap.
+    const after = res?.reboot ?? reboot;
+    await performEffects(deps, after, isEnded(after.status) ? [{ kind: 'release' }, { kind: 'release-budgets' }] : [{ kind: 'release' }]);
     if (ended) {
       deps.metrics.count('RebootsReconciled', 1, { reason });
       deps.metrics.count('RebootFailed', 1, { reason });

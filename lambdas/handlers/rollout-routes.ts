@@ -6,7 +6,7 @@ import { BadRequest, Conflict, Forbidden, HttpError, NotFound, PayloadTooLarge }
 import type { InventoryIndex } from '../core/inventory.ts';
 import { actorOf, type Principal } from '../core/principal.ts';
 import { isEnded } from '../core/reboot.ts';
-import { cancelRollout, isInFlight, MAX_PLAN, planRollout, publicRollout, type Rollout } from '../core/rollout.ts';
+import { cancelRollout, isInFlight, MAX_PLAN, overlapOf, planRollout, publicRollout, type Rollout } from '../core/rollout.ts';
 import type { RolloutStore } from '../ports/rollouts.ts';
 import { bearerToken, requirePrincipal } from './auth.ts';
 import type { Deps } from './deps.ts';
@@ -116,6 +116,12 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
         'PlanTooLarge',
       );
     if (body.dryRun) return c.json({ id: null, status: 'dry-run', dryRun: true, plan }, 201);
+    const clash = overlapOf(plan, await store().listRollouts(100));
+    if (clash)
+      throw new Conflict(
+        `${clash.node}/${clash.xpu} is still to be rebooted by rollout ${clash.rolloutId} (${clash.status}): cancel that one first, or select other xPUs`,
+        'RolloutOverlap',
+      );
     const now = deps.clock.now().toISOString();
     const rollout: Rollout = {
       id: `ro-${ulid().toLowerCase()}`,

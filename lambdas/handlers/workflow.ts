@@ -19,7 +19,7 @@ import type { NodeStateRecord, StoredCommand } from '../ports/index.ts';
 import { needsNodeState, sendStepCommands, type Deps } from './deps.ts';
 import { AwaitInput, START_COPY_MAX_AGE_MS, type StartCopy, StepInput, startRoute } from '../core/workflow-io.ts';
 import { applyStep } from './effects.ts';
-import { endReboot, timeOut } from './end.ts';
+import { endReboot, timeOut, withdrawUntakenGo } from './end.ts';
 import { onQueuedWaitRegistered, recheckQueued } from './fleet.ts';
 
 export class InvalidStepInput extends Error {
@@ -108,7 +108,11 @@ export function createAwaitHandler(deps: Deps) {
     // The workflow has moved on (this Task timed out while its Lambda was slow): send nothing, register nothing.
     if (isLateRegistration(reboot, reg)) return { registered: false };
     // The xPU is back: what the notice phase or the core-dump hold left open is closed before restore-pcie goes out.
-    const closed = p.step === 'recover' ? await timeOut(deps, reboot, ['prepare', 'crash']) : [];
+    // Gone down or back: an early go it never took is withdrawn (its agent would reboot it again after the boot).
+    const closed = [
+      ...(p.step === 'recover' ? await timeOut(deps, reboot, ['prepare', 'crash']) : []),
+      ...(p.step === 'reboot' || p.step === 'recover' ? await withdrawUntakenGo(deps, reboot) : []),
+    ];
     const commands = await sentCommands(deps, reboot, p.step, node, nodeState);
     // The early go is sent by the wait for the xPU going down (it was a Task of its own: one state
     // transition and one reboot write more per reboot). Not after a force: the deadline decides then.

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { onBudgetRefused, onQueueLeft, queueRecheckAt, queueWindow, type Hold } from '../../lambdas/core/budgets.ts';
-import { cancel, force, recordResult, type Refused, type Step } from '../../lambdas/core/model.ts';
+import { cancel, force, markForced, onXpuDown, onXpuReady, recordResult, type Refused, type Step } from '../../lambdas/core/model.ts';
 import { evaluateWait, newXpuReboot, type StoredReboot } from '../../lambdas/core/reboot.ts';
 import { parseInventory } from '../../lambdas/core/inventory.ts';
 import type { NativeEvent } from '../../lambdas/core/types.ts';
@@ -184,6 +184,48 @@ describe('cancel', () => {
       expect(cancel(r, node, 'operator', '', at(5))).toMatchObject({ refused: expect.any(String), code: 'PastNoticePhase' });
       expect(force(r, node, 'operator', '', at(5))).toMatchObject({ refused: expect.any(String), code: 'PastNoticePhase' });
     }
+  });
+
+  it('won against the deadline’s timer: the timer’s step then records nothing (a cancelled reboot is never also forced)', () => {
+    const r = planned();
+    r.status = 'preparing';
+    const cancelled = ok(cancel(r, node, 'operator', 'race', at(299))).reboot;
+    expect(markForced(cancelled, [], [], at(300))).toBeNull();
+  });
+
+  it('a down or ready received after the cancel is not the cancelled reboot’s: kept for the xPU’s next (unannounced) reboot', () => {
+    const r = planned();
+    r.status = 'preparing';
+    const cancelled = ok(cancel(r, node, 'operator', 'race', at(10))).reboot;
+    for (const type of ['xpu.down', 'xpu.ready'] as const) {
+      const ev: NativeEvent = {
+        id: `late-${type}`,
+        type,
+        node: 'n1',
+        xpu: 'dpu0',
+        time: iso(11),
+        source: 'native',
+        dedupKey: `k-${type}`,
+        receivedAt: iso(11),
+      };
+      const step = (type === 'xpu.down' ? onXpuDown : onXpuReady)(cancelled, ev);
+      expect(step?.effects).toEqual([{ kind: 'defer' }]);
+      expect(step?.reboot).toMatchObject({ status: 'cancelled', deferred: [expect.objectContaining({ id: `late-${type}` })] });
+      expect(step?.reboot.downAt ?? step?.reboot.readyAt).toBeUndefined();
+    }
+  });
+
+  it('once its deadline passed, whether or not the timer has recorded it yet: refused, as is force (the watchdog reboots the xPU)', () => {
+    const r = planned();
+    r.status = 'preparing';
+    for (const s of [300, 301]) {
+      expect(cancel(r, node, 'operator', '', at(s))).toMatchObject({ refused: expect.stringMatching(/deadline/), code: 'PastNoticePhase' });
+      expect(force(r, node, 'operator', '', at(s))).toMatchObject({ refused: expect.stringMatching(/deadline/), code: 'PastNoticePhase' });
+    }
+    expect(cancel(r, node, 'operator', '', at(299))).not.toHaveProperty('refused');
+    // A queued reboot's deadline is the held one: before it, still cancellable.
+    const q = onBudgetRefused(planned(), 'budget: rack r1 full', [], node.policy.xpuReboot, at(1));
+    expect(cancel(q, node, 'operator', '', at(400))).not.toHaveProperty('refused');
   });
 });
 
