@@ -1,5 +1,6 @@
 // `rebootctl reboots list|show`: what operators ask first: which reboots, in what state, and their history.
 import type { Command } from 'commander';
+import { fetchOrSayWhy } from './reach.ts';
 import { addTokenOptions, readTokenOption } from './token-option.ts';
 
 interface Opts {
@@ -14,7 +15,7 @@ async function get(opts: Opts, path: string): Promise<any> {
   if (!token) throw new Error('a token is needed: --token-file, --token, or REBOOT_OPERATOR_TOKEN');
   const base = new URL(opts.server);
   const url = new URL(`${base.pathname.replace(/\/+$/, '')}${path}`, base);
-  const res = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) });
+  const res = await fetchOrSayWhy(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) });
   const body: any = await res.json().catch(() => undefined);
   if (!res.ok) throw new Error(`${res.status} ${body?.error ?? ''}: ${body?.message ?? res.statusText}`);
   return body;
