@@ -219,7 +219,7 @@ function operations(): Record<string, Operation> {
       summary: 'Move parked events back to the ingest queue (operator)',
       body: { name: 'DlqRedrive', schema: RedriveBody, required: true },
       ok: { status: 200, description: '`{"redriven","notFound","ids","missing"}`', schema: object },
-      errors: [400, ...authed, 503],
+      errors: [400, ...authed, 413, 503],
     },
     'GET /v1/nodes/{id}': {
       tag: 'fleet',
