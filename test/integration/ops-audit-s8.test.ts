@@ -311,6 +311,16 @@ describe('GET /openapi.json against what the app serves and answers', () => {
     }
     expect(undocumented).toEqual([]);
   });
+  it('a body over 256 KiB is 413 on every operator body route, the DLQ redrive too, and each route documents it', async () => {
+    const big = JSON.stringify({ ids: Array.from({ length: 900 }, (_, i) => `m-${i}-${'x'.repeat(300)}`) });
+    expect(big.length).toBeGreaterThan(256 * 1024);
+    for (const path of ['/v1/events', '/v1/holds', '/v1/rollouts', '/v1/dlq/redrive']) {
+      const res = await api(url, path, { token: OPERATOR_TOKEN, raw: big });
+      expect(res.status, path).toBe(413);
+      expect(res.json?.error, path).toBe('PayloadTooLarge');
+      expect(Object.keys(doc.paths[path].post.responses), path).toContain('413');
+    }
+  });
 });
 
 describe('GET /ui', () => {
