@@ -55,13 +55,17 @@ export function registerRebootsCommands(program: Command): void {
         const page = await get(opts, `/v1/reboots?${q}`);
         if (opts.json) return void console.log(JSON.stringify(page, null, 2));
         if (page.items.length === 0) return void console.log('no reboots');
+        // Reboot ids are `xr-`/`hr-` and a ULID (29 characters): the column fits the longest one shown.
+        const idWidth = Math.max(22, ...page.items.map((r: { id: string }) => r.id.length));
         console.log(
-          ['ID'.padEnd(22), 'KIND', 'NODE'.padEnd(14), 'XPU'.padEnd(8), 'STATUS'.padEnd(11), 'NOTIFIED'.padEnd(24), 'DEADLINE'].join(' '),
+          ['ID'.padEnd(idWidth), 'KIND', 'NODE'.padEnd(14), 'XPU'.padEnd(8), 'STATUS'.padEnd(11), 'NOTIFIED'.padEnd(24), 'DEADLINE'].join(
+            ' ',
+          ),
         );
         for (const r of page.items)
           console.log(
             [
-              r.id.padEnd(22),
+              r.id.padEnd(idWidth),
               r.kind.padEnd(4),
               r.node.padEnd(14),
               String(r.xpu ?? '-').padEnd(8),

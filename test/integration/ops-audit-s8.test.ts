@@ -414,6 +414,10 @@ describe('rebootctl: messages and exit codes', () => {
     const list = await rebootctl(['reboots', 'list', '--server', url, '--token', OPERATOR_TOKEN, '--node', 'node-a']);
     expect(list.code).toBe(0);
     expect(list.stdout).toContain(planned.id);
+    // The columns line up under their header, however long the ids.
+    const [head, ...rows] = list.stdout.trim().split('\n');
+    const kindAt = head.indexOf('KIND');
+    for (const row of rows.filter((r) => /^[xh]r-/.test(r))) expect(row.slice(kindAt, kindAt + 5), row).toMatch(/^(xpu |host )/);
     const show = await rebootctl(['reboots', 'show', planned.id, '--server', url, '--token', OPERATOR_TOKEN, '--json']);
     expect(JSON.parse(show.stdout)).toMatchObject({ id: planned.id, forced: true });
     const ok = await rebootctl(['inventory', 'check', '--nodes-file', nodesFile]);
