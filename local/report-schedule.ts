@@ -9,6 +9,12 @@ import type { Deps, Logger } from '../lambdas/handlers/deps.ts';
 /** A stack down for longer than this many windows gets the newest ones only (and a warning naming the gap). */
 export const MAX_CATCH_UP_WINDOWS = 1000;
 
+/**
+ * A window is written this long after it ended: a reboot is dated when the API accepted its notice, but
+ * recorded when the ingest took it from the queue, a moment later.
+ */
+export const REPORT_GRACE_MS = 5_000;
+
 const STEM = /^compliance-(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2})-(\d{3})Z\.json$/;
 
 /** The start of the newest window whose JSON report is in `dir` (written last, so that window is whole). */
@@ -49,7 +55,22 @@ export function dueWindows(
   return { windows, skipped };
 }
 
-export function startReportSchedule(deps: Deps, dir: string, windowSeconds: number, logger: Logger): { stop(): void } {
+export interface ReportScheduleOptions {
+  /**
+   * False while the ingest backlog of the last run is not yet processed (after a kill -9): the reboots its
+   * events make belong to windows that ended meanwhile, so those wait for it.
+   */
+  ready?: () => boolean;
+  graceMs?: number;
+}
+
+export function startReportSchedule(
+  deps: Deps,
+  dir: string,
+  windowSeconds: number,
+  logger: Logger,
+  opts: ReportScheduleOptions = {},
+): { stop(): void } {
   mkdirSync(dir, { recursive: true });
   const windowMs = windowSeconds * 1000;
   const sink = {
@@ -64,11 +85,12 @@ export function startReportSchedule(deps: Deps, dir: string, windowSeconds: numb
   // The newest file's window ended one interval after it started (or at the next boundary, if the interval changed).
   let lastTo: number | null = written === null ? null : (Math.floor(written / windowMs) + 1) * windowMs;
   let running = false;
+  const graceMs = opts.graceMs ?? REPORT_GRACE_MS;
   const tick = async () => {
-    if (running) return;
+    if (running || (opts.ready && !opts.ready())) return;
     running = true;
     try {
-      const { windows, skipped } = dueWindows(lastTo, deps.clock.now().getTime(), windowMs);
+      const { windows, skipped } = dueWindows(lastTo, deps.clock.now().getTime() - graceMs, windowMs);
       if (skipped) {
         logger.warn('compliance reports skipped: the stack was down for too many windows', {
           from: new Date(skipped[0]).toISOString(),
@@ -87,7 +109,8 @@ export function startReportSchedule(deps: Deps, dir: string, windowSeconds: numb
     }
   };
   void tick();
-  const timer = setInterval(tick, windowMs);
+  // At least every second: a window is written soon after its grace, and soon after the backlog is drained.
+  const timer = setInterval(tick, Math.min(windowMs, 1000));
   timer.unref();
   return { stop: () => clearInterval(timer) };
 }
