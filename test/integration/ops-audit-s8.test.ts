@@ -296,17 +296,17 @@ describe('GET /openapi.json against what the app serves and answers', () => {
     }
   });
 
-  it('every route answers, without a token and with the operator token on unknown ids, only codes it documents', async () => {
+  it('every route answers, without a token, with the operator token and with an agent token, on unknown ids, only codes it documents', async () => {
     const undocumented: string[] = [];
     for (const { method, path, op } of opsOf(doc)) {
       if (path === '/v1/agents/{agentId}/commands') continue; // a long poll; its 401/403/404 are covered elsewhere
       const concrete = path.replace(/\{(\w+)\}/g, (_, n) => (n === 'agentId' ? 'node-zz' : `zz-${n}`));
       const body = method === 'POST' ? '{}' : undefined;
-      for (const token of [undefined, OPERATOR_TOKEN]) {
-        if (path === '/v1/dlq/redrive' && token) continue; // {} would redrive the whole DLQ
+      for (const token of [undefined, OPERATOR_TOKEN, 'agent-a']) {
+        if (path === '/v1/dlq/redrive' && token === OPERATOR_TOKEN) continue; // a DLQ route: the 413 test covers its body
         const res = await api(url, concrete, { method, token, raw: body });
         if (!(String(res.status) in op.responses) && !('default' in op.responses))
-          undocumented.push(`${method} ${concrete} ${token ? 'operator' : 'no token'} → ${res.status} ${res.text.slice(0, 80)}`);
+          undocumented.push(`${method} ${concrete} ${token ?? 'no token'} → ${res.status} ${res.text.slice(0, 80)}`);
       }
     }
     expect(undocumented).toEqual([]);
