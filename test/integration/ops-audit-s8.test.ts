@@ -30,6 +30,7 @@ policy:
 nodes:
   - { id: node-a, rack: r1, zone: z1, tenant: t1, trusted: true, bmcToken: bmc-a, agentToken: agent-a, xpus: [{ id: dpu0 }] }
   - { id: node-b, rack: r2, zone: z1, tenant: t2, trusted: true, bmcToken: bmc-b, agentToken: agent-b, xpus: [{ id: dpu0 }] }
+  - { id: node-d, rack: r4, zone: z2, tenant: t1, trusted: true, bmcToken: bmc-d, agentToken: agent-d, xpus: [{ id: dpu0 }] }
   - { id: node-c, rack: r3, zone: z2, tenant: t1, trusted: true, bmcToken: bmc-c, agentToken: agent-c, xpus: [{ id: dpu0 }, { id: dpu1 }, { id: dpu2 }, { id: dpu3 }, { id: dpu4 }, { id: dpu5 }] }
 `;
 const REASON = 'fw 2.1, "urgent"\nsecond line';
@@ -428,6 +429,25 @@ describe('rebootctl: messages and exit codes', () => {
     expect(bad.code).not.toBe(0);
     expect(bad.stderr + bad.stdout).toMatch(/colour/);
   });
+});
+
+describe('a dependency that stops answering (SIGSTOP, not dead)', () => {
+  it('the API answers 503 Unavailable with Retry-After instead of waiting for ever, and the same request works after', async () => {
+    const pid = Number(readFileSync(join(dir, 'data', 'sqs', 'fauxqs.pid'), 'utf8').trim());
+    const ev = { id: 'stopped-1', type: 'xpu.reboot.pending', node: 'node-d', xpu: 'dpu0', data: { reason: 'queue stopped' } };
+    process.kill(pid, 'SIGSTOP');
+    try {
+      expect((await api(url, '/healthz')).json).toMatchObject({ ok: false, unavailable: ['queue'] });
+      const res = await api(url, '/v1/events', { token: 'agent-d', body: ev });
+      expect(res.status).toBe(503);
+      expect(res.json.error).toBe('Unavailable');
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await waitFor('healthz 200 again', async () => (await api(url, '/healthz')).status === 200);
+    expect((await api(url, '/v1/events', { token: 'agent-d', body: ev })).status).toBe(202);
+  }, 120_000);
 });
 
 describe('the scheduled reports across a kill -9, with events in flight', () => {
