@@ -6,13 +6,14 @@ import { BadRequest, Conflict, Forbidden, HttpError, NotFound, PayloadTooLarge }
 import type { InventoryIndex } from '../core/inventory.ts';
 import { actorOf, type Principal } from '../core/principal.ts';
 import { isEnded } from '../core/reboot.ts';
-import { cancelRollout, isInFlight, MAX_PLAN, overlapOf, planRollout, publicRollout, type Rollout } from '../core/rollout.ts';
+import { cancelRollout, claimIsFresh, isInFlight, MAX_PLAN, overlapOf, planRollout, publicRollout, type Rollout } from '../core/rollout.ts';
 import type { RolloutStore } from '../ports/rollouts.ts';
 import { bearerToken, requirePrincipal } from './auth.ts';
 import type { Deps } from './deps.ts';
 import { activeHolds, budgetUse } from './fleet-seams.ts';
 import { provisionedNodes } from './fleet.ts';
 import type { RolloutTagged } from './rollout.ts';
+import { claimPlan, releasePlan } from './rollout-claims.ts';
 import { FLEET_PAGE } from './ui-page.ts';
 import { rolloutWorkflowInput } from '../core/workflow-io.ts';
 
@@ -122,9 +123,25 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
         `${clash.node}/${clash.xpu} is still to be rebooted by rollout ${clash.rolloutId} (${clash.status}): cancel that one first, or select other xPUs`,
         'RolloutOverlap',
       );
+    // overlapOf read a list that a start running beside this one is not in yet: the claims decide.
+    const id = `ro-${ulid().toLowerCase()}`;
+    const claimedAt = deps.clock.now();
+    const taken = await claimPlan(store(), plan, id, deps.clock);
+    if (taken)
+      throw new Conflict(
+        taken.status === 'starting'
+          ? `${taken.node}/${taken.xpu} is claimed by rollout ${taken.rolloutId}, starting now: cancel that one first, or select other xPUs`
+          : `${taken.node}/${taken.xpu} is still to be rebooted by rollout ${taken.rolloutId} (${taken.status}): cancel that one first, or select other xPUs`,
+        'RolloutOverlap',
+      );
+    // Others take over claims whose record is this late: writing it now could overlap them.
+    if (!claimIsFresh(claimedAt, deps.clock.now())) {
+      await releasePlan(store(), plan, id);
+      throw new HttpError(503, 'Unavailable', 'claiming the xPUs took too long: nothing was started, send the request again');
+    }
     const now = deps.clock.now().toISOString();
     const rollout: Rollout = {
-      id: `ro-${ulid().toLowerCase()}`,
+      id,
       status: 'running',
       selector: sel,
       maxUnavailable: body.maxUnavailable,
