@@ -9,7 +9,7 @@ import { ListParams, MAX_WAIT_SECONDS, NativeEventBody } from './api.ts';
 import { ListQuery as DlqListQuery, RedriveBody } from './dlq.ts';
 import { ExtensionBody } from './extensions.ts';
 import { ControlBody, HoldBody } from './fleet-routes.ts';
-import { CancelBody as RolloutCancelBody, RolloutBody } from './rollout-routes.ts';
+import { CancelBody as RolloutCancelBody, RolloutBody, RolloutListParams } from './rollout-routes.ts';
 import { API_ROUTES, routeKey, type ApiRoute } from './routes.ts';
 
 export const OPENAPI_PATH = '/openapi.json';
@@ -262,10 +262,11 @@ function operations(): Record<string, Operation> {
     'GET /v1/rollouts': {
       tag: 'rollouts',
       summary: 'Rollouts, newest first (operator)',
-      // The route clamps rather than rejects.
-      query: z.object({ limit: z.coerce.number().int().min(1).max(100).default(20) }),
+      description:
+        'At most 100 (more asked, 100 answered); a limit that is not a whole number from 1 is a 400 (`ValidationError`), as for `GET /v1/reboots`.',
+      query: RolloutListParams,
       ok: { status: 200, description: '`{"items":[<rollout>...]}`', schema: object },
-      errors: [...authed, 503],
+      errors: [400, ...authed, 503],
     },
     'GET /v1/rollouts/{id}': {
       tag: 'rollouts',

@@ -44,6 +44,14 @@ export const RolloutBody = z.strictObject({
 
 export const CancelBody = z.strictObject({ reason: z.string().max(1000).default('') });
 
+/** The largest page of GET /v1/rollouts (docs/rollouts.md). */
+export const MAX_ROLLOUT_LIST = 100;
+/**
+ * As GET /v1/reboots' ListParams: a limit that is not a whole number from 1 is a 400 ValidationError;
+ * more than MAX_ROLLOUT_LIST asked, that many are answered (a page is at most that), not a 400.
+ */
+export const RolloutListParams = z.object({ limit: z.coerce.number().int().min(1).default(20) });
+
 class NotConfigured extends HttpError {
   override readonly name = 'NotConfigured';
   constructor(message: string) {
@@ -163,8 +171,8 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
 
   app.get('/v1/rollouts', async (c) => {
     await operatorOnly(c);
-    const limit = Math.min(Math.max(Number(c.req.query('limit') ?? 20) || 20, 1), 100);
-    const items = await store().listRollouts(limit);
+    const q = check(RolloutListParams, c.req.query(), 'query');
+    const items = await store().listRollouts(Math.min(q.limit, MAX_ROLLOUT_LIST));
     return c.json({ items: items.map(publicRollout) });
   });
 

@@ -98,3 +98,19 @@ describe('a start killed between its claims and its record', () => {
     expect((await cancel(later.json.id)).status).toBe(200);
   });
 });
+
+describe('GET /v1/rollouts?limit=', () => {
+  it('a limit that is not a whole number from 1 is a 400 ValidationError, worded as on /v1/reboots; above 100, 100 at most', async () => {
+    for (const bad of ['abc', '0', '-1', '1.5', '']) {
+      const rollouts = await h.request(`/v1/rollouts?limit=${bad}`);
+      const reboots = await h.request(`/v1/reboots?limit=${bad}`);
+      expect([rollouts.status, rollouts.json.error], bad).toEqual([400, 'ValidationError']);
+      expect(rollouts.json.message, bad).toBe(reboots.json.message);
+    }
+    for (const n of [1, 2]) expect((await h.request(`/v1/rollouts?limit=${n}`)).json.items).toHaveLength(n);
+    const many = await h.request('/v1/rollouts?limit=500');
+    expect(many.status).toBe(200);
+    expect(many.json.items.length).toBeGreaterThanOrEqual(3);
+    expect(many.json.items.length).toBeLessThanOrEqual(100);
+  });
+});
