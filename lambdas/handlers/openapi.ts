@@ -218,7 +218,9 @@ function operations(): Record<string, Operation> {
       tag: 'operations',
       summary: 'Move parked events back to the ingest queue (operator)',
       body: { name: 'DlqRedrive', schema: RedriveBody, required: true },
-      ok: { status: 200, description: '`{"redriven","notFound","ids","missing"}`', schema: object },
+      description:
+        'One call moves messages for 20 s at most (API Gateway stops at 30 s), at least one; `more: true` when messages (or requested ids) may be left: send it again.',
+      ok: { status: 200, description: '`{"redriven","notFound","ids","missing","more"}`', schema: object },
       errors: [400, ...authed, 503],
     },
     'GET /v1/nodes/{id}': {
