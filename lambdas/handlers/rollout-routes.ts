@@ -138,7 +138,7 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
     if (taken)
       throw new Conflict(
         taken.status === 'starting'
-          ? `${taken.node}/${taken.xpu} is claimed by rollout ${taken.rolloutId}, starting now: cancel that one first, or select other xPUs`
+          ? `${taken.node}/${taken.xpu} is claimed by rollout ${taken.rolloutId}, which is starting now (one that died starting frees it within 5 minutes): try again shortly, or select other xPUs`
           : `${taken.node}/${taken.xpu} is still to be rebooted by rollout ${taken.rolloutId} (${taken.status}): cancel that one first, or select other xPUs`,
         'RolloutOverlap',
       );

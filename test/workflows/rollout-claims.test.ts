@@ -1,6 +1,7 @@
 // Two rollout starts over the same xPUs at the same moment, on two API instances (as two Lambdas): one is
 // started, the other refused (409 RolloutOverlap), and a start killed between its claims and its record
-// does not lock its xPUs for ever (docs/fleet-safety.md, "Two starts at once").
+// does not lock its xPUs for ever (docs/fleet-safety.md, "Two rollout starts at once"). Also: GET
+// /v1/rollouts checks its limit as GET /v1/reboots does.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRolloutStore } from '../../lambdas/adapters/dynamo-rollouts.ts';
 import { hashToken } from '../../lambdas/core/inventory.ts';
