@@ -428,6 +428,16 @@ describe('rebootctl: messages and exit codes', () => {
     const bad = await rebootctl(['inventory', 'check', '--nodes-file', badFile]);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr + bad.stdout).toMatch(/colour/);
+    // push to a table that is not there (the stack's own DynamoDB): the message names it.
+    const dynamo = /dynamodb endpoint (http:\S+)/.exec(stack.output())![1];
+    const push = await rebootctl(['inventory', 'push', '--table', 'no-such-table', '--endpoint', dynamo, '--nodes-file', nodesFile], {
+      OPERATOR_TOKEN: 'x',
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'local',
+      AWS_SECRET_ACCESS_KEY: 'local',
+    });
+    expect(push.code).toBe(1);
+    expect(push.stderr).toMatch(/table no-such-table not found/);
   });
 });
 
