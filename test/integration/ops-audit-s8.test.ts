@@ -394,6 +394,15 @@ describe('rebootctl: messages and exit codes', () => {
       expect(res.code, args.join(' ')).toBe(1);
       expect(res.stderr, args.join(' ')).toMatch(/cannot reach http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
     }
+    // The edge kit's commands retry until --wait runs out (exit 4), then say what the last try met.
+    for (const args of [
+      ['announce', '--server', closed, '--agent', 'node-a.dpu0', '--token', 't', '--reason', 'x', '--wait', '1'],
+      ['host-reboot', '--server', closed, '--agent', 'node-a', '--token', 't', '--wait', '1'],
+    ]) {
+      const res = await rebootctl(args);
+      expect(res.code, args.join(' ')).toBe(4);
+      expect(res.stderr, args.join(' ')).toMatch(/cannot reach http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
+    }
   });
 
   it('a bad token: 1 and the 401 in the message; an unknown id: 1 and the 404', async () => {
