@@ -135,6 +135,10 @@ export function registerReportCommand(program: Command): void {
     .requiredOption('--to <iso>', 'window end, exclusive (ISO 8601)')
     .option('--format <format>', `${REPORT_FORMATS.join('|')}`, 'json')
     .option('--out <file>', 'write the report to FILE instead of stdout')
+    .addHelpText(
+      'after',
+      '\nExit status: 0 the report was printed or written; 1 the server refused or could not be reached;\n2 the command line does not parse (nothing was asked).',
+    )
     .action(async (opts: ReportCliOptions) => {
       process.exitCode = await runReport(opts);
     });

@@ -368,6 +368,9 @@ describe('rebootctl: messages and exit codes', () => {
   });
 
   it('report: a command line that does not parse is 2, missing options too, and nothing is asked', async () => {
+    const help = await rebootctl(['report', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/Exit status: 0 .*; 1 .*;\s+2 /s);
     for (const args of [
       ['--server', url, '--token', OPERATOR_TOKEN, '--to', '2027-01-01'],
       ['--server', url, '--token', OPERATOR_TOKEN, '--from', '2026-02-30', '--to', '2027-01-01'],
