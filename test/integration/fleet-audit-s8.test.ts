@@ -1004,6 +1004,9 @@ describe('rollouts under operators and kill -9', () => {
   });
 
   it('the compliance report (rebootctl report) agrees with the API: every reboot once, its status, forced and queue time; each rollout’s counts', async () => {
+    // Read once the file's reboots have ended: one still moving (a host reboot of an earlier test going
+    // preparing → rebooting) would differ between the JSON, the API and the CSV read a moment apart.
+    await waitFor('every reboot to end', async () => (await listAll()).every((r) => ENDED.has(r.status)), 90_000);
     const to = new Date(Date.now() + 60_000).toISOString();
     const out = join(dir, 'report.json');
     const res = await cli(['report', '--from', startedAt, '--to', to, '--format', 'json', '--out', out]);
