@@ -14,6 +14,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { AcquireResult, BudgetSlot, Hold } from '../core/budgets.ts';
+import { CLOCK_WINDOW_MS, type ClockEstimate } from '../core/bmc-clock.ts';
 import { boundReboot } from '../core/bounds.ts';
 import { ConcurrentUpdate } from '../core/errors.ts';
 import type { StoredReboot } from '../core/reboot.ts';
@@ -55,6 +56,8 @@ const claimAtAttr = (xpu: string) => `a_${xpu}`;
 const deferredAttr = (xpu: string) => `d_${xpu}`;
 /** `<reboot id> <ended at>`: the xPU's last reboot that failed for want of its ready (NodeStateRecord.awaitingReady). */
 const awaitingReadyAttr = (xpu: string) => `w_${xpu}`;
+/** A source's clock estimate (core/bmc-clock.ts), `{ gapMs, at }`. */
+const clockAttr = (source: string) => `k_${source}`;
 const eventRebootKey = (key: string) => ({ pk: `EVENTKEY#${key}`, sk: 'R' });
 const idempotencyKey = (key: string) => ({ pk: `IDEM#${key}`, sk: 'A' });
 /** dynalite has no TTL: readers honour the expiry themselves. */
@@ -102,6 +105,12 @@ function nodeState(node: string, item: Record<string, unknown>): NodeStateRecord
   const claimsAhead: Record<string, { key: string; at: string }> = {};
   for (const [k, v] of Object.entries(item))
     if (k.startsWith('c_') && typeof v === 'string') claimsAhead[k.slice(2)] = { key: v, at: String(item[claimAtAttr(k.slice(2))] ?? '') };
+  const clocks: Record<string, ClockEstimate> = {};
+  for (const [k, v] of Object.entries(item))
+    if (k.startsWith('k_') && v && typeof v === 'object') {
+      const { gapMs, at } = v as Record<string, unknown>;
+      if (typeof gapMs === 'number' && typeof at === 'number') clocks[k.slice(2)] = { gapMs, at };
+    }
   return {
     node,
     host: item.host as string | undefined,
@@ -112,6 +121,7 @@ function nodeState(node: string, item: Record<string, unknown>): NodeStateRecord
     awaitingReady,
     provisionedTenant: item.provisionedTenant as string | undefined,
     claimsAhead,
+    clocks,
   };
 }
 
@@ -405,6 +415,26 @@ export class DynamoRebootStore implements RebootStore {
 
   async touchBmc(node: string, at: string): Promise<void> {
     await this.#setNodeAttribute(node, 'lastBmcEventAt', at);
+  }
+
+  async noteClock(node: string, source: string, sample: ClockEstimate): Promise<boolean> {
+    // The condition is bmc-clock.ts `supersedes`: a smaller (or equal) gap, or an estimate past its window.
+    return writtenIf(() =>
+      this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: nodeKey(node),
+          UpdateExpression: 'SET #k = :k',
+          ConditionExpression: 'attribute_not_exists(#k) OR #k.#g >= :g OR #k.#at < :stale',
+          ExpressionAttributeNames: { '#k': clockAttr(source), '#g': 'gapMs', '#at': 'at' },
+          ExpressionAttributeValues: {
+            ':k': { gapMs: sample.gapMs, at: sample.at },
+            ':g': sample.gapMs,
+            ':stale': sample.at - CLOCK_WINDOW_MS,
+          },
+        }),
+      ),
+    );
   }
 
   async setProvisionedTenant(node: string, tenant: string): Promise<void> {

@@ -346,7 +346,24 @@ function replayedDeferral(r: StoredReboot, ev: NativeEvent): Step | null {
 function announcesNext(r: StoredReboot, ready: Origin, ev: NativeEvent): boolean {
   // An unannounced reboot's own notice or crash, delivered after the outage it announced.
   if (r.mode === 'unannounced' && r.origin && notAfterOrigin(r.origin, ev)) return false;
-  return !beforeReady(ready, ev);
+  return !beforeReady(ready, ev) && !placedBeforeReady(r, ready, ev);
+}
+
+/**
+ * Was a BMC's notice or crash sent before the ready that ended `r`, by its placement on our clock
+ * (core/bmc-clock.ts: its own time plus its BMC's smallest recent delivery gap, an upper bound on
+ * when it was sent)? Only when nothing in the reboot is on that BMC's clock (then its own times
+ * decide, as before), only within KEEP_SIGNAL_MS of that ready's receipt, and only with the
+ * placement's uncertainty to spare: a notice sent after the ready (a real next reboot) is placed
+ * after it, so it still starts one.
+ */
+function placedBeforeReady(r: StoredReboot, ready: Origin, ev: NativeEvent): boolean {
+  const p = ev.placed;
+  if (!p || r.kind !== 'xpu') return false;
+  if ([r.origin, r.downOrigin, ready].some((o) => o !== undefined && sameClock(o, ev))) return false;
+  const readyAt = Date.parse(ready.receivedAt);
+  if (Date.parse(ev.receivedAt) - readyAt > KEEP_SIGNAL_MS) return false;
+  return Date.parse(p.sentBy) + p.uncertaintyMs < readyAt;
 }
 
 /** The key a deferred signal is ingested again under: its own key was spent on this reboot. */
@@ -394,7 +411,7 @@ export function sameOutage(r: StoredReboot, ev: NativeEvent): boolean {
     if (r.mode === 'unannounced' && notLater) return true;
     // Sent before the ready that ended this reboot (by that ready's source): a notice of this outage, delivered late.
     const ready = r.readyOrigin;
-    if (ready) return beforeReady(ready, ev);
+    if (ready) return beforeReady(ready, ev) || placedBeforeReady(r, ready, ev);
     // No ready yet: a notice received while the reboot ran would have joined it then.
     return !predates(r, ev) && receivedWhileItRan;
   }

@@ -142,6 +142,11 @@ export interface NativeEvent {
   messageId?: string;
   /** Who posted it, from the token that was accepted (see Actor). */
   by?: Actor;
+  /**
+   * A BMC notice or crash placed on our clock through its BMC's learned clock (core/bmc-clock.ts).
+   * Set by the ingest from the node state only, never taken from a request.
+   */
+  placed?: { sentBy: string; uncertaintyMs: number };
 }
 
 /**
