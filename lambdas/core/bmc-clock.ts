@@ -1,6 +1,7 @@
 // Where a BMC's clock sits against ours, learned from its own deliveries (docs/reboot-model.md,
 // "Placing a BMC's event on our clock"). Pure: the ingest reads the estimate with the node state and
 // writes a sample back with one conditional write that encodes `supersedes`.
+import { CROSS_SOURCE_SLACK_MS, LATE_DELIVERY_MS } from './model.ts';
 import type { NativeEvent } from './types.ts';
 
 /**
@@ -25,11 +26,6 @@ export const CLOCK_WINDOW_MS = 60 * 60_000;
 
 /** How fast a clock may drift against ours, per ms (1000 ppm, ten times a cheap crystal's): widens a placement with the estimate's age. */
 export const DRIFT_PER_MS = 1e-3;
-
-/** Two sources may deliver a moment apart for one happening (model.ts CROSS_SOURCE_SLACK_MS): the least uncertainty of a placement. */
-const SLACK_MS = 5_000;
-/** How late a placed event may have been delivered (model.ts LATE_DELIVERY_MS): later, a clock set back is likelier than a retry. */
-const LATE_MS = 30 * 60_000;
 
 /** The sample one event gives: only a Redfish record stamped by its BMC (an unstamped one carries our receipt, no clock). */
 export function clockSampleOf(ev: NativeEvent): ClockEstimate | undefined {
@@ -60,17 +56,19 @@ export interface Placement {
  * Places a stamped BMC event on our clock through its BMC's estimate: `time + gapMs` (no earlier than
  * its real send time while the clock held), widened by the drift the estimate's age allows. None when
  * the estimate is missing or older than its window, or when the event does not fit it: "sent" after
- * its receipt beyond the uncertainty (the clock moved forward since) or delivered more than LATE_MS
- * after (a clock set back is likelier than such a retry).
+ * its receipt beyond the uncertainty (the clock moved forward since) or delivered more than
+ * LATE_DELIVERY_MS after.
  */
 export function placeOnOurClock(est: ClockEstimate | undefined, ev: NativeEvent): Placement | undefined {
   const sample = clockSampleOf(ev);
   if (!est || !sample) return undefined;
   const age = Math.abs(sample.at - est.at);
   if (age > CLOCK_WINDOW_MS) return undefined;
-  const uncertaintyMs = SLACK_MS + Math.ceil(age * DRIFT_PER_MS);
+  // At least the slack two sources may deliver one happening apart with (the ready's own latency hides in it).
+  const uncertaintyMs = CROSS_SOURCE_SLACK_MS + Math.ceil(age * DRIFT_PER_MS);
   const sentBy = Date.parse(ev.time) + est.gapMs;
   const latency = sample.at - sentBy;
-  if (latency < -uncertaintyMs || latency > LATE_MS) return undefined;
+  // Delivered later than a sender's retries bring an event: a clock set back is likelier.
+  if (latency < -uncertaintyMs || latency > LATE_DELIVERY_MS) return undefined;
   return { sentBy: new Date(sentBy).toISOString(), uncertaintyMs };
 }
