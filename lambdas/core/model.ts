@@ -350,20 +350,25 @@ function announcesNext(r: StoredReboot, ready: Origin, ev: NativeEvent): boolean
 }
 
 /**
- * Was a BMC's notice or crash sent before the ready that ended `r`, by its placement on our clock
- * (core/bmc-clock.ts: its own time plus its BMC's smallest recent delivery gap, an upper bound on
- * when it was sent)? Only when nothing in the reboot is on that BMC's clock (then its own times
- * decide, as before), only within KEEP_SIGNAL_MS of that ready's receipt, and only with the
- * placement's uncertainty to spare: a notice sent after the ready (a real next reboot) is placed
- * after it, so it still starts one.
+ * Was a notice or crash from another clock than the ready that ended `r` sent before that ready,
+ * placed on our clock? Placed through an event of the reboot on its own clock (its notice or down:
+ * that event's receipt plus the time between the two by that clock, as sentWhileItRan does), else
+ * through its BMC's learned clock (core/bmc-clock.ts, `ev.placed`: its own time plus the BMC's
+ * smallest recent delivery gap). Either is an upper bound on when it was sent (a receipt is never
+ * before its sending), so a notice sent after the ready (a real next reboot) is placed after it and
+ * still starts one. Only within KEEP_SIGNAL_MS of that ready's receipt, delivered within
+ * LATE_DELIVERY_MS of its placement, and with CROSS_SOURCE_SLACK_MS (or the estimate's uncertainty)
+ * to spare. A ready on its own clock decides by its time (beforeReady), never this.
  */
 function placedBeforeReady(r: StoredReboot, ready: Origin, ev: NativeEvent): boolean {
-  const p = ev.placed;
-  if (!p || r.kind !== 'xpu') return false;
-  if ([r.origin, r.downOrigin, ready].some((o) => o !== undefined && sameClock(o, ev))) return false;
+  if (r.kind !== 'xpu' || sameClock(ready, ev)) return false;
   const readyAt = Date.parse(ready.receivedAt);
-  if (Date.parse(ev.receivedAt) - readyAt > KEEP_SIGNAL_MS) return false;
-  return Date.parse(p.sentBy) + p.uncertaintyMs < readyAt;
+  const receivedAt = Date.parse(ev.receivedAt);
+  if (receivedAt - readyAt > KEEP_SIGNAL_MS) return false;
+  const refs = [r.origin, r.downOrigin].filter((o): o is Origin => o !== undefined && sameClock(o, ev));
+  if (refs.length === 0) return !!ev.placed && Date.parse(ev.placed.sentBy) + ev.placed.uncertaintyMs < readyAt;
+  const sentBy = Math.min(...refs.map((o) => Date.parse(o.receivedAt) + (Date.parse(ev.time) - Date.parse(o.time))));
+  return receivedAt - sentBy <= LATE_DELIVERY_MS && sentBy + CROSS_SOURCE_SLACK_MS < readyAt;
 }
 
 /** The key a deferred signal is ingested again under: its own key was spent on this reboot. */

@@ -127,14 +127,34 @@ describe("a BMC's notice delivered late, after the agent's ready ended the outag
     expect(onNotice(r, { ...late, placed: undefined })?.reboot.history.at(-1)?.phase).toBe('deferred');
   });
 
-  it('when the reboot has an event on that BMC clock, its own times decide and the placement is not used', () => {
+  it('when the reboot has an event on that BMC clock (its down), it is placed through that event instead', () => {
     const down = bmcEvent('d', 'xpu.down', R0 - 30_000, R0 - 29_000);
     const r = { ...unannouncedByTheAgent(readyMs), downOrigin: originOf(down) };
-    // Sent after the BMC's own down by its clock, but placed before the ready: its own clock says nothing against
-    // the agent's ready, so receipts decide, as before (a new reboot).
-    const late = placed(est, bmcEvent('p', 'xpu.reboot.pending', R0 - 20_000, R0 + 6000));
-    expect(late.placed).toBeDefined();
+    // Sent 10 s after the down by the BMC's clock: placed at the down's receipt + 10 s, before the ready: joins,
+    // with no estimate at all.
+    expect(sameOutage(r, bmcEvent('p', 'xpu.reboot.pending', R0 - 20_000, R0 + 6000))).toBe(true);
+    // Sent after the ready by that clock: a next outage, whatever an estimate says.
+    const after = bmcEvent('p', 'xpu.reboot.pending', R0 + 1000, R0 + 6000);
+    expect(sameOutage(r, { ...after, placed: { sentBy: iso(R0 - 60_000), uncertaintyMs: 5000 } })).toBe(false);
+    // Delivered more than LATE_DELIVERY_MS after that placement (a clock set back since is likelier): as before.
+    expect(sameOutage(r, bmcEvent('p', 'xpu.reboot.pending', R0 - 31 * 60_000, R0 + 60_000))).toBe(false);
+    expect(sameOutage(r, bmcEvent('p', 'xpu.reboot.pending', R0 - 28 * 60_000, R0 + 60_000))).toBe(true);
+  });
+
+  it('an agent-announced reboot (native notice) ended by the agent: the BMC notice is placed by the estimate alone', () => {
+    const agentNotice: NativeEvent = { ...agentReady(R0 - 120_000), id: 'n', type: 'xpu.reboot.pending', dedupKey: 'native:node-a:n' };
+    const r: StoredReboot = {
+      ...newXpuReboot('xr-2', nodeA, 'dpu0', agentNotice, 'planned'),
+      origin: originOf(agentNotice),
+      readyOrigin: originOf(agentReady(R0)),
+      readyAt: iso(R0),
+      status: 'completed',
+      endedAt: iso(R0 + 1000),
+    };
+    const late = bmcEvent('p', 'xpu.reboot.pending', R0 - 125_000, R0 + 6000);
+    expect(sameOutage(r, placed(est, late))).toBe(true);
     expect(sameOutage(r, late)).toBe(false);
+    expect(sameOutage(r, placed(est, bmcEvent('p', 'xpu.reboot.pending', R0 + 60_000, R0 + 60_100)))).toBe(false);
   });
 });
 
@@ -160,6 +180,8 @@ const scenario = fc.record({
   noticeSent: fc.integer({ min: -10 * 60_000, max: 10 * 60_000 }),
   /** When it was received, after the agent's ready (ms). */
   noticeReceived: fc.integer({ min: 5001, max: 20 * 60_000 }),
+  /** The BMC's down applied to the reboot (sent before the ready; then the notice is placed through it). */
+  down: fc.option(fc.record({ sentBefore: fc.integer({ min: 0, max: 10 * 60_000 }), latency: fc.integer({ min: 0, max: 20 * 60_000 }) })),
   /** A forward step of the BMC's clock since the samples (it only ever places later). */
   stepForward: fc.option(fc.integer({ min: 1, max: 86_400_000 })),
 });
@@ -182,7 +204,9 @@ describe('property: placement through random offsets, latencies, reorderings', (
         const receivedMs = Math.max(readyMs + s.noticeReceived, sentMs);
         const offset = s.offset - (s.stepForward ?? 0);
         const notice = placed(est, bmcEvent('p', 'xpu.reboot.pending', sentMs, receivedMs, offset));
-        const r = unannouncedByTheAgent(readyMs);
+        const down =
+          s.down && bmcEvent('d', 'xpu.down', readyMs - s.down.sentBefore, readyMs - s.down.sentBefore + s.down.latency, s.offset);
+        const r = { ...unannouncedByTheAgent(readyMs), ...(down ? { downOrigin: originOf(down) } : {}) };
         const joins = sameOutage(r, notice);
         const readySent = readyMs - s.agentLatency;
         // Safety: sent after the ready was sent (the xPU was back): a real next reboot, never joined.
@@ -192,7 +216,10 @@ describe('property: placement through random offsets, latencies, reorderings', (
         }
         if (joins) reached.joined++;
         // Liveness: a prompt sample, the clock held, sent 11 s or more before the ready, delivered within 25 min.
-        if (s.prompt && s.stepForward === null && s.noticeSent <= -11_000 && receivedMs - sentMs <= 25 * 60_000) expect(joins).toBe(true);
+        // (Placed through the down instead, when the reboot has one: then that down must have come promptly too.)
+        const placedThroughDown = !s.down || s.down.latency <= 2000;
+        if (s.prompt && placedThroughDown && s.stepForward === null && s.noticeSent <= -11_000 && receivedMs - sentMs <= 25 * 60_000)
+          expect(joins).toBe(true);
       }),
       { seed: SEED, numRuns: 3000, verbose: 1, endOnFailure: false },
     );
