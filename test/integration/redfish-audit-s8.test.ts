@@ -60,6 +60,7 @@ const SINGLE = [
   'opm',
   'lateN',
   'nextN',
+  'late3',
   'num',
 ];
 const INVENTORY = `
@@ -801,6 +802,25 @@ describe('7.1: a reboot told by the BMC and by the agents at once is one reboot,
     expect((await post('late2', event([xr('Ready', 'late2-r', { ts: bmcReadyAt })]))).json).toEqual({ accepted: 1, ignored: 0 });
     const all = await settledReboots('late2');
     expect(all.map((x) => [x.id, x.status])).toEqual([[r.id, 'completed']]);
+  }, 40_000);
+
+  it("announced by the agent, the BMC's power-off applied: the BMC's notice delivered 6 s after the agent's ready joins, no second reboot", async () => {
+    // The BMC's clock is 3 days behind; its notice, sent 90 s before the outage, failed and is retried after it.
+    const bmc = (ago = 0) => new Date(Date.now() - 3 * 86_400_000 - ago).toISOString();
+    const noticeSent = bmc(90_000);
+    expect((await native('late3', 'late3-n1', 'xpu.reboot.pending', { reason: 'agent', noticeSeconds: 60 })).status).toBe(202);
+    const r = await rebootOf('late3');
+    await until(r.id, (x) => x.status === 'rebooting', 'rebooting');
+    expect((await post('late3', event([powerOff('late3-d', bmc())]))).json).toEqual({ accepted: 1, ignored: 0 });
+    await until(r.id, (x) => x.downAt !== undefined, 'down');
+    expect((await native('late3', 'late3-n2', 'xpu.ready')).status).toBe(202);
+    await until(r.id, (x) => x.status === 'completed', 'completed');
+    await new Promise((res) => setTimeout(res, 6000));
+    expect((await post('late3', event([pending('late3-p', { ts: noticeSent })]))).json).toEqual({ accepted: 1, ignored: 0 });
+    const all = await settledReboots('late3');
+    expect(all.map((x) => [x.id, x.status])).toEqual([[r.id, 'completed']]);
+    expect(phases(await getReboot(r.id))).toContain('joined');
+    expect((seen.get('late3.dpu0') ?? []).filter((c) => c.type === 'proceed-reboot')).toHaveLength(1);
   }, 40_000);
 
   it('the BMC power-off before its notice (the BMC says the notice came first): one reboot that the notice joins', async () => {
