@@ -7,6 +7,7 @@ import { removalPolicyOf, type StageConfig } from '../config.ts';
 /** A message is tried this many times before it is parked in the DLQ. */
 export { MAX_RECEIVES as MAX_RECEIVE_COUNT } from '../../lambdas/handlers/ingest-batch.ts';
 import { MAX_RECEIVES as MAX_RECEIVE_COUNT } from '../../lambdas/handlers/ingest-batch.ts';
+import { MAX_MESSAGE_BYTES } from '../../lambdas/adapters/sqs-queue.ts';
 
 /** How long the DLQ keeps a message: an operator has this long to redrive it. */
 export const DLQ_RETENTION = Duration.days(14);
@@ -14,10 +15,9 @@ export const DLQ_RETENTION = Duration.days(14);
 export const QUEUE_RETENTION = Duration.days(4);
 /**
  * Set, not left to the service default (which AWS has changed): the API refuses an event larger than
- * this with 413 before queuing anything (lambdas/adapters/sqs-queue.ts MAX_MESSAGE_BYTES), and the
- * DLQ must take whatever the queue moves into it.
+ * this with 413 before queuing anything, and the DLQ must take whatever the queue moves into it.
  */
-export const MAX_MESSAGE_BYTES = 256 * 1024;
+export { MAX_MESSAGE_BYTES };
 export const VISIBILITY_TIMEOUTS_PER_INVOCATION = 3;
 
 export class IngestQueue extends Construct {

@@ -173,7 +173,7 @@ function writeAll(fd: number, text: string): void {
 }
 
 /** Empty journal files kept made ahead (`JournalStore.createJournal`), and the count below which more are made. */
-const SPARE_FILES = 64;
+export const SPARE_FILES = 64;
 const SPARE_LOW = 32;
 /** A journal's first open: whatever a torn first write left there (no index line points to it) is cut, then appended to. */
 const FRESH_JOURNAL = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_APPEND;

@@ -18,7 +18,7 @@ import { substitute } from '../../local/sfn/substitute.ts';
 import { ROLE_ARN as SFN_ROLE_ARN, startHarness as startSfnHarness } from './fixtures/sfn/harness.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-import { SqsEventQueue } from '../../lambdas/adapters/sqs-queue.ts';
+import { MAX_MESSAGE_BYTES, SqsEventQueue } from '../../lambdas/adapters/sqs-queue.ts';
 import { SfnWorkflows } from '../../lambdas/adapters/sfn-workflows.ts';
 import { DynamoRebootStore } from '../../lambdas/adapters/dynamo-store.ts';
 import { withIotWakeups } from '../../lambdas/adapters/iot-wake.ts';
@@ -454,8 +454,8 @@ describe('SQS: one message is at most 256 KiB', () => {
     );
     const event = (id: string, data: Record<string, unknown>) =>
       ({ id, type: 'xpu.reboot.pending', node: 'n1', xpu: 'dpu0', data, dedupKey: `native:n1:${id}` }) as unknown as NativeEvent;
-    // A body just under the API's 256 KiB limit grows past SQS's once the coordinator's fields are added.
-    const huge = event('big', { reason: 'x'.repeat(256 * 1024 - 20) });
+    // An event over the queue's limit (a Redfish record carries its whole Event's fields) is refused whole.
+    const huge = event('big', { reason: 'x'.repeat(MAX_MESSAGE_BYTES) });
     const err = await queue.send([event('small', { reason: 'ok' }), huge]).catch((e: Error & { status?: number }) => e);
     expect(err).toMatchObject({ name: 'PayloadTooLarge', status: 413 });
     expect(calls).toEqual([]);
