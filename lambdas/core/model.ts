@@ -362,6 +362,9 @@ function announcesNext(r: StoredReboot, ready: Origin, ev: NativeEvent): boolean
  */
 function placedBeforeReady(r: StoredReboot, ready: Origin, ev: NativeEvent): boolean {
   if (r.kind !== 'xpu' || sameClock(ready, ev)) return false;
+  // Deferred already (re-keyed): that decision stands. Placed again, by an estimate or a down that came
+  // since, it could join the reboot that kept it for the next one, and then start nothing at all.
+  if (ev.dedupKey.includes(NEXT_OUTAGE_KEY)) return false;
   const readyAt = Date.parse(ready.receivedAt);
   const receivedAt = Date.parse(ev.receivedAt);
   if (receivedAt - readyAt > KEEP_SIGNAL_MS) return false;
@@ -371,9 +374,11 @@ function placedBeforeReady(r: StoredReboot, ready: Origin, ev: NativeEvent): boo
   return receivedAt - sentBy <= LATE_DELIVERY_MS && sentBy + CROSS_SOURCE_SLACK_MS < readyAt;
 }
 
+const NEXT_OUTAGE_KEY = '#after:';
+
 /** The key a deferred signal is ingested again under: its own key was spent on this reboot. */
 function nextOutageKey(r: StoredReboot, ev: NativeEvent): string {
-  return `${ev.dedupKey}#after:${r.id}`;
+  return `${ev.dedupKey}${NEXT_OUTAGE_KEY}${r.id}`;
 }
 
 /** Keeps a signal of the next outage for the ingest: it starts (or signals) the reboot after this one. */

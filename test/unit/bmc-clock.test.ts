@@ -113,6 +113,13 @@ describe("a BMC's notice delivered late, after the agent's ready ended the outag
     expect(sameOutage(r, placed(est, bmcEvent('p', 'xpu.reboot.pending', R0 + 3000, R0 + 6000)))).toBe(false);
   });
 
+  it('deferred already by that reboot (re-keyed for the next one): its placement is not used again', () => {
+    const r = unannouncedByTheAgent(readyMs);
+    const late = placed(est, bmcEvent('p', 'xpu.reboot.pending', R0 - 90_000, R0 + 6000));
+    expect(sameOutage(r, late)).toBe(true);
+    expect(sameOutage(r, { ...late, dedupKey: `${late.dedupKey}#after:xr-1` })).toBe(false);
+  });
+
   it('received after the keep window: a next outage', () => {
     const r = unannouncedByTheAgent(readyMs);
     const recent = clockSampleOf(bmcEvent('s', 'xpu.ready', R0 + KEEP_SIGNAL_MS, R0 + KEEP_SIGNAL_MS + 100))!;
