@@ -4,17 +4,24 @@
 import { CROSS_SOURCE_SLACK_MS, LATE_DELIVERY_MS } from './model.ts';
 import type { NativeEvent } from './types.ts';
 
+/** One delivery's sample of its BMC's clock. */
+export interface ClockSample {
+  /** Our receipt − the event's own time, in ms. */
+  gapMs: number;
+  /** When we received it (epoch ms, our clock). */
+  at: number;
+}
+
 /**
  * What a source's deliveries say of its clock: the smallest gap (our receipt − its own time) seen
  * lately. Every gap is the clock offset plus that delivery's latency (≥ 0), so the smallest is the
  * offset plus the shortest latency: an upper bound on the offset, tight for a prompt delivery. An
- * event's own time plus it is then no earlier than when the event was really sent, by our clock.
+ * event's own time plus it is then no earlier than when the event was really sent, by our clock —
+ * while the clock held. `latest` is the last sample received: a clock set back since the smallest
+ * makes it larger by the step, which the smallest alone would hide for up to an hour.
  */
-export interface ClockEstimate {
-  /** receipt − own time of the smallest recent sample, in ms. */
-  gapMs: number;
-  /** When we received that sample (epoch ms, our clock). */
-  at: number;
+export interface ClockEstimate extends ClockSample {
+  latest?: ClockSample;
 }
 
 /**
@@ -28,7 +35,7 @@ export const CLOCK_WINDOW_MS = 60 * 60_000;
 export const DRIFT_PER_MS = 1e-3;
 
 /** The sample one event gives: only a Redfish record stamped by its BMC (an unstamped one carries our receipt, no clock). */
-export function clockSampleOf(ev: NativeEvent): ClockEstimate | undefined {
+export function clockSampleOf(ev: NativeEvent): ClockSample | undefined {
   if (ev.source !== 'redfish' || ev.timeIsReceipt) return undefined;
   const at = Date.parse(ev.receivedAt);
   const time = Date.parse(ev.time);
@@ -36,15 +43,30 @@ export function clockSampleOf(ev: NativeEvent): ClockEstimate | undefined {
   return { gapMs: at - time, at };
 }
 
-/** Does `sample` replace the stored estimate? A smaller (or equal, fresher) gap, or an estimate past its window. */
-export function supersedes(old: ClockEstimate | undefined, sample: ClockEstimate): boolean {
+/** Does `sample` replace the stored smallest gap? A smaller (or equal, fresher) gap, or one past its window. */
+export function supersedes(old: ClockSample | undefined, sample: ClockSample): boolean {
   return !old || sample.gapMs <= old.gapMs || old.at < sample.at - CLOCK_WINDOW_MS;
 }
 
-/** The estimate after a sample (the rule the store's conditional write applies). */
-export function noteSample(old: ClockEstimate | undefined, sample: ClockEstimate): ClockEstimate {
-  return supersedes(old, sample) ? sample : old!;
+/** Is `sample` the latest received (the store's second write, beside the conditional one for the smallest)? */
+export function isLater(old: ClockSample | undefined, sample: ClockSample): boolean {
+  return !old || old.at <= sample.at;
 }
+
+/** The estimate after a sample (the rules the store's two conditional writes apply, in any order). */
+export function noteSample(old: ClockEstimate | undefined, sample: ClockSample): ClockEstimate {
+  const min: ClockSample = supersedes(old, sample) ? sample : { gapMs: old!.gapMs, at: old!.at };
+  const latest = isLater(old?.latest, sample) ? sample : old!.latest!;
+  return { ...min, latest: { gapMs: latest.gapMs, at: latest.at } };
+}
+
+/**
+ * How far the latest sample's gap may exceed the smallest before placement is refused: a larger
+ * difference is a slow delivery or a clock set back by about that much since the smallest, and the
+ * two cannot be told apart. Within it, the difference widens the placement's uncertainty (a step
+ * back of that much is then covered).
+ */
+export const AGREEMENT_MS = 2000;
 
 /** An event placed on our clock: it was sent no later than `sentBy`, give or take `uncertaintyMs`. */
 export interface Placement {
@@ -54,18 +76,25 @@ export interface Placement {
 
 /**
  * Places a stamped BMC event on our clock through its BMC's estimate: `time + gapMs` (no earlier than
- * its real send time while the clock held), widened by the drift the estimate's age allows. None when
- * the estimate is missing or older than its window, or when the event does not fit it: "sent" after
- * its receipt beyond the uncertainty (the clock moved forward since) or delivered more than
- * LATE_DELIVERY_MS after.
+ * its real send time while the clock held), widened by the drift the estimate's age allows and by how
+ * far the latest sample lies from the smallest. None when the estimate is missing or older than its
+ * window; when its latest sample is missing, older than the window, or more than AGREEMENT_MS off the
+ * smallest (the clock may have been set back since: placed by the smallest, a real next notice would
+ * look sent earlier than it was); or when the event does not fit it: "sent" after its receipt beyond
+ * the uncertainty (the clock moved forward since) or delivered more than LATE_DELIVERY_MS after.
  */
 export function placeOnOurClock(est: ClockEstimate | undefined, ev: NativeEvent): Placement | undefined {
   const sample = clockSampleOf(ev);
   if (!est || !sample) return undefined;
   const age = Math.abs(sample.at - est.at);
   if (age > CLOCK_WINDOW_MS) return undefined;
-  // At least the slack two sources may deliver one happening apart with (the ready's own latency hides in it).
-  const uncertaintyMs = CROSS_SOURCE_SLACK_MS + Math.ceil(age * DRIFT_PER_MS);
+  // The smallest may be the latest itself (its write landed, the latest's was lost): the later of the two.
+  const latest = est.latest && est.latest.at >= est.at ? est.latest : est;
+  const disagreement = latest.gapMs - est.gapMs;
+  if (!est.latest || sample.at - latest.at > CLOCK_WINDOW_MS || Math.abs(disagreement) > AGREEMENT_MS) return undefined;
+  // At least the slack two sources may deliver one happening apart with (the ready's own latency hides in it),
+  // plus a step back of up to the disagreement the latest sample would not show.
+  const uncertaintyMs = CROSS_SOURCE_SLACK_MS + Math.ceil(age * DRIFT_PER_MS) + Math.abs(disagreement);
   const sentBy = Date.parse(ev.time) + est.gapMs;
   const latency = sample.at - sentBy;
   // Delivered later than a sender's retries bring an event: a clock set back is likelier.

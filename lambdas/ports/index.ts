@@ -1,6 +1,6 @@
 // The interfaces the handlers need from the outside world; adapters implement them with the AWS SDK.
 import type { AcquireResult, BudgetSlot, Hold } from '../core/budgets.ts';
-import type { ClockEstimate } from '../core/bmc-clock.ts';
+import type { ClockEstimate, ClockSample } from '../core/bmc-clock.ts';
 import type { StoredReboot } from '../core/reboot.ts';
 import type { Command, CommandStatus, CommandType, NativeEvent, RebootStatus } from '../core/types.ts';
 
@@ -111,10 +111,11 @@ export interface RebootStore extends BudgetStore, HoldStore {
   markDeferred(node: string, xpu: string, rebootId: string): Promise<boolean>;
   touchBmc(node: string, at: string): Promise<void>;
   /**
-   * Keeps a source's clock sample on the node item iff it supersedes the stored estimate
-   * (core/bmc-clock.ts `supersedes`), decided by the write's condition: no read. True when written.
+   * Keeps a source's clock sample on the node item: as its smallest iff it supersedes the stored one
+   * (core/bmc-clock.ts `supersedes`), as its latest iff received no earlier (`isLater`), each decided
+   * by its write's condition, the two writes side by side: no read. True when kept as the smallest.
    */
-  noteClock(node: string, source: string, sample: ClockEstimate): Promise<boolean>;
+  noteClock(node: string, source: string, sample: ClockSample): Promise<boolean>;
   setProvisionedTenant(node: string, tenant: string): Promise<void>;
 
   /** A signal that found no reboot yet, kept for `ttlSeconds` to be applied when its reboot appears. */

@@ -4,9 +4,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  AGREEMENT_MS,
   CLOCK_WINDOW_MS,
   type ClockEstimate,
+  type ClockSample,
   clockSampleOf,
+  isLater,
   noteSample,
   placeOnOurClock,
   supersedes,
@@ -59,6 +62,9 @@ function unannouncedByTheAgent(readyMs: number): StoredReboot {
   return { ...r, status: 'completed', endedAt: iso(readyMs + 1000) };
 }
 
+/** The estimate one sample leaves: it is both the smallest and the latest. */
+const estOf = (sample: ClockSample): ClockEstimate => noteSample(undefined, sample);
+
 const placed = (est: ClockEstimate | undefined, ev: NativeEvent): NativeEvent => {
   const p = placeOnOurClock(est, ev);
   return p ? { ...ev, placed: p } : ev;
@@ -76,25 +82,50 @@ describe('the estimate', () => {
     expect(supersedes(undefined, { gapMs: 5000, at: R0 })).toBe(true);
     expect(supersedes(est, { gapMs: 900, at: R0 + 1 })).toBe(true);
     expect(supersedes(est, { gapMs: 5000, at: R0 + CLOCK_WINDOW_MS })).toBe(false);
-    expect(noteSample(est, { gapMs: 5000, at: R0 + CLOCK_WINDOW_MS + 1 })).toEqual({ gapMs: 5000, at: R0 + CLOCK_WINDOW_MS + 1 });
+    expect(noteSample(est, { gapMs: 5000, at: R0 + CLOCK_WINDOW_MS + 1 })).toMatchObject({ gapMs: 5000, at: R0 + CLOCK_WINDOW_MS + 1 });
+  });
+
+  it('keeps the latest sample beside it, whatever its gap, in any order of the writes', () => {
+    const a = { gapMs: 1000, at: R0 };
+    const b = { gapMs: 9000, at: R0 + 60_000 };
+    expect(isLater(a, b)).toBe(true);
+    expect(isLater(b, a)).toBe(false);
+    expect(noteSample(noteSample(undefined, a), b)).toEqual({ ...a, latest: b });
+    expect(noteSample(noteSample(undefined, b), a)).toEqual({ ...a, latest: b });
   });
 
   it('places an event at its own time plus the gap, widened by the age; not at all when stale or not fitting', () => {
-    const est = clockSampleOf(bmcEvent('s', 'xpu.ready', R0, R0 + 200))!;
+    const est = estOf(clockSampleOf(bmcEvent('s', 'xpu.ready', R0, R0 + 200))!);
     const late = bmcEvent('p', 'xpu.reboot.pending', R0 - 90_000, R0 + 6000);
     expect(placeOnOurClock(est, late)).toEqual({ sentBy: iso(R0 - 90_000 + 200), uncertaintyMs: 5006 });
     // Too old an estimate; delivered more than 30 min after it was sent; "sent" well after it was received.
-    expect(placeOnOurClock({ ...est, at: est.at - CLOCK_WINDOW_MS - 7000 }, late)).toBeUndefined();
+    const older = est.at - CLOCK_WINDOW_MS - 7000;
+    expect(placeOnOurClock({ ...est, at: older, latest: { ...est.latest!, at: older } }, late)).toBeUndefined();
     expect(placeOnOurClock(est, bmcEvent('p', 'xpu.reboot.pending', R0 - 31 * 60_000, R0 + 6000))).toBeUndefined();
-    expect(placeOnOurClock({ ...est, gapMs: est.gapMs + 60_000 }, late)).toBeDefined();
-    expect(placeOnOurClock({ ...est, gapMs: est.gapMs + 110_000 }, late)).toBeUndefined();
+    const shifted = (by: number) => estOf({ gapMs: est.gapMs + by, at: est.at });
+    expect(placeOnOurClock(shifted(60_000), late)).toBeDefined();
+    expect(placeOnOurClock(shifted(110_000), late)).toBeUndefined();
     expect(placeOnOurClock(undefined, late)).toBeUndefined();
+  });
+
+  it('not at all when the latest sample is missing or off the smallest by more than AGREEMENT_MS (a clock set back since?)', () => {
+    const min = clockSampleOf(bmcEvent('s', 'xpu.ready', R0, R0 + 200))!;
+    const late = bmcEvent('p', 'xpu.reboot.pending', R0 - 90_000, R0 + 6000);
+    expect(placeOnOurClock(min, late)).toBeUndefined();
+    // The clock set back 10 min after the smallest: the latest shows it.
+    expect(placeOnOurClock({ ...min, latest: { gapMs: min.gapMs + 600_000, at: R0 + 3000 } }, late)).toBeUndefined();
+    expect(placeOnOurClock({ ...min, latest: { gapMs: min.gapMs + AGREEMENT_MS + 1, at: R0 + 3000 } }, late)).toBeUndefined();
+    // Within it: placed, the difference added to the uncertainty.
+    expect(placeOnOurClock({ ...min, latest: { gapMs: min.gapMs + AGREEMENT_MS, at: R0 + 3000 } }, late)).toEqual({
+      sentBy: iso(R0 - 90_000 + 200),
+      uncertaintyMs: 5006 + AGREEMENT_MS,
+    });
   });
 });
 
 describe("a BMC's notice delivered late, after the agent's ready ended the outage", () => {
   const readyMs = R0;
-  const est = clockSampleOf(bmcEvent('s', 'xpu.ready', R0 + 100, R0 + 400))!;
+  const est = estOf(clockSampleOf(bmcEvent('s', 'xpu.ready', R0 + 100, R0 + 400))!);
 
   it('placed before that ready: that outage, delivered late (joins, starts nothing)', () => {
     const r = unannouncedByTheAgent(readyMs);
@@ -122,7 +153,7 @@ describe("a BMC's notice delivered late, after the agent's ready ended the outag
 
   it('received after the keep window: a next outage', () => {
     const r = unannouncedByTheAgent(readyMs);
-    const recent = clockSampleOf(bmcEvent('s', 'xpu.ready', R0 + KEEP_SIGNAL_MS, R0 + KEEP_SIGNAL_MS + 100))!;
+    const recent = estOf(clockSampleOf(bmcEvent('s', 'xpu.ready', R0 + KEEP_SIGNAL_MS, R0 + KEEP_SIGNAL_MS + 100))!);
     const ev = placed(recent, bmcEvent('p', 'xpu.reboot.pending', R0 - 90_000, R0 + KEEP_SIGNAL_MS + 6000));
     expect(sameOutage(r, ev)).toBe(false);
   });
@@ -169,68 +200,93 @@ describe("a BMC's notice delivered late, after the agent's ready ended the outag
 
 const SEED = Number(process.env.FC_SEED ?? 20261207);
 
+const MIN = 60_000;
+
 const scenario = fc.record({
   /** Our clock minus the BMC's: anything within ±10 days. */
   offset: fc.integer({ min: -10 * 86_400_000, max: 10 * 86_400_000 }),
-  /** The BMC's deliveries before the notice: when sent (ms before the agent's ready received), and how late. */
-  samples: fc.array(
-    fc.record({ sentBefore: fc.integer({ min: 0, max: 30 * 60_000 }), latency: fc.integer({ min: 0, max: 20 * 60_000 }) }),
-    { minLength: 0, maxLength: 6 },
-  ),
-  /** At least one of them prompt (within 2 s), or none. */
-  prompt: fc.option(fc.record({ sentBefore: fc.integer({ min: 0, max: 30 * 60_000 }), latency: fc.integer({ min: 0, max: 2000 }) })),
+  /** The BMC's other deliveries: when sent (ms, relative to the agent's ready received), and how late. */
+  samples: fc.array(fc.record({ sent: fc.integer({ min: -30 * MIN, max: 20 * MIN }), latency: fc.integer({ min: 0, max: 20 * MIN }) }), {
+    minLength: 0,
+    maxLength: 6,
+  }),
+  /** At least one of them prompt (within 2 s), sent before the ready, or none. */
+  prompt: fc.option(fc.record({ sent: fc.integer({ min: -30 * MIN, max: 0 }), latency: fc.integer({ min: 0, max: 2000 }) })),
   /** The order the samples' writes landed in. */
   order: fc.array(fc.nat(), { minLength: 7, maxLength: 7 }),
   /** How long the agent's ready took to arrive (ms). */
   agentLatency: fc.integer({ min: 0, max: 5000 }),
   /** When the notice was sent, relative to the agent's ready received (ms; negative: before). */
-  noticeSent: fc.integer({ min: -10 * 60_000, max: 10 * 60_000 }),
+  noticeSent: fc.integer({ min: -10 * MIN, max: 10 * MIN }),
   /** When it was received, after the agent's ready (ms). */
-  noticeReceived: fc.integer({ min: 5001, max: 20 * 60_000 }),
+  noticeReceived: fc.integer({ min: 5001, max: 20 * MIN }),
   /** The BMC's down applied to the reboot (sent before the ready; then the notice is placed through it). */
-  down: fc.option(fc.record({ sentBefore: fc.integer({ min: 0, max: 10 * 60_000 }), latency: fc.integer({ min: 0, max: 20 * 60_000 }) })),
-  /** A forward step of the BMC's clock since the samples (it only ever places later). */
+  down: fc.option(fc.record({ sentBefore: fc.integer({ min: 0, max: 10 * MIN }), latency: fc.integer({ min: 0, max: 20 * MIN }) })),
+  /** A forward step of the BMC's clock, just before the notice (it only ever places later). */
   stepForward: fc.option(fc.integer({ min: 1, max: 86_400_000 })),
+  /** The BMC's clock set back by 5 s … 30 min at some moment (ms, relative to the agent's ready received). */
+  stepBack: fc.option(fc.record({ at: fc.integer({ min: -30 * MIN, max: 20 * MIN }), by: fc.integer({ min: 5000, max: 30 * MIN }) })),
 });
 
-describe('property: placement through random offsets, latencies, reorderings', () => {
-  it('a notice sent after the xPU was back never joins the ended reboot; one sent well before it (prompt sample, clock held) always does', () => {
-    // Both sides of the property must be reached, or it proves nothing.
-    const reached = { joined: 0, nextAfterReady: 0 };
+describe('property: placement through random offsets, latencies, reorderings, clock steps', () => {
+  it('a notice sent after the xPU was back never joins the ended reboot; one sent well before it (prompt samples, clock held) always does', () => {
+    // Every side of the property must be reached, or it proves nothing.
+    const reached = { joined: 0, nextAfterReady: 0, stepSeen: 0, stepUnseen: 0 };
     fc.assert(
       fc.property(scenario, (s) => {
         const readyMs = R0;
-        const all = [...s.samples, ...(s.prompt ? [s.prompt] : [])];
-        const events = all.map((x, i) =>
-          bmcEvent(`s${i}`, 'xpu.ready', readyMs - x.sentBefore, Math.min(readyMs - x.sentBefore + x.latency, readyMs + 5000), s.offset),
-        );
-        const ordered = events.map((e, i) => ({ e, k: s.order[i] })).sort((a, b) => a.k - b.k);
-        let est: ClockEstimate | undefined;
-        for (const { e } of ordered) est = noteSample(est, clockSampleOf(e)!);
         const sentMs = readyMs + s.noticeSent;
         const receivedMs = Math.max(readyMs + s.noticeReceived, sentMs);
-        const offset = s.offset - (s.stepForward ?? 0);
-        const notice = placed(est, bmcEvent('p', 'xpu.reboot.pending', sentMs, receivedMs, offset));
-        const down =
-          s.down && bmcEvent('d', 'xpu.down', readyMs - s.down.sentBefore, readyMs - s.down.sentBefore + s.down.latency, s.offset);
+        const step = s.stepBack && { at: readyMs + s.stepBack.at, by: s.stepBack.by };
+        /** The BMC's clock when it sends at `t` (our clock): set back by the step from its moment on. */
+        const offsetAt = (t: number) => s.offset + (step && t >= step.at ? step.by : 0);
+        const all = [...s.samples, ...(s.prompt ? [s.prompt] : [])].map((x, i) => ({ ...x, k: s.order[i] }));
+        // Only the samples ingested before the notice are in the estimate.
+        const seen = all
+          .map((x) => ({ ...x, sentMs: readyMs + x.sent, receivedMs: readyMs + x.sent + x.latency }))
+          .filter((x) => x.receivedMs < receivedMs);
+        let est: ClockEstimate | undefined;
+        for (const x of [...seen].sort((a, b) => a.k - b.k))
+          est = noteSample(est, clockSampleOf(bmcEvent('s', 'xpu.ready', x.sentMs, x.receivedMs, offsetAt(x.sentMs)))!);
+        const latest = seen.reduce<(typeof seen)[number] | undefined>((l, x) => (!l || x.receivedMs >= l.receivedMs ? x : l), undefined);
+        const offset = offsetAt(sentMs) - (s.stepForward ?? 0);
+        const raw = bmcEvent('p', 'xpu.reboot.pending', sentMs, receivedMs, offset);
+        const notice = placed(est, raw);
+        const downSent = s.down && readyMs - s.down.sentBefore;
+        const down = s.down && downSent !== null && bmcEvent('d', 'xpu.down', downSent, downSent + s.down.latency, offsetAt(downSent));
         const r = { ...unannouncedByTheAgent(readyMs), ...(down ? { downOrigin: originOf(down) } : {}) };
         const joins = sameOutage(r, notice);
         const readySent = readyMs - s.agentLatency;
-        // Safety: sent after the ready was sent (the xPU was back): a real next reboot, never joined.
-        if (sentMs > readySent) {
+        // A step back before the notice was sent is seen when the latest sample before it was sent after the step.
+        const stepBefore = !!step && step.at <= sentMs;
+        const stepSeen = stepBefore && !!latest && latest.sentMs >= step.at;
+        if (stepBefore) stepSeen ? reached.stepSeen++ : reached.stepUnseen++;
+        // Unseen, the notice is that clock's first word since the step: no sample can tell it from a late one.
+        if (stepBefore && !stepSeen) return;
+        // The placement is an upper bound on the real send time, within its uncertainty.
+        if (notice.placed) expect(Date.parse(notice.placed.sentBy) + notice.placed.uncertaintyMs).toBeGreaterThanOrEqual(sentMs);
+        // Safety: sent after the ready was sent (the xPU was back): a real next reboot, never joined. (Placed through
+        // the down instead, a step between the down and the notice is that path's own residual: not asserted.)
+        const stepSinceDown = stepBefore && downSent !== null && step!.at > downSent;
+        if (sentMs > readySent && !stepSinceDown) {
           reached.nextAfterReady++;
           expect(joins).toBe(false);
         }
         if (joins) reached.joined++;
-        // Liveness: a prompt sample, the clock held, sent 11 s or more before the ready, delivered within 25 min.
-        // (Placed through the down instead, when the reboot has one: then that down must have come promptly too.)
+        // Liveness: a prompt sample and a latest one that agrees, the clock held, sent 13 s or more before the ready,
+        // delivered within 25 min. (Placed through the down instead, when the reboot has one: then that down must
+        // have come promptly too.)
         const placedThroughDown = !s.down || s.down.latency <= 2000;
-        if (s.prompt && placedThroughDown && s.stepForward === null && s.noticeSent <= -11_000 && receivedMs - sentMs <= 25 * 60_000)
+        const promptSeen = s.prompt && readyMs + s.prompt.sent + s.prompt.latency < receivedMs;
+        const latestAgrees = !!latest && latest.latency <= AGREEMENT_MS;
+        const clockHeld = s.stepForward === null && (!step || step.at > receivedMs);
+        if (promptSeen && latestAgrees && placedThroughDown && clockHeld && s.noticeSent <= -13_000 && receivedMs - sentMs <= 25 * MIN)
           expect(joins).toBe(true);
       }),
       { seed: SEED, numRuns: 3000, verbose: 1, endOnFailure: false },
     );
     expect(reached.joined).toBeGreaterThan(100);
     expect(reached.nextAfterReady).toBeGreaterThan(100);
+    expect(reached.stepSeen).toBeGreaterThan(100);
   });
 });
