@@ -19,6 +19,7 @@ import { healthCheck } from '../lambdas/handlers/health.ts';
 import { createReconciler, type ReconcileResult } from '../lambdas/handlers/reconciler.ts';
 import { createIngestHandler } from '../lambdas/handlers/ingest.ts';
 import { createAwaitHandler, createStepHandler } from '../lambdas/handlers/workflow.ts';
+import { DynamoDownMarks } from '../lambdas/adapters/dynamo-down-marks.ts';
 import { DynamoRolloutStore } from '../lambdas/adapters/dynamo-rollouts.ts';
 import { createRolloutTasks, withRolloutTasks } from '../lambdas/handlers/rollout.ts';
 import type { Deps, Logger } from '../lambdas/handlers/deps.ts';
@@ -231,6 +232,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     metrics,
     logger,
     rollouts,
+    downMarks: new DynamoDownMarks(dynamo.client, dynamo.table),
   };
   // Rollout Tasks (workflows/rollout.asl.json) share the two workflow functions, told apart by their action.
   const rolloutTasks = createRolloutTasks({ ...deps, rollouts });

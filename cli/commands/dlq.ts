@@ -182,13 +182,34 @@ export async function runDlqRedrive(opts: DlqCliOptions, io: DlqCliIo = defaultI
     }
     throw err;
   }
-  const ids = opts.id && opts.id.length > 0 ? opts.id : undefined;
-  const res = await call(io, url, token, { method: 'POST', body: ids ? { ids } : { all: true } });
-  if (!res.ok) {
-    io.stderr(`rebootctl dlq redrive: ${res.message}\n`);
-    return EXIT_FAILED;
+  let ids = opts.id && opts.id.length > 0 ? [...new Set(opts.id)] : undefined;
+  const out = { redriven: 0, notFound: 0, ids: [] as string[], missing: [] as string[], more: false };
+  // One call moves what it can in its time budget (docs/operations.md) and says whether more remain: ask again until done.
+  for (;;) {
+    const res = await call(io, url, token, { method: 'POST', body: ids ? { ids } : { all: true } });
+    if (!res.ok) {
+      if (out.redriven > 0) io.stderr(`rebootctl dlq redrive: ${out.redriven} redriven before this failure\n`);
+      io.stderr(`rebootctl dlq redrive: ${res.message}\n`);
+      return EXIT_FAILED;
+    }
+    const page = res.json as { redriven: number; notFound: number; ids: string[]; missing: string[]; more?: boolean };
+    out.redriven += page.redriven;
+    out.ids.push(...page.ids);
+    out.notFound += page.notFound;
+    out.missing.push(...page.missing);
+    out.more = page.more === true;
+    // No progress would loop for ever: the server moves one at least per call, so this is a server that does not.
+    if (!page.more || page.redriven === 0) break;
+    if (!opts.json) io.stderr(`rebootctl dlq redrive: ${out.redriven} redriven so far, more remain: asking again\n`);
+    if (ids) {
+      const moved = new Set(page.ids);
+      ids = ids.filter((id) => !moved.has(id));
+      if (ids.length === 0) {
+        out.more = false;
+        break;
+      }
+    }
   }
-  const out = res.json as { redriven: number; notFound: number; ids: string[]; missing: string[] };
   if (opts.json) io.stdout(JSON.stringify(out, null, 2) + '\n');
   else {
     io.stdout(`redriven ${out.redriven} message${out.redriven === 1 ? '' : 's'} to the ingest queue\n`);
@@ -196,6 +217,10 @@ export async function runDlqRedrive(opts: DlqCliOptions, io: DlqCliIo = defaultI
   }
   if (out.notFound > 0) {
     io.stderr(`rebootctl dlq redrive: not in the dead-letter queue: ${out.missing.join(', ')}\n`);
+    return EXIT_FAILED;
+  }
+  if (out.more) {
+    io.stderr('rebootctl dlq redrive: the server said more remain but moved none in its last call: run it again\n');
     return EXIT_FAILED;
   }
   return EXIT_OK;

@@ -1,13 +1,15 @@
 // RolloutStore on the coordinator's one table: an item per rollout, listed newest first through gsi1.
 import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import type { Rollout } from '../core/rollout.ts';
+import { BatchGetCommand, DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type { Rollout, RolloutClaim } from '../core/rollout.ts';
 import type { RolloutStore } from '../ports/rollouts.ts';
 import { backoffMs, conflictRetry, Turns } from './optimistic.ts';
 
 const ALL_ROLLOUTS = 'ROLLOUTS';
 const MAX_ATTEMPTS = 12;
 const key = (id: string) => ({ pk: `RO#${id}`, sk: 'RO' });
+/** One item per xPU a rollout has claimed (no index keys: listings never see it). */
+const claimKey = (node: string, xpu: string) => ({ pk: `ROCLAIM#${node}#${xpu}`, sk: 'ROCLAIM' });
 
 function isConditionFailure(err: unknown): boolean {
   return err instanceof ConditionalCheckFailedException || (err as { name?: string })?.name === 'ConditionalCheckFailedException';
@@ -113,6 +115,47 @@ export class DynamoRolloutStore implements RolloutStore {
       startKey = res.LastEvaluatedKey;
     } while (startKey);
     return this.#byIds(ids);
+  }
+
+  async claimXpu(claim: RolloutClaim, replacing?: string): Promise<boolean> {
+    try {
+      await this.#doc.send(
+        new PutCommand({
+          TableName: this.#table,
+          Item: { ...claimKey(claim.node, claim.xpu), node: claim.node, xpu: claim.xpu, rolloutId: claim.rolloutId, at: claim.at },
+          ConditionExpression:
+            replacing === undefined ? 'attribute_not_exists(pk) OR rolloutId = :me' : 'rolloutId = :me OR rolloutId = :old',
+          ExpressionAttributeValues: { ':me': claim.rolloutId, ...(replacing === undefined ? {} : { ':old': replacing }) },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  async getXpuClaim(node: string, xpu: string): Promise<RolloutClaim | undefined> {
+    const res = await this.#doc.send(new GetCommand({ TableName: this.#table, Key: claimKey(node, xpu), ConsistentRead: true }));
+    if (!res.Item) return undefined;
+    const { node: n, xpu: x, rolloutId, at } = res.Item;
+    return { node: n, xpu: x, rolloutId, at };
+  }
+
+  async releaseXpuClaim(node: string, xpu: string, rolloutId: string): Promise<void> {
+    try {
+      await this.#doc.send(
+        new DeleteCommand({
+          TableName: this.#table,
+          Key: claimKey(node, xpu),
+          ConditionExpression: 'rolloutId = :me',
+          ExpressionAttributeValues: { ':me': rolloutId },
+        }),
+      );
+    } catch (err) {
+      // Another rollout's by now (it superseded a claim left behind), or gone: nothing of ours to release.
+      if (!isConditionFailure(err)) throw err;
+    }
   }
 
   /** Whole items for ids read from the index, in the index's order (BatchGet takes 100 keys at a time). */

@@ -176,18 +176,28 @@ export class SqsDeadLetterQueue implements DeadLetterQueue {
     });
   }
 
-  async redrive(ids?: readonly string[]): Promise<RedriveResult> {
+  async redrive(ids?: readonly string[], opts: { stopAt?: number } = {}): Promise<RedriveResult> {
     const wanted = ids ? new Set(ids) : undefined;
     const redriven: string[] = [];
+    let more = false;
     await this.#walk(async (m) => {
-      if (wanted && !wanted.has(m.MessageId!)) return { consumed: false, stop: false };
+      if (wanted && !wanted.has(m.MessageId!)) {
+        // Out of time, once it has moved one (so asking again gets further): the ids not met yet are left for the next call.
+        more = redriven.length > 0 && opts.stopAt !== undefined && Date.now() >= opts.stopAt;
+        return { consumed: false, stop: more };
+      }
       // Send first, then delete: a crash in between redrives it twice, which the ingest dedup absorbs.
       await this.#sqs.send(new SendMessageCommand({ QueueUrl: this.#queueUrl, MessageBody: m.Body ?? '' }));
       await this.#sqs.send(new DeleteMessageCommand({ QueueUrl: this.#dlqUrl, ReceiptHandle: m.ReceiptHandle! }));
       redriven.push(m.MessageId!);
-      return { consumed: true, stop: !!wanted && redriven.length === wanted.size };
+      const all = !!wanted && redriven.length === wanted.size;
+      // Checked after a move, so each call moves one at least and a caller that asks again gets through.
+      more = !all && opts.stopAt !== undefined && Date.now() >= opts.stopAt;
+      return { consumed: true, stop: all || more };
     });
     const done = new Set(redriven);
-    return { redriven, notFound: ids ? [...new Set(ids)].filter((id) => !done.has(id)) : [] };
+    // Stopped early, an id not met yet may still be there: not reported missing.
+    const notFound = ids && !more ? [...new Set(ids)].filter((id) => !done.has(id)) : [];
+    return { redriven, notFound, ...(more ? { more } : {}) };
   }
 }

@@ -185,7 +185,7 @@ function noteStale(r: StoredReboot, ev: NativeEvent): Step | null {
 export function onXpuDown(r: StoredReboot, ev: NativeEvent): Step | null {
   if (predates(r, ev)) return noteStale(r, ev);
   if (applied(r, ev)) return replayedDeferral(r, ev);
-  if (ofNextOutage(r, ev) || cancelledBefore(r, ev)) return deferToNextOutage(r, ev);
+  if (ofNextOutage(r, ev) || cancelledBefore(r)) return deferToNextOutage(r, ev);
   if (r.downAt) return noteRepeat(r, ev);
   const s = next(r);
   s.downAt = coordinatorTime(ev);
@@ -195,14 +195,17 @@ export function onXpuDown(r: StoredReboot, ev: NativeEvent): Step | null {
 }
 
 /**
- * A down or ready that reaches a reboot cancelled before it (the cancel was written first; the
- * reboot may still hold the xPU's claim for a moment): the xPU went down or came back anyway, an
+ * A down or ready that reaches a reboot cancelled before it was applied (the cancel was written first;
+ * the reboot may still hold the xPU's claim for a moment): the xPU went down or came back anyway, an
  * outage the cancelled reboot does not own. Kept for the xPU's next reboot like a signal of the next
  * outage, so it is recorded as an unannounced reboot from its first signal on, counted in its
- * budgets while the xPU is away, instead of landing on the cancelled one.
+ * budgets while the xPU is away, instead of landing on the cancelled one. Received after the cancel
+ * or before it (still in the queue when the cancel was answered; docs/fleet-safety.md "A down
+ * received before the cancel"): a cancel is refused once a down is applied, so a cancelled reboot
+ * never owns one.
  */
-function cancelledBefore(r: StoredReboot, ev: NativeEvent): boolean {
-  return r.status === 'cancelled' && !!r.endedAt && ev.receivedAt >= r.endedAt;
+function cancelledBefore(r: StoredReboot): boolean {
+  return r.status === 'cancelled' && !!r.endedAt;
 }
 
 /** Failure reasons after which the xPU may still come back (late recovery). */
@@ -211,7 +214,7 @@ const WANT_OF_READY = 'xpu-never-returned';
 export function onXpuReady(r: StoredReboot, ev: NativeEvent): Step | null {
   if (predates(r, ev)) return noteStale(r, ev);
   if (applied(r, ev)) return replayedDeferral(r, ev) ?? (r.lateRecovery ? { reboot: r, effects: [{ kind: 'start-late-recovery' }] } : null);
-  if (ofNextOutage(r, ev) || cancelledBefore(r, ev)) return deferToNextOutage(r, ev);
+  if (ofNextOutage(r, ev) || cancelledBefore(r)) return deferToNextOutage(r, ev);
   if (r.readyAt) return noteRepeat(r, ev);
   const s = next(r);
   s.readyAt = coordinatorTime(ev);
@@ -414,6 +417,8 @@ function deferToNextOutage(r: StoredReboot, evs: NativeEvent | NativeEvent[]): S
  */
 export function sameOutage(r: StoredReboot, ev: NativeEvent): boolean {
   if (!r.origin) return false;
+  // A cancelled reboot's xPU never went down for it (cancelledBefore): a down or ready not older than it is a new outage.
+  if (r.status === 'cancelled' && (ev.type === 'xpu.down' || ev.type === 'xpu.ready')) return predates(r, ev);
   const notLater = notAfterOrigin(r.origin, ev);
   // At the very moment of the end (or of the ready) the order is unknown: such an event is taken as new.
   const receivedWhileItRan = !r.endedAt || Date.parse(ev.receivedAt) < Date.parse(r.endedAt);

@@ -111,6 +111,41 @@ export function overlapOf(
   return undefined;
 }
 
+/**
+ * A rollout's claim on one xPU: the item a start writes with a conditional put before its rollout
+ * record, so that two starts at once (two API instances) cannot both pass overlapOf over a list that
+ * shows neither. Released when the rollout ends; a claim left behind is superseded (claimHolds).
+ */
+export interface RolloutClaim {
+  node: string;
+  xpu: string;
+  rolloutId: string;
+  /** When it was taken (the claiming instance's clock). */
+  at: string;
+}
+
+/**
+ * How long a claim whose rollout record does not exist keeps the xPU: its start is still on its way.
+ * Far longer than a start request can run (API Gateway gives up at 30 s; a start that finds itself
+ * past half of this gives up rather than write its record, see claimIsFresh), with room for clock
+ * skew. Past it, the start died between its claims and its record (kill -9, a Lambda timeout).
+ */
+export const ROLLOUT_CLAIM_LIFETIME_MS = 5 * 60_000;
+
+/**
+ * Whether a claim still keeps other rollouts off its xPU: while its rollout still has to reboot it (as
+ * overlapOf judges), or, with no such rollout stored, while its start may still write it.
+ */
+export function claimHolds(claim: RolloutClaim, holder: Rollout | undefined, now: Date): boolean {
+  if (!holder) return now.getTime() - Date.parse(claim.at) <= ROLLOUT_CLAIM_LIFETIME_MS;
+  return overlapOf([{ node: claim.node, xpu: claim.xpu }], [holder]) !== undefined;
+}
+
+/** Whether a start that took its first claim at `claimedAt` may still write its rollout record (others honour its claims). */
+export function claimIsFresh(claimedAt: Date, now: Date): boolean {
+  return now.getTime() - claimedAt.getTime() <= ROLLOUT_CLAIM_LIFETIME_MS / 2;
+}
+
 /** The reboot-xpu command of a plan item: derived from rollout and position, so a replayed step sends the same one. */
 export function rolloutCommandId(rolloutId: string, index: number): string {
   return `${rolloutId}-${index}`;

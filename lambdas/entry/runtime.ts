@@ -10,6 +10,7 @@ import { DynamoRebootStore } from '../adapters/dynamo-store.ts';
 import { SqsEventQueue } from '../adapters/sqs-queue.ts';
 import { DynamoIngestFailureLog, SqsDeadLetterQueue } from '../adapters/sqs-dlq.ts';
 import { SfnWorkflows } from '../adapters/sfn-workflows.ts';
+import { DynamoDownMarks } from '../adapters/dynamo-down-marks.ts';
 import { DynamoRolloutStore } from '../adapters/dynamo-rollouts.ts';
 import { PollingCommandSignal } from '../adapters/polling-signal.ts';
 import { withIotWakeups } from '../adapters/iot-wake.ts';
@@ -94,4 +95,5 @@ export const deps: Deps = {
   metrics,
   logger,
   rollouts: new DynamoRolloutStore(ddb, env.TABLE_NAME),
+  downMarks: new DynamoDownMarks(ddb, env.TABLE_NAME),
 };

@@ -18,6 +18,7 @@ import { publicReboot } from './views.ts';
 import { registerDlqRoutes } from './dlq.ts';
 import { authorizeAgent, authorizeEvent, bearerToken, requirePrincipal } from './auth.ts';
 import { registerRolloutRoutes } from './rollout-routes.ts';
+import { markDowns } from './down-marks.ts';
 import { registerResultRoutes } from './agent-results.ts';
 import { registerExtensionRoutes } from './extensions.ts';
 import type { HealthReport } from './health.ts';
@@ -183,7 +184,9 @@ export function createApiApp(deps: ApiDeps) {
     // Any delivery, even of ignored records (e.g. HeartbeatEvent), shows the subscription is alive. Marked
     // before the records are queued: a 503 from here must mean nothing was accepted (docs/api.md).
     await deps.store.touchBmc(node.id, receivedAt);
-    await deps.queue.send(result.accepted.map((ev) => ({ ...ev, by })));
+    const queued = result.accepted.map((ev) => ({ ...ev, by }));
+    await markDowns(deps, queued);
+    await deps.queue.send(queued);
     deps.metrics.count('RedfishRecordsAccepted', result.accepted.length);
     return c.json({ accepted: result.accepted.length, ignored: result.ignored.length }, 202);
   });
@@ -214,6 +217,7 @@ export function createApiApp(deps: ApiDeps) {
       receivedAt,
       by: actorOf(from),
     };
+    await markDowns(deps, [ev]);
     await deps.queue.send([ev]);
     return c.json({ accepted: 1, ignored: 0, id: ev.id }, 202);
   });

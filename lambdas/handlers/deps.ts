@@ -3,6 +3,7 @@ import type { InventoryIndex } from '../core/inventory.ts';
 import { evaluateWait, summarize, planCommands, type StoredReboot } from '../core/reboot.ts';
 import type { NodeDef } from '../core/types.ts';
 import type { Clock, CommandSignal, EventQueue, InventoryHint, Metrics, NodeStateRecord, RebootStore, Workflows } from '../ports/index.ts';
+import type { DownMarks } from '../ports/down-marks.ts';
 import type { RolloutStore } from '../ports/rollouts.ts';
 import { newCommands, writeCommands } from './command-delivery.ts';
 import { endReboot } from './end.ts';
@@ -30,6 +31,8 @@ export interface Deps {
   logger: Logger;
   /** Rollouts (docs/fleet-safety.md); absent where a deployment has none wired. */
   rollouts?: RolloutStore;
+  /** The downs the API accepted, for cancel (docs/fleet-safety.md); absent, cancel sees applied downs only. */
+  downMarks?: DownMarks;
 }
 
 /**

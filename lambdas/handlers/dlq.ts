@@ -16,7 +16,16 @@ export interface DlqRouteDeps {
   operatorTokenHash?: string;
   /** Undefined when this deployment has no DLQ configured (DLQ_URL): the routes answer 503. */
   dlq?: DeadLetterQueue;
+  /** How long one redrive moves messages (default REDRIVE_BUDGET_MS). */
+  redriveBudgetMs?: number;
 }
+
+/**
+ * How long one POST /v1/dlq/redrive moves messages before it answers `more: true` (docs/operations.md):
+ * API Gateway gives up on a request at 30 s, and a DLQ of thousands takes minutes to move. The rest of
+ * the 30 s covers the walk's last receive and releasing what it held.
+ */
+export const REDRIVE_BUDGET_MS = 20_000;
 
 class NotConfigured extends HttpError {
   override readonly name = 'NotConfigured';
@@ -64,7 +73,16 @@ export function registerDlqRoutes(app: Hono, deps: DlqRouteDeps): void {
     const parsed = RedriveBody.safeParse(body);
     if (!parsed.success)
       throw new BadRequest('body must be {"ids": ["<message id>", ...]} (1 to 1000 ids) or {"all": true}', 'ValidationError');
-    const res = await dlq.redrive('ids' in parsed.data ? parsed.data.ids : undefined);
-    return c.json({ redriven: res.redriven.length, notFound: res.notFound.length, ids: res.redriven, missing: res.notFound });
+    const res = await dlq.redrive('ids' in parsed.data ? parsed.data.ids : undefined, {
+      stopAt: Date.now() + (deps.redriveBudgetMs ?? REDRIVE_BUDGET_MS),
+    });
+    return c.json({
+      redriven: res.redriven.length,
+      notFound: res.notFound.length,
+      ids: res.redriven,
+      missing: res.notFound,
+      // Out of time with messages (or requested ids) maybe left: send the same request again.
+      more: res.more === true,
+    });
   });
 }

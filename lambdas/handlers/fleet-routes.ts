@@ -3,6 +3,7 @@ import type { Context, Hono } from 'hono';
 import { ulid } from 'ulid';
 import { z } from 'zod';
 import { type HOLD_SELECTOR_KEYS, holdMatches, isHoldActive, type Hold } from '../core/budgets.ts';
+import { acceptedDown } from '../core/down-marks.ts';
 import { cancel, force, type Refused } from '../core/model.ts';
 import { BadRequest, Conflict, Forbidden, NotFound } from '../core/errors.ts';
 import { agentIdOf, type InventoryIndex } from '../core/inventory.ts';
@@ -115,12 +116,19 @@ export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
       const stored = await deps.store.getCommand(c.agent, c.id);
       if (stored) live.set(c.id, stored.status);
     }
+    // A down the API accepted before this cancel and the queue has not delivered yet: the xPU went down all the same.
+    const mark = kind === 'cancel' && reboot.xpu && deps.downMarks ? await deps.downMarks.last(reboot.node, reboot.xpu) : undefined;
     let refused: Refused | undefined;
     const res = await applyStep(
       deps,
       id,
       (r) => {
         for (const [cid, status] of live) if (r.commands[cid] && !isFinal(r.commands[cid].status)) r.commands[cid].status = status;
+        const down = kind === 'cancel' ? acceptedDown(r, mark) : undefined;
+        if (down) {
+          refused = { refused: `cannot cancel: ${down}`, code: 'PastNoticePhase' };
+          return null;
+        }
         const out = (kind === 'cancel' ? cancel : force)(r, node, by, body.reason, deps.clock.now());
         refused = 'refused' in out ? out : undefined;
         return 'refused' in out ? null : out;

@@ -9,7 +9,7 @@ import { ListParams, MAX_WAIT_SECONDS, NativeEventBody } from './api.ts';
 import { ListQuery as DlqListQuery, RedriveBody } from './dlq.ts';
 import { ExtensionBody } from './extensions.ts';
 import { ControlBody, HoldBody } from './fleet-routes.ts';
-import { CancelBody as RolloutCancelBody, RolloutBody } from './rollout-routes.ts';
+import { CancelBody as RolloutCancelBody, RolloutBody, RolloutListParams } from './rollout-routes.ts';
 import { API_ROUTES, routeKey, type ApiRoute } from './routes.ts';
 
 export const OPENAPI_PATH = '/openapi.json';
@@ -218,7 +218,9 @@ function operations(): Record<string, Operation> {
       tag: 'operations',
       summary: 'Move parked events back to the ingest queue (operator)',
       body: { name: 'DlqRedrive', schema: RedriveBody, required: true },
-      ok: { status: 200, description: '`{"redriven","notFound","ids","missing"}`', schema: object },
+      description:
+        'One call moves messages for 20 s at most (API Gateway stops at 30 s), at least one; `more: true` when messages (or requested ids) may be left: send it again.',
+      ok: { status: 200, description: '`{"redriven","notFound","ids","missing","more"}`', schema: object },
       errors: [400, ...authed, 503],
     },
     'GET /v1/nodes/{id}': {
@@ -262,10 +264,11 @@ function operations(): Record<string, Operation> {
     'GET /v1/rollouts': {
       tag: 'rollouts',
       summary: 'Rollouts, newest first (operator)',
-      // The route clamps rather than rejects.
-      query: z.object({ limit: z.coerce.number().int().min(1).max(100).default(20) }),
+      description:
+        'At most 100 (more asked, 100 answered); a limit that is not a whole number from 1 is a 400 (`ValidationError`), as for `GET /v1/reboots`.',
+      query: RolloutListParams,
       ok: { status: 200, description: '`{"items":[<rollout>...]}`', schema: object },
-      errors: [...authed, 503],
+      errors: [400, ...authed, 503],
     },
     'GET /v1/rollouts/{id}': {
       tag: 'rollouts',

@@ -6,13 +6,14 @@ import { BadRequest, Conflict, Forbidden, HttpError, NotFound, PayloadTooLarge }
 import type { InventoryIndex } from '../core/inventory.ts';
 import { actorOf, type Principal } from '../core/principal.ts';
 import { isEnded } from '../core/reboot.ts';
-import { cancelRollout, isInFlight, MAX_PLAN, overlapOf, planRollout, publicRollout, type Rollout } from '../core/rollout.ts';
+import { cancelRollout, claimIsFresh, isInFlight, MAX_PLAN, overlapOf, planRollout, publicRollout, type Rollout } from '../core/rollout.ts';
 import type { RolloutStore } from '../ports/rollouts.ts';
 import { bearerToken, requirePrincipal } from './auth.ts';
 import type { Deps } from './deps.ts';
 import { activeHolds, budgetUse } from './fleet-seams.ts';
 import { provisionedNodes } from './fleet.ts';
 import type { RolloutTagged } from './rollout.ts';
+import { claimPlan, releasePlan } from './rollout-claims.ts';
 import { FLEET_PAGE } from './ui-page.ts';
 import { rolloutWorkflowInput } from '../core/workflow-io.ts';
 
@@ -42,6 +43,14 @@ export const RolloutBody = z.strictObject({
 });
 
 export const CancelBody = z.strictObject({ reason: z.string().max(1000).default('') });
+
+/** The largest page of GET /v1/rollouts (docs/rollouts.md). */
+export const MAX_ROLLOUT_LIST = 100;
+/**
+ * As GET /v1/reboots' ListParams: a limit that is not a whole number from 1 is a 400 ValidationError;
+ * more than MAX_ROLLOUT_LIST asked, that many are answered (a page is at most that), not a 400.
+ */
+export const RolloutListParams = z.object({ limit: z.coerce.number().int().min(1).default(20) });
 
 class NotConfigured extends HttpError {
   override readonly name = 'NotConfigured';
@@ -122,9 +131,25 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
         `${clash.node}/${clash.xpu} is still to be rebooted by rollout ${clash.rolloutId} (${clash.status}): cancel that one first, or select other xPUs`,
         'RolloutOverlap',
       );
+    // overlapOf read a list that a start running beside this one is not in yet: the claims decide.
+    const id = `ro-${ulid().toLowerCase()}`;
+    const claimedAt = deps.clock.now();
+    const taken = await claimPlan(store(), plan, id, deps.clock);
+    if (taken)
+      throw new Conflict(
+        taken.status === 'starting'
+          ? `${taken.node}/${taken.xpu} is claimed by rollout ${taken.rolloutId}, which is starting now (one that died starting frees it within 5 minutes): try again shortly, or select other xPUs`
+          : `${taken.node}/${taken.xpu} is still to be rebooted by rollout ${taken.rolloutId} (${taken.status}): cancel that one first, or select other xPUs`,
+        'RolloutOverlap',
+      );
+    // Others take over claims whose record is this late: writing it now could overlap them.
+    if (!claimIsFresh(claimedAt, deps.clock.now())) {
+      await releasePlan(store(), plan, id);
+      throw new HttpError(503, 'Unavailable', 'claiming the xPUs took too long: nothing was started, send the request again');
+    }
     const now = deps.clock.now().toISOString();
     const rollout: Rollout = {
-      id: `ro-${ulid().toLowerCase()}`,
+      id,
       status: 'running',
       selector: sel,
       maxUnavailable: body.maxUnavailable,
@@ -146,8 +171,8 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
 
   app.get('/v1/rollouts', async (c) => {
     await operatorOnly(c);
-    const limit = Math.min(Math.max(Number(c.req.query('limit') ?? 20) || 20, 1), 100);
-    const items = await store().listRollouts(limit);
+    const q = check(RolloutListParams, c.req.query(), 'query');
+    const items = await store().listRollouts(Math.min(q.limit, MAX_ROLLOUT_LIST));
     return c.json({ items: items.map(publicRollout) });
   });
 

@@ -23,6 +23,7 @@ import type { StoredCommand } from '../ports/index.ts';
 import type { RolloutStore } from '../ports/rollouts.ts';
 import type { Deps } from './deps.ts';
 import { rolloutBudgetGate } from './fleet-seams.ts';
+import { releasePlan } from './rollout-claims.ts';
 import {
   RolloutAwaitInput as AwaitInput,
   RolloutFailInput as FailInput,
@@ -230,6 +231,11 @@ export function createRolloutTasks(deps: RolloutDeps, opts: { ticksPerExecution?
         rolloutId: r.id,
         xpus: result.started.map((i) => `${stored.items[i].node}/${stored.items[i].xpu}`),
       });
+    // Ended with nothing in flight: its xPUs are free for other rollouts (a claim left here is superseded anyway).
+    if (result.next === 'completed' || result.next === 'cancelled' || result.next === 'paused')
+      await releasePlan(deps.rollouts, stored.items, stored.id).catch((err) =>
+        deps.logger.warn('rollout claims not released', { rolloutId: r.id, error: String(err) }),
+      );
     if (handOver) {
       deps.logger.info('rollout handed to its next execution', { rolloutId: r.id, generation: stored.generation });
       return continued(stored);

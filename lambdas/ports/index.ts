@@ -225,15 +225,20 @@ export interface DeadLetter {
 export interface RedriveResult {
   /** Message ids moved back to the ingest queue. */
   redriven: string[];
-  /** Requested ids not found in the DLQ (already redriven, expired, or never there). */
+  /** Requested ids not found in the DLQ (already redriven, expired, or never there); none when `more`. */
   notFound: string[];
+  /** Stopped at `stopAt` before the walk was over: messages (or requested ids) may be left; ask again. */
+  more?: boolean;
 }
 
 /** The ingest queue's dead-letter queue: peek at its messages and move them back. */
 export interface DeadLetterQueue {
   list(limit: number): Promise<DeadLetter[]>;
-  /** Moves the named messages (all, without ids) back to the ingest queue. */
-  redrive(ids?: readonly string[]): Promise<RedriveResult>;
+  /**
+   * Moves the named messages (all, without ids) back to the ingest queue; past `stopAt` (epoch ms) it
+   * moves no further message (at least one per call, so repeated calls always get through).
+   */
+  redrive(ids?: readonly string[], opts?: { stopAt?: number }): Promise<RedriveResult>;
 }
 
 export type { WorkflowKind } from '../core/workflow-io.ts';

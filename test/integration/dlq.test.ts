@@ -221,7 +221,7 @@ describe('the /v1/dlq routes', () => {
     const forbidden = await s.post('/v1/dlq/redrive', { all: true }, { token: agentToken('node-a') });
     expect(forbidden.status).toBe(403);
     const none = await s.post('/v1/dlq/redrive', { ids: ['nope'] });
-    expect(none.json).toEqual({ redriven: 0, notFound: 1, ids: [], missing: ['nope'] });
+    expect(none.json).toEqual({ redriven: 0, notFound: 1, ids: [], missing: ['nope'], more: false });
   });
 
   it('answer 503 where no DLQ is configured', async () => {

@@ -2,7 +2,17 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { onBudgetRefused, onQueueLeft, queueRecheckAt, queueWindow, type Hold } from '../../lambdas/core/budgets.ts';
-import { cancel, force, markForced, onXpuDown, onXpuReady, recordResult, type Refused, type Step } from '../../lambdas/core/model.ts';
+import {
+  cancel,
+  force,
+  markForced,
+  onXpuDown,
+  onXpuReady,
+  recordResult,
+  sameOutage,
+  type Refused,
+  type Step,
+} from '../../lambdas/core/model.ts';
 import { evaluateWait, newXpuReboot, type StoredReboot } from '../../lambdas/core/reboot.ts';
 import { parseInventory } from '../../lambdas/core/inventory.ts';
 import type { NativeEvent } from '../../lambdas/core/types.ts';
@@ -213,6 +223,31 @@ describe('cancel', () => {
       expect(step?.reboot).toMatchObject({ status: 'cancelled', deferred: [expect.objectContaining({ id: `late-${type}` })] });
       expect(step?.reboot.downAt ?? step?.reboot.readyAt).toBeUndefined();
     }
+  });
+
+  it('a down received before the cancel but applied after it is not the cancelled reboot’s either: a new outage, counted', () => {
+    const r = planned();
+    r.status = 'preparing';
+    const cancelled = ok(cancel(r, node, 'operator', 'race', at(10))).reboot;
+    const down: NativeEvent = {
+      id: 'queued-down',
+      type: 'xpu.down',
+      node: 'n1',
+      xpu: 'dpu0',
+      time: iso(9),
+      source: 'native',
+      dedupKey: 'k-queued-down',
+      receivedAt: iso(9),
+    };
+    // Still holding the claim: kept for the next reboot, not recorded as the cancelled one's down.
+    const step = onXpuDown(cancelled, down);
+    expect(step?.effects).toEqual([{ kind: 'defer' }]);
+    expect(step?.reboot.downAt).toBeUndefined();
+    // Claim released: the ingest does not take it for the cancelled reboot's outage, it starts an unannounced one.
+    expect(sameOutage(cancelled, down)).toBe(false);
+    expect(sameOutage(cancelled, { ...down, type: 'xpu.ready', dedupKey: 'k-queued-ready' })).toBe(false);
+    // A down from before the reboot was announced is still its stale one.
+    expect(sameOutage(cancelled, { ...down, time: iso(-60), receivedAt: iso(-60) })).toBe(true);
   });
 
   it('once its deadline passed, whether or not the timer has recorded it yet: refused, as is force (the watchdog reboots the xPU)', () => {
