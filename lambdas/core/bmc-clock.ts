@@ -1,7 +1,7 @@
 // Where a BMC's clock sits against ours, learned from its own deliveries (docs/reboot-model.md,
 // "Placing a BMC's event on our clock"). Pure: the ingest reads the estimate with the node state and
-// writes a sample back with one conditional write that encodes `supersedes`.
-import { CROSS_SOURCE_SLACK_MS, LATE_DELIVERY_MS } from './model.ts';
+// writes a sample back with two conditional writes side by side that encode `supersedes` and `isLater`.
+import { AGREEMENT_MS, CROSS_SOURCE_SLACK_MS, LATE_DELIVERY_MS } from './model.ts';
 import type { NativeEvent } from './types.ts';
 
 /** One delivery's sample of its BMC's clock. */
@@ -60,13 +60,12 @@ export function noteSample(old: ClockEstimate | undefined, sample: ClockSample):
   return { ...min, latest: { gapMs: latest.gapMs, at: latest.at } };
 }
 
-/**
- * How far the latest sample's gap may exceed the smallest before placement is refused: a larger
- * difference is a slow delivery or a clock set back by about that much since the smallest, and the
- * two cannot be told apart. Within it, the difference widens the placement's uncertainty (a step
- * back of that much is then covered).
- */
-export const AGREEMENT_MS = 2000;
+/** The later of the estimate's two samples: the smallest may be the latest itself (its write landed, the latest's was lost). */
+export function latestOf(est: ClockEstimate | undefined): ClockSample | undefined {
+  if (!est) return undefined;
+  const latest = est.latest && est.latest.at >= est.at ? est.latest : est;
+  return { gapMs: latest.gapMs, at: latest.at };
+}
 
 /** An event placed on our clock: it was sent no later than `sentBy`, give or take `uncertaintyMs`. */
 export interface Placement {
@@ -88,8 +87,7 @@ export function placeOnOurClock(est: ClockEstimate | undefined, ev: NativeEvent)
   if (!est || !sample) return undefined;
   const age = Math.abs(sample.at - est.at);
   if (age > CLOCK_WINDOW_MS) return undefined;
-  // The smallest may be the latest itself (its write landed, the latest's was lost): the later of the two.
-  const latest = est.latest && est.latest.at >= est.at ? est.latest : est;
+  const latest = latestOf(est)!;
   const disagreement = latest.gapMs - est.gapMs;
   if (!est.latest || sample.at - latest.at > CLOCK_WINDOW_MS || Math.abs(disagreement) > AGREEMENT_MS) return undefined;
   // At least the slack two sources may deliver one happening apart with (the ready's own latency hides in it),

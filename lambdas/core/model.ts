@@ -132,6 +132,14 @@ function sameClock(o: Origin, ev: NativeEvent): boolean {
 export const CROSS_SOURCE_SLACK_MS = 5_000;
 
 /**
+ * How far a BMC's latest clock sample (core/bmc-clock.ts) may exceed the gap a placement goes by
+ * before that placement is refused: more is a slow delivery or the clock set back by about that much
+ * since, and the two cannot be told apart. Within it, the excess widens the placement's uncertainty
+ * (a step back of that much is then covered).
+ */
+export const AGREEMENT_MS = 2000;
+
+/**
  * Does an event come from before the reboot began? The same source's clock decides for its own
  * events; another source's event is judged by when the coordinator received each of them.
  */
@@ -358,8 +366,9 @@ function announcesNext(r: StoredReboot, ready: Origin, ev: NativeEvent): boolean
  * that event's receipt plus the time between the two by that clock, as sentWhileItRan does), else
  * through its BMC's learned clock (core/bmc-clock.ts, `ev.placed`: its own time plus the BMC's
  * smallest recent delivery gap). Either is an upper bound on when it was sent (a receipt is never
- * before its sending), so a notice sent after the ready (a real next reboot) is placed after it and
- * still starts one. Only within KEEP_SIGNAL_MS of that ready's receipt, delivered within
+ * before its sending) while the clock held, so a notice sent after the ready (a real next reboot) is
+ * placed after it and still starts one; that the clock held is checked against the BMC's latest sample
+ * (`ev.clockLatest`, or the estimate's own check): a clock set back since would place it too early. Only within KEEP_SIGNAL_MS of that ready's receipt, delivered within
  * LATE_DELIVERY_MS of its placement, and with CROSS_SOURCE_SLACK_MS (or the estimate's uncertainty)
  * to spare. A ready on its own clock decides by its time (beforeReady), never this.
  */
@@ -373,8 +382,19 @@ function placedBeforeReady(r: StoredReboot, ready: Origin, ev: NativeEvent): boo
   if (receivedAt - readyAt > KEEP_SIGNAL_MS) return false;
   const refs = [r.origin, r.downOrigin].filter((o): o is Origin => o !== undefined && sameClock(o, ev));
   if (refs.length === 0) return !!ev.placed && Date.parse(ev.placed.sentBy) + ev.placed.uncertaintyMs < readyAt;
+  // Each reference's gap (receipt − own time) stands for the clock's offset; the BMC's latest sample, received
+  // since, must show no step back beyond AGREEMENT_MS since it (placed by a reference alone, a real next notice
+  // after such a step would look sent earlier than it was), and any excess within it widens the slack.
+  const latest = ev.clockLatest;
+  const excess = refs.map((o) => (latest && latest.at >= Date.parse(o.receivedAt) ? latest.gapMs - receiptGap(o) : Infinity));
+  if (excess.some((x) => x > AGREEMENT_MS)) return false;
   const sentBy = Math.min(...refs.map((o) => Date.parse(o.receivedAt) + (Date.parse(ev.time) - Date.parse(o.time))));
-  return receivedAt - sentBy <= LATE_DELIVERY_MS && sentBy + CROSS_SOURCE_SLACK_MS < readyAt;
+  return receivedAt - sentBy <= LATE_DELIVERY_MS && sentBy + CROSS_SOURCE_SLACK_MS + Math.max(0, ...excess) < readyAt;
+}
+
+/** A signal's receipt minus its own time: its source's clock offset plus that delivery's latency. */
+function receiptGap(o: Origin): number {
+  return Date.parse(o.receivedAt) - Date.parse(o.time);
 }
 
 const NEXT_OUTAGE_KEY = '#after:';

@@ -147,6 +147,11 @@ export interface NativeEvent {
    * Set by the ingest from the node state only, never taken from a request.
    */
   placed?: { sentBy: string; uncertaintyMs: number };
+  /**
+   * Its BMC's latest clock sample before it (core/bmc-clock.ts `ClockEstimate.latest`): shows a clock
+   * set back since the reboot's own event a placement goes through. Set by the ingest only, like `placed`.
+   */
+  clockLatest?: { gapMs: number; at: number };
 }
 
 /**

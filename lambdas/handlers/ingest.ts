@@ -30,7 +30,7 @@ import type { InventoryIndex } from '../core/inventory.ts';
 import { asProvisioned, type Hold } from '../core/budgets.ts';
 import { activeHolds, admitHostReboot, admitNewReboot } from './fleet.ts';
 import { sharedRead } from './shared-read.ts';
-import { clockSampleOf, placeOnOurClock } from '../core/bmc-clock.ts';
+import { clockSampleOf, latestOf, placeOnOurClock } from '../core/bmc-clock.ts';
 import { hostWorkflowInput, xpuWorkflowInput } from '../core/workflow-io.ts';
 
 /** A claim's reboot is not stored yet: thrown so the queue retries the event instead of losing it. */
@@ -322,11 +322,14 @@ export function createIngestHandler(deps: Deps) {
 
   /**
    * A BMC's stamped notice or crash, placed on our clock through the estimate the node state keeps for
-   * its BMC (core/bmc-clock.ts; model.ts placedBeforeReady decides with it). Other events as they are.
+   * its BMC, with that BMC's latest sample beside it (core/bmc-clock.ts; model.ts placedBeforeReady
+   * decides with them). Other events as they are.
    */
   function placedOnOurClock(ev: NativeEvent, state: NodeStateRecord): NativeEvent {
-    const placed = placeOnOurClock(state.clocks?.[sourceOf(ev)], ev);
-    return placed ? { ...ev, placed } : ev;
+    const est = state.clocks?.[sourceOf(ev)];
+    const placed = placeOnOurClock(est, ev);
+    const clockLatest = clockSampleOf(ev) && latestOf(est);
+    return placed || clockLatest ? { ...ev, ...(placed ? { placed } : {}), ...(clockLatest ? { clockLatest } : {}) } : ev;
   }
 
   /**

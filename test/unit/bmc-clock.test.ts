@@ -4,17 +4,17 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  AGREEMENT_MS,
   CLOCK_WINDOW_MS,
   type ClockEstimate,
   type ClockSample,
   clockSampleOf,
   isLater,
+  latestOf,
   noteSample,
   placeOnOurClock,
   supersedes,
 } from '../../lambdas/core/bmc-clock.ts';
-import { KEEP_SIGNAL_MS, onNotice, originOf, sameOutage, unannouncedReboot } from '../../lambdas/core/model.ts';
+import { AGREEMENT_MS, KEEP_SIGNAL_MS, onNotice, originOf, sameOutage, unannouncedReboot } from '../../lambdas/core/model.ts';
 import { newXpuReboot, type StoredReboot } from '../../lambdas/core/reboot.ts';
 import type { NativeEvent } from '../../lambdas/core/types.ts';
 import { EXAMPLE, parseInventory } from './inventory-fixture.ts';
@@ -65,9 +65,11 @@ function unannouncedByTheAgent(readyMs: number): StoredReboot {
 /** The estimate one sample leaves: it is both the smallest and the latest. */
 const estOf = (sample: ClockSample): ClockEstimate => noteSample(undefined, sample);
 
+/** As the ingest hands a BMC's event to the model: placed by its BMC's estimate, that BMC's latest sample beside it. */
 const placed = (est: ClockEstimate | undefined, ev: NativeEvent): NativeEvent => {
   const p = placeOnOurClock(est, ev);
-  return p ? { ...ev, placed: p } : ev;
+  const clockLatest = latestOf(est);
+  return { ...ev, ...(p ? { placed: p } : {}), ...(clockLatest ? { clockLatest } : {}) };
 };
 
 describe('the estimate', () => {
@@ -168,15 +170,38 @@ describe("a BMC's notice delivered late, after the agent's ready ended the outag
   it('when the reboot has an event on that BMC clock (its down), it is placed through that event instead', () => {
     const down = bmcEvent('d', 'xpu.down', R0 - 30_000, R0 - 29_000);
     const r = { ...unannouncedByTheAgent(readyMs), downOrigin: originOf(down) };
-    // Sent 10 s after the down by the BMC's clock: placed at the down's receipt + 10 s, before the ready: joins,
-    // with no estimate at all.
-    expect(sameOutage(r, bmcEvent('p', 'xpu.reboot.pending', R0 - 20_000, R0 + 6000))).toBe(true);
+    // The down is the BMC's latest sample (it was ingested): no step since it.
+    const since = estOf(clockSampleOf(down)!);
+    // Sent 10 s after the down by the BMC's clock: placed at the down's receipt + 10 s, before the ready: joins.
+    expect(sameOutage(r, placed(since, bmcEvent('p', 'xpu.reboot.pending', R0 - 20_000, R0 + 6000)))).toBe(true);
     // Sent after the ready by that clock: a next outage, whatever an estimate says.
     const after = bmcEvent('p', 'xpu.reboot.pending', R0 + 1000, R0 + 6000);
-    expect(sameOutage(r, { ...after, placed: { sentBy: iso(R0 - 60_000), uncertaintyMs: 5000 } })).toBe(false);
+    expect(sameOutage(r, { ...placed(since, after), placed: { sentBy: iso(R0 - 60_000), uncertaintyMs: 5000 } })).toBe(false);
     // Delivered more than LATE_DELIVERY_MS after that placement (a clock set back since is likelier): as before.
-    expect(sameOutage(r, bmcEvent('p', 'xpu.reboot.pending', R0 - 31 * 60_000, R0 + 60_000))).toBe(false);
-    expect(sameOutage(r, bmcEvent('p', 'xpu.reboot.pending', R0 - 28 * 60_000, R0 + 60_000))).toBe(true);
+    expect(sameOutage(r, placed(since, bmcEvent('p', 'xpu.reboot.pending', R0 - 31 * 60_000, R0 + 60_000)))).toBe(false);
+    expect(sameOutage(r, placed(since, bmcEvent('p', 'xpu.reboot.pending', R0 - 28 * 60_000, R0 + 60_000)))).toBe(true);
+  });
+
+  it('placed through its down only when the BMC latest sample since shows no clock set back beyond AGREEMENT_MS', () => {
+    const down = bmcEvent('d', 'xpu.down', R0 - 30_000, R0 - 29_000);
+    const r = { ...unannouncedByTheAgent(readyMs), downOrigin: originOf(down) };
+    const notice = bmcEvent('p', 'xpu.reboot.pending', R0 - 20_000, R0 + 6000);
+    // No latest sample, or one from before the down: nothing shows the clock held since.
+    expect(sameOutage(r, notice)).toBe(false);
+    expect(sameOutage(r, placed(estOf(clockSampleOf(bmcEvent('s', 'xpu.ready', R0 - 40_000, R0 - 39_000))!), notice))).toBe(false);
+    // A sample after the down, the clock set back 10 min before it: a real next notice would look 10 min earlier.
+    const stepped = noteSample(
+      estOf(clockSampleOf(down)!),
+      clockSampleOf(bmcEvent('s', 'xpu.ready', R0 - 10_000, R0 - 9000, BEHIND + 600_000))!,
+    );
+    expect(sameOutage(r, placed(stepped, notice))).toBe(false);
+    // A later sample within AGREEMENT_MS: placed, the excess widening the slack.
+    const slow = noteSample(estOf(clockSampleOf(down)!), clockSampleOf(bmcEvent('s', 'xpu.ready', R0 - 10_000, R0 - 9000 + AGREEMENT_MS))!);
+    expect(sameOutage(r, placed(slow, notice))).toBe(true);
+    // Placed at its send + the down's 1 s latency, then 5 s slack + the excess to spare before the ready.
+    const edge = R0 - 1000 - 5000 - AGREEMENT_MS;
+    expect(sameOutage(r, placed(slow, bmcEvent('p', 'xpu.reboot.pending', edge - 1, R0 + 6000)))).toBe(true);
+    expect(sameOutage(r, placed(slow, bmcEvent('p', 'xpu.reboot.pending', edge, R0 + 6000)))).toBe(false);
   });
 
   it('an agent-announced reboot (native notice) ended by the agent: the BMC notice is placed by the estimate alone', () => {
@@ -241,8 +266,12 @@ describe('property: placement through random offsets, latencies, reorderings, cl
         /** The BMC's clock when it sends at `t` (our clock): set back by the step from its moment on. */
         const offsetAt = (t: number) => s.offset + (step && t >= step.at ? step.by : 0);
         const all = [...s.samples, ...(s.prompt ? [s.prompt] : [])].map((x, i) => ({ ...x, k: s.order[i] }));
+        // The down applied to the reboot was ingested before the notice (and is a sample too).
+        const downSent = s.down && readyMs - s.down.sentBefore;
+        const downLatency = s.down && downSent !== null && Math.min(s.down.latency, receivedMs - 1 - downSent);
+        const downSample = s.down && { sent: -s.down.sentBefore, latency: downLatency as number, k: s.order[6] };
         // Only the samples ingested before the notice are in the estimate.
-        const seen = all
+        const seen = [...all, ...(downSample ? [downSample] : [])]
           .map((x) => ({ ...x, sentMs: readyMs + x.sent, receivedMs: readyMs + x.sent + x.latency }))
           .filter((x) => x.receivedMs < receivedMs);
         let est: ClockEstimate | undefined;
@@ -252,8 +281,7 @@ describe('property: placement through random offsets, latencies, reorderings, cl
         const offset = offsetAt(sentMs) - (s.stepForward ?? 0);
         const raw = bmcEvent('p', 'xpu.reboot.pending', sentMs, receivedMs, offset);
         const notice = placed(est, raw);
-        const downSent = s.down && readyMs - s.down.sentBefore;
-        const down = s.down && downSent !== null && bmcEvent('d', 'xpu.down', downSent, downSent + s.down.latency, offsetAt(downSent));
+        const down = downSent !== null && bmcEvent('d', 'xpu.down', downSent, downSent + (downLatency as number), offsetAt(downSent));
         const r = { ...unannouncedByTheAgent(readyMs), ...(down ? { downOrigin: originOf(down) } : {}) };
         const joins = sameOutage(r, notice);
         const readySent = readyMs - s.agentLatency;
@@ -265,10 +293,8 @@ describe('property: placement through random offsets, latencies, reorderings, cl
         if (stepBefore && !stepSeen) return;
         // The placement is an upper bound on the real send time, within its uncertainty.
         if (notice.placed) expect(Date.parse(notice.placed.sentBy) + notice.placed.uncertaintyMs).toBeGreaterThanOrEqual(sentMs);
-        // Safety: sent after the ready was sent (the xPU was back): a real next reboot, never joined. (Placed through
-        // the down instead, a step between the down and the notice is that path's own residual: not asserted.)
-        const stepSinceDown = stepBefore && downSent !== null && step!.at > downSent;
-        if (sentMs > readySent && !stepSinceDown) {
+        // Safety: sent after the ready was sent (the xPU was back): a real next reboot, never joined.
+        if (sentMs > readySent) {
           reached.nextAfterReady++;
           expect(joins).toBe(false);
         }
@@ -276,7 +302,7 @@ describe('property: placement through random offsets, latencies, reorderings, cl
         // Liveness: a prompt sample and a latest one that agrees, the clock held, sent 13 s or more before the ready,
         // delivered within 25 min. (Placed through the down instead, when the reboot has one: then that down must
         // have come promptly too.)
-        const placedThroughDown = !s.down || s.down.latency <= 2000;
+        const placedThroughDown = downLatency === null || (downLatency as number) <= 2000;
         const promptSeen = s.prompt && readyMs + s.prompt.sent + s.prompt.latency < receivedMs;
         const latestAgrees = !!latest && latest.latency <= AGREEMENT_MS;
         const clockHeld = s.stepForward === null && (!step || step.at > receivedMs);
