@@ -450,7 +450,7 @@ export function createIngestHandler(deps: Deps) {
 
   return async function ingest(received: NativeEvent): Promise<IngestOutcome> {
     // A placement is the ingest's own reading of the node state, never a field that came with the event.
-    const { placed: _placed, ...ev } = received;
+    const { placed: _placed, clockLatest: _clockLatest, ...ev } = received;
     const order = ++begun;
     let start: StartId | undefined;
     let index: InventoryIndex | undefined;
