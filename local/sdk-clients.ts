@@ -16,6 +16,14 @@ export const localSigner = {
   },
 };
 
+/**
+ * How long one request to an emulator may go without an answer. A stopped (not dead) emulator accepts
+ * the connection and never answers: without a limit every request waited for it for ever, instead of
+ * the SDK retrying and the API answering 503 `Unavailable` (docs/api.md). Well above the longest request
+ * the stack makes (an SQS receive waits at most 5 s, local/ingest-poller.ts).
+ */
+export const LOCAL_REQUEST_TIMEOUT_MS = 10_000;
+
 /** Client options for an embedded emulator at `endpoint`. */
 export function localClientConfig(endpoint: string) {
   return {
@@ -23,6 +31,7 @@ export function localClientConfig(endpoint: string) {
     region: 'us-east-1',
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     signer: localSigner,
+    requestHandler: { requestTimeout: LOCAL_REQUEST_TIMEOUT_MS, throwOnRequestTimeout: true },
   };
 }
 

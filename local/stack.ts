@@ -282,7 +282,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   const reports =
     config.REPORT_INTERVAL_SECONDS > 0
-      ? startReportSchedule(deps, join(config.DATA_DIR, 'reports'), config.REPORT_INTERVAL_SECONDS, logger)
+      ? startReportSchedule(deps, join(config.DATA_DIR, 'reports'), config.REPORT_INTERVAL_SECONDS, logger, {
+          ready: () => !sfnClock.holding,
+        })
       : undefined;
 
   const shutdown = new AbortController();

@@ -52,7 +52,9 @@ export function registerInventoryCommands(program: Command): void {
               `(${res.calls} batch writes, ${res.deleted} stale items removed; tokens stored as SHA-256 only)`,
           );
         } catch (err) {
-          console.error(`rebootctl inventory push: ${(err as Error).message}`);
+          // DynamoDB says only "Requested resource not found": name the table the operator gave.
+          const why = (err as Error).name === 'ResourceNotFoundException' ? `table ${opts.table} not found: ` : '';
+          console.error(`rebootctl inventory push: ${why}${(err as Error).message}`);
           process.exitCode = 1;
         }
       },

@@ -137,7 +137,9 @@ export class Client {
         failure = `${res.status} ${json?.message ?? res.statusText}`;
       } catch (err) {
         if (err instanceof Refused) throw err;
-        failure = (err as Error).message;
+        // fetch() says only "fetch failed"; its cause holds ECONNREFUSED, ENOTFOUND or the TLS error.
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        failure = cause ? `cannot reach ${url.origin}: ${cause.code ?? cause.message}` : (err as Error).message;
       }
       if (Date.now() + delay > this.until) throw new TimedOut(`the coordinator did not answer in time (last: ${failure})`);
       await sleep(delay);

@@ -1,5 +1,6 @@
 // `rebootctl reboots list|show`: what operators ask first: which reboots, in what state, and their history.
 import type { Command } from 'commander';
+import { fetchOrSayWhy } from './reach.ts';
 import { addTokenOptions, readTokenOption } from './token-option.ts';
 
 interface Opts {
@@ -14,7 +15,7 @@ async function get(opts: Opts, path: string): Promise<any> {
   if (!token) throw new Error('a token is needed: --token-file, --token, or REBOOT_OPERATOR_TOKEN');
   const base = new URL(opts.server);
   const url = new URL(`${base.pathname.replace(/\/+$/, '')}${path}`, base);
-  const res = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) });
+  const res = await fetchOrSayWhy(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) });
   const body: any = await res.json().catch(() => undefined);
   if (!res.ok) throw new Error(`${res.status} ${body?.error ?? ''}: ${body?.message ?? res.statusText}`);
   return body;
@@ -54,13 +55,17 @@ export function registerRebootsCommands(program: Command): void {
         const page = await get(opts, `/v1/reboots?${q}`);
         if (opts.json) return void console.log(JSON.stringify(page, null, 2));
         if (page.items.length === 0) return void console.log('no reboots');
+        // Reboot ids are `xr-`/`hr-` and a ULID (29 characters): the column fits the longest one shown.
+        const idWidth = Math.max(22, ...page.items.map((r: { id: string }) => r.id.length));
         console.log(
-          ['ID'.padEnd(22), 'KIND', 'NODE'.padEnd(14), 'XPU'.padEnd(8), 'STATUS'.padEnd(11), 'NOTIFIED'.padEnd(24), 'DEADLINE'].join(' '),
+          ['ID'.padEnd(idWidth), 'KIND', 'NODE'.padEnd(14), 'XPU'.padEnd(8), 'STATUS'.padEnd(11), 'NOTIFIED'.padEnd(24), 'DEADLINE'].join(
+            ' ',
+          ),
         );
         for (const r of page.items)
           console.log(
             [
-              r.id.padEnd(22),
+              r.id.padEnd(idWidth),
               r.kind.padEnd(4),
               r.node.padEnd(14),
               String(r.xpu ?? '-').padEnd(8),

@@ -2,6 +2,7 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { readTokenOption } from './token-option.ts';
+import { usageErrorsExit2 } from './usage-exit.ts';
 import { InvalidReportQuery, parseIsoInstant } from '../../lambdas/core/report/query.ts';
 import { REPORT_FORMATS } from '../../lambdas/core/report/render.ts';
 
@@ -124,8 +125,8 @@ function describeError(body: string): string {
 }
 
 export function registerReportCommand(program: Command): void {
-  program
-    .command('report')
+  // A command line that does not parse exits 2 (EXIT_USAGE), like one whose --from does not parse.
+  usageErrorsExit2(program.command('report'))
     .description('fetch the compliance report of the reboots notified in [from, to)')
     .requiredOption('--server <url>', 'API base URL, e.g. http://127.0.0.1:8080')
     .option('--token-file <file>', 'read the operator token from this file: then it is in no command line or environment')
@@ -134,6 +135,10 @@ export function registerReportCommand(program: Command): void {
     .requiredOption('--to <iso>', 'window end, exclusive (ISO 8601)')
     .option('--format <format>', `${REPORT_FORMATS.join('|')}`, 'json')
     .option('--out <file>', 'write the report to FILE instead of stdout')
+    .addHelpText(
+      'after',
+      '\nExit status: 0 the report was printed or written; 1 the server refused or could not be reached;\n2 the command line does not parse (nothing was asked).',
+    )
     .action(async (opts: ReportCliOptions) => {
       process.exitCode = await runReport(opts);
     });

@@ -1,6 +1,7 @@
 // `rebootctl rollout start|status|cancel` and `rebootctl status`: rollouts and the fleet table, over the operator API.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { fetchOrSayWhy } from './reach.ts';
 
 interface Opts {
   server: string;
@@ -20,7 +21,7 @@ function tokenOf(opts: Opts): string {
 async function call(opts: Opts, method: 'GET' | 'POST', path: string, body?: unknown): Promise<any> {
   const base = new URL(opts.server);
   const url = new URL(`${base.pathname.replace(/\/+$/, '')}${path}`, base);
-  const res = await fetch(url, {
+  const res = await fetchOrSayWhy(url, {
     method,
     headers: { authorization: `Bearer ${tokenOf(opts)}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     body: body !== undefined ? JSON.stringify(body) : undefined,

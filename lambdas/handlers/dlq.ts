@@ -5,10 +5,13 @@ import { BadRequest, Forbidden, HttpError, Unauthorized } from '../core/errors.t
 import type { InventoryIndex } from '../core/inventory.ts';
 import type { DeadLetterQueue } from '../ports/index.ts';
 import { authenticate, bearerToken } from './auth.ts';
+import { readBodyBytes } from './body.ts';
 
 export const DLQ_LIST_MAX = 100;
 export const DLQ_LIST_DEFAULT = 20;
 const MAX_REDRIVE_IDS = 1000;
+/** Contract section 3: a body over 256 KiB is 413, read no further than that. */
+const MAX_BODY_BYTES = 256 * 1024;
 
 export interface DlqRouteDeps {
   inventory: () => Promise<InventoryIndex>;
@@ -64,9 +67,10 @@ export function registerDlqRoutes(app: Hono, deps: DlqRouteDeps): void {
 
   app.post('/v1/dlq/redrive', async (c) => {
     const dlq = await operatorOnly(c.req.header('authorization'));
+    const bytes = await readBodyBytes(c, MAX_BODY_BYTES);
     let body: unknown;
     try {
-      body = JSON.parse(await c.req.text());
+      body = JSON.parse(new TextDecoder().decode(bytes));
     } catch {
       throw new BadRequest('body must be JSON: {"ids": ["<message id>", ...]} or {"all": true}', 'MalformedJson');
     }

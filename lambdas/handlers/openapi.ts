@@ -221,7 +221,7 @@ function operations(): Record<string, Operation> {
       description:
         'One call moves messages for 20 s at most (API Gateway stops at 30 s), at least one; `more: true` when messages (or requested ids) may be left: send it again.',
       ok: { status: 200, description: '`{"redriven","notFound","ids","missing","more"}`', schema: object },
-      errors: [400, ...authed, 503],
+      errors: [400, ...authed, 413, 503],
     },
     'GET /v1/nodes/{id}': {
       tag: 'fleet',

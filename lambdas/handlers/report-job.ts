@@ -35,10 +35,27 @@ export async function writeScheduledReport(
 ): Promise<{ from: string; to: string; reboots: number }> {
   const now = deps.clock.now().getTime();
   const to = new Date(Math.floor(now / (windowSeconds * 1000)) * windowSeconds * 1000);
-  const from = new Date(to.getTime() - windowSeconds * 1000);
+  return writeReportWindow(deps, sink, new Date(to.getTime() - windowSeconds * 1000), to);
+}
+
+/** The file stem of the report of the window starting at `from`: `compliance-2024-05-01T00-00-00-000Z`. */
+export function reportStem(from: Date): string {
+  return `compliance-${from.toISOString().replace(/[:.]/g, '-')}`;
+}
+
+/**
+ * Writes the report of [from, to) as HTML, then JSON: a JSON file present means its window is written
+ * whole (local/report-schedule.ts resumes after the newest one).
+ */
+export async function writeReportWindow(
+  deps: Deps,
+  sink: ReportSink,
+  from: Date,
+  to: Date,
+): Promise<{ from: string; to: string; reboots: number }> {
   const report = await complianceReport(deps, from, to);
-  const stem = `compliance-${from.toISOString().replace(/[:.]/g, '-')}`;
-  for (const format of ['json', 'html'] as const) {
+  const stem = reportStem(from);
+  for (const format of ['html', 'json'] as const) {
     const out = renderReport(report, format);
     await sink.put(`${stem}.${format}`, out.contentType, out.body);
   }

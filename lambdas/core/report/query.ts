@@ -20,8 +20,16 @@ export function parseIsoInstant(value: string | undefined | null, name: string):
   if (!ISO_INSTANT.test(value))
     throw new InvalidReportQuery(`${name} must be an ISO 8601 date or date-time with a zone, got ${JSON.stringify(value)}`);
   const d = new Date(value);
-  if (!Number.isFinite(d.getTime())) throw new InvalidReportQuery(`${name} is not a valid date: ${JSON.stringify(value)}`);
+  if (!Number.isFinite(d.getTime()) || !isCalendarDate(value))
+    throw new InvalidReportQuery(`${name} is not a valid date: ${JSON.stringify(value)}`);
   return d;
+}
+
+// Date() rolls an impossible day over (2024-02-30 is March 1st) instead of rejecting it.
+function isCalendarDate(value: string): boolean {
+  const [y, m, d] = value.slice(0, 10).split('-').map(Number);
+  const day = new Date(Date.UTC(y, m - 1, d));
+  return day.getUTCFullYear() === y && day.getUTCMonth() === m - 1 && day.getUTCDate() === d;
 }
 
 /** `format` defaults to json; errors are meant for a 400 `{"error":"InvalidReportQuery","message"}`. */
