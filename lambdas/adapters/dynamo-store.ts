@@ -14,6 +14,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { AcquireResult, BudgetSlot, Hold } from '../core/budgets.ts';
+import { CLOCK_WINDOW_MS, type ClockEstimate, type ClockSample } from '../core/bmc-clock.ts';
 import { boundReboot } from '../core/bounds.ts';
 import { ConcurrentUpdate } from '../core/errors.ts';
 import type { StoredReboot } from '../core/reboot.ts';
@@ -55,6 +56,10 @@ const claimAtAttr = (xpu: string) => `a_${xpu}`;
 const deferredAttr = (xpu: string) => `d_${xpu}`;
 /** `<reboot id> <ended at>`: the xPU's last reboot that failed for want of its ready (NodeStateRecord.awaitingReady). */
 const awaitingReadyAttr = (xpu: string) => `w_${xpu}`;
+/** A source's clock estimate (core/bmc-clock.ts), `{ gapMs, at }`: its smallest recent sample. */
+const clockAttr = (source: string) => `k_${source}`;
+/** The same source's latest sample, `{ gapMs, at }` (ClockEstimate.latest). */
+const latestClockAttr = (source: string) => `kl_${source}`;
 const eventRebootKey = (key: string) => ({ pk: `EVENTKEY#${key}`, sk: 'R' });
 const idempotencyKey = (key: string) => ({ pk: `IDEM#${key}`, sk: 'A' });
 /** dynalite has no TTL: readers honour the expiry themselves. */
@@ -102,6 +107,16 @@ function nodeState(node: string, item: Record<string, unknown>): NodeStateRecord
   const claimsAhead: Record<string, { key: string; at: string }> = {};
   for (const [k, v] of Object.entries(item))
     if (k.startsWith('c_') && typeof v === 'string') claimsAhead[k.slice(2)] = { key: v, at: String(item[claimAtAttr(k.slice(2))] ?? '') };
+  const clocks: Record<string, ClockEstimate> = {};
+  const sampleOf = (v: unknown): ClockSample | undefined => {
+    const { gapMs, at } = (v && typeof v === 'object' ? v : {}) as Record<string, unknown>;
+    return typeof gapMs === 'number' && typeof at === 'number' ? { gapMs, at } : undefined;
+  };
+  for (const [k, v] of Object.entries(item)) {
+    const min = k.startsWith('k_') ? sampleOf(v) : undefined;
+    const latest = min && sampleOf(item[latestClockAttr(k.slice(2))]);
+    if (min) clocks[k.slice(2)] = latest ? { ...min, latest } : min;
+  }
   return {
     node,
     host: item.host as string | undefined,
@@ -112,6 +127,7 @@ function nodeState(node: string, item: Record<string, unknown>): NodeStateRecord
     awaitingReady,
     provisionedTenant: item.provisionedTenant as string | undefined,
     claimsAhead,
+    clocks,
   };
 }
 
@@ -405,6 +421,43 @@ export class DynamoRebootStore implements RebootStore {
 
   async touchBmc(node: string, at: string): Promise<void> {
     await this.#setNodeAttribute(node, 'lastBmcEventAt', at);
+  }
+
+  async noteClock(node: string, source: string, sample: ClockSample): Promise<boolean> {
+    // Two writes side by side, no read: the smallest under bmc-clock.ts `supersedes` (a smaller or equal
+    // gap, or one past its window), the latest under `isLater`. Each condition is its rule, so the pair
+    // lands the same in any order and beside any other sample's pair.
+    const [min] = await Promise.all([
+      writtenIf(() =>
+        this.#doc.send(
+          new UpdateCommand({
+            TableName: this.#table,
+            Key: nodeKey(node),
+            UpdateExpression: 'SET #k = :k',
+            ConditionExpression: 'attribute_not_exists(#k) OR #k.#g >= :g OR #k.#at < :stale',
+            ExpressionAttributeNames: { '#k': clockAttr(source), '#g': 'gapMs', '#at': 'at' },
+            ExpressionAttributeValues: {
+              ':k': { gapMs: sample.gapMs, at: sample.at },
+              ':g': sample.gapMs,
+              ':stale': sample.at - CLOCK_WINDOW_MS,
+            },
+          }),
+        ),
+      ),
+      writtenIf(() =>
+        this.#doc.send(
+          new UpdateCommand({
+            TableName: this.#table,
+            Key: nodeKey(node),
+            UpdateExpression: 'SET #l = :l',
+            ConditionExpression: 'attribute_not_exists(#l) OR #l.#at <= :at',
+            ExpressionAttributeNames: { '#l': latestClockAttr(source), '#at': 'at' },
+            ExpressionAttributeValues: { ':l': { gapMs: sample.gapMs, at: sample.at }, ':at': sample.at },
+          }),
+        ),
+      ),
+    ]);
+    return min;
   }
 
   async setProvisionedTenant(node: string, tenant: string): Promise<void> {

@@ -132,6 +132,14 @@ function sameClock(o: Origin, ev: NativeEvent): boolean {
 export const CROSS_SOURCE_SLACK_MS = 5_000;
 
 /**
+ * How far a BMC's latest clock sample (core/bmc-clock.ts) may exceed the gap a placement goes by
+ * before that placement is refused: more is a slow delivery or the clock set back by about that much
+ * since, and the two cannot be told apart. Within it, the excess widens the placement's uncertainty
+ * (a step back of that much is then covered).
+ */
+export const AGREEMENT_MS = 2000;
+
+/**
  * Does an event come from before the reboot began? The same source's clock decides for its own
  * events; another source's event is judged by when the coordinator received each of them.
  */
@@ -349,12 +357,51 @@ function replayedDeferral(r: StoredReboot, ev: NativeEvent): Step | null {
 function announcesNext(r: StoredReboot, ready: Origin, ev: NativeEvent): boolean {
   // An unannounced reboot's own notice or crash, delivered after the outage it announced.
   if (r.mode === 'unannounced' && r.origin && notAfterOrigin(r.origin, ev)) return false;
-  return !beforeReady(ready, ev);
+  return !beforeReady(ready, ev) && !placedBeforeReady(r, ready, ev);
 }
+
+/**
+ * Was a notice or crash from another clock than the ready that ended `r` sent before that ready,
+ * placed on our clock? Placed through an event of the reboot on its own clock (its notice or down:
+ * that event's receipt plus the time between the two by that clock, as sentWhileItRan does), else
+ * through its BMC's learned clock (core/bmc-clock.ts, `ev.placed`: its own time plus the BMC's
+ * smallest recent delivery gap). Either is an upper bound on when it was sent (a receipt is never
+ * before its sending) while the clock held, so a notice sent after the ready (a real next reboot) is
+ * placed after it and still starts one; that the clock held is checked against the BMC's latest sample
+ * (`ev.clockLatest`, or the estimate's own check): a clock set back since would place it too early. Only within KEEP_SIGNAL_MS of that ready's receipt, delivered within
+ * LATE_DELIVERY_MS of its placement, and with CROSS_SOURCE_SLACK_MS (or the estimate's uncertainty)
+ * to spare. A ready on its own clock decides by its time (beforeReady), never this.
+ */
+function placedBeforeReady(r: StoredReboot, ready: Origin, ev: NativeEvent): boolean {
+  if (r.kind !== 'xpu' || sameClock(ready, ev)) return false;
+  // Deferred already (re-keyed): that decision stands. Placed again, by an estimate or a down that came
+  // since, it could join the reboot that kept it for the next one, and then start nothing at all.
+  if (ev.dedupKey.includes(NEXT_OUTAGE_KEY)) return false;
+  const readyAt = Date.parse(ready.receivedAt);
+  const receivedAt = Date.parse(ev.receivedAt);
+  if (receivedAt - readyAt > KEEP_SIGNAL_MS) return false;
+  const refs = [r.origin, r.downOrigin].filter((o): o is Origin => o !== undefined && sameClock(o, ev));
+  if (refs.length === 0) return !!ev.placed && Date.parse(ev.placed.sentBy) + ev.placed.uncertaintyMs < readyAt;
+  // Each reference's gap (receipt − own time) stands for the clock's offset; the BMC's latest sample, received
+  // since, must show no step back beyond AGREEMENT_MS since it (placed by a reference alone, a real next notice
+  // after such a step would look sent earlier than it was), and any excess within it widens the slack.
+  const latest = ev.clockLatest;
+  const excess = refs.map((o) => (latest && latest.at >= Date.parse(o.receivedAt) ? latest.gapMs - receiptGap(o) : Infinity));
+  if (excess.some((x) => x > AGREEMENT_MS)) return false;
+  const sentBy = Math.min(...refs.map((o) => Date.parse(o.receivedAt) + (Date.parse(ev.time) - Date.parse(o.time))));
+  return receivedAt - sentBy <= LATE_DELIVERY_MS && sentBy + CROSS_SOURCE_SLACK_MS + Math.max(0, ...excess) < readyAt;
+}
+
+/** A signal's receipt minus its own time: its source's clock offset plus that delivery's latency. */
+function receiptGap(o: Origin): number {
+  return Date.parse(o.receivedAt) - Date.parse(o.time);
+}
+
+const NEXT_OUTAGE_KEY = '#after:';
 
 /** The key a deferred signal is ingested again under: its own key was spent on this reboot. */
 function nextOutageKey(r: StoredReboot, ev: NativeEvent): string {
-  return `${ev.dedupKey}#after:${r.id}`;
+  return `${ev.dedupKey}${NEXT_OUTAGE_KEY}${r.id}`;
 }
 
 /** Keeps a signal of the next outage for the ingest: it starts (or signals) the reboot after this one. */
@@ -399,7 +446,7 @@ export function sameOutage(r: StoredReboot, ev: NativeEvent): boolean {
     if (r.mode === 'unannounced' && notLater) return true;
     // Sent before the ready that ended this reboot (by that ready's source): a notice of this outage, delivered late.
     const ready = r.readyOrigin;
-    if (ready) return beforeReady(ready, ev);
+    if (ready) return beforeReady(ready, ev) || placedBeforeReady(r, ready, ev);
     // No ready yet: a notice received while the reboot ran would have joined it then.
     return !predates(r, ev) && receivedWhileItRan;
   }

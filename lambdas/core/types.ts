@@ -142,6 +142,16 @@ export interface NativeEvent {
   messageId?: string;
   /** Who posted it, from the token that was accepted (see Actor). */
   by?: Actor;
+  /**
+   * A BMC notice or crash placed on our clock through its BMC's learned clock (core/bmc-clock.ts).
+   * Set by the ingest from the node state only, never taken from a request.
+   */
+  placed?: { sentBy: string; uncertaintyMs: number };
+  /**
+   * Its BMC's latest clock sample before it (core/bmc-clock.ts `ClockEstimate.latest`): shows a clock
+   * set back since the reboot's own event a placement goes through. Set by the ingest only, like `placed`.
+   */
+  clockLatest?: { gapMs: number; at: number };
 }
 
 /**

@@ -12,6 +12,7 @@ import {
   onXpuCrashed,
   requestOfEndedHostReboot,
   sameOutage,
+  sourceOf,
   tenantChangeOf,
   unannouncedHostReboot,
   unannouncedReboot,
@@ -29,6 +30,7 @@ import type { InventoryIndex } from '../core/inventory.ts';
 import { asProvisioned, type Hold } from '../core/budgets.ts';
 import { activeHolds, admitHostReboot, admitNewReboot } from './fleet.ts';
 import { sharedRead } from './shared-read.ts';
+import { clockSampleOf, latestOf, placeOnOurClock } from '../core/bmc-clock.ts';
 import { hostWorkflowInput, xpuWorkflowInput } from '../core/workflow-io.ts';
 
 /** A claim's reboot is not stored yet: thrown so the queue retries the event instead of losing it. */
@@ -161,7 +163,8 @@ export function createIngestHandler(deps: Deps) {
         const holder = claim.state.xpus[xpu];
         if (!holder) continue; // released in between
         await holderOf(holder, node.id);
-        await applyStep(deps, holder, (r) => (mode === 'crash' ? onXpuCrashed(r, ev) : onNotice(r, ev)), node);
+        const onOurs = placedOnOurClock(ev, claim.state);
+        await applyStep(deps, holder, (r) => (mode === 'crash' ? onXpuCrashed(r, onOurs) : onNotice(r, onOurs)), node);
         return { kind: 'joined', rebootId: holder };
       }
       // The claim is ours. claimHost takes the host only while no xPU claim exists, so a host claim
@@ -178,10 +181,11 @@ export function createIngestHandler(deps: Deps) {
         }
       }
       // The notice (or crash) of an outage already recorded as an unannounced reboot, delivered after it.
-      const before = await endedRebootOf(state, xpu, ev);
+      const onOurs = placedOnOurClock(ev, state);
+      const before = await endedRebootOf(state, xpu, onOurs);
       if (before) {
         await deps.store.release(node.id, 'xpu', xpu, id, false);
-        await applyStep(deps, before.id, (r) => xpuSignal(r, ev), node);
+        await applyStep(deps, before.id, (r) => xpuSignal(r, onOurs), node);
         return { kind: 'joined', rebootId: before.id };
       }
       // Rollouts: an announce made for a rollout carries its id; the reboot remembers it. Its tenant
@@ -316,6 +320,33 @@ export function createIngestHandler(deps: Deps) {
     return { kind: 'started', rebootId: id };
   }
 
+  /**
+   * A BMC's stamped notice or crash, placed on our clock through the estimate the node state keeps for
+   * its BMC, with that BMC's latest sample beside it (core/bmc-clock.ts; model.ts placedBeforeReady
+   * decides with them). Other events as they are.
+   */
+  function placedOnOurClock(ev: NativeEvent, state: NodeStateRecord): NativeEvent {
+    const est = state.clocks?.[sourceOf(ev)];
+    const placed = placeOnOurClock(est, ev);
+    const clockLatest = clockSampleOf(ev) && latestOf(est);
+    return placed || clockLatest ? { ...ev, ...(placed ? { placed } : {}), ...(clockLatest ? { clockLatest } : {}) } : ev;
+  }
+
+  /**
+   * This event's clock sample for its BMC (stamped Redfish records only; native events write nothing).
+   * Written after the event was applied, so its own (maybe late) delivery never places it; beside the
+   * dedup mark, so it adds no wait. A lost sample leaves the estimate as it was: the next one comes.
+   */
+  async function noteClock(ev: NativeEvent): Promise<void> {
+    const sample = clockSampleOf(ev);
+    if (!sample) return;
+    try {
+      await deps.store.noteClock(ev.node, sourceOf(ev), sample);
+    } catch (err) {
+      deps.logger.warn('clock sample not kept', { eventId: ev.id, node: ev.node, error: String(err) });
+    }
+  }
+
   async function keep(ev: NativeEvent, why: string): Promise<IngestOutcome> {
     await deps.store.keepSignal(ev, KEEP_SIGNAL_SECONDS);
     deps.logger.info('signal kept for its reboot', { eventId: ev.id, type: ev.type, node: ev.node, why });
@@ -417,7 +448,9 @@ export function createIngestHandler(deps: Deps) {
     }
   }
 
-  return async function ingest(ev: NativeEvent): Promise<IngestOutcome> {
+  return async function ingest(received: NativeEvent): Promise<IngestOutcome> {
+    // A placement is the ingest's own reading of the node state, never a field that came with the event.
+    const { placed: _placed, clockLatest: _clockLatest, ...ev } = received;
     const order = ++begun;
     let start: StartId | undefined;
     let index: InventoryIndex | undefined;
@@ -445,7 +478,7 @@ export function createIngestHandler(deps: Deps) {
         if (!(err instanceof ClaimReleased) || attempt >= 3) throw err;
       }
     }
-    await deps.store.markEventSeen(ev.dedupKey, DEDUP_TTL_SECONDS);
+    await Promise.all([deps.store.markEventSeen(ev.dedupKey, DEDUP_TTL_SECONDS), noteClock(ev)]);
     return outcome;
   };
 

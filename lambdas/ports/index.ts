@@ -1,5 +1,6 @@
 // The interfaces the handlers need from the outside world; adapters implement them with the AWS SDK.
 import type { AcquireResult, BudgetSlot, Hold } from '../core/budgets.ts';
+import type { ClockEstimate, ClockSample } from '../core/bmc-clock.ts';
 import type { StoredReboot } from '../core/reboot.ts';
 import type { Command, CommandStatus, CommandType, NativeEvent, RebootStatus } from '../core/types.ts';
 
@@ -40,6 +41,8 @@ export interface NodeStateRecord {
   provisionedTenant?: string;
   /** xPU id → the event a claim was taken for beside its look-up, and when; gone once confirmed (docs/idempotency.md). */
   claimsAhead?: Record<string, { key: string; at: string }>;
+  /** Source (model.ts sourceOf: a BMC's stamped records) → how its clock sits against ours (core/bmc-clock.ts). */
+  clocks?: Record<string, ClockEstimate>;
 }
 
 /** Either way, `state` is the node's claims as they were right after the attempt (when the store can tell). */
@@ -107,6 +110,12 @@ export interface RebootStore extends BudgetStore, HoldStore {
    */
   markDeferred(node: string, xpu: string, rebootId: string): Promise<boolean>;
   touchBmc(node: string, at: string): Promise<void>;
+  /**
+   * Keeps a source's clock sample on the node item: as its smallest iff it supersedes the stored one
+   * (core/bmc-clock.ts `supersedes`), as its latest iff received no earlier (`isLater`), each decided
+   * by its write's condition, the two writes side by side: no read. True when kept as the smallest.
+   */
+  noteClock(node: string, source: string, sample: ClockSample): Promise<boolean>;
   setProvisionedTenant(node: string, tenant: string): Promise<void>;
 
   /** A signal that found no reboot yet, kept for `ttlSeconds` to be applied when its reboot appears. */
