@@ -169,21 +169,31 @@ export class DynamoRebootStore implements RebootStore {
     );
   }
 
+  /**
+   * One BatchGetItem of at most BATCH_GET_MAX keys, asked again for the keys it leaves unprocessed under
+   * load (with backoff), at most MAX_ATTEMPTS times: then ConcurrentUpdate, which SQS, the ASL Retry or a 503 retries.
+   */
+  async #batchGet(keys: Record<string, unknown>[], consistent: boolean, what: string): Promise<Record<string, unknown>[]> {
+    const out: Record<string, unknown>[] = [];
+    let left: Record<string, unknown>[] | undefined = keys;
+    for (let attempt = 0; left && left.length > 0; attempt++) {
+      if (attempt >= MAX_ATTEMPTS) throw new ConcurrentUpdate(`${what} after ${MAX_ATTEMPTS} attempts`);
+      const res: BatchGetCommandOutput = await this.#doc.send(
+        new BatchGetCommand({ RequestItems: { [this.#table]: consistent ? { Keys: left, ConsistentRead: true } : { Keys: left } } }),
+      );
+      out.push(...(res.Responses?.[this.#table] ?? []));
+      left = res.UnprocessedKeys?.[this.#table]?.Keys as Record<string, unknown>[] | undefined;
+      if (left?.length) await jitter(attempt);
+    }
+    return out;
+  }
+
   /** Whole reboot items for ids read from the index, in the index's order. */
   async #rebootsById(ids: string[]): Promise<StoredReboot[]> {
     const found = new Map<string, StoredReboot>();
     for (let i = 0; i < ids.length; i += BATCH_GET_MAX) {
-      let keys: Record<string, unknown>[] | undefined = ids.slice(i, i + BATCH_GET_MAX).map(rebootKey);
-      // BatchGet may leave keys unprocessed under load: ask again for those.
-      for (let attempt = 0; keys && keys.length > 0; attempt++) {
-        if (attempt >= MAX_ATTEMPTS) throw new ConcurrentUpdate(`reboots left unprocessed after ${MAX_ATTEMPTS} attempts`);
-        const res: BatchGetCommandOutput = await this.#doc.send(
-          new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys, ConsistentRead: true } } }),
-        );
-        for (const it of res.Responses?.[this.#table] ?? []) found.set(it.id as string, unpackReboot(stripKeys(it)!));
-        keys = res.UnprocessedKeys?.[this.#table]?.Keys as Record<string, unknown>[] | undefined;
-        if (keys?.length) await jitter(attempt);
-      }
+      const items = await this.#batchGet(ids.slice(i, i + BATCH_GET_MAX).map(rebootKey), true, 'reboots left unprocessed');
+      for (const it of items) found.set(it.id as string, unpackReboot(stripKeys(it)!));
     }
     return ids.map((id) => found.get(id)).filter((r): r is StoredReboot => r !== undefined);
   }
@@ -248,17 +258,11 @@ export class DynamoRebootStore implements RebootStore {
   async getNodeStates(nodes: string[]): Promise<Map<string, NodeStateRecord>> {
     const found = new Map<string, NodeStateRecord>();
     for (let i = 0; i < nodes.length; i += BATCH_GET_MAX) {
-      let keys: Record<string, unknown>[] | undefined = nodes.slice(i, i + BATCH_GET_MAX).map(nodeKey);
-      for (let attempt = 0; keys && keys.length > 0; attempt++) {
-        if (attempt >= MAX_ATTEMPTS) throw new ConcurrentUpdate(`node states left unprocessed after ${MAX_ATTEMPTS} attempts`);
-        // Eventually consistent: half the read cost, and a second-old view is fine for the watchdog.
-        const res: BatchGetCommandOutput = await this.#doc.send(new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys } } }));
-        for (const it of res.Responses?.[this.#table] ?? []) {
-          const node = String(it.pk).replace(/^N#/, '');
-          found.set(node, nodeState(node, it));
-        }
-        keys = res.UnprocessedKeys?.[this.#table]?.Keys as Record<string, unknown>[] | undefined;
-        if (keys?.length) await jitter(attempt);
+      // Eventually consistent: half the read cost, and a second-old view is fine for the watchdog.
+      const items = await this.#batchGet(nodes.slice(i, i + BATCH_GET_MAX).map(nodeKey), false, 'node states left unprocessed');
+      for (const it of items) {
+        const node = String(it.pk).replace(/^N#/, '');
+        found.set(node, nodeState(node, it));
       }
     }
     for (const node of nodes) if (!found.has(node)) found.set(node, nodeState(node, {}));
@@ -656,16 +660,7 @@ export class DynamoRebootStore implements RebootStore {
       for (const k of legacyRebootId ? [seenKey(key), eventRebootKey(key), rebootKey(legacyRebootId)] : [seenKey(key)]) wanted.set(k.pk, k);
     }
     const found = new Map<string, Record<string, unknown>>();
-    let keys: Record<string, unknown>[] | undefined = [...wanted.values()];
-    for (let attempt = 0; keys && keys.length > 0; attempt++) {
-      if (attempt >= MAX_ATTEMPTS) throw new ConcurrentUpdate(`event keys left unread after ${MAX_ATTEMPTS} attempts`);
-      const res: BatchGetCommandOutput = await this.#doc.send(
-        new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys, ConsistentRead: true } } }),
-      );
-      for (const it of res.Responses?.[this.#table] ?? []) found.set(it.pk as string, it);
-      keys = res.UnprocessedKeys?.[this.#table]?.Keys as Record<string, unknown>[] | undefined;
-      if (keys?.length) await jitter(attempt);
-    }
+    for (const it of await this.#batchGet([...wanted.values()], true, 'event keys left unread')) found.set(it.pk as string, it);
     return items.map(({ key, legacyRebootId }) => {
       const seen = found.get(seenKey(key).pk);
       const mapped = found.get(eventRebootKey(key).pk);
