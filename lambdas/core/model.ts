@@ -233,6 +233,9 @@ export function onXpuReady(r: StoredReboot, ev: NativeEvent): Step | null {
   // (Sent at the very instant of the ready, the order they were applied in stands: joined.)
   const later = (r.outageNotices ?? []).filter((n) => announcesNext(r, s.readyOrigin!, n) && !sentWith(s.readyOrigin!, n));
   delete s.outageNotices;
+  const moved = new Set(later.map((n) => `${sourceOf(n)}|${n.time}|${n.receivedAt}`));
+  if (moved.size && s.joinedOrigins)
+    s.joinedOrigins = s.joinedOrigins.filter((o) => !moved.has(`${o.source}|${o.time}|${o.receivedAt}`));
   if (later.length) {
     const deferred = deferToNextOutage(s, later);
     return finishReady(r, deferred.reboot, ev, by, deferred.effects);
@@ -266,8 +269,13 @@ export function onXpuCrashed(r: StoredReboot, ev: NativeEvent): Step | null {
   if (predates(r, ev)) return noteStale(r, ev);
   if (applied(r, ev)) return replayedDeferral(r, ev);
   if (ofNextOutage(r, ev)) return deferToNextOutage(r, ev);
-  if (r.crashedAt) return noteRepeat(r, ev);
+  if (r.crashedAt) {
+    const repeat = noteRepeat(r, ev);
+    if (repeat && r.kind === 'xpu') repeat.reboot.joinedOrigins = withClockOf(r, ev);
+    return repeat;
+  }
   const s = next(r);
+  if (r.kind === 'xpu') s.joinedOrigins = withClockOf(r, ev);
   s.crashedAt = coordinatorTime(ev);
   const why = typeof ev.data?.reason === 'string' ? `: ${ev.data.reason}` : '';
   s.history.push(entry(ev.receivedAt, 'crashed', `xPU crashed during the reboot${why} ${evRef(ev)}`, actorOfEvent(ev)));
@@ -283,11 +291,28 @@ export function onNotice(r: StoredReboot, ev: NativeEvent): Step | null {
   // retried, applied late), this notice announces the next outage (onXpuReady moves it to `deferred`).
   if (r.kind === 'xpu' && !r.readyAt && (r.outageNotices?.length ?? 0) < MAX_KEPT_FOR_NEXT)
     s.outageNotices = [...(r.outageNotices ?? []), ev];
+  if (r.kind === 'xpu') s.joinedOrigins = withClockOf(r, ev);
   const late = r.mode === 'unannounced' ? ' (it arrived after the outage it announces)' : '';
   s.history.push(
     entry(ev.receivedAt, 'joined', `another reboot notice for ${ev.xpu} joined this reboot${late} ${evRef(ev)}`, actorOfEvent(ev)),
   );
   return { reboot: s, effects: [] };
+}
+
+/**
+ * The reboot's joined origins with `ev`'s added when its source has no reference yet (its first signal
+ * on this reboot places its clock; later ones would only move the reference).
+ */
+function withClockOf(r: StoredReboot, ev: NativeEvent): Origin[] | undefined {
+  const refs = r.joinedOrigins ?? [];
+  const source = sourceOf(ev);
+  if ([r.origin, r.downOrigin, ...refs].some((o) => o?.source === source)) return r.joinedOrigins;
+  return [...refs, originOf(ev)];
+}
+
+/** The events of the reboot whose source's clock places that source's other events on ours. */
+function clockRefs(r: StoredReboot): Array<Origin | undefined> {
+  return [r.origin, r.downOrigin, ...(r.joinedOrigins ?? [])];
 }
 
 /** Was `ev` sent before the ready that ended an outage (by that ready's source's clock, else received before it)? */
@@ -380,7 +405,7 @@ function placedBeforeReady(r: StoredReboot, ready: Origin, ev: NativeEvent): boo
   const readyAt = Date.parse(ready.receivedAt);
   const receivedAt = Date.parse(ev.receivedAt);
   if (receivedAt - readyAt > KEEP_SIGNAL_MS) return false;
-  const refs = [r.origin, r.downOrigin].filter((o): o is Origin => o !== undefined && sameClock(o, ev));
+  const refs = clockRefs(r).filter((o): o is Origin => o !== undefined && sameClock(o, ev));
   if (refs.length === 0) return !!ev.placed && Date.parse(ev.placed.sentBy) + ev.placed.uncertaintyMs < readyAt;
   // Each reference's gap (receipt − own time) stands for the clock's offset; the BMC's latest sample, received
   // since, must show no step back beyond AGREEMENT_MS since it (placed by a reference alone, a real next notice
@@ -472,7 +497,7 @@ function sentWhileItRan(r: StoredReboot, ev: NativeEvent): boolean {
   if (!r.endedAt || (ev.type !== 'xpu.down' && ev.type !== 'xpu.ready')) return false;
   const endedAt = Date.parse(r.endedAt);
   const receivedAt = Date.parse(ev.receivedAt);
-  return [r.origin, r.downOrigin].some((o) => {
+  return clockRefs(r).some((o) => {
     if (o === undefined || !sameClock(o, ev)) return false;
     const sentAt = Date.parse(o.receivedAt) + (Date.parse(ev.time) - Date.parse(o.time));
     // Delivered that much later is a sender's retry; later still, a clock set back since is likelier, and a

@@ -76,6 +76,11 @@ export interface StoredReboot extends Reboot {
   readyOrigin?: Origin;
   /** The xpu.down applied: its source's clock places that source's late signals on ours (model.ts sentWhileItRan). */
   downOrigin?: Origin;
+  /**
+   * Notices and crashes of other sources that joined this outage (one per source): like downOrigin, each
+   * places its source's late signals on our clock (a BMC whose notice joined the agent's, retrying its ready).
+   */
+  joinedOrigins?: Origin[];
   /** Host reboot: the host.ready that said the host is back (a request after it is another reboot). */
   hostReadyOrigin?: Origin;
   /** Why it failed: a reason code (`xpu-never-returned`, `restore-pcie-failed`, ...). */
