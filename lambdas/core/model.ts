@@ -484,7 +484,21 @@ export function sameOutage(r: StoredReboot, ev: NativeEvent): boolean {
   // ready (or an earlier one) ended it. Recorded here (as stale, if it predates the reboot too).
   if (ev.type === 'xpu.down' && ended && sameClock(ended, ev) && Date.parse(ev.time) < Date.parse(ended.time)) return true;
   if (r.mode === 'unannounced' && notLater) return true;
+  if (ended && echoesReady(r, ended, ev)) return true;
   return !predates(r, ev) && (receivedWhileItRan || sentWhileItRan(r, ev));
+}
+
+/**
+ * A down or ready from a source whose clock nothing of this reboot places, received at most
+ * CROSS_SOURCE_SLACK_MS after the ready that ended the outage: a second source's word on that ready,
+ * or its down delivered behind it. Closer than that their order is unknown, and an xPU does not go
+ * down and come back again within it (a reboot that failed fast would otherwise leave the second
+ * source's ready an unannounced reboot of its own, its host told to restore PCIe twice).
+ */
+function echoesReady(r: StoredReboot, ended: Origin, ev: NativeEvent): boolean {
+  if (ev.type !== 'xpu.down' && ev.type !== 'xpu.ready') return false;
+  if ([ended, ...clockRefs(r)].some((o) => o !== undefined && sameClock(o, ev))) return false;
+  return Date.parse(ev.receivedAt) - Date.parse(ended.receivedAt) <= CROSS_SOURCE_SLACK_MS;
 }
 
 /**

@@ -66,3 +66,28 @@ describe('a late ready from a BMC whose notice joined the reboot the agent annou
     expect(r.joinedOrigins ?? []).toEqual([]);
   });
 });
+
+// Found by test/integration/model-audit-s9.test.ts (seed 90901, run 2): the BMC told the crash and the ready,
+// the reboot failed at once (restore-pcie failed), and the xPU agent's own ready, received 1.3 s after the
+// BMC's, started an unannounced reboot: the host was asked to restore PCIe a second time.
+describe("a second source's ready (or down) received just after the ready that ended the reboot", () => {
+  function crashEndedByBmc(): StoredReboot {
+    const crash = fromBmc('c', 'xpu.crashed', 0, 0);
+    let r: StoredReboot = { ...newXpuReboot('xr-3', nodeA, 'dpu0', crash, 'crash'), origin: originOf(crash) };
+    r = onXpuReady(r, fromBmc('r', 'xpu.ready', 0.2, 0.2))!.reboot;
+    return { ...r, status: 'failed', failure: 'restore-pcie-failed', endedAt: at(0.4) };
+  }
+
+  it('within CROSS_SOURCE_SLACK_MS of it belongs to the reboot; later it is a new outage', () => {
+    const r = crashEndedByBmc();
+    expect(sameOutage(r, fromAgent('a', 'xpu.ready', 0, 1.5))).toBe(true);
+    expect(sameOutage(r, fromAgent('d', 'xpu.down', -1, 1.5))).toBe(true);
+    expect(sameOutage(r, fromAgent('a2', 'xpu.ready', 60, 60))).toBe(false);
+    expect(sameOutage(r, fromAgent('d2', 'xpu.down', 6, 6))).toBe(false);
+  });
+
+  it("from the ready's own source, its clock decides: sent after that ready is a new outage", () => {
+    const r = crashEndedByBmc();
+    expect(sameOutage(r, fromBmc('r2', 'xpu.ready', 3, 1.5))).toBe(false);
+  });
+});
