@@ -398,6 +398,19 @@ export interface PlanContext {
   busyXpus: string[];
 }
 
+/** The xPU of an xPU reboot came back: its ready was applied. */
+export function xpuIsBack(reboot: Reboot): boolean {
+  return reboot.kind === 'xpu' && !!reboot.readyAt;
+}
+
+/**
+ * Does the xPU still take an early go (proceed-reboot)? Not once the reboot ended or was forced (the
+ * deadline decides then), nor once the xPU went down or came back: a go it took then would reboot it again.
+ */
+export function goesEarly(reboot: Reboot): boolean {
+  return !reboot.endedAt && !reboot.forced && !reboot.downAt && !xpuIsBack(reboot);
+}
+
 /** The commands a workflow step sends. Steps without commands return []. */
 export function planCommands(reboot: StoredReboot, step: string, ctx: PlanContext): PlannedCommand[] {
   const { node, now } = ctx;
@@ -405,6 +418,8 @@ export function planCommands(reboot: StoredReboot, step: string, ctx: PlanContex
   const hp = node.policy.hostReboot;
   const later = (s: number) => new Date(now.getTime() + s * 1000).toISOString();
   if (reboot.kind === 'xpu') {
+    // Back already (the ready overtook a slow workflow): what is for before the outage is not sent any more.
+    if (xpuIsBack(reboot) && (step === 'prepare' || step === 'crash' || step === 'proceed')) return [];
     switch (step) {
       case 'prepare': {
         const spare = node.xpus.find((x) => x.id !== reboot.xpu && !ctx.busyXpus.includes(x.id));

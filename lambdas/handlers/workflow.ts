@@ -13,7 +13,7 @@ import {
   registerWaiter,
   type Step,
 } from '../core/model.ts';
-import { isFinal, isLateRegistration, noticeWindow, undoneCommands, type StoredReboot, type WaitFor } from '../core/reboot.ts';
+import { goesEarly, isFinal, isLateRegistration, noticeWindow, undoneCommands, type StoredReboot, type WaitFor } from '../core/reboot.ts';
 import type { CommandSummary, NodeDef } from '../core/types.ts';
 import type { NodeStateRecord, StoredCommand } from '../ports/index.ts';
 import { needsNodeState, sendStepCommands, type Deps } from './deps.ts';
@@ -150,9 +150,6 @@ export function createAwaitHandler(deps: Deps) {
     return { registered };
   };
 }
-
-/** The host is prepared and nobody forced or ended the reboot meanwhile: the xPU is told to go now. */
-const goesEarly = (r: StoredReboot) => !r.endedAt && !r.forced;
 
 /** A registration followed by the notice phase's re-timing, as one change of the reboot (effects in that order). */
 function thenPostponeIfMoved(step: Step, node: NodeDef, now: Date): Step {
