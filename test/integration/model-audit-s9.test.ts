@@ -568,7 +568,8 @@ async function runCase(c: Case, index: number, label: string): Promise<string[]>
     }
     if (restoreFailed) {
       if (r.status !== 'failed') bad(`${r.id}: restore-pcie failed but the reboot is ${r.status}`);
-      else if (!JSON.stringify(r.history.slice(-3)).includes('restore-pcie')) bad(`${r.id}: failed without naming restore-pcie: ${JSON.stringify(r.history.slice(-3))}`);
+      else if (!r.history.some((h: any) => h.phase === 'failed' && h.detail.includes('restore-pcie')))
+        bad(`${r.id}: failed without naming restore-pcie: ${JSON.stringify(r.history)}`);
     } else if (r.status !== 'completed') bad(`${r.id}: ended ${r.status} (restore-pcie ${restore.map((x) => x.status)}): ${JSON.stringify(r.history.slice(-4))}`);
     if (!restore.length) bad(`${r.id}: the host never got restore-pcie (status ${r.status})`);
     // What is for before the outage is not handed out once the xPU is back.
@@ -576,7 +577,7 @@ async function runCase(c: Case, index: number, label: string): Promise<string[]>
     for (const s of host.filter((s) => ['migrate-workloads', 'protect-pcie'].includes(s.cmd.type)))
       if (s.polledAt > readyAt + 1500) bad(`${r.id}: ${s.cmd.type} handed out ${s.polledAt - readyAt} ms after the xPU was back`);
     for (const s of xpuCmds.filter((s) => ['allow-coredump', 'proceed-reboot'].includes(s.cmd.type)))
-      if (s.polledAt > readyAt + 1500) bad(`${r.id}: ${s.cmd.type} handed out ${s.polledAt - readyAt} ms after the xPU was back`);
+      if (s.polledAt > readyAt + 1500) bad(`${r.id}: ${s.cmd.type} handed out ${s.polledAt - readyAt} ms after the xPU was back: ${JSON.stringify(r.history)}`);
     // Mode and the report's finding.
     if (o.mode === 'unannounced') {
       if (r.mode !== 'unannounced') bad(`${r.id}: an outage without notice is ${r.mode}`);
@@ -653,6 +654,7 @@ async function runCase(c: Case, index: number, label: string): Promise<string[]>
     if (o.mode !== 'unannounced' && r.mode !== 'unannounced' && codes.includes('unannounced-reboot')) bad(`${r.id}: announced but found unannounced`);
     if (row.status !== r.status) bad(`${r.id}: report says ${row.status}, the API ${r.status}`);
   }
+  if (problems.length) problems.push(`${w.node}: the case ${JSON.stringify(c)}`);
   return problems;
 }
 
