@@ -489,16 +489,24 @@ export function sameOutage(r: StoredReboot, ev: NativeEvent): boolean {
 }
 
 /**
- * A down or ready from a source whose clock nothing of this reboot places, received at most
- * CROSS_SOURCE_SLACK_MS after the ready that ended the outage: a second source's word on that ready,
- * or its down delivered behind it. Closer than that their order is unknown, and an xPU does not go
- * down and come back again within it (a reboot that failed fast would otherwise leave the second
- * source's ready an unannounced reboot of its own, its host told to restore PCIe twice).
+ * A down or ready of another source than the ready that ended the outage, sent at most
+ * CROSS_SOURCE_SLACK_MS after that ready was received: a second source's word on that ready, or its
+ * down delivered behind it. Closer than that their order is unknown, and an xPU does not go down and
+ * come back again within it. When was it sent: placed through the reboot's own events of its source
+ * (their receipt plus the time between by that clock, an upper bound), else its receipt. (A reboot
+ * that ended fast left the second source's ready an unannounced reboot of its own, its host told to
+ * restore PCIe twice.) The ready's own source is judged by its clock, never this.
  */
 function echoesReady(r: StoredReboot, ended: Origin, ev: NativeEvent): boolean {
   if (ev.type !== 'xpu.down' && ev.type !== 'xpu.ready') return false;
-  if ([ended, ...clockRefs(r)].some((o) => o !== undefined && sameClock(o, ev))) return false;
-  return Date.parse(ev.receivedAt) - Date.parse(ended.receivedAt) <= CROSS_SOURCE_SLACK_MS;
+  if (sameClock(ended, ev)) return false;
+  const refs = clockRefs(r).filter((o): o is Origin => o !== undefined && sameClock(o, ev));
+  const sentBy = refs.length
+    ? Math.min(...refs.map((o) => Date.parse(o.receivedAt) + (Date.parse(ev.time) - Date.parse(o.time))))
+    : Date.parse(ev.receivedAt);
+  // Delivered later than a sender retries, a clock set back since is likelier (as sentWhileItRan judges).
+  if (Date.parse(ev.receivedAt) - sentBy > LATE_DELIVERY_MS) return false;
+  return sentBy - Date.parse(ended.receivedAt) <= CROSS_SOURCE_SLACK_MS;
 }
 
 /**

@@ -91,3 +91,21 @@ describe("a second source's ready (or down) received just after the ready that e
     expect(sameOutage(r, fromBmc('r2', 'xpu.ready', 3, 1.5))).toBe(false);
   });
 });
+
+// Found by test/integration/model-audit-s9.test.ts (seed 3, after the fixes above): the BMC announced, the
+// agent's ready ended the reboot 0.17 s after it arrived, and the BMC's ready of the same moment, placed through
+// the BMC's notice (whose own delivery took 0.5 s), looked sent 0.26 s after the end: an unannounced reboot.
+describe("the announcing BMC's ready of the same moment as the agent's ready that ended a fast reboot", () => {
+  function announcedByBmc(): StoredReboot {
+    const notice = fromBmc('p', 'xpu.reboot.pending', 0, 0.5);
+    let r: StoredReboot = { ...newXpuReboot('xr-4', nodeA, 'dpu0', notice, 'planned'), origin: originOf(notice) };
+    r = onXpuReady(r, fromAgent('a', 'xpu.ready', 2.2, 2.2))!.reboot;
+    return { ...r, status: 'completed', endedAt: at(2.37) };
+  }
+
+  it('placed within CROSS_SOURCE_SLACK_MS of that ready is that ready told again; placed later, a new outage', () => {
+    const r = announcedByBmc();
+    expect(sameOutage(r, fromBmc('r', 'xpu.ready', 2.2, 3.5))).toBe(true);
+    expect(sameOutage(r, fromBmc('r2', 'xpu.ready', 9, 9.5))).toBe(false);
+  });
+});

@@ -59,7 +59,8 @@ describe('a late down or ready from the BMC that announced the reboot', () => {
   it('sent after it ended is a new outage (an unannounced reboot)', () => {
     const r = endedByTheAgent();
     expect(sameOutage(r, redfish('d', 'xpu.down', 600, 600))).toBe(false);
-    expect(sameOutage(r, redfish('r', 'xpu.ready', 63, 63))).toBe(false);
+    // (Sent within CROSS_SOURCE_SLACK_MS of the agent's ready, at 63, it is that ready told again: model-joined-clock.test.ts.)
+    expect(sameOutage(r, redfish('r', 'xpu.ready', 66, 66))).toBe(false);
   });
 
   it('from a BMC whose clock was set since (jumped by more than a drift) is judged by receipt: new', () => {
