@@ -558,6 +558,7 @@ export function onHostDown(r: StoredReboot, ev: NativeEvent): Step | null {
   if (r.hostDownAt) return noteRepeat(r, ev);
   const s = next(r);
   s.hostDownAt = coordinatorTime(ev);
+  s.hostDownOrigin = originOf(ev);
   s.history.push(entry(ev.receivedAt, 'host-down', `host went down ${evRef(ev)}`, actorOfEvent(ev)));
   return { reboot: s, effects: [] };
 }
@@ -610,6 +611,27 @@ export function onXpuSignalForHost(r: StoredReboot, ev: NativeEvent): Step | nul
   s.xpuReadyAt[xpu] = coordinatorTime(ev);
   s.history.push(entry(ev.receivedAt, 'xpu-ready', `xPU ${xpu} is ready after the host reset ${evRef(ev)}`, by));
   return { reboot: s, effects: [] };
+}
+
+/**
+ * Is a down or ready of an xPU, found no reboot of its own, one of this host reboot that ended (its
+ * xPU power-cycled with the host, the signal delivered after the host was back)? Sent before the
+ * host.ready: by that ready's clock when it is the same source, else placed through the host
+ * reboot's own events of its source (receipt plus the time between by that clock, an upper bound),
+ * else received at most CROSS_SOURCE_SLACK_MS after it. Not from before the host reboot began, and
+ * delivered within LATE_DELIVERY_MS. Otherwise it would start an unannounced xPU reboot that waits
+ * for a ready the host reboot took already, and fails for want of it.
+ */
+export function ofEndedHostReboot(r: StoredReboot, ev: NativeEvent): boolean {
+  const ready = r.hostReadyOrigin;
+  if (r.kind !== 'host' || !r.endedAt || !ready || (ev.type !== 'xpu.down' && ev.type !== 'xpu.ready')) return false;
+  if (predates(r, ev)) return false;
+  if (sameClock(ready, ev)) return Date.parse(ev.time) < Date.parse(ready.time);
+  const refs = [r.origin, r.hostDownOrigin].filter((o): o is Origin => o !== undefined && sameClock(o, ev));
+  const receivedAt = Date.parse(ev.receivedAt);
+  if (refs.length === 0) return receivedAt - Date.parse(ready.receivedAt) <= CROSS_SOURCE_SLACK_MS;
+  const sentBy = Math.min(...refs.map((o) => Date.parse(o.receivedAt) + (Date.parse(ev.time) - Date.parse(o.time))));
+  return receivedAt - sentBy <= LATE_DELIVERY_MS && sentBy < Date.parse(ready.receivedAt);
 }
 
 /**

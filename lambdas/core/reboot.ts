@@ -83,6 +83,8 @@ export interface StoredReboot extends Reboot {
   joinedOrigins?: Origin[];
   /** Host reboot: the host.ready that said the host is back (a request after it is another reboot). */
   hostReadyOrigin?: Origin;
+  /** Host reboot: the host.down applied; its source's clock places that source's late xPU signals (model.ts ofEndedHostReboot). */
+  hostDownOrigin?: Origin;
   /** Why it failed: a reason code (`xpu-never-returned`, `restore-pcie-failed`, ...). */
   failure?: string;
   /** A failed reboot whose xPU came back after all: its host is being restored (restore-pcie, resume-workloads). */

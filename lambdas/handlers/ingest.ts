@@ -3,6 +3,7 @@ import {
   afterHostBack,
   awaitsItsRequest,
   hostIsDown,
+  ofEndedHostReboot,
   KEEP_SIGNAL_MS,
   hostSignal,
   failedRebootTakesReady,
@@ -383,6 +384,12 @@ export function createIngestHandler(deps: Deps) {
     if (ended) {
       await applyStep(deps, ended.id, (r) => xpuSignal(r, ev), node);
       return { kind: 'applied', rebootId: ended.id };
+    }
+    // The xPU power-cycled with the host, its signal delivered after the host reboot ended: that reboot's.
+    const host = state.lastHostReboot ? await deps.store.getReboot(state.lastHostReboot) : undefined;
+    if (host && ofEndedHostReboot(host, ev)) {
+      await applyStep(deps, host.id, (r) => hostSignal(r, ev), node);
+      return { kind: 'applied', rebootId: host.id };
     }
     return startUnannounced(ev, node, xpu);
   }
