@@ -23,7 +23,7 @@ const ERRORS = {
   403: ['Forbidden', 'the token is known but may not do this (another node, another agent, not the operator)'],
   404: ['NotFound', 'the reboot, node, xPU, command, hold or rollout does not exist'],
   409: ['Conflict', 'the request conflicts with the current state (e.g. a reboot past its notice phase)'],
-  413: ['PayloadTooLarge', 'the body is too large: over 256 KiB (64 KiB on the rollout routes)'],
+  413: ['PayloadTooLarge', 'the body is too large: over 256 KiB (262,144 bytes), on every route'],
   503: ['NotConfigured', 'this deployment lacks what the route needs (e.g. no DLQ configured)'],
 } as const;
 type ErrorStatus = keyof typeof ERRORS;

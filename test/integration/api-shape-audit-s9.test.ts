@@ -444,6 +444,36 @@ describe('every answer validates against the schema GET /openapi.json declares f
   });
 });
 
+describe("the document's JSON Schemas", () => {
+  it('are valid draft 2020-12 and compile in strict mode (no unknown keyword or format), every schema of a parameter and content too', () => {
+    const strict = new Ajv2020({ strict: true, allErrors: true });
+    formats.default(strict);
+    // The components as a schema document of their own: the same refs, in JSON Schema's own $defs.
+    const text = JSON.stringify({ $id: 'components', $defs: doc.components.schemas }).replaceAll('#/components/schemas/', '#/$defs/');
+    strict.addSchema(JSON.parse(text));
+    const names = Object.keys(doc.components.schemas);
+    expect(names).toEqual(
+      expect.arrayContaining(['Reboot', 'RebootList', 'Node', 'Command', 'Hold', 'Rollout', 'ComplianceReport', 'Error']),
+    );
+    for (const name of names) {
+      expect(strict.validateSchema(doc.components.schemas[name]), `${name}: ${strict.errorsText()}`).toBe(true);
+      expect(() => strict.getSchema(`components#/$defs/${name}`), name).not.toThrow();
+    }
+    const inline: { at: string; schema: unknown }[] = [];
+    const walk = (v: any, at: string) => {
+      if (!v || typeof v !== 'object') return;
+      if (at.endsWith('/schema') && !v.$ref) inline.push({ at, schema: v });
+      else for (const [k, x] of Object.entries(v)) walk(x, `${at}/${k}`);
+    };
+    walk(doc.paths, '#/paths');
+    expect(inline.length).toBeGreaterThan(10);
+    for (const { at, schema } of inline) {
+      const refs = JSON.parse(JSON.stringify(schema).replaceAll('#/components/schemas/', 'components#/$defs/'));
+      expect(() => strict.compile(refs), at).not.toThrow();
+    }
+  });
+});
+
 describe('the validator bites: an answer off the document fails', () => {
   it('refuses a reboot without history `by`, a bad deadline, an unknown status; an error without message', () => {
     const reboot = calls.find((c) => c.method === 'GET' && /^\/v1\/reboots\/[^/]+$/.test(c.path) && c.status === 200)!;
@@ -505,6 +535,40 @@ describe("the contract's field names and types (§3, §7)", () => {
       reason: 'disk swap',
     });
     expect((await call('GET', '/healthz', { record: false })).json).toEqual({ ok: true });
+  });
+
+  it('413 above 256 KiB on every route that takes a body, rollouts too (the document once said 64 KiB there)', async () => {
+    expect(doc.components.responses.PayloadTooLarge.description).toMatch(/256 KiB/);
+    expect(doc.components.responses.PayloadTooLarge.description).not.toMatch(/64 KiB/);
+    const reason = 'x'.repeat(100 * 1024);
+    for (const path of ['/v1/rollouts', '/v1/holds', `/v1/rollouts/${rolloutId}/cancel`, `/v1/reboots/${ids.completed}/cancel`]) {
+      const res = await call('POST', path, { token: OPERATOR_TOKEN, body: { selector: { node: 'node-a' }, maxUnavailable: 1, reason } });
+      expect(res.status, path).toBe(400);
+    }
+  });
+
+  it('healthz: 200 {"ok":true}; 503 {"ok":false,...} as the document says (a store that does not answer)', async () => {
+    const down = {
+      ok: false,
+      unavailable: ['store'],
+      dependencies: { store: 'ProbeTimedOut: no answer within 1500 ms', queue: 'ok', workflows: 'ok' },
+    };
+    const app = createApiApp({ mapping: { rules: [] }, health: async () => down } as unknown as ApiDeps);
+    const res = await app.request('/healthz');
+    const json = await res.json();
+    const c: Call = {
+      method: 'GET',
+      path: '/healthz',
+      status: res.status,
+      contentType: res.headers.get('content-type') ?? '',
+      text: JSON.stringify(json),
+      json,
+      headers: res.headers,
+    };
+    expect(c.status).toBe(503);
+    expect(json).toEqual(down);
+    expect(deviations(c)).toEqual([]);
+    expect(deviations({ ...c, json: { ok: false } })).not.toEqual([]);
   });
 
   it('the report: JSON fields, CSV header and columns', () => {
