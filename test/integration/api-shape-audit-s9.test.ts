@@ -230,6 +230,8 @@ function operationFor(method: string, path: string): { template: string; op: any
 
 /** What is wrong with an answer as the document describes it; [] when nothing. */
 function deviations(c: Call): string[] {
+  // HEAD is a GET without its body (RFC 9110 §9.3.2): the server answers it wherever it answers GET.
+  if (c.method === 'HEAD') return operationFor('GET', c.path) && c.text === '' ? [] : [`HEAD ${c.path} → ${c.status}: not as its GET`];
   const found = operationFor(c.method, c.path);
   const what = `${c.method} ${c.path} → ${c.status}`;
   if (!found) {
@@ -413,12 +415,43 @@ describe('every answer validates against the schema GET /openapi.json declares f
       raw: JSON.stringify({ id: 'ct-1', type: 'host.down', node: 'node-e' }),
       headers: { 'content-type': 'text/plain' },
     });
+    // --- odd but possible requests ---
+    await call('GET', `/v1/reboots?access_token=${OPERATOR_TOKEN}`);
+    await call('GET', `/v1/rollouts?access_token=${OPERATOR_TOKEN}`);
+    await call('HEAD', '/healthz');
+    await call('OPTIONS', '/v1/reboots');
+    await op('/v1/reboots?limit=5000&foo=bar');
+    await op(`/v1/reports/compliance?from=${to}&to=${from}`);
+    await op('/v1/holds', { method: 'POST', raw: '' });
+    await op('/v1/holds', { method: 'POST', raw: 'null', headers: { 'content-type': 'application/json' } });
+    await op('/v1/events', { method: 'POST', raw: '[]', headers: { 'content-type': 'application/json' } });
+    await call('GET', '/v1/agents/node-d/commands?wait=31', { token: agentD });
+    await call('POST', `/v1/agents/node-d/commands/${cmd.id}`, {
+      token: agentD,
+      raw: '{"status":',
+      headers: { 'content-type': 'application/json' },
+    });
+    await call('POST', '/v1/events/redfish', {
+      token: 'bmc-token-node-e',
+      raw: JSON.stringify(redfish),
+      headers: { 'content-type': 'text/plain' },
+    });
+    await call('POST', '/v1/events/redfish', { token: 'bmc-token-node-e', raw: '' });
     // Every reboot again, now cancelled, forced and the like, and the list.
     for (const id of Object.values(r)) await op(`/v1/reboots/${id}`);
     await op('/v1/reboots');
   }, 120_000);
 
   it('every answer validates, every route was called, every declared error status was seen somewhere', () => {
+    if (process.env.DUMP_CALLS)
+      require('node:fs').writeFileSync(
+        process.env.DUMP_CALLS,
+        JSON.stringify(
+          calls.map(({ headers: _, text, ...c }) => ({ ...c, text: c.json ? undefined : text.slice(0, 200) })),
+          null,
+          1,
+        ),
+      );
     const problems = calls.flatMap(deviations);
     expect(problems, problems.join('\n')).toEqual([]);
     const app = createApiApp({ mapping: { rules: [] } } as unknown as ApiDeps);
@@ -535,6 +568,21 @@ describe("the contract's field names and types (§3, §7)", () => {
       reason: 'disk swap',
     });
     expect((await call('GET', '/healthz', { record: false })).json).toEqual({ ok: true });
+  });
+
+  it('a token in the URL (?access_token=) is taken on the Redfish webhook only, as the document declares', () => {
+    const inUrl = calls.filter((c) => c.path.includes('access_token='));
+    expect(inUrl.map((c) => `${c.method} ${c.path.split('?')[0]} ${c.status}`)).toEqual([
+      'POST /v1/events/redfish 202',
+      'GET /v1/reboots 401',
+      'GET /v1/rollouts 401',
+    ]);
+    const declared = Object.entries(doc.paths as Record<string, any>).flatMap(([path, item]) =>
+      Object.entries(item).flatMap(([m, o]: [string, any]) =>
+        (o.security ?? []).some((s: any) => 'accessToken' in s) ? [`${m} ${path}`] : [],
+      ),
+    );
+    expect(declared).toEqual(['post /v1/events/redfish']);
   });
 
   it('413 above 256 KiB on every route that takes a body, rollouts too (the document once said 64 KiB there)', async () => {
