@@ -443,15 +443,6 @@ describe('every answer validates against the schema GET /openapi.json declares f
   }, 120_000);
 
   it('every answer validates, every route was called, every declared error status was seen somewhere', () => {
-    if (process.env.DUMP_CALLS)
-      require('node:fs').writeFileSync(
-        process.env.DUMP_CALLS,
-        JSON.stringify(
-          calls.map(({ headers: _, text, ...c }) => ({ ...c, text: c.json ? undefined : text.slice(0, 200) })),
-          null,
-          1,
-        ),
-      );
     const problems = calls.flatMap(deviations);
     expect(problems, problems.join('\n')).toEqual([]);
     const app = createApiApp({ mapping: { rules: [] } } as unknown as ApiDeps);
