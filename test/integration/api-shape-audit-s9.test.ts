@@ -255,7 +255,12 @@ function deviations(c: Call): string[] {
     : `openapi.json#/paths/${pointer(template)}/${c.method.toLowerCase()}/responses/${status}/content/${pointer(type)}/schema`;
   const validate = validator().getSchema(ref);
   if (!validate) return [`${what}: no schema at ${ref}`];
-  if (validate(c.json)) return [];
+  if (validate(c.json)) {
+    // An error's literal code is one the document names for that response (x-error-codes).
+    const codes: string[] | undefined = response['x-error-codes'];
+    if (codes && !codes.includes(c.json.error)) return [`${what}: error code ${c.json.error} not among ${codes.join(', ')}`];
+    return [];
+  }
   return [`${what}: ${validator().errorsText(validate.errors)} in ${c.text.slice(0, 300)}`];
 }
 
@@ -511,6 +516,7 @@ describe('the validator bites: an answer off the document fails', () => {
     const notFound = calls.find((c) => c.status === 404 && c.path.startsWith('/v1/reboots/'))!;
     expect(off(notFound.json, notFound)).toEqual([]);
     expect(off({ error: 'NotFound' }, notFound)).not.toEqual([]);
+    expect(off({ error: 'NoSuchThing', message: 'x' }, notFound)).not.toEqual([]);
   });
 });
 
