@@ -543,6 +543,15 @@ describe("the contract's field names and types (§3, §7)", () => {
     expect(byOf).toContain('coordinator');
   });
 
+  it('a second cancel of a cancelled reboot answers it again (200) and changes nothing', async () => {
+    const cancels = calls.filter((c) => c.method === 'POST' && c.path === `/v1/reboots/${ids.notice}/cancel` && c.status === 200);
+    expect(cancels).toHaveLength(2);
+    expect(cancels[1].json.status).toBe('cancelled');
+    const r = (await op(`/v1/reboots/${ids.notice}`, { record: false })).json;
+    expect(r.history.filter((h: any) => h.phase === 'cancelled')).toHaveLength(1);
+    expect(Object.values(r.commands).filter((c: any) => c.type === 'cancel-reboot')).toHaveLength(1);
+  });
+
   it('node, extension answers, commands, holds, rollouts, healthz', async () => {
     for (const c of ok('GET', /^\/v1\/nodes\//)) {
       expect(Object.keys(c.json).sort()).toEqual(['activeReboots', 'id', 'provisionedTenant', 'rack', 'xpus', 'zone']);
