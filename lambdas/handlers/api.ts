@@ -29,6 +29,7 @@ import { contended } from './contended.ts';
 import { isDependencyDown, unavailable } from './unavailable.ts';
 import { registerPathLimits } from './path-limits.ts';
 import { readBodyBytes } from './body.ts';
+import { givenParams } from './query.ts';
 
 export const MAX_BODY_BYTES = 256 * 1024;
 /** Agents long-poll at most this long; API Gateway's 30 s integration limit caps it lower in AWS. */
@@ -229,7 +230,7 @@ export function createApiApp(deps: ApiDeps) {
 
   app.get('/v1/reboots', async (c) => {
     const { who } = await principal(c);
-    const q = check(ListParams, c.req.query(), 'query');
+    const q = check(ListParams, givenParams(c.req.query()), 'query');
     if (who.kind === 'bmc') throw new Forbidden('a BMC token may not list reboots');
     if (who.kind === 'agent') {
       if (q.node && q.node !== who.node) throw new Forbidden(`a token of node ${who.node} may not list node ${q.node}`);
