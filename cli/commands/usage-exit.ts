@@ -20,14 +20,16 @@ export class UsageError extends Error {
 /** A whole number of at least `min` from an option's text, or a UsageError naming the option. */
 export function wholeNumber(text: string, option: string, min = 1): number {
   const n = Number(text);
-  if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`${option} must be a whole number from ${min}, not '${text}'`);
+  if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(n) || n < min)
+    throw new UsageError(`${option} must be a whole number from ${min}, not '${text}'`);
   return n;
 }
 
 /** A number of seconds above 0 from an option's text, or a UsageError naming the option. */
 export function positiveSeconds(text: string, option: string): number {
   const n = Number(text);
-  if (text.trim() === '' || !Number.isFinite(n) || n <= 0) throw new UsageError(`${option} must be a number of seconds above 0, not '${text}'`);
+  if (text.trim() === '' || !Number.isFinite(n) || n <= 0)
+    throw new UsageError(`${option} must be a number of seconds above 0, not '${text}'`);
   return n;
 }
 

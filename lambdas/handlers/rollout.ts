@@ -187,7 +187,11 @@ export function createRolloutTasks(deps: RolloutDeps, opts: { ticksPerExecution?
         const waiting = await deps.rollouts.getRollout(claim.rolloutId);
         if (waiting?.waiter) await deps.workflows.wake(waiting.waiter.token, { signal: 'xpu-free', node: it.node, xpu: it.xpu });
       } catch (err) {
-        deps.logger.warn('could not wake the rollout waiting for an xPU', { rolloutId: after.id, xpu: `${it.node}/${it.xpu}`, error: String(err) });
+        deps.logger.warn('could not wake the rollout waiting for an xPU', {
+          rolloutId: after.id,
+          xpu: `${it.node}/${it.xpu}`,
+          error: String(err),
+        });
       }
     }
   }

@@ -52,7 +52,19 @@ const records = (out: string) =>
 function once(agentId: string, server: string) {
   return spawnSync(
     NODE,
-    [join(ROOT, 'cli/rebootctl.js'), 'agent', '--once', '--server', server, '--agent', agentId, '--hooks', writeHooks(join(dir, 'hooks'), {}), '--state', join(dir, `state-once-${agentId}`)],
+    [
+      join(ROOT, 'cli/rebootctl.js'),
+      'agent',
+      '--once',
+      '--server',
+      server,
+      '--agent',
+      agentId,
+      '--hooks',
+      writeHooks(join(dir, 'hooks'), {}),
+      '--state',
+      join(dir, `state-once-${agentId}`),
+    ],
     { cwd: ROOT, env: childEnv({ REBOOT_AGENT_TOKEN: 'agent-token-u1' }), encoding: 'utf8', timeout: 30_000 },
   );
 }
@@ -68,7 +80,12 @@ describe('an agent id the inventory does not have', () => {
       // The backoff for an unreachable server is short here: the unknown id must not use it.
       args: ['--backoff-initial-seconds', '0.2', '--backoff-max-seconds', '1'],
     });
-    const line = await waitFor('the unknown-agent line', async () => records(agent!.output()).find((r) => /unknown agent/.test(r.msg)), 30_000, 100);
+    const line = await waitFor(
+      'the unknown-agent line',
+      async () => records(agent!.output()).find((r) => /unknown agent/.test(r.msg)),
+      30_000,
+      100,
+    );
     expect(line.level).toBe('error');
     expect(line.msg).toContain('unknown agent u1.dpu9');
     expect(line.msg).toContain('node u1 has no xPU dpu9 (its agents: u1, u1.dpu0, u1.dpu1)');

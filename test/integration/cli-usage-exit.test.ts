@@ -75,7 +75,10 @@ describe('rebootctl usage errors exit 2 on every command', () => {
       const missing = mandatory.at(-1);
       if (missing) {
         const rest = mandatory.slice(0, -1).flatMap((o) => [o.long!, 'x']);
-        cases.push({ args: [...path, ...args, ...rest], error: new RegExp(`^error: required option '${missing.flags}' not specified`, 'm') });
+        cases.push({
+          args: [...path, ...args, ...rest],
+          error: new RegExp(`^error: required option '${missing.flags}' not specified`, 'm'),
+        });
       }
       // Required arguments left out.
       if (args.length) cases.push({ args: [...path, ...options], error: /^error: missing required argument/m });

@@ -79,7 +79,9 @@ afterAll(async () => {
 });
 
 const asked = (rolloutId: string) =>
-  (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : []).filter((l) => l.endsWith(` reboot-xpu ${rolloutId}`)).map((l) => l.split(' ')[0]);
+  (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : [])
+    .filter((l) => l.endsWith(` reboot-xpu ${rolloutId}`))
+    .map((l) => l.split(' ')[0]);
 const rollout = async (id: string) => (await api(stack.url, `/v1/rollouts/${id}`, { token: OPERATOR_TOKEN })).json;
 const until = (id: string, what: string, ok: (r: any) => boolean) =>
   waitFor(
@@ -91,7 +93,9 @@ const until = (id: string, what: string, ok: (r: any) => boolean) =>
     60_000,
     200,
   ).catch(async (err) => {
-    throw new Error(`${(err as Error).message}\n${JSON.stringify(await rollout(id))}\nhooks:\n${existsSync(log) ? readFileSync(log, 'utf8') : ''}`);
+    throw new Error(
+      `${(err as Error).message}\n${JSON.stringify(await rollout(id))}\nhooks:\n${existsSync(log) ? readFileSync(log, 'utf8') : ''}`,
+    );
   });
 const item = (r: any, node: string) => [...r.done, ...r.pending, ...r.failed].find((it: any) => it.node === node);
 
@@ -113,7 +117,9 @@ async function endReboot(node: string, rebootId: string) {
 }
 
 describe('a rollout over xPUs a cancelled rollout is still rebooting', () => {
-  it('is accepted, waits for those reboots (they count against maxUnavailable), then reboots each xPU once more', { timeout: 240_000 }, async () => {
+  it('is accepted, waits for those reboots (they count against maxUnavailable), then reboots each xPU once more', {
+    timeout: 240_000,
+  }, async () => {
     const start = (maxUnavailable: number, reason: string) =>
       api(stack.url, '/v1/rollouts', { token: OPERATOR_TOKEN, body: { selector: { rack: 'rq' }, maxUnavailable, reason } });
     const first = await start(2, 'firmware 1 (bad)');
@@ -136,7 +142,9 @@ describe('a rollout over xPUs a cancelled rollout is still rebooting', () => {
     const second = await start(1, 'firmware 2');
     expect(second.status).toBe(201);
     const b = second.json.id as string;
-    const waiting = await until(b, 'waiting for p1', (r) => /^p1\/dpu0: its reboot for rollout .* \(cancelled\) is still under way/.test(r.blocked ?? ''));
+    const waiting = await until(b, 'waiting for p1', (r) =>
+      /^p1\/dpu0: its reboot for rollout .* \(cancelled\) is still under way/.test(r.blocked ?? ''),
+    );
     expect(waiting.blocked).toContain(a);
     expect(waiting.inFlight).toBe(0);
     expect(asked(b)).toEqual([]);
