@@ -5,6 +5,7 @@ import { createBackoff, sleep, type Backoff } from './backoff.ts';
 import type { AgentConfig } from './config.ts';
 import { findHook, startHook, type HookOutcome, type HookRun } from './hook.ts';
 import { createHttpClient, type HttpClient, type HttpResponse } from './http.ts';
+import { unknownAgentReason } from './unknown-agent.ts';
 import { AgentLocked, Journal, type FinalStatus } from './journal.ts';
 import { createLogger, describeError, type Logger } from './log.ts';
 import { utf8Tail } from './output.ts';
@@ -873,23 +874,6 @@ function dryRunOutcome(outcome: HookOutcome, dryRun: boolean, required: boolean)
   const status = required ? 'failed' : 'skipped';
   const why = required ? 'a required hook that changed nothing has not prepared anything' : 'nothing was changed';
   return { ...outcome, status, output: `dry run (${DRY_RUN_ENV}=1): the hook exited 0, reported ${status}: ${why}\n${outcome.output}` };
-}
-
-/**
- * One line for a 404 on the agent's commands route: the coordinator's own answer names what its
- * inventory has (`node n has no xPU x (its agents: …)`); any other 404 means --server is not its API.
- */
-export function unknownAgentReason(agent: string, server: string, res: HttpResponse): string {
-  let body: { error?: unknown; message?: unknown } | undefined;
-  try {
-    body = JSON.parse(res.body);
-  } catch {
-    body = undefined;
-  }
-  // The coordinator's inventory answers (handlers/auth.ts authorizeAgent); its unknown-route answer is `no route …`.
-  if (body?.error === 'NotFound' && typeof body.message === 'string' && /^node \S+ (has no xPU|is not in the inventory)/.test(body.message))
-    return `unknown agent ${agent}: the server's inventory does not have it (404: ${body.message})`;
-  return `unknown agent ${agent}, or ${server} is not the coordinator's API: 404 on the agent's commands route (${serverMessage(res) || 'no message'})`;
 }
 
 function serverMessage(res: HttpResponse): string {

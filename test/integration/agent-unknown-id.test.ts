@@ -3,6 +3,7 @@
 // names the id and the node's agents, and keeps trying slowly (not at its unreachable-server backoff);
 // `--once` exits 4. A --server that is not the coordinator's API is told apart from an unknown id.
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UNKNOWN_AGENT_RETRY } from '../../agent/agent.ts';
@@ -105,6 +106,30 @@ describe('an agent id the inventory does not have', () => {
     const wrongBase = once('u1.dpu0', `${stack.url}/not-the-api`);
     expect(wrongBase.status).toBe(4);
     expect(wrongBase.stderr).toContain(`${stack.url}/not-the-api is not the coordinator's API`);
+    // `agent check` (the unit's ExecStartPre) names the same problem, with what the inventory has.
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, 'agent-token-u1\n', { mode: 0o600 });
+    const check = spawnSync(
+      NODE,
+      [
+        join(ROOT, 'cli/rebootctl.js'),
+        'agent',
+        'check',
+        '--agent',
+        'u1.dpu9',
+        '--hooks',
+        writeHooks(join(dir, 'hooks-check'), {}),
+        '--server',
+        stack.url,
+        '--token-file',
+        tokenFile,
+      ],
+      { cwd: ROOT, env: childEnv(), encoding: 'utf8', timeout: 30_000 },
+    );
+    expect(check.status).toBe(1);
+    expect(check.stdout + check.stderr).toContain(
+      "unknown agent u1.dpu9: the server's inventory does not have it (404: node u1 has no xPU dpu9 (its agents: u1, u1.dpu0, u1.dpu1))",
+    );
     // The id the inventory has, with the same token: a normal round.
     const ok = once('u1.dpu0', stack.url);
     expect(ok.status).toBe(0);
