@@ -63,8 +63,13 @@ export interface ApiDeps extends Deps {
 
 export { authenticate } from './auth.ts';
 
+/** The one route where a token may sit in the URL: BMCs that send no custom headers (contract 3, RFC 6750 §2.3). */
+const QUERY_TOKEN_PATH = '/v1/events/redfish';
+
 function bearer(c: Context): string | undefined {
-  return bearerToken(c.req.header('authorization'), c.req.query('access_token'));
+  // Elsewhere an operator's or agent's token in a URL would end up in proxies' logs and browser history, and the
+  // other routes (DLQ, rollouts, fleet) already refuse it: /openapi.json declares it for the webhook only.
+  return bearerToken(c.req.header('authorization'), c.req.path === QUERY_TOKEN_PATH ? c.req.query('access_token') : undefined);
 }
 
 async function readBody(c: Context): Promise<string> {
