@@ -137,11 +137,16 @@ export class DynamoRebootStore implements RebootStore {
   readonly #index: RebootIndex;
   readonly #retentionDays: number;
   readonly #turns = new Turns();
+  readonly #commandPage: number | undefined;
 
-  /** `retentionDays`: how long an ended reboot stays in the table (TTL); the daily S3 reports keep it after. */
-  constructor(client: DynamoDBClient, table: string, opts: { retentionDays?: number } = {}) {
+  /**
+   * `retentionDays`: how long an ended reboot stays in the table (TTL); the daily S3 reports keep it after.
+   * `commandPage`: at most this many open commands per Query page (tests; DynamoDB's 1 MB page otherwise).
+   */
+  constructor(client: DynamoDBClient, table: string, opts: { retentionDays?: number; commandPage?: number } = {}) {
     this.#doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true } });
     this.#table = table;
+    this.#commandPage = opts.commandPage;
     this.#retentionDays = opts.retentionDays ?? DEFAULT_RETENTION_DAYS;
     this.#index = new RebootIndex(this.#doc, table, this.#retentionDays);
   }
@@ -528,16 +533,25 @@ export class DynamoRebootStore implements RebootStore {
   }
 
   async openCommands(agent: string): Promise<StoredCommand[]> {
-    const res = await this.#doc.send(
-      new QueryCommand({
-        TableName: this.#table,
-        IndexName: 'gsi1',
-        KeyConditionExpression: 'gsi1pk = :p',
-        ExpressionAttributeValues: { ':p': `OPEN#${agent}` },
-        Limit: 100,
-      }),
-    );
-    return (res.Items ?? []).map((it) => stripKeys<StoredCommand>(it)!);
+    // Every page: a poll that saw only the oldest 100 (or 1 MB) would starve the commands behind
+    // those in flight. One request while the agent's open commands fit a page, as before.
+    const out: StoredCommand[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const res = await this.#doc.send(
+        new QueryCommand({
+          TableName: this.#table,
+          IndexName: 'gsi1',
+          KeyConditionExpression: 'gsi1pk = :p',
+          ExpressionAttributeValues: { ':p': `OPEN#${agent}` },
+          ...(this.#commandPage ? { Limit: this.#commandPage } : {}),
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const it of res.Items ?? []) out.push(stripKeys<StoredCommand>(it)!);
+      start = res.LastEvaluatedKey;
+    } while (start);
+    return out;
   }
 
   async updateCommand(agent: string, id: string, change: (c: StoredCommand) => StoredCommand | null) {
