@@ -20,6 +20,7 @@ import { ConcurrentUpdate } from '../core/errors.ts';
 import type { StoredReboot } from '../core/reboot.ts';
 import type { NativeEvent } from '../core/types.ts';
 import type {
+  ActiveReboot,
   ClaimAheadResult,
   ClaimResult,
   IdempotentAnswer,
@@ -249,6 +250,10 @@ export class DynamoRebootStore implements RebootStore {
   async listReboots(q: ListQuery) {
     const page = await this.#index.list(q);
     return { items: await this.#rebootsById(page.ids), next: page.next };
+  }
+
+  async activeReboots(): Promise<ActiveReboot[] | null> {
+    return this.#index.active();
   }
 
   async rebootsNotifiedBetween(from: Date, to: Date): Promise<StoredReboot[]> {

@@ -58,7 +58,10 @@ describe('open commands beyond one page', () => {
       const store = await freshStore({ commandPage: page });
       const cmds = await seed(store, 130, 0);
       const open = await store.openCommands('n1');
-      expect(open.map((c) => c.id), `page ${page ?? '1 MB'}`).toEqual(cmds.map((c) => c.id));
+      expect(
+        open.map((c) => c.id),
+        `page ${page ?? '1 MB'}`,
+      ).toEqual(cmds.map((c) => c.id));
     }
   }, 60_000);
 
