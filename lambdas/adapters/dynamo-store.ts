@@ -34,7 +34,7 @@ import { DEFAULT_RETENTION_DAYS, RebootIndex, rebootIndexAttributes } from './re
 import { packReboot, unpackReboot } from './reboot-item.ts';
 import { coalesce } from './coalesce.ts';
 import { DynamoBudgets } from './dynamo-budgets.ts';
-import { conflictRetry, Turns } from './optimistic.ts';
+import { conflictRetry, throttled as jitter, Turns } from './optimistic.ts';
 
 const BATCH_GET_MAX = 100;
 const BATCH_WRITE_MAX = 25;
@@ -85,10 +85,6 @@ async function writtenIf(write: () => Promise<unknown>): Promise<boolean> {
     if (isConditionFailure(err)) return false;
     throw err;
   }
-}
-
-function jitter(attempt: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 5 * 2 ** attempt)));
 }
 
 function nodeState(node: string, item: Record<string, unknown>): NodeStateRecord {
