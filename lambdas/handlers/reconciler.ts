@@ -102,26 +102,34 @@ export function createReconciler(deps: Deps, opts: ReconcilerOptions = {}) {
     return true;
   }
 
+  async function check(listed: Pick<StoredReboot, 'id' | 'kind'>, result: ReconcileResult): Promise<void> {
+    result.checked++;
+    const state = await deps.workflows.describe(WORKFLOW_OF[listed.kind], listed.id);
+    if (state.status === 'RUNNING') {
+      if (await wakeLost(listed.id)) result.woken.push(listed.id);
+      return;
+    }
+    // The listing may lag: decide on the reboot as it is now.
+    const reboot = await deps.store.getReboot(listed.id);
+    if (!reboot || reboot.endedAt) return;
+    const why = reconcileReason(reboot, state, deps.clock.now(), grace);
+    if (why && (await end(reboot, why.reason, why.detail))) result.ended.push({ rebootId: reboot.id, reason: why.reason });
+  }
+
   return async function reconcile(): Promise<ReconcileResult> {
     const result: ReconcileResult = { checked: 0, ended: [], woken: [] };
+    // The reboots not ended, from an index of those alone: a few Queries, however long the fleet's history.
+    const active = (await deps.store.activeReboots?.()) ?? null;
+    if (active) {
+      for (const listed of active) if (ACTIVE.includes(listed.status)) await check(listed, result);
+      return result;
+    }
+    // A store without that index (a local table from before it): the fleet listing, once per active status.
     for (const status of ACTIVE) {
       let cursor: string | undefined;
       do {
         const page = await deps.store.listReboots({ status, limit: pageSize, cursor });
-        for (const listed of page.items) {
-          if (listed.endedAt) continue;
-          result.checked++;
-          const state = await deps.workflows.describe(WORKFLOW_OF[listed.kind], listed.id);
-          if (state.status === 'RUNNING') {
-            if (await wakeLost(listed.id)) result.woken.push(listed.id);
-            continue;
-          }
-          // The listing may lag: decide on the reboot as it is now.
-          const reboot = await deps.store.getReboot(listed.id);
-          if (!reboot || reboot.endedAt) continue;
-          const why = reconcileReason(reboot, state, deps.clock.now(), grace);
-          if (why && (await end(reboot, why.reason, why.detail))) result.ended.push({ rebootId: reboot.id, reason: why.reason });
-        }
+        for (const listed of page.items) if (!listed.endedAt) await check(listed, result);
         cursor = page.next ?? undefined;
       } while (cursor);
     }
