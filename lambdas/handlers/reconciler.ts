@@ -7,6 +7,7 @@ import type { WorkflowExecutionState } from '../ports/index.ts';
 import { wakeIfReady, type Deps } from './deps.ts';
 import { applyStep, performEffects } from './effects.ts';
 import { WORKFLOW_OF } from '../core/workflow-io.ts';
+import { wakeQueued } from './fleet.ts';
 
 export interface ReconcilerOptions {
   /**
@@ -122,17 +123,21 @@ export function createReconciler(deps: Deps, opts: ReconcilerOptions = {}) {
     const active = (await deps.store.activeReboots?.()) ?? null;
     if (active) {
       for (const listed of active) if (ACTIVE.includes(listed.status)) await check(listed, result);
-      return result;
+    } else {
+      // A store without that index (a local table from before it): the fleet listing, once per active status.
+      for (const status of ACTIVE) {
+        let cursor: string | undefined;
+        do {
+          const page = await deps.store.listReboots({ status, limit: pageSize, cursor });
+          for (const listed of page.items) if (!listed.endedAt) await check(listed, result);
+          cursor = page.next ?? undefined;
+        } while (cursor);
+      }
     }
-    // A store without that index (a local table from before it): the fleet listing, once per active status.
-    for (const status of ACTIVE) {
-      let cursor: string | undefined;
-      do {
-        const page = await deps.store.listReboots({ status, limit: pageSize, cursor });
-        for (const listed of page.items) if (!listed.endedAt) await check(listed, result);
-        cursor = page.next ?? undefined;
-      } while (cursor);
-    }
+    // Queued reboots that have room now go on: after a restart with a budget raised in the inventory, or
+    // slots given back by the reboots ended above, or a release whose wake-up was lost. Else each waits
+    // for its queued workflow's next look (a minute or more). Each takes its slots by conditional write.
+    await wakeQueued(deps);
     return result;
   };
 }
