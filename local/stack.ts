@@ -298,8 +298,17 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const servingSince = deps.clock.now();
   const app = createApiApp({ ...deps, operatorTokenHash: hashToken(token), mapping, dlq, shutdown: shutdown.signal, health, servingSince });
   const server: ServerType = await new Promise((resolve) => {
-    const s = serve({ fetch: (req, env) => track(Promise.resolve(app.fetch(req, env))), hostname: config.HOST, port: config.PORT }, () =>
-      resolve(s),
+    const s = serve(
+      {
+        fetch: (req, env) => track(Promise.resolve(app.fetch(req, env))),
+        hostname: config.HOST,
+        port: config.PORT,
+        // Idle keep-alive connections stay open a minute, not Node's 5 s: a client (a BMC, an agent, the
+        // CLI) that reuses one just as the server closes it gets ECONNRESET, and with a 5 s close that
+        // moment comes after every short pause; clients drop theirs a little before the hinted timeout.
+        serverOptions: { keepAliveTimeout: 65_000, headersTimeout: 66_000 },
+      },
+      () => resolve(s),
     );
   });
   const address = server.address();

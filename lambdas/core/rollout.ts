@@ -1,5 +1,6 @@
 // Pure rollout decisions: which xPUs a selector plans, what a reboot's outcome means for its item, what starts next.
 import type { HistoryEntry, Inventory, NodeDef, RebootStatus } from './types.ts';
+import { COORDINATOR } from './principal.ts';
 
 export const ROLLOUT_STATUSES = ['running', 'paused', 'completed', 'cancelled'] as const;
 export type RolloutStatus = (typeof ROLLOUT_STATUSES)[number];
@@ -226,6 +227,11 @@ export const MAX_PLAN = 1000;
  * ones (in plan order, as far as the caller looked). Starts pending items in plan order while fewer
  * than maxUnavailable are in flight and failures are below maxFailures; stops at the first item
  * whose gate is shut (rollouts go in order).
+ *
+ * `busy`: pending items whose xPU is still rebooting for someone else (a cancelled rollout's reboot
+ * runs to its end), with why. Such an xPU is down all the same: it takes one of the maxUnavailable
+ * slots, and it is skipped (never sent reboot-xpu: its announce would only join that reboot) until
+ * it is free, when it goes in plan order like any other.
  */
 export function rolloutTick(
   r0: Rollout,
@@ -233,6 +239,7 @@ export function rolloutTick(
   gates: ReadonlyMap<number, StartGate>,
   deadlines: ReadonlyMap<number, string>,
   now: Date,
+  busy: ReadonlyMap<number, string> = new Map(),
 ): TickResult {
   const r = structuredClone(r0);
   const at = now.toISOString();
@@ -243,6 +250,7 @@ export function rolloutTick(
         at,
         phase: `xpu-${next.state}`,
         detail: `${next.node}/${next.xpu}: ${next.state === 'done' ? 'rebooted and healthy' : next.reason}`,
+        by: COORDINATOR,
       });
     return next;
   });
@@ -254,14 +262,17 @@ export function rolloutTick(
       at,
       phase: 'paused',
       detail: `${failures} failed reboot${failures > 1 ? 's' : ''} (maxFailures ${r.maxFailures}): no further xPU is started`,
+      by: COORDINATOR,
     });
   }
   delete r.blocked;
   let windowWait: number | undefined;
   if (r.status === 'running') {
-    let inFlight = r.items.filter(isInFlight).length;
+    const waiting = [...busy.keys()].filter((i) => r.items[i]?.state === 'pending');
+    let inFlight = r.items.filter(isInFlight).length + waiting.length;
+    if (waiting.length) r.blocked = `${r.items[waiting[0]].node}/${r.items[waiting[0]].xpu}: ${busy.get(waiting[0])}`;
     for (let i = 0; i < r.items.length && inFlight < r.maxUnavailable; i++) {
-      if (r.items[i].state !== 'pending') continue;
+      if (r.items[i].state !== 'pending' || busy.has(i)) continue;
       const gate = gates.get(i);
       if (!gate) break; // the caller did not look this far
       if (!gate.ok) {
@@ -291,6 +302,7 @@ export function rolloutTick(
       at,
       phase: 'completed',
       detail: `${r.items.filter((it) => it.state === 'done').length} of ${r.items.length} xPUs rebooted`,
+      by: COORDINATOR,
     });
   } else if (windowWait !== undefined) {
     next = 'wait-window';
@@ -351,6 +363,7 @@ export function publicRollout(r: Rollout) {
     pending: r.items.filter((it) => !isItemEnded(it)).map(view),
     failed: r.items.filter((it) => it.state === 'failed').map(view),
     inFlight: r.items.filter(isInFlight).length,
-    history: r.history,
+    // Entries stored before the coordinator's own carried `by` (contract 7.1): they are the coordinator's.
+    history: r.history.map((h) => (h.by ? h : { ...h, by: COORDINATOR })),
   };
 }
