@@ -397,9 +397,14 @@ interface Expect {
 
 async function driveXpuOutages(w: World, c: Case, outages: XpuOutage[], prefix: string): Promise<Expect[]> {
   const exps: Expect[] = outages.map((o) => ({ xpu: o }));
+  // Rendered from now on (an outage after a host reboot happens after it, by every source's clock).
+  const from = Date.now() - w.t0;
+  const shift = (sigs: Signal[]) => sigs.map((x) => ({ ...x, trueAt: x.trueAt + from }));
   await Promise.all(
     outages.map(async (o, k) => {
-      const { first, after } = renderXpu(o);
+      const rendered = renderXpu(o);
+      const first = shift(rendered.first);
+      const after = rendered.after;
       const p = `${prefix}-${o.xpu}`;
       if (o.mode === 'planned' && o.cooperative) {
         await deliverAll(w, first, c.delays, c.dups, `${p}-a`);
@@ -426,7 +431,7 @@ async function driveXpuOutages(w: World, c: Case, outages: XpuOutage[], prefix: 
           `${p}-b`,
         );
       } else {
-        await deliverAll(w, [...first, ...after], c.delays.slice(k), c.dups, p);
+        await deliverAll(w, [...first, ...shift(after)], c.delays.slice(k), c.dups, p);
       }
     }),
   );
@@ -543,6 +548,8 @@ async function runCase(c: Case, index: number, label: string): Promise<string[]>
   for (const x of ['dpu0', 'dpu1'] as const) {
     const mine = xpuReboots.filter((r) => r.xpu === x);
     const expected = xpuOutages.filter((o) => o.xpu === x).length;
+    if (mine.length !== expected && hostReboots.length)
+      bad(`host reboot: ${hostReboots.map((r) => r.history.map((h: any) => `${h.at} ${h.by} ${h.phase} ${h.detail}`).join('\n    '))}`);
     if (mine.length !== expected)
       bad(`${x}: ${mine.length} xPU reboots for ${expected} outages: ${mine.map((r) => `${r.id} ${r.mode} ${r.status}\n    ${r.history.map((h: any) => `${h.at} ${h.by} ${h.phase} ${h.detail}`).join('\n    ')}`).join('\n  ')}`);
   }
