@@ -34,6 +34,9 @@ const sys = (xpu: string) => `/redfish/v1/Systems/${xpu}`;
 const nodeId = (i: number) => `m${i}`;
 const trusted = (i: number) => i % 2 === 0;
 const afterReadyRebootHost = (i: number) => i % 4 === 3;
+/** §7.2: on nodes i % 3 === 1 each xPU's agent has a token of its own (the host's token may not speak for it). */
+const xpuTokens = (i: number) => i % 3 === 1;
+const xpuToken = (i: number, xpu: string) => `xpu-${i}-${xpu}`;
 const INVENTORY = `
 policy:
   xpuReboot:
@@ -52,7 +55,12 @@ ${Array.from(
   (_, i) =>
     `  - { id: ${nodeId(i)}, rack: rk${i}, zone: z1, tenant: t0, trusted: ${trusted(i)}, bmcToken: bmc-${i}, agentToken: agent-${i}, redfishSystem: ${HOST_SYSTEM},${
       afterReadyRebootHost(i) ? ' policy: { xpuReboot: { afterReady: reboot-host } },' : ''
-    } xpus: [{ id: dpu0, redfishSystem: ${sys('dpu0')}, persistentPower: false }, { id: dpu1, redfishSystem: ${sys('dpu1')}, persistentPower: true }] }`,
+    } xpus: [${['dpu0', 'dpu1']
+      .map(
+        (x) =>
+          `{ id: ${x}, redfishSystem: ${sys(x)}, persistentPower: ${x === 'dpu1'}${xpuTokens(i) ? `, agentToken: ${xpuToken(i, x)}` : ''} }`,
+      )
+      .join(', ')}] }`,
 ).join('\n')}
 `;
 
@@ -215,7 +223,8 @@ async function deliver(w: World, d: Delivery, key: string) {
       time: new Date(sourceMs).toISOString(),
       ...(sig.data ? { data: sig.data } : {}),
     };
-    res = await api(url, '/v1/events', { token: `agent-${w.index}`, body });
+    const token = sig.source !== 'host' && xpuTokens(w.index) ? xpuToken(w.index, sig.source) : `agent-${w.index}`;
+    res = await api(url, '/v1/events', { token, body });
   }
   w.posted.push({ sig, sent, at: Date.now(), status: res.status });
   if (res.status !== 202) throw new Error(`${w.node}: ${sig.source} ${sig.type} answered ${res.status} ${res.text}`);
@@ -625,6 +634,20 @@ async function runCase(c: Case, index: number, label: string): Promise<string[]>
       if (!postpone.some((s) => Date.parse(s.cmd.args.deadline) === Date.parse(e.first.json.deadline)))
         bad(`${r.id}: no postpone-reboot with the extended deadline ${e.first.json.deadline}: ${JSON.stringify(postpone.map((s) => s.cmd.args))}`);
     } else if (r.extensions.length) bad(`${r.id}: refused extension left ${JSON.stringify(r.extensions)}`);
+  }
+  // §7.2: where the xPU has a token of its own, the host's token may not speak for it, nor it for the host.
+  if (xpuTokens(index)) {
+    const asHost = await api(url, '/v1/events', {
+      token: `agent-${index}`,
+      body: { id: `${label}-as-host`, type: 'xpu.ready', node: w.node, xpu: 'dpu0' },
+    });
+    const asXpu = await api(url, '/v1/events', {
+      token: xpuToken(index, 'dpu1'),
+      body: { id: `${label}-as-xpu`, type: 'host.ready', node: w.node, data: { tenant: 'tX' } },
+    });
+    const poll = await api(url, `/v1/agents/${w.node}.dpu0/commands?wait=0`, { token: `agent-${index}` });
+    if (asHost.status !== 403 || asXpu.status !== 403 || poll.status !== 403)
+      bad(`xPU tokens: host token on xpu.ready ${asHost.status}, xPU token on host.ready ${asXpu.status}, host token polling the xPU ${poll.status}`);
   }
   // The node says which tenant its xPUs are provisioned for.
   const node = await api(url, `/v1/nodes/${w.node}`, { token: `agent-${index}` });
