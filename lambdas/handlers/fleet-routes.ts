@@ -2,7 +2,7 @@
 import type { Context, Hono } from 'hono';
 import { ulid } from 'ulid';
 import { z } from 'zod';
-import { type HOLD_SELECTOR_KEYS, holdMatches, isHoldActive, type Hold } from '../core/budgets.ts';
+import { type HOLD_SELECTOR_KEYS, holdMatches, isHoldActive, repeatedHold, type Hold } from '../core/budgets.ts';
 import { acceptedDown } from '../core/down-marks.ts';
 import { cancel, force, type Refused } from '../core/model.ts';
 import { BadRequest, Conflict, Forbidden, NotFound } from '../core/errors.ts';
@@ -77,6 +77,9 @@ export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
       createdAt: now.toISOString(),
       by: actorOf(who),
     };
+    // A repeat of a request whose answer was lost (kill -9 after the write) places nothing more.
+    const first = repeatedHold(await deps.store.listHolds(), hold, now);
+    if (first) return c.json(view(first, nodes), 201);
     await deps.store.putHold(hold);
     return c.json(view(hold, nodes), 201);
   });
