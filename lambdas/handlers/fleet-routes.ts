@@ -95,9 +95,10 @@ export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
   app.delete('/v1/holds/:id', async (c) => {
     await operator(c, 'release holds');
     const gone = await deps.store.deleteHold(c.req.param('id'));
-    if (!gone) throw new NotFound(`no hold ${c.req.param('id')}`);
-    // What the hold queued goes on (each still within its budgets).
+    // What the hold queued goes on (each still within its budgets). Also when it is gone already: this may
+    // be the repeat of a delete whose API died after the delete, before the queue heard of it.
     await wakeQueued(deps);
+    if (!gone) throw new NotFound(`no hold ${c.req.param('id')}`);
     return c.body(null, 204);
   });
 
