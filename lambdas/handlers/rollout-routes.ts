@@ -6,7 +6,7 @@ import { BadRequest, Conflict, Forbidden, HttpError, NotFound, PayloadTooLarge }
 import type { InventoryIndex } from '../core/inventory.ts';
 import { actorOf, type Principal } from '../core/principal.ts';
 import { isEnded } from '../core/reboot.ts';
-import { cancelRollout, claimIsFresh, isInFlight, MAX_PLAN, overlapOf, planRollout, publicRollout, type Rollout } from '../core/rollout.ts';
+import { cancelRollout, claimIsFresh, isInFlight, keyedRolloutId, MAX_PLAN, overlapOf, planRollout, publicRollout, type Rollout } from '../core/rollout.ts';
 import type { RolloutStore } from '../ports/rollouts.ts';
 import { bearerToken, requirePrincipal } from './auth.ts';
 import type { Deps } from './deps.ts';
@@ -16,6 +16,7 @@ import type { RolloutTagged } from './rollout.ts';
 import { claimPlan, releasePlan } from './rollout-claims.ts';
 import { FLEET_PAGE } from './ui-page.ts';
 import { rolloutWorkflowInput } from '../core/workflow-io.ts';
+import { IDEMPOTENCY_KEY } from './extensions.ts';
 
 /** The contract's one body limit (413 above it), as on every other route. */
 const MAX_BODY_BYTES = 256 * 1024;
@@ -112,6 +113,9 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
   app.post('/v1/rollouts', async (c) => {
     const { index, who } = await operator(c);
     const by = actorOf(who);
+    const key = c.req.header('idempotency-key');
+    if (key !== undefined && !IDEMPOTENCY_KEY.test(key))
+      throw new BadRequest('Idempotency-Key must be 1 to 255 printable ASCII characters without spaces', 'ValidationError');
     const body = check(RolloutBody, await jsonBody(c), 'rollout');
     const sel = body.selector;
     if (sel.node && !index.node(sel.node)) throw new NotFound(`node ${sel.node} is not in the inventory`);
@@ -125,6 +129,14 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
         'PlanTooLarge',
       );
     if (body.dryRun) return c.json({ id: null, status: 'dry-run', dryRun: true, plan }, 201);
+    const id = key === undefined ? `ro-${ulid().toLowerCase()}` : keyedRolloutId(by, key);
+    const first = key === undefined ? undefined : await store().getRollout(id);
+    if (first) {
+      // A repeat: the first's answer. Its workflow is started again (by name, so at most once) in case the
+      // first request died between its record and the start: a running rollout nothing runs would hold its xPUs.
+      if (first.status === 'running') await deps.workflows.start('rollout', first.id, rolloutWorkflowInput(first.id));
+      return c.json({ id: first.id, status: first.status, plan: first.items.map((it) => ({ node: it.node, xpu: it.xpu })) }, 201);
+    }
     const clash = overlapOf(plan, await store().listRollouts(100));
     if (clash)
       throw new Conflict(
@@ -132,7 +144,6 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
         'RolloutOverlap',
       );
     // overlapOf read a list that a start running beside this one is not in yet: the claims decide.
-    const id = `ro-${ulid().toLowerCase()}`;
     const claimedAt = deps.clock.now();
     const taken = await claimPlan(store(), plan, id, deps.clock);
     if (taken)
