@@ -114,7 +114,7 @@ async function react(agent: string, cmd: any): Promise<string | null> {
 
 async function fakeAgent(agent: string) {
   while (!stopped) {
-    const res = await call(`/v1/agents/${agent}/commands?wait=1`).catch(() => undefined);
+    const res = await call(`/v1/agents/${agent}/commands?wait=5`).catch(() => undefined);
     if (res?.status !== 200) {
       await sleep(200);
       continue;
@@ -138,6 +138,19 @@ async function fakeAgent(agent: string) {
       }
       // As the real agent does: a result the stack did not answer is sent again until it is.
       await retried(`/v1/agents/${agent}/commands/${cmd.id}`, { body: { status } });
+    }
+  }
+}
+/** The xPUs' own watchdogs: a reboot whose deadline passed without a go reboots its xPU all the same. */
+async function watchdogs() {
+  const done = new Set<string>();
+  while (!stopped) {
+    await sleep(1000);
+    const res = await call('/v1/reboots?status=rebooting&limit=100').catch(() => undefined);
+    for (const r of res?.status === 200 ? (res.json.items as any[]) : []) {
+      if (done.has(r.id) || !r.history.some((h: any) => h.detail.includes('watchdog reboots it'))) continue;
+      done.add(r.id);
+      void post(r.node, `wd-down-${r.id}`, 'xpu.down').then(() => post(r.node, `wd-ready-${r.id}`, 'xpu.ready'));
     }
   }
 }
@@ -178,6 +191,9 @@ let nextNode = 0;
 const takeNode = () => {
   const n = NODES[nextNode++];
   if (!n) throw new Error('out of nodes: add more to NODES');
+  // Agents only for the nodes in use: every idle poller is load on a stack that shares 2 cores.
+  void fakeAgent(n);
+  void fakeAgent(`${n}.dpu0`);
   return n;
 };
 
@@ -188,7 +204,7 @@ async function announce(node: string, data: Record<string, unknown> = {}): Promi
   const r = await waitFor(`a new reboot of ${node}`, async () => (await rebootsOf(node)).find((x) => !before.has(x.id)));
   return r.id;
 }
-const until = (id: string, ok: (r: any) => boolean, what: string, ms = 30_000) =>
+const until = (id: string, ok: (r: any) => boolean, what: string, ms = 60_000) =>
   waitFor(
     `${id}: ${what}`,
     async () => {
@@ -206,7 +222,7 @@ const ENDED = ['completed', 'failed', 'cancelled', 'denied'];
 async function nodeStillWorks(node: string) {
   released.add(node);
   const id = await announce(node, { noticeSeconds: 5 });
-  await until(id, (r) => r.status === 'completed', 'a later reboot of the node completes (nothing left holding it)', 40_000);
+  await until(id, (r) => r.status === 'completed', 'a later reboot of the node completes (nothing left holding it)', 60_000);
 }
 
 /**
@@ -251,10 +267,7 @@ beforeAll(async () => {
   };
   stack = await startStackProcess({ dataDir, nodesFile, env });
   url = stack.url;
-  for (const n of NODES) {
-    void fakeAgent(n);
-    void fakeAgent(`${n}.dpu0`);
-  }
+  void watchdogs();
 }, 90_000);
 
 afterAll(async () => {
@@ -355,6 +368,26 @@ describe('kill -9 inside a write request, restart, the same request again: once,
     });
   }, 120_000);
 
+  it('POST /v1/reboots/{id}/force of a queued reboot: forced once, one proceed-reboot, out of the queue, completes', async () => {
+    await audit('force queued', {
+      setup: async (node) => {
+        const hold = (await retried('/v1/holds', { body: { selector: { node }, reason: 'audit' } })).json.id as string;
+        const id = await announce(node);
+        await until(id, (r) => r.status === 'queued', 'queued by the hold');
+        return { id, node, hold };
+      },
+      request: (s, h) => call(`/v1/reboots/${s.id}/force`, { body: { reason: 'audit' }, headers: h }),
+      check: async (s, node, retry) => {
+        expect(retry.status, JSON.stringify(retry.json)).toBe(200);
+        const r = await until(s.id, (x) => x.status === 'completed', 'completes');
+        expect(r.history.filter((h: any) => h.phase === 'forced').length, 'forced once').toBe(1);
+        expect(commandsOf(`${node}.dpu0`, 'proceed-reboot').length, 'one proceed-reboot').toBe(1);
+        expect((await retried(`/v1/holds/${s.hold}`, { method: 'DELETE' })).status).toBe(204);
+        await nodeStillWorks(node);
+      },
+    });
+  }, 120_000);
+
   it('POST /v1/holds: the hold is there once; released, the node reboots again', async () => {
     await audit('hold', {
       setup: async (node) => ({ node }),
@@ -412,7 +445,7 @@ describe('kill -9 inside a write request, restart, the same request again: once,
         const ros = await rolloutsOf(node);
         expect(ros.length, `one rollout: ${JSON.stringify(ros.map((r) => [r.id, r.status]))}`).toBe(1);
         expect(retry.json.id).toBe(ros[0].id);
-        await waitFor(`${node}: the rollout completes`, async () => (await rolloutsOf(node))[0].status === 'completed', 40_000);
+        await waitFor(`${node}: the rollout completes`, async () => (await rolloutsOf(node))[0].status === 'completed', 60_000);
         expect(commandsOf(`${node}.dpu0`, 'reboot-xpu').length, 'one reboot-xpu').toBe(1);
         // Its claim is gone: the same xPU can be rolled out again.
         const again = await retried('/v1/rollouts', { body: { selector: { node }, maxUnavailable: 1, reason: 'again', noticeSeconds: 1 } });
@@ -420,7 +453,7 @@ describe('kill -9 inside a write request, restart, the same request again: once,
         await waitFor(
           `${node}: the second rollout completes`,
           async () => (await retried(`/v1/rollouts/${again.json.id}`)).json.status === 'completed',
-          40_000,
+          60_000,
         );
       },
     });
@@ -448,7 +481,7 @@ describe('kill -9 inside a write request, restart, the same request again: once,
         await waitFor(
           `${node}: the new rollout completes`,
           async () => (await retried(`/v1/rollouts/${again.json.id}`)).json.status === 'completed',
-          40_000,
+          60_000,
         );
       },
     });
@@ -461,7 +494,7 @@ describe('kill -9 inside a write request, restart, the same request again: once,
       let cmd: any;
       armResult = { agent: node, type: 'protect-pcie', k, hit: (c) => (cmd = c) };
       released.add(node);
-      const r = await until(id, (x) => x.status === 'completed', 'completes after the host answered', 40_000);
+      const r = await until(id, (x) => x.status === 'completed', 'completes after the host answered', 60_000);
       expect(cmd, 'the armed result was sent').toBeDefined();
       const about = r.history.filter((h: any) => h.detail.includes('protect-pcie') && h.detail.includes('succeeded'));
       expect(about.length, `the result recorded once: ${JSON.stringify(about)}`).toBeLessThanOrEqual(1);
@@ -553,6 +586,6 @@ async function finish(id: string, node: string) {
     const f = await retried(`/v1/reboots/${id}/force`, { body: { reason: 'audit: finish' } });
     expect([200, 409]).toContain(f.status);
   }
-  await until(id, (x) => ENDED.includes(x.status), 'ends', 40_000);
+  await until(id, (x) => ENDED.includes(x.status), 'ends', 60_000);
   await nodeStillWorks(node);
 }
