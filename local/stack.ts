@@ -305,8 +305,17 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const server: ServerType = await new Promise((resolve) => {
     const handle = (req: Request, env: unknown) => Promise.resolve(app.fetch(req, env));
     const fetch = crashPoints ? (req: Request, env: unknown) => crashPoints.run(req, () => handle(req, env)) : handle;
-    const s = serve({ fetch: (req, env) => track(fetch(req, env)), hostname: config.HOST, port: config.PORT }, () =>
-      resolve(s),
+    const s = serve(
+      {
+        fetch: (req, env) => track(fetch(req, env)),
+        hostname: config.HOST,
+        port: config.PORT,
+        // Idle keep-alive connections stay open a minute, not Node's 5 s: a client (a BMC, an agent, the
+        // CLI) that reuses one just as the server closes it gets ECONNRESET, and with a 5 s close that
+        // moment comes after every short pause; clients drop theirs a little before the hinted timeout.
+        serverOptions: { keepAliveTimeout: 65_000, headersTimeout: 66_000 },
+      },
+      () => resolve(s),
     );
   });
   const address = server.address();

@@ -1,6 +1,7 @@
 // Pure rollout decisions: which xPUs a selector plans, what a reboot's outcome means for its item, what starts next.
 import { createHash } from 'node:crypto';
 import type { HistoryEntry, Inventory, NodeDef, RebootStatus } from './types.ts';
+import { COORDINATOR } from './principal.ts';
 
 export const ROLLOUT_STATUSES = ['running', 'paused', 'completed', 'cancelled'] as const;
 export type RolloutStatus = (typeof ROLLOUT_STATUSES)[number];
@@ -244,6 +245,7 @@ export function rolloutTick(
         at,
         phase: `xpu-${next.state}`,
         detail: `${next.node}/${next.xpu}: ${next.state === 'done' ? 'rebooted and healthy' : next.reason}`,
+        by: COORDINATOR,
       });
     return next;
   });
@@ -255,6 +257,7 @@ export function rolloutTick(
       at,
       phase: 'paused',
       detail: `${failures} failed reboot${failures > 1 ? 's' : ''} (maxFailures ${r.maxFailures}): no further xPU is started`,
+      by: COORDINATOR,
     });
   }
   delete r.blocked;
@@ -292,6 +295,7 @@ export function rolloutTick(
       at,
       phase: 'completed',
       detail: `${r.items.filter((it) => it.state === 'done').length} of ${r.items.length} xPUs rebooted`,
+      by: COORDINATOR,
     });
   } else if (windowWait !== undefined) {
     next = 'wait-window';
@@ -352,7 +356,8 @@ export function publicRollout(r: Rollout) {
     pending: r.items.filter((it) => !isItemEnded(it)).map(view),
     failed: r.items.filter((it) => it.state === 'failed').map(view),
     inFlight: r.items.filter(isInFlight).length,
-    history: r.history,
+    // Entries stored before the coordinator's own carried `by` (contract 7.1): they are the coordinator's.
+    history: r.history.map((h) => (h.by ? h : { ...h, by: COORDINATOR })),
   };
 }
 

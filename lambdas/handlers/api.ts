@@ -29,6 +29,7 @@ import { contended } from './contended.ts';
 import { isDependencyDown, unavailable } from './unavailable.ts';
 import { registerPathLimits } from './path-limits.ts';
 import { readBodyBytes } from './body.ts';
+import { givenParams } from './query.ts';
 
 export const MAX_BODY_BYTES = 256 * 1024;
 /** Agents long-poll at most this long; API Gateway's 30 s integration limit caps it lower in AWS. */
@@ -63,8 +64,13 @@ export interface ApiDeps extends Deps {
 
 export { authenticate } from './auth.ts';
 
+/** The one route where a token may sit in the URL: BMCs that send no custom headers (contract 3, RFC 6750 §2.3). */
+const QUERY_TOKEN_PATH = '/v1/events/redfish';
+
 function bearer(c: Context): string | undefined {
-  return bearerToken(c.req.header('authorization'), c.req.query('access_token'));
+  // Elsewhere an operator's or agent's token in a URL would end up in proxies' logs and browser history, and the
+  // other routes (DLQ, rollouts, fleet) already refuse it: /openapi.json declares it for the webhook only.
+  return bearerToken(c.req.header('authorization'), c.req.path === QUERY_TOKEN_PATH ? c.req.query('access_token') : undefined);
 }
 
 async function readBody(c: Context): Promise<string> {
@@ -224,7 +230,7 @@ export function createApiApp(deps: ApiDeps) {
 
   app.get('/v1/reboots', async (c) => {
     const { who } = await principal(c);
-    const q = check(ListParams, c.req.query(), 'query');
+    const q = check(ListParams, givenParams(c.req.query()), 'query');
     if (who.kind === 'bmc') throw new Forbidden('a BMC token may not list reboots');
     if (who.kind === 'agent') {
       if (q.node && q.node !== who.node) throw new Forbidden(`a token of node ${who.node} may not list node ${q.node}`);

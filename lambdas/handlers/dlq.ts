@@ -6,6 +6,7 @@ import type { InventoryIndex } from '../core/inventory.ts';
 import type { DeadLetterQueue } from '../ports/index.ts';
 import { authenticate, bearerToken } from './auth.ts';
 import { readBodyBytes } from './body.ts';
+import { givenParams } from './query.ts';
 
 export const DLQ_LIST_MAX = 100;
 export const DLQ_LIST_DEFAULT = 20;
@@ -59,7 +60,7 @@ export function registerDlqRoutes(app: Hono, deps: DlqRouteDeps): void {
 
   app.get('/v1/dlq', async (c) => {
     const dlq = await operatorOnly(c.req.header('authorization'));
-    const q = ListQuery.safeParse(c.req.query());
+    const q = ListQuery.safeParse(givenParams(c.req.query()));
     if (!q.success) throw new BadRequest(`limit must be a whole number from 1 to ${DLQ_LIST_MAX}`, 'ValidationError');
     const items = await dlq.list(q.data.limit);
     return c.json({ items, count: items.length });

@@ -10,6 +10,7 @@ import { ListQuery as DlqListQuery, RedriveBody } from './dlq.ts';
 import { ExtensionBody } from './extensions.ts';
 import { ControlBody, HoldBody } from './fleet-routes.ts';
 import { CancelBody as RolloutCancelBody, RolloutBody, RolloutListParams } from './rollout-routes.ts';
+import { responseSchemas } from './openapi-shapes.ts';
 import { API_ROUTES, routeKey, type ApiRoute } from './routes.ts';
 
 export const OPENAPI_PATH = '/openapi.json';
@@ -22,10 +23,47 @@ const ERRORS = {
   403: ['Forbidden', 'the token is known but may not do this (another node, another agent, not the operator)'],
   404: ['NotFound', 'the reboot, node, xPU, command, hold or rollout does not exist'],
   409: ['Conflict', 'the request conflicts with the current state (e.g. a reboot past its notice phase)'],
-  413: ['PayloadTooLarge', 'the body is too large: over 256 KiB (64 KiB on the rollout routes)'],
+  413: ['PayloadTooLarge', 'the body is too large: over 256 KiB (262,144 bytes), on every route'],
   503: ['NotConfigured', 'this deployment lacks what the route needs (e.g. no DLQ configured)'],
 } as const;
 type ErrorStatus = keyof typeof ERRORS;
+/**
+ * The literal `error` codes each error response may carry (`x-error-codes`, and named in its description):
+ * a client can branch on them. test/integration/api-shape-audit-s9.test.ts fails on a code it meets that is
+ * not listed here.
+ */
+export const ERROR_CODES: Record<ErrorStatus | 500, readonly string[]> = {
+  400: [
+    'ValidationError',
+    'MalformedJson',
+    'UnknownEventType',
+    'InvalidReportQuery',
+    'EmptyPlan',
+    'PlanTooLarge',
+    'BadRequest',
+    // The Redfish webhook's parser (lambdas/core/redfish/parse.ts).
+    'InvalidEncoding',
+    'TooDeeplyNested',
+    'NotAnEvent',
+    'MalformedRecord',
+  ],
+  401: ['Unauthorized'],
+  403: ['Forbidden'],
+  404: ['NotFound'],
+  409: [
+    'PastNoticePhase',
+    'PastDeadline',
+    'MaxExtensions',
+    'NoExtensionSecondsLeft',
+    'NotExtendable',
+    'RolloutOverlap',
+    'RolloutEnded',
+    'Conflict',
+  ],
+  413: ['PayloadTooLarge'],
+  500: ['InternalError'],
+  503: ['Unavailable', 'NotConfigured', 'ConcurrentUpdate'],
+};
 /** 503 `Unavailable` (lambdas/handlers/unavailable.ts): a dependency did not answer. Any route with a token may answer it. */
 const UNAVAILABLE =
   'a dependency (the store, the queue or the workflow engine) did not answer or throttled; nothing was done, send the same request again after Retry-After';
@@ -68,8 +106,8 @@ interface Operation {
   queryToken?: true;
 }
 
-const object = { type: 'object' } as const;
-const array = { type: 'array', items: object } as const;
+/** A response schema of openapi-shapes.ts. */
+const shape = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 
 /**
  * What each route takes and answers. Where a route reads a parameter without a zod schema of its
@@ -87,7 +125,7 @@ function operations(): Record<string, Operation> {
       ok: {
         status: 200,
         description: '`{"ok":true}`',
-        schema: { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] },
+        schema: shape('Health'),
       },
       errors: [],
     },
@@ -106,11 +144,7 @@ function operations(): Record<string, Operation> {
       ok: {
         status: 202,
         description: 'accepted and ignored records',
-        schema: {
-          type: 'object',
-          properties: { accepted: { type: 'integer' }, ignored: { type: 'integer' } },
-          required: ['accepted', 'ignored'],
-        },
+        schema: shape('EventsAccepted'),
       },
       errors: [400, ...authed, 413],
     },
@@ -121,7 +155,7 @@ function operations(): Record<string, Operation> {
         "From the node's BMC or agent token, or the operator. A node not in the inventory is a 404; an unknown type a 400 (`UnknownEventType`).",
       // The route checks `type` itself (to name the error); the document lists the types it accepts.
       body: { name: 'NativeEvent', schema: NativeEventBody.extend({ type: z.enum(NATIVE_EVENT_TYPES) }), required: true },
-      ok: { status: 202, description: '`{"accepted":1,"ignored":0,"id"}`', schema: object },
+      ok: { status: 202, description: '`{"accepted":1,"ignored":0,"id"}`', schema: shape('EventsAccepted') },
       errors: [400, ...authed, 404, 413],
     },
     'GET /v1/reboots': {
@@ -129,13 +163,13 @@ function operations(): Record<string, Operation> {
       summary: 'Reboots, newest first',
       description: "The operator sees every node; an agent token only its own node's reboots.",
       query: ListParams,
-      ok: { status: 200, description: '`{"items":[<reboot>...],"next":"<cursor>"|null}`', schema: object },
+      ok: { status: 200, description: '`{"items":[<reboot>...],"next":"<cursor>"|null}`', schema: shape('RebootList') },
       errors: [400, ...authed],
     },
     'GET /v1/reboots/{id}': {
       tag: 'reboots',
       summary: 'One reboot with its history',
-      ok: { status: 200, description: 'the reboot', schema: object },
+      ok: { status: 200, description: 'the reboot', schema: shape('Reboot') },
       errors: [...authed, 404],
     },
     'POST /v1/reboots/{id}/extensions': {
@@ -151,7 +185,7 @@ function operations(): Record<string, Operation> {
         },
       ],
       body: { name: 'ExtensionRequest', schema: ExtensionBody, required: true },
-      ok: { status: 200, description: '`{"granted":S,"deadline":"..."}`', schema: object },
+      ok: { status: 200, description: '`{"granted":S,"deadline":"..."}`', schema: shape('ExtensionGrant') },
       errors: [400, ...authed, 404, 409, 413],
       contended: true,
     },
@@ -160,7 +194,7 @@ function operations(): Record<string, Operation> {
       summary: 'Cancel a reboot before its xPU went down',
       description: "The operator, or the xPU's own agent for its xPU reboot. 409 once the xPU went down.",
       body: { name: 'RebootControl', schema: ControlBody },
-      ok: { status: 200, description: 'the cancelled reboot', schema: object },
+      ok: { status: 200, description: 'the cancelled reboot', schema: shape('Reboot') },
       errors: [400, ...authed, 404, 409, 413],
       contended: true,
     },
@@ -168,7 +202,7 @@ function operations(): Record<string, Operation> {
       tag: 'fleet',
       summary: 'Force a reboot in its notice phase (operator)',
       body: { name: 'RebootControl', schema: ControlBody },
-      ok: { status: 200, description: 'the forced reboot', schema: object },
+      ok: { status: 200, description: 'the forced reboot', schema: shape('Reboot') },
       errors: [400, ...authed, 404, 409, 413],
       contended: true,
     },
@@ -184,7 +218,7 @@ function operations(): Record<string, Operation> {
           .default(0)
           .describe(`seconds to wait for a command; at most ${MAX_WAIT_SECONDS}`),
       }),
-      ok: { status: 200, description: '`[{"id","type","rebootId","node","xpu","args","deadline"}]`', schema: array },
+      ok: { status: 200, description: '`[{"id","type","rebootId","node","xpu","args","deadline"}]`', schema: shape('CommandList') },
       errors: [400, ...authed, 404],
     },
     'POST /v1/agents/{agentId}/commands/{cmdId}': {
@@ -192,7 +226,7 @@ function operations(): Record<string, Operation> {
       summary: "A command's result",
       description: '`running` is a heartbeat; a repeated final result is accepted once, idempotently (`"duplicate":true`).',
       body: { name: 'CommandResult', schema: ResultBody, required: true },
-      ok: { status: 200, description: '`{"id","status","duplicate"?}`', schema: object },
+      ok: { status: 200, description: '`{"id","status","duplicate"?}`', schema: shape('CommandResultAck') },
       errors: [400, ...authed, 404, 413],
       contended: true,
     },
@@ -211,7 +245,7 @@ function operations(): Record<string, Operation> {
       tag: 'operations',
       summary: 'Events parked in the ingest dead-letter queue, with why (operator)',
       query: DlqListQuery,
-      ok: { status: 200, description: '`{"items":[...],"count"}`', schema: object },
+      ok: { status: 200, description: '`{"items":[...],"count"}`', schema: shape('DlqList') },
       errors: [400, ...authed, 503],
     },
     'POST /v1/dlq/redrive': {
@@ -220,7 +254,7 @@ function operations(): Record<string, Operation> {
       body: { name: 'DlqRedrive', schema: RedriveBody, required: true },
       description:
         'One call moves messages for 20 s at most (API Gateway stops at 30 s), at least one; `more: true` when messages (or requested ids) may be left: send it again.',
-      ok: { status: 200, description: '`{"redriven","notFound","ids","missing","more"}`', schema: object },
+      ok: { status: 200, description: '`{"redriven","notFound","ids","missing","more"}`', schema: shape('DlqRedriveResult') },
       errors: [400, ...authed, 413, 503],
     },
     'GET /v1/nodes/{id}': {
@@ -230,21 +264,21 @@ function operations(): Record<string, Operation> {
       ok: {
         status: 200,
         description: '`{"id","rack","zone","provisionedTenant","xpus":[{"id","persistentPower"}],"activeReboots":[...]}`',
-        schema: object,
+        schema: shape('Node'),
       },
       errors: [...authed, 404],
     },
     'POST /v1/holds': {
       tag: 'fleet',
       summary: 'Hold the reboots of the nodes a selector matches (operator)',
-      body: { name: 'Hold', schema: HoldBody, required: true },
-      ok: { status: 201, description: 'the hold, with the nodes it matches', schema: object },
+      body: { name: 'HoldRequest', schema: HoldBody, required: true },
+      ok: { status: 201, description: 'the hold, with the nodes it matches', schema: shape('Hold') },
       errors: [400, ...authed, 404, 413],
     },
     'GET /v1/holds': {
       tag: 'fleet',
       summary: 'The active holds (operator)',
-      ok: { status: 200, description: '`{"items":[<hold>...]}`', schema: object },
+      ok: { status: 200, description: '`{"items":[<hold>...]}`', schema: shape('HoldList') },
       errors: authed,
     },
     'DELETE /v1/holds/{id}': {
@@ -257,8 +291,12 @@ function operations(): Record<string, Operation> {
     'POST /v1/rollouts': {
       tag: 'rollouts',
       summary: 'Reboot the xPUs a selector matches, a few at a time (operator)',
-      body: { name: 'Rollout', schema: RolloutBody, required: true },
-      ok: { status: 201, description: '`{"id","status","plan":[{"node","xpu"}...]}` (`dryRun`: the plan only)', schema: object },
+      body: { name: 'RolloutRequest', schema: RolloutBody, required: true },
+      ok: {
+        status: 201,
+        description: '`{"id","status","plan":[{"node","xpu"}...]}` (`dryRun`: the plan only)',
+        schema: shape('RolloutStarted'),
+      },
       errors: [400, ...authed, 404, 409, 413, 503],
     },
     'GET /v1/rollouts': {
@@ -267,27 +305,27 @@ function operations(): Record<string, Operation> {
       description:
         'At most 100 (more asked, 100 answered); a limit that is not a whole number from 1 is a 400 (`ValidationError`), as for `GET /v1/reboots`.',
       query: RolloutListParams,
-      ok: { status: 200, description: '`{"items":[<rollout>...]}`', schema: object },
+      ok: { status: 200, description: '`{"items":[<rollout>...]}`', schema: shape('RolloutList') },
       errors: [400, ...authed, 503],
     },
     'GET /v1/rollouts/{id}': {
       tag: 'rollouts',
       summary: 'One rollout: done, pending and failed xPUs (operator)',
-      ok: { status: 200, description: '`{"id","status","done","pending","failed",...}`', schema: object },
+      ok: { status: 200, description: '`{"id","status","done","pending","failed",...}`', schema: shape('Rollout') },
       errors: [...authed, 404, 503],
     },
     'POST /v1/rollouts/{id}/cancel': {
       tag: 'rollouts',
       summary: 'Cancel a rollout: no more xPUs start (operator)',
       body: { name: 'RolloutCancel', schema: RolloutCancelBody },
-      ok: { status: 200, description: 'the cancelled rollout', schema: object },
+      ok: { status: 200, description: 'the cancelled rollout', schema: shape('Rollout') },
       errors: [400, ...authed, 404, 409, 413, 503],
       contended: true,
     },
     'GET /v1/fleet': {
       tag: 'fleet',
       summary: 'The fleet at a glance: nodes by rack, reboots in flight and queued, budgets, holds, rollouts (operator)',
-      ok: { status: 200, description: 'the fleet view behind `rebootctl status` and /ui', schema: object },
+      ok: { status: 200, description: 'the fleet view behind `rebootctl status` and /ui', schema: shape('Fleet') },
       errors: [...authed, 503],
     },
     'GET /ui': {
@@ -326,12 +364,12 @@ function okResponse(ok: Operation['ok']) {
     return {
       description: ok.description,
       content: {
-        'application/json': { schema: object },
+        'application/json': { schema: shape('ComplianceReport') },
         'text/csv': { schema: { type: 'string' } },
         'text/html': { schema: { type: 'string' } },
       },
     };
-  return { description: ok.description, content: { 'application/json': { schema: ok.schema ?? object } } };
+  return { description: ok.description, content: { 'application/json': { schema: ok.schema ?? { type: 'object' } } } };
 }
 
 function operationOf(route: ApiRoute, op: Operation | undefined, schemas: Record<string, unknown>) {
@@ -346,7 +384,11 @@ function operationOf(route: ApiRoute, op: Operation | undefined, schemas: Record
       responses: { default: { description: 'undocumented' } },
     };
   }
-  if (op.body) schemas[op.body.name] = inputSchema(op.body.schema);
+  if (op.body) {
+    // A request body named like a response schema would replace it: the document would then describe the answer wrongly.
+    if (op.body.name in responseSchemas()) throw new Error(`request body ${op.body.name} clashes with the response schema of that name`);
+    schemas[op.body.name] = inputSchema(op.body.schema);
+  }
   const responses: Record<string, unknown> = { [String(op.ok.status)]: okResponse(op.ok) };
   for (const status of op.errors) if (status !== 503) responses[String(status)] = { $ref: `#/components/responses/${ERRORS[status][0]}` };
   if (!route.public) {
@@ -355,7 +397,7 @@ function operationOf(route: ApiRoute, op: Operation | undefined, schemas: Record
     responses['503'] = { $ref: `#/components/responses/${unavailableResponse(op).name}` };
   } else if (op.errors.includes(503)) responses['503'] = { $ref: '#/components/responses/NotConfigured' };
   if (route.path === '/healthz')
-    responses['503'] = { description: 'a dependency does not answer', content: { 'application/json': { schema: object } } };
+    responses['503'] = { description: 'a dependency does not answer', content: { 'application/json': { schema: shape('HealthDown') } } };
   const parameters = [
     ...pathParameters(route.path),
     ...queryParameters(op.query),
@@ -384,6 +426,7 @@ function operationOf(route: ApiRoute, op: Operation | undefined, schemas: Record
 export function openApiDocument(): Record<string, unknown> {
   const ops = operations();
   const schemas: Record<string, unknown> = {
+    ...responseSchemas(),
     Error: {
       type: 'object',
       properties: {
@@ -398,21 +441,26 @@ export function openApiDocument(): Record<string, unknown> {
     paths[route.path] ??= {};
     paths[route.path][route.method.toLowerCase()] = operationOf(route, ops[routeKey(route)], schemas);
   }
-  const errorResponse = (description: string) => ({
-    description,
+  const errorResponse = (description: string, codes: readonly string[]) => ({
+    description: `${description}. \`error\`: ${codes.map((c) => `\`${c}\``).join(', ')}`,
+    'x-error-codes': codes,
     content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
   });
   const responses: Record<string, unknown> = Object.fromEntries(
-    Object.values(ERRORS).map(([code, description]) => [code, errorResponse(description)]),
+    Object.entries(ERRORS).map(([status, [name, description]]) => [
+      name,
+      errorResponse(description, status === '503' ? ['NotConfigured'] : ERROR_CODES[Number(status) as ErrorStatus]),
+    ]),
   );
-  responses.InternalError = errorResponse('the request could not be completed; it is safe to retry');
+  responses.InternalError = errorResponse('the request could not be completed; it is safe to retry', ERROR_CODES[500]);
   const retryAfter = {
     'Retry-After': { description: 'seconds to wait before sending the request again', schema: { type: 'integer', minimum: 0 } },
   };
   for (const errors of [[], [503]] as ErrorStatus[][])
     for (const contended of [undefined, true] as const) {
       const { name, description } = unavailableResponse({ errors, contended });
-      responses[name] = { ...errorResponse(description), headers: retryAfter };
+      const codes = ['Unavailable', ...(errors.includes(503) ? ['NotConfigured'] : []), ...(contended ? ['ConcurrentUpdate'] : [])];
+      responses[name] = { ...errorResponse(description, codes), headers: retryAfter };
     }
   return {
     openapi: '3.1.0',

@@ -17,6 +17,7 @@ import { claimPlan, releasePlan } from './rollout-claims.ts';
 import { FLEET_PAGE } from './ui-page.ts';
 import { rolloutWorkflowInput } from '../core/workflow-io.ts';
 import { IDEMPOTENCY_KEY } from './extensions.ts';
+import { givenParams } from './query.ts';
 
 /** The contract's one body limit (413 above it), as on every other route. */
 const MAX_BODY_BYTES = 256 * 1024;
@@ -182,7 +183,7 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
 
   app.get('/v1/rollouts', async (c) => {
     await operatorOnly(c);
-    const q = check(RolloutListParams, c.req.query(), 'query');
+    const q = check(RolloutListParams, givenParams(c.req.query()), 'query');
     const items = await store().listRollouts(Math.min(q.limit, MAX_ROLLOUT_LIST));
     return c.json({ items: items.map(publicRollout) });
   });

@@ -18,6 +18,7 @@ import {
   type TickNext,
 } from '../core/rollout.ts';
 import type { NativeEvent, NodeDef } from '../core/types.ts';
+import { COORDINATOR } from '../core/principal.ts';
 import { isWithinWindows, nextWindowOpening } from '../core/windows.ts';
 import type { StoredCommand } from '../ports/index.ts';
 import type { RolloutStore } from '../ports/rollouts.ts';
@@ -293,6 +294,7 @@ export function createRolloutTasks(deps: RolloutDeps, opts: { ticksPerExecution?
                 at,
                 phase: 'workflow-error',
                 detail: `the rollout workflow gave up${e?.Error ? `: ${e.Error}${e.Cause ? ` (${String(e.Cause).slice(0, 300)})` : ''}` : ''}`,
+                by: COORDINATOR,
               },
             ],
           },

@@ -1,6 +1,7 @@
 // `npm start` prints the embedded DynamoDB, SQS and Step Functions endpoints after its ready line,
 // takes their ports from DYNAMODB_PORT, SQS_PORT and SFN_PORT, and they answer what the README's
 // "Look inside with the AWS CLI" runs (here through the SDK: the CLI need not be installed).
+import { Agent, get as httpGet } from 'node:http';
 import { createServer } from 'node:net';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { GetExecutionHistoryCommand, ListExecutionsCommand, ListStateMachinesCommand, SFNClient } from '@aws-sdk/client-sfn';
@@ -107,4 +108,33 @@ describe('the local stack shows its AWS endpoints', () => {
       dynamoClient.destroy();
     }
   }, 60_000);
+});
+
+describe('the API and idle keep-alive connections', () => {
+  /** One GET over `agent`: its keep-alive header and whether it went over a socket used before. */
+  function get(agent: Agent, path: string): Promise<{ keepAlive: string | undefined; reused: boolean; status: number }> {
+    return new Promise((resolve, reject) => {
+      const req = httpGet(`${stack.url}${path}`, { agent }, (res) => {
+        res.resume();
+        res.on('end', () =>
+          resolve({ keepAlive: res.headers['keep-alive'] as string | undefined, reused: req.reusedSocket, status: res.statusCode ?? 0 }),
+        );
+      });
+      req.on('error', reject);
+    });
+  }
+
+  it("keeps an idle connection past Node's 5 s default, so a client reusing it after a pause is not reset", async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const first = await get(agent, '/healthz');
+      expect(first.status).toBe(200);
+      expect(first.keepAlive).toBe('timeout=65');
+      await new Promise((r) => setTimeout(r, 6_000));
+      const second = await get(agent, '/healthz');
+      expect(second).toEqual({ keepAlive: 'timeout=65', reused: true, status: 200 });
+    } finally {
+      agent.destroy();
+    }
+  }, 30_000);
 });

@@ -226,7 +226,8 @@ async function drained() {
       const a = res.Attributes ?? {};
       return Number(a.ApproximateNumberOfMessages ?? 0) + Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) === 0;
     },
-    15_000,
+    // Generous: a test that posts hundreds of records waits here, and on a loaded machine they take a while.
+    45_000,
     25,
   );
 }

@@ -102,7 +102,7 @@ describe('a start killed between its claims and its record', () => {
 
 describe('GET /v1/rollouts?limit=', () => {
   it('a limit that is not a whole number from 1 is a 400 ValidationError, worded as on /v1/reboots; above 100, 100 at most', async () => {
-    for (const bad of ['abc', '0', '-1', '1.5', '']) {
+    for (const bad of ['abc', '0', '-1', '1.5', '%20']) {
       const rollouts = await h.request(`/v1/rollouts?limit=${bad}`);
       const reboots = await h.request(`/v1/reboots?limit=${bad}`);
       expect([rollouts.status, rollouts.json.error], bad).toEqual([400, 'ValidationError']);
@@ -113,5 +113,17 @@ describe('GET /v1/rollouts?limit=', () => {
     expect(many.status).toBe(200);
     expect(many.json.items.length).toBeGreaterThanOrEqual(3);
     expect(many.json.items.length).toBeLessThanOrEqual(100);
+  });
+
+  it('an empty parameter is one not given: the route table written out (?node=&status=&limit=&cursor=) answers the default page', async () => {
+    const all = await h.request('/v1/reboots');
+    const empty = await h.request('/v1/reboots?node=&status=&limit=&cursor=');
+    expect(empty.status).toBe(200);
+    expect(empty.json).toEqual(all.json);
+    const rollouts = await h.request('/v1/rollouts?limit=');
+    expect(rollouts.status).toBe(200);
+    expect(rollouts.json).toEqual((await h.request('/v1/rollouts')).json);
+    // Given and wrong is still a 400.
+    expect((await h.request('/v1/reboots?status=nope')).status).toBe(400);
   });
 });
