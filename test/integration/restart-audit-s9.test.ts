@@ -114,12 +114,14 @@ async function react(agent: string, cmd: any): Promise<string | null> {
 
 async function fakeAgent(agent: string) {
   while (!stopped) {
-    const res = await call(`/v1/agents/${agent}/commands?wait=5`).catch(() => undefined);
+    const res = await call(`/v1/agents/${agent}/commands?wait=2`).catch(() => undefined);
     if (res?.status !== 200) {
       await sleep(200);
       continue;
     }
-    for (const cmd of res.json) {
+    // Commands held back (a host not yet released) are answered at the next turn, not at their next delivery.
+    const held = (seen.get(agent) ?? []).filter((c) => !answered.has(c.id) && !res.json.some((d: any) => d.id === c.id));
+    for (const cmd of [...res.json, ...held]) {
       const list = seen.get(agent) ?? [];
       if (!list.some((c) => c.id === cmd.id)) seen.set(agent, [...list, cmd]);
       if (!answered.has(cmd.id)) {
