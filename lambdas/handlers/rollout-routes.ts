@@ -6,7 +6,17 @@ import { BadRequest, Conflict, Forbidden, HttpError, NotFound, PayloadTooLarge }
 import type { InventoryIndex } from '../core/inventory.ts';
 import { actorOf, type Principal } from '../core/principal.ts';
 import { isEnded } from '../core/reboot.ts';
-import { cancelRollout, claimIsFresh, isInFlight, keyedRolloutId, MAX_PLAN, overlapOf, planRollout, publicRollout, type Rollout } from '../core/rollout.ts';
+import {
+  cancelRollout,
+  claimIsFresh,
+  isInFlight,
+  keyedRolloutId,
+  MAX_PLAN,
+  overlapOf,
+  planRollout,
+  publicRollout,
+  type Rollout,
+} from '../core/rollout.ts';
 import type { RolloutStore } from '../ports/rollouts.ts';
 import { bearerToken, requirePrincipal } from './auth.ts';
 import type { Deps } from './deps.ts';
@@ -138,12 +148,15 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
       if (first.status === 'running') await deps.workflows.start('rollout', first.id, rolloutWorkflowInput(first.id));
       return c.json({ id: first.id, status: first.status, plan: first.items.map((it) => ({ node: it.node, xpu: it.xpu })) }, 201);
     }
-    const clash = overlapOf(plan, await store().listRollouts(100));
-    if (clash)
+    const listed = await store().listRollouts(100);
+    const clash = overlapOf(plan, listed);
+    if (clash) {
+      await startOrphan(listed.find((r) => r.id === clash.rolloutId));
       throw new Conflict(
         `${clash.node}/${clash.xpu} is still to be rebooted by rollout ${clash.rolloutId} (${clash.status}): cancel that one first, or select other xPUs`,
         'RolloutOverlap',
       );
+    }
     // overlapOf read a list that a start running beside this one is not in yet: the claims decide.
     const claimedAt = deps.clock.now();
     const taken = await claimPlan(store(), plan, id, deps.clock);
@@ -180,6 +193,19 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
     deps.metrics.count('RolloutsStarted');
     return c.json({ id: rollout.id, status: rollout.status, plan }, 201);
   });
+
+  /**
+   * A running rollout that no execution runs: its start died between its record and its workflow (kill -9),
+   * and its xPUs would stay taken for good. Its workflow is started (by name and with the same input, so
+   * at most once, also if that start is only slow). Only the first generation: later ones are started by
+   * the rollout's own ticks.
+   */
+  async function startOrphan(r: Rollout | undefined): Promise<void> {
+    if (!r || r.status !== 'running' || (r.generation ?? 1) > 1) return;
+    if ((await deps.workflows.describe('rollout', r.id)).status !== 'NOT_FOUND') return;
+    deps.logger.warn('rollout: its workflow was never started (its start died): started now', { rolloutId: r.id });
+    await deps.workflows.start('rollout', r.id, rolloutWorkflowInput(r.id));
+  }
 
   app.get('/v1/rollouts', async (c) => {
     await operatorOnly(c);

@@ -214,6 +214,9 @@ const takeNode = () => {
   return n;
 };
 
+const rolloutsOf = async (node: string) =>
+  ((await retried('/v1/rollouts?limit=100')).json.items as any[]).filter((r) => r.plan.some((p: any) => p.node === node));
+
 let seq = 0;
 async function announce(node: string, data: Record<string, unknown> = {}): Promise<string> {
   const before = new Set((await rebootsOf(node)).map((r) => r.id));
@@ -445,8 +448,6 @@ describe('kill -9 inside a write request, restart, the same request again: once,
   }, 120_000);
 
   it('POST /v1/rollouts: one rollout, not two; it completes and the xPU can be rolled out again', async () => {
-    const rolloutsOf = async (node: string) =>
-      ((await retried('/v1/rollouts?limit=100')).json.items as any[]).filter((r) => r.plan.some((p: any) => p.node === node));
     await audit('rollout', {
       setup: async (node) => {
         released.add(node);
@@ -476,6 +477,30 @@ describe('kill -9 inside a write request, restart, the same request again: once,
       },
     });
   }, 180_000);
+
+  it('POST /v1/rollouts without a key, killed between its record and its workflow: the repeat (409) starts that rollout, which completes', async () => {
+    const node = takeNode();
+    released.add(node);
+    const body = { selector: { node }, maxUnavailable: 1, reason: `audit ${node}`, noticeSeconds: 1 };
+    // A one-xPU plan writes its claim (1), its record (2), then starts its workflow (3).
+    expect(await underKill(`rollout without key (${node})`, 2, (h) => call('/v1/rollouts', { body, headers: h }))).toBe(true);
+    const ros = await rolloutsOf(node);
+    expect(
+      ros.map((r) => r.status),
+      'the record is there',
+    ).toEqual(['running']);
+    const retry = await retried('/v1/rollouts', { body });
+    expect(retry.status, JSON.stringify(retry.json)).toBe(409);
+    expect(retry.json.error).toBe('RolloutOverlap');
+    expect(retry.json.message).toContain(ros[0].id);
+    await waitFor(
+      `${node}: the rollout nothing ran completes`,
+      async () => (await retried(`/v1/rollouts/${ros[0].id}`)).json.status === 'completed',
+      60_000,
+    );
+    expect((await rolloutsOf(node)).length, 'one rollout').toBe(1);
+    await nodeStillWorks(node);
+  }, 120_000);
 
   it('POST /v1/rollouts/{id}/cancel: cancelled, its claim freed (a new rollout of the xPU starts and completes)', async () => {
     await audit('rollout cancel', {
