@@ -5,6 +5,7 @@ import { createBackoff, sleep, type Backoff } from './backoff.ts';
 import type { AgentConfig } from './config.ts';
 import { findHook, startHook, type HookOutcome, type HookRun } from './hook.ts';
 import { createHttpClient, type HttpClient, type HttpResponse } from './http.ts';
+import { unknownAgentReason } from './unknown-agent.ts';
 import { AgentLocked, Journal, type FinalStatus } from './journal.ts';
 import { createLogger, describeError, type Logger } from './log.ts';
 import { utf8Tail } from './output.ts';
@@ -29,7 +30,17 @@ export const EXIT_CODES = Object.freeze({
   config: 2,
   /** The server refused the token (401/403): retrying will not fix it. */
   auth: 3,
+  /** `--once` only: the server does not know this agent id (404); the daemon keeps trying slowly instead. */
+  unknownAgent: 4,
 });
+
+/**
+ * Tries while the server does not know the agent id (a mistyped id, an xPU not in the inventory yet):
+ * 30 s doubling to 5 min, each at least half its ceiling. Slow, since only an inventory push or a fixed
+ * configuration changes the answer; not an exit, so the agent comes back by itself once the inventory
+ * has it (under systemd's Restart=always an exit would only become a restart every RestartSec).
+ */
+export const UNKNOWN_AGENT_RETRY = Object.freeze({ initialMs: 30_000, maxMs: 300_000 });
 
 export interface AgentExit {
   code: number;
@@ -159,6 +170,8 @@ type PollResult =
   | { kind: 'ok'; items: unknown[] }
   | { kind: 'auth'; status: number; message: string }
   | { kind: 'error'; reason: string }
+  /** 404 on the agent's own commands route: the server does not know this agent id (or --server is not its API). */
+  | { kind: 'unknown'; reason: string }
   | { kind: 'stopped' };
 
 /**
@@ -454,6 +467,8 @@ class Agent {
   async #runForever(): Promise<AgentExit> {
     const pollBackoff = this.#backoff();
     const idleBackoff = this.#backoff();
+    // Equal jitter: never a quick retry, yet a fleet imaged with the same wrong id does not ask in step.
+    const unknownBackoff = createBackoff(UNKNOWN_AGENT_RETRY.initialMs, UNKNOWN_AGENT_RETRY.maxMs, () => 0.5 + Math.random() / 2);
     while (!this.#stop.aborted && !this.#fatal) {
       const next = this.#queue.shift();
       if (next) {
@@ -471,6 +486,20 @@ class Agent {
         this.#link.fail(res.reason);
         await sleep(pollBackoff.next(), this.#stop);
         continue;
+      }
+      if (res.kind === 'unknown') {
+        const wait = unknownBackoff.next();
+        const retryInSeconds = Math.round(wait / 1000);
+        this.log.error(`${res.reason}; fix --agent (REBOOT_AGENT_ID) or the inventory; trying again in ${retryInSeconds} s`, {
+          retryInSeconds,
+          attempts: unknownBackoff.attempts,
+        });
+        await sleep(wait, this.#stop);
+        continue;
+      }
+      if (unknownBackoff.attempts > 0) {
+        this.log.info(`the server knows agent ${this.config.agent} now`, { attempts: unknownBackoff.attempts });
+        unknownBackoff.reset();
       }
       pollBackoff.reset();
       if (this.#link.ok()) this.#sender.nudge();
@@ -492,6 +521,10 @@ class Agent {
     if (res.kind === 'error') {
       this.log.error('poll failed', { reason: res.reason });
       return { code: EXIT_CODES.failure, reason: `poll failed: ${res.reason}` };
+    }
+    if (res.kind === 'unknown') {
+      this.log.error(`${res.reason}; fix --agent (REBOOT_AGENT_ID) or the inventory`);
+      return { code: EXIT_CODES.unknownAgent, reason: res.reason };
     }
     if (res.kind === 'ok') {
       this.#dispatch(res.items, true);
@@ -742,8 +775,7 @@ class Agent {
     const res = await this.#request('GET', `${this.#base}?wait=${wait}`, undefined, wait + this.config.requestTimeoutSeconds);
     if ('error' in res) return this.#stop.aborted ? { kind: 'stopped' } : { kind: 'error', reason: res.error };
     if (res.status === 401 || res.status === 403) return { kind: 'auth', status: res.status, message: serverMessage(res) };
-    if (res.status === 404)
-      return { kind: 'error', reason: `the server does not know agent ${this.config.agent} (404): ${serverMessage(res)}` };
+    if (res.status === 404) return { kind: 'unknown', reason: unknownAgentReason(this.config.agent, this.config.server, res) };
     if (res.status !== 200) return { kind: 'error', reason: `HTTP ${res.status}: ${serverMessage(res)}` };
     try {
       const items: unknown = JSON.parse(res.body);

@@ -12,9 +12,12 @@ if (process.env[CONFIG_ENV]) {
   // What hooks and shutdown gates on the same machine call: announce (reboot-xpu) and host-reboot.
   const { registerAnnounceCommand } = await import('../cli/commands/announce.ts');
   const { registerHostRebootCommand } = await import('../cli/commands/host-reboot.ts');
+  const { usageErrorsExit2 } = await import('../cli/commands/usage-exit.ts');
   const program = new Command('rebootctl-agent')
     .description('the xPU reboot coordinator edge agent (run: rebootctl-agent.mjs agent --help)')
     .showHelpAfterError();
+  // As rebootctl's root (cli/program.ts): before the sub-commands, so each inherits exit 2 for usage.
+  usageErrorsExit2(program);
   registerAgentCommand(program);
   registerAnnounceCommand(program);
   registerHostRebootCommand(program);

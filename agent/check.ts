@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createHttpClient, type TlsFiles } from './http.ts';
 import { describeError } from './log.ts';
 import { REQUIRED_HOOKS, roleOf } from './roles.ts';
+import { unknownAgentReason } from './unknown-agent.ts';
 
 export interface CheckOptions {
   agent: string;
@@ -159,7 +160,7 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
       report.problems.push(
         `the server ${opts.server} refuses agent ${opts.agent} with this token (403): the token belongs to another node, or this agent id is not allowed`,
       );
-    else if (res.status === 404) report.problems.push(`the server ${opts.server} does not know agent ${opts.agent} (404)`);
+    else if (res.status === 404) report.problems.push(unknownAgentReason(opts.agent, opts.server, res));
     else
       (opts.allowOffline ? report.warnings : report.problems).push(
         `the server ${opts.server} answered HTTP ${res.status}; the token could not be checked`,

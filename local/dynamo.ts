@@ -1,5 +1,5 @@
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceInUseException } from '@aws-sdk/client-dynamodb';
-import { GSI1_ATTRIBUTES, GSI2_ATTRIBUTES } from '../lambdas/adapters/table-schema.ts';
+import { GSI1_ATTRIBUTES, GSI2_ATTRIBUTES, GSI3_ATTRIBUTES } from '../lambdas/adapters/table-schema.ts';
 import type { ServiceProcess, Supervision } from './service-process.ts';
 import { spawnDynalite } from './prestart.ts';
 import { leanLocalClient, localClientConfig } from './sdk-clients.ts';
@@ -33,6 +33,8 @@ export async function ensureTable(client: DynamoDBClient, table: string): Promis
           { AttributeName: 'gsi1sk', AttributeType: 'S' },
           { AttributeName: 'gsi2pk', AttributeType: 'S' },
           { AttributeName: 'gsi2sk', AttributeType: 'S' },
+          { AttributeName: 'gsi3pk', AttributeType: 'S' },
+          { AttributeName: 'gsi3sk', AttributeType: 'S' },
         ],
         KeySchema: [
           { AttributeName: 'pk', KeyType: 'HASH' },
@@ -54,6 +56,15 @@ export async function ensureTable(client: DynamoDBClient, table: string): Promis
               { AttributeName: 'gsi2sk', KeyType: 'RANGE' },
             ],
             Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...GSI2_ATTRIBUTES] },
+          },
+          {
+            // Sparse: the reboots not ended (the reconciler). A table from before it works without (slower reconciler).
+            IndexName: 'gsi3',
+            KeySchema: [
+              { AttributeName: 'gsi3pk', KeyType: 'HASH' },
+              { AttributeName: 'gsi3sk', KeyType: 'RANGE' },
+            ],
+            Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...GSI3_ATTRIBUTES] },
           },
         ],
       }),

@@ -2,10 +2,10 @@
 import { AttributeType, BillingMode, ProjectionType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
 import { removalPolicyOf, type StageConfig } from '../config.ts';
-import { GSI1_ATTRIBUTES, GSI2_ATTRIBUTES } from '../../lambdas/adapters/table-schema.ts';
+import { GSI1_ATTRIBUTES, GSI2_ATTRIBUTES, GSI3_ATTRIBUTES } from '../../lambdas/adapters/table-schema.ts';
 
 export class Tables extends Construct {
-  /** pk/sk, GSIs gsi1 (day-sharded listings, open commands) and gsi2 (by node), TTL `ttl` (ended reboots, event keys). Items (nodes, hashed tokens) are written by `rebootctl inventory push`. */
+  /** pk/sk, GSIs gsi1 (day-sharded listings, open commands), gsi2 (by node) and gsi3 (sparse: reboots not ended), TTL `ttl` (ended reboots, event keys). Items (nodes, hashed tokens) are written by `rebootctl inventory push`. */
   readonly reboots: Table;
   /** Powertools idempotency layout: pk `id`, TTL `expiration`. */
   readonly idempotency: Table;
@@ -39,6 +39,14 @@ export class Tables extends Construct {
       sortKey: { name: 'gsi2sk', type: AttributeType.STRING },
       projectionType: ProjectionType.INCLUDE,
       nonKeyAttributes: [...GSI2_ATTRIBUTES],
+    });
+    // Sparse: the reboots not ended, for the reconciler (its readWrite grant covers the table's indexes).
+    this.reboots.addGlobalSecondaryIndex({
+      indexName: 'gsi3',
+      partitionKey: { name: 'gsi3pk', type: AttributeType.STRING },
+      sortKey: { name: 'gsi3sk', type: AttributeType.STRING },
+      projectionType: ProjectionType.INCLUDE,
+      nonKeyAttributes: [...GSI3_ATTRIBUTES],
     });
     this.idempotency = new Table(this, 'IdempotencyTable', {
       ...common,

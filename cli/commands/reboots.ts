@@ -1,7 +1,8 @@
 // `rebootctl reboots list|show`: what operators ask first: which reboots, in what state, and their history.
 import type { Command } from 'commander';
 import { fetchOrSayWhy } from './reach.ts';
-import { addTokenOptions, readTokenOption } from './token-option.ts';
+import { addTokenOptions, readTokenOption, TokenOptionError } from './token-option.ts';
+import { serverUrl, USAGE_EXIT, UsageError, wholeNumber } from './usage-exit.ts';
 
 interface Opts {
   server: string;
@@ -12,8 +13,8 @@ interface Opts {
 
 async function get(opts: Opts, path: string): Promise<any> {
   const token = readTokenOption(opts);
-  if (!token) throw new Error('a token is needed: --token-file, --token, or REBOOT_OPERATOR_TOKEN');
-  const base = new URL(opts.server);
+  if (!token) throw new UsageError('a token is needed: --token-file, --token, or REBOOT_OPERATOR_TOKEN');
+  const base = serverUrl(opts.server);
   const url = new URL(`${base.pathname.replace(/\/+$/, '')}${path}`, base);
   const res = await fetchOrSayWhy(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) });
   const body: any = await res.json().catch(() => undefined);
@@ -27,7 +28,7 @@ function run(action: (opts: any, ...rest: any[]) => Promise<void>) {
       await action(...(args as [any]));
     } catch (err) {
       console.error(`rebootctl reboots: ${(err as Error).message}`);
-      process.exitCode = 1;
+      process.exitCode = err instanceof UsageError || err instanceof TokenOptionError ? USAGE_EXIT : 1;
     }
   };
 }
@@ -49,7 +50,7 @@ export function registerRebootsCommands(program: Command): void {
     .option('--limit <n>', 'at most this many', '20')
     .action(
       run(async (opts: Opts & { node?: string; status?: string; limit: string }) => {
-        const q = new URLSearchParams({ limit: opts.limit });
+        const q = new URLSearchParams({ limit: String(wholeNumber(opts.limit, '--limit')) });
         if (opts.node) q.set('node', opts.node);
         if (opts.status) q.set('status', opts.status);
         const page = await get(opts, `/v1/reboots?${q}`);

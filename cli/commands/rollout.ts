@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { fetchOrSayWhy } from './reach.ts';
+import { positiveSeconds, serverUrl, USAGE_EXIT, UsageError, wholeNumber } from './usage-exit.ts';
 
 interface Opts {
   server: string;
@@ -14,12 +15,12 @@ function tokenOf(opts: Opts): string {
   // A file keeps the token out of every process's command line and environment.
   if (opts.tokenFile) return readFileSync(opts.tokenFile, 'utf8').trim();
   const token = opts.token ?? process.env.REBOOT_OPERATOR_TOKEN;
-  if (!token) throw new Error('a token is needed: --token, --token-file, or REBOOT_OPERATOR_TOKEN');
+  if (!token) throw new UsageError('a token is needed: --token, --token-file, or REBOOT_OPERATOR_TOKEN');
   return token;
 }
 
 async function call(opts: Opts, method: 'GET' | 'POST', path: string, body?: unknown): Promise<any> {
-  const base = new URL(opts.server);
+  const base = serverUrl(opts.server);
   const url = new URL(`${base.pathname.replace(/\/+$/, '')}${path}`, base);
   const res = await fetchOrSayWhy(url, {
     method,
@@ -38,7 +39,7 @@ function run(what: string, action: (...args: any[]) => Promise<void>) {
       await action(...args);
     } catch (err) {
       console.error(`rebootctl ${what}: ${(err as Error).message}`);
-      process.exitCode = 1;
+      process.exitCode = err instanceof UsageError ? USAGE_EXIT : 1;
     }
   };
 }
@@ -97,13 +98,13 @@ export function registerRolloutCommands(program: Command): void {
     .action(
       run('rollout start', async (opts: Opts & Record<string, string | boolean | undefined>) => {
         const keys = (['node', 'rack', 'zone', 'tenant'] as const).filter((k) => opts[k] !== undefined);
-        if (keys.length > 1) throw new Error('name at most one of --node, --rack, --zone, --tenant (none: the whole fleet)');
+        if (keys.length > 1) throw new UsageError('name at most one of --node, --rack, --zone, --tenant (none: the whole fleet)');
         const body = {
           selector: Object.fromEntries(keys.map((k) => [k, opts[k]])),
-          maxUnavailable: Number(opts.maxUnavailable),
+          maxUnavailable: wholeNumber(String(opts.maxUnavailable), '--max-unavailable'),
           reason: opts.reason,
-          maxFailures: Number(opts.maxFailures),
-          ...(opts.notice !== undefined ? { noticeSeconds: Number(opts.notice) } : {}),
+          maxFailures: wholeNumber(String(opts.maxFailures), '--max-failures'),
+          ...(opts.notice !== undefined ? { noticeSeconds: wholeNumber(String(opts.notice), '--notice') } : {}),
           ...(opts.dryRun ? { dryRun: true } : {}),
         };
         const res = await call(opts, 'POST', '/v1/rollouts', body);
@@ -123,6 +124,7 @@ export function registerRolloutCommands(program: Command): void {
     .action(
       run('rollout status', async (id: string, opts: Opts & { watch?: boolean; interval: string }) => {
         const tty = !!process.stdout.isTTY && !opts.json;
+        const interval = positiveSeconds(opts.interval, '--interval');
         for (;;) {
           const r = await call(opts, 'GET', `/v1/rollouts/${encodeURIComponent(id)}`);
           if (opts.json) console.log(JSON.stringify(r, null, 2));
@@ -138,7 +140,7 @@ export function registerRolloutCommands(program: Command): void {
             if (opts.watch && !ENDED.has(r.status) && r.status !== 'paused') process.stdout.write(`\x1b[${lines.length}A`);
           } else console.log(plainStatus(r).join('\n'));
           if (!opts.watch || ENDED.has(r.status) || (r.status === 'paused' && r.inFlight === 0)) return;
-          await new Promise((res) => setTimeout(res, Math.max(0.2, Number(opts.interval)) * 1000));
+          await new Promise((res) => setTimeout(res, Math.max(0.2, interval) * 1000));
         }
       }),
     );

@@ -20,6 +20,7 @@ import { ConcurrentUpdate } from '../core/errors.ts';
 import type { StoredReboot } from '../core/reboot.ts';
 import type { NativeEvent } from '../core/types.ts';
 import type {
+  ActiveReboot,
   ClaimAheadResult,
   ClaimResult,
   IdempotentAnswer,
@@ -32,7 +33,8 @@ import type {
 import { DEFAULT_RETENTION_DAYS, RebootIndex, rebootIndexAttributes } from './reboot-index.ts';
 import { packReboot, unpackReboot } from './reboot-item.ts';
 import { coalesce } from './coalesce.ts';
-import { conflictRetry, Turns } from './optimistic.ts';
+import { DynamoBudgets } from './dynamo-budgets.ts';
+import { conflictRetry, throttled as jitter, Turns } from './optimistic.ts';
 
 const BATCH_GET_MAX = 100;
 const BATCH_WRITE_MAX = 25;
@@ -65,12 +67,8 @@ const idempotencyKey = (key: string) => ({ pk: `IDEM#${key}`, sk: 'A' });
 /** dynalite has no TTL: readers honour the expiry themselves. */
 const expired = (item: Record<string, unknown>) => typeof item.ttl === 'number' && item.ttl * 1000 <= Date.now();
 // Budgets, the queue of reboots they hold back, and holds: one partition each, so each lists with one Query.
-const BUDGETS = 'BUDGET';
 const QUEUED = 'QUEUED';
 const HOLDS = 'HOLD';
-const budgetItemKey = (key: string) => ({ pk: BUDGETS, sk: key });
-/** The reboots that make a node unavailable in a budget: the node leaves `holders` when the last one ends. */
-const rebootsAttr = (node: string) => `r_${node}`;
 
 function stripKeys<T>(item: Record<string, unknown> | undefined): T | undefined {
   if (!item) return undefined;
@@ -87,10 +85,6 @@ async function writtenIf(write: () => Promise<unknown>): Promise<boolean> {
     if (isConditionFailure(err)) return false;
     throw err;
   }
-}
-
-function jitter(attempt: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 5 * 2 ** attempt)));
 }
 
 function nodeState(node: string, item: Record<string, unknown>): NodeStateRecord {
@@ -137,13 +131,21 @@ export class DynamoRebootStore implements RebootStore {
   readonly #index: RebootIndex;
   readonly #retentionDays: number;
   readonly #turns = new Turns();
+  readonly #commandPage: number | undefined;
+  readonly #budgets: DynamoBudgets;
 
-  /** `retentionDays`: how long an ended reboot stays in the table (TTL); the daily S3 reports keep it after. */
-  constructor(client: DynamoDBClient, table: string, opts: { retentionDays?: number } = {}) {
+  /**
+   * `retentionDays`: how long an ended reboot stays in the table (TTL); the daily S3 reports keep it after.
+   * `commandPage`: at most this many open commands per Query page (tests; DynamoDB's 1 MB page otherwise).
+   * `budgetHeadCap`: nodes a budget's head item names before new ones spill to items of their own (dynamo-budgets.ts).
+   */
+  constructor(client: DynamoDBClient, table: string, opts: { retentionDays?: number; commandPage?: number; budgetHeadCap?: number } = {}) {
     this.#doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true } });
     this.#table = table;
+    this.#commandPage = opts.commandPage;
     this.#retentionDays = opts.retentionDays ?? DEFAULT_RETENTION_DAYS;
     this.#index = new RebootIndex(this.#doc, table, this.#retentionDays);
+    this.#budgets = new DynamoBudgets(this.#doc, table, opts.budgetHeadCap);
   }
 
   async getReboot(id: string): Promise<StoredReboot | undefined> {
@@ -244,6 +246,10 @@ export class DynamoRebootStore implements RebootStore {
   async listReboots(q: ListQuery) {
     const page = await this.#index.list(q);
     return { items: await this.#rebootsById(page.ids), next: page.next };
+  }
+
+  async activeReboots(): Promise<ActiveReboot[] | null> {
+    return this.#index.active();
   }
 
   async rebootsNotifiedBetween(from: Date, to: Date): Promise<StoredReboot[]> {
@@ -528,16 +534,25 @@ export class DynamoRebootStore implements RebootStore {
   }
 
   async openCommands(agent: string): Promise<StoredCommand[]> {
-    const res = await this.#doc.send(
-      new QueryCommand({
-        TableName: this.#table,
-        IndexName: 'gsi1',
-        KeyConditionExpression: 'gsi1pk = :p',
-        ExpressionAttributeValues: { ':p': `OPEN#${agent}` },
-        Limit: 100,
-      }),
-    );
-    return (res.Items ?? []).map((it) => stripKeys<StoredCommand>(it)!);
+    // Every page: a poll that saw only the oldest 100 (or 1 MB) would starve the commands behind
+    // those in flight. One request while the agent's open commands fit a page, as before.
+    const out: StoredCommand[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const res = await this.#doc.send(
+        new QueryCommand({
+          TableName: this.#table,
+          IndexName: 'gsi1',
+          KeyConditionExpression: 'gsi1pk = :p',
+          ExpressionAttributeValues: { ':p': `OPEN#${agent}` },
+          ...(this.#commandPage ? { Limit: this.#commandPage } : {}),
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const it of res.Items ?? []) out.push(stripKeys<StoredCommand>(it)!);
+      start = res.LastEvaluatedKey;
+    } while (start);
+    return out;
   }
 
   async updateCommand(agent: string, id: string, change: (c: StoredCommand) => StoredCommand | null) {
@@ -788,87 +803,28 @@ export class DynamoRebootStore implements RebootStore {
     const taken: BudgetSlot[] = [];
     const overshoot: BudgetSlot[] = [];
     for (const slot of slots) {
-      const names = { '#r': rebootsAttr(node) };
-      const values: Record<string, unknown> = { ':n': new Set([node]), ':rid': new Set([rebootId]), ':max': slot.maxUnavailable };
-      let condition: string | undefined;
-      if (!opts.force) {
-        values[':node'] = node;
-        // A node already unavailable here costs no second slot; otherwise there must be room.
-        condition =
-          slot.maxUnavailable > 0
-            ? 'contains(holders, :node) OR attribute_not_exists(holders) OR size(holders) < :max'
-            : 'contains(holders, :node)';
-      }
-      try {
-        const res = await this.#doc.send(
-          new UpdateCommand({
-            TableName: this.#table,
-            Key: budgetItemKey(slot.key),
-            UpdateExpression: 'ADD holders :n, #r :rid SET maxUnavailable = :max',
-            ConditionExpression: condition,
-            ExpressionAttributeNames: names,
-            ExpressionAttributeValues: values,
-            ReturnValues: 'ALL_OLD',
-          }),
-        );
-        const before = (res.Attributes?.holders as Set<string> | undefined) ?? new Set<string>();
-        if (!before.has(node) && before.size + 1 > slot.maxUnavailable) overshoot.push(slot);
-        taken.push(slot);
-      } catch (err) {
-        if (!isConditionFailure(err)) throw err;
+      const res = await this.#budgets.acquire(slot, node, rebootId, opts.force);
+      if (!res.ok) {
         // Give back what this attempt took, so a refused reboot holds nothing.
         await this.releaseBudgets(
           taken.map((t) => t.key),
           node,
           rebootId,
         );
-        const usage = await this.budgetUsage([slot.key]);
-        return { ok: false, slot, holders: usage.get(slot.key) ?? [] };
+        return res;
       }
+      overshoot.push(...res.overshoot);
+      taken.push(slot);
     }
     return { ok: true, overshoot };
   }
 
   async releaseBudgets(keys: readonly string[], node: string, rebootId: string): Promise<void> {
-    for (const key of keys) {
-      const names = { '#r': rebootsAttr(node) };
-      const res = await this.#doc.send(
-        new UpdateCommand({
-          TableName: this.#table,
-          Key: budgetItemKey(key),
-          UpdateExpression: 'DELETE #r :rid',
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: { ':rid': new Set([rebootId]) },
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      const left = res.Attributes?.[rebootsAttr(node)] as Set<string> | undefined;
-      if (left && left.size > 0) continue;
-      try {
-        // The node's last reboot here ended: the node is available again, unless one joined meanwhile.
-        await this.#doc.send(
-          new UpdateCommand({
-            TableName: this.#table,
-            Key: budgetItemKey(key),
-            UpdateExpression: 'DELETE holders :n',
-            ConditionExpression: 'attribute_not_exists(#r)',
-            ExpressionAttributeNames: names,
-            ExpressionAttributeValues: { ':n': new Set([node]) },
-          }),
-        );
-      } catch (err) {
-        if (!isConditionFailure(err)) throw err;
-      }
-    }
+    for (const key of keys) await this.#budgets.release(key, node, rebootId);
   }
 
   async budgetUsage(keys?: readonly string[]): Promise<Map<string, string[]>> {
-    const out = new Map<string, string[]>();
-    for (const it of await this.#partition(BUDGETS)) {
-      if (keys && !keys.includes(it.sk as string)) continue;
-      out.set(it.sk as string, [...((it.holders as Set<string> | undefined) ?? [])].sort());
-    }
-    return out;
+    return this.#budgets.usage(keys);
   }
 
   async enqueueReboot(entry: QueuedEntry): Promise<void> {

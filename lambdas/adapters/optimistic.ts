@@ -37,6 +37,21 @@ export function backoffMs(attempt: number, policy: Pick<ConflictPolicy, 'baseMs'
 }
 
 /**
+ * Unprocessed items of a batch call (DynamoDB throttling): full jitter, 5 ms doubling to 200 ms. The same
+ * curve as a lost race's, with a lower cap: the next call asks only for what is left.
+ */
+export const THROTTLE_POLICY: Readonly<Pick<ConflictPolicy, 'baseMs' | 'capMs' | 'random'>> = Object.freeze({
+  baseMs: 5,
+  capMs: 200,
+  random: Math.random,
+});
+
+/** Waits out the backoff before asking a batch call again for its unprocessed items (attempt 0 first). */
+export function throttled(attempt: number, policy: Pick<ConflictPolicy, 'baseMs' | 'capMs' | 'random'> = THROTTLE_POLICY): Promise<void> {
+  return new Promise((r) => setTimeout(r, backoffMs(attempt, policy)));
+}
+
+/**
  * The retry state of one write: `more(attempt)` says whether to try (again), `lost(attempt)` waits
  * out the backoff after a lost race, `giveUp()` is the error once `more` says no.
  */

@@ -2,8 +2,9 @@
 // a node's reboots through a node-keyed index (gsi2), and ended reboots expire (TTL) after a retention.
 import { createHash } from 'node:crypto';
 import { type DynamoDBDocumentClient, PutCommand, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
-import type { StoredReboot } from '../core/reboot.ts';
-import type { ListQuery } from '../ports/index.ts';
+import { isEnded, type StoredReboot } from '../core/reboot.ts';
+import type { RebootKind, RebootStatus } from '../core/types.ts';
+import type { ActiveReboot, ListQuery } from '../ports/index.ts';
 
 /**
  * Reboots of one day spread over this many gsi1 partitions. A partition takes 1,000 writes/s;
@@ -24,6 +25,8 @@ const DAY_SLACK_DAYS = 30;
 export const dayOf = (iso: string) => iso.slice(0, 10);
 const shardOf = (id: string) => createHash('sha256').update(id).digest()[0] % DAY_SHARDS;
 export const dayShardPk = (day: string, shard: number) => `REBOOTS#${day}#${shard}`;
+/** The sparse index of reboots not ended (table-schema.ts gsi3), spread like a day's listing. */
+export const activeShardPk = (shard: number) => `ACTIVE#${shard}`;
 
 /** The index attributes of a reboot item: day shard, node, and the expiry once it ended. */
 export function rebootIndexAttributes(r: StoredReboot, retentionDays = DEFAULT_RETENTION_DAYS) {
@@ -34,6 +37,8 @@ export function rebootIndexAttributes(r: StoredReboot, retentionDays = DEFAULT_R
     gsi1sk: sk,
     gsi2pk: `NODE#${r.node}`,
     gsi2sk: sk,
+    // Sparse: an ended reboot's item is written without them, and so leaves the index.
+    ...(r.endedAt || isEnded(r.status) ? {} : { gsi3pk: activeShardPk(shardOf(r.id)), gsi3sk: `${r.notifiedAt}#${r.kind}#${r.id}` }),
     ...(Number.isFinite(ended) ? { ttl: Math.floor(ended / 1000) + retentionDays * 86400 } : {}),
   };
 }
@@ -125,6 +130,42 @@ export class RebootIndex {
       start = res.LastEvaluatedKey;
     } while (start && out.length < limit);
     return out.map((it) => ({ id: it.id as string, sk: it[`${name}sk`] as string }));
+  }
+
+  /**
+   * Every reboot not ended, from the sparse gsi3 (eventually consistent: one ended a moment ago may
+   * still show, with its last status). Null when the table has no gsi3 (a local table from before it).
+   */
+  async active(): Promise<ActiveReboot[] | null> {
+    try {
+      const shards = await Promise.all(
+        [...Array(DAY_SHARDS).keys()].map(async (s) => {
+          const out: ActiveReboot[] = [];
+          let start: Record<string, unknown> | undefined;
+          do {
+            const res = await this.#doc.send(
+              new QueryCommand({
+                TableName: this.#table,
+                IndexName: 'gsi3',
+                KeyConditionExpression: 'gsi3pk = :p',
+                ExpressionAttributeValues: { ':p': activeShardPk(s) },
+                ExclusiveStartKey: start,
+              }),
+            );
+            for (const it of res.Items ?? []) {
+              const kind = String(it.gsi3sk).split('#')[1] as RebootKind;
+              out.push({ id: it.id as string, kind, status: it.status as RebootStatus });
+            }
+            start = res.LastEvaluatedKey;
+          } while (start);
+          return out;
+        }),
+      );
+      return shards.flat();
+    } catch (err) {
+      if ((err as Error).name === 'ValidationException' && /index/i.test((err as Error).message)) return null;
+      throw err;
+    }
   }
 
   /** Ids of a listing page, newest first, and the cursor of the next page (null at the end). */

@@ -27,3 +27,10 @@ export const GSI1_ATTRIBUTES = [
  * reading the fleet's. Only what a listing filters on is projected; the items are read by id.
  */
 export const GSI2_ATTRIBUTES = ['id', 'status'] as const;
+
+/**
+ * gsi3, sparse (gsi3pk `ACTIVE#<0..7>`, gsi3sk `<notifiedAt>#<kind>#<id>`): the reboots not ended, and
+ * only those (an ended reboot's item has no gsi3 keys). The reconciler reads it instead of the fleet
+ * listing once per active status. A table without it (a local DATA_DIR from before) falls back to that.
+ */
+export const GSI3_ATTRIBUTES = ['id', 'status'] as const;

@@ -4,8 +4,9 @@ import { history, type StoredReboot } from './reboot.ts';
 import type { Actor, BudgetDomain, NodeDef, XpuRebootPolicy } from './types.ts';
 
 /**
- * One budget as it applies to one node. The store keeps one counter item per `key` (domain and
- * value): the node ids that are unavailable in it, taken and given back by conditional writes.
+ * One budget as it applies to one node. The store keeps one item per `key` (domain and value) with
+ * the node ids that are unavailable in it (beyond a cap, counted there and named in items of their
+ * own), taken and given back by conditional writes.
  */
 export interface BudgetSlot {
   per: BudgetDomain;
@@ -145,14 +146,21 @@ export function mayStartReboot(node: NodeDef, holds: readonly Hold[], usage: Bud
   return { kind: 'admit' };
 }
 
-export function budgetFullReason(slot: BudgetSlot, holders: readonly string[]): string {
-  return `${slot.per === 'fleet' ? 'the fleet' : `${slot.per} ${slot.value}`} has ${holders.length} of ${slot.maxUnavailable} nodes unavailable${holders.length ? ` (${[...holders].sort().join(', ')})` : ''}`;
+/** Nodes a reason names at most: it goes into the reboot's history, and a crash storm makes thousands unavailable. */
+export const REASON_NAMES_MAX = 10;
+
+/** `unavailable`: how many in all, when `holders` names only some of them (the store's spilled nodes are not named). */
+export function budgetFullReason(slot: BudgetSlot, holders: readonly string[], unavailable = holders.length): string {
+  const named = [...holders].sort().slice(0, REASON_NAMES_MAX);
+  const more = unavailable - named.length;
+  const list = named.length ? ` (${named.join(', ')}${more > 0 ? `, and ${more} more` : ''})` : '';
+  return `${slot.per === 'fleet' ? 'the fleet' : `${slot.per} ${slot.value}`} has ${unavailable} of ${slot.maxUnavailable} nodes unavailable${list}`;
 }
 
 /** What the store answers to an attempt to take a node's budget slots for a reboot. */
 export type AcquireResult =
   | { ok: true /** Slots this acquisition took beyond their maximum (forced: crash, unannounced, or the cap). */; overshoot: BudgetSlot[] }
-  | { ok: false; slot: BudgetSlot; holders: string[] };
+  | { ok: false; slot: BudgetSlot; holders: string[]; unavailable?: number /* how many in all, when `holders` names only some */ };
 
 // --- queued reboots -----------------------------------------------------------------------------
 

@@ -228,6 +228,11 @@ export const MAX_PLAN = 1000;
  * ones (in plan order, as far as the caller looked). Starts pending items in plan order while fewer
  * than maxUnavailable are in flight and failures are below maxFailures; stops at the first item
  * whose gate is shut (rollouts go in order).
+ *
+ * `busy`: pending items whose xPU is still rebooting for someone else (a cancelled rollout's reboot
+ * runs to its end), with why. Such an xPU is down all the same: it takes one of the maxUnavailable
+ * slots, and it is skipped (never sent reboot-xpu: its announce would only join that reboot) until
+ * it is free, when it goes in plan order like any other.
  */
 export function rolloutTick(
   r0: Rollout,
@@ -235,6 +240,7 @@ export function rolloutTick(
   gates: ReadonlyMap<number, StartGate>,
   deadlines: ReadonlyMap<number, string>,
   now: Date,
+  busy: ReadonlyMap<number, string> = new Map(),
 ): TickResult {
   const r = structuredClone(r0);
   const at = now.toISOString();
@@ -263,9 +269,11 @@ export function rolloutTick(
   delete r.blocked;
   let windowWait: number | undefined;
   if (r.status === 'running') {
-    let inFlight = r.items.filter(isInFlight).length;
+    const waiting = [...busy.keys()].filter((i) => r.items[i]?.state === 'pending');
+    let inFlight = r.items.filter(isInFlight).length + waiting.length;
+    if (waiting.length) r.blocked = `${r.items[waiting[0]].node}/${r.items[waiting[0]].xpu}: ${busy.get(waiting[0])}`;
     for (let i = 0; i < r.items.length && inFlight < r.maxUnavailable; i++) {
-      if (r.items[i].state !== 'pending') continue;
+      if (r.items[i].state !== 'pending' || busy.has(i)) continue;
       const gate = gates.get(i);
       if (!gate) break; // the caller did not look this far
       if (!gate.ok) {

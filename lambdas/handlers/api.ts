@@ -64,13 +64,16 @@ export interface ApiDeps extends Deps {
 
 export { authenticate } from './auth.ts';
 
-/** The one route where a token may sit in the URL: BMCs that send no custom headers (contract 3, RFC 6750 §2.3). */
-const QUERY_TOKEN_PATH = '/v1/events/redfish';
+/**
+ * The routes where a token may sit in the URL: the two a BMC posts to, for BMCs that send no custom headers
+ * (contract 3, RFC 6750 §2.3; a BMC's native events as much as its Redfish ones).
+ */
+const QUERY_TOKEN_PATHS = new Set(['/v1/events/redfish', '/v1/events']);
 
 function bearer(c: Context): string | undefined {
   // Elsewhere an operator's or agent's token in a URL would end up in proxies' logs and browser history, and the
-  // other routes (DLQ, rollouts, fleet) already refuse it: /openapi.json declares it for the webhook only.
-  return bearerToken(c.req.header('authorization'), c.req.path === QUERY_TOKEN_PATH ? c.req.query('access_token') : undefined);
+  // other routes (DLQ, rollouts, fleet) already refuse it: /openapi.json declares it for the event routes only.
+  return bearerToken(c.req.header('authorization'), QUERY_TOKEN_PATHS.has(c.req.path) ? c.req.query('access_token') : undefined);
 }
 
 async function readBody(c: Context): Promise<string> {

@@ -63,7 +63,9 @@ export function authorizeAgent(
   if (who.kind === 'agent' && who.node !== node) throw new Forbidden(`a token of node ${who.node} may not act as agent ${agentId}`);
   const def = index.node(node);
   if (!def) throw new NotFound(`node ${node} is not in the inventory`);
-  if (xpu && !def.xpus.some((x) => x.id === xpu)) throw new NotFound(`node ${node} has no xPU ${xpu}`);
+  // Said to the node's own token (or the operator's) only, after the node check: a mistyped xPU id shows what to fix.
+  if (xpu && !def.xpus.some((x) => x.id === xpu))
+    throw new NotFound(`node ${node} has no xPU ${xpu} (its agents: ${[node, ...def.xpus.map((x) => agentIdOf(node, x.id))].join(', ')})`);
   if (!mayActAs(who, agentId, index)) throw new Forbidden(`this token may not act as agent ${agentId}`);
   return { node, xpu, as: who.kind === 'agent' ? { ...who, agent: agentId } : who };
 }

@@ -73,7 +73,7 @@ async function takeSlots(deps: Deps, node: NodeDef, rebootId: string, holdsRead?
   const slots = budgetSlotsOf(node);
   if (!slots.length) return { ok: true, keys: [] };
   const res = await deps.store.acquireBudgets(slots, node.id, rebootId, { force: false });
-  if (!res.ok) return { ok: false, kind: 'budget', reason: budgetFullReason(res.slot, res.holders), holds: [] };
+  if (!res.ok) return { ok: false, kind: 'budget', reason: budgetFullReason(res.slot, res.holders, res.unavailable), holds: [] };
   return { ok: true, keys: slots.map((s) => s.key) };
 }
 

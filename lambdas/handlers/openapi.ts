@@ -153,6 +153,7 @@ function operations(): Record<string, Operation> {
       summary: 'One native event',
       description:
         "From the node's BMC or agent token, or the operator. A node not in the inventory is a 404; an unknown type a 400 (`UnknownEventType`).",
+      queryToken: true,
       // The route checks `type` itself (to name the error); the document lists the types it accepts.
       body: { name: 'NativeEvent', schema: NativeEventBody.extend({ type: z.enum(NATIVE_EVENT_TYPES) }), required: true },
       ok: { status: 202, description: '`{"accepted":1,"ignored":0,"id"}`', schema: shape('EventsAccepted') },

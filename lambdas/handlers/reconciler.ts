@@ -7,6 +7,7 @@ import type { WorkflowExecutionState } from '../ports/index.ts';
 import { wakeIfReady, type Deps } from './deps.ts';
 import { applyStep, performEffects } from './effects.ts';
 import { WORKFLOW_OF } from '../core/workflow-io.ts';
+import { wakeQueued } from './fleet.ts';
 
 export interface ReconcilerOptions {
   /**
@@ -102,29 +103,41 @@ export function createReconciler(deps: Deps, opts: ReconcilerOptions = {}) {
     return true;
   }
 
+  async function check(listed: Pick<StoredReboot, 'id' | 'kind'>, result: ReconcileResult): Promise<void> {
+    result.checked++;
+    const state = await deps.workflows.describe(WORKFLOW_OF[listed.kind], listed.id);
+    if (state.status === 'RUNNING') {
+      if (await wakeLost(listed.id)) result.woken.push(listed.id);
+      return;
+    }
+    // The listing may lag: decide on the reboot as it is now.
+    const reboot = await deps.store.getReboot(listed.id);
+    if (!reboot || reboot.endedAt) return;
+    const why = reconcileReason(reboot, state, deps.clock.now(), grace);
+    if (why && (await end(reboot, why.reason, why.detail))) result.ended.push({ rebootId: reboot.id, reason: why.reason });
+  }
+
   return async function reconcile(): Promise<ReconcileResult> {
     const result: ReconcileResult = { checked: 0, ended: [], woken: [] };
-    for (const status of ACTIVE) {
-      let cursor: string | undefined;
-      do {
-        const page = await deps.store.listReboots({ status, limit: pageSize, cursor });
-        for (const listed of page.items) {
-          if (listed.endedAt) continue;
-          result.checked++;
-          const state = await deps.workflows.describe(WORKFLOW_OF[listed.kind], listed.id);
-          if (state.status === 'RUNNING') {
-            if (await wakeLost(listed.id)) result.woken.push(listed.id);
-            continue;
-          }
-          // The listing may lag: decide on the reboot as it is now.
-          const reboot = await deps.store.getReboot(listed.id);
-          if (!reboot || reboot.endedAt) continue;
-          const why = reconcileReason(reboot, state, deps.clock.now(), grace);
-          if (why && (await end(reboot, why.reason, why.detail))) result.ended.push({ rebootId: reboot.id, reason: why.reason });
-        }
-        cursor = page.next ?? undefined;
-      } while (cursor);
+    // The reboots not ended, from an index of those alone: a few Queries, however long the fleet's history.
+    const active = (await deps.store.activeReboots?.()) ?? null;
+    if (active) {
+      for (const listed of active) if (ACTIVE.includes(listed.status)) await check(listed, result);
+    } else {
+      // A store without that index (a local table from before it): the fleet listing, once per active status.
+      for (const status of ACTIVE) {
+        let cursor: string | undefined;
+        do {
+          const page = await deps.store.listReboots({ status, limit: pageSize, cursor });
+          for (const listed of page.items) if (!listed.endedAt) await check(listed, result);
+          cursor = page.next ?? undefined;
+        } while (cursor);
+      }
     }
+    // Queued reboots that have room now go on: after a restart with a budget raised in the inventory, or
+    // slots given back by the reboots ended above, or a release whose wake-up was lost. Else each waits
+    // for its queued workflow's next look (a minute or more). Each takes its slots by conditional write.
+    await wakeQueued(deps);
     return result;
   };
 }

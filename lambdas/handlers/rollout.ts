@@ -1,7 +1,7 @@
 // The Lambdas behind workflows/rollout.asl.json (tick, wait, fail) and the hook that wakes a rollout when its reboot ends.
 import { z } from 'zod';
 import { agentIdOf, type InventoryIndex } from '../core/inventory.ts';
-import type { StoredReboot } from '../core/reboot.ts';
+import { isEnded, type StoredReboot } from '../core/reboot.ts';
 import {
   isInFlight,
   isItemEnded,
@@ -14,6 +14,8 @@ import {
   type Observation,
   type Rollout,
   type RolloutItem,
+  type RolloutItemState,
+  type RolloutStatus,
   type StartGate,
   type TickNext,
 } from '../core/rollout.ts';
@@ -140,6 +142,61 @@ export function createRolloutTasks(deps: RolloutDeps, opts: { ticksPerExecution?
     return budget(node, index, starting);
   }
 
+  /**
+   * xPUs of this rollout's pending items that another rollout still has in flight: a cancelled (or
+   * paused) rollout's reboots run to their end, and a rollout started over the same xPUs meanwhile took
+   * over their claims. The list only says which rollouts to read (its index may lag); each is then read
+   * consistently. An ended rollout (endedAt) has nothing in flight, and a cancelled one's in-flight set
+   * only shrinks, so what this finds is never less than what still runs.
+   */
+  async function othersInFlight(r: Rollout): Promise<Map<string, { rolloutId: string; status: RolloutStatus; state: RolloutItemState }>> {
+    const found = new Map<string, { rolloutId: string; status: RolloutStatus; state: RolloutItemState }>();
+    const key = (it: { node: string; xpu: string }) => `${it.node}/${it.xpu}`;
+    const wanted = new Set(r.items.filter((it) => it.state === 'pending').map(key));
+    if (wanted.size === 0) return found;
+    const candidates = (await deps.rollouts.listRollouts(100)).filter(
+      (o) => o.id !== r.id && o.status !== 'completed' && !o.endedAt && o.items.some((it) => wanted.has(key(it))),
+    );
+    for (const c of candidates) {
+      const o = await deps.rollouts.getRollout(c.id);
+      if (!o || o.endedAt) continue;
+      for (const it of o.items)
+        if (isInFlight(it) && wanted.has(key(it))) found.set(key(it), { rolloutId: o.id, status: o.status, state: it.state });
+    }
+    return found;
+  }
+
+  /** The reboot under way on this xPU (from any source), if any: a reboot-xpu now would only join it. */
+  async function rebootUnderWay(it: RolloutItem): Promise<StoredReboot | undefined> {
+    const holder = (await deps.store.getNodeState(it.node)).xpus[it.xpu];
+    if (!holder) return undefined;
+    const reboot = await deps.store.getReboot(holder);
+    return reboot && !isEnded(reboot.status) ? reboot : undefined;
+  }
+
+  /**
+   * Items of `before` that this tick ended: the rollout now holding their xPU's claim (one started while
+   * this one, cancelled, still had them in flight) waits for them; wake it rather than leave it to its
+   * fallback look.
+   */
+  async function wakeWaiters(before: Rollout, after: Rollout): Promise<void> {
+    for (const [i, it] of after.items.entries()) {
+      if (!isItemEnded(it) || !before.items[i] || !isInFlight(before.items[i])) continue;
+      try {
+        const claim = await deps.rollouts.getXpuClaim(it.node, it.xpu);
+        if (!claim || claim.rolloutId === after.id) continue;
+        const waiting = await deps.rollouts.getRollout(claim.rolloutId);
+        if (waiting?.waiter) await deps.workflows.wake(waiting.waiter.token, { signal: 'xpu-free', node: it.node, xpu: it.xpu });
+      } catch (err) {
+        deps.logger.warn('could not wake the rollout waiting for an xPU', {
+          rolloutId: after.id,
+          xpu: `${it.node}/${it.xpu}`,
+          error: String(err),
+        });
+      }
+    }
+  }
+
   /** Writes the reboot-xpu command of an item (idempotent: its id derives from rollout and position). */
   async function send(r: Rollout, i: number, node: NodeDef | undefined) {
     const it = r.items[i];
@@ -187,14 +244,39 @@ export function createRolloutTasks(deps: RolloutDeps, opts: { ticksPerExecution?
     }
     // Gates of the first pending items, as many as could start; the tick stops at the first shut one.
     const gates = new Map<number, StartGate>();
+    // Pending items whose xPU still reboots for another rollout or on its own: they wait, and take a slot.
+    const busy = new Map<number, string>();
     if (r.status === 'running') {
       let look = r.maxUnavailable;
       // Nodes told to reboot whose reboot has not shown up yet, and those this tick starts: they take budget slots soon.
       // (An item whose reboot showed up is counted by the budget items themselves, or has ended.)
       const starting = r.items.filter((it, i) => it.state === 'sent' && !obs.get(i)?.reboot).map((it) => it.node);
+      const others = await othersInFlight(r);
+      for (const [i, it] of r.items.entries()) {
+        const other = it.state === 'pending' ? others.get(`${it.node}/${it.xpu}`) : undefined;
+        if (!other) continue;
+        busy.set(
+          i,
+          other.state === 'sent'
+            ? `rollout ${other.rolloutId} (${other.status}) asked it to reboot; waiting for that reboot to end`
+            : `its reboot for rollout ${other.rolloutId} (${other.status}) is still under way; waiting for it to end`,
+        );
+        // Asked by the other rollout, not announced yet: its node takes a budget slot soon.
+        if (other.state === 'sent') starting.push(it.node);
+      }
       for (const [i, it] of r.items.entries()) {
         if (look <= 0) break;
         if (it.state !== 'pending') continue;
+        if (busy.has(i)) {
+          look--;
+          continue;
+        }
+        const running = await rebootUnderWay(it);
+        if (running) {
+          busy.set(i, `reboot ${running.id} (${running.status}) is still under way; waiting for it to end`);
+          look--;
+          continue;
+        }
         const g = await gate(index.node(it.node), index, now, starting);
         gates.set(i, g);
         look--;
@@ -208,7 +290,7 @@ export function createRolloutTasks(deps: RolloutDeps, opts: { ticksPerExecution?
     const res = await deps.rollouts.updateRollout(r.id, (cur) => {
       superseded = generation !== undefined && generation < (cur.generation ?? 1);
       if (superseded) return null;
-      result = rolloutTick(cur, obs, gates, deadlines, now);
+      result = rolloutTick(cur, obs, gates, deadlines, now, busy);
       for (const i of result.started) result.rollout.items[i].commandId = rolloutCommandId(cur.id, i);
       // The token that woke this tick is spent.
       result.rollout.waiter = null;
@@ -232,6 +314,7 @@ export function createRolloutTasks(deps: RolloutDeps, opts: { ticksPerExecution?
         rolloutId: r.id,
         xpus: result.started.map((i) => `${stored.items[i].node}/${stored.items[i].xpu}`),
       });
+    await wakeWaiters(r, stored);
     // Ended with nothing in flight: its xPUs are free for other rollouts (a claim left here is superseded anyway).
     if (result.next === 'completed' || result.next === 'cancelled' || result.next === 'paused')
       await releasePlan(deps.rollouts, stored.items, stored.id).catch((err) =>

@@ -2,7 +2,7 @@
 import type { AcquireResult, BudgetSlot, Hold } from '../core/budgets.ts';
 import type { ClockEstimate, ClockSample } from '../core/bmc-clock.ts';
 import type { StoredReboot } from '../core/reboot.ts';
-import type { Command, CommandStatus, CommandType, NativeEvent, RebootStatus } from '../core/types.ts';
+import type { Command, CommandStatus, CommandType, NativeEvent, RebootKind, RebootStatus } from '../core/types.ts';
 
 export interface Clock {
   now(): Date;
@@ -57,6 +57,13 @@ export interface ListQuery {
   cursor?: string;
 }
 
+/** A reboot not ended, as the sparse index of those lists it (no read of its item). */
+export interface ActiveReboot {
+  id: string;
+  kind: RebootKind;
+  status: RebootStatus;
+}
+
 export interface RebootStore extends BudgetStore, HoldStore {
   getReboot(id: string): Promise<StoredReboot | undefined>;
   /** false when a reboot with that id exists already. */
@@ -73,6 +80,11 @@ export interface RebootStore extends BudgetStore, HoldStore {
     known?: StoredReboot,
   ): Promise<{ reboot: StoredReboot; changed: boolean } | undefined>;
   listReboots(q: ListQuery): Promise<{ items: StoredReboot[]; next: string | null }>;
+  /**
+   * Every reboot not ended, read from an index of those alone (the reconciler). Null, or absent,
+   * when the store has no such index: the caller lists by status instead.
+   */
+  activeReboots?(): Promise<ActiveReboot[] | null>;
   /** Reboots notified in [from, to), oldest first. */
   rebootsNotifiedBetween(from: Date, to: Date): Promise<StoredReboot[]>;
 

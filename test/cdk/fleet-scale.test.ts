@@ -43,6 +43,21 @@ describe('grants', () => {
   });
 });
 
+describe('the reconciler', () => {
+  it('may query the sparse index of reboots not ended (gsi3) it reads instead of the fleet listing', () => {
+    const [tableId] = ofType('AWS::DynamoDB::Table').find(([, t]) =>
+      (t.Properties.GlobalSecondaryIndexes ?? []).some((g: any) => g.IndexName === 'gsi3'),
+    )!;
+    const role = resources[fnId('reconciler')].Properties.Role['Fn::GetAtt'][0];
+    const queries = Object.values(resources)
+      .filter((r) => r.Type === 'AWS::IAM::Policy' && r.Properties.Roles.some((x: any) => x.Ref === role))
+      .flatMap((r) => r.Properties.PolicyDocument.Statement as any[])
+      .filter((s) => asArray(s.Action).includes('dynamodb:Query'));
+    const resourcesQueried = queries.flatMap((s) => asArray(s.Resource)).map((r) => JSON.stringify(r));
+    expect(resourcesQueried).toContain(JSON.stringify({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [tableId, 'Arn'] }, '/index/*']] }));
+  });
+});
+
 describe('retries and retention', () => {
   it('keeps idempotency records longer than an event can wait in the queue and the DLQ', () => {
     const queues = ofType('AWS::SQS::Queue');

@@ -11,7 +11,7 @@ import type { BuiltApp } from '../../cdk/app.ts';
 import { ROUTES } from '../../cdk/constructs/http-api.ts';
 import { aslFilesIn, placeholdersOf } from '../../cdk/constructs/workflows.ts';
 import { asArray, buildTestApp, FIXTURE_WORKFLOWS, policyStatements } from './helpers.ts';
-import { GSI1_ATTRIBUTES, GSI2_ATTRIBUTES } from '../../lambdas/adapters/table-schema.ts';
+import { GSI1_ATTRIBUTES, GSI2_ATTRIBUTES, GSI3_ATTRIBUTES } from '../../lambdas/adapters/table-schema.ts';
 
 const CONFIG = {
   stage: 'test',
@@ -208,6 +208,14 @@ describe('tables', () => {
               { AttributeName: 'gsi2sk', KeyType: 'RANGE' },
             ],
             Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...GSI2_ATTRIBUTES] },
+          },
+          {
+            IndexName: 'gsi3',
+            KeySchema: [
+              { AttributeName: 'gsi3pk', KeyType: 'HASH' },
+              { AttributeName: 'gsi3sk', KeyType: 'RANGE' },
+            ],
+            Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...GSI3_ATTRIBUTES] },
           },
         ],
       }),

@@ -89,9 +89,9 @@ describe('rebootctl rollout', () => {
     expect(again.stderr).toMatch(/409 RolloutEnded/);
   });
 
-  it('refuses two selectors before asking the server', () => {
+  it('refuses two selectors before asking the server: a usage error, exit 2', () => {
     const res = cli('rollout', 'start', '--rack', 'r1', '--node', 'a', '--max-unavailable', '1', '--reason', 'x');
-    expect(res.status).toBe(1);
+    expect(res.status).toBe(2);
     expect(res.stderr).toMatch(/at most one of --node, --rack/);
   });
 });

@@ -98,6 +98,12 @@ describe('the bundled agent (dist/agent/rebootctl-agent.mjs)', () => {
     // What hooks (reboot-xpu) and the host's shutdown gate call come with it.
     const top = await collect(runBundle(['--help']));
     expect(top.out).toMatch(/announce \[options\][\s\S]*host-reboot \[options\]/);
+    // Usage errors exit 2 at the top as in every sub-command (cli/commands/usage-exit.ts).
+    for (const args of [['bogus'], ['--bogus'], ['agent', '--bogus']]) {
+      const bad = await collect(runBundle(args));
+      expect([bad.code, bad.out], args.join(' ')).toEqual([2, '']);
+      expect(bad.err, args.join(' ')).toMatch(/error: unknown (command|option)/);
+    }
     const check = await collect(
       runBundle([
         'agent',
