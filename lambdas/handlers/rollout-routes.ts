@@ -201,7 +201,7 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
    * the rollout's own ticks.
    */
   async function startOrphan(r: Rollout | undefined): Promise<void> {
-    if (!r || r.status !== 'running' || (r.generation ?? 1) > 1) return;
+    if (r?.status !== 'running' || (r.generation ?? 1) > 1) return;
     if ((await deps.workflows.describe('rollout', r.id)).status !== 'NOT_FOUND') return;
     deps.logger.warn('rollout: its workflow was never started (its start died): started now', { rolloutId: r.id });
     await deps.workflows.start('rollout', r.id, rolloutWorkflowInput(r.id));

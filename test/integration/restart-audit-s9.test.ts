@@ -413,7 +413,7 @@ describe('kill -9 inside a write request, restart, the same request again: once,
     await audit('hold', {
       setup: async (node) => ({ node }),
       request: (s, h) => call('/v1/holds', { body: { selector: { node: s.node }, reason: `audit ${s.node}` }, headers: h }),
-      check: async (s, node, retry) => {
+      check: async (_s, node, retry) => {
         expect(retry.status, JSON.stringify(retry.json)).toBe(201);
         const holds = (await retried('/v1/holds')).json.items.filter((x: any) => x.selector.node === node);
         expect(
@@ -558,7 +558,7 @@ describe('kill -9 inside a write request, restart, the same request again: once,
           body: { id: s.ev, type: 'xpu.reboot.pending', node: s.node, xpu: 'dpu0', data: { reason: 'audit', noticeSeconds: 1 } },
           headers: h,
         }),
-      check: async (s, node, retry) => {
+      check: async (_s, node, retry) => {
         expect(retry.status).toBe(202);
         released.add(node);
         const [r] = await waitFor(
