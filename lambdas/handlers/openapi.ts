@@ -295,7 +295,8 @@ function operations(): Record<string, Operation> {
       headers: [
         {
           name: 'Idempotency-Key',
-          description: 'The rollout id derives from it: a repeat (its first answer lost) answers the rollout the first started, and starts no second one.',
+          description:
+            'The rollout id derives from it: a repeat (its first answer lost) answers the rollout the first started, and starts no second one.',
           schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,255}$' },
         },
       ],
