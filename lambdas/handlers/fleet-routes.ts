@@ -138,6 +138,9 @@ export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
         return 'refused' in out ? null : out;
       },
       node,
+      // A repeat (the client's retry after a kill -9 between the first's write and its wake-up) wakes the
+      // workflow too, as an extension's does: else it sees the cancel or force only at its own time-out.
+      { wake: 'always' },
     );
     if (!res) throw new NotFound(`no reboot ${id}`);
     if (refused) throw new Conflict(refused.refused, refused.code);
