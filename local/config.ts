@@ -42,6 +42,8 @@ const ConfigSchema = z.object({
   INGEST_TEST_HOLD_MS: z.coerce.number().int().min(0).default(0),
   /** Tests only: the stack kills itself (SIGKILL) when the ingest consumer handles the event with this id. */
   INGEST_TEST_CRASH_EVENT: z.string().min(1).optional(),
+  /** Tests only: a request may ask the stack to kill itself after its N-th write (local/crash-points.ts). */
+  STACK_TEST_CRASH_POINTS: z.enum(['0', '1']).default('0'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 });
 

@@ -37,6 +37,7 @@ import { acquireDataDirLock } from './lock.ts';
 import { CACHE_MIDDLEWARE, leanLocalClient, localClientConfig } from './sdk-clients.ts';
 import type { Prestarted } from './prestart.ts';
 import { startReportSchedule } from './report-schedule.ts';
+import { CrashPoints } from './crash-points.ts';
 import type { LocalConfig } from './config.ts';
 
 export const WORKFLOWS_DIR = fileURLToPath(new URL('../workflows/', import.meta.url));
@@ -205,6 +206,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const res = await engine.createStateMachine({ name, definition });
     arns[name] = res.stateMachineArn;
   }
+  const crashPoints = config.STACK_TEST_CRASH_POINTS === '1' ? new CrashPoints() : undefined;
+  crashPoints?.watch(sfnClient, 'sfn');
   const workflows = new SfnWorkflows(sfnClient, arns);
   mark('state-machines');
 
@@ -213,6 +216,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     throw err;
   });
   const mqtt = await mqttStarting;
+  crashPoints?.watch(dynamo.client, 'dynamodb');
+  crashPoints?.watch(sqs.client, 'sqs');
   const rollouts = new DynamoRolloutStore(dynamo.client, dynamo.table);
   const signal = new InProcessCommandSignal();
   const store = new DynamoRebootStore(dynamo.client, dynamo.table);
@@ -298,9 +303,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const servingSince = deps.clock.now();
   const app = createApiApp({ ...deps, operatorTokenHash: hashToken(token), mapping, dlq, shutdown: shutdown.signal, health, servingSince });
   const server: ServerType = await new Promise((resolve) => {
+    const handle = (req: Request, env: unknown) => Promise.resolve(app.fetch(req, env));
+    const fetch = crashPoints ? (req: Request, env: unknown) => crashPoints.run(req, () => handle(req, env)) : handle;
     const s = serve(
       {
-        fetch: (req, env) => track(Promise.resolve(app.fetch(req, env))),
+        fetch: (req, env) => track(fetch(req, env)),
         hostname: config.HOST,
         port: config.PORT,
         // Idle keep-alive connections stay open a minute, not Node's 5 s: a client (a BMC, an agent, the

@@ -79,6 +79,19 @@ export function isHoldActive(h: Hold, now: Date): boolean {
   return !h.until || Date.parse(h.until) > now.getTime();
 }
 
+/**
+ * The active hold among `holds` that placing `h` would repeat: the same selector, reason, end and author.
+ * An operator whose POST /v1/holds got no answer (the API died after storing the hold) sends it again; a
+ * second hold would then outlive the one the operator later deletes, and keep the node held. Placing the
+ * same hold twice means nothing more than placing it once, so the first one answers.
+ */
+export function repeatedHold(holds: readonly Hold[], h: Pick<Hold, 'selector' | 'reason' | 'until' | 'by'>, now: Date): Hold | undefined {
+  const key = (s: HoldSelector) => JSON.stringify(HOLD_SELECTOR_KEYS.map((k) => s[k] ?? null));
+  return holds.find(
+    (x) => isHoldActive(x, now) && key(x.selector) === key(h.selector) && x.reason === h.reason && x.until === h.until && x.by === h.by,
+  );
+}
+
 /** `node` as provisioned (asProvisioned): a hold on a tenant matches the nodes provisioned for it. */
 export function holdMatches(h: Hold, node: NodeDef): boolean {
   return HOLD_SELECTOR_KEYS.some((k) => {

@@ -1422,9 +1422,22 @@ export function force(r: StoredReboot, node: NodeDef, by: Actor, reason: string,
   const at = now.toISOString();
   const due = new Date(now.getTime() + node.policy.xpuReboot.commandSeconds * 1000).toISOString();
   const go = planControl(r, 'proceed-reboot', r.xpu, {}, due);
-  // Repeated: the same answer; the command again (idempotent), unless the reboot is over.
-  if (r.forced && r.history.some((h) => h.phase === 'forced' && h.by === by))
-    return { reboot: r, effects: r.endedAt ? [] : [{ kind: 'send', step: 'proceed', commands: [go] }] };
+  // Repeated: the same answer, and the same effects again (each idempotent) unless the reboot is over: a
+  // crash between the force's write and its effects left a queued reboot in the queue and out of its
+  // budgets (another reboot of its rack could start beside it), and its host's commands open.
+  if (r.forced && r.history.some((h) => h.phase === 'forced' && h.by === by)) {
+    if (r.endedAt) return { reboot: r, effects: [] };
+    const closed = Object.values(r.commands).filter((c) => c.step === 'prepare' && c.status === 'timed-out');
+    const wasQueued = r.queue?.admittedAt !== undefined && r.queue.admittedAt === r.rebootingAt;
+    return {
+      reboot: r,
+      effects: [
+        { kind: 'close-commands', ids: closed.map((c) => c.id) },
+        { kind: 'send', step: 'proceed', commands: [go] },
+        ...(wasQueued ? [{ kind: 'leave-queue' as const, takeBudget: true }] : []),
+      ],
+    };
+  }
   const down = xpuWentDown(r, now);
   if (down) return { refused: `cannot force: ${down}`, code: 'PastNoticePhase' };
   const undone = undoneCommands(r, ['prepare']);

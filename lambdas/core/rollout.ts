@@ -1,4 +1,5 @@
 // Pure rollout decisions: which xPUs a selector plans, what a reboot's outcome means for its item, what starts next.
+import { createHash } from 'node:crypto';
 import type { HistoryEntry, Inventory, NodeDef, RebootStatus } from './types.ts';
 import { COORDINATOR } from './principal.ts';
 
@@ -366,4 +367,13 @@ export function publicRollout(r: Rollout) {
     // Entries stored before the coordinator's own carried `by` (contract 7.1): they are the coordinator's.
     history: r.history.map((h) => (h.by ? h : { ...h, by: COORDINATOR })),
   };
+}
+
+/**
+ * The id of the rollout a start with this Idempotency-Key makes (scoped to who starts it). A start that
+ * died after its claims or its record leaves them under this id: the client's repeat finds them as its
+ * own, instead of a claim "starting" for 5 minutes or a second rollout.
+ */
+export function keyedRolloutId(by: string, key: string): string {
+  return `ro-${createHash('sha256').update(`${by} ${key}`).digest('hex').slice(0, 26)}`;
 }

@@ -22,7 +22,7 @@ export const ExtensionBody = z.object({
 /** How long an answer is kept for its repeats: agents retry within minutes, a day is ample. */
 export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
 /** Printable ASCII without spaces (a UUID, a ULID, a hash), as with the IETF draft's examples. */
-const KEY = /^[\x21-\x7e]{1,255}$/;
+export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 export const REPLAYED_HEADER = 'idempotent-replayed';
 
 /** How often a request whose key's first answer may have been dropped from its reboot looks for it in the store. */
@@ -50,7 +50,7 @@ export function registerExtensionRoutes(app: Hono, deps: Deps, kit: RouteKit): v
   app.post('/v1/reboots/:id/extensions', async (c) => {
     const { who, index } = await kit.principal(c);
     const rawKey = c.req.header('idempotency-key');
-    if (rawKey !== undefined && !KEY.test(rawKey))
+    if (rawKey !== undefined && !IDEMPOTENCY_KEY.test(rawKey))
       throw new BadRequest('Idempotency-Key must be 1 to 255 printable ASCII characters without spaces', 'ValidationError');
     const body = kit.check(ExtensionBody, await kit.readJson(c), 'extension request');
     const reboot = await deps.store.getReboot(c.req.param('id'));

@@ -2,7 +2,7 @@
 import type { Context, Hono } from 'hono';
 import { ulid } from 'ulid';
 import { z } from 'zod';
-import { type HOLD_SELECTOR_KEYS, holdMatches, isHoldActive, type Hold } from '../core/budgets.ts';
+import { type HOLD_SELECTOR_KEYS, holdMatches, isHoldActive, repeatedHold, type Hold } from '../core/budgets.ts';
 import { acceptedDown } from '../core/down-marks.ts';
 import { cancel, force, type Refused } from '../core/model.ts';
 import { BadRequest, Conflict, Forbidden, NotFound } from '../core/errors.ts';
@@ -77,6 +77,9 @@ export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
       createdAt: now.toISOString(),
       by: actorOf(who),
     };
+    // A repeat of a request whose answer was lost (kill -9 after the write) places nothing more.
+    const first = repeatedHold(await deps.store.listHolds(), hold, now);
+    if (first) return c.json(view(first, nodes), 201);
     await deps.store.putHold(hold);
     return c.json(view(hold, nodes), 201);
   });
@@ -92,9 +95,10 @@ export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
   app.delete('/v1/holds/:id', async (c) => {
     await operator(c, 'release holds');
     const gone = await deps.store.deleteHold(c.req.param('id'));
-    if (!gone) throw new NotFound(`no hold ${c.req.param('id')}`);
-    // What the hold queued goes on (each still within its budgets).
+    // What the hold queued goes on (each still within its budgets). Also when it is gone already: this may
+    // be the repeat of a delete whose API died after the delete, before the queue heard of it.
     await wakeQueued(deps);
+    if (!gone) throw new NotFound(`no hold ${c.req.param('id')}`);
     return c.body(null, 204);
   });
 
@@ -134,6 +138,9 @@ export function registerFleetRoutes(app: Hono, deps: FleetRouteDeps): void {
         return 'refused' in out ? null : out;
       },
       node,
+      // A repeat (the client's retry after a kill -9 between the first's write and its wake-up) wakes the
+      // workflow too, as an extension's does: else it sees the cancel or force only at its own time-out.
+      { wake: 'always' },
     );
     if (!res) throw new NotFound(`no reboot ${id}`);
     if (refused) throw new Conflict(refused.refused, refused.code);

@@ -292,6 +292,14 @@ function operations(): Record<string, Operation> {
     'POST /v1/rollouts': {
       tag: 'rollouts',
       summary: 'Reboot the xPUs a selector matches, a few at a time (operator)',
+      headers: [
+        {
+          name: 'Idempotency-Key',
+          description:
+            'The rollout id derives from it: a repeat (its first answer lost) answers the rollout the first started, and starts no second one.',
+          schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,255}$' },
+        },
+      ],
       body: { name: 'RolloutRequest', schema: RolloutBody, required: true },
       ok: {
         status: 201,

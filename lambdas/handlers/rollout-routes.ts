@@ -6,7 +6,17 @@ import { BadRequest, Conflict, Forbidden, HttpError, NotFound, PayloadTooLarge }
 import type { InventoryIndex } from '../core/inventory.ts';
 import { actorOf, type Principal } from '../core/principal.ts';
 import { isEnded } from '../core/reboot.ts';
-import { cancelRollout, claimIsFresh, isInFlight, MAX_PLAN, overlapOf, planRollout, publicRollout, type Rollout } from '../core/rollout.ts';
+import {
+  cancelRollout,
+  claimIsFresh,
+  isInFlight,
+  keyedRolloutId,
+  MAX_PLAN,
+  overlapOf,
+  planRollout,
+  publicRollout,
+  type Rollout,
+} from '../core/rollout.ts';
 import type { RolloutStore } from '../ports/rollouts.ts';
 import { bearerToken, requirePrincipal } from './auth.ts';
 import type { Deps } from './deps.ts';
@@ -16,6 +26,7 @@ import type { RolloutTagged } from './rollout.ts';
 import { claimPlan, releasePlan } from './rollout-claims.ts';
 import { FLEET_PAGE } from './ui-page.ts';
 import { rolloutWorkflowInput } from '../core/workflow-io.ts';
+import { IDEMPOTENCY_KEY } from './extensions.ts';
 import { givenParams } from './query.ts';
 
 /** The contract's one body limit (413 above it), as on every other route. */
@@ -113,6 +124,9 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
   app.post('/v1/rollouts', async (c) => {
     const { index, who } = await operator(c);
     const by = actorOf(who);
+    const key = c.req.header('idempotency-key');
+    if (key !== undefined && !IDEMPOTENCY_KEY.test(key))
+      throw new BadRequest('Idempotency-Key must be 1 to 255 printable ASCII characters without spaces', 'ValidationError');
     const body = check(RolloutBody, await jsonBody(c), 'rollout');
     const sel = body.selector;
     if (sel.node && !index.node(sel.node)) throw new NotFound(`node ${sel.node} is not in the inventory`);
@@ -126,14 +140,24 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
         'PlanTooLarge',
       );
     if (body.dryRun) return c.json({ id: null, status: 'dry-run', dryRun: true, plan }, 201);
-    const clash = overlapOf(plan, await store().listRollouts(100));
-    if (clash)
+    const id = key === undefined ? `ro-${ulid().toLowerCase()}` : keyedRolloutId(by, key);
+    const first = key === undefined ? undefined : await store().getRollout(id);
+    if (first) {
+      // A repeat: the first's answer. Its workflow is started again (by name, so at most once) in case the
+      // first request died between its record and the start: a running rollout nothing runs would hold its xPUs.
+      if (first.status === 'running') await deps.workflows.start('rollout', first.id, rolloutWorkflowInput(first.id));
+      return c.json({ id: first.id, status: first.status, plan: first.items.map((it) => ({ node: it.node, xpu: it.xpu })) }, 201);
+    }
+    const listed = await store().listRollouts(100);
+    const clash = overlapOf(plan, listed);
+    if (clash) {
+      await startOrphan(listed.find((r) => r.id === clash.rolloutId));
       throw new Conflict(
         `${clash.node}/${clash.xpu} is still to be rebooted by rollout ${clash.rolloutId} (${clash.status}): cancel that one first, or select other xPUs`,
         'RolloutOverlap',
       );
+    }
     // overlapOf read a list that a start running beside this one is not in yet: the claims decide.
-    const id = `ro-${ulid().toLowerCase()}`;
     const claimedAt = deps.clock.now();
     const taken = await claimPlan(store(), plan, id, deps.clock);
     if (taken)
@@ -169,6 +193,19 @@ export function registerRolloutRoutes(app: Hono, deps: RolloutRouteDeps): void {
     deps.metrics.count('RolloutsStarted');
     return c.json({ id: rollout.id, status: rollout.status, plan }, 201);
   });
+
+  /**
+   * A running rollout that no execution runs: its start died between its record and its workflow (kill -9),
+   * and its xPUs would stay taken for good. Its workflow is started (by name and with the same input, so
+   * at most once, also if that start is only slow). Only the first generation: later ones are started by
+   * the rollout's own ticks.
+   */
+  async function startOrphan(r: Rollout | undefined): Promise<void> {
+    if (r?.status !== 'running' || (r.generation ?? 1) > 1) return;
+    if ((await deps.workflows.describe('rollout', r.id)).status !== 'NOT_FOUND') return;
+    deps.logger.warn('rollout: its workflow was never started (its start died): started now', { rolloutId: r.id });
+    await deps.workflows.start('rollout', r.id, rolloutWorkflowInput(r.id));
+  }
 
   app.get('/v1/rollouts', async (c) => {
     await operatorOnly(c);

@@ -300,4 +300,16 @@ describe('force', () => {
     expect(step.effects).toContainEqual({ kind: 'leave-queue', takeBudget: true });
     expect(evaluateWait(step.reboot, node, at(5))).toMatchObject({ signal: 'forced' });
   });
+
+  it('repeated (the API killed between its write and its effects): leaves the queue and counts in its budget again', () => {
+    const r = waiting(onBudgetRefused(planned(), 'budget', [], node.policy.xpuReboot, at(1)), 'budget-slot', 'budget');
+    const first = ok(force(r, node, 'operator', '', at(5)));
+    const again = ok(force(first.reboot, node, 'operator', '', at(6)));
+    expect(again.reboot).toBe(first.reboot);
+    expect(again.effects).toContainEqual({ kind: 'leave-queue', takeBudget: true });
+    expect(again.effects.find((e) => e.kind === 'send')).toMatchObject({ commands: [{ type: 'proceed-reboot' }] });
+    // Not queued when forced: nothing to leave.
+    const plain = ok(force(planned(), node, 'operator', '', at(5)));
+    expect(ok(force(plain.reboot, node, 'operator', '', at(6))).effects.some((e) => e.kind === 'leave-queue')).toBe(false);
+  });
 });
