@@ -234,8 +234,7 @@ export function onXpuReady(r: StoredReboot, ev: NativeEvent): Step | null {
   const later = (r.outageNotices ?? []).filter((n) => announcesNext(r, s.readyOrigin!, n) && !sentWith(s.readyOrigin!, n));
   delete s.outageNotices;
   const moved = new Set(later.map((n) => `${sourceOf(n)}|${n.time}|${n.receivedAt}`));
-  if (moved.size && s.joinedOrigins)
-    s.joinedOrigins = s.joinedOrigins.filter((o) => !moved.has(`${o.source}|${o.time}|${o.receivedAt}`));
+  if (moved.size && s.joinedOrigins) s.joinedOrigins = s.joinedOrigins.filter((o) => !moved.has(`${o.source}|${o.time}|${o.receivedAt}`));
   if (later.length) {
     const deferred = deferToNextOutage(s, later);
     return finishReady(r, deferred.reboot, ev, by, deferred.effects);

@@ -14,15 +14,7 @@
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  OPERATOR_TOKEN,
-  api,
-  startStackProcess,
-  tempDir,
-  waitFor,
-  writeInventory,
-  type RunningStack,
-} from '../support/stack.ts';
+import { OPERATOR_TOKEN, api, startStackProcess, tempDir, waitFor, writeInventory, type RunningStack } from '../support/stack.ts';
 
 const NOTICE = 4;
 const POOL = 48;
@@ -209,10 +201,16 @@ async function deliver(w: World, d: Delivery, key: string) {
   const { sig } = d;
   const sourceMs = w.t0 + sig.trueAt + w.skew[sig.source];
   const sent = Date.now();
-  let res;
+  let res: Awaited<ReturnType<typeof api>>;
   if (sig.source === 'bmc') {
     const rec = redfishRecord(sig, `${key}`, bmcStamp(sourceMs, w.stampStyle), w.originStyle)!;
-    const body = { '@odata.type': '#Event.v1_7_0.Event', Id: `b-${key}-${d.copy}`, Name: 'Event Array', Context: w.stampStyle === 2 ? w.node : 'Default Context', Events: [rec] };
+    const body = {
+      '@odata.type': '#Event.v1_7_0.Event',
+      Id: `b-${key}-${d.copy}`,
+      Name: 'Event Array',
+      Context: w.stampStyle === 2 ? w.node : 'Default Context',
+      Events: [rec],
+    };
     res = await api(url, '/v1/events/redfish', { token: `bmc-${w.index}`, body });
   } else {
     const body = {
@@ -360,7 +358,9 @@ async function settled(node: string, lastPost: () => number, ms = 45_000): Promi
       const active = (await api(url, `/v1/nodes/${node}`, { token: OPERATOR_TOKEN })).json.activeReboots as any[];
       const open = [...all.filter((r) => !ENDED.has(r.status)), ...active.filter((a) => !all.some((r) => r.id === a.id))];
       if (open.length) throw new Error(open.map((r) => `${r.id} ${r.status} ${r.history.at(-1)?.phase}`).join(', '));
-      const sig = all.map((r) => `${r.id}:${r.status}:${Object.values(r.commands).filter((c: any) => c.status === 'pending').length}`).join();
+      const sig = all
+        .map((r) => `${r.id}:${r.status}:${Object.values(r.commands).filter((c: any) => c.status === 'pending').length}`)
+        .join();
       if (sig !== last) {
         last = sig;
         return undefined;
@@ -389,7 +389,12 @@ function renderXpu(o: XpuOutage): { first: Signal[]; after: Signal[] } {
     }));
   const first: Signal[] = [];
   if (o.mode === 'planned')
-    first.push(...tell(o.announce, 'xpu.reboot.pending', o.startMs, { reason: 'firmware', ...(o.noticeSeconds ? { noticeSeconds: o.noticeSeconds } : {}) }));
+    first.push(
+      ...tell(o.announce, 'xpu.reboot.pending', o.startMs, {
+        reason: 'firmware',
+        ...(o.noticeSeconds ? { noticeSeconds: o.noticeSeconds } : {}),
+      }),
+    );
   if (o.mode === 'crash') first.push(...tell(o.announce, 'xpu.crashed', o.startMs, { reason: 'panic' }));
   const after: Signal[] = [];
   // The xPU goes down after every copy of its notice could arrive (delays stay under 2.5 s): a second source's
@@ -510,8 +515,15 @@ async function runCase(c: Case, index: number, label: string): Promise<string[]>
     // The request reaches the coordinator before the host goes down (rebootctl host-reboot waits for its
     // answer; a BMC's IPMI request and power-off may be reordered: then the host's down comes first).
     // What follows the down (the xPU without persistent power going down and up, the host back) comes after.
-    const request: Signal = { source: h.request === 'bmc' ? 'bmc' : 'host', type: 'host.reboot.requested', data: { method: 'shell' }, trueAt: 0, variant: v };
-    const down: Signal[] = h.down === 'none' ? [] : [{ source: h.down === 'bmc' ? 'bmc' : 'host', type: 'host.down', trueAt: 0, variant: v }];
+    const request: Signal = {
+      source: h.request === 'bmc' ? 'bmc' : 'host',
+      type: 'host.reboot.requested',
+      data: { method: 'shell' },
+      trueAt: 0,
+      variant: v,
+    };
+    const down: Signal[] =
+      h.down === 'none' ? [] : [{ source: h.down === 'bmc' ? 'bmc' : 'host', type: 'host.down', trueAt: 0, variant: v }];
     const rest: Signal[] = [
       { source: 'bmc', type: 'xpu.down', xpu: 'dpu0', trueAt: 100, variant: v },
       h.tenant
@@ -535,7 +547,13 @@ async function runCase(c: Case, index: number, label: string): Promise<string[]>
       `${w.node}: host reboot ${hostReboot.id} ended`,
       async () => {
         const r = await getReboot(hostReboot.id);
-        if (!ENDED.has(r.status)) throw new Error(`${r.status}: ${r.history.slice(-3).map((x: any) => x.phase).join(' ')}`);
+        if (!ENDED.has(r.status))
+          throw new Error(
+            `${r.status}: ${r.history
+              .slice(-3)
+              .map((x: any) => x.phase)
+              .join(' ')}`,
+          );
         return r;
       },
       45_000,
@@ -563,14 +581,18 @@ async function runCase(c: Case, index: number, label: string): Promise<string[]>
     if (mine.length !== expected && hostReboots.length)
       bad(`host reboot: ${hostReboots.map((r) => r.history.map((h: any) => `${h.at} ${h.by} ${h.phase} ${h.detail}`).join('\n    '))}`);
     if (mine.length !== expected)
-      bad(`${x}: ${mine.length} xPU reboots for ${expected} outages: ${mine.map((r) => `${r.id} ${r.mode} ${r.status}\n    ${r.history.map((h: any) => `${h.at} ${h.by} ${h.phase} ${h.detail}`).join('\n    ')}`).join('\n  ')}`);
+      bad(
+        `${x}: ${mine.length} xPU reboots for ${expected} outages: ${mine.map((r) => `${r.id} ${r.mode} ${r.status}\n    ${r.history.map((h: any) => `${h.at} ${h.by} ${h.phase} ${h.detail}`).join('\n    ')}`).join('\n  ')}`,
+      );
   }
   for (const r of all) {
     for (const h of r.history) if (!BY.test(h.by ?? '')) bad(`${r.id}: history entry without a valid by: ${JSON.stringify(h)}`);
     // Dated by the coordinator: no entry before the run began, none days ahead.
     for (const h of r.history)
-      if (Date.parse(h.at) < w.t0 - 2_000 || Date.parse(h.at) > Date.now() + 5_000) bad(`${r.id}: history dated by a source clock: ${JSON.stringify(h)}`);
-    if (Date.parse(r.notifiedAt) < w.t0 - 2_000 || Date.parse(r.notifiedAt) > lastPost + 5_000) bad(`${r.id}: notifiedAt ${r.notifiedAt} is not the coordinator's`);
+      if (Date.parse(h.at) < w.t0 - 2_000 || Date.parse(h.at) > Date.now() + 5_000)
+        bad(`${r.id}: history dated by a source clock: ${JSON.stringify(h)}`);
+    if (Date.parse(r.notifiedAt) < w.t0 - 2_000 || Date.parse(r.notifiedAt) > lastPost + 5_000)
+      bad(`${r.id}: notifiedAt ${r.notifiedAt} is not the coordinator's`);
   }
   for (const o of xpuOutages) {
     const r = xpuReboots.find((x) => x.xpu === o.xpu);
@@ -581,7 +603,8 @@ async function runCase(c: Case, index: number, label: string): Promise<string[]>
     const readySent = Math.min(...w.posted.filter((p) => p.sig.type === 'xpu.ready' && p.sig.xpu === o.xpu).map((p) => p.sent));
     // restore-pcie only once the xPU is back (a ready was sent).
     for (const s of host.filter((s) => s.cmd.type === 'restore-pcie'))
-      if (s.gotAt < readySent) bad(`${r.id}: restore-pcie handed out ${readySent - s.gotAt} ms before any xpu.ready was sent: ${JSON.stringify(r.history)}`);
+      if (s.gotAt < readySent)
+        bad(`${r.id}: restore-pcie handed out ${readySent - s.gotAt} ms before any xpu.ready was sent: ${JSON.stringify(r.history)}`);
     // Never resume-workloads or reboot-host after a restore-pcie that did not succeed.
     const restore = cmdOf('restore-pcie');
     const restoreFailed = restore.some((x) => x.status === 'failed');
@@ -595,14 +618,16 @@ async function runCase(c: Case, index: number, label: string): Promise<string[]>
       if (r.status !== 'failed') bad(`${r.id}: restore-pcie failed but the reboot is ${r.status}`);
       else if (!r.history.some((h: any) => h.phase === 'failed' && h.detail.includes('restore-pcie')))
         bad(`${r.id}: failed without naming restore-pcie: ${JSON.stringify(r.history)}`);
-    } else if (r.status !== 'completed') bad(`${r.id}: ended ${r.status} (restore-pcie ${restore.map((x) => x.status)}): ${JSON.stringify(r.history.slice(-4))}`);
+    } else if (r.status !== 'completed')
+      bad(`${r.id}: ended ${r.status} (restore-pcie ${restore.map((x) => x.status)}): ${JSON.stringify(r.history.slice(-4))}`);
     if (!restore.length) bad(`${r.id}: the host never got restore-pcie (status ${r.status})`);
     // What is for before the outage is not handed out once the xPU is back.
     const readyAt = r.readyAt ? Date.parse(r.history.find((h: any) => h.phase === 'xpu-ready')?.at ?? r.readyAt) : Infinity;
     for (const s of host.filter((s) => ['migrate-workloads', 'protect-pcie'].includes(s.cmd.type)))
       if (s.polledAt > readyAt + 1500) bad(`${r.id}: ${s.cmd.type} handed out ${s.polledAt - readyAt} ms after the xPU was back`);
     for (const s of xpuCmds.filter((s) => ['allow-coredump', 'proceed-reboot'].includes(s.cmd.type)))
-      if (s.polledAt > readyAt + 1500) bad(`${r.id}: ${s.cmd.type} handed out ${s.polledAt - readyAt} ms after the xPU was back: ${JSON.stringify(r.history)}`);
+      if (s.polledAt > readyAt + 1500)
+        bad(`${r.id}: ${s.cmd.type} handed out ${s.polledAt - readyAt} ms after the xPU was back: ${JSON.stringify(r.history)}`);
     // Mode and the report's finding.
     if (o.mode === 'unannounced') {
       if (r.mode !== 'unannounced') bad(`${r.id}: an outage without notice is ${r.mode}`);
@@ -619,7 +644,9 @@ async function runCase(c: Case, index: number, label: string): Promise<string[]>
       const granted = r.extensions.reduce((s: number, e: any) => s + e.granted, 0);
       const deadline = Date.parse(r.deadline) - (notice + granted) * 1000;
       if (deadline < firstPost.sent - 1000 || deadline > firstPost.at + 2000)
-        bad(`${r.id}: deadline ${r.deadline} is not notice ${notice}s + ${granted}s after the receipt (${new Date(firstPost.sent).toISOString()} .. ${new Date(firstPost.at).toISOString()})`);
+        bad(
+          `${r.id}: deadline ${r.deadline} is not notice ${notice}s + ${granted}s after the receipt (${new Date(firstPost.sent).toISOString()} .. ${new Date(firstPost.at).toISOString()})`,
+        );
       if (r.noticeSeconds !== notice) bad(`${r.id}: noticeSeconds ${r.noticeSeconds}, expected ${notice}`);
     }
   }
@@ -629,13 +656,18 @@ async function runCase(c: Case, index: number, label: string): Promise<string[]>
     if (!trusted(index) && e.first.status !== 403) bad(`${r.id}: untrusted host's extension answered ${e.first.status}`);
     if (trusted(index) && ![200, 409].includes(e.first.status)) bad(`${r.id}: trusted host's extension answered ${e.first.status}`);
     if (e.again && (e.again.status !== e.first.status || JSON.stringify(e.again.json) !== JSON.stringify(e.first.json)))
-      bad(`${r.id}: a repeat with the same Idempotency-Key answered ${e.again.status} ${JSON.stringify(e.again.json)}, first ${e.first.status} ${JSON.stringify(e.first.json)}`);
+      bad(
+        `${r.id}: a repeat with the same Idempotency-Key answered ${e.again.status} ${JSON.stringify(e.again.json)}, first ${e.first.status} ${JSON.stringify(e.first.json)}`,
+      );
     const granted = r.extensions.reduce((s: number, x: any) => s + x.granted, 0);
     if (e.first.status === 200) {
-      if (r.extensions.length !== 1 || granted !== e.first.json.granted) bad(`${r.id}: extensions ${JSON.stringify(r.extensions)} for one grant of ${e.first.json.granted}`);
+      if (r.extensions.length !== 1 || granted !== e.first.json.granted)
+        bad(`${r.id}: extensions ${JSON.stringify(r.extensions)} for one grant of ${e.first.json.granted}`);
       const postpone = seenBy(`${w.node}.${r.xpu}`, r.id).filter((s) => s.cmd.type === 'postpone-reboot');
       if (!postpone.some((s) => Date.parse(s.cmd.args.deadline) === Date.parse(e.first.json.deadline)))
-        bad(`${r.id}: no postpone-reboot with the extended deadline ${e.first.json.deadline}: ${JSON.stringify(postpone.map((s) => s.cmd.args))}`);
+        bad(
+          `${r.id}: no postpone-reboot with the extended deadline ${e.first.json.deadline}: ${JSON.stringify(postpone.map((s) => s.cmd.args))}`,
+        );
     } else if (r.extensions.length) bad(`${r.id}: refused extension left ${JSON.stringify(r.extensions)}`);
   }
   // §7.2: where the xPU has a token of its own, the host's token may not speak for it, nor it for the host.
@@ -650,7 +682,9 @@ async function runCase(c: Case, index: number, label: string): Promise<string[]>
     });
     const poll = await api(url, `/v1/agents/${w.node}.dpu0/commands?wait=0`, { token: `agent-${index}` });
     if (asHost.status !== 403 || asXpu.status !== 403 || poll.status !== 403)
-      bad(`xPU tokens: host token on xpu.ready ${asHost.status}, xPU token on host.ready ${asXpu.status}, host token polling the xPU ${poll.status}`);
+      bad(
+        `xPU tokens: host token on xpu.ready ${asHost.status}, xPU token on host.ready ${asXpu.status}, host token polling the xPU ${poll.status}`,
+      );
   }
   // The node says which tenant its xPUs are provisioned for.
   const node = await api(url, `/v1/nodes/${w.node}`, { token: `agent-${index}` });
@@ -658,7 +692,13 @@ async function runCase(c: Case, index: number, label: string): Promise<string[]>
   else {
     const want = hostExpect?.tenant ?? tenantBefore;
     if (node.json.provisionedTenant !== want) bad(`provisionedTenant ${node.json.provisionedTenant}, expected ${want}`);
-    if (JSON.stringify(node.json.xpus) !== JSON.stringify([{ id: 'dpu0', persistentPower: false }, { id: 'dpu1', persistentPower: true }]))
+    if (
+      JSON.stringify(node.json.xpus) !==
+      JSON.stringify([
+        { id: 'dpu0', persistentPower: false },
+        { id: 'dpu1', persistentPower: true },
+      ])
+    )
       bad(`xpus ${JSON.stringify(node.json.xpus)}`);
     if (node.json.activeReboots.length) bad(`activeReboots after every reboot ended: ${JSON.stringify(node.json.activeReboots)}`);
     if (hostExpect) {
@@ -688,9 +728,10 @@ async function runCase(c: Case, index: number, label: string): Promise<string[]>
     const o = xpuOutages.find((x) => x.xpu === r.xpu);
     if (!o) continue; // a reboot no outage made: reported above
     const finding = row.findings.find((f: any) => f.code === 'unannounced-reboot');
-    if (r.mode === 'unannounced' && (!finding || finding.severity !== 'high' || finding.category !== 'policy'))
+    if (r.mode === 'unannounced' && (finding?.severity !== 'high' || finding.category !== 'policy'))
       bad(`${r.id}: unannounced without the high policy finding: ${JSON.stringify(row.findings)}`);
-    if (o.mode !== 'unannounced' && r.mode !== 'unannounced' && codes.includes('unannounced-reboot')) bad(`${r.id}: announced but found unannounced`);
+    if (o.mode !== 'unannounced' && r.mode !== 'unannounced' && codes.includes('unannounced-reboot'))
+      bad(`${r.id}: announced but found unannounced`);
     if (row.status !== r.status) bad(`${r.id}: report says ${row.status}, the API ${r.status}`);
   }
   if (problems.length) problems.push(`${w.node}: the case ${JSON.stringify(c)}`);
@@ -711,7 +752,9 @@ afterAll(async () => {
 
 let next = 0;
 describe('§4, §5, §7.1, §7.2 under disorder (seeded model-based runs against one live stack)', () => {
-  it('generated outages, rendered per source with skewed clocks, shuffled and duplicated: every invariant holds', { timeout: 240_000 }, async () => {
+  it('generated outages, rendered per source with skewed clocks, shuffled and duplicated: every invariant holds', {
+    timeout: 240_000,
+  }, async () => {
     const seed = Number(process.env.FC_SEED ?? 90_901);
     const numRuns = Number(process.env.FC_RUNS ?? 3);
     let run = 0;
@@ -748,7 +791,17 @@ describe('7.1 a host reboot whose xPU power-off the BMC delivers after the host 
     const bmc = (id: string, msg: string, origin: string, ms: number) =>
       api(url, '/v1/events/redfish', {
         token: `bmc-${index}`,
-        body: { Events: [{ EventId: id, MessageId: msg, MessageArgs: [origin], EventTimestamp: bmcClock(ms), OriginOfCondition: { '@odata.id': origin } }] },
+        body: {
+          Events: [
+            {
+              EventId: id,
+              MessageId: msg,
+              MessageArgs: [origin],
+              EventTimestamp: bmcClock(ms),
+              OriginOfCondition: { '@odata.id': origin },
+            },
+          ],
+        },
       });
     expect((await native('hq', 'host.reboot.requested', { data: { method: 'shell' } })).status).toBe(202);
     const h = await waitFor('the host reboot', async () => (await rebootsOf(node)).find((r) => r.kind === 'host'));
@@ -762,8 +815,14 @@ describe('7.1 a host reboot whose xPU power-off the BMC delivers after the host 
     expect((await bmc('xd', 'ResourceEvent.1.4.3.ResourcePoweredOff', sys('dpu0'), 1100)).status).toBe(202);
     const all = await settled(node, () => Date.now() - 3000, 45_000);
     const story = all.map((r) => `${r.id} ${r.kind} ${r.mode} ${r.status}: ${r.history.map((x: any) => x.phase).join(' ')}`).join('\n');
-    expect(all.filter((r) => r.kind === 'host').map((r) => r.status), story).toEqual(['completed']);
-    expect(all.filter((r) => r.kind === 'xpu'), story).toEqual([]);
+    expect(
+      all.filter((r) => r.kind === 'host').map((r) => r.status),
+      story,
+    ).toEqual(['completed']);
+    expect(
+      all.filter((r) => r.kind === 'xpu'),
+      story,
+    ).toEqual([]);
     expect((await getReboot(h.id)).history.filter((x: any) => x.phase === 'xpu-down').map((x: any) => x.by)).toEqual([`bmc:${node}`]);
   });
 });

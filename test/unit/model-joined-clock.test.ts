@@ -16,7 +16,17 @@ const bmc = (s: number) => new Date(R0 - 2 * 86_400_000 + s * 1000).toISOString(
 const agent = (s: number) => new Date(R0 + 3 * 86_400_000 + s * 1000).toISOString();
 
 function fromBmc(id: string, type: NativeEvent['type'], sentS: number, receivedS: number): NativeEvent {
-  return { id, type, node: 'node-a', xpu: 'dpu0', time: bmc(sentS), data: {}, source: 'redfish', dedupKey: `node-a:redfish:${id}`, receivedAt: at(receivedS) };
+  return {
+    id,
+    type,
+    node: 'node-a',
+    xpu: 'dpu0',
+    time: bmc(sentS),
+    data: {},
+    source: 'redfish',
+    dedupKey: `node-a:redfish:${id}`,
+    receivedAt: at(receivedS),
+  };
 }
 function fromAgent(id: string, type: NativeEvent['type'], sentS: number, receivedS: number): NativeEvent {
   return {
