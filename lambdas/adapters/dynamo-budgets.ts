@@ -2,9 +2,10 @@
 // holds its unavailable nodes as a set up to a cap; beyond it, nodes spill to one small item each, counted
 // in the head. Items stay small however many nodes a crash storm makes unavailable in one scope.
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { DeleteCommand, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { randomUUID } from 'node:crypto';
 import type { AcquireResult, BudgetSlot } from '../core/budgets.ts';
+import { queryPartition } from './query-partition.ts';
 import { conflictRetry } from './optimistic.ts';
 
 /** The partition of budget heads (one Query lists them all), as before spilling existed. */
@@ -505,23 +506,8 @@ export class DynamoBudgets {
     throw retry.giveUp();
   }
 
-  /** Every item of one partition, strongly consistent, page after page. */
-  async #partition(pk: string): Promise<Record<string, unknown>[]> {
-    const items: Record<string, unknown>[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const res = await this.#doc.send(
-        new QueryCommand({
-          TableName: this.#table,
-          KeyConditionExpression: 'pk = :p',
-          ExpressionAttributeValues: { ':p': pk },
-          ConsistentRead: true,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      items.push(...(res.Items ?? []));
-      startKey = res.LastEvaluatedKey;
-    } while (startKey);
-    return items;
+  /** Every item of one small partition (budgets, the queue, holds, kept signals), strongly consistent. */
+  #partition(pk: string): Promise<Record<string, unknown>[]> {
+    return queryPartition(this.#doc, this.#table, pk);
   }
 }

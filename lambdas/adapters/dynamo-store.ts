@@ -34,6 +34,7 @@ import { DEFAULT_RETENTION_DAYS, RebootIndex, rebootIndexAttributes } from './re
 import { packReboot, unpackReboot } from './reboot-item.ts';
 import { coalesce } from './coalesce.ts';
 import { DynamoBudgets } from './dynamo-budgets.ts';
+import { queryPartition } from './query-partition.ts';
 import { conflictRetry, throttled as jitter, Turns } from './optimistic.ts';
 
 const BATCH_GET_MAX = 100;
@@ -859,23 +860,8 @@ export class DynamoRebootStore implements RebootStore {
     return res.Attributes?.hold as Hold | undefined;
   }
 
-  /** Every item of one small partition (budgets, the queue, holds, kept signals), strongly consistent, page after page. */
-  async #partition(pk: string): Promise<Record<string, unknown>[]> {
-    const items: Record<string, unknown>[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const res = await this.#doc.send(
-        new QueryCommand({
-          TableName: this.#table,
-          KeyConditionExpression: 'pk = :p',
-          ExpressionAttributeValues: { ':p': pk },
-          ConsistentRead: true,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      items.push(...(res.Items ?? []));
-      startKey = res.LastEvaluatedKey;
-    } while (startKey);
-    return items;
+  /** Every item of one small partition (budgets, the queue, holds, kept signals), strongly consistent. */
+  #partition(pk: string): Promise<Record<string, unknown>[]> {
+    return queryPartition(this.#doc, this.#table, pk);
   }
 }
