@@ -52,9 +52,10 @@ export async function releasePlan(store: RolloutStore, plan: ReadonlyArray<{ nod
 
 /**
  * Claims every xPU of the plan for `rolloutId`, or none: on the first clash it gives back what it took
- * and names the clash. In a fixed order (node, xPU) so that two starts over the same xPUs meet at the
- * same first one, and one of them gets all (claims of one batch go out together, so two starts that
- * meet within one batch may both be refused: safe, and a retry settles it).
+ * and names the clash. In a fixed order (node, xPU), the first xPU alone before the others go out in
+ * batches: two starts whose plans begin with the same xPU meet there, and the one that got it gets all
+ * (the other is refused before it took anything). Plans that overlap only further on meet within a
+ * batch, where both may be refused: safe, and a retry settles it.
  */
 export async function claimPlan(
   store: RolloutStore,
@@ -64,8 +65,9 @@ export async function claimPlan(
 ): Promise<ClaimClash | undefined> {
   const order = [...plan].sort(byXpu);
   const mine: Array<{ node: string; xpu: string }> = [];
-  for (let i = 0; i < order.length; i += CLAIMS_AT_ONCE) {
-    const batch = order.slice(i, i + CLAIMS_AT_ONCE);
+  const batches = order.length ? [order.slice(0, 1)] : [];
+  for (let i = 1; i < order.length; i += CLAIMS_AT_ONCE) batches.push(order.slice(i, i + CLAIMS_AT_ONCE));
+  for (const batch of batches) {
     const got = await Promise.all(batch.map((p) => claimOne(store, p, rolloutId, clock)));
     batch.forEach((p, j) => {
       if (got[j] === true) mine.push(p);
