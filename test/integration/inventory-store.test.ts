@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushInventory } from '../../cli/commands/inventory.ts';
 import { CachedInventory, DynamoInventory, INVENTORY_SHARDS, InventoryMissing } from '../../lambdas/adapters/dynamo-inventory.ts';
 import { hashToken } from '../../lambdas/core/inventory.ts';
-import { createAuthorizer } from '../../lambdas/handlers/authorizer.ts';
+import { createAuthorizer, NOBODY } from '../../lambdas/handlers/authorizer.ts';
 import { silentLogger } from '../../lambdas/handlers/deps.ts';
 import { startLocalDynamo, type LocalDynamo } from '../../local/dynamo.ts';
 import { fleetAgentToken, fleetBmcToken, fleetInventory, fleetNodeId } from '../../scripts/gen-inventory.ts';
@@ -142,8 +142,9 @@ describe('authorizer', () => {
       isAuthorized: true,
       context: { principal: 'bmc' },
     });
-    await expect(authorize({ headers: { authorization: 'Bearer not-a-known-token' } })).resolves.toEqual({ isAuthorized: false });
-    await expect(authorize({ headers: {} })).resolves.toEqual({ isAuthorized: false });
+    // Unknown or missing: through as nobody, so the API answers 401 in the contract's shape (not API Gateway's 403).
+    await expect(authorize({ headers: { authorization: 'Bearer not-a-known-token' } })).resolves.toEqual(NOBODY);
+    await expect(authorize({ headers: {} })).resolves.toEqual(NOBODY);
   });
 
   it('a throttled or timed-out table is an error (API Gateway: 500, retried), never a refusal (403, fatal for agents)', async () => {

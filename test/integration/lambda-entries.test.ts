@@ -120,7 +120,21 @@ describe('the Lambda entries run the same handlers as the local stack', () => {
       isAuthorized: true,
       context: { principal: 'bmc', node: 'node-b' },
     });
-    expect(await entries.authorizer({ headers: { authorization: 'Bearer nope-nope-nope' } })).toEqual({ isAuthorized: false });
+    // Let through as nobody, for the API to answer 401 in the contract's shape (API Gateway would say 403).
+    expect(await entries.authorizer({ headers: { authorization: 'Bearer nope-nope-nope' } })).toEqual({
+      isAuthorized: true,
+      context: { principal: 'none', node: '', agent: '' },
+    });
+    // ...which it does, on every kind of route.
+    for (const [method, path] of [
+      ['GET', '/v1/reboots'],
+      ['POST', '/v1/events'],
+      ['GET', '/v1/agents/node-b/commands'],
+    ]) {
+      const res = await entries.api(httpEvent(method, path, 'nope-nope-nope', method === 'POST' ? {} : undefined), lambdaCtx);
+      expect(res.statusCode, `${method} ${path}`).toBe(401);
+      expect(JSON.parse(res.body)).toMatchObject({ error: 'Unauthorized', message: expect.any(String) });
+    }
   });
 
   it('API entry answers like the local API, and its events go through the same queue', async () => {
