@@ -1,7 +1,15 @@
 // The public HTTP API (docs/api.md): every route proxies to the one `api` function, all but /healthz behind the authorizer.
 import { Duration, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
-import { HttpApi, HttpMethod, HttpNoneAuthorizer, HttpStage, LogGroupLogDestination, type HttpRoute } from 'aws-cdk-lib/aws-apigatewayv2';
+import {
+  HttpApi,
+  HttpMethod,
+  HttpNoneAuthorizer,
+  HttpRoute,
+  HttpRouteKey,
+  HttpStage,
+  LogGroupLogDestination,
+} from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaAuthorizer, HttpLambdaResponseType } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
@@ -89,6 +97,16 @@ export class CoordinatorHttpApi extends Construct {
         authorizer: r.public ? new HttpNoneAuthorizer() : authorizer,
       }),
     );
+    // Everything else (a path no route has, a method a route does not have) goes to the API too, which
+    // answers 404 {"error":"NotFound",...} in the contract's shape as locally; without this route API
+    // Gateway answers 404 {"message":"Not Found"} itself. Behind the authorizer, which lets every token
+    // through (authorizer.ts NOBODY), so a bad token still gets the API's 401.
+    new HttpRoute(this, 'DefaultRoute', {
+      httpApi: this.api,
+      routeKey: HttpRouteKey.DEFAULT,
+      integration,
+      authorizer,
+    });
     for (const route of this.routes.filter((r) => ROUTES.some((p) => p.public && p.path === r.path))) {
       Validations.of(route).acknowledge({
         id: 'AwsSolutions-APIG4',

@@ -27,9 +27,15 @@ describe('route parity', () => {
     expect(unserved).toEqual([]);
   });
 
-  it('the gateway has exactly the listed routes, public ones without the authorizer', () => {
+  it('the gateway has exactly the listed routes, public ones without the authorizer, and $default for the rest', () => {
     const { stack } = buildTestApp({ skipBundling: true, config: { stage: 'parity' } });
-    const routes = Object.values(Template.fromStack(stack).findResources('AWS::ApiGatewayV2::Route')).map((r) => r.Properties);
+    const all = Object.values(Template.fromStack(stack).findResources('AWS::ApiGatewayV2::Route')).map((r) => r.Properties);
+    // The rest goes to the API (its 404 in the contract's shape), behind the authorizer like every private route.
+    const fallback = all.filter((r) => r.RouteKey === '$default');
+    expect(fallback).toHaveLength(1);
+    expect(fallback[0].AuthorizationType).toBe('CUSTOM');
+    expect(fallback[0].Target).toEqual(all.find((r) => r.RouteKey === 'GET /v1/reboots')!.Target);
+    const routes = all.filter((r) => r.RouteKey !== '$default');
     expect(routes.map((r) => r.RouteKey).sort()).toEqual(listed);
     for (const r of routes) {
       const isPublic = API_ROUTES.find((x) => routeKey(x) === r.RouteKey)!.public === true;

@@ -336,9 +336,9 @@ describe('IAM', () => {
 });
 
 describe('HTTP API', () => {
-  it('routes every contract route to the API function, all but the public ones behind the authorizer', () => {
+  it('routes every contract route to the API function, all but the public ones behind the authorizer ($default too)', () => {
     const routes = ofType('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties);
-    expect(routes.map((r) => r.RouteKey).sort()).toEqual(ROUTES.map((r) => `${r.method} ${r.path}`).sort());
+    expect(routes.map((r) => r.RouteKey).sort()).toEqual([...ROUTES.map((r) => `${r.method} ${r.path}`), '$default'].sort());
     const [authorizerId] = ofType('AWS::ApiGatewayV2::Authorizer')[0];
     for (const r of routes) {
       if (ROUTES.some((p) => p.public && `${p.method} ${p.path}` === r.RouteKey)) {
