@@ -1,4 +1,5 @@
 // `rebootctl rollout start|status|cancel` and `rebootctl status`: rollouts and the fleet table, over the operator API.
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { fetchOrSayWhy } from './reach.ts';
@@ -19,18 +20,45 @@ function tokenOf(opts: Opts): string {
   return token;
 }
 
-async function call(opts: Opts, method: 'GET' | 'POST', path: string, body?: unknown): Promise<any> {
+async function call(opts: Opts, method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<any> {
   const base = serverUrl(opts.server);
   const url = new URL(`${base.pathname.replace(/\/+$/, '')}${path}`, base);
   const res = await fetchOrSayWhy(url, {
     method,
-    headers: { authorization: `Bearer ${tokenOf(opts)}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      authorization: `Bearer ${tokenOf(opts)}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...headers,
+    },
     body: body !== undefined ? JSON.stringify(body) : undefined,
     signal: AbortSignal.timeout(30_000),
   });
   const json: any = await res.json().catch(() => undefined);
-  if (!res.ok) throw new Error(`${res.status} ${json?.error ?? ''}: ${json?.message ?? res.statusText}`);
+  if (!res.ok)
+    throw Object.assign(new Error(`${res.status} ${json?.error ?? ''}: ${json?.message ?? res.statusText}`), { status: res.status });
   return json;
+}
+
+/** Tries of a rollout start: the first and two more, 1 s then 2 s apart. */
+const START_TRIES = 3;
+
+/**
+ * POST /v1/rollouts with an Idempotency-Key, sent again with the same key when no answer came (the
+ * connection failed, or a 5xx: the server may have died inside the start). The key makes a repeat
+ * answer the rollout the first started instead of a 409 for the claims it left (docs/idempotency.md).
+ */
+async function startRollout(opts: Opts, body: unknown, key: string): Promise<any> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call(opts, 'POST', '/v1/rollouts', body, { 'idempotency-key': key });
+    } catch (err) {
+      const status = (err as { status?: number }).status;
+      const unanswered = status === undefined || status >= 500;
+      if (!unanswered || attempt >= START_TRIES) throw err;
+      console.error(`rebootctl rollout start: ${(err as Error).message}; sending it again (Idempotency-Key ${key})`);
+      await new Promise((r) => setTimeout(r, 1000 * attempt));
+    }
+  }
 }
 
 function run(what: string, action: (...args: any[]) => Promise<void>) {
@@ -95,6 +123,7 @@ export function registerRolloutCommands(program: Command): void {
     .option('--notice <seconds>', 'notice each xPU announces with (default: the policy)')
     .option('--max-failures <n>', 'pause after this many failed reboots', '1')
     .option('--dry-run', 'print the plan only; nothing starts')
+    .option('--idempotency-key <key>', 'the same key on a second run answers the rollout the first started (default: a new one)')
     .action(
       run('rollout start', async (opts: Opts & Record<string, string | boolean | undefined>) => {
         const keys = (['node', 'rack', 'zone', 'tenant'] as const).filter((k) => opts[k] !== undefined);
@@ -107,7 +136,8 @@ export function registerRolloutCommands(program: Command): void {
           ...(opts.notice !== undefined ? { noticeSeconds: wholeNumber(String(opts.notice), '--notice') } : {}),
           ...(opts.dryRun ? { dryRun: true } : {}),
         };
-        const res = await call(opts, 'POST', '/v1/rollouts', body);
+        const key = typeof opts.idempotencyKey === 'string' ? opts.idempotencyKey : randomUUID();
+        const res = await startRollout(opts, body, key);
         if (opts.json) return void console.log(JSON.stringify(res, null, 2));
         console.log(
           opts.dryRun

@@ -1,5 +1,6 @@
 // `rebootctl rollout start|status|cancel|list` and `rebootctl status` against a real stack (no agents: the first xPU stays asked).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fleetTable, progressBar } from '../../cli/commands/rollout.ts';
@@ -126,5 +127,54 @@ describe('formatting', () => {
     expect(lines).toContain('  rack r1                  1/1 unavailable  (full)');
     expect(lines.find((l) => l.startsWith('r1'))).toMatch(/^r1\s+a\s+queued\s+h-1\s+dpu0 queued until 00:05:00 \(xr-1\)$/);
     expect(lines).toContain('  h-1                      rack=r1  audit');
+  });
+});
+
+describe('rebootctl rollout start when the answer is lost', () => {
+  it('sends the start again with the same Idempotency-Key, so the repeat answers the rollout the first started', async () => {
+    // The first start reaches the server and its answer is lost (the connection dies, as when the stack is
+    // killed inside the request); the second gets the answer.
+    const seen: Array<{ key: string | undefined; body: string }> = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        seen.push({ key: req.headers['idempotency-key'] as string | undefined, body });
+        if (seen.length === 1) return void req.socket.destroy();
+        res.writeHead(201, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ id: 'ro-first', status: 'running', plan: [{ node: 'a', xpu: 'dpu0' }] }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    try {
+      const child = spawn(
+        NODE,
+        [join(ROOT, 'cli/rebootctl.js'), 'rollout', 'start', '--node', 'a', '--max-unavailable', '1', '--reason', 'fw', '--server', url],
+        {
+          env: childEnv({ REBOOT_OPERATOR_TOKEN: OPERATOR_TOKEN }),
+        },
+      );
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (err += d));
+      const code = await new Promise<number | null>((r) => child.once('exit', r));
+      expect(code, err).toBe(0);
+      expect(out).toContain('rollout ro-first running: 1 xPUs');
+      expect(err).toMatch(/sending it again \(Idempotency-Key /);
+      expect(seen).toHaveLength(2);
+      expect(seen[0].key).toMatch(/^[0-9a-f-]{36}$/);
+      expect(seen[1]).toEqual(seen[0]);
+    } finally {
+      server.close();
+    }
+  }, 30_000);
+
+  it('a refusal (4xx) is not sent again', async () => {
+    const res = cli('rollout', 'start', '--node', 'nope', '--max-unavailable', '1', '--reason', 'fw', '--idempotency-key', 'k-1');
+    expect(res.status).toBe(1);
+    expect(res.stderr).toMatch(/404/);
+    expect(res.stderr).not.toMatch(/sending it again/);
   });
 });
