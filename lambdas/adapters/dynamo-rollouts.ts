@@ -4,6 +4,7 @@ import { BatchGetCommand, DeleteCommand, DynamoDBDocumentClient, GetCommand, Put
 import type { Rollout, RolloutClaim } from '../core/rollout.ts';
 import type { RolloutStore } from '../ports/rollouts.ts';
 import { backoffMs, conflictRetry, Turns } from './optimistic.ts';
+import { queryAll } from './query-partition.ts';
 
 const ALL_ROLLOUTS = 'ROLLOUTS';
 const MAX_ATTEMPTS = 12;
@@ -99,22 +100,13 @@ export class DynamoRolloutStore implements RolloutStore {
   }
 
   async rolloutsCreatedBetween(from: Date, to: Date): Promise<Rollout[]> {
-    const ids: string[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const res = await this.#doc.send(
-        new QueryCommand({
-          TableName: this.#table,
-          IndexName: 'gsi1',
-          KeyConditionExpression: 'gsi1pk = :p AND gsi1sk BETWEEN :a AND :b',
-          ExpressionAttributeValues: { ':p': ALL_ROLLOUTS, ':a': from.toISOString(), ':b': to.toISOString() },
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      ids.push(...(res.Items ?? []).filter((it) => String(it.gsi1sk) < to.toISOString()).map((it) => it.id as string));
-      startKey = res.LastEvaluatedKey;
-    } while (startKey);
-    return this.#byIds(ids);
+    const items = await queryAll(this.#doc, {
+      TableName: this.#table,
+      IndexName: 'gsi1',
+      KeyConditionExpression: 'gsi1pk = :p AND gsi1sk BETWEEN :a AND :b',
+      ExpressionAttributeValues: { ':p': ALL_ROLLOUTS, ':a': from.toISOString(), ':b': to.toISOString() },
+    });
+    return this.#byIds(items.filter((it) => String(it.gsi1sk) < to.toISOString()).map((it) => it.id as string));
   }
 
   async claimXpu(claim: RolloutClaim, replacing?: string): Promise<boolean> {

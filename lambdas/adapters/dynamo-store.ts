@@ -34,7 +34,7 @@ import { DEFAULT_RETENTION_DAYS, RebootIndex, rebootIndexAttributes } from './re
 import { packReboot, unpackReboot } from './reboot-item.ts';
 import { coalesce } from './coalesce.ts';
 import { DynamoBudgets } from './dynamo-budgets.ts';
-import { queryPartition } from './query-partition.ts';
+import { queryAll, queryPartition } from './query-partition.ts';
 import { conflictRetry, throttled as jitter, Turns } from './optimistic.ts';
 
 const BATCH_GET_MAX = 100;
@@ -537,23 +537,14 @@ export class DynamoRebootStore implements RebootStore {
   async openCommands(agent: string): Promise<StoredCommand[]> {
     // Every page: a poll that saw only the oldest 100 (or 1 MB) would starve the commands behind
     // those in flight. One request while the agent's open commands fit a page, as before.
-    const out: StoredCommand[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const res = await this.#doc.send(
-        new QueryCommand({
-          TableName: this.#table,
-          IndexName: 'gsi1',
-          KeyConditionExpression: 'gsi1pk = :p',
-          ExpressionAttributeValues: { ':p': `OPEN#${agent}` },
-          ...(this.#commandPage ? { Limit: this.#commandPage } : {}),
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const it of res.Items ?? []) out.push(stripKeys<StoredCommand>(it)!);
-      start = res.LastEvaluatedKey;
-    } while (start);
-    return out;
+    const items = await queryAll(this.#doc, {
+      TableName: this.#table,
+      IndexName: 'gsi1',
+      KeyConditionExpression: 'gsi1pk = :p',
+      ExpressionAttributeValues: { ':p': `OPEN#${agent}` },
+      ...(this.#commandPage ? { Limit: this.#commandPage } : {}),
+    });
+    return items.map((it) => stripKeys<StoredCommand>(it)!);
   }
 
   async updateCommand(agent: string, id: string, change: (c: StoredCommand) => StoredCommand | null) {

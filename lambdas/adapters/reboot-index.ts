@@ -5,6 +5,7 @@ import { type DynamoDBDocumentClient, PutCommand, QueryCommand, type QueryComman
 import { isEnded, type StoredReboot } from '../core/reboot.ts';
 import type { RebootKind, RebootStatus } from '../core/types.ts';
 import type { ActiveReboot, ListQuery } from '../ports/index.ts';
+import { queryAll } from './query-partition.ts';
 
 /**
  * Reboots of one day spread over this many gsi1 partitions. A partition takes 1,000 writes/s;
@@ -90,22 +91,13 @@ export class RebootIndex {
 
   /** Days with reboots, newest first (from `before` inclusive, when given). */
   async #days(before?: string): Promise<string[]> {
-    const days: string[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const res = await this.#doc.send(
-        new QueryCommand({
-          TableName: this.#table,
-          KeyConditionExpression: before ? 'pk = :p AND sk <= :d' : 'pk = :p',
-          ExpressionAttributeValues: { ':p': DAYS_PK, ...(before ? { ':d': before } : {}) },
-          ScanIndexForward: false,
-          ExclusiveStartKey: start,
-        }),
-      );
-      days.push(...(res.Items ?? []).map((it) => it.sk as string));
-      start = res.LastEvaluatedKey;
-    } while (start);
-    return days;
+    const items = await queryAll(this.#doc, {
+      TableName: this.#table,
+      KeyConditionExpression: before ? 'pk = :p AND sk <= :d' : 'pk = :p',
+      ExpressionAttributeValues: { ':p': DAYS_PK, ...(before ? { ':d': before } : {}) },
+      ScanIndexForward: false,
+    });
+    return items.map((it) => it.sk as string);
   }
 
   /** Up to `limit` index entries of one partition, newest first, older than `below` when given. */
@@ -140,25 +132,16 @@ export class RebootIndex {
     try {
       const shards = await Promise.all(
         [...Array(DAY_SHARDS).keys()].map(async (s) => {
-          const out: ActiveReboot[] = [];
-          let start: Record<string, unknown> | undefined;
-          do {
-            const res = await this.#doc.send(
-              new QueryCommand({
-                TableName: this.#table,
-                IndexName: 'gsi3',
-                KeyConditionExpression: 'gsi3pk = :p',
-                ExpressionAttributeValues: { ':p': activeShardPk(s) },
-                ExclusiveStartKey: start,
-              }),
-            );
-            for (const it of res.Items ?? []) {
-              const kind = String(it.gsi3sk).split('#')[1] as RebootKind;
-              out.push({ id: it.id as string, kind, status: it.status as RebootStatus });
-            }
-            start = res.LastEvaluatedKey;
-          } while (start);
-          return out;
+          const items = await queryAll(this.#doc, {
+            TableName: this.#table,
+            IndexName: 'gsi3',
+            KeyConditionExpression: 'gsi3pk = :p',
+            ExpressionAttributeValues: { ':p': activeShardPk(s) },
+          });
+          return items.map((it): ActiveReboot => {
+            const kind = String(it.gsi3sk).split('#')[1] as RebootKind;
+            return { id: it.id as string, kind, status: it.status as RebootStatus };
+          });
         }),
       );
       return shards.flat();
