@@ -7,41 +7,14 @@ import { onNotice, onXpuCrashed, onXpuReady, originOf, sameOutage } from '../../
 import { newXpuReboot, type StoredReboot } from '../../lambdas/core/reboot.ts';
 import type { NativeEvent } from '../../lambdas/core/types.ts';
 import { EXAMPLE, parseInventory } from './inventory-fixture.ts';
+import { sourceOfNodeA } from './skewed-events.ts';
 
 const nodeA = parseInventory(EXAMPLE, 'test').nodes[0];
 const R0 = Date.parse('2026-12-07T04:45:21.000Z');
 const at = (s: number) => new Date(R0 + s * 1000).toISOString();
 /** The BMC's clock: 2 days behind ours; the agent's: 3 days ahead. */
-const bmc = (s: number) => new Date(R0 - 2 * 86_400_000 + s * 1000).toISOString();
-const agent = (s: number) => new Date(R0 + 3 * 86_400_000 + s * 1000).toISOString();
-
-function fromBmc(id: string, type: NativeEvent['type'], sentS: number, receivedS: number): NativeEvent {
-  return {
-    id,
-    type,
-    node: 'node-a',
-    xpu: 'dpu0',
-    time: bmc(sentS),
-    data: {},
-    source: 'redfish',
-    dedupKey: `node-a:redfish:${id}`,
-    receivedAt: at(receivedS),
-  };
-}
-function fromAgent(id: string, type: NativeEvent['type'], sentS: number, receivedS: number): NativeEvent {
-  return {
-    id,
-    type,
-    node: 'node-a',
-    xpu: 'dpu0',
-    time: agent(sentS),
-    data: {},
-    source: 'native',
-    dedupKey: `native:node-a:${id}`,
-    receivedAt: at(receivedS),
-    by: 'agent:node-a.dpu0',
-  };
-}
+const fromBmc = sourceOfNodeA(R0, -2 * 86_400_000, 'redfish');
+const fromAgent = sourceOfNodeA(R0, 3 * 86_400_000, 'native', 'agent:node-a.dpu0');
 
 /** Announced by the agent at 0; `joining` joins at 0.2; the agent's ready (sent 2.4) ends it; it fails at 3. */
 function endedAfterJoin(joining: NativeEvent, join: typeof onNotice): StoredReboot {

@@ -5,6 +5,7 @@ import { LATE_DELIVERY_MS, originOf, predates, sameOutage, sourceOf } from '../.
 import { newXpuReboot, type StoredReboot } from '../../lambdas/core/reboot.ts';
 import type { NativeEvent } from '../../lambdas/core/types.ts';
 import { EXAMPLE, parseInventory } from './inventory-fixture.ts';
+import { sourceOfNodeA } from './skewed-events.ts';
 
 const nodeA = parseInventory(EXAMPLE, 'test').nodes[0];
 const R0 = Date.parse('2026-11-25T10:00:00.000Z');
@@ -12,19 +13,7 @@ const at = (s: number) => new Date(R0 + s * 1000).toISOString();
 /** The BMC's clock: 3 days behind ours. */
 const bmc = (s: number) => new Date(R0 - 3 * 86_400_000 + s * 1000).toISOString();
 
-function redfish(id: string, type: NativeEvent['type'], sentS: number, receivedS: number): NativeEvent {
-  return {
-    id,
-    type,
-    node: 'node-a',
-    xpu: 'dpu0',
-    time: bmc(sentS),
-    data: {},
-    source: 'redfish',
-    dedupKey: `node-a:redfish:${id}`,
-    receivedAt: at(receivedS),
-  };
-}
+const redfish = sourceOfNodeA(R0, -3 * 86_400_000, 'redfish');
 
 /** Announced by the BMC at 0, ended by the agent's ready (received at 60) at 62. */
 function endedByTheAgent(): StoredReboot {
