@@ -238,6 +238,25 @@ const until = (id: string, ok: (r: any) => boolean, what: string, ms = 60_000) =
 const inNotice = (r: any) => ['notified', 'preparing', 'extended'].includes(r.status);
 const ENDED = ['completed', 'failed', 'cancelled', 'denied'];
 
+/** Set-ups the routes share: an announced reboot in its notice phase, or one whose host was told to protect PCIe. */
+async function announcedInNotice(node: string) {
+  const id = await announce(node);
+  await until(id, inNotice, 'in its notice phase');
+  return { id, node };
+}
+async function announcedProtected(node: string) {
+  const id = await announce(node);
+  await waitFor(`${node}: protect-pcie delivered`, async () => commandsOf(node, 'protect-pcie').length > 0);
+  return { id, node };
+}
+/** A reboot queued behind an operator hold on its node. */
+async function queuedByHold(node: string) {
+  const hold = (await retried('/v1/holds', { body: { selector: { node }, reason: 'audit' } })).json.id as string;
+  const id = await announce(node);
+  await until(id, (r) => r.status === 'queued', 'queued by the hold');
+  return { id, node, hold };
+}
+
 /** The node is free again: a new reboot of it goes through its whole flow (no slot held, no claim left). */
 async function nodeStillWorks(node: string) {
   released.add(node);
@@ -300,11 +319,7 @@ afterAll(async () => {
 describe('kill -9 inside a write request, restart, the same request again: once, nothing half done, the reboot completes', () => {
   it('POST /v1/reboots/{id}/extensions with an Idempotency-Key: one grant, the same answer, postpone-reboot at the new deadline', async () => {
     await audit('extension with key', {
-      setup: async (node) => {
-        const id = await announce(node);
-        await until(id, inNotice, 'in its notice phase');
-        return { id, node, key: `key-${node}` };
-      },
+      setup: async (node) => ({ ...(await announcedInNotice(node)), key: `key-${node}` }),
       request: (s, h) =>
         call(`/v1/reboots/${s.id}/extensions`, {
           token: `agent-token-${s.node}`,
@@ -326,11 +341,7 @@ describe('kill -9 inside a write request, restart, the same request again: once,
 
   it('POST /v1/reboots/{id}/extensions without a key: at most one grant per request sent, the xPU told the deadline that holds', async () => {
     await audit('extension without key', {
-      setup: async (node) => {
-        const id = await announce(node);
-        await until(id, inNotice, 'in its notice phase');
-        return { id, node };
-      },
+      setup: announcedInNotice,
       request: (s, h) =>
         call(`/v1/reboots/${s.id}/extensions`, { token: `agent-token-${s.node}`, body: { seconds: 60, reason: 'audit' }, headers: h }),
       check: async (s, node, retry, killed) => {
@@ -348,11 +359,7 @@ describe('kill -9 inside a write request, restart, the same request again: once,
 
   it('POST /v1/reboots/{id}/cancel: cancelled once, one cancel-reboot, the host gets restore-pcie then resume-workloads', async () => {
     await audit('cancel', {
-      setup: async (node) => {
-        const id = await announce(node);
-        await waitFor(`${node}: protect-pcie delivered`, async () => commandsOf(node, 'protect-pcie').length > 0);
-        return { id, node };
-      },
+      setup: announcedProtected,
       request: (s, h) => call(`/v1/reboots/${s.id}/cancel`, { body: { reason: 'audit' }, headers: h }),
       check: async (s, node, retry) => {
         expect(retry.status, JSON.stringify(retry.json)).toBe(200);
@@ -373,11 +380,7 @@ describe('kill -9 inside a write request, restart, the same request again: once,
 
   it('POST /v1/reboots/{id}/force: forced once, one proceed-reboot, the reboot completes', async () => {
     await audit('force', {
-      setup: async (node) => {
-        const id = await announce(node);
-        await waitFor(`${node}: protect-pcie delivered`, async () => commandsOf(node, 'protect-pcie').length > 0);
-        return { id, node };
-      },
+      setup: announcedProtected,
       request: (s, h) => call(`/v1/reboots/${s.id}/force`, { body: { reason: 'audit' }, headers: h }),
       check: async (s, node, retry) => {
         expect(retry.status, JSON.stringify(retry.json)).toBe(200);
@@ -391,12 +394,7 @@ describe('kill -9 inside a write request, restart, the same request again: once,
 
   it('POST /v1/reboots/{id}/force of a queued reboot: forced once, one proceed-reboot, out of the queue, completes', async () => {
     await audit('force queued', {
-      setup: async (node) => {
-        const hold = (await retried('/v1/holds', { body: { selector: { node }, reason: 'audit' } })).json.id as string;
-        const id = await announce(node);
-        await until(id, (r) => r.status === 'queued', 'queued by the hold');
-        return { id, node, hold };
-      },
+      setup: queuedByHold,
       request: (s, h) => call(`/v1/reboots/${s.id}/force`, { body: { reason: 'audit' }, headers: h }),
       check: async (s, node, retry) => {
         expect(retry.status, JSON.stringify(retry.json)).toBe(200);
@@ -430,12 +428,7 @@ describe('kill -9 inside a write request, restart, the same request again: once,
 
   it('DELETE /v1/holds/{id}: gone, and what it queued goes on', async () => {
     await audit('hold release', {
-      setup: async (node) => {
-        const hold = (await retried('/v1/holds', { body: { selector: { node }, reason: 'audit' } })).json;
-        const id = await announce(node);
-        await until(id, (r) => r.status === 'queued', 'queued by the hold');
-        return { node, hold: hold.id as string, id };
-      },
+      setup: queuedByHold,
       request: (s, h) => call(`/v1/holds/${s.hold}`, { method: 'DELETE', headers: h }),
       check: async (s, node, retry, killed) => {
         expect(killed ? [204, 404] : [204]).toContain(retry.status);
