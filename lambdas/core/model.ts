@@ -412,13 +412,23 @@ function placedBeforeReady(r: StoredReboot, ready: Origin, ev: NativeEvent): boo
   const latest = ev.clockLatest;
   const excess = refs.map((o) => (latest && latest.at >= Date.parse(o.receivedAt) ? latest.gapMs - receiptGap(o) : Infinity));
   if (excess.some((x) => x > AGREEMENT_MS)) return false;
-  const sentBy = Math.min(...refs.map((o) => Date.parse(o.receivedAt) + (Date.parse(ev.time) - Date.parse(o.time))));
+  const sentBy = Math.min(...refs.map((o) => sentByVia(o, ev)));
   return receivedAt - sentBy <= LATE_DELIVERY_MS && sentBy + CROSS_SOURCE_SLACK_MS + Math.max(0, ...excess) < readyAt;
 }
 
 /** A signal's receipt minus its own time: its source's clock offset plus that delivery's latency. */
 function receiptGap(o: Origin): number {
   return Date.parse(o.receivedAt) - Date.parse(o.time);
+}
+
+/**
+ * When `ev` was sent, on our clock, placed through `o` of the same clock: `o`'s receipt plus the time
+ * between the two by that clock. An upper bound while the clock held (`o`'s receipt is never before
+ * its sending); an event received later than LATE_DELIVERY_MS after it was more likely stamped by a
+ * clock set back since.
+ */
+function sentByVia(o: Origin, ev: NativeEvent): number {
+  return Date.parse(o.receivedAt) + (Date.parse(ev.time) - Date.parse(o.time));
 }
 
 const NEXT_OUTAGE_KEY = '#after:';
@@ -500,9 +510,7 @@ function echoesReady(r: StoredReboot, ended: Origin, ev: NativeEvent): boolean {
   if (ev.type !== 'xpu.down' && ev.type !== 'xpu.ready') return false;
   if (sameClock(ended, ev)) return false;
   const refs = clockRefs(r).filter((o): o is Origin => o !== undefined && sameClock(o, ev));
-  const sentBy = refs.length
-    ? Math.min(...refs.map((o) => Date.parse(o.receivedAt) + (Date.parse(ev.time) - Date.parse(o.time))))
-    : Date.parse(ev.receivedAt);
+  const sentBy = refs.length ? Math.min(...refs.map((o) => sentByVia(o, ev))) : Date.parse(ev.receivedAt);
   // Delivered later than a sender retries, a clock set back since is likelier (as sentWhileItRan judges).
   if (Date.parse(ev.receivedAt) - sentBy > LATE_DELIVERY_MS) return false;
   return sentBy - Date.parse(ended.receivedAt) <= CROSS_SOURCE_SLACK_MS;
@@ -520,7 +528,7 @@ function sentWhileItRan(r: StoredReboot, ev: NativeEvent): boolean {
   const receivedAt = Date.parse(ev.receivedAt);
   return clockRefs(r).some((o) => {
     if (o === undefined || !sameClock(o, ev)) return false;
-    const sentAt = Date.parse(o.receivedAt) + (Date.parse(ev.time) - Date.parse(o.time));
+    const sentAt = sentByVia(o, ev);
     // Delivered that much later is a sender's retry; later still, a clock set back since is likelier, and a
     // new outage taken for an old one would never get its restore-pcie.
     return sentAt < endedAt && receivedAt - sentAt <= LATE_DELIVERY_MS;
@@ -629,7 +637,7 @@ export function ofEndedHostReboot(r: StoredReboot, ev: NativeEvent): boolean {
   const refs = [r.origin, r.hostDownOrigin].filter((o): o is Origin => o !== undefined && sameClock(o, ev));
   const receivedAt = Date.parse(ev.receivedAt);
   if (refs.length === 0) return receivedAt - Date.parse(ready.receivedAt) <= CROSS_SOURCE_SLACK_MS;
-  const sentBy = Math.min(...refs.map((o) => Date.parse(o.receivedAt) + (Date.parse(ev.time) - Date.parse(o.time))));
+  const sentBy = Math.min(...refs.map((o) => sentByVia(o, ev)));
   return receivedAt - sentBy <= LATE_DELIVERY_MS && sentBy < Date.parse(ready.receivedAt);
 }
 
@@ -1216,7 +1224,11 @@ export function unannouncedHostReboot(base: StoredReboot, ev: NativeEvent, node:
 export function requestOfEndedHostReboot(last: StoredReboot, ev: NativeEvent): boolean {
   const o = last.hostReadyOrigin;
   if (last.kind !== 'host' || !last.endedAt || !o) return false;
-  return awaitsItsRequest(last, ev) || (sameClock(o, ev) && Date.parse(ev.time) < Date.parse(o.time));
+  if (awaitsItsRequest(last, ev)) return true;
+  // Sent before that host.ready by its clock, and delivered within a sender's retries of it. Later, the
+  // clock was set back since (a host set back an hour between two reboots): taken for this reboot's
+  // request, the host's next reboot would start nothing and its xPUs never free the host context.
+  return sameClock(o, ev) && Date.parse(ev.time) < Date.parse(o.time) && Date.parse(ev.receivedAt) - sentByVia(o, ev) <= LATE_DELIVERY_MS;
 }
 
 /** How long a signal that found no reboot is kept for the reboot it belongs to (contract 7.1: at least 10 minutes). */

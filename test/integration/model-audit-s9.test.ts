@@ -11,6 +11,7 @@
 // Earlier audits (contract-audit*, redfish-audit-s8, fleet-audit-s8) check each rule in one hand-written
 // scenario; this file checks them together under random interleavings. Runs are seeded (FC_SEED,
 // FC_RUNS) and stop at the first failure (no shrinking against a live stack): the case is printed.
+// FC_PICK replays chosen cases of a seed on one node (see the generated test).
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -755,6 +756,20 @@ describe('§4, §5, §7.1, §7.2 under disorder (seeded model-based runs against
   it('generated outages, rendered per source with skewed clocks, shuffled and duplicated: every invariant holds', {
     timeout: 240_000,
   }, async () => {
+    // FC_PICK=run:case[,run:case…] (with FC_SEED): only those generated cases, one after another on one
+    // node (FC_INDEX, default 0): a failure that needed a node's earlier outage is replayed with it.
+    if (process.env.FC_PICK) {
+      const runs = fc.sample(fc.array(caseArb, { minLength: 4, maxLength: 4 }), {
+        seed: Number(process.env.FC_SEED ?? 90_901),
+        numRuns: 100,
+      });
+      for (const pick of process.env.FC_PICK.split(',')) {
+        const [r, k] = pick.split(':').map(Number);
+        const problems = await runCase(runs[r - 1][k], Number(process.env.FC_INDEX ?? 0), `pick-${Date.now()}-${r}-${k}`);
+        expect(problems, `case ${pick}: ${JSON.stringify(runs[r - 1][k])}`).toEqual([]);
+      }
+      return;
+    }
     const seed = Number(process.env.FC_SEED ?? 90_901);
     const numRuns = Number(process.env.FC_RUNS ?? 3);
     let run = 0;
@@ -824,5 +839,46 @@ describe('7.1 a host reboot whose xPU power-off the BMC delivers after the host 
       story,
     ).toEqual([]);
     expect((await getReboot(h.id)).history.filter((x: any) => x.phase === 'xpu-down').map((x: any) => x.by)).toEqual([`bmc:${node}`]);
+  });
+});
+
+describe('7.1 a source whose clock was set back between two reboots of its node', () => {
+  // Seen in a generated run (seed 31337, run 12 reusing the node of run 1): the host agent's clock was 3 h
+  // behind where it had been for the node's last host reboot. Its next request looked sent before that
+  // reboot's host.ready, joined the ended reboot and started nothing; the xPUs never freed the host context,
+  // the host.ready started an unannounced host reboot and the BMC's xPU power-off an unannounced xPU reboot.
+  const first: Case = {
+    outage: {
+      kind: 'host',
+      host: { request: 'agent', down: 'none', tenant: 't0', dpu0Ready: 'agent', downFirst: true, variant: 1 },
+      after: null,
+    },
+    skew: { bmc: -10 * DAY, host: 0, dpu0: -2 * DAY, dpu1: 0 },
+    host: { restore: 'succeeded', resume: 'succeeded', prepare: 'late', extension: { seconds: 7, repeat: true } },
+    stampStyle: 2,
+    originStyle: 0,
+    delays: [2, 2016, 602, 400, 1, 11, 8, 4],
+    dups: [false, false, false, true, true],
+  };
+  const second: Case = {
+    outage: {
+      kind: 'host',
+      host: { request: 'agent', down: 'none', tenant: 'tA', dpu0Ready: 'bmc', downFirst: false, variant: 2 },
+      after: null,
+    },
+    skew: { bmc: 9 * DAY, host: -3 * 3_600_000, dpu0: -2 * DAY, dpu1: -2 * DAY },
+    host: { restore: 'succeeded', resume: 'succeeded', prepare: 'prompt', extension: { seconds: 9, repeat: false } },
+    stampStyle: 1,
+    originStyle: 0,
+    delays: [1455, 2499, 885, 2499, 2256, 3, 1151, 1],
+    dups: [false, false, true, true, true],
+  };
+
+  it("the host's next request is a host reboot of its own, coordinated as requested", { timeout: 120_000 }, async () => {
+    const index = POOL - 2;
+    expect(await runCase(first, index, 'set-back-1')).toEqual([]);
+    expect(await runCase(second, index, 'set-back-2')).toEqual([]);
+    const [latest] = (await rebootsOf(nodeId(index))).filter((r) => r.kind === 'host');
+    expect(latest.mode, JSON.stringify(latest.history)).not.toBe('unannounced');
   });
 });
