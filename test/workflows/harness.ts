@@ -194,7 +194,10 @@ const CALLBACK_STEPS: Record<string, string> = {
   ReprovisionXpus: 'reprovision',
 };
 
-export function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<NonNullable<T>> {
+// 30 s, as test/support/stack.ts waits: every wait here goes through the queue, the engine and dynalite,
+// which on the shared 2-core CI machine (load 20 beside another run) take seconds a step; a wait never
+// asserts how long anything took, so a longer one fails the same way, only later.
+export function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<NonNullable<T>> {
   return waitFor(what, fn, timeoutMs, 15);
 }
 
