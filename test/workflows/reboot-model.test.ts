@@ -315,16 +315,18 @@ describe('failures', () => {
     expect(phases(await h.reboot(r.id))).toContain('recovered-late');
     const host = h.agent('late');
     const got: string[] = [];
-    for (let i = 0; i < 200 && got.length < 2; i++) {
+    // The late recovery is a workflow of its own (effects.ts start-late-recovery): bounded in time, not in polls.
+    await eventually('restore-pcie and resume-workloads', async () => {
       for (const c of await host.poll()) {
         got.push(c.type);
         await host.post(c.id, 'succeeded');
       }
-      await new Promise((res) => setTimeout(res, 20));
-    }
+      return got.length >= 2;
+    });
     expect(got).toEqual(['restore-pcie', 'resume-workloads']);
     const after = await h.waitForStatus(r.id, 'failed');
-    await expect.poll(async () => phases(await h.reboot(r.id)).at(-1)).toBe('recovered');
+    // A result that beat ResumeWorkloads' registration is ended by that await Lambda, after the POST answered.
+    await eventually('recovered recorded', async () => phases(await h.reboot(r.id)).at(-1) === 'recovered');
     expect(after.status).toBe('failed');
   });
 
@@ -370,7 +372,8 @@ describe('failures', () => {
     await h.waitForState(r.id, 'WaitForXpuDown');
     const [go] = await h.agent('proceedno.dpu0').poll();
     await h.agent('proceedno.dpu0').post(go.id, 'failed', 'busy');
-    await expect.poll(async () => phases(await h.reboot(r.id))).toContain('proceed-not-taken');
+    // Recorded by the workflow's step after the result woke it: expect.poll's 1 s is too short for that at load.
+    await eventually('proceed-not-taken recorded', async () => phases(await h.reboot(r.id)).includes('proceed-not-taken'));
     await h.waitForState(r.id, 'WaitForXpuDown');
     await h.advanceTo(Date.parse(r.deadline!) + SECOND);
     await h.waitForState(r.id, 'WaitForXpuReady');
