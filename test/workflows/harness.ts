@@ -215,6 +215,10 @@ export async function startHarness(opts: { inventory?: string } = {}): Promise<H
     NODES_FILE: nodesFile,
     OPERATOR_TOKEN,
     INGEST_VISIBILITY_SECONDS: '2',
+    // No pass every 60 s of real time: on the manual clock a reboot looks hours old after a few advances,
+    // and a pass landing mid-test (whenever a loaded machine gets there) would end or wake what the test
+    // holds. The pass at start still runs; a test that wants one calls stack.reconcile().
+    RECONCILE_INTERVAL_SECONDS: '0',
   });
   const stack = await startStack({ config, logger: quiet, sfnClock: clock, clock: { now: () => new Date(clock.now()) } });
   const url = stack.url;
