@@ -381,7 +381,9 @@ export async function startHarness(opts: { inventory?: string } = {}): Promise<H
     },
     async close() {
       // Let the engine's in-flight Lambdas finish first: closing dynalite under them throws
-      // an uncaught 'Database is closed' (stack.close() does not wait for them).
+      // an uncaught 'Database is closed' (stack.close() does not wait for them), which fails the run.
+      // Up to 15 s: idle at once on a quiet machine, but a Lambda woken by a test's last request
+      // can take seconds to finish at load.
       await eventually(
         'the workflows to go idle',
         async () => {
@@ -393,7 +395,7 @@ export async function startHarness(opts: { inventory?: string } = {}): Promise<H
           }
           return true;
         },
-        3_000,
+        15_000,
       ).catch(() => {});
       await new Promise((r) => setTimeout(r, 20));
       await stack.close();
