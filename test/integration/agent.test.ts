@@ -167,9 +167,11 @@ describe('rebootctl agent', () => {
     writeHook(ws, 'protect-pcie', 'sleep 60 &\necho $! > "$REC/grandchild.pid"\necho $$ > "$REC/hook.pid"\necho "unbinding..."\nsleep 60');
     const a = agent(ws, server);
     await waitFor(() => server.polls.length > 0); // deadlines are short: do not count the agent's start-up
-    server.enqueue('node-a', command('late', 'protect-pcie', { inSeconds: 1.5 }));
+    // 4 s, not 1.5: the hook must be handed over, spawned and have printed before the deadline kills it,
+    // which at load takes more than a second; it sleeps 60, so the kill is still the deadline's.
+    server.enqueue('node-a', command('late', 'protect-pcie', { inSeconds: 4 }));
 
-    const final = await waitFor(() => server.finalResults('late')[0]);
+    const final = await waitFor(() => server.finalResults('late')[0], 30_000);
     a.child.kill('SIGTERM');
     await a.exited;
 
@@ -181,7 +183,7 @@ describe('rebootctl agent', () => {
     expect(grandchild).toBeGreaterThan(0);
     await waitFor(
       () => !isAlive(grandchild) && !isAlive(hook),
-      3000,
+      10_000,
       () => 'the hook and its grandchild to be gone',
     );
   });
@@ -189,15 +191,17 @@ describe('rebootctl agent', () => {
   it('follows a deadline moved by a redelivery (an extension) while the hook runs', async () => {
     const ws = workspace();
     const server = await fakeServer();
-    writeHook(ws, 'migrate-workloads', 'sleep 3; echo migrated');
+    // The hook outlives the first deadline by 3 s, which leaves the test 5 s (not 2) to move it and the
+    // agent to poll the moved one: at load a heartbeat and a poll can take a second each.
+    writeHook(ws, 'migrate-workloads', 'sleep 8; echo migrated');
     const a = agent(ws, server);
     await waitFor(() => server.polls.length > 0);
-    const cmd = command('ext', 'migrate-workloads', { inSeconds: 2 });
+    const cmd = command('ext', 'migrate-workloads', { inSeconds: 5 });
     server.enqueue('node-a', cmd);
 
     await waitFor(() => server.heartbeats('ext')[0]);
-    cmd.deadline = new Date(Date.now() + 20_000).toISOString(); // the server now hands out the moved deadline
-    const final = await waitFor(() => server.finalResults('ext')[0]);
+    cmd.deadline = new Date(Date.now() + 30_000).toISOString(); // the server now hands out the moved deadline
+    const final = await waitFor(() => server.finalResults('ext')[0], 30_000);
     a.child.kill('SIGTERM');
     await a.exited;
 

@@ -498,7 +498,7 @@ describe('many operators at once', () => {
     expect((await get(h1)).status).toBe('queued');
     expect((await api(url, '/v1/holds', { token: OPERATOR_TOKEN })).json.items.map((h: any) => h.id)).toEqual([last]);
     expect((await api(url, `/v1/holds/${last}`, { token: OPERATOR_TOKEN, method: 'DELETE' })).status).toBe(204);
-    const admitted = await until(h1, (r) => r.status !== 'queued', 'goes on once the last hold is gone', 10_000);
+    const admitted = await until(h1, (r) => r.status !== 'queued', 'goes on once the last hold is gone');
     // The xPU heard the held deadline when queued, and the re-dated one when it went on (contract 7.1).
     const postponed = await waitFor('the second postpone-reboot', async () => {
       const p = (seen.get('h1.dpu0') ?? []).filter((c) => c.type === 'postpone-reboot' && c.rebootId === h1);
@@ -685,10 +685,10 @@ describe('queued reboots wake oldest first', () => {
     // q1 ends (its xPU comes back) while an operator cancels q2, the oldest queued: q3 is next, not q4 or q5.
     await Promise.all([post('q1', 'q1-ready', 'xpu.ready', 'dpu0'), control(q2, 'cancel')]);
     await until(q1, (r) => r.status === 'completed', 'completed');
-    await until(q3, (r) => r.status !== 'queued', 'next after q1', 15_000);
+    await until(q3, (r) => r.status !== 'queued', 'next after q1');
     expect(await status()).toEqual(['cancelled', expect.not.stringMatching(/queued/), 'queued', 'queued']);
     await post('q3', 'q3-ready', 'xpu.ready', 'dpu0');
-    await until(q4, (r) => r.status !== 'queued', 'next after q3', 15_000);
+    await until(q4, (r) => r.status !== 'queued', 'next after q3');
     expect((await get(q5)).status).toBe('queued');
     // Force q5 out of the queue while q4 holds the slot: it counts beyond its budget, and says so.
     expect((await control(q5, 'force')).status).toBe(200);

@@ -102,8 +102,10 @@ describe('claimed long polls under disorder', () => {
 
   it('two polls of one agent parked: exactly one gets the commands', async () => {
     opened.clear();
-    const a = rawPoll('lax', 2);
-    const b = rawPoll('lax', 2);
+    // 20 s, not 2: the event must go through the queue, the engine and PrepareHost's Lambda while both
+    // polls are still parked, seconds at load. The poll that gets nothing answers [] only at its end.
+    const a = rawPoll('lax', 20);
+    const b = rawPoll('lax', 20);
     await parked('lax', 2);
     expect((await h.event('lax', 'xpu.reboot.pending', { data: { reason: 'two polls' } })).status).toBe(202);
     const answers = await Promise.all([a.res, b.res]);

@@ -194,7 +194,10 @@ const CALLBACK_STEPS: Record<string, string> = {
   ReprovisionXpus: 'reprovision',
 };
 
-export function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<NonNullable<T>> {
+// 30 s, as test/support/stack.ts waits: every wait here goes through the queue, the engine and dynalite,
+// which on the shared 2-core CI machine (load 20 beside another run) take seconds a step; a wait never
+// asserts how long anything took, so a longer one fails the same way, only later.
+export function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<NonNullable<T>> {
   return waitFor(what, fn, timeoutMs, 15);
 }
 
@@ -212,6 +215,10 @@ export async function startHarness(opts: { inventory?: string } = {}): Promise<H
     NODES_FILE: nodesFile,
     OPERATOR_TOKEN,
     INGEST_VISIBILITY_SECONDS: '2',
+    // No pass every 60 s of real time: on the manual clock a reboot looks hours old after a few advances,
+    // and a pass landing mid-test (whenever a loaded machine gets there) would end or wake what the test
+    // holds. The pass at start still runs; a test that wants one calls stack.reconcile().
+    RECONCILE_INTERVAL_SECONDS: '0',
   });
   const stack = await startStack({ config, logger: quiet, sfnClock: clock, clock: { now: () => new Date(clock.now()) } });
   const url = stack.url;
@@ -374,7 +381,9 @@ export async function startHarness(opts: { inventory?: string } = {}): Promise<H
     },
     async close() {
       // Let the engine's in-flight Lambdas finish first: closing dynalite under them throws
-      // an uncaught 'Database is closed' (stack.close() does not wait for them).
+      // an uncaught 'Database is closed' (stack.close() does not wait for them), which fails the run.
+      // Up to 15 s: idle at once on a quiet machine, but a Lambda woken by a test's last request
+      // can take seconds to finish at load.
       await eventually(
         'the workflows to go idle',
         async () => {
@@ -386,7 +395,7 @@ export async function startHarness(opts: { inventory?: string } = {}): Promise<H
           }
           return true;
         },
-        3_000,
+        15_000,
       ).catch(() => {});
       await new Promise((r) => setTimeout(r, 20));
       await stack.close();

@@ -343,10 +343,12 @@ describe('an xPU reboot and a host reboot of one node at the same moment', () =>
       const plan = schedules[round % schedules.length];
       const before = new Set((await h.reboots('solo')).map((r) => r.id));
       let otherReturned!: () => void;
-      // Held at most 5 s: should the other side never make that call, the round still ends (and its checks say why).
+      // Held at most 20 s: should the other side never make that call, the round still ends (and its checks say why).
+      // Not less: the other side's call comes after a few store round trips, seconds apart at load 20, and a
+      // gate opened by the timer instead would let the held side go first and lose the forced winner.
       const gate = new Promise<void>((r) => {
         otherReturned = r;
-        setTimeout(r, 5_000);
+        setTimeout(r, 20_000).unref();
       });
       const opts = (side: Side) =>
         plan.hold?.side === side
@@ -413,7 +415,9 @@ describe('a host reboot nobody requested', () => {
     ]);
     // The context is freed before the next tenant's provisioning, never after.
     expect(seen.findLastIndex((c) => c[0] === 'free-host-context')).toBeLessThan(seen.findIndex((c) => c[0] === 'reprovision'));
-    expect((await h.request('/v1/nodes/duo')).json.provisionedTenant).toBe('tenant-b');
+    // The reprovision step makes the tenant the provisioned one after it registers and wakes the workflow
+    // (effects.ts applyStep), so the reboot's end can be written first: wait for it, do not read it at once.
+    await eventually('duo provisioned for tenant-b', async () => (await h.request('/v1/nodes/duo')).json.provisionedTenant === 'tenant-b');
     expect(await h.reboots('duo')).toHaveLength(1);
   });
 

@@ -186,10 +186,14 @@ describe('tenants are node state', () => {
       activeReboots: [],
     });
     expect((await hostReboot('tenant', 't9')).filter((c) => c.type === 'reprovision').map((c) => c.args)).toEqual([{ tenant: 't9' }]);
-    expect((await h.request('/v1/nodes/tenant')).json.provisionedTenant).toBe('t9');
+    // Written after the reprovision step woke the workflow: hostReboot() may see the end first.
+    await eventually('tenant provisioned for t9', async () => (await h.request('/v1/nodes/tenant')).json.provisionedTenant === 't9');
     // The leak this fixes: the inventory says t1, the xPU holds t9; t1 coming back must re-provision.
     expect((await hostReboot('tenant', 't1')).filter((c) => c.type === 'reprovision').map((c) => c.args)).toEqual([{ tenant: 't1' }]);
-    expect((await h.request('/v1/nodes/tenant', { token: 'agent-token-tenant' })).json.provisionedTenant).toBe('t1');
+    await eventually(
+      'tenant provisioned for t1, as its agent sees it',
+      async () => (await h.request('/v1/nodes/tenant', { token: 'agent-token-tenant' })).json.provisionedTenant === 't1',
+    );
     expect((await hostReboot('tenant', 't1')).filter((c) => c.type === 'reprovision')).toEqual([]);
     expect((await h.request('/v1/nodes/tenant', { token: 'agent-token-skew' })).status).toBe(403);
   });
@@ -315,16 +319,18 @@ describe('failures', () => {
     expect(phases(await h.reboot(r.id))).toContain('recovered-late');
     const host = h.agent('late');
     const got: string[] = [];
-    for (let i = 0; i < 200 && got.length < 2; i++) {
+    // The late recovery is a workflow of its own (effects.ts start-late-recovery): bounded in time, not in polls.
+    await eventually('restore-pcie and resume-workloads', async () => {
       for (const c of await host.poll()) {
         got.push(c.type);
         await host.post(c.id, 'succeeded');
       }
-      await new Promise((res) => setTimeout(res, 20));
-    }
+      return got.length >= 2;
+    });
     expect(got).toEqual(['restore-pcie', 'resume-workloads']);
     const after = await h.waitForStatus(r.id, 'failed');
-    await expect.poll(async () => phases(await h.reboot(r.id)).at(-1)).toBe('recovered');
+    // A result that beat ResumeWorkloads' registration is ended by that await Lambda, after the POST answered.
+    await eventually('recovered recorded', async () => phases(await h.reboot(r.id)).at(-1) === 'recovered');
     expect(after.status).toBe('failed');
   });
 
@@ -370,7 +376,8 @@ describe('failures', () => {
     await h.waitForState(r.id, 'WaitForXpuDown');
     const [go] = await h.agent('proceedno.dpu0').poll();
     await h.agent('proceedno.dpu0').post(go.id, 'failed', 'busy');
-    await expect.poll(async () => phases(await h.reboot(r.id))).toContain('proceed-not-taken');
+    // Recorded by the workflow's step after the result woke it: expect.poll's 1 s is too short for that at load.
+    await eventually('proceed-not-taken recorded', async () => phases(await h.reboot(r.id)).includes('proceed-not-taken'));
     await h.waitForState(r.id, 'WaitForXpuDown');
     await h.advanceTo(Date.parse(r.deadline!) + SECOND);
     await h.waitForState(r.id, 'WaitForXpuReady');

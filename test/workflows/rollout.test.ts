@@ -104,7 +104,13 @@ async function rebootThrough(node: string, xpu: string, end: 'completed' | 'fail
 
 /** Advances the clock to `to`, then waits until the rollout looked again and parked a new token (or ended). */
 async function advanceRollout(id: string, to: number) {
-  const before = (await h.stack.deps.rollouts!.getRollout(id))?.waiter?.token;
+  // Parked first: the wait's timer is set as its state is entered, after the tick whose result the test saw
+  // returned. An advance before that moves nothing (and a hold's release or a window wakes no one).
+  const parked = await eventually(`rollout ${id} parked`, async () => {
+    const r = await h.stack.deps.rollouts!.getRollout(id);
+    return r && (r.status !== 'running' || r.waiter) ? r : undefined;
+  });
+  const before = parked.waiter?.token;
   await h.advanceTo(to);
   await eventually(`rollout ${id} to wait again`, async () => {
     const r = await h.stack.deps.rollouts!.getRollout(id);

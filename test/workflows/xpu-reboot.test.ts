@@ -614,16 +614,13 @@ describe('races', () => {
       };
       // Answer each command the moment it exists, racing the waiter's registration.
       const answered = new Set<string>();
-      await eventually(
-        'both preparation commands answered',
-        async () => {
-          const got = await h.agent('solo').poll();
-          await Promise.all(got.map((c) => h.agent('solo').post(c.id, 'succeeded')));
-          for (const c of got) answered.add(c.type);
-          return answered.size === 2;
-        },
-        5_000,
-      );
+      // The harness's bound, not 5 s: the commands exist only once the engine ran PrepareHost's Lambda.
+      await eventually('both preparation commands answered', async () => {
+        const got = await h.agent('solo').poll();
+        await Promise.all(got.map((c) => h.agent('solo').post(c.id, 'succeeded')));
+        for (const c of got) answered.add(c.type);
+        return answered.size === 2;
+      });
       await h.waitForState(started.rebootId, 'WaitForXpuDown');
       expect((await h.reboot(started.rebootId)).forced).toBe(false);
       await finish(started.rebootId);
