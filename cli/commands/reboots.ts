@@ -45,7 +45,7 @@ export function registerRebootsCommands(program: Command): void {
     .option('--node <id>', 'only this node')
     .option(
       '--status <status>',
-      'only this status (notified, preparing, extended, rebooting, recovering, completed, denied, failed, cancelled)',
+      'only this status (queued, notified, preparing, extended, rebooting, recovering, completed, denied, failed, cancelled)',
     )
     .option('--limit <n>', 'at most this many', '20')
     .action(
@@ -90,13 +90,17 @@ export function registerRebootsCommands(program: Command): void {
       for (const e of r.extensions)
         console.log(`extension +${e.granted}s of ${e.requested}s asked at ${e.at}${e.reason ? `: ${e.reason}` : ''}`);
       if (r.denyReason) console.log(`denied: ${r.denyReason}`);
-      const cmds = Object.values(r.commands ?? {}) as Array<{ type: string; agent: string; status: string }>;
+      const cmds = Object.values(r.commands ?? {}) as Array<{ type: string; agent: string; status: string; output?: string }>;
       if (cmds.length) {
         console.log('commands:');
-        for (const c of cmds) console.log(`  ${c.type.padEnd(18)} ${c.agent.padEnd(16)} ${c.status}`);
+        for (const c of cmds) {
+          console.log(`  ${c.type.padEnd(18)} ${c.agent.padEnd(16)} ${c.status}`);
+          // The reboot keeps the output of a failed command (its tail): the last lines say why.
+          for (const line of (c.output ?? '').trimEnd().split('\n').filter(Boolean).slice(-3)) console.log(`      ${line}`);
+        }
       }
       console.log('history:');
-      for (const h of r.history) console.log(`  ${h.at}  ${h.phase.padEnd(18)} ${h.detail}`);
+      for (const h of r.history) console.log(`  ${h.at}  ${h.phase.padEnd(18)} ${String(h.by ?? '-').padEnd(20)} ${h.detail}`);
     }),
   );
 }

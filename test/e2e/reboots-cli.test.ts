@@ -63,6 +63,20 @@ describe('rebootctl reboots', () => {
     expect(res.stdout).toMatch(/history:\n\s+\S+\s+notified/);
   });
 
+  it('shows who did each step of the history, and what a failed command said (docs/operations.md)', async () => {
+    const cmds = (await api(stack.url, '/v1/agents/node-a/commands?wait=0', { token: 'agent-token-node-a' })).json;
+    const migrate = cmds.find((c: { type: string }) => c.type === 'migrate-workloads');
+    await api(stack.url, `/v1/agents/node-a/commands/${migrate.id}`, {
+      token: 'agent-token-node-a',
+      body: { status: 'failed', output: 'draining\nkubectl drain: node busy' },
+    });
+    const res = cli('show', id, '--server', stack.url);
+    expect(res.status, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/notified\s+agent:node-a\.dpu0\s+xPU dpu0 announced/);
+    expect(res.stdout).toMatch(/extended\s+agent:node-a\s+granted 60s/);
+    expect(res.stdout).toMatch(/migrate-workloads\s+node-a\s+failed\n\s+draining\n\s+kubectl drain: node busy/);
+  });
+
   it('says why when the server refuses, and exits non-zero', () => {
     const res = spawnSync(
       NODE,
