@@ -83,9 +83,10 @@ export function registerRebootsCommands(program: Command): void {
     run(async (id: string, opts: Opts) => {
       const r = await get(opts, `/v1/reboots/${encodeURIComponent(id)}`);
       if (opts.json) return void console.log(JSON.stringify(r, null, 2));
-      console.log(
-        `${r.id}  ${r.kind} reboot of ${r.node}${r.xpu ? `/${r.xpu}` : ''}: ${r.status}${r.forced ? ' (forced at the deadline)' : ''}`,
-      );
+      // An operator's force (POST .../force) is recorded by them; the deadline's by the coordinator.
+      const forcer = (r.history as Array<{ phase: string; by?: string }>).filter((h) => h.phase === 'forced').at(-1)?.by;
+      const forced = !r.forced ? '' : forcer && forcer !== 'coordinator' ? ` (forced by ${forcer})` : ' (forced at the deadline)';
+      console.log(`${r.id}  ${r.kind} reboot of ${r.node}${r.xpu ? `/${r.xpu}` : ''}: ${r.status}${forced}`);
       if (r.deadline) console.log(`deadline ${r.deadline} (notice ${r.noticeSeconds}s; policy ${r.policyNoticeSeconds}s)`);
       for (const e of r.extensions)
         console.log(`extension +${e.granted}s of ${e.requested}s asked at ${e.at}${e.reason ? `: ${e.reason}` : ''}`);

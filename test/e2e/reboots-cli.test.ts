@@ -77,6 +77,14 @@ describe('rebootctl reboots', () => {
     expect(res.stdout).toMatch(/migrate-workloads\s+node-a\s+failed\n\s+draining\n\s+kubectl drain: node busy/);
   });
 
+  it('says who forced a reboot an operator hurried, instead of calling it forced at the deadline', async () => {
+    const forced = await api(stack.url, `/v1/reboots/${id}/force`, { token: OPERATOR_TOKEN, body: { reason: 'hurry' } });
+    expect(forced.status).toBe(200);
+    const res = cli('show', id, '--server', stack.url);
+    expect(res.status, res.stderr).toBe(0);
+    expect(res.stdout.split('\n')[0]).toMatch(/: rebooting \(forced by operator\)$/);
+  });
+
   it('says why when the server refuses, and exits non-zero', () => {
     const res = spawnSync(
       NODE,
