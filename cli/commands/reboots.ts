@@ -75,6 +75,8 @@ export function registerRebootsCommands(program: Command): void {
               r.deadline ?? '-',
             ].join(' '),
           );
+        if (page.items.some((r: { forced?: boolean }) => r.forced))
+          console.log('!: forced (at its deadline or by an operator: rebootctl reboots show says which)');
         if (page.next) console.log(`(more: --limit larger, or the API's cursor ${page.next})`);
       }),
     );

@@ -83,6 +83,10 @@ describe('rebootctl reboots', () => {
     const res = cli('show', id, '--server', stack.url);
     expect(res.status, res.stderr).toBe(0);
     expect(res.stdout.split('\n')[0]).toMatch(/: rebooting \(forced by operator\)$/);
+    // The list marks it with a `!`, and says what the mark means.
+    const list = cli('list', '--server', stack.url, '--node', 'node-a');
+    expect(list.stdout).toMatch(new RegExp(`${id}\\s+xpu\\s+node-a\\s+dpu0\\s+rebooting!`));
+    expect(list.stdout).toMatch(/^!: forced \(at its deadline or by an operator: rebootctl reboots show says which\)$/m);
   });
 
   it('says why when the server refuses, and exits non-zero', () => {
