@@ -827,7 +827,7 @@ class Agent {
       status === 401
         ? 'did not accept the agent token'
         : `refused agent ${this.config.agent} (the token belongs to another node, or this agent id is not allowed)`;
-    const reason = `server ${what}: HTTP ${status} while ${during}${message ? `: ${message}` : ''}. Check REBOOT_AGENT_TOKEN and --agent; exiting`;
+    const reason = `server ${what}: HTTP ${status} while ${during}${message ? `: ${message}` : ''}. Check the token (--token-file, --token or REBOOT_AGENT_TOKEN) and --agent; exiting`;
     this.log.error(reason, { status });
     this.#fatal = { code: EXIT_CODES.auth, reason };
     return this.#fatal;

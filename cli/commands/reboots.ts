@@ -45,7 +45,7 @@ export function registerRebootsCommands(program: Command): void {
     .option('--node <id>', 'only this node')
     .option(
       '--status <status>',
-      'only this status (notified, preparing, extended, rebooting, recovering, completed, denied, failed, cancelled)',
+      'only this status (queued, notified, preparing, extended, rebooting, recovering, completed, denied, failed, cancelled)',
     )
     .option('--limit <n>', 'at most this many', '20')
     .action(
@@ -75,6 +75,8 @@ export function registerRebootsCommands(program: Command): void {
               r.deadline ?? '-',
             ].join(' '),
           );
+        if (page.items.some((r: { forced?: boolean }) => r.forced))
+          console.log('!: forced (at its deadline or by an operator: rebootctl reboots show says which)');
         if (page.next) console.log(`(more: --limit larger, or the API's cursor ${page.next})`);
       }),
     );
@@ -83,20 +85,25 @@ export function registerRebootsCommands(program: Command): void {
     run(async (id: string, opts: Opts) => {
       const r = await get(opts, `/v1/reboots/${encodeURIComponent(id)}`);
       if (opts.json) return void console.log(JSON.stringify(r, null, 2));
-      console.log(
-        `${r.id}  ${r.kind} reboot of ${r.node}${r.xpu ? `/${r.xpu}` : ''}: ${r.status}${r.forced ? ' (forced at the deadline)' : ''}`,
-      );
+      // An operator's force (POST .../force) is recorded by them; the deadline's by the coordinator.
+      const forcer = (r.history as Array<{ phase: string; by?: string }>).filter((h) => h.phase === 'forced').at(-1)?.by;
+      const forced = !r.forced ? '' : forcer && forcer !== 'coordinator' ? ` (forced by ${forcer})` : ' (forced at the deadline)';
+      console.log(`${r.id}  ${r.kind} reboot of ${r.node}${r.xpu ? `/${r.xpu}` : ''}: ${r.status}${forced}`);
       if (r.deadline) console.log(`deadline ${r.deadline} (notice ${r.noticeSeconds}s; policy ${r.policyNoticeSeconds}s)`);
       for (const e of r.extensions)
         console.log(`extension +${e.granted}s of ${e.requested}s asked at ${e.at}${e.reason ? `: ${e.reason}` : ''}`);
       if (r.denyReason) console.log(`denied: ${r.denyReason}`);
-      const cmds = Object.values(r.commands ?? {}) as Array<{ type: string; agent: string; status: string }>;
+      const cmds = Object.values(r.commands ?? {}) as Array<{ type: string; agent: string; status: string; output?: string }>;
       if (cmds.length) {
         console.log('commands:');
-        for (const c of cmds) console.log(`  ${c.type.padEnd(18)} ${c.agent.padEnd(16)} ${c.status}`);
+        for (const c of cmds) {
+          console.log(`  ${c.type.padEnd(18)} ${c.agent.padEnd(16)} ${c.status}`);
+          // The reboot keeps the output of a failed command (its tail): the last lines say why.
+          for (const line of (c.output ?? '').trimEnd().split('\n').filter(Boolean).slice(-3)) console.log(`      ${line}`);
+        }
       }
       console.log('history:');
-      for (const h of r.history) console.log(`  ${h.at}  ${h.phase.padEnd(18)} ${h.detail}`);
+      for (const h of r.history) console.log(`  ${h.at}  ${h.phase.padEnd(18)} ${String(h.by ?? '-').padEnd(20)} ${h.detail}`);
     }),
   );
 }

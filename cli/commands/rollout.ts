@@ -1,8 +1,8 @@
 // `rebootctl rollout start|status|cancel` and `rebootctl status`: rollouts and the fleet table, over the operator API.
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { fetchOrSayWhy } from './reach.ts';
+import { addTokenOptions, readTokenOption, TokenOptionError } from './token-option.ts';
 import { positiveSeconds, serverUrl, USAGE_EXIT, UsageError, wholeNumber } from './usage-exit.ts';
 
 interface Opts {
@@ -12,10 +12,9 @@ interface Opts {
   json?: boolean;
 }
 
+/** The operator token, read like every other command reads it (cli/commands/token-option.ts). */
 function tokenOf(opts: Opts): string {
-  // A file keeps the token out of every process's command line and environment.
-  if (opts.tokenFile) return readFileSync(opts.tokenFile, 'utf8').trim();
-  const token = opts.token ?? process.env.REBOOT_OPERATOR_TOKEN;
+  const token = readTokenOption(opts);
   if (!token) throw new UsageError('a token is needed: --token, --token-file, or REBOOT_OPERATOR_TOKEN');
   return token;
 }
@@ -23,10 +22,11 @@ function tokenOf(opts: Opts): string {
 async function call(opts: Opts, method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<any> {
   const base = serverUrl(opts.server);
   const url = new URL(`${base.pathname.replace(/\/+$/, '')}${path}`, base);
+  const token = tokenOf(opts);
   const res = await fetchOrSayWhy(url, {
     method,
     headers: {
-      authorization: `Bearer ${tokenOf(opts)}`,
+      authorization: `Bearer ${token}`,
       ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
       ...headers,
     },
@@ -52,6 +52,8 @@ async function startRollout(opts: Opts, body: unknown, key: string): Promise<any
     try {
       return await call(opts, 'POST', '/v1/rollouts', body, { 'idempotency-key': key });
     } catch (err) {
+      // A usage error (no token, an unreadable token file, a bad --server) sent nothing: nothing to send again.
+      if (err instanceof UsageError || err instanceof TokenOptionError) throw err;
       const status = (err as { status?: number }).status;
       const unanswered = status === undefined || status >= 500;
       if (!unanswered || attempt >= START_TRIES) throw err;
@@ -67,7 +69,7 @@ function run(what: string, action: (...args: any[]) => Promise<void>) {
       await action(...args);
     } catch (err) {
       console.error(`rebootctl ${what}: ${(err as Error).message}`);
-      process.exitCode = err instanceof UsageError ? USAGE_EXIT : 1;
+      process.exitCode = err instanceof UsageError || err instanceof TokenOptionError ? USAGE_EXIT : 1;
     }
   };
 }
@@ -103,11 +105,10 @@ const ENDED = new Set(['completed', 'cancelled']);
 
 export function registerRolloutCommands(program: Command): void {
   const common = (c: Command) =>
-    c
-      .requiredOption('--server <url>', 'the coordinator API, e.g. http://127.0.0.1:8080')
-      .option('--token <token>', 'operator token (default: env REBOOT_OPERATOR_TOKEN)')
-      .option('--token-file <path>', 'read the operator token from this file')
-      .option('--json', "print the API's JSON");
+    addTokenOptions(c.requiredOption('--server <url>', 'the coordinator API, e.g. http://127.0.0.1:8080')).option(
+      '--json',
+      "print the API's JSON",
+    );
 
   const rollout = program
     .command('rollout')

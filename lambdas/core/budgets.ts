@@ -276,7 +276,8 @@ export function onQueueLeft(r: StoredReboot, how: 'slot' | 'cap', policy: XpuReb
       how === 'cap' ? 'budget-exceeded' : 'admitted',
       how === 'cap'
         ? `waited ${waited}s, the most its deadline may be held: goes on beyond its budget (${why ?? r.queue.reason}); new deadline ${deadline}`
-        : `a budget slot is free after ${waited}s queued: notice goes on, new deadline ${deadline}`,
+        : // A hold that ended admits it as well as a freed slot: the entry names neither alone.
+          `admitted after ${waited}s queued (no hold matches it and its budgets have room): notice goes on, new deadline ${deadline}`,
     ),
     by: COORDINATOR,
   });

@@ -1578,7 +1578,13 @@ export function leaveQueue(
   if (keys.length) s.budgetKeys = keys;
   let postpone: PlannedCommand | undefined;
   if (s.deadline && s.deadline !== before) {
-    postpone = planPostpone(s, s.deadline, how === 'cap' ? 'budget wait reached its cap' : 'a budget slot is free', node, now);
+    postpone = planPostpone(
+      s,
+      s.deadline,
+      how === 'cap' ? 'budget wait reached its cap' : 'admitted: no hold, budgets have room',
+      node,
+      now,
+    );
     s.commands[postpone.id] ??= summarize(postpone, 'budget', now.toISOString());
     s.postponedTo = s.deadline; // what the xPU's watchdog was told (postponeIfMoved reads it)
   }

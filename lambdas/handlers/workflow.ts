@@ -88,6 +88,13 @@ const STEP_STORY: Record<string, string> = {
   resume: 'resuming workloads on the host',
 };
 
+/** The host reboot's waits (workflows/host-reboot.asl.json) share step names with the xPU reboot's, not their story. */
+const HOST_STEP_STORY: Record<string, string> = {
+  ...STEP_STORY,
+  reboot: 'waiting for the host to come back',
+  xpus: 'waiting for the xPUs that lost power with the host to come back',
+};
+
 export function createAwaitHandler(deps: Deps) {
   return async (payload: unknown): Promise<{ registered: boolean }> => {
     const p = parse(AwaitInput, payload);
@@ -131,7 +138,14 @@ export function createAwaitHandler(deps: Deps) {
         const base = go && goesEarly(back) ? (proceed(back, go, now)?.reboot ?? back) : back;
         const waiting = registerWaiter(
           base,
-          { ...reg, waitFor: p.waitFor as WaitFor, deadline: p.deadline, status: p.status, commands, story: STEP_STORY[p.step] ?? p.step },
+          {
+            ...reg,
+            waitFor: p.waitFor as WaitFor,
+            deadline: p.deadline,
+            status: p.status,
+            commands,
+            story: (r.kind === 'host' ? HOST_STEP_STORY : STEP_STORY)[p.step] ?? p.step,
+          },
           now,
         );
         return p.step === 'prepare' ? thenPostponeIfMoved(waiting, node, now) : waiting;

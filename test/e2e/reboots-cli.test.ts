@@ -63,6 +63,32 @@ describe('rebootctl reboots', () => {
     expect(res.stdout).toMatch(/history:\n\s+\S+\s+notified/);
   });
 
+  it('shows who did each step of the history, and what a failed command said (docs/operations.md)', async () => {
+    const cmds = (await api(stack.url, '/v1/agents/node-a/commands?wait=0', { token: 'agent-token-node-a' })).json;
+    const migrate = cmds.find((c: { type: string }) => c.type === 'migrate-workloads');
+    await api(stack.url, `/v1/agents/node-a/commands/${migrate.id}`, {
+      token: 'agent-token-node-a',
+      body: { status: 'failed', output: 'draining\nkubectl drain: node busy' },
+    });
+    const res = cli('show', id, '--server', stack.url);
+    expect(res.status, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/notified\s+agent:node-a\.dpu0\s+xPU dpu0 announced/);
+    expect(res.stdout).toMatch(/extended\s+agent:node-a\s+granted 60s/);
+    expect(res.stdout).toMatch(/migrate-workloads\s+node-a\s+failed\n\s+draining\n\s+kubectl drain: node busy/);
+  });
+
+  it('says who forced a reboot an operator hurried, instead of calling it forced at the deadline', async () => {
+    const forced = await api(stack.url, `/v1/reboots/${id}/force`, { token: OPERATOR_TOKEN, body: { reason: 'hurry' } });
+    expect(forced.status).toBe(200);
+    const res = cli('show', id, '--server', stack.url);
+    expect(res.status, res.stderr).toBe(0);
+    expect(res.stdout.split('\n')[0]).toMatch(/: rebooting \(forced by operator\)$/);
+    // The list marks it with a `!`, and says what the mark means.
+    const list = cli('list', '--server', stack.url, '--node', 'node-a');
+    expect(list.stdout).toMatch(new RegExp(`${id}\\s+xpu\\s+node-a\\s+dpu0\\s+rebooting!`));
+    expect(list.stdout).toMatch(/^!: forced \(at its deadline or by an operator: rebootctl reboots show says which\)$/m);
+  });
+
   it('says why when the server refuses, and exits non-zero', () => {
     const res = spawnSync(
       NODE,

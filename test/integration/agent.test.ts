@@ -294,7 +294,8 @@ describe('rebootctl agent', () => {
     expect(await forbidden.exited).toBe(3);
     const line = forbidden.logs.find((l) => l.level === 'error')!;
     expect(line.msg).toMatch(/HTTP 403 .*this token belongs to node node-a, not to agent node-b/);
-    expect(line.msg).toMatch(/Check REBOOT_AGENT_TOKEN/);
+    // The token may have come from a file (the recommended way): the hint names every place it comes from.
+    expect(line.msg).toMatch(/Check the token \(--token-file, --token or REBOOT_AGENT_TOKEN\) and --agent/);
 
     const unknown = agent(workspace(), server, [], { REBOOT_AGENT_TOKEN: 'wrong' });
     expect(await unknown.exited).toBe(3);

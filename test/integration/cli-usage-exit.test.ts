@@ -115,6 +115,22 @@ describe('rebootctl usage errors exit 2 on every command', () => {
     expect(wrong).toEqual([]);
   }, 120_000);
 
+  it('rollout and status read their token like every other command: a bad or missing one is a usage error, never sent again', async () => {
+    const start = ['rollout', 'start', '--server', 'http://127.0.0.1:9', '--max-unavailable', '1', '--reason', 'r'];
+    const cases = [
+      start, // no token anywhere: nothing was sent, so there is nothing to send again
+      [...start, '--token-file', '/nonexistent'],
+      ['rollout', 'list', '--server', 'http://127.0.0.1:9', '--token-file', '/nonexistent'],
+      ['status', '--server', 'http://127.0.0.1:9', '--token', 't', '--token-file', '/nonexistent'],
+    ];
+    const results = await runAll(cases);
+    expect(results.map((r) => r.code)).toEqual([2, 2, 2, 2]);
+    expect(results.filter((r) => /sending it again|^rebootctl [a-z ]+: ENOENT/m.test(r.stderr)).map((r) => r.stderr)).toEqual([]);
+    expect(results[0].stderr).toMatch(/a token is needed/);
+    expect(results[1].stderr).toMatch(/cannot read the token file \/nonexistent/);
+    expect(results[3].stderr).toMatch(/either --token or --token-file/);
+  }, 60_000);
+
   it('help is not an error: exit 0, on stdout, and it names the exit codes', async () => {
     const [root, leaf] = await runAll([['--help'], ['rollout', 'start', '--help']]);
     expect(root.code).toBe(0);

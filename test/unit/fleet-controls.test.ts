@@ -62,6 +62,15 @@ describe('the queue', () => {
     expect(evaluateWait(r, node, at(100))).toMatchObject({ signal: 'admitted', deadline: iso(400), secondsToDeadline: 300 });
   });
 
+  it('a reboot a hold queued says, when it goes on, that nothing holds it any more (not that a budget slot freed)', () => {
+    const r = onBudgetRefused(planned(), 'hold: hold h on node n1 (switch firmware)', [], node.policy.xpuReboot, at(1));
+    onQueueLeft(r, 'slot', node.policy.xpuReboot, at(16));
+    expect(r.history.at(-1)).toMatchObject({
+      phase: 'admitted',
+      detail: `admitted after 15s queued (no hold matches it and its budgets have room): notice goes on, new deadline ${iso(316)}`,
+    });
+  });
+
   it('never moves the deadline past the held one, whenever it goes on (property)', () => {
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 4000 }), fc.constantFrom<'slot' | 'cap'>('slot', 'cap'), (s, how) => {

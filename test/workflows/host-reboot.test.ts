@@ -210,6 +210,19 @@ describe('allowed', () => {
     expect(done.history.some((e) => e.phase === 'xpu-ready' && /after the host reset/.test(e.detail))).toBe(true);
   });
 
+  it('says in its history what each wait of a host reboot waits for: the host, then the xPUs that lost power', async () => {
+    const r = await requestHostReboot('solo');
+    await freeAll('solo', r.id);
+    await h.event('solo', 'host.ready', { data: { tenant: 'other' } });
+    await h.drain();
+    await h.waitForState(r.id, 'WaitForXpusBack');
+    const waits = (await h.reboot(r.id)).history.filter((e) => e.phase === 'rebooting' || e.phase === 'recovering');
+    expect(waits.map((e) => [e.phase, e.detail])).toEqual([
+      ['rebooting', 'waiting for the host to come back'],
+      ['recovering', 'waiting for the xPUs that lost power with the host to come back'],
+    ]);
+  });
+
   it('does not wait for a persistent-power xPU: it stayed up', async () => {
     const r = await requestHostReboot('wary');
     await freeAll('wary', r.id);
