@@ -921,9 +921,20 @@ export function registerWaiter(r: StoredReboot, reg: Registration, now: Date): S
   // `afterReady: reboot-host` asks for above all) must not be denied on its account.
   if (s.kind === 'xpu' && reg.step === 'recover' && !r.lateRecovery) effects.push({ kind: 'release' });
   // The host is up for another tenant: the xPUs are re-provisioned for it, which makes it theirs.
-  if (s.kind === 'host' && reg.step === 'reprovision' && s.nextTenant && s.nextTenant !== s.tenant)
-    effects.push({ kind: 'provision', tenant: s.nextTenant });
+  const tenant = reg.step === 'reprovision' ? tenantProvisionedBy(s) : undefined;
+  if (tenant) effects.push({ kind: 'provision', tenant });
   return { reboot: s, effects };
+}
+
+/**
+ * The tenant a host reboot makes the node's (contract 7.1): the one its host.ready named, once its
+ * xPUs are being re-provisioned for it. The end writes it again before the reboot shows ended: the
+ * registration's write may still be on its way when the xPUs' answers complete the reboot.
+ */
+export function tenantProvisionedBy(r: StoredReboot): string | undefined {
+  if (r.kind !== 'host' || !r.nextTenant || r.nextTenant === r.tenant) return undefined;
+  const reprovisioning = r.waiter?.step === 'reprovision' || Object.values(r.commands).some((c) => c.step === 'reprovision');
+  return reprovisioning ? r.nextTenant : undefined;
 }
 
 /** The host is prepared: the xPU is told to reboot now, ahead of its deadline. */

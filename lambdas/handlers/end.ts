@@ -1,6 +1,6 @@
 // Ending a reboot, completed or failed: from the workflow's end steps, and from the change that
 // finished its last commands (ResumeWorkloads ends the execution: no CompleteReboot Task after it).
-import { complete, fail } from '../core/model.ts';
+import { complete, fail, tenantProvisionedBy } from '../core/model.ts';
 import { isEnded, isFinal, outstandingCommands, type StoredReboot } from '../core/reboot.ts';
 import type { NodeDef } from '../core/types.ts';
 import type { StoredCommand } from '../ports/index.ts';
@@ -61,6 +61,10 @@ export async function endReboot(
   const reason = end.reason ?? (failed ? 'failed' : 'completed');
   // Results that beat the closing (the wait timed out as they arrived) are told as they are.
   const settled = failed ? await settledMeanwhile(deps, reboot, steps, closed) : [];
+  // Never shown ended while the node still names the old tenant: the next reboot of the node would be
+  // budgeted and held under it (idempotent: the reprovision step's registration wrote it already, or will).
+  const tenant = tenantProvisionedBy(reboot);
+  if (tenant) await deps.store.setProvisionedTenant(reboot.node, tenant);
   const res = await applyStep(
     deps,
     reboot.id,
