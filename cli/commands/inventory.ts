@@ -16,8 +16,9 @@ export function registerInventoryCommands(program: Command): void {
         const xpus = inventory.nodes.reduce((n, node) => n + node.xpus.length, 0);
         console.log(`${opts.nodesFile}: ok, ${inventory.nodes.length} nodes, ${xpus} xPUs`);
       } catch (err) {
+        // A file that fails the check is the command's answer, not a usage error: 1, as every failed check.
         console.error((err as Error).message);
-        process.exitCode = 2;
+        process.exitCode = 1;
       }
     });
 

@@ -48,11 +48,13 @@ export function registerRebootsCommands(program: Command): void {
       'only this status (queued, notified, preparing, extended, rebooting, recovering, completed, denied, failed, cancelled)',
     )
     .option('--limit <n>', 'at most this many', '20')
+    .option('--cursor <cursor>', 'the next page: the cursor the previous page printed')
     .action(
-      run(async (opts: Opts & { node?: string; status?: string; limit: string }) => {
+      run(async (opts: Opts & { node?: string; status?: string; limit: string; cursor?: string }) => {
         const q = new URLSearchParams({ limit: String(wholeNumber(opts.limit, '--limit')) });
         if (opts.node) q.set('node', opts.node);
         if (opts.status) q.set('status', opts.status);
+        if (opts.cursor) q.set('cursor', opts.cursor);
         const page = await get(opts, `/v1/reboots?${q}`);
         if (opts.json) return void console.log(JSON.stringify(page, null, 2));
         if (page.items.length === 0) return void console.log('no reboots');
@@ -77,7 +79,7 @@ export function registerRebootsCommands(program: Command): void {
           );
         if (page.items.some((r: { forced?: boolean }) => r.forced))
           console.log('!: forced (at its deadline or by an operator: rebootctl reboots show says which)');
-        if (page.next) console.log(`(more: --limit larger, or the API's cursor ${page.next})`);
+        if (page.next) console.log(`(more: --cursor ${page.next})`);
       }),
     );
 

@@ -258,7 +258,7 @@ export function createApiApp(deps: ApiDeps) {
     authorizeAgent(agentId, who, index);
     const waitRaw = c.req.query('wait');
     const wait = waitRaw === undefined ? 0 : Number(waitRaw);
-    if (!Number.isFinite(wait) || wait < 0) throw new BadRequest('wait must be a number of seconds from 0 to 30');
+    if (!Number.isFinite(wait) || wait < 0) throw new BadRequest('wait must be a number of seconds from 0 to 30', 'ValidationError');
     const until = Date.now() + Math.min(wait, maxWait) * 1000;
     const abort = new AbortController();
     c.req.raw.signal?.addEventListener?.('abort', () => abort.abort());

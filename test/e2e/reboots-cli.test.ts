@@ -89,6 +89,28 @@ describe('rebootctl reboots', () => {
     expect(list.stdout).toMatch(/^!: forced \(at its deadline or by an operator: rebootctl reboots show says which\)$/m);
   });
 
+  it('pages with --cursor, the cursor a page prints when there is more', async () => {
+    // A host reboot request beside the xPU reboot: a second reboot of node-a (allowed or denied, it is listed).
+    await api(stack.url, '/v1/events', {
+      token: 'agent-token-node-a',
+      body: { id: 'cli-host-1', type: 'host.reboot.requested', node: 'node-a', data: { method: 'shell' } },
+    });
+    await waitFor('two reboots', async () => (await api(stack.url, '/v1/reboots', { token: OPERATOR_TOKEN })).json.items.length >= 2);
+    const idsOf = (out: string) =>
+      out
+        .split('\n')
+        .filter((l) => /^(xr|hr)-/.test(l))
+        .map((l) => l.split(' ')[0]);
+    const first = cli('list', '--server', stack.url, '--limit', '1');
+    expect(first.status, first.stderr).toBe(0);
+    const cursor = first.stdout.match(/\(more: --cursor (\S+)\)/)?.[1];
+    expect(cursor, first.stdout).toBeDefined();
+    const second = cli('list', '--server', stack.url, '--limit', '1', '--cursor', cursor!);
+    expect(second.status, second.stderr).toBe(0);
+    const all = JSON.parse(cli('list', '--server', stack.url, '--json').stdout).items.map((r: { id: string }) => r.id);
+    expect([...idsOf(first.stdout), ...idsOf(second.stdout)]).toEqual(all.slice(0, 2));
+  });
+
   it('says why when the server refuses, and exits non-zero', () => {
     const res = spawnSync(
       NODE,

@@ -131,9 +131,8 @@ async function recover(id: string, node = 'solo', xpu = 'dpu0') {
 describe('extensions', () => {
   it('grants a trusted host its request and moves the deadline', async () => {
     const r = await announce();
-    const asked = performance.now();
+    // (No bound on how fast it answers: a time asserted in a test fails on a loaded machine, and speed is the bench's.)
     const res = await extend(r.id, 120);
-    expect(performance.now() - asked).toBeLessThan(1000);
     expect(res.status).toBe(200);
     expect(res.json).toEqual({ granted: 120, deadline: new Date(T0 + 420 * SECOND).toISOString() });
     const after = await h.reboot(r.id);
