@@ -754,7 +754,8 @@ afterAll(async () => {
 let next = 0;
 describe('§4, §5, §7.1, §7.2 under disorder (seeded model-based runs against one live stack)', () => {
   it('generated outages, rendered per source with skewed clocks, shuffled and duplicated: every invariant holds', {
-    timeout: 240_000,
+    // About 15 s a run (four cases at once); FC_RUNS beyond the default gets its time.
+    timeout: Math.max(240_000, Number(process.env.FC_RUNS ?? 0) * 25_000),
   }, async () => {
     // FC_PICK=run:case[,run:case…] (with FC_SEED): only those generated cases, one after another on one
     // node (FC_INDEX, default 0): a failure that needed a node's earlier outage is replayed with it.
