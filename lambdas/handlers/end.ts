@@ -63,7 +63,8 @@ export async function endReboot(
   const settled = failed ? await settledMeanwhile(deps, reboot, steps, closed) : [];
   // Never shown ended while the node still names the old tenant: the next reboot of the node would be
   // budgeted and held under it (idempotent: the reprovision step's registration wrote it already, or will).
-  const tenant = tenantProvisionedBy(reboot);
+  // Not on a replay of an end already written: a later host reboot may have provisioned another since.
+  const tenant = reboot.endedAt ? undefined : tenantProvisionedBy(reboot);
   if (tenant) await deps.store.setProvisionedTenant(reboot.node, tenant);
   const res = await applyStep(
     deps,
