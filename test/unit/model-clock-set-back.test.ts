@@ -29,10 +29,7 @@ const hostAgent = (backMs = 0) => {
   };
 };
 /** The xPU agent's events (dpu0), its clock right or set back by `backMs`. */
-const xpuAgent = (backMs = 0) => {
-  const send = sourceOfNodeA(R0, -backMs, 'native', 'agent:node-a.dpu0');
-  return (id: string, type: NativeEvent['type'], sentS: number, receivedS = sentS) => send(id, type, sentS, receivedS);
-};
+const xpuAgent = (backMs = 0) => sourceOfNodeA(R0, -backMs, 'native', 'agent:node-a.dpu0');
 
 /** Requested by the host agent at 0, its host.ready at 60; ended at 62. */
 function endedHostReboot(): StoredReboot {
